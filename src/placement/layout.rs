@@ -1,0 +1,263 @@
+//! Drive arguments → endpoints → erasure sets, sized like MinIO.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use thiserror::Error;
+
+use super::ellipses::{self, EllipsisError};
+
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum LayoutError {
+    #[error(transparent)]
+    Ellipsis(#[from] EllipsisError),
+    #[error("no drives given")]
+    NoDrives,
+    #[error("drive {0:?} is listed twice")]
+    Duplicate(String),
+    #[error("invalid drive endpoint {0:?}: expected a path or http(s)://host:port/path")]
+    BadEndpoint(String),
+    #[error("cannot mix local paths and URLs in one drive list")]
+    Mixed,
+    #[error("{drives} drives cannot be split into erasure sets of 2..=16 drives")]
+    NoSetSize { drives: usize },
+    #[error("erasure set size {size} does not fit {drives} drives (must divide it and be 1..=16)")]
+    BadSetSize { size: usize, drives: usize },
+    #[error("parity {parity} is invalid for sets of {size} drives (at most {max})")]
+    BadParity {
+        parity: usize,
+        size: usize,
+        max: usize,
+    },
+}
+
+/// One drive argument after expansion.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Endpoint {
+    Local(PathBuf),
+    Url {
+        scheme: String,
+        host: String,
+        port: u16,
+        path: String,
+    },
+}
+
+impl Endpoint {
+    pub fn parse(s: &str) -> Result<Endpoint, LayoutError> {
+        let bad = || LayoutError::BadEndpoint(s.to_string());
+        for scheme in ["http", "https"] {
+            if let Some(rest) = s.strip_prefix(scheme).and_then(|r| r.strip_prefix("://")) {
+                let (hostport, path) = rest.split_at(rest.find('/').ok_or_else(bad)?);
+                let (host, port) = match hostport.rsplit_once(':') {
+                    Some((h, p)) => (h, p.parse().map_err(|_| bad())?),
+                    None => (hostport, if scheme == "https" { 443 } else { 80 }),
+                };
+                if host.is_empty() || path.len() < 2 {
+                    return Err(bad());
+                }
+                return Ok(Endpoint::Url {
+                    scheme: scheme.to_string(),
+                    host: host.to_string(),
+                    port,
+                    path: path.to_string(),
+                });
+            }
+        }
+        if s.is_empty() || s.contains("://") {
+            return Err(bad());
+        }
+        Ok(Endpoint::Local(PathBuf::from(s)))
+    }
+
+    /// The host a drive sits on (`""` for local paths): sets are spread over hosts.
+    pub fn host(&self) -> String {
+        match self {
+            Endpoint::Local(_) => String::new(),
+            Endpoint::Url { host, port, .. } => format!("{host}:{port}"),
+        }
+    }
+}
+
+impl std::fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Endpoint::Local(p) => write!(f, "{}", p.display()),
+            Endpoint::Url {
+                scheme,
+                host,
+                port,
+                path,
+            } => write!(f, "{scheme}://{host}:{port}{path}"),
+        }
+    }
+}
+
+/// Default parity for a set size, as MinIO: 1 → 0, 2–3 → 1, 4–5 → 2, 6–7 → 3, 8–16 → 4.
+pub fn default_parity(set_size: usize) -> usize {
+    match set_size {
+        0 | 1 => 0,
+        2..=3 => 1,
+        4..=5 => 2,
+        6..=7 => 3,
+        _ => 4,
+    }
+}
+
+/// The drives in argument order cut into sets of `set_size` consecutive drives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Layout {
+    pub endpoints: Vec<Endpoint>,
+    pub set_size: usize,
+    pub parity: usize,
+}
+
+impl Layout {
+    /// Expand the drive arguments and size the sets. `set_size` and `parity` override
+    /// the defaults (`CAIRN_ERASURE_SET_DRIVE_COUNT`, `CAIRN_STORAGE_CLASS_STANDARD=EC:N`).
+    pub fn from_args(
+        args: &[String],
+        set_size: Option<usize>,
+        parity: Option<usize>,
+    ) -> Result<Layout, LayoutError> {
+        let mut endpoints = Vec::new();
+        for arg in args {
+            let (expanded, _) = ellipses::expand(arg)?;
+            for e in expanded {
+                endpoints.push(Endpoint::parse(&e)?);
+            }
+        }
+        if endpoints.is_empty() {
+            return Err(LayoutError::NoDrives);
+        }
+        let local = endpoints
+            .iter()
+            .filter(|e| matches!(e, Endpoint::Local(_)))
+            .count();
+        if local != 0 && local != endpoints.len() {
+            return Err(LayoutError::Mixed);
+        }
+        let mut seen = std::collections::HashSet::new();
+        for e in &endpoints {
+            if !seen.insert(e.to_string()) {
+                return Err(LayoutError::Duplicate(e.to_string()));
+            }
+        }
+        let n = endpoints.len();
+        let set_size = match set_size {
+            Some(s) if s >= 1 && s <= 16 && n % s == 0 => s,
+            Some(s) => return Err(LayoutError::BadSetSize { size: s, drives: n }),
+            None => choose_set_size(&endpoints)?,
+        };
+        let max = set_size / 2;
+        let parity = match parity {
+            Some(p) if p <= max => p,
+            Some(p) => {
+                return Err(LayoutError::BadParity {
+                    parity: p,
+                    size: set_size,
+                    max,
+                })
+            }
+            None => default_parity(set_size),
+        };
+        Ok(Layout {
+            endpoints,
+            set_size,
+            parity,
+        })
+    }
+
+    pub fn set_count(&self) -> usize {
+        self.endpoints.len() / self.set_size
+    }
+
+    pub fn data(&self) -> usize {
+        self.set_size - self.parity
+    }
+
+    /// Endpoints of set `i`.
+    pub fn set(&self, i: usize) -> &[Endpoint] {
+        &self.endpoints[i * self.set_size..(i + 1) * self.set_size]
+    }
+}
+
+/// The largest size in 2..=16 that divides the drive count and gives every set the same
+/// number of drives on each of its hosts; a single drive is a set of one.
+fn choose_set_size(endpoints: &[Endpoint]) -> Result<usize, LayoutError> {
+    let n = endpoints.len();
+    if n == 1 {
+        return Ok(1);
+    }
+    let divisors: Vec<usize> = (2..=16).rev().filter(|s| n % s == 0).collect();
+    let balanced = |s: usize| {
+        endpoints.chunks(s).all(|set| {
+            let mut per_host: BTreeMap<String, usize> = BTreeMap::new();
+            for e in set {
+                *per_host.entry(e.host()).or_default() += 1;
+            }
+            let hosts_total: std::collections::HashSet<String> =
+                endpoints.iter().map(Endpoint::host).collect();
+            let counts: Vec<usize> = per_host.values().copied().collect();
+            let even = counts.iter().all(|&c| c == counts[0]);
+            // A set must reach every host it can: all hosts when it is at least as large.
+            even && (per_host.len() == hosts_total.len().min(s))
+        })
+    };
+    divisors
+        .iter()
+        .copied()
+        .find(|&s| balanced(s))
+        .or_else(|| divisors.first().copied())
+        .ok_or(LayoutError::NoSetSize { drives: n })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn layout(args: &[&str]) -> Layout {
+        let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        Layout::from_args(&args, None, None).expect("valid layout")
+    }
+
+    #[test]
+    fn set_sizes_like_minio() {
+        let l = layout(&["/data{1...64}"]);
+        assert_eq!((l.set_count(), l.set_size, l.parity), (4, 16, 4));
+        let l = layout(&["/data{1...24}"]);
+        assert_eq!((l.set_count(), l.set_size), (2, 12));
+        let l = layout(&["/data{1...27}"]);
+        assert_eq!((l.set_count(), l.set_size, l.parity), (3, 9, 4));
+        let l = layout(&["http://host{1...2}:9000/data{1...180}"]);
+        assert_eq!((l.set_count(), l.set_size), (30, 12));
+        let l = layout(&["/d{1...4}"]);
+        assert_eq!((l.set_count(), l.set_size, l.parity, l.data()), (1, 4, 2, 2));
+        let l = layout(&["/d1"]);
+        assert_eq!((l.set_size, l.parity), (1, 0));
+        let l = layout(&["/d{1...6}"]);
+        assert_eq!((l.set_size, l.parity), (6, 3));
+        let l = layout(&["/a", "/b", "/c"]);
+        assert_eq!((l.set_size, l.parity), (3, 1));
+    }
+
+    #[test]
+    fn sets_span_hosts() {
+        let l = layout(&["http://node{1...4}:9000/data{1...2}"]);
+        assert_eq!(l.set_size, 8);
+        let hosts: std::collections::HashSet<String> = l.set(0).iter().map(Endpoint::host).collect();
+        assert_eq!(hosts.len(), 4);
+    }
+
+    #[test]
+    fn overrides_and_errors() {
+        let args = vec!["/d{1...16}".to_string()];
+        let l = Layout::from_args(&args, Some(4), Some(1)).expect("valid");
+        assert_eq!((l.set_count(), l.set_size, l.parity), (4, 4, 1));
+        assert!(Layout::from_args(&args, Some(5), None).is_err());
+        assert!(Layout::from_args(&args, Some(4), Some(3)).is_err());
+        assert!(Layout::from_args(&["/d{1...17}".to_string()], None, None).is_err());
+        assert!(Layout::from_args(&["/a".to_string(), "/a".to_string()], None, None).is_err());
+        assert!(Layout::from_args(&["/a".into(), "http://h:1/b".into()], None, None).is_err());
+    }
+}
