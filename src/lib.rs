@@ -2,4 +2,8 @@
 //!
 //! See `docs/architecture.md` for what each module owns and must not touch.
 
+pub mod drive;
+pub mod lock;
+pub mod meta;
+pub mod object;
 pub mod placement;

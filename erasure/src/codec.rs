@@ -36,7 +36,9 @@ impl ReedSolomonCodec {
 
 fn codec_err(e: reed_solomon_erasure::Error) -> Error {
     match e {
-        reed_solomon_erasure::Error::TooFewShardsPresent => Error::TooFewShards { have: 0, need: 0 },
+        reed_solomon_erasure::Error::TooFewShardsPresent => {
+            Error::TooFewShards { have: 0, need: 0 }
+        }
         other => Error::Codec(format!("{other:?}")),
     }
 }

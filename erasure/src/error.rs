@@ -1,7 +1,9 @@
 /// Everything that can go wrong while coding or verifying shards.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("invalid erasure geometry: {data} data + {parity} parity shards, block {block_size} bytes")]
+    #[error(
+        "invalid erasure geometry: {data} data + {parity} parity shards, block {block_size} bytes"
+    )]
     InvalidGeometry {
         data: usize,
         parity: usize,

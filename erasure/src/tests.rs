@@ -66,7 +66,10 @@ fn decode_object(
                 .expect("write to vec");
         }
     }
-    Ok((out, rebuilt.into_iter().map(BitrotWriter::into_inner).collect()))
+    Ok((
+        out,
+        rebuilt.into_iter().map(BitrotWriter::into_inner).collect(),
+    ))
 }
 
 fn sizes() -> impl Strategy<Value = usize> {
@@ -212,7 +215,9 @@ mod klauspost_matrix {
     }
 
     fn inv(a: u8) -> u8 {
-        (1..=255u8).find(|&b| mul(a, b) == 1).expect("nonzero has an inverse")
+        (1..=255u8)
+            .find(|&b| mul(a, b) == 1)
+            .expect("nonzero has an inverse")
     }
 
     fn invert(mut m: Vec<Vec<u8>>) -> Vec<Vec<u8>> {

@@ -119,7 +119,10 @@ mod tests {
             ]
         );
         assert_eq!(first, 2);
-        assert_eq!(expand("/x{01...03}").expect("valid").0, ["/x01", "/x02", "/x03"]);
+        assert_eq!(
+            expand("/x{01...03}").expect("valid").0,
+            ["/x01", "/x02", "/x03"]
+        );
         assert_eq!(expand("/plain").expect("valid").0, ["/plain"]);
     }
 

@@ -135,7 +135,10 @@ pub fn resolve(
         }
     }
     if formats.is_empty() {
-        let online = found.iter().filter(|f| !matches!(f, Found::Offline)).count();
+        let online = found
+            .iter()
+            .filter(|f| !matches!(f, Found::Offline))
+            .count();
         if online < found.len() {
             return Err(FormatError::NotAllOnline {
                 online,
@@ -144,7 +147,9 @@ pub fn resolve(
         }
         return Ok(Resolution {
             format: Format::fresh(sets, size),
-            slots: (0..found.len()).map(|arg| SlotState::Replaced { arg }).collect(),
+            slots: (0..found.len())
+                .map(|arg| SlotState::Replaced { arg })
+                .collect(),
             fresh: true,
         });
     }
@@ -156,13 +161,16 @@ pub fn resolve(
             None => counts.push((f.deployment_id, 1)),
         }
     }
-    counts.sort_by(|a, b| b.1.cmp(&a.1));
+    counts.sort_by_key(|c| std::cmp::Reverse(c.1));
     let expected = counts[0].0;
     let reference = formats
         .iter()
         .find(|(_, f)| f.deployment_id == expected)
         .map(|(_, f)| f.clone())
-        .ok_or(FormatError::NotAllOnline { online: 0, total: found.len() })?;
+        .ok_or(FormatError::NotAllOnline {
+            online: 0,
+            total: found.len(),
+        })?;
     if let Some((arg, f)) = formats.iter().find(|(_, f)| f.deployment_id != expected) {
         return Err(FormatError::Foreign {
             drive: names[*arg].clone(),
@@ -182,13 +190,12 @@ pub fn resolve(
     let ids: Vec<Uuid> = reference.sets.iter().flatten().copied().collect();
     let mut slots = vec![SlotState::Missing; ids.len()];
     for (arg, f) in &formats {
-        let slot = ids
-            .iter()
-            .position(|id| *id == f.drive_id)
-            .ok_or_else(|| FormatError::UnknownDrive {
+        let slot = ids.iter().position(|id| *id == f.drive_id).ok_or_else(|| {
+            FormatError::UnknownDrive {
                 drive: names[*arg].clone(),
                 id: f.drive_id,
-            })?;
+            }
+        })?;
         if let SlotState::Ready { arg: other } = slots[slot] {
             return Err(FormatError::DuplicateId {
                 a: names[other].clone(),
@@ -259,7 +266,10 @@ mod tests {
             Found::Formatted(b.for_slot(0).encode()),
         ];
         let err = resolve(&found, &names(3), 1, 3).expect_err("foreign");
-        assert!(matches!(err, FormatError::Foreign { ref drive, .. } if drive == "/d2"), "{err}");
+        assert!(
+            matches!(err, FormatError::Foreign { ref drive, .. } if drive == "/d2"),
+            "{err}"
+        );
         let found = vec![Found::Formatted(a.for_slot(0).encode()), Found::Empty];
         assert!(matches!(
             resolve(&found, &names(2), 1, 4),
@@ -270,6 +280,9 @@ mod tests {
             Err(FormatError::NotAllOnline { .. })
         ));
         let found = vec![Found::Formatted(b"{garbage".to_vec())];
-        assert!(matches!(resolve(&found, &names(1), 1, 1), Err(FormatError::Corrupt { .. })));
+        assert!(matches!(
+            resolve(&found, &names(1), 1, 1),
+            Err(FormatError::Corrupt { .. })
+        ));
     }
 }

@@ -145,7 +145,7 @@ impl Layout {
         }
         let n = endpoints.len();
         let set_size = match set_size {
-            Some(s) if s >= 1 && s <= 16 && n % s == 0 => s,
+            Some(s) if (1..=16).contains(&s) && n.is_multiple_of(s) => s,
             Some(s) => return Err(LayoutError::BadSetSize { size: s, drives: n }),
             None => choose_set_size(&endpoints)?,
         };
@@ -189,7 +189,7 @@ fn choose_set_size(endpoints: &[Endpoint]) -> Result<usize, LayoutError> {
     if n == 1 {
         return Ok(1);
     }
-    let divisors: Vec<usize> = (2..=16).rev().filter(|s| n % s == 0).collect();
+    let divisors: Vec<usize> = (2..=16).rev().filter(|s| n.is_multiple_of(*s)).collect();
     let balanced = |s: usize| {
         endpoints.chunks(s).all(|set| {
             let mut per_host: BTreeMap<String, usize> = BTreeMap::new();
@@ -232,7 +232,10 @@ mod tests {
         let l = layout(&["http://host{1...2}:9000/data{1...180}"]);
         assert_eq!((l.set_count(), l.set_size), (30, 12));
         let l = layout(&["/d{1...4}"]);
-        assert_eq!((l.set_count(), l.set_size, l.parity, l.data()), (1, 4, 2, 2));
+        assert_eq!(
+            (l.set_count(), l.set_size, l.parity, l.data()),
+            (1, 4, 2, 2)
+        );
         let l = layout(&["/d1"]);
         assert_eq!((l.set_size, l.parity), (1, 0));
         let l = layout(&["/d{1...6}"]);
@@ -245,7 +248,8 @@ mod tests {
     fn sets_span_hosts() {
         let l = layout(&["http://node{1...4}:9000/data{1...2}"]);
         assert_eq!(l.set_size, 8);
-        let hosts: std::collections::HashSet<String> = l.set(0).iter().map(Endpoint::host).collect();
+        let hosts: std::collections::HashSet<String> =
+            l.set(0).iter().map(Endpoint::host).collect();
         assert_eq!(hosts.len(), 4);
     }
 

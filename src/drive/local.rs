@@ -1,0 +1,566 @@
+//! A drive over a local directory.
+//!
+//! Layout (see docs/format.md):
+//! ```text
+//! <root>/.cairn.sys/format.json      deployment, drive id, layout
+//! <root>/.cairn.sys/tmp/             staging, swept at start
+//! <root>/.cairn.sys/multipart/<id>/  multipart uploads in progress
+//! <root>/<bucket>/@bucket            bucket metadata
+//! <root>/<bucket>/<escaped key components...>/@meta          object metadata
+//! <root>/<bucket>/<escaped key components...>/@<uuid>/part.N shard files
+//! ```
+//! Every write is atomic: staged under `.cairn.sys/tmp`, fsynced, renamed into place, and
+//! the directory fsynced.
+
+use std::fs::{self, File};
+use std::io::Write;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use uuid::Uuid;
+
+use super::path::{self, BUCKET_META_FILE, DATA_DIR_PREFIX, META_FILE};
+use super::{
+    BucketEntry, DiskInfo, Drive, DriveError, DriveResult, FileRef, FileWriter, StagedData,
+    SYS_DIR, TMP_DIR,
+};
+
+/// Named points of the commit sequence where tests can simulate a crash.
+pub mod crash {
+    pub const AFTER_DIRS: &str = "commit.after_dirs";
+    pub const AFTER_DATA_RENAME: &str = "commit.after_data_rename";
+    pub const AFTER_META_STAGED: &str = "commit.after_meta_staged";
+    pub const AFTER_META_RENAME: &str = "commit.after_meta_rename";
+    pub const ALL: [&str; 4] = [
+        AFTER_DIRS,
+        AFTER_DATA_RENAME,
+        AFTER_META_STAGED,
+        AFTER_META_RENAME,
+    ];
+}
+
+#[derive(Debug)]
+pub struct LocalDrive {
+    root: PathBuf,
+    name: String,
+    #[cfg(test)]
+    crash_at: parking_lot::Mutex<Option<&'static str>>,
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> DriveResult<T> + Send + 'static,
+) -> DriveResult<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| DriveError::Io(std::io::Error::other(e.to_string())))?
+}
+
+fn fsync_dir(dir: &Path) -> DriveResult<()> {
+    File::open(dir)?.sync_all()?;
+    Ok(())
+}
+
+/// `create_dir_all` that fsyncs the parent of every directory it creates, never creating
+/// anything above `base` (which must exist).
+fn create_dirs_durable(base: &Path, rel: &Path) -> DriveResult<()> {
+    let mut cur = base.to_path_buf();
+    for c in rel.components() {
+        let parent = cur.clone();
+        cur.push(c);
+        match fs::create_dir(&cur) {
+            Ok(()) => fsync_dir(&parent)?,
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
+
+/// A sys path must be relative, made of plain components: Cairn generates them, but a bug
+/// must not turn into a write outside the drive.
+fn check_sys_path(p: &str) -> DriveResult<()> {
+    let ok = !p.is_empty()
+        && Path::new(p)
+            .components()
+            .all(|c| matches!(c, std::path::Component::Normal(_)));
+    if ok {
+        Ok(())
+    } else {
+        Err(DriveError::InvalidName)
+    }
+}
+
+impl LocalDrive {
+    /// Open a drive directory, creating it if needed, and sweep staging leftovers.
+    pub fn open(root: impl Into<PathBuf>) -> DriveResult<LocalDrive> {
+        let root: PathBuf = root.into();
+        fs::create_dir_all(root.join(SYS_DIR).join(TMP_DIR))?;
+        let drive = LocalDrive {
+            name: root.display().to_string(),
+            root,
+            #[cfg(test)]
+            crash_at: parking_lot::Mutex::new(None),
+        };
+        drive.sweep_tmp()?;
+        Ok(drive)
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn sweep_tmp(&self) -> DriveResult<()> {
+        let tmp = self.root.join(SYS_DIR).join(TMP_DIR);
+        for entry in fs::read_dir(&tmp)? {
+            let p = entry?.path();
+            let _ = if p.is_dir() {
+                fs::remove_dir_all(&p)
+            } else {
+                fs::remove_file(&p)
+            };
+        }
+        Ok(())
+    }
+
+    /// Arm a crash point: the next commit stops there with an error, leaving the drive as a
+    /// crash would.
+    #[cfg(test)]
+    pub fn crash_at(&self, point: Option<&'static str>) {
+        *self.crash_at.lock() = point;
+    }
+
+    fn sys_path(&self, p: &str) -> DriveResult<PathBuf> {
+        check_sys_path(p)?;
+        Ok(self.root.join(SYS_DIR).join(p))
+    }
+
+    fn tmp_path(&self) -> PathBuf {
+        self.root
+            .join(SYS_DIR)
+            .join(TMP_DIR)
+            .join(Uuid::new_v4().to_string())
+    }
+
+    fn bucket_path(&self, bucket: &str) -> DriveResult<PathBuf> {
+        if bucket.is_empty() || bucket.starts_with('.') || bucket.contains('/') {
+            return Err(DriveError::InvalidName);
+        }
+        Ok(self.root.join(bucket))
+    }
+
+    fn object_path(&self, bucket: &str, key: &str) -> DriveResult<(PathBuf, PathBuf)> {
+        let b = self.bucket_path(bucket)?;
+        let rel = path::object_dir(key).ok_or(DriveError::InvalidName)?;
+        Ok((b, rel))
+    }
+
+    fn bucket_must_exist(b: &Path) -> DriveResult<()> {
+        match fs::metadata(b) {
+            Ok(m) if m.is_dir() => Ok(()),
+            Ok(_) => Err(DriveError::BucketNotFound),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(DriveError::BucketNotFound),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn crash_point(&self, _point: &'static str) -> DriveResult<()> {
+        #[cfg(test)]
+        if *self.crash_at.lock() == Some(_point) {
+            return Err(DriveError::Injected(_point));
+        }
+        Ok(())
+    }
+
+    /// Write `data` durably to a fresh temp file and return its path.
+    fn stage_file(&self, data: &[u8]) -> DriveResult<PathBuf> {
+        let tmp = self.tmp_path();
+        let mut f = File::create(&tmp)?;
+        f.write_all(data)?;
+        f.sync_all()?;
+        Ok(tmp)
+    }
+
+    /// Remove empty directories from `dir` up to (not including) `stop`.
+    fn prune_empty(dir: &Path, stop: &Path) {
+        let mut cur = dir.to_path_buf();
+        while cur != stop && cur.starts_with(stop) {
+            if fs::remove_dir(&cur).is_err() {
+                break;
+            }
+            if let Some(parent) = cur.parent() {
+                let _ = fsync_dir(parent);
+                cur = parent.to_path_buf();
+            } else {
+                break;
+            }
+        }
+    }
+
+    fn commit_blocking(
+        &self,
+        bucket: &str,
+        key: &str,
+        meta: Option<Bytes>,
+        staged: Option<StagedData>,
+    ) -> DriveResult<Option<Bytes>> {
+        let (bpath, rel) = self.object_path(bucket, key)?;
+        Self::bucket_must_exist(&bpath)?;
+        let dir = bpath.join(&rel);
+        let meta_path = dir.join(META_FILE);
+        let previous = match fs::read(&meta_path) {
+            Ok(b) => Some(Bytes::from(b)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(e.into()),
+        };
+        let Some(meta) = meta else {
+            if previous.is_some() {
+                fs::remove_file(&meta_path)?;
+                fsync_dir(&dir)?;
+                Self::prune_empty(&dir, &bpath);
+            }
+            return Ok(previous);
+        };
+        let staged_meta = self.stage_file(&meta)?;
+        // A concurrent delete may prune a directory we just created: retry the short window.
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let r = (|| {
+                create_dirs_durable(&bpath, &rel)?;
+                self.crash_point(crash::AFTER_DIRS)?;
+                if let Some(s) = &staged {
+                    let from = self.sys_path(&s.from)?;
+                    let to = dir.join(format!("{DATA_DIR_PREFIX}{}", s.data_dir));
+                    fs::rename(&from, &to)?;
+                    fsync_dir(&dir)?;
+                }
+                self.crash_point(crash::AFTER_DATA_RENAME)?;
+                Ok(())
+            })();
+            match r {
+                Err(DriveError::NotFound) if attempt < 3 => continue,
+                other => break other?,
+            }
+        }
+        self.crash_point(crash::AFTER_META_STAGED)?;
+        fs::rename(&staged_meta, &meta_path)?;
+        self.crash_point(crash::AFTER_META_RENAME)?;
+        fsync_dir(&dir)?;
+        Ok(previous)
+    }
+
+    /// Does this directory tree hold an object (a metadata file)?
+    fn holds_object(dir: &Path) -> DriveResult<bool> {
+        for entry in fs::read_dir(dir)? {
+            let entry = entry?;
+            let name = entry.file_name();
+            if name == META_FILE {
+                return Ok(true);
+            }
+            if entry.file_type()?.is_dir()
+                && !name.to_string_lossy().starts_with(DATA_DIR_PREFIX)
+                && Self::holds_object(&entry.path())?
+            {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+}
+
+struct LocalFileWriter {
+    file: Option<File>,
+}
+
+#[async_trait]
+impl FileWriter for LocalFileWriter {
+    async fn write(&mut self, data: Bytes) -> DriveResult<()> {
+        let mut file = self
+            .file
+            .take()
+            .ok_or(DriveError::Injected("writer closed"))?;
+        let file = blocking(move || {
+            file.write_all(&data)?;
+            Ok(file)
+        })
+        .await?;
+        self.file = Some(file);
+        Ok(())
+    }
+
+    async fn finish(mut self: Box<Self>) -> DriveResult<()> {
+        let file = self
+            .file
+            .take()
+            .ok_or(DriveError::Injected("writer closed"))?;
+        blocking(move || Ok(file.sync_all()?)).await
+    }
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct BucketMeta {
+    created: i64,
+}
+
+#[async_trait]
+impl Drive for LocalDrive {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    async fn disk_info(&self) -> DriveResult<DiskInfo> {
+        let root = self.root.clone();
+        blocking(move || {
+            let s = nix::sys::statvfs::statvfs(&root)
+                .map_err(|e| DriveError::Io(std::io::Error::from(e)))?;
+            let frag = s.fragment_size() as u64;
+            Ok(DiskInfo {
+                total: s.blocks() as u64 * frag,
+                free: s.blocks_available() as u64 * frag,
+            })
+        })
+        .await
+    }
+
+    async fn read_sys(&self, path: &str) -> DriveResult<Bytes> {
+        let p = self.sys_path(path)?;
+        blocking(move || Ok(Bytes::from(fs::read(p)?))).await
+    }
+
+    async fn write_sys(&self, path: &str, data: Bytes) -> DriveResult<()> {
+        let p = self.sys_path(path)?;
+        let this = self.clone_handle();
+        blocking(move || {
+            let parent = p.parent().ok_or(DriveError::InvalidName)?;
+            let sys = this.root.join(SYS_DIR);
+            create_dirs_durable(&sys, parent.strip_prefix(&sys).unwrap_or(Path::new("")))?;
+            let tmp = this.stage_file(&data)?;
+            fs::rename(&tmp, &p)?;
+            fsync_dir(parent)
+        })
+        .await
+    }
+
+    async fn create_sys_file(&self, path: &str) -> DriveResult<Box<dyn FileWriter>> {
+        let p = self.sys_path(path)?;
+        let sys = self.root.join(SYS_DIR);
+        let file = blocking(move || {
+            let parent = p.parent().ok_or(DriveError::InvalidName)?;
+            create_dirs_durable(&sys, parent.strip_prefix(&sys).unwrap_or(Path::new("")))?;
+            Ok(File::create(&p)?)
+        })
+        .await?;
+        Ok(Box::new(LocalFileWriter { file: Some(file) }))
+    }
+
+    async fn rename_sys(&self, from: &str, to: &str) -> DriveResult<()> {
+        let (from, to) = (self.sys_path(from)?, self.sys_path(to)?);
+        let sys = self.root.join(SYS_DIR);
+        blocking(move || {
+            let parent = to.parent().ok_or(DriveError::InvalidName)?;
+            create_dirs_durable(&sys, parent.strip_prefix(&sys).unwrap_or(Path::new("")))?;
+            fs::rename(&from, &to)?;
+            fsync_dir(parent)
+        })
+        .await
+    }
+
+    async fn delete_sys(&self, path: &str) -> DriveResult<()> {
+        let p = self.sys_path(path)?;
+        blocking(move || {
+            let r = match fs::symlink_metadata(&p) {
+                Ok(m) if m.is_dir() => fs::remove_dir_all(&p),
+                Ok(_) => fs::remove_file(&p),
+                Err(e) => Err(e),
+            };
+            match r {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.into()),
+                _ => Ok(()),
+            }
+        })
+        .await
+    }
+
+    async fn list_sys(&self, dir: &str) -> DriveResult<Vec<String>> {
+        let p = self.sys_path(dir)?;
+        blocking(move || {
+            let mut out = Vec::new();
+            for e in fs::read_dir(p)? {
+                out.push(e?.file_name().to_string_lossy().into_owned());
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn make_bucket(&self, bucket: &str, created: i64) -> DriveResult<()> {
+        let b = self.bucket_path(bucket)?;
+        let this = self.clone_handle();
+        blocking(move || {
+            if !this.root.join(SYS_DIR).is_dir() {
+                return Err(DriveError::Offline(format!(
+                    "{} lost its system directory",
+                    this.name
+                )));
+            }
+            match fs::create_dir(&b) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    return Err(DriveError::BucketExists)
+                }
+                Err(e) => return Err(e.into()),
+            }
+            let meta = serde_json::to_vec(&BucketMeta { created }).unwrap_or_default();
+            let tmp = this.stage_file(&meta)?;
+            fs::rename(tmp, b.join(BUCKET_META_FILE))?;
+            fsync_dir(&b)?;
+            fsync_dir(&this.root)
+        })
+        .await
+    }
+
+    async fn list_buckets(&self) -> DriveResult<Vec<BucketEntry>> {
+        let root = self.root.clone();
+        blocking(move || {
+            let mut out = Vec::new();
+            for e in fs::read_dir(&root)? {
+                let e = e?;
+                let name = e.file_name().to_string_lossy().into_owned();
+                if name.starts_with('.') || !e.file_type()?.is_dir() {
+                    continue;
+                }
+                let created = fs::read(e.path().join(BUCKET_META_FILE))
+                    .ok()
+                    .and_then(|b| serde_json::from_slice::<BucketMeta>(&b).ok())
+                    .map_or(0, |m| m.created);
+                out.push(BucketEntry { name, created });
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn delete_bucket(&self, bucket: &str) -> DriveResult<()> {
+        let b = self.bucket_path(bucket)?;
+        let root = self.root.clone();
+        blocking(move || {
+            Self::bucket_must_exist(&b)?;
+            if Self::holds_object(&b)? {
+                return Err(DriveError::BucketNotEmpty);
+            }
+            fs::remove_dir_all(&b)?;
+            fsync_dir(&root)
+        })
+        .await
+    }
+
+    async fn read_meta(&self, bucket: &str, key: &str) -> DriveResult<Bytes> {
+        let (b, rel) = self.object_path(bucket, key)?;
+        blocking(move || match fs::read(b.join(rel).join(META_FILE)) {
+            Ok(v) => Ok(Bytes::from(v)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                Self::bucket_must_exist(&b)?;
+                Err(DriveError::NotFound)
+            }
+            Err(e) => Err(e.into()),
+        })
+        .await
+    }
+
+    async fn write_meta(
+        &self,
+        bucket: &str,
+        key: &str,
+        meta: Option<Bytes>,
+        staged: Option<StagedData>,
+    ) -> DriveResult<Option<Bytes>> {
+        let this = self.clone_handle();
+        let (bucket, key) = (bucket.to_string(), key.to_string());
+        #[cfg(test)]
+        let crash = *self.crash_at.lock();
+        blocking(move || {
+            #[cfg(test)]
+            this.crash_at(crash);
+            this.commit_blocking(&bucket, &key, meta, staged)
+        })
+        .await
+    }
+
+    async fn delete_data_dir(&self, bucket: &str, key: &str, data_dir: Uuid) -> DriveResult<()> {
+        let (b, rel) = self.object_path(bucket, key)?;
+        blocking(move || {
+            let dir = b.join(&rel);
+            match fs::remove_dir_all(dir.join(format!("{DATA_DIR_PREFIX}{data_dir}"))) {
+                Ok(()) => {
+                    fsync_dir(&dir)?;
+                    Self::prune_empty(&dir, &b);
+                    Ok(())
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+                Err(e) => Err(e.into()),
+            }
+        })
+        .await
+    }
+
+    async fn read_file(&self, file: &FileRef, offset: u64, len: usize) -> DriveResult<Bytes> {
+        let p = match file {
+            FileRef::Sys(p) => self.sys_path(p)?,
+            FileRef::Part {
+                bucket,
+                key,
+                data_dir,
+                part,
+            } => {
+                let (b, rel) = self.object_path(bucket, key)?;
+                b.join(rel)
+                    .join(format!("{DATA_DIR_PREFIX}{data_dir}"))
+                    .join(format!("part.{part}"))
+            }
+        };
+        blocking(move || {
+            let f = File::open(p)?;
+            let mut buf = vec![0u8; len];
+            f.read_exact_at(&mut buf, offset)?;
+            Ok(Bytes::from(buf))
+        })
+        .await
+    }
+
+    async fn list_dir(&self, bucket: &str, prefix: &str) -> DriveResult<Vec<String>> {
+        let b = self.bucket_path(bucket)?;
+        let rel = path::prefix_dir(prefix).ok_or(DriveError::InvalidName)?;
+        blocking(move || {
+            let entries = match fs::read_dir(b.join(rel)) {
+                Ok(e) => e,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    Self::bucket_must_exist(&b)?;
+                    return Ok(Vec::new());
+                }
+                Err(e) => return Err(e.into()),
+            };
+            let mut out = Vec::new();
+            for e in entries {
+                if let Some(name) = path::decode_component(&e?.file_name().to_string_lossy()) {
+                    out.push(name);
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+}
+
+impl LocalDrive {
+    /// A second handle on the same directory for use inside blocking tasks.
+    fn clone_handle(&self) -> LocalDrive {
+        LocalDrive {
+            root: self.root.clone(),
+            name: self.name.clone(),
+            #[cfg(test)]
+            crash_at: parking_lot::Mutex::new(None),
+        }
+    }
+}

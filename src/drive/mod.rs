@@ -1,0 +1,146 @@
+//! Drives: the narrow I/O seam under the object layer.
+//!
+//! A [`Drive`] stores opaque files: object metadata, shard files and Cairn's own system
+//! files. It knows nothing of erasure coding, quorum or S3. `LocalDrive` serves a directory;
+//! `FaultyDrive` wraps any drive to inject errors, latency, torn writes and corrupted reads;
+//! a remote drive over RPC will implement the same trait.
+
+pub mod faulty;
+pub mod local;
+pub mod path;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use thiserror::Error;
+use uuid::Uuid;
+
+pub use faulty::{Fault, FaultyDrive};
+pub use local::LocalDrive;
+
+/// Directory (relative to the drive root) holding format.json, staging and internal state.
+pub const SYS_DIR: &str = ".cairn.sys";
+/// Staging area inside [`SYS_DIR`], swept at start.
+pub const TMP_DIR: &str = "tmp";
+/// Name of the format file inside [`SYS_DIR`].
+pub const FORMAT_FILE: &str = "format.json";
+
+#[derive(Debug, Error)]
+pub enum DriveError {
+    #[error("not found")]
+    NotFound,
+    #[error("bucket not found")]
+    BucketNotFound,
+    #[error("bucket already exists")]
+    BucketExists,
+    #[error("bucket not empty")]
+    BucketNotEmpty,
+    #[error("name cannot be stored on this drive")]
+    InvalidName,
+    #[error("drive is offline: {0}")]
+    Offline(String),
+    #[error("drive is full")]
+    Full,
+    #[error("injected fault: {0}")]
+    Injected(&'static str),
+    #[error("I/O error: {0}")]
+    Io(std::io::Error),
+}
+
+impl From<std::io::Error> for DriveError {
+    fn from(e: std::io::Error) -> Self {
+        match e.kind() {
+            std::io::ErrorKind::NotFound => DriveError::NotFound,
+            std::io::ErrorKind::StorageFull => DriveError::Full,
+            std::io::ErrorKind::InvalidFilename => DriveError::InvalidName,
+            _ => DriveError::Io(e),
+        }
+    }
+}
+
+pub type DriveResult<T> = Result<T, DriveError>;
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DiskInfo {
+    pub total: u64,
+    pub free: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BucketEntry {
+    pub name: String,
+    /// Creation time, nanoseconds since the Unix epoch.
+    pub created: i64,
+}
+
+/// A file a drive can read ranges of.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FileRef {
+    /// A file under the system directory, by a path Cairn generated.
+    Sys(String),
+    /// Shard file `part.N` of an object version's data directory.
+    Part {
+        bucket: String,
+        key: String,
+        data_dir: Uuid,
+        part: u32,
+    },
+}
+
+/// Data staged under the system directory to move into an object on commit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StagedData {
+    /// Directory under [`SYS_DIR`] holding the `part.N` files.
+    pub from: String,
+    /// Name of the version's data directory once committed.
+    pub data_dir: Uuid,
+}
+
+/// Streaming writer of one file; `finish` makes it durable (fsync).
+#[async_trait]
+pub trait FileWriter: Send {
+    async fn write(&mut self, data: Bytes) -> DriveResult<()>;
+    async fn finish(self: Box<Self>) -> DriveResult<()>;
+}
+
+#[async_trait]
+pub trait Drive: Send + Sync + std::fmt::Debug {
+    /// Endpoint label for logs and errors.
+    fn name(&self) -> &str;
+    async fn disk_info(&self) -> DriveResult<DiskInfo>;
+
+    /// Read a whole file under the system directory.
+    async fn read_sys(&self, path: &str) -> DriveResult<Bytes>;
+    /// Atomically replace a file under the system directory (temp + fsync + rename).
+    async fn write_sys(&self, path: &str, data: Bytes) -> DriveResult<()>;
+    /// Create a file under the system directory for streaming writes.
+    async fn create_sys_file(&self, path: &str) -> DriveResult<Box<dyn FileWriter>>;
+    /// Rename within the system directory (replacing `to`).
+    async fn rename_sys(&self, from: &str, to: &str) -> DriveResult<()>;
+    /// Remove a file or directory tree under the system directory (absent is fine).
+    async fn delete_sys(&self, path: &str) -> DriveResult<()>;
+    /// Names in a directory under the system directory, unordered.
+    async fn list_sys(&self, dir: &str) -> DriveResult<Vec<String>>;
+
+    async fn make_bucket(&self, bucket: &str, created: i64) -> DriveResult<()>;
+    async fn list_buckets(&self) -> DriveResult<Vec<BucketEntry>>;
+    /// Remove an empty bucket; `BucketNotEmpty` if it holds an object.
+    async fn delete_bucket(&self, bucket: &str) -> DriveResult<()>;
+
+    /// The metadata file of an object.
+    async fn read_meta(&self, bucket: &str, key: &str) -> DriveResult<Bytes>;
+    /// The commit step: move `staged` data into the object, then atomically replace its
+    /// metadata with `meta` (or remove it when `None`). Returns the previous metadata.
+    async fn write_meta(
+        &self,
+        bucket: &str,
+        key: &str,
+        meta: Option<Bytes>,
+        staged: Option<StagedData>,
+    ) -> DriveResult<Option<Bytes>>;
+    /// Remove a version's data directory (and the object's directory once empty).
+    async fn delete_data_dir(&self, bucket: &str, key: &str, data_dir: Uuid) -> DriveResult<()>;
+    /// Read `len` bytes at `offset` of a file; short files are an error.
+    async fn read_file(&self, file: &FileRef, offset: u64, len: usize) -> DriveResult<Bytes>;
+    /// Key components directly under `prefix` (which is empty or ends in `/`), unordered.
+    async fn list_dir(&self, bucket: &str, prefix: &str) -> DriveResult<Vec<String>>;
+}

@@ -1,0 +1,97 @@
+//! Per-resource read/write locks behind the [`Locker`] trait: local now, quorum-based
+//! across nodes later. The object layer locks `bucket/key` around commits and reads.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use parking_lot::Mutex;
+use thiserror::Error;
+use tokio::sync::RwLock;
+
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum LockError {
+    #[error("timed out waiting for the lock on {0}")]
+    Timeout(String),
+}
+
+/// Held until dropped.
+pub struct LockGuard {
+    _held: Box<dyn Send + Sync>,
+}
+
+#[async_trait]
+pub trait Locker: Send + Sync {
+    async fn lock(
+        &self,
+        resource: &str,
+        write: bool,
+        timeout: Duration,
+    ) -> Result<LockGuard, LockError>;
+}
+
+/// Locks within one process.
+#[derive(Default)]
+pub struct LocalLocker {
+    locks: Mutex<HashMap<String, Weak<RwLock<()>>>>,
+}
+
+impl LocalLocker {
+    fn entry(&self, resource: &str) -> Arc<RwLock<()>> {
+        let mut map = self.locks.lock();
+        if let Some(l) = map.get(resource).and_then(Weak::upgrade) {
+            return l;
+        }
+        if map.len() > 1024 {
+            map.retain(|_, w| w.strong_count() > 0);
+        }
+        let l = Arc::new(RwLock::new(()));
+        map.insert(resource.to_string(), Arc::downgrade(&l));
+        l
+    }
+}
+
+#[async_trait]
+impl Locker for LocalLocker {
+    async fn lock(
+        &self,
+        resource: &str,
+        write: bool,
+        timeout: Duration,
+    ) -> Result<LockGuard, LockError> {
+        let l = self.entry(resource);
+        let timed_out = || LockError::Timeout(resource.to_string());
+        if write {
+            let g = tokio::time::timeout(timeout, l.write_owned())
+                .await
+                .map_err(|_| timed_out())?;
+            Ok(LockGuard { _held: Box::new(g) })
+        } else {
+            let g = tokio::time::timeout(timeout, l.read_owned())
+                .await
+                .map_err(|_| timed_out())?;
+            Ok(LockGuard { _held: Box::new(g) })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn writers_exclude_readers() {
+        let l = LocalLocker::default();
+        let t = Duration::from_millis(50);
+        let r1 = l.lock("b/k", false, t).await.expect("read");
+        let _r2 = l.lock("b/k", false, t).await.expect("shared read");
+        assert!(l.lock("b/k", true, t).await.is_err());
+        drop(r1);
+        drop(_r2);
+        let w = l.lock("b/k", true, t).await.expect("write");
+        assert!(l.lock("b/k", false, t).await.is_err());
+        assert!(l.lock("b/other", true, t).await.is_ok());
+        drop(w);
+    }
+}

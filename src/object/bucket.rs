@@ -1,0 +1,215 @@
+//! Buckets (on every drive of every set), object deletion and server-side copy.
+
+use std::collections::BTreeMap;
+
+use futures::TryStreamExt;
+
+use super::quorum::fan_out;
+use super::{
+    check_bucket, check_key, now_nanos, ObjectError, ObjectInfo, ObjectResult, PutOptions, Store,
+    LOCK_TIMEOUT,
+};
+use crate::drive::{BucketEntry, DriveError};
+use crate::meta::ObjectMeta;
+use crate::placement::write_quorum;
+
+impl Store {
+    fn drive_count(&self) -> usize {
+        self.sets.iter().map(|s| s.size()).sum()
+    }
+
+    /// Bucket operations need a majority of all drives.
+    fn bucket_quorum(&self) -> usize {
+        self.drive_count() / 2 + 1
+    }
+
+    pub async fn make_bucket(&self, bucket: &str) -> ObjectResult<()> {
+        check_bucket(bucket)?;
+        let _guard = self
+            .locker
+            .lock(&format!("bucket/{bucket}"), true, LOCK_TIMEOUT)
+            .await?;
+        let created = now_nanos();
+        let drives: Vec<_> = self.all_drives().cloned().collect();
+        let results = fan_out(&drives, |_, d| d.make_bucket(bucket, created)).await;
+        let exists = results
+            .iter()
+            .filter(|r| matches!(r, Err(DriveError::BucketExists)))
+            .count();
+        let ok = results.iter().filter(|r| r.is_ok()).count();
+        let quorum = self.bucket_quorum();
+        if exists >= quorum || ok + exists < quorum {
+            // Undo what this call created so a half-made bucket does not linger.
+            let _ = fan_out(&drives, |i, d| {
+                let mine = results[i].is_ok();
+                async move {
+                    if mine {
+                        d.delete_bucket(bucket).await
+                    } else {
+                        Ok(())
+                    }
+                }
+            })
+            .await;
+            return Err(if exists >= quorum {
+                ObjectError::BucketExists
+            } else {
+                ObjectError::WriteQuorum { ok, need: quorum }
+            });
+        }
+        Ok(())
+    }
+
+    /// Buckets present on a majority of the drives that answered, with their creation time.
+    pub async fn list_buckets(&self) -> ObjectResult<Vec<BucketEntry>> {
+        let drives: Vec<_> = self.all_drives().cloned().collect();
+        let results = fan_out(&drives, |_, d| d.list_buckets()).await;
+        let answered = results.iter().filter(|r| r.is_ok()).count();
+        if answered * 2 < self.drive_count() {
+            return Err(ObjectError::ReadQuorum {
+                ok: answered,
+                need: self.drive_count().div_ceil(2),
+            });
+        }
+        let mut seen: BTreeMap<String, (usize, i64)> = BTreeMap::new();
+        for b in results.into_iter().flatten().flatten() {
+            let e = seen.entry(b.name).or_insert((0, i64::MAX));
+            e.0 += 1;
+            if b.created > 0 {
+                e.1 = e.1.min(b.created);
+            }
+        }
+        Ok(seen
+            .into_iter()
+            .filter(|(_, (n, _))| *n * 2 > answered)
+            .map(|(name, (_, created))| BucketEntry {
+                name,
+                created: if created == i64::MAX { 0 } else { created },
+            })
+            .collect())
+    }
+
+    pub async fn bucket_exists(&self, bucket: &str) -> ObjectResult<bool> {
+        check_bucket(bucket)?;
+        Ok(self.list_buckets().await?.iter().any(|b| b.name == bucket))
+    }
+
+    /// Remove an empty bucket.
+    pub async fn delete_bucket(&self, bucket: &str) -> ObjectResult<()> {
+        check_bucket(bucket)?;
+        let _guard = self
+            .locker
+            .lock(&format!("bucket/{bucket}"), true, LOCK_TIMEOUT)
+            .await?;
+        if !self.bucket_exists(bucket).await? {
+            return Err(ObjectError::NoSuchBucket);
+        }
+        let page = self
+            .list_objects(
+                bucket,
+                &super::ListOptions {
+                    max_keys: 1,
+                    ..Default::default()
+                },
+            )
+            .await?;
+        if !page.objects.is_empty() {
+            return Err(ObjectError::BucketNotEmpty);
+        }
+        self.abort_bucket_uploads(bucket).await?;
+        let drives: Vec<_> = self.all_drives().cloned().collect();
+        let results = fan_out(&drives, |_, d| d.delete_bucket(bucket)).await;
+        if results
+            .iter()
+            .any(|r| matches!(r, Err(DriveError::BucketNotEmpty)))
+        {
+            // Leftovers below read quorum on some drive: the scanner will clean them.
+            tracing::warn!(
+                bucket,
+                "bucket deleted with dangling objects on some drives"
+            );
+        }
+        let ok = results
+            .iter()
+            .filter(|r| {
+                matches!(
+                    r,
+                    Ok(()) | Err(DriveError::BucketNotFound | DriveError::BucketNotEmpty)
+                )
+            })
+            .count();
+        if ok < self.bucket_quorum() {
+            return Err(ObjectError::WriteQuorum {
+                ok,
+                need: self.bucket_quorum(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Remove `bucket/key` (absent keys succeed, as in S3).
+    pub async fn delete_object(&self, bucket: &str, key: &str) -> ObjectResult<()> {
+        check_bucket(bucket)?;
+        check_key(key)?;
+        let set = self.set_for(key);
+        self.check_bucket_on_set(set, bucket, key).await?;
+        let _guard = self
+            .locker
+            .lock(&format!("{bucket}/{key}"), true, LOCK_TIMEOUT)
+            .await?;
+        let results = fan_out(&set.drives, |_, d| async move {
+            let mut meta = match d.read_meta(bucket, key).await {
+                Ok(b) => ObjectMeta::decode(&b).unwrap_or_default(),
+                Err(DriveError::NotFound) => return Ok(()),
+                Err(e) => return Err(e),
+            };
+            let pos = meta.versions.iter().position(|v| v.version_id.is_none());
+            let removed = pos.map(|p| meta.versions.remove(p));
+            let new = (!meta.versions.is_empty()).then(|| bytes::Bytes::from(meta.encode()));
+            d.write_meta(bucket, key, new, None).await?;
+            if let Some(dir) = removed.and_then(|v| v.data_dir) {
+                d.delete_data_dir(bucket, key, dir).await?;
+            }
+            Ok(())
+        })
+        .await;
+        let need = write_quorum(set.size() - set.parity, set.parity);
+        let ok = results.iter().filter(|r| r.is_ok()).count();
+        if ok < need {
+            return Err(ObjectError::WriteQuorum { ok, need });
+        }
+        if ok < set.size() {
+            self.heal_queue.push(bucket, key);
+        }
+        Ok(())
+    }
+
+    /// Server-side copy, streamed. `opts` replaces the metadata; `None` copies it.
+    pub async fn copy_object(
+        &self,
+        src_bucket: &str,
+        src_key: &str,
+        dst_bucket: &str,
+        dst_key: &str,
+        opts: Option<PutOptions>,
+    ) -> ObjectResult<ObjectInfo> {
+        let reader = self.get_object(src_bucket, src_key, None).await?;
+        let src = reader.info().clone();
+        let opts = opts.unwrap_or_else(|| PutOptions {
+            headers: src.headers.clone(),
+            user_meta: src.user_meta.clone(),
+            checksums: src.checksums.clone(),
+            content_md5: None,
+        });
+        let stream = reader
+            .into_stream()
+            .map_err(|e| std::io::Error::other(e.to_string()));
+        let mut body = tokio_util::io::StreamReader::new(Box::pin(stream));
+        let info = self
+            .put_object(dst_bucket, dst_key, &mut body, Some(src.size), opts)
+            .await?;
+        // A multipart source keeps its ETag shape only in S3 when copied as-is; a copy here
+        // is a new single-part object with the MD5 of its bytes.
+        Ok(info)
+    }
+}

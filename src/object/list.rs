@@ -1,0 +1,252 @@
+//! Listing: a lazy, ordered walk of each set's directory tree (the union of its drives'
+//! entries), merged across sets. A page costs the directories it passes through and the
+//! objects it returns, not the size of the bucket.
+
+use std::collections::{BTreeSet, VecDeque};
+use std::future::Future;
+use std::pin::Pin;
+
+use super::put::info_of;
+use super::quorum::{agree, fan_out};
+use super::{check_bucket, ErasureSet, ObjectError, ObjectInfo, ObjectResult, Store};
+use crate::drive::DriveError;
+
+#[derive(Debug, Clone, Default)]
+pub struct ListOptions {
+    pub prefix: String,
+    pub delimiter: Option<String>,
+    /// Return keys (and common prefixes) strictly after this one.
+    pub start_after: String,
+    pub max_keys: usize,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ListPage {
+    pub objects: Vec<ObjectInfo>,
+    pub common_prefixes: Vec<String>,
+    pub truncated: bool,
+    /// The last key or common prefix returned: where the next page starts after.
+    pub next_marker: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+enum Candidate {
+    Object(String),
+    Dir(String),
+}
+
+impl Candidate {
+    fn name(&self) -> &str {
+        match self {
+            Candidate::Object(s) | Candidate::Dir(s) => s,
+        }
+    }
+}
+
+enum Item {
+    Object(ObjectInfo),
+    Prefix(String),
+}
+
+impl Item {
+    fn name(&self) -> &str {
+        match self {
+            Item::Object(o) => &o.key,
+            Item::Prefix(p) => p,
+        }
+    }
+}
+
+/// Ordered walk of one set.
+struct SetWalker<'a> {
+    set: &'a ErasureSet,
+    bucket: &'a str,
+    prefix: String,
+    after: String,
+    /// Fold directories into common prefixes at the first `/` after the prefix.
+    slash_delimited: bool,
+    stack: Vec<VecDeque<Candidate>>,
+    started: bool,
+}
+
+impl<'a> SetWalker<'a> {
+    fn new(set: &'a ErasureSet, bucket: &'a str, prefix: &str, after: &str, slash: bool) -> Self {
+        SetWalker {
+            set,
+            bucket,
+            prefix: prefix.to_string(),
+            after: after.to_string(),
+            slash_delimited: slash,
+            stack: Vec::new(),
+            started: false,
+        }
+    }
+
+    /// Sorted candidates of the directory `dir` (empty or ending in `/`), union of drives.
+    async fn read_dir(&self, dir: &str) -> ObjectResult<VecDeque<Candidate>> {
+        let results = fan_out(&self.set.drives, |_, d| d.list_dir(self.bucket, dir)).await;
+        let mut names = BTreeSet::new();
+        let (mut ok, mut no_bucket) = (0, 0);
+        for r in results {
+            match r {
+                Ok(v) => {
+                    ok += 1;
+                    names.extend(v);
+                }
+                Err(DriveError::BucketNotFound) => no_bucket += 1,
+                Err(_) => {}
+            }
+        }
+        let n = self.set.size();
+        if no_bucket * 2 > n {
+            return Err(ObjectError::NoSuchBucket);
+        }
+        let need = n - self.set.parity;
+        if ok < need.min(n.div_ceil(2)) {
+            return Err(ObjectError::ReadQuorum { ok, need });
+        }
+        let mut out: Vec<Candidate> = Vec::with_capacity(names.len() * 2);
+        for name in names {
+            let key = format!("{dir}{name}");
+            out.push(Candidate::Dir(format!("{key}/")));
+            out.push(Candidate::Object(key));
+        }
+        out.sort_by(|a, b| a.name().cmp(b.name()));
+        Ok(out.into())
+    }
+
+    fn next(&mut self) -> Pin<Box<dyn Future<Output = ObjectResult<Option<Item>>> + Send + '_>> {
+        Box::pin(async move {
+            if !self.started {
+                self.started = true;
+                let dir = match self.prefix.rfind('/') {
+                    Some(i) => self.prefix[..=i].to_string(),
+                    None => String::new(),
+                };
+                let first = self.read_dir(&dir).await?;
+                self.stack.push(first);
+            }
+            loop {
+                let Some(top) = self.stack.last_mut() else {
+                    return Ok(None);
+                };
+                let Some(c) = top.pop_front() else {
+                    self.stack.pop();
+                    continue;
+                };
+                match c {
+                    Candidate::Object(key) => {
+                        if !key.starts_with(&self.prefix) || key <= self.after {
+                            continue;
+                        }
+                        match agree(self.set, self.bucket, &key).await {
+                            Ok(a) => {
+                                return Ok(Some(Item::Object(info_of(
+                                    self.bucket,
+                                    &key,
+                                    &a.latest,
+                                ))))
+                            }
+                            Err(ObjectError::NoSuchKey) => continue,
+                            Err(ObjectError::NoSuchBucket) => {
+                                return Err(ObjectError::NoSuchBucket)
+                            }
+                            Err(e) => {
+                                tracing::warn!(bucket = self.bucket, key, error = %e, "skipping unreadable object in listing");
+                                continue;
+                            }
+                        }
+                    }
+                    Candidate::Dir(dir) => {
+                        let under_prefix = dir.starts_with(&self.prefix);
+                        if !under_prefix && !self.prefix.starts_with(&dir) {
+                            continue;
+                        }
+                        // Everything under `dir` sorts before `after`.
+                        if dir < self.after && !self.after.starts_with(&dir) {
+                            continue;
+                        }
+                        if self.slash_delimited && under_prefix {
+                            if dir <= self.after || self.after.starts_with(&dir) {
+                                continue;
+                            }
+                            let mut sub = SetWalker::new(self.set, self.bucket, &dir, "", false);
+                            if sub.next().await?.is_some() {
+                                return Ok(Some(Item::Prefix(dir)));
+                            }
+                            continue;
+                        }
+                        let entries = self.read_dir(&dir).await?;
+                        self.stack.push(entries);
+                    }
+                }
+            }
+        })
+    }
+}
+
+impl Store {
+    /// One page of `bucket`'s keys in UTF-8 byte order, merged across sets.
+    pub async fn list_objects(&self, bucket: &str, opts: &ListOptions) -> ObjectResult<ListPage> {
+        check_bucket(bucket)?;
+        if !self.bucket_exists(bucket).await? {
+            return Err(ObjectError::NoSuchBucket);
+        }
+        let delimiter = opts.delimiter.as_deref().filter(|d| !d.is_empty());
+        let slash = delimiter == Some("/");
+        let mut walkers: Vec<SetWalker> = self
+            .sets
+            .iter()
+            .map(|s| SetWalker::new(s, bucket, &opts.prefix, &opts.start_after, slash))
+            .collect();
+        let mut heads: Vec<Option<Item>> = Vec::with_capacity(walkers.len());
+        for w in walkers.iter_mut() {
+            heads.push(w.next().await?);
+        }
+        let mut page = ListPage::default();
+        let mut last_prefix: Option<String> = None;
+        let mut count = 0usize;
+        // Take the smallest head across sets, until all are done.
+        while let Some(i) = heads
+            .iter()
+            .enumerate()
+            .filter_map(|(i, h)| h.as_ref().map(|h| (i, h.name())))
+            .min_by(|a, b| a.1.cmp(b.1))
+            .map(|(i, _)| i)
+        {
+            let item = heads[i].take();
+            heads[i] = walkers[i].next().await?;
+            let Some(item) = item else { continue };
+            // Fold into a common prefix for a general delimiter.
+            let item = match (item, delimiter) {
+                (Item::Object(o), Some(d)) if !slash => match o.key[opts.prefix.len()..].find(d) {
+                    Some(pos) => {
+                        Item::Prefix(o.key[..opts.prefix.len() + pos + d.len()].to_string())
+                    }
+                    None => Item::Object(o),
+                },
+                (item, _) => item,
+            };
+            if let Item::Prefix(p) = &item {
+                if last_prefix.as_deref() == Some(p.as_str()) || *p <= opts.start_after {
+                    continue;
+                }
+                last_prefix = Some(p.clone());
+            }
+            if count == opts.max_keys {
+                page.truncated = true;
+                break;
+            }
+            count += 1;
+            page.next_marker = Some(item.name().to_string());
+            match item {
+                Item::Object(o) => page.objects.push(o),
+                Item::Prefix(p) => page.common_prefixes.push(p),
+            }
+        }
+        if !page.truncated {
+            page.next_marker = None;
+        }
+        Ok(page)
+    }
+}

@@ -1,0 +1,327 @@
+//! The object layer: buckets and objects over erasure sets of drives.
+//!
+//! It owns quorum, fan-out to drives, erasure coding of streams, listing merged across
+//! sets, multipart uploads and per-key locking. It knows nothing of HTTP or XML; the S3
+//! API maps [`ObjectError`] to S3 error codes in one place.
+
+mod bootstrap;
+mod bucket;
+mod get;
+mod list;
+mod multipart;
+mod put;
+mod quorum;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use thiserror::Error;
+use uuid::Uuid;
+
+use crate::drive::Drive;
+use crate::lock::{LocalLocker, Locker};
+
+pub use bootstrap::{open_drives, open_local, OpenError, OpenOptions};
+pub use get::{ByteRange, ObjectReader};
+pub use list::{ListOptions, ListPage};
+pub use multipart::{MultipartUpload, PartListing, UploadedPart};
+
+/// Shards at most this large are stored inline in the metadata file.
+pub const INLINE_LIMIT: usize = 128 * 1024;
+/// Largest object: 5 TiB.
+pub const MAX_OBJECT_SIZE: u64 = 5 << 40;
+/// Longest key in bytes.
+pub const MAX_KEY_LEN: usize = 1024;
+/// Multipart rules.
+pub const MIN_PART_SIZE: u64 = 5 << 20;
+pub const MAX_PART_SIZE: u64 = 5 << 30;
+pub const MAX_PART_NUMBER: u32 = 10_000;
+
+/// How long a writer waits for a key held by readers (or another writer) before failing.
+const LOCK_TIMEOUT: Duration = Duration::from_secs(30);
+
+#[derive(Debug, Error)]
+pub enum ObjectError {
+    #[error("bucket does not exist")]
+    NoSuchBucket,
+    #[error("key does not exist")]
+    NoSuchKey,
+    #[error("bucket already exists")]
+    BucketExists,
+    #[error("bucket is not empty")]
+    BucketNotEmpty,
+    #[error("invalid bucket name")]
+    InvalidBucketName,
+    #[error("key is longer than 1024 bytes")]
+    KeyTooLong,
+    #[error("invalid key: {0}")]
+    InvalidKey(&'static str),
+    #[error("upload does not exist")]
+    NoSuchUpload,
+    #[error("invalid part: {0}")]
+    InvalidPart(String),
+    #[error("parts are not in ascending order")]
+    InvalidPartOrder,
+    #[error("part {0} is smaller than the minimum part size")]
+    EntityTooSmall(u32),
+    #[error("object is larger than allowed")]
+    EntityTooLarge,
+    #[error("requested range is not satisfiable")]
+    InvalidRange,
+    #[error("body ended after {got} of {want} bytes")]
+    IncompleteBody { got: u64, want: u64 },
+    #[error("Content-MD5 does not match the body")]
+    BadDigest,
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
+    #[error("not enough drives for a write ({ok} of {need})")]
+    WriteQuorum { ok: usize, need: usize },
+    #[error("not enough drives agree for a read ({ok} of {need})")]
+    ReadQuorum { ok: usize, need: usize },
+    #[error("timed out waiting for a lock")]
+    LockTimeout,
+    /// The request body failed (client disconnect, or a checksum the caller verifies).
+    #[error("request body: {0}")]
+    Body(std::io::Error),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl From<crate::lock::LockError> for ObjectError {
+    fn from(_: crate::lock::LockError) -> Self {
+        ObjectError::LockTimeout
+    }
+}
+
+pub type ObjectResult<T> = Result<T, ObjectError>;
+
+/// What the S3 layer learns about an object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectInfo {
+    pub bucket: String,
+    pub key: String,
+    pub size: u64,
+    pub etag: String,
+    /// Nanoseconds since the Unix epoch.
+    pub mod_time: i64,
+    pub version_id: Option<Uuid>,
+    pub headers: BTreeMap<String, String>,
+    pub user_meta: BTreeMap<String, String>,
+    pub checksums: BTreeMap<String, String>,
+    /// (part number, size) of each part; one entry for a simple PUT.
+    pub parts: Vec<(u32, u64)>,
+}
+
+/// Metadata a writer attaches to an object.
+#[derive(Debug, Clone, Default)]
+pub struct PutOptions {
+    /// Standard headers to keep (content-type, cache-control, ...), lower-case names.
+    pub headers: BTreeMap<String, String>,
+    /// `x-amz-meta-*` without the prefix.
+    pub user_meta: BTreeMap<String, String>,
+    /// Checksums the caller verified (algorithm → base64 value).
+    pub checksums: BTreeMap<String, String>,
+    /// Content-MD5 to verify before commit.
+    pub content_md5: Option<[u8; 16]>,
+}
+
+/// One erasure set: its drives in layout order (`None` for a drive that did not answer at
+/// start) and its default parity.
+pub struct ErasureSet {
+    pub index: usize,
+    pub drives: Vec<Option<Arc<dyn Drive>>>,
+    pub parity: usize,
+}
+
+impl ErasureSet {
+    pub fn size(&self) -> usize {
+        self.drives.len()
+    }
+}
+
+/// Objects that need healing: writes that reached quorum but missed drives, and reads that
+/// met missing or corrupt shards. Bounded and deduplicated; consumed by the heal workers.
+#[derive(Default)]
+pub struct HealQueue {
+    inner: Mutex<HealQueueInner>,
+}
+
+type HealItem = (String, String);
+
+#[derive(Default)]
+struct HealQueueInner {
+    order: VecDeque<HealItem>,
+    members: HashSet<HealItem>,
+}
+
+impl HealQueue {
+    pub const CAPACITY: usize = 100_000;
+
+    pub fn push(&self, bucket: &str, key: &str) {
+        let mut q = self.inner.lock();
+        let item = (bucket.to_string(), key.to_string());
+        if q.order.len() >= Self::CAPACITY || q.members.contains(&item) {
+            return;
+        }
+        q.members.insert(item.clone());
+        q.order.push_back(item);
+    }
+
+    pub fn pop(&self) -> Option<(String, String)> {
+        let mut q = self.inner.lock();
+        let item = q.order.pop_front()?;
+        q.members.remove(&item);
+        Some(item)
+    }
+
+    pub fn len(&self) -> usize {
+        self.inner.lock().order.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn contains(&self, bucket: &str, key: &str) -> bool {
+        self.inner
+            .lock()
+            .members
+            .contains(&(bucket.to_string(), key.to_string()))
+    }
+}
+
+/// The erasure-coded object store over all sets.
+pub struct Store {
+    pub(crate) deployment_id: Uuid,
+    pub(crate) sets: Vec<ErasureSet>,
+    pub(crate) locker: Arc<dyn Locker>,
+    pub(crate) block_size: usize,
+    pub(crate) min_part_size: u64,
+    pub heal_queue: Arc<HealQueue>,
+}
+
+impl Store {
+    /// Assemble a store from already-opened sets.
+    pub fn new(deployment_id: Uuid, sets: Vec<ErasureSet>) -> Store {
+        Store {
+            deployment_id,
+            sets,
+            locker: Arc::new(LocalLocker::default()),
+            block_size: cairn_erasure::DEFAULT_BLOCK_SIZE,
+            min_part_size: MIN_PART_SIZE,
+            heal_queue: Arc::new(HealQueue::default()),
+        }
+    }
+
+    /// Use a different erasure block size for new objects (tests use small blocks).
+    pub fn with_block_size(mut self, block_size: usize) -> Store {
+        self.block_size = block_size;
+        self
+    }
+
+    /// Lower the multipart minimum part size (tests only; S3 requires 5 MiB).
+    pub fn with_min_part_size(mut self, size: u64) -> Store {
+        self.min_part_size = size;
+        self
+    }
+
+    pub fn with_locker(mut self, locker: Arc<dyn Locker>) -> Store {
+        self.locker = locker;
+        self
+    }
+
+    pub fn deployment_id(&self) -> Uuid {
+        self.deployment_id
+    }
+
+    pub fn sets(&self) -> &[ErasureSet] {
+        &self.sets
+    }
+
+    pub(crate) fn set_for(&self, key: &str) -> &ErasureSet {
+        &self.sets[crate::placement::set_for_key(&self.deployment_id, key, self.sets.len())]
+    }
+
+    /// Every drive slot of every set.
+    pub(crate) fn all_drives(&self) -> impl Iterator<Item = &Option<Arc<dyn Drive>>> {
+        self.sets.iter().flat_map(|s| s.drives.iter())
+    }
+
+    /// True when every set has write quorum of online drives (for readiness probes).
+    pub async fn has_write_quorum(&self) -> bool {
+        for set in &self.sets {
+            let data = set.size() - set.parity;
+            let need = crate::placement::write_quorum(data, set.parity);
+            let infos = futures::future::join_all(set.drives.iter().map(|d| async move {
+                match d {
+                    Some(d) => d.disk_info().await.is_ok(),
+                    None => false,
+                }
+            }))
+            .await;
+            if infos.into_iter().filter(|ok| *ok).count() < need {
+                return false;
+            }
+        }
+        true
+    }
+}
+
+/// Nanoseconds since the Unix epoch, now.
+pub(crate) fn now_nanos() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as i64)
+}
+
+/// S3 bucket naming rules: 3–63 characters of lower-case letters, digits, `.` and `-`,
+/// starting and ending with a letter or digit, no `..`, not an IP address.
+pub fn valid_bucket_name(name: &str) -> bool {
+    let b = name.as_bytes();
+    if !(3..=63).contains(&b.len()) {
+        return false;
+    }
+    let edge_ok = |c: u8| c.is_ascii_lowercase() || c.is_ascii_digit();
+    if !edge_ok(b[0]) || !edge_ok(b[b.len() - 1]) {
+        return false;
+    }
+    if !b
+        .iter()
+        .all(|&c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'.' || c == b'-')
+    {
+        return false;
+    }
+    if name.contains("..") || name.contains(".-") || name.contains("-.") {
+        return false;
+    }
+    name.parse::<std::net::Ipv4Addr>().is_err()
+}
+
+/// Keys: 1..=1024 bytes of UTF-8 (guaranteed by `&str`), and storable on a drive.
+pub fn check_key(key: &str) -> ObjectResult<()> {
+    if key.is_empty() {
+        return Err(ObjectError::InvalidKey("empty key"));
+    }
+    if key.len() > MAX_KEY_LEN {
+        return Err(ObjectError::KeyTooLong);
+    }
+    if crate::drive::path::object_dir(key).is_none() {
+        return Err(ObjectError::InvalidKey(
+            "a key segment between slashes is longer than 255 bytes",
+        ));
+    }
+    Ok(())
+}
+
+pub(crate) fn check_bucket(bucket: &str) -> ObjectResult<()> {
+    if valid_bucket_name(bucket) {
+        Ok(())
+    } else {
+        Err(ObjectError::InvalidBucketName)
+    }
+}

@@ -1,0 +1,534 @@
+//! Multipart uploads. An upload lives on the drives of its key's set under
+//! `.cairn.sys/multipart/<upload-id>/`: `upload.json`, and per part a shard file
+//! `part.N.<uuid>` with its record `part.N.json` (written last, atomically, so a part is
+//! visible whole or not at all). Completing moves the chosen parts into the new version's
+//! data directory and commits it like any write.
+
+use std::collections::BTreeMap;
+
+use cairn_erasure::Erasure;
+use md5::{Digest, Md5};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::put::{
+    cleanup, commit, encode_stream, info_of, write_geometry, Body, NewVersion, Shards,
+};
+use super::quorum::fan_out;
+use super::{
+    check_bucket, check_key, now_nanos, ErasureSet, ObjectError, ObjectInfo, ObjectResult,
+    PutOptions, Store, LOCK_TIMEOUT, MAX_PART_NUMBER, MAX_PART_SIZE,
+};
+use crate::drive::DriveError;
+use crate::meta::{ErasureInfo, PartInfo, Version, VersionKind};
+use crate::placement::{distribution, read_quorum, write_quorum};
+
+const MULTIPART_DIR: &str = "multipart";
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct UploadRecord {
+    bucket: String,
+    key: String,
+    initiated: i64,
+    headers: BTreeMap<String, String>,
+    user_meta: BTreeMap<String, String>,
+    data: u16,
+    parity: u16,
+    block_size: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct PartRecord {
+    number: u32,
+    size: u64,
+    etag: String,
+    mod_time: i64,
+    /// Name of the shard file in the upload directory.
+    file: String,
+    checksums: BTreeMap<String, String>,
+}
+
+/// An upload in progress, as ListMultipartUploads reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MultipartUpload {
+    pub key: String,
+    pub upload_id: String,
+    pub initiated: i64,
+}
+
+/// A part as ListParts reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UploadedPart {
+    pub number: u32,
+    pub size: u64,
+    pub etag: String,
+    pub mod_time: i64,
+    pub checksums: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct PartListing {
+    pub parts: Vec<UploadedPart>,
+    pub truncated: bool,
+    pub next_marker: Option<u32>,
+}
+
+fn upload_dir(id: &Uuid) -> String {
+    format!("{MULTIPART_DIR}/{id}")
+}
+
+/// Upload ids are ours (UUIDs); anything else names no upload.
+fn parse_upload_id(id: &str) -> ObjectResult<Uuid> {
+    Uuid::parse_str(id).map_err(|_| ObjectError::NoSuchUpload)
+}
+
+/// The JSON record a read quorum of drives agrees on, if any.
+async fn agreed_record<T: for<'de> Deserialize<'de> + PartialEq + Clone>(
+    set: &ErasureSet,
+    path: &str,
+    quorum: usize,
+) -> Option<T> {
+    let results = fan_out(&set.drives, |_, d| d.read_sys(path)).await;
+    let records: Vec<T> = results
+        .into_iter()
+        .filter_map(|r| r.ok().and_then(|b| serde_json::from_slice(&b).ok()))
+        .collect();
+    records
+        .iter()
+        .find(|r| records.iter().filter(|x| x == r).count() >= quorum)
+        .cloned()
+}
+
+impl Store {
+    async fn load_upload(
+        &self,
+        bucket: &str,
+        key: &str,
+        id: &Uuid,
+    ) -> ObjectResult<(&ErasureSet, UploadRecord)> {
+        let set = self.set_for(key);
+        let quorum = read_quorum(set.size() - set.parity).min(set.size().div_ceil(2));
+        let record: UploadRecord =
+            agreed_record(set, &format!("{}/upload.json", upload_dir(id)), quorum)
+                .await
+                .ok_or(ObjectError::NoSuchUpload)?;
+        if record.bucket != bucket || record.key != key {
+            return Err(ObjectError::NoSuchUpload);
+        }
+        Ok((set, record))
+    }
+
+    /// Start an upload; returns its id.
+    pub async fn create_multipart(
+        &self,
+        bucket: &str,
+        key: &str,
+        opts: PutOptions,
+    ) -> ObjectResult<String> {
+        check_bucket(bucket)?;
+        check_key(key)?;
+        let set = self.set_for(key);
+        let offline = self.check_bucket_on_set(set, bucket, key).await?;
+        let (data, parity) = write_geometry(set, offline);
+        let id = Uuid::new_v4();
+        let record = UploadRecord {
+            bucket: bucket.to_string(),
+            key: key.to_string(),
+            initiated: now_nanos(),
+            headers: opts.headers,
+            user_meta: opts.user_meta,
+            data: data as u16,
+            parity: parity as u16,
+            block_size: self.block_size as u32,
+        };
+        let bytes = bytes::Bytes::from(serde_json::to_vec(&record).unwrap_or_default());
+        let path = format!("{}/upload.json", upload_dir(&id));
+        let results = fan_out(&set.drives, |_, d| d.write_sys(&path, bytes.clone())).await;
+        let need = write_quorum(data, parity);
+        if results.iter().filter(|r| r.is_ok()).count() < need {
+            cleanup(&set.drives, &upload_dir(&id)).await;
+            return Err(ObjectError::WriteQuorum {
+                ok: results.iter().filter(|r| r.is_ok()).count(),
+                need,
+            });
+        }
+        Ok(id.to_string())
+    }
+
+    /// Store one part; returns its ETag (hex MD5).
+    #[allow(clippy::too_many_arguments)]
+    pub async fn put_part(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+        number: u32,
+        body: Body<'_>,
+        size: Option<u64>,
+        opts: PutOptions,
+    ) -> ObjectResult<UploadedPart> {
+        check_bucket(bucket)?;
+        check_key(key)?;
+        if !(1..=MAX_PART_NUMBER).contains(&number) {
+            return Err(ObjectError::InvalidArgument(format!(
+                "part number must be an integer between 1 and {MAX_PART_NUMBER}"
+            )));
+        }
+        if size.is_some_and(|s| s > MAX_PART_SIZE) {
+            return Err(ObjectError::EntityTooLarge);
+        }
+        let id = parse_upload_id(upload_id)?;
+        let (set, rec) = self.load_upload(bucket, key, &id).await?;
+        let erasure = Erasure::new(
+            rec.data as usize,
+            rec.parity as usize,
+            rec.block_size as usize,
+        )
+        .map_err(|e| ObjectError::Internal(e.to_string()))?;
+        let dist = distribution(bucket, key, set.size());
+        let quorum = write_quorum(rec.data as usize, rec.parity as usize);
+        let txn = format!("tmp/{}", Uuid::new_v4());
+        let result = async {
+            let enc = encode_stream(
+                set,
+                &dist,
+                &erasure,
+                body,
+                size,
+                &format!("{txn}/part"),
+                false,
+                quorum,
+            )
+            .await?;
+            if enc.size > MAX_PART_SIZE {
+                return Err(ObjectError::EntityTooLarge);
+            }
+            if opts.content_md5.is_some_and(|m| m != enc.md5) {
+                return Err(ObjectError::BadDigest);
+            }
+            let Shards::Staged(ok) = enc.shards else {
+                return Err(ObjectError::Internal("part was inlined".into()));
+            };
+            let _guard = self
+                .locker
+                .lock(&format!("upload/{id}"), false, LOCK_TIMEOUT)
+                .await?;
+            let file = format!("part.{number}.{}", Uuid::new_v4());
+            let record = PartRecord {
+                number,
+                size: enc.size,
+                etag: hex::encode(enc.md5),
+                mod_time: now_nanos(),
+                file: file.clone(),
+                checksums: opts.checksums.clone(),
+            };
+            let json = bytes::Bytes::from(serde_json::to_vec(&record).unwrap_or_default());
+            let dir = upload_dir(&id);
+            let record_path = format!("{dir}/part.{number}.json");
+            let results = fan_out(&set.drives, |i, d| {
+                let (json, txn, dir, file, record_path) =
+                    (json.clone(), &txn, &dir, &file, &record_path);
+                let written = ok[i];
+                async move {
+                    if !written {
+                        return Err(DriveError::Injected("part not written"));
+                    }
+                    // The upload may have been aborted meanwhile: do not resurrect it.
+                    d.read_sys(&format!("{dir}/upload.json")).await?;
+                    let old: Option<PartRecord> = d
+                        .read_sys(record_path)
+                        .await
+                        .ok()
+                        .and_then(|b| serde_json::from_slice(&b).ok());
+                    d.rename_sys(&format!("{txn}/part"), &format!("{dir}/{file}"))
+                        .await?;
+                    d.write_sys(record_path, json).await?;
+                    if let Some(old) = old {
+                        let _ = d.delete_sys(&format!("{dir}/{}", old.file)).await;
+                    }
+                    Ok(())
+                }
+            })
+            .await;
+            let done = results.iter().filter(|r| r.is_ok()).count();
+            if done < quorum {
+                if results
+                    .iter()
+                    .filter(|r| matches!(r, Err(DriveError::NotFound)))
+                    .count()
+                    * 2
+                    > set.size()
+                {
+                    return Err(ObjectError::NoSuchUpload);
+                }
+                return Err(ObjectError::WriteQuorum {
+                    ok: done,
+                    need: quorum,
+                });
+            }
+            Ok(UploadedPart {
+                number,
+                size: record.size,
+                etag: record.etag,
+                mod_time: record.mod_time,
+                checksums: record.checksums,
+            })
+        }
+        .await;
+        cleanup(&set.drives, &txn).await;
+        result
+    }
+
+    /// Parts of an upload in part-number order, after `marker`.
+    pub async fn list_parts(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+        marker: u32,
+        max_parts: usize,
+    ) -> ObjectResult<PartListing> {
+        check_bucket(bucket)?;
+        check_key(key)?;
+        let id = parse_upload_id(upload_id)?;
+        let (set, rec) = self.load_upload(bucket, key, &id).await?;
+        let records = self.part_records(set, &rec, &id).await?;
+        let mut listing = PartListing::default();
+        for r in records.into_values().filter(|r| r.number > marker) {
+            if listing.parts.len() == max_parts {
+                listing.truncated = true;
+                break;
+            }
+            listing.next_marker = Some(r.number);
+            listing.parts.push(UploadedPart {
+                number: r.number,
+                size: r.size,
+                etag: r.etag,
+                mod_time: r.mod_time,
+                checksums: r.checksums,
+            });
+        }
+        Ok(listing)
+    }
+
+    /// Part records a read quorum of drives agrees on, by part number.
+    async fn part_records(
+        &self,
+        set: &ErasureSet,
+        rec: &UploadRecord,
+        id: &Uuid,
+    ) -> ObjectResult<BTreeMap<u32, PartRecord>> {
+        let dir = upload_dir(id);
+        let names = fan_out(&set.drives, |_, d| d.list_sys(&dir)).await;
+        let mut numbers: Vec<u32> = names
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|n| n.strip_prefix("part.")?.strip_suffix(".json")?.parse().ok())
+            .collect();
+        numbers.sort_unstable();
+        numbers.dedup();
+        let quorum = read_quorum(rec.data as usize);
+        let mut out = BTreeMap::new();
+        for n in numbers {
+            if let Some(r) =
+                agreed_record::<PartRecord>(set, &format!("{dir}/part.{n}.json"), quorum).await
+            {
+                out.insert(n, r);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Assemble the listed parts into the object. ETag: `md5(concat(part md5s))-N`.
+    pub async fn complete_multipart(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+        parts: &[(u32, String)],
+    ) -> ObjectResult<ObjectInfo> {
+        check_bucket(bucket)?;
+        check_key(key)?;
+        let id = parse_upload_id(upload_id)?;
+        let _upload_guard = self
+            .locker
+            .lock(&format!("upload/{id}"), true, LOCK_TIMEOUT)
+            .await?;
+        let (set, rec) = self.load_upload(bucket, key, &id).await?;
+        if parts.is_empty() {
+            return Err(ObjectError::InvalidPart("no parts given".into()));
+        }
+        if parts.windows(2).any(|w| w[0].0 >= w[1].0) {
+            return Err(ObjectError::InvalidPartOrder);
+        }
+        let records = self.part_records(set, &rec, &id).await?;
+        let mut chosen = Vec::with_capacity(parts.len());
+        for (i, (number, etag)) in parts.iter().enumerate() {
+            let r = records.get(number).ok_or_else(|| {
+                ObjectError::InvalidPart(format!("part {number} was not uploaded"))
+            })?;
+            if r.etag != etag.trim_matches('"') {
+                return Err(ObjectError::InvalidPart(format!(
+                    "part {number} has ETag {}",
+                    r.etag
+                )));
+            }
+            if i + 1 < parts.len() && r.size < self.min_part_size {
+                return Err(ObjectError::EntityTooSmall(*number));
+            }
+            chosen.push(r.clone());
+        }
+        let mut md5 = Md5::new();
+        for r in &chosen {
+            md5.update(hex::decode(&r.etag).unwrap_or_default());
+        }
+        let etag = format!("{}-{}", hex::encode(md5.finalize()), chosen.len());
+        let size: u64 = chosen.iter().map(|r| r.size).sum();
+        let data_dir = Uuid::new_v4();
+        let txn = format!("tmp/{}", Uuid::new_v4());
+        let staged = format!("{txn}/{data_dir}");
+        let dir = upload_dir(&id);
+        let moves = fan_out(&set.drives, |_, d| {
+            let (chosen, staged, dir) = (&chosen, &staged, &dir);
+            async move {
+                for r in chosen {
+                    d.rename_sys(
+                        &format!("{dir}/{}", r.file),
+                        &format!("{staged}/part.{}", r.number),
+                    )
+                    .await?;
+                }
+                Ok(())
+            }
+        })
+        .await;
+        let dist = distribution(bucket, key, set.size());
+        let version = Version {
+            kind: VersionKind::Object,
+            version_id: None,
+            mod_time: now_nanos(),
+            size,
+            etag,
+            headers: rec.headers.clone(),
+            user_meta: rec.user_meta.clone(),
+            checksums: BTreeMap::new(),
+            erasure: ErasureInfo {
+                data: rec.data,
+                parity: rec.parity,
+                block_size: rec.block_size,
+                index: 0,
+                distribution: dist,
+            },
+            parts: chosen
+                .iter()
+                .map(|r| PartInfo {
+                    number: r.number,
+                    size: r.size,
+                    etag: r.etag.clone(),
+                    checksums: r.checksums.clone(),
+                })
+                .collect(),
+            data_dir: Some(data_dir),
+            inline: None,
+        };
+        let info = info_of(bucket, key, &version);
+        let new = NewVersion {
+            version,
+            inline: None,
+            ok: moves.iter().map(Result::is_ok).collect(),
+            staged_dir: Some(staged.clone()),
+        };
+        match commit(self, set, bucket, key, new).await {
+            Ok(()) => {
+                cleanup(&set.drives, &dir).await;
+                cleanup(&set.drives, &txn).await;
+                Ok(info)
+            }
+            Err(e) => {
+                // Put the parts back so the upload can be completed again.
+                let _ = fan_out(&set.drives, |_, d| {
+                    let (chosen, staged, dir) = (&chosen, &staged, &dir);
+                    async move {
+                        for r in chosen {
+                            let _ = d
+                                .rename_sys(
+                                    &format!("{staged}/part.{}", r.number),
+                                    &format!("{dir}/{}", r.file),
+                                )
+                                .await;
+                        }
+                        Ok(())
+                    }
+                })
+                .await;
+                cleanup(&set.drives, &txn).await;
+                Err(e)
+            }
+        }
+    }
+
+    pub async fn abort_multipart(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+    ) -> ObjectResult<()> {
+        check_bucket(bucket)?;
+        check_key(key)?;
+        let id = parse_upload_id(upload_id)?;
+        let _guard = self
+            .locker
+            .lock(&format!("upload/{id}"), true, LOCK_TIMEOUT)
+            .await?;
+        let (set, _) = self.load_upload(bucket, key, &id).await?;
+        cleanup(&set.drives, &upload_dir(&id)).await;
+        Ok(())
+    }
+
+    /// Uploads in progress in `bucket` under `prefix`, ordered by key then initiation time.
+    pub async fn list_uploads(
+        &self,
+        bucket: &str,
+        prefix: &str,
+    ) -> ObjectResult<Vec<MultipartUpload>> {
+        check_bucket(bucket)?;
+        let mut out = Vec::new();
+        for set in &self.sets {
+            let names = fan_out(&set.drives, |_, d| d.list_sys(MULTIPART_DIR)).await;
+            let mut ids: Vec<Uuid> = names
+                .into_iter()
+                .flatten()
+                .flatten()
+                .filter_map(|n| Uuid::parse_str(&n).ok())
+                .collect();
+            ids.sort_unstable();
+            ids.dedup();
+            let quorum = read_quorum(set.size() - set.parity).min(set.size().div_ceil(2));
+            for id in ids {
+                let rec: Option<UploadRecord> =
+                    agreed_record(set, &format!("{}/upload.json", upload_dir(&id)), quorum).await;
+                if let Some(rec) = rec.filter(|r| r.bucket == bucket && r.key.starts_with(prefix)) {
+                    out.push(MultipartUpload {
+                        key: rec.key,
+                        upload_id: id.to_string(),
+                        initiated: rec.initiated,
+                    });
+                }
+            }
+        }
+        out.sort_by(|a, b| (&a.key, a.initiated).cmp(&(&b.key, b.initiated)));
+        Ok(out)
+    }
+
+    /// Abort every upload of a bucket (when the bucket is deleted).
+    pub(crate) async fn abort_bucket_uploads(&self, bucket: &str) -> ObjectResult<()> {
+        for u in self.list_uploads(bucket, "").await? {
+            match self.abort_multipart(bucket, &u.key, &u.upload_id).await {
+                Ok(()) | Err(ObjectError::NoSuchUpload) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+}

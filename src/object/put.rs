@@ -1,0 +1,451 @@
+//! Writes: erasure-code a body into staged shard files (or inline shards), then commit the
+//! new version on every drive under the key's write lock, with quorum and rollback.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use cairn_erasure::{bitrot, Erasure};
+use md5::{Digest, Md5};
+use tokio::io::{AsyncRead, AsyncReadExt};
+use uuid::Uuid;
+
+use super::quorum::{fan_out, write_ok};
+use super::{
+    check_bucket, check_key, now_nanos, ErasureSet, ObjectError, ObjectInfo, ObjectResult,
+    PutOptions, Store, INLINE_LIMIT, LOCK_TIMEOUT, MAX_OBJECT_SIZE,
+};
+use crate::drive::{Drive, DriveError, DriveResult, FileWriter, StagedData};
+use crate::meta::{ErasureInfo, ObjectMeta, PartInfo, Version, VersionKind};
+use crate::placement::{distribution, write_quorum};
+
+pub(crate) type Body<'a> = &'a mut (dyn AsyncRead + Unpin + Send);
+
+/// The shards of one encoded stream.
+pub(crate) enum Shards {
+    /// Framed shard bytes per drive position (small objects).
+    Inline(Vec<Vec<u8>>),
+    /// Shard files written and fsynced; `true` for each drive position that has its file.
+    Staged(Vec<bool>),
+}
+
+pub(crate) struct Encoded {
+    pub size: u64,
+    pub md5: [u8; 16],
+    pub shards: Shards,
+}
+
+/// Erasure geometry for a new write on `set`: default parity, raised by one for each drive
+/// that is offline now (up to half the set) so the object keeps its durability.
+pub(crate) fn write_geometry(set: &ErasureSet, offline: usize) -> (usize, usize) {
+    let parity = (set.parity + offline).min(set.size() / 2).max(set.parity);
+    (set.size() - parity, parity)
+}
+
+/// Read until `buf` is full or the body ends; returns the bytes read.
+async fn read_full(body: Body<'_>, buf: &mut [u8]) -> ObjectResult<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match body.read(&mut buf[n..]).await {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) => return Err(ObjectError::Body(e)),
+        }
+    }
+    Ok(n)
+}
+
+/// Erasure-code `body` onto the set. `file` is the sys path of the shard file every drive
+/// writes (unless the result fits inline and `allow_inline`).
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn encode_stream(
+    set: &ErasureSet,
+    dist: &[u16],
+    erasure: &Erasure,
+    body: Body<'_>,
+    expected: Option<u64>,
+    file: &str,
+    allow_inline: bool,
+    quorum: usize,
+) -> ObjectResult<Encoded> {
+    let block_size = erasure.block_size();
+    let mut md5 = Md5::new();
+    let mut buf = vec![0u8; block_size];
+    let mut size: u64 = 0;
+    let mut n = read_full(body, &mut buf).await?;
+    let frame_all = |block: &[u8]| -> ObjectResult<Vec<Bytes>> {
+        let shards = erasure
+            .encode_block(block)
+            .map_err(|e| ObjectError::Internal(e.to_string()))?;
+        Ok(dist
+            .iter()
+            .map(|&s| Bytes::from(bitrot::frame(&shards[s as usize - 1])))
+            .collect())
+    };
+    if n < block_size && allow_inline && erasure.chunk_len(n) <= INLINE_LIMIT {
+        md5.update(&buf[..n]);
+        check_size(n as u64, expected)?;
+        let framed = if n == 0 {
+            vec![Vec::new(); dist.len()]
+        } else {
+            frame_all(&buf[..n])?
+                .into_iter()
+                .map(|b| b.to_vec())
+                .collect()
+        };
+        return Ok(Encoded {
+            size: n as u64,
+            md5: md5.finalize().into(),
+            shards: Shards::Inline(framed),
+        });
+    }
+    // One writer task per drive, fed through a short queue so encoding overlaps the writes.
+    let writers = fan_out(&set.drives, |_, d| d.create_sys_file(file)).await;
+    let mut senders = Vec::with_capacity(writers.len());
+    let mut tasks = Vec::with_capacity(writers.len());
+    for w in writers {
+        match w {
+            Ok(w) => {
+                let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(2);
+                senders.push(Some(tx));
+                tasks.push(Some(tokio::spawn(drive_writer(w, rx))));
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "shard writer could not start");
+                senders.push(None);
+                tasks.push(None);
+            }
+        }
+    }
+    loop {
+        if n > 0 {
+            md5.update(&buf[..n]);
+            size += n as u64;
+            if size > MAX_OBJECT_SIZE || expected.is_some_and(|e| size > e) {
+                return Err(size_error(size, expected));
+            }
+            let framed = frame_all(&buf[..n])?;
+            for (tx, chunk) in senders.iter_mut().zip(framed) {
+                if let Some(s) = tx {
+                    if s.send(chunk).await.is_err() {
+                        *tx = None;
+                    }
+                }
+            }
+            let live = senders.iter().filter(|s| s.is_some()).count();
+            if live < quorum {
+                return Err(ObjectError::WriteQuorum {
+                    ok: live,
+                    need: quorum,
+                });
+            }
+        }
+        if n < block_size {
+            break;
+        }
+        n = read_full(body, &mut buf).await?;
+    }
+    check_size(size, expected)?;
+    drop(senders);
+    let mut ok = Vec::with_capacity(tasks.len());
+    for t in tasks {
+        let r = match t {
+            Some(t) => t
+                .await
+                .unwrap_or(Err(DriveError::Injected("writer task panicked"))),
+            None => Err(DriveError::Injected("no writer")),
+        };
+        if let Err(e) = &r {
+            tracing::warn!(error = %e, "shard write failed");
+        }
+        ok.push(r.is_ok());
+    }
+    let live = ok.iter().filter(|o| **o).count();
+    if live < quorum {
+        return Err(ObjectError::WriteQuorum {
+            ok: live,
+            need: quorum,
+        });
+    }
+    Ok(Encoded {
+        size,
+        md5: md5.finalize().into(),
+        shards: Shards::Staged(ok),
+    })
+}
+
+fn size_error(size: u64, expected: Option<u64>) -> ObjectError {
+    match expected {
+        Some(want) if size > want => {
+            ObjectError::InvalidArgument(format!("body is longer than the declared {want} bytes"))
+        }
+        _ => ObjectError::EntityTooLarge,
+    }
+}
+
+fn check_size(size: u64, expected: Option<u64>) -> ObjectResult<()> {
+    match expected {
+        Some(want) if size < want => Err(ObjectError::IncompleteBody { got: size, want }),
+        Some(want) if size > want => Err(size_error(size, expected)),
+        _ => Ok(()),
+    }
+}
+
+async fn drive_writer(
+    mut w: Box<dyn FileWriter>,
+    mut rx: tokio::sync::mpsc::Receiver<Bytes>,
+) -> DriveResult<()> {
+    while let Some(chunk) = rx.recv().await {
+        w.write(chunk).await?;
+    }
+    w.finish().await
+}
+
+/// A version to commit, before it is specialised per drive.
+pub(crate) struct NewVersion {
+    pub version: Version,
+    /// Framed inline shard per drive position, if inline.
+    pub inline: Option<Vec<Vec<u8>>>,
+    /// Which drive positions have the data (all, for inline data).
+    pub ok: Vec<bool>,
+    /// Sys directory to move into the object as its data directory.
+    pub staged_dir: Option<String>,
+}
+
+/// Commit `new` as the latest version of `bucket/key` on the set's drives: under the write
+/// lock, merge it into each drive's metadata and write it, moving staged data in. Below
+/// write quorum everything is rolled back. Replaced data directories are removed after.
+pub(crate) async fn commit(
+    store: &Store,
+    set: &ErasureSet,
+    bucket: &str,
+    key: &str,
+    new: NewVersion,
+) -> ObjectResult<()> {
+    let data = new.version.erasure.data as usize;
+    let parity = new.version.erasure.parity as usize;
+    let quorum = write_quorum(data, parity);
+    let _guard = store
+        .locker
+        .lock(&format!("{bucket}/{key}"), true, LOCK_TIMEOUT)
+        .await?;
+    let current = fan_out(&set.drives, |_, d| d.read_meta(bucket, key)).await;
+    let plans: Vec<Option<(Bytes, Option<Uuid>)>> = current
+        .into_iter()
+        .enumerate()
+        .map(|(i, cur)| {
+            if !new.ok[i] {
+                return None;
+            }
+            let mut meta = match cur {
+                Ok(b) => ObjectMeta::decode(&b).unwrap_or_default(),
+                Err(DriveError::NotFound) => ObjectMeta::default(),
+                // Bucket missing or drive failing: this drive cannot take the write.
+                Err(_) => return None,
+            };
+            let mut v = new.version.clone();
+            v.erasure.index = v.erasure.distribution[i];
+            v.inline = new.inline.as_ref().map(|s| s[i].clone());
+            let replaced = meta.upsert(v).and_then(|old| old.data_dir);
+            Some((Bytes::from(meta.encode()), replaced))
+        })
+        .collect();
+    let staged = new.staged_dir.as_ref().zip(new.version.data_dir);
+    let results = fan_out(&set.drives, |i, d| {
+        let plan = plans[i].clone();
+        let staged = staged.map(|(from, data_dir)| StagedData {
+            from: from.clone(),
+            data_dir,
+        });
+        async move {
+            match plan {
+                Some((meta, _)) => d.write_meta(bucket, key, Some(meta), staged).await,
+                None => Err(DriveError::Injected("skipped")),
+            }
+        }
+    })
+    .await;
+    if let Err(e) = write_ok(&results, quorum) {
+        rollback(set, bucket, key, &results, new.version.data_dir).await;
+        if results
+            .iter()
+            .filter(|r| matches!(r, Err(DriveError::BucketNotFound)))
+            .count()
+            * 2
+            > set.size()
+        {
+            return Err(ObjectError::NoSuchBucket);
+        }
+        return Err(e);
+    }
+    // Remove the data directories of replaced versions.
+    let _ = fan_out(&set.drives, |i, d| {
+        let old = plans[i].as_ref().and_then(|(_, old)| *old);
+        let done = results[i].is_ok();
+        async move {
+            match old {
+                Some(dir) if done && Some(dir) != new.version.data_dir => {
+                    d.delete_data_dir(bucket, key, dir).await
+                }
+                _ => Ok(()),
+            }
+        }
+    })
+    .await;
+    if results.iter().any(Result::is_err) {
+        store.heal_queue.push(bucket, key);
+    }
+    Ok(())
+}
+
+/// Undo a commit that missed quorum: restore each committed drive's previous metadata and
+/// drop the new data directory.
+async fn rollback(
+    set: &ErasureSet,
+    bucket: &str,
+    key: &str,
+    results: &[DriveResult<Option<Bytes>>],
+    data_dir: Option<Uuid>,
+) {
+    let _ = fan_out(&set.drives, |i, d| {
+        let prev = results[i].as_ref().ok().cloned();
+        async move {
+            let Some(prev) = prev else { return Ok(()) };
+            d.write_meta(bucket, key, prev, None).await?;
+            if let Some(dir) = data_dir {
+                d.delete_data_dir(bucket, key, dir).await?;
+            }
+            Ok(())
+        }
+    })
+    .await;
+}
+
+/// Remove a staging directory from every drive (best effort).
+pub(crate) async fn cleanup(drives: &[Option<Arc<dyn Drive>>], path: &str) {
+    let _ = fan_out(drives, |_, d| d.delete_sys(path)).await;
+}
+
+impl Store {
+    /// Store `body` as `bucket/key`. `size` is the declared length, if known; memory use is
+    /// one erasure block whatever the size.
+    pub async fn put_object(
+        &self,
+        bucket: &str,
+        key: &str,
+        body: Body<'_>,
+        size: Option<u64>,
+        opts: PutOptions,
+    ) -> ObjectResult<ObjectInfo> {
+        check_bucket(bucket)?;
+        check_key(key)?;
+        if size.is_some_and(|s| s > MAX_OBJECT_SIZE) {
+            return Err(ObjectError::EntityTooLarge);
+        }
+        let set = self.set_for(key);
+        let offline = self.check_bucket_on_set(set, bucket, key).await?;
+        let (data, parity) = write_geometry(set, offline);
+        let erasure = Erasure::new(data, parity, self.block_size)
+            .map_err(|e| ObjectError::Internal(e.to_string()))?;
+        let dist = distribution(bucket, key, set.size());
+        let txn = format!("tmp/{}", Uuid::new_v4());
+        let data_dir = Uuid::new_v4();
+        let file = format!("{txn}/{data_dir}/part.1");
+        let quorum = write_quorum(data, parity);
+        let result = async {
+            let enc = encode_stream(set, &dist, &erasure, body, size, &file, true, quorum).await?;
+            if opts.content_md5.is_some_and(|m| m != enc.md5) {
+                return Err(ObjectError::BadDigest);
+            }
+            let etag = hex::encode(enc.md5);
+            let version = Version {
+                kind: VersionKind::Object,
+                version_id: None,
+                mod_time: now_nanos(),
+                size: enc.size,
+                etag: etag.clone(),
+                headers: opts.headers.clone(),
+                user_meta: opts.user_meta.clone(),
+                checksums: opts.checksums.clone(),
+                erasure: ErasureInfo {
+                    data: data as u16,
+                    parity: parity as u16,
+                    block_size: self.block_size as u32,
+                    index: 0,
+                    distribution: dist.clone(),
+                },
+                parts: vec![PartInfo {
+                    number: 1,
+                    size: enc.size,
+                    etag,
+                    checksums: opts.checksums.clone(),
+                }],
+                data_dir: None,
+                inline: None,
+            };
+            let new = match enc.shards {
+                Shards::Inline(framed) => NewVersion {
+                    version,
+                    ok: vec![true; framed.len()],
+                    inline: Some(framed),
+                    staged_dir: None,
+                },
+                Shards::Staged(ok) => NewVersion {
+                    version: Version {
+                        data_dir: Some(data_dir),
+                        ..version
+                    },
+                    inline: None,
+                    ok,
+                    staged_dir: Some(format!("{txn}/{data_dir}")),
+                },
+            };
+            let info = info_of(bucket, key, &new.version);
+            commit(self, set, bucket, key, new).await?;
+            Ok(info)
+        }
+        .await;
+        cleanup(&set.drives, &txn).await;
+        result
+    }
+
+    /// Fail with `NoSuchBucket` unless the bucket exists on a majority of the set's drives;
+    /// returns how many drives did not answer.
+    pub(crate) async fn check_bucket_on_set(
+        &self,
+        set: &ErasureSet,
+        bucket: &str,
+        key: &str,
+    ) -> ObjectResult<usize> {
+        let r = fan_out(&set.drives, |_, d| d.read_meta(bucket, key)).await;
+        let missing = r
+            .iter()
+            .filter(|r| matches!(r, Err(DriveError::BucketNotFound)))
+            .count();
+        if missing * 2 > set.size() || (missing > 0 && missing * 2 == set.size()) {
+            return Err(ObjectError::NoSuchBucket);
+        }
+        Ok(r.iter()
+            .filter(|r| {
+                matches!(
+                    r,
+                    Err(DriveError::Offline(_) | DriveError::Io(_) | DriveError::Injected(_))
+                )
+            })
+            .count())
+    }
+}
+
+pub(crate) fn info_of(bucket: &str, key: &str, v: &Version) -> ObjectInfo {
+    ObjectInfo {
+        bucket: bucket.to_string(),
+        key: key.to_string(),
+        size: v.size,
+        etag: v.etag.clone(),
+        mod_time: v.mod_time,
+        version_id: v.version_id,
+        headers: v.headers.clone(),
+        user_meta: v.user_meta.clone(),
+        checksums: v.checksums.clone(),
+        parts: v.parts.iter().map(|p| (p.number, p.size)).collect(),
+    }
+}

@@ -1,0 +1,143 @@
+//! Fan-out to the drives of a set and agreement on object metadata.
+
+use std::sync::Arc;
+
+use futures::future::join_all;
+
+use super::{ErasureSet, ObjectError, ObjectResult};
+use crate::drive::{Drive, DriveError, DriveResult};
+use crate::meta::{ObjectMeta, Version, VersionKind};
+use crate::placement::read_quorum;
+
+/// Run `f` on every drive slot in parallel; missing slots answer `Offline`.
+pub(crate) async fn fan_out<'a, T, F, Fut>(
+    drives: &'a [Option<Arc<dyn Drive>>],
+    f: F,
+) -> Vec<DriveResult<T>>
+where
+    F: Fn(usize, &'a Arc<dyn Drive>) -> Fut,
+    Fut: std::future::Future<Output = DriveResult<T>>,
+{
+    join_all(drives.iter().enumerate().map(|(i, d)| {
+        let fut = d.as_ref().map(|d| f(i, d));
+        async move {
+            match fut {
+                Some(fut) => fut.await,
+                None => Err(DriveError::Offline("drive missing".into())),
+            }
+        }
+    }))
+    .await
+}
+
+/// The metadata a read quorum of a set's drives agrees on.
+pub(crate) struct Agreed {
+    /// The agreed latest version, as stored on one agreeing drive.
+    pub latest: Version,
+    /// Per drive position: its full metadata when its latest version is the agreed one.
+    pub metas: Vec<Option<ObjectMeta>>,
+    /// True when some drive answered but disagreed, or did not answer: a heal candidate.
+    pub degraded: bool,
+}
+
+impl Agreed {
+    /// This drive position's copy of the agreed version.
+    pub fn version_at(&self, i: usize) -> Option<&Version> {
+        self.metas[i].as_ref().and_then(ObjectMeta::latest)
+    }
+}
+
+/// Read `bucket/key`'s metadata from every drive of `set` and pick the latest version that
+/// a read quorum agrees on. A delete marker as the agreed version is `NoSuchKey`.
+pub(crate) async fn agree(set: &ErasureSet, bucket: &str, key: &str) -> ObjectResult<Agreed> {
+    let results = fan_out(&set.drives, |_, d| d.read_meta(bucket, key)).await;
+    let n = results.len();
+    let mut metas: Vec<Option<ObjectMeta>> = Vec::with_capacity(n);
+    let (mut not_found, mut no_bucket, mut failed) = (0usize, 0usize, 0usize);
+    for r in results {
+        match r.map(|b| ObjectMeta::decode(&b)) {
+            Ok(Ok(m)) if m.latest().is_some() => metas.push(Some(m)),
+            Ok(_) => {
+                // Corrupt or empty metadata: treat like a missing copy that needs healing.
+                failed += 1;
+                metas.push(None);
+            }
+            Err(DriveError::NotFound) => {
+                not_found += 1;
+                metas.push(None);
+            }
+            Err(DriveError::BucketNotFound) => {
+                no_bucket += 1;
+                metas.push(None);
+            }
+            Err(_) => {
+                failed += 1;
+                metas.push(None);
+            }
+        }
+    }
+    // Group drives by the identity of their latest version.
+    let mut groups: Vec<(usize, Vec<usize>)> = Vec::new(); // (representative, members)
+    for (i, m) in metas.iter().enumerate() {
+        let Some(v) = m.as_ref().and_then(ObjectMeta::latest) else {
+            continue;
+        };
+        match groups.iter_mut().find(|(rep, _)| {
+            metas[*rep]
+                .as_ref()
+                .and_then(ObjectMeta::latest)
+                .is_some_and(|r| r.signature() == v.signature())
+        }) {
+            Some((_, members)) => members.push(i),
+            None => groups.push((i, vec![i])),
+        }
+    }
+    let version_of = |rep: usize| metas[rep].as_ref().and_then(ObjectMeta::latest);
+    let best = groups
+        .iter()
+        .filter(|(rep, members)| {
+            version_of(*rep).is_some_and(|v| members.len() >= read_quorum(v.erasure.data as usize))
+        })
+        .max_by_key(|(rep, members)| (version_of(*rep).map_or(0, |v| v.mod_time), members.len()));
+    let Some((rep, members)) = best else {
+        if no_bucket * 2 > n {
+            return Err(ObjectError::NoSuchBucket);
+        }
+        let most = groups.iter().map(|(_, m)| m.len()).max().unwrap_or(0);
+        let need = read_quorum(set.size() - set.parity);
+        return if most + failed >= need && failed > 0 {
+            Err(ObjectError::ReadQuorum { ok: most, need })
+        } else {
+            let _ = not_found;
+            Err(ObjectError::NoSuchKey)
+        };
+    };
+    let latest = version_of(*rep)
+        .cloned()
+        .ok_or_else(|| ObjectError::Internal("agreed version vanished".into()))?;
+    let degraded = members.len() < n;
+    let members = members.clone();
+    let metas = metas
+        .into_iter()
+        .enumerate()
+        .map(|(i, m)| if members.contains(&i) { m } else { None })
+        .collect();
+    if latest.kind == VersionKind::DeleteMarker {
+        return Err(ObjectError::NoSuchKey);
+    }
+    Ok(Agreed {
+        latest,
+        metas,
+        degraded,
+    })
+}
+
+/// Count successes of a fan-out; fail with `WriteQuorum` below `need`.
+pub(crate) fn write_ok<T>(results: &[DriveResult<T>], need: usize) -> ObjectResult<usize> {
+    let ok = results.iter().filter(|r| r.is_ok()).count();
+    if ok < need {
+        Err(ObjectError::WriteQuorum { ok, need })
+    } else {
+        Ok(ok)
+    }
+}
