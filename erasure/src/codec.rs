@@ -5,13 +5,12 @@ use crate::Error;
 /// Implementations must use the klauspost/reedsolomon encoding matrix (a Vandermonde matrix
 /// whose top square is made the identity), so that shards stay byte-compatible with MinIO's.
 pub trait Codec: Send + Sync {
-    /// Fill the parity shards (the last `parity` entries) from the data shards.
-    /// All slices have the same length.
-    fn encode(&self, shards: &mut [&mut [u8]]) -> Result<(), Error>;
+    /// Fill the parity shards from the data shards. All slices have the same length.
+    fn encode_sep(&self, data: &[&[u8]], parity: &mut [&mut [u8]]) -> Result<(), Error>;
 
-    /// Rebuild the `None` entries from the present ones; only the data shards when
-    /// `data_only` is set.
-    fn reconstruct(&self, shards: &mut [Option<Vec<u8>>], data_only: bool) -> Result<(), Error>;
+    /// Rebuild, in place, the shards flagged `false` from those flagged `true`; only the
+    /// data shards when `data_only` is set. All slices have the same length.
+    fn reconstruct(&self, shards: &mut [(&mut [u8], bool)], data_only: bool) -> Result<(), Error>;
 }
 
 /// `reed-solomon-erasure`'s GF(2^8) codec (with its SIMD kernels under the `simd` feature).
@@ -44,20 +43,20 @@ fn codec_err(e: reed_solomon_erasure::Error) -> Error {
 }
 
 impl Codec for ReedSolomonCodec {
-    fn encode(&self, shards: &mut [&mut [u8]]) -> Result<(), Error> {
+    fn encode_sep(&self, data: &[&[u8]], parity: &mut [&mut [u8]]) -> Result<(), Error> {
         match &self.inner {
-            Some(rs) => rs.encode(shards).map_err(codec_err),
+            Some(rs) => rs.encode_sep(data, parity).map_err(codec_err),
             None => Ok(()),
         }
     }
 
-    fn reconstruct(&self, shards: &mut [Option<Vec<u8>>], data_only: bool) -> Result<(), Error> {
+    fn reconstruct(&self, shards: &mut [(&mut [u8], bool)], data_only: bool) -> Result<(), Error> {
         match &self.inner {
             Some(rs) if data_only => rs.reconstruct_data(shards).map_err(codec_err),
             Some(rs) => rs.reconstruct(shards).map_err(codec_err),
-            None if shards.iter().all(Option::is_some) => Ok(()),
+            None if shards.iter().all(|s| s.1) => Ok(()),
             None => Err(Error::TooFewShards {
-                have: shards.iter().filter(|s| s.is_some()).count(),
+                have: shards.iter().filter(|s| s.1).count(),
                 need: shards.len(),
             }),
         }

@@ -113,9 +113,26 @@ impl Erasure {
         index * (self.shard_size() + bitrot::HASH_LEN) as u64
     }
 
-    /// Cut one block into `data + parity` shards of `chunk_len(block.len())` bytes each.
-    /// The last data shard is zero-padded.
+    /// Cut one block into `data + parity` owned shards of `chunk_len(block.len())` bytes each
+    /// (the tail zero-padded). Convenient; [`Erasure::encode_into`] avoids the copies.
     pub fn encode_block(&self, block: &[u8]) -> Result<Vec<Vec<u8>>, Error> {
+        let mut pad = Vec::new();
+        let mut parity = Vec::new();
+        let data = self.encode_into(block, &mut pad, &mut parity)?;
+        let mut shards: Vec<Vec<u8>> = data.iter().map(|s| s.to_vec()).collect();
+        shards.extend(parity);
+        Ok(shards)
+    }
+
+    /// Encode one block without copying its data. Returns the `data` shards as slices of
+    /// `block`, except the tail shards that a short block leaves incomplete, which are
+    /// zero-padded into `pad`; fills `parity` (buffers are reused across calls).
+    pub fn encode_into<'a>(
+        &self,
+        block: &'a [u8],
+        pad: &'a mut Vec<u8>,
+        parity: &mut Vec<Vec<u8>>,
+    ) -> Result<Vec<&'a [u8]>, Error> {
         if block.len() > self.block_size {
             return Err(Error::BlockTooLarge {
                 len: block.len(),
@@ -123,55 +140,93 @@ impl Erasure {
             });
         }
         let chunk = self.chunk_len(block.len());
-        let mut shards: Vec<Vec<u8>> = Vec::with_capacity(self.total_shards());
-        for i in 0..self.data {
-            let start = (i * chunk).min(block.len());
-            let end = ((i + 1) * chunk).min(block.len());
-            let mut s = Vec::with_capacity(chunk);
-            s.extend_from_slice(&block[start..end]);
-            s.resize(chunk, 0);
-            shards.push(s);
+        parity.resize_with(self.parity, Vec::new);
+        for p in parity.iter_mut() {
+            p.clear();
+            p.resize(chunk, 0);
         }
-        for _ in 0..self.parity {
-            shards.push(vec![0u8; chunk]);
+        if chunk == 0 {
+            return Ok(vec![&[][..]; self.data]);
         }
-        if chunk > 0 {
-            let mut refs: Vec<&mut [u8]> = shards.iter_mut().map(|s| s.as_mut_slice()).collect();
-            self.codec.encode(&mut refs)?;
-        }
-        Ok(shards)
+        let whole = block.len() / chunk;
+        let (head, tail) = block.split_at(whole * chunk);
+        pad.clear();
+        pad.extend_from_slice(tail);
+        pad.resize((self.data - whole) * chunk, 0);
+        let mut data: Vec<&'a [u8]> = head.chunks(chunk).collect();
+        data.extend(pad.chunks(chunk));
+        let mut parity_refs: Vec<&mut [u8]> = parity.iter_mut().map(|p| p.as_mut_slice()).collect();
+        self.codec.encode_sep(&data, &mut parity_refs)?;
+        Ok(data)
     }
 
-    /// Rebuild the missing data shards of one block and append its `block_len` bytes to `out`.
+    /// Append the `block_len` bytes of one block to `out`, rebuilding missing data shards
+    /// directly in `out`.
     ///
     /// `shards` holds `data + parity` entries, `None` where a shard is missing or failed its
-    /// bitrot check; every present shard must be `chunk_len(block_len)` bytes long.
+    /// bitrot check; every present shard must be `chunk_len(block_len)` bytes long. Present
+    /// shards are not modified.
     pub fn decode_block(
         &self,
         shards: &mut [Option<Vec<u8>>],
         block_len: usize,
         out: &mut Vec<u8>,
     ) -> Result<(), Error> {
-        self.check_shards(shards, self.chunk_len(block_len))?;
-        if shards[..self.data].iter().any(Option::is_none) {
-            self.codec.reconstruct(shards, true)?;
+        let chunk = self.chunk_len(block_len);
+        self.check_shards(shards, chunk)?;
+        let start = out.len();
+        out.resize(start + self.data * chunk, 0);
+        let dst = &mut out[start..];
+        let (data_shards, parity_shards) = shards.split_at_mut(self.data);
+        let mut missing = false;
+        for (i, s) in data_shards.iter().enumerate() {
+            match s {
+                Some(s) => dst[i * chunk..(i + 1) * chunk].copy_from_slice(s),
+                None => missing = true,
+            }
         }
-        let mut remaining = block_len;
-        for s in shards[..self.data].iter().flatten() {
-            let take = remaining.min(s.len());
-            out.extend_from_slice(&s[..take]);
-            remaining -= take;
+        if missing && chunk > 0 {
+            let mut scratch: Vec<Vec<u8>> = parity_shards
+                .iter()
+                .filter(|p| p.is_none())
+                .map(|_| vec![0u8; chunk])
+                .collect();
+            let mut scratch = scratch.iter_mut();
+            let mut slices: Vec<(&mut [u8], bool)> = Vec::with_capacity(self.total_shards());
+            for (i, d) in dst.chunks_mut(chunk).enumerate() {
+                slices.push((d, data_shards[i].is_some()));
+            }
+            for p in parity_shards.iter_mut() {
+                match p {
+                    Some(p) => slices.push((p.as_mut_slice(), true)),
+                    None => {
+                        let s = scratch.next().ok_or(Error::Codec("scratch".into()))?;
+                        slices.push((s.as_mut_slice(), false));
+                    }
+                }
+            }
+            self.codec.reconstruct(&mut slices, true)?;
         }
+        out.truncate(start + block_len);
         Ok(())
     }
 
     /// Rebuild every missing shard (data and parity) of one block, as heal needs.
     pub fn reconstruct(&self, shards: &mut [Option<Vec<u8>>], chunk: usize) -> Result<(), Error> {
         self.check_shards(shards, chunk)?;
-        if shards.iter().any(Option::is_none) {
-            self.codec.reconstruct(shards, false)?;
+        if shards.iter().all(Option::is_some) {
+            return Ok(());
         }
-        Ok(())
+        let present: Vec<bool> = shards.iter().map(Option::is_some).collect();
+        for s in shards.iter_mut() {
+            s.get_or_insert_with(|| vec![0u8; chunk]);
+        }
+        let mut slices: Vec<(&mut [u8], bool)> = shards
+            .iter_mut()
+            .zip(present)
+            .filter_map(|(s, p)| s.as_mut().map(|s| (s.as_mut_slice(), p)))
+            .collect();
+        self.codec.reconstruct(&mut slices, false)
     }
 
     fn check_shards(&self, shards: &[Option<Vec<u8>>], chunk: usize) -> Result<(), Error> {

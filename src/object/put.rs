@@ -72,13 +72,19 @@ pub(crate) async fn encode_stream(
     let mut buf = vec![0u8; block_size];
     let mut size: u64 = 0;
     let mut n = read_full(body, &mut buf).await?;
-    let frame_all = |block: &[u8]| -> ObjectResult<Vec<Bytes>> {
-        let shards = erasure
-            .encode_block(block)
+    let mut pad = Vec::new();
+    let mut parity = Vec::new();
+    let mut frame_all = |block: &[u8]| -> ObjectResult<Vec<Bytes>> {
+        let data = erasure
+            .encode_into(block, &mut pad, &mut parity)
             .map_err(|e| ObjectError::Internal(e.to_string()))?;
         Ok(dist
             .iter()
-            .map(|&s| Bytes::from(bitrot::frame(&shards[s as usize - 1])))
+            .map(|&s| {
+                let s = s as usize - 1;
+                let shard = if s < data.len() { data[s] } else { &parity[s - data.len()] };
+                Bytes::from(bitrot::frame(shard))
+            })
             .collect())
     };
     if n < block_size && allow_inline && erasure.chunk_len(n) <= INLINE_LIMIT {
