@@ -32,12 +32,16 @@ fn encode(c: &mut Criterion) {
     for (d, p) in GEOMETRIES {
         let e = Erasure::new(d, p, BLOCK).expect("geometry");
         let (mut pad, mut parity) = (Vec::new(), Vec::new());
-        g.bench_with_input(BenchmarkId::new("rse", format!("{d}+{p}")), &data, |b, data| {
-            b.iter(|| {
-                let shards = e.encode_into(data, &mut pad, &mut parity).expect("encode");
-                black_box(shards.len())
-            })
-        });
+        g.bench_with_input(
+            BenchmarkId::new("rse", format!("{d}+{p}")),
+            &data,
+            |b, data| {
+                b.iter(|| {
+                    let shards = e.encode_into(data, &mut pad, &mut parity).expect("encode");
+                    black_box(shards.len())
+                })
+            },
+        );
         let padded = gf16_padded(&data, d);
         let shard = padded.len() / d;
         let mut enc = reed_solomon_simd::ReedSolomonEncoder::new(d, p, shard).expect("encoder");

@@ -2,6 +2,7 @@
 //!
 //! See `docs/architecture.md` for what each module owns and must not touch.
 
+pub mod auth;
 pub mod drive;
 pub mod lock;
 pub mod meta;

@@ -19,7 +19,11 @@ struct Pattern {
 }
 
 impl AsyncRead for Pattern {
-    fn poll_read(mut self: Pin<&mut Self>, _: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
         let n = (buf.remaining() as u64).min(self.remaining).min(64 * 1024) as usize;
         let start = ((self.pos / 4093) % 1000) as usize + (self.pos % 4093) as usize;
         let chunk = self.seed[start..start + n].to_vec();
@@ -44,15 +48,36 @@ fn peak_rss_kib() -> u64 {
 async fn one_gib_round_trip_in_bounded_memory() {
     const SIZE: u64 = 1 << 30;
     let tmp = tempfile::tempdir().expect("tmp");
-    let paths: Vec<_> = (1..=4).map(|i| tmp.path().join(format!("drive{i}"))).collect();
-    let store = open_local(&paths, &OpenOptions { set_size: 4, parity: 2 })
-        .await
-        .expect("open");
+    let paths: Vec<_> = (1..=4)
+        .map(|i| tmp.path().join(format!("drive{i}")))
+        .collect();
+    let store = open_local(
+        &paths,
+        &OpenOptions {
+            set_size: 4,
+            parity: 2,
+        },
+    )
+    .await
+    .expect("open");
     store.make_bucket("big").await.expect("bucket");
-    let seed: Vec<u8> = (0..200_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8).collect();
-    let mut body = Pattern { seed, pos: 0, remaining: SIZE, md5: Md5::new() };
+    let seed: Vec<u8> = (0..200_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+        .collect();
+    let mut body = Pattern {
+        seed,
+        pos: 0,
+        remaining: SIZE,
+        md5: Md5::new(),
+    };
     let info = store
-        .put_object("big", "object", &mut body, Some(SIZE), PutOptions::default())
+        .put_object(
+            "big",
+            "object",
+            &mut body,
+            Some(SIZE),
+            PutOptions::default(),
+        )
         .await
         .expect("put");
     let sent = hex::encode(body.md5.finalize());

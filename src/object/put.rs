@@ -82,7 +82,11 @@ pub(crate) async fn encode_stream(
             .iter()
             .map(|&s| {
                 let s = s as usize - 1;
-                let shard = if s < data.len() { data[s] } else { &parity[s - data.len()] };
+                let shard = if s < data.len() {
+                    data[s]
+                } else {
+                    &parity[s - data.len()]
+                };
                 Bytes::from(bitrot::frame(shard))
             })
             .collect())

@@ -1,0 +1,320 @@
+//! Golden tests on AWS's published signature examples (S3 API reference, "Signature
+//! Calculations" and "Authenticating Requests (AWS Signature Version 2)").
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use futures::TryStreamExt;
+
+use super::chunked::{decode, BodyError};
+use super::*;
+
+const AK: &str = "AKIAIOSFODNN7EXAMPLE";
+const SK: &str = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
+/// 2013-05-24T00:00:00Z
+const T0: u64 = 1_369_353_600;
+
+fn creds() -> RootCredentials {
+    RootCredentials {
+        access_key: AK.into(),
+        secret_key: SK.into(),
+    }
+}
+
+fn at(secs: u64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_secs(secs)
+}
+
+fn headers(h: &[(&str, &str)]) -> Vec<(String, String)> {
+    h.iter()
+        .map(|(n, v)| (n.to_string(), v.to_string()))
+        .collect()
+}
+
+fn req<'a>(
+    method: &'a str,
+    path: &'a str,
+    query: &'a str,
+    h: &'a [(String, String)],
+) -> RequestParts<'a> {
+    RequestParts {
+        method,
+        raw_path: path,
+        raw_query: query,
+        headers: h,
+        host_bucket: None,
+    }
+}
+
+#[test]
+fn v4_get_object_example() {
+    let h = headers(&[
+        ("host", "examplebucket.s3.amazonaws.com"),
+        ("range", "bytes=0-9"),
+        ("x-amz-content-sha256", EMPTY_SHA256),
+        ("x-amz-date", "20130524T000000Z"),
+        (
+            "authorization",
+            "AWS4-HMAC-SHA256 Credential=AKIAIOSFODNN7EXAMPLE/20130524/us-east-1/s3/aws4_request,SignedHeaders=host;range;x-amz-content-sha256;x-amz-date,Signature=f0e8bdb87c964420e857bd35b5d6ed310bd44f0170aba48dd91039c6036bdb41",
+        ),
+    ]);
+    let r = req("GET", "/test.txt", "", &h);
+    let v = verify(&r, &creds(), "us-east-1", at(T0)).expect("valid");
+    assert_eq!(v.access_key, AK);
+    assert_eq!(v.payload, Payload::Sha256(EMPTY_SHA256.into()));
+    // Wrong secret, unknown key, wrong region, skewed clock.
+    let wrong = RootCredentials {
+        access_key: AK.into(),
+        secret_key: "nope".into(),
+    };
+    assert_eq!(
+        verify(&r, &wrong, "us-east-1", at(T0)),
+        Err(AuthError::SignatureDoesNotMatch)
+    );
+    let other = RootCredentials {
+        access_key: "OTHER".into(),
+        secret_key: SK.into(),
+    };
+    assert_eq!(
+        verify(&r, &other, "us-east-1", at(T0)),
+        Err(AuthError::InvalidAccessKeyId)
+    );
+    assert!(matches!(
+        verify(&r, &creds(), "eu-west-1", at(T0)),
+        Err(AuthError::AuthorizationHeaderMalformed(_))
+    ));
+    assert_eq!(
+        verify(&r, &creds(), "us-east-1", at(T0 + 3600)),
+        Err(AuthError::RequestTimeTooSkewed)
+    );
+    // A tampered path.
+    let r2 = req("GET", "/test2.txt", "", &h);
+    assert_eq!(
+        verify(&r2, &creds(), "us-east-1", at(T0)),
+        Err(AuthError::SignatureDoesNotMatch)
+    );
+}
+
+#[test]
+fn v4_put_object_example() {
+    let h = headers(&[
+        ("date", "Fri, 24 May 2013 00:00:00 GMT"),
+        ("host", "examplebucket.s3.amazonaws.com"),
+        ("x-amz-content-sha256", "44ce7dd67c959e0d3524ffac1771dfbba87d2b6b4b4e99e42034a8b803f8b072"),
+        ("x-amz-date", "20130524T000000Z"),
+        ("x-amz-storage-class", "REDUCED_REDUNDANCY"),
+        (
+            "authorization",
+            "AWS4-HMAC-SHA256 Credential=AKIAIOSFODNN7EXAMPLE/20130524/us-east-1/s3/aws4_request,SignedHeaders=date;host;x-amz-content-sha256;x-amz-date;x-amz-storage-class,Signature=98ad721746da40c64f1a55b78f14c238d841ea1380cd77a1b5971af0ece108bd",
+        ),
+    ]);
+    let r = req("PUT", "/test%24file.text", "", &h);
+    assert!(verify(&r, &creds(), "us-east-1", at(T0)).is_ok());
+}
+
+#[test]
+fn v4_query_subresource_examples() {
+    let lifecycle = headers(&[
+        ("host", "examplebucket.s3.amazonaws.com"),
+        ("x-amz-content-sha256", EMPTY_SHA256),
+        ("x-amz-date", "20130524T000000Z"),
+        (
+            "authorization",
+            "AWS4-HMAC-SHA256 Credential=AKIAIOSFODNN7EXAMPLE/20130524/us-east-1/s3/aws4_request,SignedHeaders=host;x-amz-content-sha256;x-amz-date,Signature=fea454ca298b7da1c68078a5d1bdbfbbe0d65c699e0f91ac7a200a0136783543",
+        ),
+    ]);
+    assert!(verify(
+        &req("GET", "/", "lifecycle", &lifecycle),
+        &creds(),
+        "us-east-1",
+        at(T0)
+    )
+    .is_ok());
+    let list = headers(&[
+        ("host", "examplebucket.s3.amazonaws.com"),
+        ("x-amz-content-sha256", EMPTY_SHA256),
+        ("x-amz-date", "20130524T000000Z"),
+        (
+            "authorization",
+            "AWS4-HMAC-SHA256 Credential=AKIAIOSFODNN7EXAMPLE/20130524/us-east-1/s3/aws4_request,SignedHeaders=host;x-amz-content-sha256;x-amz-date,Signature=34b48302e7b5fa45bde8084f4b7868a86f0a534bc59db6670ed5711ef69dc6f7",
+        ),
+    ]);
+    assert!(verify(
+        &req("GET", "/", "max-keys=2&prefix=J", &list),
+        &creds(),
+        "us-east-1",
+        at(T0)
+    )
+    .is_ok());
+}
+
+#[test]
+fn v4_presigned_example() {
+    let h = headers(&[("host", "examplebucket.s3.amazonaws.com")]);
+    let q = "X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AKIAIOSFODNN7EXAMPLE%2F20130524%2Fus-east-1%2Fs3%2Faws4_request&X-Amz-Date=20130524T000000Z&X-Amz-Expires=86400&X-Amz-SignedHeaders=host&X-Amz-Signature=aeeed9bbccd4d02ee5c0109b86d86835f995330da4c265957d157751f604d404";
+    let r = req("GET", "/test.txt", q, &h);
+    let v = verify(&r, &creds(), "us-east-1", at(T0 + 3600)).expect("valid");
+    assert_eq!(v.payload, Payload::Unsigned);
+    assert!(matches!(
+        verify(&r, &creds(), "us-east-1", at(T0 + 86_401)),
+        Err(AuthError::AccessDenied(m)) if m.contains("expired")
+    ));
+    let tampered = q.replace("aeeed9", "aeeed8");
+    assert_eq!(
+        verify(
+            &req("GET", "/test.txt", &tampered, &h),
+            &creds(),
+            "us-east-1",
+            at(T0)
+        ),
+        Err(AuthError::SignatureDoesNotMatch)
+    );
+    let too_long = q.replace("X-Amz-Expires=86400", "X-Amz-Expires=604801");
+    assert!(matches!(
+        verify(
+            &req("GET", "/test.txt", &too_long, &h),
+            &creds(),
+            "us-east-1",
+            at(T0)
+        ),
+        Err(AuthError::AuthorizationQueryParametersError(_))
+    ));
+}
+
+#[tokio::test]
+async fn v4_chunked_upload_example() {
+    let h = headers(&[
+        ("content-encoding", "aws-chunked"),
+        ("content-length", "66824"),
+        ("host", "s3.amazonaws.com"),
+        ("x-amz-content-sha256", STREAMING_SIGNED),
+        ("x-amz-date", "20130524T000000Z"),
+        ("x-amz-decoded-content-length", "66560"),
+        ("x-amz-storage-class", "REDUCED_REDUNDANCY"),
+        (
+            "authorization",
+            "AWS4-HMAC-SHA256 Credential=AKIAIOSFODNN7EXAMPLE/20130524/us-east-1/s3/aws4_request,SignedHeaders=content-encoding;content-length;host;x-amz-content-sha256;x-amz-date;x-amz-decoded-content-length;x-amz-storage-class,Signature=4f232c4386841ef735655705268965c44a0e4690baa4adea153f7db9fa80a0a9",
+        ),
+    ]);
+    let r = req("PUT", "/examplebucket/chunkObject.txt", "", &h);
+    let v = verify(&r, &creds(), "us-east-1", at(T0)).expect("seed signature");
+    let Payload::StreamingSigned {
+        signer,
+        trailer: false,
+    } = v.payload
+    else {
+        panic!("expected a signed stream")
+    };
+    let mut body = Vec::new();
+    body.extend_from_slice(b"10000;chunk-signature=ad80c730a21e5b8d04586a2213dd63b9a0e99e0e2307b0ade35a65485a288648\r\n");
+    body.extend(std::iter::repeat_n(b'a', 65536));
+    body.extend_from_slice(b"\r\n400;chunk-signature=0055627c9e194cb4542bae2aa5492e3c1575bbb81b612b7d234b86a503ef5497\r\n");
+    body.extend(std::iter::repeat_n(b'a', 1024));
+    body.extend_from_slice(b"\r\n0;chunk-signature=b6c6ea8a5354eaf15b3cb7646744f4275b71ea724fed81ceb9323e279d449df9\r\n\r\n");
+    let trailers = Trailers::default();
+    let out: Vec<bytes::Bytes> = decode(
+        std::io::Cursor::new(body.to_vec()),
+        Some(signer.clone()),
+        false,
+        trailers.clone(),
+    )
+    .try_collect()
+    .await
+    .expect("valid chunks");
+    assert_eq!(out.concat(), vec![b'a'; 66560]);
+    // One flipped byte in the data: the chunk signature fails.
+    let mut bad = body.clone();
+    bad[200] = b'b';
+    let err = decode(std::io::Cursor::new(bad), Some(signer), false, trailers)
+        .try_collect::<Vec<_>>()
+        .await
+        .expect_err("tampered chunk");
+    assert_eq!(BodyError::from_io(&err), Some(&BodyError::Signature));
+}
+
+use super::chunked::Trailers;
+
+#[tokio::test]
+async fn unsigned_trailer_body() {
+    let body = b"5\r\nhello\r\n0\r\nx-amz-checksum-crc32:NhCmhg==\r\n\r\n";
+    let trailers = Trailers::default();
+    let out: Vec<bytes::Bytes> = decode(
+        std::io::Cursor::new(body.to_vec()),
+        None,
+        false,
+        trailers.clone(),
+    )
+    .try_collect()
+    .await
+    .expect("valid");
+    assert_eq!(out.concat(), b"hello");
+    assert_eq!(
+        trailers.lock().clone(),
+        Some(vec![(
+            "x-amz-checksum-crc32".to_string(),
+            "NhCmhg==".to_string()
+        )])
+    );
+    let truncated = b"5\r\nhel";
+    assert!(decode(
+        std::io::Cursor::new(truncated.to_vec()),
+        None,
+        false,
+        Trailers::default()
+    )
+    .try_collect::<Vec<_>>()
+    .await
+    .is_err());
+}
+
+#[test]
+fn v2_header_example() {
+    // "Object GET" from the SigV2 documentation (virtual-hosted bucket johnsmith).
+    let h = headers(&[
+        ("host", "johnsmith.s3.amazonaws.com"),
+        ("date", "Tue, 27 Mar 2007 19:36:42 +0000"),
+        (
+            "authorization",
+            "AWS AKIAIOSFODNN7EXAMPLE:bWq2s1WEIj+Ydj0vQ697zp+IXMU=",
+        ),
+    ]);
+    let mut r = req("GET", "/photos/puppy.jpg", "", &h);
+    r.host_bucket = Some("johnsmith");
+    let now = at(1_175_024_202);
+    assert!(verify(&r, &creds(), "us-east-1", now).is_ok());
+    assert_eq!(
+        verify(&r, &creds(), "us-east-1", now + Duration::from_secs(3600)),
+        Err(AuthError::RequestTimeTooSkewed)
+    );
+}
+
+#[test]
+fn v2_presigned_example() {
+    // "Query string request authentication" example from the SigV2 documentation.
+    let h = headers(&[("host", "johnsmith.s3.amazonaws.com")]);
+    let q = "AWSAccessKeyId=AKIAIOSFODNN7EXAMPLE&Expires=1175139620&Signature=NpgCjnDzrM%2BWFzoENXmpNDUsSn8%3D";
+    let mut r = req("GET", "/photos/puppy.jpg", q, &h);
+    r.host_bucket = Some("johnsmith");
+    assert!(verify(&r, &creds(), "us-east-1", at(1_175_139_000)).is_ok());
+    assert!(matches!(
+        verify(&r, &creds(), "us-east-1", at(1_175_139_621)),
+        Err(AuthError::AccessDenied(_))
+    ));
+    let tampered = q.replace("NpgC", "NpgD");
+    let mut r = req("GET", "/photos/puppy.jpg", &tampered, &h);
+    r.host_bucket = Some("johnsmith");
+    assert_eq!(
+        verify(&r, &creds(), "us-east-1", at(1_175_139_000)),
+        Err(AuthError::SignatureDoesNotMatch)
+    );
+}
+
+#[test]
+fn anonymous_requests_are_denied() {
+    let h = headers(&[("host", "localhost")]);
+    let r = req("GET", "/bucket", "", &h);
+    assert!(is_anonymous(&r));
+    assert!(matches!(
+        verify(&r, &creds(), "us-east-1", at(T0)),
+        Err(AuthError::AccessDenied(_))
+    ));
+}
