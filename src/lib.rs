@@ -3,8 +3,11 @@
 //! See `docs/architecture.md` for what each module owns and must not touch.
 
 pub mod auth;
+pub mod checksum;
 pub mod drive;
 pub mod lock;
 pub mod meta;
 pub mod object;
 pub mod placement;
+pub mod s3;
+pub mod server;

@@ -193,3 +193,8 @@ fn within_skew(t: SystemTime, now: SystemTime) -> bool {
 
 #[cfg(test)]
 mod tests;
+
+/// Percent-encode a key for `encoding-type=url` responses (keeps `/`).
+pub fn uri_encode_key(key: &str) -> String {
+    sigv4::uri_encode(key.as_bytes(), true)
+}

@@ -199,7 +199,7 @@ impl Store {
             headers: src.headers.clone(),
             user_meta: src.user_meta.clone(),
             checksums: src.checksums.clone(),
-            content_md5: None,
+            ..Default::default()
         });
         let stream = reader
             .into_stream()

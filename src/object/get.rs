@@ -58,6 +58,16 @@ impl ObjectReader {
         &self.info
     }
 
+    /// Restrict the read to `range` (before the first chunk is read).
+    pub fn narrow(&mut self, range: ByteRange) -> ObjectResult<()> {
+        if range.start >= self.info.size || range.len == 0 {
+            return Err(ObjectError::InvalidRange);
+        }
+        self.pos = range.start;
+        self.end = range.start + range.len.min(self.info.size - range.start);
+        Ok(())
+    }
+
     /// Bytes left to produce.
     pub fn remaining(&self) -> u64 {
         self.end - self.pos

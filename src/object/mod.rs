@@ -128,6 +128,20 @@ pub struct PutOptions {
     pub checksums: BTreeMap<String, String>,
     /// Content-MD5 to verify before commit.
     pub content_md5: Option<[u8; 16]>,
+    /// Checksums the body reader computes while streaming; read once the body is consumed
+    /// and merged into `checksums`.
+    pub computed_checksums: Option<Arc<Mutex<BTreeMap<String, String>>>>,
+}
+
+impl PutOptions {
+    /// `checksums` plus whatever was computed on the body.
+    pub(crate) fn final_checksums(&self) -> BTreeMap<String, String> {
+        let mut c = self.checksums.clone();
+        if let Some(more) = &self.computed_checksums {
+            c.extend(more.lock().clone());
+        }
+        c
+    }
 }
 
 /// One erasure set: its drives in layout order (`None` for a drive that did not answer at

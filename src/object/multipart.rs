@@ -19,6 +19,7 @@ use super::{
     check_bucket, check_key, now_nanos, ErasureSet, ObjectError, ObjectInfo, ObjectResult,
     PutOptions, Store, LOCK_TIMEOUT, MAX_PART_NUMBER, MAX_PART_SIZE,
 };
+use crate::checksum::{composite, ChecksumAlg};
 use crate::drive::DriveError;
 use crate::meta::{ErasureInfo, PartInfo, Version, VersionKind};
 use crate::placement::{distribution, read_quorum, write_quorum};
@@ -220,7 +221,7 @@ impl Store {
                 etag: hex::encode(enc.md5),
                 mod_time: now_nanos(),
                 file: file.clone(),
-                checksums: opts.checksums.clone(),
+                checksums: opts.final_checksums(),
             };
             let json = bytes::Bytes::from(serde_json::to_vec(&record).unwrap_or_default());
             let dir = upload_dir(&id);
@@ -385,6 +386,16 @@ impl Store {
         }
         let etag = format!("{}-{}", hex::encode(md5.finalize()), chosen.len());
         let size: u64 = chosen.iter().map(|r| r.size).sum();
+        let mut checksums = BTreeMap::new();
+        for alg in ChecksumAlg::ALL {
+            let values: Option<Vec<&str>> = chosen
+                .iter()
+                .map(|r| r.checksums.get(alg.name()).map(String::as_str))
+                .collect();
+            if let Some(c) = values.and_then(|v| composite(alg, &v)) {
+                checksums.insert(alg.name().to_string(), c);
+            }
+        }
         let data_dir = Uuid::new_v4();
         let txn = format!("tmp/{}", Uuid::new_v4());
         let staged = format!("{txn}/{data_dir}");
@@ -412,7 +423,7 @@ impl Store {
             etag,
             headers: rec.headers.clone(),
             user_meta: rec.user_meta.clone(),
-            checksums: BTreeMap::new(),
+            checksums,
             erasure: ErasureInfo {
                 data: rec.data,
                 parity: rec.parity,

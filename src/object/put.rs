@@ -367,6 +367,7 @@ impl Store {
                 return Err(ObjectError::BadDigest);
             }
             let etag = hex::encode(enc.md5);
+            let checksums = opts.final_checksums();
             let version = Version {
                 kind: VersionKind::Object,
                 version_id: None,
@@ -375,7 +376,7 @@ impl Store {
                 etag: etag.clone(),
                 headers: opts.headers.clone(),
                 user_meta: opts.user_meta.clone(),
-                checksums: opts.checksums.clone(),
+                checksums: checksums.clone(),
                 erasure: ErasureInfo {
                     data: data as u16,
                     parity: parity as u16,
@@ -387,7 +388,7 @@ impl Store {
                     number: 1,
                     size: enc.size,
                     etag,
-                    checksums: opts.checksums.clone(),
+                    checksums,
                 }],
                 data_dir: None,
                 inline: None,

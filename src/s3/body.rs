@@ -1,0 +1,288 @@
+//! Request bodies: from the HTTP body to a verified byte stream for the object layer.
+//!
+//! Layers, innermost first: the raw body; the aws-chunked decoder (chunk signatures and
+//! trailers) when the payload is streamed; then a verifier that hashes what passes and, at
+//! the end, checks the declared SHA-256 and `x-amz-checksum-*` value before reporting EOF —
+//! so a bad body fails the write before anything is committed.
+
+use std::collections::BTreeMap;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use base64::Engine;
+use futures::TryStreamExt;
+use parking_lot::Mutex;
+use sha2::Digest;
+use tokio::io::{AsyncRead, ReadBuf};
+use tokio_util::io::StreamReader;
+
+use super::error::S3Error;
+use crate::auth::chunked::{self, BodyError, Trailers};
+use crate::auth::{Payload, Verified};
+use crate::checksum::{b64, ChecksumAlg, ChecksumHasher};
+
+/// Where the expected checksum value comes from.
+enum Expected {
+    Header(String),
+    Trailer(Trailers),
+    /// The client named the algorithm but sends no value: compute and store only.
+    None,
+}
+
+/// Checksums computed on the body once it verified, keyed by algorithm name.
+pub type Computed = Arc<Mutex<BTreeMap<String, String>>>;
+
+/// Verifying reader at the end of the pipeline.
+pub struct BodyReader {
+    inner: Pin<Box<dyn AsyncRead + Send>>,
+    sha256: Option<(sha2::Sha256, Vec<u8>)>,
+    checksum: Option<(ChecksumAlg, ChecksumHasher, Expected)>,
+    computed: Computed,
+    done: bool,
+}
+
+impl BodyReader {
+    fn finish(&mut self) -> Result<(), BodyError> {
+        if let Some((h, want)) = self.sha256.take() {
+            if h.finalize().as_slice() != want.as_slice() {
+                return Err(BodyError::Sha256Mismatch);
+            }
+        }
+        if let Some((alg, h, expected)) = self.checksum.take() {
+            let got = b64(&h.finish());
+            let want =
+                match expected {
+                    Expected::Header(v) => Some(v),
+                    Expected::Trailer(t) => {
+                        let header = alg.header();
+                        let value = t.lock().as_ref().and_then(|t| {
+                            t.iter().find(|(n, _)| *n == header).map(|(_, v)| v.clone())
+                        });
+                        Some(value.ok_or_else(|| {
+                            BodyError::Malformed(format!("missing trailer {header}"))
+                        })?)
+                    }
+                    Expected::None => None,
+                };
+            if let Some(want) = want {
+                if !alg.valid_value(&want) {
+                    return Err(BodyError::InvalidChecksum(alg.name().to_ascii_lowercase()));
+                }
+                if want != got {
+                    return Err(BodyError::ChecksumMismatch(alg.name().to_string()));
+                }
+            }
+            self.computed.lock().insert(alg.name().to_string(), got);
+        }
+        Ok(())
+    }
+}
+
+impl AsyncRead for BodyReader {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        if self.done {
+            return Poll::Ready(Ok(()));
+        }
+        let before = buf.filled().len();
+        match self.inner.as_mut().poll_read(cx, buf) {
+            Poll::Ready(Ok(())) => {}
+            other => return other,
+        }
+        let new = &buf.filled()[before..];
+        if new.is_empty() && buf.remaining() > 0 {
+            self.done = true;
+            return Poll::Ready(self.finish().map_err(BodyError::into_io));
+        }
+        let this = &mut *self;
+        if let Some((h, _)) = this.sha256.as_mut() {
+            h.update(new);
+        }
+        if let Some((_, h, _)) = this.checksum.as_mut() {
+            h.update(new);
+        }
+        Poll::Ready(Ok(()))
+    }
+}
+
+fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, v)| v.as_str())
+}
+
+/// The payload length the client declares: `x-amz-decoded-content-length` for aws-chunked
+/// bodies, else `Content-Length`; `None` for a chunked transfer of unknown length.
+pub fn declared_length(
+    verified: &Verified,
+    headers: &[(String, String)],
+) -> Result<Option<u64>, S3Error> {
+    let streaming = matches!(
+        verified.payload,
+        Payload::StreamingSigned { .. } | Payload::StreamingUnsignedTrailer
+    ) || header(headers, "content-encoding")
+        .is_some_and(|e| e.split(',').any(|p| p.trim() == "aws-chunked"));
+    let name = if streaming {
+        "x-amz-decoded-content-length"
+    } else {
+        "content-length"
+    };
+    match header(headers, name) {
+        Some(v) => v
+            .trim()
+            .parse::<u64>()
+            .map(Some)
+            .map_err(|_| S3Error::invalid_argument(format!("invalid {name}"))),
+        None if header(headers, "transfer-encoding").is_some_and(|t| t.contains("chunked"))
+            && !streaming =>
+        {
+            Ok(None)
+        }
+        None => Err(S3Error::new(
+            "MissingContentLength",
+            http::StatusCode::LENGTH_REQUIRED,
+            "You must provide the Content-Length HTTP header.",
+        )),
+    }
+}
+
+/// Build the verified body reader for an upload.
+pub fn reader(
+    body: axum::body::Body,
+    verified: &Verified,
+    headers: &[(String, String)],
+) -> Result<(BodyReader, Computed), S3Error> {
+    let raw = StreamReader::new(body.into_data_stream().map_err(std::io::Error::other));
+    let trailers = Trailers::default();
+    let inner: Pin<Box<dyn AsyncRead + Send>> = match &verified.payload {
+        Payload::StreamingSigned { signer, trailer } => Box::pin(StreamReader::new(
+            chunked::decode(raw, Some(signer.clone()), *trailer, trailers.clone()),
+        )),
+        Payload::StreamingUnsignedTrailer => Box::pin(StreamReader::new(chunked::decode(
+            raw,
+            None,
+            false,
+            trailers.clone(),
+        ))),
+        _ => Box::pin(raw),
+    };
+    let sha256 = match &verified.payload {
+        Payload::Sha256(hex_digest) => Some((
+            sha2::Sha256::new(),
+            hex::decode(hex_digest)
+                .map_err(|_| S3Error::invalid_argument("invalid x-amz-content-sha256"))?,
+        )),
+        _ => None,
+    };
+    let checksum = checksum_plan(headers, trailers)?;
+    let computed = Computed::default();
+    Ok((
+        BodyReader {
+            inner,
+            sha256,
+            checksum,
+            computed: computed.clone(),
+            done: false,
+        },
+        computed,
+    ))
+}
+
+fn checksum_plan(
+    headers: &[(String, String)],
+    trailers: Trailers,
+) -> Result<Option<(ChecksumAlg, ChecksumHasher, Expected)>, S3Error> {
+    let mut found = ChecksumAlg::ALL
+        .into_iter()
+        .filter_map(|a| header(headers, &a.header()).map(|v| (a, v.trim().to_string())));
+    if let Some((alg, value)) = found.next() {
+        if found.next().is_some() {
+            return Err(S3Error::invalid_request("Expecting a single x-amz-checksum- header. Multiple checksum Types are not allowed."));
+        }
+        if !alg.valid_value(&value) {
+            return Err(S3Error::invalid_request(format!(
+                "Value for {} header is invalid.",
+                alg.header()
+            )));
+        }
+        return Ok(Some((
+            alg,
+            ChecksumHasher::new(alg),
+            Expected::Header(value),
+        )));
+    }
+    if let Some(t) = header(headers, "x-amz-trailer") {
+        let name = t.trim().to_ascii_lowercase();
+        let alg = name
+            .strip_prefix("x-amz-checksum-")
+            .and_then(ChecksumAlg::parse)
+            .ok_or_else(|| S3Error::invalid_argument(format!("unsupported trailer {name}")))?;
+        return Ok(Some((
+            alg,
+            ChecksumHasher::new(alg),
+            Expected::Trailer(trailers),
+        )));
+    }
+    if let Some(a) = header(headers, "x-amz-sdk-checksum-algorithm") {
+        let alg = ChecksumAlg::parse(a.trim()).ok_or_else(|| {
+            S3Error::invalid_argument(format!("unsupported checksum algorithm {a}"))
+        })?;
+        return Ok(Some((alg, ChecksumHasher::new(alg), Expected::None)));
+    }
+    Ok(None)
+}
+
+/// Read a small request body (XML) whole, verifying it like an upload; at most `limit` bytes.
+pub async fn read_small(
+    body: axum::body::Body,
+    verified: &Verified,
+    headers: &[(String, String)],
+    limit: usize,
+) -> Result<Vec<u8>, S3Error> {
+    use tokio::io::AsyncReadExt;
+    let (reader, _) = reader(body, verified, headers)?;
+    let mut out = Vec::new();
+    let n = reader
+        .take(limit as u64 + 1)
+        .read_to_end(&mut out)
+        .await
+        .map_err(|e| match BodyError::from_io(&e) {
+            Some(b) => S3Error::from(b),
+            None => S3Error::new(
+                "IncompleteBody",
+                http::StatusCode::BAD_REQUEST,
+                "The request body could not be read.",
+            ),
+        })?;
+    if n > limit {
+        return Err(S3Error::new(
+            "MaxMessageLengthExceeded",
+            http::StatusCode::BAD_REQUEST,
+            "Your request was too big.",
+        ));
+    }
+    if let Some(md5) = header(headers, "content-md5") {
+        let want = base64::engine::general_purpose::STANDARD
+            .decode(md5.trim())
+            .map_err(|_| {
+                S3Error::new(
+                    "InvalidDigest",
+                    http::StatusCode::BAD_REQUEST,
+                    "The Content-MD5 you specified is not valid.",
+                )
+            })?;
+        if md5::Md5::digest(&out).as_slice() != want.as_slice() {
+            return Err(S3Error::new(
+                "BadDigest",
+                http::StatusCode::BAD_REQUEST,
+                "The Content-MD5 you specified did not match what we received.",
+            ));
+        }
+    }
+    Ok(out)
+}

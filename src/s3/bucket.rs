@@ -1,0 +1,266 @@
+//! Bucket operations and object listings.
+
+use axum::body::Body;
+use base64::Engine;
+use http::{Response, StatusCode};
+
+use super::error::S3Error;
+use super::xml::{self, NS};
+use super::{body, empty, iso8601, xml_response, Ctx, S3State};
+use crate::object::ListOptions;
+
+fn bucket(ctx: &Ctx) -> Result<&str, S3Error> {
+    ctx.target
+        .bucket
+        .as_deref()
+        .ok_or_else(|| S3Error::invalid_request("missing bucket"))
+}
+
+/// Fails with `NoSuchBucket` unless the bucket exists.
+pub(super) async fn require_bucket(state: &S3State, name: &str) -> Result<(), S3Error> {
+    if state.store.bucket_exists(name).await? {
+        Ok(())
+    } else {
+        Err(S3Error::no_such_bucket())
+    }
+}
+
+pub async fn list_buckets(state: &S3State) -> Result<Response<Body>, S3Error> {
+    let buckets = state.store.list_buckets().await?;
+    xml_response(&xml::ListAllMyBucketsResult {
+        xmlns: NS,
+        owner: state.owner.clone(),
+        buckets: xml::Buckets {
+            bucket: buckets
+                .into_iter()
+                .map(|b| xml::BucketXml {
+                    name: b.name,
+                    creation_date: iso8601(b.created),
+                })
+                .collect(),
+        },
+    })
+}
+
+pub async fn create(state: &S3State, ctx: &Ctx, body: Body) -> Result<Response<Body>, S3Error> {
+    let name = bucket(ctx)?;
+    if !crate::object::valid_bucket_name(name) {
+        return Err(crate::object::ObjectError::InvalidBucketName.into());
+    }
+    if ctx.header("x-amz-bucket-object-lock-enabled") == Some("true") {
+        return Err(S3Error::not_implemented("Object lock"));
+    }
+    let raw = body::read_small(body, &ctx.verified, &ctx.headers, 64 * 1024).await?;
+    let text = String::from_utf8(raw).map_err(|_| S3Error::malformed_xml())?;
+    if !text.trim().is_empty() {
+        let cfg: xml::CreateBucketConfiguration = xml::from_xml(&text)?;
+        if let Some(loc) = cfg.location_constraint.filter(|l| !l.is_empty()) {
+            if loc != state.region {
+                return Err(S3Error::new(
+                    "InvalidLocationConstraint",
+                    StatusCode::BAD_REQUEST,
+                    format!("The specified location-constraint is not valid; this server is in region {}", state.region),
+                ));
+            }
+        }
+    }
+    state.store.make_bucket(name).await?;
+    let mut r = empty(StatusCode::OK);
+    if let Ok(v) = format!("/{name}").parse() {
+        r.headers_mut().insert("location", v);
+    }
+    Ok(r)
+}
+
+pub async fn head(state: &S3State, ctx: &Ctx) -> Result<Response<Body>, S3Error> {
+    let name = bucket(ctx)?;
+    if !crate::object::valid_bucket_name(name) {
+        return Err(S3Error::no_such_bucket());
+    }
+    require_bucket(state, name).await?;
+    let mut r = empty(StatusCode::OK);
+    if let Ok(v) = state.region.parse() {
+        r.headers_mut().insert("x-amz-bucket-region", v);
+    }
+    Ok(r)
+}
+
+pub async fn delete(state: &S3State, ctx: &Ctx) -> Result<Response<Body>, S3Error> {
+    state.store.delete_bucket(bucket(ctx)?).await?;
+    Ok(empty(StatusCode::NO_CONTENT))
+}
+
+pub async fn location(state: &S3State, ctx: &Ctx) -> Result<Response<Body>, S3Error> {
+    require_bucket(state, bucket(ctx)?).await?;
+    // As AWS: us-east-1 is reported as an empty constraint.
+    let region = if state.region == "us-east-1" {
+        String::new()
+    } else {
+        state.region.clone()
+    };
+    xml_response(&xml::LocationConstraintXml { xmlns: NS, region })
+}
+
+pub async fn versioning(state: &S3State, ctx: &Ctx) -> Result<Response<Body>, S3Error> {
+    require_bucket(state, bucket(ctx)?).await?;
+    xml_response(&xml::VersioningConfiguration { xmlns: NS })
+}
+
+/// Buckets and objects have one owner with full control: report exactly that.
+pub async fn acl(state: &S3State, ctx: &Ctx) -> Result<Response<Body>, S3Error> {
+    let name = bucket(ctx)?;
+    match &ctx.target.key {
+        Some(key) => {
+            state.store.head_object(name, key).await?;
+        }
+        None => require_bucket(state, name).await?,
+    }
+    xml_response(&xml::AccessControlPolicy {
+        xmlns: NS,
+        owner: state.owner.clone(),
+        acl: xml::AccessControlList {
+            grant: xml::Grant {
+                grantee: xml::Grantee {
+                    xmlns_xsi: "http://www.w3.org/2001/XMLSchema-instance",
+                    xsi_type: "CanonicalUser",
+                    id: state.owner.id.clone(),
+                    display_name: state.owner.display_name.clone(),
+                },
+                permission: "FULL_CONTROL",
+            },
+        },
+    })
+}
+
+/// Only the `private` canned ACL (what every object already has) is accepted.
+pub async fn put_acl(state: &S3State, ctx: &Ctx) -> Result<Response<Body>, S3Error> {
+    let name = bucket(ctx)?;
+    match &ctx.target.key {
+        Some(key) => {
+            state.store.head_object(name, key).await?;
+        }
+        None => require_bucket(state, name).await?,
+    }
+    match ctx.header("x-amz-acl") {
+        Some("private") => Ok(empty(StatusCode::OK)),
+        _ => Err(S3Error::not_implemented(
+            "ACLs other than the canned 'private' ACL",
+        )),
+    }
+}
+
+fn url_encode(s: &str) -> String {
+    crate::auth::uri_encode_key(s)
+}
+
+pub async fn list_objects(state: &S3State, ctx: &Ctx, v2: bool) -> Result<Response<Body>, S3Error> {
+    let name = bucket(ctx)?;
+    let max_keys = match ctx.query("max-keys") {
+        Some(v) => v
+            .parse::<i64>()
+            .ok()
+            .filter(|n| *n >= 0)
+            .ok_or_else(|| S3Error::invalid_argument("max-keys must be a non-negative integer"))?
+            .min(1000) as usize,
+        None => 1000,
+    };
+    let url = match ctx.query("encoding-type") {
+        Some("url") => true,
+        Some(_) => {
+            return Err(S3Error::invalid_argument(
+                "Invalid Encoding Method specified in Request",
+            ))
+        }
+        None => false,
+    };
+    let prefix = ctx.query("prefix").unwrap_or("").to_string();
+    let delimiter = ctx
+        .query("delimiter")
+        .filter(|d| !d.is_empty())
+        .map(String::from);
+    let token = if v2 {
+        match ctx.query("continuation-token") {
+            Some(t) => Some(
+                base64::engine::general_purpose::STANDARD
+                    .decode(t)
+                    .ok()
+                    .and_then(|b| String::from_utf8(b).ok())
+                    .ok_or_else(|| {
+                        S3Error::invalid_argument("The continuation token provided is incorrect")
+                    })?,
+            ),
+            None => None,
+        }
+    } else {
+        None
+    };
+    let start_after = if v2 {
+        token
+            .clone()
+            .or_else(|| ctx.query("start-after").map(String::from))
+    } else {
+        ctx.query("marker").map(String::from)
+    };
+    let page = state
+        .store
+        .list_objects(
+            name,
+            &ListOptions {
+                prefix: prefix.clone(),
+                delimiter: delimiter.clone(),
+                start_after: start_after.clone().unwrap_or_default(),
+                max_keys,
+            },
+        )
+        .await?;
+    let enc = |s: String| if url { url_encode(&s) } else { s };
+    let fetch_owner = !v2 || ctx.query("fetch-owner") == Some("true");
+    let contents: Vec<xml::ContentsXml> = page
+        .objects
+        .iter()
+        .map(|o| xml::ContentsXml {
+            key: enc(o.key.clone()),
+            last_modified: iso8601(o.mod_time),
+            etag: format!("\"{}\"", o.etag),
+            size: o.size,
+            storage_class: "STANDARD",
+            owner: fetch_owner.then(|| state.owner.clone()),
+        })
+        .collect();
+    let key_count = page.objects.len() + page.common_prefixes.len();
+    let next = page.next_marker.clone();
+    let result = xml::ListBucketResult {
+        xmlns: NS,
+        name: name.to_string(),
+        prefix: enc(prefix),
+        marker: (!v2).then(|| enc(start_after.clone().unwrap_or_default())),
+        next_marker: if v2 { None } else { next.clone().map(enc) },
+        continuation_token: if v2 {
+            ctx.query("continuation-token").map(String::from)
+        } else {
+            None
+        },
+        next_continuation_token: if v2 {
+            next.map(|n| base64::engine::general_purpose::STANDARD.encode(n.as_bytes()))
+        } else {
+            None
+        },
+        start_after: if v2 {
+            ctx.query("start-after").map(|s| enc(s.to_string()))
+        } else {
+            None
+        },
+        key_count: v2.then_some(key_count),
+        max_keys,
+        delimiter: delimiter.map(enc),
+        encoding_type: url.then(|| "url".to_string()),
+        is_truncated: page.truncated,
+        contents,
+        common_prefixes: page
+            .common_prefixes
+            .into_iter()
+            .map(|p| xml::CommonPrefixXml { prefix: enc(p) })
+            .collect(),
+    };
+    xml_response(&result)
+}

@@ -1,0 +1,230 @@
+//! The one place where failures become S3 errors: code, HTTP status and message. Internal
+//! details never reach the client; they are logged where the error is handled.
+
+use http::StatusCode;
+
+use crate::auth::chunked::BodyError;
+use crate::auth::AuthError;
+use crate::object::ObjectError;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct S3Error {
+    pub code: &'static str,
+    pub message: String,
+    pub status: StatusCode,
+}
+
+impl S3Error {
+    pub fn new(code: &'static str, status: StatusCode, message: impl Into<String>) -> S3Error {
+        S3Error {
+            code,
+            message: message.into(),
+            status,
+        }
+    }
+
+    pub fn invalid_argument(message: impl Into<String>) -> S3Error {
+        S3Error::new("InvalidArgument", StatusCode::BAD_REQUEST, message)
+    }
+
+    pub fn invalid_request(message: impl Into<String>) -> S3Error {
+        S3Error::new("InvalidRequest", StatusCode::BAD_REQUEST, message)
+    }
+
+    pub fn malformed_xml() -> S3Error {
+        S3Error::new(
+            "MalformedXML",
+            StatusCode::BAD_REQUEST,
+            "The XML you provided was not well-formed or did not validate against our published schema.",
+        )
+    }
+
+    pub fn not_implemented(what: &str) -> S3Error {
+        S3Error::new(
+            "NotImplemented",
+            StatusCode::NOT_IMPLEMENTED,
+            format!("{what} is not implemented."),
+        )
+    }
+
+    pub fn method_not_allowed() -> S3Error {
+        S3Error::new(
+            "MethodNotAllowed",
+            StatusCode::METHOD_NOT_ALLOWED,
+            "The specified method is not allowed against this resource.",
+        )
+    }
+
+    pub fn precondition_failed() -> S3Error {
+        S3Error::new(
+            "PreconditionFailed",
+            StatusCode::PRECONDITION_FAILED,
+            "At least one of the pre-conditions you specified did not hold",
+        )
+    }
+
+    pub fn internal() -> S3Error {
+        S3Error::new(
+            "InternalError",
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "We encountered an internal error. Please try again.",
+        )
+    }
+
+    pub fn no_such_bucket() -> S3Error {
+        S3Error::new(
+            "NoSuchBucket",
+            StatusCode::NOT_FOUND,
+            "The specified bucket does not exist",
+        )
+    }
+
+    pub fn invalid_range() -> S3Error {
+        S3Error::new(
+            "InvalidRange",
+            StatusCode::RANGE_NOT_SATISFIABLE,
+            "The requested range is not satisfiable",
+        )
+    }
+}
+
+impl From<AuthError> for S3Error {
+    fn from(e: AuthError) -> S3Error {
+        let msg = e.to_string();
+        match e {
+            AuthError::AccessDenied(_) => S3Error::new("AccessDenied", StatusCode::FORBIDDEN, msg),
+            AuthError::InvalidAccessKeyId => {
+                S3Error::new("InvalidAccessKeyId", StatusCode::FORBIDDEN, msg)
+            }
+            AuthError::SignatureDoesNotMatch => {
+                S3Error::new("SignatureDoesNotMatch", StatusCode::FORBIDDEN, msg)
+            }
+            AuthError::RequestTimeTooSkewed => {
+                S3Error::new("RequestTimeTooSkewed", StatusCode::FORBIDDEN, msg)
+            }
+            AuthError::AuthorizationHeaderMalformed(_) => {
+                S3Error::new("AuthorizationHeaderMalformed", StatusCode::BAD_REQUEST, msg)
+            }
+            AuthError::AuthorizationQueryParametersError(_) => S3Error::new(
+                "AuthorizationQueryParametersError",
+                StatusCode::BAD_REQUEST,
+                msg,
+            ),
+            AuthError::InvalidArgument(_) => {
+                S3Error::new("InvalidArgument", StatusCode::BAD_REQUEST, msg)
+            }
+            AuthError::InvalidRequest(_) => {
+                S3Error::new("InvalidRequest", StatusCode::BAD_REQUEST, msg)
+            }
+            AuthError::ContentSha256Mismatch => {
+                S3Error::new("XAmzContentSHA256Mismatch", StatusCode::BAD_REQUEST, msg)
+            }
+        }
+    }
+}
+
+impl From<&BodyError> for S3Error {
+    fn from(e: &BodyError) -> S3Error {
+        match e {
+            BodyError::Signature => AuthError::SignatureDoesNotMatch.into(),
+            BodyError::Malformed(m) => {
+                S3Error::new("IncompleteBody", StatusCode::BAD_REQUEST, m.clone())
+            }
+            BodyError::Sha256Mismatch => AuthError::ContentSha256Mismatch.into(),
+            BodyError::ChecksumMismatch(alg) => S3Error::new(
+                "BadDigest",
+                StatusCode::BAD_REQUEST,
+                format!("The {alg} you specified did not match the calculated checksum."),
+            ),
+            BodyError::InvalidChecksum(alg) => S3Error::invalid_request(format!(
+                "Value for x-amz-checksum-{alg} header is invalid."
+            )),
+        }
+    }
+}
+
+impl From<ObjectError> for S3Error {
+    fn from(e: ObjectError) -> S3Error {
+        use StatusCode as S;
+        match e {
+            ObjectError::NoSuchBucket => S3Error::no_such_bucket(),
+            ObjectError::NoSuchKey => S3Error::new("NoSuchKey", S::NOT_FOUND, "The specified key does not exist."),
+            ObjectError::BucketExists => S3Error::new(
+                "BucketAlreadyOwnedByYou",
+                S::CONFLICT,
+                "Your previous request to create the named bucket succeeded and you already own it.",
+            ),
+            ObjectError::BucketNotEmpty => S3Error::new(
+                "BucketNotEmpty",
+                S::CONFLICT,
+                "The bucket you tried to delete is not empty",
+            ),
+            ObjectError::InvalidBucketName => S3Error::new(
+                "InvalidBucketName",
+                S::BAD_REQUEST,
+                "The specified bucket is not valid.",
+            ),
+            ObjectError::KeyTooLong => S3Error::new("KeyTooLongError", S::BAD_REQUEST, "Your key is too long"),
+            ObjectError::InvalidKey(m) => S3Error::new("InvalidArgument", S::BAD_REQUEST, format!("Object name is not supported: {m}")),
+            ObjectError::NoSuchUpload => S3Error::new(
+                "NoSuchUpload",
+                S::NOT_FOUND,
+                "The specified multipart upload does not exist. The upload ID may be invalid, or the upload may have been aborted or completed.",
+            ),
+            ObjectError::InvalidPart(m) => S3Error::new(
+                "InvalidPart",
+                S::BAD_REQUEST,
+                format!("One or more of the specified parts could not be found. The part may not have been uploaded, or the specified entity tag may not match the part's entity tag. ({m})"),
+            ),
+            ObjectError::InvalidPartOrder => S3Error::new(
+                "InvalidPartOrder",
+                S::BAD_REQUEST,
+                "The list of parts was not in ascending order. Parts must be ordered by part number.",
+            ),
+            ObjectError::EntityTooSmall(n) => S3Error::new(
+                "EntityTooSmall",
+                S::BAD_REQUEST,
+                format!("Your proposed upload is smaller than the minimum allowed object size (part {n})."),
+            ),
+            ObjectError::EntityTooLarge => S3Error::new(
+                "EntityTooLarge",
+                S::BAD_REQUEST,
+                "Your proposed upload exceeds the maximum allowed object size.",
+            ),
+            ObjectError::InvalidRange => S3Error::invalid_range(),
+            ObjectError::IncompleteBody { .. } => S3Error::new(
+                "IncompleteBody",
+                S::BAD_REQUEST,
+                "You did not provide the number of bytes specified by the Content-Length HTTP header.",
+            ),
+            ObjectError::BadDigest => S3Error::new(
+                "BadDigest",
+                S::BAD_REQUEST,
+                "The Content-MD5 you specified did not match what we received.",
+            ),
+            ObjectError::InvalidArgument(m) => S3Error::invalid_argument(m),
+            ObjectError::WriteQuorum { .. } | ObjectError::ReadQuorum { .. } => S3Error::new(
+                "ServiceUnavailable",
+                S::SERVICE_UNAVAILABLE,
+                "Storage resources are insufficient for the request; please retry.",
+            ),
+            ObjectError::LockTimeout => S3Error::new(
+                "SlowDown",
+                S::SERVICE_UNAVAILABLE,
+                "Please reduce your request rate.",
+            ),
+            ObjectError::Body(io) => match BodyError::from_io(&io) {
+                Some(b) => b.into(),
+                None => S3Error::new(
+                    "IncompleteBody",
+                    S::BAD_REQUEST,
+                    "The request body could not be read completely.",
+                ),
+            },
+            ObjectError::Internal(m) => {
+                tracing::error!(error = %m, "internal error");
+                S3Error::internal()
+            }
+        }
+    }
+}

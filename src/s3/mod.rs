@@ -1,0 +1,288 @@
+//! The S3 HTTP API: every request is authenticated, parsed into a typed [`Op`] by
+//! [`route`], and dispatched with one `match` to a handler of its family (`bucket.rs`,
+//! `object.rs`, `multipart.rs`). Errors become S3 XML in `error.rs` only.
+
+mod body;
+mod bucket;
+pub mod error;
+mod multipart;
+mod object;
+mod router;
+pub mod xml;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use axum::body::Body;
+use http::{HeaderValue, Method, Request, Response, StatusCode};
+use tracing::Instrument;
+
+use crate::auth::{self, Credentials, RequestParts, Verified};
+use crate::object::Store;
+use error::S3Error;
+pub use router::{route, Op, Target};
+
+/// Everything a request handler needs.
+pub struct S3State {
+    pub store: Arc<Store>,
+    pub creds: Arc<dyn Credentials>,
+    pub region: String,
+    /// Base domain for virtual-hosted-style requests (`bucket.<domain>`).
+    pub domain: Option<String>,
+    pub owner: xml::Owner,
+}
+
+/// One parsed, authenticated request, as handlers see it.
+pub struct Ctx {
+    pub method: Method,
+    pub target: Target,
+    pub query: Vec<(String, String)>,
+    pub headers: Vec<(String, String)>,
+    pub verified: Verified,
+    pub request_id: String,
+}
+
+impl Ctx {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn query(&self, name: &str) -> Option<&str> {
+        self.query
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn has_query(&self, name: &str) -> bool {
+        self.query.iter().any(|(n, _)| n == name)
+    }
+}
+
+fn new_request_id() -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let t = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    format!("{:016X}", t ^ n.rotate_left(48))
+}
+
+/// Entry point for every S3 request.
+pub async fn handle(state: Arc<S3State>, req: Request<Body>) -> Response<Body> {
+    let request_id = new_request_id();
+    let span = tracing::info_span!(
+        "request",
+        request_id = %request_id,
+        method = %req.method(),
+        path = %req.uri().path(),
+        op = tracing::field::Empty,
+    );
+    async move {
+        let is_head = req.method() == Method::HEAD;
+        let resource = req.uri().path().to_string();
+        let mut resp = match dispatch(&state, req, &request_id).await {
+            Ok(r) => r,
+            Err(e) => {
+                if e.status.is_server_error() {
+                    tracing::warn!(code = e.code, message = %e.message, "request failed");
+                } else {
+                    tracing::debug!(code = e.code, message = %e.message, "request refused");
+                }
+                error_response(&e, &resource, &request_id, is_head)
+            }
+        };
+        let h = resp.headers_mut();
+        if let Ok(v) = HeaderValue::from_str(&request_id) {
+            h.insert("x-amz-request-id", v.clone());
+            h.insert("x-amz-id-2", v);
+        }
+        h.insert("server", HeaderValue::from_static("Cairn"));
+        tracing::debug!(status = resp.status().as_u16(), "done");
+        resp
+    }
+    .instrument(span)
+    .await
+}
+
+pub fn error_response(
+    e: &S3Error,
+    resource: &str,
+    request_id: &str,
+    is_head: bool,
+) -> Response<Body> {
+    let body = if is_head {
+        Body::empty()
+    } else {
+        let xml = xml::to_xml(&xml::ErrorXml {
+            code: e.code,
+            message: &e.message,
+            resource,
+            request_id,
+        })
+        .unwrap_or_default();
+        Body::from(xml)
+    };
+    let mut r = Response::new(body);
+    *r.status_mut() = e.status;
+    if !is_head {
+        r.headers_mut()
+            .insert("content-type", HeaderValue::from_static("application/xml"));
+    }
+    r
+}
+
+pub(crate) fn xml_response<T: serde::Serialize>(value: &T) -> Result<Response<Body>, S3Error> {
+    let body = xml::to_xml(value)?;
+    let mut r = Response::new(Body::from(body));
+    r.headers_mut()
+        .insert("content-type", HeaderValue::from_static("application/xml"));
+    Ok(r)
+}
+
+pub(crate) fn empty(status: StatusCode) -> Response<Body> {
+    let mut r = Response::new(Body::empty());
+    *r.status_mut() = status;
+    r
+}
+
+/// `2024-01-01T00:00:00.000Z` from nanoseconds since the epoch.
+pub(crate) fn iso8601(nanos: i64) -> String {
+    let t = time::OffsetDateTime::from_unix_timestamp_nanos(nanos as i128)
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    let fmt = time::macros::format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+    );
+    t.format(fmt).unwrap_or_default()
+}
+
+/// RFC 7231 date from nanoseconds since the epoch.
+pub(crate) fn http_date(nanos: i64) -> String {
+    let secs = (nanos / 1_000_000_000).max(0) as u64;
+    httpdate::fmt_http_date(SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(secs))
+}
+
+async fn dispatch(
+    state: &S3State,
+    req: Request<Body>,
+    request_id: &str,
+) -> Result<Response<Body>, S3Error> {
+    let (parts, body) = req.into_parts();
+    let headers: Vec<(String, String)> = parts
+        .headers
+        .iter()
+        .map(|(n, v)| {
+            (
+                n.as_str().to_string(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
+        .collect();
+    let raw_path = parts.uri.path().to_string();
+    let raw_query = parts.uri.query().unwrap_or("").to_string();
+    let host = headers
+        .iter()
+        .find(|(n, _)| n == "host")
+        .map(|(_, v)| v.as_str())
+        .or(parts.uri.host())
+        .unwrap_or("");
+    let host_bucket = virtual_host_bucket(host, state.domain.as_deref());
+    let req_parts = RequestParts {
+        method: parts.method.as_str(),
+        raw_path: &raw_path,
+        raw_query: &raw_query,
+        headers: &headers,
+        host_bucket: host_bucket.as_deref(),
+    };
+    let verified = auth::verify(
+        &req_parts,
+        state.creds.as_ref(),
+        &state.region,
+        SystemTime::now(),
+    )?;
+    let query = req_parts.query_pairs();
+    let target = router::target(&raw_path, host_bucket.as_deref())?;
+    let ctx = Ctx {
+        method: parts.method.clone(),
+        target,
+        query,
+        headers,
+        verified,
+        request_id: request_id.to_string(),
+    };
+    let op = route(&ctx)?;
+    tracing::Span::current().record("op", tracing::field::debug(&op));
+    match op {
+        Op::ListBuckets => bucket::list_buckets(state).await,
+        Op::CreateBucket => bucket::create(state, &ctx, body).await,
+        Op::HeadBucket => bucket::head(state, &ctx).await,
+        Op::DeleteBucket => bucket::delete(state, &ctx).await,
+        Op::GetBucketLocation => bucket::location(state, &ctx).await,
+        Op::GetBucketVersioning => bucket::versioning(state, &ctx).await,
+        Op::GetAcl => bucket::acl(state, &ctx).await,
+        Op::PutAcl => bucket::put_acl(state, &ctx).await,
+        Op::ListObjects { v2 } => bucket::list_objects(state, &ctx, v2).await,
+        Op::DeleteObjects => object::delete_many(state, &ctx, body).await,
+        Op::PutObject => object::put(state, &ctx, body).await,
+        Op::CopyObject => object::copy(state, &ctx).await,
+        Op::GetObject => object::get(state, &ctx, false).await,
+        Op::HeadObject => object::get(state, &ctx, true).await,
+        Op::DeleteObject => object::delete(state, &ctx).await,
+        Op::CreateMultipartUpload => multipart::create(state, &ctx).await,
+        Op::UploadPart => multipart::upload_part(state, &ctx, body).await,
+        Op::UploadPartCopy => multipart::upload_part_copy(state, &ctx).await,
+        Op::CompleteMultipartUpload => multipart::complete(state, &ctx, body).await,
+        Op::AbortMultipartUpload => multipart::abort(state, &ctx).await,
+        Op::ListParts => multipart::list_parts(state, &ctx).await,
+        Op::ListMultipartUploads => multipart::list_uploads(state, &ctx).await,
+    }
+}
+
+/// The bucket named by a virtual-hosted-style Host header (`bucket.<domain>[:port]`).
+fn virtual_host_bucket(host: &str, domain: Option<&str>) -> Option<String> {
+    let domain = domain?;
+    let host = host.rsplit_once(':').map_or(host, |(h, p)| {
+        if p.bytes().all(|b| b.is_ascii_digit()) {
+            h
+        } else {
+            host
+        }
+    });
+    let bucket = host.strip_suffix(domain)?.strip_suffix('.')?;
+    (!bucket.is_empty()).then(|| bucket.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn virtual_hosts() {
+        assert_eq!(
+            virtual_host_bucket("photos.s3.local:9000", Some("s3.local")),
+            Some("photos".into())
+        );
+        assert_eq!(virtual_host_bucket("s3.local:9000", Some("s3.local")), None);
+        assert_eq!(virtual_host_bucket("photos.s3.local", None), None);
+        assert_eq!(
+            virtual_host_bucket("a.b.s3.local", Some("s3.local")),
+            Some("a.b".into())
+        );
+    }
+
+    #[test]
+    fn dates() {
+        assert_eq!(
+            iso8601(1_369_353_600_123_000_000),
+            "2013-05-24T00:00:00.123Z"
+        );
+        assert_eq!(
+            http_date(1_369_353_600_000_000_000),
+            "Fri, 24 May 2013 00:00:00 GMT"
+        );
+    }
+}

@@ -1,0 +1,309 @@
+//! Multipart upload operations.
+
+use axum::body::Body;
+use futures::TryStreamExt;
+use http::{HeaderValue, Response, StatusCode};
+
+use super::error::S3Error;
+use super::object::{bucket_key, copy_preconditions, copy_source, put_options};
+use super::xml::{self, NS};
+use super::{body, http_date, iso8601, xml_response, Ctx, S3State};
+use crate::checksum::ChecksumAlg;
+use crate::object::{ByteRange, MAX_PART_SIZE};
+
+fn upload_id(ctx: &Ctx) -> Result<&str, S3Error> {
+    ctx.query("uploadId")
+        .ok_or_else(|| S3Error::invalid_argument("missing uploadId"))
+}
+
+fn part_number(ctx: &Ctx) -> Result<u32, S3Error> {
+    ctx.query("partNumber")
+        .and_then(|p| p.parse().ok())
+        .filter(|n| (1..=10_000).contains(n))
+        .ok_or_else(|| {
+            S3Error::invalid_argument(
+                "Part number must be an integer between 1 and 10000, inclusive",
+            )
+        })
+}
+
+pub async fn create(state: &S3State, ctx: &Ctx) -> Result<Response<Body>, S3Error> {
+    let (bucket, key) = bucket_key(ctx)?;
+    let opts = put_options(ctx)?;
+    let id = state.store.create_multipart(bucket, key, opts).await?;
+    let mut r = xml_response(&xml::InitiateMultipartUploadResult {
+        xmlns: NS,
+        bucket: bucket.to_string(),
+        key: key.to_string(),
+        upload_id: id,
+    })?;
+    if let Some(alg) = ctx
+        .header("x-amz-checksum-algorithm")
+        .and_then(ChecksumAlg::parse)
+    {
+        if let Ok(v) = HeaderValue::from_str(alg.name()) {
+            r.headers_mut().insert("x-amz-checksum-algorithm", v);
+        }
+    }
+    Ok(r)
+}
+
+pub async fn upload_part(
+    state: &S3State,
+    ctx: &Ctx,
+    body: Body,
+) -> Result<Response<Body>, S3Error> {
+    let (bucket, key) = bucket_key(ctx)?;
+    let (id, number) = (upload_id(ctx)?, part_number(ctx)?);
+    let size = body::declared_length(&ctx.verified, &ctx.headers)?;
+    if size.is_some_and(|s| s > MAX_PART_SIZE) {
+        return Err(crate::object::ObjectError::EntityTooLarge.into());
+    }
+    let mut opts = put_options(ctx)?;
+    let (mut reader, computed) = body::reader(body, &ctx.verified, &ctx.headers)?;
+    opts.computed_checksums = Some(computed.clone());
+    let part = state
+        .store
+        .put_part(bucket, key, id, number, &mut reader, size, opts)
+        .await?;
+    let mut r = super::empty(StatusCode::OK);
+    if let Ok(v) = HeaderValue::from_str(&format!("\"{}\"", part.etag)) {
+        r.headers_mut().insert("etag", v);
+    }
+    for (alg, value) in computed.lock().iter() {
+        if let (Ok(n), Ok(v)) = (
+            http::HeaderName::from_bytes(
+                format!("x-amz-checksum-{}", alg.to_ascii_lowercase()).as_bytes(),
+            ),
+            HeaderValue::from_str(value),
+        ) {
+            r.headers_mut().insert(n, v);
+        }
+    }
+    Ok(r)
+}
+
+/// `x-amz-copy-source-range: bytes=a-b`, inclusive, within the source.
+fn copy_range(ctx: &Ctx, size: u64) -> Result<Option<ByteRange>, S3Error> {
+    let Some(v) = ctx.header("x-amz-copy-source-range") else {
+        return Ok(None);
+    };
+    let bad = || {
+        S3Error::invalid_argument(format!(
+            "Range specified is not valid for source object of size: {size}"
+        ))
+    };
+    let (a, b) = v
+        .trim()
+        .strip_prefix("bytes=")
+        .and_then(|s| s.split_once('-'))
+        .ok_or_else(bad)?;
+    let (a, b): (u64, u64) = (a.parse().map_err(|_| bad())?, b.parse().map_err(|_| bad())?);
+    if a > b || b >= size {
+        return Err(bad());
+    }
+    Ok(Some(ByteRange {
+        start: a,
+        len: b - a + 1,
+    }))
+}
+
+pub async fn upload_part_copy(state: &S3State, ctx: &Ctx) -> Result<Response<Body>, S3Error> {
+    let (bucket, key) = bucket_key(ctx)?;
+    let (id, number) = (upload_id(ctx)?, part_number(ctx)?);
+    let (src_bucket, src_key) = copy_source(ctx)?;
+    let mut reader = state.store.get_object(&src_bucket, &src_key, None).await?;
+    copy_preconditions(ctx, reader.info())?;
+    if let Some(r) = copy_range(ctx, reader.info().size)? {
+        reader.narrow(r)?;
+    }
+    let len = reader.remaining();
+    if len > MAX_PART_SIZE {
+        return Err(crate::object::ObjectError::EntityTooLarge.into());
+    }
+    let stream = reader
+        .into_stream()
+        .map_err(|e| std::io::Error::other(e.to_string()));
+    let mut body = tokio_util::io::StreamReader::new(Box::pin(stream));
+    let part = state
+        .store
+        .put_part(
+            bucket,
+            key,
+            id,
+            number,
+            &mut body,
+            Some(len),
+            Default::default(),
+        )
+        .await?;
+    xml_response(&xml::CopyPartResult {
+        xmlns: NS,
+        last_modified: iso8601(part.mod_time),
+        etag: format!("\"{}\"", part.etag),
+    })
+}
+
+pub async fn complete(state: &S3State, ctx: &Ctx, body: Body) -> Result<Response<Body>, S3Error> {
+    let (bucket, key) = bucket_key(ctx)?;
+    let id = upload_id(ctx)?;
+    let raw = body::read_small(body, &ctx.verified, &ctx.headers, 4 << 20).await?;
+    let text = String::from_utf8(raw).map_err(|_| S3Error::malformed_xml())?;
+    let req: xml::CompleteMultipartUpload = xml::from_xml(&text)?;
+    if req.parts.is_empty() {
+        return Err(S3Error::malformed_xml());
+    }
+    let parts: Vec<(u32, String)> = req
+        .parts
+        .into_iter()
+        .map(|p| (p.part_number, p.etag.trim().trim_matches('"').to_string()))
+        .collect();
+    let info = state
+        .store
+        .complete_multipart(bucket, key, id, &parts)
+        .await?;
+    let get = |alg: ChecksumAlg| info.checksums.get(alg.name()).cloned();
+    xml_response(&xml::CompleteMultipartUploadResult {
+        xmlns: NS,
+        location: format!("/{bucket}/{key}"),
+        bucket: bucket.to_string(),
+        key: key.to_string(),
+        etag: format!("\"{}\"", info.etag),
+        checksum_crc32: get(ChecksumAlg::Crc32),
+        checksum_crc32c: get(ChecksumAlg::Crc32c),
+        checksum_crc64nvme: get(ChecksumAlg::Crc64Nvme),
+        checksum_sha1: get(ChecksumAlg::Sha1),
+        checksum_sha256: get(ChecksumAlg::Sha256),
+    })
+}
+
+pub async fn abort(state: &S3State, ctx: &Ctx) -> Result<Response<Body>, S3Error> {
+    let (bucket, key) = bucket_key(ctx)?;
+    state
+        .store
+        .abort_multipart(bucket, key, upload_id(ctx)?)
+        .await?;
+    Ok(super::empty(StatusCode::NO_CONTENT))
+}
+
+fn max_param(ctx: &Ctx, name: &str) -> Result<usize, S3Error> {
+    match ctx.query(name) {
+        Some(v) => v
+            .parse::<i64>()
+            .ok()
+            .filter(|n| *n >= 0)
+            .map(|n| n.min(1000) as usize)
+            .ok_or_else(|| {
+                S3Error::invalid_argument(format!("{name} must be a non-negative integer"))
+            }),
+        None => Ok(1000),
+    }
+}
+
+pub async fn list_parts(state: &S3State, ctx: &Ctx) -> Result<Response<Body>, S3Error> {
+    let (bucket, key) = bucket_key(ctx)?;
+    let id = upload_id(ctx)?;
+    let marker: u32 = match ctx.query("part-number-marker") {
+        Some(v) => v
+            .parse()
+            .map_err(|_| S3Error::invalid_argument("invalid part-number-marker"))?,
+        None => 0,
+    };
+    let max = max_param(ctx, "max-parts")?;
+    let listing = state.store.list_parts(bucket, key, id, marker, max).await?;
+    xml_response(&xml::ListPartsResult {
+        xmlns: NS,
+        bucket: bucket.to_string(),
+        key: key.to_string(),
+        upload_id: id.to_string(),
+        initiator: state.owner.clone(),
+        owner: state.owner.clone(),
+        storage_class: "STANDARD",
+        part_number_marker: marker,
+        next_part_number_marker: listing.next_marker,
+        max_parts: max,
+        is_truncated: listing.truncated,
+        parts: listing
+            .parts
+            .into_iter()
+            .map(|p| xml::PartXml {
+                part_number: p.number,
+                last_modified: iso8601(p.mod_time),
+                etag: format!("\"{}\"", p.etag),
+                size: p.size,
+            })
+            .collect(),
+    })
+}
+
+pub async fn list_uploads(state: &S3State, ctx: &Ctx) -> Result<Response<Body>, S3Error> {
+    let bucket = ctx
+        .target
+        .bucket
+        .as_deref()
+        .ok_or_else(|| S3Error::invalid_request("missing bucket"))?;
+    super::bucket::require_bucket(state, bucket).await?;
+    let prefix = ctx.query("prefix").unwrap_or("");
+    let delimiter = ctx.query("delimiter").filter(|d| !d.is_empty());
+    let key_marker = ctx.query("key-marker").unwrap_or("");
+    let id_marker = ctx.query("upload-id-marker").unwrap_or("");
+    let max = max_param(ctx, "max-uploads")?;
+    let all = state.store.list_uploads(bucket, prefix).await?;
+    let mut uploads = Vec::new();
+    let mut prefixes: Vec<String> = Vec::new();
+    let mut truncated = false;
+    let mut next = None;
+    for u in all.into_iter().filter(|u| {
+        u.key.as_str() > key_marker
+            || (u.key == key_marker && !id_marker.is_empty() && u.upload_id.as_str() > id_marker)
+    }) {
+        if let Some(d) = delimiter {
+            if let Some(pos) = u.key[prefix.len()..].find(d) {
+                let cp = u.key[..prefix.len() + pos + d.len()].to_string();
+                if !prefixes.contains(&cp) {
+                    if uploads.len() + prefixes.len() == max {
+                        truncated = true;
+                        break;
+                    }
+                    prefixes.push(cp);
+                }
+                continue;
+            }
+        }
+        if uploads.len() + prefixes.len() == max {
+            truncated = true;
+            break;
+        }
+        next = Some((u.key.clone(), u.upload_id.clone()));
+        uploads.push(xml::UploadXml {
+            key: u.key,
+            upload_id: u.upload_id,
+            initiator: state.owner.clone(),
+            owner: state.owner.clone(),
+            storage_class: "STANDARD",
+            initiated: iso8601(u.initiated),
+        });
+    }
+    let _ = http_date;
+    xml_response(&xml::ListMultipartUploadsResult {
+        xmlns: NS,
+        bucket: bucket.to_string(),
+        key_marker: key_marker.to_string(),
+        upload_id_marker: id_marker.to_string(),
+        next_key_marker: truncated
+            .then(|| next.as_ref().map(|n| n.0.clone()))
+            .flatten(),
+        next_upload_id_marker: truncated
+            .then(|| next.as_ref().map(|n| n.1.clone()))
+            .flatten(),
+        prefix: prefix.to_string(),
+        delimiter: delimiter.map(String::from),
+        max_uploads: max,
+        is_truncated: truncated,
+        uploads,
+        common_prefixes: prefixes
+            .into_iter()
+            .map(|prefix| xml::CommonPrefixXml { prefix })
+            .collect(),
+    })
+}

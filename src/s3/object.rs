@@ -1,0 +1,543 @@
+//! Object operations: PUT, GET/HEAD (ranges, conditionals, overrides), DELETE, DeleteObjects
+//! and CopyObject.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::body::Body;
+use base64::Engine;
+use futures::TryStreamExt;
+use http::{HeaderValue, Response, StatusCode};
+
+use super::error::S3Error;
+use super::xml::{self, NS};
+use super::{body, empty, http_date, iso8601, xml_response, Ctx, S3State};
+use crate::object::{ByteRange, ObjectInfo, PutOptions, MAX_OBJECT_SIZE};
+
+/// Headers kept with an object and returned on GET/HEAD.
+const STORED_HEADERS: &[&str] = &[
+    "content-type",
+    "content-encoding",
+    "content-disposition",
+    "content-language",
+    "cache-control",
+    "expires",
+];
+const MAX_USER_META: usize = 2048;
+
+pub(super) fn bucket_key(ctx: &Ctx) -> Result<(&str, &str), S3Error> {
+    match (&ctx.target.bucket, &ctx.target.key) {
+        (Some(b), Some(k)) => Ok((b, k)),
+        _ => Err(S3Error::invalid_request("missing bucket or key")),
+    }
+}
+
+/// Features a client may ask for in headers that Cairn does not provide: refusing them
+/// beats silently storing an object without what was asked.
+fn refuse_unsupported(ctx: &Ctx) -> Result<(), S3Error> {
+    for (name, what) in [
+        ("x-amz-server-side-encryption", "Server-side encryption"),
+        (
+            "x-amz-server-side-encryption-customer-algorithm",
+            "Server-side encryption with customer keys",
+        ),
+        ("x-amz-object-lock-mode", "Object lock"),
+        ("x-amz-object-lock-legal-hold", "Object lock"),
+        ("x-amz-tagging", "Object tagging"),
+        ("x-amz-website-redirect-location", "Website redirects"),
+    ] {
+        if ctx.header(name).is_some() {
+            return Err(S3Error::not_implemented(what));
+        }
+    }
+    if let Some(acl) = ctx.header("x-amz-acl") {
+        if acl != "private" {
+            return Err(S3Error::not_implemented(
+                "ACLs other than the canned 'private' ACL",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Metadata a write carries in its headers.
+pub(super) fn put_options(ctx: &Ctx) -> Result<PutOptions, S3Error> {
+    let mut headers = BTreeMap::new();
+    for name in STORED_HEADERS {
+        if let Some(v) = ctx.header(name) {
+            let v = if *name == "content-encoding" {
+                v.split(',')
+                    .map(str::trim)
+                    .filter(|p| *p != "aws-chunked" && !p.is_empty())
+                    .collect::<Vec<_>>()
+                    .join(",")
+            } else {
+                v.to_string()
+            };
+            if !v.is_empty() {
+                headers.insert(name.to_string(), v);
+            }
+        }
+    }
+    headers
+        .entry("content-type".to_string())
+        .or_insert_with(|| "binary/octet-stream".to_string());
+    let mut user_meta = BTreeMap::new();
+    let mut meta_size = 0;
+    for (n, v) in &ctx.headers {
+        if let Some(k) = n.strip_prefix("x-amz-meta-") {
+            meta_size += k.len() + v.len();
+            user_meta.insert(k.to_string(), v.clone());
+        }
+    }
+    if meta_size > MAX_USER_META {
+        return Err(S3Error::new(
+            "MetadataTooLarge",
+            StatusCode::BAD_REQUEST,
+            "Your metadata headers exceed the maximum allowed metadata size.",
+        ));
+    }
+    let content_md5 = match ctx.header("content-md5") {
+        Some(v) => Some(
+            base64::engine::general_purpose::STANDARD
+                .decode(v.trim())
+                .ok()
+                .and_then(|b| <[u8; 16]>::try_from(b).ok())
+                .ok_or_else(|| {
+                    S3Error::new(
+                        "InvalidDigest",
+                        StatusCode::BAD_REQUEST,
+                        "The Content-MD5 you specified is not valid.",
+                    )
+                })?,
+        ),
+        None => None,
+    };
+    Ok(PutOptions {
+        headers,
+        user_meta,
+        content_md5,
+        ..Default::default()
+    })
+}
+
+fn insert(r: &mut Response<Body>, name: &'static str, value: &str) {
+    if let Ok(v) = HeaderValue::from_str(value) {
+        r.headers_mut().insert(name, v);
+    }
+}
+
+fn insert_owned(r: &mut Response<Body>, name: &str, value: &str) {
+    if let (Ok(n), Ok(v)) = (
+        http::HeaderName::from_bytes(name.as_bytes()),
+        HeaderValue::from_str(value),
+    ) {
+        r.headers_mut().insert(n, v);
+    }
+}
+
+fn checksum_headers(r: &mut Response<Body>, checksums: &BTreeMap<String, String>) {
+    for (alg, value) in checksums {
+        insert_owned(
+            r,
+            &format!("x-amz-checksum-{}", alg.to_ascii_lowercase()),
+            value,
+        );
+    }
+}
+
+pub async fn put(state: &S3State, ctx: &Ctx, body: Body) -> Result<Response<Body>, S3Error> {
+    let (bucket, key) = bucket_key(ctx)?;
+    refuse_unsupported(ctx)?;
+    let size = body::declared_length(&ctx.verified, &ctx.headers)?;
+    if size.is_some_and(|s| s > MAX_OBJECT_SIZE) {
+        return Err(crate::object::ObjectError::EntityTooLarge.into());
+    }
+    let mut opts = put_options(ctx)?;
+    let (mut reader, computed) = body::reader(body, &ctx.verified, &ctx.headers)?;
+    opts.computed_checksums = Some(computed.clone());
+    let info = state
+        .store
+        .put_object(bucket, key, &mut reader, size, opts)
+        .await?;
+    let mut r = empty(StatusCode::OK);
+    insert(&mut r, "etag", &format!("\"{}\"", info.etag));
+    checksum_headers(&mut r, &computed.lock());
+    Ok(r)
+}
+
+enum Precondition {
+    Pass,
+    NotModified,
+    Failed,
+}
+
+fn etag_matches(list: &str, etag: &str) -> bool {
+    list.split(',')
+        .map(|e| e.trim().trim_start_matches("W/").trim_matches('"'))
+        .any(|e| e == "*" || e == etag)
+}
+
+fn parse_date(v: Option<&str>) -> Option<SystemTime> {
+    v.and_then(|d| httpdate::parse_http_date(d.trim()).ok())
+}
+
+/// Evaluate conditional headers (`prefix` is `if-` or `x-amz-copy-source-if-`) per RFC 7232
+/// precedence, against a modification time truncated to seconds.
+fn preconditions(ctx: &Ctx, prefix: &str, info: &ObjectInfo) -> Precondition {
+    let h = |n: &str| ctx.header(&format!("{prefix}{n}"));
+    let mtime = UNIX_EPOCH + Duration::from_secs((info.mod_time / 1_000_000_000).max(0) as u64);
+    let if_match = h("match");
+    if let Some(m) = if_match {
+        if !etag_matches(m, &info.etag) {
+            return Precondition::Failed;
+        }
+    } else if parse_date(h("unmodified-since")).is_some_and(|d| mtime > d) {
+        return Precondition::Failed;
+    }
+    let if_none_match = h("none-match");
+    if let Some(m) = if_none_match {
+        if etag_matches(m, &info.etag) {
+            return Precondition::NotModified;
+        }
+    } else if parse_date(h("modified-since")).is_some_and(|d| mtime <= d) {
+        return Precondition::NotModified;
+    }
+    Precondition::Pass
+}
+
+/// A `Range: bytes=...` header resolved against `size`. `Ok(None)`: serve everything
+/// (no header, or one we do not understand, as RFC 7233 allows).
+fn parse_range(v: Option<&str>, size: u64) -> Result<Option<ByteRange>, S3Error> {
+    let Some(spec) = v.and_then(|v| v.trim().strip_prefix("bytes=")) else {
+        return Ok(None);
+    };
+    if spec.contains(',') {
+        return Ok(None);
+    }
+    let Some((a, b)) = spec.trim().split_once('-') else {
+        return Ok(None);
+    };
+    let (a, b) = (a.trim(), b.trim());
+    let range = match (a.parse::<u64>().ok(), b.parse::<u64>().ok()) {
+        (Some(start), _) if !b.is_empty() && b.parse::<u64>().is_err() => {
+            let _ = start;
+            return Ok(None);
+        }
+        (Some(start), Some(end)) if end >= start => ByteRange {
+            start,
+            len: end
+                .min(size.saturating_sub(1))
+                .saturating_add(1)
+                .saturating_sub(start),
+        },
+        (Some(_), Some(_)) => return Ok(None),
+        (Some(start), None) => ByteRange {
+            start,
+            len: size.saturating_sub(start),
+        },
+        (None, Some(n)) if a.is_empty() => {
+            if n == 0 {
+                return Err(S3Error::invalid_range());
+            }
+            let n = n.min(size);
+            ByteRange {
+                start: size - n,
+                len: n,
+            }
+        }
+        _ => return Ok(None),
+    };
+    if range.start >= size || range.len == 0 {
+        return Err(S3Error::invalid_range());
+    }
+    Ok(Some(range))
+}
+
+pub async fn get(state: &S3State, ctx: &Ctx, head: bool) -> Result<Response<Body>, S3Error> {
+    let (bucket, key) = bucket_key(ctx)?;
+    let mut reader = state.store.get_object(bucket, key, None).await?;
+    let info = reader.info().clone();
+    match preconditions(ctx, "if-", &info) {
+        Precondition::Pass => {}
+        Precondition::Failed => return Err(S3Error::precondition_failed()),
+        Precondition::NotModified => {
+            let mut r = empty(StatusCode::NOT_MODIFIED);
+            insert(&mut r, "etag", &format!("\"{}\"", info.etag));
+            insert(&mut r, "last-modified", &http_date(info.mod_time));
+            return Ok(r);
+        }
+    }
+    let multipart = info.etag.contains('-');
+    let range = match ctx.query("partNumber") {
+        Some(p) => {
+            let n: u32 = p
+                .parse()
+                .ok()
+                .filter(|n| (1..=10_000).contains(n))
+                .ok_or_else(|| {
+                    S3Error::invalid_argument(
+                        "Part number must be an integer between 1 and 10000, inclusive",
+                    )
+                })?;
+            let mut start = 0;
+            let mut found = None;
+            for (num, size) in &info.parts {
+                if *num == n {
+                    found = Some(ByteRange { start, len: *size });
+                    break;
+                }
+                start += size;
+            }
+            match found {
+                Some(r) if r.len > 0 && info.parts.len() > 1 => Some(r),
+                Some(_) => None,
+                None => {
+                    return Err(S3Error::new(
+                        "InvalidPartNumber",
+                        StatusCode::RANGE_NOT_SATISFIABLE,
+                        "The requested partnumber is not satisfiable",
+                    ))
+                }
+            }
+        }
+        None => parse_range(ctx.header("range"), info.size)?,
+    };
+    if let Some(r) = range {
+        reader.narrow(r)?;
+    }
+    let len = reader.remaining();
+    let mut resp = if head {
+        drop(reader);
+        Response::new(Body::empty())
+    } else {
+        let stream = reader.into_stream().map_err(|e| {
+            tracing::error!(error = %e, "object stream failed mid-response");
+            std::io::Error::other(e.to_string())
+        });
+        Response::new(Body::from_stream(stream))
+    };
+    *resp.status_mut() = if range.is_some() {
+        StatusCode::PARTIAL_CONTENT
+    } else {
+        StatusCode::OK
+    };
+    insert(&mut resp, "content-length", &len.to_string());
+    insert(&mut resp, "etag", &format!("\"{}\"", info.etag));
+    insert(&mut resp, "last-modified", &http_date(info.mod_time));
+    insert(&mut resp, "accept-ranges", "bytes");
+    if let Some(r) = range {
+        let end = r.start + len.saturating_sub(1);
+        insert(
+            &mut resp,
+            "content-range",
+            &format!("bytes {}-{end}/{}", r.start, info.size),
+        );
+    }
+    if multipart && ctx.has_query("partNumber") {
+        insert(
+            &mut resp,
+            "x-amz-mp-parts-count",
+            &info.parts.len().to_string(),
+        );
+    }
+    for (name, value) in &info.headers {
+        insert_owned(&mut resp, name, value);
+    }
+    for (k, v) in &info.user_meta {
+        insert_owned(&mut resp, &format!("x-amz-meta-{k}"), v);
+    }
+    if ctx
+        .header("x-amz-checksum-mode")
+        .is_some_and(|m| m.eq_ignore_ascii_case("enabled"))
+        && range.is_none()
+    {
+        checksum_headers(&mut resp, &info.checksums);
+        if !info.checksums.is_empty() {
+            let kind = if info.checksums.values().any(|v| v.contains('-')) {
+                "COMPOSITE"
+            } else {
+                "FULL_OBJECT"
+            };
+            insert(&mut resp, "x-amz-checksum-type", kind);
+        }
+    }
+    for (param, header) in [
+        ("response-content-type", "content-type"),
+        ("response-content-language", "content-language"),
+        ("response-expires", "expires"),
+        ("response-cache-control", "cache-control"),
+        ("response-content-disposition", "content-disposition"),
+        ("response-content-encoding", "content-encoding"),
+    ] {
+        if let Some(v) = ctx.query(param) {
+            insert(&mut resp, header, v);
+        }
+    }
+    Ok(resp)
+}
+
+pub async fn delete(state: &S3State, ctx: &Ctx) -> Result<Response<Body>, S3Error> {
+    let (bucket, key) = bucket_key(ctx)?;
+    state.store.delete_object(bucket, key).await?;
+    Ok(empty(StatusCode::NO_CONTENT))
+}
+
+pub async fn delete_many(
+    state: &S3State,
+    ctx: &Ctx,
+    body: Body,
+) -> Result<Response<Body>, S3Error> {
+    let bucket = ctx
+        .target
+        .bucket
+        .as_deref()
+        .ok_or_else(|| S3Error::invalid_request("missing bucket"))?;
+    let raw = body::read_small(body, &ctx.verified, &ctx.headers, 2 << 20).await?;
+    let text = String::from_utf8(raw).map_err(|_| S3Error::malformed_xml())?;
+    let req: xml::DeleteRequest = xml::from_xml(&text)?;
+    if req.objects.is_empty() || req.objects.len() > 1000 {
+        return Err(S3Error::malformed_xml());
+    }
+    super::bucket::require_bucket(state, bucket).await?;
+    let quiet = req.quiet.unwrap_or(false);
+    let mut result = xml::DeleteResult {
+        xmlns: NS,
+        deleted: Vec::new(),
+        errors: Vec::new(),
+    };
+    for o in req.objects {
+        let outcome = match o.version_id.as_deref() {
+            Some(v) if v != "null" => Err(S3Error::new(
+                "NoSuchVersion",
+                StatusCode::NOT_FOUND,
+                "The specified version does not exist.",
+            )),
+            _ => state
+                .store
+                .delete_object(bucket, &o.key)
+                .await
+                .map_err(S3Error::from),
+        };
+        match outcome {
+            Ok(()) if !quiet => result.deleted.push(xml::DeletedXml { key: o.key }),
+            Ok(()) => {}
+            Err(e) => result.errors.push(xml::DeleteErrorXml {
+                key: o.key,
+                code: e.code.to_string(),
+                message: e.message,
+            }),
+        }
+    }
+    xml_response(&result)
+}
+
+/// `x-amz-copy-source`: `[/]bucket/key[?versionId=null]`, URL-encoded.
+pub(super) fn copy_source(ctx: &Ctx) -> Result<(String, String), S3Error> {
+    let raw = ctx
+        .header("x-amz-copy-source")
+        .ok_or_else(|| S3Error::invalid_argument("missing x-amz-copy-source"))?;
+    let (path, version) = match raw.split_once("?versionId=") {
+        Some((p, v)) => (p, Some(v)),
+        None => (raw, None),
+    };
+    if version.is_some_and(|v| v != "null") {
+        return Err(S3Error::invalid_argument("Invalid version id specified"));
+    }
+    let decoded = percent_encoding::percent_decode_str(path)
+        .decode_utf8()
+        .map_err(|_| S3Error::invalid_argument("Invalid copy source encoding"))?;
+    let decoded = decoded.strip_prefix('/').unwrap_or(&decoded);
+    match decoded.split_once('/') {
+        Some((b, k)) if !b.is_empty() && !k.is_empty() => Ok((b.to_string(), k.to_string())),
+        _ => Err(S3Error::invalid_argument(
+            "Copy Source must mention the source bucket and key: sourcebucket/sourcekey",
+        )),
+    }
+}
+
+/// Check `x-amz-copy-source-if-*` against the source.
+pub(super) fn copy_preconditions(ctx: &Ctx, src: &ObjectInfo) -> Result<(), S3Error> {
+    match preconditions(ctx, "x-amz-copy-source-if-", src) {
+        Precondition::Pass => Ok(()),
+        _ => Err(S3Error::precondition_failed()),
+    }
+}
+
+pub async fn copy(state: &S3State, ctx: &Ctx) -> Result<Response<Body>, S3Error> {
+    let (bucket, key) = bucket_key(ctx)?;
+    refuse_unsupported(ctx)?;
+    let (src_bucket, src_key) = copy_source(ctx)?;
+    let replace = match ctx.header("x-amz-metadata-directive") {
+        None | Some("COPY") => false,
+        Some("REPLACE") => true,
+        Some(_) => return Err(S3Error::invalid_argument("Unknown metadata directive.")),
+    };
+    if src_bucket == bucket && src_key == key && !replace {
+        return Err(S3Error::invalid_request(
+            "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes.",
+        ));
+    }
+    let src = state.store.head_object(&src_bucket, &src_key).await?;
+    copy_preconditions(ctx, &src)?;
+    let opts = if replace {
+        Some(put_options(ctx)?)
+    } else {
+        None
+    };
+    let info = state
+        .store
+        .copy_object(&src_bucket, &src_key, bucket, key, opts)
+        .await?;
+    xml_response(&xml::CopyObjectResult {
+        xmlns: NS,
+        last_modified: iso8601(info.mod_time),
+        etag: format!("\"{}\"", info.etag),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges() {
+        let r = |v: &str, size| parse_range(Some(v), size);
+        assert_eq!(
+            r("bytes=0-9", 100),
+            Ok(Some(ByteRange { start: 0, len: 10 }))
+        );
+        assert_eq!(
+            r("bytes=90-200", 100),
+            Ok(Some(ByteRange { start: 90, len: 10 }))
+        );
+        assert_eq!(
+            r("bytes=10-", 100),
+            Ok(Some(ByteRange { start: 10, len: 90 }))
+        );
+        assert_eq!(
+            r("bytes=-10", 100),
+            Ok(Some(ByteRange { start: 90, len: 10 }))
+        );
+        assert_eq!(
+            r("bytes=-200", 100),
+            Ok(Some(ByteRange { start: 0, len: 100 }))
+        );
+        assert_eq!(
+            r("bytes=100-", 100).map_err(|e| e.code),
+            Err("InvalidRange")
+        );
+        assert_eq!(r("bytes=5-1", 100), Ok(None));
+        assert_eq!(r("items=0-1", 100), Ok(None));
+        assert_eq!(r("bytes=0-1,4-5", 100), Ok(None));
+        assert_eq!(r("bytes=0-0", 0).map_err(|e| e.code), Err("InvalidRange"));
+    }
+
+    #[test]
+    fn etag_lists() {
+        assert!(etag_matches("\"abc\"", "abc"));
+        assert!(etag_matches("\"x\", \"abc\"", "abc"));
+        assert!(etag_matches("*", "abc"));
+        assert!(!etag_matches("\"abd\"", "abc"));
+    }
+}

@@ -1,0 +1,463 @@
+//! S3 XML bodies, through quick-xml's serde support.
+
+use serde::{Deserialize, Serialize};
+
+use super::error::S3Error;
+
+pub const NS: &str = "http://s3.amazonaws.com/doc/2006-03-01/";
+
+/// Serialize a response body with the XML declaration.
+pub fn to_xml<T: Serialize>(value: &T) -> Result<String, S3Error> {
+    let body = quick_xml::se::to_string(value).map_err(|e| {
+        tracing::error!(error = %e, "XML serialization failed");
+        S3Error::internal()
+    })?;
+    Ok(format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n{body}"
+    ))
+}
+
+/// Parse a request body; any failure is `MalformedXML`.
+pub fn from_xml<'de, T: Deserialize<'de>>(body: &'de str) -> Result<T, S3Error> {
+    quick_xml::de::from_str(body).map_err(|_| S3Error::malformed_xml())
+}
+
+#[derive(Serialize)]
+#[serde(rename = "Error")]
+pub struct ErrorXml<'a> {
+    #[serde(rename = "Code")]
+    pub code: &'a str,
+    #[serde(rename = "Message")]
+    pub message: &'a str,
+    #[serde(rename = "Resource")]
+    pub resource: &'a str,
+    #[serde(rename = "RequestId")]
+    pub request_id: &'a str,
+}
+
+#[derive(Serialize, Clone)]
+pub struct Owner {
+    #[serde(rename = "ID")]
+    pub id: String,
+    #[serde(rename = "DisplayName")]
+    pub display_name: String,
+}
+
+#[derive(Serialize)]
+#[serde(rename = "ListAllMyBucketsResult")]
+pub struct ListAllMyBucketsResult {
+    #[serde(rename = "@xmlns")]
+    pub xmlns: &'static str,
+    #[serde(rename = "Owner")]
+    pub owner: Owner,
+    #[serde(rename = "Buckets")]
+    pub buckets: Buckets,
+}
+
+#[derive(Serialize)]
+pub struct Buckets {
+    #[serde(rename = "Bucket")]
+    pub bucket: Vec<BucketXml>,
+}
+
+#[derive(Serialize)]
+pub struct BucketXml {
+    #[serde(rename = "Name")]
+    pub name: String,
+    #[serde(rename = "CreationDate")]
+    pub creation_date: String,
+}
+
+#[derive(Serialize)]
+#[serde(rename = "LocationConstraint")]
+pub struct LocationConstraintXml {
+    #[serde(rename = "@xmlns")]
+    pub xmlns: &'static str,
+    #[serde(rename = "$text")]
+    pub region: String,
+}
+
+#[derive(Serialize)]
+#[serde(rename = "VersioningConfiguration")]
+pub struct VersioningConfiguration {
+    #[serde(rename = "@xmlns")]
+    pub xmlns: &'static str,
+}
+
+#[derive(Deserialize, Default)]
+pub struct CreateBucketConfiguration {
+    #[serde(rename = "LocationConstraint", default)]
+    pub location_constraint: Option<String>,
+}
+
+#[derive(Serialize)]
+pub struct ContentsXml {
+    #[serde(rename = "Key")]
+    pub key: String,
+    #[serde(rename = "LastModified")]
+    pub last_modified: String,
+    #[serde(rename = "ETag")]
+    pub etag: String,
+    #[serde(rename = "Size")]
+    pub size: u64,
+    #[serde(rename = "StorageClass")]
+    pub storage_class: &'static str,
+    #[serde(rename = "Owner", skip_serializing_if = "Option::is_none")]
+    pub owner: Option<Owner>,
+}
+
+#[derive(Serialize)]
+pub struct CommonPrefixXml {
+    #[serde(rename = "Prefix")]
+    pub prefix: String,
+}
+
+#[derive(Serialize)]
+#[serde(rename = "ListBucketResult")]
+pub struct ListBucketResult {
+    #[serde(rename = "@xmlns")]
+    pub xmlns: &'static str,
+    #[serde(rename = "Name")]
+    pub name: String,
+    #[serde(rename = "Prefix")]
+    pub prefix: String,
+    #[serde(rename = "Marker", skip_serializing_if = "Option::is_none")]
+    pub marker: Option<String>,
+    #[serde(rename = "NextMarker", skip_serializing_if = "Option::is_none")]
+    pub next_marker: Option<String>,
+    #[serde(rename = "ContinuationToken", skip_serializing_if = "Option::is_none")]
+    pub continuation_token: Option<String>,
+    #[serde(
+        rename = "NextContinuationToken",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub next_continuation_token: Option<String>,
+    #[serde(rename = "StartAfter", skip_serializing_if = "Option::is_none")]
+    pub start_after: Option<String>,
+    #[serde(rename = "KeyCount", skip_serializing_if = "Option::is_none")]
+    pub key_count: Option<usize>,
+    #[serde(rename = "MaxKeys")]
+    pub max_keys: usize,
+    #[serde(rename = "Delimiter", skip_serializing_if = "Option::is_none")]
+    pub delimiter: Option<String>,
+    #[serde(rename = "EncodingType", skip_serializing_if = "Option::is_none")]
+    pub encoding_type: Option<String>,
+    #[serde(rename = "IsTruncated")]
+    pub is_truncated: bool,
+    #[serde(rename = "Contents")]
+    pub contents: Vec<ContentsXml>,
+    #[serde(rename = "CommonPrefixes")]
+    pub common_prefixes: Vec<CommonPrefixXml>,
+}
+
+#[derive(Serialize)]
+#[serde(rename = "CopyObjectResult")]
+pub struct CopyObjectResult {
+    #[serde(rename = "@xmlns")]
+    pub xmlns: &'static str,
+    #[serde(rename = "LastModified")]
+    pub last_modified: String,
+    #[serde(rename = "ETag")]
+    pub etag: String,
+}
+
+#[derive(Serialize)]
+#[serde(rename = "CopyPartResult")]
+pub struct CopyPartResult {
+    #[serde(rename = "@xmlns")]
+    pub xmlns: &'static str,
+    #[serde(rename = "LastModified")]
+    pub last_modified: String,
+    #[serde(rename = "ETag")]
+    pub etag: String,
+}
+
+#[derive(Deserialize)]
+pub struct DeleteRequest {
+    #[serde(rename = "Quiet", default)]
+    pub quiet: Option<bool>,
+    #[serde(rename = "Object", default)]
+    pub objects: Vec<DeleteObjectXml>,
+}
+
+#[derive(Deserialize)]
+pub struct DeleteObjectXml {
+    #[serde(rename = "Key")]
+    pub key: String,
+    #[serde(rename = "VersionId", default)]
+    pub version_id: Option<String>,
+}
+
+#[derive(Serialize)]
+#[serde(rename = "DeleteResult")]
+pub struct DeleteResult {
+    #[serde(rename = "@xmlns")]
+    pub xmlns: &'static str,
+    #[serde(rename = "Deleted")]
+    pub deleted: Vec<DeletedXml>,
+    #[serde(rename = "Error")]
+    pub errors: Vec<DeleteErrorXml>,
+}
+
+#[derive(Serialize)]
+pub struct DeletedXml {
+    #[serde(rename = "Key")]
+    pub key: String,
+}
+
+#[derive(Serialize)]
+pub struct DeleteErrorXml {
+    #[serde(rename = "Key")]
+    pub key: String,
+    #[serde(rename = "Code")]
+    pub code: String,
+    #[serde(rename = "Message")]
+    pub message: String,
+}
+
+#[derive(Serialize)]
+#[serde(rename = "InitiateMultipartUploadResult")]
+pub struct InitiateMultipartUploadResult {
+    #[serde(rename = "@xmlns")]
+    pub xmlns: &'static str,
+    #[serde(rename = "Bucket")]
+    pub bucket: String,
+    #[serde(rename = "Key")]
+    pub key: String,
+    #[serde(rename = "UploadId")]
+    pub upload_id: String,
+}
+
+#[derive(Deserialize)]
+pub struct CompleteMultipartUpload {
+    #[serde(rename = "Part", default)]
+    pub parts: Vec<CompletedPartXml>,
+}
+
+#[derive(Deserialize)]
+pub struct CompletedPartXml {
+    #[serde(rename = "PartNumber")]
+    pub part_number: u32,
+    #[serde(rename = "ETag")]
+    pub etag: String,
+}
+
+#[derive(Serialize)]
+#[serde(rename = "CompleteMultipartUploadResult")]
+pub struct CompleteMultipartUploadResult {
+    #[serde(rename = "@xmlns")]
+    pub xmlns: &'static str,
+    #[serde(rename = "Location")]
+    pub location: String,
+    #[serde(rename = "Bucket")]
+    pub bucket: String,
+    #[serde(rename = "Key")]
+    pub key: String,
+    #[serde(rename = "ETag")]
+    pub etag: String,
+    #[serde(rename = "ChecksumCRC32", skip_serializing_if = "Option::is_none")]
+    pub checksum_crc32: Option<String>,
+    #[serde(rename = "ChecksumCRC32C", skip_serializing_if = "Option::is_none")]
+    pub checksum_crc32c: Option<String>,
+    #[serde(rename = "ChecksumCRC64NVME", skip_serializing_if = "Option::is_none")]
+    pub checksum_crc64nvme: Option<String>,
+    #[serde(rename = "ChecksumSHA1", skip_serializing_if = "Option::is_none")]
+    pub checksum_sha1: Option<String>,
+    #[serde(rename = "ChecksumSHA256", skip_serializing_if = "Option::is_none")]
+    pub checksum_sha256: Option<String>,
+}
+
+#[derive(Serialize)]
+pub struct PartXml {
+    #[serde(rename = "PartNumber")]
+    pub part_number: u32,
+    #[serde(rename = "LastModified")]
+    pub last_modified: String,
+    #[serde(rename = "ETag")]
+    pub etag: String,
+    #[serde(rename = "Size")]
+    pub size: u64,
+}
+
+#[derive(Serialize)]
+#[serde(rename = "ListPartsResult")]
+pub struct ListPartsResult {
+    #[serde(rename = "@xmlns")]
+    pub xmlns: &'static str,
+    #[serde(rename = "Bucket")]
+    pub bucket: String,
+    #[serde(rename = "Key")]
+    pub key: String,
+    #[serde(rename = "UploadId")]
+    pub upload_id: String,
+    #[serde(rename = "Initiator")]
+    pub initiator: Owner,
+    #[serde(rename = "Owner")]
+    pub owner: Owner,
+    #[serde(rename = "StorageClass")]
+    pub storage_class: &'static str,
+    #[serde(rename = "PartNumberMarker")]
+    pub part_number_marker: u32,
+    #[serde(
+        rename = "NextPartNumberMarker",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub next_part_number_marker: Option<u32>,
+    #[serde(rename = "MaxParts")]
+    pub max_parts: usize,
+    #[serde(rename = "IsTruncated")]
+    pub is_truncated: bool,
+    #[serde(rename = "Part")]
+    pub parts: Vec<PartXml>,
+}
+
+#[derive(Serialize)]
+pub struct UploadXml {
+    #[serde(rename = "Key")]
+    pub key: String,
+    #[serde(rename = "UploadId")]
+    pub upload_id: String,
+    #[serde(rename = "Initiator")]
+    pub initiator: Owner,
+    #[serde(rename = "Owner")]
+    pub owner: Owner,
+    #[serde(rename = "StorageClass")]
+    pub storage_class: &'static str,
+    #[serde(rename = "Initiated")]
+    pub initiated: String,
+}
+
+#[derive(Serialize)]
+#[serde(rename = "ListMultipartUploadsResult")]
+pub struct ListMultipartUploadsResult {
+    #[serde(rename = "@xmlns")]
+    pub xmlns: &'static str,
+    #[serde(rename = "Bucket")]
+    pub bucket: String,
+    #[serde(rename = "KeyMarker")]
+    pub key_marker: String,
+    #[serde(rename = "UploadIdMarker")]
+    pub upload_id_marker: String,
+    #[serde(rename = "NextKeyMarker", skip_serializing_if = "Option::is_none")]
+    pub next_key_marker: Option<String>,
+    #[serde(rename = "NextUploadIdMarker", skip_serializing_if = "Option::is_none")]
+    pub next_upload_id_marker: Option<String>,
+    #[serde(rename = "Prefix")]
+    pub prefix: String,
+    #[serde(rename = "Delimiter", skip_serializing_if = "Option::is_none")]
+    pub delimiter: Option<String>,
+    #[serde(rename = "MaxUploads")]
+    pub max_uploads: usize,
+    #[serde(rename = "IsTruncated")]
+    pub is_truncated: bool,
+    #[serde(rename = "Upload")]
+    pub uploads: Vec<UploadXml>,
+    #[serde(rename = "CommonPrefixes")]
+    pub common_prefixes: Vec<CommonPrefixXml>,
+}
+
+#[derive(Serialize)]
+#[serde(rename = "AccessControlPolicy")]
+pub struct AccessControlPolicy {
+    #[serde(rename = "@xmlns")]
+    pub xmlns: &'static str,
+    #[serde(rename = "Owner")]
+    pub owner: Owner,
+    #[serde(rename = "AccessControlList")]
+    pub acl: AccessControlList,
+}
+
+#[derive(Serialize)]
+pub struct AccessControlList {
+    #[serde(rename = "Grant")]
+    pub grant: Grant,
+}
+
+#[derive(Serialize)]
+pub struct Grant {
+    #[serde(rename = "Grantee")]
+    pub grantee: Grantee,
+    #[serde(rename = "Permission")]
+    pub permission: &'static str,
+}
+
+#[derive(Serialize)]
+pub struct Grantee {
+    #[serde(rename = "@xmlns:xsi")]
+    pub xmlns_xsi: &'static str,
+    #[serde(rename = "@xsi:type")]
+    pub xsi_type: &'static str,
+    #[serde(rename = "ID")]
+    pub id: String,
+    #[serde(rename = "DisplayName")]
+    pub display_name: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_body_is_exact() {
+        let xml = to_xml(&ErrorXml {
+            code: "NoSuchKey",
+            message: "The specified key does not exist.",
+            resource: "/b/a&b",
+            request_id: "17A2",
+        })
+        .expect("xml");
+        assert_eq!(
+            xml,
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>NoSuchKey</Code><Message>The specified key does not exist.</Message><Resource>/b/a&amp;b</Resource><RequestId>17A2</RequestId></Error>"
+        );
+    }
+
+    #[test]
+    fn parses_complete_and_delete_requests() {
+        let c: CompleteMultipartUpload = from_xml(
+            r#"<CompleteMultipartUpload xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Part><ETag>"a"</ETag><PartNumber>1</PartNumber></Part><Part><PartNumber>2</PartNumber><ETag>b</ETag></Part></CompleteMultipartUpload>"#,
+        )
+        .expect("valid");
+        assert_eq!(c.parts.len(), 2);
+        assert_eq!(
+            (c.parts[0].part_number, c.parts[0].etag.as_str()),
+            (1, "\"a\"")
+        );
+        let d: DeleteRequest = from_xml("<Delete><Quiet>true</Quiet><Object><Key>x</Key></Object><Object><Key>y/z</Key></Object></Delete>").expect("valid");
+        assert_eq!(d.quiet, Some(true));
+        assert_eq!(d.objects.len(), 2);
+        assert!(from_xml::<CompleteMultipartUpload>("<CompleteMultipartUpload><Part>").is_err());
+    }
+
+    #[test]
+    fn list_result_shape() {
+        let xml = to_xml(&ListBucketResult {
+            xmlns: NS,
+            name: "b".into(),
+            prefix: String::new(),
+            marker: None,
+            next_marker: None,
+            continuation_token: None,
+            next_continuation_token: None,
+            start_after: None,
+            key_count: Some(1),
+            max_keys: 1000,
+            delimiter: None,
+            encoding_type: None,
+            is_truncated: false,
+            contents: vec![ContentsXml {
+                key: "k".into(),
+                last_modified: "2024-01-01T00:00:00.000Z".into(),
+                etag: "\"e\"".into(),
+                size: 3,
+                storage_class: "STANDARD",
+                owner: None,
+            }],
+            common_prefixes: vec![],
+        })
+        .expect("xml");
+        assert!(xml.contains("<ListBucketResult xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><Name>b</Name><Prefix/>"), "{xml}");
+        assert!(xml.contains("<Contents><Key>k</Key>"), "{xml}");
+        assert!(xml.contains("<KeyCount>1</KeyCount>"), "{xml}");
+    }
+}
