@@ -365,7 +365,7 @@ impl Store {
         }
         let records = self.part_records(set, &rec, &id).await?;
         let mut chosen = Vec::with_capacity(parts.len());
-        for (i, (number, etag)) in parts.iter().enumerate() {
+        for (number, etag) in parts {
             let r = records.get(number).ok_or_else(|| {
                 ObjectError::InvalidPart(format!("part {number} was not uploaded"))
             })?;
@@ -375,10 +375,12 @@ impl Store {
                     r.etag
                 )));
             }
-            if i + 1 < parts.len() && r.size < self.min_part_size {
-                return Err(ObjectError::EntityTooSmall(*number));
-            }
             chosen.push(r.clone());
+        }
+        // Sizes are checked once every part is known to exist, as S3 does.
+        let all_but_last = &chosen[..chosen.len() - 1];
+        if let Some(small) = all_but_last.iter().find(|r| r.size < self.min_part_size) {
+            return Err(ObjectError::EntityTooSmall(small.number));
         }
         let mut md5 = Md5::new();
         for r in &chosen {

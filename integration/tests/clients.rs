@@ -1,0 +1,178 @@
+//! Real S3 clients against a real server: boto3, the AWS CLI, rclone and s3cmd. Under CI a
+//! missing client fails the test; elsewhere it is reported and skipped.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use cairn_integration::{require_tool, Server, ACCESS_KEY, SECRET_KEY};
+
+fn run(cmd: &mut Command) -> String {
+    let out = cmd.output().expect("run client");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}\nstdout: {stdout}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+fn write_tree(root: &Path, files: usize, big: Option<(usize, usize)>) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for i in 0..files {
+        let p = root.join(format!("d{}/sub{}/file-{i}.txt", i % 3, i % 2));
+        std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+        let len = match big {
+            Some((which, size)) if which == i => size,
+            _ => 100 + i * 37,
+        };
+        let body: Vec<u8> = (0..len).map(|j| ((i * 131 + j * 7) % 251) as u8).collect();
+        std::fs::write(&p, body).expect("write");
+        out.push(p.strip_prefix(root).expect("relative").to_path_buf());
+    }
+    out
+}
+
+fn assert_same_tree(a: &Path, b: &Path, files: &[PathBuf]) {
+    for f in files {
+        let x = std::fs::read(a.join(f)).expect("source file");
+        let y = std::fs::read(b.join(f)).unwrap_or_else(|_| panic!("{} missing after round trip", f.display()));
+        assert!(x == y, "{} differs after round trip", f.display());
+    }
+}
+
+#[test]
+fn boto3_default_settings() {
+    if !require_tool("python3") {
+        return;
+    }
+    let probe = Command::new("python3").args(["-c", "import boto3"]).status().expect("python3");
+    if !probe.success() {
+        assert!(std::env::var_os("CI").is_none(), "boto3 is required under CI");
+        eprintln!("SKIPPED: boto3 not importable");
+        return;
+    }
+    let s = Server::start();
+    let work = tempfile::tempdir().expect("tmp");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/boto3_checks.py");
+    let out = run(Command::new("python3")
+        .arg(script)
+        .arg(&s.endpoint)
+        .arg(ACCESS_KEY)
+        .arg(SECRET_KEY)
+        .arg(work.path()));
+    assert!(out.contains("boto3 checks passed"), "{out}");
+}
+
+#[test]
+fn aws_cli() {
+    if !require_tool("aws") {
+        return;
+    }
+    let s = Server::start();
+    let work = tempfile::tempdir().expect("tmp");
+    let aws = |args: &[&str]| {
+        run(Command::new("aws")
+            .arg("--endpoint-url")
+            .arg(&s.endpoint)
+            .args(args)
+            .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
+            .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
+            .env("AWS_DEFAULT_REGION", "us-east-1")
+            .env("AWS_CONFIG_FILE", "/dev/null")
+            .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            // A CA bundle meant for other hosts must not get in the way of plain HTTP.
+            .env_remove("AWS_CA_BUNDLE"))
+    };
+    aws(&["s3", "mb", "s3://cli"]);
+    assert!(aws(&["s3", "ls"]).contains(" cli"));
+    let src = work.path().join("src");
+    let files = write_tree(&src, 100, Some((42, 50 << 20)));
+    aws(&["s3", "sync", "--only-show-errors", src.to_str().expect("utf8"), "s3://cli/tree"]);
+    let listed = aws(&["s3", "ls", "--recursive", "s3://cli/tree/"]);
+    assert_eq!(listed.lines().count(), 100, "{listed}");
+    let back = work.path().join("back");
+    aws(&["s3", "sync", "--only-show-errors", "s3://cli/tree", back.to_str().expect("utf8")]);
+    assert_same_tree(&src, &back, &files);
+    // A second sync finds nothing to do in either direction.
+    assert!(aws(&["s3", "sync", src.to_str().expect("utf8"), "s3://cli/tree"]).trim().is_empty());
+    let one = src.join(&files[42]);
+    aws(&["s3", "cp", "--only-show-errors", one.to_str().expect("utf8"), "s3://cli/one.bin"]);
+    let copy = work.path().join("one.bin");
+    aws(&["s3", "cp", "--only-show-errors", "s3://cli/one.bin", copy.to_str().expect("utf8")]);
+    assert!(std::fs::read(&one).expect("one") == std::fs::read(&copy).expect("copy"));
+    aws(&["s3", "rm", "--only-show-errors", "--recursive", "s3://cli/tree"]);
+    // (`aws s3 ls` of an empty prefix exits 1, so list the bucket, which still holds one.bin.)
+    let after = aws(&["s3", "ls", "s3://cli/"]);
+    assert!(after.contains("one.bin") && !after.contains("tree/"), "{after}");
+    aws(&["s3", "rm", "--only-show-errors", "s3://cli/one.bin"]);
+    aws(&["s3", "rb", "s3://cli"]);
+}
+
+#[test]
+fn rclone_copy_and_check() {
+    if !require_tool("rclone") {
+        return;
+    }
+    let s = Server::start();
+    let work = tempfile::tempdir().expect("tmp");
+    let src = work.path().join("src");
+    write_tree(&src, 30, Some((7, 20 << 20)));
+    let rclone = |args: &[&str]| {
+        run(Command::new("rclone")
+            .args(args)
+            .env("RCLONE_CONFIG", "/dev/null")
+            .env_remove("AWS_CA_BUNDLE")
+            .env("RCLONE_CONFIG_CAIRN_TYPE", "s3")
+            .env("RCLONE_CONFIG_CAIRN_PROVIDER", "Minio")
+            .env("RCLONE_CONFIG_CAIRN_ENDPOINT", &s.endpoint)
+            .env("RCLONE_CONFIG_CAIRN_ACCESS_KEY_ID", ACCESS_KEY)
+            .env("RCLONE_CONFIG_CAIRN_SECRET_ACCESS_KEY", SECRET_KEY)
+            .env("RCLONE_CONFIG_CAIRN_REGION", "us-east-1"))
+    };
+    let src_s = src.to_str().expect("utf8");
+    rclone(&["mkdir", "cairn:rcl"]);
+    rclone(&["copy", src_s, "cairn:rcl/data"]);
+    rclone(&["check", src_s, "cairn:rcl/data"]);
+    let back = work.path().join("back");
+    rclone(&["copy", "cairn:rcl/data", back.to_str().expect("utf8")]);
+    rclone(&["check", src_s, back.to_str().expect("utf8")]);
+}
+
+#[test]
+fn s3cmd_put_get_ls_del() {
+    if !require_tool("s3cmd") {
+        return;
+    }
+    let s = Server::start();
+    let work = tempfile::tempdir().expect("tmp");
+    let payload: Vec<u8> = (0..(20usize << 20)).map(|i| (i % 253) as u8).collect();
+    let file = work.path().join("payload.bin");
+    std::fs::write(&file, &payload).expect("write");
+    for (bucket, v2) in [("s3cmd-v4", false), ("s3cmd-v2", true)] {
+        let cfg = work.path().join(format!("{bucket}.cfg"));
+        std::fs::write(
+            &cfg,
+            format!(
+                "[default]\naccess_key = {ACCESS_KEY}\nsecret_key = {SECRET_KEY}\nhost_base = 127.0.0.1:{port}\nhost_bucket = 127.0.0.1:{port}\nuse_https = False\nsignature_v2 = {v2}\nbucket_location = us-east-1\n",
+                port = s.port,
+                v2 = if v2 { "True" } else { "False" },
+            ),
+        )
+        .expect("cfg");
+        let s3cmd = |args: &[&str]| run(Command::new("s3cmd").arg("-c").arg(&cfg).args(args));
+        let url = format!("s3://{bucket}");
+        s3cmd(&["mb", &url]);
+        s3cmd(&["put", file.to_str().expect("utf8"), &format!("{url}/dir/payload.bin")]);
+        let ls = s3cmd(&["ls", "--recursive", &url]);
+        assert!(ls.contains("dir/payload.bin"), "{ls}");
+        let back = work.path().join(format!("{bucket}.back"));
+        s3cmd(&["get", "--force", &format!("{url}/dir/payload.bin"), back.to_str().expect("utf8")]);
+        assert!(std::fs::read(&back).expect("back") == payload, "s3cmd round trip differs");
+        s3cmd(&["del", &format!("{url}/dir/payload.bin")]);
+        assert!(!s3cmd(&["ls", "--recursive", &url]).contains("payload.bin"));
+        s3cmd(&["rb", &url]);
+    }
+}

@@ -1,0 +1,141 @@
+//! Requests real clients would never send, signed by hand: each must get the exact S3
+//! error code and status.
+
+use std::time::{Duration, SystemTime};
+
+use base64::Engine;
+use cairn_integration::{Server, ACCESS_KEY, REGION, SECRET_KEY};
+use hmac::{Hmac, Mac};
+use sha2::{Digest, Sha256};
+
+fn hmac(key: &[u8], data: &str) -> Vec<u8> {
+    let mut m = Hmac::<Sha256>::new_from_slice(key).expect("any key length");
+    m.update(data.as_bytes());
+    m.finalize().into_bytes().to_vec()
+}
+
+/// A SigV4-signed request for a path and query without characters that need encoding.
+fn signed(
+    server: &Server,
+    method: &str,
+    path: &str,
+    query: &str,
+    payload_hash: &str,
+    at: SystemTime,
+) -> http::request::Builder {
+    let t = time::OffsetDateTime::from(at);
+    let stamp = t
+        .format(time::macros::format_description!("[year][month][day]T[hour][minute][second]Z"))
+        .expect("format");
+    let date = &stamp[..8];
+    let host = format!("127.0.0.1:{}", server.port);
+    let canonical = format!(
+        "{method}\n{path}\n{query}\nhost:{host}\nx-amz-content-sha256:{payload_hash}\nx-amz-date:{stamp}\n\nhost;x-amz-content-sha256;x-amz-date\n{payload_hash}"
+    );
+    let scope = format!("{date}/{REGION}/s3/aws4_request");
+    let sts = format!("AWS4-HMAC-SHA256\n{stamp}\n{scope}\n{}", hex::encode(Sha256::digest(canonical.as_bytes())));
+    let mut key = hmac(format!("AWS4{SECRET_KEY}").as_bytes(), date);
+    for part in [REGION, "s3", "aws4_request"] {
+        key = hmac(&key, part);
+    }
+    let sig = hex::encode(hmac(&key, &sts));
+    let url = if query.is_empty() {
+        format!("{}{path}", server.endpoint)
+    } else {
+        format!("{}{path}?{query}", server.endpoint)
+    };
+    http::Request::builder()
+        .method(method)
+        .uri(url)
+        .header("x-amz-date", &stamp)
+        .header("x-amz-content-sha256", payload_hash)
+        .header(
+            "authorization",
+            format!("AWS4-HMAC-SHA256 Credential={ACCESS_KEY}/{scope}, SignedHeaders=host;x-amz-content-sha256;x-amz-date, Signature={sig}"),
+        )
+}
+
+
+fn error_code(body: &str) -> String {
+    body.split("<Code>")
+        .nth(1)
+        .and_then(|s| s.split("</Code>").next())
+        .unwrap_or("")
+        .to_string()
+}
+
+fn send(req: http::request::Builder, body: &[u8]) -> (u16, String) {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .allow_non_standard_methods(true)
+        .build()
+        .into();
+    let mut resp = agent.run(req.body(body.to_vec()).expect("request")).expect("response");
+    let status = resp.status().as_u16();
+    let text = resp.body_mut().read_to_string().unwrap_or_default();
+    (status, text)
+}
+
+fn sha_hex(b: &[u8]) -> String {
+    hex::encode(Sha256::digest(b))
+}
+
+#[test]
+fn hand_signed_requests() {
+    let s = Server::start();
+    let now = SystemTime::now();
+    // The signer itself is right: a bucket can be made.
+    let (status, _) = send(signed(&s, "PUT", "/neg", "", &sha_hex(b""), now), b"");
+    assert_eq!(status, 200);
+    let (status, body) = send(signed(&s, "PUT", "/neg/obj", "", &sha_hex(b"hello"), now), b"hello");
+    assert_eq!(status, 200, "{body}");
+
+    // Clock skewed by 20 minutes.
+    let (status, body) = send(signed(&s, "GET", "/neg", "", &sha_hex(b""), now - Duration::from_secs(1200)), b"");
+    assert_eq!((status, error_code(&body).as_str()), (403, "RequestTimeTooSkewed"));
+    assert!(body.contains("<RequestId>"), "{body}");
+
+    // Body not matching its declared SHA-256: refused, nothing stored.
+    let (status, body) = send(signed(&s, "PUT", "/neg/liar", "", &sha_hex(b"declared"), now), b"actual!!");
+    assert_eq!((status, error_code(&body).as_str()), (400, "XAmzContentSHA256Mismatch"));
+    let (status, _) = send(signed(&s, "HEAD", "/neg/liar", "", &sha_hex(b""), now), b"");
+    assert_eq!(status, 404);
+
+    // Body not matching Content-MD5.
+    let wrong_md5 = base64::engine::general_purpose::STANDARD.encode(<md5::Md5 as md5::Digest>::digest(b"other"));
+    let (status, body) = send(
+        signed(&s, "PUT", "/neg/md5", "", "UNSIGNED-PAYLOAD", now).header("content-md5", &wrong_md5),
+        b"payload",
+    );
+    assert_eq!((status, error_code(&body).as_str()), (400, "BadDigest"));
+    let (status, body) = send(
+        signed(&s, "PUT", "/neg/md5", "", "UNSIGNED-PAYLOAD", now).header("content-md5", "not base64!"),
+        b"payload",
+    );
+    assert_eq!((status, error_code(&body).as_str()), (400, "InvalidDigest"));
+
+    // Malformed XML.
+    let xml = b"<Delete><Object><Key>obj</Key></Object";
+    let md5 = base64::engine::general_purpose::STANDARD.encode(<md5::Md5 as md5::Digest>::digest(xml));
+    let (status, body) = send(
+        signed(&s, "POST", "/neg", "delete=", &sha_hex(xml), now).header("content-md5", &md5),
+        xml,
+    );
+    assert_eq!((status, error_code(&body).as_str()), (400, "MalformedXML"));
+    let bad_complete = b"<CompleteMultipartUpload><Part><PartNumber>x</PartNumber></Part></CompleteMultipartUpload>";
+    let (status, body) = send(
+        signed(&s, "POST", "/neg/obj", "uploadId=00000000-0000-0000-0000-000000000000", &sha_hex(bad_complete), now),
+        bad_complete,
+    );
+    assert_eq!((status, error_code(&body).as_str()), (400, "MalformedXML"));
+
+    // Unimplemented subresources and methods say so.
+    let (status, body) = send(signed(&s, "GET", "/neg", "lifecycle=", &sha_hex(b""), now), b"");
+    assert_eq!((status, error_code(&body).as_str()), (501, "NotImplemented"));
+    let (status, body) = send(signed(&s, "PATCH", "/neg/obj", "", &sha_hex(b""), now), b"");
+    assert_eq!((status, error_code(&body).as_str()), (405, "MethodNotAllowed"));
+
+    // A non-empty bucket cannot be deleted.
+    let (status, body) = send(signed(&s, "DELETE", "/neg", "", &sha_hex(b""), now), b"");
+    assert_eq!((status, error_code(&body).as_str()), (409, "BucketNotEmpty"));
+}

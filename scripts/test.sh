@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# The one test command: installs what the tests need on a fresh machine, then runs every
+# check and test (lints, unit and property tests, and the integration tests that start real
+# cairn processes and drive them with aws-sdk-s3, boto3, the AWS CLI, rclone and s3cmd).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# External S3 clients: rclone and s3cmd from Debian, awscli and boto3 in a venv.
+missing=()
+command -v rclone >/dev/null 2>&1 || missing+=(rclone)
+command -v s3cmd >/dev/null 2>&1 || missing+=(s3cmd)
+if [ ${#missing[@]} -gt 0 ]; then
+  sudo=""
+  [ "$(id -u)" -ne 0 ] && sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+venv=.venv-test
+if ! "$venv/bin/python" -c "import boto3, awscli" >/dev/null 2>&1; then
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install -q --disable-pip-version-check awscli boto3
+fi
+export PATH="$PWD/$venv/bin:$PATH"
+
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets -- -D warnings
+
+# Integration tests run the release binary (fast, and what users run).
+cargo build --release --bin cairn
+export CAIRN_BIN="$PWD/target/release/cairn"
+cargo test --workspace
