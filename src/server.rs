@@ -49,6 +49,7 @@ async fn route(state: Arc<S3State>, req: Request<Body>) -> Response<Body> {
         if let Some(status) = status {
             let mut r = Response::new(Body::empty());
             *r.status_mut() = status;
+            s3::stamp(&mut r, &s3::new_request_id());
             return r;
         }
     }

@@ -248,6 +248,7 @@ mod klauspost_matrix {
     }
 
     #[test]
+    #[allow(clippy::needless_range_loop)] // index math over several matrices reads clearest
     fn parity_matches_the_klauspost_matrix() {
         for (d, p) in [(2, 2), (4, 2), (8, 4), (12, 4), (5, 3)] {
             let vm: Vec<Vec<u8>> = (0..d + p)

@@ -59,7 +59,9 @@ impl Server {
     /// A server over `drives` drive folders with extra environment variables.
     pub fn start_with(drives: usize, env: &[(&str, &str)]) -> Server {
         let dir = tempfile::tempdir().expect("tempdir");
-        let paths: Vec<PathBuf> = (1..=drives).map(|i| dir.path().join(format!("drive{i}"))).collect();
+        let paths: Vec<PathBuf> = (1..=drives)
+            .map(|i| dir.path().join(format!("drive{i}")))
+            .collect();
         let port = free_port();
         let log = std::fs::File::create(dir.path().join("server.log")).expect("log file");
         let mut cmd = Command::new(binary());
@@ -122,7 +124,10 @@ impl Server {
 
     /// Send SIGTERM and wait for the exit status.
     pub fn terminate(mut self) -> std::process::ExitStatus {
-        let _ = Command::new("kill").arg("-TERM").arg(self.pid().to_string()).status();
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.pid().to_string())
+            .status();
         let deadline = Instant::now() + Duration::from_secs(40);
         loop {
             if let Ok(Some(status)) = self.child.try_wait() {

@@ -37,7 +37,8 @@ fn write_tree(root: &Path, files: usize, big: Option<(usize, usize)>) -> Vec<Pat
 fn assert_same_tree(a: &Path, b: &Path, files: &[PathBuf]) {
     for f in files {
         let x = std::fs::read(a.join(f)).expect("source file");
-        let y = std::fs::read(b.join(f)).unwrap_or_else(|_| panic!("{} missing after round trip", f.display()));
+        let y = std::fs::read(b.join(f))
+            .unwrap_or_else(|_| panic!("{} missing after round trip", f.display()));
         assert!(x == y, "{} differs after round trip", f.display());
     }
 }
@@ -47,9 +48,15 @@ fn boto3_default_settings() {
     if !require_tool("python3") {
         return;
     }
-    let probe = Command::new("python3").args(["-c", "import boto3"]).status().expect("python3");
+    let probe = Command::new("python3")
+        .args(["-c", "import boto3"])
+        .status()
+        .expect("python3");
     if !probe.success() {
-        assert!(std::env::var_os("CI").is_none(), "boto3 is required under CI");
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "boto3 is required under CI"
+        );
         eprintln!("SKIPPED: boto3 not importable");
         return;
     }
@@ -90,23 +97,60 @@ fn aws_cli() {
     assert!(aws(&["s3", "ls"]).contains(" cli"));
     let src = work.path().join("src");
     let files = write_tree(&src, 100, Some((42, 50 << 20)));
-    aws(&["s3", "sync", "--only-show-errors", src.to_str().expect("utf8"), "s3://cli/tree"]);
+    aws(&[
+        "s3",
+        "sync",
+        "--only-show-errors",
+        src.to_str().expect("utf8"),
+        "s3://cli/tree",
+    ]);
     let listed = aws(&["s3", "ls", "--recursive", "s3://cli/tree/"]);
     assert_eq!(listed.lines().count(), 100, "{listed}");
     let back = work.path().join("back");
-    aws(&["s3", "sync", "--only-show-errors", "s3://cli/tree", back.to_str().expect("utf8")]);
+    aws(&[
+        "s3",
+        "sync",
+        "--only-show-errors",
+        "s3://cli/tree",
+        back.to_str().expect("utf8"),
+    ]);
     assert_same_tree(&src, &back, &files);
     // A second sync finds nothing to do in either direction.
-    assert!(aws(&["s3", "sync", src.to_str().expect("utf8"), "s3://cli/tree"]).trim().is_empty());
+    assert!(
+        aws(&["s3", "sync", src.to_str().expect("utf8"), "s3://cli/tree"])
+            .trim()
+            .is_empty()
+    );
     let one = src.join(&files[42]);
-    aws(&["s3", "cp", "--only-show-errors", one.to_str().expect("utf8"), "s3://cli/one.bin"]);
+    aws(&[
+        "s3",
+        "cp",
+        "--only-show-errors",
+        one.to_str().expect("utf8"),
+        "s3://cli/one.bin",
+    ]);
     let copy = work.path().join("one.bin");
-    aws(&["s3", "cp", "--only-show-errors", "s3://cli/one.bin", copy.to_str().expect("utf8")]);
+    aws(&[
+        "s3",
+        "cp",
+        "--only-show-errors",
+        "s3://cli/one.bin",
+        copy.to_str().expect("utf8"),
+    ]);
     assert!(std::fs::read(&one).expect("one") == std::fs::read(&copy).expect("copy"));
-    aws(&["s3", "rm", "--only-show-errors", "--recursive", "s3://cli/tree"]);
+    aws(&[
+        "s3",
+        "rm",
+        "--only-show-errors",
+        "--recursive",
+        "s3://cli/tree",
+    ]);
     // (`aws s3 ls` of an empty prefix exits 1, so list the bucket, which still holds one.bin.)
     let after = aws(&["s3", "ls", "s3://cli/"]);
-    assert!(after.contains("one.bin") && !after.contains("tree/"), "{after}");
+    assert!(
+        after.contains("one.bin") && !after.contains("tree/"),
+        "{after}"
+    );
     aws(&["s3", "rm", "--only-show-errors", "s3://cli/one.bin"]);
     aws(&["s3", "rb", "s3://cli"]);
 }
@@ -165,12 +209,24 @@ fn s3cmd_put_get_ls_del() {
         let s3cmd = |args: &[&str]| run(Command::new("s3cmd").arg("-c").arg(&cfg).args(args));
         let url = format!("s3://{bucket}");
         s3cmd(&["mb", &url]);
-        s3cmd(&["put", file.to_str().expect("utf8"), &format!("{url}/dir/payload.bin")]);
+        s3cmd(&[
+            "put",
+            file.to_str().expect("utf8"),
+            &format!("{url}/dir/payload.bin"),
+        ]);
         let ls = s3cmd(&["ls", "--recursive", &url]);
         assert!(ls.contains("dir/payload.bin"), "{ls}");
         let back = work.path().join(format!("{bucket}.back"));
-        s3cmd(&["get", "--force", &format!("{url}/dir/payload.bin"), back.to_str().expect("utf8")]);
-        assert!(std::fs::read(&back).expect("back") == payload, "s3cmd round trip differs");
+        s3cmd(&[
+            "get",
+            "--force",
+            &format!("{url}/dir/payload.bin"),
+            back.to_str().expect("utf8"),
+        ]);
+        assert!(
+            std::fs::read(&back).expect("back") == payload,
+            "s3cmd round trip differs"
+        );
         s3cmd(&["del", &format!("{url}/dir/payload.bin")]);
         assert!(!s3cmd(&["ls", "--recursive", &url]).contains("payload.bin"));
         s3cmd(&["rb", &url]);

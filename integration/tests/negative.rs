@@ -8,6 +8,11 @@ use cairn_integration::{Server, ACCESS_KEY, REGION, SECRET_KEY};
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 
+thread_local! {
+    /// Host header to sign and send instead of the endpoint's (virtual-hosted requests).
+    static HOST: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
+}
+
 fn hmac(key: &[u8], data: &str) -> Vec<u8> {
     let mut m = Hmac::<Sha256>::new_from_slice(key).expect("any key length");
     m.update(data.as_bytes());
@@ -25,15 +30,22 @@ fn signed(
 ) -> http::request::Builder {
     let t = time::OffsetDateTime::from(at);
     let stamp = t
-        .format(time::macros::format_description!("[year][month][day]T[hour][minute][second]Z"))
+        .format(time::macros::format_description!(
+            "[year][month][day]T[hour][minute][second]Z"
+        ))
         .expect("format");
     let date = &stamp[..8];
-    let host = format!("127.0.0.1:{}", server.port);
+    let host = HOST
+        .with(|h| h.borrow().clone())
+        .unwrap_or_else(|| format!("127.0.0.1:{}", server.port));
     let canonical = format!(
         "{method}\n{path}\n{query}\nhost:{host}\nx-amz-content-sha256:{payload_hash}\nx-amz-date:{stamp}\n\nhost;x-amz-content-sha256;x-amz-date\n{payload_hash}"
     );
     let scope = format!("{date}/{REGION}/s3/aws4_request");
-    let sts = format!("AWS4-HMAC-SHA256\n{stamp}\n{scope}\n{}", hex::encode(Sha256::digest(canonical.as_bytes())));
+    let sts = format!(
+        "AWS4-HMAC-SHA256\n{stamp}\n{scope}\n{}",
+        hex::encode(Sha256::digest(canonical.as_bytes()))
+    );
     let mut key = hmac(format!("AWS4{SECRET_KEY}").as_bytes(), date);
     for part in [REGION, "s3", "aws4_request"] {
         key = hmac(&key, part);
@@ -47,6 +59,7 @@ fn signed(
     http::Request::builder()
         .method(method)
         .uri(url)
+        .header("host", &host)
         .header("x-amz-date", &stamp)
         .header("x-amz-content-sha256", payload_hash)
         .header(
@@ -54,7 +67,6 @@ fn signed(
             format!("AWS4-HMAC-SHA256 Credential={ACCESS_KEY}/{scope}, SignedHeaders=host;x-amz-content-sha256;x-amz-date, Signature={sig}"),
         )
 }
-
 
 fn error_code(body: &str) -> String {
     body.split("<Code>")
@@ -70,7 +82,9 @@ fn send(req: http::request::Builder, body: &[u8]) -> (u16, String) {
         .allow_non_standard_methods(true)
         .build()
         .into();
-    let mut resp = agent.run(req.body(body.to_vec()).expect("request")).expect("response");
+    let mut resp = agent
+        .run(req.body(body.to_vec()).expect("request"))
+        .expect("response");
     let status = resp.status().as_u16();
     let text = resp.body_mut().read_to_string().unwrap_or_default();
     (status, text)
@@ -87,36 +101,62 @@ fn hand_signed_requests() {
     // The signer itself is right: a bucket can be made.
     let (status, _) = send(signed(&s, "PUT", "/neg", "", &sha_hex(b""), now), b"");
     assert_eq!(status, 200);
-    let (status, body) = send(signed(&s, "PUT", "/neg/obj", "", &sha_hex(b"hello"), now), b"hello");
+    let (status, body) = send(
+        signed(&s, "PUT", "/neg/obj", "", &sha_hex(b"hello"), now),
+        b"hello",
+    );
     assert_eq!(status, 200, "{body}");
 
     // Clock skewed by 20 minutes.
-    let (status, body) = send(signed(&s, "GET", "/neg", "", &sha_hex(b""), now - Duration::from_secs(1200)), b"");
-    assert_eq!((status, error_code(&body).as_str()), (403, "RequestTimeTooSkewed"));
+    let (status, body) = send(
+        signed(
+            &s,
+            "GET",
+            "/neg",
+            "",
+            &sha_hex(b""),
+            now - Duration::from_secs(1200),
+        ),
+        b"",
+    );
+    assert_eq!(
+        (status, error_code(&body).as_str()),
+        (403, "RequestTimeTooSkewed")
+    );
     assert!(body.contains("<RequestId>"), "{body}");
 
     // Body not matching its declared SHA-256: refused, nothing stored.
-    let (status, body) = send(signed(&s, "PUT", "/neg/liar", "", &sha_hex(b"declared"), now), b"actual!!");
-    assert_eq!((status, error_code(&body).as_str()), (400, "XAmzContentSHA256Mismatch"));
+    let (status, body) = send(
+        signed(&s, "PUT", "/neg/liar", "", &sha_hex(b"declared"), now),
+        b"actual!!",
+    );
+    assert_eq!(
+        (status, error_code(&body).as_str()),
+        (400, "XAmzContentSHA256Mismatch")
+    );
     let (status, _) = send(signed(&s, "HEAD", "/neg/liar", "", &sha_hex(b""), now), b"");
     assert_eq!(status, 404);
 
     // Body not matching Content-MD5.
-    let wrong_md5 = base64::engine::general_purpose::STANDARD.encode(<md5::Md5 as md5::Digest>::digest(b"other"));
+    let wrong_md5 = base64::engine::general_purpose::STANDARD
+        .encode(<md5::Md5 as md5::Digest>::digest(b"other"));
     let (status, body) = send(
-        signed(&s, "PUT", "/neg/md5", "", "UNSIGNED-PAYLOAD", now).header("content-md5", &wrong_md5),
+        signed(&s, "PUT", "/neg/md5", "", "UNSIGNED-PAYLOAD", now)
+            .header("content-md5", &wrong_md5),
         b"payload",
     );
     assert_eq!((status, error_code(&body).as_str()), (400, "BadDigest"));
     let (status, body) = send(
-        signed(&s, "PUT", "/neg/md5", "", "UNSIGNED-PAYLOAD", now).header("content-md5", "not base64!"),
+        signed(&s, "PUT", "/neg/md5", "", "UNSIGNED-PAYLOAD", now)
+            .header("content-md5", "not base64!"),
         b"payload",
     );
     assert_eq!((status, error_code(&body).as_str()), (400, "InvalidDigest"));
 
     // Malformed XML.
     let xml = b"<Delete><Object><Key>obj</Key></Object";
-    let md5 = base64::engine::general_purpose::STANDARD.encode(<md5::Md5 as md5::Digest>::digest(xml));
+    let md5 =
+        base64::engine::general_purpose::STANDARD.encode(<md5::Md5 as md5::Digest>::digest(xml));
     let (status, body) = send(
         signed(&s, "POST", "/neg", "delete=", &sha_hex(xml), now).header("content-md5", &md5),
         xml,
@@ -124,18 +164,145 @@ fn hand_signed_requests() {
     assert_eq!((status, error_code(&body).as_str()), (400, "MalformedXML"));
     let bad_complete = b"<CompleteMultipartUpload><Part><PartNumber>x</PartNumber></Part></CompleteMultipartUpload>";
     let (status, body) = send(
-        signed(&s, "POST", "/neg/obj", "uploadId=00000000-0000-0000-0000-000000000000", &sha_hex(bad_complete), now),
+        signed(
+            &s,
+            "POST",
+            "/neg/obj",
+            "uploadId=00000000-0000-0000-0000-000000000000",
+            &sha_hex(bad_complete),
+            now,
+        ),
         bad_complete,
     );
     assert_eq!((status, error_code(&body).as_str()), (400, "MalformedXML"));
 
     // Unimplemented subresources and methods say so.
-    let (status, body) = send(signed(&s, "GET", "/neg", "lifecycle=", &sha_hex(b""), now), b"");
-    assert_eq!((status, error_code(&body).as_str()), (501, "NotImplemented"));
+    let (status, body) = send(
+        signed(&s, "GET", "/neg", "lifecycle=", &sha_hex(b""), now),
+        b"",
+    );
+    assert_eq!(
+        (status, error_code(&body).as_str()),
+        (501, "NotImplemented")
+    );
     let (status, body) = send(signed(&s, "PATCH", "/neg/obj", "", &sha_hex(b""), now), b"");
-    assert_eq!((status, error_code(&body).as_str()), (405, "MethodNotAllowed"));
+    assert_eq!(
+        (status, error_code(&body).as_str()),
+        (405, "MethodNotAllowed")
+    );
 
     // A non-empty bucket cannot be deleted.
     let (status, body) = send(signed(&s, "DELETE", "/neg", "", &sha_hex(b""), now), b"");
-    assert_eq!((status, error_code(&body).as_str()), (409, "BucketNotEmpty"));
+    assert_eq!(
+        (status, error_code(&body).as_str()),
+        (409, "BucketNotEmpty")
+    );
+}
+
+#[test]
+fn virtual_hosted_style_requests() {
+    let s = Server::start_with(4, &[("CAIRN_DOMAIN", "s3.test")]);
+    let now = SystemTime::now();
+    let (status, _) = send(signed(&s, "PUT", "/vhost", "", &sha_hex(b""), now), b"");
+    assert_eq!(status, 200);
+    HOST.with(|h| *h.borrow_mut() = Some(format!("vhost.s3.test:{}", s.port)));
+    let (status, body) = send(
+        signed(&s, "PUT", "/greeting.txt", "", &sha_hex(b"hi there"), now),
+        b"hi there",
+    );
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = send(
+        signed(&s, "GET", "/greeting.txt", "", &sha_hex(b""), now),
+        b"",
+    );
+    assert_eq!((status, body.as_str()), (200, "hi there"));
+    let (status, body) = send(
+        signed(&s, "GET", "/", "list-type=2", &sha_hex(b""), now),
+        b"",
+    );
+    assert_eq!(status, 200);
+    assert!(body.contains("<Key>greeting.txt</Key>"), "{body}");
+    HOST.with(|h| *h.borrow_mut() = None);
+    // The same object, path-style.
+    let (status, body) = send(
+        signed(&s, "GET", "/vhost/greeting.txt", "", &sha_hex(b""), now),
+        b"",
+    );
+    assert_eq!((status, body.as_str()), (200, "hi there"));
+}
+
+#[test]
+fn lost_drives_degrade_then_fail_with_503() {
+    let s = Server::start();
+    let now = SystemTime::now();
+    let payload: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+    assert_eq!(
+        send(signed(&s, "PUT", "/quorum", "", &sha_hex(b""), now), b"").0,
+        200
+    );
+    assert_eq!(
+        send(
+            signed(&s, "PUT", "/quorum/obj", "", &sha_hex(&payload), now),
+            &payload
+        )
+        .0,
+        200
+    );
+    // EC 2+2: two drives gone, the object still reads back byte-exact.
+    for d in &s.drives[..2] {
+        std::fs::remove_dir_all(d).expect("remove drive");
+    }
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let get = || {
+        let req = signed(
+            &s,
+            "GET",
+            "/quorum/obj",
+            "",
+            &sha_hex(b""),
+            SystemTime::now(),
+        );
+        let mut resp = agent
+            .run(req.body(Vec::new()).expect("request"))
+            .expect("response");
+        (
+            resp.status().as_u16(),
+            resp.body_mut()
+                .with_config()
+                .limit(10 << 20)
+                .read_to_vec()
+                .unwrap_or_default(),
+        )
+    };
+    let (status, body) = get();
+    assert_eq!(status, 200);
+    assert!(body == payload, "degraded read differs");
+    // Writes need 3 of 4 drives: refused with 503, and readiness says so.
+    let (status, body) = send(
+        signed(
+            &s,
+            "PUT",
+            "/quorum/new",
+            "",
+            &sha_hex(b"x"),
+            SystemTime::now(),
+        ),
+        b"x",
+    );
+    assert_eq!(
+        (status, error_code(&body).as_str()),
+        (503, "ServiceUnavailable")
+    );
+    let ready = agent
+        .get(&format!("{}/health/ready", s.endpoint))
+        .call()
+        .expect("probe");
+    assert_eq!(ready.status().as_u16(), 503);
+    // A third drive gone: reads fail cleanly too, never with wrong bytes.
+    std::fs::remove_dir_all(&s.drives[2]).expect("remove drive");
+    let (status, body) = get();
+    assert_eq!(status, 503, "{}", String::from_utf8_lossy(&body));
 }

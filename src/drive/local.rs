@@ -156,11 +156,24 @@ impl LocalDrive {
         Ok((b, rel))
     }
 
+    /// `BucketNotFound` when the bucket directory is missing — unless the drive itself is
+    /// gone (its system directory vanished with it), which is `Offline`: a lost drive must
+    /// never vote that a bucket does not exist.
     fn bucket_must_exist(b: &Path) -> DriveResult<()> {
         match fs::metadata(b) {
             Ok(m) if m.is_dir() => Ok(()),
             Ok(_) => Err(DriveError::BucketNotFound),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(DriveError::BucketNotFound),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let root = b.parent().unwrap_or(Path::new("/"));
+                if root.join(SYS_DIR).is_dir() {
+                    Err(DriveError::BucketNotFound)
+                } else {
+                    Err(DriveError::Offline(format!(
+                        "{} is not available",
+                        root.display()
+                    )))
+                }
+            }
             Err(e) => Err(e.into()),
         }
     }

@@ -63,7 +63,18 @@ impl Ctx {
     }
 }
 
-fn new_request_id() -> String {
+/// Headers every response carries: the request id (twice, as S3 clients look for both) and
+/// the server name.
+pub fn stamp(resp: &mut Response<Body>, request_id: &str) {
+    let h = resp.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(request_id) {
+        h.insert("x-amz-request-id", v.clone());
+        h.insert("x-amz-id-2", v);
+    }
+    h.insert("server", HeaderValue::from_static("Cairn"));
+}
+
+pub fn new_request_id() -> String {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
     let t = SystemTime::now()
@@ -96,12 +107,7 @@ pub async fn handle(state: Arc<S3State>, req: Request<Body>) -> Response<Body> {
                 error_response(&e, &resource, &request_id, is_head)
             }
         };
-        let h = resp.headers_mut();
-        if let Ok(v) = HeaderValue::from_str(&request_id) {
-            h.insert("x-amz-request-id", v.clone());
-            h.insert("x-amz-id-2", v);
-        }
-        h.insert("server", HeaderValue::from_static("Cairn"));
+        stamp(&mut resp, &request_id);
         tracing::debug!(status = resp.status().as_u16(), "done");
         resp
     }
