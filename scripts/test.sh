@@ -28,4 +28,9 @@ cargo clippy --workspace --all-targets -- -D warnings
 # Integration tests run the release binary (fast, and what users run).
 cargo build --release --bin cairn
 export CAIRN_BIN="$PWD/target/release/cairn"
-cargo test --workspace
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+cargo test --workspace 2>&1 | tee "$log"
+# One closing line for the whole run, summed over every test binary.
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
+     END { printf "tests: %d passed, %d failed\n", p, f; exit (f > 0) }' "$log"

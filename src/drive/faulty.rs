@@ -158,6 +158,10 @@ impl Drive for FaultyDrive {
         self.check(true).await?;
         self.inner.delete_data_dir(bucket, key, data_dir).await
     }
+    async fn file_size(&self, file: &FileRef) -> DriveResult<u64> {
+        self.check(false).await?;
+        self.inner.file_size(file).await
+    }
     async fn read_file(&self, file: &FileRef, offset: u64, len: usize) -> DriveResult<Bytes> {
         self.check(false).await?;
         let data = self.inner.read_file(file, offset, len).await?;

@@ -518,21 +518,13 @@ impl Drive for LocalDrive {
         .await
     }
 
+    async fn file_size(&self, file: &FileRef) -> DriveResult<u64> {
+        let p = self.file_path(file)?;
+        blocking(move || Ok(fs::metadata(p)?.len())).await
+    }
+
     async fn read_file(&self, file: &FileRef, offset: u64, len: usize) -> DriveResult<Bytes> {
-        let p = match file {
-            FileRef::Sys(p) => self.sys_path(p)?,
-            FileRef::Part {
-                bucket,
-                key,
-                data_dir,
-                part,
-            } => {
-                let (b, rel) = self.object_path(bucket, key)?;
-                b.join(rel)
-                    .join(format!("{DATA_DIR_PREFIX}{data_dir}"))
-                    .join(format!("part.{part}"))
-            }
-        };
+        let p = self.file_path(file)?;
         blocking(move || {
             let f = File::open(p)?;
             let mut buf = vec![0u8; len];
@@ -567,6 +559,23 @@ impl Drive for LocalDrive {
 }
 
 impl LocalDrive {
+    fn file_path(&self, file: &FileRef) -> DriveResult<PathBuf> {
+        Ok(match file {
+            FileRef::Sys(p) => self.sys_path(p)?,
+            FileRef::Part {
+                bucket,
+                key,
+                data_dir,
+                part,
+            } => {
+                let (b, rel) = self.object_path(bucket, key)?;
+                b.join(rel)
+                    .join(format!("{DATA_DIR_PREFIX}{data_dir}"))
+                    .join(format!("part.{part}"))
+            }
+        })
+    }
+
     /// A second handle on the same directory for use inside blocking tasks.
     fn clone_handle(&self) -> LocalDrive {
         LocalDrive {

@@ -139,6 +139,8 @@ pub trait Drive: Send + Sync + std::fmt::Debug {
     ) -> DriveResult<Option<Bytes>>;
     /// Remove a version's data directory (and the object's directory once empty).
     async fn delete_data_dir(&self, bucket: &str, key: &str, data_dir: Uuid) -> DriveResult<()>;
+    /// Size of a file in bytes.
+    async fn file_size(&self, file: &FileRef) -> DriveResult<u64>;
     /// Read `len` bytes at `offset` of a file; short files are an error.
     async fn read_file(&self, file: &FileRef, offset: u64, len: usize) -> DriveResult<Bytes>;
     /// Key components directly under `prefix` (which is empty or ends in `/`), unordered.

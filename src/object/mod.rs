@@ -7,6 +7,7 @@
 mod bootstrap;
 mod bucket;
 mod get;
+mod heal;
 mod list;
 mod multipart;
 mod put;
@@ -28,6 +29,7 @@ use crate::lock::{LocalLocker, Locker};
 
 pub use bootstrap::{open_drives, open_local, OpenError, OpenOptions};
 pub use get::{ByteRange, ObjectReader};
+pub use heal::HealReport;
 pub use list::{ListOptions, ListPage};
 pub use multipart::{MultipartUpload, PartListing, UploadedPart};
 

@@ -1,0 +1,370 @@
+//! Healing one object: bring every drive of its set back to the version a read quorum agrees
+//! on — metadata rewritten where it is missing or stale, shards rebuilt from the others where
+//! they are missing, truncated or (with `deep`) rotten — and remove leftovers that no quorum
+//! backs. Runs under the key's write lock; the heal workers call it.
+
+use bytes::Bytes;
+use cairn_erasure::{bitrot, Erasure};
+use uuid::Uuid;
+
+use super::put::cleanup;
+use super::quorum::{agree, fan_out};
+use super::{check_bucket, check_key, ObjectError, ObjectResult, Store, LOCK_TIMEOUT};
+use crate::drive::{DriveError, FileRef, FileWriter, StagedData};
+use crate::meta::{ObjectMeta, Version};
+
+/// What healing one object found and did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HealReport {
+    /// Drives whose copy was rewritten.
+    pub healed_drives: usize,
+    /// Drives that could not be reached (still to heal).
+    pub offline_drives: usize,
+    /// Shard bytes written.
+    pub bytes_written: u64,
+    /// Drives holding a copy no quorum backs, cleaned up.
+    pub dangling_removed: usize,
+}
+
+impl HealReport {
+    /// True when every drive now holds a good copy.
+    pub fn complete(&self) -> bool {
+        self.offline_drives == 0
+    }
+}
+
+/// Is this drive's copy of `v` intact? Checks every part file's size, and with `deep` every
+/// chunk's bitrot hash (inline shards are always verified: they are at hand).
+async fn copy_is_intact(
+    drive: &dyn crate::drive::Drive,
+    bucket: &str,
+    key: &str,
+    v: &Version,
+    erasure: &Erasure,
+    deep: bool,
+) -> bool {
+    if let Some(inline) = &v.inline {
+        return inline.len() as u64 == erasure.shard_file_size(v.size)
+            && verify_all(inline, erasure, v.size).is_ok();
+    }
+    let Some(data_dir) = v.data_dir else {
+        return v.size == 0;
+    };
+    for part in &v.parts {
+        let file = FileRef::Part {
+            bucket: bucket.to_string(),
+            key: key.to_string(),
+            data_dir,
+            part: part.number,
+        };
+        let want = erasure.shard_file_size(part.size);
+        match drive.file_size(&file).await {
+            Ok(size) if size == want => {}
+            _ => return false,
+        }
+        if deep {
+            for block in 0..erasure.block_count(part.size) {
+                let len = bitrot::HASH_LEN + erasure.chunk_len(erasure.block_len(part.size, block));
+                match drive
+                    .read_file(&file, erasure.chunk_offset(block), len)
+                    .await
+                {
+                    Ok(framed) if bitrot::verify_framed(&framed, 0, block).is_ok() => {}
+                    _ => return false,
+                }
+            }
+        }
+    }
+    true
+}
+
+fn verify_all(framed: &[u8], erasure: &Erasure, size: u64) -> Result<(), cairn_erasure::Error> {
+    for block in 0..erasure.block_count(size) {
+        let start = erasure.chunk_offset(block) as usize;
+        let len = bitrot::HASH_LEN + erasure.chunk_len(erasure.block_len(size, block));
+        let chunk = framed
+            .get(start..start + len)
+            .ok_or(cairn_erasure::Error::Truncated {
+                shard: 0,
+                chunk: block,
+            })?;
+        bitrot::verify_framed(chunk, 0, block)?;
+    }
+    Ok(())
+}
+
+impl Store {
+    /// Heal `bucket/key` on its set. `deep` verifies every shard chunk of every drive.
+    pub async fn heal_object(
+        &self,
+        bucket: &str,
+        key: &str,
+        deep: bool,
+    ) -> ObjectResult<HealReport> {
+        check_bucket(bucket)?;
+        check_key(key)?;
+        let set = self.set_for(key);
+        let _guard = self
+            .locker
+            .lock(&format!("{bucket}/{key}"), true, LOCK_TIMEOUT)
+            .await?;
+        let mut report = HealReport::default();
+        let agreed = match agree(set, bucket, key).await {
+            Ok(a) => a,
+            Err(ObjectError::NoSuchKey) => {
+                report.dangling_removed = self.remove_dangling(set, bucket, key).await;
+                return Ok(report);
+            }
+            Err(e) => return Err(e),
+        };
+        let v = &agreed.latest;
+        let erasure = Erasure::new(
+            v.erasure.data as usize,
+            v.erasure.parity as usize,
+            v.erasure.block_size as usize,
+        )
+        .map_err(|e| ObjectError::Internal(e.to_string()))?;
+        let n = set.size();
+        // Which drive positions need a new copy?
+        let mut good = vec![false; n];
+        let mut targets = Vec::new();
+        for (i, d) in set.drives.iter().enumerate() {
+            let Some(d) = d else {
+                report.offline_drives += 1;
+                continue;
+            };
+            match agreed.version_at(i) {
+                Some(dv) if copy_is_intact(d.as_ref(), bucket, key, dv, &erasure, deep).await => {
+                    good[i] = true
+                }
+                Some(_) => targets.push(i),
+                None => match d.read_meta(bucket, key).await {
+                    Ok(_) | Err(DriveError::NotFound | DriveError::BucketNotFound) => {
+                        targets.push(i)
+                    }
+                    Err(_) => report.offline_drives += 1,
+                },
+            }
+        }
+        if targets.is_empty() {
+            return Ok(report);
+        }
+        if good.iter().filter(|g| **g).count() < erasure.data_shards() {
+            return Err(ObjectError::ReadQuorum {
+                ok: good.iter().filter(|g| **g).count(),
+                need: erasure.data_shards(),
+            });
+        }
+        // Drive position → shard index (0-based) it must hold.
+        let index_of = |i: usize| v.erasure.distribution[i] as usize - 1;
+        let txn = format!("tmp/{}", Uuid::new_v4());
+        let result = self
+            .rebuild(
+                set, bucket, key, v, &agreed, &erasure, &good, &targets, &txn, &index_of,
+            )
+            .await;
+        cleanup(&set.drives, &txn).await;
+        let (healed, bytes) = result?;
+        report.healed_drives = healed;
+        report.bytes_written = bytes;
+        report.offline_drives += targets.len() - healed;
+        Ok(report)
+    }
+
+    /// Rebuild the shards of `targets` from the `good` drives and commit them.
+    #[allow(clippy::too_many_arguments)]
+    async fn rebuild(
+        &self,
+        set: &super::ErasureSet,
+        bucket: &str,
+        key: &str,
+        v: &Version,
+        agreed: &super::quorum::Agreed,
+        erasure: &Erasure,
+        good: &[bool],
+        targets: &[usize],
+        txn: &str,
+        index_of: &(dyn Fn(usize) -> usize + Sync),
+    ) -> ObjectResult<(usize, u64)> {
+        let total = erasure.total_shards();
+        // Shard index → drive position holding a good copy.
+        let mut source = vec![None; total];
+        for (i, g) in good.iter().enumerate() {
+            if *g {
+                source[index_of(i)] = Some(i);
+            }
+        }
+        let mut bytes = 0u64;
+        let mut inline_out: Vec<Vec<u8>> = vec![Vec::new(); set.size()];
+        let mut alive: Vec<bool> = vec![true; set.size()];
+        let parts: Vec<(u32, u64)> = if v.inline.is_some() || v.data_dir.is_none() {
+            vec![(1, v.size)]
+        } else {
+            v.parts.iter().map(|p| (p.number, p.size)).collect()
+        };
+        for (number, size) in parts {
+            let mut writers: Vec<Option<Box<dyn FileWriter>>> =
+                (0..set.size()).map(|_| None).collect();
+            if v.inline.is_none() && v.data_dir.is_some() {
+                for &t in targets {
+                    let Some(d) = &set.drives[t] else { continue };
+                    let path = format!("{txn}/{}/part.{number}", v.data_dir.unwrap_or_default());
+                    match d.create_sys_file(&path).await {
+                        Ok(w) => writers[t] = Some(w),
+                        Err(_) => alive[t] = false,
+                    }
+                }
+            }
+            for block in 0..erasure.block_count(size) {
+                let chunk = erasure.chunk_len(erasure.block_len(size, block));
+                let offset = erasure.chunk_offset(block);
+                let mut shards: Vec<Option<Vec<u8>>> = vec![None; total];
+                let mut have = 0;
+                for (s, src) in source.iter().enumerate() {
+                    if have == erasure.data_shards() {
+                        break;
+                    }
+                    let Some(i) = *src else { continue };
+                    let framed = match (
+                        &agreed.version_at(i).and_then(|dv| dv.inline.clone()),
+                        &set.drives[i],
+                    ) {
+                        (Some(inline), _) => {
+                            let start = offset as usize;
+                            inline
+                                .get(start..start + bitrot::HASH_LEN + chunk)
+                                .map(|b| b.to_vec())
+                        }
+                        (None, Some(d)) => {
+                            let file = FileRef::Part {
+                                bucket: bucket.to_string(),
+                                key: key.to_string(),
+                                data_dir: v.data_dir.unwrap_or_default(),
+                                part: number,
+                            };
+                            d.read_file(&file, offset, bitrot::HASH_LEN + chunk)
+                                .await
+                                .ok()
+                                .map(|b| b.to_vec())
+                        }
+                        (None, None) => None,
+                    };
+                    if let Some(payload) = framed
+                        .as_deref()
+                        .and_then(|f| bitrot::verify_framed(f, s, block).ok())
+                    {
+                        shards[s] = Some(payload.to_vec());
+                        have += 1;
+                    }
+                }
+                erasure
+                    .reconstruct(&mut shards, chunk)
+                    .map_err(|_| ObjectError::ReadQuorum {
+                        ok: have,
+                        need: erasure.data_shards(),
+                    })?;
+                for &t in targets {
+                    let Some(shard) = shards[index_of(t)].as_deref() else {
+                        continue;
+                    };
+                    let framed = bitrot::frame(shard);
+                    bytes += framed.len() as u64;
+                    if v.inline.is_some() {
+                        inline_out[t].extend_from_slice(&framed);
+                    } else if let Some(w) = writers[t].as_mut() {
+                        if w.write(Bytes::from(framed)).await.is_err() {
+                            writers[t] = None;
+                            alive[t] = false;
+                        }
+                    }
+                }
+            }
+            for (t, w) in writers.into_iter().enumerate() {
+                if let Some(w) = w {
+                    if w.finish().await.is_err() {
+                        alive[t] = false;
+                    }
+                }
+            }
+        }
+        // Commit each target: its metadata with its own shard index, and the rebuilt data.
+        let mut healed = 0;
+        for &t in targets {
+            let Some(d) = &set.drives[t] else { continue };
+            if !alive[t] {
+                continue;
+            }
+            let mut nv = v.clone();
+            nv.erasure.index = v.erasure.distribution[t];
+            nv.inline = v
+                .inline
+                .as_ref()
+                .map(|_| std::mem::take(&mut inline_out[t]));
+            let meta = ObjectMeta { versions: vec![nv] };
+            let staged = match (v.inline.is_none(), v.data_dir) {
+                (true, Some(dir)) => {
+                    // Replace a damaged data directory of the same version.
+                    let _ = d.delete_data_dir(bucket, key, dir).await;
+                    Some(StagedData {
+                        from: format!("{txn}/{dir}"),
+                        data_dir: dir,
+                    })
+                }
+                _ => None,
+            };
+            match d
+                .write_meta(bucket, key, Some(Bytes::from(meta.encode())), staged)
+                .await
+            {
+                Ok(previous) => {
+                    healed += 1;
+                    // Data of whatever stale version the drive held before.
+                    let old = previous
+                        .and_then(|b| ObjectMeta::decode(&b).ok())
+                        .and_then(|m| m.latest().and_then(|l| l.data_dir))
+                        .filter(|dir| Some(*dir) != v.data_dir);
+                    if let Some(dir) = old {
+                        let _ = d.delete_data_dir(bucket, key, dir).await;
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(drive = d.name(), bucket, key, error = %e, "heal commit failed")
+                }
+            }
+        }
+        Ok((healed, bytes))
+    }
+
+    /// With every drive answering and no quorum for any version, copies left on some drives
+    /// (a delete or a failed write that missed them) are removed. Returns how many.
+    async fn remove_dangling(&self, set: &super::ErasureSet, bucket: &str, key: &str) -> usize {
+        let metas = fan_out(&set.drives, |_, d| d.read_meta(bucket, key)).await;
+        if metas.iter().any(|r| {
+            !matches!(
+                r,
+                Ok(_) | Err(DriveError::NotFound | DriveError::BucketNotFound)
+            )
+        }) {
+            return 0;
+        }
+        let removed = fan_out(&set.drives, |i, d| {
+            let meta = metas[i]
+                .as_ref()
+                .ok()
+                .and_then(|b| ObjectMeta::decode(b).ok());
+            async move {
+                let Some(meta) = meta else { return Ok(false) };
+                d.write_meta(bucket, key, None, None).await?;
+                for dir in meta.versions.iter().filter_map(|v| v.data_dir) {
+                    d.delete_data_dir(bucket, key, dir).await?;
+                }
+                Ok(true)
+            }
+        })
+        .await;
+        removed
+            .into_iter()
+            .filter(|r| matches!(r, Ok(true)))
+            .count()
+    }
+}
