@@ -89,6 +89,33 @@ impl Store {
             .collect())
     }
 
+    /// Create, on every drive that lacks them, the buckets a majority of drives has (a
+    /// replaced or returning drive). Returns how many bucket directories were made.
+    pub async fn heal_buckets(&self) -> ObjectResult<usize> {
+        let buckets = self.list_buckets().await?;
+        let drives: Vec<_> = self.all_drives().cloned().collect();
+        let made = fan_out(&drives, |_, d| {
+            let buckets = &buckets;
+            async move {
+                let have = d.list_buckets().await?;
+                let mut made = 0;
+                for b in buckets
+                    .iter()
+                    .filter(|b| !have.iter().any(|h| h.name == b.name))
+                {
+                    match d.make_bucket(&b.name, b.created).await {
+                        Ok(()) => made += 1,
+                        Err(DriveError::BucketExists) => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+                Ok(made)
+            }
+        })
+        .await;
+        Ok(made.into_iter().flatten().sum())
+    }
+
     pub async fn bucket_exists(&self, bucket: &str) -> ObjectResult<bool> {
         check_bucket(bucket)?;
         Ok(self.list_buckets().await?.iter().any(|b| b.name == bucket))

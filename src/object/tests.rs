@@ -987,3 +987,204 @@ async fn small_part_before_the_last_is_refused() {
         Err(ObjectError::EntityTooSmall(1))
     ));
 }
+
+/// Take `parity` drives of the key's set other than `spare` offline and read the key back:
+/// proves the remaining drives (including the healed ones) hold good shards.
+async fn read_with_others_offline(c: &Cluster, key: &str, spare: &[usize], want: &[u8]) {
+    let set = c.set_drives(key);
+    let victims: Vec<usize> = set
+        .iter()
+        .copied()
+        .filter(|i| !spare.contains(i))
+        .take(c.parity())
+        .collect();
+    for &v in &victims {
+        *c.faults[v].lock() = Fault::Offline;
+    }
+    let got = c.get("bucket", key).await;
+    for &v in &victims {
+        *c.faults[v].lock() = Fault::None;
+    }
+    assert_eq!(got.expect("read after heal"), want, "{key}");
+}
+
+#[tokio::test]
+async fn heal_rebuilds_a_deleted_shard_file() {
+    let c = Cluster::new(4).await;
+    c.store.make_bucket("bucket").await.expect("bucket");
+    let data = bytes(3 * BLOCK + 11, 21);
+    c.put("bucket", "k", &data).await.expect("put");
+    let victim = c.set_drives("k")[1];
+    let part = files_under(&c.paths[victim].join("bucket/k"))
+        .into_iter()
+        .find(|f| f.file_name().is_some_and(|n| n == "part.1"))
+        .expect("shard file");
+    std::fs::remove_file(&part).expect("delete shard");
+    let report = c
+        .store
+        .heal_object("bucket", "k", false)
+        .await
+        .expect("heal");
+    assert_eq!(report.healed_drives, 1);
+    assert!(report.complete());
+    assert!(part.exists(), "shard file rebuilt");
+    read_with_others_offline(&c, "k", &[victim], &data).await;
+    // Healthy now: a second heal has nothing to do.
+    let again = c
+        .store
+        .heal_object("bucket", "k", true)
+        .await
+        .expect("heal");
+    assert_eq!(again.healed_drives, 0);
+}
+
+#[tokio::test]
+async fn deep_heal_repairs_bitrot_that_a_shallow_one_cannot_see() {
+    let c = Cluster::new(6).await;
+    c.store.make_bucket("bucket").await.expect("bucket");
+    let mut objects = Vec::new();
+    for i in 0..12 {
+        let key = format!("rot/{i}");
+        let data = bytes(if i % 3 == 0 { 500 } else { 2 * BLOCK + i * 100 }, i as u64);
+        c.put("bucket", &key, &data).await.expect("put");
+        // Flip one byte in the shard (or inline metadata) of `parity` drives.
+        let set = c.set_drives(&key);
+        let rotten: Vec<usize> = set.iter().copied().skip(i % 3).take(c.parity()).collect();
+        for &d in &rotten {
+            for f in files_under(&c.paths[d].join("bucket").join(&key)) {
+                let name = f
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                if name == "part.1" || (name == "@meta" && i % 3 == 0) {
+                    let mut b = std::fs::read(&f).expect("read");
+                    let at = b.len() / 2;
+                    b[at] ^= 0x20;
+                    std::fs::write(&f, b).expect("write");
+                }
+            }
+        }
+        objects.push((key, data, rotten));
+    }
+    for (key, data, rotten) in &objects {
+        let report = c
+            .store
+            .heal_object("bucket", key, true)
+            .await
+            .expect("deep heal");
+        assert_eq!(report.healed_drives, rotten.len(), "{key}");
+        read_with_others_offline(&c, key, rotten, data).await;
+    }
+}
+
+#[tokio::test]
+async fn heal_brings_a_replaced_drive_back() {
+    let mut c = Cluster::new(4).await;
+    c.store.make_bucket("bucket").await.expect("bucket");
+    let objects: Vec<(String, Vec<u8>)> = (0..10)
+        .map(|i| {
+            (
+                format!("obj{i}"),
+                bytes(if i % 2 == 0 { 100 } else { BLOCK * 2 + 7 }, i as u64),
+            )
+        })
+        .collect();
+    for (k, d) in &objects {
+        c.put("bucket", k, d).await.expect("put");
+    }
+    let id = c
+        .store
+        .create_multipart("bucket", "mp", PutOptions::default())
+        .await
+        .expect("mp");
+    let parts = [bytes(BLOCK, 1), bytes(BLOCK / 2, 2)];
+    let mut etags = Vec::new();
+    for (n, p) in parts.iter().enumerate() {
+        let mut body = &p[..];
+        let up = c
+            .store
+            .put_part(
+                "bucket",
+                "mp",
+                &id,
+                n as u32 + 1,
+                &mut body,
+                None,
+                PutOptions::default(),
+            )
+            .await
+            .expect("part");
+        etags.push((n as u32 + 1, up.etag));
+    }
+    c.store
+        .complete_multipart("bucket", "mp", &id, &etags)
+        .await
+        .expect("complete");
+    // Replace drive 2 with an empty one while "the server is down".
+    let _ = std::fs::remove_dir_all(&c.paths[2]);
+    c.restart().await;
+    assert!(c.paths[2].join(".cairn.sys/healing.json").exists());
+    // The bucket must be recreated on it before objects can be healed onto it.
+    c.store.heal_buckets().await.expect("heal buckets");
+    for (k, _) in &objects {
+        let r = c.store.heal_object("bucket", k, false).await.expect("heal");
+        assert!(r.complete());
+    }
+    c.store
+        .heal_object("bucket", "mp", false)
+        .await
+        .expect("heal multipart");
+    for (k, d) in &objects {
+        read_with_others_offline(&c, k, &[2], d).await;
+    }
+    read_with_others_offline(&c, "mp", &[2], &parts.concat()).await;
+}
+
+#[tokio::test]
+async fn heal_catches_up_a_drive_that_missed_writes() {
+    let c = Cluster::new(4).await;
+    c.store.make_bucket("bucket").await.expect("bucket");
+    c.put("bucket", "k", &bytes(BLOCK * 2, 1))
+        .await
+        .expect("put");
+    c.put("bucket", "gone", &bytes(10, 1)).await.expect("put");
+    *c.faults[0].lock() = Fault::FailWrites;
+    let newer = bytes(BLOCK * 3 + 5, 2);
+    c.put("bucket", "k", &newer)
+        .await
+        .expect("write within quorum");
+    c.store
+        .delete_object("bucket", "gone")
+        .await
+        .expect("delete within quorum");
+    c.put("bucket", "small", b"tiny")
+        .await
+        .expect("inline write");
+    assert!(c.store.heal_queue.contains("bucket", "k"));
+    // While the drive still refuses writes, heal reports it as not done.
+    let r = c
+        .store
+        .heal_object("bucket", "k", false)
+        .await
+        .expect("heal");
+    assert!(!r.complete() || r.healed_drives == 0);
+    *c.faults[0].lock() = Fault::None;
+    for key in ["k", "small"] {
+        let r = c
+            .store
+            .heal_object("bucket", key, false)
+            .await
+            .expect("heal");
+        assert_eq!((r.healed_drives, r.complete()), (1, true), "{key}");
+    }
+    // The delete that missed drive 0 leaves a copy no quorum backs: removed.
+    let r = c
+        .store
+        .heal_object("bucket", "gone", false)
+        .await
+        .expect("heal");
+    assert_eq!(r.dangling_removed, 1);
+    assert!(!c.paths[0].join("bucket/gone").exists());
+    read_with_others_offline(&c, "k", &[0], &newer).await;
+    read_with_others_offline(&c, "small", &[0], b"tiny").await;
+}
