@@ -2,9 +2,11 @@
 //!
 //! See `docs/architecture.md` for what each module owns and must not touch.
 
+pub mod admin;
 pub mod auth;
 pub mod checksum;
 pub mod drive;
+pub mod heal;
 pub mod lock;
 pub mod meta;
 pub mod object;

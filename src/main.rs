@@ -6,7 +6,10 @@ use std::sync::Arc;
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
 
+use cairn::admin::client::AdminClient;
+use cairn::admin::Info;
 use cairn::auth::RootCredentials;
+use cairn::heal::{parse_duration, HealState, ScannerConfig, SequenceStatus};
 use cairn::object::{open_local, OpenOptions};
 use cairn::placement::{Endpoint, Layout};
 use cairn::s3::{xml::Owner, S3State};
@@ -31,6 +34,55 @@ enum Command {
         address: String,
         /// Drive directories; `{a...b}` ranges expand (`/data{1...4}`).
         drives: Vec<String>,
+    },
+    /// Administer a running server (credentials from CAIRN_ROOT_USER / CAIRN_ROOT_PASSWORD).
+    Admin {
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
+}
+
+#[derive(clap::Args)]
+struct Conn {
+    /// Server URL, e.g. http://127.0.0.1:9000
+    #[arg(long)]
+    endpoint: String,
+    #[arg(long, env = "CAIRN_ROOT_USER", hide_env_values = true)]
+    access_key: Option<String>,
+    #[arg(long, env = "CAIRN_ROOT_PASSWORD", hide_env_values = true)]
+    secret_key: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum AdminCommand {
+    /// Nodes, drives, sets, erasure layout and heal state.
+    Info {
+        #[command(flatten)]
+        conn: Conn,
+        /// Print the raw JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Start (or attach to) a heal and show its progress; or show status / change speed.
+    Heal {
+        #[command(flatten)]
+        conn: Conn,
+        #[arg(long)]
+        bucket: Option<String>,
+        #[arg(long, requires = "bucket")]
+        prefix: Option<String>,
+        /// Verify every shard's bitrot checksums.
+        #[arg(long)]
+        deep: bool,
+        /// Report what needs healing without changing anything.
+        #[arg(long)]
+        dry_run: bool,
+        /// Show running heals and replaced-drive trackers, then exit.
+        #[arg(long)]
+        status: bool,
+        /// Set heal speed: slow, normal or fast.
+        #[arg(long)]
+        speed: Option<String>,
     },
 }
 
@@ -105,6 +157,24 @@ async fn shutdown_signal() {
     }
     #[cfg(not(unix))]
     let _ = ctrl_c.await;
+}
+
+/// `CAIRN_SCANNER=off` disables the scanner; `CAIRN_SCANNER_INTERVAL` (default 1h) paces its
+/// cycles and `CAIRN_SCANNER_DEEP_EVERY` (default 30d) its bitrot passes.
+fn scanner_config() -> anyhow::Result<Option<ScannerConfig>> {
+    if env("CAIRN_SCANNER").is_some_and(|v| v == "off") {
+        return Ok(None);
+    }
+    let mut cfg = ScannerConfig::default();
+    if let Some(v) = env("CAIRN_SCANNER_INTERVAL") {
+        cfg.interval = parse_duration(&v)
+            .with_context(|| format!("CAIRN_SCANNER_INTERVAL: bad duration {v:?}"))?;
+    }
+    if let Some(v) = env("CAIRN_SCANNER_DEEP_EVERY") {
+        cfg.deep_every = parse_duration(&v)
+            .with_context(|| format!("CAIRN_SCANNER_DEEP_EVERY: bad duration {v:?}"))?;
+    }
+    Ok(Some(cfg))
 }
 
 async fn server(address: String, drives: Vec<String>) -> anyhow::Result<()> {
@@ -190,9 +260,216 @@ async fn server(address: String, drives: Vec<String>) -> anyhow::Result<()> {
         region,
         domain,
     });
-    cairn::server::serve(listener, state, shutdown_signal()).await?;
+    let stop = tokio_util::sync::CancellationToken::new();
+    let healer = cairn::heal::Healer::new(state.store.clone(), stop.clone());
+    if let Some(v) = env("CAIRN_HEAL_SPEED") {
+        healer.set_speed(cairn::heal::Speed::parse(&v).with_context(|| {
+            format!("CAIRN_HEAL_SPEED must be slow, normal or fast, got {v:?}")
+        })?);
+    }
+    healer.start(scanner_config()?);
+    let signal = {
+        let stop = stop.clone();
+        async move {
+            shutdown_signal().await;
+            stop.cancel();
+        }
+    };
+    cairn::server::serve(listener, state, healer, signal).await?;
     println!("Cairn stopped.");
     Ok(())
+}
+
+fn connect(conn: &Conn) -> anyhow::Result<AdminClient> {
+    let access = conn
+        .access_key
+        .clone()
+        .or_else(|| env("MINIO_ROOT_USER"))
+        .unwrap_or_else(|| DEFAULT_CREDENTIAL.into());
+    let secret = conn
+        .secret_key
+        .clone()
+        .or_else(|| env("MINIO_ROOT_PASSWORD"))
+        .unwrap_or_else(|| DEFAULT_CREDENTIAL.into());
+    let region = env("CAIRN_REGION").unwrap_or_else(|| "us-east-1".into());
+    Ok(AdminClient::new(&conn.endpoint, &access, &secret, &region)?)
+}
+
+fn human(bytes: u64) -> String {
+    let units = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+    let mut v = bytes as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u + 1 < units.len() {
+        v /= 1024.0;
+        u += 1;
+    }
+    format!("{v:.1} {}", units[u])
+}
+
+fn print_heal_state(h: &HealState) {
+    println!(
+        "Heal: speed {:?}, {} object(s) queued for repair",
+        h.speed, h.queued
+    );
+    for t in &h.replacements {
+        println!(
+            "  replaced drive {} (slot {}): {} objects ({}) healed, {} failed{}",
+            t.drive,
+            t.slot,
+            t.objects_done,
+            human(t.bytes_done),
+            t.objects_failed,
+            if t.finished {
+                ", finished"
+            } else {
+                ", in progress"
+            }
+        );
+    }
+    if let Some(s) = &h.sequence {
+        println!(
+            "  heal {}: scanned {}/{} healed {} failed {} unhealthy {} rebuilt {}{}",
+            s.id,
+            s.scanned,
+            s.total.map_or("?".to_string(), |t| t.to_string()),
+            s.healed,
+            s.failed,
+            s.unhealthy,
+            human(s.bytes_rebuilt),
+            if s.finished {
+                " (finished)"
+            } else {
+                " (running)"
+            }
+        );
+    }
+    for w in &h.workers {
+        println!(
+            "  worker {}: {} ({} done, {} failed)",
+            w.name, w.state, w.done, w.failed
+        );
+    }
+}
+
+fn admin(command: AdminCommand) -> anyhow::Result<()> {
+    match command {
+        AdminCommand::Info { conn, json } => {
+            let info: Info = connect(&conn)?.call("GET", "info", &[])?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&info)?);
+                return Ok(());
+            }
+            println!(
+                "Cairn {} — deployment {} — region {}",
+                info.version, info.deployment_id, info.region
+            );
+            let (mut online, mut total) = (0, 0);
+            for set in &info.sets {
+                println!("Set {}: EC {}+{}", set.index, set.data, set.parity);
+                for d in &set.drives {
+                    total += 1;
+                    if d.state != "offline" {
+                        online += 1;
+                    }
+                    println!(
+                        "  {:<8} {}  {} used of {}",
+                        d.state,
+                        d.endpoint,
+                        human(d.used),
+                        human(d.total)
+                    );
+                }
+            }
+            println!("{online}/{total} drives online");
+            print_heal_state(&info.heal);
+            Ok(())
+        }
+        AdminCommand::Heal {
+            conn,
+            bucket,
+            prefix,
+            deep,
+            dry_run,
+            status,
+            speed,
+        } => {
+            let client = connect(&conn)?;
+            if let Some(s) = speed {
+                let state: HealState = client.call("POST", "heal/speed", &[("value", s)])?;
+                println!("heal speed set to {:?}", state.speed);
+                if !status {
+                    return Ok(());
+                }
+            }
+            if status {
+                let state: HealState = client.call("GET", "heal/status", &[])?;
+                print_heal_state(&state);
+                return Ok(());
+            }
+            let mut query = vec![];
+            if let Some(b) = bucket {
+                query.push(("bucket", b));
+            }
+            if let Some(p) = prefix {
+                query.push(("prefix", p));
+            }
+            if deep {
+                query.push(("deep", "true".to_string()));
+            }
+            if dry_run {
+                query.push(("dry-run", "true".to_string()));
+            }
+            let started: SequenceStatus = client.call("POST", "heal", &query)?;
+            let bar = indicatif::ProgressBar::new_spinner();
+            bar.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} objects ({per_sec}, ETA {eta}) {msg}",
+                )
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            );
+            let last = loop {
+                let state: HealState = client.call("GET", "heal/status", &[])?;
+                let Some(s) = state.sequence.filter(|s| s.id == started.id) else {
+                    anyhow::bail!("the heal {} is no longer tracked by the server", started.id);
+                };
+                if let Some(t) = s.total {
+                    bar.set_length(t);
+                }
+                bar.set_position(s.scanned);
+                bar.set_message(format!(
+                    "healed {} failed {}{} rebuilt {}",
+                    s.healed,
+                    s.failed,
+                    if s.dry_run {
+                        format!(" unhealthy {}", s.unhealthy)
+                    } else {
+                        String::new()
+                    },
+                    human(s.bytes_rebuilt)
+                ));
+                if s.finished {
+                    break s;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(250));
+            };
+            bar.finish_and_clear();
+            let rate = last.bytes_rebuilt as f64 / last.elapsed_secs.max(0.001) / (1 << 20) as f64;
+            println!(
+                "heal {}: scanned {} objects, healed {}, failed {}, unhealthy {}, rebuilt {} ({rate:.1} MiB/s) in {:.1}s",
+                if last.failed == 0 && last.unhealthy == 0 { "ok" } else { "incomplete" },
+                last.scanned,
+                last.healed,
+                last.failed,
+                last.unhealthy,
+                human(last.bytes_rebuilt),
+                last.elapsed_secs
+            );
+            if last.failed > 0 || last.unhealthy > 0 {
+                std::process::exit(1);
+            }
+            Ok(())
+        }
+    }
 }
 
 fn main() -> anyhow::Result<()> {
@@ -209,5 +486,6 @@ fn main() -> anyhow::Result<()> {
         .build()?;
     match cli.command {
         Command::Server { address, drives } => runtime.block_on(server(address, drives)),
+        Command::Admin { command } => admin(command),
     }
 }

@@ -9,6 +9,7 @@ use axum::body::Body;
 use axum::Router;
 use http::{Method, Request, Response, StatusCode};
 
+use crate::heal::Healer;
 use crate::s3::{self, S3State};
 
 /// How long in-flight requests may run after a shutdown signal.
@@ -18,16 +19,22 @@ const LIVE: [&str; 2] = ["/health/live", "/minio/health/live"];
 const READY: [&str; 2] = ["/health/ready", "/minio/health/ready"];
 const CLUSTER: [&str; 2] = ["/health/cluster", "/minio/health/cluster"];
 
-/// The application: health probes for unauthenticated GET/HEAD on their paths, S3 for the rest.
-pub fn router(state: Arc<S3State>) -> Router {
+/// The application: health probes for unauthenticated GET/HEAD on their paths, the admin
+/// API under `/cairn/admin/v1/`, S3 for the rest.
+pub fn router(state: Arc<S3State>, healer: Arc<Healer>) -> Router {
     Router::new().fallback(move |req: Request<Body>| {
-        let state = state.clone();
-        async move { route(state, req).await }
+        let (state, healer) = (state.clone(), healer.clone());
+        async move { route(state, healer, req).await }
     })
 }
 
-async fn route(state: Arc<S3State>, req: Request<Body>) -> Response<Body> {
+async fn route(state: Arc<S3State>, healer: Arc<Healer>, req: Request<Body>) -> Response<Body> {
     let path = req.uri().path();
+    if path.starts_with(crate::admin::PREFIX) {
+        let mut r = crate::admin::handle(state, healer, req).await;
+        s3::stamp(&mut r, &s3::new_request_id());
+        return r;
+    }
     let probe = (req.method() == Method::GET || req.method() == Method::HEAD)
         && !req.headers().contains_key("authorization")
         && req
@@ -61,9 +68,10 @@ async fn route(state: Arc<S3State>, req: Request<Body>) -> Response<Body> {
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: Arc<S3State>,
+    healer: Arc<Healer>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let app = router(state);
+    let app = router(state, healer);
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let graceful = async move {
         shutdown.await;

@@ -397,3 +397,49 @@ impl ChunkSigner {
         Ok(())
     }
 }
+
+/// Sign a request as a client: the headers (`x-amz-date`, `x-amz-content-sha256`,
+/// `authorization`) to send with it. `raw_path` and `raw_query` are as they go on the wire;
+/// `host` is the Host header value.
+#[allow(clippy::too_many_arguments)]
+pub fn sign_request(
+    method: &str,
+    raw_path: &str,
+    raw_query: &str,
+    host: &str,
+    payload_hash: &str,
+    access_key: &str,
+    secret_key: &str,
+    region: &str,
+    now: SystemTime,
+) -> Vec<(String, String)> {
+    let stamp = format_amz_date(now);
+    let headers = vec![
+        ("host".to_string(), host.to_string()),
+        ("x-amz-content-sha256".to_string(), payload_hash.to_string()),
+        ("x-amz-date".to_string(), stamp.clone()),
+    ];
+    let req = RequestParts {
+        method,
+        raw_path,
+        raw_query,
+        headers: &headers,
+        host_bucket: None,
+    };
+    let signed = ["host", "x-amz-content-sha256", "x-amz-date"];
+    let canonical = canonical_request(&req, &signed, payload_hash, false).unwrap_or_default();
+    let scope = format!("{}/{region}/s3/aws4_request", &stamp[..8]);
+    let key = signing_key(secret_key, now, region, "s3");
+    let signature = aws_sigv4::sign::v4::calculate_signature(
+        &key,
+        string_to_sign(&stamp, &scope, &canonical).as_bytes(),
+    );
+    vec![
+        ("x-amz-date".to_string(), stamp),
+        ("x-amz-content-sha256".to_string(), payload_hash.to_string()),
+        (
+            "authorization".to_string(),
+            format!("{ALGORITHM} Credential={access_key}/{scope}, SignedHeaders={}, Signature={signature}", signed.join(";")),
+        ),
+    ]
+}

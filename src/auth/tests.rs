@@ -318,3 +318,23 @@ fn anonymous_requests_are_denied() {
         Err(AuthError::AccessDenied(_))
     ));
 }
+
+#[test]
+fn client_signatures_verify() {
+    let now = at(T0);
+    let signed = sign_request(
+        "GET",
+        "/cairn/admin/v1/info",
+        "a=1&b=x%20y",
+        "127.0.0.1:9000",
+        EMPTY_SHA256,
+        AK,
+        SK,
+        "us-east-1",
+        now,
+    );
+    let mut h = headers(&[("host", "127.0.0.1:9000")]);
+    h.extend(signed);
+    let r = req("GET", "/cairn/admin/v1/info", "a=1&b=x%20y", &h);
+    assert!(verify(&r, &creds(), "us-east-1", now).is_ok());
+}

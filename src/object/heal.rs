@@ -13,9 +13,27 @@ use super::{check_bucket, check_key, ObjectError, ObjectResult, Store, LOCK_TIME
 use crate::drive::{DriveError, FileRef, FileWriter, StagedData};
 use crate::meta::{ObjectMeta, Version};
 
+/// How to heal.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HealOptions {
+    /// Verify every chunk of every shard (the bitrot scan), not just sizes and metadata.
+    pub deep: bool,
+    /// Only report what would be healed.
+    pub dry_run: bool,
+}
+
+impl HealOptions {
+    pub const DEEP: HealOptions = HealOptions {
+        deep: true,
+        dry_run: false,
+    };
+}
+
 /// What healing one object found and did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct HealReport {
+    /// Drives whose copy was missing, stale or damaged.
+    pub bad_drives: usize,
     /// Drives whose copy was rewritten.
     pub healed_drives: usize,
     /// Drives that could not be reached (still to heal).
@@ -99,8 +117,9 @@ impl Store {
         &self,
         bucket: &str,
         key: &str,
-        deep: bool,
+        opts: HealOptions,
     ) -> ObjectResult<HealReport> {
+        let deep = opts.deep;
         check_bucket(bucket)?;
         check_key(key)?;
         let set = self.set_for(key);
@@ -111,7 +130,7 @@ impl Store {
         let mut report = HealReport::default();
         let agreed = match agree(set, bucket, key).await {
             Ok(a) => a,
-            Err(ObjectError::NoSuchKey) => {
+            Err(ObjectError::NoSuchKey) if !opts.dry_run => {
                 report.dangling_removed = self.remove_dangling(set, bucket, key).await;
                 return Ok(report);
             }
@@ -146,7 +165,8 @@ impl Store {
                 },
             }
         }
-        if targets.is_empty() {
+        report.bad_drives = targets.len();
+        if targets.is_empty() || opts.dry_run {
             return Ok(report);
         }
         if good.iter().filter(|g| **g).count() < erasure.data_shards() {

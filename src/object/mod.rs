@@ -27,9 +27,9 @@ use uuid::Uuid;
 use crate::drive::Drive;
 use crate::lock::{LocalLocker, Locker};
 
-pub use bootstrap::{open_drives, open_local, OpenError, OpenOptions};
+pub use bootstrap::{open_drives, open_local, OpenError, OpenOptions, HEALING_FILE};
 pub use get::{ByteRange, ObjectReader};
-pub use heal::HealReport;
+pub use heal::{HealOptions, HealReport};
 pub use list::{ListOptions, ListPage};
 pub use multipart::{MultipartUpload, PartListing, UploadedPart};
 
@@ -260,7 +260,12 @@ impl Store {
     }
 
     pub(crate) fn set_for(&self, key: &str) -> &ErasureSet {
-        &self.sets[crate::placement::set_for_key(&self.deployment_id, key, self.sets.len())]
+        &self.sets[self.set_index_for(key)]
+    }
+
+    /// Index of the erasure set `key` lives on.
+    pub fn set_index_for(&self, key: &str) -> usize {
+        crate::placement::set_for_key(&self.deployment_id, key, self.sets.len())
     }
 
     /// Every drive slot of every set.

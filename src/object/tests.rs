@@ -1022,7 +1022,7 @@ async fn heal_rebuilds_a_deleted_shard_file() {
     std::fs::remove_file(&part).expect("delete shard");
     let report = c
         .store
-        .heal_object("bucket", "k", false)
+        .heal_object("bucket", "k", HealOptions::default())
         .await
         .expect("heal");
     assert_eq!(report.healed_drives, 1);
@@ -1032,7 +1032,7 @@ async fn heal_rebuilds_a_deleted_shard_file() {
     // Healthy now: a second heal has nothing to do.
     let again = c
         .store
-        .heal_object("bucket", "k", true)
+        .heal_object("bucket", "k", HealOptions::DEEP)
         .await
         .expect("heal");
     assert_eq!(again.healed_drives, 0);
@@ -1069,7 +1069,7 @@ async fn deep_heal_repairs_bitrot_that_a_shallow_one_cannot_see() {
     for (key, data, rotten) in &objects {
         let report = c
             .store
-            .heal_object("bucket", key, true)
+            .heal_object("bucket", key, HealOptions::DEEP)
             .await
             .expect("deep heal");
         assert_eq!(report.healed_drives, rotten.len(), "{key}");
@@ -1127,11 +1127,15 @@ async fn heal_brings_a_replaced_drive_back() {
     // The bucket must be recreated on it before objects can be healed onto it.
     c.store.heal_buckets().await.expect("heal buckets");
     for (k, _) in &objects {
-        let r = c.store.heal_object("bucket", k, false).await.expect("heal");
+        let r = c
+            .store
+            .heal_object("bucket", k, HealOptions::default())
+            .await
+            .expect("heal");
         assert!(r.complete());
     }
     c.store
-        .heal_object("bucket", "mp", false)
+        .heal_object("bucket", "mp", HealOptions::default())
         .await
         .expect("heal multipart");
     for (k, d) in &objects {
@@ -1164,7 +1168,7 @@ async fn heal_catches_up_a_drive_that_missed_writes() {
     // While the drive still refuses writes, heal reports it as not done.
     let r = c
         .store
-        .heal_object("bucket", "k", false)
+        .heal_object("bucket", "k", HealOptions::default())
         .await
         .expect("heal");
     assert!(!r.complete() || r.healed_drives == 0);
@@ -1172,7 +1176,7 @@ async fn heal_catches_up_a_drive_that_missed_writes() {
     for key in ["k", "small"] {
         let r = c
             .store
-            .heal_object("bucket", key, false)
+            .heal_object("bucket", key, HealOptions::default())
             .await
             .expect("heal");
         assert_eq!((r.healed_drives, r.complete()), (1, true), "{key}");
@@ -1180,7 +1184,7 @@ async fn heal_catches_up_a_drive_that_missed_writes() {
     // The delete that missed drive 0 leaves a copy no quorum backs: removed.
     let r = c
         .store
-        .heal_object("bucket", "gone", false)
+        .heal_object("bucket", "gone", HealOptions::default())
         .await
         .expect("heal");
     assert_eq!(r.dangling_removed, 1);

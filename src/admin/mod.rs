@@ -1,0 +1,190 @@
+//! The admin API (`/cairn/admin/v1/…`, JSON, SigV4 with the root credentials) and its client.
+//!
+//! * `GET  info` — deployment, sets, drives (online/offline/healing, used/total), heal state;
+//! * `POST heal?bucket=&prefix=&deep=&dry-run=` — start (or attach to) a heal; its status;
+//! * `GET  heal/status` — heal state: running heal, replaced-drive trackers, workers, usage;
+//! * `POST heal/speed?value=slow|normal|fast` — change heal pacing at runtime.
+
+pub mod client;
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use axum::body::Body;
+use http::{HeaderValue, Method, Request, Response, StatusCode};
+use serde::{Deserialize, Serialize};
+
+use crate::auth::{self, RequestParts};
+use crate::heal::{HealState, Healer, SequenceStatus, Speed};
+use crate::object::HealOptions;
+use crate::s3::S3State;
+
+pub const PREFIX: &str = "/cairn/admin/v1/";
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DriveInfo {
+    pub endpoint: String,
+    /// `online`, `offline` or `healing`.
+    pub state: String,
+    pub total: u64,
+    pub used: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SetInfo {
+    pub index: usize,
+    pub data: usize,
+    pub parity: usize,
+    pub drives: Vec<DriveInfo>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Info {
+    pub version: String,
+    pub deployment_id: String,
+    pub region: String,
+    pub sets: Vec<SetInfo>,
+    pub heal: HealState,
+}
+
+fn json<T: Serialize>(status: StatusCode, value: &T) -> Response<Body> {
+    let body = serde_json::to_vec_pretty(value).unwrap_or_default();
+    let mut r = Response::new(Body::from(body));
+    *r.status_mut() = status;
+    r.headers_mut()
+        .insert("content-type", HeaderValue::from_static("application/json"));
+    r
+}
+
+fn error(status: StatusCode, code: &str, message: &str) -> Response<Body> {
+    json(
+        status,
+        &serde_json::json!({ "code": code, "message": message }),
+    )
+}
+
+pub async fn info(state: &S3State, healer: &Healer) -> Info {
+    let heal = healer.state();
+    let healing: Vec<&str> = heal
+        .replacements
+        .iter()
+        .filter(|t| !t.finished)
+        .map(|t| t.drive.as_str())
+        .collect();
+    let mut sets = Vec::new();
+    for set in state.store.sets() {
+        let mut drives = Vec::new();
+        for (pos, d) in set.drives.iter().enumerate() {
+            let (endpoint, disk) = match d {
+                Some(d) => (d.name().to_string(), d.disk_info().await.ok()),
+                None => (format!("set {} drive {pos} (missing)", set.index), None),
+            };
+            let state = match &disk {
+                None => "offline",
+                Some(_) if healing.contains(&endpoint.as_str()) => "healing",
+                Some(_) => "online",
+            };
+            drives.push(DriveInfo {
+                state: state.to_string(),
+                total: disk.as_ref().map_or(0, |i| i.total),
+                used: disk.as_ref().map_or(0, |i| i.total.saturating_sub(i.free)),
+                endpoint,
+            });
+        }
+        sets.push(SetInfo {
+            index: set.index,
+            data: set.size() - set.parity,
+            parity: set.parity,
+            drives,
+        });
+    }
+    Info {
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        deployment_id: state.store.deployment_id().to_string(),
+        region: state.region.clone(),
+        sets,
+        heal,
+    }
+}
+
+/// Serve one admin request.
+pub async fn handle(
+    state: Arc<S3State>,
+    healer: Arc<Healer>,
+    req: Request<Body>,
+) -> Response<Body> {
+    let (parts, _body) = req.into_parts();
+    let headers: Vec<(String, String)> = parts
+        .headers
+        .iter()
+        .map(|(n, v)| {
+            (
+                n.as_str().to_string(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
+        .collect();
+    let raw_query = parts.uri.query().unwrap_or("").to_string();
+    let req_parts = RequestParts {
+        method: parts.method.as_str(),
+        raw_path: parts.uri.path(),
+        raw_query: &raw_query,
+        headers: &headers,
+        host_bucket: None,
+    };
+    if let Err(e) = auth::verify(
+        &req_parts,
+        state.creds.as_ref(),
+        &state.region,
+        SystemTime::now(),
+    ) {
+        let e = crate::s3::error::S3Error::from(e);
+        return error(e.status, e.code, &e.message);
+    }
+    let query = req_parts.query_pairs();
+    let q = |k: &str| query.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+    let flag = |k: &str| q(k).is_some_and(|v| v == "true" || v.is_empty());
+    let route = parts.uri.path().strip_prefix(PREFIX).unwrap_or("");
+    match (&parts.method, route) {
+        (&Method::GET, "info") => json(StatusCode::OK, &info(&state, &healer).await),
+        (&Method::POST, "heal") => {
+            let bucket = q("bucket").filter(|b| !b.is_empty()).map(String::from);
+            if let Some(b) = &bucket {
+                match state.store.bucket_exists(b).await {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        return error(
+                            StatusCode::NOT_FOUND,
+                            "NoSuchBucket",
+                            "The specified bucket does not exist",
+                        )
+                    }
+                    Err(e) => {
+                        let e = crate::s3::error::S3Error::from(e);
+                        return error(e.status, e.code, &e.message);
+                    }
+                }
+            }
+            let opts = HealOptions {
+                deep: flag("deep"),
+                dry_run: flag("dry-run"),
+            };
+            let seq = healer.start_sequence(bucket, q("prefix").unwrap_or("").to_string(), opts);
+            let status: SequenceStatus = seq.status();
+            json(StatusCode::OK, &status)
+        }
+        (&Method::GET, "heal/status") => json(StatusCode::OK, &healer.state()),
+        (&Method::POST, "heal/speed") => match q("value").and_then(Speed::parse) {
+            Some(s) => {
+                healer.set_speed(s);
+                json(StatusCode::OK, &healer.state())
+            }
+            None => error(
+                StatusCode::BAD_REQUEST,
+                "InvalidArgument",
+                "value must be slow, normal or fast",
+            ),
+        },
+        _ => error(StatusCode::NOT_FOUND, "NotFound", "no such admin API"),
+    }
+}

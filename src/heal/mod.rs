@@ -1,0 +1,728 @@
+//! Background healing, as named workers with a status and a stop signal:
+//!
+//! * `mrf` drains the [`HealQueue`](crate::object::HealQueue) of partial writes and degraded
+//!   reads, retrying with backoff until the missing drives answer again;
+//! * `replace:<drive>` heals a replaced (empty, reformatted) drive's whole set onto it, with a
+//!   tracker persisted on the drive so a restart resumes where it stopped;
+//! * `sequence` runs an operator's heal (`cairn admin heal`), counting then healing;
+//! * `scanner` walks every object at a rate that yields to clients, healing what disagrees and
+//!   counting usage per bucket, with a periodic deep (bitrot) pass.
+//!
+//! Request paths never heal inline: they only enqueue.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
+
+use crate::object::{HealOptions, ListOptions, ObjectError, Store, HEALING_FILE};
+
+/// Heal pacing: the pause between objects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Speed {
+    Slow,
+    Normal,
+    Fast,
+}
+
+impl Speed {
+    pub fn parse(s: &str) -> Option<Speed> {
+        match s {
+            "slow" => Some(Speed::Slow),
+            "normal" => Some(Speed::Normal),
+            "fast" => Some(Speed::Fast),
+            _ => None,
+        }
+    }
+
+    fn pause(self) -> Duration {
+        match self {
+            Speed::Slow => Duration::from_millis(20),
+            Speed::Normal => Duration::from_millis(2),
+            Speed::Fast => Duration::ZERO,
+        }
+    }
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Progress of an operator-started heal.
+#[derive(Debug, Default)]
+pub struct Sequence {
+    pub id: String,
+    pub bucket: Option<String>,
+    pub prefix: String,
+    pub opts: HealOptions,
+    pub started: u64,
+    pub total: AtomicU64,
+    pub counted: AtomicBool,
+    pub scanned: AtomicU64,
+    pub healed: AtomicU64,
+    pub unhealthy: AtomicU64,
+    pub failed: AtomicU64,
+    pub bytes: AtomicU64,
+    pub finished: AtomicBool,
+    started_at: Mutex<Option<Instant>>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SequenceStatus {
+    pub id: String,
+    pub bucket: Option<String>,
+    pub prefix: String,
+    pub deep: bool,
+    pub dry_run: bool,
+    /// Objects to scan, once counted.
+    pub total: Option<u64>,
+    pub scanned: u64,
+    /// Objects with a bad copy that were fully healed.
+    pub healed: u64,
+    /// Objects found with a bad copy in a dry run.
+    pub unhealthy: u64,
+    /// Objects that could not be fully healed (drives offline, too few good shards).
+    pub failed: u64,
+    pub bytes_rebuilt: u64,
+    pub elapsed_secs: f64,
+    pub finished: bool,
+}
+
+impl Sequence {
+    pub fn status(&self) -> SequenceStatus {
+        SequenceStatus {
+            id: self.id.clone(),
+            bucket: self.bucket.clone(),
+            prefix: self.prefix.clone(),
+            deep: self.opts.deep,
+            dry_run: self.opts.dry_run,
+            total: self
+                .counted
+                .load(Ordering::Relaxed)
+                .then(|| self.total.load(Ordering::Relaxed)),
+            scanned: self.scanned.load(Ordering::Relaxed),
+            healed: self.healed.load(Ordering::Relaxed),
+            unhealthy: self.unhealthy.load(Ordering::Relaxed),
+            failed: self.failed.load(Ordering::Relaxed),
+            bytes_rebuilt: self.bytes.load(Ordering::Relaxed),
+            elapsed_secs: self
+                .started_at
+                .lock()
+                .map_or(0.0, |t| t.elapsed().as_secs_f64()),
+            finished: self.finished.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// The persisted state of a replaced drive's heal (`.cairn.sys/healing.json`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Tracker {
+    pub slot: usize,
+    #[serde(default)]
+    pub drive: String,
+    #[serde(default)]
+    pub started: u64,
+    #[serde(default)]
+    pub objects_done: u64,
+    #[serde(default)]
+    pub objects_failed: u64,
+    #[serde(default)]
+    pub bytes_done: u64,
+    /// Resume point: bucket and last key healed in it.
+    #[serde(default)]
+    pub bucket: String,
+    #[serde(default)]
+    pub last_key: String,
+    #[serde(default)]
+    pub finished: bool,
+}
+
+/// Usage of one bucket as the scanner last counted it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Usage {
+    pub objects: u64,
+    pub bytes: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct WorkerStatus {
+    pub name: String,
+    pub state: String,
+    pub done: u64,
+    pub failed: u64,
+}
+
+/// Everything heal-related the admin API reports.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct HealState {
+    pub speed: Speed,
+    pub queued: usize,
+    pub sequence: Option<SequenceStatus>,
+    pub replacements: Vec<Tracker>,
+    pub workers: Vec<WorkerStatus>,
+    pub usage: BTreeMap<String, Usage>,
+}
+
+/// Owner of the heal workers.
+pub struct Healer {
+    store: Arc<Store>,
+    speed: AtomicU8,
+    sequence: Mutex<Option<Arc<Sequence>>>,
+    replacements: Mutex<Vec<Arc<Mutex<Tracker>>>>,
+    workers: Mutex<BTreeMap<String, WorkerStatus>>,
+    usage: Mutex<BTreeMap<String, Usage>>,
+    shutdown: CancellationToken,
+}
+
+/// Scanner settings.
+#[derive(Debug, Clone, Copy)]
+pub struct ScannerConfig {
+    /// Pause between scanner cycles.
+    pub interval: Duration,
+    /// Run a deep (bitrot) cycle when the last one is older than this.
+    pub deep_every: Duration,
+}
+
+impl Default for ScannerConfig {
+    fn default() -> Self {
+        ScannerConfig {
+            interval: Duration::from_secs(3600),
+            deep_every: Duration::from_secs(30 * 24 * 3600),
+        }
+    }
+}
+
+/// Parse `30d`, `12h`, `15m`, `90s` (or plain seconds).
+pub fn parse_duration(s: &str) -> Option<Duration> {
+    let s = s.trim();
+    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: u64 = num.parse().ok()?;
+    let secs = match unit {
+        "" | "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        "d" => n * 86_400,
+        _ => return None,
+    };
+    Some(Duration::from_secs(secs))
+}
+
+impl Healer {
+    pub fn new(store: Arc<Store>, shutdown: CancellationToken) -> Arc<Healer> {
+        Arc::new(Healer {
+            store,
+            speed: AtomicU8::new(1),
+            sequence: Mutex::new(None),
+            replacements: Mutex::new(Vec::new()),
+            workers: Mutex::new(BTreeMap::new()),
+            usage: Mutex::new(BTreeMap::new()),
+            shutdown,
+        })
+    }
+
+    pub fn speed(&self) -> Speed {
+        match self.speed.load(Ordering::Relaxed) {
+            0 => Speed::Slow,
+            2 => Speed::Fast,
+            _ => Speed::Normal,
+        }
+    }
+
+    pub fn set_speed(&self, s: Speed) {
+        self.speed.store(
+            match s {
+                Speed::Slow => 0,
+                Speed::Normal => 1,
+                Speed::Fast => 2,
+            },
+            Ordering::Relaxed,
+        );
+    }
+
+    fn set_worker(&self, name: &str, state: &str, done: u64, failed: u64) {
+        self.workers.lock().insert(
+            name.to_string(),
+            WorkerStatus {
+                name: name.to_string(),
+                state: state.to_string(),
+                done,
+                failed,
+            },
+        );
+    }
+
+    pub fn state(&self) -> HealState {
+        HealState {
+            speed: self.speed(),
+            queued: self.store.heal_queue.len(),
+            sequence: self.sequence.lock().as_ref().map(|s| s.status()),
+            replacements: self
+                .replacements
+                .lock()
+                .iter()
+                .map(|t| t.lock().clone())
+                .collect(),
+            workers: self.workers.lock().values().cloned().collect(),
+            usage: self.usage.lock().clone(),
+        }
+    }
+
+    /// Start the background workers: MRF, replaced-drive heals, and the scanner.
+    pub fn start(self: &Arc<Self>, scanner: Option<ScannerConfig>) {
+        let me = self.clone();
+        tokio::spawn(async move { me.mrf_worker().await });
+        let me = self.clone();
+        tokio::spawn(async move { me.start_replacements().await });
+        if let Some(cfg) = scanner {
+            let me = self.clone();
+            tokio::spawn(async move { me.scanner(cfg).await });
+        }
+    }
+
+    async fn pause(&self) -> bool {
+        let d = self.speed().pause();
+        if d.is_zero() {
+            tokio::task::yield_now().await;
+        } else {
+            tokio::select! {
+                _ = tokio::time::sleep(d) => {}
+                _ = self.shutdown.cancelled() => return false,
+            }
+        }
+        !self.shutdown.is_cancelled()
+    }
+
+    /// Drain the partial-write queue; objects whose drives are still away are retried with
+    /// backoff (1 s doubling to 30 s).
+    async fn mrf_worker(self: Arc<Self>) {
+        let mut retry: VecDeque<(Instant, u32, String, String)> = VecDeque::new();
+        let (mut done, mut failed) = (0u64, 0u64);
+        self.set_worker("mrf", "idle", 0, 0);
+        loop {
+            if self.shutdown.is_cancelled() {
+                self.set_worker("mrf", "stopped", done, failed);
+                return;
+            }
+            let now = Instant::now();
+            let due = retry.iter().position(|(t, ..)| *t <= now);
+            let item = match due {
+                Some(i) => retry.remove(i).map(|(_, n, b, k)| (n, b, k)),
+                None => self.store.heal_queue.pop().map(|(b, k)| (0, b, k)),
+            };
+            let Some((attempt, bucket, key)) = item else {
+                self.set_worker("mrf", "idle", done, failed);
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+                    _ = self.shutdown.cancelled() => {}
+                }
+                continue;
+            };
+            self.set_worker("mrf", "healing", done, failed);
+            match self
+                .store
+                .heal_object(&bucket, &key, HealOptions::default())
+                .await
+            {
+                Ok(r) if r.complete() => done += 1,
+                Ok(_)
+                | Err(
+                    ObjectError::ReadQuorum { .. }
+                    | ObjectError::WriteQuorum { .. }
+                    | ObjectError::LockTimeout,
+                ) => {
+                    if retry.len() < 10_000 {
+                        let backoff = Duration::from_secs((1u64 << attempt.min(5)).min(30));
+                        retry.push_back((Instant::now() + backoff, attempt + 1, bucket, key));
+                    } else {
+                        failed += 1;
+                    }
+                }
+                Err(ObjectError::NoSuchBucket | ObjectError::NoSuchKey) => done += 1,
+                Err(e) => {
+                    tracing::warn!(bucket, key, error = %e, "heal failed");
+                    failed += 1;
+                }
+            }
+        }
+    }
+
+    /// Visit every object of `bucket` under `prefix`, after `start_after`, in key order.
+    async fn for_each_object<F, Fut>(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        start_after: &str,
+        mut f: F,
+    ) -> Result<(), ObjectError>
+    where
+        F: FnMut(crate::object::ObjectInfo) -> Fut,
+        Fut: std::future::Future<Output = bool>,
+    {
+        let mut after = start_after.to_string();
+        loop {
+            let page = self
+                .store
+                .list_objects(
+                    bucket,
+                    &ListOptions {
+                        prefix: prefix.to_string(),
+                        delimiter: None,
+                        start_after: after.clone(),
+                        max_keys: 1000,
+                    },
+                )
+                .await?;
+            for o in page.objects {
+                after = o.key.clone();
+                if !f(o).await {
+                    return Ok(());
+                }
+            }
+            if !page.truncated {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Start (or return the running) operator heal.
+    pub fn start_sequence(
+        self: &Arc<Self>,
+        bucket: Option<String>,
+        prefix: String,
+        opts: HealOptions,
+    ) -> Arc<Sequence> {
+        let mut current = self.sequence.lock();
+        if let Some(s) = current.as_ref() {
+            if !s.finished.load(Ordering::Relaxed)
+                && s.bucket == bucket
+                && s.prefix == prefix
+                && s.opts == opts
+            {
+                return s.clone();
+            }
+        }
+        let seq = Arc::new(Sequence {
+            id: uuid::Uuid::new_v4().to_string(),
+            bucket,
+            prefix,
+            opts,
+            started: unix_now(),
+            started_at: Mutex::new(Some(Instant::now())),
+            ..Default::default()
+        });
+        *current = Some(seq.clone());
+        let me = self.clone();
+        let run = seq.clone();
+        tokio::spawn(async move { me.run_sequence(run).await });
+        seq
+    }
+
+    pub fn sequence(&self) -> Option<Arc<Sequence>> {
+        self.sequence.lock().clone()
+    }
+
+    async fn buckets_for(&self, only: &Option<String>) -> Result<Vec<String>, ObjectError> {
+        match only {
+            Some(b) => Ok(vec![b.clone()]),
+            None => Ok(self
+                .store
+                .list_buckets()
+                .await?
+                .into_iter()
+                .map(|b| b.name)
+                .collect()),
+        }
+    }
+
+    async fn run_sequence(self: Arc<Self>, seq: Arc<Sequence>) {
+        self.set_worker("sequence", "counting", 0, 0);
+        if !seq.opts.dry_run {
+            if let Err(e) = self.store.heal_buckets().await {
+                tracing::warn!(error = %e, "bucket heal failed");
+            }
+        }
+        let buckets = match self.buckets_for(&seq.bucket).await {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::warn!(error = %e, "heal: cannot list buckets");
+                seq.failed.fetch_add(1, Ordering::Relaxed);
+                seq.finished.store(true, Ordering::Relaxed);
+                return;
+            }
+        };
+        for b in &buckets {
+            let r = self
+                .for_each_object(b, &seq.prefix, "", |_| {
+                    seq.total.fetch_add(1, Ordering::Relaxed);
+                    async { true }
+                })
+                .await;
+            if let Err(e) = r {
+                tracing::warn!(bucket = b, error = %e, "heal: listing failed");
+                seq.failed.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        seq.counted.store(true, Ordering::Relaxed);
+        self.set_worker("sequence", "healing", 0, 0);
+        for b in &buckets {
+            let r = self
+                .for_each_object(b, &seq.prefix, "", |o| {
+                    let me = self.clone();
+                    let seq = seq.clone();
+                    let bucket = b.clone();
+                    async move {
+                        let r = me.store.heal_object(&bucket, &o.key, seq.opts).await;
+                        seq.scanned.fetch_add(1, Ordering::Relaxed);
+                        match r {
+                            Ok(r) => {
+                                seq.bytes.fetch_add(r.bytes_written, Ordering::Relaxed);
+                                if r.bad_drives > 0 {
+                                    if seq.opts.dry_run {
+                                        seq.unhealthy.fetch_add(1, Ordering::Relaxed);
+                                    } else if r.complete() {
+                                        seq.healed.fetch_add(1, Ordering::Relaxed);
+                                    } else {
+                                        seq.failed.fetch_add(1, Ordering::Relaxed);
+                                    }
+                                } else if !r.complete() {
+                                    seq.failed.fetch_add(1, Ordering::Relaxed);
+                                }
+                            }
+                            Err(ObjectError::NoSuchKey) => {}
+                            Err(e) => {
+                                tracing::warn!(bucket, key = o.key, error = %e, "heal failed");
+                                seq.failed.fetch_add(1, Ordering::Relaxed);
+                            }
+                        }
+                        me.pause().await
+                    }
+                })
+                .await;
+            if let Err(e) = r {
+                tracing::warn!(bucket = b, error = %e, "heal: listing failed");
+                seq.failed.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        seq.finished.store(true, Ordering::Relaxed);
+        let st = seq.status();
+        self.set_worker("sequence", "done", st.healed, st.failed);
+        tracing::info!(
+            scanned = st.scanned,
+            healed = st.healed,
+            failed = st.failed,
+            bytes = st.bytes_rebuilt,
+            "heal finished"
+        );
+    }
+
+    /// Find replaced drives (a `healing.json` tracker) and heal their sets onto them.
+    async fn start_replacements(self: Arc<Self>) {
+        for set in self.store.sets() {
+            for (pos, d) in set.drives.iter().enumerate() {
+                let Some(d) = d else { continue };
+                let Ok(raw) = d.read_sys(HEALING_FILE).await else {
+                    continue;
+                };
+                let mut t: Tracker = serde_json::from_slice(&raw).unwrap_or_default();
+                t.slot = set.index * set.size() + pos;
+                t.drive = d.name().to_string();
+                if t.started == 0 {
+                    t.started = unix_now();
+                }
+                let tracker = Arc::new(Mutex::new(t));
+                self.replacements.lock().push(tracker.clone());
+                let me = self.clone();
+                let drive = d.clone();
+                let set_index = set.index;
+                tokio::spawn(async move { me.heal_replacement(set_index, drive, tracker).await });
+            }
+        }
+    }
+
+    async fn heal_replacement(
+        self: Arc<Self>,
+        set_index: usize,
+        drive: Arc<dyn crate::drive::Drive>,
+        tracker: Arc<Mutex<Tracker>>,
+    ) {
+        let name = format!("replace:{}", drive.name());
+        tracing::info!(drive = drive.name(), "healing replaced drive");
+        self.set_worker(&name, "healing", 0, 0);
+        if let Err(e) = self.store.heal_buckets().await {
+            tracing::warn!(error = %e, "bucket heal failed");
+        }
+        let persist = |t: &Tracker| Bytes::from(serde_json::to_vec(t).unwrap_or_default());
+        let buckets = match self.buckets_for(&None).await {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::warn!(error = %e, "replacement heal: cannot list buckets");
+                return;
+            }
+        };
+        let (resume_bucket, resume_key) = {
+            let t = tracker.lock();
+            (t.bucket.clone(), t.last_key.clone())
+        };
+        for b in buckets
+            .iter()
+            .filter(|b| resume_bucket.is_empty() || **b >= resume_bucket)
+        {
+            let start_after = if *b == resume_bucket {
+                resume_key.clone()
+            } else {
+                String::new()
+            };
+            let mut since_persist = 0;
+            let r = self
+                .for_each_object(b, "", &start_after, |o| {
+                    let me = self.clone();
+                    let drive = drive.clone();
+                    let tracker = tracker.clone();
+                    let bucket = b.clone();
+                    since_persist += 1;
+                    let flush = since_persist % 50 == 0;
+                    let name = name.clone();
+                    async move {
+                        if me.store.set_index_for(&o.key) == set_index {
+                            match me
+                                .store
+                                .heal_object(&bucket, &o.key, HealOptions::default())
+                                .await
+                            {
+                                Ok(r) if r.complete() => {
+                                    let mut t = tracker.lock();
+                                    t.objects_done += 1;
+                                    t.bytes_done += r.bytes_written;
+                                }
+                                _ => tracker.lock().objects_failed += 1,
+                            }
+                        }
+                        let snapshot = {
+                            let mut t = tracker.lock();
+                            t.bucket = bucket.clone();
+                            t.last_key = o.key.clone();
+                            t.clone()
+                        };
+                        me.set_worker(
+                            &name,
+                            "healing",
+                            snapshot.objects_done,
+                            snapshot.objects_failed,
+                        );
+                        if flush {
+                            let _ = drive.write_sys(HEALING_FILE, persist(&snapshot)).await;
+                        }
+                        me.pause().await
+                    }
+                })
+                .await;
+            if let Err(e) = r {
+                tracing::warn!(bucket = b, error = %e, "replacement heal: listing failed");
+            }
+            if self.shutdown.is_cancelled() {
+                let snapshot = tracker.lock().clone();
+                let _ = drive.write_sys(HEALING_FILE, persist(&snapshot)).await;
+                return;
+            }
+        }
+        let snapshot = {
+            let mut t = tracker.lock();
+            t.finished = true;
+            t.clone()
+        };
+        if snapshot.objects_failed == 0 {
+            let _ = drive.delete_sys(HEALING_FILE).await;
+        } else {
+            let _ = drive.write_sys(HEALING_FILE, persist(&snapshot)).await;
+        }
+        self.set_worker(
+            &name,
+            "done",
+            snapshot.objects_done,
+            snapshot.objects_failed,
+        );
+        tracing::info!(
+            drive = drive.name(),
+            objects = snapshot.objects_done,
+            failed = snapshot.objects_failed,
+            "replaced drive healed"
+        );
+    }
+
+    /// Walk everything periodically: heal what disagrees, count usage; deep every so often.
+    async fn scanner(self: Arc<Self>, cfg: ScannerConfig) {
+        let mut last_deep = Instant::now();
+        let mut cycles = 0u64;
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(cfg.interval) => {}
+                _ = self.shutdown.cancelled() => return,
+            }
+            let deep = last_deep.elapsed() >= cfg.deep_every;
+            self.set_worker(
+                "scanner",
+                if deep { "deep scan" } else { "scanning" },
+                cycles,
+                0,
+            );
+            let mut usage = BTreeMap::new();
+            let buckets = self.buckets_for(&None).await.unwrap_or_default();
+            for b in &buckets {
+                let mut u = Usage::default();
+                let r = self
+                    .for_each_object(b, "", "", |o| {
+                        u.objects += 1;
+                        u.bytes += o.size;
+                        let me = self.clone();
+                        let bucket = b.clone();
+                        async move {
+                            let opts = HealOptions {
+                                deep,
+                                dry_run: false,
+                            };
+                            if let Err(e) = me.store.heal_object(&bucket, &o.key, opts).await {
+                                tracing::debug!(bucket, key = o.key, error = %e, "scanner heal");
+                            }
+                            // The scanner always yields to clients.
+                            tokio::time::sleep(Speed::Slow.pause().max(me.speed().pause())).await;
+                            !me.shutdown.is_cancelled()
+                        }
+                    })
+                    .await;
+                if r.is_ok() {
+                    usage.insert(b.clone(), u);
+                }
+            }
+            *self.usage.lock() = usage;
+            if deep {
+                last_deep = Instant::now();
+            }
+            cycles += 1;
+            self.set_worker("scanner", "idle", cycles, 0);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(
+            parse_duration("30d"),
+            Some(Duration::from_secs(30 * 86_400))
+        );
+        assert_eq!(parse_duration("15m"), Some(Duration::from_secs(900)));
+        assert_eq!(parse_duration("90"), Some(Duration::from_secs(90)));
+        assert_eq!(parse_duration("1w"), None);
+    }
+}
