@@ -20,7 +20,8 @@ pub struct Server {
     pub endpoint: String,
     pub port: u16,
     pub drives: Vec<PathBuf>,
-    _dir: tempfile::TempDir,
+    /// Holds the log, and the drives unless they were given.
+    dir: tempfile::TempDir,
 }
 
 /// The `cairn` binary under test.
@@ -56,19 +57,28 @@ impl Server {
         Server::start_with(4, &[])
     }
 
-    /// A server over `drives` drive folders with extra environment variables.
+    /// A server over `drives` temporary drive folders with extra environment variables.
     pub fn start_with(drives: usize, env: &[(&str, &str)]) -> Server {
         let dir = tempfile::tempdir().expect("tempdir");
         let paths: Vec<PathBuf> = (1..=drives)
             .map(|i| dir.path().join(format!("drive{i}")))
             .collect();
+        Server::spawn(dir, &paths, env)
+    }
+
+    /// A server over the given drive folders, which outlive it (restart tests).
+    pub fn start_on(paths: &[PathBuf], env: &[(&str, &str)]) -> Server {
+        Server::spawn(tempfile::tempdir().expect("tempdir"), paths, env)
+    }
+
+    fn spawn(dir: tempfile::TempDir, paths: &[PathBuf], env: &[(&str, &str)]) -> Server {
         let port = free_port();
         let log = std::fs::File::create(dir.path().join("server.log")).expect("log file");
         let mut cmd = Command::new(binary());
         cmd.arg("server")
             .arg("--address")
             .arg(format!("127.0.0.1:{port}"))
-            .args(&paths)
+            .args(paths)
             .env("CAIRN_ROOT_USER", ACCESS_KEY)
             .env("CAIRN_ROOT_PASSWORD", SECRET_KEY)
             .env_remove("MINIO_ROOT_USER")
@@ -83,8 +93,8 @@ impl Server {
             child,
             endpoint: format!("http://127.0.0.1:{port}"),
             port,
-            drives: paths,
-            _dir: dir,
+            drives: paths.to_vec(),
+            dir,
         };
         server.wait_ready();
         server
@@ -103,7 +113,7 @@ impl Server {
     }
 
     pub fn log(&self) -> String {
-        std::fs::read_to_string(self._dir.path().join("server.log")).unwrap_or_default()
+        std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
     }
 
     pub fn pid(&self) -> u32 {
