@@ -170,6 +170,10 @@ fn scanner_config() -> anyhow::Result<Option<ScannerConfig>> {
         cfg.interval = parse_duration(&v)
             .with_context(|| format!("CAIRN_SCANNER_INTERVAL: bad duration {v:?}"))?;
     }
+    if let Some(v) = env("CAIRN_MULTIPART_EXPIRY") {
+        cfg.multipart_expiry = parse_duration(&v)
+            .with_context(|| format!("CAIRN_MULTIPART_EXPIRY: bad duration {v:?}"))?;
+    }
     if let Some(v) = env("CAIRN_SCANNER_DEEP_EVERY") {
         cfg.deep_every = parse_duration(&v)
             .with_context(|| format!("CAIRN_SCANNER_DEEP_EVERY: bad duration {v:?}"))?;
@@ -275,7 +279,8 @@ async fn server(address: String, drives: Vec<String>) -> anyhow::Result<()> {
             stop.cancel();
         }
     };
-    cairn::server::serve(listener, state, healer, signal).await?;
+    cairn::server::serve(listener, state, healer.clone(), signal).await?;
+    healer.save_mrf().await;
     println!("Cairn stopped.");
     Ok(())
 }

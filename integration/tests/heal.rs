@@ -314,3 +314,45 @@ async fn writes_that_missed_a_drive_are_healed_when_it_returns() {
     );
     read_all_without(&c, &s, "mrf", &[0, 1], &objects).await;
 }
+
+#[tokio::test]
+async fn the_heal_queue_survives_a_restart() {
+    let keep = tempfile::tempdir().expect("tmp");
+    let paths: Vec<PathBuf> = (1..=4)
+        .map(|i| keep.path().join(format!("drive{i}")))
+        .collect();
+    let s = Server::start_on(&paths, &[]);
+    let c = client(&s);
+    c.create_bucket()
+        .bucket("persist")
+        .send()
+        .await
+        .expect("bucket");
+    let away = paths[1].with_extension("away");
+    std::fs::rename(&paths[1], &away).expect("unplug");
+    let body = data(1_000_000, 3);
+    c.put_object()
+        .bucket("persist")
+        .key("k")
+        .body(ByteStream::from(body.clone()))
+        .send()
+        .await
+        .expect("put");
+    // Graceful stop: the queue is saved on the drives that answer.
+    let status = s.terminate();
+    assert!(status.success());
+    assert!(
+        paths[0].join(".cairn.sys/mrf.json").exists(),
+        "queue persisted"
+    );
+    std::fs::rename(&away, &paths[1]).expect("plug back");
+    let s = Server::start_on(&paths, &[]);
+    let meta = paths[1].join("persist/k/@meta");
+    wait_for(
+        "the restored queue to heal the object",
+        Duration::from_secs(30),
+        || meta.exists(),
+    );
+    let c = client(&s);
+    read_all_without(&c, &s, "persist", &[0, 2], &[("k".to_string(), body)]).await;
+}

@@ -22,6 +22,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::object::{HealOptions, ListOptions, ObjectError, Store, HEALING_FILE};
 
+/// The persisted partial-write queue, under `.cairn.sys/`.
+pub const MRF_FILE: &str = "mrf.json";
+
 /// Heal pacing: the pause between objects.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -189,6 +192,8 @@ pub struct ScannerConfig {
     pub interval: Duration,
     /// Run a deep (bitrot) cycle when the last one is older than this.
     pub deep_every: Duration,
+    /// Abort multipart uploads older than this (`CAIRN_MULTIPART_EXPIRY`, default 1 day).
+    pub multipart_expiry: Duration,
 }
 
 impl Default for ScannerConfig {
@@ -196,6 +201,7 @@ impl Default for ScannerConfig {
         ScannerConfig {
             interval: Duration::from_secs(3600),
             deep_every: Duration::from_secs(30 * 24 * 3600),
+            multipart_expiry: Duration::from_secs(24 * 3600),
         }
     }
 }
@@ -278,7 +284,10 @@ impl Healer {
     /// Start the background workers: MRF, replaced-drive heals, and the scanner.
     pub fn start(self: &Arc<Self>, scanner: Option<ScannerConfig>) {
         let me = self.clone();
-        tokio::spawn(async move { me.mrf_worker().await });
+        tokio::spawn(async move {
+            me.load_mrf().await;
+            me.mrf_worker().await
+        });
         let me = self.clone();
         tokio::spawn(async move { me.start_replacements().await });
         if let Some(cfg) = scanner {
@@ -298,6 +307,44 @@ impl Healer {
             }
         }
         !self.shutdown.is_cancelled()
+    }
+
+    fn drives(&self) -> Vec<Arc<dyn crate::drive::Drive>> {
+        self.store
+            .sets()
+            .iter()
+            .flat_map(|s| s.drives.iter().flatten().cloned())
+            .collect()
+    }
+
+    /// Persist the partial-write queue on every drive (at shutdown).
+    pub async fn save_mrf(&self) {
+        let items = self.store.heal_queue.snapshot();
+        let body = Bytes::from(serde_json::to_vec(&items).unwrap_or_default());
+        for d in self.drives() {
+            if let Err(e) = d.write_sys(MRF_FILE, body.clone()).await {
+                tracing::warn!(drive = d.name(), error = %e, "cannot persist the heal queue");
+            }
+        }
+        tracing::info!(items = items.len(), "heal queue saved");
+    }
+
+    /// Re-queue what a previous run saved (the union over drives), then forget it.
+    async fn load_mrf(&self) {
+        let mut n = 0;
+        for d in self.drives() {
+            if let Ok(raw) = d.read_sys(MRF_FILE).await {
+                let items: Vec<(String, String)> = serde_json::from_slice(&raw).unwrap_or_default();
+                for (b, k) in items {
+                    self.store.heal_queue.push(&b, &k);
+                    n += 1;
+                }
+                let _ = d.delete_sys(MRF_FILE).await;
+            }
+        }
+        if n > 0 {
+            tracing::info!(items = n, "heal queue restored");
+        }
     }
 
     /// Drain the partial-write queue; objects whose drives are still away are retried with
@@ -657,6 +704,32 @@ impl Healer {
         );
     }
 
+    /// Abort multipart uploads started longer than `expiry` ago.
+    async fn expire_uploads(&self, buckets: &[String], expiry: Duration) {
+        let cutoff = SystemTime::now()
+            .checked_sub(expiry)
+            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_nanos() as i64);
+        for b in buckets {
+            let Ok(uploads) = self.store.list_uploads(b, "").await else {
+                continue;
+            };
+            for u in uploads.into_iter().filter(|u| u.initiated < cutoff) {
+                match self.store.abort_multipart(b, &u.key, &u.upload_id).await {
+                    Ok(()) => tracing::info!(
+                        bucket = b,
+                        key = u.key,
+                        upload = u.upload_id,
+                        "expired multipart upload aborted"
+                    ),
+                    Err(e) => {
+                        tracing::warn!(bucket = b, key = u.key, error = %e, "cannot abort an expired upload")
+                    }
+                }
+            }
+        }
+    }
+
     /// Walk everything periodically: heal what disagrees, count usage; deep every so often.
     async fn scanner(self: Arc<Self>, cfg: ScannerConfig) {
         let mut last_deep = Instant::now();
@@ -675,6 +748,7 @@ impl Healer {
             );
             let mut usage = BTreeMap::new();
             let buckets = self.buckets_for(&None).await.unwrap_or_default();
+            self.expire_uploads(&buckets, cfg.multipart_expiry).await;
             for b in &buckets {
                 let mut u = Usage::default();
                 let r = self

@@ -203,6 +203,11 @@ impl HealQueue {
         self.len() == 0
     }
 
+    /// Everything queued, in order (to persist at shutdown).
+    pub fn snapshot(&self) -> Vec<(String, String)> {
+        self.inner.lock().order.iter().cloned().collect()
+    }
+
     pub fn contains(&self, bucket: &str, key: &str) -> bool {
         self.inner
             .lock()
