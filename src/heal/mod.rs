@@ -401,18 +401,23 @@ impl Healer {
         }
     }
 
-    /// Visit every object of `bucket` under `prefix`, after `start_after`, in key order.
+    /// Visit every object of `bucket` under `prefix`, after `start_after`, page by page in key
+    /// order, `concurrency` objects at a time. `on_page` gets the last key of each finished
+    /// page (a safe resume point). Stops early when a visit returns `false`.
     async fn for_each_object<F, Fut>(
         &self,
         bucket: &str,
         prefix: &str,
         start_after: &str,
+        concurrency: usize,
         mut f: F,
+        mut on_page: impl FnMut(&str),
     ) -> Result<(), ObjectError>
     where
         F: FnMut(crate::object::ObjectInfo) -> Fut,
         Fut: std::future::Future<Output = bool>,
     {
+        use futures::StreamExt;
         let mut after = start_after.to_string();
         loop {
             let page = self
@@ -427,15 +432,31 @@ impl Healer {
                     },
                 )
                 .await?;
-            for o in page.objects {
-                after = o.key.clone();
-                if !f(o).await {
-                    return Ok(());
-                }
+            let Some(last) = page.objects.last().map(|o| o.key.clone()) else {
+                return Ok(());
+            };
+            let results: Vec<bool> = futures::stream::iter(page.objects)
+                .map(&mut f)
+                .buffer_unordered(concurrency.max(1))
+                .collect()
+                .await;
+            if results.iter().any(|go_on| !go_on) {
+                return Ok(());
             }
+            on_page(&last);
+            after = last;
             if !page.truncated {
                 return Ok(());
             }
+        }
+    }
+
+    /// Objects healed at once: more parallelism when asked to go fast.
+    fn concurrency(&self) -> usize {
+        match self.speed() {
+            Speed::Slow => 1,
+            Speed::Normal => 2,
+            Speed::Fast => 4,
         }
     }
 
@@ -507,10 +528,17 @@ impl Healer {
         };
         for b in &buckets {
             let r = self
-                .for_each_object(b, &seq.prefix, "", |_| {
-                    seq.total.fetch_add(1, Ordering::Relaxed);
-                    async { true }
-                })
+                .for_each_object(
+                    b,
+                    &seq.prefix,
+                    "",
+                    1,
+                    |_| {
+                        seq.total.fetch_add(1, Ordering::Relaxed);
+                        async { true }
+                    },
+                    |_| {},
+                )
                 .await;
             if let Err(e) = r {
                 tracing::warn!(bucket = b, error = %e, "heal: listing failed");
@@ -521,37 +549,44 @@ impl Healer {
         self.set_worker("sequence", "healing", 0, 0);
         for b in &buckets {
             let r = self
-                .for_each_object(b, &seq.prefix, "", |o| {
-                    let me = self.clone();
-                    let seq = seq.clone();
-                    let bucket = b.clone();
-                    async move {
-                        let r = me.store.heal_object(&bucket, &o.key, seq.opts).await;
-                        seq.scanned.fetch_add(1, Ordering::Relaxed);
-                        match r {
-                            Ok(r) => {
-                                seq.bytes.fetch_add(r.bytes_written, Ordering::Relaxed);
-                                if r.bad_drives > 0 {
-                                    if seq.opts.dry_run {
-                                        seq.unhealthy.fetch_add(1, Ordering::Relaxed);
-                                    } else if r.complete() {
-                                        seq.healed.fetch_add(1, Ordering::Relaxed);
-                                    } else {
+                .for_each_object(
+                    b,
+                    &seq.prefix,
+                    "",
+                    self.concurrency(),
+                    |o| {
+                        let me = self.clone();
+                        let seq = seq.clone();
+                        let bucket = b.clone();
+                        async move {
+                            let r = me.store.heal_object(&bucket, &o.key, seq.opts).await;
+                            seq.scanned.fetch_add(1, Ordering::Relaxed);
+                            match r {
+                                Ok(r) => {
+                                    seq.bytes.fetch_add(r.bytes_written, Ordering::Relaxed);
+                                    if r.bad_drives > 0 {
+                                        if seq.opts.dry_run {
+                                            seq.unhealthy.fetch_add(1, Ordering::Relaxed);
+                                        } else if r.complete() {
+                                            seq.healed.fetch_add(1, Ordering::Relaxed);
+                                        } else {
+                                            seq.failed.fetch_add(1, Ordering::Relaxed);
+                                        }
+                                    } else if !r.complete() {
                                         seq.failed.fetch_add(1, Ordering::Relaxed);
                                     }
-                                } else if !r.complete() {
+                                }
+                                Err(ObjectError::NoSuchKey) => {}
+                                Err(e) => {
+                                    tracing::warn!(bucket, key = o.key, error = %e, "heal failed");
                                     seq.failed.fetch_add(1, Ordering::Relaxed);
                                 }
                             }
-                            Err(ObjectError::NoSuchKey) => {}
-                            Err(e) => {
-                                tracing::warn!(bucket, key = o.key, error = %e, "heal failed");
-                                seq.failed.fetch_add(1, Ordering::Relaxed);
-                            }
+                            me.pause().await
                         }
-                        me.pause().await
-                    }
-                })
+                    },
+                    |_| {},
+                )
                 .await;
             if let Err(e) = r {
                 tracing::warn!(bucket = b, error = %e, "heal: listing failed");
@@ -629,47 +664,55 @@ impl Healer {
             };
             let mut since_persist = 0;
             let r = self
-                .for_each_object(b, "", &start_after, |o| {
-                    let me = self.clone();
-                    let drive = drive.clone();
-                    let tracker = tracker.clone();
-                    let bucket = b.clone();
-                    since_persist += 1;
-                    let flush = since_persist % 50 == 0;
-                    let name = name.clone();
-                    async move {
-                        if me.store.set_index_for(&o.key) == set_index {
-                            match me
-                                .store
-                                .heal_object(&bucket, &o.key, HealOptions::default())
-                                .await
-                            {
-                                Ok(r) if r.complete() => {
-                                    let mut t = tracker.lock();
-                                    t.objects_done += 1;
-                                    t.bytes_done += r.bytes_written;
+                .for_each_object(
+                    b,
+                    "",
+                    &start_after,
+                    self.concurrency(),
+                    |o| {
+                        let me = self.clone();
+                        let drive = drive.clone();
+                        let tracker = tracker.clone();
+                        let bucket = b.clone();
+                        since_persist += 1;
+                        let flush = since_persist % 50 == 0;
+                        let name = name.clone();
+                        async move {
+                            if me.store.set_index_for(&o.key) == set_index {
+                                match me
+                                    .store
+                                    .heal_object(&bucket, &o.key, HealOptions::default())
+                                    .await
+                                {
+                                    Ok(r) if r.complete() => {
+                                        let mut t = tracker.lock();
+                                        t.objects_done += 1;
+                                        t.bytes_done += r.bytes_written;
+                                    }
+                                    _ => tracker.lock().objects_failed += 1,
                                 }
-                                _ => tracker.lock().objects_failed += 1,
                             }
+                            // The resume point (bucket, last_key) only moves once a whole
+                            // page is done, so a saved tracker never skips an object.
+                            let snapshot = tracker.lock().clone();
+                            me.set_worker(
+                                &name,
+                                "healing",
+                                snapshot.objects_done,
+                                snapshot.objects_failed,
+                            );
+                            if flush {
+                                let _ = drive.write_sys(HEALING_FILE, persist(&snapshot)).await;
+                            }
+                            me.pause().await
                         }
-                        let snapshot = {
-                            let mut t = tracker.lock();
-                            t.bucket = bucket.clone();
-                            t.last_key = o.key.clone();
-                            t.clone()
-                        };
-                        me.set_worker(
-                            &name,
-                            "healing",
-                            snapshot.objects_done,
-                            snapshot.objects_failed,
-                        );
-                        if flush {
-                            let _ = drive.write_sys(HEALING_FILE, persist(&snapshot)).await;
-                        }
-                        me.pause().await
-                    }
-                })
+                    },
+                    |last| {
+                        let mut t = tracker.lock();
+                        t.bucket = b.clone();
+                        t.last_key = last.to_string();
+                    },
+                )
                 .await;
             if let Err(e) = r {
                 tracing::warn!(bucket = b, error = %e, "replacement heal: listing failed");
@@ -752,7 +795,7 @@ impl Healer {
             for b in &buckets {
                 let mut u = Usage::default();
                 let r = self
-                    .for_each_object(b, "", "", |o| {
+                    .for_each_object(b, "", "", 1, |o| {
                         u.objects += 1;
                         u.bytes += o.size;
                         let me = self.clone();
@@ -769,7 +812,7 @@ impl Healer {
                             tokio::time::sleep(Speed::Slow.pause().max(me.speed().pause())).await;
                             !me.shutdown.is_cancelled()
                         }
-                    })
+                    }, |_| {})
                     .await;
                 if r.is_ok() {
                     usage.insert(b.clone(), u);

@@ -240,40 +240,51 @@ impl Store {
                 let offset = erasure.chunk_offset(block);
                 let mut shards: Vec<Option<Vec<u8>>> = vec![None; total];
                 let mut have = 0;
-                for (s, src) in source.iter().enumerate() {
-                    if have == erasure.data_shards() {
+                let mut candidates = source
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(s, src)| src.map(|i| (s, i)));
+                // Read as many sources as still needed, in parallel, until enough verified.
+                while have < erasure.data_shards() {
+                    let batch: Vec<(usize, usize)> = candidates
+                        .by_ref()
+                        .take(erasure.data_shards() - have)
+                        .collect();
+                    if batch.is_empty() {
                         break;
                     }
-                    let Some(i) = *src else { continue };
-                    let framed = match (
-                        &agreed.version_at(i).and_then(|dv| dv.inline.clone()),
-                        &set.drives[i],
-                    ) {
-                        (Some(inline), _) => {
-                            let start = offset as usize;
-                            inline
-                                .get(start..start + bitrot::HASH_LEN + chunk)
-                                .map(|b| b.to_vec())
-                        }
-                        (None, Some(d)) => {
-                            let file = FileRef::Part {
-                                bucket: bucket.to_string(),
-                                key: key.to_string(),
-                                data_dir: v.data_dir.unwrap_or_default(),
-                                part: number,
+                    let reads = futures::future::join_all(batch.iter().map(|&(s, i)| {
+                        let file = FileRef::Part {
+                            bucket: bucket.to_string(),
+                            key: key.to_string(),
+                            data_dir: v.data_dir.unwrap_or_default(),
+                            part: number,
+                        };
+                        let inline = agreed.version_at(i).and_then(|dv| dv.inline.clone());
+                        let drive = set.drives[i].clone();
+                        async move {
+                            let framed: Option<Bytes> = match (inline, drive) {
+                                (Some(inline), _) => {
+                                    let start = offset as usize;
+                                    inline
+                                        .get(start..start + bitrot::HASH_LEN + chunk)
+                                        .map(Bytes::copy_from_slice)
+                                }
+                                (None, Some(d)) => d
+                                    .read_file(&file, offset, bitrot::HASH_LEN + chunk)
+                                    .await
+                                    .ok(),
+                                (None, None) => None,
                             };
-                            d.read_file(&file, offset, bitrot::HASH_LEN + chunk)
-                                .await
-                                .ok()
-                                .map(|b| b.to_vec())
+                            framed
+                                .as_deref()
+                                .and_then(|f| bitrot::verify_framed(f, s, block).ok())
+                                .map(|p| (s, p.to_vec()))
                         }
-                        (None, None) => None,
-                    };
-                    if let Some(payload) = framed
-                        .as_deref()
-                        .and_then(|f| bitrot::verify_framed(f, s, block).ok())
-                    {
-                        shards[s] = Some(payload.to_vec());
+                    }))
+                    .await;
+                    for (s, payload) in reads.into_iter().flatten() {
+                        shards[s] = Some(payload);
                         have += 1;
                     }
                 }
