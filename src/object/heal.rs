@@ -367,7 +367,8 @@ impl Store {
     }
 
     /// With every drive answering and no quorum for any version, copies left on some drives
-    /// (a delete or a failed write that missed them) are removed. Returns how many.
+    /// (a delete or a failed write that missed them) are removed once older than the grace
+    /// period. Returns how many.
     async fn remove_dangling(&self, set: &super::ErasureSet, bucket: &str, key: &str) -> usize {
         let metas = fan_out(&set.drives, |_, d| d.read_meta(bucket, key)).await;
         if metas.iter().any(|r| {
@@ -378,11 +379,13 @@ impl Store {
         }) {
             return 0;
         }
+        let cutoff = super::now_nanos() - self.dangling_grace.as_nanos() as i64;
         let removed = fan_out(&set.drives, |i, d| {
             let meta = metas[i]
                 .as_ref()
                 .ok()
-                .and_then(|b| ObjectMeta::decode(b).ok());
+                .and_then(|b| ObjectMeta::decode(b).ok())
+                .filter(|m| m.latest().is_some_and(|v| v.mod_time < cutoff));
             async move {
                 let Some(meta) = meta else { return Ok(false) };
                 d.write_meta(bucket, key, None, None).await?;

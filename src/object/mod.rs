@@ -44,6 +44,9 @@ pub const MIN_PART_SIZE: u64 = 5 << 20;
 pub const MAX_PART_SIZE: u64 = 5 << 30;
 pub const MAX_PART_NUMBER: u32 = 10_000;
 
+/// Default age before a copy without quorum counts as dangling.
+pub const DANGLING_GRACE: Duration = Duration::from_secs(15 * 60);
+
 /// How long a writer waits for a key held by readers (or another writer) before failing.
 const LOCK_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -223,6 +226,9 @@ pub struct Store {
     pub(crate) locker: Arc<dyn Locker>,
     pub(crate) block_size: usize,
     pub(crate) min_part_size: u64,
+    /// Copies no quorum backs are removed by heal only once older than this, so a write
+    /// that is still landing is never mistaken for debris.
+    pub(crate) dangling_grace: Duration,
     pub heal_queue: Arc<HealQueue>,
 }
 
@@ -235,6 +241,7 @@ impl Store {
             locker: Arc::new(LocalLocker::default()),
             block_size: cairn_erasure::DEFAULT_BLOCK_SIZE,
             min_part_size: MIN_PART_SIZE,
+            dangling_grace: DANGLING_GRACE,
             heal_queue: Arc::new(HealQueue::default()),
         }
     }
@@ -248,6 +255,12 @@ impl Store {
     /// Lower the multipart minimum part size (tests only; S3 requires 5 MiB).
     pub fn with_min_part_size(mut self, size: u64) -> Store {
         self.min_part_size = size;
+        self
+    }
+
+    /// Change how old a copy without quorum must be before heal removes it.
+    pub fn with_dangling_grace(mut self, grace: Duration) -> Store {
+        self.dangling_grace = grace;
         self
     }
 

@@ -1146,7 +1146,7 @@ async fn heal_brings_a_replaced_drive_back() {
 
 #[tokio::test]
 async fn heal_catches_up_a_drive_that_missed_writes() {
-    let c = Cluster::new(4).await;
+    let mut c = Cluster::new(4).await;
     c.store.make_bucket("bucket").await.expect("bucket");
     c.put("bucket", "k", &bytes(BLOCK * 2, 1))
         .await
@@ -1181,7 +1181,17 @@ async fn heal_catches_up_a_drive_that_missed_writes() {
             .expect("heal");
         assert_eq!((r.healed_drives, r.complete()), (1, true), "{key}");
     }
-    // The delete that missed drive 0 leaves a copy no quorum backs: removed.
+    // The delete that missed drive 0 leaves a copy no quorum backs: kept while younger than
+    // the grace period (it could be a write still landing), removed after it.
+    c.store.dangling_grace = std::time::Duration::from_secs(3600);
+    let r = c
+        .store
+        .heal_object("bucket", "gone", HealOptions::default())
+        .await
+        .expect("heal");
+    assert_eq!(r.dangling_removed, 0);
+    assert!(c.paths[0].join("bucket/gone").exists());
+    c.store.dangling_grace = std::time::Duration::ZERO;
     let r = c
         .store
         .heal_object("bucket", "gone", HealOptions::default())
