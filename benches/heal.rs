@@ -99,23 +99,19 @@ async fn open(paths: &[PathBuf]) -> Arc<Store> {
     )
 }
 
-/// Replace drive 3 with an empty one, then heal it with the real replacement worker.
-/// Returns (seconds, shard bytes on the rebuilt drive).
-async fn heal_replaced(paths: &[PathBuf], load: bool) -> (f64, u64, Option<f64>) {
-    std::fs::remove_dir_all(&paths[2]).expect("wipe");
-    std::fs::create_dir(&paths[2]).expect("empty");
-    let store = open(paths).await;
-    let stop = CancellationToken::new();
-    // A steady client load: GETs of the small objects, 2 at a time.
-    let reading = Arc::new(AtomicBool::new(load));
-    let served = Arc::new(AtomicU64::new(0));
-    let mut clients = Vec::new();
-    if load {
-        for c in 0..2 {
-            let (store, reading, served) = (store.clone(), reading.clone(), served.clone());
-            clients.push(tokio::spawn(async move {
+/// Two clients streaming GETs of the small objects while `running` holds; bytes served are
+/// added to `served`.
+fn spawn_clients(
+    store: &Arc<Store>,
+    served: &Arc<AtomicU64>,
+    running: impl Fn() -> bool + Clone + Send + 'static,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    (0..2)
+        .map(|c| {
+            let (store, served, running) = (store.clone(), served.clone(), running.clone());
+            tokio::spawn(async move {
                 let mut i = c;
-                while reading.load(Ordering::Relaxed) {
+                while running() {
                     let key = format!("obj-{:05}", (i * 5) % 200);
                     if let Ok(r) = store.get_object("bench", &key, None).await {
                         let chunks: Vec<bytes::Bytes> =
@@ -127,9 +123,27 @@ async fn heal_replaced(paths: &[PathBuf], load: bool) -> (f64, u64, Option<f64>)
                     }
                     i += 2;
                 }
-            }));
-        }
-    }
+            })
+        })
+        .collect()
+}
+
+/// Replace drive 3 with an empty one, then heal it with the real replacement worker.
+/// Returns (seconds, shard bytes on the rebuilt drive).
+async fn heal_replaced(paths: &[PathBuf], load: bool) -> (f64, u64, Option<f64>) {
+    std::fs::remove_dir_all(&paths[2]).expect("wipe");
+    std::fs::create_dir(&paths[2]).expect("empty");
+    let store = open(paths).await;
+    let stop = CancellationToken::new();
+    // A steady client load: GETs of the small objects, 2 at a time.
+    let reading = Arc::new(AtomicBool::new(load));
+    let served = Arc::new(AtomicU64::new(0));
+    let clients = if load {
+        let reading = reading.clone();
+        spawn_clients(&store, &served, move || reading.load(Ordering::Relaxed))
+    } else {
+        Vec::new()
+    };
     let healer = Healer::new(store.clone(), stop.clone());
     healer.set_speed(Speed::Fast);
     let t = Instant::now();
@@ -156,25 +170,7 @@ async fn client_alone(paths: &[PathBuf], secs: f64) -> f64 {
     let store = open(paths).await;
     let served = Arc::new(AtomicU64::new(0));
     let deadline = Instant::now() + Duration::from_secs_f64(secs.clamp(3.0, 20.0));
-    let mut clients = Vec::new();
-    for c in 0..2 {
-        let (store, served) = (store.clone(), served.clone());
-        clients.push(tokio::spawn(async move {
-            let mut i = c;
-            while Instant::now() < deadline {
-                let key = format!("obj-{:05}", (i * 5) % 200);
-                if let Ok(r) = store.get_object("bench", &key, None).await {
-                    let chunks: Vec<bytes::Bytes> =
-                        r.into_stream().try_collect().await.unwrap_or_default();
-                    served.fetch_add(
-                        chunks.iter().map(|c| c.len() as u64).sum(),
-                        Ordering::Relaxed,
-                    );
-                }
-                i += 2;
-            }
-        }));
-    }
+    let clients = spawn_clients(&store, &served, move || Instant::now() < deadline);
     let t = Instant::now();
     for c in clients {
         let _ = c.await;

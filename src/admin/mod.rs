@@ -114,16 +114,7 @@ pub async fn handle(
     req: Request<Body>,
 ) -> Response<Body> {
     let (parts, _body) = req.into_parts();
-    let headers: Vec<(String, String)> = parts
-        .headers
-        .iter()
-        .map(|(n, v)| {
-            (
-                n.as_str().to_string(),
-                String::from_utf8_lossy(v.as_bytes()).into_owned(),
-            )
-        })
-        .collect();
+    let headers = crate::s3::header_pairs(&parts.headers);
     let raw_query = parts.uri.query().unwrap_or("").to_string();
     let req_parts = RequestParts {
         method: parts.method.as_str(),

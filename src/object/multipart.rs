@@ -83,6 +83,11 @@ fn parse_upload_id(id: &str) -> ObjectResult<Uuid> {
     Uuid::parse_str(id).map_err(|_| ObjectError::NoSuchUpload)
 }
 
+/// Drives that must agree on an upload record: the read quorum, at most half the set.
+fn record_quorum(set: &ErasureSet) -> usize {
+    read_quorum(set.size() - set.parity).min(set.size().div_ceil(2))
+}
+
 /// The JSON record a read quorum of drives agrees on, if any.
 async fn agreed_record<T: for<'de> Deserialize<'de> + PartialEq + Clone>(
     set: &ErasureSet,
@@ -108,7 +113,7 @@ impl Store {
         id: &Uuid,
     ) -> ObjectResult<(&ErasureSet, UploadRecord)> {
         let set = self.set_for(key);
-        let quorum = read_quorum(set.size() - set.parity).min(set.size().div_ceil(2));
+        let quorum = record_quorum(set);
         let record: UploadRecord =
             agreed_record(set, &format!("{}/upload.json", upload_dir(id)), quorum)
                 .await
@@ -517,7 +522,7 @@ impl Store {
                 .collect();
             ids.sort_unstable();
             ids.dedup();
-            let quorum = read_quorum(set.size() - set.parity).min(set.size().div_ceil(2));
+            let quorum = record_quorum(set);
             for id in ids {
                 let rec: Option<UploadRecord> =
                     agreed_record(set, &format!("{}/upload.json", upload_dir(&id)), quorum).await;

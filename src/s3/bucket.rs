@@ -106,15 +106,19 @@ pub async fn versioning(state: &S3State, ctx: &Ctx) -> Result<Response<Body>, S3
     xml_response(&xml::VersioningConfiguration { xmlns: NS })
 }
 
-/// Buckets and objects have one owner with full control: report exactly that.
-pub async fn acl(state: &S3State, ctx: &Ctx) -> Result<Response<Body>, S3Error> {
+/// The bucket, or the object, an ACL request names must exist.
+async fn require_acl_target(state: &S3State, ctx: &Ctx) -> Result<(), S3Error> {
     let name = bucket(ctx)?;
     match &ctx.target.key {
-        Some(key) => {
-            state.store.head_object(name, key).await?;
-        }
+        Some(key) => state.store.head_object(name, key).await.map(|_| ())?,
         None => require_bucket(state, name).await?,
     }
+    Ok(())
+}
+
+/// Buckets and objects have one owner with full control: report exactly that.
+pub async fn acl(state: &S3State, ctx: &Ctx) -> Result<Response<Body>, S3Error> {
+    require_acl_target(state, ctx).await?;
     xml_response(&xml::AccessControlPolicy {
         xmlns: NS,
         owner: state.owner.clone(),
@@ -134,13 +138,7 @@ pub async fn acl(state: &S3State, ctx: &Ctx) -> Result<Response<Body>, S3Error> 
 
 /// Only the `private` canned ACL (what every object already has) is accepted.
 pub async fn put_acl(state: &S3State, ctx: &Ctx) -> Result<Response<Body>, S3Error> {
-    let name = bucket(ctx)?;
-    match &ctx.target.key {
-        Some(key) => {
-            state.store.head_object(name, key).await?;
-        }
-        None => require_bucket(state, name).await?,
-    }
+    require_acl_target(state, ctx).await?;
     match ctx.header("x-amz-acl") {
         Some("private") => Ok(empty(StatusCode::OK)),
         _ => Err(S3Error::not_implemented(

@@ -178,16 +178,7 @@ async fn dispatch(
     request_id: &str,
 ) -> Result<Response<Body>, S3Error> {
     let (parts, body) = req.into_parts();
-    let headers: Vec<(String, String)> = parts
-        .headers
-        .iter()
-        .map(|(n, v)| {
-            (
-                n.as_str().to_string(),
-                String::from_utf8_lossy(v.as_bytes()).into_owned(),
-            )
-        })
-        .collect();
+    let headers = header_pairs(&parts.headers);
     let raw_path = parts.uri.path().to_string();
     let raw_query = parts.uri.query().unwrap_or("").to_string();
     let host = headers
@@ -246,6 +237,19 @@ async fn dispatch(
         Op::ListParts => multipart::list_parts(state, &ctx).await,
         Op::ListMultipartUploads => multipart::list_uploads(state, &ctx).await,
     }
+}
+
+/// Header names (lower case, as hyper gives them) and values, for the pure auth functions.
+pub fn header_pairs(headers: &http::HeaderMap) -> Vec<(String, String)> {
+    headers
+        .iter()
+        .map(|(n, v)| {
+            (
+                n.as_str().to_string(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
+        .collect()
 }
 
 /// The bucket named by a virtual-hosted-style Host header (`bucket.<domain>[:port]`).

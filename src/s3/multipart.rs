@@ -5,7 +5,7 @@ use futures::TryStreamExt;
 use http::{HeaderValue, Response, StatusCode};
 
 use super::error::S3Error;
-use super::object::{bucket_key, copy_preconditions, copy_source, put_options};
+use super::object::{bucket_key, copy_preconditions, copy_source, put_options, stored, upload};
 use super::xml::{self, NS};
 use super::{body, http_date, iso8601, xml_response, Ctx, S3State};
 use crate::checksum::ChecksumAlg;
@@ -55,32 +55,12 @@ pub async fn upload_part(
 ) -> Result<Response<Body>, S3Error> {
     let (bucket, key) = bucket_key(ctx)?;
     let (id, number) = (upload_id(ctx)?, part_number(ctx)?);
-    let size = body::declared_length(&ctx.verified, &ctx.headers)?;
-    if size.is_some_and(|s| s > MAX_PART_SIZE) {
-        return Err(crate::object::ObjectError::EntityTooLarge.into());
-    }
-    let mut opts = put_options(ctx)?;
-    let (mut reader, computed) = body::reader(body, &ctx.verified, &ctx.headers)?;
-    opts.computed_checksums = Some(computed.clone());
+    let mut up = upload(ctx, body, MAX_PART_SIZE)?;
     let part = state
         .store
-        .put_part(bucket, key, id, number, &mut reader, size, opts)
+        .put_part(bucket, key, id, number, &mut up.reader, up.size, up.opts)
         .await?;
-    let mut r = super::empty(StatusCode::OK);
-    if let Ok(v) = HeaderValue::from_str(&format!("\"{}\"", part.etag)) {
-        r.headers_mut().insert("etag", v);
-    }
-    for (alg, value) in computed.lock().iter() {
-        if let (Ok(n), Ok(v)) = (
-            http::HeaderName::from_bytes(
-                format!("x-amz-checksum-{}", alg.to_ascii_lowercase()).as_bytes(),
-            ),
-            HeaderValue::from_str(value),
-        ) {
-            r.headers_mut().insert(n, v);
-        }
-    }
-    Ok(r)
+    Ok(stored(&part.etag, &up.computed))
 }
 
 /// `x-amz-copy-source-range: bytes=a-b`, inclusive, within the source.

@@ -146,23 +146,48 @@ fn checksum_headers(r: &mut Response<Body>, checksums: &BTreeMap<String, String>
     }
 }
 
-pub async fn put(state: &S3State, ctx: &Ctx, body: Body) -> Result<Response<Body>, S3Error> {
-    let (bucket, key) = bucket_key(ctx)?;
-    refuse_unsupported(ctx)?;
+/// An upload's body and metadata: the declared size (refused above `max`), the verified
+/// body reader, and the write options that will receive the checksums computed on it.
+pub(super) struct Upload {
+    pub size: Option<u64>,
+    pub reader: body::BodyReader,
+    pub opts: PutOptions,
+    pub computed: body::Computed,
+}
+
+pub(super) fn upload(ctx: &Ctx, body: Body, max: u64) -> Result<Upload, S3Error> {
     let size = body::declared_length(&ctx.verified, &ctx.headers)?;
-    if size.is_some_and(|s| s > MAX_OBJECT_SIZE) {
+    if size.is_some_and(|s| s > max) {
         return Err(crate::object::ObjectError::EntityTooLarge.into());
     }
     let mut opts = put_options(ctx)?;
-    let (mut reader, computed) = body::reader(body, &ctx.verified, &ctx.headers)?;
+    let (reader, computed) = body::reader(body, &ctx.verified, &ctx.headers)?;
     opts.computed_checksums = Some(computed.clone());
+    Ok(Upload {
+        size,
+        reader,
+        opts,
+        computed,
+    })
+}
+
+/// The response to a stored upload: its ETag and the checksums verified on its body.
+pub(super) fn stored(etag: &str, computed: &body::Computed) -> Response<Body> {
+    let mut r = empty(StatusCode::OK);
+    insert(&mut r, "etag", &format!("\"{etag}\""));
+    checksum_headers(&mut r, &computed.lock());
+    r
+}
+
+pub async fn put(state: &S3State, ctx: &Ctx, body: Body) -> Result<Response<Body>, S3Error> {
+    let (bucket, key) = bucket_key(ctx)?;
+    refuse_unsupported(ctx)?;
+    let mut up = upload(ctx, body, MAX_OBJECT_SIZE)?;
     let info = state
         .store
-        .put_object(bucket, key, &mut reader, size, opts)
+        .put_object(bucket, key, &mut up.reader, up.size, up.opts)
         .await?;
-    let mut r = empty(StatusCode::OK);
-    insert(&mut r, "etag", &format!("\"{}\"", info.etag));
-    checksum_headers(&mut r, &computed.lock());
+    let r = stored(&info.etag, &up.computed);
     Ok(r)
 }
 
