@@ -271,7 +271,12 @@ async fn server(address: String, drives: Vec<String>) -> anyhow::Result<()> {
             format!("CAIRN_HEAL_SPEED must be slow, normal or fast, got {v:?}")
         })?);
     }
-    healer.start(scanner_config()?);
+    let drive_check = match env("CAIRN_DRIVE_CHECK_INTERVAL") {
+        Some(v) => parse_duration(&v)
+            .with_context(|| format!("CAIRN_DRIVE_CHECK_INTERVAL: bad duration {v:?}"))?,
+        None => std::time::Duration::from_secs(10),
+    };
+    healer.start_with(scanner_config()?, drive_check);
     let signal = {
         let stop = stop.clone();
         async move {

@@ -356,3 +356,35 @@ async fn the_heal_queue_survives_a_restart() {
     let c = client(&s);
     read_all_without(&c, &s, "persist", &[0, 2], &[("k".to_string(), body)]).await;
 }
+
+#[tokio::test]
+async fn a_drive_swapped_while_running_is_noticed_and_healed() {
+    let s = Server::start_with(
+        4,
+        &[
+            ("CAIRN_HEAL_SPEED", "fast"),
+            ("CAIRN_DRIVE_CHECK_INTERVAL", "1s"),
+        ],
+    );
+    let c = client(&s);
+    let objects = put_objects(&c, "live", 20).await;
+    // The disk of drive 1 is swapped for an empty one under the running server.
+    std::fs::remove_dir_all(&s.drives[1]).expect("wipe");
+    std::fs::create_dir(&s.drives[1]).expect("empty drive");
+    let format = s.drives[1].join(".cairn.sys/format.json");
+    let tracker = s.drives[1].join(".cairn.sys/healing.json");
+    wait_for(
+        "the swapped drive to be formatted",
+        Duration::from_secs(30),
+        || format.exists(),
+    );
+    wait_for(
+        "the swapped drive to be healed",
+        Duration::from_secs(60),
+        || !tracker.exists(),
+    );
+    let (code, info) = admin(&s, &["info"]);
+    assert_eq!(code, 0);
+    assert!(info.contains("4/4 drives online"), "{info}");
+    read_all_without(&c, &s, "live", &[0, 2], &objects).await;
+}

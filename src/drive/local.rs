@@ -189,7 +189,16 @@ impl LocalDrive {
     /// Write `data` durably to a fresh temp file and return its path.
     fn stage_file(&self, data: &[u8]) -> DriveResult<PathBuf> {
         let tmp = self.tmp_path();
-        let mut f = File::create(&tmp)?;
+        let mut f = match File::create(&tmp) {
+            Ok(f) => f,
+            // An empty drive put in place of a lost one while running: lay out its system
+            // directory (never its root: a missing mount point must stay missing).
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && self.root.is_dir() => {
+                create_dirs_durable(&self.root, Path::new(SYS_DIR).join(TMP_DIR).as_path())?;
+                File::create(&tmp)?
+            }
+            Err(e) => return Err(e.into()),
+        };
         f.write_all(data)?;
         f.sync_all()?;
         Ok(tmp)
@@ -347,9 +356,9 @@ impl Drive for LocalDrive {
         let this = self.clone_handle();
         blocking(move || {
             let parent = p.parent().ok_or(DriveError::InvalidName)?;
+            let tmp = this.stage_file(&data)?;
             let sys = this.root.join(SYS_DIR);
             create_dirs_durable(&sys, parent.strip_prefix(&sys).unwrap_or(Path::new("")))?;
-            let tmp = this.stage_file(&data)?;
             fs::rename(&tmp, &p)?;
             fsync_dir(parent)
         })

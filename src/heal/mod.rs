@@ -20,6 +20,7 @@ use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
+use crate::drive::{DriveError, FORMAT_FILE};
 use crate::object::{HealOptions, ListOptions, ObjectError, Store, HEALING_FILE};
 
 /// The persisted partial-write queue, under `.cairn.sys/`.
@@ -281,7 +282,72 @@ impl Healer {
         }
     }
 
-    /// Start the background workers: MRF, replaced-drive heals, and the scanner.
+    /// Start the background workers: MRF, replaced-drive heals (found at start and, every
+    /// `drive_check`, while running), and the scanner.
+    pub fn start_with(self: &Arc<Self>, scanner: Option<ScannerConfig>, drive_check: Duration) {
+        self.start(scanner);
+        let me = self.clone();
+        tokio::spawn(async move { me.drive_monitor(drive_check).await });
+    }
+
+    /// Notice drives swapped for empty ones while running: format each into its slot, mark it
+    /// for healing and heal its set onto it.
+    async fn drive_monitor(self: Arc<Self>, every: Duration) {
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(every) => {}
+                _ = self.shutdown.cancelled() => return,
+            }
+            for set in self.store.sets() {
+                for (pos, d) in set.drives.iter().enumerate() {
+                    let Some(d) = d else { continue };
+                    let busy = self
+                        .replacements
+                        .lock()
+                        .iter()
+                        .any(|t| t.lock().drive == d.name() && !t.lock().finished);
+                    if busy || !matches!(d.read_sys(FORMAT_FILE).await, Err(DriveError::NotFound)) {
+                        continue;
+                    }
+                    let slot = set.index * set.size() + pos;
+                    let Some(format) = self.store.format_for_slot(slot) else {
+                        continue;
+                    };
+                    let tracker = Tracker {
+                        slot,
+                        drive: d.name().to_string(),
+                        started: unix_now(),
+                        ..Default::default()
+                    };
+                    let marked = d
+                        .write_sys(
+                            HEALING_FILE,
+                            Bytes::from(serde_json::to_vec(&tracker).unwrap_or_default()),
+                        )
+                        .await;
+                    if marked.is_err()
+                        || d.write_sys(FORMAT_FILE, Bytes::from(format.encode()))
+                            .await
+                            .is_err()
+                    {
+                        continue;
+                    }
+                    tracing::warn!(
+                        drive = d.name(),
+                        slot,
+                        "empty drive found in a known slot: formatted, healing its set onto it"
+                    );
+                    let tracker = Arc::new(Mutex::new(tracker));
+                    self.replacements.lock().push(tracker.clone());
+                    let me = self.clone();
+                    let (drive, index) = (d.clone(), set.index);
+                    tokio::spawn(async move { me.heal_replacement(index, drive, tracker).await });
+                }
+            }
+        }
+    }
+
+    /// Start the background workers: MRF, replaced-drive heals found at start, and the scanner.
     pub fn start(self: &Arc<Self>, scanner: Option<ScannerConfig>) {
         let me = self.clone();
         tokio::spawn(async move {

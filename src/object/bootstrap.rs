@@ -98,5 +98,5 @@ pub async fn open_drives(
             parity: opts.parity,
         })
         .collect();
-    Ok(Store::new(res.format.deployment_id, sets))
+    Ok(Store::new(res.format.deployment_id, sets).with_format(res.format))
 }

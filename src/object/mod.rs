@@ -222,6 +222,8 @@ impl HealQueue {
 /// The erasure-coded object store over all sets.
 pub struct Store {
     pub(crate) deployment_id: Uuid,
+    /// The deployment's layout of drive ids (formats replaced drives found while running).
+    pub(crate) format: Option<crate::placement::Format>,
     pub(crate) sets: Vec<ErasureSet>,
     pub(crate) locker: Arc<dyn Locker>,
     pub(crate) block_size: usize,
@@ -237,6 +239,7 @@ impl Store {
     pub fn new(deployment_id: Uuid, sets: Vec<ErasureSet>) -> Store {
         Store {
             deployment_id,
+            format: None,
             sets,
             locker: Arc::new(LocalLocker::default()),
             block_size: cairn_erasure::DEFAULT_BLOCK_SIZE,
@@ -267,6 +270,16 @@ impl Store {
     pub fn with_locker(mut self, locker: Arc<dyn Locker>) -> Store {
         self.locker = locker;
         self
+    }
+
+    pub fn with_format(mut self, format: crate::placement::Format) -> Store {
+        self.format = Some(format);
+        self
+    }
+
+    /// `format.json` for the drive at flat slot `slot` (set * size + position).
+    pub fn format_for_slot(&self, slot: usize) -> Option<crate::placement::Format> {
+        self.format.as_ref().map(|f| f.for_slot(slot))
     }
 
     pub fn deployment_id(&self) -> Uuid {
