@@ -35,6 +35,30 @@ enum Command {
         /// Drive directories; `{a...b}` ranges expand (`/data{1...4}`).
         drives: Vec<String>,
     },
+    /// Load-test an S3 endpoint (warp-style): throughput, latency percentiles, errors.
+    Bench {
+        #[command(flatten)]
+        conn: Conn,
+        /// put, get, mixed, list, delete or multipart.
+        #[arg(long, default_value = "put")]
+        op: String,
+        /// Object size: 4KiB, 1MiB, 64MiB, or range:1KiB-8MiB.
+        #[arg(long, default_value = "1MiB")]
+        size: String,
+        #[arg(long, default_value_t = 8)]
+        concurrency: usize,
+        /// How long to run: 30s, 2m, ...
+        #[arg(long, default_value = "30s")]
+        duration: String,
+        /// Objects prepared for get, mixed, list and delete.
+        #[arg(long, default_value_t = 100)]
+        objects: usize,
+        #[arg(long, default_value = "cairn-bench")]
+        bucket: String,
+        /// Also write the report as JSON to this file.
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
     /// Administer a running server (credentials from CAIRN_ROOT_USER / CAIRN_ROOT_PASSWORD).
     Admin {
         #[command(subcommand)]
@@ -290,7 +314,8 @@ async fn server(address: String, drives: Vec<String>) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn connect(conn: &Conn) -> anyhow::Result<AdminClient> {
+/// Client credentials: flags or CAIRN_ROOT_*, else MINIO_ROOT_*, else the default.
+fn credentials_for(conn: &Conn) -> (String, String) {
     let access = conn
         .access_key
         .clone()
@@ -301,6 +326,49 @@ fn connect(conn: &Conn) -> anyhow::Result<AdminClient> {
         .clone()
         .or_else(|| env("MINIO_ROOT_PASSWORD"))
         .unwrap_or_else(|| DEFAULT_CREDENTIAL.into());
+    (access, secret)
+}
+
+fn print_bench(r: &cairn::bench::Report) {
+    println!(
+        "{:?} x{} for {:.1}s, sizes {}..{} bytes",
+        r.op, r.concurrency, r.seconds, r.size_min, r.size_max
+    );
+    println!(
+        "{:<10} {:>9} {:>11} {:>9} {:>9} {:>9} {:>9} {:>9} {:>10} {:>7}",
+        "op",
+        "count",
+        "MiB/s",
+        "obj/s",
+        "p50 ms",
+        "p90 ms",
+        "p99 ms",
+        "max ms",
+        "ttfb p50",
+        "errors"
+    );
+    for (name, o) in &r.ops {
+        println!(
+            "{:<10} {:>9} {:>11.1} {:>9.1} {:>9.2} {:>9.2} {:>9.2} {:>9.2} {:>10.2} {:>7}",
+            name,
+            o.count,
+            o.throughput_mib_s,
+            o.objects_s,
+            o.latency_ms.p50,
+            o.latency_ms.p90,
+            o.latency_ms.p99,
+            o.latency_ms.max,
+            o.ttfb_ms.p50,
+            o.errors.values().sum::<u64>()
+        );
+        for (code, n) in &o.errors {
+            println!("           error {code}: {n}");
+        }
+    }
+}
+
+fn connect(conn: &Conn) -> anyhow::Result<AdminClient> {
+    let (access, secret) = credentials_for(conn);
     let region = env("CAIRN_REGION").unwrap_or_else(|| "us-east-1".into());
     Ok(AdminClient::new(&conn.endpoint, &access, &secret, &region)?)
 }
@@ -497,5 +565,51 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Server { address, drives } => runtime.block_on(server(address, drives)),
         Command::Admin { command } => admin(command),
+        Command::Bench {
+            conn,
+            op,
+            size,
+            concurrency,
+            duration,
+            objects,
+            bucket,
+            json,
+        } => {
+            let (access_key, secret_key) = credentials_for(&conn);
+            let cfg = cairn::bench::Config {
+                endpoint: conn.endpoint.trim_end_matches('/').to_string(),
+                access_key,
+                secret_key,
+                region: env("CAIRN_REGION").unwrap_or_else(|| "us-east-1".into()),
+                bucket,
+                op: cairn::bench::Op::parse(&op)?,
+                sizes: cairn::bench::parse_size(&size)?,
+                concurrency: concurrency.max(1),
+                duration: parse_duration(&duration)
+                    .with_context(|| format!("bad duration {duration:?}"))?,
+                objects,
+            };
+            let report = runtime.block_on(cairn::bench::run(cfg, |secs, ops| {
+                eprint!(
+                    "\r{secs:5.1}s  {ops} operations  ({:.0}/s)   ",
+                    ops as f64 / secs.max(0.001)
+                );
+            }))?;
+            eprintln!();
+            print_bench(&report);
+            if let Some(path) = json {
+                std::fs::write(&path, serde_json::to_vec_pretty(&report)?)
+                    .with_context(|| format!("writing {}", path.display()))?;
+            }
+            let errors: u64 = report
+                .ops
+                .values()
+                .map(|o| o.errors.values().sum::<u64>())
+                .sum();
+            if errors > 0 {
+                std::process::exit(1);
+            }
+            Ok(())
+        }
     }
 }

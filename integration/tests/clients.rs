@@ -232,3 +232,49 @@ fn s3cmd_put_get_ls_del() {
         s3cmd(&["rb", &url]);
     }
 }
+
+#[test]
+fn cairn_bench_runs_every_operation() {
+    let s = Server::start();
+    let work = tempfile::tempdir().expect("tmp");
+    for (op, size) in [
+        ("put", "64KiB"),
+        ("get", "64KiB"),
+        ("mixed", "range:1KiB-256KiB"),
+        ("list", "4KiB"),
+        ("delete", "4KiB"),
+        ("multipart", "6MiB"),
+    ] {
+        let json = work.path().join(format!("{op}.json"));
+        let out = run(Command::new(cairn_integration::binary())
+            .args([
+                "bench",
+                "--endpoint",
+                &s.endpoint,
+                "--op",
+                op,
+                "--size",
+                size,
+            ])
+            .args([
+                "--concurrency",
+                "4",
+                "--duration",
+                "1s",
+                "--objects",
+                "20",
+                "--json",
+            ])
+            .arg(&json)
+            .env("CAIRN_ROOT_USER", ACCESS_KEY)
+            .env("CAIRN_ROOT_PASSWORD", SECRET_KEY));
+        let report = std::fs::read_to_string(&json).expect("json report");
+        assert!(
+            report.contains("\"latency_ms\"") && report.contains("\"p99\""),
+            "{report}"
+        );
+        assert!(out.contains("errors"), "{out}");
+        // Every op type that ran completed requests without errors (exit 0 checked by run).
+        assert!(!report.contains("\"count\": 0,"), "{op}: {report}");
+    }
+}

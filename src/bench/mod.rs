@@ -1,0 +1,602 @@
+//! `cairn bench`: a warp-style S3 load generator. SigV4-signed requests over keep-alive
+//! connections, objects prepared before GET/LIST/DELETE runs, fixed or random sizes, a
+//! progress line while running, and at the end throughput, latency percentiles, time to
+//! first byte and errors by code.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use parking_lot::Mutex;
+use rand::{Rng, SeedableRng};
+use serde::Serialize;
+use thiserror::Error;
+
+use crate::auth::{sign_request, EMPTY_SHA256, UNSIGNED_PAYLOAD};
+
+#[derive(Debug, Error)]
+pub enum BenchError {
+    #[error("invalid size {0:?}: use 4KiB, 1MiB, 64MiB or range:1KiB-8MiB")]
+    Size(String),
+    #[error("invalid endpoint {0:?}: expected http://host:port")]
+    Endpoint(String),
+    #[error("unknown operation {0:?}: put, get, mixed, list, delete or multipart")]
+    Op(String),
+    #[error("setup failed: {0}")]
+    Setup(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Op {
+    Put,
+    Get,
+    Mixed,
+    List,
+    Delete,
+    Multipart,
+}
+
+impl Op {
+    pub fn parse(s: &str) -> Result<Op, BenchError> {
+        Ok(match s {
+            "put" => Op::Put,
+            "get" => Op::Get,
+            "mixed" => Op::Mixed,
+            "list" => Op::List,
+            "delete" => Op::Delete,
+            "multipart" => Op::Multipart,
+            _ => return Err(BenchError::Op(s.to_string())),
+        })
+    }
+}
+
+/// `4KiB`, `1MiB`, `64MiB`, `1000` (bytes), or `range:1KiB-8MiB`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sizes {
+    pub min: u64,
+    pub max: u64,
+}
+
+pub fn parse_size(s: &str) -> Result<Sizes, BenchError> {
+    fn one(s: &str) -> Option<u64> {
+        let s = s.trim();
+        let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+        let (n, unit) = s.split_at(split);
+        let n: u64 = n.parse().ok()?;
+        let mult = match unit.to_ascii_lowercase().as_str() {
+            "" | "b" => 1,
+            "kib" | "k" => 1 << 10,
+            "mib" | "m" => 1 << 20,
+            "gib" | "g" => 1 << 30,
+            "kb" => 1000,
+            "mb" => 1_000_000,
+            _ => return None,
+        };
+        Some(n * mult)
+    }
+    let err = || BenchError::Size(s.to_string());
+    if let Some(r) = s.strip_prefix("range:") {
+        let (a, b) = r.split_once('-').ok_or_else(err)?;
+        let (min, max) = (one(a).ok_or_else(err)?, one(b).ok_or_else(err)?);
+        if min > max {
+            return Err(err());
+        }
+        return Ok(Sizes { min, max });
+    }
+    let n = one(s).ok_or_else(err)?;
+    Ok(Sizes { min: n, max: n })
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub endpoint: String,
+    pub access_key: String,
+    pub secret_key: String,
+    pub region: String,
+    pub bucket: String,
+    pub op: Op,
+    pub sizes: Sizes,
+    pub concurrency: usize,
+    pub duration: Duration,
+    /// Objects prepared for GET/mixed/list/delete.
+    pub objects: usize,
+}
+
+/// Statistics of one operation type.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct OpStats {
+    pub count: u64,
+    pub bytes: u64,
+    pub throughput_mib_s: f64,
+    pub objects_s: f64,
+    pub latency_ms: Percentiles,
+    pub ttfb_ms: Percentiles,
+    pub errors: BTreeMap<String, u64>,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Percentiles {
+    pub p50: f64,
+    pub p90: f64,
+    pub p99: f64,
+    pub max: f64,
+}
+
+fn percentiles(v: &mut [u64]) -> Percentiles {
+    if v.is_empty() {
+        return Percentiles::default();
+    }
+    v.sort_unstable();
+    let at = |q: f64| v[((v.len() as f64 * q) as usize).min(v.len() - 1)] as f64 / 1000.0;
+    Percentiles {
+        p50: at(0.5),
+        p90: at(0.9),
+        p99: at(0.99),
+        max: v[v.len() - 1] as f64 / 1000.0,
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub op: Op,
+    pub concurrency: usize,
+    pub seconds: f64,
+    pub size_min: u64,
+    pub size_max: u64,
+    pub ops: BTreeMap<String, OpStats>,
+}
+
+#[derive(Default)]
+struct Samples {
+    latency_us: Vec<u64>,
+    ttfb_us: Vec<u64>,
+    bytes: u64,
+    errors: BTreeMap<String, u64>,
+}
+
+type HttpClient = Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>;
+
+struct Bench {
+    cfg: Config,
+    host: String,
+    client: HttpClient,
+    data: Bytes,
+}
+
+/// Outcome of one request: status, bytes moved, time to first byte.
+struct Done {
+    status: u16,
+    bytes: u64,
+    ttfb: Duration,
+    code: Option<String>,
+}
+
+impl Bench {
+    /// A signed request.
+    fn build(
+        &self,
+        method: &str,
+        path: &str,
+        query: &str,
+        body: Bytes,
+    ) -> Result<http::Request<Full<Bytes>>, String> {
+        let payload = if body.is_empty() {
+            EMPTY_SHA256
+        } else {
+            UNSIGNED_PAYLOAD
+        };
+        let headers = sign_request(
+            method,
+            path,
+            query,
+            &self.host,
+            payload,
+            &self.cfg.access_key,
+            &self.cfg.secret_key,
+            &self.cfg.region,
+            SystemTime::now(),
+        );
+        let uri = if query.is_empty() {
+            format!("{}{path}", self.cfg.endpoint)
+        } else {
+            format!("{}{path}?{query}", self.cfg.endpoint)
+        };
+        let mut req = http::Request::builder().method(method).uri(uri);
+        for (k, v) in headers {
+            req = req.header(k, v);
+        }
+        req.body(Full::new(body)).map_err(|e| e.to_string())
+    }
+
+    async fn request(
+        &self,
+        method: &str,
+        path: &str,
+        query: &str,
+        body: Bytes,
+    ) -> Result<Done, String> {
+        let sent = body.len() as u64;
+        let req = self.build(method, path, query, body)?;
+        let start = Instant::now();
+        let resp = self.client.request(req).await.map_err(|e| e.to_string())?;
+        let ttfb = start.elapsed();
+        let status = resp.status().as_u16();
+        let mut body = resp.into_body();
+        let mut received = 0u64;
+        let mut error_body = Vec::new();
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|e| e.to_string())?;
+            if let Some(d) = frame.data_ref() {
+                received += d.len() as u64;
+                if status >= 300 && error_body.len() < 4096 {
+                    error_body.extend_from_slice(d);
+                }
+            }
+        }
+        let code = (status >= 300).then(|| {
+            let text = String::from_utf8_lossy(&error_body);
+            text.split("<Code>")
+                .nth(1)
+                .and_then(|s| s.split("</Code>").next())
+                .map_or_else(|| format!("HTTP {status}"), String::from)
+        });
+        Ok(Done {
+            status,
+            bytes: if method == "PUT" { sent } else { received },
+            ttfb,
+            code,
+        })
+    }
+
+    fn size(&self, rng: &mut impl Rng) -> usize {
+        rng.gen_range(self.cfg.sizes.min..=self.cfg.sizes.max) as usize
+    }
+
+    fn key(&self, i: usize) -> String {
+        format!("/{}/cairn-bench/obj-{i:08}", self.cfg.bucket)
+    }
+
+    async fn put(&self, path: &str, rng: &mut impl Rng) -> Result<Done, String> {
+        let len = self.size(rng).min(self.data.len());
+        let start = rng.gen_range(0..=self.data.len() - len);
+        self.request("PUT", path, "", self.data.slice(start..start + len))
+            .await
+    }
+
+    async fn multipart(&self, path: &str, rng: &mut impl Rng) -> Result<Done, String> {
+        let size = self.size(rng);
+        let start = Instant::now();
+        let id = self.upload_id(path).await?;
+        let ttfb = start.elapsed();
+        let part = (5usize << 20).max(size / 100);
+        let mut etags = Vec::new();
+        let mut sent = 0;
+        let mut n = 1;
+        while sent < size.max(1) {
+            let len = part.min(size - sent).min(self.data.len()).max(1);
+            let q = format!("partNumber={n}&uploadId={id}");
+            etags.push((
+                n,
+                self.request_etag(path, &q, self.data.slice(0..len)).await?,
+            ));
+            sent += len;
+            n += 1;
+        }
+        let xml: String = etags
+            .iter()
+            .map(|(n, e)| format!("<Part><PartNumber>{n}</PartNumber><ETag>{e}</ETag></Part>"))
+            .collect();
+        let body = Bytes::from(format!(
+            "<CompleteMultipartUpload>{xml}</CompleteMultipartUpload>"
+        ));
+        let mut done = self
+            .request("POST", path, &format!("uploadId={id}"), body)
+            .await?;
+        done.bytes = sent as u64;
+        done.ttfb = ttfb;
+        Ok(done)
+    }
+
+    async fn upload_id(&self, path: &str) -> Result<String, String> {
+        let out = self.request_text("POST", path, "uploads=").await?;
+        out.split("<UploadId>")
+            .nth(1)
+            .and_then(|s| s.split("</UploadId>").next())
+            .map(String::from)
+            .ok_or_else(|| "no upload id".to_string())
+    }
+
+    async fn request_text(&self, method: &str, path: &str, query: &str) -> Result<String, String> {
+        let req = self.build(method, path, query, Bytes::new())?;
+        let resp = self.client.request(req).await.map_err(|e| e.to_string())?;
+        let body = resp
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| e.to_string())?
+            .to_bytes();
+        Ok(String::from_utf8_lossy(&body).into_owned())
+    }
+
+    async fn request_etag(&self, path: &str, query: &str, body: Bytes) -> Result<String, String> {
+        let req = self.build("PUT", path, query, body)?;
+        let resp = self.client.request(req).await.map_err(|e| e.to_string())?;
+        let etag = resp
+            .headers()
+            .get("etag")
+            .and_then(|v| v.to_str().ok())
+            .map(String::from)
+            .ok_or_else(|| format!("part upload failed: HTTP {}", resp.status()))?;
+        let _ = resp.into_body().collect().await;
+        Ok(etag)
+    }
+}
+
+/// Run a benchmark; `progress` is called about once a second with (seconds, operations).
+pub async fn run(cfg: Config, mut progress: impl FnMut(f64, u64)) -> Result<Report, BenchError> {
+    let host = cfg
+        .endpoint
+        .strip_prefix("http://")
+        .filter(|h| !h.is_empty() && !h.contains('/'))
+        .ok_or_else(|| BenchError::Endpoint(cfg.endpoint.clone()))?
+        .to_string();
+    let client: HttpClient = Client::builder(TokioExecutor::new())
+        .pool_max_idle_per_host(cfg.concurrency.max(1) * 2)
+        .build_http();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(42);
+    let data_len = cfg.sizes.max.clamp(1, 64 << 20) as usize;
+    let mut data = vec![0u8; data_len];
+    rng.fill(&mut data[..]);
+    let bench = Arc::new(Bench {
+        cfg: cfg.clone(),
+        host,
+        client,
+        data: Bytes::from(data),
+    });
+    // Set up: the bucket, and objects for operations that read or remove them.
+    let mk = bench
+        .request("PUT", &format!("/{}", cfg.bucket), "", Bytes::new())
+        .await
+        .map_err(BenchError::Setup)?;
+    if mk.status != 200 && mk.code.as_deref() != Some("BucketAlreadyOwnedByYou") {
+        return Err(BenchError::Setup(format!(
+            "cannot create bucket {}: {:?}",
+            cfg.bucket, mk.code
+        )));
+    }
+    let prepared = match cfg.op {
+        Op::Get | Op::Mixed | Op::List => cfg.objects,
+        Op::Delete => cfg.objects.max(cfg.concurrency * 100),
+        _ => 0,
+    };
+    let next = Arc::new(AtomicU64::new(0));
+    let prep: Vec<_> = (0..cfg.concurrency.max(1))
+        .map(|w| {
+            let (bench, next) = (bench.clone(), next.clone());
+            tokio::spawn(async move {
+                let mut rng = rand::rngs::StdRng::seed_from_u64(w as u64);
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed) as usize;
+                    if i >= prepared {
+                        return Ok::<(), String>(());
+                    }
+                    let d = bench.put(&bench.key(i), &mut rng).await?;
+                    if d.status != 200 {
+                        return Err(format!("preparing objects: {:?}", d.code));
+                    }
+                }
+            })
+        })
+        .collect();
+    for p in prep {
+        p.await
+            .map_err(|e| BenchError::Setup(e.to_string()))?
+            .map_err(BenchError::Setup)?;
+    }
+    // The measured run.
+    let stop = Arc::new(AtomicBool::new(false));
+    let count = Arc::new(AtomicU64::new(0));
+    let samples: Arc<Mutex<BTreeMap<&'static str, Samples>>> = Arc::default();
+    let delete_next = Arc::new(AtomicU64::new(0));
+    let start = Instant::now();
+    let workers: Vec<_> = (0..cfg.concurrency.max(1))
+        .map(|w| {
+            let (bench, stop, count, samples, delete_next) = (
+                bench.clone(),
+                stop.clone(),
+                count.clone(),
+                samples.clone(),
+                delete_next.clone(),
+            );
+            tokio::spawn(async move {
+                let mut rng = rand::rngs::StdRng::seed_from_u64(1000 + w as u64);
+                let mut local: BTreeMap<&'static str, Samples> = BTreeMap::new();
+                let mut mine: Vec<String> = Vec::new();
+                let mut n = 0usize;
+                while !stop.load(Ordering::Relaxed) {
+                    let t = Instant::now();
+                    let pick = rng.gen_range(0..100);
+                    let (name, result) = match bench.cfg.op {
+                        Op::Put => (
+                            "PUT",
+                            bench
+                                .put(&bench.key(1_000_000 + w * 1_000_000 + n), &mut rng)
+                                .await,
+                        ),
+                        Op::Multipart => (
+                            "MULTIPART",
+                            bench
+                                .multipart(&bench.key(50_000_000 + w * 100_000 + n), &mut rng)
+                                .await,
+                        ),
+                        Op::Get => (
+                            "GET",
+                            bench
+                                .request(
+                                    "GET",
+                                    &bench.key(rng.gen_range(0..prepared.max(1))),
+                                    "",
+                                    Bytes::new(),
+                                )
+                                .await,
+                        ),
+                        Op::List => (
+                            "LIST",
+                            bench
+                                .request(
+                                    "GET",
+                                    &format!("/{}", bench.cfg.bucket),
+                                    "list-type=2&max-keys=1000&prefix=cairn-bench%2F",
+                                    Bytes::new(),
+                                )
+                                .await,
+                        ),
+                        Op::Delete => {
+                            let i = delete_next.fetch_add(1, Ordering::Relaxed) as usize;
+                            if i >= prepared {
+                                break;
+                            }
+                            (
+                                "DELETE",
+                                bench
+                                    .request("DELETE", &bench.key(i), "", Bytes::new())
+                                    .await,
+                            )
+                        }
+                        Op::Mixed => {
+                            // Reads go to the prepared objects; writes to this worker's own
+                            // keys, which are the only ones it deletes: no false NoSuchKey.
+                            let key = bench.key(rng.gen_range(0..prepared.max(1)));
+                            match pick {
+                                0..45 => {
+                                    ("GET", bench.request("GET", &key, "", Bytes::new()).await)
+                                }
+                                45..75 => {
+                                    ("STAT", bench.request("HEAD", &key, "", Bytes::new()).await)
+                                }
+                                75..90 => {
+                                    let own = bench.key(10_000_000 + w * 1_000_000 + n);
+                                    let r = bench.put(&own, &mut rng).await;
+                                    if r.as_ref().is_ok_and(|d| d.code.is_none()) {
+                                        mine.push(own);
+                                    }
+                                    ("PUT", r)
+                                }
+                                _ => match mine.pop() {
+                                    Some(own) => (
+                                        "DELETE",
+                                        bench.request("DELETE", &own, "", Bytes::new()).await,
+                                    ),
+                                    None => (
+                                        "STAT",
+                                        bench.request("HEAD", &key, "", Bytes::new()).await,
+                                    ),
+                                },
+                            }
+                        }
+                    };
+                    let s = local.entry(name).or_default();
+                    match result {
+                        Ok(d) if d.code.is_none() => {
+                            s.latency_us.push(t.elapsed().as_micros() as u64);
+                            s.ttfb_us.push(d.ttfb.as_micros() as u64);
+                            s.bytes += d.bytes;
+                        }
+                        Ok(d) => *s.errors.entry(d.code.unwrap_or_default()).or_default() += 1,
+                        Err(e) => *s.errors.entry(format!("transport: {e}")).or_default() += 1,
+                    }
+                    count.fetch_add(1, Ordering::Relaxed);
+                    n += 1;
+                }
+                let mut all = samples.lock();
+                for (k, v) in local {
+                    let e = all.entry(k).or_default();
+                    e.latency_us.extend(v.latency_us);
+                    e.ttfb_us.extend(v.ttfb_us);
+                    e.bytes += v.bytes;
+                    for (code, c) in v.errors {
+                        *e.errors.entry(code).or_default() += c;
+                    }
+                }
+            })
+        })
+        .collect();
+    while start.elapsed() < cfg.duration && !workers.iter().all(|w| w.is_finished()) {
+        tokio::time::sleep(Duration::from_millis(250).min(cfg.duration)).await;
+        progress(start.elapsed().as_secs_f64(), count.load(Ordering::Relaxed));
+    }
+    stop.store(true, Ordering::Relaxed);
+    for w in workers {
+        let _ = w.await;
+    }
+    let seconds = start.elapsed().as_secs_f64();
+    let mut ops = BTreeMap::new();
+    for (name, mut s) in std::mem::take(&mut *samples.lock()) {
+        let count = s.latency_us.len() as u64;
+        ops.insert(
+            name.to_string(),
+            OpStats {
+                count,
+                bytes: s.bytes,
+                throughput_mib_s: s.bytes as f64 / seconds / (1 << 20) as f64,
+                objects_s: count as f64 / seconds,
+                latency_ms: percentiles(&mut s.latency_us),
+                ttfb_ms: percentiles(&mut s.ttfb_us),
+                errors: s.errors,
+            },
+        );
+    }
+    Ok(Report {
+        op: cfg.op,
+        concurrency: cfg.concurrency,
+        seconds,
+        size_min: cfg.sizes.min,
+        size_max: cfg.sizes.max,
+        ops,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(
+            parse_size("4KiB").ok(),
+            Some(Sizes {
+                min: 4096,
+                max: 4096
+            })
+        );
+        assert_eq!(
+            parse_size("64MiB").ok(),
+            Some(Sizes {
+                min: 64 << 20,
+                max: 64 << 20
+            })
+        );
+        assert_eq!(
+            parse_size("range:1KiB-8MiB").ok(),
+            Some(Sizes {
+                min: 1024,
+                max: 8 << 20
+            })
+        );
+        assert!(parse_size("range:8MiB-1KiB").is_err());
+        assert!(parse_size("lots").is_err());
+    }
+
+    #[test]
+    fn percentile_math() {
+        let mut v: Vec<u64> = (1..=100).map(|i| i * 1000).collect();
+        let p = percentiles(&mut v);
+        assert_eq!((p.p50, p.p90, p.p99, p.max), (51.0, 91.0, 100.0, 100.0));
+    }
+}
