@@ -9,7 +9,7 @@ use parking_lot::Mutex;
 use uuid::Uuid;
 
 use super::{
-    BucketEntry, DiskInfo, Drive, DriveError, DriveResult, FileRef, FileWriter, StagedData,
+    BucketEntry, DiskInfo, Drive, DriveError, DriveResult, Entry, FileRef, FileWriter, StagedData,
 };
 
 /// What the wrapped drive does wrong.
@@ -143,6 +143,10 @@ impl Drive for FaultyDrive {
     async fn read_meta(&self, bucket: &str, key: &str) -> DriveResult<Bytes> {
         self.check(false).await?;
         self.inner.read_meta(bucket, key).await
+    }
+    async fn read_entries(&self, bucket: &str, keys: &[String]) -> DriveResult<Vec<Entry>> {
+        self.check(false).await?;
+        self.inner.read_entries(bucket, keys).await
     }
     async fn write_meta(
         &self,

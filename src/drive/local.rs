@@ -23,7 +23,7 @@ use uuid::Uuid;
 
 use super::path::{self, BUCKET_META_FILE, DATA_DIR_PREFIX, META_FILE};
 use super::{
-    BucketEntry, DiskInfo, Drive, DriveError, DriveResult, FileRef, FileWriter, StagedData,
+    BucketEntry, DiskInfo, Drive, DriveError, DriveResult, Entry, FileRef, FileWriter, StagedData,
     SYS_DIR, TMP_DIR,
 };
 
@@ -487,6 +487,37 @@ impl Drive for LocalDrive {
                 Err(DriveError::NotFound)
             }
             Err(e) => Err(e.into()),
+        })
+        .await
+    }
+
+    async fn read_entries(&self, bucket: &str, keys: &[String]) -> DriveResult<Vec<Entry>> {
+        let b = self.bucket_path(bucket)?;
+        let dirs: Vec<Option<PathBuf>> = keys
+            .iter()
+            .map(|k| path::object_dir(k).map(|rel| b.join(rel)))
+            .collect();
+        blocking(move || {
+            Self::bucket_must_exist(&b)?;
+            Ok(dirs
+                .into_iter()
+                .map(|dir| match dir {
+                    Some(dir) => Entry {
+                        meta: fs::read(dir.join(META_FILE))
+                            .map(Bytes::from)
+                            .map_err(DriveError::from),
+                        has_children: fs::read_dir(&dir).is_ok_and(|entries| {
+                            entries.flatten().any(|e| {
+                                path::decode_component(&e.file_name().to_string_lossy()).is_some()
+                            })
+                        }),
+                    },
+                    None => Entry {
+                        meta: Err(DriveError::InvalidName),
+                        has_children: false,
+                    },
+                })
+                .collect())
         })
         .await
     }

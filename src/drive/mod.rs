@@ -72,6 +72,14 @@ pub struct BucketEntry {
     pub created: i64,
 }
 
+/// What [`Drive::read_entries`] finds for one key.
+#[derive(Debug)]
+pub struct Entry {
+    pub meta: DriveResult<Bytes>,
+    /// Keys exist below this one (`key/...`).
+    pub has_children: bool,
+}
+
 /// A file a drive can read ranges of.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FileRef {
@@ -128,6 +136,9 @@ pub trait Drive: Send + Sync + std::fmt::Debug {
 
     /// The metadata file of an object.
     async fn read_meta(&self, bucket: &str, key: &str) -> DriveResult<Bytes>;
+    /// For several keys in one call (listings): each one's metadata file, and whether keys
+    /// continue below it (`key/...`), so a listing need not look into leaf objects.
+    async fn read_entries(&self, bucket: &str, keys: &[String]) -> DriveResult<Vec<Entry>>;
     /// The commit step: move `staged` data into the object, then atomically replace its
     /// metadata with `meta` (or remove it when `None`). Returns the previous metadata.
     async fn write_meta(

@@ -2,14 +2,16 @@
 //! entries), merged across sets. A page costs the directories it passes through and the
 //! objects it returns, not the size of the bucket.
 
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+
+use bytes::Bytes;
 use std::future::Future;
 use std::pin::Pin;
 
 use super::put::info_of;
-use super::quorum::{agree, fan_out};
+use super::quorum::{agree_on, fan_out};
 use super::{check_bucket, ErasureSet, ObjectError, ObjectInfo, ObjectResult, Store};
-use crate::drive::DriveError;
+use crate::drive::{DriveError, DriveResult};
 
 #[derive(Debug, Clone, Default)]
 pub struct ListOptions {
@@ -67,6 +69,22 @@ struct SetWalker<'a> {
     slash_delimited: bool,
     stack: Vec<VecDeque<Candidate>>,
     started: bool,
+    /// Metadata read ahead for the next object candidates: key → one result per drive.
+    prefetched: HashMap<String, Vec<DriveResult<Bytes>>>,
+    /// Keys known to have nothing below them on any drive: their `key/` is not descended.
+    leaves: HashSet<String>,
+}
+
+/// Object metadata is read this many keys at a time (one blocking call per drive).
+const PREFETCH: usize = 64;
+
+/// The same error again (I/O errors are not `Clone`).
+fn again(e: &DriveError) -> DriveError {
+    match e {
+        DriveError::NotFound => DriveError::NotFound,
+        DriveError::BucketNotFound => DriveError::BucketNotFound,
+        other => DriveError::Offline(other.to_string()),
+    }
 }
 
 impl<'a> SetWalker<'a> {
@@ -79,6 +97,8 @@ impl<'a> SetWalker<'a> {
             slash_delimited: slash,
             stack: Vec::new(),
             started: false,
+            prefetched: HashMap::new(),
+            leaves: HashSet::new(),
         }
     }
 
@@ -115,6 +135,58 @@ impl<'a> SetWalker<'a> {
         Ok(out.into())
     }
 
+    /// Read the metadata of `key` and of the object candidates that follow it in the current
+    /// directory, from every drive, one call per drive.
+    async fn prefetch(&mut self, key: &str) {
+        let mut batch = vec![key.to_string()];
+        if let Some(top) = self.stack.last() {
+            batch.extend(
+                top.iter()
+                    .filter_map(|c| match c {
+                        Candidate::Object(k) if k.starts_with(&self.prefix) && *k > self.after => {
+                            Some(k.clone())
+                        }
+                        _ => None,
+                    })
+                    .take(PREFETCH - 1),
+            );
+        }
+        let results = fan_out(&self.set.drives, |_, d| d.read_entries(self.bucket, &batch)).await;
+        let mut per_key: Vec<Vec<DriveResult<Bytes>>> = (0..batch.len())
+            .map(|_| Vec::with_capacity(results.len()))
+            .collect();
+        // A key is a leaf only if every drive answered and none has keys below it.
+        let mut leaf = vec![true; batch.len()];
+        for r in results {
+            match r {
+                Ok(v) if v.len() == batch.len() => {
+                    for ((slot, e), l) in per_key.iter_mut().zip(v).zip(leaf.iter_mut()) {
+                        *l &= !e.has_children;
+                        slot.push(e.meta);
+                    }
+                }
+                Ok(_) => {
+                    leaf.iter_mut().for_each(|l| *l = false);
+                    per_key
+                        .iter_mut()
+                        .for_each(|s| s.push(Err(DriveError::Offline("short answer".into()))));
+                }
+                Err(e) => {
+                    leaf.iter_mut().for_each(|l| *l = false);
+                    per_key.iter_mut().for_each(|s| s.push(Err(again(&e))));
+                }
+            }
+        }
+        self.leaves.extend(
+            batch
+                .iter()
+                .zip(&leaf)
+                .filter(|(_, l)| **l)
+                .map(|(k, _)| k.clone()),
+        );
+        self.prefetched.extend(batch.into_iter().zip(per_key));
+    }
+
     fn next(&mut self) -> Pin<Box<dyn Future<Output = ObjectResult<Option<Item>>> + Send + '_>> {
         Box::pin(async move {
             if !self.started {
@@ -139,7 +211,14 @@ impl<'a> SetWalker<'a> {
                         if !key.starts_with(&self.prefix) || key <= self.after {
                             continue;
                         }
-                        match agree(self.set, self.bucket, &key).await {
+                        let metas = match self.prefetched.remove(&key) {
+                            Some(m) => m,
+                            None => {
+                                self.prefetch(&key).await;
+                                self.prefetched.remove(&key).unwrap_or_default()
+                            }
+                        };
+                        match agree_on(self.set, metas) {
                             Ok(a) => {
                                 return Ok(Some(Item::Object(info_of(
                                     self.bucket,
@@ -158,6 +237,9 @@ impl<'a> SetWalker<'a> {
                         }
                     }
                     Candidate::Dir(dir) => {
+                        if self.leaves.remove(&dir[..dir.len() - 1]) {
+                            continue;
+                        }
                         let under_prefix = dir.starts_with(&self.prefix);
                         if !under_prefix && !self.prefix.starts_with(&dir) {
                             continue;

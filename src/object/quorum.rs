@@ -5,6 +5,8 @@ use std::sync::Arc;
 use futures::future::join_all;
 
 use super::{ErasureSet, ObjectError, ObjectResult};
+use bytes::Bytes;
+
 use crate::drive::{Drive, DriveError, DriveResult};
 use crate::meta::{ObjectMeta, Version, VersionKind};
 use crate::placement::read_quorum;
@@ -51,6 +53,11 @@ impl Agreed {
 /// a read quorum agrees on. A delete marker as the agreed version is `NoSuchKey`.
 pub(crate) async fn agree(set: &ErasureSet, bucket: &str, key: &str) -> ObjectResult<Agreed> {
     let results = fan_out(&set.drives, |_, d| d.read_meta(bucket, key)).await;
+    agree_on(set, results)
+}
+
+/// Agreement over metadata already read from each drive position of `set`.
+pub(crate) fn agree_on(set: &ErasureSet, results: Vec<DriveResult<Bytes>>) -> ObjectResult<Agreed> {
     let n = results.len();
     let mut metas: Vec<Option<ObjectMeta>> = Vec::with_capacity(n);
     let (mut not_found, mut no_bucket, mut failed) = (0usize, 0usize, 0usize);
