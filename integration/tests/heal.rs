@@ -121,7 +121,14 @@ async fn deleted_shards_and_bitrot_are_healed_by_admin_heal() {
     let objects = put_objects(&c, "heal", 24).await;
     // Delete one shard file of one object on drive 0.
     let victim = files_named(&s.drives[0].join("heal/dir0/obj-0"), "@meta");
-    assert_eq!(victim.len(), 1);
+    assert_eq!(
+        victim.len(),
+        1,
+        "metadata of dir0/obj-0 missing on drive 0; drive tree: {:?}\nserver log:\n{}",
+        std::fs::read_dir(s.drives[0].join("heal/dir0"))
+            .map(|d| d.flatten().map(|e| e.file_name()).collect::<Vec<_>>()),
+        s.log()
+    );
     let shard = files_named(&s.drives[0].join("heal/dir2/obj-2"), "part.1");
     assert_eq!(shard.len(), 1);
     for f in shard.iter().chain(&victim) {
@@ -204,7 +211,10 @@ async fn replaced_drive_is_healed_and_resumes_after_restart() {
     assert!(out.contains("replaced drive"), "{out}");
     drop(s);
     let saved = std::fs::read_to_string(&tracker).expect("tracker persisted across the stop");
-    assert!(saved.contains("last_key"), "{saved}");
+    assert!(
+        saved.contains("\"last_key\":\"dir"),
+        "a resume point was saved: {saved}"
+    );
     // Restart: the heal resumes and finishes (the tracker disappears).
     let s = start("fast");
     wait_for(

@@ -467,9 +467,9 @@ impl Healer {
         }
     }
 
-    /// Visit every object of `bucket` under `prefix`, after `start_after`, page by page in key
-    /// order, `concurrency` objects at a time. `on_page` gets the last key of each finished
-    /// page (a safe resume point). Stops early when a visit returns `false`.
+    /// Visit every object of `bucket` under `prefix`, after `start_after`, in key order,
+    /// `concurrency` objects at a time. `on_done` gets each key once it and every key before
+    /// it are done (a safe resume point). Stops early when a visit returns `false`.
     async fn for_each_object<F, Fut>(
         &self,
         bucket: &str,
@@ -477,7 +477,7 @@ impl Healer {
         start_after: &str,
         concurrency: usize,
         mut f: F,
-        mut on_page: impl FnMut(&str),
+        mut on_done: impl FnMut(&str),
     ) -> Result<(), ObjectError>
     where
         F: FnMut(crate::object::ObjectInfo) -> Fut,
@@ -498,20 +498,23 @@ impl Healer {
                     },
                 )
                 .await?;
-            let Some(last) = page.objects.last().map(|o| o.key.clone()) else {
-                return Ok(());
-            };
-            let results: Vec<bool> = futures::stream::iter(page.objects)
-                .map(&mut f)
-                .buffer_unordered(concurrency.max(1))
-                .collect()
-                .await;
-            if results.iter().any(|go_on| !go_on) {
-                return Ok(());
+            let truncated = page.truncated;
+            // `buffered` runs visits concurrently but yields them in key order.
+            let mut visits = futures::stream::iter(page.objects)
+                .map(|o| {
+                    let key = o.key.clone();
+                    let visit = f(o);
+                    async move { (key, visit.await) }
+                })
+                .buffered(concurrency.max(1));
+            while let Some((key, go_on)) = visits.next().await {
+                on_done(&key);
+                after = key;
+                if !go_on {
+                    return Ok(());
+                }
             }
-            on_page(&last);
-            after = last;
-            if !page.truncated {
+            if !truncated {
                 return Ok(());
             }
         }
@@ -758,8 +761,8 @@ impl Healer {
                                     _ => tracker.lock().objects_failed += 1,
                                 }
                             }
-                            // The resume point (bucket, last_key) only moves once a whole
-                            // page is done, so a saved tracker never skips an object.
+                            // The resume point (bucket, last_key) moves in key order once
+                            // every earlier object is done, so a saved tracker skips nothing.
                             let snapshot = tracker.lock().clone();
                             me.set_worker(
                                 &name,
