@@ -5,7 +5,6 @@
 //! `target/debug/cairn` of this workspace (Cargo only sets `CARGO_BIN_EXE_*` for tests of the
 //! binary's own package).
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -44,13 +43,6 @@ pub fn binary() -> PathBuf {
     panic!("cairn binary not found: build it (cargo build --release) or set CAIRN_BIN");
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
 impl Server {
     /// A server over 4 drive folders (EC 2+2).
     pub fn start() -> Server {
@@ -72,23 +64,56 @@ impl Server {
     }
 
     fn spawn(dir: tempfile::TempDir, paths: &[PathBuf], env: &[(&str, &str)]) -> Server {
-        let port = free_port();
         let log = std::fs::File::create(dir.path().join("server.log")).expect("log file");
         let mut cmd = Command::new(binary());
+        // Port 0: the server binds a free port itself and prints it, so two servers started at
+        // once can never race for the same port.
         cmd.arg("server")
             .arg("--address")
-            .arg(format!("127.0.0.1:{port}"))
+            .arg("127.0.0.1:0")
             .args(paths)
             .env("CAIRN_ROOT_USER", ACCESS_KEY)
             .env("CAIRN_ROOT_PASSWORD", SECRET_KEY)
             .env_remove("MINIO_ROOT_USER")
             .env_remove("MINIO_ROOT_PASSWORD")
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .stderr(log);
         for (k, v) in env {
             cmd.env(k, v);
         }
-        let child = cmd.spawn().expect("start cairn");
+        let mut child = cmd.spawn().expect("start cairn");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            let mut tx = Some(tx);
+            // Keep draining so the server never blocks on a full pipe.
+            for line in std::io::BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+            {
+                if let Some(port) = line
+                    .split("(listening on ")
+                    .nth(1)
+                    .and_then(|rest| rest.split(')').next())
+                    .and_then(|addr| addr.rsplit(':').next())
+                    .and_then(|p| p.parse::<u16>().ok())
+                {
+                    if let Some(tx) = tx.take() {
+                        let _ = tx.send(port);
+                    }
+                }
+            }
+        });
+        let port = match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(port) => port,
+            Err(_) => {
+                let _ = child.kill();
+                let log =
+                    std::fs::read_to_string(dir.path().join("server.log")).unwrap_or_default();
+                panic!("cairn did not start; log:\n{log}");
+            }
+        };
         let server = Server {
             child,
             endpoint: format!("http://127.0.0.1:{port}"),
