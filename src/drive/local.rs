@@ -502,19 +502,32 @@ impl Drive for LocalDrive {
             Ok(dirs
                 .into_iter()
                 .map(|dir| match dir {
-                    Some(dir) => Entry {
-                        meta: fs::read(dir.join(META_FILE))
-                            .map(Bytes::from)
-                            .map_err(DriveError::from),
-                        has_children: fs::read_dir(&dir).is_ok_and(|entries| {
-                            entries.flatten().any(|e| {
-                                path::decode_component(&e.file_name().to_string_lossy()).is_some()
-                            })
-                        }),
-                    },
+                    Some(dir) => {
+                        let mut has_children = false;
+                        let mut data_dirs = Vec::new();
+                        for e in fs::read_dir(&dir).into_iter().flatten().flatten() {
+                            let name = e.file_name().to_string_lossy().into_owned();
+                            if path::decode_component(&name).is_some() {
+                                has_children = true;
+                            } else if let Some(id) = name
+                                .strip_prefix(DATA_DIR_PREFIX)
+                                .and_then(|n| Uuid::parse_str(n).ok())
+                            {
+                                data_dirs.push(id);
+                            }
+                        }
+                        Entry {
+                            meta: fs::read(dir.join(META_FILE))
+                                .map(Bytes::from)
+                                .map_err(DriveError::from),
+                            has_children,
+                            data_dirs,
+                        }
+                    }
                     None => Entry {
                         meta: Err(DriveError::InvalidName),
                         has_children: false,
+                        data_dirs: Vec::new(),
                     },
                 })
                 .collect())

@@ -78,6 +78,8 @@ pub struct Entry {
     pub meta: DriveResult<Bytes>,
     /// Keys exist below this one (`key/...`).
     pub has_children: bool,
+    /// Data directories present in the object's directory (referenced or not).
+    pub data_dirs: Vec<Uuid>,
 }
 
 /// A file a drive can read ranges of.

@@ -42,6 +42,8 @@ pub struct HealReport {
     pub bytes_written: u64,
     /// Drives holding a copy no quorum backs, cleaned up.
     pub dangling_removed: usize,
+    /// Data directories no version references (left by a crash mid-commit), removed.
+    pub orphans_removed: usize,
 }
 
 impl HealReport {
@@ -166,7 +168,11 @@ impl Store {
             }
         }
         report.bad_drives = targets.len();
-        if targets.is_empty() || opts.dry_run {
+        if opts.dry_run {
+            return Ok(report);
+        }
+        if targets.is_empty() {
+            report.orphans_removed = self.sweep_orphans(set, bucket, key).await;
             return Ok(report);
         }
         if good.iter().filter(|g| **g).count() < erasure.data_shards() {
@@ -188,7 +194,40 @@ impl Store {
         report.healed_drives = healed;
         report.bytes_written = bytes;
         report.offline_drives += targets.len() - healed;
+        report.orphans_removed = self.sweep_orphans(set, bucket, key).await;
         Ok(report)
+    }
+
+    /// Remove data directories that no version on their drive references: what a crash
+    /// between moving data in and replacing the metadata leaves behind. The caller holds the
+    /// key's write lock, so no commit is in flight.
+    async fn sweep_orphans(&self, set: &super::ErasureSet, bucket: &str, key: &str) -> usize {
+        let keys = [key.to_string()];
+        let swept = fan_out(&set.drives, |_, d| {
+            let keys = &keys;
+            async move {
+                let Some(entry) = d.read_entries(bucket, keys).await?.into_iter().next() else {
+                    return Ok(0);
+                };
+                let referenced: Vec<Uuid> = match &entry.meta {
+                    Ok(b) => match ObjectMeta::decode(b) {
+                        Ok(m) => m.versions.iter().filter_map(|v| v.data_dir).collect(),
+                        // Unreadable metadata: leave the data for heal to sort out.
+                        Err(_) => return Ok(0),
+                    },
+                    Err(DriveError::NotFound) => Vec::new(),
+                    Err(_) => return Ok(0),
+                };
+                let mut removed = 0;
+                for dir in entry.data_dirs.iter().filter(|d| !referenced.contains(d)) {
+                    d.delete_data_dir(bucket, key, *dir).await?;
+                    removed += 1;
+                }
+                Ok(removed)
+            }
+        })
+        .await;
+        swept.into_iter().flatten().sum()
     }
 
     /// Rebuild the shards of `targets` from the `good` drives and commit them.

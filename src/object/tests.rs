@@ -1202,3 +1202,41 @@ async fn heal_catches_up_a_drive_that_missed_writes() {
     read_with_others_offline(&c, "k", &[0], &newer).await;
     read_with_others_offline(&c, "small", &[0], b"tiny").await;
 }
+
+/// A crash after the data directory moved in but before the metadata did leaves an orphan
+/// data directory on each drive; heal removes it and keeps the committed version.
+#[tokio::test]
+async fn heal_sweeps_orphan_data_directories() {
+    let mut c = Cluster::new(4).await;
+    c.store.make_bucket("bucket").await.expect("bucket");
+    let old = bytes(2 * BLOCK, 1);
+    c.put("bucket", "k", &old).await.expect("put");
+    for d in &c.locals {
+        d.crash_at(Some(crash::AFTER_DATA_RENAME));
+    }
+    let _ = c.put("bucket", "k", &bytes(3 * BLOCK, 2)).await;
+    c.restart().await;
+    let dirs = |c: &Cluster| {
+        c.paths
+            .iter()
+            .map(|p| {
+                std::fs::read_dir(p.join("bucket/k"))
+                    .map(|rd| rd.flatten().filter(|e| e.path().is_dir()).count())
+                    .unwrap_or(0)
+            })
+            .sum::<usize>()
+    };
+    assert_eq!(
+        dirs(&c),
+        8,
+        "old and orphaned data directories on each drive"
+    );
+    let r = c
+        .store
+        .heal_object("bucket", "k", HealOptions::default())
+        .await
+        .expect("heal");
+    assert_eq!(r.orphans_removed, 4);
+    assert_eq!(dirs(&c), 4);
+    assert_eq!(c.get("bucket", "k").await.expect("old version"), old);
+}
