@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use cairn::heal::{Healer, Speed};
+use cairn::heal::{Healer, ScannerConfig, Speed};
 use cairn::object::{open_local, OpenOptions, PutOptions, Store};
 use futures::TryStreamExt;
 use tokio_util::sync::CancellationToken;
@@ -165,12 +165,31 @@ async fn heal_replaced(paths: &[PathBuf], load: bool) -> (f64, u64, Option<f64>)
     (secs, dir_bytes(&paths[2].join("bench")), client_rate)
 }
 
+/// Client throughput while the background scanner walks everything continuously at its
+/// default pacing (interval 0: one cycle after another).
+async fn client_with_scanner(paths: &[PathBuf], secs: f64) -> f64 {
+    let store = open(paths).await;
+    let stop = CancellationToken::new();
+    let healer = Healer::new(store.clone(), stop.clone());
+    healer.start(Some(ScannerConfig {
+        interval: Duration::ZERO,
+        ..ScannerConfig::default()
+    }));
+    let rate = client_load(&store, secs).await;
+    stop.cancel();
+    rate
+}
+
 /// Client throughput of the same load with no heal running.
 async fn client_alone(paths: &[PathBuf], secs: f64) -> f64 {
     let store = open(paths).await;
+    client_load(&store, secs).await
+}
+
+async fn client_load(store: &Arc<Store>, secs: f64) -> f64 {
     let served = Arc::new(AtomicU64::new(0));
     let deadline = Instant::now() + Duration::from_secs_f64(secs.clamp(3.0, 20.0));
-    let clients = spawn_clients(&store, &served, move || Instant::now() < deadline);
+    let clients = spawn_clients(store, &served, move || Instant::now() < deadline);
     let t = Instant::now();
     for c in clients {
         let _ = c.await;
@@ -230,6 +249,12 @@ fn main() {
             bytes as f64 / MIB as f64,
             rate / raw,
             client / alone.max(1.0)
+        );
+        let alone = client_alone(&paths, 8.0).await;
+        let scanning = client_with_scanner(&paths, 8.0).await;
+        println!(
+            "scanner cost: client GETs {scanning:.0} MiB/s with the scanner running vs {alone:.0} MiB/s without ({:.2})",
+            scanning / alone.max(1.0)
         );
     });
 }

@@ -121,14 +121,38 @@ impl Store {
         key: &str,
         opts: HealOptions,
     ) -> ObjectResult<HealReport> {
-        let deep = opts.deep;
         check_bucket(bucket)?;
         check_key(key)?;
+        let resource = format!("{bucket}/{key}");
+        // Look first under a read lock, so checking a healthy object (the scanner's usual
+        // case) never blocks readers; take the write lock only to change something.
+        {
+            let _read = self.locker.lock(&resource, false, LOCK_TIMEOUT).await?;
+            let look = HealOptions {
+                dry_run: true,
+                ..opts
+            };
+            match self.heal_locked(bucket, key, look).await {
+                Ok(r) if opts.dry_run || (r.bad_drives == 0 && r.orphans_removed == 0) => {
+                    return Ok(r)
+                }
+                Ok(_) | Err(ObjectError::NoSuchKey) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        let _write = self.locker.lock(&resource, true, LOCK_TIMEOUT).await?;
+        self.heal_locked(bucket, key, opts).await
+    }
+
+    /// `heal_object` with the key's lock held (a write lock unless `opts.dry_run`).
+    async fn heal_locked(
+        &self,
+        bucket: &str,
+        key: &str,
+        opts: HealOptions,
+    ) -> ObjectResult<HealReport> {
+        let deep = opts.deep;
         let set = self.set_for(key);
-        let _guard = self
-            .locker
-            .lock(&format!("{bucket}/{key}"), true, LOCK_TIMEOUT)
-            .await?;
         let mut report = HealReport::default();
         let agreed = match agree(set, bucket, key).await {
             Ok(a) => a,
@@ -168,11 +192,8 @@ impl Store {
             }
         }
         report.bad_drives = targets.len();
-        if opts.dry_run {
-            return Ok(report);
-        }
-        if targets.is_empty() {
-            report.orphans_removed = self.sweep_orphans(set, bucket, key).await;
+        if opts.dry_run || targets.is_empty() {
+            report.orphans_removed = self.sweep_orphans(set, bucket, key, opts.dry_run).await;
             return Ok(report);
         }
         if good.iter().filter(|g| **g).count() < erasure.data_shards() {
@@ -194,14 +215,20 @@ impl Store {
         report.healed_drives = healed;
         report.bytes_written = bytes;
         report.offline_drives += targets.len() - healed;
-        report.orphans_removed = self.sweep_orphans(set, bucket, key).await;
+        report.orphans_removed = self.sweep_orphans(set, bucket, key, false).await;
         Ok(report)
     }
 
-    /// Remove data directories that no version on their drive references: what a crash
-    /// between moving data in and replacing the metadata leaves behind. The caller holds the
-    /// key's write lock, so no commit is in flight.
-    async fn sweep_orphans(&self, set: &super::ErasureSet, bucket: &str, key: &str) -> usize {
+    /// Remove (or with `count_only`, count) data directories that no version on their drive
+    /// references: what a crash between moving data in and replacing the metadata leaves
+    /// behind. The caller holds the key's lock, so no commit is in flight.
+    async fn sweep_orphans(
+        &self,
+        set: &super::ErasureSet,
+        bucket: &str,
+        key: &str,
+        count_only: bool,
+    ) -> usize {
         let keys = [key.to_string()];
         let swept = fan_out(&set.drives, |_, d| {
             let keys = &keys;
@@ -220,7 +247,9 @@ impl Store {
                 };
                 let mut removed = 0;
                 for dir in entry.data_dirs.iter().filter(|d| !referenced.contains(d)) {
-                    d.delete_data_dir(bucket, key, *dir).await?;
+                    if !count_only {
+                        d.delete_data_dir(bucket, key, *dir).await?;
+                    }
                     removed += 1;
                 }
                 Ok(removed)
