@@ -72,7 +72,13 @@ impl Store {
             });
         }
         let mut seen: BTreeMap<String, (usize, i64)> = BTreeMap::new();
-        for b in results.into_iter().flatten().flatten() {
+        // Only valid bucket names: a drive's root may also hold `lost+found` and the like.
+        for b in results
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|b| super::valid_bucket_name(&b.name))
+        {
             let e = seen.entry(b.name).or_insert((0, i64::MAX));
             e.0 += 1;
             if b.created > 0 {
