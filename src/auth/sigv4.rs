@@ -173,6 +173,26 @@ fn check_scope(
         .ok_or(AuthError::InvalidAccessKeyId)
 }
 
+/// The signing key, the scope string and the signature a request must carry.
+fn expected_signature(
+    secret: &str,
+    time: SystemTime,
+    stamp: &str,
+    scope: &Scope,
+    canonical: &str,
+) -> (Vec<u8>, String, String) {
+    let scope_str = format!(
+        "{}/{}/{}/aws4_request",
+        scope.date, scope.region, scope.service
+    );
+    let key = signing_key(secret, time, scope.region, scope.service);
+    let signature = aws_sigv4::sign::v4::calculate_signature(
+        &key,
+        string_to_sign(stamp, &scope_str, canonical).as_bytes(),
+    );
+    (key, scope_str, signature)
+}
+
 fn string_to_sign(stamp: &str, scope: &str, canonical: &str) -> String {
     format!(
         "{ALGORITHM}\n{stamp}\n{scope}\n{}",
@@ -238,20 +258,14 @@ pub(super) fn verify_header(
             "The host header must be signed".into(),
         ));
     }
+    // S3 requires the header; without it the payload is taken to be empty (as MinIO does).
     let payload_hash = req
         .header("x-amz-content-sha256")
-        .unwrap_or(UNSIGNED_PAYLOAD)
+        .unwrap_or(EMPTY_SHA256)
         .to_string();
     let canonical = canonical_request(req, &signed_headers, &payload_hash, false)?;
-    let scope_str = format!(
-        "{}/{}/{}/{}",
-        scope.date, scope.region, scope.service, "aws4_request"
-    );
-    let key = signing_key(&secret, stamp, region, "s3");
-    let expected = aws_sigv4::sign::v4::calculate_signature(
-        &key,
-        string_to_sign(&stamp_str, &scope_str, &canonical).as_bytes(),
-    );
+    let (key, scope_str, expected) =
+        expected_signature(&secret, stamp, &stamp_str, &scope, &canonical);
     if !same(&expected, signature) {
         return Err(AuthError::SignatureDoesNotMatch);
     }
@@ -327,15 +341,7 @@ pub(super) fn verify_presigned(
         .or_else(|| req.header("x-amz-content-sha256"))
         .unwrap_or(UNSIGNED_PAYLOAD);
     let canonical = canonical_request(req, &signed_headers, payload_hash, true)?;
-    let scope_str = format!(
-        "{}/{}/{}/{}",
-        scope.date, scope.region, scope.service, "aws4_request"
-    );
-    let key = signing_key(&secret, stamp, region, "s3");
-    let expected = aws_sigv4::sign::v4::calculate_signature(
-        &key,
-        string_to_sign(date, &scope_str, &canonical).as_bytes(),
-    );
+    let (_, _, expected) = expected_signature(&secret, stamp, date, &scope, &canonical);
     if !same(&expected, signature) {
         return Err(AuthError::SignatureDoesNotMatch);
     }
