@@ -427,6 +427,12 @@ fn print_heal_state(h: &HealState) {
             w.name, w.state, w.done, w.failed
         );
     }
+    if !h.usage.is_empty() {
+        println!("Usage (last scanner cycle):");
+        for (bucket, u) in &h.usage {
+            println!("  {bucket}: {} objects, {}", u.objects, human(u.bytes));
+        }
+    }
 }
 
 fn admin(command: AdminCommand) -> anyhow::Result<()> {
