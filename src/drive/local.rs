@@ -41,12 +41,25 @@ pub mod crash {
     ];
 }
 
-#[derive(Debug)]
+/// Cheap to clone: blocking tasks take their own handle on the same drive.
+#[derive(Debug, Clone)]
 pub struct LocalDrive {
+    inner: std::sync::Arc<Inner>,
+}
+
+#[derive(Debug)]
+pub struct Inner {
     root: PathBuf,
     name: String,
     #[cfg(test)]
     crash_at: parking_lot::Mutex<Option<&'static str>>,
+}
+
+impl std::ops::Deref for LocalDrive {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.inner
+    }
 }
 
 async fn blocking<T: Send + 'static>(
@@ -98,10 +111,12 @@ impl LocalDrive {
         let root: PathBuf = root.into();
         fs::create_dir_all(root.join(SYS_DIR).join(TMP_DIR))?;
         let drive = LocalDrive {
-            name: root.display().to_string(),
-            root,
-            #[cfg(test)]
-            crash_at: parking_lot::Mutex::new(None),
+            inner: std::sync::Arc::new(Inner {
+                name: root.display().to_string(),
+                root,
+                #[cfg(test)]
+                crash_at: parking_lot::Mutex::new(None),
+            }),
         };
         drive.sweep_tmp()?;
         Ok(drive)
@@ -353,7 +368,7 @@ impl Drive for LocalDrive {
 
     async fn write_sys(&self, path: &str, data: Bytes) -> DriveResult<()> {
         let p = self.sys_path(path)?;
-        let this = self.clone_handle();
+        let this = self.clone();
         blocking(move || {
             let parent = p.parent().ok_or(DriveError::InvalidName)?;
             let tmp = this.stage_file(&data)?;
@@ -419,7 +434,7 @@ impl Drive for LocalDrive {
 
     async fn make_bucket(&self, bucket: &str, created: i64) -> DriveResult<()> {
         let b = self.bucket_path(bucket)?;
-        let this = self.clone_handle();
+        let this = self.clone();
         blocking(move || {
             if !this.root.join(SYS_DIR).is_dir() {
                 return Err(DriveError::Offline(format!(
@@ -542,16 +557,9 @@ impl Drive for LocalDrive {
         meta: Option<Bytes>,
         staged: Option<StagedData>,
     ) -> DriveResult<Option<Bytes>> {
-        let this = self.clone_handle();
+        let this = self.clone();
         let (bucket, key) = (bucket.to_string(), key.to_string());
-        #[cfg(test)]
-        let crash = *self.crash_at.lock();
-        blocking(move || {
-            #[cfg(test)]
-            this.crash_at(crash);
-            this.commit_blocking(&bucket, &key, meta, staged)
-        })
-        .await
+        blocking(move || this.commit_blocking(&bucket, &key, meta, staged)).await
     }
 
     async fn delete_data_dir(&self, bucket: &str, key: &str, data_dir: Uuid) -> DriveResult<()> {
@@ -627,15 +635,5 @@ impl LocalDrive {
                     .join(format!("part.{part}"))
             }
         })
-    }
-
-    /// A second handle on the same directory for use inside blocking tasks.
-    fn clone_handle(&self) -> LocalDrive {
-        LocalDrive {
-            root: self.root.clone(),
-            name: self.name.clone(),
-            #[cfg(test)]
-            crash_at: parking_lot::Mutex::new(None),
-        }
     }
 }

@@ -67,7 +67,6 @@ pub struct Sequence {
     pub bucket: Option<String>,
     pub prefix: String,
     pub opts: HealOptions,
-    pub started: u64,
     pub total: AtomicU64,
     pub counted: AtomicBool,
     pub scanned: AtomicU64,
@@ -551,7 +550,6 @@ impl Healer {
             bucket,
             prefix,
             opts,
-            started: unix_now(),
             started_at: Mutex::new(Some(Instant::now())),
             ..Default::default()
         });

@@ -7,7 +7,7 @@ use http::{HeaderValue, Response, StatusCode};
 use super::error::S3Error;
 use super::object::{bucket_key, copy_preconditions, copy_source, put_options, stored, upload};
 use super::xml::{self, NS};
-use super::{body, http_date, iso8601, xml_response, Ctx, S3State};
+use super::{body, iso8601, xml_response, Ctx, S3State};
 use crate::checksum::ChecksumAlg;
 use crate::object::{ByteRange, MAX_PART_SIZE};
 
@@ -264,7 +264,6 @@ pub async fn list_uploads(state: &S3State, ctx: &Ctx) -> Result<Response<Body>, 
             initiated: iso8601(u.initiated),
         });
     }
-    let _ = http_date;
     xml_response(&xml::ListMultipartUploadsResult {
         xmlns: NS,
         bucket: bucket.to_string(),
