@@ -12,5 +12,6 @@ pub mod lock;
 pub mod meta;
 pub mod object;
 pub mod placement;
+pub mod rpc;
 pub mod s3;
 pub mod server;

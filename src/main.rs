@@ -218,32 +218,71 @@ async fn server(address: String, drives: Vec<String>) -> anyhow::Result<()> {
         })
         .transpose()?;
     let layout = Layout::from_args(&drives, set_size, parity_override()?)?;
-    let paths: Vec<PathBuf> = layout
-        .endpoints
-        .iter()
-        .map(|e| match e {
-            Endpoint::Local(p) => Ok(p.clone()),
-            Endpoint::Url { .. } => bail!(
-                "distributed mode (URL drive endpoints) is not available yet; give local paths"
-            ),
-        })
-        .collect::<anyhow::Result<_>>()?;
     let (creds, cred_source) = credentials()?;
     let region = env("CAIRN_REGION").unwrap_or_else(|| "us-east-1".into());
     let domain = env("CAIRN_DOMAIN");
-    let store = open_local(
-        &paths,
-        &OpenOptions {
-            set_size: layout.set_size,
-            parity: layout.parity,
-        },
-    )
-    .await
-    .context("opening drives")?;
+    let opts = OpenOptions {
+        set_size: layout.set_size,
+        parity: layout.parity,
+    };
     let listener = tokio::net::TcpListener::bind(&address)
         .await
         .with_context(|| format!("cannot listen on {address}"))?;
     let local = listener.local_addr()?;
+    let stop = tokio_util::sync::CancellationToken::new();
+    {
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            shutdown_signal().await;
+            stop.cancel();
+        });
+    }
+    // Distributed: serve internode calls at once (peers need our drives to bootstrap).
+    let cluster = if layout.is_distributed() {
+        Some(Cluster::new(&layout, &creds, local)?)
+    } else {
+        None
+    };
+    let app = cairn::server::App::new(cluster.as_ref().map(|c| c.rpc.clone()));
+    let serving = tokio::spawn(cairn::server::serve(
+        listener,
+        app.clone(),
+        stop.clone().cancelled_owned(),
+    ));
+    let mut leader_check: Option<cairn::heal::LeaderCheck> = None;
+    let store = match cluster {
+        Some(c) => {
+            let (peers, me) = (c.peers.clone(), c.me);
+            // The scanner runs on the first node that is up.
+            leader_check = Some(Arc::new(move || {
+                peers[..me]
+                    .iter()
+                    .all(|p| p.as_ref().is_none_or(|p| !p.is_online()))
+            }));
+            println!(
+                "Cairn node {} of {} ({}) — waiting for peers (listening on {local})",
+                c.me + 1,
+                c.nodes.len(),
+                c.nodes[c.me]
+            );
+            let names: Vec<String> = layout.endpoints.iter().map(|e| e.to_string()).collect();
+            cairn::object::open_cluster(c.drives, &names, &opts, c.me == 0, &stop)
+                .await
+                .context("opening the cluster's drives")?
+                .with_locker(c.locker)
+        }
+        None => {
+            let paths: Vec<PathBuf> = layout
+                .endpoints
+                .iter()
+                .filter_map(|e| match e {
+                    Endpoint::Local(p) => Some(p.clone()),
+                    Endpoint::Url { .. } => None,
+                })
+                .collect();
+            open_local(&paths, &opts).await.context("opening drives")?
+        }
+    };
     let endpoint_host = if local.ip().is_unspecified() {
         format!("127.0.0.1:{}", local.port())
     } else {
@@ -256,6 +295,9 @@ async fn server(address: String, drives: Vec<String>) -> anyhow::Result<()> {
     );
     println!("  S3 endpoint:  http://{endpoint_host}   (listening on {local})");
     println!("  Region:       {region}");
+    if layout.is_distributed() {
+        println!("  Nodes:        {}", layout.nodes().join(", "));
+    }
     println!(
         "  Layout:       {} set(s) x {} drives, EC {}+{} ({} drives in all)",
         layout.set_count(),
@@ -288,7 +330,6 @@ async fn server(address: String, drives: Vec<String>) -> anyhow::Result<()> {
         region,
         domain,
     });
-    let stop = tokio_util::sync::CancellationToken::new();
     let healer = cairn::heal::Healer::new(state.store.clone(), stop.clone());
     if let Some(v) = env("CAIRN_HEAL_SPEED") {
         healer.set_speed(cairn::heal::Speed::parse(&v).with_context(|| {
@@ -300,18 +341,102 @@ async fn server(address: String, drives: Vec<String>) -> anyhow::Result<()> {
             .with_context(|| format!("CAIRN_DRIVE_CHECK_INTERVAL: bad duration {v:?}"))?,
         None => std::time::Duration::from_secs(10),
     };
+    if let Some(check) = leader_check {
+        healer.set_leader_check(check);
+    }
     healer.start_with(scanner_config()?, drive_check);
-    let signal = {
-        let stop = stop.clone();
-        async move {
-            shutdown_signal().await;
-            stop.cancel();
-        }
-    };
-    cairn::server::serve(listener, state, healer.clone(), signal).await?;
+    app.set_ready(state, healer.clone());
+    serving.await??;
     healer.save_mrf().await;
     println!("Cairn stopped.");
     Ok(())
+}
+
+/// This node's part of a distributed deployment: which node it is, its drives (local ones
+/// opened, the others' reached over RPC), the lock servers and the RPC server.
+struct Cluster {
+    nodes: Vec<String>,
+    peers: Vec<Option<Arc<cairn::rpc::Peer>>>,
+    me: usize,
+    drives: Vec<Option<Arc<dyn cairn::drive::Drive>>>,
+    locker: Arc<dyn cairn::lock::Locker>,
+    rpc: Arc<cairn::rpc::RpcServer>,
+}
+
+impl Cluster {
+    fn new(
+        layout: &Layout,
+        creds: &RootCredentials,
+        listen: std::net::SocketAddr,
+    ) -> anyhow::Result<Cluster> {
+        use cairn::lock::dist::{DistLocker, LockServer, LockTable};
+        use cairn::rpc::{Peer, RemoteDrive, RpcAuth, RpcServer};
+        let nodes = layout.nodes();
+        let me = cairn::placement::layout::find_local_node(&nodes, listen)?;
+        let auth = RpcAuth::new(creds, &layout.endpoints);
+        let mut peers: Vec<Option<Arc<Peer>>> = Vec::new();
+        for (i, n) in nodes.iter().enumerate() {
+            let scheme = layout
+                .endpoints
+                .iter()
+                .find_map(|e| match e {
+                    Endpoint::Url { scheme, .. } if e.host() == *n => Some(scheme.clone()),
+                    _ => None,
+                })
+                .unwrap_or_else(|| "http".into());
+            if scheme != "http" {
+                bail!("internode TLS is not supported yet: use http:// endpoints ({n})");
+            }
+            peers.push((i != me).then(|| Arc::new(Peer::new(&scheme, n, auth.clone()))));
+        }
+        let mut drives: Vec<Option<Arc<dyn cairn::drive::Drive>>> = Vec::new();
+        let mut local: Vec<Option<Arc<dyn cairn::drive::Drive>>> = Vec::new();
+        for (idx, e) in layout.endpoints.iter().enumerate() {
+            let Endpoint::Url { path, .. } = e else {
+                bail!("cannot mix local paths and URLs");
+            };
+            let node = nodes.iter().position(|n| *n == e.host()).unwrap_or(me);
+            match &peers[node] {
+                Some(peer) => {
+                    drives.push(Some(Arc::new(RemoteDrive::new(
+                        peer.clone(),
+                        idx,
+                        e.to_string(),
+                    ))));
+                    local.push(None);
+                }
+                None => match cairn::drive::LocalDrive::open_named(path, e.to_string()) {
+                    Ok(d) => {
+                        let d: Arc<dyn cairn::drive::Drive> = Arc::new(d);
+                        drives.push(Some(d.clone()));
+                        local.push(Some(d));
+                    }
+                    Err(err) => {
+                        tracing::warn!(drive = %e, error = %err, "drive unavailable");
+                        drives.push(None);
+                        local.push(None);
+                    }
+                },
+            }
+        }
+        let table = Arc::new(LockTable::default());
+        let servers = peers
+            .iter()
+            .map(|p| match p {
+                Some(p) => LockServer::Remote(p.clone()),
+                None => LockServer::Local(table.clone()),
+            })
+            .collect();
+        let rpc = Arc::new(RpcServer::new(auth, local, table, nodes[me].clone()));
+        Ok(Cluster {
+            nodes,
+            peers,
+            me,
+            drives,
+            locker: Arc::new(DistLocker::new(servers)),
+            rpc,
+        })
+    }
 }
 
 /// Client credentials: flags or CAIRN_ROOT_*, else MINIO_ROOT_*, else the default.

@@ -96,6 +96,9 @@ impl Drive for FaultyDrive {
     fn name(&self) -> &str {
         self.inner.name()
     }
+    fn is_local(&self) -> bool {
+        self.inner.is_local()
+    }
     async fn disk_info(&self) -> DriveResult<DiskInfo> {
         self.check(false).await?;
         self.inner.disk_info().await

@@ -109,10 +109,17 @@ impl LocalDrive {
     /// Open a drive directory, creating it if needed, and sweep staging leftovers.
     pub fn open(root: impl Into<PathBuf>) -> DriveResult<LocalDrive> {
         let root: PathBuf = root.into();
+        let name = root.display().to_string();
+        LocalDrive::open_named(root, name)
+    }
+
+    /// Open a drive that logs and reports itself as `name` (its endpoint URL in a cluster).
+    pub fn open_named(root: impl Into<PathBuf>, name: String) -> DriveResult<LocalDrive> {
+        let root: PathBuf = root.into();
         fs::create_dir_all(root.join(SYS_DIR).join(TMP_DIR))?;
         let drive = LocalDrive {
             inner: std::sync::Arc::new(Inner {
-                name: root.display().to_string(),
+                name,
                 root,
                 #[cfg(test)]
                 crash_at: parking_lot::Mutex::new(None),

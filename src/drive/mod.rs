@@ -116,6 +116,11 @@ pub trait FileWriter: Send {
 pub trait Drive: Send + Sync + std::fmt::Debug {
     /// Endpoint label for logs and errors.
     fn name(&self) -> &str;
+    /// True when the drive is attached to this node (heal of replaced drives, the partial-
+    /// write queue's files and the drive monitor act on local drives only).
+    fn is_local(&self) -> bool {
+        true
+    }
     async fn disk_info(&self) -> DriveResult<DiskInfo>;
 
     /// Read a whole file under the system directory.

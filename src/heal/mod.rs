@@ -183,7 +183,12 @@ pub struct Healer {
     workers: Mutex<BTreeMap<String, WorkerStatus>>,
     usage: Mutex<BTreeMap<String, Usage>>,
     shutdown: CancellationToken,
+    /// In a cluster, only the node this says is the leader runs scanner cycles.
+    leader: Mutex<Option<LeaderCheck>>,
 }
+
+/// Whether this node should run the cluster-wide scanner now.
+pub type LeaderCheck = Arc<dyn Fn() -> bool + Send + Sync>;
 
 /// Scanner settings.
 #[derive(Debug, Clone, Copy)]
@@ -231,7 +236,18 @@ impl Healer {
             workers: Mutex::new(BTreeMap::new()),
             usage: Mutex::new(BTreeMap::new()),
             shutdown,
+            leader: Mutex::new(None),
         })
+    }
+
+    /// Run scanner cycles only while `check` says this node leads (distributed mode: the
+    /// first node that is up). Other heal work (MRF, replaced drives) runs on every node.
+    pub fn set_leader_check(&self, check: LeaderCheck) {
+        *self.leader.lock() = Some(check);
+    }
+
+    fn is_leader(&self) -> bool {
+        self.leader.lock().as_ref().is_none_or(|c| c())
     }
 
     pub fn speed(&self) -> Speed {
@@ -299,7 +315,10 @@ impl Healer {
             }
             for set in self.store.sets() {
                 for (pos, d) in set.drives.iter().enumerate() {
-                    let Some(d) = d else { continue };
+                    // Each node watches and heals its own drives.
+                    let Some(d) = d.as_ref().filter(|d| d.is_local()) else {
+                        continue;
+                    };
                     let busy = self
                         .replacements
                         .lock()
@@ -374,11 +393,13 @@ impl Healer {
         !self.shutdown.is_cancelled()
     }
 
+    /// This node's drives (where its partial-write queue is kept).
     fn drives(&self) -> Vec<Arc<dyn crate::drive::Drive>> {
         self.store
             .sets()
             .iter()
             .flat_map(|s| s.drives.iter().flatten().cloned())
+            .filter(|d| d.is_local())
             .collect()
     }
 
@@ -676,7 +697,9 @@ impl Healer {
     async fn start_replacements(self: Arc<Self>) {
         for set in self.store.sets() {
             for (pos, d) in set.drives.iter().enumerate() {
-                let Some(d) = d else { continue };
+                let Some(d) = d.as_ref().filter(|d| d.is_local()) else {
+                    continue;
+                };
                 let Ok(raw) = d.read_sys(HEALING_FILE).await else {
                     continue;
                 };
@@ -848,6 +871,10 @@ impl Healer {
             tokio::select! {
                 _ = tokio::time::sleep(cfg.interval) => {}
                 _ = self.shutdown.cancelled() => return,
+            }
+            if !self.is_leader() {
+                self.set_worker("scanner", "standby (another node leads)", cycles, 0);
+                continue;
             }
             let deep = last_deep.elapsed() >= cfg.deep_every;
             self.set_worker(

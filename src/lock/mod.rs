@@ -1,5 +1,8 @@
-//! Per-resource read/write locks behind the [`Locker`] trait: local now, quorum-based
-//! across nodes later. The object layer locks `bucket/key` around commits and reads.
+//! Per-resource read/write locks behind the [`Locker`] trait: [`LocalLocker`] within one
+//! process, [`dist::DistLocker`] across nodes (held when a quorum of lock tables grant it).
+//! The object layer locks `bucket/key` around commits and reads.
+
+pub mod dist;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Weak};
@@ -14,6 +17,9 @@ use tokio::sync::RwLock;
 pub enum LockError {
     #[error("timed out waiting for the lock on {0}")]
     Timeout(String),
+    /// Too few lock tables answered for a quorum: waiting would not help.
+    #[error("only {ok} of the {need} lock servers needed are reachable")]
+    Quorum { write: bool, ok: usize, need: usize },
 }
 
 /// Held until dropped.

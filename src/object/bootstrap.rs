@@ -10,7 +10,7 @@ use thiserror::Error;
 use super::{ErasureSet, Store};
 use crate::drive::{Drive, DriveError, LocalDrive, FORMAT_FILE};
 use crate::placement::format::{resolve, Found};
-use crate::placement::{FormatError, SlotState};
+use crate::placement::{FormatError, Resolution, SlotState};
 
 #[derive(Debug, Error)]
 pub enum OpenError {
@@ -18,6 +18,8 @@ pub enum OpenError {
     Format(#[from] FormatError),
     #[error("cannot write format.json to {drive}: {source}")]
     WriteFormat { drive: String, source: DriveError },
+    #[error("stopped while waiting for drives")]
+    Stopped,
 }
 
 #[derive(Debug, Clone)]
@@ -51,22 +53,42 @@ pub async fn open_drives(
     names: &[String],
     opts: &OpenOptions,
 ) -> Result<Store, OpenError> {
-    let mut found = Vec::with_capacity(drives.len());
-    for d in &drives {
-        found.push(match d {
+    let found = read_formats(&drives).await;
+    let sets = drives.len() / opts.set_size;
+    let res = resolve(&found, names, sets, opts.set_size)?;
+    assemble(drives, names, opts, res, &found).await
+}
+
+async fn read_formats(drives: &[Option<Arc<dyn Drive>>]) -> Vec<Found> {
+    futures::future::join_all(drives.iter().map(|d| async move {
+        match d {
             None => Found::Offline,
             Some(d) => match d.read_sys(FORMAT_FILE).await {
                 Ok(b) => Found::Formatted(b.to_vec()),
                 Err(DriveError::NotFound) => Found::Empty,
                 Err(_) => Found::Offline,
             },
-        });
-    }
-    let sets = drives.len() / opts.set_size;
-    let res = resolve(&found, names, sets, opts.set_size)?;
+        }
+    }))
+    .await
+}
+
+/// Format the local drives the resolution says to format, and build the sets.
+async fn assemble(
+    drives: Vec<Option<Arc<dyn Drive>>>,
+    names: &[String],
+    opts: &OpenOptions,
+    res: Resolution,
+    found: &[Found],
+) -> Result<Store, OpenError> {
     for (slot, state) in res.slots.iter().enumerate() {
         if let SlotState::Replaced { arg } = state {
             let Some(d) = &drives[*arg] else { continue };
+            // Another node's empty drive is formatted by that node (or, for a fresh
+            // deployment, by the first node, which formats every drive).
+            if !d.is_local() && !res.fresh {
+                continue;
+            }
             let fmt = Bytes::from(res.format.for_slot(slot).encode());
             if !res.fresh {
                 tracing::warn!(drive = %names[*arg], slot, "empty drive in a known slot: formatting it for healing");
@@ -86,17 +108,128 @@ pub async fn open_drives(
                 })?;
         }
     }
+    let claimed: std::collections::HashSet<usize> = res
+        .slots
+        .iter()
+        .filter_map(|s| match s {
+            SlotState::Ready { arg } | SlotState::Replaced { arg } => Some(*arg),
+            SlotState::Missing => None,
+        })
+        .collect();
+    let sets = drives.len() / opts.set_size;
     let sets = (0..sets)
         .map(|s| ErasureSet {
             index: s,
             drives: (0..opts.set_size)
-                .map(|p| match res.slots[s * opts.set_size + p] {
-                    SlotState::Ready { arg } | SlotState::Replaced { arg } => drives[arg].clone(),
-                    SlotState::Missing => None,
+                .map(|p| {
+                    let slot = s * opts.set_size + p;
+                    match res.slots[slot] {
+                        SlotState::Ready { arg } | SlotState::Replaced { arg } => {
+                            drives[arg].clone()
+                        }
+                        // A drive that did not answer keeps the slot of its argument (where
+                        // formatting put it) so that it serves again once it is back.
+                        SlotState::Missing
+                            if matches!(found.get(slot), Some(Found::Offline))
+                                && !claimed.contains(&slot) =>
+                        {
+                            drives[slot].clone()
+                        }
+                        SlotState::Missing => None,
+                    }
                 })
                 .collect(),
             parity: opts.parity,
         })
         .collect();
     Ok(Store::new(res.format.deployment_id, sets).with_format(res.format))
+}
+
+/// Open a distributed store: `drives` are this node's and the other nodes' drives in
+/// endpoint order. Waits — logging who is missing — until the deployment can be opened:
+/// a fresh one is formatted by the node with `formatter` set once every drive answers;
+/// an existing one opens once every set has a read quorum of formatted drives.
+pub async fn open_cluster(
+    drives: Vec<Option<Arc<dyn Drive>>>,
+    names: &[String],
+    opts: &OpenOptions,
+    formatter: bool,
+    stop: &tokio_util::sync::CancellationToken,
+) -> Result<Store, OpenError> {
+    let sets = drives.len() / opts.set_size;
+    let data = opts.set_size - opts.parity;
+    let mut last_log: Option<std::time::Instant> = None;
+    let mut empty_rounds = 0;
+    let mut log = |msg: String| {
+        if last_log.is_none_or(|t| t.elapsed() >= std::time::Duration::from_secs(5)) {
+            tracing::warn!("{msg}");
+            eprintln!("{msg}");
+            last_log = Some(std::time::Instant::now());
+        }
+    };
+    loop {
+        if stop.is_cancelled() {
+            return Err(OpenError::Stopped);
+        }
+        let found = read_formats(&drives).await;
+        let offline: Vec<&str> = found
+            .iter()
+            .zip(names)
+            .filter(|(f, _)| matches!(f, Found::Offline))
+            .map(|(_, n)| n.as_str())
+            .collect();
+        let formatted = found.iter().any(|f| matches!(f, Found::Formatted(_)));
+        if !formatted {
+            if formatter && offline.is_empty() {
+                let res = resolve(&found, names, sets, opts.set_size)?;
+                tracing::info!("fresh deployment: formatted every drive");
+                return assemble(drives, names, opts, res, &found).await;
+            }
+            if offline.is_empty() {
+                log("fresh deployment: waiting for the first node to format the drives".into());
+            } else {
+                log(format!(
+                    "fresh deployment: waiting for {} of {} drives: {}",
+                    offline.len(),
+                    names.len(),
+                    offline.join(", ")
+                ));
+            }
+        } else {
+            let res = resolve(&found, names, sets, opts.set_size)?;
+            let short: Vec<usize> = (0..sets)
+                .filter(|s| {
+                    let ready = res.slots[s * opts.set_size..(s + 1) * opts.set_size]
+                        .iter()
+                        .filter(|st| matches!(st, SlotState::Ready { .. }))
+                        .count();
+                    ready < data.max(1)
+                })
+                .collect();
+            let replaced = res
+                .slots
+                .iter()
+                .any(|s| matches!(s, SlotState::Replaced { .. }));
+            if short.is_empty() && (!replaced || empty_rounds >= 3) {
+                if !offline.is_empty() {
+                    tracing::warn!(offline = %offline.join(", "), "starting without some drives");
+                }
+                return assemble(drives, names, opts, res, &found).await;
+            }
+            if short.is_empty() {
+                // Empty drives beside formatted ones: the first node may be formatting
+                // right now. Only if they stay empty are they replacements.
+                empty_rounds += 1;
+            } else {
+                log(format!(
+                    "waiting for drives: set(s) {short:?} lack a read quorum; offline: {}",
+                    offline.join(", ")
+                ));
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+            _ = stop.cancelled() => {}
+        }
+    }
 }

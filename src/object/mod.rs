@@ -27,7 +27,7 @@ use uuid::Uuid;
 use crate::drive::Drive;
 use crate::lock::{LocalLocker, Locker};
 
-pub use bootstrap::{open_drives, open_local, OpenError, OpenOptions, HEALING_FILE};
+pub use bootstrap::{open_cluster, open_drives, open_local, OpenError, OpenOptions, HEALING_FILE};
 pub use get::{ByteRange, ObjectReader};
 pub use heal::{HealOptions, HealReport};
 pub use list::{ListOptions, ListPage};
@@ -98,8 +98,14 @@ pub enum ObjectError {
 }
 
 impl From<crate::lock::LockError> for ObjectError {
-    fn from(_: crate::lock::LockError) -> Self {
-        ObjectError::LockTimeout
+    fn from(e: crate::lock::LockError) -> Self {
+        match e {
+            crate::lock::LockError::Timeout(_) => ObjectError::LockTimeout,
+            crate::lock::LockError::Quorum { write: true, ok, need } => {
+                ObjectError::WriteQuorum { ok, need }
+            }
+            crate::lock::LockError::Quorum { ok, need, .. } => ObjectError::ReadQuorum { ok, need },
+        }
     }
 }
 

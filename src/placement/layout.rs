@@ -23,6 +23,10 @@ pub enum LayoutError {
     NoSetSize { drives: usize },
     #[error("erasure set size {size} does not fit {drives} drives (must divide it and be 1..=16)")]
     BadSetSize { size: usize, drives: usize },
+    #[error("none of the drive endpoints is on this node (listening on {0}); pass --address with the host:port this node has in the endpoint list")]
+    NotThisNode(String),
+    #[error("endpoints {0} and {1} both name this node; list each node once")]
+    AmbiguousNode(String, String),
     #[error("parity {parity} is invalid for sets of {size} drives (at most {max})")]
     BadParity {
         parity: usize,
@@ -143,6 +147,9 @@ impl Layout {
                 return Err(LayoutError::Duplicate(e.to_string()));
             }
         }
+        if local == 0 {
+            endpoints = interleave_hosts(endpoints);
+        }
         let n = endpoints.len();
         let set_size = match set_size {
             Some(s) if (1..=16).contains(&s) && n.is_multiple_of(s) => s,
@@ -168,6 +175,25 @@ impl Layout {
         })
     }
 
+    /// True when the drives are URLs (several nodes).
+    pub fn is_distributed(&self) -> bool {
+        self.endpoints
+            .iter()
+            .any(|e| matches!(e, Endpoint::Url { .. }))
+    }
+
+    /// The nodes (`host:port`) in order of first appearance.
+    pub fn nodes(&self) -> Vec<String> {
+        let mut nodes: Vec<String> = Vec::new();
+        for e in &self.endpoints {
+            let h = e.host();
+            if !nodes.contains(&h) {
+                nodes.push(h);
+            }
+        }
+        nodes
+    }
+
     pub fn set_count(&self) -> usize {
         self.endpoints.len() / self.set_size
     }
@@ -180,6 +206,64 @@ impl Layout {
     pub fn set(&self, i: usize) -> &[Endpoint] {
         &self.endpoints[i * self.set_size..(i + 1) * self.set_size]
     }
+}
+
+/// Reorder URL endpoints round-robin over hosts (first drive of every host, then the
+/// second, ...), so that consecutive drives — and so each set — span as many hosts as
+/// possible. Deterministic: every node computes the same order from the same arguments.
+fn interleave_hosts(endpoints: Vec<Endpoint>) -> Vec<Endpoint> {
+    let mut hosts: Vec<(String, std::collections::VecDeque<Endpoint>)> = Vec::new();
+    for e in endpoints {
+        let h = e.host();
+        match hosts.iter_mut().find(|(k, _)| *k == h) {
+            Some((_, q)) => q.push_back(e),
+            None => hosts.push((h, std::collections::VecDeque::from([e]))),
+        }
+    }
+    let mut out = Vec::new();
+    loop {
+        let mut any = false;
+        for (_, q) in hosts.iter_mut() {
+            if let Some(e) = q.pop_front() {
+                out.push(e);
+                any = true;
+            }
+        }
+        if !any {
+            return out;
+        }
+    }
+}
+
+/// Which of `nodes` (`host:port`) this process is, given the address it listens on: the
+/// port must match, and the host must resolve to the listen IP (or, when listening on all
+/// interfaces, to an address of this machine).
+pub fn find_local_node(
+    nodes: &[String],
+    listen: std::net::SocketAddr,
+) -> Result<usize, LayoutError> {
+    use std::net::ToSocketAddrs;
+    let mut found: Option<usize> = None;
+    for (i, node) in nodes.iter().enumerate() {
+        let Ok(addrs) = node.to_socket_addrs() else {
+            continue;
+        };
+        let ours = addrs.into_iter().any(|a| {
+            a.port() == listen.port()
+                && if listen.ip().is_unspecified() {
+                    std::net::UdpSocket::bind((a.ip(), 0)).is_ok()
+                } else {
+                    a.ip() == listen.ip()
+                }
+        });
+        if ours {
+            if let Some(prev) = found {
+                return Err(LayoutError::AmbiguousNode(nodes[prev].clone(), node.clone()));
+            }
+            found = Some(i);
+        }
+    }
+    found.ok_or_else(|| LayoutError::NotThisNode(listen.to_string()))
 }
 
 /// The largest size in 2..=16 that divides the drive count and gives every set the same
@@ -251,6 +335,34 @@ mod tests {
         let hosts: std::collections::HashSet<String> =
             l.set(0).iter().map(Endpoint::host).collect();
         assert_eq!(hosts.len(), 4);
+    }
+
+    #[test]
+    fn distributed_sets_interleave_hosts_and_nodes_are_found() {
+        let l = layout(&["http://127.0.0.1:{9001...9004}/d{1...4}"]);
+        assert_eq!(l.set_size, 16);
+        let l = Layout::from_args(
+            &["http://127.0.0.1:{9001...9004}/d{1...4}".to_string()],
+            Some(4),
+            None,
+        )
+        .expect("valid");
+        for s in 0..4 {
+            let hosts: std::collections::HashSet<String> =
+                l.set(s).iter().map(Endpoint::host).collect();
+            assert_eq!(hosts.len(), 4, "set {s} spans every node");
+        }
+        let nodes = l.nodes();
+        assert_eq!(nodes.len(), 4);
+        let at = |a: &str| find_local_node(&nodes, a.parse().expect("addr"));
+        assert_eq!(at("127.0.0.1:9003"), Ok(2));
+        assert_eq!(at("0.0.0.0:9002"), Ok(1));
+        assert!(matches!(at("127.0.0.1:9100"), Err(LayoutError::NotThisNode(_))));
+        let twice = vec!["127.0.0.1:9001".to_string(), "localhost:9001".to_string()];
+        assert!(matches!(
+            find_local_node(&twice, "127.0.0.1:9001".parse().expect("addr")),
+            Err(LayoutError::AmbiguousNode(..))
+        ));
     }
 
     #[test]

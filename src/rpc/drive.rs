@@ -1,0 +1,362 @@
+//! A drive on another node, behind the same [`Drive`] trait as a local one.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use http_body_util::{BodyExt, StreamBody};
+use serde_bytes::ByteBuf;
+use tokio::sync::mpsc;
+use uuid::Uuid;
+
+use super::wire::{self, DriveCall, DriveReply, WireError};
+use super::{Peer, LONG_TIMEOUT, PREFIX, SHORT_TIMEOUT};
+use crate::drive::{
+    BucketEntry, DiskInfo, Drive, DriveError, DriveResult, Entry, FileRef, FileWriter, StagedData,
+};
+
+/// How long a streamed file write may sit idle between chunks.
+const STREAM_IDLE: Duration = Duration::from_secs(30);
+
+#[derive(Debug)]
+pub struct RemoteDrive {
+    peer: Arc<Peer>,
+    /// Index of the drive in the cluster's endpoint list.
+    index: usize,
+    name: String,
+}
+
+fn io_err(m: impl Into<String>) -> DriveError {
+    DriveError::Io(std::io::Error::other(m.into()))
+}
+
+fn unexpected(call: &str) -> DriveError {
+    io_err(format!("unexpected reply to {call}"))
+}
+
+impl RemoteDrive {
+    pub fn new(peer: Arc<Peer>, index: usize, name: String) -> RemoteDrive {
+        RemoteDrive { peer, index, name }
+    }
+
+    pub fn peer(&self) -> &Arc<Peer> {
+        &self.peer
+    }
+
+    async fn call(&self, call: DriveCall) -> DriveResult<DriveReply> {
+        let timeout = match call {
+            DriveCall::ReadEntries { .. }
+            | DriveCall::ListDir { .. }
+            | DriveCall::ReadFile { .. }
+            | DriveCall::WriteMeta { .. }
+            | DriveCall::DeleteSys { .. }
+            | DriveCall::ListSys { .. } => LONG_TIMEOUT,
+            _ => SHORT_TIMEOUT,
+        };
+        let path = format!("{PREFIX}drive?d={}", self.index);
+        let b = self.peer.call(&path, wire::encode(&call), timeout).await?;
+        let r: Result<DriveReply, WireError> = wire::decode(&b).map_err(io_err)?;
+        r.map_err(DriveError::from)
+    }
+}
+
+fn bytes(r: DriveReply, call: &str) -> DriveResult<Bytes> {
+    match r {
+        DriveReply::Bytes(b) => Ok(Bytes::from(b.into_vec())),
+        _ => Err(unexpected(call)),
+    }
+}
+
+fn unit(r: DriveReply, call: &str) -> DriveResult<()> {
+    match r {
+        DriveReply::Unit => Ok(()),
+        _ => Err(unexpected(call)),
+    }
+}
+
+fn names(r: DriveReply, call: &str) -> DriveResult<Vec<String>> {
+    match r {
+        DriveReply::Names(n) => Ok(n),
+        _ => Err(unexpected(call)),
+    }
+}
+
+/// Streams a file to the peer as the body of one request; the peer answers after fsync.
+struct RemoteWriter {
+    tx: mpsc::Sender<Result<hyper::body::Frame<Bytes>, std::io::Error>>,
+    reply: Option<tokio::task::JoinHandle<DriveResult<()>>>,
+}
+
+impl Drop for RemoteWriter {
+    fn drop(&mut self) {
+        // An abandoned write must not leave its request hanging.
+        if let Some(r) = &self.reply {
+            r.abort();
+        }
+    }
+}
+
+#[async_trait]
+impl FileWriter for RemoteWriter {
+    async fn write(&mut self, data: Bytes) -> DriveResult<()> {
+        let sent = tokio::time::timeout(
+            STREAM_IDLE,
+            self.tx.send(Ok(hyper::body::Frame::data(data))),
+        )
+        .await;
+        match sent {
+            Ok(Ok(())) => Ok(()),
+            // The request ended early: its reply says why.
+            Ok(Err(_)) => Err(match self.reply.take() {
+                Some(r) => match r.await {
+                    Ok(Err(e)) => e,
+                    _ => io_err("remote file write ended early"),
+                },
+                None => io_err("remote file write ended early"),
+            }),
+            Err(_) => Err(io_err("remote file write stalled")),
+        }
+    }
+
+    async fn finish(mut self: Box<Self>) -> DriveResult<()> {
+        let Some(reply) = self.reply.take() else {
+            return Err(io_err("remote file write already failed"));
+        };
+        drop(self);
+        match tokio::time::timeout(LONG_TIMEOUT, reply).await {
+            Ok(Ok(r)) => r,
+            Ok(Err(e)) => Err(io_err(e.to_string())),
+            Err(_) => Err(io_err("remote file write: no reply")),
+        }
+    }
+}
+
+#[async_trait]
+impl Drive for RemoteDrive {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn is_local(&self) -> bool {
+        false
+    }
+
+    async fn disk_info(&self) -> DriveResult<DiskInfo> {
+        match self.call(DriveCall::DiskInfo).await? {
+            DriveReply::Info { total, free } => Ok(DiskInfo { total, free }),
+            _ => Err(unexpected("disk_info")),
+        }
+    }
+
+    async fn read_sys(&self, path: &str) -> DriveResult<Bytes> {
+        let r = self
+            .call(DriveCall::ReadSys {
+                path: path.to_string(),
+            })
+            .await?;
+        bytes(r, "read_sys")
+    }
+
+    async fn write_sys(&self, path: &str, data: Bytes) -> DriveResult<()> {
+        let r = self
+            .call(DriveCall::WriteSys {
+                path: path.to_string(),
+                data: ByteBuf::from(data.to_vec()),
+            })
+            .await?;
+        unit(r, "write_sys")
+    }
+
+    async fn create_sys_file(&self, path: &str) -> DriveResult<Box<dyn FileWriter>> {
+        let (tx, rx) = mpsc::channel(4);
+        let body = BodyExt::boxed(StreamBody::new(RxStream(rx)));
+        let url = format!(
+            "{PREFIX}file?d={}&path={}",
+            self.index,
+            percent_encoding::utf8_percent_encode(path, percent_encoding::NON_ALPHANUMERIC)
+        );
+        let peer = self.peer.clone();
+        let reply = tokio::spawn(async move {
+            // The status line comes only after the whole body is written and synced.
+            let r = peer.send("PUT", &url, body, Duration::from_secs(24 * 3600)).await?;
+            let b = tokio::time::timeout(LONG_TIMEOUT, r.body.collect())
+                .await
+                .map_err(|_| io_err("remote file write: reply timed out"))?
+                .map_err(|e| io_err(e.to_string()))?
+                .to_bytes();
+            if !r.status.is_success() {
+                return Err(DriveError::Offline(String::from_utf8_lossy(&b).into_owned()));
+            }
+            let r: Result<DriveReply, WireError> = wire::decode(&b).map_err(io_err)?;
+            r.map(|_| ()).map_err(DriveError::from)
+        });
+        Ok(Box::new(RemoteWriter {
+            tx,
+            reply: Some(reply),
+        }))
+    }
+
+    async fn rename_sys(&self, from: &str, to: &str) -> DriveResult<()> {
+        let r = self
+            .call(DriveCall::RenameSys {
+                from: from.to_string(),
+                to: to.to_string(),
+            })
+            .await?;
+        unit(r, "rename_sys")
+    }
+
+    async fn delete_sys(&self, path: &str) -> DriveResult<()> {
+        let r = self
+            .call(DriveCall::DeleteSys {
+                path: path.to_string(),
+            })
+            .await?;
+        unit(r, "delete_sys")
+    }
+
+    async fn list_sys(&self, dir: &str) -> DriveResult<Vec<String>> {
+        let r = self
+            .call(DriveCall::ListSys {
+                dir: dir.to_string(),
+            })
+            .await?;
+        names(r, "list_sys")
+    }
+
+    async fn make_bucket(&self, bucket: &str, created: i64) -> DriveResult<()> {
+        let r = self
+            .call(DriveCall::MakeBucket {
+                bucket: bucket.to_string(),
+                created,
+            })
+            .await?;
+        unit(r, "make_bucket")
+    }
+
+    async fn list_buckets(&self) -> DriveResult<Vec<BucketEntry>> {
+        match self.call(DriveCall::ListBuckets).await? {
+            DriveReply::Buckets(b) => Ok(b
+                .into_iter()
+                .map(|(name, created)| BucketEntry { name, created })
+                .collect()),
+            _ => Err(unexpected("list_buckets")),
+        }
+    }
+
+    async fn delete_bucket(&self, bucket: &str) -> DriveResult<()> {
+        let r = self
+            .call(DriveCall::DeleteBucket {
+                bucket: bucket.to_string(),
+            })
+            .await?;
+        unit(r, "delete_bucket")
+    }
+
+    async fn read_meta(&self, bucket: &str, key: &str) -> DriveResult<Bytes> {
+        let r = self
+            .call(DriveCall::ReadMeta {
+                bucket: bucket.to_string(),
+                key: key.to_string(),
+            })
+            .await?;
+        bytes(r, "read_meta")
+    }
+
+    async fn read_entries(&self, bucket: &str, keys: &[String]) -> DriveResult<Vec<Entry>> {
+        match self
+            .call(DriveCall::ReadEntries {
+                bucket: bucket.to_string(),
+                keys: keys.to_vec(),
+            })
+            .await?
+        {
+            DriveReply::Entries(e) => Ok(e
+                .into_iter()
+                .map(|e| Entry {
+                    meta: e
+                        .meta
+                        .map(|b| Bytes::from(b.into_vec()))
+                        .map_err(DriveError::from),
+                    has_children: e.has_children,
+                    data_dirs: e.data_dirs,
+                })
+                .collect()),
+            _ => Err(unexpected("read_entries")),
+        }
+    }
+
+    async fn write_meta(
+        &self,
+        bucket: &str,
+        key: &str,
+        meta: Option<Bytes>,
+        staged: Option<StagedData>,
+    ) -> DriveResult<Option<Bytes>> {
+        match self
+            .call(DriveCall::WriteMeta {
+                bucket: bucket.to_string(),
+                key: key.to_string(),
+                meta: meta.map(|m| ByteBuf::from(m.to_vec())),
+                staged: wire::staged_to_wire(staged),
+            })
+            .await?
+        {
+            DriveReply::OptBytes(b) => Ok(b.map(|b| Bytes::from(b.into_vec()))),
+            _ => Err(unexpected("write_meta")),
+        }
+    }
+
+    async fn delete_data_dir(&self, bucket: &str, key: &str, data_dir: Uuid) -> DriveResult<()> {
+        let r = self
+            .call(DriveCall::DeleteDataDir {
+                bucket: bucket.to_string(),
+                key: key.to_string(),
+                data_dir,
+            })
+            .await?;
+        unit(r, "delete_data_dir")
+    }
+
+    async fn file_size(&self, file: &FileRef) -> DriveResult<u64> {
+        match self.call(DriveCall::FileSize { file: file.into() }).await? {
+            DriveReply::Size(n) => Ok(n),
+            _ => Err(unexpected("file_size")),
+        }
+    }
+
+    async fn read_file(&self, file: &FileRef, offset: u64, len: usize) -> DriveResult<Bytes> {
+        let r = self
+            .call(DriveCall::ReadFile {
+                file: file.into(),
+                offset,
+                len: len as u64,
+            })
+            .await?;
+        bytes(r, "read_file")
+    }
+
+    async fn list_dir(&self, bucket: &str, prefix: &str) -> DriveResult<Vec<String>> {
+        let r = self
+            .call(DriveCall::ListDir {
+                bucket: bucket.to_string(),
+                prefix: prefix.to_string(),
+            })
+            .await?;
+        names(r, "list_dir")
+    }
+}
+
+/// An mpsc receiver as a stream of body frames.
+struct RxStream<T>(mpsc::Receiver<T>);
+
+impl<T> futures::Stream for RxStream<T> {
+    type Item = T;
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<T>> {
+        self.0.poll_recv(cx)
+    }
+}

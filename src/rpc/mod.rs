@@ -1,0 +1,388 @@
+//! Internode RPC: remote drives, lock calls and peer hellos over HTTP/1.1 on the same
+//! listener as S3 (`/cairn/rpc/v1/...`).
+//!
+//! Every call carries a token derived from the root credentials (HMAC over a timestamp,
+//! method and path) and the cluster's endpoint-list hash: a node with other credentials or
+//! another endpoint list is refused. Each peer has one keep-alive connection pool, a connect
+//! timeout, a timeout per call, and a health state: after a transport failure the peer is
+//! marked down and calls fail at once (`Offline`) until a backoff (1 s doubling to 30 s)
+//! lets one call through as a probe.
+
+pub mod drive;
+pub mod server;
+pub mod wire;
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use hmac::{Hmac, Mac};
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use parking_lot::Mutex;
+use sha2::Sha256;
+
+use crate::auth::RootCredentials;
+use crate::drive::DriveError;
+use crate::placement::Endpoint;
+
+pub use drive::RemoteDrive;
+pub use server::RpcServer;
+
+/// Path prefix of every internode call.
+pub const PREFIX: &str = "/cairn/rpc/v1/";
+const AUTH_HEADER: &str = "x-cairn-rpc-auth";
+const CLUSTER_HEADER: &str = "x-cairn-cluster";
+/// How far apart two nodes' clocks may be.
+const MAX_SKEW_SECS: u64 = 300;
+/// Metadata calls.
+pub const SHORT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Listings, shard reads and other calls that move more.
+pub const LONG_TIMEOUT: Duration = Duration::from_secs(60);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+pub type RpcBody = BoxBody<Bytes, std::io::Error>;
+
+pub fn full_body(b: impl Into<Bytes>) -> RpcBody {
+    Full::new(b.into())
+        .map_err(|never| match never {})
+        .boxed()
+}
+
+/// Shared secret and cluster identity of the internode protocol.
+#[derive(Clone)]
+pub struct RpcAuth {
+    key: [u8; 32],
+    cluster: String,
+}
+
+impl std::fmt::Debug for RpcAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RpcAuth")
+            .field("cluster", &self.cluster)
+            .finish_non_exhaustive()
+    }
+}
+
+fn unix_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+fn hmac(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
+    let Ok(mut m) = Hmac::<Sha256>::new_from_slice(key) else {
+        return [0; 32];
+    };
+    for p in parts {
+        m.update(p);
+        m.update(b"\n");
+    }
+    m.finalize().into_bytes().into()
+}
+
+impl RpcAuth {
+    /// The key is derived from the root credentials; the cluster id hashes the endpoint list
+    /// in order, so nodes started with different lists refuse each other.
+    pub fn new(creds: &RootCredentials, endpoints: &[Endpoint]) -> RpcAuth {
+        let key = hmac(
+            creds.secret_key.as_bytes(),
+            &[b"cairn-internode-v1", creds.access_key.as_bytes()],
+        );
+        let mut h = blake3::Hasher::new();
+        for e in endpoints {
+            h.update(e.to_string().as_bytes());
+            h.update(b"\n");
+        }
+        RpcAuth {
+            key,
+            cluster: hex::encode(&h.finalize().as_bytes()[..12]),
+        }
+    }
+
+    pub fn cluster(&self) -> &str {
+        &self.cluster
+    }
+
+    fn sign(&self, ts: u64, method: &str, path: &str) -> String {
+        let mac = hmac(
+            &self.key,
+            &[ts.to_string().as_bytes(), method.as_bytes(), path.as_bytes()],
+        );
+        format!("{ts}.{}", hex::encode(mac))
+    }
+
+    /// Headers for a call to `path` (path and query).
+    pub fn headers(&self, method: &str, path: &str) -> [(&'static str, String); 2] {
+        [
+            (AUTH_HEADER, self.sign(unix_secs(), method, path)),
+            (CLUSTER_HEADER, self.cluster.clone()),
+        ]
+    }
+
+    /// Check a call's headers; the error says why it is refused.
+    pub fn verify(&self, headers: &http::HeaderMap, method: &str, path: &str) -> Result<(), String> {
+        let get = |n: &str| headers.get(n).and_then(|v| v.to_str().ok());
+        let cluster = get(CLUSTER_HEADER).ok_or("no cluster id")?;
+        if cluster != self.cluster {
+            return Err(format!(
+                "the caller was started with another endpoint list (cluster {cluster}, this node {})",
+                self.cluster
+            ));
+        }
+        let token = get(AUTH_HEADER).ok_or("no internode token")?;
+        let (ts, _) = token.split_once('.').ok_or("malformed internode token")?;
+        let ts: u64 = ts.parse().map_err(|_| "malformed internode token")?;
+        if unix_secs().abs_diff(ts) > MAX_SKEW_SECS {
+            return Err("internode token expired (clocks more than 5 minutes apart?)".into());
+        }
+        let want = self.sign(ts, method, path);
+        if subtle::ConstantTimeEq::ct_eq(want.as_bytes(), token.as_bytes()).into() {
+            Ok(())
+        } else {
+            Err("internode token does not match (different root credentials?)".into())
+        }
+    }
+}
+
+/// An error and its causes on one line.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
+
+struct Health {
+    down: bool,
+    next_probe: Instant,
+    backoff: Duration,
+    last_error: String,
+}
+
+/// Another node: its connection pool and health.
+pub struct Peer {
+    /// `host:port`.
+    pub node: String,
+    base: String,
+    client: Client<HttpConnector, RpcBody>,
+    auth: RpcAuth,
+    health: Mutex<Health>,
+}
+
+impl std::fmt::Debug for Peer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Peer").field("node", &self.node).finish()
+    }
+}
+
+/// A call's answer: status and body.
+pub struct Reply {
+    pub status: http::StatusCode,
+    pub body: hyper::body::Incoming,
+}
+
+impl Peer {
+    pub fn new(scheme: &str, node: &str, auth: RpcAuth) -> Peer {
+        let mut conn = HttpConnector::new();
+        conn.set_connect_timeout(Some(CONNECT_TIMEOUT));
+        conn.set_nodelay(true);
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(60))
+            .pool_max_idle_per_host(64)
+            .build(conn);
+        Peer {
+            node: node.to_string(),
+            base: format!("{scheme}://{node}"),
+            client,
+            auth,
+            health: Mutex::new(Health {
+                down: false,
+                next_probe: Instant::now(),
+                backoff: Duration::from_secs(1),
+                last_error: String::new(),
+            }),
+        }
+    }
+
+    /// False while the peer is marked down.
+    pub fn is_online(&self) -> bool {
+        !self.health.lock().down
+    }
+
+    pub fn last_error(&self) -> String {
+        self.health.lock().last_error.clone()
+    }
+
+    fn offline(&self) -> DriveError {
+        DriveError::Offline(format!("node {} is offline", self.node))
+    }
+
+    /// Let a call through unless the peer is down and not due for a probe.
+    fn admit(&self) -> Result<(), DriveError> {
+        let mut h = self.health.lock();
+        if !h.down {
+            return Ok(());
+        }
+        let now = Instant::now();
+        if now < h.next_probe {
+            return Err(self.offline());
+        }
+        // This call is the probe; others keep failing fast until it answers.
+        h.next_probe = now + h.backoff;
+        Ok(())
+    }
+
+    fn mark_ok(&self) {
+        let mut h = self.health.lock();
+        if h.down {
+            tracing::info!(node = %self.node, "peer is back online");
+        }
+        h.down = false;
+        h.backoff = Duration::from_secs(1);
+    }
+
+    fn mark_down(&self, why: &str) {
+        let mut h = self.health.lock();
+        if !h.down {
+            tracing::warn!(node = %self.node, error = why, "peer is offline");
+            h.down = true;
+            h.backoff = Duration::from_secs(1);
+        } else {
+            h.backoff = (h.backoff * 2).min(MAX_BACKOFF);
+        }
+        h.next_probe = Instant::now() + h.backoff;
+        h.last_error = why.to_string();
+    }
+
+    /// Send a call and wait (at most `timeout`) for its status line.
+    pub async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        body: RpcBody,
+        timeout: Duration,
+    ) -> Result<Reply, DriveError> {
+        self.admit()?;
+        let mut req = http::Request::builder()
+            .method(method)
+            .uri(format!("{}{path}", self.base));
+        for (k, v) in self.auth.headers(method, path) {
+            req = req.header(k, v);
+        }
+        let req = req
+            .body(body)
+            .map_err(|e| DriveError::Io(std::io::Error::other(e.to_string())))?;
+        match tokio::time::timeout(timeout, self.client.request(req)).await {
+            Err(_) => {
+                self.mark_down("call timed out");
+                Err(self.offline())
+            }
+            Ok(Err(e)) => {
+                self.mark_down(&error_chain(&e));
+                Err(self.offline())
+            }
+            Ok(Ok(resp)) => {
+                self.mark_ok();
+                let status = resp.status();
+                Ok(Reply {
+                    status,
+                    body: resp.into_body(),
+                })
+            }
+        }
+    }
+
+    /// Send a call and read its whole answer (both within `timeout`). A refusal (wrong
+    /// credentials or endpoint list) is an error naming the node and the reason.
+    pub async fn call(
+        &self,
+        path: &str,
+        body: Vec<u8>,
+        timeout: Duration,
+    ) -> Result<Bytes, DriveError> {
+        let start = Instant::now();
+        let reply = self.send("POST", path, full_body(body), timeout).await?;
+        let left = timeout.saturating_sub(start.elapsed());
+        let bytes = match tokio::time::timeout(left, reply.body.collect()).await {
+            Ok(Ok(b)) => b.to_bytes(),
+            Ok(Err(e)) => {
+                self.mark_down(&format!("reading reply: {e}"));
+                return Err(self.offline());
+            }
+            Err(_) => {
+                self.mark_down("reply timed out");
+                return Err(self.offline());
+            }
+        };
+        if !reply.status.is_success() {
+            let why = String::from_utf8_lossy(&bytes).into_owned();
+            tracing::error!(node = %self.node, status = reply.status.as_u16(), reason = %why, "peer refused an internode call");
+            return Err(DriveError::Offline(format!(
+                "node {} refused the call: {why}",
+                self.node
+            )));
+        }
+        Ok(bytes)
+    }
+
+    /// Ask the peer who it is.
+    pub async fn hello(&self) -> Result<wire::Hello, DriveError> {
+        let b = self
+            .call(&format!("{PREFIX}hello"), Vec::new(), SHORT_TIMEOUT)
+            .await?;
+        wire::decode(&b).map_err(|e| DriveError::Io(std::io::Error::other(e)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn creds(secret: &str) -> RootCredentials {
+        RootCredentials {
+            access_key: "admin".into(),
+            secret_key: secret.into(),
+        }
+    }
+
+    #[test]
+    fn tokens_bind_credentials_endpoints_and_path() {
+        let eps = vec![
+            Endpoint::parse("http://a:9000/d1").expect("ep"),
+            Endpoint::parse("http://b:9000/d1").expect("ep"),
+        ];
+        let a = RpcAuth::new(&creds("secret123"), &eps);
+        let mut h = http::HeaderMap::new();
+        for (k, v) in a.headers("POST", "/cairn/rpc/v1/drive?d=1") {
+            h.insert(k, v.parse().expect("header"));
+        }
+        assert!(a.verify(&h, "POST", "/cairn/rpc/v1/drive?d=1").is_ok());
+        assert!(a.verify(&h, "POST", "/cairn/rpc/v1/drive?d=0").is_err());
+        assert!(a.verify(&h, "GET", "/cairn/rpc/v1/drive?d=1").is_err());
+        let other_secret = RpcAuth::new(&creds("secret456"), &eps);
+        assert!(other_secret
+            .verify(&h, "POST", "/cairn/rpc/v1/drive?d=1")
+            .unwrap_err()
+            .contains("credentials"));
+        let other_list = RpcAuth::new(&creds("secret123"), &eps[..1]);
+        assert!(other_list
+            .verify(&h, "POST", "/cairn/rpc/v1/drive?d=1")
+            .unwrap_err()
+            .contains("endpoint list"));
+        let mut stale = h.clone();
+        let old = a.sign(unix_secs() - 3600, "POST", "/cairn/rpc/v1/drive?d=1");
+        stale.insert(AUTH_HEADER, old.parse().expect("header"));
+        assert!(a
+            .verify(&stale, "POST", "/cairn/rpc/v1/drive?d=1")
+            .unwrap_err()
+            .contains("expired"));
+    }
+}

@@ -1,0 +1,256 @@
+//! The serving side of internode RPC: this node's drives, lock table and hello.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use bytes::Bytes;
+use futures::StreamExt;
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::BodyExt;
+use serde_bytes::ByteBuf;
+
+use super::wire::{self, DriveCall, DriveReply, Hello, LockCall, WireEntry, WireError};
+use super::{RpcAuth, PREFIX};
+use crate::drive::{Drive, DriveError, DriveResult};
+use crate::lock::dist::LockTable;
+
+/// Largest call body (metadata and system files; shard data streams through `file`).
+const MAX_CALL_BODY: usize = 64 << 20;
+
+pub struct RpcServer {
+    auth: RpcAuth,
+    /// This node's drives by index in the endpoint list (`None`: another node's, or a
+    /// drive that could not be opened).
+    drives: Vec<Option<Arc<dyn Drive>>>,
+    locks: Arc<LockTable>,
+    hello: Hello,
+}
+
+fn reply(status: StatusCode, body: impl Into<Body>) -> Response<Body> {
+    let mut r = Response::new(body.into());
+    *r.status_mut() = status;
+    r
+}
+
+fn ok(body: Vec<u8>) -> Response<Body> {
+    reply(StatusCode::OK, body)
+}
+
+fn query_param<'a>(q: &'a str, name: &str) -> Option<std::borrow::Cow<'a, str>> {
+    q.split('&').find_map(|kv| {
+        let (k, v) = kv.split_once('=')?;
+        (k == name).then(|| percent_encoding::percent_decode_str(v).decode_utf8_lossy())
+    })
+}
+
+impl RpcServer {
+    pub fn new(
+        auth: RpcAuth,
+        drives: Vec<Option<Arc<dyn Drive>>>,
+        locks: Arc<LockTable>,
+        node: String,
+    ) -> RpcServer {
+        let hello = Hello {
+            node,
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            cluster: auth.cluster().to_string(),
+            started: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs()),
+        };
+        RpcServer {
+            auth,
+            drives,
+            locks,
+            hello,
+        }
+    }
+
+    pub fn locks(&self) -> &Arc<LockTable> {
+        &self.locks
+    }
+
+    pub async fn handle(&self, req: Request<Body>) -> Response<Body> {
+        let path_q = req
+            .uri()
+            .path_and_query()
+            .map_or(req.uri().path(), |p| p.as_str())
+            .to_string();
+        if let Err(why) = self.auth.verify(req.headers(), req.method().as_str(), &path_q) {
+            tracing::warn!(path = %req.uri().path(), reason = %why, "internode call refused");
+            let status = if why.contains("endpoint list") {
+                StatusCode::PRECONDITION_FAILED
+            } else {
+                StatusCode::FORBIDDEN
+            };
+            return reply(status, why);
+        }
+        let op = req.uri().path().strip_prefix(PREFIX).unwrap_or("").to_string();
+        let query = req.uri().query().unwrap_or("").to_string();
+        match (req.method().clone(), op.as_str()) {
+            (Method::POST, "hello") => ok(wire::encode(&self.hello)),
+            (Method::POST, "lock") => match read_body(req).await {
+                Ok(b) => match wire::decode::<LockCall>(&b) {
+                    Ok(call) => ok(wire::encode(&self.locks.call(&call))),
+                    Err(e) => reply(StatusCode::BAD_REQUEST, e),
+                },
+                Err(r) => r,
+            },
+            (Method::POST, "drive") => {
+                let drive = match self.drive(&query) {
+                    Ok(d) => d,
+                    Err(r) => return r,
+                };
+                let b = match read_body(req).await {
+                    Ok(b) => b,
+                    Err(r) => return r,
+                };
+                match wire::decode::<DriveCall>(&b) {
+                    Ok(call) => {
+                        let r = serve_call(drive.as_ref(), call).await;
+                        ok(wire::encode(&r.map_err(|e| WireError::from(&e))))
+                    }
+                    Err(e) => reply(StatusCode::BAD_REQUEST, e),
+                }
+            }
+            (Method::PUT, "file") => {
+                let drive = match self.drive(&query) {
+                    Ok(d) => d,
+                    Err(r) => return r,
+                };
+                let Some(path) = query_param(&query, "path").map(|p| p.into_owned()) else {
+                    return reply(StatusCode::BAD_REQUEST, "missing path");
+                };
+                let r = receive_file(drive.as_ref(), &path, req.into_body())
+                    .await
+                    .map(|()| DriveReply::Unit);
+                ok(wire::encode(&r.map_err(|e| WireError::from(&e))))
+            }
+            _ => reply(StatusCode::NOT_FOUND, "unknown internode call"),
+        }
+    }
+
+    #[allow(clippy::result_large_err)]
+    fn drive(&self, query: &str) -> Result<Arc<dyn Drive>, Response<Body>> {
+        let idx: usize = query_param(query, "d")
+            .and_then(|d| d.parse().ok())
+            .ok_or_else(|| reply(StatusCode::BAD_REQUEST, "missing drive index"))?;
+        match self.drives.get(idx) {
+            Some(Some(d)) => Ok(d.clone()),
+            Some(None) => {
+                let e = DriveError::Offline(format!("drive {idx} is not available on this node"));
+                Err(ok(wire::encode(&Err::<DriveReply, _>(WireError::from(&e)))))
+            }
+            None => Err(reply(StatusCode::BAD_REQUEST, "no such drive index")),
+        }
+    }
+}
+
+#[allow(clippy::result_large_err)]
+async fn read_body(req: Request<Body>) -> Result<Bytes, Response<Body>> {
+    let body = http_body_util::Limited::new(req.into_body(), MAX_CALL_BODY);
+    match body.collect().await {
+        Ok(b) => Ok(b.to_bytes()),
+        Err(e) => Err(reply(StatusCode::BAD_REQUEST, e.to_string())),
+    }
+}
+
+async fn receive_file(drive: &dyn Drive, path: &str, body: Body) -> DriveResult<()> {
+    let mut w = drive.create_sys_file(path).await?;
+    let mut stream = body.into_data_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| DriveError::Io(std::io::Error::other(e.to_string())))?;
+        w.write(chunk).await?;
+    }
+    w.finish().await
+}
+
+fn buf(b: Bytes) -> ByteBuf {
+    ByteBuf::from(Vec::from(b))
+}
+
+async fn serve_call(d: &dyn Drive, call: DriveCall) -> DriveResult<DriveReply> {
+    Ok(match call {
+        DriveCall::DiskInfo => {
+            let i = d.disk_info().await?;
+            DriveReply::Info {
+                total: i.total,
+                free: i.free,
+            }
+        }
+        DriveCall::ReadSys { path } => DriveReply::Bytes(buf(d.read_sys(&path).await?)),
+        DriveCall::WriteSys { path, data } => {
+            d.write_sys(&path, Bytes::from(data.into_vec())).await?;
+            DriveReply::Unit
+        }
+        DriveCall::RenameSys { from, to } => {
+            d.rename_sys(&from, &to).await?;
+            DriveReply::Unit
+        }
+        DriveCall::DeleteSys { path } => {
+            d.delete_sys(&path).await?;
+            DriveReply::Unit
+        }
+        DriveCall::ListSys { dir } => DriveReply::Names(d.list_sys(&dir).await?),
+        DriveCall::MakeBucket { bucket, created } => {
+            d.make_bucket(&bucket, created).await?;
+            DriveReply::Unit
+        }
+        DriveCall::ListBuckets => DriveReply::Buckets(
+            d.list_buckets()
+                .await?
+                .into_iter()
+                .map(|b| (b.name, b.created))
+                .collect(),
+        ),
+        DriveCall::DeleteBucket { bucket } => {
+            d.delete_bucket(&bucket).await?;
+            DriveReply::Unit
+        }
+        DriveCall::ReadMeta { bucket, key } => {
+            DriveReply::Bytes(buf(d.read_meta(&bucket, &key).await?))
+        }
+        DriveCall::ReadEntries { bucket, keys } => DriveReply::Entries(
+            d.read_entries(&bucket, &keys)
+                .await?
+                .into_iter()
+                .map(|e| WireEntry {
+                    meta: e.meta.map(buf).map_err(|e| WireError::from(&e)),
+                    has_children: e.has_children,
+                    data_dirs: e.data_dirs,
+                })
+                .collect(),
+        ),
+        DriveCall::WriteMeta {
+            bucket,
+            key,
+            meta,
+            staged,
+        } => DriveReply::OptBytes(
+            d.write_meta(
+                &bucket,
+                &key,
+                meta.map(|m| Bytes::from(m.into_vec())),
+                wire::staged_from_wire(staged),
+            )
+            .await?
+            .map(buf),
+        ),
+        DriveCall::DeleteDataDir {
+            bucket,
+            key,
+            data_dir,
+        } => {
+            d.delete_data_dir(&bucket, &key, data_dir).await?;
+            DriveReply::Unit
+        }
+        DriveCall::FileSize { file } => DriveReply::Size(d.file_size(&file.into()).await?),
+        DriveCall::ReadFile { file, offset, len } => {
+            let len = usize::try_from(len).map_err(|_| DriveError::InvalidName)?;
+            DriveReply::Bytes(buf(d.read_file(&file.into(), offset, len).await?))
+        }
+        DriveCall::ListDir { bucket, prefix } => {
+            DriveReply::Names(d.list_dir(&bucket, &prefix).await?)
+        }
+    })
+}

@@ -1,0 +1,278 @@
+//! What travels between nodes: drive calls and their replies, lock calls, errors. Encoded
+//! with MessagePack; byte payloads as binary (no base64, one copy each way).
+
+use serde::{Deserialize, Serialize};
+use serde_bytes::ByteBuf;
+use uuid::Uuid;
+
+use crate::drive::{DriveError, FileRef, StagedData};
+
+#[derive(Debug, Serialize, Deserialize)]
+pub enum DriveCall {
+    DiskInfo,
+    ReadSys {
+        path: String,
+    },
+    WriteSys {
+        path: String,
+        data: ByteBuf,
+    },
+    RenameSys {
+        from: String,
+        to: String,
+    },
+    DeleteSys {
+        path: String,
+    },
+    ListSys {
+        dir: String,
+    },
+    MakeBucket {
+        bucket: String,
+        created: i64,
+    },
+    ListBuckets,
+    DeleteBucket {
+        bucket: String,
+    },
+    ReadMeta {
+        bucket: String,
+        key: String,
+    },
+    ReadEntries {
+        bucket: String,
+        keys: Vec<String>,
+    },
+    WriteMeta {
+        bucket: String,
+        key: String,
+        meta: Option<ByteBuf>,
+        staged: Option<(String, Uuid)>,
+    },
+    DeleteDataDir {
+        bucket: String,
+        key: String,
+        data_dir: Uuid,
+    },
+    FileSize {
+        file: WireFile,
+    },
+    ReadFile {
+        file: WireFile,
+        offset: u64,
+        len: u64,
+    },
+    ListDir {
+        bucket: String,
+        prefix: String,
+    },
+}
+
+impl DriveCall {
+    /// Short name for logs and metrics.
+    pub fn name(&self) -> &'static str {
+        match self {
+            DriveCall::DiskInfo => "disk_info",
+            DriveCall::ReadSys { .. } => "read_sys",
+            DriveCall::WriteSys { .. } => "write_sys",
+            DriveCall::RenameSys { .. } => "rename_sys",
+            DriveCall::DeleteSys { .. } => "delete_sys",
+            DriveCall::ListSys { .. } => "list_sys",
+            DriveCall::MakeBucket { .. } => "make_bucket",
+            DriveCall::ListBuckets => "list_buckets",
+            DriveCall::DeleteBucket { .. } => "delete_bucket",
+            DriveCall::ReadMeta { .. } => "read_meta",
+            DriveCall::ReadEntries { .. } => "read_entries",
+            DriveCall::WriteMeta { .. } => "write_meta",
+            DriveCall::DeleteDataDir { .. } => "delete_data_dir",
+            DriveCall::FileSize { .. } => "file_size",
+            DriveCall::ReadFile { .. } => "read_file",
+            DriveCall::ListDir { .. } => "list_dir",
+        }
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub enum WireFile {
+    Sys(String),
+    Part {
+        bucket: String,
+        key: String,
+        data_dir: Uuid,
+        part: u32,
+    },
+}
+
+impl From<&FileRef> for WireFile {
+    fn from(f: &FileRef) -> Self {
+        match f {
+            FileRef::Sys(p) => WireFile::Sys(p.clone()),
+            FileRef::Part {
+                bucket,
+                key,
+                data_dir,
+                part,
+            } => WireFile::Part {
+                bucket: bucket.clone(),
+                key: key.clone(),
+                data_dir: *data_dir,
+                part: *part,
+            },
+        }
+    }
+}
+
+impl From<WireFile> for FileRef {
+    fn from(f: WireFile) -> Self {
+        match f {
+            WireFile::Sys(p) => FileRef::Sys(p),
+            WireFile::Part {
+                bucket,
+                key,
+                data_dir,
+                part,
+            } => FileRef::Part {
+                bucket,
+                key,
+                data_dir,
+                part,
+            },
+        }
+    }
+}
+
+pub fn staged_to_wire(s: Option<StagedData>) -> Option<(String, Uuid)> {
+    s.map(|s| (s.from, s.data_dir))
+}
+
+pub fn staged_from_wire(s: Option<(String, Uuid)>) -> Option<StagedData> {
+    s.map(|(from, data_dir)| StagedData { from, data_dir })
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct WireEntry {
+    pub meta: Result<ByteBuf, WireError>,
+    pub has_children: bool,
+    pub data_dirs: Vec<Uuid>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub enum DriveReply {
+    Unit,
+    Bytes(ByteBuf),
+    OptBytes(Option<ByteBuf>),
+    Info { total: u64, free: u64 },
+    Names(Vec<String>),
+    Buckets(Vec<(String, i64)>),
+    Entries(Vec<WireEntry>),
+    Size(u64),
+}
+
+/// A drive error as it crosses the wire.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub enum WireError {
+    NotFound,
+    BucketNotFound,
+    BucketExists,
+    BucketNotEmpty,
+    InvalidName,
+    Offline(String),
+    Full,
+    Io(String),
+}
+
+impl From<&DriveError> for WireError {
+    fn from(e: &DriveError) -> Self {
+        match e {
+            DriveError::NotFound => WireError::NotFound,
+            DriveError::BucketNotFound => WireError::BucketNotFound,
+            DriveError::BucketExists => WireError::BucketExists,
+            DriveError::BucketNotEmpty => WireError::BucketNotEmpty,
+            DriveError::InvalidName => WireError::InvalidName,
+            DriveError::Offline(m) => WireError::Offline(m.clone()),
+            DriveError::Full => WireError::Full,
+            DriveError::Injected(m) => WireError::Io(m.to_string()),
+            DriveError::Io(e) => WireError::Io(e.to_string()),
+        }
+    }
+}
+
+impl From<WireError> for DriveError {
+    fn from(e: WireError) -> Self {
+        match e {
+            WireError::NotFound => DriveError::NotFound,
+            WireError::BucketNotFound => DriveError::BucketNotFound,
+            WireError::BucketExists => DriveError::BucketExists,
+            WireError::BucketNotEmpty => DriveError::BucketNotEmpty,
+            WireError::InvalidName => DriveError::InvalidName,
+            WireError::Offline(m) => DriveError::Offline(m),
+            WireError::Full => DriveError::Full,
+            WireError::Io(m) => DriveError::Io(std::io::Error::other(m)),
+        }
+    }
+}
+
+/// Lock calls to a node's lock table.
+#[derive(Debug, Serialize, Deserialize)]
+pub enum LockCall {
+    Lock {
+        resource: String,
+        uid: String,
+        write: bool,
+    },
+    Unlock {
+        resource: String,
+        uid: String,
+    },
+    Refresh {
+        resource: String,
+        uid: String,
+    },
+}
+
+/// What a node says about itself (`/cairn/rpc/v1/hello`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Hello {
+    pub node: String,
+    pub version: String,
+    pub cluster: String,
+    pub started: u64,
+}
+
+pub fn encode<T: Serialize>(v: &T) -> Vec<u8> {
+    rmp_serde::to_vec(v).unwrap_or_default()
+}
+
+pub fn decode<'a, T: Deserialize<'a>>(b: &'a [u8]) -> Result<T, String> {
+    rmp_serde::from_slice(b).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn calls_and_errors_round_trip() {
+        let call = DriveCall::WriteMeta {
+            bucket: "b".into(),
+            key: "a/k".into(),
+            meta: Some(ByteBuf::from(vec![1, 2, 3])),
+            staged: Some(("tmp/x".into(), Uuid::nil())),
+        };
+        let back: DriveCall = decode(&encode(&call)).expect("decode");
+        assert!(matches!(back, DriveCall::WriteMeta { ref key, .. } if key == "a/k"));
+        for e in [
+            DriveError::NotFound,
+            DriveError::BucketNotEmpty,
+            DriveError::Offline("x".into()),
+        ] {
+            let w = WireError::from(&e);
+            let back: WireError = decode(&encode(&w)).expect("decode");
+            assert_eq!(back, w);
+            assert_eq!(DriveError::from(back).to_string(), e.to_string());
+        }
+        let r: Result<DriveReply, WireError> = Ok(DriveReply::Size(7));
+        let back: Result<DriveReply, WireError> = decode(&encode(&r)).expect("decode");
+        assert!(matches!(back, Ok(DriveReply::Size(7))));
+    }
+}
