@@ -101,9 +101,11 @@ impl From<crate::lock::LockError> for ObjectError {
     fn from(e: crate::lock::LockError) -> Self {
         match e {
             crate::lock::LockError::Timeout(_) => ObjectError::LockTimeout,
-            crate::lock::LockError::Quorum { write: true, ok, need } => {
-                ObjectError::WriteQuorum { ok, need }
-            }
+            crate::lock::LockError::Quorum {
+                write: true,
+                ok,
+                need,
+            } => ObjectError::WriteQuorum { ok, need },
             crate::lock::LockError::Quorum { ok, need, .. } => ObjectError::ReadQuorum { ok, need },
         }
     }

@@ -258,7 +258,10 @@ pub fn find_local_node(
         });
         if ours {
             if let Some(prev) = found {
-                return Err(LayoutError::AmbiguousNode(nodes[prev].clone(), node.clone()));
+                return Err(LayoutError::AmbiguousNode(
+                    nodes[prev].clone(),
+                    node.clone(),
+                ));
             }
             found = Some(i);
         }
@@ -357,7 +360,10 @@ mod tests {
         let at = |a: &str| find_local_node(&nodes, a.parse().expect("addr"));
         assert_eq!(at("127.0.0.1:9003"), Ok(2));
         assert_eq!(at("0.0.0.0:9002"), Ok(1));
-        assert!(matches!(at("127.0.0.1:9100"), Err(LayoutError::NotThisNode(_))));
+        assert!(matches!(
+            at("127.0.0.1:9100"),
+            Err(LayoutError::NotThisNode(_))
+        ));
         let twice = vec!["127.0.0.1:9001".to_string(), "localhost:9001".to_string()];
         assert!(matches!(
             find_local_node(&twice, "127.0.0.1:9001".parse().expect("addr")),

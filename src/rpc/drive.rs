@@ -179,14 +179,18 @@ impl Drive for RemoteDrive {
         let peer = self.peer.clone();
         let reply = tokio::spawn(async move {
             // The status line comes only after the whole body is written and synced.
-            let r = peer.send("PUT", &url, body, Duration::from_secs(24 * 3600)).await?;
+            let r = peer
+                .send("PUT", &url, body, Duration::from_secs(24 * 3600))
+                .await?;
             let b = tokio::time::timeout(LONG_TIMEOUT, r.body.collect())
                 .await
                 .map_err(|_| io_err("remote file write: reply timed out"))?
                 .map_err(|e| io_err(e.to_string()))?
                 .to_bytes();
             if !r.status.is_success() {
-                return Err(DriveError::Offline(String::from_utf8_lossy(&b).into_owned()));
+                return Err(DriveError::Offline(
+                    String::from_utf8_lossy(&b).into_owned(),
+                ));
             }
             let r: Result<DriveReply, WireError> = wire::decode(&b).map_err(io_err)?;
             r.map(|_| ()).map_err(DriveError::from)

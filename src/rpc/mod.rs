@@ -47,9 +47,7 @@ const MAX_BACKOFF: Duration = Duration::from_secs(30);
 pub type RpcBody = BoxBody<Bytes, std::io::Error>;
 
 pub fn full_body(b: impl Into<Bytes>) -> RpcBody {
-    Full::new(b.into())
-        .map_err(|never| match never {})
-        .boxed()
+    Full::new(b.into()).map_err(|never| match never {}).boxed()
 }
 
 /// Shared secret and cluster identity of the internode protocol.
@@ -110,7 +108,11 @@ impl RpcAuth {
     fn sign(&self, ts: u64, method: &str, path: &str) -> String {
         let mac = hmac(
             &self.key,
-            &[ts.to_string().as_bytes(), method.as_bytes(), path.as_bytes()],
+            &[
+                ts.to_string().as_bytes(),
+                method.as_bytes(),
+                path.as_bytes(),
+            ],
         );
         format!("{ts}.{}", hex::encode(mac))
     }
@@ -124,7 +126,12 @@ impl RpcAuth {
     }
 
     /// Check a call's headers; the error says why it is refused.
-    pub fn verify(&self, headers: &http::HeaderMap, method: &str, path: &str) -> Result<(), String> {
+    pub fn verify(
+        &self,
+        headers: &http::HeaderMap,
+        method: &str,
+        path: &str,
+    ) -> Result<(), String> {
         let get = |n: &str| headers.get(n).and_then(|v| v.to_str().ok());
         let cluster = get(CLUSTER_HEADER).ok_or("no cluster id")?;
         if cluster != self.cluster {
@@ -370,19 +377,19 @@ mod tests {
         let other_secret = RpcAuth::new(&creds("secret456"), &eps);
         assert!(other_secret
             .verify(&h, "POST", "/cairn/rpc/v1/drive?d=1")
-            .unwrap_err()
+            .expect_err("refused")
             .contains("credentials"));
         let other_list = RpcAuth::new(&creds("secret123"), &eps[..1]);
         assert!(other_list
             .verify(&h, "POST", "/cairn/rpc/v1/drive?d=1")
-            .unwrap_err()
+            .expect_err("refused")
             .contains("endpoint list"));
         let mut stale = h.clone();
         let old = a.sign(unix_secs() - 3600, "POST", "/cairn/rpc/v1/drive?d=1");
         stale.insert(AUTH_HEADER, old.parse().expect("header"));
         assert!(a
             .verify(&stale, "POST", "/cairn/rpc/v1/drive?d=1")
-            .unwrap_err()
+            .expect_err("refused")
             .contains("expired"));
     }
 }

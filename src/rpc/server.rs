@@ -76,7 +76,10 @@ impl RpcServer {
             .path_and_query()
             .map_or(req.uri().path(), |p| p.as_str())
             .to_string();
-        if let Err(why) = self.auth.verify(req.headers(), req.method().as_str(), &path_q) {
+        if let Err(why) = self
+            .auth
+            .verify(req.headers(), req.method().as_str(), &path_q)
+        {
             tracing::warn!(path = %req.uri().path(), reason = %why, "internode call refused");
             let status = if why.contains("endpoint list") {
                 StatusCode::PRECONDITION_FAILED
@@ -85,7 +88,12 @@ impl RpcServer {
             };
             return reply(status, why);
         }
-        let op = req.uri().path().strip_prefix(PREFIX).unwrap_or("").to_string();
+        let op = req
+            .uri()
+            .path()
+            .strip_prefix(PREFIX)
+            .unwrap_or("")
+            .to_string();
         let query = req.uri().query().unwrap_or("").to_string();
         match (req.method().clone(), op.as_str()) {
             (Method::POST, "hello") => ok(wire::encode(&self.hello)),
