@@ -265,6 +265,7 @@ async fn server(address: String, drives: Vec<String>) -> anyhow::Result<()> {
                 c.nodes.len(),
                 c.nodes[c.me]
             );
+            c.check_peers().await?;
             let names: Vec<String> = layout.endpoints.iter().map(|e| e.to_string()).collect();
             cairn::object::open_cluster(c.drives, &names, &opts, c.me == 0, &stop)
                 .await
@@ -364,6 +365,43 @@ struct Cluster {
 }
 
 impl Cluster {
+    /// Refuse to start when every peer that answers refuses this node (other endpoint list
+    /// or credentials): this node is the odd one out. Peers that are down are waited for
+    /// by the bootstrap.
+    async fn check_peers(&self) -> anyhow::Result<()> {
+        for round in 0..3 {
+            let answers = futures::future::join_all(
+                self.peers
+                    .iter()
+                    .flatten()
+                    .map(|p| async move { (p.node.clone(), p.hello().await) }),
+            )
+            .await;
+            let accepted = answers.iter().filter(|(_, r)| r.is_ok()).count();
+            let refused: Vec<String> = answers
+                .iter()
+                .filter_map(|(n, r)| match r {
+                    Err(e) if e.to_string().contains(cairn::rpc::REJECTED) => {
+                        Some(format!("{n}: {e}"))
+                    }
+                    _ => None,
+                })
+                .collect();
+            if refused.is_empty() || accepted > 0 {
+                return Ok(());
+            }
+            if round == 2 {
+                bail!(
+                    "this node ({}) is refused by its peers — start every node with the same endpoint list and root credentials:\n  {}",
+                    self.nodes[self.me],
+                    refused.join("\n  ")
+                );
+            }
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        }
+        Ok(())
+    }
+
     fn new(
         layout: &Layout,
         creds: &RootCredentials,
@@ -387,7 +425,8 @@ impl Cluster {
             if scheme != "http" {
                 bail!("internode TLS is not supported yet: use http:// endpoints ({n})");
             }
-            peers.push((i != me).then(|| Arc::new(Peer::new(&scheme, n, auth.clone()))));
+            peers
+                .push((i != me).then(|| Arc::new(Peer::new(&scheme, n, &nodes[me], auth.clone()))));
         }
         let mut drives: Vec<Option<Arc<dyn cairn::drive::Drive>>> = Vec::new();
         let mut local: Vec<Option<Arc<dyn cairn::drive::Drive>>> = Vec::new();

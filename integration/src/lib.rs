@@ -199,3 +199,201 @@ pub fn require_tool(name: &str) -> bool {
     }
     found
 }
+
+/// A distributed deployment of real `cairn` processes on loopback: `nodes` nodes with
+/// `drives` drive folders each, every node on its own port, all given the same endpoint
+/// list. Nodes can be killed, stopped and restarted over the same folders.
+pub struct Cluster {
+    pub ports: Vec<u16>,
+    pub dir: tempfile::TempDir,
+    drives: usize,
+    env: Vec<(String, String)>,
+    children: Vec<Option<Child>>,
+}
+
+/// Free loopback ports, found by binding port 0 (and releasing them for the nodes).
+fn free_ports(n: usize) -> Vec<u16> {
+    let listeners: Vec<std::net::TcpListener> = (0..n)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("bind"))
+        .collect();
+    listeners
+        .iter()
+        .map(|l| l.local_addr().expect("addr").port())
+        .collect()
+}
+
+impl Cluster {
+    /// Start every node and wait until each is ready.
+    pub fn start(nodes: usize, drives: usize, env: &[(&str, &str)]) -> Cluster {
+        let mut c = Cluster {
+            ports: free_ports(nodes),
+            dir: tempfile::tempdir().expect("tempdir"),
+            drives,
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            children: (0..nodes).map(|_| None).collect(),
+        };
+        for i in 0..nodes {
+            c.spawn(i);
+        }
+        for i in 0..nodes {
+            c.wait_ready(i);
+        }
+        c
+    }
+
+    /// The endpoint list every node gets.
+    pub fn args(&self) -> Vec<String> {
+        self.ports
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                format!(
+                    "http://127.0.0.1:{p}{}/n{}/d{{1...{}}}",
+                    self.dir.path().display(),
+                    i + 1,
+                    self.drives
+                )
+            })
+            .collect()
+    }
+
+    pub fn endpoint(&self, node: usize) -> String {
+        format!("http://127.0.0.1:{}", self.ports[node])
+    }
+
+    /// Drive folder `d` (0-based) of `node`.
+    pub fn drive(&self, node: usize, d: usize) -> PathBuf {
+        self.dir
+            .path()
+            .join(format!("n{}", node + 1))
+            .join(format!("d{}", d + 1))
+    }
+
+    fn log_path(&self, node: usize) -> PathBuf {
+        self.dir.path().join(format!("node{}.log", node + 1))
+    }
+
+    /// Everything `node` logged (all its runs).
+    pub fn log(&self, node: usize) -> String {
+        std::fs::read_to_string(self.log_path(node)).unwrap_or_default()
+    }
+
+    /// Start `node` (not waiting for it to be ready).
+    pub fn spawn(&mut self, node: usize) {
+        self.spawn_with(node, self.args(), &[]);
+    }
+
+    /// Start `node` with its own endpoint list and extra environment (misconfiguration tests).
+    pub fn spawn_with(&mut self, node: usize, args: Vec<String>, env: &[(&str, &str)]) {
+        assert!(self.children[node].is_none(), "node {node} is running");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_path(node))
+            .expect("log file");
+        let mut cmd = Command::new(binary());
+        cmd.arg("server")
+            .arg("--address")
+            .arg(format!("127.0.0.1:{}", self.ports[node]))
+            .args(args)
+            .env("CAIRN_ROOT_USER", ACCESS_KEY)
+            .env("CAIRN_ROOT_PASSWORD", SECRET_KEY)
+            .env_remove("MINIO_ROOT_USER")
+            .env_remove("MINIO_ROOT_PASSWORD")
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log);
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        self.children[node] = Some(cmd.spawn().expect("start cairn"));
+    }
+
+    /// Wait until `node` answers ready (its store is open and has write quorum).
+    pub fn wait_ready(&mut self, node: usize) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let url = format!("{}/health/ready", self.endpoint(node));
+        while Instant::now() < deadline {
+            if ureq::get(&url).call().is_ok() {
+                return;
+            }
+            if let Some(Ok(Some(status))) = self.children[node].as_mut().map(Child::try_wait) {
+                panic!("node {node} exited with {status}; log:\n{}", self.log(node));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("node {node} did not become ready; log:\n{}", self.log(node));
+    }
+
+    /// Wait until `node` serves S3 (its store is open), whatever the cluster's quorum.
+    pub fn wait_serving(&mut self, node: usize) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let url = format!("{}/health/live", self.endpoint(node));
+        while Instant::now() < deadline {
+            let open = ureq::get(&format!("{}/", self.endpoint(node)))
+                .call()
+                .map_or_else(|e| !matches!(e, ureq::Error::StatusCode(503)), |_| true);
+            if ureq::get(&url).call().is_ok() && open {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!(
+            "node {node} did not open its store; log:\n{}",
+            self.log(node)
+        );
+    }
+
+    pub fn is_running(&self, node: usize) -> bool {
+        self.children[node].is_some()
+    }
+
+    /// SIGKILL `node`.
+    pub fn kill(&mut self, node: usize) {
+        if let Some(mut c) = self.children[node].take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// SIGTERM `node` and wait for it to exit (in-flight requests finish first).
+    pub fn stop(&mut self, node: usize) -> std::process::ExitStatus {
+        let mut c = self.children[node].take().expect("node is running");
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(c.id().to_string())
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(40);
+        loop {
+            if let Ok(Some(status)) = c.try_wait() {
+                return status;
+            }
+            if Instant::now() > deadline {
+                let _ = c.kill();
+                panic!("node {node} did not exit after SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Has `node` exited on its own? Returns its status.
+    pub fn exited(&mut self, node: usize) -> Option<std::process::ExitStatus> {
+        let status = self.children[node].as_mut()?.try_wait().ok()??;
+        self.children[node] = None;
+        Some(status)
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for c in self.children.iter_mut().flatten() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}

@@ -35,6 +35,7 @@ pub use server::RpcServer;
 pub const PREFIX: &str = "/cairn/rpc/v1/";
 const AUTH_HEADER: &str = "x-cairn-rpc-auth";
 const CLUSTER_HEADER: &str = "x-cairn-cluster";
+const NODE_HEADER: &str = "x-cairn-node";
 /// How far apart two nodes' clocks may be.
 const MAX_SKEW_SECS: u64 = 300;
 /// Metadata calls.
@@ -43,6 +44,8 @@ pub const SHORT_TIMEOUT: Duration = Duration::from_secs(10);
 pub const LONG_TIMEOUT: Duration = Duration::from_secs(60);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// Marks errors of a peer that refused this node's calls (misconfiguration).
+pub const REJECTED: &str = "rejected this node";
 
 pub type RpcBody = BoxBody<Bytes, std::io::Error>;
 
@@ -125,6 +128,14 @@ impl RpcAuth {
         ]
     }
 
+    /// The calling node's name as it says (for log lines about refused calls).
+    pub fn caller(headers: &http::HeaderMap) -> &str {
+        headers
+            .get(NODE_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("unknown node")
+    }
+
     /// Check a call's headers; the error says why it is refused.
     pub fn verify(
         &self,
@@ -179,6 +190,8 @@ pub struct Peer {
     /// `host:port`.
     pub node: String,
     base: String,
+    /// This node's name, sent along for the peer's logs.
+    from: String,
     client: Client<HttpConnector, RpcBody>,
     auth: RpcAuth,
     health: Mutex<Health>,
@@ -197,7 +210,7 @@ pub struct Reply {
 }
 
 impl Peer {
-    pub fn new(scheme: &str, node: &str, auth: RpcAuth) -> Peer {
+    pub fn new(scheme: &str, node: &str, from: &str, auth: RpcAuth) -> Peer {
         let mut conn = HttpConnector::new();
         conn.set_connect_timeout(Some(CONNECT_TIMEOUT));
         conn.set_nodelay(true);
@@ -208,6 +221,7 @@ impl Peer {
         Peer {
             node: node.to_string(),
             base: format!("{scheme}://{node}"),
+            from: from.to_string(),
             client,
             auth,
             health: Mutex::new(Health {
@@ -229,7 +243,8 @@ impl Peer {
     }
 
     fn offline(&self) -> DriveError {
-        DriveError::Offline(format!("node {} is offline", self.node))
+        let why = self.health.lock().last_error.clone();
+        DriveError::Offline(format!("node {} is offline: {why}", self.node))
     }
 
     /// Let a call through unless the peer is down and not due for a probe.
@@ -240,6 +255,7 @@ impl Peer {
         }
         let now = Instant::now();
         if now < h.next_probe {
+            drop(h);
             return Err(self.offline());
         }
         // This call is the probe; others keep failing fast until it answers.
@@ -284,6 +300,7 @@ impl Peer {
         for (k, v) in self.auth.headers(method, path) {
             req = req.header(k, v);
         }
+        req = req.header(NODE_HEADER, &self.from);
         let req = req
             .body(body)
             .map_err(|e| DriveError::Io(std::io::Error::other(e.to_string())))?;
@@ -331,11 +348,20 @@ impl Peer {
         };
         if !reply.status.is_success() {
             let why = String::from_utf8_lossy(&bytes).into_owned();
-            tracing::error!(node = %self.node, status = reply.status.as_u16(), reason = %why, "peer refused an internode call");
-            return Err(DriveError::Offline(format!(
-                "node {} refused the call: {why}",
+            let refused = matches!(
+                reply.status,
+                http::StatusCode::FORBIDDEN | http::StatusCode::PRECONDITION_FAILED
+            );
+            if refused {
+                // A misconfigured pair: back off like for a down peer (one log line per probe).
+                tracing::error!(node = %self.node, reason = %why, "peer refused this node");
+                self.mark_down(&format!("{REJECTED}: {why}"));
+                return Err(self.offline());
+            }
+            return Err(DriveError::Io(std::io::Error::other(format!(
+                "node {}: {why}",
                 self.node
-            )));
+            ))));
         }
         Ok(bytes)
     }

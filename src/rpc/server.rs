@@ -80,7 +80,12 @@ impl RpcServer {
             .auth
             .verify(req.headers(), req.method().as_str(), &path_q)
         {
-            tracing::warn!(path = %req.uri().path(), reason = %why, "internode call refused");
+            tracing::error!(
+                caller = RpcAuth::caller(req.headers()),
+                path = %req.uri().path(),
+                reason = %why,
+                "refused a call from a node that does not belong to this cluster"
+            );
             let status = if why.contains("endpoint list") {
                 StatusCode::PRECONDITION_FAILED
             } else {

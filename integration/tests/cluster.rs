@@ -1,0 +1,449 @@
+//! Distributed mode with real processes: several `cairn` nodes on loopback, each with its
+//! own port and drive folders, all started with the same endpoint list.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use aws_sdk_s3::config::retry::RetryConfig;
+use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
+use aws_sdk_s3::error::ProvideErrorMetadata;
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+use aws_sdk_s3::Client;
+use cairn_integration::{Cluster, ACCESS_KEY, REGION, SECRET_KEY};
+
+/// A client of one node; no retries, so every failure is seen.
+fn client(endpoint: &str) -> Client {
+    let conf = aws_sdk_s3::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new(REGION))
+        .endpoint_url(endpoint)
+        .force_path_style(true)
+        .retry_config(RetryConfig::disabled())
+        .credentials_provider(Credentials::new(ACCESS_KEY, SECRET_KEY, None, None, "test"))
+        .http_client(aws_smithy_http_client::Builder::new().build_http())
+        .build();
+    Client::from_conf(conf)
+}
+
+fn data(len: usize, seed: u32) -> Vec<u8> {
+    (0..len as u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) ^ seed).rotate_left(seed % 31) as u8)
+        .collect()
+}
+
+async fn put(c: &Client, bucket: &str, key: &str, body: &[u8]) -> Result<(), String> {
+    c.put_object()
+        .bucket(bucket)
+        .key(key)
+        .body(ByteStream::from(body.to_vec()))
+        .send()
+        .await
+        .map(|_| ())
+        .map_err(|e| {
+            format!(
+                "{}: {}",
+                e.code().unwrap_or("no code"),
+                e.message().unwrap_or("")
+            )
+        })
+}
+
+async fn get(c: &Client, bucket: &str, key: &str) -> Result<Vec<u8>, String> {
+    let out = c
+        .get_object()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .map_err(|e| format!("{e:?}"))?;
+    Ok(out
+        .body
+        .collect()
+        .await
+        .map_err(|e| e.to_string())?
+        .into_bytes()
+        .to_vec())
+}
+
+async fn list(c: &Client, bucket: &str) -> Vec<String> {
+    let mut keys = Vec::new();
+    let mut token = None;
+    loop {
+        let out = c
+            .list_objects_v2()
+            .bucket(bucket)
+            .max_keys(7)
+            .set_continuation_token(token)
+            .send()
+            .await
+            .expect("list");
+        keys.extend(
+            out.contents()
+                .iter()
+                .filter_map(|o| o.key().map(String::from)),
+        );
+        token = out.next_continuation_token().map(String::from);
+        if token.is_none() {
+            return keys;
+        }
+    }
+}
+
+/// Every object reads back byte-exact through `c`.
+async fn read_all(c: &Client, bucket: &str, objects: &[(String, Vec<u8>)], through: &str) {
+    for (k, want) in objects {
+        let got = get(c, bucket, k)
+            .await
+            .unwrap_or_else(|e| panic!("GET {k} through {through}: {e}"));
+        assert!(got == *want, "{k} through {through}: wrong bytes");
+    }
+}
+
+fn contains_name(dir: &Path, name: &str) -> bool {
+    std::fs::read_dir(dir).is_ok_and(|rd| {
+        rd.flatten().any(|e| {
+            e.file_name().to_string_lossy().contains(name)
+                || (e.path().is_dir() && contains_name(&e.path(), name))
+        })
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn four_nodes_survive_node_loss_and_heal_on_return() {
+    let mut cl = Cluster::start(4, 2, &[]);
+    let c: Vec<Client> = (0..4).map(|i| client(&cl.endpoint(i))).collect();
+    c[0].create_bucket()
+        .bucket("dist")
+        .send()
+        .await
+        .expect("create bucket");
+    for (i, ci) in c.iter().enumerate() {
+        ci.head_bucket()
+            .bucket("dist")
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("bucket not visible through node {i}: {e:?}"));
+    }
+
+    // Read-after-write: each object written through one node is read through the next.
+    let sizes = [0usize, 1000, 200_000, 3 << 20];
+    let mut objects: Vec<(String, Vec<u8>)> = Vec::new();
+    for n in 0..12 {
+        let key = format!("a/{n}");
+        let body = data(sizes[n % sizes.len()], n as u32);
+        put(&c[n % 4], "dist", &key, &body).await.expect("put");
+        let got = get(&c[(n + 1) % 4], "dist", &key)
+            .await
+            .expect("read after write through another node");
+        assert!(got == body, "{key}: wrong bytes through another node");
+        objects.push((key, body));
+    }
+    // A multipart upload whose parts go through different nodes, completed through a third.
+    let parts: Vec<Vec<u8>> = (0..3)
+        .map(|i| data(if i < 2 { 5 << 20 } else { 1234 }, 100 + i))
+        .collect();
+    let up = c[1]
+        .create_multipart_upload()
+        .bucket("dist")
+        .key("a/multi")
+        .send()
+        .await
+        .expect("create upload");
+    let id = up.upload_id().expect("upload id");
+    let mut done = Vec::new();
+    for (i, p) in parts.iter().enumerate() {
+        let r = c[i % 4]
+            .upload_part()
+            .bucket("dist")
+            .key("a/multi")
+            .upload_id(id)
+            .part_number(i as i32 + 1)
+            .body(ByteStream::from(p.clone()))
+            .send()
+            .await
+            .expect("upload part");
+        done.push(
+            CompletedPart::builder()
+                .part_number(i as i32 + 1)
+                .e_tag(r.e_tag().expect("etag"))
+                .build(),
+        );
+    }
+    c[3].complete_multipart_upload()
+        .bucket("dist")
+        .key("a/multi")
+        .upload_id(id)
+        .multipart_upload(
+            CompletedMultipartUpload::builder()
+                .set_parts(Some(done))
+                .build(),
+        )
+        .send()
+        .await
+        .expect("complete through a third node");
+    objects.push(("a/multi".into(), parts.concat()));
+    // List-after-write through every node; a delete through one is seen by all.
+    put(&c[2], "dist", "a/gone", b"x").await.expect("put");
+    c[3].delete_object()
+        .bucket("dist")
+        .key("a/gone")
+        .send()
+        .await
+        .expect("delete");
+    let mut want: Vec<String> = objects.iter().map(|(k, _)| k.clone()).collect();
+    want.sort();
+    for (i, ci) in c.iter().enumerate() {
+        assert_eq!(list(ci, "dist").await, want, "listing through node {i}");
+        assert!(get(ci, "dist", "a/gone").await.is_err());
+    }
+
+    // One node killed: reads and writes keep working through the others.
+    cl.kill(3);
+    read_all(&c[1], "dist", &objects, "node 1 with node 3 down").await;
+    let mut while_down: Vec<(String, Vec<u8>)> = Vec::new();
+    for n in 0..6 {
+        let key = format!("b/{n}");
+        let body = data(sizes[n % sizes.len()] + 17, 1000 + n as u32);
+        put(&c[n % 3], "dist", &key, &body)
+            .await
+            .expect("put with one node down");
+        while_down.push((key, body));
+    }
+
+    // Two killed: every object still reads; writes fail with 503 and leave nothing behind.
+    cl.kill(2);
+    read_all(&c[0], "dist", &objects, "node 0 with two nodes down").await;
+    read_all(&c[1], "dist", &while_down, "node 1 with two nodes down").await;
+    let err = c[0]
+        .put_object()
+        .bucket("dist")
+        .key("c/refused-write")
+        .body(ByteStream::from(data(300_000, 7)))
+        .send()
+        .await
+        .expect_err("a write without quorum must fail");
+    assert_eq!(err.code(), Some("ServiceUnavailable"), "{err:?}");
+    assert_eq!(err.raw_response().map(|r| r.status().as_u16()), Some(503));
+    assert!(get(&c[1], "dist", "c/refused-write").await.is_err());
+    for node in 0..4 {
+        for d in 0..2 {
+            assert!(
+                !contains_name(&cl.drive(node, d), "refused-write"),
+                "a failed write left files on node {node} drive {d}"
+            );
+        }
+    }
+    let health = ureq::get(&format!("{}/minio/health/cluster", cl.endpoint(0))).call();
+    assert!(
+        matches!(health, Err(ureq::Error::StatusCode(503))),
+        "cluster health without write quorum: {health:?}"
+    );
+
+    // The killed nodes come back: what was written while they were down is healed onto
+    // them without any command.
+    cl.spawn(2);
+    cl.spawn(3);
+    cl.wait_ready(2);
+    cl.wait_ready(3);
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let missing: Vec<String> = while_down
+            .iter()
+            .flat_map(|(k, _)| (2..4).map(move |n| (k.clone(), n)))
+            .flat_map(|(k, n)| (0..2).map(move |d| (k.clone(), n, d)))
+            .filter(|(k, n, d)| !cl.drive(*n, *d).join("dist").join(k).join("@meta").exists())
+            .map(|(k, n, d)| format!("{k}@n{n}d{d}"))
+            .collect();
+        if missing.is_empty() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not healed onto the returned nodes: {missing:?}\nnode 0 log:\n{}",
+            cl.log(0)
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+
+    // Proof that all shards are back: stop two *other* nodes, read everything through the
+    // survivors.
+    cl.kill(0);
+    cl.kill(1);
+    objects.extend(while_down);
+    read_all(&c[2], "dist", &objects, "node 2 with nodes 0 and 1 down").await;
+    read_all(&c[3], "dist", &objects, "node 3 with nodes 0 and 1 down").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_keep_reading_while_either_restarts() {
+    let mut cl = Cluster::start(2, 2, &[]);
+    let c: Vec<Client> = (0..2).map(|i| client(&cl.endpoint(i))).collect();
+    c[1].create_bucket()
+        .bucket("pair")
+        .send()
+        .await
+        .expect("create bucket");
+    let objects: Vec<(String, Vec<u8>)> = (0..6)
+        .map(|n| (format!("k{n}"), data(50_000 * n + 10, n as u32)))
+        .collect();
+    for (i, (k, v)) in objects.iter().enumerate() {
+        put(&c[i % 2], "pair", k, v).await.expect("put");
+    }
+    for down in 0..2 {
+        let up = 1 - down;
+        cl.kill(down);
+        read_all(&c[up], "pair", &objects, "the surviving node").await;
+        assert_eq!(list(&c[up], "pair").await.len(), objects.len());
+        cl.spawn(down);
+        cl.wait_ready(down);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_with_another_endpoint_list_is_refused() {
+    let mut cl = Cluster::start(2, 2, &[]);
+    cl.kill(1);
+    // Node 1 comes back with one drive fewer in its list.
+    let mut args = cl.args();
+    args[1] = args[1].replace("{1...2}", "1");
+    cl.spawn_with(1, args, &[]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(s) = cl.exited(1) {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "misconfigured node kept running");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(!status.success());
+    let log = cl.log(1);
+    assert!(
+        log.contains("refused by its peers") && log.contains(&format!("127.0.0.1:{}", cl.ports[0])),
+        "the error names the refusing node and why:\n{log}"
+    );
+    assert!(
+        cl.log(0).contains("does not belong to this cluster"),
+        "the healthy node logs the refusal"
+    );
+    // The healthy node still serves reads alone.
+    let c0 = client(&cl.endpoint(0));
+    c0.list_buckets().send().await.expect("list buckets");
+}
+
+/// A rolling restart of every node under a continuous mixed load: no acknowledged write is
+/// lost, and requests fail only when sent to the node being restarted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn rolling_restart_under_load_loses_nothing() {
+    let mut cl = Cluster::start(4, 2, &[]);
+    let endpoints: Vec<String> = (0..4).map(|i| cl.endpoint(i)).collect();
+    let clients: Arc<Vec<Client>> = Arc::new(endpoints.iter().map(|e| client(e)).collect());
+    clients[0]
+        .create_bucket()
+        .bucket("roll")
+        .send()
+        .await
+        .expect("create bucket");
+    let acked: Arc<Mutex<Vec<(String, u32, usize)>>> = Arc::default();
+    let down: Arc<AtomicUsize> = Arc::new(AtomicUsize::new(usize::MAX));
+    let stop = Arc::new(AtomicBool::new(false));
+    let bad: Arc<Mutex<Vec<String>>> = Arc::default();
+    let ops = Arc::new(AtomicUsize::new(0));
+    let mut workers = Vec::new();
+    for w in 0..4usize {
+        let (clients, acked, down, stop, bad, ops) = (
+            clients.clone(),
+            acked.clone(),
+            down.clone(),
+            stop.clone(),
+            bad.clone(),
+            ops.clone(),
+        );
+        workers.push(tokio::spawn(async move {
+            let mut i = 0usize;
+            while !stop.load(Ordering::Relaxed) {
+                i += 1;
+                let node = (w + i) % 4;
+                // Sizes from 1 KiB to 8 MiB, mostly small.
+                let size = match i % 5 {
+                    0 => 8 << 20,
+                    1 => 1 << 20,
+                    _ => 1024 * (1 + (i * 37 % 200)),
+                };
+                let seed = (w * 1_000_000 + i) as u32;
+                let key = format!("w{w}/{i}");
+                let was_down = down.load(Ordering::SeqCst);
+                let r = put(&clients[node], "roll", &key, &data(size, seed)).await;
+                let now_down = down.load(Ordering::SeqCst);
+                match r {
+                    Ok(()) => acked.lock().expect("lock").push((key, seed, size)),
+                    Err(e) if node == was_down || node == now_down => {
+                        let _ = e;
+                    }
+                    Err(e) => bad
+                        .lock()
+                        .expect("lock")
+                        .push(format!("PUT {key} via {node}: {e}")),
+                }
+                // Read back a random earlier acknowledged object.
+                let pick = acked.lock().expect("lock").get(i * 7919 % (i + 1)).cloned();
+                if let Some((k, s, n)) = pick {
+                    let node = (node + 1) % 4;
+                    let was_down = down.load(Ordering::SeqCst);
+                    let r = get(&clients[node], "roll", &k).await;
+                    let now_down = down.load(Ordering::SeqCst);
+                    match r {
+                        Ok(b) if b == data(n, s) => {}
+                        Ok(_) => bad
+                            .lock()
+                            .expect("lock")
+                            .push(format!("GET {k}: wrong bytes")),
+                        Err(_) if node == was_down || node == now_down => {}
+                        Err(e) => bad
+                            .lock()
+                            .expect("lock")
+                            .push(format!("GET {k} via {node}: {e}")),
+                    }
+                }
+                ops.fetch_add(1, Ordering::Relaxed);
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    for node in 0..4 {
+        down.store(node, Ordering::SeqCst);
+        let status = tokio::task::block_in_place(|| cl.stop(node));
+        assert!(status.success(), "node {node} exit status {status}");
+        cl.spawn(node);
+        tokio::task::block_in_place(|| cl.wait_ready(node));
+        // Peers notice the node is back within their probe backoff.
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        down.store(usize::MAX, Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    stop.store(true, Ordering::Relaxed);
+    for w in workers {
+        w.await.expect("worker");
+    }
+    let bad = bad.lock().expect("lock").clone();
+    assert!(bad.is_empty(), "requests to running nodes failed: {bad:#?}");
+    let acked = acked.lock().expect("lock").clone();
+    assert!(
+        acked.len() > 40,
+        "too little load: {} acknowledged writes",
+        acked.len()
+    );
+    for (k, s, n) in &acked {
+        let got = get(&clients[0], "roll", k)
+            .await
+            .unwrap_or_else(|e| panic!("acknowledged {k} lost: {e}"));
+        assert!(got == data(*n, *s), "acknowledged {k}: wrong bytes");
+    }
+    eprintln!(
+        "rolling restart: {} operations, {} acknowledged writes all read back",
+        ops.load(Ordering::Relaxed),
+        acked.len()
+    );
+}
