@@ -250,6 +250,12 @@ async fn server(address: String, drives: Vec<String>) -> anyhow::Result<()> {
         stop.clone().cancelled_owned(),
     ));
     let mut leader_check: Option<cairn::heal::LeaderCheck> = None;
+    let peers = cluster
+        .as_ref()
+        .map(|c| c.peers.clone())
+        .unwrap_or_default();
+    let this_node = cluster.as_ref().map(|c| c.nodes[c.me].clone());
+    let rpc = cluster.as_ref().map(|c| c.rpc.clone());
     let store = match cluster {
         Some(c) => {
             let (peers, me) = (c.peers.clone(), c.me);
@@ -330,6 +336,8 @@ async fn server(address: String, drives: Vec<String>) -> anyhow::Result<()> {
         creds: Arc::new(creds),
         region,
         domain,
+        peers: peers.iter().flatten().cloned().collect(),
+        node: this_node,
     });
     let healer = cairn::heal::Healer::new(state.store.clone(), stop.clone());
     if let Some(v) = env("CAIRN_HEAL_SPEED") {
@@ -346,6 +354,9 @@ async fn server(address: String, drives: Vec<String>) -> anyhow::Result<()> {
         healer.set_leader_check(check);
     }
     healer.start_with(scanner_config()?, drive_check);
+    if let Some(rpc) = &rpc {
+        rpc.set_healer(healer.clone());
+    }
     app.set_ready(state, healer.clone());
     serving.await??;
     healer.save_mrf().await;
@@ -611,6 +622,15 @@ fn admin(command: AdminCommand) -> anyhow::Result<()> {
                 "Cairn {} — deployment {} — region {}",
                 info.version, info.deployment_id, info.region
             );
+            if info.nodes.len() > 1 {
+                println!("Nodes (as {} sees them):", info.node);
+                for n in &info.nodes {
+                    println!(
+                        "  {:<8} {}  {}/{} drives online",
+                        n.state, n.node, n.drives_online, n.drives
+                    );
+                }
+            }
             let (mut online, mut total) = (0, 0);
             for set in &info.sets {
                 println!("Set {}: EC {}+{}", set.index, set.data, set.parity);

@@ -12,7 +12,19 @@ use aws_sdk_s3::error::ProvideErrorMetadata;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use aws_sdk_s3::Client;
-use cairn_integration::{Cluster, ACCESS_KEY, REGION, SECRET_KEY};
+use cairn_integration::{binary, Cluster, ACCESS_KEY, REGION, SECRET_KEY};
+
+/// `cairn admin info` through `endpoint`: its standard output.
+fn admin_info(endpoint: &str) -> String {
+    let out = std::process::Command::new(binary())
+        .args(["admin", "info", "--endpoint", endpoint])
+        .env("CAIRN_ROOT_USER", ACCESS_KEY)
+        .env("CAIRN_ROOT_PASSWORD", SECRET_KEY)
+        .output()
+        .expect("cairn admin info");
+    assert!(out.status.success(), "admin info failed: {out:?}");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
 
 /// A client of one node; no retries, so every failure is seen.
 fn client(endpoint: &str) -> Client {
@@ -200,9 +212,27 @@ async fn four_nodes_survive_node_loss_and_heal_on_return() {
         assert!(get(ci, "dist", "a/gone").await.is_err());
     }
 
+    let info = admin_info(&cl.endpoint(0));
+    assert!(info.contains("8/8 drives online"), "{info}");
+    for p in &cl.ports {
+        assert!(
+            info.contains(&format!("online   127.0.0.1:{p}  2/2 drives online")),
+            "{info}"
+        );
+    }
+
     // One node killed: reads and writes keep working through the others.
     cl.kill(3);
     read_all(&c[1], "dist", &objects, "node 1 with node 3 down").await;
+    let info = admin_info(&cl.endpoint(1));
+    assert!(info.contains("6/8 drives online"), "{info}");
+    assert!(
+        info.contains(&format!(
+            "offline  127.0.0.1:{}  0/2 drives online",
+            cl.ports[3]
+        )),
+        "{info}"
+    );
     let mut while_down: Vec<(String, Vec<u8>)> = Vec::new();
     for n in 0..6 {
         let key = format!("b/{n}");

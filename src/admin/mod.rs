@@ -39,10 +39,25 @@ pub struct SetInfo {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NodeInfo {
+    /// `host:port`, or `local` for a single-node deployment.
+    pub node: String,
+    /// `online` or `offline` (as this node sees it).
+    pub state: String,
+    pub drives_online: usize,
+    pub drives: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Info {
     pub version: String,
     pub deployment_id: String,
     pub region: String,
+    /// The node that answered.
+    #[serde(default)]
+    pub node: String,
+    #[serde(default)]
+    pub nodes: Vec<NodeInfo>,
     pub sets: Vec<SetInfo>,
     pub heal: HealState,
 }
@@ -63,8 +78,28 @@ fn error(status: StatusCode, code: &str, message: &str) -> Response<Body> {
     )
 }
 
+/// The node a drive endpoint is on (`local` for a path).
+fn node_of(endpoint: &str) -> String {
+    endpoint
+        .split_once("://")
+        .and_then(|(_, rest)| rest.split('/').next())
+        .unwrap_or("local")
+        .to_string()
+}
+
 pub async fn info(state: &S3State, healer: &Healer) -> Info {
-    let heal = healer.state();
+    let mut heal = healer.state();
+    // Replaced drives heal on the node that holds them: gather every node's trackers.
+    let remote = futures::future::join_all(
+        state
+            .peers
+            .iter()
+            .map(|p| async move { p.heal_state().await }),
+    )
+    .await;
+    for h in remote.into_iter().flatten() {
+        heal.replacements.extend(h.replacements);
+    }
     let healing: Vec<&str> = heal
         .replacements
         .iter()
@@ -98,10 +133,41 @@ pub async fn info(state: &S3State, healer: &Healer) -> Info {
             drives,
         });
     }
+    let mut nodes: Vec<NodeInfo> = Vec::new();
+    for d in sets.iter().flat_map(|s| s.drives.iter()) {
+        let name = node_of(&d.endpoint);
+        let i = match nodes.iter().position(|n| n.node == name) {
+            Some(i) => i,
+            None => {
+                nodes.push(NodeInfo {
+                    node: name.clone(),
+                    state: "offline".into(),
+                    drives_online: 0,
+                    drives: 0,
+                });
+                nodes.len() - 1
+            }
+        };
+        nodes[i].drives += 1;
+        if d.state != "offline" {
+            nodes[i].drives_online += 1;
+        }
+    }
+    for n in &mut nodes {
+        let up = state.node.as_deref() == Some(n.node.as_str())
+            || n.node == "local"
+            || state
+                .peers
+                .iter()
+                .any(|p| p.node == n.node && p.is_online());
+        n.state = if up { "online" } else { "offline" }.into();
+    }
     Info {
         version: env!("CARGO_PKG_VERSION").to_string(),
         deployment_id: state.store.deployment_id().to_string(),
         region: state.region.clone(),
+        node: state.node.clone().unwrap_or_else(|| "local".into()),
+        nodes,
         sets,
         heal,
     }

@@ -366,6 +366,14 @@ impl Peer {
         Ok(bytes)
     }
 
+    /// The peer's heal state (its replaced-drive trackers and workers).
+    pub async fn heal_state(&self) -> Result<crate::heal::HealState, DriveError> {
+        let b = self
+            .call(&format!("{PREFIX}heal-state"), Vec::new(), SHORT_TIMEOUT)
+            .await?;
+        serde_json::from_slice(&b).map_err(|e| DriveError::Io(std::io::Error::other(e)))
+    }
+
     /// Ask the peer who it is.
     pub async fn hello(&self) -> Result<wire::Hello, DriveError> {
         let b = self

@@ -24,6 +24,8 @@ pub struct RpcServer {
     drives: Vec<Option<Arc<dyn Drive>>>,
     locks: Arc<LockTable>,
     hello: Hello,
+    /// Set once the store is open: peers ask for this node's heal state.
+    healer: std::sync::OnceLock<Arc<crate::heal::Healer>>,
 }
 
 fn reply(status: StatusCode, body: impl Into<Body>) -> Response<Body> {
@@ -63,7 +65,12 @@ impl RpcServer {
             drives,
             locks,
             hello,
+            healer: std::sync::OnceLock::new(),
         }
+    }
+
+    pub fn set_healer(&self, healer: Arc<crate::heal::Healer>) {
+        let _ = self.healer.set(healer);
     }
 
     pub fn locks(&self) -> &Arc<LockTable> {
@@ -102,6 +109,10 @@ impl RpcServer {
         let query = req.uri().query().unwrap_or("").to_string();
         match (req.method().clone(), op.as_str()) {
             (Method::POST, "hello") => ok(wire::encode(&self.hello)),
+            (Method::POST, "heal-state") => match self.healer.get() {
+                Some(h) => ok(serde_json::to_vec(&h.state()).unwrap_or_default()),
+                None => reply(StatusCode::SERVICE_UNAVAILABLE, "starting"),
+            },
             (Method::POST, "lock") => match read_body(req).await {
                 Ok(b) => match wire::decode::<LockCall>(&b) {
                     Ok(call) => ok(wire::encode(&self.locks.call(&call))),

@@ -31,6 +31,10 @@ pub struct S3State {
     /// Base domain for virtual-hosted-style requests (`bucket.<domain>`).
     pub domain: Option<String>,
     pub owner: xml::Owner,
+    /// The other nodes of a distributed deployment (empty on a single node).
+    pub peers: Vec<Arc<crate::rpc::Peer>>,
+    /// This node's `host:port` in a distributed deployment.
+    pub node: Option<String>,
 }
 
 /// One parsed, authenticated request, as handlers see it.
