@@ -16,11 +16,14 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 venv=.venv-test
-if ! "$venv/bin/python" -c "import boto3, awscli" >/dev/null 2>&1; then
+if ! "$venv/bin/python" -c "import boto3, awscli, kubernetes_validate" >/dev/null 2>&1; then
   python3 -m venv "$venv"
-  "$venv/bin/pip" install -q --disable-pip-version-check awscli boto3
+  "$venv/bin/pip" install -q --disable-pip-version-check awscli boto3 kubernetes-validate
 fi
 export PATH="$PWD/$venv/bin:$PATH"
+
+# Deployment manifests, validated offline against the Kubernetes schemas.
+kubernetes-validate --strict --quiet deploy/kubernetes/*.yaml
 
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings

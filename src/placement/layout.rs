@@ -371,6 +371,28 @@ mod tests {
         ));
     }
 
+    /// The shipped deployment examples give valid layouts.
+    #[test]
+    fn deployment_examples_parse() {
+        let manifest = include_str!("../../deploy/kubernetes/cairn.yaml");
+        let arg = manifest
+            .lines()
+            .map(str::trim)
+            .find_map(|l| l.strip_prefix("- http://"))
+            .expect("drive argument in the StatefulSet");
+        let l = layout(&[&format!("http://{arg}")]);
+        assert_eq!(l.nodes().len(), 4);
+        assert_eq!((l.set_count(), l.set_size, l.parity), (1, 8, 4));
+        let unit = include_str!("../../deploy/systemd/cairn.service");
+        let vols = unit
+            .lines()
+            .find_map(|l| l.strip_prefix("#   CAIRN_VOLUMES="))
+            .expect("CAIRN_VOLUMES example")
+            .trim_matches('"');
+        let l = layout(&[vols]);
+        assert_eq!((l.nodes().len(), l.set_size, l.parity), (4, 8, 4));
+    }
+
     #[test]
     fn overrides_and_errors() {
         let args = vec!["/d{1...16}".to_string()];
