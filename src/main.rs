@@ -272,6 +272,9 @@ async fn server(address: String, drives: Vec<String>) -> anyhow::Result<()> {
                 c.nodes[c.me]
             );
             c.check_peers().await?;
+            for p in c.peers.iter().flatten() {
+                p.start_heartbeat(std::time::Duration::from_secs(2), stop.clone());
+            }
             let names: Vec<String> = layout.endpoints.iter().map(|e| e.to_string()).collect();
             cairn::object::open_cluster(c.drives, &names, &opts, c.me == 0, &stop)
                 .await
@@ -436,8 +439,7 @@ impl Cluster {
             if scheme != "http" {
                 bail!("internode TLS is not supported yet: use http:// endpoints ({n})");
             }
-            peers
-                .push((i != me).then(|| Arc::new(Peer::new(&scheme, n, &nodes[me], auth.clone()))));
+            peers.push((i != me).then(|| Peer::new(&scheme, n, &nodes[me], auth.clone())));
         }
         let mut drives: Vec<Option<Arc<dyn cairn::drive::Drive>>> = Vec::new();
         let mut local: Vec<Option<Arc<dyn cairn::drive::Drive>>> = Vec::new();

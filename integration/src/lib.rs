@@ -205,6 +205,12 @@ pub fn require_tool(name: &str) -> bool {
 /// list. Nodes can be killed, stopped and restarted over the same folders.
 pub struct Cluster {
     pub ports: Vec<u16>,
+    /// `host:port` of each node in the endpoint list.
+    pub hosts: Vec<String>,
+    /// Where clients reach each node.
+    endpoints: Vec<String>,
+    /// Network namespaces the nodes run in (partition tests), torn down on drop.
+    net: Option<Netns>,
     pub dir: tempfile::TempDir,
     drives: usize,
     env: Vec<(String, String)>,
@@ -225,8 +231,15 @@ fn free_ports(n: usize) -> Vec<u16> {
 impl Cluster {
     /// Start every node and wait until each is ready.
     pub fn start(nodes: usize, drives: usize, env: &[(&str, &str)]) -> Cluster {
+        let ports = free_ports(nodes);
         let mut c = Cluster {
-            ports: free_ports(nodes),
+            hosts: ports.iter().map(|p| format!("127.0.0.1:{p}")).collect(),
+            endpoints: ports
+                .iter()
+                .map(|p| format!("http://127.0.0.1:{p}"))
+                .collect(),
+            ports,
+            net: None,
             dir: tempfile::tempdir().expect("tempdir"),
             drives,
             env: env
@@ -246,12 +259,12 @@ impl Cluster {
 
     /// The endpoint list every node gets.
     pub fn args(&self) -> Vec<String> {
-        self.ports
+        self.hosts
             .iter()
             .enumerate()
-            .map(|(i, p)| {
+            .map(|(i, h)| {
                 format!(
-                    "http://127.0.0.1:{p}{}/n{}/d{{1...{}}}",
+                    "http://{h}{}/n{}/d{{1...{}}}",
                     self.dir.path().display(),
                     i + 1,
                     self.drives
@@ -261,7 +274,7 @@ impl Cluster {
     }
 
     pub fn endpoint(&self, node: usize) -> String {
-        format!("http://127.0.0.1:{}", self.ports[node])
+        self.endpoints[node].clone()
     }
 
     /// Drive folder `d` (0-based) of `node`.
@@ -294,10 +307,21 @@ impl Cluster {
             .append(true)
             .open(self.log_path(node))
             .expect("log file");
-        let mut cmd = Command::new(binary());
+        let mut cmd = match &self.net {
+            Some(net) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", &net.ns(node)]).arg(binary());
+                c
+            }
+            None => Command::new(binary()),
+        };
+        let address = match &self.net {
+            Some(_) => "0.0.0.0:9000".to_string(),
+            None => self.hosts[node].clone(),
+        };
         cmd.arg("server")
             .arg("--address")
-            .arg(format!("127.0.0.1:{}", self.ports[node]))
+            .arg(address)
             .args(args)
             .env("CAIRN_ROOT_USER", ACCESS_KEY)
             .env("CAIRN_ROOT_PASSWORD", SECRET_KEY)
@@ -386,6 +410,151 @@ impl Cluster {
         let status = self.children[node].as_mut()?.try_wait().ok()??;
         self.children[node] = None;
         Some(status)
+    }
+}
+
+/// Network namespaces for a partitionable cluster: node `i` runs in its own namespace with
+/// two links, one to a "cluster" bridge (the addresses in the endpoint list) and one to a
+/// "client" bridge (where tests reach it). Cutting a node's cluster link partitions it from
+/// its peers while tests can still talk to it.
+pub struct Netns {
+    tag: String,
+    nodes: usize,
+    subnet: u32,
+}
+
+fn ip(args: &[&str]) {
+    let out = Command::new("ip").args(args).output().expect("run ip");
+    assert!(
+        out.status.success(),
+        "ip {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+impl Netns {
+    /// Can this process create namespaces (root, `ip` present)?
+    pub fn available() -> bool {
+        Command::new("ip")
+            .args(["netns", "list"])
+            .output()
+            .is_ok_and(|o| o.status.success())
+            && std::fs::metadata("/proc/self/ns/net").is_ok()
+            && Command::new("id")
+                .arg("-u")
+                .output()
+                .is_ok_and(|o| o.stdout.starts_with(b"0"))
+    }
+
+    fn setup(nodes: usize) -> Netns {
+        let id = std::process::id() % 10_000;
+        let net = Netns {
+            tag: format!("cz{id}"),
+            nodes,
+            subnet: 10 + id % 200,
+        };
+        for bridge in [net.bridge('c'), net.bridge('k')] {
+            ip(&["link", "add", &bridge, "type", "bridge"]);
+            ip(&["link", "set", &bridge, "up"]);
+        }
+        let host_ip = format!("10.78.{}.254/24", net.subnet);
+        ip(&["addr", "add", &host_ip, "dev", &net.bridge('k')]);
+        for i in 0..nodes {
+            let ns = net.ns(i);
+            ip(&["netns", "add", &ns]);
+            ip(&["netns", "exec", &ns, "ip", "link", "set", "lo", "up"]);
+            for (kind, net_prefix) in [('c', 77), ('k', 78)] {
+                let outer = net.link(kind, i);
+                let inner = format!("{kind}0");
+                ip(&[
+                    "link", "add", &outer, "type", "veth", "peer", "name", &inner, "netns", &ns,
+                ]);
+                ip(&["link", "set", &outer, "master", &net.bridge(kind)]);
+                ip(&["link", "set", &outer, "up"]);
+                let addr = format!("10.{net_prefix}.{}.{}/24", net.subnet, i + 1);
+                ip(&[
+                    "netns", "exec", &ns, "ip", "addr", "add", &addr, "dev", &inner,
+                ]);
+                ip(&["netns", "exec", &ns, "ip", "link", "set", &inner, "up"]);
+            }
+        }
+        net
+    }
+
+    fn bridge(&self, kind: char) -> String {
+        format!("{}{kind}br", self.tag)
+    }
+
+    fn link(&self, kind: char, node: usize) -> String {
+        format!("{}{kind}{node}", self.tag)
+    }
+
+    pub fn ns(&self, node: usize) -> String {
+        format!("{}n{node}", self.tag)
+    }
+
+    fn cluster_host(&self, node: usize) -> String {
+        format!("10.77.{}.{}:9000", self.subnet, node + 1)
+    }
+
+    fn client_endpoint(&self, node: usize) -> String {
+        format!("http://10.78.{}.{}:9000", self.subnet, node + 1)
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        for i in 0..self.nodes {
+            let _ = Command::new("ip")
+                .args(["netns", "del", &self.ns(i)])
+                .status();
+            for kind in ['c', 'k'] {
+                let _ = Command::new("ip")
+                    .args(["link", "del", &self.link(kind, i)])
+                    .status();
+            }
+        }
+        for kind in ['c', 'k'] {
+            let _ = Command::new("ip")
+                .args(["link", "del", &self.bridge(kind)])
+                .status();
+        }
+    }
+}
+
+impl Cluster {
+    /// A cluster whose nodes each run in their own network namespace (needs root).
+    pub fn start_partitionable(nodes: usize, drives: usize) -> Cluster {
+        let net = Netns::setup(nodes);
+        let mut c = Cluster {
+            ports: vec![9000; nodes],
+            hosts: (0..nodes).map(|i| net.cluster_host(i)).collect(),
+            endpoints: (0..nodes).map(|i| net.client_endpoint(i)).collect(),
+            net: Some(net),
+            dir: tempfile::tempdir().expect("tempdir"),
+            drives,
+            env: Vec::new(),
+            children: (0..nodes).map(|_| None).collect(),
+        };
+        for i in 0..nodes {
+            c.spawn(i);
+        }
+        for i in 0..nodes {
+            c.wait_ready(i);
+        }
+        c
+    }
+
+    /// Cut (`false`) or restore (`true`) `node`'s link to its peers.
+    pub fn set_connected(&self, node: usize, up: bool) {
+        let net = self.net.as_ref().expect("a partitionable cluster");
+        ip(&[
+            "link",
+            "set",
+            &net.link('c', node),
+            if up { "up" } else { "down" },
+        ]);
     }
 }
 

@@ -477,3 +477,86 @@ async fn rolling_restart_under_load_loses_nothing() {
         acked.len()
     );
 }
+
+/// A network partition splits one node from three (network namespaces; needs root): the
+/// majority keeps serving, the isolated node refuses writes, and once the partition heals
+/// every object reads back exactly through every node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partition_one_from_three() {
+    if !cairn_integration::Netns::available() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "network namespaces are required under CI"
+        );
+        eprintln!("SKIPPED: network namespaces need root and iproute2");
+        return;
+    }
+    let cl = Cluster::start_partitionable(4, 2);
+    let c: Vec<Client> = (0..4).map(|i| client(&cl.endpoint(i))).collect();
+    c[0].create_bucket()
+        .bucket("part")
+        .send()
+        .await
+        .expect("create bucket");
+    let mut objects: Vec<(String, Vec<u8>)> = Vec::new();
+    for (n, cn) in c.iter().enumerate() {
+        let (k, v) = (format!("before/{n}"), data(100_000 * n + 5, n as u32));
+        put(cn, "part", &k, &v).await.expect("put");
+        objects.push((k, v));
+    }
+
+    let t0 = Instant::now();
+    eprintln!("[partition] setup done");
+    cl.set_connected(3, false);
+    // The isolated node cannot reach a quorum: writes (and reads) are refused, not hung.
+    let started = Instant::now();
+    let err = put(&c[3], "part", "during/isolated", &data(5000, 9))
+        .await
+        .expect_err("the isolated node must refuse writes");
+    assert!(err.starts_with("ServiceUnavailable"), "{err}");
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "refusal took {:?}",
+        started.elapsed()
+    );
+    eprintln!("[partition] isolated refused after {:?}", t0.elapsed());
+    // The majority keeps serving reads and writes.
+    for n in 0..6 {
+        let (k, v) = (format!("during/{n}"), data(70_000 * n + 3, 50 + n as u32));
+        put(&c[n % 3], "part", &k, &v)
+            .await
+            .expect("the majority keeps writing");
+        objects.push((k, v));
+    }
+    read_all(&c[1], "part", &objects, "the majority").await;
+
+    eprintln!("[partition] majority done after {:?}", t0.elapsed());
+    cl.set_connected(3, true);
+    // Once healed: the isolated node serves the majority's writes, and nothing written
+    // through it during the partition exists.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        match get(&c[3], "part", "during/5").await {
+            Ok(b) if b == objects.last().expect("objects").1 => break,
+            r => assert!(
+                Instant::now() < deadline,
+                "node 3 does not serve after the partition: {r:?}"
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    eprintln!("[partition] node 3 serves after {:?}", t0.elapsed());
+    for (i, ci) in c.iter().enumerate() {
+        read_all(
+            ci,
+            "part",
+            &objects,
+            &format!("node {i} after the partition"),
+        )
+        .await;
+        assert!(get(ci, "part", "during/isolated").await.is_err());
+        let mut want: Vec<String> = objects.iter().map(|(k, _)| k.clone()).collect();
+        want.sort();
+        assert_eq!(list(ci, "part").await, want, "listing through node {i}");
+    }
+}

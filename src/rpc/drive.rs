@@ -85,6 +85,8 @@ fn names(r: DriveReply, call: &str) -> DriveResult<Vec<String>> {
 /// Streams a file to the peer as the body of one request; the peer answers after fsync.
 struct RemoteWriter {
     tx: mpsc::Sender<Result<hyper::body::Frame<Bytes>, std::io::Error>>,
+    /// Cancelled when the peer is marked down.
+    gone: tokio_util::sync::CancellationToken,
     reply: Option<tokio::task::JoinHandle<DriveResult<()>>>,
 }
 
@@ -100,11 +102,10 @@ impl Drop for RemoteWriter {
 #[async_trait]
 impl FileWriter for RemoteWriter {
     async fn write(&mut self, data: Bytes) -> DriveResult<()> {
-        let sent = tokio::time::timeout(
-            STREAM_IDLE,
-            self.tx.send(Ok(hyper::body::Frame::data(data))),
-        )
-        .await;
+        let sent = tokio::select! {
+            r = tokio::time::timeout(STREAM_IDLE, self.tx.send(Ok(hyper::body::Frame::data(data)))) => r,
+            _ = self.gone.cancelled() => return Err(DriveError::Offline("peer went offline".into())),
+        };
         match sent {
             Ok(Ok(())) => Ok(()),
             // The request ended early: its reply says why.
@@ -123,8 +124,13 @@ impl FileWriter for RemoteWriter {
         let Some(reply) = self.reply.take() else {
             return Err(io_err("remote file write already failed"));
         };
+        let gone = self.gone.clone();
         drop(self);
-        match tokio::time::timeout(LONG_TIMEOUT, reply).await {
+        let done = tokio::select! {
+            r = tokio::time::timeout(LONG_TIMEOUT, reply) => r,
+            _ = gone.cancelled() => return Err(DriveError::Offline("peer went offline".into())),
+        };
+        match done {
             Ok(Ok(r)) => r,
             Ok(Err(e)) => Err(io_err(e.to_string())),
             Err(_) => Err(io_err("remote file write: no reply")),
@@ -196,6 +202,7 @@ impl Drive for RemoteDrive {
             r.map(|_| ()).map_err(DriveError::from)
         });
         Ok(Box::new(RemoteWriter {
+            gone: self.peer.gone(),
             tx,
             reply: Some(reply),
         }))

@@ -5,8 +5,8 @@
 //! method and path) and the cluster's endpoint-list hash: a node with other credentials or
 //! another endpoint list is refused. Each peer has one keep-alive connection pool, a connect
 //! timeout, a timeout per call, and a health state: after a transport failure the peer is
-//! marked down and calls fail at once (`Offline`) until a backoff (1 s doubling to 30 s)
-//! lets one call through as a probe.
+//! marked down and calls fail at once (`Offline`) while a background task probes it with
+//! `hello` after a backoff (1 s doubling to 5 s): no request waits on a down peer.
 
 pub mod drive;
 pub mod server;
@@ -39,11 +39,11 @@ const NODE_HEADER: &str = "x-cairn-node";
 /// How far apart two nodes' clocks may be.
 const MAX_SKEW_SECS: u64 = 300;
 /// Metadata calls.
-pub const SHORT_TIMEOUT: Duration = Duration::from_secs(10);
+pub const SHORT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Listings, shard reads and other calls that move more.
 pub const LONG_TIMEOUT: Duration = Duration::from_secs(60);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
-const MAX_BACKOFF: Duration = Duration::from_secs(30);
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// Marks errors of a peer that refused this node's calls (misconfiguration).
 pub const REJECTED: &str = "rejected this node";
 
@@ -180,7 +180,10 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 
 struct Health {
     down: bool,
-    next_probe: Instant,
+    /// Cancelled when the peer is marked down: calls in flight to it give up at once.
+    gone: tokio_util::sync::CancellationToken,
+    /// A background task is probing the peer.
+    probing: bool,
     backoff: Duration,
     last_error: String,
 }
@@ -195,6 +198,7 @@ pub struct Peer {
     client: Client<HttpConnector, RpcBody>,
     auth: RpcAuth,
     health: Mutex<Health>,
+    me: std::sync::Weak<Peer>,
 }
 
 impl std::fmt::Debug for Peer {
@@ -210,7 +214,7 @@ pub struct Reply {
 }
 
 impl Peer {
-    pub fn new(scheme: &str, node: &str, from: &str, auth: RpcAuth) -> Peer {
+    pub fn new(scheme: &str, node: &str, from: &str, auth: RpcAuth) -> std::sync::Arc<Peer> {
         let mut conn = HttpConnector::new();
         conn.set_connect_timeout(Some(CONNECT_TIMEOUT));
         conn.set_nodelay(true);
@@ -218,7 +222,7 @@ impl Peer {
             .pool_idle_timeout(Duration::from_secs(60))
             .pool_max_idle_per_host(64)
             .build(conn);
-        Peer {
+        std::sync::Arc::new_cyclic(|me| Peer {
             node: node.to_string(),
             base: format!("{scheme}://{node}"),
             from: from.to_string(),
@@ -226,11 +230,13 @@ impl Peer {
             auth,
             health: Mutex::new(Health {
                 down: false,
-                next_probe: Instant::now(),
+                gone: tokio_util::sync::CancellationToken::new(),
+                probing: false,
                 backoff: Duration::from_secs(1),
                 last_error: String::new(),
             }),
-        }
+            me: me.clone(),
+        })
     }
 
     /// False while the peer is marked down.
@@ -247,19 +253,16 @@ impl Peer {
         DriveError::Offline(format!("node {} is offline: {why}", self.node))
     }
 
-    /// Let a call through unless the peer is down and not due for a probe.
+    /// Cancelled if the peer is marked down from now on (streams to it stop waiting).
+    pub fn gone(&self) -> tokio_util::sync::CancellationToken {
+        self.health.lock().gone.clone()
+    }
+
+    /// Calls to a peer marked down fail at once; a background probe brings it back.
     fn admit(&self) -> Result<(), DriveError> {
-        let mut h = self.health.lock();
-        if !h.down {
-            return Ok(());
-        }
-        let now = Instant::now();
-        if now < h.next_probe {
-            drop(h);
+        if self.health.lock().down {
             return Err(self.offline());
         }
-        // This call is the probe; others keep failing fast until it answers.
-        h.next_probe = now + h.backoff;
         Ok(())
     }
 
@@ -278,11 +281,54 @@ impl Peer {
             tracing::warn!(node = %self.node, error = why, "peer is offline");
             h.down = true;
             h.backoff = Duration::from_secs(1);
-        } else {
+            h.gone.cancel();
+            h.gone = tokio_util::sync::CancellationToken::new();
+        }
+        h.last_error = why.to_string();
+        if !h.probing {
+            if let (Some(me), Ok(rt)) = (self.me.upgrade(), tokio::runtime::Handle::try_current()) {
+                h.probing = true;
+                rt.spawn(me.probe());
+            }
+        }
+    }
+
+    /// Check a live peer every `every` (a `hello` that must answer within 2 s), so a peer
+    /// that died or was cut off is marked down by this task rather than by client requests.
+    pub fn start_heartbeat(&self, every: Duration, stop: tokio_util::sync::CancellationToken) {
+        let Some(me) = self.me.upgrade() else { return };
+        tokio::spawn(async move {
+            let path = format!("{PREFIX}hello");
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep(every) => {}
+                    _ = stop.cancelled() => return,
+                }
+                if me.is_online() {
+                    let _ = me.call(&path, Vec::new(), CONNECT_TIMEOUT).await;
+                }
+            }
+        });
+    }
+
+    /// Probe a down peer with `hello` after a backoff (1 s doubling to [`MAX_BACKOFF`])
+    /// until it answers; only this task waits on an unreachable peer.
+    async fn probe(self: std::sync::Arc<Self>) {
+        loop {
+            let wait = self.health.lock().backoff;
+            tokio::time::sleep(wait).await;
+            let path = format!("{PREFIX}hello");
+            let answered = self
+                .call_inner(&path, Vec::new(), CONNECT_TIMEOUT * 2, true)
+                .await
+                .is_ok();
+            let mut h = self.health.lock();
+            if answered || !h.down {
+                h.probing = false;
+                return;
+            }
             h.backoff = (h.backoff * 2).min(MAX_BACKOFF);
         }
-        h.next_probe = Instant::now() + h.backoff;
-        h.last_error = why.to_string();
     }
 
     /// Send a call and wait (at most `timeout`) for its status line.
@@ -294,6 +340,16 @@ impl Peer {
         timeout: Duration,
     ) -> Result<Reply, DriveError> {
         self.admit()?;
+        self.send_unchecked(method, path, body, timeout).await
+    }
+
+    async fn send_unchecked(
+        &self,
+        method: &str,
+        path: &str,
+        body: RpcBody,
+        timeout: Duration,
+    ) -> Result<Reply, DriveError> {
         let mut req = http::Request::builder()
             .method(method)
             .uri(format!("{}{path}", self.base));
@@ -304,7 +360,12 @@ impl Peer {
         let req = req
             .body(body)
             .map_err(|e| DriveError::Io(std::io::Error::other(e.to_string())))?;
-        match tokio::time::timeout(timeout, self.client.request(req)).await {
+        let gone = self.gone();
+        let sent = tokio::select! {
+            r = tokio::time::timeout(timeout, self.client.request(req)) => r,
+            _ = gone.cancelled() => return Err(self.offline()),
+        };
+        match sent {
             Err(_) => {
                 self.mark_down("call timed out");
                 Err(self.offline())
@@ -314,8 +375,13 @@ impl Peer {
                 Err(self.offline())
             }
             Ok(Ok(resp)) => {
-                self.mark_ok();
                 let status = resp.status();
+                if !matches!(
+                    status,
+                    http::StatusCode::FORBIDDEN | http::StatusCode::PRECONDITION_FAILED
+                ) {
+                    self.mark_ok();
+                }
                 Ok(Reply {
                     status,
                     body: resp.into_body(),
@@ -332,10 +398,30 @@ impl Peer {
         body: Vec<u8>,
         timeout: Duration,
     ) -> Result<Bytes, DriveError> {
+        self.call_inner(path, body, timeout, false).await
+    }
+
+    async fn call_inner(
+        &self,
+        path: &str,
+        body: Vec<u8>,
+        timeout: Duration,
+        probe: bool,
+    ) -> Result<Bytes, DriveError> {
         let start = Instant::now();
-        let reply = self.send("POST", path, full_body(body), timeout).await?;
+        if !probe {
+            self.admit()?;
+        }
+        let reply = self
+            .send_unchecked("POST", path, full_body(body), timeout)
+            .await?;
         let left = timeout.saturating_sub(start.elapsed());
-        let bytes = match tokio::time::timeout(left, reply.body.collect()).await {
+        let gone = self.gone();
+        let collected = tokio::select! {
+            r = tokio::time::timeout(left, reply.body.collect()) => r,
+            _ = gone.cancelled() => return Err(self.offline()),
+        };
+        let bytes = match collected {
             Ok(Ok(b)) => b.to_bytes(),
             Ok(Err(e)) => {
                 self.mark_down(&format!("reading reply: {e}"));
