@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# Distributed vs single node on this machine: a 4-node loopback cluster (4 processes x 2
+# drive folders, EC 4+4) against one process over the same 8 drive folders (EC 4+4), both
+# driven by `cairn bench` through one endpoint, in the same run.
+#
+#   bash benches/cluster.sh            # 15 s per measurement
+#   DURATION=30s bash benches/cluster.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cargo build --release --bin cairn >/dev/null
+BIN="$PWD/target/release/cairn"
+DURATION=${DURATION:-15s}
+export CAIRN_ROOT_USER=benchadmin CAIRN_ROOT_PASSWORD=bench-secret-123 CAIRN_SCANNER=off
+work=$(mktemp -d)
+pids=()
+cleanup() { kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"; }
+trap cleanup EXIT
+
+wait_ready() {
+  for _ in $(seq 1 200); do
+    curl -sf "$1/health/ready" >/dev/null && return 0
+    sleep 0.1
+  done
+  echo "server at $1 did not become ready" >&2
+  exit 1
+}
+
+# op size -> "MiB/s ops/s p50ms p99ms"
+run() {
+  "$BIN" bench --endpoint "$1" --op "$2" --size "$3" --concurrency 8 --duration "$DURATION" \
+    --objects 64 --bucket "bench-$2" --json "$work/out.json" >/dev/null 2>&1
+  python3 - "$work/out.json" "$2" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+s = r["ops"][sys.argv[2].upper()] if sys.argv[2].upper() in r["ops"] else next(iter(r["ops"].values()))
+errs = sum(s["errors"].values())
+print(f'{s["throughput_mib_s"]:.1f} {s["objects_s"]:.0f} {s["latency_ms"]["p50"]:.2f} {s["latency_ms"]["p99"]:.2f}' + (f' errors={errs}' if errs else ''))
+PY
+}
+
+declare -A result
+# One node, 8 folders.
+"$BIN" server --address 127.0.0.1:9300 "$work/single/d{1...8}" >"$work/single.log" 2>&1 &
+pids+=($!)
+wait_ready http://127.0.0.1:9300
+for op in put get; do
+  for size in 1MiB 4KiB; do
+    result[single,$op,$size]=$(run http://127.0.0.1:9300 $op $size)
+  done
+done
+kill "${pids[@]}"; wait 2>/dev/null || true; pids=()
+
+# Four nodes, 2 folders each, the same 8 folders' worth.
+args=()
+for n in 1 2 3 4; do args+=("http://127.0.0.1:93$((10 + n))$work/n$n/d{1...2}"); done
+for n in 1 2 3 4; do
+  "$BIN" server --address "127.0.0.1:93$((10 + n))" "${args[@]}" >"$work/node$n.log" 2>&1 &
+  pids+=($!)
+done
+for n in 1 2 3 4; do wait_ready "http://127.0.0.1:93$((10 + n))"; done
+for op in put get; do
+  for size in 1MiB 4KiB; do
+    result[cluster,$op,$size]=$(run http://127.0.0.1:9311 $op $size)
+  done
+done
+
+echo "| op | size | 1 node, 8 drives (MiB/s, ops/s, p50 ms, p99 ms) | 4 nodes x 2 drives | ratio (ops/s) |"
+echo "|---|---|---|---|---|"
+for op in put get; do
+  for size in 1MiB 4KiB; do
+    s=${result[single,$op,$size]}; c=${result[cluster,$op,$size]}
+    ratio=$(python3 -c "print(f'{float(\"${c}\".split()[1]) / max(1.0, float(\"${s}\".split()[1])):.2f}')")
+    echo "| $op | $size | $s | $c | $ratio |"
+  done
+done
