@@ -315,7 +315,7 @@ impl LocalDrive {
 }
 
 struct LocalFileWriter {
-    file: Option<File>,
+    file: Option<super::direct::DirectFile>,
 }
 
 #[async_trait]
@@ -326,7 +326,7 @@ impl FileWriter for LocalFileWriter {
             .take()
             .ok_or(DriveError::Injected("writer closed"))?;
         let file = blocking(move || {
-            file.write_all(&data)?;
+            file.write(&data)?;
             Ok(file)
         })
         .await?;
@@ -339,7 +339,7 @@ impl FileWriter for LocalFileWriter {
             .file
             .take()
             .ok_or(DriveError::Injected("writer closed"))?;
-        blocking(move || Ok(file.sync_all()?)).await
+        blocking(move || Ok(file.finish()?)).await
     }
 }
 
@@ -393,7 +393,7 @@ impl Drive for LocalDrive {
         let file = blocking(move || {
             let parent = p.parent().ok_or(DriveError::InvalidName)?;
             create_dirs_durable(&sys, parent.strip_prefix(&sys).unwrap_or(Path::new("")))?;
-            Ok(File::create(&p)?)
+            Ok(super::direct::DirectFile::create(&p)?)
         })
         .await?;
         Ok(Box::new(LocalFileWriter { file: Some(file) }))

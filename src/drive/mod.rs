@@ -5,6 +5,7 @@
 //! `FaultyDrive` wraps any drive to inject errors, latency, torn writes and corrupted reads;
 //! a remote drive over RPC will implement the same trait.
 
+mod direct;
 pub mod faulty;
 pub mod local;
 pub mod path;
