@@ -55,6 +55,9 @@ impl HealReport {
 
 /// Is this drive's copy of `v` intact? Checks every part file's size, and with `deep` every
 /// chunk's bitrot hash (inline shards are always verified: they are at hand).
+/// Bytes of one source shard read at once when rebuilding (a span of blocks).
+const SPAN_BYTES: usize = 4 << 20;
+
 async fn copy_is_intact(
     drive: &dyn crate::drive::Drive,
     bucket: &str,
@@ -303,80 +306,145 @@ impl Store {
                     }
                 }
             }
-            for block in 0..erasure.block_count(size) {
-                let chunk = erasure.chunk_len(erasure.block_len(size, block));
-                let offset = erasure.chunk_offset(block);
-                let mut shards: Vec<Option<Vec<u8>>> = vec![None; total];
-                let mut have = 0;
-                let mut candidates = source
-                    .iter()
-                    .enumerate()
-                    .filter_map(|(s, src)| src.map(|i| (s, i)));
-                // Read as many sources as still needed, in parallel, until enough verified.
-                while have < erasure.data_shards() {
-                    let batch: Vec<(usize, usize)> = candidates
-                        .by_ref()
-                        .take(erasure.data_shards() - have)
-                        .collect();
-                    if batch.is_empty() {
-                        break;
+            // Source shards are read a span of blocks at a time (one large read per source
+            // instead of one per block) and the next span is fetched while this one is
+            // rebuilt and written.
+            let blocks = erasure.block_count(size);
+            let per_span = (SPAN_BYTES / (erasure.shard_size() + bitrot::HASH_LEN)).max(1) as u64;
+            let spans_total = blocks.div_ceil(per_span);
+            let file = FileRef::Part {
+                bucket: bucket.to_string(),
+                key: key.to_string(),
+                data_dir: v.data_dir.unwrap_or_default(),
+                part: number,
+            };
+            let preferred: Vec<(usize, usize)> = source
+                .iter()
+                .enumerate()
+                .filter_map(|(s, src)| src.map(|i| (s, i)))
+                .take(erasure.data_shards())
+                .collect();
+            let span_range = |g: u64| {
+                let (b0, b1) = (g * per_span, ((g + 1) * per_span).min(blocks));
+                let start = erasure.chunk_offset(b0);
+                let end = erasure.chunk_offset(b1 - 1)
+                    + (bitrot::HASH_LEN + erasure.chunk_len(erasure.block_len(size, b1 - 1)))
+                        as u64;
+                (b0, b1, start, (end - start) as usize)
+            };
+            let fetch = |g: u64| {
+                let preferred = &preferred;
+                let file = &file;
+                async move {
+                    if v.inline.is_some() || g >= spans_total {
+                        return Vec::new();
                     }
-                    let reads = futures::future::join_all(batch.iter().map(|&(s, i)| {
-                        let file = FileRef::Part {
-                            bucket: bucket.to_string(),
-                            key: key.to_string(),
-                            data_dir: v.data_dir.unwrap_or_default(),
-                            part: number,
-                        };
-                        let inline = agreed.version_at(i).and_then(|dv| dv.inline.clone());
-                        let drive = set.drives[i].clone();
-                        async move {
-                            let framed: Option<Bytes> = match (inline, drive) {
-                                (Some(inline), _) => {
-                                    let start = offset as usize;
-                                    inline
-                                        .get(start..start + bitrot::HASH_LEN + chunk)
-                                        .map(Bytes::copy_from_slice)
-                                }
-                                (None, Some(d)) => d
-                                    .read_file(&file, offset, bitrot::HASH_LEN + chunk)
-                                    .await
-                                    .ok(),
-                                (None, None) => None,
-                            };
-                            framed
-                                .as_deref()
-                                .and_then(|f| bitrot::verify_framed(f, s, block).ok())
-                                .map(|p| (s, p.to_vec()))
+                    let (_, _, start, len) = span_range(g);
+                    futures::future::join_all(preferred.iter().map(|&(s, i)| async move {
+                        match &set.drives[i] {
+                            Some(d) => d.read_file(file, start, len).await.ok().map(|b| (s, b)),
+                            None => None,
                         }
                     }))
-                    .await;
-                    for (s, payload) in reads.into_iter().flatten() {
-                        shards[s] = Some(payload);
-                        have += 1;
-                    }
+                    .await
+                    .into_iter()
+                    .flatten()
+                    .collect::<Vec<(usize, Bytes)>>()
                 }
-                erasure
-                    .reconstruct(&mut shards, chunk)
-                    .map_err(|_| ObjectError::ReadQuorum {
-                        ok: have,
-                        need: erasure.data_shards(),
-                    })?;
-                for &t in targets {
-                    let Some(shard) = shards[index_of(t)].as_deref() else {
-                        continue;
-                    };
-                    let framed = bitrot::frame(shard);
-                    bytes += framed.len() as u64;
-                    if v.inline.is_some() {
-                        inline_out[t].extend_from_slice(&framed);
-                    } else if let Some(w) = writers[t].as_mut() {
-                        if w.write(Bytes::from(framed)).await.is_err() {
-                            writers[t] = None;
-                            alive[t] = false;
+            };
+            let mut spans = fetch(0).await;
+            for g in 0..spans_total {
+                let (b0, b1, span_start, _) = span_range(g);
+                let current = std::mem::take(&mut spans);
+                let work = async {
+                    for block in b0..b1 {
+                        let chunk = erasure.chunk_len(erasure.block_len(size, block));
+                        let offset = erasure.chunk_offset(block);
+                        let mut shards: Vec<Option<Vec<u8>>> = vec![None; total];
+                        let mut have = 0;
+                        // Blocks of the prefetched span first.
+                        for (s, span) in &current {
+                            let at = (offset - span_start) as usize;
+                            let framed = span.get(at..at + bitrot::HASH_LEN + chunk);
+                            if let Some(p) =
+                                framed.and_then(|f| bitrot::verify_framed(f, *s, block).ok())
+                            {
+                                shards[*s] = Some(p.to_vec());
+                                have += 1;
+                            }
+                        }
+                        let from_span: Vec<bool> = shards.iter().map(Option::is_some).collect();
+                        let mut candidates = source
+                            .iter()
+                            .enumerate()
+                            .filter_map(|(s, src)| src.map(|i| (s, i)))
+                            .filter(|(s, _)| !from_span[*s]);
+                        // Read as many other sources as still needed, in parallel.
+                        while have < erasure.data_shards() {
+                            let batch: Vec<(usize, usize)> = candidates
+                                .by_ref()
+                                .take(erasure.data_shards() - have)
+                                .collect();
+                            if batch.is_empty() {
+                                break;
+                            }
+                            let reads = futures::future::join_all(batch.iter().map(|&(s, i)| {
+                                let inline = agreed.version_at(i).and_then(|dv| dv.inline.clone());
+                                let drive = set.drives[i].clone();
+                                let file = &file;
+                                async move {
+                                    let framed: Option<Bytes> = match (inline, drive) {
+                                        (Some(inline), _) => {
+                                            let start = offset as usize;
+                                            inline
+                                                .get(start..start + bitrot::HASH_LEN + chunk)
+                                                .map(Bytes::copy_from_slice)
+                                        }
+                                        (None, Some(d)) => d
+                                            .read_file(file, offset, bitrot::HASH_LEN + chunk)
+                                            .await
+                                            .ok(),
+                                        (None, None) => None,
+                                    };
+                                    framed
+                                        .as_deref()
+                                        .and_then(|f| bitrot::verify_framed(f, s, block).ok())
+                                        .map(|p| (s, p.to_vec()))
+                                }
+                            }))
+                            .await;
+                            for (s, payload) in reads.into_iter().flatten() {
+                                shards[s] = Some(payload);
+                                have += 1;
+                            }
+                        }
+                        erasure.reconstruct(&mut shards, chunk).map_err(|_| {
+                            ObjectError::ReadQuorum {
+                                ok: have,
+                                need: erasure.data_shards(),
+                            }
+                        })?;
+                        for &t in targets {
+                            let Some(shard) = shards[index_of(t)].as_deref() else {
+                                continue;
+                            };
+                            let framed = bitrot::frame(shard);
+                            bytes += framed.len() as u64;
+                            if v.inline.is_some() {
+                                inline_out[t].extend_from_slice(&framed);
+                            } else if let Some(w) = writers[t].as_mut() {
+                                if w.write(Bytes::from(framed)).await.is_err() {
+                                    writers[t] = None;
+                                    alive[t] = false;
+                                }
+                            }
                         }
                     }
-                }
+                    Ok::<(), ObjectError>(())
+                };
+                let (done, next) = futures::join!(work, fetch(g + 1));
+                done?;
+                spans = next;
             }
             for (t, w) in writers.into_iter().enumerate() {
                 if let Some(w) = w {
