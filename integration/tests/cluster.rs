@@ -560,3 +560,74 @@ async fn partition_one_from_three() {
         assert_eq!(list(ci, "part").await, want, "listing through node {i}");
     }
 }
+
+/// A drive replaced by an empty one while its node was down is formatted and rebuilt by that
+/// node; any node reports the tracker; the rebuilt shards carry reads once two other nodes
+/// are gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replaced_drive_is_rebuilt_by_its_node() {
+    let mut cl = Cluster::start(4, 2, &[]);
+    let c0 = client(&cl.endpoint(0));
+    c0.create_bucket()
+        .bucket("repl")
+        .send()
+        .await
+        .expect("create bucket");
+    let objects: Vec<(String, Vec<u8>)> = (0..10)
+        .map(|n| {
+            (
+                format!("o/{n}"),
+                data([10, 150_000, 2 << 20][n % 3] + n, 7 * n as u32),
+            )
+        })
+        .collect();
+    for (k, v) in &objects {
+        put(&c0, "repl", k, v).await.expect("put");
+    }
+    let status = tokio::task::block_in_place(|| cl.stop(2));
+    assert!(status.success());
+    let replaced = cl.drive(2, 0);
+    std::fs::remove_dir_all(&replaced).expect("wipe drive");
+    std::fs::create_dir_all(&replaced).expect("empty drive");
+    cl.spawn(2);
+    tokio::task::block_in_place(|| cl.wait_ready(2));
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while !objects
+        .iter()
+        .all(|(k, _)| replaced.join("repl").join(k).join("@meta").exists())
+    {
+        assert!(
+            Instant::now() < deadline,
+            "replaced drive not rebuilt; node 2 log:\n{}",
+            cl.log(2)
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    // Node 0 reports node 2's tracker.
+    let out = std::process::Command::new(binary())
+        .args(["admin", "info", "--json", "--endpoint", &cl.endpoint(0)])
+        .env("CAIRN_ROOT_USER", ACCESS_KEY)
+        .env("CAIRN_ROOT_PASSWORD", SECRET_KEY)
+        .output()
+        .expect("admin info");
+    let json = String::from_utf8_lossy(&out.stdout);
+    let trackers = json
+        .split("\"replacements\"")
+        .nth(1)
+        .and_then(|rest| rest.split("\"workers\"").next())
+        .unwrap_or("");
+    assert!(
+        trackers.contains(&format!("{}/n3/d1", cl.dir.path().display())),
+        "tracker of the replaced drive not reported through node 0:\n{json}"
+    );
+    // Nodes 0 and 1 gone: nodes 2 (with the rebuilt drive) and 3 hold exactly a read quorum.
+    cl.kill(0);
+    cl.kill(1);
+    read_all(
+        &client(&cl.endpoint(3)),
+        "repl",
+        &objects,
+        "node 3 with nodes 0, 1 down",
+    )
+    .await;
+}
