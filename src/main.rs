@@ -59,6 +59,13 @@ enum Command {
         #[arg(long)]
         json: Option<PathBuf>,
     },
+    /// The benchmark ceiling: an S3-shaped server that stores nothing (PUT drains, GET serves
+    /// zeros from memory) on the same HTTP stack.
+    #[command(hide = true)]
+    NullServer {
+        #[arg(long, default_value = "127.0.0.1:9999")]
+        address: String,
+    },
     /// Administer a running server (credentials from CAIRN_ROOT_USER / CAIRN_ROOT_PASSWORD).
     Admin {
         #[command(subcommand)]
@@ -757,6 +764,14 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Server { address, drives } => runtime.block_on(server(address, drives)),
         Command::Admin { command } => admin(command),
+        Command::NullServer { address } => runtime.block_on(async {
+            let listener = tokio::net::TcpListener::bind(&address)
+                .await
+                .with_context(|| format!("cannot listen on {address}"))?;
+            println!("null server (listening on {})", listener.local_addr()?);
+            cairn::bench::null::serve(listener).await?;
+            Ok(())
+        }),
         Command::Bench {
             conn,
             op,

@@ -1,7 +1,9 @@
 //! `cairn bench`: a warp-style S3 load generator. SigV4-signed requests over keep-alive
 //! connections, objects prepared before GET/LIST/DELETE runs, fixed or random sizes, a
 //! progress line while running, and at the end throughput, latency percentiles, time to
-//! first byte and errors by code.
+//! first byte and errors by code. [`null`] is the null server it is measured against.
+
+pub mod null;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

@@ -1,0 +1,583 @@
+//! The one-run benchmark report: the machine's ceilings and Cairn, side by side, in one run.
+//!
+//! `cargo bench --bench report` (about 10 minutes; `CAIRN_REPORT_SECONDS` per measurement,
+//! default 5; `CAIRN_BENCH_DIR` picks the filesystem). It measures
+//! - ceilings: the null server (same HTTP stack, stores nothing) for PUT/GET, `wrk` against
+//!   it when installed (the load generator's own overhead), the drives' O_DIRECT sequential
+//!   write/read, and 4 KiB create+fsync loops (1 thread; 4 threads writing one file into each
+//!   of the 4 drive folders per operation);
+//! - `cairn server` on 4 folders (EC 2+2): PUT and GET of 4 KiB, 1 MiB, 64 MiB at
+//!   concurrency 1, 8, 32, peak server RSS, multipart 1 GiB, LIST of a 1,000-key page from
+//!   buckets of 1,000 and 100,000 keys;
+//! - scaling: 1 MiB PUT at concurrency 8 over 1, 4, 8, 16 folders;
+//!
+//! and rewrites the report section of `docs/benchmarks.md` (between its markers) plus
+//! `docs/report-throughput.svg` and `docs/report-latency.svg`.
+
+use std::io::{BufRead, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use cairn::bench::{parse_size, run, Config, Op, OpStats};
+
+const USER: &str = "reportadmin";
+const SECRET: &str = "report-secret-123";
+const MIB: f64 = 1048576.0;
+
+struct Proc {
+    child: Child,
+    endpoint: String,
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Proc {
+    fn peak_rss_mib(&self) -> f64 {
+        std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find_map(|l| l.strip_prefix("VmHWM:"))
+                    .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+            })
+            .unwrap_or(0.0)
+            / 1024.0
+    }
+}
+
+/// Start `cairn <args>` and wait for "(listening on host:port)" on its standard output.
+fn start(args: &[String]) -> Proc {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cairn"))
+        .args(args)
+        .env("CAIRN_ROOT_USER", USER)
+        .env("CAIRN_ROOT_PASSWORD", SECRET)
+        .env("CAIRN_SCANNER", "off")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start cairn");
+    let out = child.stdout.take().expect("stdout");
+    let mut lines = std::io::BufReader::new(out).lines();
+    let addr = loop {
+        let line = lines
+            .next()
+            .expect("cairn exited before listening")
+            .expect("read");
+        if let Some(rest) = line.split("(listening on ").nth(1) {
+            break rest.trim_end_matches(')').to_string();
+        }
+    };
+    std::thread::spawn(move || for _ in lines.by_ref() {});
+    Proc {
+        child,
+        endpoint: format!("http://{addr}"),
+    }
+}
+
+fn server(dir: &Path, drives: usize) -> Proc {
+    let _ = std::fs::remove_dir_all(dir);
+    let mut args = vec![
+        "server".to_string(),
+        "--address".into(),
+        "127.0.0.1:0".into(),
+    ];
+    args.extend((1..=drives).map(|i| dir.join(format!("d{i}")).display().to_string()));
+    start(&args)
+}
+
+fn seconds() -> Duration {
+    Duration::from_secs(
+        std::env::var("CAIRN_REPORT_SECONDS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(5),
+    )
+}
+
+struct Measure {
+    stats: OpStats,
+}
+
+#[allow(clippy::too_many_arguments)]
+fn bench(
+    rt: &tokio::runtime::Runtime,
+    endpoint: &str,
+    bucket: &str,
+    op: Op,
+    size: &str,
+    concurrency: usize,
+    objects: usize,
+    duration: Duration,
+) -> Measure {
+    let cfg = Config {
+        endpoint: endpoint.to_string(),
+        access_key: USER.into(),
+        secret_key: SECRET.into(),
+        region: "us-east-1".into(),
+        bucket: bucket.into(),
+        op,
+        sizes: parse_size(size).expect("size"),
+        concurrency,
+        duration,
+        objects,
+    };
+    let stats = match rt.block_on(run(cfg, |_, _| {})) {
+        Ok(report) => report.ops.into_values().next().unwrap_or_default(),
+        Err(e) => {
+            // One failed measurement leaves a zero in its row, not a missing report.
+            eprintln!("  {op:?} {size} x{concurrency}: FAILED: {e}");
+            OpStats::default()
+        }
+    };
+    let errors: u64 = stats.errors.values().sum();
+    eprintln!(
+        "  {op:?} {size} x{concurrency}: {:.1} MiB/s, {:.0} obj/s, p50 {:.2} ms, p99 {:.2} ms{}",
+        stats.throughput_mib_s,
+        stats.objects_s,
+        stats.latency_ms.p50,
+        stats.latency_ms.p99,
+        if errors > 0 {
+            format!(", {errors} errors")
+        } else {
+            String::new()
+        }
+    );
+    Measure { stats }
+}
+
+/// `wrk` against one URL: requests per second, if wrk is installed.
+fn wrk(url: &str, duration: Duration) -> Option<f64> {
+    let out = Command::new("wrk")
+        .args(["-t2", "-c8", &format!("-d{}s", duration.as_secs()), url])
+        .output()
+        .ok()?;
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("Requests/sec:"))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+/// O_DIRECT sequential write then read of `bytes` in `dir`, MiB/s.
+fn raw_direct(dir: &Path, bytes: u64) -> (f64, f64) {
+    std::fs::create_dir_all(dir).expect("dir");
+    let path = dir.join("raw-probe");
+    let len = 8 << 20;
+    let mut backing = vec![0x5au8; len + 4096];
+    let off = backing.as_ptr().align_offset(4096);
+    let block = &mut backing[off..off + len];
+    let open = |write: bool| {
+        std::fs::OpenOptions::new()
+            .write(write)
+            .read(!write)
+            .create(write)
+            .truncate(write)
+            .custom_flags(nix::fcntl::OFlag::O_DIRECT.bits())
+            .open(&path)
+            .expect("O_DIRECT open")
+    };
+    let mut f = open(true);
+    let t = Instant::now();
+    let mut done = 0;
+    while done < bytes {
+        f.write_all(block).expect("write");
+        done += len as u64;
+    }
+    f.sync_data().expect("sync");
+    let write = done as f64 / t.elapsed().as_secs_f64() / MIB;
+    drop(f);
+    let mut f = open(false);
+    let t = Instant::now();
+    let mut read = 0u64;
+    loop {
+        let n = std::io::Read::read(&mut f, block).expect("read");
+        if n == 0 {
+            break;
+        }
+        read += n as u64;
+    }
+    let read = read as f64 / t.elapsed().as_secs_f64() / MIB;
+    let _ = std::fs::remove_file(&path);
+    (write, read)
+}
+
+/// 4 KiB create+fsync operations per second: `threads` threads, each operation writing one
+/// file into each of `folders`.
+fn fsync_rate(dirs: &[PathBuf], threads: usize, duration: Duration) -> f64 {
+    for d in dirs {
+        std::fs::create_dir_all(d).expect("dir");
+    }
+    let data = vec![7u8; 4096];
+    let start = Instant::now();
+    let ops: u64 = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                let data = &data;
+                s.spawn(move || {
+                    let mut n = 0u64;
+                    while start.elapsed() < duration {
+                        for d in dirs {
+                            let p = d.join(format!("f{t}-{n}"));
+                            let mut f = std::fs::File::create(&p).expect("create");
+                            f.write_all(data).expect("write");
+                            f.sync_all().expect("fsync");
+                        }
+                        n += 1;
+                    }
+                    n
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap_or(0)).sum()
+    });
+    let rate = ops as f64 / start.elapsed().as_secs_f64();
+    for d in dirs {
+        let _ = std::fs::remove_dir_all(d);
+    }
+    rate
+}
+
+fn ratio(a: f64, b: f64) -> String {
+    if b > 0.0 {
+        format!("{:.2}", a / b)
+    } else {
+        "–".into()
+    }
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        println!("report: bench");
+        return;
+    }
+    let secs = seconds();
+    let root = std::env::var_os("CAIRN_BENCH_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/report-work"));
+    let _ = std::fs::remove_dir_all(&root);
+    std::fs::create_dir_all(&root).expect("work dir");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let started = Instant::now();
+    let mut md = String::new();
+
+    // Ceilings.
+    eprintln!("ceilings: null server");
+    let null = start(&[
+        "null-server".into(),
+        "--address".into(),
+        "127.0.0.1:0".into(),
+    ]);
+    let null_put = bench(&rt, &null.endpoint, "null", Op::Put, "1MiB", 8, 0, secs).stats;
+    let null_get = bench(&rt, &null.endpoint, "null", Op::Get, "1MiB", 8, 32, secs).stats;
+    let null_get4 = bench(&rt, &null.endpoint, "null4", Op::Get, "4KiB", 8, 32, secs).stats;
+    let null_put4 = bench(&rt, &null.endpoint, "null4p", Op::Put, "4KiB", 8, 0, secs).stats;
+    let wrk4 = wrk(&format!("{}/null4/cairn-bench/0", null.endpoint), secs);
+    drop(null);
+    eprintln!("ceilings: drives");
+    let (raw_write, raw_read) = raw_direct(&root.join("raw"), 2 << 30);
+    let folders: Vec<PathBuf> = (1..=4).map(|i| root.join(format!("fs{i}"))).collect();
+    let fsync1 = fsync_rate(&folders[..1], 1, secs);
+    let fsync4 = fsync_rate(&folders, 4, secs);
+
+    // Cairn on 4 folders.
+    eprintln!("cairn: 4 folders, EC 2+2");
+    let srv = server(&root.join("cairn4"), 4);
+    let mut grid: Vec<(String, usize, OpStats, OpStats)> = Vec::new();
+    for size in ["4KiB", "1MiB", "64MiB"] {
+        for c in [1usize, 8, 32] {
+            let bucket = format!("b-{}-{c}", size.to_ascii_lowercase());
+            let put = bench(&rt, &srv.endpoint, &bucket, Op::Put, size, c, 0, secs).stats;
+            let get = bench(&rt, &srv.endpoint, &bucket, Op::Get, size, c, 32, secs).stats;
+            grid.push((size.to_string(), c, put, get));
+        }
+    }
+    let rss = srv.peak_rss_mib();
+    let multipart = bench(
+        &rt,
+        &srv.endpoint,
+        "multipart",
+        Op::Multipart,
+        "1GiB",
+        1,
+        0,
+        secs * 2,
+    )
+    .stats;
+    let list_small = bench(&rt, &srv.endpoint, "list1k", Op::List, "0", 8, 1_000, secs).stats;
+    let list_big = bench(
+        &rt,
+        &srv.endpoint,
+        "list100k",
+        Op::List,
+        "0",
+        32,
+        100_000,
+        secs,
+    )
+    .stats;
+    drop(srv);
+
+    // Scaling.
+    let mut scaling = Vec::new();
+    for n in [1usize, 4, 8, 16] {
+        eprintln!("scaling: {n} folders");
+        let s = server(&root.join(format!("scale{n}")), n);
+        let put = bench(&rt, &s.endpoint, "scale", Op::Put, "1MiB", 8, 0, secs).stats;
+        scaling.push((n, put));
+    }
+    let _ = std::fs::remove_dir_all(&root);
+
+    // The report.
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("model name"))
+                .map(|m| m.trim_start_matches([' ', '\t', ':']).to_string())
+        })
+        .unwrap_or_default();
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    md.push_str(&format!(
+        "Command: `cargo bench --bench report` ({} s per measurement; the whole run took {:.0} s). \
+         Machine: {cores} cores ({cpu}), client and servers on the same box, loopback.\n\n",
+        secs.as_secs(),
+        started.elapsed().as_secs_f64()
+    ));
+    md.push_str("### Ceilings measured in this run\n\n| ceiling | value |\n|---|---|\n");
+    md.push_str(&format!(
+        "| null server PUT 1 MiB x8 | {:.0} MiB/s |\n| null server GET 1 MiB x8 | {:.0} MiB/s |\n\
+         | null server GET 4 KiB x8 | {:.0} obj/s |\n| null server PUT 4 KiB x8 | {:.0} obj/s |\n",
+        null_put.throughput_mib_s,
+        null_get.throughput_mib_s,
+        null_get4.objects_s,
+        null_put4.objects_s
+    ));
+    match wrk4 {
+        Some(w) => md.push_str(&format!(
+            "| wrk GET 4 KiB, 8 connections (same null server) | {w:.0} req/s — `cairn bench` reached {} of it |\n",
+            ratio(null_get4.objects_s, w)
+        )),
+        None => md.push_str("| wrk | not installed |\n"),
+    }
+    md.push_str(&format!(
+        "| O_DIRECT sequential write / read (2 GiB) | {raw_write:.0} / {raw_read:.0} MiB/s |\n\
+         | 4 KiB create+fsync, 1 thread | {fsync1:.0}/s |\n\
+         | 4 KiB create+fsync into each of 4 folders per op, 4 threads | {fsync4:.0} op/s |\n\n"
+    ));
+    md.push_str("### Cairn, 4 folders (EC 2+2)\n\n| size | conc. | PUT MiB/s | PUT obj/s | PUT p50 / p99 ms | GET MiB/s | GET obj/s | GET p50 / p99 ms | errors |\n|---|---|---|---|---|---|---|---|---|\n");
+    for (size, c, put, get) in &grid {
+        let errors: u64 = put.errors.values().chain(get.errors.values()).sum();
+        md.push_str(&format!(
+            "| {size} | {c} | {:.1} | {:.0} | {:.1} / {:.1} | {:.1} | {:.0} | {:.1} / {:.1} | {errors} |\n",
+            put.throughput_mib_s, put.objects_s, put.latency_ms.p50, put.latency_ms.p99,
+            get.throughput_mib_s, get.objects_s, get.latency_ms.p50, get.latency_ms.p99,
+        ));
+    }
+    let at = |size: &str, c: usize| {
+        grid.iter()
+            .find(|(s, cc, _, _)| s == size && *cc == c)
+            .map(|(_, _, p, g)| (p.clone(), g.clone()))
+            .unwrap_or_default()
+    };
+    let (p1m, g1m) = at("1MiB", 8);
+    let (p4k, g4k) = at("4KiB", 8);
+    let (p64, _) = at("64MiB", 32);
+    md.push_str(&format!(
+        "\nPeak server RSS over the whole grid: {rss:.0} MiB. Multipart 1 GiB (10 MiB parts, \
+         one upload at a time): {:.0} MiB/s. LIST of a 1,000-key page: {:.1} ms p50 from a \
+         1,000-key bucket, {:.1} ms p50 from a 100,000-key bucket.\n\n",
+        multipart.throughput_mib_s, list_small.latency_ms.p50, list_big.latency_ms.p50
+    ));
+    md.push_str("### Targets (ratios in this run)\n\n| target | measured | met |\n|---|---|---|\n");
+    let mut target = |name: &str, value: f64, goal: f64| {
+        md.push_str(&format!(
+            "| {name} ≥ {goal} | {value:.2} | {} |\n",
+            if value >= goal { "yes" } else { "no" }
+        ));
+    };
+    target(
+        "PUT 1 MiB x8 / null PUT",
+        p1m.throughput_mib_s / null_put.throughput_mib_s.max(1.0),
+        0.3,
+    );
+    target(
+        "GET 1 MiB x8 / null GET",
+        g1m.throughput_mib_s / null_get.throughput_mib_s.max(1.0),
+        0.4,
+    );
+    target(
+        "GET 4 KiB x8 / null GET",
+        g4k.objects_s / null_get4.objects_s.max(1.0),
+        0.15,
+    );
+    target(
+        "PUT 4 KiB x8 / 4-thread fsync loop",
+        p4k.objects_s / fsync4.max(1.0),
+        0.5,
+    );
+    target(
+        "PUT 64 MiB x32 / (O_DIRECT write ÷ 2)",
+        p64.throughput_mib_s / (raw_write / 2.0).max(1.0),
+        0.6,
+    );
+    target(
+        "LIST page: 1k-key bucket / 100k-key bucket latency",
+        list_small.latency_ms.p50 / list_big.latency_ms.p50.max(0.001),
+        0.5,
+    );
+    md.push_str(&format!(
+        "\nPeak RSS ≤ 300 MiB at 64 MiB x32: {rss:.0} MiB ({}).\n\n",
+        if rss <= 300.0 { "met" } else { "not met" }
+    ));
+    md.push_str("### Scaling: 1 MiB PUT x8\n\n| folders | MiB/s | p50 / p99 ms |\n|---|---|---|\n");
+    for (n, s) in &scaling {
+        md.push_str(&format!(
+            "| {n} | {:.1} | {:.1} / {:.1} |\n",
+            s.throughput_mib_s, s.latency_ms.p50, s.latency_ms.p99
+        ));
+    }
+    md.push_str("\n![throughput](report-throughput.svg) ![latency](report-latency.svg)\n");
+
+    let docs = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("docs");
+    plot_throughput(&docs.join("report-throughput.svg"), &grid);
+    plot_latency(&docs.join("report-latency.svg"), &grid);
+    let path = docs.join("benchmarks.md");
+    let doc = std::fs::read_to_string(&path).unwrap_or_default();
+    let (begin, end) = ("<!-- report:begin -->", "<!-- report:end -->");
+    let section = format!("{begin}\n{md}{end}");
+    let doc = match (doc.find(begin), doc.find(end)) {
+        (Some(a), Some(b)) if b > a => format!("{}{section}{}", &doc[..a], &doc[b + end.len()..]),
+        _ => format!("{doc}\n## One-run report (`cargo bench --bench report`)\n\n{section}\n"),
+    };
+    std::fs::write(&path, doc).expect("write docs/benchmarks.md");
+    println!("{md}");
+}
+
+type Grid = [(String, usize, OpStats, OpStats)];
+
+fn plot_throughput(path: &Path, grid: &Grid) {
+    use plotters::prelude::*;
+    let root = SVGBackend::new(path, (800, 480)).into_drawing_area();
+    let _ = root.fill(&WHITE);
+    let max = grid
+        .iter()
+        .map(|(_, _, p, g)| p.throughput_mib_s.max(g.throughput_mib_s))
+        .fold(1.0, f64::max);
+    let Ok(mut chart) = ChartBuilder::on(&root)
+        .caption(
+            "Cairn throughput vs concurrency (4 folders, EC 2+2)",
+            ("sans-serif", 20),
+        )
+        .margin(10)
+        .x_label_area_size(35)
+        .y_label_area_size(60)
+        .build_cartesian_2d(0f64..33f64, 0f64..max * 1.1)
+    else {
+        return;
+    };
+    let _ = chart
+        .configure_mesh()
+        .x_desc("concurrency")
+        .y_desc("MiB/s")
+        .draw();
+    let colors = [RED, BLUE, GREEN, MAGENTA, CYAN, BLACK];
+    let mut i = 0;
+    for size in ["4KiB", "1MiB", "64MiB"] {
+        for (op, pick) in [("PUT", 0usize), ("GET", 1)] {
+            let pts: Vec<(f64, f64)> = grid
+                .iter()
+                .filter(|(s, _, _, _)| s == size)
+                .map(|(_, c, p, g)| (*c as f64, if pick == 0 { p } else { g }.throughput_mib_s))
+                .collect();
+            let color = colors[i % colors.len()];
+            i += 1;
+            if let Ok(series) = chart.draw_series(LineSeries::new(pts, color)) {
+                series
+                    .label(format!("{op} {size}"))
+                    .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
+            }
+        }
+    }
+    let _ = chart
+        .configure_series_labels()
+        .border_style(BLACK)
+        .background_style(WHITE)
+        .draw();
+    let _ = root.present();
+}
+
+fn plot_latency(path: &Path, grid: &Grid) {
+    use plotters::prelude::*;
+    let root = SVGBackend::new(path, (800, 480)).into_drawing_area();
+    let _ = root.fill(&WHITE);
+    let rows: Vec<(String, f64, f64, f64)> = grid
+        .iter()
+        .filter(|(_, c, _, _)| *c == 8)
+        .flat_map(|(s, _, p, g)| {
+            [
+                (
+                    format!("PUT {s}"),
+                    p.latency_ms.p50,
+                    p.latency_ms.p90,
+                    p.latency_ms.p99,
+                ),
+                (
+                    format!("GET {s}"),
+                    g.latency_ms.p50,
+                    g.latency_ms.p90,
+                    g.latency_ms.p99,
+                ),
+            ]
+        })
+        .collect();
+    let max = rows.iter().map(|r| r.3).fold(1.0, f64::max);
+    let Ok(mut chart) = ChartBuilder::on(&root)
+        .caption(
+            "Latency percentiles at concurrency 8 (ms)",
+            ("sans-serif", 20),
+        )
+        .margin(10)
+        .x_label_area_size(35)
+        .y_label_area_size(60)
+        .build_cartesian_2d(0f64..rows.len() as f64, 0f64..max * 1.1)
+    else {
+        return;
+    };
+    let labels: Vec<String> = rows.iter().map(|r| r.0.clone()).collect();
+    let _ = chart
+        .configure_mesh()
+        .x_labels(rows.len())
+        .x_label_formatter(&|x| labels.get(x.floor() as usize).cloned().unwrap_or_default())
+        .y_desc("ms")
+        .draw();
+    for (k, (name, color)) in [("p50", GREEN), ("p90", BLUE), ("p99", RED)]
+        .into_iter()
+        .enumerate()
+    {
+        let bars = rows.iter().enumerate().map(|(i, r)| {
+            let v = [r.1, r.2, r.3][k];
+            let x0 = i as f64 + 0.1 + k as f64 * 0.27;
+            Rectangle::new([(x0, 0.0), (x0 + 0.25, v)], color.filled())
+        });
+        if let Ok(series) = chart.draw_series(bars) {
+            series.label(name).legend(move |(x, y)| {
+                Rectangle::new([(x, y - 5), (x + 10, y + 5)], color.filled())
+            });
+        }
+    }
+    let _ = chart
+        .configure_series_labels()
+        .border_style(BLACK)
+        .background_style(WHITE)
+        .draw();
+    let _ = root.present();
+}
