@@ -241,7 +241,8 @@ fn cairn_bench_runs_every_operation() {
         ("put", "64KiB"),
         ("get", "64KiB"),
         ("mixed", "range:1KiB-256KiB"),
-        ("list", "4KiB"),
+        // Empty objects: a PUT of zero bytes still carries Content-Length.
+        ("list", "0"),
         ("delete", "4KiB"),
         ("multipart", "6MiB"),
     ] {
@@ -277,4 +278,50 @@ fn cairn_bench_runs_every_operation() {
         // Every op type that ran completed requests without errors (exit 0 checked by run).
         assert!(!report.contains("\"count\": 0,"), "{op}: {report}");
     }
+}
+
+/// The benchmark ceiling: `cairn null-server` serves back the sizes `cairn bench` put, with no
+/// errors, on the same HTTP stack as the server.
+#[test]
+fn null_server_answers_the_load_generator() {
+    use std::io::BufRead;
+    let mut child = Command::new(cairn_integration::binary())
+        .args(["null-server", "--address", "127.0.0.1:0"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("start null server");
+    let stdout = child.stdout.take().expect("stdout");
+    let line = std::io::BufReader::new(stdout)
+        .lines()
+        .next()
+        .expect("banner")
+        .expect("read");
+    let addr = line
+        .split("(listening on ")
+        .nth(1)
+        .map(|r| r.trim_end_matches(')').to_string())
+        .expect("address in banner");
+    let endpoint = format!("http://{addr}");
+    for (op, size) in [("put", "1MiB"), ("get", "4KiB")] {
+        let out = run(Command::new(cairn_integration::binary())
+            .args(["bench", "--endpoint", &endpoint, "--op", op, "--size", size])
+            .args(["--concurrency", "4", "--duration", "1s", "--objects", "8"])
+            .env("CAIRN_ROOT_USER", ACCESS_KEY)
+            .env("CAIRN_ROOT_PASSWORD", SECRET_KEY));
+        assert!(out.contains(&op.to_uppercase()), "{out}");
+    }
+    // A GET returns exactly the size that was put.
+    let url = format!("{endpoint}/b/k");
+    ureq::put(&url)
+        .send(&b"12345"[..])
+        .expect("put to the null server");
+    let body = ureq::get(&url)
+        .call()
+        .expect("get")
+        .body_mut()
+        .read_to_vec()
+        .expect("body");
+    assert_eq!(body.len(), 5);
+    let _ = child.kill();
+    let _ = child.wait();
 }

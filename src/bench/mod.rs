@@ -213,6 +213,10 @@ impl Bench {
         for (k, v) in headers {
             req = req.header(k, v);
         }
+        if method == "PUT" || method == "POST" {
+            // S3 wants a length even for empty bodies (hyper leaves it out for those).
+            req = req.header("content-length", body.len());
+        }
         req.body(Full::new(body)).map_err(|e| e.to_string())
     }
 
