@@ -749,7 +749,31 @@ fn admin(command: AdminCommand) -> anyhow::Result<()> {
     }
 }
 
+/// The server runs with glibc malloc capped at 2 arenas. Block buffers of a MiB are allocated
+/// on one thread and freed on another all the time; with the default 8 arenas per core glibc
+/// keeps the freed memory of each arena, and peak RSS at 32 concurrent 64 MiB GETs was 395 MiB
+/// against 287 MiB with 2 arenas (same throughput). glibc reads `MALLOC_ARENA_MAX` only at
+/// start, so the server re-executes itself once with it set, unless the operator set it.
+fn cap_malloc_arenas() {
+    use std::os::unix::process::CommandExt;
+    if std::env::var_os("MALLOC_ARENA_MAX").is_some() {
+        return;
+    }
+    let Ok(exe) = std::env::current_exe() else {
+        return;
+    };
+    let err = std::process::Command::new(exe)
+        .args(std::env::args_os().skip(1))
+        .env("MALLOC_ARENA_MAX", "2")
+        .exec();
+    // Only reached when exec failed: run as we are.
+    eprintln!("note: could not re-execute with MALLOC_ARENA_MAX=2: {err}");
+}
+
 fn main() -> anyhow::Result<()> {
+    if std::env::args().nth(1).as_deref() == Some("server") {
+        cap_malloc_arenas();
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("CAIRN_LOG")
