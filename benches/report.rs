@@ -101,10 +101,6 @@ fn seconds() -> Duration {
     )
 }
 
-struct Measure {
-    stats: OpStats,
-}
-
 #[allow(clippy::too_many_arguments)]
 fn bench(
     rt: &tokio::runtime::Runtime,
@@ -115,7 +111,7 @@ fn bench(
     concurrency: usize,
     objects: usize,
     duration: Duration,
-) -> Measure {
+) -> OpStats {
     let cfg = Config {
         endpoint: endpoint.to_string(),
         access_key: USER.into(),
@@ -149,7 +145,7 @@ fn bench(
             String::new()
         }
     );
-    Measure { stats }
+    stats
 }
 
 /// `wrk` against one URL: requests per second, if wrk is installed.
@@ -276,10 +272,10 @@ fn main() {
         "--address".into(),
         "127.0.0.1:0".into(),
     ]);
-    let null_put = bench(&rt, &null.endpoint, "null", Op::Put, "1MiB", 8, 0, secs).stats;
-    let null_get = bench(&rt, &null.endpoint, "null", Op::Get, "1MiB", 8, 32, secs).stats;
-    let null_get4 = bench(&rt, &null.endpoint, "null4", Op::Get, "4KiB", 8, 32, secs).stats;
-    let null_put4 = bench(&rt, &null.endpoint, "null4p", Op::Put, "4KiB", 8, 0, secs).stats;
+    let null_put = bench(&rt, &null.endpoint, "null", Op::Put, "1MiB", 8, 0, secs);
+    let null_get = bench(&rt, &null.endpoint, "null", Op::Get, "1MiB", 8, 32, secs);
+    let null_get4 = bench(&rt, &null.endpoint, "null4", Op::Get, "4KiB", 8, 32, secs);
+    let null_put4 = bench(&rt, &null.endpoint, "null4p", Op::Put, "4KiB", 8, 0, secs);
     let wrk4 = wrk(&format!("{}/null4/cairn-bench/0", null.endpoint), secs);
     drop(null);
     eprintln!("ceilings: drives");
@@ -298,8 +294,8 @@ fn main() {
         let srv = server(&dir, 4);
         for c in [1usize, 8, 32] {
             let bucket = format!("b-{}-{c}", size.to_ascii_lowercase());
-            let put = bench(&rt, &srv.endpoint, &bucket, Op::Put, size, c, 0, secs).stats;
-            let get = bench(&rt, &srv.endpoint, &bucket, Op::Get, size, c, 32, secs).stats;
+            let put = bench(&rt, &srv.endpoint, &bucket, Op::Put, size, c, 0, secs);
+            let get = bench(&rt, &srv.endpoint, &bucket, Op::Get, size, c, 32, secs);
             grid.push((size.to_string(), c, put, get));
         }
         if size == "64MiB" {
@@ -319,9 +315,8 @@ fn main() {
         1,
         0,
         secs * 2,
-    )
-    .stats;
-    let list_small = bench(&rt, &srv.endpoint, "list1k", Op::List, "0", 8, 1_000, secs).stats;
+    );
+    let list_small = bench(&rt, &srv.endpoint, "list1k", Op::List, "0", 8, 1_000, secs);
     let list_big = bench(
         &rt,
         &srv.endpoint,
@@ -331,8 +326,7 @@ fn main() {
         8,
         100_000,
         secs,
-    )
-    .stats;
+    );
     drop(srv);
     let _ = std::fs::remove_dir_all(&dir);
 
@@ -342,7 +336,7 @@ fn main() {
         eprintln!("scaling: {n} folders");
         let dir = root.join(format!("scale{n}"));
         let s = server(&dir, n);
-        let put = bench(&rt, &s.endpoint, "scale", Op::Put, "1MiB", 8, 0, secs).stats;
+        let put = bench(&rt, &s.endpoint, "scale", Op::Put, "1MiB", 8, 0, secs);
         scaling.push((n, put));
         drop(s);
         let _ = std::fs::remove_dir_all(&dir);

@@ -40,10 +40,6 @@ impl RemoteDrive {
         RemoteDrive { peer, index, name }
     }
 
-    pub fn peer(&self) -> &Arc<Peer> {
-        &self.peer
-    }
-
     async fn call(&self, call: DriveCall) -> DriveResult<DriveReply> {
         let timeout = match call {
             DriveCall::ReadEntries { .. }

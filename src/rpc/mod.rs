@@ -244,10 +244,6 @@ impl Peer {
         !self.health.lock().down
     }
 
-    pub fn last_error(&self) -> String {
-        self.health.lock().last_error.clone()
-    }
-
     fn offline(&self) -> DriveError {
         let why = self.health.lock().last_error.clone();
         DriveError::Offline(format!("node {} is offline: {why}", self.node))

@@ -73,10 +73,6 @@ impl RpcServer {
         let _ = self.healer.set(healer);
     }
 
-    pub fn locks(&self) -> &Arc<LockTable> {
-        &self.locks
-    }
-
     pub async fn handle(&self, req: Request<Body>) -> Response<Body> {
         let path_q = req
             .uri()
