@@ -66,6 +66,8 @@ enum Command {
         #[arg(long, default_value = "127.0.0.1:9999")]
         address: String,
     },
+    /// Mount a bucket (or BUCKET/PREFIX) as a directory through FUSE.
+    Mount(MountCli),
     /// Administer a running server (credentials from CAIRN_ROOT_USER / CAIRN_ROOT_PASSWORD).
     Admin {
         #[command(subcommand)]
@@ -73,7 +75,41 @@ enum Command {
     },
 }
 
-#[derive(clap::Args)]
+#[derive(clap::Args, Clone)]
+struct MountCli {
+    #[command(flatten)]
+    conn: Conn,
+    /// BUCKET or BUCKET/PREFIX.
+    volume: String,
+    mountpoint: PathBuf,
+    /// Owner of files and directories without stored ownership.
+    #[arg(long, default_value_t = 0)]
+    uid: u32,
+    #[arg(long, default_value_t = 0)]
+    gid: u32,
+    /// Mode (octal) of directories without a stored mode.
+    #[arg(long, default_value = "755")]
+    dir_mode: String,
+    /// Mode (octal) of files without a stored mode.
+    #[arg(long, default_value = "644")]
+    file_mode: String,
+    /// Let other users (e.g. pods) use the mount.
+    #[arg(long)]
+    allow_other: bool,
+    #[arg(long)]
+    read_only: bool,
+    /// Where files being written are staged (default: a temporary directory).
+    #[arg(long)]
+    cache_dir: Option<PathBuf>,
+    /// Largest read-ahead window per open file (memory: one window per open file).
+    #[arg(long, default_value = "8MiB")]
+    max_readahead: String,
+    /// Stay in the foreground (default: return once mounted, serving in the background).
+    #[arg(long)]
+    foreground: bool,
+}
+
+#[derive(clap::Args, Clone)]
 struct Conn {
     /// Server URL, e.g. http://127.0.0.1:9000
     #[arg(long)]
@@ -114,6 +150,40 @@ enum AdminCommand {
         /// Set heal speed: slow, normal or fast.
         #[arg(long)]
         speed: Option<String>,
+    },
+    /// Bucket settings.
+    Bucket {
+        #[command(subcommand)]
+        command: BucketCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum BucketCommand {
+    /// Hard quotas on a bucket or a prefix of one (BUCKET or BUCKET/PREFIX).
+    Quota {
+        #[command(subcommand)]
+        command: QuotaCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum QuotaCommand {
+    /// Set the quota: SIZE such as 10GiB, 64MiB or a byte count; 0 removes it.
+    Set {
+        #[command(flatten)]
+        conn: Conn,
+        target: String,
+        size: String,
+    },
+    /// Show the quota and the current usage.
+    Get {
+        #[command(flatten)]
+        conn: Conn,
+        target: String,
+        /// Print the raw JSON.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -337,8 +407,10 @@ async fn server(address: String, drives: Vec<String>) -> anyhow::Result<()> {
         "  Try:          AWS_ACCESS_KEY_ID={} AWS_SECRET_ACCESS_KEY=<secret> aws --endpoint-url http://{endpoint_host} s3 ls",
         creds.access_key
     );
+    let store = Arc::new(store);
     let state = Arc::new(S3State {
-        store: Arc::new(store),
+        quotas: cairn::quota::Quotas::new(store.clone()),
+        store,
         owner: Owner {
             id: owner_id,
             display_name: creds.access_key.clone(),
@@ -551,6 +623,46 @@ fn print_bench(r: &cairn::bench::Report) {
     }
 }
 
+fn mount(m: MountCli) -> anyhow::Result<()> {
+    let mode = |s: &str| {
+        u32::from_str_radix(s, 8).map_err(|_| anyhow::anyhow!("invalid octal mode {s:?}"))
+    };
+    if !m.foreground {
+        // Re-run ourselves in the foreground as a background process; return once mounted.
+        let argv: Vec<String> = std::env::args().skip(1).collect();
+        cairn::mount::spawn_background(&argv, &m.mountpoint)?;
+        return Ok(());
+    }
+    let (access_key, secret_key) = credentials_for(&m.conn);
+    let cache_dir = m
+        .cache_dir
+        .clone()
+        .unwrap_or_else(|| std::env::temp_dir().join("cairn-mount"));
+    let options = cairn::mount::fs::Options {
+        uid: m.uid,
+        gid: m.gid,
+        dir_mode: mode(&m.dir_mode)?,
+        file_mode: mode(&m.file_mode)?,
+        read_only: m.read_only,
+        cache_dir,
+        max_readahead: cairn::units::parse_bytes(&m.max_readahead)
+            .filter(|n| *n >= 128 << 10)
+            .ok_or_else(|| anyhow::anyhow!("invalid --max-readahead (at least 128KiB)"))?,
+        ..Default::default()
+    };
+    cairn::mount::run_foreground(cairn::mount::MountArgs {
+        endpoint: m.conn.endpoint.clone(),
+        access_key,
+        secret_key,
+        region: env("CAIRN_REGION").unwrap_or_else(|| "us-east-1".into()),
+        volume: m.volume.clone(),
+        mountpoint: m.mountpoint.clone(),
+        options,
+        allow_other: m.allow_other,
+    })?;
+    Ok(())
+}
+
 fn connect(conn: &Conn) -> anyhow::Result<AdminClient> {
     let (access, secret) = credentials_for(conn);
     let region = env("CAIRN_REGION").unwrap_or_else(|| "us-east-1".into());
@@ -619,8 +731,45 @@ fn print_heal_state(h: &HealState) {
     }
 }
 
+fn quota(command: QuotaCommand) -> anyhow::Result<()> {
+    let (conn, target, size, as_json) = match command {
+        QuotaCommand::Set { conn, target, size } => (conn, target, Some(size), false),
+        QuotaCommand::Get { conn, target, json } => (conn, target, None, json),
+    };
+    let (bucket, prefix) = target.split_once('/').unwrap_or((target.as_str(), ""));
+    let mut query = vec![("bucket", bucket.to_string()), ("prefix", prefix.to_string())];
+    let method = match &size {
+        Some(s) => {
+            let bytes = cairn::units::parse_bytes(s)
+                .ok_or_else(|| anyhow::anyhow!("invalid size {s:?}: use e.g. 64MiB, 10GiB or 0"))?;
+            query.push(("size", bytes.to_string()));
+            "PUT"
+        }
+        None => "GET",
+    };
+    let status: cairn::quota::QuotaStatus = connect(&conn)?.call(method, "quota", &query)?;
+    if as_json {
+        println!("{}", serde_json::to_string_pretty(&status)?);
+    } else {
+        let quota = if status.quota == 0 {
+            "no quota".to_string()
+        } else {
+            format!("quota {}", human(status.quota))
+        };
+        println!(
+            "{target}: {quota}, {} used in {} objects",
+            human(status.used),
+            status.objects
+        );
+    }
+    Ok(())
+}
+
 fn admin(command: AdminCommand) -> anyhow::Result<()> {
     match command {
+        AdminCommand::Bucket {
+            command: BucketCommand::Quota { command },
+        } => quota(command),
         AdminCommand::Info { conn, json } => {
             let info: Info = connect(&conn)?.call("GET", "info", &[])?;
             if json {
@@ -771,7 +920,7 @@ fn cap_malloc_arenas() {
 }
 
 fn main() -> anyhow::Result<()> {
-    if std::env::args().nth(1).as_deref() == Some("server") {
+    if matches!(std::env::args().nth(1).as_deref(), Some("server" | "mount")) {
         cap_malloc_arenas();
     }
     tracing_subscriber::fmt()
@@ -788,6 +937,10 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Server { address, drives } => runtime.block_on(server(address, drives)),
         Command::Admin { command } => admin(command),
+        Command::Mount(m) => {
+            drop(runtime);
+            mount(m)
+        }
         Command::NullServer { address } => runtime.block_on(async {
             let listener = tokio::net::TcpListener::bind(&address)
                 .await

@@ -3,7 +3,9 @@
 //! * `GET  info` — deployment, sets, drives (online/offline/healing, used/total), heal state;
 //! * `POST heal?bucket=&prefix=&deep=&dry-run=` — start (or attach to) a heal; its status;
 //! * `GET  heal/status` — heal state: running heal, replaced-drive trackers, workers, usage;
-//! * `POST heal/speed?value=slow|normal|fast` — change heal pacing at runtime.
+//! * `POST heal/speed?value=slow|normal|fast` — change heal pacing at runtime;
+//! * `GET  quota?bucket=&prefix=` — a bucket's (or prefix's) hard quota and usage;
+//! * `PUT  quota?bucket=&prefix=&size=` — set it (`size=0` removes it).
 
 pub mod client;
 
@@ -76,6 +78,11 @@ fn error(status: StatusCode, code: &str, message: &str) -> Response<Body> {
         status,
         &serde_json::json!({ "code": code, "message": message }),
     )
+}
+
+fn object_error(e: crate::object::ObjectError) -> Response<Body> {
+    let e = crate::s3::error::S3Error::from(e);
+    error(e.status, e.code, &e.message)
 }
 
 /// The node a drive endpoint is on (`local` for a path).
@@ -216,10 +223,7 @@ pub async fn handle(
                             "The specified bucket does not exist",
                         )
                     }
-                    Err(e) => {
-                        let e = crate::s3::error::S3Error::from(e);
-                        return error(e.status, e.code, &e.message);
-                    }
+                    Err(e) => return object_error(e),
                 }
             }
             let opts = HealOptions {
@@ -242,6 +246,28 @@ pub async fn handle(
                 "value must be slow, normal or fast",
             ),
         },
+        (&Method::GET, "quota") | (&Method::PUT, "quota") => {
+            let Some(bucket) = q("bucket").filter(|b| !b.is_empty()) else {
+                return error(StatusCode::BAD_REQUEST, "InvalidArgument", "bucket is required");
+            };
+            let scope = crate::quota::Scope::new(bucket, q("prefix").unwrap_or(""));
+            if parts.method == Method::PUT {
+                let Some(size) = q("size").and_then(crate::units::parse_bytes) else {
+                    return error(
+                        StatusCode::BAD_REQUEST,
+                        "InvalidArgument",
+                        "size must be a byte count such as 1073741824 or 64MiB (0 removes the quota)",
+                    );
+                };
+                if let Err(e) = state.quotas.set(scope.clone(), size).await {
+                    return object_error(e);
+                }
+            }
+            match state.quotas.status(&scope).await {
+                Ok(s) => json(StatusCode::OK, &s),
+                Err(e) => object_error(e),
+            }
+        }
         _ => error(StatusCode::NOT_FOUND, "NotFound", "no such admin API"),
     }
 }

@@ -12,7 +12,7 @@ use std::time::{Duration, SystemTime};
 
 use thiserror::Error;
 
-pub use sigv4::{sign_request, signing_key, ChunkSigner};
+pub use sigv4::{sign_request, sign_request_with, signing_key, ChunkSigner};
 
 /// Largest clock difference accepted between client and server.
 pub const MAX_SKEW: Duration = Duration::from_secs(15 * 60);

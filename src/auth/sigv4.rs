@@ -419,12 +419,45 @@ pub fn sign_request(
     region: &str,
     now: SystemTime,
 ) -> Vec<(String, String)> {
+    sign_request_with(
+        method,
+        raw_path,
+        raw_query,
+        host,
+        payload_hash,
+        &[],
+        access_key,
+        secret_key,
+        region,
+        now,
+    )
+}
+
+/// [`sign_request`], also signing `extra` headers (lower-case names; `x-amz-*` headers
+/// must be signed for AWS).
+#[allow(clippy::too_many_arguments)]
+pub fn sign_request_with(
+    method: &str,
+    raw_path: &str,
+    raw_query: &str,
+    host: &str,
+    payload_hash: &str,
+    extra: &[(String, String)],
+    access_key: &str,
+    secret_key: &str,
+    region: &str,
+    now: SystemTime,
+) -> Vec<(String, String)> {
     let stamp = format_amz_date(now);
-    let headers = vec![
+    let mut headers = vec![
         ("host".to_string(), host.to_string()),
         ("x-amz-content-sha256".to_string(), payload_hash.to_string()),
         ("x-amz-date".to_string(), stamp.clone()),
     ];
+    headers.extend(extra.iter().cloned());
+    let mut signed: Vec<&str> = headers.iter().map(|(n, _)| n.as_str()).collect();
+    signed.sort_unstable();
+    signed.dedup();
     let req = RequestParts {
         method,
         raw_path,
@@ -432,7 +465,6 @@ pub fn sign_request(
         headers: &headers,
         host_bucket: None,
     };
-    let signed = ["host", "x-amz-content-sha256", "x-amz-date"];
     let canonical = canonical_request(&req, &signed, payload_hash, false).unwrap_or_default();
     let scope = format!("{}/{region}/s3/aws4_request", &stamp[..8]);
     let key = signing_key(secret_key, now, region, "s3");
@@ -440,12 +472,13 @@ pub fn sign_request(
         &key,
         string_to_sign(&stamp, &scope, &canonical).as_bytes(),
     );
+    let authorization = format!(
+        "{ALGORITHM} Credential={access_key}/{scope}, SignedHeaders={}, Signature={signature}",
+        signed.join(";")
+    );
     vec![
         ("x-amz-date".to_string(), stamp),
         ("x-amz-content-sha256".to_string(), payload_hash.to_string()),
-        (
-            "authorization".to_string(),
-            format!("{ALGORITHM} Credential={access_key}/{scope}, SignedHeaders={}, Signature={signature}", signed.join(";")),
-        ),
+        ("authorization".to_string(), authorization),
     ]
 }

@@ -66,22 +66,7 @@ pub struct Sizes {
 }
 
 pub fn parse_size(s: &str) -> Result<Sizes, BenchError> {
-    fn one(s: &str) -> Option<u64> {
-        let s = s.trim();
-        let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-        let (n, unit) = s.split_at(split);
-        let n: u64 = n.parse().ok()?;
-        let mult = match unit.to_ascii_lowercase().as_str() {
-            "" | "b" => 1,
-            "kib" | "k" => 1 << 10,
-            "mib" | "m" => 1 << 20,
-            "gib" | "g" => 1 << 30,
-            "kb" => 1000,
-            "mb" => 1_000_000,
-            _ => return None,
-        };
-        Some(n * mult)
-    }
+    let one = crate::units::parse_bytes;
     let err = || BenchError::Size(s.to_string());
     if let Some(r) = s.strip_prefix("range:") {
         let (a, b) = r.split_once('-').ok_or_else(err)?;

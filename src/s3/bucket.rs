@@ -86,7 +86,9 @@ pub async fn head(state: &S3State, ctx: &Ctx) -> Result<Response<Body>, S3Error>
 }
 
 pub async fn delete(state: &S3State, ctx: &Ctx) -> Result<Response<Body>, S3Error> {
-    state.store.delete_bucket(bucket(ctx)?).await?;
+    let name = bucket(ctx)?;
+    state.store.delete_bucket(name).await?;
+    state.quotas.bucket_deleted(name).await;
     Ok(empty(StatusCode::NO_CONTENT))
 }
 

@@ -143,6 +143,20 @@ impl From<&BodyError> for S3Error {
     }
 }
 
+impl From<crate::quota::QuotaError> for S3Error {
+    fn from(e: crate::quota::QuotaError) -> S3Error {
+        match e {
+            crate::quota::QuotaError::Object(e) => e.into(),
+            // MinIO's code and status, which MinIO clients already understand.
+            e @ crate::quota::QuotaError::Exceeded { .. } => S3Error::new(
+                "XMinioAdminBucketQuotaExceeded",
+                StatusCode::BAD_REQUEST,
+                format!("Bucket quota exceeded: {e}"),
+            ),
+        }
+    }
+}
+
 impl From<ObjectError> for S3Error {
     fn from(e: ObjectError) -> S3Error {
         use StatusCode as S;

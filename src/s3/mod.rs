@@ -35,6 +35,8 @@ pub struct S3State {
     pub peers: Vec<Arc<crate::rpc::Peer>>,
     /// This node's `host:port` in a distributed deployment.
     pub node: Option<String>,
+    /// Bucket and prefix quotas, checked before every write.
+    pub quotas: Arc<crate::quota::Quotas>,
 }
 
 /// One parsed, authenticated request, as handlers see it.

@@ -56,10 +56,12 @@ pub async fn upload_part(
     let (bucket, key) = bucket_key(ctx)?;
     let (id, number) = (upload_id(ctx)?, part_number(ctx)?);
     let mut up = upload(ctx, body, MAX_PART_SIZE)?;
+    let quota = state.quotas.reserve(bucket, key, up.size).await?;
     let part = state
         .store
         .put_part(bucket, key, id, number, &mut up.reader, up.size, up.opts)
         .await?;
+    quota.commit_part(part.size);
     Ok(stored(&part.etag, &up.computed))
 }
 
@@ -105,6 +107,7 @@ pub async fn upload_part_copy(state: &S3State, ctx: &Ctx) -> Result<Response<Bod
         .into_stream()
         .map_err(|e| std::io::Error::other(e.to_string()));
     let mut body = tokio_util::io::StreamReader::new(Box::pin(stream));
+    let quota = state.quotas.reserve(bucket, key, Some(len)).await?;
     let part = state
         .store
         .put_part(
@@ -117,6 +120,7 @@ pub async fn upload_part_copy(state: &S3State, ctx: &Ctx) -> Result<Response<Bod
             Default::default(),
         )
         .await?;
+    quota.commit_part(part.size);
     xml_response(&xml::CopyPartResult {
         xmlns: NS,
         last_modified: iso8601(part.mod_time),
@@ -138,10 +142,19 @@ pub async fn complete(state: &S3State, ctx: &Ctx, body: Body) -> Result<Response
         .into_iter()
         .map(|p| (p.part_number, p.etag.trim().trim_matches('"').to_string()))
         .collect();
+    let tracked = state.quotas.covers(bucket, key).await;
+    let old = if tracked {
+        state.store.head_object(bucket, key).await.ok().map(|i| i.size)
+    } else {
+        None
+    };
     let info = state
         .store
         .complete_multipart(bucket, key, id, &parts)
         .await?;
+    if tracked {
+        state.quotas.completed(bucket, key, info.size, old);
+    }
     let get = |alg: ChecksumAlg| info.checksums.get(alg.name()).cloned();
     xml_response(&xml::CompleteMultipartUploadResult {
         xmlns: NS,
@@ -159,10 +172,24 @@ pub async fn complete(state: &S3State, ctx: &Ctx, body: Body) -> Result<Response
 
 pub async fn abort(state: &S3State, ctx: &Ctx) -> Result<Response<Body>, S3Error> {
     let (bucket, key) = bucket_key(ctx)?;
-    state
-        .store
-        .abort_multipart(bucket, key, upload_id(ctx)?)
-        .await?;
+    let id = upload_id(ctx)?;
+    // Parts of an aborted upload stop counting against the quota.
+    let pending = if state.quotas.covers(bucket, key).await {
+        let mut total = 0;
+        let mut marker = 0;
+        while let Ok(l) = state.store.list_parts(bucket, key, id, marker, 1000).await {
+            total += l.parts.iter().map(|p| p.size).sum::<u64>();
+            match l.next_marker {
+                Some(m) if l.truncated => marker = m,
+                _ => break,
+            }
+        }
+        total
+    } else {
+        0
+    };
+    state.store.abort_multipart(bucket, key, id).await?;
+    state.quotas.parts_done(bucket, key, pending);
     Ok(super::empty(StatusCode::NO_CONTENT))
 }
 

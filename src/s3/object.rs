@@ -183,10 +183,13 @@ pub async fn put(state: &S3State, ctx: &Ctx, body: Body) -> Result<Response<Body
     let (bucket, key) = bucket_key(ctx)?;
     refuse_unsupported(ctx)?;
     let mut up = upload(ctx, body, MAX_OBJECT_SIZE)?;
+    let quota = state.quotas.reserve(bucket, key, up.size).await?;
+    let old = replaced_size(state, &quota, bucket, key).await;
     let info = state
         .store
         .put_object(bucket, key, &mut up.reader, up.size, up.opts)
         .await?;
+    quota.commit_object(info.size, old);
     let r = stored(&info.etag, &up.computed);
     Ok(r)
 }
@@ -402,9 +405,37 @@ pub async fn get(state: &S3State, ctx: &Ctx, head: bool) -> Result<Response<Body
     Ok(resp)
 }
 
+/// The size of the object a quota-tracked write to `bucket/key` replaces (`None`: none, or
+/// no quota covers it).
+pub(super) async fn replaced_size(
+    state: &S3State,
+    quota: &crate::quota::Reservation,
+    bucket: &str,
+    key: &str,
+) -> Option<u64> {
+    if !quota.tracks() {
+        return None;
+    }
+    state.store.head_object(bucket, key).await.ok().map(|i| i.size)
+}
+
+/// Delete one object, telling the quotas that cover it.
+async fn delete_one(state: &S3State, bucket: &str, key: &str) -> Result<(), S3Error> {
+    let size = if state.quotas.covers(bucket, key).await {
+        state.store.head_object(bucket, key).await.ok().map(|i| i.size)
+    } else {
+        None
+    };
+    state.store.delete_object(bucket, key).await?;
+    if let Some(size) = size {
+        state.quotas.deleted(bucket, key, size);
+    }
+    Ok(())
+}
+
 pub async fn delete(state: &S3State, ctx: &Ctx) -> Result<Response<Body>, S3Error> {
     let (bucket, key) = bucket_key(ctx)?;
-    state.store.delete_object(bucket, key).await?;
+    delete_one(state, bucket, key).await?;
     Ok(empty(StatusCode::NO_CONTENT))
 }
 
@@ -438,11 +469,7 @@ pub async fn delete_many(
                 StatusCode::NOT_FOUND,
                 "The specified version does not exist.",
             )),
-            _ => state
-                .store
-                .delete_object(bucket, &o.key)
-                .await
-                .map_err(S3Error::from),
+            _ => delete_one(state, bucket, &o.key).await,
         };
         match outcome {
             Ok(()) if !quiet => result.deleted.push(xml::DeletedXml { key: o.key }),
@@ -510,10 +537,13 @@ pub async fn copy(state: &S3State, ctx: &Ctx) -> Result<Response<Body>, S3Error>
     } else {
         None
     };
+    let quota = state.quotas.reserve(bucket, key, Some(src.size)).await?;
+    let old = replaced_size(state, &quota, bucket, key).await;
     let info = state
         .store
         .copy_object(&src_bucket, &src_key, bucket, key, opts)
         .await?;
+    quota.commit_object(info.size, old);
     xml_response(&xml::CopyObjectResult {
         xmlns: NS,
         last_modified: iso8601(info.mod_time),

@@ -1,0 +1,553 @@
+//! The object-store side of the mount: a small blocking S3-client trait ([`ObjectClient`])
+//! that the filesystem logic is generic over, and its real implementation over HTTP
+//! ([`S3Client`], SigV4-signed, keep-alive connections, bodies streamed from files).
+//!
+//! Keys given to a client are relative to the mounted volume: the client adds the volume's
+//! prefix (prefix mode) and strips it from what it lists.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::time::{Duration, SystemTime};
+
+use serde::Deserialize;
+
+use crate::auth::{sign_request_with, uri_encode_key, EMPTY_SHA256, UNSIGNED_PAYLOAD};
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ClientError {
+    #[error("not found")]
+    NotFound,
+    #[error("quota exceeded")]
+    QuotaExceeded,
+    #[error("access denied")]
+    AccessDenied,
+    #[error("name too long")]
+    NameTooLong,
+    #[error("{0}")]
+    Other(String),
+}
+
+pub type ClientResult<T> = Result<T, ClientError>;
+
+/// An object's metadata as the filesystem needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Head {
+    pub size: u64,
+    /// Last-Modified, in seconds since the epoch.
+    pub modified: i64,
+    /// `x-amz-meta-*` (lower-case names without the prefix).
+    pub meta: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedObject {
+    pub key: String,
+    pub size: u64,
+    pub modified: i64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Listing {
+    pub objects: Vec<ListedObject>,
+    /// Common prefixes, each ending with the delimiter `/`.
+    pub prefixes: Vec<String>,
+    /// Opaque continuation of the listing, when truncated.
+    pub next: Option<String>,
+}
+
+/// Quota and usage of the volume.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Usage {
+    /// 0 = no quota.
+    pub quota: u64,
+    pub used: u64,
+    pub objects: u64,
+}
+
+/// What the filesystem needs from an object store. Blocking: FUSE callbacks run on their
+/// own threads.
+pub trait ObjectClient: Send + Sync + 'static {
+    fn head(&self, key: &str) -> ClientResult<Head>;
+    /// Up to `len` bytes from `offset` (fewer at the end of the object).
+    fn get_range(&self, key: &str, offset: u64, len: u64) -> ClientResult<Vec<u8>>;
+    /// The whole object, streamed into `out`; returns its length.
+    fn get_into(&self, key: &str, out: &mut dyn std::io::Write) -> ClientResult<u64>;
+    fn put(
+        &self,
+        key: &str,
+        body: &mut dyn Read,
+        len: u64,
+        meta: &BTreeMap<String, String>,
+    ) -> ClientResult<()>;
+    fn create_multipart(&self, key: &str, meta: &BTreeMap<String, String>)
+        -> ClientResult<String>;
+    fn upload_part(
+        &self,
+        key: &str,
+        upload_id: &str,
+        number: u32,
+        body: &mut dyn Read,
+        len: u64,
+    ) -> ClientResult<String>;
+    fn complete_multipart(
+        &self,
+        key: &str,
+        upload_id: &str,
+        parts: &[(u32, String)],
+    ) -> ClientResult<()>;
+    fn abort_multipart(&self, key: &str, upload_id: &str) -> ClientResult<()>;
+    /// Server-side copy; `meta: Some` replaces the metadata, `None` keeps it.
+    fn copy(&self, from: &str, to: &str, meta: Option<&BTreeMap<String, String>>)
+        -> ClientResult<()>;
+    fn delete(&self, key: &str) -> ClientResult<()>;
+    /// One page of keys under `prefix` (continuing from a previous page's `next`);
+    /// `/`-delimited when `delimited`.
+    fn list(
+        &self,
+        prefix: &str,
+        delimited: bool,
+        token: Option<&str>,
+        max: usize,
+    ) -> ClientResult<Listing>;
+    /// The volume's quota and usage, when the store reports them.
+    fn usage(&self) -> ClientResult<Usage>;
+}
+
+/// Connection settings of the real client.
+#[derive(Debug, Clone)]
+pub struct S3Config {
+    /// `http://host:port`
+    pub endpoint: String,
+    pub access_key: String,
+    pub secret_key: String,
+    pub region: String,
+    pub bucket: String,
+    /// Volume prefix in the bucket: empty, or ending with `/`.
+    pub prefix: String,
+}
+
+pub struct S3Client {
+    cfg: S3Config,
+    host: String,
+    agent: ureq::Agent,
+}
+
+#[derive(Deserialize)]
+struct ListXml {
+    #[serde(rename = "Contents", default)]
+    contents: Vec<ContentXml>,
+    #[serde(rename = "CommonPrefixes", default)]
+    prefixes: Vec<PrefixXml>,
+    #[serde(rename = "IsTruncated", default)]
+    truncated: bool,
+    #[serde(rename = "NextContinuationToken", default)]
+    next_token: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct ContentXml {
+    #[serde(rename = "Key")]
+    key: String,
+    #[serde(rename = "Size", default)]
+    size: u64,
+    #[serde(rename = "LastModified", default)]
+    modified: String,
+}
+
+#[derive(Deserialize)]
+struct PrefixXml {
+    #[serde(rename = "Prefix")]
+    prefix: String,
+}
+
+#[derive(Deserialize)]
+struct InitiateXml {
+    #[serde(rename = "UploadId")]
+    upload_id: String,
+}
+
+#[derive(Deserialize)]
+struct ErrorXml {
+    #[serde(rename = "Code", default)]
+    code: String,
+    #[serde(rename = "Message", default)]
+    message: String,
+}
+
+fn parse_iso(s: &str) -> i64 {
+    time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
+        .map(|t| t.unix_timestamp())
+        .unwrap_or(0)
+}
+
+/// Percent-encode a query value (RFC 3986 unreserved kept).
+fn qenc(v: &str) -> String {
+    uri_encode_key(v).replace('/', "%2F")
+}
+
+type Resp = http::Response<ureq::Body>;
+
+impl S3Client {
+    pub fn new(cfg: S3Config) -> ClientResult<S3Client> {
+        let endpoint = cfg.endpoint.trim_end_matches('/').to_string();
+        let host = endpoint
+            .strip_prefix("http://")
+            .filter(|h| !h.is_empty() && !h.contains('/'))
+            .ok_or_else(|| {
+                ClientError::Other(format!("invalid endpoint {endpoint:?}: expected http://host:port"))
+            })?
+            .to_string();
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_connect(Some(Duration::from_secs(5)))
+            .timeout_global(Some(Duration::from_secs(300)))
+            .max_idle_connections_per_host(16)
+            .build()
+            .into();
+        Ok(S3Client {
+            cfg: S3Config { endpoint, ..cfg },
+            host,
+            agent,
+        })
+    }
+
+    fn path(&self, key: &str) -> String {
+        format!(
+            "/{}/{}",
+            self.cfg.bucket,
+            uri_encode_key(&format!("{}{key}", self.cfg.prefix))
+        )
+    }
+
+    /// Send one signed request; `body`: (reader, length) streamed with UNSIGNED-PAYLOAD.
+    fn send(
+        &self,
+        method: &str,
+        path: &str,
+        query: &str,
+        headers: &[(String, String)],
+        body: Option<(&mut dyn Read, u64)>,
+    ) -> ClientResult<Resp> {
+        let payload = if body.is_some() {
+            UNSIGNED_PAYLOAD
+        } else {
+            EMPTY_SHA256
+        };
+        let signed = sign_request_with(
+            method,
+            path,
+            query,
+            &self.host,
+            payload,
+            headers,
+            &self.cfg.access_key,
+            &self.cfg.secret_key,
+            &self.cfg.region,
+            SystemTime::now(),
+        );
+        let url = if query.is_empty() {
+            format!("{}{path}", self.cfg.endpoint)
+        } else {
+            format!("{}{path}?{query}", self.cfg.endpoint)
+        };
+        let mut b = http::Request::builder().method(method).uri(&url);
+        for (k, v) in signed.iter().chain(headers) {
+            b = b.header(k, v);
+        }
+        let transport = |e: ureq::Error| ClientError::Other(format!("{method} {path}: {e}"));
+        let resp = match body {
+            Some((reader, len)) => {
+                b = b.header("content-length", len.to_string());
+                let req = b
+                    .body(ureq::SendBody::from_reader(reader))
+                    .map_err(|e| ClientError::Other(e.to_string()))?;
+                self.agent.run(req).map_err(transport)?
+            }
+            None => {
+                let req = b
+                    .body(())
+                    .map_err(|e| ClientError::Other(e.to_string()))?;
+                self.agent.run(req).map_err(transport)?
+            }
+        };
+        Ok(resp)
+    }
+
+    /// Map an error answer to a [`ClientError`].
+    fn check(&self, mut resp: Resp, what: &str) -> ClientResult<Resp> {
+        let status = resp.status().as_u16();
+        if (200..300).contains(&status) {
+            return Ok(resp);
+        }
+        let body = resp
+            .body_mut()
+            .with_config()
+            .limit(64 * 1024)
+            .read_to_string()
+            .unwrap_or_default();
+        let err: Option<ErrorXml> = quick_xml::de::from_str(&body).ok();
+        let code = err.as_ref().map(|e| e.code.clone()).unwrap_or_default();
+        Err(match (status, code.as_str()) {
+            (404, _) => ClientError::NotFound,
+            (_, "XMinioAdminBucketQuotaExceeded") | (_, "QuotaExceeded") => {
+                ClientError::QuotaExceeded
+            }
+            (_, "KeyTooLongError") => ClientError::NameTooLong,
+            (403, _) => ClientError::AccessDenied,
+            _ => ClientError::Other(format!(
+                "{what}: HTTP {status} {code} {}",
+                err.map(|e| e.message).unwrap_or_default()
+            )),
+        })
+    }
+
+    fn meta_headers(meta: &BTreeMap<String, String>) -> Vec<(String, String)> {
+        meta.iter()
+            .map(|(k, v)| (format!("x-amz-meta-{k}"), v.clone()))
+            .collect()
+    }
+}
+
+impl ObjectClient for S3Client {
+    fn head(&self, key: &str) -> ClientResult<Head> {
+        let resp = self.send("HEAD", &self.path(key), "", &[], None)?;
+        let resp = self.check(resp, "HEAD")?;
+        let h = resp.headers();
+        let get = |n: &str| h.get(n).and_then(|v| v.to_str().ok());
+        let size = get("content-length")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        let modified = get("last-modified")
+            .and_then(|v| httpdate::parse_http_date(v).ok())
+            .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_secs() as i64);
+        let meta = h
+            .iter()
+            .filter_map(|(k, v)| {
+                let name = k.as_str().strip_prefix("x-amz-meta-")?;
+                Some((name.to_string(), v.to_str().ok()?.to_string()))
+            })
+            .collect();
+        Ok(Head {
+            size,
+            modified,
+            meta,
+        })
+    }
+
+    fn get_range(&self, key: &str, offset: u64, len: u64) -> ClientResult<Vec<u8>> {
+        if len == 0 {
+            return Ok(Vec::new());
+        }
+        let range = vec![(
+            "range".to_string(),
+            format!("bytes={offset}-{}", offset + len - 1),
+        )];
+        let resp = self.send("GET", &self.path(key), "", &range, None)?;
+        if resp.status().as_u16() == 416 {
+            return Ok(Vec::new());
+        }
+        let mut resp = self.check(resp, "GET")?;
+        let mut out = Vec::with_capacity(len as usize);
+        resp.body_mut()
+            .as_reader()
+            .take(len)
+            .read_to_end(&mut out)
+            .map_err(|e| ClientError::Other(format!("GET body: {e}")))?;
+        Ok(out)
+    }
+
+    fn get_into(&self, key: &str, out: &mut dyn std::io::Write) -> ClientResult<u64> {
+        let resp = self.send("GET", &self.path(key), "", &[], None)?;
+        let mut resp = self.check(resp, "GET")?;
+        std::io::copy(&mut resp.body_mut().as_reader(), out)
+            .map_err(|e| ClientError::Other(format!("GET body: {e}")))
+    }
+
+    fn put(
+        &self,
+        key: &str,
+        body: &mut dyn Read,
+        len: u64,
+        meta: &BTreeMap<String, String>,
+    ) -> ClientResult<()> {
+        let headers = Self::meta_headers(meta);
+        let resp = self.send("PUT", &self.path(key), "", &headers, Some((body, len)))?;
+        self.check(resp, "PUT").map(|_| ())
+    }
+
+    fn create_multipart(
+        &self,
+        key: &str,
+        meta: &BTreeMap<String, String>,
+    ) -> ClientResult<String> {
+        let headers = Self::meta_headers(meta);
+        let resp = self.send("POST", &self.path(key), "uploads=", &headers, None)?;
+        let mut resp = self.check(resp, "CreateMultipartUpload")?;
+        let body = resp
+            .body_mut()
+            .read_to_string()
+            .map_err(|e| ClientError::Other(e.to_string()))?;
+        let x: InitiateXml =
+            quick_xml::de::from_str(&body).map_err(|e| ClientError::Other(e.to_string()))?;
+        Ok(x.upload_id)
+    }
+
+    fn upload_part(
+        &self,
+        key: &str,
+        upload_id: &str,
+        number: u32,
+        body: &mut dyn Read,
+        len: u64,
+    ) -> ClientResult<String> {
+        let q = format!("partNumber={number}&uploadId={}", qenc(upload_id));
+        let resp = self.send("PUT", &self.path(key), &q, &[], Some((body, len)))?;
+        let resp = self.check(resp, "UploadPart")?;
+        resp.headers()
+            .get("etag")
+            .and_then(|v| v.to_str().ok())
+            .map(String::from)
+            .ok_or_else(|| ClientError::Other("UploadPart: no ETag".into()))
+    }
+
+    fn complete_multipart(
+        &self,
+        key: &str,
+        upload_id: &str,
+        parts: &[(u32, String)],
+    ) -> ClientResult<()> {
+        let mut xml = String::from("<CompleteMultipartUpload>");
+        for (n, etag) in parts {
+            xml.push_str(&format!(
+                "<Part><PartNumber>{n}</PartNumber><ETag>{etag}</ETag></Part>"
+            ));
+        }
+        xml.push_str("</CompleteMultipartUpload>");
+        let q = format!("uploadId={}", qenc(upload_id));
+        let len = xml.len() as u64;
+        let mut body = xml.as_bytes();
+        let resp = self.send("POST", &self.path(key), &q, &[], Some((&mut body, len)))?;
+        let mut resp = self.check(resp, "CompleteMultipartUpload")?;
+        // Errors after a 200 arrive in the body.
+        let text = resp.body_mut().read_to_string().unwrap_or_default();
+        if text.contains("<Error>") {
+            let e: Option<ErrorXml> = quick_xml::de::from_str(&text).ok();
+            return Err(match e {
+                Some(e) if e.code.contains("Quota") => ClientError::QuotaExceeded,
+                e => ClientError::Other(format!(
+                    "CompleteMultipartUpload: {}",
+                    e.map(|e| e.message).unwrap_or(text)
+                )),
+            });
+        }
+        Ok(())
+    }
+
+    fn abort_multipart(&self, key: &str, upload_id: &str) -> ClientResult<()> {
+        let q = format!("uploadId={}", qenc(upload_id));
+        let resp = self.send("DELETE", &self.path(key), &q, &[], None)?;
+        self.check(resp, "AbortMultipartUpload").map(|_| ())
+    }
+
+    fn copy(
+        &self,
+        from: &str,
+        to: &str,
+        meta: Option<&BTreeMap<String, String>>,
+    ) -> ClientResult<()> {
+        let mut headers = vec![("x-amz-copy-source".to_string(), self.path(from))];
+        if let Some(m) = meta {
+            headers.push(("x-amz-metadata-directive".into(), "REPLACE".into()));
+            headers.extend(Self::meta_headers(m));
+        }
+        let resp = self.send("PUT", &self.path(to), "", &headers, None)?;
+        let mut resp = self.check(resp, "CopyObject")?;
+        let text = resp.body_mut().read_to_string().unwrap_or_default();
+        if text.contains("<Error>") {
+            return Err(ClientError::Other(format!("CopyObject: {text}")));
+        }
+        Ok(())
+    }
+
+    fn delete(&self, key: &str) -> ClientResult<()> {
+        let resp = self.send("DELETE", &self.path(key), "", &[], None)?;
+        match self.check(resp, "DELETE") {
+            Ok(_) | Err(ClientError::NotFound) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn list(
+        &self,
+        prefix: &str,
+        delimited: bool,
+        token: Option<&str>,
+        max: usize,
+    ) -> ClientResult<Listing> {
+        let full = |k: &str| format!("{}{k}", self.cfg.prefix);
+        let mut q = vec![
+            ("list-type".to_string(), "2".to_string()),
+            ("max-keys".to_string(), max.to_string()),
+            ("prefix".to_string(), qenc(&full(prefix))),
+        ];
+        if delimited {
+            q.push(("delimiter".into(), "%2F".into()));
+        }
+        if let Some(t) = token {
+            q.push(("continuation-token".into(), qenc(t)));
+        }
+        q.sort();
+        let query = q
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("&");
+        let path = format!("/{}", self.cfg.bucket);
+        let resp = self.send("GET", &path, &query, &[], None)?;
+        let mut resp = self.check(resp, "LIST")?;
+        let body = resp
+            .body_mut()
+            .with_config()
+            .limit(64 << 20)
+            .read_to_string()
+            .map_err(|e| ClientError::Other(e.to_string()))?;
+        let x: ListXml =
+            quick_xml::de::from_str(&body).map_err(|e| ClientError::Other(e.to_string()))?;
+        let strip = |k: &str| k.strip_prefix(&self.cfg.prefix).unwrap_or(k).to_string();
+        let objects: Vec<ListedObject> = x
+            .contents
+            .iter()
+            .map(|c| ListedObject {
+                key: strip(&c.key),
+                size: c.size,
+                modified: parse_iso(&c.modified),
+            })
+            .collect();
+        let prefixes: Vec<String> = x.prefixes.iter().map(|p| strip(&p.prefix)).collect();
+        Ok(Listing {
+            objects,
+            prefixes,
+            next: if x.truncated { x.next_token } else { None },
+        })
+    }
+
+    fn usage(&self) -> ClientResult<Usage> {
+        let prefix = self.cfg.prefix.clone();
+        let query = format!("bucket={}&prefix={}", qenc(&self.cfg.bucket), qenc(&prefix));
+        let path = format!("{}quota", crate::admin::PREFIX);
+        let resp = self.send("GET", &path, &query, &[], None)?;
+        let mut resp = self.check(resp, "quota")?;
+        let body = resp
+            .body_mut()
+            .read_to_string()
+            .map_err(|e| ClientError::Other(e.to_string()))?;
+        let s: crate::quota::QuotaStatus =
+            serde_json::from_str(&body).map_err(|e| ClientError::Other(e.to_string()))?;
+        Ok(Usage {
+            quota: s.quota,
+            used: s.used,
+            objects: s.objects,
+        })
+    }
+}

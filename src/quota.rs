@@ -1,0 +1,442 @@
+//! Hard quotas on a bucket or on a prefix of one (a CSI volume is either).
+//!
+//! The configuration is one small JSON document (`quotas.json`) written to every drive and
+//! read back from the copy with the newest stamp, so every node sees the same quotas (each
+//! node re-reads it every few seconds). Usage of a quota scope is counted by listing it when
+//! the quota is first checked and every [`REFRESH`] after, plus this node's own changes since
+//! that listing: bytes of objects written or deleted, parts uploaded but not yet completed,
+//! and uploads in flight (reserved by their declared length before the first byte is
+//! stored). A write is refused when usage + reservations + its length would pass the quota,
+//! so a volume overshoots by at most what other nodes wrote since the last listing, or by
+//! one upload of unknown length.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
+
+use crate::object::{ListOptions, ObjectError, Store};
+
+/// The system file holding the quota configuration on every drive.
+pub const QUOTA_FILE: &str = "quotas.json";
+/// How long a listing-based usage count is trusted (local changes are added on top).
+pub const REFRESH: Duration = Duration::from_secs(30);
+/// How long the configuration read from the drives is trusted.
+const CONFIG_TTL: Duration = Duration::from_secs(3);
+
+#[derive(Debug, thiserror::Error)]
+pub enum QuotaError {
+    #[error("quota of {scope} exceeded: {used} bytes used, {quota} allowed, {wanted} more asked")]
+    Exceeded {
+        scope: String,
+        quota: u64,
+        used: u64,
+        wanted: u64,
+    },
+    #[error(transparent)]
+    Object(#[from] ObjectError),
+}
+
+/// A quota scope: a bucket (`prefix` empty) or a prefix of one.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Scope {
+    pub bucket: String,
+    #[serde(default)]
+    pub prefix: String,
+}
+
+impl Scope {
+    pub fn new(bucket: &str, prefix: &str) -> Scope {
+        Scope {
+            bucket: bucket.to_string(),
+            prefix: prefix.to_string(),
+        }
+    }
+
+    fn contains(&self, bucket: &str, key: &str) -> bool {
+        self.bucket == bucket && key.starts_with(&self.prefix)
+    }
+}
+
+impl std::fmt::Display for Scope {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.prefix.is_empty() {
+            write!(f, "bucket {}", self.bucket)
+        } else {
+            write!(f, "{}/{}", self.bucket, self.prefix)
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct Config {
+    /// Nanoseconds since the epoch of the last change: the newest copy wins.
+    stamp: i64,
+    quotas: Vec<(Scope, u64)>,
+}
+
+/// What the admin API reports for a scope.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct QuotaStatus {
+    pub bucket: String,
+    pub prefix: String,
+    /// Hard limit in bytes; 0 = none.
+    pub quota: u64,
+    /// Bytes stored (plus parts of unfinished uploads and uploads in flight on this node).
+    pub used: u64,
+    pub objects: u64,
+}
+
+#[derive(Debug, Default)]
+struct Usage {
+    /// Bytes and objects counted by the last listing, and when.
+    listed_bytes: u64,
+    listed_objects: u64,
+    listed_at: Option<Instant>,
+    /// Changes made through this node since that listing.
+    delta_bytes: i64,
+    delta_objects: i64,
+    /// Parts uploaded but not completed or aborted.
+    parts: u64,
+    /// Uploads in flight (declared lengths).
+    reserved: u64,
+}
+
+impl Usage {
+    fn used(&self) -> u64 {
+        (self.listed_bytes as i64 + self.delta_bytes).max(0) as u64 + self.parts + self.reserved
+    }
+    fn objects(&self) -> u64 {
+        (self.listed_objects as i64 + self.delta_objects).max(0) as u64
+    }
+}
+
+struct State {
+    config: Config,
+    read_at: Option<Instant>,
+    usage: BTreeMap<Scope, Usage>,
+}
+
+pub struct Quotas {
+    store: Arc<Store>,
+    state: Mutex<State>,
+    /// Serialises listings so concurrent writers do not list the same scope twice.
+    refresh: tokio::sync::Mutex<()>,
+}
+
+/// Bytes reserved for an upload in flight; released on drop unless committed.
+pub struct Reservation {
+    quotas: Arc<Quotas>,
+    scopes: Vec<Scope>,
+    bytes: u64,
+}
+
+impl Reservation {
+    /// Whether any quota covers the upload (callers then look up the size it replaces).
+    pub fn tracks(&self) -> bool {
+        !self.scopes.is_empty()
+    }
+
+    /// The upload is stored as an object of `size` bytes replacing one of `old` bytes
+    /// (`None`: there was none).
+    pub fn commit_object(self, size: u64, old: Option<u64>) {
+        self.apply(|u| {
+            u.delta_bytes += size as i64 - old.unwrap_or(0) as i64;
+            if old.is_none() {
+                u.delta_objects += 1;
+            }
+        });
+    }
+
+    /// The upload is stored as a part of an unfinished multipart upload.
+    pub fn commit_part(self, size: u64) {
+        self.apply(|u| u.parts += size);
+    }
+
+    fn apply(self, f: impl Fn(&mut Usage)) {
+        let mut st = self.quotas.state.lock();
+        for s in &self.scopes {
+            if let Some(u) = st.usage.get_mut(s) {
+                f(u);
+            }
+        }
+        drop(st);
+        // Drop releases the reservation.
+    }
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        let mut st = self.quotas.state.lock();
+        for s in &self.scopes {
+            if let Some(u) = st.usage.get_mut(s) {
+                u.reserved = u.reserved.saturating_sub(self.bytes);
+            }
+        }
+    }
+}
+
+impl Quotas {
+    pub fn new(store: Arc<Store>) -> Arc<Quotas> {
+        Arc::new(Quotas {
+            store,
+            state: Mutex::new(State {
+                config: Config::default(),
+                read_at: None,
+                usage: BTreeMap::new(),
+            }),
+            refresh: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    async fn read_config(&self) -> Config {
+        let mut best: Option<Config> = None;
+        for d in self.store.all_drives().flatten() {
+            if let Ok(raw) = d.read_sys(QUOTA_FILE).await {
+                if let Ok(c) = serde_json::from_slice::<Config>(&raw) {
+                    if best.as_ref().is_none_or(|b| c.stamp > b.stamp) {
+                        best = Some(c);
+                    }
+                }
+            }
+        }
+        best.unwrap_or_default()
+    }
+
+    /// The configuration, re-read from the drives when older than a few seconds.
+    async fn config(&self) -> Config {
+        {
+            let st = self.state.lock();
+            if st.read_at.is_some_and(|t| t.elapsed() < CONFIG_TTL) {
+                return st.config.clone();
+            }
+        }
+        let c = self.read_config().await;
+        let mut st = self.state.lock();
+        if c.stamp >= st.config.stamp {
+            st.config = c;
+        }
+        st.read_at = Some(Instant::now());
+        st.config.clone()
+    }
+
+    /// Set (`bytes > 0`) or remove (`0`) the quota of a scope; written to a majority of drives.
+    pub async fn set(&self, scope: Scope, bytes: u64) -> Result<(), ObjectError> {
+        if !self.store.bucket_exists(&scope.bucket).await? {
+            return Err(ObjectError::NoSuchBucket);
+        }
+        self.update(scope, bytes).await
+    }
+
+    async fn update(&self, scope: Scope, bytes: u64) -> Result<(), ObjectError> {
+        let mut c = self.read_config().await;
+        c.quotas.retain(|(s, _)| *s != scope);
+        if bytes > 0 {
+            c.quotas.push((scope, bytes));
+            c.quotas.sort();
+        }
+        c.stamp = crate::object::now_nanos().max(c.stamp + 1);
+        let body = Bytes::from(serde_json::to_vec(&c).unwrap_or_default());
+        let total = self.store.all_drives().count();
+        let mut ok = 0;
+        for d in self.store.all_drives().flatten() {
+            if d.write_sys(QUOTA_FILE, body.clone()).await.is_ok() {
+                ok += 1;
+            }
+        }
+        let need = total / 2 + 1;
+        if ok < need {
+            return Err(ObjectError::WriteQuorum { ok, need });
+        }
+        let mut st = self.state.lock();
+        st.config = c;
+        st.read_at = Some(Instant::now());
+        Ok(())
+    }
+
+    /// Quota scopes that cover `bucket/key`, with their limits.
+    async fn scopes_for(&self, bucket: &str, key: &str) -> Vec<(Scope, u64)> {
+        self.config()
+            .await
+            .quotas
+            .into_iter()
+            .filter(|(s, _)| s.contains(bucket, key))
+            .collect()
+    }
+
+    /// Count a scope by listing it, unless a recent count exists.
+    async fn ensure_counted(&self, scope: &Scope) -> Result<(), ObjectError> {
+        let fresh = |st: &State| {
+            st.usage
+                .get(scope)
+                .and_then(|u| u.listed_at)
+                .is_some_and(|t| t.elapsed() < REFRESH)
+        };
+        if fresh(&self.state.lock()) {
+            return Ok(());
+        }
+        let _one = self.refresh.lock().await;
+        if fresh(&self.state.lock()) {
+            return Ok(());
+        }
+        let started = Instant::now();
+        let (mut bytes, mut objects) = (0u64, 0u64);
+        let mut opts = ListOptions {
+            prefix: scope.prefix.clone(),
+            delimiter: None,
+            start_after: String::new(),
+            max_keys: 1000,
+        };
+        loop {
+            let page = self.store.list_objects(&scope.bucket, &opts).await?;
+            for o in &page.objects {
+                bytes += o.size;
+                objects += 1;
+            }
+            match page.next_marker {
+                Some(m) if page.truncated => opts.start_after = m,
+                _ => break,
+            }
+        }
+        let mut st = self.state.lock();
+        let u = st.usage.entry(scope.clone()).or_default();
+        u.listed_bytes = bytes;
+        u.listed_objects = objects;
+        u.listed_at = Some(started);
+        // Changes made while listing may be counted twice; the next count corrects them.
+        u.delta_bytes = 0;
+        u.delta_objects = 0;
+        Ok(())
+    }
+
+    /// Admit an upload of `len` bytes (`None`: unknown) to `bucket/key`: refused with
+    /// [`QuotaError::Exceeded`] when a covering quota would be passed.
+    pub async fn reserve(
+        self: &Arc<Self>,
+        bucket: &str,
+        key: &str,
+        len: Option<u64>,
+    ) -> Result<Reservation, QuotaError> {
+        let scopes = self.scopes_for(bucket, key).await;
+        let bytes = len.unwrap_or(0);
+        for (s, _) in &scopes {
+            self.ensure_counted(s).await?;
+        }
+        let mut st = self.state.lock();
+        for (s, quota) in &scopes {
+            let used = st.usage.get(s).map_or(0, Usage::used);
+            if used.saturating_add(bytes) > *quota || (len.is_none() && used >= *quota) {
+                return Err(QuotaError::Exceeded {
+                    scope: s.to_string(),
+                    quota: *quota,
+                    used,
+                    wanted: bytes,
+                });
+            }
+        }
+        // Every counted scope covering the key follows the write, quota or not.
+        let tracked: Vec<Scope> = st
+            .usage
+            .keys()
+            .filter(|s| s.contains(bucket, key))
+            .cloned()
+            .collect();
+        for s in &tracked {
+            if let Some(u) = st.usage.get_mut(s) {
+                u.reserved += bytes;
+            }
+        }
+        Ok(Reservation {
+            quotas: self.clone(),
+            scopes: tracked,
+            bytes,
+        })
+    }
+
+    /// Whether any quota or counted scope covers `bucket/key` (callers then track sizes).
+    pub async fn covers(&self, bucket: &str, key: &str) -> bool {
+        let tracked = self
+            .state
+            .lock()
+            .usage
+            .keys()
+            .any(|s| s.contains(bucket, key));
+        tracked || !self.scopes_for(bucket, key).await.is_empty()
+    }
+
+    /// An object of `size` bytes was deleted.
+    pub fn deleted(&self, bucket: &str, key: &str, size: u64) {
+        self.adjust(bucket, key, |u| {
+            u.delta_bytes -= size as i64;
+            u.delta_objects -= 1;
+        });
+    }
+
+    /// A multipart upload was completed into an object of `size` bytes replacing one of
+    /// `old` bytes: its parts stop being pending and become the object.
+    pub fn completed(&self, bucket: &str, key: &str, size: u64, old: Option<u64>) {
+        self.adjust(bucket, key, |u| {
+            u.parts = u.parts.saturating_sub(size);
+            u.delta_bytes += size as i64 - old.unwrap_or(0) as i64;
+            if old.is_none() {
+                u.delta_objects += 1;
+            }
+        });
+    }
+
+    /// Parts of `size` bytes in total stopped being pending (completed or aborted).
+    pub fn parts_done(&self, bucket: &str, key: &str, size: u64) {
+        self.adjust(bucket, key, |u| u.parts = u.parts.saturating_sub(size));
+    }
+
+    fn adjust(&self, bucket: &str, key: &str, f: impl Fn(&mut Usage)) {
+        let mut st = self.state.lock();
+        for (s, u) in st.usage.iter_mut() {
+            if s.contains(bucket, key) {
+                f(u);
+            }
+        }
+    }
+
+    /// The quota and usage of a scope (usage counted even when no quota is set).
+    pub async fn status(&self, scope: &Scope) -> Result<QuotaStatus, ObjectError> {
+        if !self.store.bucket_exists(&scope.bucket).await? {
+            return Err(ObjectError::NoSuchBucket);
+        }
+        let quota = self
+            .config()
+            .await
+            .quotas
+            .iter()
+            .find(|(s, _)| s == scope)
+            .map_or(0, |(_, q)| *q);
+        self.ensure_counted(scope).await?;
+        let st = self.state.lock();
+        let u = st.usage.get(scope);
+        Ok(QuotaStatus {
+            bucket: scope.bucket.clone(),
+            prefix: scope.prefix.clone(),
+            quota,
+            used: u.map_or(0, Usage::used),
+            objects: u.map_or(0, Usage::objects),
+        })
+    }
+
+    /// Forget the quotas of a deleted bucket.
+    pub async fn bucket_deleted(&self, bucket: &str) {
+        let c = self.config().await;
+        let scopes: Vec<Scope> = c
+            .quotas
+            .iter()
+            .filter(|(s, _)| s.bucket == bucket)
+            .map(|(s, _)| s.clone())
+            .collect();
+        for s in scopes {
+            let _ = self.update(s, 0).await;
+        }
+        self.state.lock().usage.retain(|s, _| s.bucket != bucket);
+    }
+}
