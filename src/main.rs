@@ -68,6 +68,24 @@ enum Command {
     },
     /// Mount a bucket (or BUCKET/PREFIX) as a directory through FUSE.
     Mount(MountCli),
+    /// Kubernetes CSI driver (csi.cairn.io) on a unix socket.
+    Csi {
+        /// unix:///csi/csi.sock
+        #[arg(long, default_value = "unix:///csi/csi.sock")]
+        endpoint: String,
+        /// This node's name (Kubernetes: spec.nodeName).
+        #[arg(long, env = "CSI_NODE_ID")]
+        node_id: String,
+        /// controller, node or all.
+        #[arg(long, default_value = "all")]
+        mode: String,
+        /// Where node state (staged volumes) and controller records are kept.
+        #[arg(long, default_value = "/var/lib/cairn-csi")]
+        state_dir: PathBuf,
+        /// S3 endpoint for volumes whose StorageClass and Secret name none; also probed.
+        #[arg(long, env = "CAIRN_ENDPOINT")]
+        s3_endpoint: Option<String>,
+    },
     /// Administer a running server (credentials from CAIRN_ROOT_USER / CAIRN_ROOT_PASSWORD).
     Admin {
         #[command(subcommand)]
@@ -937,6 +955,26 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Server { address, drives } => runtime.block_on(server(address, drives)),
         Command::Admin { command } => admin(command),
+        Command::Csi {
+            endpoint,
+            node_id,
+            mode,
+            state_dir,
+            s3_endpoint,
+        } => {
+            let mode = cairn::csi::Mode::parse(&mode)
+                .ok_or_else(|| anyhow::anyhow!("--mode must be controller, node or all"))?;
+            let args = cairn::csi::CsiArgs {
+                endpoint,
+                node_id,
+                mode,
+                state_dir,
+                default_s3_endpoint: s3_endpoint,
+                mount_binary: std::env::current_exe()?,
+            };
+            runtime.block_on(cairn::csi::run(args))?;
+            Ok(())
+        }
         Command::Mount(m) => {
             drop(runtime);
             mount(m)

@@ -301,6 +301,77 @@ impl S3Client {
         })
     }
 
+    pub fn config(&self) -> &S3Config {
+        &self.cfg
+    }
+
+    /// Create the bucket; `Ok(false)` when it already existed (owned by us).
+    pub fn make_bucket(&self) -> ClientResult<bool> {
+        let path = format!("/{}", self.cfg.bucket);
+        let mut resp = self.send("PUT", &path, "", &[], None)?;
+        let status = resp.status().as_u16();
+        if status == 409 {
+            let body = resp.body_mut().read_to_string().unwrap_or_default();
+            if body.contains("BucketAlreadyOwnedByYou") {
+                return Ok(false);
+            }
+            return Err(ClientError::Other(format!("CreateBucket: {body}")));
+        }
+        self.check(resp, "CreateBucket").map(|_| true)
+    }
+
+    pub fn bucket_exists(&self) -> ClientResult<bool> {
+        let path = format!("/{}", self.cfg.bucket);
+        let resp = self.send("HEAD", &path, "", &[], None)?;
+        match self.check(resp, "HeadBucket") {
+            Ok(_) => Ok(true),
+            Err(ClientError::NotFound) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Delete the bucket (it must be empty); gone already is success.
+    pub fn delete_bucket(&self) -> ClientResult<()> {
+        let path = format!("/{}", self.cfg.bucket);
+        let resp = self.send("DELETE", &path, "", &[], None)?;
+        match self.check(resp, "DeleteBucket") {
+            Ok(_) | Err(ClientError::NotFound) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Set the hard quota of the volume (bucket or prefix); 0 removes it. Admin API.
+    pub fn set_quota(&self, bytes: u64) -> ClientResult<Usage> {
+        let query = format!(
+            "bucket={}&prefix={}&size={bytes}",
+            qenc(&self.cfg.bucket),
+            qenc(&self.cfg.prefix)
+        );
+        let path = format!("{}quota", crate::admin::PREFIX);
+        let resp = self.send("PUT", &path, &query, &[], None)?;
+        let mut resp = self.check(resp, "set quota")?;
+        let body = resp
+            .body_mut()
+            .read_to_string()
+            .map_err(|e| ClientError::Other(e.to_string()))?;
+        let s: crate::quota::QuotaStatus =
+            serde_json::from_str(&body).map_err(|e| ClientError::Other(e.to_string()))?;
+        Ok(Usage {
+            quota: s.quota,
+            used: s.used,
+            objects: s.objects,
+        })
+    }
+
+    /// `GET /minio/health/live`: whether the server answers.
+    pub fn healthy(&self) -> bool {
+        let url = format!("{}/minio/health/live", self.cfg.endpoint);
+        self.agent
+            .get(&url)
+            .call()
+            .is_ok_and(|r| r.status().is_success())
+    }
+
     fn meta_headers(meta: &BTreeMap<String, String>) -> Vec<(String, String)> {
         meta.iter()
             .map(|(k, v)| (format!("x-amz-meta-{k}"), v.clone()))
