@@ -147,14 +147,7 @@ impl Server {
 
     /// Peak resident memory of the server process so far, in KiB.
     pub fn peak_rss_kib(&self) -> u64 {
-        std::fs::read_to_string(format!("/proc/{}/status", self.pid()))
-            .ok()
-            .and_then(|s| {
-                s.lines()
-                    .find_map(|l| l.strip_prefix("VmHWM:"))
-                    .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            })
-            .unwrap_or(0)
+        peak_rss_kib(self.pid())
     }
 
     /// Send SIGTERM and wait for the exit status.
@@ -181,6 +174,18 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Peak resident memory of a process so far, in KiB (0 when gone).
+pub fn peak_rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        })
+        .unwrap_or(0)
 }
 
 /// Is an external tool available? Under CI a missing tool is a failure, never a skip.
@@ -563,6 +568,116 @@ impl Drop for Cluster {
         for c in self.children.iter_mut().flatten() {
             let _ = c.kill();
             let _ = c.wait();
+        }
+    }
+}
+
+/// Whether a path is the root of a mount (its device differs from its parent's).
+pub fn is_mount_point(path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let (Ok(me), Some(parent)) = (std::fs::metadata(path), path.parent()) else {
+        return false;
+    };
+    std::fs::metadata(parent).is_ok_and(|p| p.dev() != me.dev())
+}
+
+/// Whether `path` appears in the mount table (also when its FUSE server is dead).
+pub fn in_mount_table(path: &Path) -> bool {
+    let p = path.to_string_lossy();
+    std::fs::read_to_string("/proc/self/mounts")
+        .unwrap_or_default()
+        .lines()
+        .any(|l| l.split(' ').nth(1) == Some(&*p))
+}
+
+/// A `cairn mount --foreground` of `volume` from a server; unmounted (SIGTERM) on drop.
+pub struct Mount {
+    child: Child,
+    pub path: PathBuf,
+    log: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Mount {
+    pub fn start(server: &Server, volume: &str, extra: &[&str]) -> Mount {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("mnt");
+        std::fs::create_dir(&path).expect("mount point");
+        let log = dir.path().join("mount.log");
+        let child = Command::new(binary())
+            .arg("mount")
+            .arg("--endpoint")
+            .arg(&server.endpoint)
+            .arg("--foreground")
+            .arg("--cache-dir")
+            .arg(dir.path().join("cache"))
+            .args(extra)
+            .arg(volume)
+            .arg(&path)
+            .env("CAIRN_ROOT_USER", ACCESS_KEY)
+            .env("CAIRN_ROOT_PASSWORD", SECRET_KEY)
+            .stderr(std::fs::File::create(&log).expect("log"))
+            .spawn()
+            .expect("start cairn mount");
+        let mut m = Mount {
+            child,
+            path,
+            log,
+            _dir: dir,
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !is_mount_point(&m.path) {
+            if let Ok(Some(st)) = m.child.try_wait() {
+                panic!("cairn mount exited ({st}); log:\n{}", m.log());
+            }
+            assert!(Instant::now() < deadline, "mount did not appear; log:\n{}", m.log());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        m
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Peak resident memory of the mount process so far, in KiB.
+    pub fn peak_rss_kib(&self) -> u64 {
+        peak_rss_kib(self.pid())
+    }
+
+    /// Unmount (SIGTERM) and wait for the process to exit.
+    pub fn unmount(mut self) {
+        self.stop();
+    }
+
+    fn stop(&mut self) {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if in_mount_table(&self.path) {
+            let _ = Command::new("umount").arg("-l").arg(&self.path).status();
+        }
+    }
+}
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            self.stop();
         }
     }
 }
