@@ -23,7 +23,9 @@ fi
 export PATH="$PWD/$venv/bin:$PATH"
 
 # Deployment manifests, validated offline against the Kubernetes schemas.
-kubernetes-validate --strict --quiet deploy/kubernetes/*.yaml
+kubernetes-validate --strict --quiet deploy/kubernetes/*.yaml deploy/kubernetes/csi/*.yaml
+# ...and what schemas miss: names, socket paths, propagation and secret keys agree.
+python scripts/lint-csi.py
 
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings

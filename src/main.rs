@@ -755,7 +755,10 @@ fn quota(command: QuotaCommand) -> anyhow::Result<()> {
         QuotaCommand::Get { conn, target, json } => (conn, target, None, json),
     };
     let (bucket, prefix) = target.split_once('/').unwrap_or((target.as_str(), ""));
-    let mut query = vec![("bucket", bucket.to_string()), ("prefix", prefix.to_string())];
+    let mut query = vec![
+        ("bucket", bucket.to_string()),
+        ("prefix", prefix.to_string()),
+    ];
     let method = match &size {
         Some(s) => {
             let bytes = cairn::units::parse_bytes(s)

@@ -630,7 +630,11 @@ impl Mount {
             if let Ok(Some(st)) = m.child.try_wait() {
                 panic!("cairn mount exited ({st}); log:\n{}", m.log());
             }
-            assert!(Instant::now() < deadline, "mount did not appear; log:\n{}", m.log());
+            assert!(
+                Instant::now() < deadline,
+                "mount did not appear; log:\n{}",
+                m.log()
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
         m

@@ -12,7 +12,9 @@ use std::time::{Duration, Instant};
 use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_s3::primitives::ByteStream;
 use bpfman_csi::v1 as csi;
-use cairn_integration::{binary, in_mount_table, is_mount_point, Server, ACCESS_KEY, REGION, SECRET_KEY};
+use cairn_integration::{
+    binary, in_mount_table, is_mount_point, Server, ACCESS_KEY, REGION, SECRET_KEY,
+};
 use csi::controller_client::ControllerClient;
 use csi::identity_client::IdentityClient;
 use csi::node_client::NodeClient;
@@ -20,6 +22,20 @@ use tonic::transport::Channel;
 use tonic::Code;
 
 const MIB: i64 = 1 << 20;
+
+/// The gRPC code of a call expected to fail.
+trait ErrCode {
+    fn err_code(self) -> Code;
+}
+
+impl<T: std::fmt::Debug> ErrCode for Result<T, tonic::Status> {
+    fn err_code(self) -> Code {
+        match self {
+            Ok(v) => panic!("expected an error, got {v:?}"),
+            Err(s) => s.code(),
+        }
+    }
+}
 
 struct Plugin {
     child: Child,
@@ -49,7 +65,13 @@ impl Plugin {
             .env("CAIRN_ROOT_USER", ACCESS_KEY)
             .env("CAIRN_ROOT_PASSWORD", SECRET_KEY)
             .stdout(Stdio::null())
-            .stderr(fs::OpenOptions::new().create(true).append(true).open(&log).expect("log"))
+            .stderr(
+                fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(&log)
+                    .expect("log"),
+            )
             .spawn()
             .expect("start cairn csi");
         let p = Plugin {
@@ -123,7 +145,12 @@ fn cap(mode: csi::volume_capability::access_mode::Mode) -> csi::VolumeCapability
 
 use csi::volume_capability::access_mode::Mode as M;
 
-fn create_req(name: &str, bytes: i64, params: &[(&str, &str)], endpoint: &str) -> csi::CreateVolumeRequest {
+fn create_req(
+    name: &str,
+    bytes: i64,
+    params: &[(&str, &str)],
+    endpoint: &str,
+) -> csi::CreateVolumeRequest {
     let mut parameters: HashMap<String, String> = params
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -179,7 +206,12 @@ fn stage_req(vol: &csi::Volume, staging: &Path) -> csi::NodeStageVolumeRequest {
     }
 }
 
-fn publish_req(vol: &csi::Volume, staging: &Path, target: &Path, readonly: bool) -> csi::NodePublishVolumeRequest {
+fn publish_req(
+    vol: &csi::Volume,
+    staging: &Path,
+    target: &Path,
+    readonly: bool,
+) -> csi::NodePublishVolumeRequest {
     csi::NodePublishVolumeRequest {
         volume_id: vol.volume_id.clone(),
         staging_target_path: staging.display().to_string(),
@@ -223,7 +255,11 @@ async fn csi_volume_lifecycle() {
         )),
         "{caps:?}"
     );
-    let probe = identity.probe(csi::ProbeRequest {}).await.expect("probe").into_inner();
+    let probe = identity
+        .probe(csi::ProbeRequest {})
+        .await
+        .expect("probe")
+        .into_inner();
     assert_eq!(probe.ready, Some(true));
 
     // Controller capabilities and argument checks.
@@ -235,29 +271,46 @@ async fn csi_volume_lifecycle() {
     let rpcs: Vec<i32> = cc
         .capabilities
         .iter()
-        .filter_map(|c| match &c.r#type {
-            Some(csi::controller_service_capability::Type::Rpc(r)) => Some(r.r#type),
-            None => None,
-        })
+        .filter_map(|c| c.r#type.as_ref())
+        .map(|csi::controller_service_capability::Type::Rpc(r)| r.r#type)
         .collect();
     use csi::controller_service_capability::rpc::Type as CRpc;
-    for t in [CRpc::CreateDeleteVolume, CRpc::ListVolumes, CRpc::GetCapacity, CRpc::ExpandVolume] {
+    for t in [
+        CRpc::CreateDeleteVolume,
+        CRpc::ListVolumes,
+        CRpc::GetCapacity,
+        CRpc::ExpandVolume,
+    ] {
         assert!(rpcs.contains(&(t as i32)), "missing {t:?}: {rpcs:?}");
     }
     let ep = plugin.endpoint.clone();
     let mut bad = create_req("", 64 * MIB, &[], &ep);
-    assert_eq!(ctrl.create_volume(bad.clone()).await.unwrap_err().code(), Code::InvalidArgument);
+    assert_eq!(
+        ctrl.create_volume(bad.clone()).await.err_code(),
+        Code::InvalidArgument
+    );
     bad.name = "x1".into();
     bad.volume_capabilities.clear();
-    assert_eq!(ctrl.create_volume(bad.clone()).await.unwrap_err().code(), Code::InvalidArgument);
+    assert_eq!(
+        ctrl.create_volume(bad.clone()).await.err_code(),
+        Code::InvalidArgument
+    );
     bad.volume_capabilities = vec![csi::VolumeCapability {
-        access_mode: Some(csi::volume_capability::AccessMode { mode: M::SingleNodeWriter as i32 }),
+        access_mode: Some(csi::volume_capability::AccessMode {
+            mode: M::SingleNodeWriter as i32,
+        }),
         access_type: Some(csi::volume_capability::AccessType::Block(Default::default())),
     }];
-    assert_eq!(ctrl.create_volume(bad).await.unwrap_err().code(), Code::InvalidArgument);
+    assert_eq!(
+        ctrl.create_volume(bad).await.err_code(),
+        Code::InvalidArgument
+    );
     let mut no_secret = create_req("x2", MIB, &[], &ep);
     no_secret.secrets.clear();
-    assert_eq!(ctrl.create_volume(no_secret).await.unwrap_err().code(), Code::InvalidArgument);
+    assert_eq!(
+        ctrl.create_volume(no_secret).await.err_code(),
+        Code::InvalidArgument
+    );
 
     // CreateVolume, idempotent; a different size is ALREADY_EXISTS.
     let name = format!("pvc-{}", "0123456789abcdef".repeat(7)); // 116 characters
@@ -279,14 +332,26 @@ async fn csi_volume_lifecycle() {
         .expect("volume");
     assert_eq!(again.volume_id, vol.volume_id);
     assert_eq!(
-        ctrl.create_volume(create_req(&name, 65 * MIB, &[], &ep)).await.unwrap_err().code(),
+        ctrl.create_volume(create_req(&name, 65 * MIB, &[], &ep))
+            .await
+            .err_code(),
         Code::AlreadyExists
     );
     let client = s3(&server);
-    client.head_bucket().bucket(&vol.volume_id).send().await.expect("bucket made");
+    client
+        .head_bucket()
+        .bucket(&vol.volume_id)
+        .send()
+        .await
+        .expect("bucket made");
     // Prefix mode: a volume inside a shared bucket.
     let pvol = ctrl
-        .create_volume(create_req("pvc-prefix", 8 * MIB, &[("bucket", "shared-vols")], &ep))
+        .create_volume(create_req(
+            "pvc-prefix",
+            8 * MIB,
+            &[("bucket", "shared-vols")],
+            &ep,
+        ))
         .await
         .expect("create prefix volume")
         .into_inner()
@@ -311,14 +376,18 @@ async fn csi_volume_lifecycle() {
     assert_eq!(
         ctrl.validate_volume_capabilities(validate("no-such-volume", &[M::SingleNodeWriter]))
             .await
-            .unwrap_err()
-            .code(),
+            .err_code(),
         Code::NotFound
     );
     let v = ctrl
         .validate_volume_capabilities(validate(
             &vol.volume_id,
-            &[M::SingleNodeWriter, M::MultiNodeMultiWriter, M::MultiNodeReaderOnly, M::SingleNodeSingleWriter],
+            &[
+                M::SingleNodeWriter,
+                M::MultiNodeMultiWriter,
+                M::MultiNodeReaderOnly,
+                M::SingleNodeSingleWriter,
+            ],
         ))
         .await
         .expect("validate")
@@ -327,14 +396,20 @@ async fn csi_volume_lifecycle() {
 
     // ListVolumes with pagination.
     let page1 = ctrl
-        .list_volumes(csi::ListVolumesRequest { max_entries: 1, starting_token: String::new() })
+        .list_volumes(csi::ListVolumesRequest {
+            max_entries: 1,
+            starting_token: String::new(),
+        })
         .await
         .expect("list")
         .into_inner();
     assert_eq!(page1.entries.len(), 1);
     assert!(!page1.next_token.is_empty());
     let page2 = ctrl
-        .list_volumes(csi::ListVolumesRequest { max_entries: 1, starting_token: page1.next_token.clone() })
+        .list_volumes(csi::ListVolumesRequest {
+            max_entries: 1,
+            starting_token: page1.next_token.clone(),
+        })
         .await
         .expect("list 2")
         .into_inner();
@@ -351,10 +426,12 @@ async fn csi_volume_lifecycle() {
     want.sort();
     assert_eq!(ids, want);
     assert_eq!(
-        ctrl.list_volumes(csi::ListVolumesRequest { max_entries: 1, starting_token: "zz".into() })
-            .await
-            .unwrap_err()
-            .code(),
+        ctrl.list_volumes(csi::ListVolumesRequest {
+            max_entries: 1,
+            starting_token: "zz".into()
+        })
+        .await
+        .err_code(),
         Code::Aborted
     );
     let capacity = ctrl
@@ -368,7 +445,11 @@ async fn csi_volume_lifecycle() {
     assert!(capacity.available_capacity > 0);
 
     // Node: info and capabilities.
-    let ni = node.node_get_info(csi::NodeGetInfoRequest {}).await.expect("node info").into_inner();
+    let ni = node
+        .node_get_info(csi::NodeGetInfoRequest {})
+        .await
+        .expect("node info")
+        .into_inner();
     assert_eq!(ni.node_id, "node-1");
     let nc: Vec<i32> = node
         .node_get_capabilities(csi::NodeGetCapabilitiesRequest {})
@@ -377,29 +458,42 @@ async fn csi_volume_lifecycle() {
         .into_inner()
         .capabilities
         .iter()
-        .filter_map(|c| match &c.r#type {
-            Some(csi::node_service_capability::Type::Rpc(r)) => Some(r.r#type),
-            None => None,
-        })
+        .filter_map(|c| c.r#type.as_ref())
+        .map(|csi::node_service_capability::Type::Rpc(r)| r.r#type)
         .collect();
     use csi::node_service_capability::rpc::Type as NRpc;
-    for t in [NRpc::StageUnstageVolume, NRpc::GetVolumeStats, NRpc::VolumeCondition, NRpc::VolumeMountGroup] {
+    for t in [
+        NRpc::StageUnstageVolume,
+        NRpc::GetVolumeStats,
+        NRpc::VolumeCondition,
+        NRpc::VolumeMountGroup,
+    ] {
         assert!(nc.contains(&(t as i32)), "missing {t:?}: {nc:?}");
     }
 
     // Stage + publish: a real FUSE mount, bind-mounted at the target.
     let staging = dir.path().join("staging");
     let target = dir.path().join("pods/pod-1/volumes/vol");
-    node.node_stage_volume(stage_req(&vol, &staging)).await.expect("stage");
-    node.node_stage_volume(stage_req(&vol, &staging)).await.expect("stage is idempotent");
+    node.node_stage_volume(stage_req(&vol, &staging))
+        .await
+        .expect("stage");
+    node.node_stage_volume(stage_req(&vol, &staging))
+        .await
+        .expect("stage is idempotent");
     assert_eq!(
-        node.node_publish_volume(publish_req(&vol, &dir.path().join("elsewhere"), &target, false))
-            .await
-            .unwrap_err()
-            .code(),
+        node.node_publish_volume(publish_req(
+            &vol,
+            &dir.path().join("elsewhere"),
+            &target,
+            false
+        ))
+        .await
+        .err_code(),
         Code::FailedPrecondition
     );
-    node.node_publish_volume(publish_req(&vol, &staging, &target, false)).await.expect("publish");
+    node.node_publish_volume(publish_req(&vol, &staging, &target, false))
+        .await
+        .expect("publish");
     node.node_publish_volume(publish_req(&vol, &staging, &target, false))
         .await
         .expect("publish is idempotent");
@@ -414,7 +508,13 @@ async fn csi_volume_lifecycle() {
     })
     .await;
     let bucket = vol.volume_id.clone();
-    client.head_object().bucket(&bucket).key("dir/sub/a.txt").send().await.expect("object");
+    client
+        .head_object()
+        .bucket(&bucket)
+        .key("dir/sub/a.txt")
+        .send()
+        .await
+        .expect("object");
     client
         .put_object()
         .bucket(&bucket)
@@ -425,21 +525,34 @@ async fn csi_volume_lifecycle() {
         .expect("put");
     let t = target.clone();
     io(move || {
-        assert_eq!(fs::read(t.join("dir/from-s3.txt")).expect("read"), b"via s3");
+        assert_eq!(
+            fs::read(t.join("dir/from-s3.txt")).expect("read"),
+            b"via s3"
+        );
         // rename (file and directory), append, truncate, random write, chmod.
         fs::rename(t.join("top.txt"), t.join("renamed.txt")).expect("rename file");
         fs::rename(t.join("dir/sub"), t.join("moved")).expect("rename dir");
-        let mut f = OpenOptions::new().append(true).open(t.join("renamed.txt")).expect("open");
+        let mut f = OpenOptions::new()
+            .append(true)
+            .open(t.join("renamed.txt"))
+            .expect("open");
         f.write_all(b"+tail").expect("append");
         drop(f);
-        let f = OpenOptions::new().write(true).open(t.join("moved/a.txt")).expect("open");
+        let f = OpenOptions::new()
+            .write(true)
+            .open(t.join("moved/a.txt"))
+            .expect("open");
         f.set_len(3).expect("truncate");
         drop(f);
-        let mut f = OpenOptions::new().write(true).open(t.join("renamed.txt")).expect("open");
+        let mut f = OpenOptions::new()
+            .write(true)
+            .open(t.join("renamed.txt"))
+            .expect("open");
         f.seek(SeekFrom::Start(2)).expect("seek");
         f.write_all(b"XY").expect("random write");
         drop(f);
-        fs::set_permissions(t.join("renamed.txt"), fs::Permissions::from_mode(0o640)).expect("chmod");
+        fs::set_permissions(t.join("renamed.txt"), fs::Permissions::from_mode(0o640))
+            .expect("chmod");
     })
     .await;
 
@@ -457,14 +570,24 @@ async fn csi_volume_lifecycle() {
     .await
     .expect("unstage");
     assert!(!in_mount_table(&target) && !in_mount_table(&staging));
-    node.node_stage_volume(stage_req(&vol, &staging)).await.expect("stage again");
-    node.node_publish_volume(publish_req(&vol, &staging, &target, false)).await.expect("publish again");
+    node.node_stage_volume(stage_req(&vol, &staging))
+        .await
+        .expect("stage again");
+    node.node_publish_volume(publish_req(&vol, &staging, &target, false))
+        .await
+        .expect("publish again");
     let t = target.clone();
     io(move || {
-        assert_eq!(fs::read(t.join("renamed.txt")).expect("read"), b"01XY456789+tail");
+        assert_eq!(
+            fs::read(t.join("renamed.txt")).expect("read"),
+            b"01XY456789+tail"
+        );
         assert_eq!(fs::read(t.join("moved/a.txt")).expect("read"), b"hel");
         assert!(!t.join("dir/sub").exists());
-        let mode = fs::metadata(t.join("renamed.txt")).expect("stat").permissions().mode();
+        let mode = fs::metadata(t.join("renamed.txt"))
+            .expect("stat")
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o640);
     })
     .await;
@@ -492,7 +615,10 @@ async fn csi_volume_lifecycle() {
     let expanded = ctrl
         .controller_expand_volume(csi::ControllerExpandVolumeRequest {
             volume_id: vol.volume_id.clone(),
-            capacity_range: Some(csi::CapacityRange { required_bytes: 128 * MIB, limit_bytes: 0 }),
+            capacity_range: Some(csi::CapacityRange {
+                required_bytes: 128 * MIB,
+                limit_bytes: 0,
+            }),
             secrets: secrets(),
             ..Default::default()
         })
@@ -516,11 +642,21 @@ async fn csi_volume_lifecycle() {
         .await
         .expect("stats")
         .into_inner();
-    let bytes = stats.usage.iter().find(|u| u.unit == csi::volume_usage::Unit::Bytes as i32).expect("bytes");
+    let bytes = stats
+        .usage
+        .iter()
+        .find(|u| u.unit == csi::volume_usage::Unit::Bytes as i32)
+        .expect("bytes");
     assert_eq!(bytes.total, 128 * MIB);
-    assert!(bytes.used >= 16 * MIB && bytes.used <= 128 * MIB, "{bytes:?}");
+    assert!(
+        bytes.used >= 16 * MIB && bytes.used <= 128 * MIB,
+        "{bytes:?}"
+    );
     assert_eq!(bytes.available, bytes.total - bytes.used);
-    assert!(stats.usage.iter().any(|u| u.unit == csi::volume_usage::Unit::Inodes as i32));
+    assert!(stats
+        .usage
+        .iter()
+        .any(|u| u.unit == csi::volume_usage::Unit::Inodes as i32));
     assert_eq!(stats.volume_condition.map(|c| c.abnormal), Some(false));
     assert_eq!(
         node.node_get_volume_stats(csi::NodeGetVolumeStatsRequest {
@@ -529,8 +665,7 @@ async fn csi_volume_lifecycle() {
             staging_target_path: String::new(),
         })
         .await
-        .unwrap_err()
-        .code(),
+        .err_code(),
         Code::NotFound
     );
 
@@ -553,16 +688,32 @@ async fn csi_volume_lifecycle() {
 
     // DeleteVolume removes the bucket; unknown ids succeed.
     for v in [&vol, &pvol] {
-        ctrl.delete_volume(csi::DeleteVolumeRequest { volume_id: v.volume_id.clone(), secrets: secrets() })
-            .await
-            .expect("delete");
-    }
-    assert!(client.head_bucket().bucket(&vol.volume_id).send().await.is_err());
-    let left = client.list_objects_v2().bucket("shared-vols").send().await.expect("list");
-    assert_eq!(left.key_count(), Some(0));
-    ctrl.delete_volume(csi::DeleteVolumeRequest { volume_id: "never-existed".into(), secrets: secrets() })
+        ctrl.delete_volume(csi::DeleteVolumeRequest {
+            volume_id: v.volume_id.clone(),
+            secrets: secrets(),
+        })
         .await
-        .expect("delete unknown");
+        .expect("delete");
+    }
+    assert!(client
+        .head_bucket()
+        .bucket(&vol.volume_id)
+        .send()
+        .await
+        .is_err());
+    let left = client
+        .list_objects_v2()
+        .bucket("shared-vols")
+        .send()
+        .await
+        .expect("list");
+    assert_eq!(left.key_count(), Some(0));
+    ctrl.delete_volume(csi::DeleteVolumeRequest {
+        volume_id: "never-existed".into(),
+        secrets: secrets(),
+    })
+    .await
+    .expect("delete unknown");
     let listed = ctrl
         .list_volumes(csi::ListVolumesRequest::default())
         .await
@@ -591,8 +742,12 @@ async fn mounts_survive_plugin_and_fuse_restarts() {
         .expect("volume");
     let staging = dir.path().join("staging");
     let target = dir.path().join("target");
-    node.node_stage_volume(stage_req(&vol, &staging)).await.expect("stage");
-    node.node_publish_volume(publish_req(&vol, &staging, &target, false)).await.expect("publish");
+    node.node_stage_volume(stage_req(&vol, &staging))
+        .await
+        .expect("stage");
+    node.node_publish_volume(publish_req(&vol, &staging, &target, false))
+        .await
+        .expect("publish");
 
     // A pod-like process holds files open on the mount.
     let t = target.clone();
@@ -608,13 +763,17 @@ async fn mounts_survive_plugin_and_fuse_restarts() {
     plugin.kill9();
     let t = target.clone();
     let (held, reader) = io(move || {
-        held.write_all(b"written after the plugin died").expect("write to held file");
+        held.write_all(b"written after the plugin died")
+            .expect("write to held file");
         held.sync_all().expect("fsync held file");
         let mut s = String::new();
         reader.read_to_string(&mut s).expect("read open file");
         assert_eq!(s, "kept");
         fs::write(t.join("new.txt"), b"new").expect("new file");
-        assert_eq!(fs::read(t.join("held.txt")).expect("read"), b"written after the plugin died");
+        assert_eq!(
+            fs::read(t.join("held.txt")).expect("read"),
+            b"written after the plugin died"
+        );
         (held, reader)
     })
     .await;
@@ -624,7 +783,9 @@ async fn mounts_survive_plugin_and_fuse_restarts() {
     let plugin = Plugin::start(dir.path(), &server);
     let ch = plugin.channel().await;
     let mut node = NodeClient::new(ch);
-    node.node_stage_volume(stage_req(&vol, &staging)).await.expect("stage after restart");
+    node.node_stage_volume(stage_req(&vol, &staging))
+        .await
+        .expect("stage after restart");
     let stats = node
         .node_get_volume_stats(csi::NodeGetVolumeStatsRequest {
             volume_id: vol.volume_id.clone(),
@@ -635,13 +796,21 @@ async fn mounts_survive_plugin_and_fuse_restarts() {
         .expect("stats")
         .into_inner();
     assert_eq!(stats.volume_condition.map(|c| c.abnormal), Some(false));
-    assert!(fs::read_dir(plugin.state.join("node")).expect("state").count() >= 1);
+    assert!(
+        fs::read_dir(plugin.state.join("node"))
+            .expect("state")
+            .count()
+            >= 1
+    );
 
     // kill -9 the FUSE server: within seconds the same target path works again, with no
     // new CSI call.
     let pid = fuse_pid(&staging).expect("FUSE server pid");
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL)
-        .expect("kill FUSE server");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .expect("kill FUSE server");
     let t = target.clone();
     io(move || {
         let started = Instant::now();
@@ -650,10 +819,17 @@ async fn mounts_survive_plugin_and_fuse_restarts() {
         });
         eprintln!("mount back after {:?}", started.elapsed());
         fs::write(t.join("after-fuse-restart.txt"), b"ok").expect("write after restart");
-        assert_eq!(fs::read(t.join("after-fuse-restart.txt")).expect("read"), b"ok");
+        assert_eq!(
+            fs::read(t.join("after-fuse-restart.txt")).expect("read"),
+            b"ok"
+        );
     })
     .await;
-    assert_ne!(fuse_pid(&staging), Some(pid), "a new FUSE server serves the volume");
+    assert_ne!(
+        fuse_pid(&staging),
+        Some(pid),
+        "a new FUSE server serves the volume"
+    );
     node.node_unpublish_volume(csi::NodeUnpublishVolumeRequest {
         volume_id: vol.volume_id.clone(),
         target_path: target.display().to_string(),

@@ -46,7 +46,11 @@ fn admin(server: &Server, args: &[&str]) -> String {
         .env("CAIRN_ROOT_PASSWORD", SECRET_KEY)
         .output()
         .expect("cairn admin");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
@@ -85,7 +89,11 @@ fn tree(root: &Path) -> Vec<(String, String)> {
         entries.sort_by_key(|e| e.file_name());
         for e in entries {
             let p = e.path();
-            let rel = p.strip_prefix(root).expect("prefix").to_string_lossy().into_owned();
+            let rel = p
+                .strip_prefix(root)
+                .expect("prefix")
+                .to_string_lossy()
+                .into_owned();
             let meta = fs::symlink_metadata(&p).expect("lstat");
             if meta.file_type().is_symlink() {
                 let t = fs::read_link(&p).expect("readlink");
@@ -138,7 +146,12 @@ fn random_operations_match_a_local_directory() {
                     f.seek(SeekFrom::Start(off))?;
                     f.write_all(&data)
                 })),
-                3 => outcome(OpenOptions::new().write(true).open(&p1).and_then(|f| f.set_len(len))),
+                3 => outcome(
+                    OpenOptions::new()
+                        .write(true)
+                        .open(&p1)
+                        .and_then(|f| f.set_len(len)),
+                ),
                 4 => outcome(fs::create_dir(&p1)),
                 5 => outcome(fs::remove_dir(&p1)),
                 6 => outcome(fs::remove_file(&p1)),
@@ -234,7 +247,10 @@ fn fsx_random_io_keeps_data_exact() {
                 }
                 let end = (off + len).min(model.len());
                 assert_eq!(got, end.saturating_sub(off), "step {step}: read length");
-                assert!(buf[..got] == model[off..end], "step {step}: data differs at {off}");
+                assert!(
+                    buf[..got] == model[off..end],
+                    "step {step}: data differs at {off}"
+                );
             }
         }
     }
@@ -274,9 +290,14 @@ fn mount_and_s3_see_the_same_data() {
         .collect();
     assert_eq!(
         keys,
-        ["vol/big.bin", "vol/docs/", "vol/docs/a.txt", "vol/docs/empty/"]
-            .map(String::from)
-            .to_vec()
+        [
+            "vol/big.bin",
+            "vol/docs/",
+            "vol/docs/a.txt",
+            "vol/docs/empty/"
+        ]
+        .map(String::from)
+        .to_vec()
     );
     let head = rt
         .block_on(c.head_object().bucket("shared").key("vol/big.bin").send())
@@ -291,10 +312,16 @@ fn mount_and_s3_see_the_same_data() {
             .send(),
     )
     .expect("put");
-    assert_eq!(fs::read(m.join("docs/from-s3.txt")).expect("read"), b"from s3");
+    assert_eq!(
+        fs::read(m.join("docs/from-s3.txt")).expect("read"),
+        b"from s3"
+    );
     assert!(fs::read(m.join("big.bin")).expect("read big") == big);
     let rss = mount.peak_rss_kib();
-    assert!(rss < 150 * 1024, "mount peak RSS {rss} KiB after 40 MiB through it");
+    assert!(
+        rss < 150 * 1024,
+        "mount peak RSS {rss} KiB after 40 MiB through it"
+    );
     let mtime = fs::metadata(m.join("docs/a.txt")).expect("stat").mtime();
     mount.unmount();
     let again = Mount::start(&server, "shared/vol", &[]);
@@ -303,7 +330,10 @@ fn mount_and_s3_see_the_same_data() {
     assert_eq!((meta.uid(), meta.gid()), (1234, 5678));
     assert_eq!(meta.mtime(), mtime);
     assert!(again.path.join("docs/empty").is_dir());
-    assert_eq!(fs::read(again.path.join("docs/a.txt")).expect("read"), b"alpha");
+    assert_eq!(
+        fs::read(again.path.join("docs/a.txt")).expect("read"),
+        b"alpha"
+    );
 }
 
 /// A bucket quota shows in statfs and gives ENOSPC; raising it lets writes resume.

@@ -248,7 +248,11 @@ pub async fn handle(
         },
         (&Method::GET, "quota") | (&Method::PUT, "quota") => {
             let Some(bucket) = q("bucket").filter(|b| !b.is_empty()) else {
-                return error(StatusCode::BAD_REQUEST, "InvalidArgument", "bucket is required");
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    "InvalidArgument",
+                    "bucket is required",
+                );
             };
             let scope = crate::quota::Scope::new(bucket, q("prefix").unwrap_or(""));
             if parts.method == Method::PUT {

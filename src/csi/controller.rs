@@ -222,15 +222,23 @@ impl csi::controller_server::Controller for ControllerService {
             return Err(Status::invalid_argument(why));
         }
         if req.volume_content_source.is_some() {
-            return Err(Status::invalid_argument("volume sources (clones, snapshots) are not supported"));
+            return Err(Status::invalid_argument(
+                "volume sources (clones, snapshots) are not supported",
+            ));
         }
         let capacity = capacity_of(req.capacity_range.as_ref())?;
-        let access = Access::resolve(&req.secrets, &req.parameters, self.default_endpoint.as_deref())?;
+        let access = Access::resolve(
+            &req.secrets,
+            &req.parameters,
+            self.default_endpoint.as_deref(),
+        )?;
         let mapped = bucket_name_for(&req.name);
         let (bucket, prefix) = match req.parameters.get("bucket").filter(|b| !b.is_empty()) {
             Some(b) => {
                 if !crate::object::valid_bucket_name(b) {
-                    return Err(Status::invalid_argument(format!("invalid bucket parameter {b:?}")));
+                    return Err(Status::invalid_argument(format!(
+                        "invalid bucket parameter {b:?}"
+                    )));
                 }
                 (b.clone(), format!("{mapped}/"))
             }
@@ -362,7 +370,10 @@ impl csi::controller_server::Controller for ControllerService {
             },
         };
         if !exists {
-            return Err(Status::not_found(format!("volume {} does not exist", req.volume_id)));
+            return Err(Status::not_found(format!(
+                "volume {} does not exist",
+                req.volume_id
+            )));
         }
         let problem = req.volume_capabilities.iter().find_map(check_capability);
         Ok(Response::new(match problem {
@@ -395,7 +406,9 @@ impl csi::controller_server::Controller for ControllerService {
                 .parse::<usize>()
                 .ok()
                 .filter(|i| *i <= all.len())
-                .ok_or_else(|| Status::aborted(format!("invalid starting_token {:?}", req.starting_token)))?
+                .ok_or_else(|| {
+                    Status::aborted(format!("invalid starting_token {:?}", req.starting_token))
+                })?
         };
         if req.max_entries < 0 {
             return Err(Status::invalid_argument("max_entries must not be negative"));
@@ -454,7 +467,11 @@ impl csi::controller_server::Controller for ControllerService {
                     .map_err(|e| Status::unavailable(e.to_string()))?;
                 let mut free = 0u64;
                 for s in &info.sets {
-                    let raw: u64 = s.drives.iter().map(|d| d.total.saturating_sub(d.used)).sum();
+                    let raw: u64 = s
+                        .drives
+                        .iter()
+                        .map(|d| d.total.saturating_sub(d.used))
+                        .sum();
                     free += raw / (s.data + s.parity).max(1) as u64 * s.data as u64;
                 }
                 Ok(free)
@@ -487,7 +504,9 @@ impl csi::controller_server::Controller for ControllerService {
             r#type: Some(Type::Rpc(Rpc { r#type: t as i32 })),
         })
         .collect();
-        Ok(Response::new(csi::ControllerGetCapabilitiesResponse { capabilities }))
+        Ok(Response::new(csi::ControllerGetCapabilitiesResponse {
+            capabilities,
+        }))
     }
 
     async fn create_snapshot(
@@ -555,14 +574,18 @@ impl csi::controller_server::Controller for ControllerService {
         &self,
         _req: Request<csi::ControllerGetVolumeRequest>,
     ) -> Result<Response<csi::ControllerGetVolumeResponse>, Status> {
-        Err(Status::unimplemented("ControllerGetVolume is not supported"))
+        Err(Status::unimplemented(
+            "ControllerGetVolume is not supported",
+        ))
     }
 
     async fn controller_modify_volume(
         &self,
         _req: Request<csi::ControllerModifyVolumeRequest>,
     ) -> Result<Response<csi::ControllerModifyVolumeResponse>, Status> {
-        Err(Status::unimplemented("ControllerModifyVolume is not supported"))
+        Err(Status::unimplemented(
+            "ControllerModifyVolume is not supported",
+        ))
     }
 }
 

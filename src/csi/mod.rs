@@ -11,6 +11,10 @@
 //! The gRPC stack (tonic 0.11 / prost 0.12, from the `bpfman-csi` bindings) is used here
 //! only; nothing else in Cairn depends on it.
 
+// Every gRPC method returns `tonic::Status` (large); helpers return it too rather than
+// boxing it only to unbox it at the trait boundary.
+#![allow(clippy::result_large_err)]
+
 pub mod controller;
 pub mod node;
 
@@ -176,7 +180,9 @@ impl csi::identity_server::Identity for Identity {
                 r#type: volume_expansion::Type::Online as i32,
             })),
         });
-        Ok(Response::new(csi::GetPluginCapabilitiesResponse { capabilities }))
+        Ok(Response::new(csi::GetPluginCapabilitiesResponse {
+            capabilities,
+        }))
     }
 
     async fn probe(
@@ -235,7 +241,8 @@ pub async fn run(args: CsiArgs) -> Result<(), CsiError> {
     }
     if args.mode != Mode::Controller {
         let n = Arc::new(
-            node::NodeService::new(&args).map_err(|e| CsiError::StateDir(args.state_dir.clone(), e))?,
+            node::NodeService::new(&args)
+                .map_err(|e| CsiError::StateDir(args.state_dir.clone(), e))?,
         );
         node::NodeService::start_monitor(n.clone());
         router = router.add_service(csi::node_server::NodeServer::new(node::NodeApi(n)));
@@ -258,7 +265,9 @@ pub async fn run(args: CsiArgs) -> Result<(), CsiError> {
             }
         }
     };
-    router.serve_with_incoming_shutdown(incoming, shutdown).await?;
+    router
+        .serve_with_incoming_shutdown(incoming, shutdown)
+        .await?;
     let _ = std::fs::remove_file(&path);
     Ok(())
 }

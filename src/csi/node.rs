@@ -70,7 +70,9 @@ enum Health {
 
 fn health(path: &Path) -> Health {
     match nix::sys::statvfs::statvfs(path) {
-        Err(nix::errno::Errno::ENOTCONN) => Health::Dead("transport endpoint is not connected".into()),
+        Err(nix::errno::Errno::ENOTCONN) => {
+            Health::Dead("transport endpoint is not connected".into())
+        }
         Err(nix::errno::Errno::ENOENT) => Health::Missing,
         Err(e) => Health::Dead(e.to_string()),
         Ok(_) if crate::mount::is_mount_point(path) => Health::Ok,
@@ -167,9 +169,10 @@ impl NodeService {
     fn start_mount(&self, s: &mut Staged) -> Result<(), Status> {
         let (bucket, prefix) = split_volume_id(&s.volume_id)?;
         let volume = format!("{bucket}/{prefix}");
-        let cache = self.dir.join("cache").join(
-            &blake3::hash(s.staging.as_os_str().as_encoded_bytes()).to_hex()[..16],
-        );
+        let cache = self
+            .dir
+            .join("cache")
+            .join(&blake3::hash(s.staging.as_os_str().as_encoded_bytes()).to_hex()[..16]);
         let log_path = self.state_file(&s.staging).with_extension("log");
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -188,7 +191,14 @@ impl NodeService {
             cmd.arg("--read-only");
         }
         if let Some(g) = s.group {
-            cmd.args(["--gid", &g.to_string(), "--dir-mode", "2775", "--file-mode", "664"]);
+            cmd.args([
+                "--gid",
+                &g.to_string(),
+                "--dir-mode",
+                "2775",
+                "--file-mode",
+                "664",
+            ]);
         }
         use std::os::unix::process::CommandExt;
         let err_log = log
@@ -231,12 +241,7 @@ impl NodeService {
             nix::sys::signal::Signal::SIGKILL,
         );
         let tail = std::fs::read_to_string(&log_path).unwrap_or_default();
-        let tail: String = tail
-            .lines()
-            .rev()
-            .take(3)
-            .collect::<Vec<_>>()
-            .join(" | ");
+        let tail: String = tail.lines().rev().take(3).collect::<Vec<_>>().join(" | ");
         Err(Status::internal(format!(
             "mounting {} at {} failed: {tail}",
             s.volume_id,
@@ -270,7 +275,9 @@ impl NodeService {
             }
         }
         detach(&s.staging);
-        self.children.lock().retain_mut(|c| !matches!(c.try_wait(), Ok(Some(_))));
+        self.children
+            .lock()
+            .retain_mut(|c| !matches!(c.try_wait(), Ok(Some(_))));
     }
 
     /// Bring a staged volume back to health: remount if dead or missing, re-bind targets.
@@ -351,7 +358,9 @@ fn mount_group(c: Option<&csi::VolumeCapability>) -> Result<Option<u32>, Status>
             .parse()
             .map(Some)
             .map_err(|_| Status::invalid_argument("volume_mount_group must be a numeric gid")),
-        Some(AccessType::Block(_)) => Err(Status::invalid_argument("block volumes are not supported")),
+        Some(AccessType::Block(_)) => {
+            Err(Status::invalid_argument("block volumes are not supported"))
+        }
         _ => Ok(None),
     }
 }
@@ -471,7 +480,9 @@ impl csi::node_server::Node for NodeApi {
                 .cloned()
                 .ok_or_else(|| Status::failed_precondition("volume is not staged"))?;
             if s.volume_id != req.volume_id {
-                return Err(Status::invalid_argument("staging path holds another volume"));
+                return Err(Status::invalid_argument(
+                    "staging path holds another volume",
+                ));
             }
             let t = Target {
                 path: target.clone(),
@@ -532,11 +543,13 @@ impl csi::node_server::Node for NodeApi {
         let resp = blocking(move || {
             let healthy = health(&path);
             if healthy == Health::Missing && !path.exists() {
-                return Err(Status::not_found(format!("{} does not exist", path.display())));
+                return Err(Status::not_found(format!(
+                    "{} does not exist",
+                    path.display()
+                )));
             }
-            let condition = |abnormal: bool, message: String| {
-                Some(csi::VolumeCondition { abnormal, message })
-            };
+            let condition =
+                |abnormal: bool, message: String| Some(csi::VolumeCondition { abnormal, message });
             match nix::sys::statvfs::statvfs(&path) {
                 Ok(st) => {
                     let frsize = st.fragment_size() as i64;
@@ -601,7 +614,9 @@ impl csi::node_server::Node for NodeApi {
             r#type: Some(Type::Rpc(Rpc { r#type: t as i32 })),
         })
         .collect();
-        Ok(Response::new(csi::NodeGetCapabilitiesResponse { capabilities }))
+        Ok(Response::new(csi::NodeGetCapabilitiesResponse {
+            capabilities,
+        }))
     }
 
     async fn node_get_info(

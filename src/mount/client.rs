@@ -79,8 +79,7 @@ pub trait ObjectClient: Send + Sync + 'static {
         len: u64,
         meta: &BTreeMap<String, String>,
     ) -> ClientResult<()>;
-    fn create_multipart(&self, key: &str, meta: &BTreeMap<String, String>)
-        -> ClientResult<String>;
+    fn create_multipart(&self, key: &str, meta: &BTreeMap<String, String>) -> ClientResult<String>;
     fn upload_part(
         &self,
         key: &str,
@@ -97,8 +96,12 @@ pub trait ObjectClient: Send + Sync + 'static {
     ) -> ClientResult<()>;
     fn abort_multipart(&self, key: &str, upload_id: &str) -> ClientResult<()>;
     /// Server-side copy; `meta: Some` replaces the metadata, `None` keeps it.
-    fn copy(&self, from: &str, to: &str, meta: Option<&BTreeMap<String, String>>)
-        -> ClientResult<()>;
+    fn copy(
+        &self,
+        from: &str,
+        to: &str,
+        meta: Option<&BTreeMap<String, String>>,
+    ) -> ClientResult<()>;
     fn delete(&self, key: &str) -> ClientResult<()>;
     /// One page of keys under `prefix` (continuing from a previous page's `next`);
     /// `/`-delimited when `delimited`.
@@ -194,7 +197,9 @@ impl S3Client {
             .strip_prefix("http://")
             .filter(|h| !h.is_empty() && !h.contains('/'))
             .ok_or_else(|| {
-                ClientError::Other(format!("invalid endpoint {endpoint:?}: expected http://host:port"))
+                ClientError::Other(format!(
+                    "invalid endpoint {endpoint:?}: expected http://host:port"
+                ))
             })?
             .to_string();
         let agent: ureq::Agent = ureq::Agent::config_builder()
@@ -264,9 +269,7 @@ impl S3Client {
                 self.agent.run(req).map_err(transport)?
             }
             None => {
-                let req = b
-                    .body(())
-                    .map_err(|e| ClientError::Other(e.to_string()))?;
+                let req = b.body(()).map_err(|e| ClientError::Other(e.to_string()))?;
                 self.agent.run(req).map_err(transport)?
             }
         };
@@ -447,11 +450,7 @@ impl ObjectClient for S3Client {
         self.check(resp, "PUT").map(|_| ())
     }
 
-    fn create_multipart(
-        &self,
-        key: &str,
-        meta: &BTreeMap<String, String>,
-    ) -> ClientResult<String> {
+    fn create_multipart(&self, key: &str, meta: &BTreeMap<String, String>) -> ClientResult<String> {
         let headers = Self::meta_headers(meta);
         let resp = self.send("POST", &self.path(key), "uploads=", &headers, None)?;
         let mut resp = self.check(resp, "CreateMultipartUpload")?;

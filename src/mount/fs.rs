@@ -136,14 +136,8 @@ struct ReadAhead {
 }
 
 enum Handle {
-    File {
-        ino: u64,
-        ra: Mutex<ReadAhead>,
-    },
-    Dir {
-        ino: u64,
-        page: Mutex<DirPage>,
-    },
+    File { ino: u64, ra: Mutex<ReadAhead> },
+    Dir { ino: u64, page: Mutex<DirPage> },
 }
 
 /// One page of a directory listing, positioned by entry offsets (1-based, after `.`/`..`).
@@ -511,7 +505,10 @@ impl<C: ObjectClient> Fs<C> {
             return Ok(s);
         }
         let mut file = tempfile::tempfile_in(&self.opts.cache_dir).map_err(|e| {
-            tracing::error!("cannot create a staging file in {:?}: {e}", self.opts.cache_dir);
+            tracing::error!(
+                "cannot create a staging file in {:?}: {e}",
+                self.opts.cache_dir
+            );
             Errno::EIO
         })?;
         let size = if empty {
@@ -864,7 +861,9 @@ impl<C: ObjectClient> Fs<C> {
             let s = staged.lock();
             let len = (size as u64).min(s.size.saturating_sub(offset)) as usize;
             let mut buf = vec![0u8; len];
-            s.file.read_exact_at(&mut buf, offset).map_err(|_| Errno::EIO)?;
+            s.file
+                .read_exact_at(&mut buf, offset)
+                .map_err(|_| Errno::EIO)?;
             return Ok(buf);
         }
         if offset >= file_size {
@@ -961,7 +960,14 @@ impl<C: ObjectClient> Fs<C> {
         Ok(self.remember(&path, attr, true))
     }
 
-    pub fn symlink(&self, parent: u64, name: &str, target: &str, uid: u32, gid: u32) -> FsResult<Attr> {
+    pub fn symlink(
+        &self,
+        parent: u64,
+        name: &str,
+        target: &str,
+        uid: u32,
+        gid: u32,
+    ) -> FsResult<Attr> {
         self.check_writable()?;
         let path = self.child_path(parent, name)?;
         match self.probe(&path) {
@@ -1325,11 +1331,21 @@ impl<C: ObjectClient> Fs<C> {
             Some(u) if u.quota > 0 => {
                 let total = u.quota / BLOCK;
                 let used = (u.used + self.pending_growth()).div_ceil(BLOCK);
-                (total, total.saturating_sub(used), u.objects + 1_000_000, 1_000_000)
+                (
+                    total,
+                    total.saturating_sub(used),
+                    u.objects + 1_000_000,
+                    1_000_000,
+                )
             }
             Some(u) => {
                 let total = NO_QUOTA / BLOCK;
-                (total, total - u.used.div_ceil(BLOCK).min(total), u.objects + 1_000_000, 1_000_000)
+                (
+                    total,
+                    total - u.used.div_ceil(BLOCK).min(total),
+                    u.objects + 1_000_000,
+                    1_000_000,
+                )
             }
             None => (NO_QUOTA / BLOCK, NO_QUOTA / BLOCK, 1_000_000, 1_000_000),
         }

@@ -7,8 +7,8 @@ use std::time::{Duration, SystemTime};
 use fuser::{
     Errno, FileAttr, FileHandle, FileType, FopenFlags, Generation, INodeNo, KernelConfig,
     LockOwner, OpenAccMode, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate, ReplyData,
-    ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite, ReplyXattr, Request,
-    TimeOrNow, WriteFlags,
+    ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite, ReplyXattr,
+    Request, TimeOrNow, WriteFlags,
 };
 
 use super::client::ObjectClient;
@@ -141,8 +141,10 @@ impl<C: ObjectClient> fuser::Filesystem for FuseFs<C> {
         umask: u32,
         reply: ReplyEntry,
     ) {
-        let r = name(n)
-            .and_then(|n| self.fs.mkdir(parent.0, n, mode & !umask, req.uid(), req.gid()));
+        let r = name(n).and_then(|n| {
+            self.fs
+                .mkdir(parent.0, n, mode & !umask, req.uid(), req.gid())
+        });
         match r {
             Ok(a) => reply.entry(&self.ttl, &file_attr(&a), Generation(0)),
             Err(e) => reply.error(err(e)),
@@ -343,7 +345,16 @@ impl<C: ObjectClient> fuser::Filesystem for FuseFs<C> {
 
     fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
         let (blocks, bfree, files, ffree) = self.fs.statfs();
-        reply.statfs(blocks, bfree, bfree, files, ffree, BLOCK as u32, 255, BLOCK as u32);
+        reply.statfs(
+            blocks,
+            bfree,
+            bfree,
+            files,
+            ffree,
+            BLOCK as u32,
+            255,
+            BLOCK as u32,
+        );
     }
 
     fn create(
@@ -356,8 +367,10 @@ impl<C: ObjectClient> fuser::Filesystem for FuseFs<C> {
         _flags: i32,
         reply: ReplyCreate,
     ) {
-        let r = name(n)
-            .and_then(|n| self.fs.create(parent.0, n, mode & !umask, req.uid(), req.gid()));
+        let r = name(n).and_then(|n| {
+            self.fs
+                .create(parent.0, n, mode & !umask, req.uid(), req.gid())
+        });
         match r {
             Ok((a, fh)) => reply.created(
                 &self.ttl,

@@ -69,12 +69,20 @@ impl MockClient {
     }
 
     fn used(&self) -> u64 {
-        self.objects.lock().values().map(|o| o.data.len() as u64).sum()
+        self.objects
+            .lock()
+            .values()
+            .map(|o| o.data.len() as u64)
+            .sum()
     }
 
     fn admit(&self, key: &str, len: u64) -> ClientResult<()> {
         let quota = *self.quota.lock();
-        let old = self.objects.lock().get(key).map_or(0, |o| o.data.len() as u64);
+        let old = self
+            .objects
+            .lock()
+            .get(key)
+            .map_or(0, |o| o.data.len() as u64);
         if quota > 0 && self.used() - old + len > quota {
             return Err(ClientError::QuotaExceeded);
         }
@@ -122,7 +130,11 @@ impl ObjectClient for MockClient {
         let mut data = Vec::new();
         body.read_to_end(&mut data)
             .map_err(|e| ClientError::Other(e.to_string()))?;
-        assert_eq!(data.len() as u64, len, "declared length must match the body");
+        assert_eq!(
+            data.len() as u64,
+            len,
+            "declared length must match the body"
+        );
         self.admit(key, len)?;
         self.objects.lock().insert(
             key.to_string(),
@@ -135,11 +147,7 @@ impl ObjectClient for MockClient {
         Ok(())
     }
 
-    fn create_multipart(
-        &self,
-        key: &str,
-        meta: &BTreeMap<String, String>,
-    ) -> ClientResult<String> {
+    fn create_multipart(&self, key: &str, meta: &BTreeMap<String, String>) -> ClientResult<String> {
         self.enter("create_multipart")?;
         let id = format!("{key}#{}", meta.len());
         self.uploads.lock().insert(id.clone(), BTreeMap::new());

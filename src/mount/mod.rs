@@ -83,9 +83,8 @@ pub fn run_foreground(args: MountArgs) -> Result<(), MountError> {
             "not a directory".into(),
         ));
     }
-    std::fs::create_dir_all(&args.options.cache_dir).map_err(|e| {
-        MountError::MountPoint(args.options.cache_dir.clone(), e.to_string())
-    })?;
+    std::fs::create_dir_all(&args.options.cache_dir)
+        .map_err(|e| MountError::MountPoint(args.options.cache_dir.clone(), e.to_string()))?;
     let client = S3Client::new(S3Config {
         endpoint: args.endpoint.clone(),
         access_key: args.access_key.clone(),

@@ -72,7 +72,10 @@ fn names(fs: &Fs<MockClient>, dir: u64) -> Vec<(String, Kind)> {
 fn files_become_objects_with_metadata() {
     let fs = fs();
     let ino = write_file(&fs, ROOT, "hello.txt", b"hello world");
-    assert_eq!(fs.client().object("hello.txt").as_deref(), Some(&b"hello world"[..]));
+    assert_eq!(
+        fs.client().object("hello.txt").as_deref(),
+        Some(&b"hello world"[..])
+    );
     let meta = fs.client().meta("hello.txt").expect("meta");
     assert_eq!(meta.get("mode").map(String::as_str), Some("33184")); // 0o100640
     assert_eq!(meta.get("uid").map(String::as_str), Some("1000"));
@@ -127,7 +130,8 @@ fn rename_files_and_directories() {
     let sub = fs.mkdir(d.ino, "sub", 0o755, 0, 0).expect("mkdir");
     write_file(&fs, sub.ino, "x", b"xx");
     write_file(&fs, d.ino, "y", b"yy");
-    fs.rename(d.ino, "y", ROOT, "z", false).expect("rename file");
+    fs.rename(d.ino, "y", ROOT, "z", false)
+        .expect("rename file");
     assert_eq!(fs.client().object("z").as_deref(), Some(&b"yy"[..]));
     assert_eq!(fs.client().object("d/y"), None);
     fs.rename(ROOT, "d", ROOT, "e", false).expect("rename dir");
@@ -148,7 +152,10 @@ fn rename_files_and_directories() {
     fs.rename(ROOT, "w", ROOT, "z", false).expect("replace");
     assert_eq!(fs.client().object("z").as_deref(), Some(&b"w"[..]));
     let e = fs.lookup(ROOT, "e").expect("e");
-    assert_eq!(fs.rename(ROOT, "e", e.ino, "inside", false), Err(Errno::EINVAL));
+    assert_eq!(
+        fs.rename(ROOT, "e", e.ino, "inside", false),
+        Err(Errno::EINVAL)
+    );
 }
 
 #[test]
@@ -160,29 +167,61 @@ fn append_truncate_and_random_writes() {
     fs.write(ino, 10, b"abc").expect("append");
     fs.write(ino, 2, b"XY").expect("overwrite");
     fs.release(ino, fh).expect("close");
-    assert_eq!(fs.client().object("f").as_deref(), Some(&b"01XY456789abc"[..]));
+    assert_eq!(
+        fs.client().object("f").as_deref(),
+        Some(&b"01XY456789abc"[..])
+    );
     // truncate(2) on a closed file writes through.
-    fs.setattr(ino, SetAttr { size: Some(4), ..Default::default() }).expect("truncate");
+    fs.setattr(
+        ino,
+        SetAttr {
+            size: Some(4),
+            ..Default::default()
+        },
+    )
+    .expect("truncate");
     assert_eq!(fs.client().object("f").as_deref(), Some(&b"01XY"[..]));
     // Extending truncate fills with zeros; a sparse write too.
     let fh = fs.open(ino, true).expect("open");
-    fs.setattr(ino, SetAttr { size: Some(6), ..Default::default() }).expect("extend");
+    fs.setattr(
+        ino,
+        SetAttr {
+            size: Some(6),
+            ..Default::default()
+        },
+    )
+    .expect("extend");
     fs.write(ino, 8, b"!").expect("sparse");
     fs.release(ino, fh).expect("close");
-    assert_eq!(fs.client().object("f").as_deref(), Some(&b"01XY\0\0\0\0!"[..]));
+    assert_eq!(
+        fs.client().object("f").as_deref(),
+        Some(&b"01XY\0\0\0\0!"[..])
+    );
     // chmod rewrites metadata in place.
-    fs.setattr(ino, SetAttr { mode: Some(0o600), uid: Some(7), ..Default::default() })
-        .expect("chmod");
+    fs.setattr(
+        ino,
+        SetAttr {
+            mode: Some(0o600),
+            uid: Some(7),
+            ..Default::default()
+        },
+    )
+    .expect("chmod");
     let meta = fs.client().meta("f").expect("meta");
     assert_eq!(meta.get("mode").map(String::as_str), Some("33152")); // 0o100600
     assert_eq!(meta.get("uid").map(String::as_str), Some("7"));
-    assert_eq!(fs.client().object("f").as_deref(), Some(&b"01XY\0\0\0\0!"[..]));
+    assert_eq!(
+        fs.client().object("f").as_deref(),
+        Some(&b"01XY\0\0\0\0!"[..])
+    );
 }
 
 #[test]
 fn symlinks() {
     let fs = fs();
-    let l = fs.symlink(ROOT, "link", "target/file", 0, 0).expect("symlink");
+    let l = fs
+        .symlink(ROOT, "link", "target/file", 0, 0)
+        .expect("symlink");
     assert_eq!(l.kind, Kind::Symlink);
     assert_eq!(fs.readlink(l.ino).expect("readlink"), b"target/file");
     let fs2 = Fs::new(MockClient::default(), Options::default());
@@ -221,7 +260,8 @@ fn quota_gives_enospc_at_write_time() {
 fn store_errors_map_to_errno() {
     let fs = fs();
     write_file(&fs, ROOT, "f", b"data");
-    fs.client().inject("head", ClientError::Other("boom".into()));
+    fs.client()
+        .inject("head", ClientError::Other("boom".into()));
     assert_eq!(fs.lookup(ROOT, "f"), Err(Errno::EIO));
     fs.client().clear_faults();
     fs.client().inject("head", ClientError::AccessDenied);
@@ -240,7 +280,8 @@ fn store_errors_map_to_errno() {
     let big = vec![5u8; 300];
     let (g, fh) = fs.create(ROOT, "g", 0o644, 0, 0).expect("create");
     fs.write(g.ino, 0, &big).expect("write");
-    fs.client().inject("upload_part", ClientError::Other("boom".into()));
+    fs.client()
+        .inject("upload_part", ClientError::Other("boom".into()));
     assert_eq!(fs.flush(g.ino), Err(Errno::EIO));
     assert_eq!(fs.client().calls("abort_multipart"), 1);
     fs.client().clear_faults();
@@ -257,9 +298,15 @@ fn read_only_mounts_refuse_changes() {
     fs.client().insert("f", b"x");
     let f = fs.lookup(ROOT, "f").expect("lookup");
     assert_eq!(fs.open(f.ino, true), Err(Errno::EROFS));
-    assert_eq!(fs.create(ROOT, "g", 0o644, 0, 0).map(|_| ()), Err(Errno::EROFS));
+    assert_eq!(
+        fs.create(ROOT, "g", 0o644, 0, 0).map(|_| ()),
+        Err(Errno::EROFS)
+    );
     assert_eq!(fs.unlink(ROOT, "f"), Err(Errno::EROFS));
-    assert_eq!(fs.mkdir(ROOT, "d", 0o755, 0, 0).map(|_| ()), Err(Errno::EROFS));
+    assert_eq!(
+        fs.mkdir(ROOT, "d", 0o755, 0, 0).map(|_| ()),
+        Err(Errno::EROFS)
+    );
 }
 
 #[test]

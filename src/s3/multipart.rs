@@ -144,7 +144,12 @@ pub async fn complete(state: &S3State, ctx: &Ctx, body: Body) -> Result<Response
         .collect();
     let tracked = state.quotas.covers(bucket, key).await;
     let old = if tracked {
-        state.store.head_object(bucket, key).await.ok().map(|i| i.size)
+        state
+            .store
+            .head_object(bucket, key)
+            .await
+            .ok()
+            .map(|i| i.size)
     } else {
         None
     };

@@ -416,13 +416,23 @@ pub(super) async fn replaced_size(
     if !quota.tracks() {
         return None;
     }
-    state.store.head_object(bucket, key).await.ok().map(|i| i.size)
+    state
+        .store
+        .head_object(bucket, key)
+        .await
+        .ok()
+        .map(|i| i.size)
 }
 
 /// Delete one object, telling the quotas that cover it.
 async fn delete_one(state: &S3State, bucket: &str, key: &str) -> Result<(), S3Error> {
     let size = if state.quotas.covers(bucket, key).await {
-        state.store.head_object(bucket, key).await.ok().map(|i| i.size)
+        state
+            .store
+            .head_object(bucket, key)
+            .await
+            .ok()
+            .map(|i| i.size)
     } else {
         None
     };
