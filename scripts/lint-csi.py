@@ -70,7 +70,8 @@ for path, d in kinds.get("StorageClass", []):
 for path, d in kinds.get("Deployment", []) + kinds.get("DaemonSet", []):
     pod = d["spec"]["template"]["spec"]
     volumes = {v["name"]: v for v in pod.get("volumes", [])}
-    plugin = [c for c in pod["containers"] if c.get("args", [None])[0] == "csi"]
+    plugin = [c for c in pod["containers"]
+              if c.get("args", [None])[0] == "csi" and "--mode=mounter" not in c["args"]]
     if len(plugin) != 1:
         fail(f"{path}: expected one cairn csi container")
         continue
@@ -104,6 +105,25 @@ for path, d in kinds.get("Deployment", []) + kinds.get("DaemonSet", []):
             fail(f"{path}: node plugin must be privileged (bidirectional propagation, mounts)")
         if "--mode=node" not in plugin["args"]:
             fail(f"{path}: DaemonSet plugin must run --mode=node")
+        # Mounts must outlive the plugin container: a mounter container starts them.
+        mounters = [c for c in pod["containers"] if "--mode=mounter" in c.get("args", [])]
+        want = next((a.split("=", 1)[1] for a in plugin["args"] if a.startswith("--mounter=")), None)
+        if len(mounters) != 1 or not want:
+            fail(f"{path}: node pod needs one mounter container and the plugin's --mounter")
+        else:
+            m = mounters[0]
+            got = next((a.split("=", 1)[1] for a in m["args"] if a.startswith("--endpoint=")), None)
+            if got != want:
+                fail(f"{path}: plugin --mounter {want} != mounter --endpoint {got}")
+            mm = {x["mountPath"]: x for x in m.get("volumeMounts", [])}
+            if mm.get("/var/lib/kubelet", {}).get("mountPropagation") != "Bidirectional":
+                fail(f"{path}: mounter must mount /var/lib/kubelet Bidirectional")
+            if "/dev/fuse" not in mm or not m.get("securityContext", {}).get("privileged"):
+                fail(f"{path}: mounter needs /dev/fuse and privileged mode")
+            if mm.get("/var/lib/cairn-csi", {}).get("name") != mounts.get("/var/lib/cairn-csi", {}).get("name"):
+                fail(f"{path}: mounter and plugin must share the state dir (mount logs, caches)")
+        if pod.get("shareProcessNamespace") is not True:
+            fail(f"{path}: shareProcessNamespace must be true (the plugin signals mount processes)")
 
 for p in problems:
     print(f"lint-csi: {p}")

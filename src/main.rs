@@ -76,9 +76,14 @@ enum Command {
         /// This node's name (Kubernetes: spec.nodeName).
         #[arg(long, env = "CSI_NODE_ID")]
         node_id: String,
-        /// controller, node or all.
+        /// controller, node, all, or mounter (starts mount processes for a node plugin;
+        /// --endpoint is then its socket).
         #[arg(long, default_value = "all")]
         mode: String,
+        /// Node mode: have the mounter at this socket start the FUSE mount processes, so
+        /// they outlive the plugin's container.
+        #[arg(long)]
+        mounter: Option<String>,
         /// Where node state (staged volumes) and controller records are kept.
         #[arg(long, default_value = "/var/lib/cairn-csi")]
         state_dir: PathBuf,
@@ -964,9 +969,17 @@ fn main() -> anyhow::Result<()> {
             mode,
             state_dir,
             s3_endpoint,
+            mounter,
         } => {
-            let mode = cairn::csi::Mode::parse(&mode)
-                .ok_or_else(|| anyhow::anyhow!("--mode must be controller, node or all"))?;
+            let mode = cairn::csi::Mode::parse(&mode).ok_or_else(|| {
+                anyhow::anyhow!("--mode must be controller, node, all or mounter")
+            })?;
+            let mounter = match mounter {
+                Some(m) => Some(PathBuf::from(m.strip_prefix("unix://").ok_or_else(
+                    || anyhow::anyhow!("--mounter must be unix:///path/to/socket"),
+                )?)),
+                None => None,
+            };
             let args = cairn::csi::CsiArgs {
                 endpoint,
                 node_id,
@@ -974,6 +987,7 @@ fn main() -> anyhow::Result<()> {
                 state_dir,
                 default_s3_endpoint: s3_endpoint,
                 mount_binary: std::env::current_exe()?,
+                mounter,
             };
             runtime.block_on(cairn::csi::run(args))?;
             Ok(())

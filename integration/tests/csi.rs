@@ -47,6 +47,10 @@ struct Plugin {
 
 impl Plugin {
     fn start(dir: &Path, server: &Server) -> Plugin {
+        Plugin::start_with(dir, server, &[])
+    }
+
+    fn start_with(dir: &Path, server: &Server, extra: &[String]) -> Plugin {
         let socket = dir.join("csi.sock");
         let state = dir.join("state");
         let log = dir.join("csi.log");
@@ -62,6 +66,7 @@ impl Plugin {
             .arg(&state)
             .arg("--s3-endpoint")
             .arg(&server.endpoint)
+            .args(extra)
             .env("CAIRN_ROOT_USER", ACCESS_KEY)
             .env("CAIRN_ROOT_PASSWORD", SECRET_KEY)
             .stdout(Stdio::null())
@@ -91,6 +96,23 @@ impl Plugin {
 
     fn log(&self) -> String {
         fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Kill the plugin and every process it started, as a container restart does.
+    fn kill_with_descendants(&mut self) {
+        let mut doomed = vec![self.child.id() as i32];
+        let mut i = 0;
+        while i < doomed.len() {
+            doomed.extend(children_of(doomed[i]));
+            i += 1;
+        }
+        for pid in doomed {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+        let _ = self.child.wait();
     }
 
     fn kill9(&mut self) {
@@ -865,4 +887,114 @@ fn fuse_pid(staging: &Path) -> Option<i32> {
         }
     }
     None
+}
+
+/// Direct children of a process (from /proc).
+fn children_of(parent: i32) -> Vec<i32> {
+    let mut out = Vec::new();
+    for e in fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        // pid (comm) state ppid ...: comm may hold spaces, so split after the last ')'.
+        let ppid = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+            .and_then(|p| p.parse::<i32>().ok());
+        if ppid == Some(parent) {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+/// With a mounter (the DaemonSet's separate container), mounts survive the plugin *and
+/// everything it started* being killed, as when its container restarts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mounter_keeps_mounts_through_a_plugin_container_restart() {
+    let server = Server::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let socket = dir.path().join("mounter/mounter.sock");
+    let mut mounter = Command::new(binary())
+        .args([
+            "csi",
+            "--mode",
+            "mounter",
+            "--node-id",
+            "node-1",
+            "--endpoint",
+        ])
+        .arg(format!("unix://{}", socket.display()))
+        .stderr(fs::File::create(dir.path().join("mounter.log")).expect("log"))
+        .spawn()
+        .expect("start mounter");
+    wait_until("the mounter socket", Duration::from_secs(20), || {
+        socket.exists()
+    });
+    let extra = vec![format!("--mounter=unix://{}", socket.display())];
+    let mut plugin = Plugin::start_with(dir.path(), &server, &extra);
+    let ep = plugin.endpoint.clone();
+    let ch = plugin.channel().await;
+    let mut ctrl = ControllerClient::new(ch.clone());
+    let mut node = NodeClient::new(ch);
+    let vol = ctrl
+        .create_volume(create_req("pvc-mounter", 16 * MIB, &[], &ep))
+        .await
+        .expect("create")
+        .into_inner()
+        .volume
+        .expect("volume");
+    let staging = dir.path().join("staging");
+    let target = dir.path().join("target");
+    node.node_stage_volume(stage_req(&vol, &staging))
+        .await
+        .expect("stage");
+    node.node_publish_volume(publish_req(&vol, &staging, &target, false))
+        .await
+        .expect("publish");
+    let t = target.clone();
+    io(move || fs::write(t.join("before.txt"), b"before").expect("write")).await;
+    let fuse = fuse_pid(&staging).expect("FUSE pid");
+    assert!(
+        !children_of(plugin.child.id() as i32).contains(&fuse),
+        "mount is the mounter's child"
+    );
+
+    plugin.kill_with_descendants();
+    let t = target.clone();
+    io(move || {
+        assert_eq!(fs::read(t.join("before.txt")).expect("read"), b"before");
+        fs::write(t.join("after.txt"), b"after").expect("write after the plugin died");
+    })
+    .await;
+    assert_eq!(
+        fuse_pid(&staging),
+        Some(fuse),
+        "the same FUSE server still serves"
+    );
+
+    // The new plugin takes over and can unstage (stopping the mounter's process).
+    let plugin = Plugin::start_with(dir.path(), &server, &extra);
+    let mut node = NodeClient::new(plugin.channel().await);
+    node.node_unpublish_volume(csi::NodeUnpublishVolumeRequest {
+        volume_id: vol.volume_id.clone(),
+        target_path: target.display().to_string(),
+    })
+    .await
+    .expect("unpublish");
+    node.node_unstage_volume(csi::NodeUnstageVolumeRequest {
+        volume_id: vol.volume_id.clone(),
+        staging_target_path: staging.display().to_string(),
+    })
+    .await
+    .expect("unstage");
+    assert!(!in_mount_table(&target) && !in_mount_table(&staging));
+    wait_until("the mount process to exit", Duration::from_secs(10), || {
+        fuse_pid(&staging).is_none()
+    });
+    let _ = mounter.kill();
+    let _ = mounter.wait();
 }

@@ -16,6 +16,7 @@
 #![allow(clippy::result_large_err)]
 
 pub mod controller;
+pub mod mounter;
 pub mod node;
 
 use std::collections::HashMap;
@@ -37,6 +38,8 @@ pub enum CsiError {
     StateDir(PathBuf, std::io::Error),
     #[error("cannot listen on {0}: {1}")]
     Listen(PathBuf, std::io::Error),
+    #[error(transparent)]
+    Mounter(#[from] mounter::MounterError),
     #[error("gRPC server: {0}")]
     Serve(#[from] tonic::transport::Error),
 }
@@ -46,6 +49,8 @@ pub enum Mode {
     Controller,
     Node,
     All,
+    /// Starts mount processes for a node plugin (see [`mounter`]).
+    Mounter,
 }
 
 impl Mode {
@@ -54,6 +59,7 @@ impl Mode {
             "controller" => Some(Mode::Controller),
             "node" => Some(Mode::Node),
             "all" => Some(Mode::All),
+            "mounter" => Some(Mode::Mounter),
             _ => None,
         }
     }
@@ -70,6 +76,8 @@ pub struct CsiArgs {
     pub default_s3_endpoint: Option<String>,
     /// The `cairn` binary that runs FUSE mounts (default: this executable).
     pub mount_binary: PathBuf,
+    /// Have the mounter at this socket start mount processes (node mode).
+    pub mounter: Option<PathBuf>,
 }
 
 /// Credentials and endpoint resolved from a request's Secrets and parameters.
@@ -218,6 +226,13 @@ pub async fn run(args: CsiArgs) -> Result<(), CsiError> {
             .strip_prefix("unix://")
             .ok_or_else(|| CsiError::Endpoint(args.endpoint.clone()))?,
     );
+    if args.mode == Mode::Mounter {
+        let socket = path.clone();
+        return tokio::task::spawn_blocking(move || mounter::serve(&socket))
+            .await
+            .map_err(|e| CsiError::Listen(path, std::io::Error::other(e)))?
+            .map_err(CsiError::Mounter);
+    }
     std::fs::create_dir_all(&args.state_dir)
         .map_err(|e| CsiError::StateDir(args.state_dir.clone(), e))?;
     if let Some(dir) = path.parent() {
@@ -239,7 +254,7 @@ pub async fn run(args: CsiArgs) -> Result<(), CsiError> {
             .map_err(|e| CsiError::StateDir(args.state_dir.clone(), e))?;
         router = router.add_service(csi::controller_server::ControllerServer::new(c));
     }
-    if args.mode != Mode::Controller {
+    if matches!(args.mode, Mode::Node | Mode::All) {
         let n = Arc::new(
             node::NodeService::new(&args)
                 .map_err(|e| CsiError::StateDir(args.state_dir.clone(), e))?,

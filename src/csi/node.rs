@@ -12,7 +12,7 @@
 use std::collections::HashMap;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -22,6 +22,7 @@ use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use tonic::{Request, Response, Status};
 
+use super::mounter::{self, StartRequest};
 use super::{blocking, split_volume_id, Access, CsiArgs};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -50,6 +51,8 @@ pub struct NodeService {
     node_id: String,
     dir: PathBuf,
     binary: PathBuf,
+    /// The mounter's socket, when mount processes are started by it.
+    mounter: Option<PathBuf>,
     /// Persisted staged volumes, keyed by staging path.
     staged: Mutex<HashMap<PathBuf, Staged>>,
     /// Mount processes this plugin started (reaped by the monitor).
@@ -129,6 +132,7 @@ impl NodeService {
             node_id: args.node_id.clone(),
             dir,
             binary: args.mount_binary.clone(),
+            mounter: args.mounter.clone(),
             staged: Mutex::new(staged),
             children: Mutex::new(Vec::new()),
             op: tokio::sync::Mutex::new(()),
@@ -174,52 +178,54 @@ impl NodeService {
             .join("cache")
             .join(&blake3::hash(s.staging.as_os_str().as_encoded_bytes()).to_hex()[..16]);
         let log_path = self.state_file(&s.staging).with_extension("log");
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log_path)
-            .map_err(|e| Status::internal(format!("mount log {}: {e}", log_path.display())))?;
-        let mut cmd = Command::new(&self.binary);
-        cmd.arg("mount")
-            .arg("--endpoint")
-            .arg(&s.endpoint)
-            .arg("--foreground")
-            .arg("--allow-other")
-            .arg("--cache-dir")
-            .arg(&cache);
+        let mut args: Vec<String> = vec![
+            "mount".into(),
+            "--endpoint".into(),
+            s.endpoint.clone(),
+            "--foreground".into(),
+            "--allow-other".into(),
+            "--cache-dir".into(),
+            cache.display().to_string(),
+        ];
         if s.read_only {
-            cmd.arg("--read-only");
+            args.push("--read-only".into());
         }
         if let Some(g) = s.group {
-            cmd.args([
+            for a in [
                 "--gid",
                 &g.to_string(),
                 "--dir-mode",
                 "2775",
                 "--file-mode",
                 "664",
-            ]);
+            ] {
+                args.push(a.to_string());
+            }
         }
-        use std::os::unix::process::CommandExt;
-        let err_log = log
-            .try_clone()
-            .map_err(|e| Status::internal(e.to_string()))?;
-        let child = cmd
-            .arg(&volume)
-            .arg(&s.staging)
+        args.push(volume);
+        args.push(s.staging.display().to_string());
+        let req = StartRequest {
+            args,
             // Credentials through the environment, never on the command line.
-            .env("CAIRN_ROOT_USER", &s.access_key)
-            .env("CAIRN_ROOT_PASSWORD", &s.secret_key)
-            .env("CAIRN_REGION", &s.region)
-            .stdin(Stdio::null())
-            .stdout(log)
-            .stderr(err_log)
-            // Its own process group: signals to the plugin's group do not reach it.
-            .process_group(0)
-            .spawn()
-            .map_err(|e| Status::internal(format!("starting {}: {e}", self.binary.display())))?;
-        let pid = child.id();
-        self.children.lock().push(child);
+            env: vec![
+                ("CAIRN_ROOT_USER".into(), s.access_key.clone()),
+                ("CAIRN_ROOT_PASSWORD".into(), s.secret_key.clone()),
+                ("CAIRN_REGION".into(), s.region.clone()),
+            ],
+            log: log_path.clone(),
+        };
+        let pid = match &self.mounter {
+            Some(socket) => mounter::request_start(socket, &req)
+                .map_err(|e| Status::unavailable(e.to_string()))?,
+            None => {
+                let child = mounter::spawn(&self.binary, req).map_err(|e| {
+                    Status::internal(format!("starting {}: {e}", self.binary.display()))
+                })?;
+                let pid = child.id();
+                self.children.lock().push(child);
+                pid
+            }
+        };
         let deadline = Instant::now() + Duration::from_secs(15);
         while Instant::now() < deadline {
             if health(&s.staging) == Health::Ok {
@@ -249,7 +255,7 @@ impl NodeService {
         )))
     }
 
-    /// Whether a child we started has exited (and reap it).
+    /// Whether a mount process has exited (reaping it if it is our child).
     fn exited(&self, pid: u32) -> bool {
         let mut children = self.children.lock();
         for c in children.iter_mut() {
@@ -257,7 +263,8 @@ impl NodeService {
                 return matches!(c.try_wait(), Ok(Some(_)));
             }
         }
-        false
+        // Started by the mounter (shared process namespace): gone when it cannot be signalled.
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), None).is_err()
     }
 
     /// Stop the mount process of `s` (SIGTERM: it unmounts cleanly) and detach leftovers.
