@@ -14,83 +14,18 @@
 //! and rewrites the report section of `docs/benchmarks.md` (between its markers) plus
 //! `docs/report-throughput.svg` and `docs/report-latency.svg`.
 
-use std::io::{BufRead, Write};
+use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use cairn::bench::{parse_size, run, Config, Op, OpStats};
 
-const USER: &str = "reportadmin";
-const SECRET: &str = "report-secret-123";
+mod common;
+use common::{server, start, SECRET, USER};
+
 const MIB: f64 = 1048576.0;
-
-struct Proc {
-    child: Child,
-    endpoint: String,
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Proc {
-    fn peak_rss_mib(&self) -> f64 {
-        std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-            .ok()
-            .and_then(|s| {
-                s.lines()
-                    .find_map(|l| l.strip_prefix("VmHWM:"))
-                    .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-            })
-            .unwrap_or(0.0)
-            / 1024.0
-    }
-}
-
-/// Start `cairn <args>` and wait for "(listening on host:port)" on its standard output.
-fn start(args: &[String]) -> Proc {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_cairn"))
-        .args(args)
-        .env("CAIRN_ROOT_USER", USER)
-        .env("CAIRN_ROOT_PASSWORD", SECRET)
-        .env("CAIRN_SCANNER", "off")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start cairn");
-    let out = child.stdout.take().expect("stdout");
-    let mut lines = std::io::BufReader::new(out).lines();
-    let addr = loop {
-        let line = lines
-            .next()
-            .expect("cairn exited before listening")
-            .expect("read");
-        if let Some(rest) = line.split("(listening on ").nth(1) {
-            break rest.trim_end_matches(')').to_string();
-        }
-    };
-    std::thread::spawn(move || for _ in lines.by_ref() {});
-    Proc {
-        child,
-        endpoint: format!("http://{addr}"),
-    }
-}
-
-fn server(dir: &Path, drives: usize) -> Proc {
-    let _ = std::fs::remove_dir_all(dir);
-    let mut args = vec![
-        "server".to_string(),
-        "--address".into(),
-        "127.0.0.1:0".into(),
-    ];
-    args.extend((1..=drives).map(|i| dir.join(format!("d{i}")).display().to_string()));
-    start(&args)
-}
 
 fn seconds() -> Duration {
     Duration::from_secs(

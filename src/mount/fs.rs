@@ -128,11 +128,21 @@ struct Table {
     next_ino: u64,
 }
 
+/// A file handle's read-ahead: the window being served and the next one, fetched in the
+/// background while the current one is read (at most two windows per open file).
 struct ReadAhead {
     buf: Vec<u8>,
     start: u64,
     window: u64,
+    /// Where the next sequential read starts.
     next: u64,
+    prefetch: Option<Prefetch>,
+}
+
+struct Prefetch {
+    start: u64,
+    len: u64,
+    task: std::thread::JoinHandle<Result<Vec<u8>, ClientError>>,
 }
 
 enum Handle {
@@ -162,7 +172,7 @@ pub struct DirEntry {
 }
 
 pub struct Fs<C: ObjectClient> {
-    client: C,
+    client: Arc<C>,
     opts: Options,
     table: Mutex<Table>,
     handles: Mutex<HashMap<u64, Arc<Handle>>>,
@@ -235,7 +245,7 @@ impl<C: ObjectClient> Fs<C> {
         let mut by_path = HashMap::new();
         by_path.insert(String::new(), ROOT);
         Fs {
-            client,
+            client: Arc::new(client),
             opts,
             table: Mutex::new(Table {
                 nodes,
@@ -811,6 +821,7 @@ impl<C: ObjectClient> Fs<C> {
                 start: 0,
                 window: 128 << 10,
                 next: 0,
+                prefetch: None,
             }),
         }))
     }
@@ -878,20 +889,44 @@ impl<C: ObjectClient> Fs<C> {
         }
         let mut ra = ra.lock();
         let want_end = (offset + size as u64).min(file_size);
-        let buffered_end = ra.start + ra.buf.len() as u64;
-        if offset < ra.start || want_end > buffered_end {
-            // Sequential reads grow the window (up to the limit); a seek resets it.
-            ra.window = if offset == ra.next {
-                (ra.window * 2).min(self.opts.max_readahead)
-            } else {
-                128 << 10
-            };
-            let len = (size as u64).max(ra.window).min(file_size - offset);
-            let data = self.client.get_range(&path, offset, len).map_err(errno)?;
-            ra.buf = data;
-            ra.start = offset;
+        let sequential = offset == ra.next;
+        if offset < ra.start || want_end > ra.start + ra.buf.len() as u64 {
+            // The prefetched window, if it is the one needed now.
+            let ready = ra
+                .prefetch
+                .take_if(|p| p.start <= offset && want_end <= p.start + p.len);
+            match ready {
+                Some(p) => {
+                    ra.buf = p.task.join().map_err(|_| Errno::EIO)?.map_err(errno)?;
+                    ra.start = p.start;
+                }
+                None => {
+                    // Sequential reads grow the window (up to the limit); a seek resets it.
+                    ra.window = if sequential {
+                        (ra.window * 2).min(self.opts.max_readahead)
+                    } else {
+                        128 << 10
+                    };
+                    let len = (size as u64).max(ra.window).min(file_size - offset);
+                    ra.buf = self.client.get_range(&path, offset, len).map_err(errno)?;
+                    ra.start = offset;
+                }
+            }
         }
         ra.next = want_end;
+        // Reading sequentially: fetch the window after this one while this one is served.
+        let end = ra.start + ra.buf.len() as u64;
+        if sequential && ra.prefetch.is_none() && end < file_size && ra.window >= 1 << 20 {
+            ra.window = (ra.window * 2).min(self.opts.max_readahead);
+            let len = ra.window.min(file_size - end);
+            let client = self.client.clone();
+            let key = path.clone();
+            ra.prefetch = Some(Prefetch {
+                start: end,
+                len,
+                task: std::thread::spawn(move || client.get_range(&key, end, len)),
+            });
+        }
         let from = (offset - ra.start) as usize;
         let to = ((want_end - ra.start) as usize).min(ra.buf.len());
         Ok(ra.buf.get(from..to).unwrap_or(&[]).to_vec())
