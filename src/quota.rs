@@ -135,11 +135,6 @@ pub struct Reservation {
 }
 
 impl Reservation {
-    /// Whether any quota covers the upload (callers then look up the size it replaces).
-    pub fn tracks(&self) -> bool {
-        !self.scopes.is_empty()
-    }
-
     /// The upload is stored as an object of `size` bytes replacing one of `old` bytes
     /// (`None`: there was none).
     pub fn commit_object(self, size: u64, old: Option<u64>) {
@@ -312,13 +307,15 @@ impl Quotas {
         Ok(())
     }
 
-    /// Admit an upload of `len` bytes (`None`: unknown) to `bucket/key`: refused with
+    /// Admit an upload of `len` bytes (`None`: unknown) to `bucket/key`, which replaces an
+    /// object of `replaces` bytes (freed when it lands): refused with
     /// [`QuotaError::Exceeded`] when a covering quota would be passed.
     pub async fn reserve(
         self: &Arc<Self>,
         bucket: &str,
         key: &str,
         len: Option<u64>,
+        replaces: Option<u64>,
     ) -> Result<Reservation, QuotaError> {
         let scopes = self.scopes_for(bucket, key).await;
         let bytes = len.unwrap_or(0);
@@ -327,7 +324,11 @@ impl Quotas {
         }
         let mut st = self.state.lock();
         for (s, quota) in &scopes {
-            let used = st.usage.get(s).map_or(0, Usage::used);
+            let used = st
+                .usage
+                .get(s)
+                .map_or(0, Usage::used)
+                .saturating_sub(replaces.unwrap_or(0));
             if used.saturating_add(bytes) > *quota || (len.is_none() && used >= *quota) {
                 return Err(QuotaError::Exceeded {
                     scope: s.to_string(),

@@ -56,7 +56,7 @@ pub async fn upload_part(
     let (bucket, key) = bucket_key(ctx)?;
     let (id, number) = (upload_id(ctx)?, part_number(ctx)?);
     let mut up = upload(ctx, body, MAX_PART_SIZE)?;
-    let quota = state.quotas.reserve(bucket, key, up.size).await?;
+    let quota = state.quotas.reserve(bucket, key, up.size, None).await?;
     let part = state
         .store
         .put_part(bucket, key, id, number, &mut up.reader, up.size, up.opts)
@@ -107,7 +107,7 @@ pub async fn upload_part_copy(state: &S3State, ctx: &Ctx) -> Result<Response<Bod
         .into_stream()
         .map_err(|e| std::io::Error::other(e.to_string()));
     let mut body = tokio_util::io::StreamReader::new(Box::pin(stream));
-    let quota = state.quotas.reserve(bucket, key, Some(len)).await?;
+    let quota = state.quotas.reserve(bucket, key, Some(len), None).await?;
     let part = state
         .store
         .put_part(
@@ -143,16 +143,7 @@ pub async fn complete(state: &S3State, ctx: &Ctx, body: Body) -> Result<Response
         .map(|p| (p.part_number, p.etag.trim().trim_matches('"').to_string()))
         .collect();
     let tracked = state.quotas.covers(bucket, key).await;
-    let old = if tracked {
-        state
-            .store
-            .head_object(bucket, key)
-            .await
-            .ok()
-            .map(|i| i.size)
-    } else {
-        None
-    };
+    let old = super::object::replaced_size(state, bucket, key).await;
     let info = state
         .store
         .complete_multipart(bucket, key, id, &parts)

@@ -183,8 +183,8 @@ pub async fn put(state: &S3State, ctx: &Ctx, body: Body) -> Result<Response<Body
     let (bucket, key) = bucket_key(ctx)?;
     refuse_unsupported(ctx)?;
     let mut up = upload(ctx, body, MAX_OBJECT_SIZE)?;
-    let quota = state.quotas.reserve(bucket, key, up.size).await?;
-    let old = replaced_size(state, &quota, bucket, key).await;
+    let old = replaced_size(state, bucket, key).await;
+    let quota = state.quotas.reserve(bucket, key, up.size, old).await?;
     let info = state
         .store
         .put_object(bucket, key, &mut up.reader, up.size, up.opts)
@@ -406,36 +406,18 @@ pub async fn get(state: &S3State, ctx: &Ctx, head: bool) -> Result<Response<Body
 }
 
 /// The size of the object a quota-tracked write to `bucket/key` replaces (`None`: none, or
-/// no quota covers it).
-pub(super) async fn replaced_size(
-    state: &S3State,
-    quota: &crate::quota::Reservation,
-    bucket: &str,
-    key: &str,
-) -> Option<u64> {
-    if !quota.tracks() {
+/// no quota covers it, so nobody needs to know).
+pub(super) async fn replaced_size(state: &S3State, bucket: &str, key: &str) -> Option<u64> {
+    if !state.quotas.covers(bucket, key).await {
         return None;
     }
-    state
-        .store
-        .head_object(bucket, key)
-        .await
-        .ok()
-        .map(|i| i.size)
+    let info = state.store.head_object(bucket, key).await.ok()?;
+    Some(info.size)
 }
 
 /// Delete one object, telling the quotas that cover it.
 async fn delete_one(state: &S3State, bucket: &str, key: &str) -> Result<(), S3Error> {
-    let size = if state.quotas.covers(bucket, key).await {
-        state
-            .store
-            .head_object(bucket, key)
-            .await
-            .ok()
-            .map(|i| i.size)
-    } else {
-        None
-    };
+    let size = replaced_size(state, bucket, key).await;
     state.store.delete_object(bucket, key).await?;
     if let Some(size) = size {
         state.quotas.deleted(bucket, key, size);
@@ -547,8 +529,11 @@ pub async fn copy(state: &S3State, ctx: &Ctx) -> Result<Response<Body>, S3Error>
     } else {
         None
     };
-    let quota = state.quotas.reserve(bucket, key, Some(src.size)).await?;
-    let old = replaced_size(state, &quota, bucket, key).await;
+    let old = replaced_size(state, bucket, key).await;
+    let quota = state
+        .quotas
+        .reserve(bucket, key, Some(src.size), old)
+        .await?;
     let info = state
         .store
         .copy_object(&src_bucket, &src_key, bucket, key, opts)
