@@ -88,6 +88,9 @@ pub struct QuotaStatus {
     /// Bytes stored (plus parts of unfinished uploads and uploads in flight on this node).
     pub used: u64,
     pub objects: u64,
+    /// Of `used`: parts of unfinished multipart uploads made through this node.
+    #[serde(default)]
+    pub parts: u64,
 }
 
 #[derive(Debug, Default)]
@@ -423,6 +426,7 @@ impl Quotas {
             quota,
             used: u.map_or(0, Usage::used),
             objects: u.map_or(0, Usage::objects),
+            parts: u.map_or(0, |u| u.parts),
         })
     }
 

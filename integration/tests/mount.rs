@@ -388,3 +388,54 @@ fn two_mounts_see_each_other_after_close() {
     open.sync_all().expect("fsync");
     assert_eq!(fs::read(b.path.join("g")).expect("read"), b"pending");
 }
+
+/// A directory of thousands of entries lists completely (the listing is paged, 1,000 keys
+/// at a time) and every entry stats.
+#[test]
+fn large_directories_list_completely() {
+    let server = Server::start();
+    make_bucket(&server, "wide");
+    let c = client(&server);
+    let rt = rt();
+    let n = 2_500;
+    rt.block_on(async {
+        let mut tasks = tokio::task::JoinSet::new();
+        for chunk in (0..n).collect::<Vec<_>>().chunks(n / 16 + 1) {
+            let c = c.clone();
+            let chunk = chunk.to_vec();
+            tasks.spawn(async move {
+                for i in chunk {
+                    c.put_object()
+                        .bucket("wide")
+                        .key(format!("dir/f{i:05}"))
+                        .body(ByteStream::from_static(b"x"))
+                        .send()
+                        .await
+                        .expect("put");
+                }
+            });
+        }
+        while let Some(r) = tasks.join_next().await {
+            r.expect("task");
+        }
+    });
+    let mount = Mount::start(&server, "wide", &[]);
+    let mut names: Vec<String> = fs::read_dir(mount.path.join("dir"))
+        .expect("read_dir")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names.len(), n);
+    assert_eq!(names[0], "f00000");
+    assert_eq!(names[n - 1], format!("f{:05}", n - 1));
+    let sizes: u64 = names
+        .iter()
+        .take(200)
+        .map(|f| {
+            fs::metadata(mount.path.join("dir").join(f))
+                .expect("stat")
+                .len()
+        })
+        .sum();
+    assert_eq!(sizes, 200);
+}

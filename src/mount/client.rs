@@ -60,8 +60,11 @@ pub struct Listing {
 pub struct Usage {
     /// 0 = no quota.
     pub quota: u64,
+    /// Everything counted against the quota, `parts` included.
     pub used: u64,
     pub objects: u64,
+    /// Parts of unfinished multipart uploads (a streaming writer's own are among them).
+    pub parts: u64,
 }
 
 /// What the filesystem needs from an object store. Blocking: FUSE callbacks run on their
@@ -363,6 +366,7 @@ impl S3Client {
             quota: s.quota,
             used: s.used,
             objects: s.objects,
+            parts: s.parts,
         })
     }
 
@@ -618,6 +622,7 @@ impl ObjectClient for S3Client {
             quota: s.quota,
             used: s.used,
             objects: s.objects,
+            parts: s.parts,
         })
     }
 }

@@ -107,6 +107,53 @@ struct Staged {
     /// Size of the object in the store (as of staging or the last upload).
     stored: u64,
     dirty: bool,
+    /// Every write so far appended to a file that started empty: it can be streamed.
+    appending: bool,
+    /// The multipart upload being fed while the file is written (see [`Stream`]).
+    stream: Option<Stream>,
+}
+
+/// Work for a stream's uploader thread.
+enum Job {
+    /// Upload bytes `offset..offset + len` of the staging file as this part.
+    Part(u32, u64, u64),
+    /// The writer will complete the upload: hand back the parts.
+    Finish,
+}
+
+/// A new file written sequentially is uploaded while it is written: every full part is
+/// sent by a background thread as a multipart part (at most two parts queued), so close
+/// only uploads the tail and completes. Any other kind of write cancels the stream (the
+/// upload is aborted) and the file is uploaded whole at close, as before.
+struct Stream {
+    upload_id: String,
+    /// Bytes handed to the uploader (whole parts).
+    queued: u64,
+    next_part: u32,
+    jobs: std::sync::mpsc::SyncSender<Job>,
+    worker: std::thread::JoinHandle<Result<Vec<(u32, String)>, ClientError>>,
+}
+
+/// `Read` over a byte range of a file, by positioned reads (no shared cursor).
+struct RangeReader<'a> {
+    file: &'a File,
+    pos: u64,
+    end: u64,
+}
+
+impl std::io::Read for RangeReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let want = (self.end - self.pos).min(buf.len() as u64) as usize;
+        if want == 0 {
+            return Ok(0);
+        }
+        let n = self.file.read_at(&mut buf[..want], self.pos)?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        self.pos += n as u64;
+        Ok(n)
+    }
 }
 
 struct Node {
@@ -535,6 +582,8 @@ impl<C: ObjectClient> Fs<C> {
             size,
             stored: size,
             dirty: false,
+            appending: size == 0,
+            stream: None,
         }));
         let mut t = self.table.lock();
         let n = t.nodes.get_mut(&ino).ok_or(Errno::ENOENT)?;
@@ -584,7 +633,10 @@ impl<C: ObjectClient> Fs<C> {
             return Ok(());
         }
         if let Some(u) = self.usage() {
-            if u.quota > 0 && u.used + self.pending_growth() + growth > u.quota {
+            // Parts of uploads still being streamed are in `pending_growth` (this mount's
+            // own staged bytes) and in the store's `parts`: count them once.
+            let stored = u.used.saturating_sub(u.parts);
+            if u.quota > 0 && stored + self.pending_growth() + growth > u.quota {
                 return Err(Errno::ENOSPC);
             }
         }
@@ -594,6 +646,11 @@ impl<C: ObjectClient> Fs<C> {
     pub fn write(&self, ino: u64, offset: u64, data: &[u8]) -> FsResult<u32> {
         self.check_writable()?;
         let staged = self.stage(ino, false)?;
+        let (attr, path) = {
+            let t = self.table.lock();
+            let n = t.nodes.get(&ino).ok_or(Errno::ENOENT)?;
+            (n.attr, n.path.clone())
+        };
         let mut s = staged.lock();
         let end = offset + data.len() as u64;
         let growth = end.saturating_sub(s.size);
@@ -604,8 +661,17 @@ impl<C: ObjectClient> Fs<C> {
             tracing::error!("staging write: {e}");
             Errno::EIO
         })?;
+        if offset != s.size && s.appending {
+            s.appending = false;
+            if let Some(st) = s.stream.take() {
+                self.abort_stream(&path, st);
+            }
+        }
         s.size = s.size.max(end);
         s.dirty = true;
+        if s.appending {
+            self.feed_stream(&path, &attr, &mut s);
+        }
         let size = s.size;
         drop(s);
         let mut t = self.table.lock();
@@ -614,6 +680,113 @@ impl<C: ObjectClient> Fs<C> {
             n.attr.mtime = SystemTime::now();
         }
         Ok(data.len() as u32)
+    }
+
+    /// Hand every full part written so far to the stream's uploader (starting it).
+    fn feed_stream(&self, path: &str, attr: &Attr, s: &mut Staged) {
+        let part = self.opts.part_size;
+        loop {
+            let queued = s.stream.as_ref().map_or(0, |st| st.queued);
+            if s.size - queued < part {
+                return;
+            }
+            if s.stream.is_none() {
+                let Ok(upload_id) = self.client.create_multipart(path, &Self::meta_of(attr)) else {
+                    // Not streamed after all: close uploads the file whole.
+                    s.appending = false;
+                    return;
+                };
+                let Ok(file) = s.file.try_clone() else {
+                    let _ = self.client.abort_multipart(path, &upload_id);
+                    s.appending = false;
+                    return;
+                };
+                let (jobs, rx) = std::sync::mpsc::sync_channel::<Job>(1);
+                let client = self.client.clone();
+                let (key, id) = (path.to_string(), upload_id.clone());
+                let worker = std::thread::spawn(move || {
+                    let mut parts = Vec::new();
+                    for job in rx {
+                        match job {
+                            Job::Part(n, offset, len) => {
+                                let mut body = RangeReader {
+                                    file: &file,
+                                    pos: offset,
+                                    end: offset + len,
+                                };
+                                match client.upload_part(&key, &id, n, &mut body, len) {
+                                    Ok(etag) => parts.push((n, etag)),
+                                    Err(e) => {
+                                        let _ = client.abort_multipart(&key, &id);
+                                        return Err(e);
+                                    }
+                                }
+                            }
+                            Job::Finish => return Ok(parts),
+                        }
+                    }
+                    // The writer went away without finishing: abandon the upload.
+                    let _ = client.abort_multipart(&key, &id);
+                    Err(ClientError::Other("stream cancelled".into()))
+                });
+                s.stream = Some(Stream {
+                    upload_id,
+                    queued: 0,
+                    next_part: 1,
+                    jobs,
+                    worker,
+                });
+            }
+            let Some(st) = s.stream.as_mut() else { return };
+            if st
+                .jobs
+                .send(Job::Part(st.next_part, st.queued, part))
+                .is_err()
+            {
+                // The uploader failed; close falls back to a whole upload.
+                s.appending = false;
+                return;
+            }
+            st.queued += part;
+            st.next_part += 1;
+        }
+    }
+
+    /// Stop a stream and abort its upload (the file will be uploaded whole).
+    fn abort_stream(&self, path: &str, st: Stream) {
+        drop(st.jobs);
+        let _ = st.worker.join();
+        let _ = self.client.abort_multipart(path, &st.upload_id);
+    }
+
+    /// Finish a stream: wait for its parts, upload the tail, complete.
+    fn finish_stream(&self, path: &str, st: Stream, s: &Staged) -> Result<(), ClientError> {
+        let _ = st.jobs.send(Job::Finish);
+        drop(st.jobs);
+        let joined = st
+            .worker
+            .join()
+            .map_err(|_| ClientError::Other("uploader panicked".into()))
+            .and_then(|r| r);
+        let result = joined.and_then(|mut parts| {
+            if s.size > st.queued || parts.is_empty() {
+                let len = s.size - st.queued;
+                let mut body = RangeReader {
+                    file: &s.file,
+                    pos: st.queued,
+                    end: s.size,
+                };
+                let etag =
+                    self.client
+                        .upload_part(path, &st.upload_id, st.next_part, &mut body, len)?;
+                parts.push((st.next_part, etag));
+            }
+            self.client.complete_multipart(path, &st.upload_id, &parts)
+        });
+        if result.is_err() {
+            let _ = self.client.abort_multipart(path, &st.upload_id);
+        }
+        result
     }
 
     /// Upload a node's staged data (and pending metadata) if dirty.
@@ -639,7 +812,28 @@ impl<C: ObjectClient> Fs<C> {
                 if !s.dirty && !meta_dirty {
                     return Ok(());
                 }
-                self.upload(&path, &mut s, &meta)?;
+                let streamed = match s.stream.take() {
+                    // Metadata changed since the upload began: upload whole instead.
+                    Some(st) if meta_dirty => {
+                        self.abort_stream(&path, st);
+                        false
+                    }
+                    Some(st) => match self.finish_stream(&path, st, &s) {
+                        Ok(()) => true,
+                        Err(e) => {
+                            tracing::warn!(
+                                "streamed upload of {path} failed ({e}): uploading whole"
+                            );
+                            false
+                        }
+                    },
+                    None => false,
+                };
+                if !streamed {
+                    self.upload(&path, &mut s, &meta)?;
+                }
+                // Later appends change an uploaded object: they upload it whole.
+                s.appending = false;
                 s.dirty = false;
                 s.stored = s.size;
             }
@@ -729,7 +923,14 @@ impl<C: ObjectClient> Fs<C> {
                 return Err(Errno::EISDIR);
             }
             let staged = self.stage(ino, size == 0)?;
+            let path = self.path_of(ino)?;
             let mut s = staged.lock();
+            if s.appending && size != s.size {
+                s.appending = false;
+                if let Some(st) = s.stream.take() {
+                    self.abort_stream(&path, st);
+                }
+            }
             if size > s.size {
                 let growth = size - s.size;
                 drop(s);
@@ -1365,7 +1566,7 @@ impl<C: ObjectClient> Fs<C> {
         match self.usage() {
             Some(u) if u.quota > 0 => {
                 let total = u.quota / BLOCK;
-                let used = (u.used + self.pending_growth()).div_ceil(BLOCK);
+                let used = (u.used.saturating_sub(u.parts) + self.pending_growth()).div_ceil(BLOCK);
                 (
                     total,
                     total.saturating_sub(used),

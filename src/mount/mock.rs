@@ -45,6 +45,10 @@ impl MockClient {
         self.objects.lock().get(key).map(|o| o.meta.clone())
     }
 
+    pub fn pending_uploads(&self) -> usize {
+        self.uploads.lock().len()
+    }
+
     pub fn keys(&self) -> Vec<String> {
         self.objects.lock().keys().cloned().collect()
     }
@@ -167,6 +171,10 @@ impl ObjectClient for MockClient {
         body.read_to_end(&mut data)
             .map_err(|e| ClientError::Other(e.to_string()))?;
         assert_eq!(data.len() as u64, len);
+        let quota = *self.quota.lock();
+        if quota > 0 && self.used() + len > quota {
+            return Err(ClientError::QuotaExceeded);
+        }
         self.uploads
             .lock()
             .get_mut(upload_id)
@@ -191,7 +199,17 @@ impl ObjectClient for MockClient {
         for (n, _) in parts {
             data.extend_from_slice(up.get(n).ok_or(ClientError::NotFound)?);
         }
-        self.admit(key, data.len() as u64)?;
+        let up_bytes = data.len() as u64;
+        // The parts stop counting as the object replaces them.
+        let quota = *self.quota.lock();
+        let old = self
+            .objects
+            .lock()
+            .get(key)
+            .map_or(0, |o| o.data.len() as u64);
+        if quota > 0 && self.used() - old + up_bytes > quota {
+            return Err(ClientError::QuotaExceeded);
+        }
         let meta = self
             .objects
             .lock()
@@ -309,10 +327,18 @@ impl ObjectClient for MockClient {
 
     fn usage(&self) -> ClientResult<Usage> {
         self.enter("usage")?;
+        let parts: u64 = self
+            .uploads
+            .lock()
+            .values()
+            .flat_map(|u| u.values())
+            .map(|p| p.len() as u64)
+            .sum();
         Ok(Usage {
             quota: *self.quota.lock(),
             used: self.used(),
             objects: self.objects.lock().len() as u64,
+            parts,
         })
     }
 }
