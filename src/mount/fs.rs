@@ -34,6 +34,8 @@ const S_IFREG: u32 = 0o100000;
 const S_IFLNK: u32 = 0o120000;
 /// S3's key limit.
 const MAX_KEY: usize = 1024;
+/// Read-ahead windows fetched ahead of the one being read, per open file.
+const PREFETCH_DEPTH: usize = 2;
 /// Statfs block size.
 pub const BLOCK: u64 = 4096;
 
@@ -183,7 +185,8 @@ struct ReadAhead {
     window: u64,
     /// Where the next sequential read starts.
     next: u64,
-    prefetch: Option<Prefetch>,
+    /// Windows being fetched ahead, in order (at most [`PREFETCH_DEPTH`]).
+    prefetch: std::collections::VecDeque<Prefetch>,
 }
 
 struct Prefetch {
@@ -1022,7 +1025,7 @@ impl<C: ObjectClient> Fs<C> {
                 start: 0,
                 window: 128 << 10,
                 next: 0,
-                prefetch: None,
+                prefetch: std::collections::VecDeque::new(),
             }),
         }))
     }
@@ -1091,42 +1094,65 @@ impl<C: ObjectClient> Fs<C> {
         let mut ra = ra.lock();
         let want_end = (offset + size as u64).min(file_size);
         let sequential = offset == ra.next;
-        if offset < ra.start || want_end > ra.start + ra.buf.len() as u64 {
-            // The prefetched window, if it is the one needed now.
-            let ready = ra
-                .prefetch
-                .take_if(|p| p.start <= offset && want_end <= p.start + p.len);
-            match ready {
-                Some(p) => {
-                    ra.buf = p.task.join().map_err(|_| Errno::EIO)?.map_err(errno)?;
-                    ra.start = p.start;
-                }
-                None => {
-                    // Sequential reads grow the window (up to the limit); a seek resets it.
-                    ra.window = if sequential {
-                        (ra.window * 2).min(self.opts.max_readahead)
-                    } else {
-                        128 << 10
-                    };
-                    let len = (size as u64).max(ra.window).min(file_size - offset);
-                    ra.buf = self.client.get_range(&path, offset, len).map_err(errno)?;
-                    ra.start = offset;
-                }
+        // Move forward through prefetched windows while the read starts past the buffer or
+        // straddles its end (a straddling read keeps the tail of the current window).
+        loop {
+            let buf_end = ra.start + ra.buf.len() as u64;
+            if offset >= ra.start && want_end <= buf_end {
+                break;
+            }
+            let usable = ra.prefetch.front().is_some_and(|p| {
+                p.start == buf_end && offset >= ra.start && offset < p.start + p.len
+            });
+            if !usable {
+                // A seek (or a cold start): drop what was fetched ahead, fetch here.
+                ra.prefetch.clear();
+                ra.window = if sequential {
+                    (ra.window * 2).min(self.opts.max_readahead)
+                } else {
+                    128 << 10
+                };
+                let len = (size as u64).max(ra.window).min(file_size - offset);
+                ra.buf = self.client.get_range(&path, offset, len).map_err(errno)?;
+                ra.start = offset;
+                break;
+            }
+            let Some(p) = ra.prefetch.pop_front() else {
+                break;
+            };
+            let next = p.task.join().map_err(|_| Errno::EIO)?.map_err(errno)?;
+            if offset >= buf_end {
+                ra.buf = next;
+                ra.start = p.start;
+            } else {
+                let keep = ((offset - ra.start) as usize).min(ra.buf.len());
+                let mut joined = ra.buf.split_off(keep);
+                joined.extend_from_slice(&next);
+                ra.buf = joined;
+                ra.start = offset;
             }
         }
         ra.next = want_end;
-        // Reading sequentially: fetch the window after this one while this one is served.
-        let end = ra.start + ra.buf.len() as u64;
-        if sequential && ra.prefetch.is_none() && end < file_size && ra.window >= 1 << 20 {
-            ra.window = (ra.window * 2).min(self.opts.max_readahead);
-            let len = ra.window.min(file_size - end);
-            let client = self.client.clone();
-            let key = path.clone();
-            ra.prefetch = Some(Prefetch {
-                start: end,
-                len,
-                task: std::thread::spawn(move || client.get_range(&key, end, len)),
-            });
+        // Reading sequentially: keep the next windows coming while this one is served.
+        if sequential && ra.window >= 1 << 20 {
+            while ra.prefetch.len() < PREFETCH_DEPTH {
+                let end = ra
+                    .prefetch
+                    .back()
+                    .map_or(ra.start + ra.buf.len() as u64, |p| p.start + p.len);
+                if end >= file_size {
+                    break;
+                }
+                ra.window = (ra.window * 2).min(self.opts.max_readahead);
+                let len = ra.window.min(file_size - end);
+                let client = self.client.clone();
+                let key = path.clone();
+                ra.prefetch.push_back(Prefetch {
+                    start: end,
+                    len,
+                    task: std::thread::spawn(move || client.get_range(&key, end, len)),
+                });
+            }
         }
         let from = (offset - ra.start) as usize;
         let to = ((want_end - ra.start) as usize).min(ra.buf.len());
