@@ -1067,6 +1067,19 @@ impl<C: ObjectClient> Fs<C> {
     }
 
     pub fn read(&self, ino: u64, fh: u64, offset: u64, size: u32) -> FsResult<Vec<u8>> {
+        self.read_with(ino, fh, offset, size, <[u8]>::to_vec)
+    }
+
+    /// Read up to `size` bytes at `offset` and hand them to `reply` without copying them
+    /// out of the read-ahead window first.
+    pub fn read_with<R>(
+        &self,
+        ino: u64,
+        fh: u64,
+        offset: u64,
+        size: u32,
+        reply: impl FnOnce(&[u8]) -> R,
+    ) -> FsResult<R> {
         let (path, staged, file_size) = {
             let t = self.table.lock();
             let n = t.nodes.get(&ino).ok_or(Errno::ENOENT)?;
@@ -1079,10 +1092,10 @@ impl<C: ObjectClient> Fs<C> {
             s.file
                 .read_exact_at(&mut buf, offset)
                 .map_err(|_| Errno::EIO)?;
-            return Ok(buf);
+            return Ok(reply(&buf));
         }
         if offset >= file_size {
-            return Ok(Vec::new());
+            return Ok(reply(&[]));
         }
         let h = self.handle(fh)?;
         let Handle::File { ra, ino: of } = &*h else {
@@ -1156,7 +1169,7 @@ impl<C: ObjectClient> Fs<C> {
         }
         let from = (offset - ra.start) as usize;
         let to = ((want_end - ra.start) as usize).min(ra.buf.len());
-        Ok(ra.buf.get(from..to).unwrap_or(&[]).to_vec())
+        Ok(reply(ra.buf.get(from..to).unwrap_or(&[])))
     }
 
     /// The last close of a file: upload if dirty, then drop its staging file.

@@ -226,9 +226,15 @@ impl<C: ObjectClient> fuser::Filesystem for FuseFs<C> {
         _lock_owner: Option<LockOwner>,
         reply: ReplyData,
     ) {
-        match self.fs.read(ino.0, fh.0, offset, size) {
-            Ok(d) => reply.data(&d),
-            Err(e) => reply.error(err(e)),
+        // Reply straight from the read-ahead window (no intermediate copy).
+        let mut slot = Some(reply);
+        let r = self.fs.read_with(ino.0, fh.0, offset, size, |d| {
+            if let Some(reply) = slot.take() {
+                reply.data(d);
+            }
+        });
+        if let (Err(e), Some(reply)) = (r, slot.take()) {
+            reply.error(err(e));
         }
     }
 
