@@ -949,14 +949,28 @@ async fn mounter_keeps_mounts_through_a_plugin_container_restart() {
         .expect("volume");
     let staging = dir.path().join("staging");
     let target = dir.path().join("target");
-    node.node_stage_volume(stage_req(&vol, &staging))
-        .await
-        .expect("stage");
+    // fsGroup through VOLUME_MOUNT_GROUP: the volume shows that group, group-writable.
+    let mut stage = stage_req(&vol, &staging);
+    if let Some(csi::volume_capability::AccessType::Mount(m)) = stage
+        .volume_capability
+        .as_mut()
+        .and_then(|c| c.access_type.as_mut())
+    {
+        m.volume_mount_group = "4321".into();
+    }
+    node.node_stage_volume(stage).await.expect("stage");
     node.node_publish_volume(publish_req(&vol, &staging, &target, false))
         .await
         .expect("publish");
     let t = target.clone();
-    io(move || fs::write(t.join("before.txt"), b"before").expect("write")).await;
+    io(move || {
+        use std::os::unix::fs::MetadataExt;
+        let meta = fs::metadata(&t).expect("stat volume root");
+        assert_eq!(meta.gid(), 4321);
+        assert_eq!(meta.mode() & 0o7777, 0o2775);
+        fs::write(t.join("before.txt"), b"before").expect("write")
+    })
+    .await;
     let fuse = fuse_pid(&staging).expect("FUSE pid");
     assert!(
         !children_of(plugin.child.id() as i32).contains(&fuse),
