@@ -407,7 +407,9 @@ impl<C: ObjectClient> Fs<C> {
     }
 
     /// Ask the store what `path` is: a file or symlink, a directory (marker or implicit), or
-    /// nothing.
+    /// nothing. Two requests for a name that does not exist (the common case before a
+    /// create): HEAD of the key, then one listing of `path/` (which shows the marker, if any,
+    /// first).
     fn probe(&self, path: &str) -> FsResult<Attr> {
         match self.client.head(path) {
             Ok(h) => return Ok(self.attr_from_head(&h).1),
@@ -415,14 +417,17 @@ impl<C: ObjectClient> Fs<C> {
             Err(e) => return Err(errno(e)),
         }
         let dir = format!("{path}/");
-        match self.client.head(&dir) {
-            Ok(h) => return Ok(self.dir_attr(Some(&h))),
-            Err(ClientError::NotFound) => {}
-            Err(e) => return Err(errno(e)),
-        }
         let l = self.client.list(&dir, false, None, 1).map_err(errno)?;
         if l.objects.is_empty() && l.prefixes.is_empty() {
             return Err(Errno::ENOENT);
+        }
+        if l.objects.first().is_some_and(|o| o.key == dir) {
+            // A marker: it carries the directory's mode, owner and times.
+            return match self.client.head(&dir) {
+                Ok(h) => Ok(self.dir_attr(Some(&h))),
+                Err(ClientError::NotFound) => Ok(self.dir_attr(None)),
+                Err(e) => Err(errno(e)),
+            };
         }
         Ok(self.dir_attr(None))
     }
