@@ -228,6 +228,27 @@ fn stage_req(vol: &csi::Volume, staging: &Path) -> csi::NodeStageVolumeRequest {
     }
 }
 
+/// NodeUnpublishVolume then NodeUnstageVolume, both expected to succeed.
+async fn unpublish_and_unstage(
+    node: &mut NodeClient<Channel>,
+    vol: &csi::Volume,
+    staging: &Path,
+    target: &Path,
+) {
+    node.node_unpublish_volume(csi::NodeUnpublishVolumeRequest {
+        volume_id: vol.volume_id.clone(),
+        target_path: target.display().to_string(),
+    })
+    .await
+    .expect("unpublish");
+    node.node_unstage_volume(csi::NodeUnstageVolumeRequest {
+        volume_id: vol.volume_id.clone(),
+        staging_target_path: staging.display().to_string(),
+    })
+    .await
+    .expect("unstage");
+}
+
 fn publish_req(
     vol: &csi::Volume,
     staging: &Path,
@@ -579,18 +600,7 @@ async fn csi_volume_lifecycle() {
     .await;
 
     // Survives a remount: unpublish + unstage, then stage + publish again.
-    node.node_unpublish_volume(csi::NodeUnpublishVolumeRequest {
-        volume_id: vol.volume_id.clone(),
-        target_path: target.display().to_string(),
-    })
-    .await
-    .expect("unpublish");
-    node.node_unstage_volume(csi::NodeUnstageVolumeRequest {
-        volume_id: vol.volume_id.clone(),
-        staging_target_path: staging.display().to_string(),
-    })
-    .await
-    .expect("unstage");
+    unpublish_and_unstage(&mut node, &vol, &staging, &target).await;
     assert!(!in_mount_table(&target) && !in_mount_table(&staging));
     node.node_stage_volume(stage_req(&vol, &staging))
         .await
@@ -693,18 +703,7 @@ async fn csi_volume_lifecycle() {
 
     // Unpublish/unstage leave nothing mounted, and succeed again when already gone.
     for _ in 0..2 {
-        node.node_unpublish_volume(csi::NodeUnpublishVolumeRequest {
-            volume_id: vol.volume_id.clone(),
-            target_path: target.display().to_string(),
-        })
-        .await
-        .expect("unpublish");
-        node.node_unstage_volume(csi::NodeUnstageVolumeRequest {
-            volume_id: vol.volume_id.clone(),
-            staging_target_path: staging.display().to_string(),
-        })
-        .await
-        .expect("unstage");
+        unpublish_and_unstage(&mut node, &vol, &staging, &target).await;
     }
     assert!(!in_mount_table(&target) && !in_mount_table(&staging));
 
@@ -852,18 +851,7 @@ async fn mounts_survive_plugin_and_fuse_restarts() {
         Some(pid),
         "a new FUSE server serves the volume"
     );
-    node.node_unpublish_volume(csi::NodeUnpublishVolumeRequest {
-        volume_id: vol.volume_id.clone(),
-        target_path: target.display().to_string(),
-    })
-    .await
-    .expect("unpublish");
-    node.node_unstage_volume(csi::NodeUnstageVolumeRequest {
-        volume_id: vol.volume_id.clone(),
-        staging_target_path: staging.display().to_string(),
-    })
-    .await
-    .expect("unstage");
+    unpublish_and_unstage(&mut node, &vol, &staging, &target).await;
     assert!(!in_mount_table(&target) && !in_mount_table(&staging));
 }
 
@@ -993,18 +981,7 @@ async fn mounter_keeps_mounts_through_a_plugin_container_restart() {
     // The new plugin takes over and can unstage (stopping the mounter's process).
     let plugin = Plugin::start_with(dir.path(), &server, &extra);
     let mut node = NodeClient::new(plugin.channel().await);
-    node.node_unpublish_volume(csi::NodeUnpublishVolumeRequest {
-        volume_id: vol.volume_id.clone(),
-        target_path: target.display().to_string(),
-    })
-    .await
-    .expect("unpublish");
-    node.node_unstage_volume(csi::NodeUnstageVolumeRequest {
-        volume_id: vol.volume_id.clone(),
-        staging_target_path: staging.display().to_string(),
-    })
-    .await
-    .expect("unstage");
+    unpublish_and_unstage(&mut node, &vol, &staging, &target).await;
     assert!(!in_mount_table(&target) && !in_mount_table(&staging));
     wait_until("the mount process to exit", Duration::from_secs(10), || {
         fuse_pid(&staging).is_none()

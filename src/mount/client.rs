@@ -348,14 +348,19 @@ impl S3Client {
 
     /// Set the hard quota of the volume (bucket or prefix); 0 removes it. Admin API.
     pub fn set_quota(&self, bytes: u64) -> ClientResult<Usage> {
+        self.quota_call("PUT", &format!("&size={bytes}"))
+    }
+
+    /// The admin API's quota call for this volume (GET reads, PUT sets).
+    fn quota_call(&self, method: &str, extra_query: &str) -> ClientResult<Usage> {
         let query = format!(
-            "bucket={}&prefix={}&size={bytes}",
+            "bucket={}&prefix={}{extra_query}",
             qenc(&self.cfg.bucket),
             qenc(&self.cfg.prefix)
         );
         let path = format!("{}quota", crate::admin::PREFIX);
-        let resp = self.send("PUT", &path, &query, &[], None)?;
-        let mut resp = self.check(resp, "set quota")?;
+        let resp = self.send(method, &path, &query, &[], None)?;
+        let mut resp = self.check(resp, "quota")?;
         let body = resp
             .body_mut()
             .read_to_string()
@@ -607,22 +612,6 @@ impl ObjectClient for S3Client {
     }
 
     fn usage(&self) -> ClientResult<Usage> {
-        let prefix = self.cfg.prefix.clone();
-        let query = format!("bucket={}&prefix={}", qenc(&self.cfg.bucket), qenc(&prefix));
-        let path = format!("{}quota", crate::admin::PREFIX);
-        let resp = self.send("GET", &path, &query, &[], None)?;
-        let mut resp = self.check(resp, "quota")?;
-        let body = resp
-            .body_mut()
-            .read_to_string()
-            .map_err(|e| ClientError::Other(e.to_string()))?;
-        let s: crate::quota::QuotaStatus =
-            serde_json::from_str(&body).map_err(|e| ClientError::Other(e.to_string()))?;
-        Ok(Usage {
-            quota: s.quota,
-            used: s.used,
-            objects: s.objects,
-            parts: s.parts,
-        })
+        self.quota_call("GET", "")
     }
 }

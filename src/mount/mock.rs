@@ -94,6 +94,15 @@ impl MockClient {
     }
 }
 
+/// The mock's continuation token: the last key or prefix of the page.
+fn last_listed(page: &Listing) -> String {
+    let key = page.objects.last().map(|o| o.key.clone());
+    key.into_iter()
+        .chain(page.prefixes.last().cloned())
+        .max()
+        .unwrap_or_default()
+}
+
 impl ObjectClient for MockClient {
     fn head(&self, key: &str) -> ClientResult<Head> {
         self.enter("head")?;
@@ -286,15 +295,7 @@ impl ObjectClient for MockClient {
                         continue;
                     }
                     if count == max {
-                        out.next = Some(
-                            out.objects
-                                .last()
-                                .map(|o| o.key.clone())
-                                .into_iter()
-                                .chain(out.prefixes.last().cloned())
-                                .max()
-                                .unwrap_or_default(),
-                        );
+                        out.next = Some(last_listed(&out));
                         break;
                     }
                     last_prefix = Some(p.clone());
@@ -304,15 +305,7 @@ impl ObjectClient for MockClient {
                 }
             }
             if count == max {
-                out.next = Some(
-                    out.objects
-                        .last()
-                        .map(|o| o.key.clone())
-                        .into_iter()
-                        .chain(out.prefixes.last().cloned())
-                        .max()
-                        .unwrap_or_default(),
-                );
+                out.next = Some(last_listed(&out));
                 break;
             }
             out.objects.push(ListedObject {
