@@ -1216,14 +1216,19 @@ impl<C: ObjectClient> Fs<C> {
 
     // ---- namespace ----
 
-    pub fn mkdir(&self, parent: u64, name: &str, mode: u32, uid: u32, gid: u32) -> FsResult<Attr> {
+    /// The path of a name about to be made in `parent`: writable mount, free name.
+    fn new_name(&self, parent: u64, name: &str) -> FsResult<String> {
         self.check_writable()?;
         let path = self.child_path(parent, name)?;
         match self.probe(&path) {
-            Ok(_) => return Err(Errno::EEXIST),
-            Err(Errno::ENOENT) => {}
-            Err(e) => return Err(e),
+            Ok(_) => Err(Errno::EEXIST),
+            Err(Errno::ENOENT) => Ok(path),
+            Err(e) => Err(e),
         }
+    }
+
+    pub fn mkdir(&self, parent: u64, name: &str, mode: u32, uid: u32, gid: u32) -> FsResult<Attr> {
+        let path = self.new_name(parent, name)?;
         let attr = Attr {
             ino: 0,
             kind: Kind::Dir,
@@ -1248,13 +1253,7 @@ impl<C: ObjectClient> Fs<C> {
         uid: u32,
         gid: u32,
     ) -> FsResult<Attr> {
-        self.check_writable()?;
-        let path = self.child_path(parent, name)?;
-        match self.probe(&path) {
-            Ok(_) => return Err(Errno::EEXIST),
-            Err(Errno::ENOENT) => {}
-            Err(e) => return Err(e),
-        }
+        let path = self.new_name(parent, name)?;
         let attr = Attr {
             ino: 0,
             kind: Kind::Symlink,
