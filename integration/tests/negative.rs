@@ -200,6 +200,45 @@ fn hand_signed_requests() {
 }
 
 #[test]
+fn early_errors_reach_clients_still_sending_a_body() {
+    // The server refuses these before reading their bodies; the client only reads the
+    // response once its 8 MiB body is sent. Without draining, the unread bytes make the
+    // server's kernel reset the connection and the client sees a broken pipe instead.
+    let s = Server::start();
+    let now = SystemTime::now();
+    let big = vec![7u8; 8 << 20];
+    for i in 0..12 {
+        let (status, body) = send(
+            signed(
+                &s,
+                "PUT",
+                &format!("/nobucket/k{i}"),
+                "",
+                "UNSIGNED-PAYLOAD",
+                now,
+            ),
+            &big,
+        );
+        assert_eq!(
+            (status, error_code(&body).as_str()),
+            (404, "NoSuchBucket"),
+            "{body}"
+        );
+        let (status, body) = send(
+            http::Request::builder()
+                .method("PUT")
+                .uri(format!("{}/nobucket/k{i}", s.endpoint)),
+            &big,
+        );
+        assert_eq!(
+            (status, error_code(&body).as_str()),
+            (403, "AccessDenied"),
+            "{body}"
+        );
+    }
+}
+
+#[test]
 fn virtual_hosted_style_requests() {
     let s = Server::start_with(4, &[("CAIRN_DOMAIN", "s3.test")]);
     let now = SystemTime::now();

@@ -10,7 +10,9 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use axum::body::Body;
 use base64::Engine;
+use bytes::Bytes;
 use futures::TryStreamExt;
 use parking_lot::Mutex;
 use sha2::Digest;
@@ -21,6 +23,92 @@ use super::error::S3Error;
 use crate::auth::chunked::{self, BodyError, Trailers};
 use crate::auth::{Payload, Verified};
 use crate::checksum::{b64, ChecksumAlg, ChecksumHasher};
+
+/// The most of an unwanted request body the server reads (and discards) so that the client
+/// gets its response. A server that answers early (auth failure, missing bucket, quota) and
+/// closes with unread bytes in its socket makes the kernel send a reset, which can destroy
+/// the response before the client reads it; the client then sees "connection reset" instead
+/// of the S3 error. Beyond this, the connection is closed.
+const DRAIN_LIMIT: u64 = 256 << 20;
+/// How long the server keeps draining an unwanted body.
+const DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// A request body that is read to its end in the background when a handler drops it early,
+/// up to [`DRAIN_LIMIT`] bytes and [`DRAIN_TIME`]. A client that sent `Expect: 100-continue`
+/// and has not been asked for its body yet is not asked now: it reads the response instead.
+pub struct Drained {
+    inner: Option<Body>,
+    polled: bool,
+    expect_continue: bool,
+}
+
+/// Wraps a request body so that it is drained if dropped before its end.
+pub fn drained(body: Body, headers: &http::HeaderMap) -> Body {
+    let expect_continue = headers
+        .get(http::header::EXPECT)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+    Body::new(Drained {
+        inner: Some(body),
+        polled: false,
+        expect_continue,
+    })
+}
+
+impl http_body::Body for Drained {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, axum::Error>>> {
+        self.polled = true;
+        match self.inner.as_mut() {
+            Some(b) => Pin::new(b).poll_frame(cx),
+            None => Poll::Ready(None),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.as_ref().is_none_or(|b| b.is_end_stream())
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner
+            .as_ref()
+            .map_or_else(|| http_body::SizeHint::with_exact(0), |b| b.size_hint())
+    }
+}
+
+impl Drop for Drained {
+    fn drop(&mut self) {
+        let Some(body) = self.inner.take() else {
+            return;
+        };
+        if http_body::Body::is_end_stream(&body) || (self.expect_continue && !self.polled) {
+            return;
+        }
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(drain(body));
+        }
+    }
+}
+
+async fn drain(body: Body) {
+    use http_body_util::BodyExt;
+    let mut body = body;
+    let mut read = 0u64;
+    let end = tokio::time::Instant::now() + DRAIN_TIME;
+    while read <= DRAIN_LIMIT {
+        match tokio::time::timeout_at(end, body.frame()).await {
+            Ok(Some(Ok(frame))) => {
+                read += frame.data_ref().map_or(0, |d| d.len() as u64);
+            }
+            _ => break,
+        }
+    }
+    tracing::trace!(read, "drained an unread request body");
+}
 
 /// Where the expected checksum value comes from.
 enum Expected {

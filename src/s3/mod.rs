@@ -184,6 +184,7 @@ async fn dispatch(
     request_id: &str,
 ) -> Result<Response<Body>, S3Error> {
     let (parts, body) = req.into_parts();
+    let body = body::drained(body, &parts.headers);
     let headers = header_pairs(&parts.headers);
     let raw_path = parts.uri.path().to_string();
     let raw_query = parts.uri.query().unwrap_or("").to_string();
