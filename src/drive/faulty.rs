@@ -9,7 +9,8 @@ use parking_lot::Mutex;
 use uuid::Uuid;
 
 use super::{
-    BucketEntry, DiskInfo, Drive, DriveError, DriveResult, Entry, FileRef, FileWriter, StagedData,
+    BucketEntry, DirPage, DirQuery, DiskInfo, Drive, DriveError, DriveResult, Entry, FileRef,
+    FileWriter, StagedData,
 };
 
 /// What the wrapped drive does wrong.
@@ -181,8 +182,8 @@ impl Drive for FaultyDrive {
         }
         Ok(data)
     }
-    async fn list_dir(&self, bucket: &str, prefix: &str) -> DriveResult<Vec<String>> {
+    async fn list_dir(&self, bucket: &str, prefix: &str, query: &DirQuery) -> DriveResult<DirPage> {
         self.check(false).await?;
-        self.inner.list_dir(bucket, prefix).await
+        self.inner.list_dir(bucket, prefix, query).await
     }
 }

@@ -16,15 +16,17 @@ use std::fs::{self, File};
 use std::io::Write;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::time::SystemTime;
 
 use async_trait::async_trait;
 use bytes::Bytes;
 use uuid::Uuid;
 
+use super::listing::{DirCache, DirStamp, CACHED_DIR_MIN};
 use super::path::{self, BUCKET_META_FILE, DATA_DIR_PREFIX, META_FILE};
 use super::{
-    BucketEntry, DiskInfo, Drive, DriveError, DriveResult, Entry, FileRef, FileWriter, StagedData,
-    SYS_DIR, TMP_DIR,
+    BucketEntry, DirPage, DirQuery, DiskInfo, Drive, DriveError, DriveResult, Entry, FileRef,
+    FileWriter, StagedData, SYS_DIR, TMP_DIR,
 };
 
 /// Named points of the commit sequence where tests can simulate a crash.
@@ -51,6 +53,8 @@ pub struct LocalDrive {
 pub struct Inner {
     root: PathBuf,
     name: String,
+    /// Sorted names of large, settled directories (listing pages of huge buckets).
+    dir_cache: DirCache,
     #[cfg(test)]
     crash_at: parking_lot::Mutex<Option<&'static str>>,
 }
@@ -78,17 +82,29 @@ fn fsync_dir(dir: &Path) -> DriveResult<()> {
 /// `create_dir_all` that fsyncs the parent of every directory it creates, never creating
 /// anything above `base` (which must exist).
 fn create_dirs_durable(base: &Path, rel: &Path) -> DriveResult<()> {
+    for parent in create_dirs(base, rel)? {
+        fsync_dir(&parent)?;
+    }
+    Ok(())
+}
+
+/// `create_dir_all` below `base` (which must exist) without fsyncs; returns the parents of
+/// the directories it created, deepest first, for the caller to fsync once its other
+/// changes are in (on a journaling filesystem the first fsync commits them all).
+fn create_dirs(base: &Path, rel: &Path) -> DriveResult<Vec<PathBuf>> {
     let mut cur = base.to_path_buf();
+    let mut created = Vec::new();
     for c in rel.components() {
         let parent = cur.clone();
         cur.push(c);
         match fs::create_dir(&cur) {
-            Ok(()) => fsync_dir(&parent)?,
+            Ok(()) => created.push(parent),
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
             Err(e) => return Err(e.into()),
         }
     }
-    Ok(())
+    created.reverse();
+    Ok(created)
 }
 
 /// A sys path must be relative, made of plain components: Cairn generates them, but a bug
@@ -121,6 +137,7 @@ impl LocalDrive {
             inner: std::sync::Arc::new(Inner {
                 name,
                 root,
+                dir_cache: DirCache::default(),
                 #[cfg(test)]
                 crash_at: parking_lot::Mutex::new(None),
             }),
@@ -266,32 +283,39 @@ impl LocalDrive {
             }
             return Ok(previous);
         };
+        // The new metadata must be on the drive before any name points at it.
         let staged_meta = self.stage_file(&meta)?;
         // A concurrent delete may prune a directory we just created: retry the short window.
         let mut attempt = 0;
-        loop {
+        let created = loop {
             attempt += 1;
             let r = (|| {
-                create_dirs_durable(&bpath, &rel)?;
+                let created = create_dirs(&bpath, &rel)?;
                 self.crash_point(crash::AFTER_DIRS)?;
                 if let Some(s) = &staged {
                     let from = self.sys_path(&s.from)?;
                     let to = dir.join(format!("{DATA_DIR_PREFIX}{}", s.data_dir));
                     fs::rename(&from, &to)?;
-                    fsync_dir(&dir)?;
                 }
                 self.crash_point(crash::AFTER_DATA_RENAME)?;
-                Ok(())
+                Ok(created)
             })();
             match r {
                 Err(DriveError::NotFound) if attempt < 3 => continue,
                 other => break other?,
             }
-        }
+        };
         self.crash_point(crash::AFTER_META_STAGED)?;
         fs::rename(&staged_meta, &meta_path)?;
         self.crash_point(crash::AFTER_META_RENAME)?;
+        // One fsync of the object's directory makes both renames durable; the journal
+        // commits them in order (the data directory's rename never after the metadata's,
+        // see docs/format.md). Parents of new directories follow: on ext4 and XFS that
+        // journal commit already holds their entries, so these are cheap.
         fsync_dir(&dir)?;
+        for parent in created {
+            fsync_dir(&parent)?;
+        }
         Ok(previous)
     }
 
@@ -392,7 +416,7 @@ impl Drive for LocalDrive {
         let sys = self.root.join(SYS_DIR);
         let file = blocking(move || {
             let parent = p.parent().ok_or(DriveError::InvalidName)?;
-            create_dirs_durable(&sys, parent.strip_prefix(&sys).unwrap_or(Path::new("")))?;
+            create_dirs(&sys, parent.strip_prefix(&sys).unwrap_or(Path::new("")))?;
             Ok(super::direct::DirectFile::create(&p)?)
         })
         .await?;
@@ -602,25 +626,40 @@ impl Drive for LocalDrive {
         .await
     }
 
-    async fn list_dir(&self, bucket: &str, prefix: &str) -> DriveResult<Vec<String>> {
+    async fn list_dir(&self, bucket: &str, prefix: &str, query: &DirQuery) -> DriveResult<DirPage> {
         let b = self.bucket_path(bucket)?;
         let rel = path::prefix_dir(prefix).ok_or(DriveError::InvalidName)?;
+        let (prefix, query) = (prefix.to_string(), query.clone());
+        let this = self.clone();
         blocking(move || {
-            let entries = match fs::read_dir(b.join(rel)) {
-                Ok(e) => e,
+            let dir = b.join(rel);
+            // The stamp is taken before the entries are read: a change after it shows.
+            let stamp = match fs::metadata(&dir) {
+                Ok(m) => DirStamp::of(&m),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                     Self::bucket_must_exist(&b)?;
-                    return Ok(Vec::new());
+                    return Ok(DirPage::default());
                 }
                 Err(e) => return Err(e.into()),
             };
-            let mut out = Vec::new();
-            for e in entries {
+            let checked = SystemTime::now();
+            if let Some(names) = this.dir_cache.get(&dir, &stamp) {
+                return Ok(query.select_sorted(&prefix, &names));
+            }
+            let mut names = Vec::new();
+            for e in fs::read_dir(&dir)? {
                 if let Some(name) = path::decode_component(&e?.file_name().to_string_lossy()) {
-                    out.push(name);
+                    names.push(name);
                 }
             }
-            Ok(out)
+            if names.len() < CACHED_DIR_MIN {
+                return Ok(query.select(&prefix, names));
+            }
+            names.sort_unstable();
+            let names = std::sync::Arc::new(names);
+            let page = query.select_sorted(&prefix, &names);
+            this.dir_cache.put(&dir, stamp, names, checked);
+            Ok(page)
         })
         .await
     }

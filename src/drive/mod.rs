@@ -7,6 +7,7 @@
 
 mod direct;
 pub mod faulty;
+pub mod listing;
 pub mod local;
 pub mod path;
 
@@ -16,6 +17,7 @@ use thiserror::Error;
 use uuid::Uuid;
 
 pub use faulty::{Fault, FaultyDrive};
+pub use listing::{DirPage, DirQuery};
 pub use local::LocalDrive;
 
 /// Directory (relative to the drive root) holding format.json, staging and internal state.
@@ -128,7 +130,10 @@ pub trait Drive: Send + Sync + std::fmt::Debug {
     async fn read_sys(&self, path: &str) -> DriveResult<Bytes>;
     /// Atomically replace a file under the system directory (temp + fsync + rename).
     async fn write_sys(&self, path: &str, data: Bytes) -> DriveResult<()>;
-    /// Create a file under the system directory for streaming writes.
+    /// Create a staging file under the system directory for streaming writes. `finish`
+    /// makes its contents durable; its name becomes durable only where it is moved to
+    /// ([`Drive::rename_sys`] or the commit of [`Drive::write_meta`]), so staging
+    /// directories are created without fsyncs.
     async fn create_sys_file(&self, path: &str) -> DriveResult<Box<dyn FileWriter>>;
     /// Rename within the system directory (replacing `to`).
     async fn rename_sys(&self, from: &str, to: &str) -> DriveResult<()>;
@@ -162,6 +167,7 @@ pub trait Drive: Send + Sync + std::fmt::Debug {
     async fn file_size(&self, file: &FileRef) -> DriveResult<u64>;
     /// Read `len` bytes at `offset` of a file; short files are an error.
     async fn read_file(&self, file: &FileRef, offset: u64, len: usize) -> DriveResult<Bytes>;
-    /// Key components directly under `prefix` (which is empty or ends in `/`), unordered.
-    async fn list_dir(&self, bucket: &str, prefix: &str) -> DriveResult<Vec<String>>;
+    /// The key components directly under `prefix` (which is empty or ends in `/`) that the
+    /// query selects: the smallest wanted names, sorted.
+    async fn list_dir(&self, bucket: &str, prefix: &str, query: &DirQuery) -> DriveResult<DirPage>;
 }

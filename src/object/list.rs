@@ -1,8 +1,10 @@
 //! Listing: a lazy, ordered walk of each set's directory tree (the union of its drives'
 //! entries), merged across sets. A page costs the directories it passes through and the
-//! objects it returns, not the size of the bucket.
+//! objects it returns, not the size of the bucket: each directory is fetched from the drives
+//! in sorted batches of the names the walk still wants (after the start key, under the
+//! prefix), so a page of a directory of 100,000 keys sends one page of names per drive.
 
-use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use bytes::Bytes;
 use std::future::Future;
@@ -11,7 +13,7 @@ use std::pin::Pin;
 use super::put::info_of;
 use super::quorum::{agree_on, fan_out};
 use super::{check_bucket, ErasureSet, ObjectError, ObjectInfo, ObjectResult, Store};
-use crate::drive::{DriveError, DriveResult};
+use crate::drive::{DirQuery, DriveError, DriveResult};
 
 #[derive(Debug, Clone, Default)]
 pub struct ListOptions {
@@ -31,18 +33,10 @@ pub struct ListPage {
     pub next_marker: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug)]
 enum Candidate {
     Object(String),
     Dir(String),
-}
-
-impl Candidate {
-    fn name(&self) -> &str {
-        match self {
-            Candidate::Object(s) | Candidate::Dir(s) => s,
-        }
-    }
 }
 
 enum Item {
@@ -59,6 +53,53 @@ impl Item {
     }
 }
 
+/// How far a directory has been fetched.
+enum Fetched {
+    Nothing,
+    /// Every name whose key (`dir + name`) is at or before this one is among the candidates.
+    UpTo(String),
+    All,
+}
+
+/// One directory of the walk: the candidates fetched so far, in key order.
+struct DirCursor {
+    dir: String,
+    /// Candidate key → whether it stands for the directory `name/` (else the object `name`).
+    pending: BTreeMap<String, bool>,
+    fetched: Fetched,
+}
+
+impl DirCursor {
+    fn new(dir: String) -> Self {
+        DirCursor {
+            dir,
+            pending: BTreeMap::new(),
+            fetched: Fetched::Nothing,
+        }
+    }
+
+    /// The next candidate, if the fetched names are enough to know it.
+    fn ready(&mut self) -> Option<Candidate> {
+        let (key, _) = self.pending.first_key_value()?;
+        let known = match &self.fetched {
+            Fetched::Nothing => false,
+            Fetched::All => true,
+            // A name not fetched yet sorts after `last`, so only a candidate past `last`
+            // (like `a/` for the name `a` when `a-b` is not fetched yet) has to wait.
+            Fetched::UpTo(last) => key <= last,
+        };
+        if !known {
+            return None;
+        }
+        let (key, is_dir) = self.pending.pop_first()?;
+        Some(if is_dir {
+            Candidate::Dir(key)
+        } else {
+            Candidate::Object(key)
+        })
+    }
+}
+
 /// Ordered walk of one set.
 struct SetWalker<'a> {
     set: &'a ErasureSet,
@@ -67,8 +108,10 @@ struct SetWalker<'a> {
     after: String,
     /// Fold directories into common prefixes at the first `/` after the prefix.
     slash_delimited: bool,
-    stack: Vec<VecDeque<Candidate>>,
+    stack: Vec<DirCursor>,
     started: bool,
+    /// Names fetched per drive call.
+    batch: usize,
     /// Metadata read ahead for the next object candidates: key → one result per drive.
     prefetched: HashMap<String, Vec<DriveResult<Bytes>>>,
     /// Keys known to have nothing below them on any drive: their `key/` is not descended.
@@ -77,6 +120,11 @@ struct SetWalker<'a> {
 
 /// Object metadata is read this many keys at a time (one blocking call per drive).
 const PREFETCH: usize = 64;
+/// Names fetched per drive call when a walk only asks whether a directory holds anything.
+/// (Tiny in tests, so that small listings cross batch boundaries.)
+const PROBE_BATCH: usize = if cfg!(test) { 2 } else { 16 };
+/// Most names fetched per drive call.
+const MAX_BATCH: usize = 10_000;
 
 /// The same error again (I/O errors are not `Clone`).
 fn again(e: &DriveError) -> DriveError {
@@ -88,7 +136,14 @@ fn again(e: &DriveError) -> DriveError {
 }
 
 impl<'a> SetWalker<'a> {
-    fn new(set: &'a ErasureSet, bucket: &'a str, prefix: &str, after: &str, slash: bool) -> Self {
+    fn new(
+        set: &'a ErasureSet,
+        bucket: &'a str,
+        prefix: &str,
+        after: &str,
+        slash: bool,
+        batch: usize,
+    ) -> Self {
         SetWalker {
             set,
             bucket,
@@ -97,21 +152,39 @@ impl<'a> SetWalker<'a> {
             slash_delimited: slash,
             stack: Vec::new(),
             started: false,
+            batch,
             prefetched: HashMap::new(),
             leaves: HashSet::new(),
         }
     }
 
-    /// Sorted candidates of the directory `dir` (empty or ending in `/`), union of drives.
-    async fn read_dir(&self, dir: &str) -> ObjectResult<VecDeque<Candidate>> {
-        let results = fan_out(&self.set.drives, |_, d| d.list_dir(self.bucket, dir)).await;
-        let mut names = BTreeSet::new();
+    /// Fetch the next batch of the top directory's names (the union of the drives' sorted
+    /// batches, up to the smallest last name of a drive that has more).
+    async fn fetch(&mut self) -> ObjectResult<()> {
+        let Some(top) = self.stack.last_mut() else {
+            return Ok(());
+        };
+        let query = DirQuery {
+            from: match &top.fetched {
+                Fetched::UpTo(k) => Some(k[top.dir.len()..].to_string()),
+                _ => None,
+            },
+            after: self.after.clone(),
+            prefix: self.prefix.clone(),
+            limit: self.batch,
+        };
+        let dir = top.dir.clone();
+        let results = fan_out(&self.set.drives, |_, d| {
+            d.list_dir(self.bucket, &dir, &query)
+        })
+        .await;
         let (mut ok, mut no_bucket) = (0, 0);
+        let mut pages = Vec::with_capacity(results.len());
         for r in results {
             match r {
-                Ok(v) => {
+                Ok(p) => {
                     ok += 1;
-                    names.extend(v);
+                    pages.push(p);
                 }
                 Err(DriveError::BucketNotFound) => no_bucket += 1,
                 Err(_) => {}
@@ -125,14 +198,43 @@ impl<'a> SetWalker<'a> {
         if ok < need.min(n.div_ceil(2)) {
             return Err(ObjectError::ReadQuorum { ok, need });
         }
-        let mut out: Vec<Candidate> = Vec::with_capacity(names.len() * 2);
-        for name in names {
+        // Names past a drive's last one may be missing from its page: stop at the first.
+        let bound = pages
+            .iter()
+            .filter(|p| p.more)
+            .filter_map(|p| p.names.last())
+            .min()
+            .cloned();
+        for name in pages.into_iter().flat_map(|p| p.names) {
+            if bound.as_ref().is_some_and(|b| name > *b) {
+                continue;
+            }
             let key = format!("{dir}{name}");
-            out.push(Candidate::Dir(format!("{key}/")));
-            out.push(Candidate::Object(key));
+            top.pending.insert(format!("{key}/"), true);
+            top.pending.insert(key, false);
         }
-        out.sort_by(|a, b| a.name().cmp(b.name()));
-        Ok(out.into())
+        top.fetched = match bound {
+            Some(b) => Fetched::UpTo(format!("{dir}{b}")),
+            None => Fetched::All,
+        };
+        Ok(())
+    }
+
+    /// The next candidate of the walk, fetching directories as needed.
+    async fn next_candidate(&mut self) -> ObjectResult<Option<Candidate>> {
+        loop {
+            let Some(top) = self.stack.last_mut() else {
+                return Ok(None);
+            };
+            if let Some(c) = top.ready() {
+                return Ok(Some(c));
+            }
+            if matches!(top.fetched, Fetched::All) {
+                self.stack.pop();
+                continue;
+            }
+            self.fetch().await?;
+        }
     }
 
     /// Read the metadata of `key` and of the object candidates that follow it in the current
@@ -141,13 +243,12 @@ impl<'a> SetWalker<'a> {
         let mut batch = vec![key.to_string()];
         if let Some(top) = self.stack.last() {
             batch.extend(
-                top.iter()
-                    .filter_map(|c| match c {
-                        Candidate::Object(k) if k.starts_with(&self.prefix) && *k > self.after => {
-                            Some(k.clone())
-                        }
-                        _ => None,
+                top.pending
+                    .iter()
+                    .filter(|(k, is_dir)| {
+                        !**is_dir && k.starts_with(&self.prefix) && **k > self.after
                     })
+                    .map(|(k, _)| k.clone())
                     .take(PREFETCH - 1),
             );
         }
@@ -195,16 +296,11 @@ impl<'a> SetWalker<'a> {
                     Some(i) => self.prefix[..=i].to_string(),
                     None => String::new(),
                 };
-                let first = self.read_dir(&dir).await?;
-                self.stack.push(first);
+                self.stack.push(DirCursor::new(dir));
             }
             loop {
-                let Some(top) = self.stack.last_mut() else {
+                let Some(c) = self.next_candidate().await? else {
                     return Ok(None);
-                };
-                let Some(c) = top.pop_front() else {
-                    self.stack.pop();
-                    continue;
                 };
                 match c {
                     Candidate::Object(key) => {
@@ -252,14 +348,14 @@ impl<'a> SetWalker<'a> {
                             if dir <= self.after || self.after.starts_with(&dir) {
                                 continue;
                             }
-                            let mut sub = SetWalker::new(self.set, self.bucket, &dir, "", false);
+                            let mut sub =
+                                SetWalker::new(self.set, self.bucket, &dir, "", false, PROBE_BATCH);
                             if sub.next().await?.is_some() {
                                 return Ok(Some(Item::Prefix(dir)));
                             }
                             continue;
                         }
-                        let entries = self.read_dir(&dir).await?;
-                        self.stack.push(entries);
+                        self.stack.push(DirCursor::new(dir));
                     }
                 }
             }
@@ -276,10 +372,15 @@ impl Store {
         }
         let delimiter = opts.delimiter.as_deref().filter(|d| !d.is_empty());
         let slash = delimiter == Some("/");
+        // One more than the page, to know whether it is truncated.
+        let batch = opts
+            .max_keys
+            .saturating_add(1)
+            .clamp(PROBE_BATCH, MAX_BATCH);
         let mut walkers: Vec<SetWalker> = self
             .sets
             .iter()
-            .map(|s| SetWalker::new(s, bucket, &opts.prefix, &opts.start_after, slash))
+            .map(|s| SetWalker::new(s, bucket, &opts.prefix, &opts.start_after, slash, batch))
             .collect();
         let mut heads: Vec<Option<Item>> = Vec::with_capacity(walkers.len());
         for w in walkers.iter_mut() {

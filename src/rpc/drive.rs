@@ -13,7 +13,8 @@ use uuid::Uuid;
 use super::wire::{self, DriveCall, DriveReply, WireError};
 use super::{Peer, LONG_TIMEOUT, PREFIX, SHORT_TIMEOUT};
 use crate::drive::{
-    BucketEntry, DiskInfo, Drive, DriveError, DriveResult, Entry, FileRef, FileWriter, StagedData,
+    BucketEntry, DirPage, DirQuery, DiskInfo, Drive, DriveError, DriveResult, Entry, FileRef,
+    FileWriter, StagedData,
 };
 
 /// How long a streamed file write may sit idle between chunks.
@@ -344,14 +345,18 @@ impl Drive for RemoteDrive {
         bytes(r, "read_file")
     }
 
-    async fn list_dir(&self, bucket: &str, prefix: &str) -> DriveResult<Vec<String>> {
+    async fn list_dir(&self, bucket: &str, prefix: &str, query: &DirQuery) -> DriveResult<DirPage> {
         let r = self
             .call(DriveCall::ListDir {
                 bucket: bucket.to_string(),
                 prefix: prefix.to_string(),
+                query: query.clone(),
             })
             .await?;
-        names(r, "list_dir")
+        match r {
+            DriveReply::Dir(page) => Ok(page),
+            _ => Err(unexpected("list_dir")),
+        }
     }
 }
 

@@ -269,8 +269,10 @@ async fn serve_call(d: &dyn Drive, call: DriveCall) -> DriveResult<DriveReply> {
             let len = usize::try_from(len).map_err(|_| DriveError::InvalidName)?;
             DriveReply::Bytes(buf(d.read_file(&file.into(), offset, len).await?))
         }
-        DriveCall::ListDir { bucket, prefix } => {
-            DriveReply::Names(d.list_dir(&bucket, &prefix).await?)
-        }
+        DriveCall::ListDir {
+            bucket,
+            prefix,
+            query,
+        } => DriveReply::Dir(d.list_dir(&bucket, &prefix, &query).await?),
     })
 }

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
 use uuid::Uuid;
 
-use crate::drive::{DriveError, FileRef, StagedData};
+use crate::drive::{DirPage, DirQuery, DriveError, FileRef, StagedData};
 
 #[derive(Debug, Serialize, Deserialize)]
 pub enum DriveCall {
@@ -65,6 +65,7 @@ pub enum DriveCall {
     ListDir {
         bucket: String,
         prefix: String,
+        query: DirQuery,
     },
 }
 
@@ -166,6 +167,7 @@ pub enum DriveReply {
     Buckets(Vec<(String, i64)>),
     Entries(Vec<WireEntry>),
     Size(u64),
+    Dir(DirPage),
 }
 
 /// A drive error as it crosses the wire.

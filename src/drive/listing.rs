@@ -1,0 +1,327 @@
+//! One page of a directory for a listing: the smallest names a walk still needs, so that a
+//! page of a huge directory costs one pass over it on each drive and sends only the page.
+
+use std::cmp::Ordering;
+use std::collections::BinaryHeap;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use serde::{Deserialize, Serialize};
+
+/// Which names of a directory a listing wants (see [`crate::drive::Drive::list_dir`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DirQuery {
+    /// Only names strictly after this one (resuming the directory where the last page ended).
+    pub from: Option<String>,
+    /// The walk's start-after key: a name is skipped when its key and every key below it
+    /// sort at or before this one.
+    pub after: String,
+    /// The walk's key prefix: a name is skipped when neither its key nor any key below it
+    /// starts with this.
+    pub prefix: String,
+    /// At most this many names, the smallest (at least one).
+    pub limit: usize,
+}
+
+/// The names a [`DirQuery`] selected, sorted.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DirPage {
+    pub names: Vec<String>,
+    /// More wanted names follow the last one.
+    pub more: bool,
+}
+
+impl DirQuery {
+    /// Whether the name `name` of the directory `dir` (empty or ending in `/`) is wanted.
+    pub fn wants(&self, dir: &str, name: &str) -> bool {
+        if self.from.as_deref().is_some_and(|f| name <= f) {
+            return false;
+        }
+        let key = || dir.bytes().chain(name.bytes());
+        let sub = || key().chain(std::iter::once(b'/'));
+        let sub_len = dir.len() + name.len() + 1;
+        let p = &self.prefix;
+        // Some key at or below `key` starts with the prefix: `key/` starts with it (so does
+        // the key, or keys below), or the prefix continues below `key/`.
+        let under_prefix = (sub_len >= p.len() && sub().take(p.len()).eq(p.bytes()))
+            || (p.len() >= sub_len && sub().eq(p.bytes().take(sub_len)));
+        if !under_prefix {
+            return false;
+        }
+        // The key itself, or keys below `key/`, sort after `after`.
+        key().cmp(self.after.bytes()) == Ordering::Greater
+            || sub().cmp(self.after.bytes()) == Ordering::Greater
+            || self.after.len() >= sub_len && sub().eq(self.after.bytes().take(sub_len))
+    }
+
+    /// The page of `names` (in any order) this query selects: one pass, memory bounded by
+    /// the limit.
+    pub fn select(&self, dir: &str, names: impl IntoIterator<Item = String>) -> DirPage {
+        let limit = self.limit.max(1);
+        let mut heap: BinaryHeap<String> = BinaryHeap::with_capacity(limit.min(4096) + 1);
+        let mut more = false;
+        for name in names {
+            if !self.wants(dir, &name) {
+                continue;
+            }
+            if heap.len() < limit {
+                heap.push(name);
+            } else {
+                more = true;
+                if heap.peek().is_some_and(|top| name < *top) {
+                    heap.pop();
+                    heap.push(name);
+                }
+            }
+        }
+        DirPage {
+            names: heap.into_sorted_vec(),
+            more,
+        }
+    }
+}
+
+impl DirQuery {
+    /// The page of `sorted` (sorted, distinct names) this query selects, reading only from
+    /// the first name that can be wanted to the last one needed.
+    pub fn select_sorted(&self, dir: &str, sorted: &[String]) -> DirPage {
+        let limit = self.limit.max(1);
+        // Wanted names are after `from`, and (but for the empty name) no smaller than the
+        // first byte of the start key's and the prefix's component at this level (a wanted
+        // name is that component, a name starting with it, or a name it starts with).
+        let component = |s: &str| -> Option<Vec<u8>> {
+            s.strip_prefix(dir)
+                .and_then(|rest| rest.bytes().next())
+                .map(|b| vec![b])
+        };
+        let mut start = 0;
+        if let Some(f) = &self.from {
+            start = start.max(sorted.partition_point(|n| n <= f));
+        }
+        for lower in [component(&self.after), component(&self.prefix)]
+            .into_iter()
+            .flatten()
+        {
+            start = start.max(sorted.partition_point(|n| n.as_bytes() < lower.as_slice()));
+        }
+        // Past the prefix's component (and every name starting with it) nothing is wanted.
+        let rest = self.prefix.strip_prefix(dir).filter(|r| !r.is_empty());
+        let past_prefix = |n: &str| match rest {
+            Some(r) => match r.split_once('/') {
+                Some((c, _)) => n > c,
+                None => n > r && !n.starts_with(r),
+            },
+            None => false,
+        };
+        let mut names = Vec::new();
+        let mut more = false;
+        // The empty name (a key with `//`) sorts first but can be wanted below a bound.
+        let empty = sorted.first().filter(|n| n.is_empty() && start > 0);
+        for n in empty.into_iter().chain(&sorted[start.min(sorted.len())..]) {
+            if past_prefix(n) {
+                break;
+            }
+            if !self.wants(dir, n) {
+                continue;
+            }
+            if names.len() == limit {
+                more = true;
+                break;
+            }
+            names.push(n.clone());
+        }
+        DirPage { names, more }
+    }
+}
+
+/// Directories with at least this many entries have their sorted names cached.
+pub const CACHED_DIR_MIN: usize = 4096;
+/// Directories cached per drive (most recently used kept).
+const CACHED_DIRS: usize = 8;
+/// A directory is cached only if it was last changed at least this long before it is read:
+/// any later change then gives it a different modification time (timestamps come from a
+/// clock that ticks in milliseconds), so an unchanged stamp means unchanged entries.
+const SETTLED: Duration = Duration::from_secs(1);
+
+/// What identifies a directory's contents without reading them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirStamp {
+    ino: u64,
+    size: u64,
+    nlink: u64,
+    mtime: (i64, i64),
+    ctime: (i64, i64),
+}
+
+impl DirStamp {
+    pub fn of(m: &std::fs::Metadata) -> Self {
+        DirStamp {
+            ino: m.ino(),
+            size: m.size(),
+            nlink: m.nlink(),
+            mtime: (m.mtime(), m.mtime_nsec()),
+            ctime: (m.ctime(), m.ctime_nsec()),
+        }
+    }
+
+    /// Unchanged for long enough that a later change would show in the stamp.
+    pub fn settled(&self, now: SystemTime) -> bool {
+        let last = self.mtime.max(self.ctime);
+        let Ok(now) = now.duration_since(SystemTime::UNIX_EPOCH) else {
+            return false;
+        };
+        let last = Duration::new(last.0.max(0) as u64, last.1.clamp(0, 999_999_999) as u32);
+        now.checked_sub(last).is_some_and(|age| age >= SETTLED)
+    }
+}
+
+/// A directory's path, its stamp when read, and its sorted names.
+type CachedDir = (PathBuf, DirStamp, Arc<Vec<String>>);
+
+/// Sorted names of a drive's large directories, reused while a directory's stamp is
+/// unchanged, so that paging through a directory of 100,000 keys does not read it whole for
+/// every page. Bounded: [`CACHED_DIRS`] directories.
+#[derive(Debug, Default)]
+pub struct DirCache {
+    entries: parking_lot::Mutex<Vec<CachedDir>>,
+}
+
+impl DirCache {
+    pub fn get(&self, dir: &Path, stamp: &DirStamp) -> Option<Arc<Vec<String>>> {
+        let mut entries = self.entries.lock();
+        let i = entries.iter().position(|(p, _, _)| p == dir)?;
+        let entry = entries.remove(i);
+        if entry.1 != *stamp {
+            return None;
+        }
+        let names = entry.2.clone();
+        entries.push(entry);
+        Some(names)
+    }
+
+    /// Keep `names` (sorted) for `dir` if it is large and settled.
+    pub fn put(&self, dir: &Path, stamp: DirStamp, names: Arc<Vec<String>>, now: SystemTime) {
+        if names.len() < CACHED_DIR_MIN || !stamp.settled(now) {
+            return;
+        }
+        let mut entries = self.entries.lock();
+        entries.retain(|(p, _, _)| p != dir);
+        if entries.len() == CACHED_DIRS {
+            entries.remove(0);
+        }
+        entries.push((dir.to_path_buf(), stamp, names));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Everything at or below `dir + name` as the walk sees it: the object key and keys
+    /// under `key/` (a few representatives, enough to cover byte orders around `/`).
+    fn wanted_naively(q: &DirQuery, dir: &str, name: &str) -> bool {
+        if q.from.as_deref().is_some_and(|f| name <= f) {
+            return false;
+        }
+        let key = format!("{dir}{name}");
+        let sub = format!("{key}/");
+        let under_prefix =
+            key.starts_with(&q.prefix) || sub.starts_with(&q.prefix) || q.prefix.starts_with(&sub);
+        under_prefix && (key > q.after || sub > q.after || q.after.starts_with(&sub))
+    }
+
+    #[test]
+    fn subtrees_the_start_key_is_inside_are_kept() {
+        let q = DirQuery {
+            from: None,
+            after: "a/b".into(),
+            prefix: String::new(),
+            limit: 10,
+        };
+        // "a" holds "a/b" and what follows it; "a-" sorts (with its subtree) before "a/b".
+        assert!(q.wants("", "a"));
+        assert!(!q.wants("", "a-"));
+        assert!(q.wants("", "a0"));
+        assert!(!q.wants("", "0"));
+        assert!(q.wants("a/", "c"));
+        // "a/b" itself is not after "a/b", but "a/b/x" is.
+        assert!(q.wants("a/", "b"));
+        assert!(!q.wants("a/", "a"));
+        assert!(q.wants("a/", "b0"));
+    }
+
+    #[test]
+    fn names_outside_the_prefix_are_skipped() {
+        let q = DirQuery {
+            from: None,
+            after: String::new(),
+            prefix: "a/bc".into(),
+            limit: 10,
+        };
+        assert!(q.wants("", "a"));
+        assert!(!q.wants("", "b"));
+        assert!(!q.wants("a/", "b"));
+        assert!(q.wants("a/", "bc"));
+        assert!(q.wants("a/", "bcd"));
+        assert!(!q.wants("a/", "bd"));
+    }
+
+    #[test]
+    fn cache_keeps_large_settled_directories_until_they_change() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let dir = tmp.path().join("d");
+        std::fs::create_dir(&dir).expect("mkdir");
+        let stamp = DirStamp::of(&std::fs::metadata(&dir).expect("stat"));
+        let names: Arc<Vec<String>> =
+            Arc::new((0..CACHED_DIR_MIN).map(|i| format!("k{i:05}")).collect());
+        let cache = DirCache::default();
+        // Changed just now: a change in the same clock tick would not show; not kept.
+        cache.put(&dir, stamp.clone(), names.clone(), SystemTime::now());
+        assert!(cache.get(&dir, &stamp).is_none());
+        let later = SystemTime::now() + Duration::from_secs(2);
+        // Small directories are read directly.
+        cache.put(&dir, stamp.clone(), Arc::new(vec!["a".into()]), later);
+        assert!(cache.get(&dir, &stamp).is_none());
+        cache.put(&dir, stamp.clone(), names.clone(), later);
+        assert_eq!(
+            cache.get(&dir, &stamp).map(|n| n.len()),
+            Some(CACHED_DIR_MIN)
+        );
+        // Any change to the directory changes its stamp.
+        std::fs::create_dir(dir.join("new")).expect("mkdir");
+        let changed = DirStamp::of(&std::fs::metadata(&dir).expect("stat"));
+        assert_ne!(changed, stamp);
+        assert!(cache.get(&dir, &changed).is_none());
+    }
+
+    proptest! {
+        #[test]
+        fn select_is_sort_filter_take(
+            names in proptest::collection::btree_set("[a-c/.-]{0,4}", 0..40),
+            after in "[a-c/.-]{0,5}",
+            prefix in "[a-c/.-]{0,3}",
+            from in proptest::option::of("[a-c.-]{0,3}"),
+            dir in prop_oneof![Just(String::new()), Just("a/".to_string()), Just("b-/".to_string())],
+            limit in 1usize..8,
+        ) {
+            let names: Vec<String> = names.into_iter().filter(|n| !n.contains('/')).collect();
+            let q = DirQuery { from, after, prefix, limit };
+            for n in &names {
+                prop_assert_eq!(q.wants(&dir, n), wanted_naively(&q, &dir, n), "{}", n);
+            }
+            let mut want: Vec<String> =
+                names.iter().filter(|n| wanted_naively(&q, &dir, n)).cloned().collect();
+            want.sort();
+            let more = want.len() > limit;
+            want.truncate(limit);
+            let mut shuffled = names.clone();
+            shuffled.reverse();
+            let page = DirPage { names: want, more };
+            prop_assert_eq!(&q.select(&dir, shuffled), &page);
+            prop_assert_eq!(&q.select_sorted(&dir, &names), &page);
+        }
+    }
+}
