@@ -89,8 +89,7 @@ fn create_dirs_durable(base: &Path, rel: &Path) -> DriveResult<()> {
 }
 
 /// `create_dir_all` below `base` (which must exist) without fsyncs; returns the parents of
-/// the directories it created, deepest first, for the caller to fsync once its other
-/// changes are in (on a journaling filesystem the first fsync commits them all).
+/// the directories it created, deepest first.
 fn create_dirs(base: &Path, rel: &Path) -> DriveResult<Vec<PathBuf>> {
     let mut cur = base.to_path_buf();
     let mut created = Vec::new();
@@ -287,35 +286,30 @@ impl LocalDrive {
         let staged_meta = self.stage_file(&meta)?;
         // A concurrent delete may prune a directory we just created: retry the short window.
         let mut attempt = 0;
-        let created = loop {
+        loop {
             attempt += 1;
             let r = (|| {
-                let created = create_dirs(&bpath, &rel)?;
+                create_dirs_durable(&bpath, &rel)?;
                 self.crash_point(crash::AFTER_DIRS)?;
                 if let Some(s) = &staged {
                     let from = self.sys_path(&s.from)?;
                     let to = dir.join(format!("{DATA_DIR_PREFIX}{}", s.data_dir));
                     fs::rename(&from, &to)?;
+                    // Durable before the metadata that points at it can be.
+                    fsync_dir(&dir)?;
                 }
                 self.crash_point(crash::AFTER_DATA_RENAME)?;
-                Ok(created)
+                Ok(())
             })();
             match r {
                 Err(DriveError::NotFound) if attempt < 3 => continue,
                 other => break other?,
             }
-        };
+        }
         self.crash_point(crash::AFTER_META_STAGED)?;
         fs::rename(&staged_meta, &meta_path)?;
         self.crash_point(crash::AFTER_META_RENAME)?;
-        // One fsync of the object's directory makes both renames durable; the journal
-        // commits them in order (the data directory's rename never after the metadata's,
-        // see docs/format.md). Parents of new directories follow: on ext4 and XFS that
-        // journal commit already holds their entries, so these are cheap.
         fsync_dir(&dir)?;
-        for parent in created {
-            fsync_dir(&parent)?;
-        }
         Ok(previous)
     }
 
