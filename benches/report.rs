@@ -193,6 +193,18 @@ fn main() {
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/report-work"));
     let _ = std::fs::remove_dir_all(&root);
     std::fs::create_dir_all(&root).expect("work dir");
+    // The 64 MiB runs store ~12 GiB of shards per phase at EC 2+2; a disk that fills up turns
+    // into write-quorum errors in the table, so say so up front.
+    if let Ok(s) = nix::sys::statvfs::statvfs(&root) {
+        let free_gib = (s.blocks_available() * s.fragment_size()) >> 30;
+        if free_gib < 30 {
+            eprintln!(
+                "warning: {} GiB free under {}; the 64 MiB runs need about 30 GiB",
+                free_gib,
+                root.display()
+            );
+        }
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -178,8 +178,11 @@ impl Drop for Reservation {
 }
 
 impl Quotas {
+    /// Quotas of `store`; within a tokio runtime, a background task re-reads the
+    /// configuration every few seconds (so that every node sees changes made through
+    /// another) while requests use the copy in memory.
     pub fn new(store: Arc<Store>) -> Arc<Quotas> {
-        Arc::new(Quotas {
+        let q = Arc::new(Quotas {
             store,
             state: Mutex::new(State {
                 config: Config::default(),
@@ -187,31 +190,37 @@ impl Quotas {
                 usage: BTreeMap::new(),
             }),
             refresh: tokio::sync::Mutex::new(()),
-        })
-    }
-
-    async fn read_config(&self) -> Config {
-        let mut best: Option<Config> = None;
-        for d in self.store.all_drives().flatten() {
-            if let Ok(raw) = d.read_sys(QUOTA_FILE).await {
-                if let Ok(c) = serde_json::from_slice::<Config>(&raw) {
-                    if best.as_ref().is_none_or(|b| c.stamp > b.stamp) {
-                        best = Some(c);
-                    }
+        });
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            let weak = Arc::downgrade(&q);
+            rt.spawn(async move {
+                loop {
+                    tokio::time::sleep(CONFIG_TTL).await;
+                    let Some(q) = weak.upgrade() else { break };
+                    q.reload().await;
                 }
-            }
+            });
         }
-        best.unwrap_or_default()
+        q
     }
 
-    /// The configuration, re-read from the drives when older than a few seconds.
-    async fn config(&self) -> Config {
-        {
-            let st = self.state.lock();
-            if st.read_at.is_some_and(|t| t.elapsed() < CONFIG_TTL) {
-                return st.config.clone();
-            }
-        }
+    /// The newest configuration on the drives, read in parallel.
+    async fn read_config(&self) -> Config {
+        let reads = self
+            .store
+            .all_drives()
+            .flatten()
+            .map(|d| async move { d.read_sys(QUOTA_FILE).await });
+        futures::future::join_all(reads)
+            .await
+            .into_iter()
+            .filter_map(|r| r.ok())
+            .filter_map(|raw| serde_json::from_slice::<Config>(&raw).ok())
+            .max_by_key(|c| c.stamp)
+            .unwrap_or_default()
+    }
+
+    async fn reload(&self) -> Config {
         let c = self.read_config().await;
         let mut st = self.state.lock();
         if c.stamp >= st.config.stamp {
@@ -219,6 +228,21 @@ impl Quotas {
         }
         st.read_at = Some(Instant::now());
         st.config.clone()
+    }
+
+    /// The configuration: read from the drives on first use and when the background
+    /// refresh has fallen behind, else the copy in memory.
+    async fn config(&self) -> Config {
+        {
+            let st = self.state.lock();
+            if st
+                .read_at
+                .is_some_and(|t| t.elapsed() < CONFIG_TTL.saturating_mul(2))
+            {
+                return st.config.clone();
+            }
+        }
+        self.reload().await
     }
 
     /// Set (`bytes > 0`) or remove (`0`) the quota of a scope; written to a majority of drives.
