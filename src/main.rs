@@ -125,8 +125,11 @@ struct MountCli {
     #[arg(long)]
     cache_dir: Option<PathBuf>,
     /// Largest read-ahead window per open file (memory: one window per open file).
-    #[arg(long, default_value = "8MiB")]
+    #[arg(long, default_value = "16MiB")]
     max_readahead: String,
+    /// Most memory for windows fetched ahead (beyond those being read), over all open files.
+    #[arg(long, default_value = "256MiB")]
+    readahead_budget: String,
     /// Stay in the foreground (default: return once mounted, serving in the background).
     #[arg(long)]
     foreground: bool,
@@ -671,6 +674,8 @@ fn mount(m: MountCli) -> anyhow::Result<()> {
         max_readahead: cairn::units::parse_bytes(&m.max_readahead)
             .filter(|n| *n >= 128 << 10)
             .ok_or_else(|| anyhow::anyhow!("invalid --max-readahead (at least 128KiB)"))?,
+        readahead_budget: cairn::units::parse_bytes(&m.readahead_budget)
+            .ok_or_else(|| anyhow::anyhow!("invalid --readahead-budget"))?,
         ..Default::default()
     };
     cairn::mount::run_foreground(cairn::mount::MountArgs {

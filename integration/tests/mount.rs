@@ -317,6 +317,28 @@ fn mount_and_s3_see_the_same_data() {
         b"from s3"
     );
     assert!(fs::read(m.join("big.bin")).expect("read big") == big);
+    // Files opened read-only may bypass the page cache; mmaps of them (shared, as a
+    // database reader would, and private, as the loader maps programs) still see the bytes.
+    let want = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&big));
+    for flags in ["MAP_SHARED", "MAP_PRIVATE"] {
+        let script = format!(
+            "import hashlib, mmap, sys\n\
+             f = open(sys.argv[1], 'rb')\n\
+             m = mmap.mmap(f.fileno(), 0, flags=mmap.{flags}, prot=mmap.PROT_READ)\n\
+             print(hashlib.sha256(m).hexdigest())"
+        );
+        let out = std::process::Command::new("python3")
+            .args(["-c", &script])
+            .arg(m.join("big.bin"))
+            .output()
+            .expect("python3");
+        assert!(out.status.success(), "mmap {flags}: {out:?}");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            want,
+            "mmap {flags}"
+        );
+    }
     let rss = mount.peak_rss_kib();
     assert!(
         rss < 150 * 1024,

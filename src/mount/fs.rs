@@ -50,8 +50,10 @@ pub struct Options {
     pub read_only: bool,
     pub cache_dir: PathBuf,
     pub attr_ttl: Duration,
-    /// Largest read-ahead window per open file (memory bound: one window per open file).
+    /// Largest read-ahead window per open file.
     pub max_readahead: u64,
+    /// Most bytes fetched ahead (beyond the windows being read) over all open files.
+    pub readahead_budget: u64,
     /// Part size of multipart uploads; files above it upload as multipart.
     pub part_size: u64,
 }
@@ -66,7 +68,8 @@ impl Default for Options {
             read_only: false,
             cache_dir: std::env::temp_dir(),
             attr_ttl: Duration::from_secs(1),
-            max_readahead: 8 << 20,
+            max_readahead: 16 << 20,
+            readahead_budget: 256 << 20,
             part_size: 16 << 20,
         }
     }
@@ -193,6 +196,34 @@ struct Prefetch {
     start: u64,
     len: u64,
     task: std::thread::JoinHandle<Result<Vec<u8>, ClientError>>,
+    _charge: Charge,
+}
+
+/// Bytes counted against the read-ahead budget while a prefetched window exists.
+struct Charge {
+    bytes: u64,
+    total: Arc<AtomicU64>,
+}
+
+impl Charge {
+    /// Charge `bytes` if the budget has room.
+    fn take(total: &Arc<AtomicU64>, bytes: u64, budget: u64) -> Option<Charge> {
+        total
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |t| {
+                (t + bytes <= budget).then_some(t + bytes)
+            })
+            .ok()?;
+        Some(Charge {
+            bytes,
+            total: total.clone(),
+        })
+    }
+}
+
+impl Drop for Charge {
+    fn drop(&mut self) {
+        self.total.fetch_sub(self.bytes, Ordering::AcqRel);
+    }
 }
 
 enum Handle {
@@ -229,6 +260,8 @@ pub struct Fs<C: ObjectClient> {
     next_fh: AtomicU64,
     usage: Mutex<Option<(Instant, Option<Usage>)>>,
     mounted: SystemTime,
+    /// Bytes of prefetched windows over all open files (see [`Options::readahead_budget`]).
+    prefetched: Arc<AtomicU64>,
 }
 
 fn errno(e: ClientError) -> Errno {
@@ -306,6 +339,7 @@ impl<C: ObjectClient> Fs<C> {
             next_fh: AtomicU64::new(1),
             usage: Mutex::new(None),
             mounted: now,
+            prefetched: Arc::new(AtomicU64::new(0)),
         }
     }
 
@@ -1161,20 +1195,32 @@ impl<C: ObjectClient> Fs<C> {
                 if end >= file_size {
                     break;
                 }
-                ra.window = (ra.window * 2).min(self.opts.max_readahead);
-                let len = ra.window.min(file_size - end);
+                let window = (ra.window * 2).min(self.opts.max_readahead);
+                let len = window.min(file_size - end);
+                // Many files read at once share the budget; past it, reads fetch on demand.
+                let Some(charge) = Charge::take(&self.prefetched, len, self.opts.readahead_budget)
+                else {
+                    break;
+                };
+                ra.window = window;
                 let client = self.client.clone();
                 let key = path.clone();
                 ra.prefetch.push_back(Prefetch {
                     start: end,
                     len,
                     task: std::thread::spawn(move || client.get_range(&key, end, len)),
+                    _charge: charge,
                 });
             }
         }
         let from = (offset - ra.start) as usize;
         let to = ((want_end - ra.start) as usize).min(ra.buf.len());
         Ok(reply(ra.buf.get(from..to).unwrap_or(&[])))
+    }
+
+    /// Bytes of prefetched windows held or being fetched, over all open files.
+    pub fn prefetched_bytes(&self) -> u64 {
+        self.prefetched.load(Ordering::Acquire)
     }
 
     /// The last close of a file: upload if dirty, then drop its staging file.

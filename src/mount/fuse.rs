@@ -5,10 +5,10 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use fuser::{
-    Errno, FileAttr, FileHandle, FileType, FopenFlags, Generation, INodeNo, KernelConfig,
-    LockOwner, OpenAccMode, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate, ReplyData,
-    ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite, ReplyXattr,
-    Request, TimeOrNow, WriteFlags,
+    Errno, FileAttr, FileHandle, FileType, FopenFlags, Generation, INodeNo, InitFlags,
+    KernelConfig, LockOwner, OpenAccMode, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate,
+    ReplyData, ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite,
+    ReplyXattr, Request, TimeOrNow, WriteFlags,
 };
 
 use super::client::ObjectClient;
@@ -17,12 +17,18 @@ use super::fs::{Attr, Fs, FsResult, Kind, SetAttr, BLOCK};
 pub struct FuseFs<C: ObjectClient> {
     fs: Arc<Fs<C>>,
     ttl: Duration,
+    /// Files opened read-only bypass the kernel's page cache (see `init`).
+    direct_reads: bool,
 }
 
 impl<C: ObjectClient> FuseFs<C> {
     pub fn new(fs: Arc<Fs<C>>) -> FuseFs<C> {
         let ttl = fs.options().attr_ttl;
-        FuseFs { fs, ttl }
+        FuseFs {
+            fs,
+            ttl,
+            direct_reads: false,
+        }
     }
 }
 
@@ -45,7 +51,9 @@ fn file_attr(a: &Attr) -> FileAttr {
         uid: a.uid,
         gid: a.gid,
         rdev: 0,
-        blksize: BLOCK as u32,
+        // The preferred I/O size: stdio and cp size their buffers by it, and large reads
+        // matter with direct I/O (see `init`).
+        blksize: 1 << 20,
         flags: 0,
     }
 }
@@ -73,6 +81,14 @@ impl<C: ObjectClient> fuser::Filesystem for FuseFs<C> {
     fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
         let _ = config.set_max_write(1 << 20);
         let _ = config.set_max_readahead(1 << 20);
+        // Reads already go through this process's own read-ahead windows; through the page
+        // cache they would be copied once more (reply → page cache → reader). Files opened
+        // read-only therefore use direct I/O (the reply is copied straight into the reader's
+        // buffer) — but only where the kernel still allows shared mmaps of such files
+        // (Linux ≥ 6.6), so programs that mmap files keep working.
+        self.direct_reads = config
+            .add_capabilities(InitFlags::FUSE_DIRECT_IO_ALLOW_MMAP)
+            .is_ok();
         Ok(())
     }
 
@@ -210,7 +226,14 @@ impl<C: ObjectClient> fuser::Filesystem for FuseFs<C> {
     fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
         let write = flags.acc_mode() != OpenAccMode::O_RDONLY;
         match self.fs.open(ino.0, write) {
-            Ok(fh) => reply.opened(FileHandle(fh), FopenFlags::empty()),
+            Ok(fh) => reply.opened(
+                FileHandle(fh),
+                if !write && self.direct_reads {
+                    FopenFlags::FOPEN_DIRECT_IO
+                } else {
+                    FopenFlags::empty()
+                },
+            ),
             Err(e) => reply.error(err(e)),
         }
     }

@@ -553,6 +553,44 @@ fn random_operations_match_a_model() {
     }
 }
 
+/// Many files read sequentially at once share the read-ahead budget: prefetched bytes never
+/// pass it, reads past it fetch on demand, and every read is exact.
+#[test]
+fn readahead_budget_is_shared_by_open_files() {
+    let budget = 3 << 20;
+    let fs = fs_with(Options {
+        attr_ttl: Duration::ZERO,
+        max_readahead: 2 << 20,
+        readahead_budget: budget,
+        ..Options::default()
+    });
+    let data: Vec<u8> = (0..12u32 << 20).map(|i| (i % 253) as u8).collect();
+    let mut open = Vec::new();
+    for i in 0..4 {
+        fs.client().insert(&format!("f{i}"), &data);
+        let a = fs.lookup(ROOT, &format!("f{i}")).expect("lookup");
+        open.push((a.ino, fs.open(a.ino, false).expect("open"), 0u64));
+    }
+    let step = 256u32 << 10;
+    let mut most = 0;
+    while open.iter().any(|(_, _, off)| *off < data.len() as u64) {
+        for (ino, fh, off) in open.iter_mut().filter(|o| o.2 < data.len() as u64) {
+            let got = fs.read(*ino, *fh, *off, step).expect("read");
+            let end = (*off as usize + step as usize).min(data.len());
+            assert!(got == data[*off as usize..end], "file {ino} at {off}");
+            *off += got.len() as u64;
+            most = most.max(fs.prefetched_bytes());
+            assert!(fs.prefetched_bytes() <= budget);
+        }
+    }
+    // The budget was used, not just respected.
+    assert!(most > 1 << 20, "most prefetched {most}");
+    for (ino, fh, _) in open {
+        fs.release(ino, fh).expect("close");
+    }
+    assert_eq!(fs.prefetched_bytes(), 0);
+}
+
 /// Sequential reads through growing, prefetched windows (including reads that straddle a
 /// window's end) and seeks return exact data.
 #[test]
