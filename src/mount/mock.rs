@@ -210,15 +210,7 @@ impl ObjectClient for MockClient {
         }
         let up_bytes = data.len() as u64;
         // The parts stop counting as the object replaces them.
-        let quota = *self.quota.lock();
-        let old = self
-            .objects
-            .lock()
-            .get(key)
-            .map_or(0, |o| o.data.len() as u64);
-        if quota > 0 && self.used() - old + up_bytes > quota {
-            return Err(ClientError::QuotaExceeded);
-        }
+        self.admit(key, up_bytes)?;
         let meta = self
             .objects
             .lock()
