@@ -140,6 +140,9 @@ impl DirQuery {
 pub const CACHED_DIR_MIN: usize = 4096;
 /// Directories cached per drive (most recently used kept).
 const CACHED_DIRS: usize = 8;
+/// Names cached per drive over all its directories (a few tens of MiB); a larger directory
+/// is read whole for every page.
+const CACHED_NAMES: usize = 1 << 18;
 /// A directory is cached only if it was last changed at least this long before it is read:
 /// any later change then gives it a different modification time (timestamps come from a
 /// clock that ticks in milliseconds), so an unchanged stamp means unchanged entries.
@@ -182,7 +185,7 @@ type CachedDir = (PathBuf, DirStamp, Arc<Vec<String>>);
 
 /// Sorted names of a drive's large directories, reused while a directory's stamp is
 /// unchanged, so that paging through a directory of 100,000 keys does not read it whole for
-/// every page. Bounded: [`CACHED_DIRS`] directories.
+/// every page. Bounded: [`CACHED_DIRS`] directories, [`CACHED_NAMES`] names.
 #[derive(Debug, Default)]
 pub struct DirCache {
     entries: parking_lot::Mutex<Vec<CachedDir>>,
@@ -203,12 +206,14 @@ impl DirCache {
 
     /// Keep `names` (sorted) for `dir` if it is large and settled.
     pub fn put(&self, dir: &Path, stamp: DirStamp, names: Arc<Vec<String>>, now: SystemTime) {
-        if names.len() < CACHED_DIR_MIN || !stamp.settled(now) {
+        if names.len() < CACHED_DIR_MIN || names.len() > CACHED_NAMES || !stamp.settled(now) {
             return;
         }
         let mut entries = self.entries.lock();
         entries.retain(|(p, _, _)| p != dir);
-        if entries.len() == CACHED_DIRS {
+        while entries.len() == CACHED_DIRS
+            || entries.iter().map(|e| e.2.len()).sum::<usize>() + names.len() > CACHED_NAMES
+        {
             entries.remove(0);
         }
         entries.push((dir.to_path_buf(), stamp, names));
@@ -282,8 +287,11 @@ mod tests {
         cache.put(&dir, stamp.clone(), names.clone(), SystemTime::now());
         assert!(cache.get(&dir, &stamp).is_none());
         let later = SystemTime::now() + Duration::from_secs(2);
-        // Small directories are read directly.
+        // Small directories are read directly, and so are directories past the names bound.
         cache.put(&dir, stamp.clone(), Arc::new(vec!["a".into()]), later);
+        assert!(cache.get(&dir, &stamp).is_none());
+        let huge = Arc::new(vec![String::new(); CACHED_NAMES + 1]);
+        cache.put(&dir, stamp.clone(), huge, later);
         assert!(cache.get(&dir, &stamp).is_none());
         cache.put(&dir, stamp.clone(), names.clone(), later);
         assert_eq!(
