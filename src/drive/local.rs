@@ -89,7 +89,7 @@ fn create_dirs_durable(base: &Path, rel: &Path) -> DriveResult<()> {
 }
 
 /// `create_dir_all` below `base` (which must exist) without fsyncs; returns the parents of
-/// the directories it created, deepest first.
+/// the directories it created.
 fn create_dirs(base: &Path, rel: &Path) -> DriveResult<Vec<PathBuf>> {
     let mut cur = base.to_path_buf();
     let mut created = Vec::new();
@@ -102,7 +102,6 @@ fn create_dirs(base: &Path, rel: &Path) -> DriveResult<Vec<PathBuf>> {
             Err(e) => return Err(e.into()),
         }
     }
-    created.reverse();
     Ok(created)
 }
 
