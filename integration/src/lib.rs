@@ -685,3 +685,22 @@ impl Drop for Mount {
         }
     }
 }
+
+/// Takes a drive folder away from a running server in one step, as pulling the disk would:
+/// the folder is renamed aside (a recursive delete in place races with the server's own
+/// writes, the scanner's and the heal queue's, and can fail with "directory not empty").
+/// Returns where the old contents went; they stay beside the drive, in the test's
+/// temporary folder.
+pub fn unplug(drive: &Path) -> PathBuf {
+    let mut aside = drive.as_os_str().to_owned();
+    aside.push(format!(
+        ".unplugged-{}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default()
+    ));
+    let aside = PathBuf::from(aside);
+    std::fs::rename(drive, &aside).expect("unplug the drive");
+    aside
+}

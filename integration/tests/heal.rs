@@ -10,7 +10,7 @@ use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use aws_sdk_s3::Client;
-use cairn_integration::{binary, Server, ACCESS_KEY, REGION, SECRET_KEY};
+use cairn_integration::{binary, unplug, Server, ACCESS_KEY, REGION, SECRET_KEY};
 
 fn client(server: &Server) -> Client {
     let conf = aws_sdk_s3::Config::builder()
@@ -379,7 +379,7 @@ async fn a_drive_swapped_while_running_is_noticed_and_healed() {
     let c = client(&s);
     let objects = put_objects(&c, "live", 20).await;
     // The disk of drive 1 is swapped for an empty one under the running server.
-    std::fs::remove_dir_all(&s.drives[1]).expect("wipe");
+    unplug(&s.drives[1]);
     std::fs::create_dir(&s.drives[1]).expect("empty drive");
     let format = s.drives[1].join(".cairn.sys/format.json");
     let tracker = s.drives[1].join(".cairn.sys/healing.json");

@@ -4,7 +4,7 @@
 use std::time::{Duration, SystemTime};
 
 use base64::Engine;
-use cairn_integration::{Server, ACCESS_KEY, REGION, SECRET_KEY};
+use cairn_integration::{unplug, Server, ACCESS_KEY, REGION, SECRET_KEY};
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 
@@ -289,7 +289,7 @@ fn lost_drives_degrade_then_fail_with_503() {
     );
     // EC 2+2: two drives gone, the object still reads back byte-exact.
     for d in &s.drives[..2] {
-        std::fs::remove_dir_all(d).expect("remove drive");
+        unplug(d);
     }
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .http_status_as_error(false)
@@ -341,7 +341,7 @@ fn lost_drives_degrade_then_fail_with_503() {
         .expect("probe");
     assert_eq!(ready.status().as_u16(), 503);
     // A third drive gone: reads fail cleanly too, never with wrong bytes.
-    std::fs::remove_dir_all(&s.drives[2]).expect("remove drive");
+    unplug(&s.drives[2]);
     let (status, body) = get();
     assert_eq!(status, 503, "{}", String::from_utf8_lossy(&body));
 }
