@@ -108,12 +108,72 @@ fn hashing(c: &mut Criterion) {
     g.finish();
 }
 
+/// The ETag's MD5: one stream (md-5, and Cairn's own one-lane code), sixteen streams in one
+/// multi-lane pass, and eight uploads' worth through the engine thread that uploads use.
+fn etag(c: &mut Criterion) {
+    use cairn::etag::{lanes, Md5Stream};
+    let data = block();
+    let mut g = c.benchmark_group("md5");
+    g.throughput(Throughput::Bytes(BLOCK as u64));
+    g.bench_function("md-5 1 stream", |b| {
+        b.iter(|| black_box(<md5::Md5 as md5::Digest>::digest(&data)))
+    });
+    g.bench_function("one-lane 1 stream", |b| {
+        b.iter(|| {
+            let mut s = lanes::INIT;
+            lanes::compress_one(&mut s, &data);
+            black_box(s)
+        })
+    });
+    for streams in [2, 4, 8, 16] {
+        g.throughput(Throughput::Bytes((BLOCK * streams) as u64));
+        g.bench_function(format!("lanes {streams} streams"), |b| {
+            let inputs = vec![data.as_slice(); streams];
+            b.iter(|| {
+                let mut s = vec![lanes::INIT; streams];
+                lanes::compress_many(&mut s, &inputs);
+                black_box(s)
+            })
+        });
+    }
+    const UPLOADS: usize = 8;
+    g.throughput(Throughput::Bytes((BLOCK * 4 * UPLOADS) as u64));
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let shared = bytes::Bytes::from(data.clone());
+    g.bench_function("engine 8 uploads x 4 MiB", |b| {
+        b.iter(|| {
+            rt.block_on(async {
+                let tasks: Vec<_> = (0..UPLOADS)
+                    .map(|_| {
+                        let d = shared.clone();
+                        tokio::spawn(async move {
+                            let mut s = Md5Stream::new(BLOCK);
+                            for _ in 0..4 {
+                                s.update(d.clone()).await;
+                            }
+                            s.finish().await
+                        })
+                    })
+                    .collect();
+                for t in tasks {
+                    black_box(t.await.expect("task"));
+                }
+            })
+        })
+    });
+    g.finish();
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default()
         .sample_size(20)
         .warm_up_time(std::time::Duration::from_millis(500))
         .measurement_time(std::time::Duration::from_secs(2));
-    targets = encode, reconstruct, hashing
+    targets = encode, reconstruct, hashing, etag
 }
 criterion_main!(benches);

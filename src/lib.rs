@@ -8,6 +8,7 @@ pub mod bench;
 pub mod checksum;
 pub mod csi;
 pub mod drive;
+pub mod etag;
 pub mod heal;
 pub mod lock;
 pub mod meta;

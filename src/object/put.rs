@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use cairn_erasure::{bitrot, Erasure};
 use md5::{Digest, Md5};
 use tokio::io::{AsyncRead, AsyncReadExt};
@@ -15,6 +15,7 @@ use super::{
     PutOptions, Store, INLINE_LIMIT, LOCK_TIMEOUT, MAX_OBJECT_SIZE,
 };
 use crate::drive::{Drive, DriveError, DriveResult, FileWriter, StagedData};
+use crate::etag::{self, Md5Stream};
 use crate::meta::{ErasureInfo, ObjectMeta, PartInfo, Version, VersionKind};
 use crate::placement::{distribution, write_quorum};
 
@@ -54,6 +55,22 @@ async fn read_full(body: Body<'_>, buf: &mut [u8]) -> ObjectResult<usize> {
     Ok(n)
 }
 
+/// Where an upload's MD5 is computed (see `crate::etag`).
+enum Etag {
+    Lanes(Md5Stream),
+    Inline,
+}
+
+impl Etag {
+    /// Per `CAIRN_MD5`: on the MD5 thread with at most `window` bytes waiting, or inline.
+    fn new(window: usize) -> Etag {
+        match etag::mode() {
+            etag::Mode::Lanes => Etag::Lanes(Md5Stream::new(window)),
+            etag::Mode::Inline => Etag::Inline,
+        }
+    }
+}
+
 /// Erasure-code `body` onto the set. `file` is the sys path of the shard file every drive
 /// writes (unless the result fits inline and `allow_inline`).
 #[allow(clippy::too_many_arguments)]
@@ -68,8 +85,7 @@ pub(crate) async fn encode_stream(
     quorum: usize,
 ) -> ObjectResult<Encoded> {
     let block_size = erasure.block_size();
-    let mut md5 = Md5::new();
-    let mut buf = vec![0u8; block_size];
+    let mut buf = BytesMut::zeroed(block_size);
     let mut size: u64 = 0;
     let mut n = read_full(body, &mut buf).await?;
     let mut pad = Vec::new();
@@ -92,7 +108,8 @@ pub(crate) async fn encode_stream(
             .collect())
     };
     if n < block_size && allow_inline && erasure.chunk_len(n) <= INLINE_LIMIT {
-        md5.update(&buf[..n]);
+        // Small enough to hash here: a trip to the MD5 thread would cost more.
+        let md5 = Md5::digest(&buf[..n]);
         check_size(n as u64, expected)?;
         let framed = if n == 0 {
             vec![Vec::new(); dist.len()]
@@ -104,7 +121,7 @@ pub(crate) async fn encode_stream(
         };
         return Ok(Encoded {
             size: n as u64,
-            md5: md5.finalize().into(),
+            md5: md5.into(),
             shards: Shards::Inline(framed),
         });
     }
@@ -126,14 +143,29 @@ pub(crate) async fn encode_stream(
             }
         }
     }
+    // The ETag is hashed on the MD5 thread while this task encodes and writes the same
+    // block; a block's buffer is reused once the thread is done with it.
+    let mut md5 = Etag::new(block_size);
+    let mut inline_md5 = Md5::new();
+    let mut previous: Option<Bytes> = None;
     loop {
         if n > 0 {
-            md5.update(&buf[..n]);
             size += n as u64;
             if size > MAX_OBJECT_SIZE || expected.is_some_and(|e| size > e) {
                 return Err(size_error(size, expected));
             }
-            let framed = frame_all(&buf[..n])?;
+            buf.truncate(n);
+            let block = buf.freeze();
+            match &mut md5 {
+                Etag::Lanes(stream) => stream.update(block.clone()).await,
+                Etag::Inline => inline_md5.update(&block),
+            }
+            let framed = frame_all(&block)?;
+            buf = previous
+                .replace(block)
+                .and_then(|b| b.try_into_mut().ok())
+                .unwrap_or_else(|| BytesMut::zeroed(block_size));
+            buf.resize(block_size, 0);
             for (tx, chunk) in senders.iter_mut().zip(framed) {
                 if let Some(s) = tx {
                     if s.send(chunk).await.is_err() {
@@ -154,6 +186,7 @@ pub(crate) async fn encode_stream(
         }
         n = read_full(body, &mut buf).await?;
     }
+    drop(previous);
     check_size(size, expected)?;
     drop(senders);
     let mut ok = Vec::with_capacity(tasks.len());
@@ -176,9 +209,13 @@ pub(crate) async fn encode_stream(
             need: quorum,
         });
     }
+    let md5 = match md5 {
+        Etag::Lanes(stream) => stream.finish().await,
+        Etag::Inline => inline_md5.finalize().into(),
+    };
     Ok(Encoded {
         size,
-        md5: md5.finalize().into(),
+        md5,
         shards: Shards::Staged(ok),
     })
 }
