@@ -39,10 +39,31 @@ pub fn peak_rss_mib(pid: u32) -> f64 {
         / 1024.0
 }
 
+/// CPU time (user + system) a process has used so far, in seconds (0 when gone).
+pub fn cpu_seconds(pid: u32) -> f64 {
+    let ticks = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            // Fields after the command name (which may hold spaces) start at ") ".
+            let rest = s.rsplit_once(") ")?.1.to_string();
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            Some(f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?)
+        })
+        .unwrap_or(0.0);
+    // /proc reports in USER_HZ, 100 on Linux whatever the kernel's own tick.
+    ticks / 100.0
+}
+
 /// Start `cairn <args>` and wait for "(listening on host:port)" on its standard output.
 pub fn start(args: &[String]) -> Proc {
+    start_env(args, &[])
+}
+
+/// [`start`] with extra environment variables.
+pub fn start_env(args: &[String], env: &[(&str, &str)]) -> Proc {
     let mut child = Command::new(env!("CARGO_BIN_EXE_cairn"))
         .args(args)
+        .envs(env.iter().copied())
         .env("CAIRN_ROOT_USER", USER)
         .env("CAIRN_ROOT_PASSWORD", SECRET)
         .env("CAIRN_SCANNER", "off")
@@ -69,6 +90,11 @@ pub fn start(args: &[String]) -> Proc {
 }
 
 pub fn server(dir: &Path, drives: usize) -> Proc {
+    server_env(dir, drives, &[])
+}
+
+/// [`server`] with extra environment variables.
+pub fn server_env(dir: &Path, drives: usize, env: &[(&str, &str)]) -> Proc {
     let _ = std::fs::remove_dir_all(dir);
     let mut args = vec![
         "server".to_string(),
@@ -76,5 +102,5 @@ pub fn server(dir: &Path, drives: usize) -> Proc {
         "127.0.0.1:0".into(),
     ];
     args.extend((1..=drives).map(|i| dir.join(format!("d{i}")).display().to_string()));
-    start(&args)
+    start_env(&args, env)
 }

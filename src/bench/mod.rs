@@ -12,8 +12,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
+use hyper::client::conn::http1;
+use hyper_util::rt::TokioIo;
 use parking_lot::Mutex;
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
@@ -147,13 +147,109 @@ struct Samples {
     errors: BTreeMap<String, u64>,
 }
 
-type HttpClient = Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>;
-
 struct Bench {
     cfg: Config,
     host: String,
-    client: HttpClient,
     data: Bytes,
+}
+
+/// One worker's keep-alive connection. The worker's own task drives it (no connection task,
+/// no pool): a request costs no wake-up of another task or thread, which is most of what
+/// separated a pooled client from `wrk` against the null server.
+struct Conn {
+    host: String,
+    link: Option<Link>,
+}
+
+struct Link {
+    sender: http1::SendRequest<Full<Bytes>>,
+    conn: std::pin::Pin<Box<http1::Connection<TokioIo<tokio::net::TcpStream>, Full<Bytes>>>>,
+}
+
+/// A response read to its end.
+struct Reply {
+    status: u16,
+    headers: http::HeaderMap,
+    ttfb: Duration,
+    received: u64,
+    /// The body's first bytes, up to what the caller asked to keep.
+    body: Vec<u8>,
+}
+
+impl Conn {
+    fn new(host: &str) -> Conn {
+        Conn {
+            host: host.to_string(),
+            link: None,
+        }
+    }
+
+    /// Sends `req` and reads the whole response, keeping up to `keep` bytes of its body
+    /// (`keep_errors` of it when the status is an error). A failed exchange drops the
+    /// connection; the next one reconnects.
+    async fn exchange(
+        &mut self,
+        req: http::Request<Full<Bytes>>,
+        keep: usize,
+        keep_errors: usize,
+    ) -> Result<Reply, String> {
+        if self.link.is_none() {
+            let tcp = tokio::net::TcpStream::connect(&self.host)
+                .await
+                .map_err(|e| e.to_string())?;
+            let _ = tcp.set_nodelay(true);
+            let (sender, conn) = http1::handshake(TokioIo::new(tcp))
+                .await
+                .map_err(|e| e.to_string())?;
+            self.link = Some(Link {
+                sender,
+                conn: Box::pin(conn),
+            });
+        }
+        let Some(Link { sender, conn }) = self.link.as_mut() else {
+            return Err("not connected".into());
+        };
+        let start = Instant::now();
+        let work = async {
+            sender.ready().await.map_err(|e| e.to_string())?;
+            let resp = sender.send_request(req).await.map_err(|e| e.to_string())?;
+            let ttfb = start.elapsed();
+            let status = resp.status().as_u16();
+            let keep = if status >= 300 { keep_errors } else { keep };
+            let (parts, mut body) = resp.into_parts();
+            let mut received = 0u64;
+            let mut kept = Vec::new();
+            while let Some(frame) = body.frame().await {
+                let frame = frame.map_err(|e| e.to_string())?;
+                if let Some(d) = frame.data_ref() {
+                    received += d.len() as u64;
+                    if kept.len() < keep {
+                        let take = d.len().min(keep - kept.len());
+                        kept.extend_from_slice(&d[..take]);
+                    }
+                }
+            }
+            Ok(Reply {
+                status,
+                headers: parts.headers,
+                ttfb,
+                received,
+                body: kept,
+            })
+        };
+        let out = tokio::select! {
+            biased;
+            r = work => r,
+            c = conn.as_mut() => Err(match c {
+                Ok(()) => "connection closed".to_string(),
+                Err(e) => e.to_string(),
+            }),
+        };
+        if out.is_err() {
+            self.link = None;
+        }
+        out
+    }
 }
 
 /// Outcome of one request: status, bytes moved, time to first byte.
@@ -189,12 +285,16 @@ impl Bench {
             &self.cfg.region,
             SystemTime::now(),
         );
+        // Origin-form target and an explicit Host: the connection is ours, no client adds it.
         let uri = if query.is_empty() {
-            format!("{}{path}", self.cfg.endpoint)
+            path.to_string()
         } else {
-            format!("{}{path}?{query}", self.cfg.endpoint)
+            format!("{path}?{query}")
         };
-        let mut req = http::Request::builder().method(method).uri(uri);
+        let mut req = http::Request::builder()
+            .method(method)
+            .uri(uri)
+            .header("host", &self.host);
         for (k, v) in headers {
             req = req.header(k, v);
         }
@@ -207,6 +307,7 @@ impl Bench {
 
     async fn request(
         &self,
+        conn: &mut Conn,
         method: &str,
         path: &str,
         query: &str,
@@ -214,33 +315,18 @@ impl Bench {
     ) -> Result<Done, String> {
         let sent = body.len() as u64;
         let req = self.build(method, path, query, body)?;
-        let start = Instant::now();
-        let resp = self.client.request(req).await.map_err(|e| e.to_string())?;
-        let ttfb = start.elapsed();
-        let status = resp.status().as_u16();
-        let mut body = resp.into_body();
-        let mut received = 0u64;
-        let mut error_body = Vec::new();
-        while let Some(frame) = body.frame().await {
-            let frame = frame.map_err(|e| e.to_string())?;
-            if let Some(d) = frame.data_ref() {
-                received += d.len() as u64;
-                if status >= 300 && error_body.len() < 4096 {
-                    error_body.extend_from_slice(d);
-                }
-            }
-        }
-        let code = (status >= 300).then(|| {
-            let text = String::from_utf8_lossy(&error_body);
+        let r = conn.exchange(req, 0, 4096).await?;
+        let code = (r.status >= 300).then(|| {
+            let text = String::from_utf8_lossy(&r.body);
             text.split("<Code>")
                 .nth(1)
                 .and_then(|s| s.split("</Code>").next())
-                .map_or_else(|| format!("HTTP {status}"), String::from)
+                .map_or_else(|| format!("HTTP {}", r.status), String::from)
         });
         Ok(Done {
-            status,
-            bytes: if method == "PUT" { sent } else { received },
-            ttfb,
+            status: r.status,
+            bytes: if method == "PUT" { sent } else { r.received },
+            ttfb: r.ttfb,
             code,
         })
     }
@@ -253,17 +339,22 @@ impl Bench {
         format!("/{}/cairn-bench/obj-{i:08}", self.cfg.bucket)
     }
 
-    async fn put(&self, path: &str, rng: &mut impl Rng) -> Result<Done, String> {
+    async fn put(&self, conn: &mut Conn, path: &str, rng: &mut impl Rng) -> Result<Done, String> {
         let len = self.size(rng).min(self.data.len());
         let start = rng.gen_range(0..=self.data.len() - len);
-        self.request("PUT", path, "", self.data.slice(start..start + len))
+        self.request(conn, "PUT", path, "", self.data.slice(start..start + len))
             .await
     }
 
-    async fn multipart(&self, path: &str, rng: &mut impl Rng) -> Result<Done, String> {
+    async fn multipart(
+        &self,
+        conn: &mut Conn,
+        path: &str,
+        rng: &mut impl Rng,
+    ) -> Result<Done, String> {
         let size = self.size(rng);
         let start = Instant::now();
-        let id = self.upload_id(path).await?;
+        let id = self.upload_id(conn, path).await?;
         let ttfb = start.elapsed();
         let part = (5usize << 20).max(size / 100);
         let mut etags = Vec::new();
@@ -274,7 +365,8 @@ impl Bench {
             let q = format!("partNumber={n}&uploadId={id}");
             etags.push((
                 n,
-                self.request_etag(path, &q, self.data.slice(0..len)).await?,
+                self.request_etag(conn, path, &q, self.data.slice(0..len))
+                    .await?,
             ));
             sent += len;
             n += 1;
@@ -287,15 +379,17 @@ impl Bench {
             "<CompleteMultipartUpload>{xml}</CompleteMultipartUpload>"
         ));
         let mut done = self
-            .request("POST", path, &format!("uploadId={id}"), body)
+            .request(conn, "POST", path, &format!("uploadId={id}"), body)
             .await?;
         done.bytes = sent as u64;
         done.ttfb = ttfb;
         Ok(done)
     }
 
-    async fn upload_id(&self, path: &str) -> Result<String, String> {
-        let out = self.request_text("POST", path, "uploads=").await?;
+    async fn upload_id(&self, conn: &mut Conn, path: &str) -> Result<String, String> {
+        let req = self.build("POST", path, "uploads=", Bytes::new())?;
+        let r = conn.exchange(req, 1 << 16, 1 << 16).await?;
+        let out = String::from_utf8_lossy(&r.body);
         out.split("<UploadId>")
             .nth(1)
             .and_then(|s| s.split("</UploadId>").next())
@@ -303,29 +397,20 @@ impl Bench {
             .ok_or_else(|| "no upload id".to_string())
     }
 
-    async fn request_text(&self, method: &str, path: &str, query: &str) -> Result<String, String> {
-        let req = self.build(method, path, query, Bytes::new())?;
-        let resp = self.client.request(req).await.map_err(|e| e.to_string())?;
-        let body = resp
-            .into_body()
-            .collect()
-            .await
-            .map_err(|e| e.to_string())?
-            .to_bytes();
-        Ok(String::from_utf8_lossy(&body).into_owned())
-    }
-
-    async fn request_etag(&self, path: &str, query: &str, body: Bytes) -> Result<String, String> {
+    async fn request_etag(
+        &self,
+        conn: &mut Conn,
+        path: &str,
+        query: &str,
+        body: Bytes,
+    ) -> Result<String, String> {
         let req = self.build("PUT", path, query, body)?;
-        let resp = self.client.request(req).await.map_err(|e| e.to_string())?;
-        let etag = resp
-            .headers()
+        let r = conn.exchange(req, 0, 0).await?;
+        r.headers
             .get("etag")
             .and_then(|v| v.to_str().ok())
             .map(String::from)
-            .ok_or_else(|| format!("part upload failed: HTTP {}", resp.status()))?;
-        let _ = resp.into_body().collect().await;
-        Ok(etag)
+            .ok_or_else(|| format!("part upload failed: HTTP {}", r.status))
     }
 }
 
@@ -337,9 +422,6 @@ pub async fn run(cfg: Config, mut progress: impl FnMut(f64, u64)) -> Result<Repo
         .filter(|h| !h.is_empty() && !h.contains('/'))
         .ok_or_else(|| BenchError::Endpoint(cfg.endpoint.clone()))?
         .to_string();
-    let client: HttpClient = Client::builder(TokioExecutor::new())
-        .pool_max_idle_per_host(cfg.concurrency.max(1) * 2)
-        .build_http();
     let mut rng = rand::rngs::StdRng::seed_from_u64(42);
     let data_len = cfg.sizes.max.clamp(1, 64 << 20) as usize;
     let mut data = vec![0u8; data_len];
@@ -347,12 +429,18 @@ pub async fn run(cfg: Config, mut progress: impl FnMut(f64, u64)) -> Result<Repo
     let bench = Arc::new(Bench {
         cfg: cfg.clone(),
         host,
-        client,
         data: Bytes::from(data),
     });
     // Set up: the bucket, and objects for operations that read or remove them.
+    let mut conn = Conn::new(&bench.host);
     let mk = bench
-        .request("PUT", &format!("/{}", cfg.bucket), "", Bytes::new())
+        .request(
+            &mut conn,
+            "PUT",
+            &format!("/{}", cfg.bucket),
+            "",
+            Bytes::new(),
+        )
         .await
         .map_err(BenchError::Setup)?;
     if mk.status != 200 && mk.code.as_deref() != Some("BucketAlreadyOwnedByYou") {
@@ -372,12 +460,13 @@ pub async fn run(cfg: Config, mut progress: impl FnMut(f64, u64)) -> Result<Repo
             let (bench, next) = (bench.clone(), next.clone());
             tokio::spawn(async move {
                 let mut rng = rand::rngs::StdRng::seed_from_u64(w as u64);
+                let mut conn = Conn::new(&bench.host);
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed) as usize;
                     if i >= prepared {
                         return Ok::<(), String>(());
                     }
-                    let d = bench.put(&bench.key(i), &mut rng).await?;
+                    let d = bench.put(&mut conn, &bench.key(i), &mut rng).await?;
                     if d.status != 200 {
                         return Err(format!("preparing objects: {:?}", d.code));
                     }
@@ -407,6 +496,8 @@ pub async fn run(cfg: Config, mut progress: impl FnMut(f64, u64)) -> Result<Repo
             );
             tokio::spawn(async move {
                 let mut rng = rand::rngs::StdRng::seed_from_u64(1000 + w as u64);
+                let mut conn = Conn::new(&bench.host);
+                let conn = &mut conn;
                 let mut local: BTreeMap<&'static str, Samples> = BTreeMap::new();
                 let mut mine: Vec<String> = Vec::new();
                 let mut n = 0usize;
@@ -417,19 +508,20 @@ pub async fn run(cfg: Config, mut progress: impl FnMut(f64, u64)) -> Result<Repo
                         Op::Put => (
                             "PUT",
                             bench
-                                .put(&bench.key(1_000_000 + w * 1_000_000 + n), &mut rng)
+                                .put(conn, &bench.key(1_000_000 + w * 1_000_000 + n), &mut rng)
                                 .await,
                         ),
                         Op::Multipart => (
                             "MULTIPART",
                             bench
-                                .multipart(&bench.key(50_000_000 + w * 100_000 + n), &mut rng)
+                                .multipart(conn, &bench.key(50_000_000 + w * 100_000 + n), &mut rng)
                                 .await,
                         ),
                         Op::Get => (
                             "GET",
                             bench
                                 .request(
+                                    conn,
                                     "GET",
                                     &bench.key(rng.gen_range(0..prepared.max(1))),
                                     "",
@@ -441,6 +533,7 @@ pub async fn run(cfg: Config, mut progress: impl FnMut(f64, u64)) -> Result<Repo
                             "LIST",
                             bench
                                 .request(
+                                    conn,
                                     "GET",
                                     &format!("/{}", bench.cfg.bucket),
                                     "list-type=2&max-keys=1000&prefix=cairn-bench%2F",
@@ -456,7 +549,7 @@ pub async fn run(cfg: Config, mut progress: impl FnMut(f64, u64)) -> Result<Repo
                             (
                                 "DELETE",
                                 bench
-                                    .request("DELETE", &bench.key(i), "", Bytes::new())
+                                    .request(conn, "DELETE", &bench.key(i), "", Bytes::new())
                                     .await,
                             )
                         }
@@ -465,15 +558,17 @@ pub async fn run(cfg: Config, mut progress: impl FnMut(f64, u64)) -> Result<Repo
                             // keys, which are the only ones it deletes: no false NoSuchKey.
                             let key = bench.key(rng.gen_range(0..prepared.max(1)));
                             match pick {
-                                0..45 => {
-                                    ("GET", bench.request("GET", &key, "", Bytes::new()).await)
-                                }
-                                45..75 => {
-                                    ("STAT", bench.request("HEAD", &key, "", Bytes::new()).await)
-                                }
+                                0..45 => (
+                                    "GET",
+                                    bench.request(conn, "GET", &key, "", Bytes::new()).await,
+                                ),
+                                45..75 => (
+                                    "STAT",
+                                    bench.request(conn, "HEAD", &key, "", Bytes::new()).await,
+                                ),
                                 75..90 => {
                                     let own = bench.key(10_000_000 + w * 1_000_000 + n);
-                                    let r = bench.put(&own, &mut rng).await;
+                                    let r = bench.put(conn, &own, &mut rng).await;
                                     if r.as_ref().is_ok_and(|d| d.code.is_none()) {
                                         mine.push(own);
                                     }
@@ -482,11 +577,11 @@ pub async fn run(cfg: Config, mut progress: impl FnMut(f64, u64)) -> Result<Repo
                                 _ => match mine.pop() {
                                     Some(own) => (
                                         "DELETE",
-                                        bench.request("DELETE", &own, "", Bytes::new()).await,
+                                        bench.request(conn, "DELETE", &own, "", Bytes::new()).await,
                                     ),
                                     None => (
                                         "STAT",
-                                        bench.request("HEAD", &key, "", Bytes::new()).await,
+                                        bench.request(conn, "HEAD", &key, "", Bytes::new()).await,
                                     ),
                                 },
                             }
