@@ -132,7 +132,7 @@ pub(crate) async fn encode_stream(
     for w in writers {
         match w {
             Ok(w) => {
-                let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(2);
+                let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(1);
                 senders.push(Some(tx));
                 tasks.push(Some(tokio::spawn(drive_writer(w, rx))));
             }
