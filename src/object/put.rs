@@ -1,12 +1,13 @@
 //! Writes: erasure-code a body into staged shard files (or inline shards), then commit the
 //! new version on every drive under the key's write lock, with quorum and rollback.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use bytes::{Bytes, BytesMut};
 use cairn_erasure::{bitrot, Erasure};
 use md5::{Digest, Md5};
 use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use uuid::Uuid;
 
 use super::quorum::{fan_out, write_ok};
@@ -132,7 +133,7 @@ pub(crate) async fn encode_stream(
     for w in writers {
         match w {
             Ok(w) => {
-                let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(1);
+                let (tx, rx) = tokio::sync::mpsc::channel::<Chunk>(1);
                 senders.push(Some(tx));
                 tasks.push(Some(tokio::spawn(drive_writer(w, rx))));
             }
@@ -161,6 +162,10 @@ pub(crate) async fn encode_stream(
                 Etag::Inline => inline_md5.update(&block),
             }
             let framed = frame_all(&block)?;
+            // The block's shards count against the server-wide budget until every drive
+            // has written its own.
+            let cost = framed.iter().map(|c| c.len()).sum();
+            let permit = Arc::new(write_budget(cost).await);
             buf = previous
                 .replace(block)
                 .and_then(|b| b.try_into_mut().ok())
@@ -168,7 +173,7 @@ pub(crate) async fn encode_stream(
             buf.resize(block_size, 0);
             for (tx, chunk) in senders.iter_mut().zip(framed) {
                 if let Some(s) = tx {
-                    if s.send(chunk).await.is_err() {
+                    if s.send((chunk, permit.clone())).await.is_err() {
                         *tx = None;
                     }
                 }
@@ -237,14 +242,41 @@ fn check_size(size: u64, expected: Option<u64>) -> ObjectResult<()> {
     }
 }
 
+/// A shard chunk on its way to a drive, and its share of the write budget.
+type Chunk = (Bytes, Arc<Option<OwnedSemaphorePermit>>);
+
 async fn drive_writer(
     mut w: Box<dyn FileWriter>,
-    mut rx: tokio::sync::mpsc::Receiver<Bytes>,
+    mut rx: tokio::sync::mpsc::Receiver<Chunk>,
 ) -> DriveResult<()> {
-    while let Some(chunk) = rx.recv().await {
+    while let Some((chunk, _budget)) = rx.recv().await {
         w.write(chunk).await?;
     }
     w.finish().await
+}
+
+/// Bytes of encoded shard chunks that all uploads together may have on their way to the
+/// drives (`CAIRN_WRITE_BUDGET`, default 64 MiB). Without it, each upload's pipeline (a chunk
+/// being sent, one queued and one being written per drive) fills up whenever the drives are
+/// the bottleneck, and memory grows with the number of concurrent uploads.
+fn write_budget_bytes() -> usize {
+    static BYTES: OnceLock<usize> = OnceLock::new();
+    *BYTES.get_or_init(|| {
+        std::env::var("CAIRN_WRITE_BUDGET")
+            .ok()
+            .and_then(|v| crate::units::parse_bytes(&v))
+            .map_or(64 << 20, |b| (b as usize).max(1 << 20))
+    })
+}
+
+/// Waits for `bytes` of the write budget (in KiB permits; a chunk set larger than the whole
+/// budget takes all of it). `None` only if the semaphore were closed, which it never is.
+async fn write_budget(bytes: usize) -> Option<OwnedSemaphorePermit> {
+    static BUDGET: OnceLock<Arc<Semaphore>> = OnceLock::new();
+    let total = write_budget_bytes() >> 10;
+    let budget = BUDGET.get_or_init(|| Arc::new(Semaphore::new(total)));
+    let want = bytes.div_ceil(1024).clamp(1, total) as u32;
+    budget.clone().acquire_many_owned(want).await.ok()
 }
 
 /// A version to commit, before it is specialised per drive.
