@@ -529,3 +529,25 @@ pub(crate) fn info_of(bucket: &str, key: &str, v: &Version) -> ObjectInfo {
         parts: v.parts.iter().map(|p| (p.number, p.size)).collect(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_write_budget_is_shared_and_never_deadlocks_on_a_large_block() {
+        // A chunk set larger than the whole budget takes all of it instead of waiting forever.
+        let all = write_budget(usize::MAX / 4).await;
+        assert!(all.is_some());
+        // Then nothing else fits until it is returned.
+        let waiting = tokio::spawn(write_budget(4096));
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        assert!(!waiting.is_finished(), "the budget was exhausted");
+        drop(all);
+        let got = tokio::time::timeout(std::time::Duration::from_secs(5), waiting)
+            .await
+            .expect("released budget is handed on")
+            .expect("task");
+        assert!(got.is_some());
+    }
+}
