@@ -1,8 +1,9 @@
 //! Shard files written with `O_DIRECT`: data goes from an aligned buffer straight to the
 //! device, skipping the page-cache copy and the writeback that buffered writes + fsync pay.
-//! The aligned part of a large file is written direct; small files, the unaligned tail, and
-//! everything on a filesystem that refuses `O_DIRECT` (tmpfs) are written buffered; `finish`
-//! syncs.
+//! A file's first [`BUFFER`] bytes are written buffered (small files stay whole in the page
+//! cache, for the reads that usually follow); past that the file switches to direct writes
+//! of [`STEADY`] bytes from one aligned buffer, the unaligned tail is written buffered again,
+//! and `finish` syncs. Filesystems that refuse `O_DIRECT` (tmpfs) get buffered writes only.
 
 use std::fs::File;
 use std::io;
@@ -14,24 +15,26 @@ use nix::fcntl::{fcntl, FcntlArg, OFlag};
 
 /// Alignment of buffers, lengths and offsets for direct I/O.
 const ALIGN: usize = 4096;
-/// Bytes gathered before one direct write (bounded memory per open file). Files that end
-/// before the first full buffer (the shards of objects up to about 1 MiB per data shard)
-/// are written buffered: they stay in the page cache for the reads that usually follow.
+/// Bytes written buffered before a file goes direct (the shards of objects up to about
+/// 1 MiB per data shard never do).
 pub const BUFFER: usize = 1 << 20;
-/// The buffer once the file is known to be large (after its first direct write): direct
-/// writes of this size run as fast here, and 32 uploads x 4 drives keep 64 MiB less.
+/// Bytes gathered for one direct write: the memory a large open shard file holds. Direct
+/// writes of this size run as fast here as 1 MiB ones, and 32 uploads x 4 drives keep
+/// 64 MiB less than with a 1 MiB buffer.
 const STEADY: usize = 512 << 10;
 
 pub struct DirectFile {
     file: File,
+    /// The filesystem takes `O_DIRECT` (tested at open).
+    can_direct: bool,
+    /// `O_DIRECT` is on for the open file.
     direct: bool,
+    /// The aligned buffer, allocated when the file goes direct.
     backing: Vec<u8>,
     /// Offset of the aligned region in `backing`.
     start: usize,
     /// Bytes buffered in the aligned region.
     len: usize,
-    /// Size of the aligned region: [`BUFFER`], then [`STEADY`].
-    cap: usize,
     /// File offset of the next write.
     pos: u64,
 }
@@ -44,49 +47,67 @@ impl DirectFile {
             .truncate(true)
             .custom_flags(OFlag::O_DIRECT.bits())
             .open(path);
-        let (file, direct) = match direct {
+        let (file, can_direct) = match direct {
             Ok(f) => (f, true),
             Err(e) if e.raw_os_error() == Some(nix::libc::EINVAL) => (File::create(path)?, false),
             Err(e) => return Err(e),
         };
-        let (backing, start) = if direct {
-            let backing = vec![0u8; BUFFER + ALIGN];
-            let start = backing.as_ptr().align_offset(ALIGN);
-            (backing, start)
-        } else {
-            (Vec::new(), 0)
-        };
-        Ok(DirectFile {
+        let mut f = DirectFile {
             file,
-            direct,
-            backing,
-            start,
+            can_direct,
+            direct: can_direct,
+            backing: Vec::new(),
+            start: 0,
             len: 0,
-            cap: BUFFER,
             pos: 0,
-        })
+        };
+        // The first bytes go through the page cache.
+        f.set_direct(false)?;
+        Ok(f)
     }
 
     pub fn write(&mut self, mut data: &[u8]) -> io::Result<()> {
-        while !data.is_empty() {
+        if !self.direct {
+            let room = if self.can_direct && self.pos < BUFFER as u64 {
+                BUFFER - self.pos as usize
+            } else if self.can_direct {
+                0
+            } else {
+                data.len()
+            };
+            let n = room.min(data.len());
+            self.file.write_all_at(&data[..n], self.pos)?;
+            self.pos += n as u64;
+            data = &data[n..];
+            if data.is_empty() {
+                return Ok(());
+            }
+            // Past the first MiB, with more to come: go direct.
+            self.set_direct(true)?;
             if !self.direct {
                 self.file.write_all_at(data, self.pos)?;
                 self.pos += data.len() as u64;
                 return Ok(());
             }
-            let n = (self.cap - self.len).min(data.len());
+            if self.backing.is_empty() {
+                let backing = vec![0u8; STEADY + ALIGN];
+                self.start = backing.as_ptr().align_offset(ALIGN);
+                self.backing = backing;
+            }
+        }
+        while !data.is_empty() {
+            let n = (STEADY - self.len).min(data.len());
             let at = self.start + self.len;
             self.backing[at..at + n].copy_from_slice(&data[..n]);
             self.len += n;
             data = &data[n..];
-            if self.len == self.cap {
-                self.flush(self.cap)?;
-                if self.cap != STEADY && self.direct {
-                    // Empty now: trade the large first buffer for the steady one.
-                    let backing = vec![0u8; STEADY + ALIGN];
-                    self.start = backing.as_ptr().align_offset(ALIGN);
-                    self.backing = backing;
-                    self.cap = STEADY;
+            if self.len == STEADY {
+                self.flush(STEADY)?;
+                if !self.direct {
+                    // The filesystem refused a direct write after all: the rest is buffered.
+                    self.file.write_all_at(data, self.pos)?;
+                    self.pos += data.len() as u64;
+                    return Ok(());
                 }
             }
         }
@@ -102,7 +123,8 @@ impl DirectFile {
         {
             Ok(()) => {}
             Err(e) if e.raw_os_error() == Some(nix::libc::EINVAL) => {
-                self.buffered()?;
+                self.can_direct = false;
+                self.set_direct(false)?;
                 self.file.write_all_at(&self.backing[region], self.pos)?;
             }
             Err(e) => return Err(e),
@@ -114,29 +136,37 @@ impl DirectFile {
         Ok(())
     }
 
-    /// Switch the open file to buffered writes.
-    fn buffered(&mut self) -> io::Result<()> {
+    /// Turn `O_DIRECT` on or off for the open file (on only where the filesystem takes it).
+    fn set_direct(&mut self, on: bool) -> io::Result<()> {
+        let on = on && self.can_direct;
+        if on == self.direct {
+            return Ok(());
+        }
         let fd = self.file.as_raw_fd();
-        let flags = fcntl(fd, FcntlArg::F_GETFL).map_err(io::Error::from)?;
-        let flags = OFlag::from_bits_truncate(flags) - OFlag::O_DIRECT;
-        fcntl(fd, FcntlArg::F_SETFL(flags)).map_err(io::Error::from)?;
-        self.direct = false;
+        let flags =
+            OFlag::from_bits_truncate(fcntl(fd, FcntlArg::F_GETFL).map_err(io::Error::from)?);
+        let flags = if on {
+            flags | OFlag::O_DIRECT
+        } else {
+            flags - OFlag::O_DIRECT
+        };
+        match fcntl(fd, FcntlArg::F_SETFL(flags)) {
+            Ok(_) => self.direct = on,
+            Err(_) if on => self.can_direct = false,
+            Err(e) => return Err(io::Error::from(e)),
+        }
         Ok(())
     }
 
     /// Write what is buffered and make the file durable.
     pub fn finish(mut self) -> io::Result<()> {
-        if self.direct && self.pos == 0 {
-            self.buffered()?;
-            let all = self.start..self.start + self.len;
-            self.file.write_all_at(&self.backing[all], 0)?;
-        } else if self.direct {
+        if self.direct {
             let aligned = self.len / ALIGN * ALIGN;
             if aligned > 0 {
                 self.flush(aligned)?;
             }
             if self.len > 0 {
-                self.buffered()?;
+                self.set_direct(false)?;
                 let tail = self.start..self.start + self.len;
                 self.file.write_all_at(&self.backing[tail], self.pos)?;
             }
@@ -160,6 +190,9 @@ mod tests {
             (BUFFER, 7777),
             (BUFFER + 1, BUFFER + 1),
             (3 * BUFFER + 12345, 524_320),
+            (BUFFER + STEADY, 1 << 20),
+            (BUFFER + 3 * STEADY + 4096, 524_288 + 32),
+            (5 * BUFFER + 1, 100_003),
         ]
         .into_iter()
         .enumerate()

@@ -144,11 +144,11 @@ pub(crate) async fn encode_stream(
             }
         }
     }
-    // The ETag is hashed on the MD5 thread while this task encodes and writes the same
-    // block; a block's buffer is reused once the thread is done with it.
+    // The ETag is hashed on the MD5 thread while this task encodes the same block and hands
+    // its shards to the drives; the buffer is reused once the thread is done with it (one
+    // block buffer per upload, as with inline hashing).
     let mut md5 = Etag::new(block_size);
     let mut inline_md5 = Md5::new();
-    let mut previous: Option<Bytes> = None;
     loop {
         if n > 0 {
             size += n as u64;
@@ -166,11 +166,6 @@ pub(crate) async fn encode_stream(
             // has written its own.
             let cost = framed.iter().map(|c| c.len()).sum();
             let permit = Arc::new(write_budget(cost).await);
-            buf = previous
-                .replace(block)
-                .and_then(|b| b.try_into_mut().ok())
-                .unwrap_or_else(|| BytesMut::zeroed(block_size));
-            buf.resize(block_size, 0);
             for (tx, chunk) in senders.iter_mut().zip(framed) {
                 if let Some(s) = tx {
                     if s.send((chunk, permit.clone())).await.is_err() {
@@ -185,13 +180,19 @@ pub(crate) async fn encode_stream(
                     need: quorum,
                 });
             }
+            if let Etag::Lanes(stream) = &md5 {
+                stream.drained().await;
+            }
+            buf = block
+                .try_into_mut()
+                .unwrap_or_else(|_| BytesMut::zeroed(block_size));
+            buf.resize(block_size, 0);
         }
         if n < block_size {
             break;
         }
         n = read_full(body, &mut buf).await?;
     }
-    drop(previous);
     check_size(size, expected)?;
     drop(senders);
     let mut ok = Vec::with_capacity(tasks.len());
