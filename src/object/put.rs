@@ -257,7 +257,7 @@ async fn drive_writer(
 }
 
 /// Bytes of encoded shard chunks that all uploads together may have on their way to the
-/// drives (`CAIRN_WRITE_BUDGET`, default 64 MiB). Without it, each upload's pipeline (a chunk
+/// drives (`CAIRN_WRITE_BUDGET`, default 32 MiB). Without it, each upload's pipeline (a chunk
 /// being sent, one queued and one being written per drive) fills up whenever the drives are
 /// the bottleneck, and memory grows with the number of concurrent uploads.
 fn write_budget_bytes() -> usize {
@@ -266,7 +266,7 @@ fn write_budget_bytes() -> usize {
         std::env::var("CAIRN_WRITE_BUDGET")
             .ok()
             .and_then(|v| crate::units::parse_bytes(&v))
-            .map_or(64 << 20, |b| (b as usize).max(1 << 20))
+            .map_or(32 << 20, |b| (b as usize).max(1 << 20))
     })
 }
 
