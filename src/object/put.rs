@@ -59,7 +59,7 @@ async fn read_full(body: Body<'_>, buf: &mut [u8]) -> ObjectResult<usize> {
 /// Where an upload's MD5 is computed (see `crate::etag`).
 enum Etag {
     Lanes(Md5Stream),
-    Inline,
+    Inline(Box<Md5>),
 }
 
 impl Etag {
@@ -67,7 +67,7 @@ impl Etag {
     fn new(window: usize) -> Etag {
         match etag::mode() {
             etag::Mode::Lanes => Etag::Lanes(Md5Stream::new(window)),
-            etag::Mode::Inline => Etag::Inline,
+            etag::Mode::Inline => Etag::Inline(Box::default()),
         }
     }
 }
@@ -148,7 +148,6 @@ pub(crate) async fn encode_stream(
     // its shards to the drives; the buffer is reused once the thread is done with it (one
     // block buffer per upload, as with inline hashing).
     let mut md5 = Etag::new(block_size);
-    let mut inline_md5 = Md5::new();
     loop {
         if n > 0 {
             size += n as u64;
@@ -159,7 +158,7 @@ pub(crate) async fn encode_stream(
             let block = buf.freeze();
             match &mut md5 {
                 Etag::Lanes(stream) => stream.update(block.clone()).await,
-                Etag::Inline => inline_md5.update(&block),
+                Etag::Inline(h) => h.update(&block),
             }
             let framed = frame_all(&block)?;
             // The block's shards count against the server-wide budget until every drive
@@ -217,7 +216,7 @@ pub(crate) async fn encode_stream(
     }
     let md5 = match md5 {
         Etag::Lanes(stream) => stream.finish().await,
-        Etag::Inline => inline_md5.finalize().into(),
+        Etag::Inline(h) => h.finalize().into(),
     };
     Ok(Encoded {
         size,
