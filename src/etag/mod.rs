@@ -50,7 +50,7 @@ struct Inner {
     queue: VecDeque<Bytes>,
     /// Fewer than 64 trailing bytes not yet in `queue`.
     carry: Vec<u8>,
-    state: Option<[u32; 4]>,
+    state: [u32; 4],
     /// Bytes given to `update`.
     len: u64,
     /// Bytes in `queue`.
@@ -86,7 +86,7 @@ impl Md5Stream {
         Md5Stream {
             stream: Arc::new(Stream {
                 inner: Mutex::new(Inner {
-                    state: Some(lanes::INIT),
+                    state: lanes::INIT,
                     ..Inner::default()
                 }),
                 progress: Notify::new(),
@@ -236,8 +236,9 @@ impl Engine {
         for stream in batch.drain(..) {
             let mut s = stream.lock();
             let front = s.queue.front().cloned();
-            match (front, s.state) {
-                (Some(front), Some(state)) if !s.abandoned => {
+            let state = s.state;
+            match front {
+                Some(front) if !s.abandoned => {
                     let data = front.slice(..front.len().min(QUANTUM));
                     drop(s);
                     work.push(Work {
@@ -282,7 +283,7 @@ impl Engine {
             return;
         }
         if let Some(state) = state {
-            s.state = Some(state);
+            s.state = state;
             if let Some(front) = s.queue.front_mut() {
                 if done >= front.len() {
                     s.queue.pop_front();
@@ -293,11 +294,10 @@ impl Engine {
             s.queued -= done;
         }
         if s.queue.is_empty() && s.finished && s.digest.is_none() {
-            if let Some(mut st) = s.state {
-                let (pad, n) = lanes::final_blocks(&s.carry, s.len);
-                lanes::compress_one(&mut st, &pad[..n]);
-                s.digest = Some(lanes::digest(&st));
-            }
+            let mut st = s.state;
+            let (pad, n) = lanes::final_blocks(&s.carry, s.len);
+            lanes::compress_one(&mut st, &pad[..n]);
+            s.digest = Some(lanes::digest(&st));
         }
         if s.queue.is_empty() {
             s.scheduled = false;
