@@ -90,6 +90,11 @@ enum Command {
         /// S3 endpoint for volumes whose StorageClass and Secret name none; also probed.
         #[arg(long, env = "CAIRN_ENDPOINT")]
         s3_endpoint: Option<String>,
+        /// Credentials for volumes whose Secrets carry none, and for GetCapacity.
+        #[arg(long, env = "CAIRN_ROOT_USER", hide_env_values = true)]
+        access_key: Option<String>,
+        #[arg(long, env = "CAIRN_ROOT_PASSWORD", hide_env_values = true)]
+        secret_key: Option<String>,
     },
     /// Administer a running server (credentials from CAIRN_ROOT_USER / CAIRN_ROOT_PASSWORD).
     Admin {
@@ -974,6 +979,8 @@ fn main() -> anyhow::Result<()> {
             mode,
             state_dir,
             s3_endpoint,
+            access_key,
+            secret_key,
             mounter,
         } => {
             let mode = cairn::csi::Mode::parse(&mode).ok_or_else(|| {
@@ -990,7 +997,14 @@ fn main() -> anyhow::Result<()> {
                 node_id,
                 mode,
                 state_dir,
-                default_s3_endpoint: s3_endpoint,
+                defaults: cairn::csi::Defaults {
+                    endpoint: s3_endpoint,
+                    credentials: match (access_key, secret_key) {
+                        (Some(a), Some(s)) => Some((a, s)),
+                        (None, None) => None,
+                        _ => anyhow::bail!("--access-key and --secret-key go together"),
+                    },
+                },
                 mount_binary: std::env::current_exe()?,
                 mounter,
             };

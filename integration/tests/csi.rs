@@ -348,12 +348,28 @@ async fn csi_volume_lifecycle() {
         ctrl.create_volume(bad).await.err_code(),
         Code::InvalidArgument
     );
-    let mut no_secret = create_req("x2", MIB, &[], &ep);
-    no_secret.secrets.clear();
+    let mut half_secret = create_req("x2", MIB, &[], &ep);
+    half_secret.secrets.remove("secretAccessKey");
     assert_eq!(
-        ctrl.create_volume(no_secret).await.err_code(),
+        ctrl.create_volume(half_secret).await.err_code(),
         Code::InvalidArgument
     );
+    // No Secret at all: the plugin's own credentials (CAIRN_ROOT_* in its environment).
+    let mut no_secret = create_req("x3", MIB, &[], &ep);
+    no_secret.secrets.clear();
+    let plain = ctrl
+        .create_volume(no_secret)
+        .await
+        .expect("create with the plugin's credentials")
+        .into_inner()
+        .volume
+        .expect("volume");
+    ctrl.delete_volume(csi::DeleteVolumeRequest {
+        volume_id: plain.volume_id,
+        secrets: HashMap::new(),
+    })
+    .await
+    .expect("delete with the plugin's credentials");
 
     // CreateVolume, idempotent; a different size is ALREADY_EXISTS.
     let name = format!("pvc-{}", "0123456789abcdef".repeat(7)); // 116 characters
@@ -700,6 +716,23 @@ async fn csi_volume_lifecycle() {
         .err_code(),
         Code::NotFound
     );
+    // A directory that exists but is not this volume's, and another volume's id on this
+    // volume's target: both are "not found on that path".
+    for (id, path) in [
+        (vol.volume_id.clone(), dir.path().display().to_string()),
+        ("cairn-nosuchvol".to_string(), target.display().to_string()),
+    ] {
+        assert_eq!(
+            node.node_get_volume_stats(csi::NodeGetVolumeStatsRequest {
+                volume_id: id,
+                volume_path: path,
+                staging_target_path: String::new(),
+            })
+            .await
+            .err_code(),
+            Code::NotFound
+        );
+    }
 
     // Unpublish/unstage leave nothing mounted, and succeed again when already gone.
     for _ in 0..2 {

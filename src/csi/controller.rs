@@ -85,7 +85,7 @@ struct Record {
 
 pub struct ControllerService {
     dir: PathBuf,
-    default_endpoint: Option<String>,
+    defaults: super::Defaults,
     /// Serialises changes (CreateVolume retries arrive concurrently).
     lock: tokio::sync::Mutex<()>,
 }
@@ -119,7 +119,7 @@ impl ControllerService {
         std::fs::create_dir_all(&dir)?;
         Ok(ControllerService {
             dir,
-            default_endpoint: args.default_s3_endpoint.clone(),
+            defaults: args.defaults.clone(),
             lock: tokio::sync::Mutex::new(()),
         })
     }
@@ -161,7 +161,7 @@ impl ControllerService {
         if let Some(r) = self.load(id) {
             params.insert("endpoint".to_string(), r.endpoint);
         }
-        Access::resolve(secrets, &params, self.default_endpoint.as_deref())
+        Access::resolve(secrets, &params, &self.defaults)
     }
 }
 
@@ -227,11 +227,7 @@ impl csi::controller_server::Controller for ControllerService {
             ));
         }
         let capacity = capacity_of(req.capacity_range.as_ref())?;
-        let access = Access::resolve(
-            &req.secrets,
-            &req.parameters,
-            self.default_endpoint.as_deref(),
-        )?;
+        let access = Access::resolve(&req.secrets, &req.parameters, &self.defaults)?;
         let mapped = bucket_name_for(&req.name);
         let (bucket, prefix) = match req.parameters.get("bucket").filter(|b| !b.is_empty()) {
             Some(b) => {
@@ -449,17 +445,15 @@ impl csi::controller_server::Controller for ControllerService {
         if let Some(why) = req.volume_capabilities.iter().find_map(check_capability) {
             return Err(Status::invalid_argument(why));
         }
-        // Free space as the deployment reports it (admin API, credentials from the
-        // controller's environment); unknown → 0 with no maximum.
+        // Free space as the deployment reports it (admin API, with the plugin's own
+        // credentials); unknown → 0 with no maximum.
         let endpoint = req
             .parameters
             .get("endpoint")
             .cloned()
-            .or_else(|| self.default_endpoint.clone());
-        let user = std::env::var("CAIRN_ROOT_USER").ok();
-        let pass = std::env::var("CAIRN_ROOT_PASSWORD").ok();
-        let available = match (endpoint, user, pass) {
-            (Some(e), Some(u), Some(p)) => blocking(move || {
+            .or_else(|| self.defaults.endpoint.clone());
+        let available = match (endpoint, self.defaults.credentials.clone()) {
+            (Some(e), Some((u, p))) => blocking(move || {
                 let c = crate::admin::client::AdminClient::new(&e, &u, &p, "us-east-1")
                     .map_err(|e| Status::unavailable(e.to_string()))?;
                 let info: crate::admin::Info = c

@@ -72,12 +72,29 @@ pub struct CsiArgs {
     pub node_id: String,
     pub mode: Mode,
     pub state_dir: PathBuf,
-    /// S3 endpoint used when neither the StorageClass nor the Secret names one.
-    pub default_s3_endpoint: Option<String>,
+    /// What a volume uses when its StorageClass and Secrets say nothing.
+    pub defaults: Defaults,
     /// The `cairn` binary that runs FUSE mounts (default: this executable).
     pub mount_binary: PathBuf,
     /// Have the mounter at this socket start mount processes (node mode).
     pub mounter: Option<PathBuf>,
+}
+
+/// The plugin's own S3 endpoint and credentials (`--s3-endpoint`, `--access-key`,
+/// `--secret-key`): used for volumes whose StorageClass and Secrets name none, and by
+/// GetCapacity and Probe.
+#[derive(Clone, Default)]
+pub struct Defaults {
+    pub endpoint: Option<String>,
+    pub credentials: Option<(String, String)>,
+}
+
+impl std::fmt::Debug for Defaults {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never print secrets.
+        let user = self.credentials.as_ref().map(|c| c.0.as_str());
+        write!(f, "Defaults({:?} as {:?})", self.endpoint, user)
+    }
 }
 
 /// Credentials and endpoint resolved from a request's Secrets and parameters.
@@ -98,20 +115,33 @@ impl std::fmt::Debug for Access {
 
 impl Access {
     /// From the keys k8s-csi-s3 Secrets use (`accessKeyID`, `secretAccessKey`, optional
-    /// `endpoint`, `region`), with the endpoint falling back to `params` then `default`.
+    /// `endpoint`, `region`), with the endpoint falling back to `params` then the plugin's
+    /// default, and the credentials (both keys, or neither) to the plugin's own.
     pub fn resolve(
         secrets: &HashMap<String, String>,
         params: &HashMap<String, String>,
-        default: Option<&str>,
+        defaults: &Defaults,
     ) -> Result<Access, Status> {
         let get = |k: &str| secrets.get(k).filter(|v| !v.is_empty()).cloned();
-        let access_key = get("accessKeyID")
-            .ok_or_else(|| Status::invalid_argument("secret key accessKeyID is missing"))?;
-        let secret_key = get("secretAccessKey")
-            .ok_or_else(|| Status::invalid_argument("secret key secretAccessKey is missing"))?;
+        let (access_key, secret_key) = match (get("accessKeyID"), get("secretAccessKey")) {
+            (Some(a), Some(s)) => (a, s),
+            (None, None) if defaults.credentials.is_some() => {
+                defaults.credentials.clone().unwrap_or_default()
+            }
+            (None, _) => {
+                return Err(Status::invalid_argument(
+                    "secret key accessKeyID is missing",
+                ))
+            }
+            (Some(_), None) => {
+                return Err(Status::invalid_argument(
+                    "secret key secretAccessKey is missing",
+                ))
+            }
+        };
         let endpoint = get("endpoint")
             .or_else(|| params.get("endpoint").filter(|v| !v.is_empty()).cloned())
-            .or_else(|| default.map(String::from))
+            .or_else(|| defaults.endpoint.clone())
             .ok_or_else(|| {
                 Status::invalid_argument(
                     "no S3 endpoint: set the StorageClass parameter or Secret key `endpoint`",
@@ -154,7 +184,7 @@ pub async fn blocking<T: Send + 'static>(
 
 pub struct Identity {
     mode: Mode,
-    default_s3_endpoint: Option<String>,
+    defaults: Defaults,
 }
 
 #[tonic::async_trait]
@@ -197,7 +227,7 @@ impl csi::identity_server::Identity for Identity {
         &self,
         _req: Request<csi::ProbeRequest>,
     ) -> Result<Response<csi::ProbeResponse>, Status> {
-        let ready = match self.default_s3_endpoint.clone() {
+        let ready = match self.defaults.endpoint.clone() {
             Some(endpoint) => {
                 blocking(move || {
                     let c = S3Client::new(S3Config {
@@ -245,7 +275,7 @@ pub async fn run(args: CsiArgs) -> Result<(), CsiError> {
     let incoming = tokio_stream::wrappers::UnixListenerStream::new(listener);
     let identity = Identity {
         mode: args.mode,
-        default_s3_endpoint: args.default_s3_endpoint.clone(),
+        defaults: args.defaults.clone(),
     };
     let mut router = tonic::transport::Server::builder()
         .add_service(csi::identity_server::IdentityServer::new(identity));

@@ -53,6 +53,7 @@ pub struct NodeService {
     binary: PathBuf,
     /// The mounter's socket, when mount processes are started by it.
     mounter: Option<PathBuf>,
+    defaults: super::Defaults,
     /// Persisted staged volumes, keyed by staging path.
     staged: Mutex<HashMap<PathBuf, Staged>>,
     /// Mount processes this plugin started (reaped by the monitor).
@@ -133,6 +134,7 @@ impl NodeService {
             dir,
             binary: args.mount_binary.clone(),
             mounter: args.mounter.clone(),
+            defaults: args.defaults.clone(),
             staged: Mutex::new(staged),
             children: Mutex::new(Vec::new()),
             op: tokio::sync::Mutex::new(()),
@@ -393,7 +395,7 @@ impl csi::node_server::Node for NodeApi {
         }
         let group = mount_group(req.volume_capability.as_ref())?;
         split_volume_id(&req.volume_id)?;
-        let access = Access::resolve(&req.secrets, &req.volume_context, None)?;
+        let access = Access::resolve(&req.secrets, &req.volume_context, &self.0.defaults)?;
         let _op = self.0.op.lock().await;
         let me = self.0.clone();
         blocking(move || {
@@ -547,6 +549,19 @@ impl csi::node_server::Node for NodeApi {
         let req = req.into_inner();
         required(&req.volume_id, "volume id")?;
         let path = PathBuf::from(required(&req.volume_path, "volume path")?);
+        // The volume must be staged here and the path be its staging path or one of its
+        // targets: stats of an arbitrary directory would describe some other filesystem.
+        let ours = self.0.staged.lock().values().any(|s| {
+            s.volume_id == req.volume_id
+                && (s.staging == path || s.targets.iter().any(|t| t.path == path))
+        });
+        if !ours {
+            return Err(Status::not_found(format!(
+                "volume {} is not staged or published at {}",
+                req.volume_id,
+                path.display()
+            )));
+        }
         let resp = blocking(move || {
             let healthy = health(&path);
             if healthy == Health::Missing && !path.exists() {
