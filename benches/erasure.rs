@@ -2,12 +2,13 @@
 //!
 //! `cargo bench --bench erasure` (SIMD kernels on, the default) and
 //! `cargo bench --bench erasure --no-default-features` (portable GF(2^8) code) give the two
-//! `reed-solomon-erasure` columns of docs/benchmarks.md; `reed-solomon-simd` (GF(2^16), not
-//! shard-compatible with MinIO) is measured in the same run as a reference point.
+//! `reed-solomon-erasure` columns of docs/benchmarks.md, beside Cairn's GFNI kernel (`gfni`,
+//! where the CPU has it); `reed-solomon-simd` (GF(2^16), not shard-compatible with MinIO) is
+//! measured in the same run as a reference point.
 
 use std::hint::black_box;
 
-use cairn_erasure::{bitrot, Erasure};
+use cairn_erasure::{bitrot, Codec, Erasure, ReedSolomonCodec};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 
 const BLOCK: usize = 1 << 20;
@@ -25,23 +26,43 @@ fn gf16_padded(data: &[u8], d: usize) -> Vec<u8> {
     v
 }
 
+/// The codecs compared: `reed-solomon-erasure` (nibble tables, its SIMD kernels) and Cairn's
+/// GFNI kernel where the CPU has it (what `Erasure::new` picks then).
+fn codecs(d: usize, p: usize) -> Vec<(&'static str, Erasure)> {
+    let mut v = Vec::new();
+    let rse: Box<dyn Codec> = Box::new(ReedSolomonCodec::new(d, p).expect("rse"));
+    v.push((
+        "rse",
+        Erasure::with_codec(d, p, BLOCK, rse).expect("geometry"),
+    ));
+    #[cfg(target_arch = "x86_64")]
+    if let Some(g) = cairn_erasure::GfniCodec::new(d, p) {
+        v.push((
+            "gfni",
+            Erasure::with_codec(d, p, BLOCK, Box::new(g)).expect("geometry"),
+        ));
+    }
+    v
+}
+
 fn encode(c: &mut Criterion) {
     let data = block();
     let mut g = c.benchmark_group("encode");
     g.throughput(Throughput::Bytes(BLOCK as u64));
     for (d, p) in GEOMETRIES {
-        let e = Erasure::new(d, p, BLOCK).expect("geometry");
-        let (mut pad, mut parity) = (Vec::new(), Vec::new());
-        g.bench_with_input(
-            BenchmarkId::new("rse", format!("{d}+{p}")),
-            &data,
-            |b, data| {
-                b.iter(|| {
-                    let shards = e.encode_into(data, &mut pad, &mut parity).expect("encode");
-                    black_box(shards.len())
-                })
-            },
-        );
+        for (name, e) in codecs(d, p) {
+            let (mut pad, mut parity) = (Vec::new(), Vec::new());
+            g.bench_with_input(
+                BenchmarkId::new(name, format!("{d}+{p}")),
+                &data,
+                |b, data| {
+                    b.iter(|| {
+                        let shards = e.encode_into(data, &mut pad, &mut parity).expect("encode");
+                        black_box(shards.len())
+                    })
+                },
+            );
+        }
         let padded = gf16_padded(&data, d);
         let shard = padded.len() / d;
         let mut enc = reed_solomon_simd::ReedSolomonEncoder::new(d, p, shard).expect("encoder");
@@ -62,21 +83,22 @@ fn reconstruct(c: &mut Criterion) {
     let mut g = c.benchmark_group("reconstruct");
     g.throughput(Throughput::Bytes(BLOCK as u64));
     for (d, p) in GEOMETRIES {
-        let e = Erasure::new(d, p, BLOCK).expect("geometry");
-        let shards = e.encode_block(&data).expect("encode");
-        // Lose `parity` data shards: the worst case, every lost shard must be rebuilt.
-        let mut s: Vec<Option<Vec<u8>>> = shards.iter().cloned().map(Some).collect();
-        for lost in s.iter_mut().take(p) {
-            *lost = None;
+        for (name, e) in codecs(d, p) {
+            let shards = e.encode_block(&data).expect("encode");
+            // Lose `parity` data shards: the worst case, every lost shard must be rebuilt.
+            let mut s: Vec<Option<Vec<u8>>> = shards.iter().cloned().map(Some).collect();
+            for lost in s.iter_mut().take(p) {
+                *lost = None;
+            }
+            let mut out = Vec::with_capacity(BLOCK);
+            g.bench_function(BenchmarkId::new(name, format!("{d}+{p}")), |b| {
+                b.iter(|| {
+                    out.clear();
+                    e.decode_block(&mut s, BLOCK, &mut out).expect("decode");
+                    black_box(out.len())
+                })
+            });
         }
-        let mut out = Vec::with_capacity(BLOCK);
-        g.bench_function(BenchmarkId::new("rse", format!("{d}+{p}")), |b| {
-            b.iter(|| {
-                out.clear();
-                e.decode_block(&mut s, BLOCK, &mut out).expect("decode");
-                black_box(out.len())
-            })
-        });
         let padded = gf16_padded(&data, d);
         let shard = padded.len() / d;
         let originals: Vec<&[u8]> = padded.chunks(shard).collect();

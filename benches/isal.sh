@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Erasure encode: Cairn's codec (reed-solomon-erasure + SIMD) against ISA-L, same run, one
-# core each. Needs libisal-dev (installed here if missing) and a C compiler.
+# Erasure encode: Cairn's codecs (the GFNI kernel, and reed-solomon-erasure + SIMD) against
+# ISA-L, same run, one core each. Needs libisal-dev (installed here if missing) and a C compiler.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ ! -f /usr/include/isa-l/erasure_code.h ]; then
@@ -13,5 +13,5 @@ trap 'rm -rf "$out"' EXIT
 cc -O2 -o "$out/isal-encode" benches/isal/encode.c -lisal
 echo "ISA-L (one core):"
 "$out/isal-encode"
-echo "reed-solomon-erasure + SIMD (criterion, one core):"
-cargo bench --bench erasure -- "encode/rse/" 2>&1 | grep -E "^encode/rse|thrpt:" | grep -v "change" || true
+echo "Cairn's codecs: reed-solomon-erasure + SIMD (rse) and the GFNI kernel (criterion, one core):"
+cargo bench --bench erasure -- "encode/(rse|gfni)/" 2>&1 | grep -E "^encode/|thrpt:" | grep -v "change" || true

@@ -275,3 +275,119 @@ mod klauspost_matrix {
         }
     }
 }
+
+/// The GFNI codec against `reed-solomon-erasure`: same parity, same rebuilt shards, for random
+/// geometries, shard lengths (tails under 64 bytes included) and losses.
+#[cfg(target_arch = "x86_64")]
+mod gfni_matches_rse {
+    use super::*;
+    use crate::{Codec, GfniCodec, ReedSolomonCodec};
+
+    fn codecs(d: usize, p: usize) -> Option<(GfniCodec, ReedSolomonCodec)> {
+        let Some(g) = GfniCodec::new(d, p) else {
+            eprintln!("this CPU has no GFNI/AVX-512: nothing to compare");
+            return None;
+        };
+        Some((g, ReedSolomonCodec::new(d, p).expect("rse")))
+    }
+
+    fn shards(d: usize, p: usize, len: usize, seed: u64) -> Vec<Vec<u8>> {
+        let mut x = seed | 1;
+        (0..d + p)
+            .map(|i| {
+                (0..len)
+                    .map(|_| {
+                        x ^= x << 13;
+                        x ^= x >> 7;
+                        x ^= x << 17;
+                        if i < d {
+                            x as u8
+                        } else {
+                            0
+                        }
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+
+    fn encode(c: &dyn Codec, d: usize, s: &mut [Vec<u8>]) {
+        let (data, parity) = s.split_at_mut(d);
+        let data: Vec<&[u8]> = data.iter().map(Vec::as_slice).collect();
+        let mut parity: Vec<&mut [u8]> = parity.iter_mut().map(Vec::as_mut_slice).collect();
+        c.encode_sep(&data, &mut parity).expect("encode");
+    }
+
+    fn rebuild(c: &dyn Codec, s: &mut [Vec<u8>], lost: &[usize], data_only: bool) {
+        for &i in lost {
+            s[i].fill(0xa5);
+        }
+        let mut slices: Vec<(&mut [u8], bool)> = s
+            .iter_mut()
+            .enumerate()
+            .map(|(i, v)| (v.as_mut_slice(), !lost.contains(&i)))
+            .collect();
+        c.reconstruct(&mut slices, data_only).expect("reconstruct");
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        #[test]
+        fn same_bytes(
+            d in 1usize..20,
+            p in 1usize..9,
+            len in 0usize..700,
+            seed: u64,
+            losses in proptest::collection::vec(any::<prop::sample::Index>(), 0..8),
+            data_only: bool,
+        ) {
+            let Some((g, r)) = codecs(d, p) else { return Ok(()) };
+            let mut a = shards(d, p, len, seed);
+            let mut b = a.clone();
+            encode(&g, d, &mut a);
+            encode(&r, d, &mut b);
+            prop_assert_eq!(&a, &b);
+
+            let mut lost: Vec<usize> = losses.iter().map(|i| i.index(d + p)).collect();
+            lost.sort_unstable();
+            lost.dedup();
+            lost.truncate(p);
+            let whole = a.clone();
+            rebuild(&g, &mut a, &lost, data_only);
+            rebuild(&r, &mut b, &lost, data_only);
+            for i in 0..d + p {
+                if i < d || !data_only || !lost.contains(&i) {
+                    prop_assert_eq!(&a[i], &whole[i], "shard {}", i);
+                }
+            }
+            if !data_only {
+                prop_assert_eq!(&a, &b);
+            }
+        }
+    }
+
+    #[test]
+    fn too_few_shards_is_an_error() {
+        let Some((g, _)) = codecs(4, 2) else { return };
+        let mut s = shards(4, 2, 100, 7);
+        let mut slices: Vec<(&mut [u8], bool)> = s
+            .iter_mut()
+            .enumerate()
+            .map(|(i, v)| (v.as_mut_slice(), i > 2))
+            .collect();
+        assert!(matches!(
+            g.reconstruct(&mut slices, false),
+            Err(Error::TooFewShards { have: 3, need: 4 })
+        ));
+    }
+
+    #[test]
+    fn a_large_block_encodes_alike() {
+        let Some((g, r)) = codecs(12, 4) else { return };
+        let mut a = shards(12, 4, (1 << 20) / 12 + 1, 99);
+        let mut b = a.clone();
+        encode(&g, 12, &mut a);
+        encode(&r, 12, &mut b);
+        assert_eq!(a, b);
+    }
+}
