@@ -4,6 +4,12 @@
 //!
 //! `cargo bench --bench heal` (set `CAIRN_BENCH_DIR` to put the drives on another
 //! filesystem; `CAIRN_BENCH_GIB` to change the shard volume, default 2).
+//!
+//! By default all four drives are folders of one filesystem, so a rebuild reads its sources
+//! from the very disk it writes to. `CAIRN_BENCH_SOURCES_DIR=/dev/shm` keeps the three
+//! surviving drives elsewhere (memory standing in for other disks) and only the replaced
+//! drive on `CAIRN_BENCH_DIR`: a deployment with one device per drive, where the new drive's
+//! write speed is the only disk limit, as the ceiling measured assumes.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -206,9 +212,23 @@ fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(2);
     let tmp = tempfile::tempdir_in(&base).expect("bench dir");
+    let sources = std::env::var_os("CAIRN_BENCH_SOURCES_DIR")
+        .map(|d| tempfile::tempdir_in(d).expect("sources dir"));
     let paths: Vec<PathBuf> = (1..=4)
-        .map(|i| tmp.path().join(format!("drive{i}")))
+        .map(|i| match &sources {
+            Some(s) if i != 3 => s.path().join(format!("drive{i}")),
+            _ => tmp.path().join(format!("drive{i}")),
+        })
         .collect();
+    println!(
+        "drives: {} (replaced: {})",
+        paths
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(" "),
+        paths[2].display()
+    );
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

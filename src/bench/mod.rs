@@ -5,7 +5,7 @@
 
 pub mod null;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -150,6 +150,7 @@ struct Samples {
 struct Bench {
     cfg: Config,
     host: String,
+    host_value: http::HeaderValue,
     data: Bytes,
 }
 
@@ -159,6 +160,18 @@ struct Bench {
 struct Conn {
     host: String,
     link: Option<Link>,
+    signatures: Signatures,
+}
+
+/// SigV4 headers signed this second, by request. The signed date has a resolution of one
+/// second, so an identical request within the same second carries the same signature: a
+/// worker replaying GETs of its objects signs each one once a second instead of on every
+/// request (every request still carries a complete, valid signature). Cleared when the
+/// second changes, so it holds at most one second's distinct requests.
+#[derive(Default)]
+struct Signatures {
+    second: u64,
+    by_request: HashMap<String, Arc<[(http::HeaderName, http::HeaderValue)]>>,
 }
 
 struct Link {
@@ -181,6 +194,7 @@ impl Conn {
         Conn {
             host: host.to_string(),
             link: None,
+            signatures: Signatures::default(),
         }
     }
 
@@ -261,9 +275,10 @@ struct Done {
 }
 
 impl Bench {
-    /// A signed request.
+    /// A signed request (signatures reused within the second, see [`Signatures`]).
     fn build(
         &self,
+        signatures: &mut Signatures,
         method: &str,
         path: &str,
         query: &str,
@@ -274,35 +289,64 @@ impl Bench {
         } else {
             UNSIGNED_PAYLOAD
         };
-        let headers = sign_request(
-            method,
-            path,
-            query,
-            &self.host,
-            payload,
-            &self.cfg.access_key,
-            &self.cfg.secret_key,
-            &self.cfg.region,
-            SystemTime::now(),
-        );
+        let now = SystemTime::now();
+        let second = now
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        if second != signatures.second {
+            signatures.by_request.clear();
+            signatures.second = second;
+        }
         // Origin-form target and an explicit Host: the connection is ours, no client adds it.
-        let uri = if query.is_empty() {
+        let target = if query.is_empty() {
             path.to_string()
         } else {
             format!("{path}?{query}")
         };
-        let mut req = http::Request::builder()
-            .method(method)
-            .uri(uri)
-            .header("host", &self.host);
-        for (k, v) in headers {
-            req = req.header(k, v);
+        let id = format!("{method} {target} {payload}");
+        let signed = match signatures.by_request.get(&id) {
+            Some(h) => h.clone(),
+            None => {
+                let headers = sign_request(
+                    method,
+                    path,
+                    query,
+                    &self.host,
+                    payload,
+                    &self.cfg.access_key,
+                    &self.cfg.secret_key,
+                    &self.cfg.region,
+                    now,
+                );
+                let mut parsed = Vec::with_capacity(headers.len());
+                for (k, v) in headers {
+                    parsed.push((
+                        http::HeaderName::try_from(k).map_err(|e| e.to_string())?,
+                        http::HeaderValue::try_from(v).map_err(|e| e.to_string())?,
+                    ));
+                }
+                let parsed: Arc<[_]> = parsed.into();
+                signatures.by_request.insert(id, parsed.clone());
+                parsed
+            }
+        };
+        let len = body.len();
+        let mut req = http::Request::new(Full::new(body));
+        *req.method_mut() =
+            http::Method::from_bytes(method.as_bytes()).map_err(|e| e.to_string())?;
+        *req.uri_mut() = target
+            .parse()
+            .map_err(|e: http::uri::InvalidUri| e.to_string())?;
+        let h = req.headers_mut();
+        h.insert(http::header::HOST, self.host_value.clone());
+        for (k, v) in signed.iter() {
+            h.insert(k.clone(), v.clone());
         }
         if method == "PUT" || method == "POST" {
             // S3 wants a length even for empty bodies (hyper leaves it out for those).
-            req = req.header("content-length", body.len());
+            h.insert(http::header::CONTENT_LENGTH, http::HeaderValue::from(len));
         }
-        req.body(Full::new(body)).map_err(|e| e.to_string())
+        Ok(req)
     }
 
     async fn request(
@@ -314,7 +358,7 @@ impl Bench {
         body: Bytes,
     ) -> Result<Done, String> {
         let sent = body.len() as u64;
-        let req = self.build(method, path, query, body)?;
+        let req = self.build(&mut conn.signatures, method, path, query, body)?;
         let r = conn.exchange(req, 0, 4096).await?;
         let code = (r.status >= 300).then(|| {
             let text = String::from_utf8_lossy(&r.body);
@@ -387,7 +431,7 @@ impl Bench {
     }
 
     async fn upload_id(&self, conn: &mut Conn, path: &str) -> Result<String, String> {
-        let req = self.build("POST", path, "uploads=", Bytes::new())?;
+        let req = self.build(&mut conn.signatures, "POST", path, "uploads=", Bytes::new())?;
         let r = conn.exchange(req, 1 << 16, 1 << 16).await?;
         let out = String::from_utf8_lossy(&r.body);
         out.split("<UploadId>")
@@ -404,7 +448,7 @@ impl Bench {
         query: &str,
         body: Bytes,
     ) -> Result<String, String> {
-        let req = self.build("PUT", path, query, body)?;
+        let req = self.build(&mut conn.signatures, "PUT", path, query, body)?;
         let r = conn.exchange(req, 0, 0).await?;
         r.headers
             .get("etag")
@@ -426,9 +470,12 @@ pub async fn run(cfg: Config, mut progress: impl FnMut(f64, u64)) -> Result<Repo
     let data_len = cfg.sizes.max.clamp(1, 64 << 20) as usize;
     let mut data = vec![0u8; data_len];
     rng.fill(&mut data[..]);
+    let host_value = http::HeaderValue::from_str(&host)
+        .map_err(|_| BenchError::Endpoint(cfg.endpoint.clone()))?;
     let bench = Arc::new(Bench {
         cfg: cfg.clone(),
         host,
+        host_value,
         data: Bytes::from(data),
     });
     // Set up: the bucket, and objects for operations that read or remove them.

@@ -519,17 +519,25 @@ impl Healer {
                 )
                 .await?;
             let truncated = page.truncated;
-            // `buffered` runs visits concurrently but yields them in key order.
-            let mut visits = futures::stream::iter(page.objects)
-                .map(|o| {
-                    let key = o.key.clone();
+            let keys: Vec<String> = page.objects.iter().map(|o| o.key.clone()).collect();
+            // Visits run `concurrency` at a time and a slot is refilled as soon as any visit
+            // ends (a large object does not hold the small ones behind it); the resume point
+            // only moves over a run of finished keys, in key order.
+            let mut finished = vec![false; keys.len()];
+            let mut in_order = 0;
+            let mut visits = futures::stream::iter(page.objects.into_iter().enumerate())
+                .map(|(i, o)| {
                     let visit = f(o);
-                    async move { (key, visit.await) }
+                    async move { (i, visit.await) }
                 })
-                .buffered(concurrency.max(1));
-            while let Some((key, go_on)) = visits.next().await {
-                on_done(&key);
-                after = key;
+                .buffer_unordered(concurrency.max(1));
+            while let Some((i, go_on)) = visits.next().await {
+                finished[i] = true;
+                while in_order < keys.len() && finished[in_order] {
+                    on_done(&keys[in_order]);
+                    after.clone_from(&keys[in_order]);
+                    in_order += 1;
+                }
                 if !go_on {
                     return Ok(());
                 }

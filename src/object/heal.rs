@@ -10,7 +10,7 @@ use uuid::Uuid;
 use super::put::cleanup;
 use super::quorum::{agree, fan_out};
 use super::{check_bucket, check_key, ObjectError, ObjectResult, Store, LOCK_TIMEOUT};
-use crate::drive::{DriveError, FileRef, FileWriter, StagedData};
+use crate::drive::{DriveError, FileRef, StagedData};
 use crate::meta::{ObjectMeta, Version};
 
 /// How to heal.
@@ -55,6 +55,15 @@ impl HealReport {
 
 /// Is this drive's copy of `v` intact? Checks every part file's size, and with `deep` every
 /// chunk's bitrot hash (inline shards are always verified: they are at hand).
+/// A rebuilt shard file's queue to its writer task, and the task.
+type ShardWriter = (
+    tokio::sync::mpsc::Sender<super::put::Chunk>,
+    tokio::task::JoinHandle<crate::drive::DriveResult<()>>,
+);
+
+/// Rebuilt chunks queued per target drive while it writes the one before.
+const WRITE_QUEUE: usize = 2;
+
 /// Bytes of one source shard read at once when rebuilding (a span of blocks).
 const SPAN_BYTES: usize = 4 << 20;
 
@@ -294,14 +303,18 @@ impl Store {
             v.parts.iter().map(|p| (p.number, p.size)).collect()
         };
         for (number, size) in parts {
-            let mut writers: Vec<Option<Box<dyn FileWriter>>> =
-                (0..set.size()).map(|_| None).collect();
+            // One writer task per target, fed through a short queue: the next block is
+            // verified and rebuilt while the drive writes this one.
+            let mut writers: Vec<Option<ShardWriter>> = (0..set.size()).map(|_| None).collect();
             if v.inline.is_none() && v.data_dir.is_some() {
                 for &t in targets {
                     let Some(d) = &set.drives[t] else { continue };
                     let path = format!("{txn}/{}/part.{number}", v.data_dir.unwrap_or_default());
                     match d.create_sys_file(&path).await {
-                        Ok(w) => writers[t] = Some(w),
+                        Ok(w) => {
+                            let (tx, rx) = tokio::sync::mpsc::channel(WRITE_QUEUE);
+                            writers[t] = Some((tx, tokio::spawn(super::put::drive_writer(w, rx))));
+                        }
                         Err(_) => alive[t] = false,
                     }
                 }
@@ -432,8 +445,12 @@ impl Store {
                             bytes += framed.len() as u64;
                             if v.inline.is_some() {
                                 inline_out[t].extend_from_slice(&framed);
-                            } else if let Some(w) = writers[t].as_mut() {
-                                if w.write(Bytes::from(framed)).await.is_err() {
+                            } else if let Some((tx, _)) = writers[t].as_ref() {
+                                if tx
+                                    .send((Bytes::from(framed), std::sync::Arc::new(None)))
+                                    .await
+                                    .is_err()
+                                {
                                     writers[t] = None;
                                     alive[t] = false;
                                 }
@@ -447,8 +464,9 @@ impl Store {
                 spans = next;
             }
             for (t, w) in writers.into_iter().enumerate() {
-                if let Some(w) = w {
-                    if w.finish().await.is_err() {
+                if let Some((tx, task)) = w {
+                    drop(tx);
+                    if !matches!(task.await, Ok(Ok(()))) {
                         alive[t] = false;
                     }
                 }

@@ -243,9 +243,10 @@ fn check_size(size: u64, expected: Option<u64>) -> ObjectResult<()> {
 }
 
 /// A shard chunk on its way to a drive, and its share of the write budget.
-type Chunk = (Bytes, Arc<Option<OwnedSemaphorePermit>>);
+pub(super) type Chunk = (Bytes, Arc<Option<OwnedSemaphorePermit>>);
 
-async fn drive_writer(
+/// Writes the chunks it receives to one shard file, then finishes the file.
+pub(super) async fn drive_writer(
     mut w: Box<dyn FileWriter>,
     mut rx: tokio::sync::mpsc::Receiver<Chunk>,
 ) -> DriveResult<()> {
