@@ -171,7 +171,9 @@ struct Conn {
 #[derive(Default)]
 struct Signatures {
     second: u64,
-    by_request: HashMap<String, Arc<[(http::HeaderName, http::HeaderValue)]>>,
+    /// Reused to spell the lookup key without allocating.
+    scratch: String,
+    by_request: HashMap<String, (http::Uri, http::HeaderMap)>,
 }
 
 struct Link {
@@ -297,17 +299,13 @@ impl Bench {
             signatures.by_request.clear();
             signatures.second = second;
         }
-        // Origin-form target and an explicit Host: the connection is ours, no client adds it.
-        let target = if query.is_empty() {
-            path.to_string()
-        } else {
-            format!("{path}?{query}")
-        };
-        let id = format!("{method} {target} {payload}");
-        let signed = match signatures.by_request.get(&id) {
-            Some(h) => h.clone(),
+        use std::fmt::Write as _;
+        signatures.scratch.clear();
+        let _ = write!(signatures.scratch, "{method} {path}?{query} {payload}");
+        let (uri, headers) = match signatures.by_request.get(signatures.scratch.as_str()) {
+            Some((uri, headers)) => (uri.clone(), headers.clone()),
             None => {
-                let headers = sign_request(
+                let signed = sign_request(
                     method,
                     path,
                     query,
@@ -318,30 +316,37 @@ impl Bench {
                     &self.cfg.region,
                     now,
                 );
-                let mut parsed = Vec::with_capacity(headers.len());
-                for (k, v) in headers {
-                    parsed.push((
+                // Origin-form target and an explicit Host: the connection is ours, no client
+                // adds it.
+                let target = if query.is_empty() {
+                    path.to_string()
+                } else {
+                    format!("{path}?{query}")
+                };
+                let uri: http::Uri = target
+                    .parse()
+                    .map_err(|e: http::uri::InvalidUri| e.to_string())?;
+                let mut headers = http::HeaderMap::with_capacity(signed.len() + 2);
+                headers.insert(http::header::HOST, self.host_value.clone());
+                for (k, v) in signed {
+                    headers.insert(
                         http::HeaderName::try_from(k).map_err(|e| e.to_string())?,
                         http::HeaderValue::try_from(v).map_err(|e| e.to_string())?,
-                    ));
+                    );
                 }
-                let parsed: Arc<[_]> = parsed.into();
-                signatures.by_request.insert(id, parsed.clone());
-                parsed
+                signatures
+                    .by_request
+                    .insert(signatures.scratch.clone(), (uri.clone(), headers.clone()));
+                (uri, headers)
             }
         };
         let len = body.len();
         let mut req = http::Request::new(Full::new(body));
         *req.method_mut() =
             http::Method::from_bytes(method.as_bytes()).map_err(|e| e.to_string())?;
-        *req.uri_mut() = target
-            .parse()
-            .map_err(|e: http::uri::InvalidUri| e.to_string())?;
+        *req.uri_mut() = uri;
+        *req.headers_mut() = headers;
         let h = req.headers_mut();
-        h.insert(http::header::HOST, self.host_value.clone());
-        for (k, v) in signed.iter() {
-            h.insert(k.clone(), v.clone());
-        }
         if method == "PUT" || method == "POST" {
             // S3 wants a length even for empty bodies (hyper leaves it out for those).
             h.insert(http::header::CONTENT_LENGTH, http::HeaderValue::from(len));
