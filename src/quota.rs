@@ -118,7 +118,8 @@ impl Usage {
 }
 
 struct State {
-    config: Config,
+    /// Shared with the requests reading it: a request takes a reference, never a copy.
+    config: Arc<Config>,
     read_at: Option<Instant>,
     usage: BTreeMap<Scope, Usage>,
 }
@@ -185,7 +186,7 @@ impl Quotas {
         let q = Arc::new(Quotas {
             store,
             state: Mutex::new(State {
-                config: Config::default(),
+                config: Arc::default(),
                 read_at: None,
                 usage: BTreeMap::new(),
             }),
@@ -220,11 +221,11 @@ impl Quotas {
             .unwrap_or_default()
     }
 
-    async fn reload(&self) -> Config {
+    async fn reload(&self) -> Arc<Config> {
         let c = self.read_config().await;
         let mut st = self.state.lock();
         if c.stamp >= st.config.stamp {
-            st.config = c;
+            st.config = Arc::new(c);
         }
         st.read_at = Some(Instant::now());
         st.config.clone()
@@ -232,7 +233,7 @@ impl Quotas {
 
     /// The configuration: read from the drives on first use and when the background
     /// refresh has fallen behind, else the copy in memory.
-    async fn config(&self) -> Config {
+    async fn config(&self) -> Arc<Config> {
         {
             let st = self.state.lock();
             if st
@@ -274,7 +275,7 @@ impl Quotas {
             return Err(ObjectError::WriteQuorum { ok, need });
         }
         let mut st = self.state.lock();
-        st.config = c;
+        st.config = Arc::new(c);
         st.read_at = Some(Instant::now());
         Ok(())
     }
@@ -284,8 +285,9 @@ impl Quotas {
         self.config()
             .await
             .quotas
-            .into_iter()
+            .iter()
             .filter(|(s, _)| s.contains(bucket, key))
+            .cloned()
             .collect()
     }
 
