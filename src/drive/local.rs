@@ -74,6 +74,42 @@ async fn blocking<T: Send + 'static>(
         .map_err(|e| DriveError::Io(std::io::Error::other(e.to_string())))?
 }
 
+/// Largest file [`read_cached`] reads on the caller's thread (metadata is usually a few KiB).
+const CACHED_READ_MAX: u64 = 256 << 10;
+
+/// A whole small file, when the kernel can serve it from its caches without waiting for any
+/// I/O: the path lookup from the dentry cache (`RESOLVE_CACHED`) and the bytes from the page
+/// cache (`RWF_NOWAIT`); either refuses with `EAGAIN` rather than block. `None` otherwise —
+/// not cached, too large, or any error, which the blocking path then meets and reports.
+///
+/// This lets an async task read hot metadata itself: the round trip through the blocking
+/// pool (a thread wake-up there and one back for each drive) was most of a small GET's cost.
+fn read_cached(file: &Path) -> Option<Vec<u8>> {
+    use rustix::fs::{fstat, openat2, Mode, OFlags, ResolveFlags, CWD};
+    use rustix::io::{preadv2, ReadWriteFlags};
+    let fd = openat2(
+        CWD,
+        file,
+        OFlags::RDONLY | OFlags::CLOEXEC,
+        Mode::empty(),
+        ResolveFlags::CACHED,
+    )
+    .ok()?;
+    let size = u64::try_from(fstat(&fd).ok()?.st_size).ok()?;
+    if size > CACHED_READ_MAX {
+        return None;
+    }
+    let mut buf = vec![0u8; size as usize];
+    let n = preadv2(
+        &fd,
+        &mut [std::io::IoSliceMut::new(&mut buf)],
+        0,
+        ReadWriteFlags::NOWAIT,
+    )
+    .ok()?;
+    (n == buf.len()).then_some(buf)
+}
+
 fn fsync_dir(dir: &Path) -> DriveResult<()> {
     File::open(dir)?.sync_all()?;
     Ok(())
@@ -519,7 +555,11 @@ impl Drive for LocalDrive {
 
     async fn read_meta(&self, bucket: &str, key: &str) -> DriveResult<Bytes> {
         let (b, rel) = self.object_path(bucket, key)?;
-        blocking(move || match fs::read(b.join(rel).join(META_FILE)) {
+        let file = b.join(rel).join(META_FILE);
+        if let Some(v) = read_cached(&file) {
+            return Ok(Bytes::from(v));
+        }
+        blocking(move || match fs::read(&file) {
             Ok(v) => Ok(Bytes::from(v)),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 Self::bucket_must_exist(&b)?;
@@ -674,5 +714,29 @@ impl LocalDrive {
                     .join(format!("part.{part}"))
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod cached_read_tests {
+    use super::*;
+
+    #[test]
+    fn hot_small_files_are_read_without_blocking_and_others_are_left_alone() {
+        let dir = tempfile::tempdir().expect("dir");
+        let hot = dir.path().join("hot");
+        let body: Vec<u8> = (0..5000u32).map(|i| (i * 7) as u8).collect();
+        fs::write(&hot, &body).expect("write");
+        // Just written: its name and bytes are in the kernel's caches.
+        assert_eq!(read_cached(&hot).as_deref(), Some(&body[..]));
+        let empty = dir.path().join("empty");
+        fs::write(&empty, b"").expect("write");
+        assert_eq!(read_cached(&empty), Some(Vec::new()));
+        // Missing, too large, or a directory: the blocking path decides.
+        assert_eq!(read_cached(&dir.path().join("missing")), None);
+        let big = dir.path().join("big");
+        fs::write(&big, vec![1u8; CACHED_READ_MAX as usize + 1]).expect("write");
+        assert_eq!(read_cached(&big), None);
+        assert_eq!(read_cached(dir.path()), None);
     }
 }
