@@ -123,20 +123,7 @@ pub fn affine_matrix(c: u8) -> u64 {
 mod tests {
     use super::*;
 
-    fn slow_mul(a: u8, b: u8) -> u8 {
-        let (mut a, mut b, mut p) = (a as u16, b, 0u16);
-        while b != 0 {
-            if b & 1 != 0 {
-                p ^= a;
-            }
-            a <<= 1;
-            if a & 0x100 != 0 {
-                a ^= POLY;
-            }
-            b >>= 1;
-        }
-        p as u8
-    }
+    use crate::tests::klauspost_matrix::mul as slow_mul;
 
     #[test]
     fn tables_agree_with_shift_and_add() {

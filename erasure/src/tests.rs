@@ -192,10 +192,11 @@ fn bitrot_reader_names_the_shard_and_chunk() {
 /// Independent reconstruction of the klauspost/reedsolomon default encoding matrix:
 /// `vandermonde(total, data) * inverse(top data x data square)`, over GF(2^8) with the
 /// polynomial 0x11d. Parity computed with it must equal the codec's, byte for byte.
-mod klauspost_matrix {
+pub(crate) mod klauspost_matrix {
     use super::*;
 
-    fn mul(a: u8, b: u8) -> u8 {
+    /// Shift-and-add multiplication in GF(2^8) mod 0x11d (also checks `gf`'s tables).
+    pub(crate) fn mul(a: u8, b: u8) -> u8 {
         let (mut a, mut b, mut p) = (a as u16, b, 0u16);
         while b != 0 {
             if b & 1 != 0 {
@@ -336,7 +337,7 @@ mod gfni_matches_rse {
         fn same_bytes(
             d in 1usize..20,
             p in 1usize..9,
-            len in 0usize..700,
+            len in 1usize..700,
             seed: u64,
             losses in proptest::collection::vec(any::<prop::sample::Index>(), 0..8),
             data_only: bool,
@@ -379,6 +380,15 @@ mod gfni_matches_rse {
             g.reconstruct(&mut slices, false),
             Err(Error::TooFewShards { have: 3, need: 4 })
         ));
+    }
+
+    #[test]
+    fn empty_shards_are_nothing_to_do() {
+        let Some((g, _)) = codecs(4, 2) else { return };
+        let mut s = shards(4, 2, 0, 1);
+        encode(&g, 4, &mut s);
+        rebuild(&g, &mut s, &[0, 5], false);
+        assert!(s.iter().all(Vec::is_empty));
     }
 
     #[test]
