@@ -161,6 +161,14 @@ enum AdminCommand {
         #[arg(long)]
         json: bool,
     },
+    /// S3 requests this node has answered since it started, by operation and outcome.
+    Metrics {
+        #[command(flatten)]
+        conn: Conn,
+        /// Print the raw JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Start (or attach to) a heal and show its progress; or show status / change speed.
     Heal {
         #[command(flatten)]
@@ -451,6 +459,7 @@ async fn server(address: String, drives: Vec<String>) -> anyhow::Result<()> {
         domain,
         peers: peers.iter().flatten().cloned().collect(),
         node: this_node,
+        counters: Default::default(),
     });
     let healer = cairn::heal::Healer::new(state.store.clone(), stop.clone());
     if let Some(v) = env("CAIRN_HEAL_SPEED") {
@@ -806,6 +815,24 @@ fn admin(command: AdminCommand) -> anyhow::Result<()> {
         AdminCommand::Bucket {
             command: BucketCommand::Quota { command },
         } => quota(command),
+        AdminCommand::Metrics { conn, json } => {
+            let m: cairn::admin::Metrics = connect(&conn)?.call("GET", "metrics", &[])?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&m)?);
+                return Ok(());
+            }
+            println!(
+                "{:<26} {:>12} {:>12} {:>12}",
+                "operation", "ok", "4xx", "5xx"
+            );
+            for (op, o) in &m.requests {
+                println!(
+                    "{op:<26} {:>12} {:>12} {:>12}",
+                    o.ok, o.client_errors, o.server_errors
+                );
+            }
+            Ok(())
+        }
         AdminCommand::Info { conn, json } => {
             let info: Info = connect(&conn)?.call("GET", "info", &[])?;
             if json {

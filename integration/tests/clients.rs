@@ -280,6 +280,76 @@ fn cairn_bench_runs_every_operation() {
     }
 }
 
+/// The server's own request counters, from `cairn admin metrics --json`.
+fn server_counts(s: &Server) -> serde_json::Value {
+    let out = run(Command::new(cairn_integration::binary())
+        .args(["admin", "metrics", "--endpoint", &s.endpoint, "--json"])
+        .env("CAIRN_ROOT_USER", ACCESS_KEY)
+        .env("CAIRN_ROOT_PASSWORD", SECRET_KEY));
+    serde_json::from_str(&out).expect("metrics json")
+}
+
+fn answered(counts: &serde_json::Value, op: &str, outcome: &str) -> u64 {
+    counts["requests"][op][outcome].as_u64().unwrap_or(0)
+}
+
+/// What `cairn bench` reports reconciles with what the server counted: every request the
+/// load generator saw succeed, and nothing else, was answered by the server.
+#[test]
+fn cairn_bench_counts_match_the_servers() {
+    let s = Server::start();
+    let work = tempfile::tempdir().expect("tmp");
+    let bench = |op: &str| -> serde_json::Value {
+        let json = work.path().join(format!("{op}.json"));
+        run(Command::new(cairn_integration::binary())
+            .args([
+                "bench",
+                "--endpoint",
+                &s.endpoint,
+                "--op",
+                op,
+                "--size",
+                "4KiB",
+            ])
+            .args(["--concurrency", "4", "--duration", "1s", "--objects", "25"])
+            .args(["--bucket", "counted", "--json"])
+            .arg(&json)
+            .env("CAIRN_ROOT_USER", ACCESS_KEY)
+            .env("CAIRN_ROOT_PASSWORD", SECRET_KEY));
+        serde_json::from_str(&std::fs::read_to_string(&json).expect("report")).expect("json")
+    };
+    let before = server_counts(&s);
+    let puts = bench("put");
+    let middle = server_counts(&s);
+    let gets = bench("get");
+    let after = server_counts(&s);
+
+    let put_count = puts["ops"]["PUT"]["count"].as_u64().expect("PUT count");
+    assert!(put_count > 0);
+    assert_eq!(
+        answered(&middle, "PutObject", "ok") - answered(&before, "PutObject", "ok"),
+        put_count
+    );
+    assert_eq!(answered(&middle, "CreateBucket", "ok"), 1);
+    // The GET run first prepares its 25 objects, then measures GETs only.
+    let get_count = gets["ops"]["GET"]["count"].as_u64().expect("GET count");
+    assert!(get_count > 0);
+    assert_eq!(
+        answered(&after, "GetObject", "ok") - answered(&middle, "GetObject", "ok"),
+        get_count
+    );
+    assert_eq!(
+        answered(&after, "PutObject", "ok") - answered(&middle, "PutObject", "ok"),
+        25
+    );
+    // The second run's bucket creation finds the bucket there: a 409, counted as such.
+    assert_eq!(answered(&after, "CreateBucket", "client_errors"), 1);
+    for op in ["GetObject", "PutObject"] {
+        assert_eq!(answered(&after, op, "server_errors"), 0, "{op}");
+        assert_eq!(answered(&after, op, "client_errors"), 0, "{op}");
+    }
+}
+
 /// The benchmark ceiling: `cairn null-server` serves back the sizes `cairn bench` put, with no
 /// errors, on the same HTTP stack as the server.
 #[test]

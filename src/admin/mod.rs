@@ -50,6 +50,13 @@ pub struct NodeInfo {
     pub drives: usize,
 }
 
+/// `GET /cairn/admin/v1/metrics`: what this node has served since it started.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Metrics {
+    /// S3 requests answered by this node, by operation (only those seen at least once).
+    pub requests: std::collections::BTreeMap<String, crate::s3::counters::Outcomes>,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Info {
     pub version: String,
@@ -211,6 +218,12 @@ pub async fn handle(
     let route = parts.uri.path().strip_prefix(PREFIX).unwrap_or("");
     match (&parts.method, route) {
         (&Method::GET, "info") => json(StatusCode::OK, &info(&state, &healer).await),
+        (&Method::GET, "metrics") => json(
+            StatusCode::OK,
+            &Metrics {
+                requests: state.counters.snapshot(),
+            },
+        ),
         (&Method::POST, "heal") => {
             let bucket = q("bucket").filter(|b| !b.is_empty()).map(String::from);
             if let Some(b) = &bucket {

@@ -4,6 +4,7 @@
 
 mod body;
 mod bucket;
+pub mod counters;
 pub mod error;
 mod multipart;
 mod object;
@@ -37,6 +38,8 @@ pub struct S3State {
     pub node: Option<String>,
     /// Bucket and prefix quotas, checked before every write.
     pub quotas: Arc<crate::quota::Quotas>,
+    /// Requests answered, by operation and outcome.
+    pub counters: counters::Counters,
 }
 
 /// One parsed, authenticated request, as handlers see it.
@@ -102,7 +105,8 @@ pub async fn handle(state: Arc<S3State>, req: Request<Body>) -> Response<Body> {
     async move {
         let is_head = req.method() == Method::HEAD;
         let resource = req.uri().path().to_string();
-        let mut resp = match dispatch(&state, req, &request_id).await {
+        let mut op = None;
+        let mut resp = match dispatch(&state, req, &request_id, &mut op).await {
             Ok(r) => r,
             Err(e) => {
                 if e.status.is_server_error() {
@@ -114,6 +118,7 @@ pub async fn handle(state: Arc<S3State>, req: Request<Body>) -> Response<Body> {
             }
         };
         stamp(&mut resp, &request_id);
+        state.counters.record(op, resp.status());
         tracing::debug!(status = resp.status().as_u16(), "done");
         resp
     }
@@ -182,6 +187,7 @@ async fn dispatch(
     state: &S3State,
     req: Request<Body>,
     request_id: &str,
+    seen: &mut Option<Op>,
 ) -> Result<Response<Body>, S3Error> {
     let (parts, body) = req.into_parts();
     let body = body::drained(body, &parts.headers);
@@ -219,6 +225,7 @@ async fn dispatch(
         request_id: request_id.to_string(),
     };
     let op = route(&ctx)?;
+    *seen = Some(op);
     tracing::Span::current().record("op", tracing::field::debug(&op));
     match op {
         Op::ListBuckets => bucket::list_buckets(state).await,

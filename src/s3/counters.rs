@@ -1,0 +1,137 @@
+//! Requests this node has answered, by S3 operation and outcome: the server's own count, which
+//! load generators (`cairn bench`) and operators reconcile against
+//! (`GET /cairn/admin/v1/metrics`, `cairn admin metrics`).
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use http::StatusCode;
+use serde::{Deserialize, Serialize};
+
+use super::router::Op;
+
+/// Operation names, indexed by [`index`]; the last slot counts requests refused before an
+/// operation was known (bad signature, malformed target).
+const NAMES: [&str; UNROUTED + 1] = [
+    "ListBuckets",
+    "CreateBucket",
+    "HeadBucket",
+    "DeleteBucket",
+    "GetBucketLocation",
+    "GetBucketVersioning",
+    "GetAcl",
+    "PutAcl",
+    "ListObjects",
+    "ListObjectsV2",
+    "DeleteObjects",
+    "PutObject",
+    "CopyObject",
+    "GetObject",
+    "HeadObject",
+    "DeleteObject",
+    "CreateMultipartUpload",
+    "UploadPart",
+    "UploadPartCopy",
+    "CompleteMultipartUpload",
+    "AbortMultipartUpload",
+    "ListParts",
+    "ListMultipartUploads",
+    "Unrouted",
+];
+
+const UNROUTED: usize = 23;
+
+fn index(op: Option<Op>) -> usize {
+    match op {
+        Some(Op::ListBuckets) => 0,
+        Some(Op::CreateBucket) => 1,
+        Some(Op::HeadBucket) => 2,
+        Some(Op::DeleteBucket) => 3,
+        Some(Op::GetBucketLocation) => 4,
+        Some(Op::GetBucketVersioning) => 5,
+        Some(Op::GetAcl) => 6,
+        Some(Op::PutAcl) => 7,
+        Some(Op::ListObjects { v2: false }) => 8,
+        Some(Op::ListObjects { v2: true }) => 9,
+        Some(Op::DeleteObjects) => 10,
+        Some(Op::PutObject) => 11,
+        Some(Op::CopyObject) => 12,
+        Some(Op::GetObject) => 13,
+        Some(Op::HeadObject) => 14,
+        Some(Op::DeleteObject) => 15,
+        Some(Op::CreateMultipartUpload) => 16,
+        Some(Op::UploadPart) => 17,
+        Some(Op::UploadPartCopy) => 18,
+        Some(Op::CompleteMultipartUpload) => 19,
+        Some(Op::AbortMultipartUpload) => 20,
+        Some(Op::ListParts) => 21,
+        Some(Op::ListMultipartUploads) => 22,
+        None => UNROUTED,
+    }
+}
+
+/// Answers of one operation: 2xx/3xx, 4xx, 5xx.
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Outcomes {
+    pub ok: u64,
+    pub client_errors: u64,
+    pub server_errors: u64,
+}
+
+#[derive(Default)]
+pub struct Counters {
+    by_op: [[AtomicU64; 3]; UNROUTED + 1],
+}
+
+impl Counters {
+    /// Count one answer (its status as sent; a body that fails while streaming is not seen).
+    pub fn record(&self, op: Option<Op>, status: StatusCode) {
+        let outcome = if status.is_server_error() {
+            2
+        } else if status.is_client_error() {
+            1
+        } else {
+            0
+        };
+        self.by_op[index(op)][outcome].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Every operation answered at least once, by name.
+    pub fn snapshot(&self) -> BTreeMap<String, Outcomes> {
+        self.by_op
+            .iter()
+            .zip(NAMES)
+            .filter_map(|(c, name)| {
+                let o = Outcomes {
+                    ok: c[0].load(Ordering::Relaxed),
+                    client_errors: c[1].load(Ordering::Relaxed),
+                    server_errors: c[2].load(Ordering::Relaxed),
+                };
+                (o != Outcomes::default()).then(|| (name.to_string(), o))
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_by_operation_and_outcome() {
+        let c = Counters::default();
+        c.record(Some(Op::GetObject), StatusCode::OK);
+        c.record(Some(Op::GetObject), StatusCode::PARTIAL_CONTENT);
+        c.record(Some(Op::GetObject), StatusCode::NOT_FOUND);
+        c.record(Some(Op::ListObjects { v2: true }), StatusCode::OK);
+        c.record(None, StatusCode::FORBIDDEN);
+        c.record(Some(Op::PutObject), StatusCode::SERVICE_UNAVAILABLE);
+        let s = c.snapshot();
+        let get = &s["GetObject"];
+        assert_eq!((get.ok, get.client_errors, get.server_errors), (2, 1, 0));
+        assert_eq!(s["ListObjectsV2"].ok, 1);
+        assert_eq!(s["Unrouted"].client_errors, 1);
+        assert_eq!(s["PutObject"].server_errors, 1);
+        assert_eq!(s.len(), 4);
+    }
+}
