@@ -247,28 +247,23 @@ fn cairn_bench_runs_every_operation() {
         ("multipart", "6MiB"),
     ] {
         let json = work.path().join(format!("{op}.json"));
-        let out = run(Command::new(cairn_integration::binary())
-            .args([
-                "bench",
-                "--endpoint",
-                &s.endpoint,
-                "--op",
-                op,
-                "--size",
-                size,
-            ])
-            .args([
-                "--concurrency",
-                "4",
-                "--duration",
-                "1s",
-                "--objects",
-                "20",
-                "--json",
-            ])
-            .arg(&json)
-            .env("CAIRN_ROOT_USER", ACCESS_KEY)
-            .env("CAIRN_ROOT_PASSWORD", SECRET_KEY));
+        let out = cairn(&[
+            "bench",
+            "--endpoint",
+            &s.endpoint,
+            "--op",
+            op,
+            "--size",
+            size,
+            "--concurrency",
+            "4",
+            "--duration",
+            "1s",
+            "--objects",
+            "20",
+            "--json",
+            &json.display().to_string(),
+        ]);
         let report = std::fs::read_to_string(&json).expect("json report");
         assert!(
             report.contains("\"latency_ms\"") && report.contains("\"p99\""),
@@ -280,12 +275,17 @@ fn cairn_bench_runs_every_operation() {
     }
 }
 
+/// Run `cairn ARGS` with the root credentials; its standard output.
+fn cairn(args: &[&str]) -> String {
+    run(Command::new(cairn_integration::binary())
+        .args(args)
+        .env("CAIRN_ROOT_USER", ACCESS_KEY)
+        .env("CAIRN_ROOT_PASSWORD", SECRET_KEY))
+}
+
 /// The server's own request counters, from `cairn admin metrics --json`.
 fn server_counts(s: &Server) -> serde_json::Value {
-    let out = run(Command::new(cairn_integration::binary())
-        .args(["admin", "metrics", "--endpoint", &s.endpoint, "--json"])
-        .env("CAIRN_ROOT_USER", ACCESS_KEY)
-        .env("CAIRN_ROOT_PASSWORD", SECRET_KEY));
+    let out = cairn(&["admin", "metrics", "--endpoint", &s.endpoint, "--json"]);
     serde_json::from_str(&out).expect("metrics json")
 }
 
@@ -301,21 +301,25 @@ fn cairn_bench_counts_match_the_servers() {
     let work = tempfile::tempdir().expect("tmp");
     let bench = |op: &str| -> serde_json::Value {
         let json = work.path().join(format!("{op}.json"));
-        run(Command::new(cairn_integration::binary())
-            .args([
-                "bench",
-                "--endpoint",
-                &s.endpoint,
-                "--op",
-                op,
-                "--size",
-                "4KiB",
-            ])
-            .args(["--concurrency", "4", "--duration", "1s", "--objects", "25"])
-            .args(["--bucket", "counted", "--json"])
-            .arg(&json)
-            .env("CAIRN_ROOT_USER", ACCESS_KEY)
-            .env("CAIRN_ROOT_PASSWORD", SECRET_KEY));
+        cairn(&[
+            "bench",
+            "--endpoint",
+            &s.endpoint,
+            "--op",
+            op,
+            "--size",
+            "4KiB",
+            "--concurrency",
+            "4",
+            "--duration",
+            "1s",
+            "--objects",
+            "25",
+            "--bucket",
+            "counted",
+            "--json",
+            &json.display().to_string(),
+        ]);
         serde_json::from_str(&std::fs::read_to_string(&json).expect("report")).expect("json")
     };
     let before = server_counts(&s);
