@@ -1,9 +1,9 @@
 //! Shard files written with `O_DIRECT`: data goes from an aligned buffer straight to the
 //! device, skipping the page-cache copy and the writeback that buffered writes + fsync pay.
-//! A file's first [`BUFFER`] bytes are written buffered (small files stay whole in the page
-//! cache, for the reads that usually follow); past that the file switches to direct writes
-//! of [`STEADY`] bytes from one aligned buffer, the unaligned tail is written buffered again,
-//! and `finish` syncs. Filesystems that refuse `O_DIRECT` (tmpfs) get buffered writes only.
+//! Every shard file is larger than the inline limit (128 KiB), so a file is direct from its
+//! first byte: it gathers [`STEADY`] bytes in one aligned buffer per write, the unaligned
+//! tail is written buffered, and `finish` syncs. Filesystems that refuse `O_DIRECT` (tmpfs)
+//! get buffered writes only.
 
 use std::fs::File;
 use std::io;
@@ -15,21 +15,16 @@ use nix::fcntl::{fcntl, FcntlArg, OFlag};
 
 /// Alignment of buffers, lengths and offsets for direct I/O.
 const ALIGN: usize = 4096;
-/// Bytes written buffered before a file goes direct (the shards of objects up to about
-/// 1 MiB per data shard never do).
-pub const BUFFER: usize = 1 << 20;
-/// Bytes gathered for one direct write: the memory a large open shard file holds. Direct
+/// Bytes gathered for one direct write: the memory an open shard file holds. Direct
 /// writes of this size ran as fast here as 1 MiB ones (64 MiB x32 PUT, within run-to-run
 /// noise), and 32 uploads x 4 drives keep 96 MiB less than with a 1 MiB buffer.
 const STEADY: usize = 256 << 10;
 
 pub struct DirectFile {
     file: File,
-    /// The filesystem takes `O_DIRECT` (tested at open).
-    can_direct: bool,
     /// `O_DIRECT` is on for the open file.
     direct: bool,
-    /// The aligned buffer, allocated when the file goes direct.
+    /// The aligned buffer (empty while the file is buffered).
     backing: Vec<u8>,
     /// Offset of the aligned region in `backing`.
     start: usize,
@@ -47,55 +42,34 @@ impl DirectFile {
             .truncate(true)
             .custom_flags(OFlag::O_DIRECT.bits())
             .open(path);
-        let (file, can_direct) = match direct {
+        let (file, direct) = match direct {
             Ok(f) => (f, true),
             Err(e) if e.raw_os_error() == Some(nix::libc::EINVAL) => (File::create(path)?, false),
             Err(e) => return Err(e),
         };
         let mut f = DirectFile {
             file,
-            can_direct,
-            direct: can_direct,
+            direct,
             backing: Vec::new(),
             start: 0,
             len: 0,
             pos: 0,
         };
-        // The first bytes go through the page cache.
-        f.set_direct(false)?;
+        if direct {
+            let backing = vec![0u8; STEADY + ALIGN];
+            f.start = backing.as_ptr().align_offset(ALIGN);
+            f.backing = backing;
+        }
         Ok(f)
     }
 
     pub fn write(&mut self, mut data: &[u8]) -> io::Result<()> {
-        if !self.direct {
-            let room = if self.can_direct && self.pos < BUFFER as u64 {
-                BUFFER - self.pos as usize
-            } else if self.can_direct {
-                0
-            } else {
-                data.len()
-            };
-            let n = room.min(data.len());
-            self.file.write_all_at(&data[..n], self.pos)?;
-            self.pos += n as u64;
-            data = &data[n..];
-            if data.is_empty() {
-                return Ok(());
-            }
-            // Past the first MiB, with more to come: go direct.
-            self.set_direct(true)?;
+        while !data.is_empty() {
             if !self.direct {
                 self.file.write_all_at(data, self.pos)?;
                 self.pos += data.len() as u64;
                 return Ok(());
             }
-            if self.backing.is_empty() {
-                let backing = vec![0u8; STEADY + ALIGN];
-                self.start = backing.as_ptr().align_offset(ALIGN);
-                self.backing = backing;
-            }
-        }
-        while !data.is_empty() {
             let n = (STEADY - self.len).min(data.len());
             let at = self.start + self.len;
             self.backing[at..at + n].copy_from_slice(&data[..n]);
@@ -103,18 +77,14 @@ impl DirectFile {
             data = &data[n..];
             if self.len == STEADY {
                 self.flush(STEADY)?;
-                if !self.direct {
-                    // The filesystem refused a direct write after all: the rest is buffered.
-                    self.file.write_all_at(data, self.pos)?;
-                    self.pos += data.len() as u64;
-                    return Ok(());
-                }
             }
         }
         Ok(())
     }
 
-    /// Write the first `n` buffered bytes (a multiple of [`ALIGN`]) and keep the rest.
+    /// Write the first `n` gathered bytes (a multiple of [`ALIGN`]) and keep the rest. A
+    /// filesystem that refuses the direct write gets it buffered, and the file stays
+    /// buffered.
     fn flush(&mut self, n: usize) -> io::Result<()> {
         let region = self.start..self.start + n;
         match self
@@ -123,8 +93,7 @@ impl DirectFile {
         {
             Ok(()) => {}
             Err(e) if e.raw_os_error() == Some(nix::libc::EINVAL) => {
-                self.can_direct = false;
-                self.set_direct(false)?;
+                self.set_buffered()?;
                 self.file.write_all_at(&self.backing[region], self.pos)?;
             }
             Err(e) => return Err(e),
@@ -133,43 +102,38 @@ impl DirectFile {
         self.backing
             .copy_within(self.start + n..self.start + self.len, self.start);
         self.len -= n;
+        if !self.direct && self.len > 0 {
+            let rest = self.start..self.start + self.len;
+            self.file.write_all_at(&self.backing[rest], self.pos)?;
+            self.pos += self.len as u64;
+            self.len = 0;
+        }
         Ok(())
     }
 
-    /// Turn `O_DIRECT` on or off for the open file (on only where the filesystem takes it).
-    fn set_direct(&mut self, on: bool) -> io::Result<()> {
-        let on = on && self.can_direct;
-        if on == self.direct {
+    /// Turn `O_DIRECT` off for the open file.
+    fn set_buffered(&mut self) -> io::Result<()> {
+        if !self.direct {
             return Ok(());
         }
         let fd = self.file.as_raw_fd();
         let flags =
             OFlag::from_bits_truncate(fcntl(fd, FcntlArg::F_GETFL).map_err(io::Error::from)?);
-        let flags = if on {
-            flags | OFlag::O_DIRECT
-        } else {
-            flags - OFlag::O_DIRECT
-        };
-        match fcntl(fd, FcntlArg::F_SETFL(flags)) {
-            Ok(_) => self.direct = on,
-            Err(_) if on => self.can_direct = false,
-            Err(e) => return Err(io::Error::from(e)),
-        }
+        fcntl(fd, FcntlArg::F_SETFL(flags - OFlag::O_DIRECT)).map_err(io::Error::from)?;
+        self.direct = false;
         Ok(())
     }
 
-    /// Write what is buffered and make the file durable.
+    /// Write what is gathered (the unaligned tail buffered) and make the file durable.
     pub fn finish(mut self) -> io::Result<()> {
-        if self.direct {
-            let aligned = self.len / ALIGN * ALIGN;
-            if aligned > 0 {
-                self.flush(aligned)?;
-            }
-            if self.len > 0 {
-                self.set_direct(false)?;
-                let tail = self.start..self.start + self.len;
-                self.file.write_all_at(&self.backing[tail], self.pos)?;
-            }
+        let aligned = self.len / ALIGN * ALIGN;
+        if self.direct && aligned > 0 {
+            self.flush(aligned)?;
+        }
+        if self.len > 0 {
+            self.set_buffered()?;
+            let tail = self.start..self.start + self.len;
+            self.file.write_all_at(&self.backing[tail], self.pos)?;
         }
         self.file.sync_all()
     }
@@ -187,12 +151,13 @@ mod tests {
             (1, 1),
             (4095, 1000),
             (4096, 4096),
-            (BUFFER, 7777),
-            (BUFFER + 1, BUFFER + 1),
-            (3 * BUFFER + 12345, 524_320),
-            (BUFFER + STEADY, 1 << 20),
-            (BUFFER + 3 * STEADY + 4096, 524_288 + 32),
-            (5 * BUFFER + 1, 100_003),
+            (STEADY, 7777),
+            (STEADY + 1, STEADY + 1),
+            (524_288 + 32, 524_288 + 32),
+            (3 * (1 << 20) + 12345, 524_320),
+            (4 * STEADY, 1 << 20),
+            (3 * STEADY + 4096, 524_288 + 32),
+            (5 * (1 << 20) + 1, 100_003),
         ]
         .into_iter()
         .enumerate()

@@ -309,7 +309,7 @@ impl Store {
             if v.inline.is_none() && v.data_dir.is_some() {
                 for &t in targets {
                     let Some(d) = &set.drives[t] else { continue };
-                    let path = format!("{txn}/{}/part.{number}", v.data_dir.unwrap_or_default());
+                    let path = format!("{txn}/part.{number}");
                     match d.create_sys_file(&path).await {
                         Ok(w) => {
                             let (tx, rx) = tokio::sync::mpsc::channel(WRITE_QUEUE);
@@ -491,7 +491,7 @@ impl Store {
                     // Replace a damaged data directory of the same version.
                     let _ = d.delete_data_dir(bucket, key, dir).await;
                     Some(StagedData {
-                        from: format!("{txn}/{dir}"),
+                        from: txn.to_string(),
                         data_dir: dir,
                     })
                 }

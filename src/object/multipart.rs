@@ -193,19 +193,10 @@ impl Store {
         .map_err(|e| ObjectError::Internal(e.to_string()))?;
         let dist = distribution(bucket, key, set.size());
         let quorum = write_quorum(rec.data as usize, rec.parity as usize);
+        // A staged part is one file, renamed into the upload: nothing to delete afterwards.
         let txn = format!("tmp/{}", Uuid::new_v4());
         let result = async {
-            let enc = encode_stream(
-                set,
-                &dist,
-                &erasure,
-                body,
-                size,
-                &format!("{txn}/part"),
-                false,
-                quorum,
-            )
-            .await?;
+            let enc = encode_stream(set, &dist, &erasure, body, size, &txn, false, quorum).await?;
             if enc.size > MAX_PART_SIZE {
                 return Err(ObjectError::EntityTooLarge);
             }
@@ -246,8 +237,7 @@ impl Store {
                         .await
                         .ok()
                         .and_then(|b| serde_json::from_slice(&b).ok());
-                    d.rename_sys(&format!("{txn}/part"), &format!("{dir}/{file}"))
-                        .await?;
+                    d.rename_sys(txn, &format!("{dir}/{file}")).await?;
                     d.write_sys(record_path, json).await?;
                     if let Some(old) = old {
                         let _ = d.delete_sys(&format!("{dir}/{}", old.file)).await;
@@ -404,8 +394,7 @@ impl Store {
             }
         }
         let data_dir = Uuid::new_v4();
-        let txn = format!("tmp/{}", Uuid::new_v4());
-        let staged = format!("{txn}/{data_dir}");
+        let staged = format!("tmp/{data_dir}");
         let dir = upload_dir(&id);
         let moves = fan_out(&set.drives, |_, d| {
             let (chosen, staged, dir) = (&chosen, &staged, &dir);
@@ -460,7 +449,7 @@ impl Store {
         match commit(self, set, bucket, key, new).await {
             Ok(()) => {
                 cleanup(&set.drives, &dir).await;
-                cleanup(&set.drives, &txn).await;
+                cleanup(&set.drives, &staged).await;
                 Ok(info)
             }
             Err(e) => {
@@ -480,7 +469,7 @@ impl Store {
                     }
                 })
                 .await;
-                cleanup(&set.drives, &txn).await;
+                cleanup(&set.drives, &staged).await;
                 Err(e)
             }
         }

@@ -427,9 +427,11 @@ impl Store {
         let erasure = Erasure::new(data, parity, self.block_size)
             .map_err(|e| ObjectError::Internal(e.to_string()))?;
         let dist = distribution(bucket, key, set.size());
-        let txn = format!("tmp/{}", Uuid::new_v4());
+        // Staged as the data directory itself, renamed into place whole: nothing is left to
+        // delete after a commit (freed inodes slow ext4's next allocations for minutes).
         let data_dir = Uuid::new_v4();
-        let file = format!("{txn}/{data_dir}/part.1");
+        let txn = format!("tmp/{data_dir}");
+        let file = format!("{txn}/part.1");
         let quorum = write_quorum(data, parity);
         let result = async {
             let enc = encode_stream(set, &dist, &erasure, body, size, &file, true, quorum).await?;
@@ -477,7 +479,7 @@ impl Store {
                     },
                     inline: None,
                     ok,
-                    staged_dir: Some(format!("{txn}/{data_dir}")),
+                    staged_dir: Some(txn.clone()),
                 },
             };
             let info = info_of(bucket, key, &new.version);
