@@ -4,6 +4,7 @@
 //! first byte and errors by code. [`null`] is the null server it is measured against.
 
 pub mod null;
+mod wire;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -11,9 +12,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper::client::conn::http1;
-use hyper_util::rt::TokioIo;
 use parking_lot::Mutex;
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
@@ -150,121 +148,41 @@ struct Samples {
 struct Bench {
     cfg: Config,
     host: String,
-    host_value: http::HeaderValue,
     data: Bytes,
 }
 
 /// One worker's keep-alive connection. The worker's own task drives it (no connection task,
-/// no pool): a request costs no wake-up of another task or thread, which is most of what
-/// separated a pooled client from `wrk` against the null server.
+/// no pool), and requests go out as prepared bytes ([`wire`]): a request costs no wake-up
+/// of another task or thread and no request objects, which is what separated a general
+/// HTTP client from `wrk` against the null server.
 struct Conn {
-    host: String,
-    link: Option<Link>,
+    wire: wire::Wire,
     signatures: Signatures,
+    /// The request head being sent.
+    out: Vec<u8>,
 }
 
-/// SigV4 headers signed this second, by request. The signed date has a resolution of one
-/// second, so an identical request within the same second carries the same signature: a
-/// worker replaying GETs of its objects signs each one once a second instead of on every
-/// request (every request still carries a complete, valid signature). Cleared when the
-/// second changes, so it holds at most one second's distinct requests.
+/// SigV4-signed request heads of this second, by request. The signed date has a resolution
+/// of one second, so an identical request within the same second carries the same
+/// signature: a worker replaying GETs of its objects signs each one once a second instead
+/// of on every request (every request still carries a complete, valid signature). Cleared
+/// when the second changes, so it holds at most one second's distinct requests.
 #[derive(Default)]
 struct Signatures {
     second: u64,
     /// Reused to spell the lookup key without allocating.
     scratch: String,
-    by_request: HashMap<String, (http::Uri, http::HeaderMap)>,
-}
-
-struct Link {
-    sender: http1::SendRequest<Full<Bytes>>,
-    conn: std::pin::Pin<Box<http1::Connection<TokioIo<tokio::net::TcpStream>, Full<Bytes>>>>,
-}
-
-/// A response read to its end.
-struct Reply {
-    status: u16,
-    headers: http::HeaderMap,
-    ttfb: Duration,
-    received: u64,
-    /// The body's first bytes, up to what the caller asked to keep.
-    body: Vec<u8>,
+    /// Request line and headers, each line ending in CRLF, without the blank line.
+    by_request: HashMap<String, Vec<u8>>,
 }
 
 impl Conn {
     fn new(host: &str) -> Conn {
         Conn {
-            host: host.to_string(),
-            link: None,
+            wire: wire::Wire::new(host),
             signatures: Signatures::default(),
+            out: Vec::with_capacity(1024),
         }
-    }
-
-    /// Sends `req` and reads the whole response, keeping up to `keep` bytes of its body
-    /// (`keep_errors` of it when the status is an error). A failed exchange drops the
-    /// connection; the next one reconnects.
-    async fn exchange(
-        &mut self,
-        req: http::Request<Full<Bytes>>,
-        keep: usize,
-        keep_errors: usize,
-    ) -> Result<Reply, String> {
-        if self.link.is_none() {
-            let tcp = tokio::net::TcpStream::connect(&self.host)
-                .await
-                .map_err(|e| e.to_string())?;
-            let _ = tcp.set_nodelay(true);
-            let (sender, conn) = http1::handshake(TokioIo::new(tcp))
-                .await
-                .map_err(|e| e.to_string())?;
-            self.link = Some(Link {
-                sender,
-                conn: Box::pin(conn),
-            });
-        }
-        let Some(Link { sender, conn }) = self.link.as_mut() else {
-            return Err("not connected".into());
-        };
-        let start = Instant::now();
-        let work = async {
-            sender.ready().await.map_err(|e| e.to_string())?;
-            let resp = sender.send_request(req).await.map_err(|e| e.to_string())?;
-            let ttfb = start.elapsed();
-            let status = resp.status().as_u16();
-            let keep = if status >= 300 { keep_errors } else { keep };
-            let (parts, mut body) = resp.into_parts();
-            let mut received = 0u64;
-            let mut kept = Vec::new();
-            while let Some(frame) = body.frame().await {
-                let frame = frame.map_err(|e| e.to_string())?;
-                if let Some(d) = frame.data_ref() {
-                    received += d.len() as u64;
-                    if kept.len() < keep {
-                        let take = d.len().min(keep - kept.len());
-                        kept.extend_from_slice(&d[..take]);
-                    }
-                }
-            }
-            Ok(Reply {
-                status,
-                headers: parts.headers,
-                ttfb,
-                received,
-                body: kept,
-            })
-        };
-        let out = tokio::select! {
-            biased;
-            r = work => r,
-            c = conn.as_mut() => Err(match c {
-                Ok(()) => "connection closed".to_string(),
-                Err(e) => e.to_string(),
-            }),
-        };
-        if out.is_err() {
-            self.link = None;
-        }
-        out
     }
 }
 
@@ -277,16 +195,10 @@ struct Done {
 }
 
 impl Bench {
-    /// A signed request (signatures reused within the second, see [`Signatures`]).
-    fn build(
-        &self,
-        signatures: &mut Signatures,
-        method: &str,
-        path: &str,
-        query: &str,
-        body: Bytes,
-    ) -> Result<http::Request<Full<Bytes>>, String> {
-        let payload = if body.is_empty() {
+    /// Writes the signed head of a request into `conn.out` (signatures reused within the
+    /// second, see [`Signatures`]).
+    fn build(&self, conn: &mut Conn, method: &str, path: &str, query: &str, len: usize) {
+        let payload = if len == 0 {
             EMPTY_SHA256
         } else {
             UNSIGNED_PAYLOAD
@@ -295,6 +207,7 @@ impl Bench {
         let second = now
             .duration_since(SystemTime::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
+        let signatures = &mut conn.signatures;
         if second != signatures.second {
             signatures.by_request.clear();
             signatures.second = second;
@@ -302,8 +215,9 @@ impl Bench {
         use std::fmt::Write as _;
         signatures.scratch.clear();
         let _ = write!(signatures.scratch, "{method} {path}?{query} {payload}");
-        let (uri, headers) = match signatures.by_request.get(signatures.scratch.as_str()) {
-            Some((uri, headers)) => (uri.clone(), headers.clone()),
+        conn.out.clear();
+        match signatures.by_request.get(signatures.scratch.as_str()) {
+            Some(head) => conn.out.extend_from_slice(head),
             None => {
                 let signed = sign_request(
                     method,
@@ -316,42 +230,44 @@ impl Bench {
                     &self.cfg.region,
                     now,
                 );
-                // Origin-form target and an explicit Host: the connection is ours, no client
-                // adds it.
-                let target = if query.is_empty() {
-                    path.to_string()
-                } else {
-                    format!("{path}?{query}")
-                };
-                let uri: http::Uri = target
-                    .parse()
-                    .map_err(|e: http::uri::InvalidUri| e.to_string())?;
-                let mut headers = http::HeaderMap::with_capacity(signed.len() + 2);
-                headers.insert(http::header::HOST, self.host_value.clone());
+                // Origin-form target and an explicit Host.
+                let sep = if query.is_empty() { "" } else { "?" };
+                let mut head = format!(
+                    "{method} {path}{sep}{query} HTTP/1.1\r\nHost: {}\r\n",
+                    self.host
+                );
                 for (k, v) in signed {
-                    headers.insert(
-                        http::HeaderName::try_from(k).map_err(|e| e.to_string())?,
-                        http::HeaderValue::try_from(v).map_err(|e| e.to_string())?,
-                    );
+                    let _ = write!(head, "{k}: {v}\r\n");
                 }
+                conn.out.extend_from_slice(head.as_bytes());
                 signatures
                     .by_request
-                    .insert(signatures.scratch.clone(), (uri.clone(), headers.clone()));
-                (uri, headers)
+                    .insert(signatures.scratch.clone(), head.into_bytes());
             }
-        };
-        let len = body.len();
-        let mut req = http::Request::new(Full::new(body));
-        *req.method_mut() =
-            http::Method::from_bytes(method.as_bytes()).map_err(|e| e.to_string())?;
-        *req.uri_mut() = uri;
-        *req.headers_mut() = headers;
-        let h = req.headers_mut();
-        if method == "PUT" || method == "POST" {
-            // S3 wants a length even for empty bodies (hyper leaves it out for those).
-            h.insert(http::header::CONTENT_LENGTH, http::HeaderValue::from(len));
         }
-        Ok(req)
+        if method == "PUT" || method == "POST" {
+            // S3 wants a length even for empty bodies.
+            let _ =
+                std::io::Write::write_fmt(&mut conn.out, format_args!("Content-Length: {len}\r\n"));
+        }
+        conn.out.extend_from_slice(b"\r\n");
+    }
+
+    /// Sends a request and reads its reply, keeping `keep` bytes of the body (4 KiB of an
+    /// error's).
+    async fn send(
+        &self,
+        conn: &mut Conn,
+        method: &str,
+        path: &str,
+        query: &str,
+        body: &[u8],
+        keep: usize,
+    ) -> Result<wire::Reply, String> {
+        self.build(conn, method, path, query, body.len());
+        conn.wire
+            .exchange(&mut conn.out, body, method == "HEAD", keep, keep.max(4096))
+            .await
     }
 
     async fn request(
@@ -363,8 +279,7 @@ impl Bench {
         body: Bytes,
     ) -> Result<Done, String> {
         let sent = body.len() as u64;
-        let req = self.build(&mut conn.signatures, method, path, query, body)?;
-        let r = conn.exchange(req, 0, 4096).await?;
+        let r = self.send(conn, method, path, query, &body, 0).await?;
         let code = (r.status >= 300).then(|| {
             let text = String::from_utf8_lossy(&r.body);
             text.split("<Code>")
@@ -436,8 +351,9 @@ impl Bench {
     }
 
     async fn upload_id(&self, conn: &mut Conn, path: &str) -> Result<String, String> {
-        let req = self.build(&mut conn.signatures, "POST", path, "uploads=", Bytes::new())?;
-        let r = conn.exchange(req, 1 << 16, 1 << 16).await?;
+        let r = self
+            .send(conn, "POST", path, "uploads=", &[], 1 << 16)
+            .await?;
         let out = String::from_utf8_lossy(&r.body);
         out.split("<UploadId>")
             .nth(1)
@@ -453,12 +369,9 @@ impl Bench {
         query: &str,
         body: Bytes,
     ) -> Result<String, String> {
-        let req = self.build(&mut conn.signatures, "PUT", path, query, body)?;
-        let r = conn.exchange(req, 0, 0).await?;
-        r.headers
-            .get("etag")
-            .and_then(|v| v.to_str().ok())
-            .map(String::from)
+        let r = self.send(conn, "PUT", path, query, &body, 0).await?;
+        r.etag
+            .filter(|_| r.status == 200)
             .ok_or_else(|| format!("part upload failed: HTTP {}", r.status))
     }
 }
@@ -475,12 +388,11 @@ pub async fn run(cfg: Config, mut progress: impl FnMut(f64, u64)) -> Result<Repo
     let data_len = cfg.sizes.max.clamp(1, 64 << 20) as usize;
     let mut data = vec![0u8; data_len];
     rng.fill(&mut data[..]);
-    let host_value = http::HeaderValue::from_str(&host)
-        .map_err(|_| BenchError::Endpoint(cfg.endpoint.clone()))?;
+    // The host goes into request heads verbatim: it must be a valid header value.
+    http::HeaderValue::from_str(&host).map_err(|_| BenchError::Endpoint(cfg.endpoint.clone()))?;
     let bench = Arc::new(Bench {
         cfg: cfg.clone(),
         host,
-        host_value,
         data: Bytes::from(data),
     });
     // Set up: the bucket, and objects for operations that read or remove them.
