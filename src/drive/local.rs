@@ -652,8 +652,19 @@ impl Drive for LocalDrive {
         let p = self.file_path(file)?;
         blocking(move || {
             let f = File::open(p)?;
-            let mut buf = vec![0u8; len];
-            f.read_exact_at(&mut buf, offset)?;
+            // Read into uninitialised capacity: zeroing a shard-sized buffer first cost as
+            // much as a copy of it.
+            let mut buf = Vec::with_capacity(len);
+            while buf.len() < len {
+                let before = buf.len();
+                let at = offset + before as u64;
+                rustix::io::pread(&f, rustix::buffer::spare_capacity(&mut buf), at)
+                    .map_err(std::io::Error::from)?;
+                if buf.len() == before {
+                    return Err(std::io::Error::from(std::io::ErrorKind::UnexpectedEof).into());
+                }
+            }
+            buf.truncate(len);
             Ok(Bytes::from(buf))
         })
         .await

@@ -51,6 +51,8 @@ pub struct ObjectReader {
     degraded: bool,
     heal: Arc<HealQueue>,
     guard: Option<LockGuard>,
+    /// Verified pieces of the current block not yet produced, in order.
+    pending: std::collections::VecDeque<Bytes>,
 }
 
 impl ObjectReader {
@@ -75,33 +77,46 @@ impl ObjectReader {
 
     /// The next verified piece of the object (at most one erasure block), or `None` at the end.
     pub async fn next_chunk(&mut self) -> ObjectResult<Option<Bytes>> {
-        if self.pos >= self.end {
-            self.finish();
-            return Ok(None);
+        loop {
+            if let Some(piece) = self.pending.pop_front() {
+                if self.pending.is_empty() && self.pos >= self.end {
+                    self.finish();
+                }
+                return Ok(Some(piece));
+            }
+            if self.pos >= self.end {
+                self.finish();
+                return Ok(None);
+            }
+            // Find the part holding `pos`.
+            while self.part < self.parts.len()
+                && self.pos >= self.part_start + self.parts[self.part].size
+            {
+                self.part_start += self.parts[self.part].size;
+                self.part += 1;
+            }
+            let Some(part) = self.parts.get(self.part).cloned() else {
+                return Err(ObjectError::Internal("range beyond the parts".into()));
+            };
+            let in_part = self.pos - self.part_start;
+            let bs = self.erasure.block_size() as u64;
+            let block = in_part / bs;
+            let block_len = self.erasure.block_len(part.size, block);
+            let pieces = self.read_block(&part, block, block_len).await?;
+            let skip = (in_part - block * bs) as usize;
+            let take = ((block_len - skip) as u64).min(self.end - self.pos) as usize;
+            self.pos += take as u64;
+            // Keep the pieces' bytes that fall in `skip..skip + take` of the block.
+            let mut at = 0;
+            for piece in pieces {
+                let (lo, hi) = (at, at + piece.len());
+                at = hi;
+                let (from, to) = (skip.max(lo), (skip + take).min(hi));
+                if from < to {
+                    self.pending.push_back(piece.slice(from - lo..to - lo));
+                }
+            }
         }
-        // Find the part holding `pos`.
-        while self.part < self.parts.len()
-            && self.pos >= self.part_start + self.parts[self.part].size
-        {
-            self.part_start += self.parts[self.part].size;
-            self.part += 1;
-        }
-        let Some(part) = self.parts.get(self.part).cloned() else {
-            return Err(ObjectError::Internal("range beyond the parts".into()));
-        };
-        let in_part = self.pos - self.part_start;
-        let bs = self.erasure.block_size() as u64;
-        let block = in_part / bs;
-        let block_len = self.erasure.block_len(part.size, block);
-        let data = self.read_block(&part, block, block_len).await?;
-        let skip = (in_part - block * bs) as usize;
-        let take = ((block_len - skip) as u64).min(self.end - self.pos) as usize;
-        self.pos += take as u64;
-        let out = Bytes::from(data).slice(skip..skip + take);
-        if self.pos >= self.end {
-            self.finish();
-        }
-        Ok(Some(out))
     }
 
     fn finish(&mut self) {
@@ -117,12 +132,12 @@ impl ObjectReader {
         part: &PartInfo,
         block: u64,
         block_len: usize,
-    ) -> ObjectResult<Vec<u8>> {
+    ) -> ObjectResult<Vec<Bytes>> {
         let total = self.erasure.total_shards();
         let data_n = self.erasure.data_shards();
         let chunk = self.erasure.chunk_len(block_len);
         let offset = self.erasure.chunk_offset(block);
-        let mut shards: Vec<Option<Vec<u8>>> = vec![None; total];
+        let mut shards: Vec<Option<Bytes>> = vec![None; total];
         let mut tried = vec![false; total];
         loop {
             let have = shards.iter().filter(|s| s.is_some()).count();
@@ -153,8 +168,8 @@ impl ObjectReader {
                     let framed = match &src.inline {
                         Some(b) => {
                             let start = offset as usize;
-                            b.get(start..start + bitrot::HASH_LEN + chunk)
-                                .map(Bytes::copy_from_slice)
+                            (start + bitrot::HASH_LEN + chunk <= b.len())
+                                .then(|| b.slice(start..start + bitrot::HASH_LEN + chunk))
                         }
                         None => src
                             .drive
@@ -164,7 +179,7 @@ impl ObjectReader {
                             .ok(),
                     }?;
                     match bitrot::verify_framed(&framed, s, block) {
-                        Ok(payload) => Some(payload.to_vec()),
+                        Ok(payload) => Some(framed.slice_ref(payload)),
                         Err(e) => {
                             tracing::warn!(drive = src.drive.name(), error = %e, "bitrot");
                             None
@@ -185,11 +200,31 @@ impl ObjectReader {
                 }
             }
         }
+        if shards[..data_n].iter().all(Option::is_some) {
+            // Healthy: the data shards' verified payloads are the block, in order (the last
+            // ones cut to the block's length: shards are padded to equal chunks). No copy.
+            let mut left = block_len;
+            return Ok(shards
+                .into_iter()
+                .take(data_n)
+                .flatten()
+                .map(|p| {
+                    let n = p.len().min(left);
+                    left -= n;
+                    p.slice(..n)
+                })
+                .filter(|p| !p.is_empty())
+                .collect());
+        }
+        let mut shards: Vec<Option<Vec<u8>>> = shards
+            .into_iter()
+            .map(|s| s.map(|b| b.to_vec()))
+            .collect();
         let mut out = Vec::with_capacity(block_len);
         self.erasure
             .decode_block(&mut shards, block_len, &mut out)
             .map_err(|e| ObjectError::Internal(e.to_string()))?;
-        Ok(out)
+        Ok(vec![Bytes::from(out)])
     }
 
     /// The reader as a stream of verified chunks.
@@ -264,6 +299,7 @@ impl Store {
             degraded: agreed.degraded,
             heal: self.heal_queue.clone(),
             guard: Some(guard),
+            pending: Default::default(),
         })
     }
 }
