@@ -216,10 +216,8 @@ impl ObjectReader {
                 .filter(|p| !p.is_empty())
                 .collect());
         }
-        let mut shards: Vec<Option<Vec<u8>>> = shards
-            .into_iter()
-            .map(|s| s.map(|b| b.to_vec()))
-            .collect();
+        let mut shards: Vec<Option<Vec<u8>>> =
+            shards.into_iter().map(|s| s.map(|b| b.to_vec())).collect();
         let mut out = Vec::with_capacity(block_len);
         self.erasure
             .decode_block(&mut shards, block_len, &mut out)

@@ -173,6 +173,11 @@ async fn round_trips_on_1_4_6_16_drives() {
                     (3, 5),
                     (*size as u64 - 7, 7),
                     (BLOCK as u64 - 3, 9),
+                    // Across the boundaries of data shards inside a block (a healthy read
+                    // produces a block as one piece per data shard).
+                    (BLOCK as u64 / 2 - 5, 10),
+                    (BLOCK as u64 / 4 - 1, BLOCK as u64 + 2),
+                    (1, 2 * BLOCK as u64),
                 ] {
                     if start >= *size as u64 {
                         continue;
