@@ -415,37 +415,7 @@ async fn server(address: String, drives: Vec<String>) -> anyhow::Result<()> {
         local.to_string()
     };
     let owner_id = hex::encode(&blake3::hash(creds.access_key.as_bytes()).as_bytes()[..16]);
-    println!(
-        "Cairn {} — S3-compatible object storage",
-        env!("CARGO_PKG_VERSION")
-    );
-    println!("  S3 endpoint:  http://{endpoint_host}   (listening on {local})");
-    println!("  Region:       {region}");
-    if layout.is_distributed() {
-        println!("  Nodes:        {}", layout.nodes().join(", "));
-    }
-    println!(
-        "  Layout:       {} set(s) x {} drives, EC {}+{} ({} drives in all)",
-        layout.set_count(),
-        layout.set_size,
-        layout.data(),
-        layout.parity,
-        layout.endpoints.len()
-    );
-    println!("  Deployment:   {}", store.deployment_id());
-    println!("  Credentials:  from {cred_source}");
-    if cred_source == "built-in default" {
-        println!("  AccessKey:    {}", creds.access_key);
-        println!("  SecretKey:    {}", creds.secret_key);
-        eprintln!(
-            "WARNING: using the default root credentials {DEFAULT_CREDENTIAL}/{DEFAULT_CREDENTIAL}. \
-             Set CAIRN_ROOT_USER and CAIRN_ROOT_PASSWORD before storing anything that matters."
-        );
-    }
-    println!(
-        "  Try:          AWS_ACCESS_KEY_ID={} AWS_SECRET_ACCESS_KEY=<secret> aws --endpoint-url http://{endpoint_host} s3 ls",
-        creds.access_key
-    );
+    let (access_key, secret_key) = (creds.access_key.clone(), creds.secret_key.clone());
     let store = Arc::new(store);
     let state = Arc::new(S3State {
         quotas: cairn::quota::Quotas::new(store.clone()),
@@ -479,7 +449,39 @@ async fn server(address: String, drives: Vec<String>) -> anyhow::Result<()> {
     if let Some(rpc) = &rpc {
         rpc.set_healer(healer.clone());
     }
-    app.set_ready(state, healer.clone());
+    // Ready before the banner: whoever reads the endpoint from it can use it at once.
+    app.set_ready(state.clone(), healer.clone());
+    println!(
+        "Cairn {} — S3-compatible object storage",
+        env!("CARGO_PKG_VERSION")
+    );
+    println!("  S3 endpoint:  http://{endpoint_host}   (listening on {local})");
+    println!("  Region:       {}", state.region);
+    if layout.is_distributed() {
+        println!("  Nodes:        {}", layout.nodes().join(", "));
+    }
+    println!(
+        "  Layout:       {} set(s) x {} drives, EC {}+{} ({} drives in all)",
+        layout.set_count(),
+        layout.set_size,
+        layout.data(),
+        layout.parity,
+        layout.endpoints.len()
+    );
+    println!("  Deployment:   {}", state.store.deployment_id());
+    println!("  Credentials:  from {cred_source}");
+    if cred_source == "built-in default" {
+        println!("  AccessKey:    {}", access_key);
+        println!("  SecretKey:    {}", secret_key);
+        eprintln!(
+            "WARNING: using the default root credentials {DEFAULT_CREDENTIAL}/{DEFAULT_CREDENTIAL}. \
+             Set CAIRN_ROOT_USER and CAIRN_ROOT_PASSWORD before storing anything that matters."
+        );
+    }
+    println!(
+        "  Try:          AWS_ACCESS_KEY_ID={} AWS_SECRET_ACCESS_KEY=<secret> aws --endpoint-url http://{endpoint_host} s3 ls",
+        access_key
+    );
     serving.await??;
     healer.save_mrf().await;
     println!("Cairn stopped.");
