@@ -1076,6 +1076,12 @@ fn main() -> anyhow::Result<()> {
                     .with_context(|| format!("bad duration {duration:?}"))?,
                 objects,
             };
+            // I/O only: no timer, signal or child-process drivers to service on every
+            // park of a worker (the load generator's own cost is what it must keep low).
+            drop(runtime);
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_io()
+                .build()?;
             let report = runtime.block_on(cairn::bench::run(cfg, |secs, ops| {
                 eprint!(
                     "\r{secs:5.1}s  {ops} operations  ({:.0}/s)   ",

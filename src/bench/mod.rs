@@ -3,6 +3,7 @@
 //! progress line while running, and at the end throughput, latency percentiles, time to
 //! first byte and errors by code. [`null`] is the null server it is measured against.
 
+mod histogram;
 pub mod null;
 mod wire;
 
@@ -18,6 +19,7 @@ use serde::Serialize;
 use thiserror::Error;
 
 use crate::auth::{sign_request, EMPTY_SHA256, UNSIGNED_PAYLOAD};
+use histogram::Histogram;
 
 #[derive(Debug, Error)]
 pub enum BenchError {
@@ -113,17 +115,14 @@ pub struct Percentiles {
     pub max: f64,
 }
 
-fn percentiles(v: &mut [u64]) -> Percentiles {
-    if v.is_empty() {
-        return Percentiles::default();
-    }
-    v.sort_unstable();
-    let at = |q: f64| v[((v.len() as f64 * q) as usize).min(v.len() - 1)] as f64 / 1000.0;
+/// Percentiles in milliseconds of a histogram of nanoseconds.
+fn percentiles(h: &Histogram) -> Percentiles {
+    let ms = |ns: u64| ns as f64 / 1e6;
     Percentiles {
-        p50: at(0.5),
-        p90: at(0.9),
-        p99: at(0.99),
-        max: v[v.len() - 1] as f64 / 1000.0,
+        p50: ms(h.quantile(0.5)),
+        p90: ms(h.quantile(0.9)),
+        p99: ms(h.quantile(0.99)),
+        max: ms(h.max()),
     }
 }
 
@@ -139,8 +138,9 @@ pub struct Report {
 
 #[derive(Default)]
 struct Samples {
-    latency_us: Vec<u64>,
-    ttfb_us: Vec<u64>,
+    /// Nanoseconds.
+    latency: Histogram,
+    ttfb: Histogram,
     bytes: u64,
     errors: BTreeMap<String, u64>,
 }
@@ -149,6 +149,8 @@ struct Bench {
     cfg: Config,
     host: String,
     data: Bytes,
+    /// Paths of the prepared objects (at least one, so a read always has a key).
+    keys: Vec<String>,
 }
 
 /// One worker's keep-alive connection. The worker's own task drives it (no connection task,
@@ -160,6 +162,9 @@ struct Conn {
     signatures: Signatures,
     /// The request head being sent.
     out: Vec<u8>,
+    /// A monotonic instant and the wall-clock time it was, to date requests without
+    /// another clock read.
+    epoch: (Instant, SystemTime),
 }
 
 /// SigV4-signed request heads of this second, by request. The signed date has a resolution
@@ -173,7 +178,8 @@ struct Signatures {
     /// Reused to spell the lookup key without allocating.
     scratch: String,
     /// Request line and headers, each line ending in CRLF, without the blank line.
-    by_request: HashMap<String, Vec<u8>>,
+    /// Keyed with a fast non-cryptographic hash: the keys are this client's own requests.
+    by_request: HashMap<String, Vec<u8>, foldhash::fast::RandomState>,
 }
 
 impl Conn {
@@ -182,7 +188,12 @@ impl Conn {
             wire: wire::Wire::new(host),
             signatures: Signatures::default(),
             out: Vec::with_capacity(1024),
+            epoch: (Instant::now(), SystemTime::now()),
         }
+    }
+
+    fn wall_clock(&self, at: Instant) -> SystemTime {
+        self.epoch.1 + at.saturating_duration_since(self.epoch.0)
     }
 }
 
@@ -197,13 +208,22 @@ struct Done {
 impl Bench {
     /// Writes the signed head of a request into `conn.out` (signatures reused within the
     /// second, see [`Signatures`]).
-    fn build(&self, conn: &mut Conn, method: &str, path: &str, query: &str, len: usize) {
+    #[allow(clippy::too_many_arguments)]
+    fn build(
+        &self,
+        conn: &mut Conn,
+        at: Instant,
+        method: &str,
+        path: &str,
+        query: &str,
+        len: usize,
+    ) {
         let payload = if len == 0 {
             EMPTY_SHA256
         } else {
             UNSIGNED_PAYLOAD
         };
-        let now = SystemTime::now();
+        let now = conn.wall_clock(at);
         let second = now
             .duration_since(SystemTime::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
@@ -214,7 +234,9 @@ impl Bench {
         }
         use std::fmt::Write as _;
         signatures.scratch.clear();
-        let _ = write!(signatures.scratch, "{method} {path}?{query} {payload}");
+        for part in [method, " ", path, "?", query, " ", payload] {
+            signatures.scratch.push_str(part);
+        }
         conn.out.clear();
         match signatures.by_request.get(signatures.scratch.as_str()) {
             Some(head) => conn.out.extend_from_slice(head),
@@ -255,31 +277,41 @@ impl Bench {
 
     /// Sends a request and reads its reply, keeping `keep` bytes of the body (4 KiB of an
     /// error's).
+    #[allow(clippy::too_many_arguments)]
     async fn send(
         &self,
         conn: &mut Conn,
+        at: Instant,
         method: &str,
         path: &str,
         query: &str,
         body: &[u8],
         keep: usize,
     ) -> Result<wire::Reply, String> {
-        self.build(conn, method, path, query, body.len());
+        self.build(conn, at, method, path, query, body.len());
         conn.wire
-            .exchange(&mut conn.out, body, method == "HEAD", keep, keep.max(4096))
+            .exchange(
+                at,
+                &mut conn.out,
+                body,
+                method == "HEAD",
+                keep,
+                keep.max(4096),
+            )
             .await
     }
 
     async fn request(
         &self,
         conn: &mut Conn,
+        at: Instant,
         method: &str,
         path: &str,
         query: &str,
         body: Bytes,
     ) -> Result<Done, String> {
         let sent = body.len() as u64;
-        let r = self.send(conn, method, path, query, &body, 0).await?;
+        let r = self.send(conn, at, method, path, query, &body, 0).await?;
         let code = (r.status >= 300).then(|| {
             let text = String::from_utf8_lossy(&r.body);
             text.split("<Code>")
@@ -300,14 +332,27 @@ impl Bench {
     }
 
     fn key(&self, i: usize) -> String {
-        format!("/{}/cairn-bench/obj-{i:08}", self.cfg.bucket)
+        object_path(&self.cfg.bucket, i)
     }
 
-    async fn put(&self, conn: &mut Conn, path: &str, rng: &mut impl Rng) -> Result<Done, String> {
+    async fn put(
+        &self,
+        conn: &mut Conn,
+        at: Instant,
+        path: &str,
+        rng: &mut impl Rng,
+    ) -> Result<Done, String> {
         let len = self.size(rng).min(self.data.len());
         let start = rng.gen_range(0..=self.data.len() - len);
-        self.request(conn, "PUT", path, "", self.data.slice(start..start + len))
-            .await
+        self.request(
+            conn,
+            at,
+            "PUT",
+            path,
+            "",
+            self.data.slice(start..start + len),
+        )
+        .await
     }
 
     async fn multipart(
@@ -343,7 +388,14 @@ impl Bench {
             "<CompleteMultipartUpload>{xml}</CompleteMultipartUpload>"
         ));
         let mut done = self
-            .request(conn, "POST", path, &format!("uploadId={id}"), body)
+            .request(
+                conn,
+                Instant::now(),
+                "POST",
+                path,
+                &format!("uploadId={id}"),
+                body,
+            )
             .await?;
         done.bytes = sent as u64;
         done.ttfb = ttfb;
@@ -352,7 +404,7 @@ impl Bench {
 
     async fn upload_id(&self, conn: &mut Conn, path: &str) -> Result<String, String> {
         let r = self
-            .send(conn, "POST", path, "uploads=", &[], 1 << 16)
+            .send(conn, Instant::now(), "POST", path, "uploads=", &[], 1 << 16)
             .await?;
         let out = String::from_utf8_lossy(&r.body);
         out.split("<UploadId>")
@@ -369,11 +421,18 @@ impl Bench {
         query: &str,
         body: Bytes,
     ) -> Result<String, String> {
-        let r = self.send(conn, "PUT", path, query, &body, 0).await?;
+        let r = self
+            .send(conn, Instant::now(), "PUT", path, query, &body, 0)
+            .await?;
         r.etag
             .filter(|_| r.status == 200)
             .ok_or_else(|| format!("part upload failed: HTTP {}", r.status))
     }
+}
+
+/// The path of the benchmark's `i`th object.
+fn object_path(bucket: &str, i: usize) -> String {
+    format!("/{bucket}/cairn-bench/obj-{i:08}")
 }
 
 /// Run a benchmark; `progress` is called about once a second with (seconds, operations).
@@ -390,16 +449,26 @@ pub async fn run(cfg: Config, mut progress: impl FnMut(f64, u64)) -> Result<Repo
     rng.fill(&mut data[..]);
     // The host goes into request heads verbatim: it must be a valid header value.
     http::HeaderValue::from_str(&host).map_err(|_| BenchError::Endpoint(cfg.endpoint.clone()))?;
+    let prepared = match cfg.op {
+        Op::Get | Op::Mixed | Op::List => cfg.objects,
+        Op::Delete => cfg.objects.max(cfg.concurrency * 100),
+        _ => 0,
+    };
+    let keys = (0..prepared.max(1))
+        .map(|i| object_path(&cfg.bucket, i))
+        .collect();
     let bench = Arc::new(Bench {
         cfg: cfg.clone(),
         host,
         data: Bytes::from(data),
+        keys,
     });
     // Set up: the bucket, and objects for operations that read or remove them.
     let mut conn = Conn::new(&bench.host);
     let mk = bench
         .request(
             &mut conn,
+            Instant::now(),
             "PUT",
             &format!("/{}", cfg.bucket),
             "",
@@ -413,11 +482,6 @@ pub async fn run(cfg: Config, mut progress: impl FnMut(f64, u64)) -> Result<Repo
             cfg.bucket, mk.code
         )));
     }
-    let prepared = match cfg.op {
-        Op::Get | Op::Mixed | Op::List => cfg.objects,
-        Op::Delete => cfg.objects.max(cfg.concurrency * 100),
-        _ => 0,
-    };
     let next = Arc::new(AtomicU64::new(0));
     let prep: Vec<_> = (0..cfg.concurrency.max(1))
         .map(|w| {
@@ -430,7 +494,9 @@ pub async fn run(cfg: Config, mut progress: impl FnMut(f64, u64)) -> Result<Repo
                     if i >= prepared {
                         return Ok::<(), String>(());
                     }
-                    let d = bench.put(&mut conn, &bench.key(i), &mut rng).await?;
+                    let d = bench
+                        .put(&mut conn, Instant::now(), &bench.key(i), &mut rng)
+                        .await?;
                     if d.status != 200 {
                         return Err(format!("preparing objects: {:?}", d.code));
                     }
@@ -465,14 +531,15 @@ pub async fn run(cfg: Config, mut progress: impl FnMut(f64, u64)) -> Result<Repo
                 let mut local: BTreeMap<&'static str, Samples> = BTreeMap::new();
                 let mut mine: Vec<String> = Vec::new();
                 let mut n = 0usize;
+                // One clock read per request: a request starts when the previous one ended.
+                let mut t = Instant::now();
                 while !stop.load(Ordering::Relaxed) {
-                    let t = Instant::now();
                     let pick = rng.gen_range(0..100);
                     let (name, result) = match bench.cfg.op {
                         Op::Put => (
                             "PUT",
                             bench
-                                .put(conn, &bench.key(1_000_000 + w * 1_000_000 + n), &mut rng)
+                                .put(conn, t, &bench.key(1_000_000 + w * 1_000_000 + n), &mut rng)
                                 .await,
                         ),
                         Op::Multipart => (
@@ -486,8 +553,9 @@ pub async fn run(cfg: Config, mut progress: impl FnMut(f64, u64)) -> Result<Repo
                             bench
                                 .request(
                                     conn,
+                                    t,
                                     "GET",
-                                    &bench.key(rng.gen_range(0..prepared.max(1))),
+                                    &bench.keys[rng.gen_range(0..bench.keys.len())],
                                     "",
                                     Bytes::new(),
                                 )
@@ -498,6 +566,7 @@ pub async fn run(cfg: Config, mut progress: impl FnMut(f64, u64)) -> Result<Repo
                             bench
                                 .request(
                                     conn,
+                                    t,
                                     "GET",
                                     &format!("/{}", bench.cfg.bucket),
                                     "list-type=2&max-keys=1000&prefix=cairn-bench%2F",
@@ -513,26 +582,26 @@ pub async fn run(cfg: Config, mut progress: impl FnMut(f64, u64)) -> Result<Repo
                             (
                                 "DELETE",
                                 bench
-                                    .request(conn, "DELETE", &bench.key(i), "", Bytes::new())
+                                    .request(conn, t, "DELETE", &bench.key(i), "", Bytes::new())
                                     .await,
                             )
                         }
                         Op::Mixed => {
                             // Reads go to the prepared objects; writes to this worker's own
                             // keys, which are the only ones it deletes: no false NoSuchKey.
-                            let key = bench.key(rng.gen_range(0..prepared.max(1)));
+                            let key = &bench.keys[rng.gen_range(0..bench.keys.len())];
                             match pick {
                                 0..45 => (
                                     "GET",
-                                    bench.request(conn, "GET", &key, "", Bytes::new()).await,
+                                    bench.request(conn, t, "GET", key, "", Bytes::new()).await,
                                 ),
                                 45..75 => (
                                     "STAT",
-                                    bench.request(conn, "HEAD", &key, "", Bytes::new()).await,
+                                    bench.request(conn, t, "HEAD", key, "", Bytes::new()).await,
                                 ),
                                 75..90 => {
                                     let own = bench.key(10_000_000 + w * 1_000_000 + n);
-                                    let r = bench.put(conn, &own, &mut rng).await;
+                                    let r = bench.put(conn, t, &own, &mut rng).await;
                                     if r.as_ref().is_ok_and(|d| d.code.is_none()) {
                                         mine.push(own);
                                     }
@@ -541,34 +610,44 @@ pub async fn run(cfg: Config, mut progress: impl FnMut(f64, u64)) -> Result<Repo
                                 _ => match mine.pop() {
                                     Some(own) => (
                                         "DELETE",
-                                        bench.request(conn, "DELETE", &own, "", Bytes::new()).await,
+                                        bench
+                                            .request(conn, t, "DELETE", &own, "", Bytes::new())
+                                            .await,
                                     ),
                                     None => (
                                         "STAT",
-                                        bench.request(conn, "HEAD", &key, "", Bytes::new()).await,
+                                        bench.request(conn, t, "HEAD", key, "", Bytes::new()).await,
                                     ),
                                 },
                             }
                         }
                     };
+                    let end = Instant::now();
+                    let latency = end.duration_since(t);
+                    t = end;
                     let s = local.entry(name).or_default();
                     match result {
                         Ok(d) if d.code.is_none() => {
-                            s.latency_us.push(t.elapsed().as_micros() as u64);
-                            s.ttfb_us.push(d.ttfb.as_micros() as u64);
+                            s.latency.record(latency.as_nanos() as u64);
+                            s.ttfb.record(d.ttfb.as_nanos() as u64);
                             s.bytes += d.bytes;
                         }
                         Ok(d) => *s.errors.entry(d.code.unwrap_or_default()).or_default() += 1,
                         Err(e) => *s.errors.entry(format!("transport: {e}")).or_default() += 1,
                     }
-                    count.fetch_add(1, Ordering::Relaxed);
                     n += 1;
+                    // The shared counter only feeds the progress line: batched, so the
+                    // workers do not bounce its cache line between cores on every request.
+                    if n.is_multiple_of(32) {
+                        count.fetch_add(32, Ordering::Relaxed);
+                    }
                 }
+                count.fetch_add(n as u64 % 32, Ordering::Relaxed);
                 let mut all = samples.lock();
                 for (k, v) in local {
                     let e = all.entry(k).or_default();
-                    e.latency_us.extend(v.latency_us);
-                    e.ttfb_us.extend(v.ttfb_us);
+                    e.latency.merge(&v.latency);
+                    e.ttfb.merge(&v.ttfb);
                     e.bytes += v.bytes;
                     for (code, c) in v.errors {
                         *e.errors.entry(code).or_default() += c;
@@ -577,8 +656,24 @@ pub async fn run(cfg: Config, mut progress: impl FnMut(f64, u64)) -> Result<Repo
             })
         })
         .collect();
+    // The progress clock is a plain thread, so the runtime needs no timer driver (whose
+    // bookkeeping on every park of a worker showed in the client's profile).
+    let tick = Arc::new(tokio::sync::Notify::new());
+    {
+        let (tick, stop, every) = (
+            tick.clone(),
+            stop.clone(),
+            Duration::from_millis(250).min(cfg.duration),
+        );
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                std::thread::sleep(every);
+                tick.notify_one();
+            }
+        });
+    }
     while start.elapsed() < cfg.duration && !workers.iter().all(|w| w.is_finished()) {
-        tokio::time::sleep(Duration::from_millis(250).min(cfg.duration)).await;
+        tick.notified().await;
         progress(start.elapsed().as_secs_f64(), count.load(Ordering::Relaxed));
     }
     stop.store(true, Ordering::Relaxed);
@@ -587,8 +682,8 @@ pub async fn run(cfg: Config, mut progress: impl FnMut(f64, u64)) -> Result<Repo
     }
     let seconds = start.elapsed().as_secs_f64();
     let mut ops = BTreeMap::new();
-    for (name, mut s) in std::mem::take(&mut *samples.lock()) {
-        let count = s.latency_us.len() as u64;
+    for (name, s) in std::mem::take(&mut *samples.lock()) {
+        let count = s.latency.len();
         ops.insert(
             name.to_string(),
             OpStats {
@@ -596,8 +691,8 @@ pub async fn run(cfg: Config, mut progress: impl FnMut(f64, u64)) -> Result<Repo
                 bytes: s.bytes,
                 throughput_mib_s: s.bytes as f64 / seconds / (1 << 20) as f64,
                 objects_s: count as f64 / seconds,
-                latency_ms: percentiles(&mut s.latency_us),
-                ttfb_ms: percentiles(&mut s.ttfb_us),
+                latency_ms: percentiles(&s.latency),
+                ttfb_ms: percentiles(&s.ttfb),
                 errors: s.errors,
             },
         );
@@ -641,12 +736,5 @@ mod tests {
         );
         assert!(parse_size("range:8MiB-1KiB").is_err());
         assert!(parse_size("lots").is_err());
-    }
-
-    #[test]
-    fn percentile_math() {
-        let mut v: Vec<u64> = (1..=100).map(|i| i * 1000).collect();
-        let p = percentiles(&mut v);
-        assert_eq!((p.p50, p.p90, p.p99, p.max), (51.0, 91.0, 100.0, 100.0));
     }
 }

@@ -62,6 +62,7 @@ impl Wire {
     /// reconnects.
     pub async fn exchange(
         &mut self,
+        start: Instant,
         head: &mut Vec<u8>,
         body: &[u8],
         is_head: bool,
@@ -69,7 +70,7 @@ impl Wire {
         keep_errors: usize,
     ) -> Result<Reply, String> {
         let r = self
-            .try_exchange(head, body, is_head, keep, keep_errors)
+            .try_exchange(start, head, body, is_head, keep, keep_errors)
             .await;
         if r.is_err() {
             self.stream = None;
@@ -79,6 +80,7 @@ impl Wire {
 
     async fn try_exchange(
         &mut self,
+        start: Instant,
         head: &mut Vec<u8>,
         body: &[u8],
         is_head: bool,
@@ -94,7 +96,6 @@ impl Wire {
             self.at = 0;
             self.end = 0;
         }
-        let start = Instant::now();
         {
             let Some(stream) = self.stream.as_mut() else {
                 return Err("not connected".into());
@@ -318,19 +319,34 @@ mod tests {
             )
             .await;
             let mut w = Wire::new(&addr);
-            let r = w.exchange(&mut get(), b"", false, 2, 100).await.expect("1");
+            let r = w
+                .exchange(Instant::now(), &mut get(), b"", false, 2, 100)
+                .await
+                .expect("1");
             assert_eq!((r.status, r.received), (200, 5));
             assert_eq!(r.body, b"he");
             assert_eq!(r.etag.as_deref(), Some("\"abc\""));
             // A HEAD's Content-Length announces a body that never comes.
-            let r = w.exchange(&mut get(), b"", true, 10, 10).await.expect("2");
+            let r = w
+                .exchange(Instant::now(), &mut get(), b"", true, 10, 10)
+                .await
+                .expect("2");
             assert_eq!((r.status, r.received), (200, 0));
-            let r = w.exchange(&mut get(), b"", false, 0, 100).await.expect("3");
+            let r = w
+                .exchange(Instant::now(), &mut get(), b"", false, 0, 100)
+                .await
+                .expect("3");
             assert_eq!((r.status, r.received), (404, 7));
             assert_eq!(r.body, b"<Code>N");
-            let r = w.exchange(&mut get(), b"", false, 0, 100).await.expect("4");
+            let r = w
+                .exchange(Instant::now(), &mut get(), b"", false, 0, 100)
+                .await
+                .expect("4");
             assert_eq!((r.status, r.received), (204, 0));
-            let r = w.exchange(&mut get(), b"", false, 100, 0).await.expect("5");
+            let r = w
+                .exchange(Instant::now(), &mut get(), b"", false, 100, 0)
+                .await
+                .expect("5");
             assert_eq!(r.body, b"until the end");
             assert!(
                 w.stream.is_none(),
@@ -347,7 +363,9 @@ mod tests {
         )
         .await;
         let mut w = Wire::new(&addr);
-        let e = w.exchange(&mut get(), b"", false, 0, 0).await;
+        let e = w
+            .exchange(Instant::now(), &mut get(), b"", false, 0, 0)
+            .await;
         assert!(e.is_err());
         assert!(w.stream.is_none());
     }
@@ -356,6 +374,9 @@ mod tests {
     async fn garbage_is_an_error() {
         let addr = canned(vec![b"SPDY/9 what\r\n\r\n"], 100).await;
         let mut w = Wire::new(&addr);
-        assert!(w.exchange(&mut get(), b"", false, 0, 0).await.is_err());
+        assert!(w
+            .exchange(Instant::now(), &mut get(), b"", false, 0, 0)
+            .await
+            .is_err());
     }
 }
