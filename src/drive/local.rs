@@ -73,6 +73,25 @@ async fn blocking<T: Send + 'static>(
         .map_err(|e| DriveError::Io(std::io::Error::other(e.to_string())))?
 }
 
+/// `len` bytes at `offset` of the file at `p`; a short file is an error.
+fn read_exact_at(p: &Path, offset: u64, len: usize) -> DriveResult<Vec<u8>> {
+    let f = File::open(p)?;
+    // Read into uninitialised capacity: zeroing a shard-sized buffer first cost as much as
+    // a copy of it.
+    let mut buf = Vec::with_capacity(len);
+    while buf.len() < len {
+        let before = buf.len();
+        let at = offset + before as u64;
+        rustix::io::pread(&f, rustix::buffer::spare_capacity(&mut buf), at)
+            .map_err(std::io::Error::from)?;
+        if buf.len() == before {
+            return Err(std::io::Error::from(std::io::ErrorKind::UnexpectedEof).into());
+        }
+    }
+    buf.truncate(len);
+    Ok(buf)
+}
+
 /// Largest file [`read_cached`] reads on the caller's thread (metadata is usually a few KiB).
 const CACHED_READ_MAX: u64 = 256 << 10;
 
@@ -649,22 +668,24 @@ impl Drive for LocalDrive {
 
     async fn read_file(&self, file: &FileRef, offset: u64, len: usize) -> DriveResult<Bytes> {
         let p = self.file_path(file)?;
+        blocking(move || Ok(Bytes::from(read_exact_at(&p, offset, len)?))).await
+    }
+
+    async fn read_chunk(
+        &self,
+        file: &FileRef,
+        offset: u64,
+        len: usize,
+        shard: usize,
+        chunk: u64,
+    ) -> DriveResult<Result<Bytes, cairn_erasure::Error>> {
+        let p = self.file_path(file)?;
+        // Hashed on the I/O thread right after the read, while the bytes are in the CPU's
+        // cache, and off the async workers (the shards of a block verify in parallel).
         blocking(move || {
-            let f = File::open(p)?;
-            // Read into uninitialised capacity: zeroing a shard-sized buffer first cost as
-            // much as a copy of it.
-            let mut buf = Vec::with_capacity(len);
-            while buf.len() < len {
-                let before = buf.len();
-                let at = offset + before as u64;
-                rustix::io::pread(&f, rustix::buffer::spare_capacity(&mut buf), at)
-                    .map_err(std::io::Error::from)?;
-                if buf.len() == before {
-                    return Err(std::io::Error::from(std::io::ErrorKind::UnexpectedEof).into());
-                }
-            }
-            buf.truncate(len);
-            Ok(Bytes::from(buf))
+            let framed = Bytes::from(read_exact_at(&p, offset, len)?);
+            Ok(cairn_erasure::bitrot::verify_framed(&framed, shard, chunk)
+                .map(|payload| framed.slice_ref(payload)))
         })
         .await
     }

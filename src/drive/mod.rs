@@ -167,6 +167,21 @@ pub trait Drive: Send + Sync + std::fmt::Debug {
     async fn file_size(&self, file: &FileRef) -> DriveResult<u64>;
     /// Read `len` bytes at `offset` of a file; short files are an error.
     async fn read_file(&self, file: &FileRef, offset: u64, len: usize) -> DriveResult<Bytes>;
+    /// Read one bitrot-framed chunk (`[hash][payload]`, `len` bytes at `offset`) of shard
+    /// `shard`, chunk number `chunk`, and verify it: its payload, or the bitrot error when
+    /// the bytes were read but do not match their hash. A drive may verify where it reads:
+    /// the local drive hashes on its I/O thread while the bytes are still in the cache.
+    async fn read_chunk(
+        &self,
+        file: &FileRef,
+        offset: u64,
+        len: usize,
+        shard: usize,
+        chunk: u64,
+    ) -> DriveResult<Result<Bytes, cairn_erasure::Error>> {
+        let framed = self.read_file(file, offset, len).await?;
+        Ok(cairn_erasure::bitrot::verify_framed(&framed, shard, chunk).map(|p| framed.slice_ref(p)))
+    }
     /// The key components directly under `prefix` (which is empty or ends in `/`) that the
     /// query selects: the smallest wanted names, sorted.
     async fn list_dir(&self, bucket: &str, prefix: &str, query: &DirQuery) -> DriveResult<DirPage>;

@@ -165,26 +165,23 @@ impl ObjectReader {
                 };
                 async move {
                     let src = src?;
-                    let framed = match &src.inline {
+                    let len = bitrot::HASH_LEN + chunk;
+                    let verified = match &src.inline {
                         Some(b) => {
                             let start = offset as usize;
-                            (start + bitrot::HASH_LEN + chunk <= b.len())
-                                .then(|| b.slice(start..start + bitrot::HASH_LEN + chunk))
+                            let framed = (start + len <= b.len()).then(|| b.slice(start..start + len))?;
+                            bitrot::verify_framed(&framed, s, block).map(|p| framed.slice_ref(p))
                         }
                         None => src
                             .drive
-                            .read_file(&file, offset, bitrot::HASH_LEN + chunk)
+                            .read_chunk(&file, offset, len, s, block)
                             .await
                             .map_err(|e| tracing::warn!(drive = src.drive.name(), error = %e, "shard read failed"))
-                            .ok(),
-                    }?;
-                    match bitrot::verify_framed(&framed, s, block) {
-                        Ok(payload) => Some(framed.slice_ref(payload)),
-                        Err(e) => {
-                            tracing::warn!(drive = src.drive.name(), error = %e, "bitrot");
-                            None
-                        }
-                    }
+                            .ok()?,
+                    };
+                    verified
+                        .map_err(|e| tracing::warn!(drive = src.drive.name(), error = %e, "bitrot"))
+                        .ok()
                 }
             }))
             .await;
