@@ -180,7 +180,10 @@ pub trait Drive: Send + Sync + std::fmt::Debug {
         chunk: u64,
     ) -> DriveResult<Result<Bytes, cairn_erasure::Error>> {
         let framed = self.read_file(file, offset, len).await?;
-        Ok(cairn_erasure::bitrot::verify_framed(&framed, shard, chunk).map(|p| framed.slice_ref(p)))
+        Ok(
+            cairn_erasure::bitrot::verify_framed(&framed, shard, chunk)
+                .map(|p| framed.slice_ref(p)),
+        )
     }
     /// The key components directly under `prefix` (which is empty or ends in `/`) that the
     /// query selects: the smallest wanted names, sorted.
