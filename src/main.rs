@@ -996,9 +996,15 @@ fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if matches!(cli.command, Command::Bench { .. }) {
+        // The load generator needs I/O only: no timer, signal or child-process drivers to
+        // service on every park of a worker (its own cost is what it must keep low).
+        builder.enable_io();
+    } else {
+        builder.enable_all();
+    }
+    let runtime = builder.build()?;
     match cli.command {
         Command::Server { address, drives } => runtime.block_on(server(address, drives)),
         Command::Admin { command } => admin(command),
@@ -1076,12 +1082,6 @@ fn main() -> anyhow::Result<()> {
                     .with_context(|| format!("bad duration {duration:?}"))?,
                 objects,
             };
-            // I/O only: no timer, signal or child-process drivers to service on every
-            // park of a worker (the load generator's own cost is what it must keep low).
-            drop(runtime);
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .enable_io()
-                .build()?;
             let report = runtime.block_on(cairn::bench::run(cfg, |secs, ops| {
                 eprint!(
                     "\r{secs:5.1}s  {ops} operations  ({:.0}/s)   ",

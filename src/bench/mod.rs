@@ -497,7 +497,7 @@ pub async fn run(cfg: Config, mut progress: impl FnMut(f64, u64)) -> Result<Repo
                         return Ok::<(), String>(());
                     }
                     let d = bench
-                        .put(&mut conn, Instant::now(), &bench.key(i), &mut rng)
+                        .put(&mut conn, Instant::now(), &bench.keys[i], &mut rng)
                         .await?;
                     if d.status != 200 {
                         return Err(format!("preparing objects: {:?}", d.code));
@@ -584,7 +584,7 @@ pub async fn run(cfg: Config, mut progress: impl FnMut(f64, u64)) -> Result<Repo
                             (
                                 "DELETE",
                                 bench
-                                    .request(conn, t, "DELETE", &bench.key(i), "", Bytes::new())
+                                    .request(conn, t, "DELETE", &bench.keys[i], "", Bytes::new())
                                     .await,
                             )
                         }
