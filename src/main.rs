@@ -195,6 +195,24 @@ enum AdminCommand {
         #[command(subcommand)]
         command: BucketCommand,
     },
+    /// Drives: tell Cairn that an empty drive is a real replacement.
+    Drive {
+        #[command(subcommand)]
+        command: DriveCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum DriveCommand {
+    /// The empty drive at ENDPOINT (as `cairn admin info` names it) replaces a lost one:
+    /// format it into its slot and heal its set onto it, even if it is not a mount point.
+    Replace {
+        #[command(flatten)]
+        conn: Conn,
+        /// The drive's endpoint: its path, or its URL in a distributed deployment.
+        #[arg(value_name = "ENDPOINT")]
+        drive: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -578,18 +596,12 @@ impl Cluster {
                     ))));
                     local.push(None);
                 }
-                None => match cairn::drive::LocalDrive::open_named(path, e.to_string()) {
-                    Ok(d) => {
-                        let d: Arc<dyn cairn::drive::Drive> = Arc::new(d);
-                        drives.push(Some(d.clone()));
-                        local.push(Some(d));
-                    }
-                    Err(err) => {
-                        tracing::warn!(drive = %e, error = %err, "drive unavailable");
-                        drives.push(None);
-                        local.push(None);
-                    }
-                },
+                None => {
+                    let d: Arc<dyn cairn::drive::Drive> =
+                        Arc::new(cairn::drive::LocalDrive::open_named(path, e.to_string()));
+                    drives.push(Some(d.clone()));
+                    local.push(Some(d));
+                }
             }
         }
         let table = Arc::new(LockTable::default());
@@ -817,6 +829,14 @@ fn admin(command: AdminCommand) -> anyhow::Result<()> {
         AdminCommand::Bucket {
             command: BucketCommand::Quota { command },
         } => quota(command),
+        AdminCommand::Drive {
+            command: DriveCommand::Replace { conn, drive },
+        } => {
+            let _: serde_json::Value =
+                connect(&conn)?.call("POST", "drive/replace", &[("endpoint", drive.clone())])?;
+            println!("{drive}: formatted as a replacement; its set is healing onto it (cairn admin heal --status)");
+            Ok(())
+        }
         AdminCommand::Metrics { conn, json } => {
             let m: cairn::admin::Metrics = connect(&conn)?.call("GET", "metrics", &[])?;
             if json {
@@ -862,13 +882,16 @@ fn admin(command: AdminCommand) -> anyhow::Result<()> {
                     if d.state != "offline" {
                         online += 1;
                     }
-                    println!(
-                        "  {:<8} {}  {} used of {}",
-                        d.state,
-                        d.endpoint,
-                        human(d.used),
-                        human(d.total)
-                    );
+                    match &d.reason {
+                        Some(reason) => println!("  {:<8} {}  ({reason})", d.state, d.endpoint),
+                        None => println!(
+                            "  {:<8} {}  {} used of {}",
+                            d.state,
+                            d.endpoint,
+                            human(d.used),
+                            human(d.total)
+                        ),
+                    }
                 }
             }
             println!("{online}/{total} drives online");

@@ -704,3 +704,79 @@ pub fn unplug(drive: &Path) -> PathBuf {
     std::fs::rename(drive, &aside).expect("unplug the drive");
     aside
 }
+
+/// Run `cairn admin ARGS --endpoint ENDPOINT` with the test credentials; (exit code, stdout
+/// followed by stderr).
+pub fn admin(endpoint: &str, args: &[&str]) -> (i32, String) {
+    let out = Command::new(binary())
+        .arg("admin")
+        .args(args)
+        .arg("--endpoint")
+        .arg(endpoint)
+        .env("CAIRN_ROOT_USER", ACCESS_KEY)
+        .env("CAIRN_ROOT_PASSWORD", SECRET_KEY)
+        .output()
+        .expect("cairn admin");
+    let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
+    text.push_str(&String::from_utf8_lossy(&out.stderr));
+    (out.status.code().unwrap_or(-1), text)
+}
+
+/// Wait up to `timeout` for `f` to hold; panics naming `what` otherwise.
+pub fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if f() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    panic!("timed out waiting for {what}");
+}
+
+/// A tmpfs mounted on a directory (which must exist); lazily unmounted when dropped.
+pub struct Tmpfs {
+    pub path: PathBuf,
+    mounted: bool,
+}
+
+impl Tmpfs {
+    /// Mount a fresh, empty tmpfs of `mib` MiB at `path` (tests run as root).
+    pub fn mount(path: &Path, mib: u32) -> Tmpfs {
+        let status = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={mib}m"), "tmpfs"])
+            .arg(path)
+            .status()
+            .expect("run mount");
+        assert!(
+            status.success(),
+            "mount tmpfs on {} (tests need root)",
+            path.display()
+        );
+        Tmpfs {
+            path: path.to_path_buf(),
+            mounted: true,
+        }
+    }
+
+    /// `umount -l`: the mount goes away at once, as a disk pulled while running does.
+    pub fn unmount(&mut self) {
+        if self.mounted {
+            let status = Command::new("umount")
+                .arg("-l")
+                .arg(&self.path)
+                .status()
+                .expect("run umount");
+            assert!(status.success(), "umount {}", self.path.display());
+            self.mounted = false;
+        }
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        if self.mounted {
+            let _ = Command::new("umount").arg("-l").arg(&self.path).status();
+        }
+    }
+}

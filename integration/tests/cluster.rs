@@ -561,8 +561,8 @@ async fn partition_one_from_three() {
     }
 }
 
-/// A drive replaced by an empty one while its node was down is formatted and rebuilt by that
-/// node; any node reports the tracker; the rebuilt shards carry reads once two other nodes
+/// A drive replaced by an empty one while its node was down, once the operator says it is a
+/// replacement, is formatted and rebuilt by that node; any node reports the tracker; the rebuilt shards carry reads once two other nodes
 /// are gone.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replaced_drive_is_rebuilt_by_its_node() {
@@ -591,6 +591,11 @@ async fn a_replaced_drive_is_rebuilt_by_its_node() {
     std::fs::create_dir_all(&replaced).expect("empty drive");
     cl.spawn(2);
     tokio::task::block_in_place(|| cl.wait_ready(2));
+    // An empty folder is no proof of a new disk: the operator says it is one, through
+    // another node (which formats it over RPC; its own node then heals onto it).
+    let endpoint = format!("{}{}", cl.endpoint(2), replaced.display());
+    let (code, out) = cairn_integration::admin(&cl.endpoint(0), &["drive", "replace", &endpoint]);
+    assert_eq!(code, 0, "{out}");
     let deadline = Instant::now() + Duration::from_secs(90);
     while !objects
         .iter()

@@ -10,7 +10,7 @@ use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use aws_sdk_s3::Client;
-use cairn_integration::{binary, unplug, Server, ACCESS_KEY, REGION, SECRET_KEY};
+use cairn_integration::{unplug, wait_until as wait_for, Server, ACCESS_KEY, REGION, SECRET_KEY};
 
 fn client(server: &Server) -> Client {
     let conf = aws_sdk_s3::Config::builder()
@@ -30,21 +30,9 @@ fn data(len: usize, seed: u32) -> Vec<u8> {
         .collect()
 }
 
-/// Run `cairn admin ...` against the server; returns (exit code, stdout).
+/// Run `cairn admin ...` against the server; returns (exit code, output).
 fn admin(server: &Server, args: &[&str]) -> (i32, String) {
-    let out = Command::new(binary())
-        .arg("admin")
-        .args(args)
-        .arg("--endpoint")
-        .arg(&server.endpoint)
-        .env("CAIRN_ROOT_USER", ACCESS_KEY)
-        .env("CAIRN_ROOT_PASSWORD", SECRET_KEY)
-        .output()
-        .expect("cairn admin");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-    )
+    cairn_integration::admin(&server.endpoint, args)
 }
 
 fn files_named(dir: &Path, name: &str) -> Vec<PathBuf> {
@@ -174,17 +162,6 @@ async fn deleted_shards_and_bitrot_are_healed_by_admin_heal() {
     read_all_without(&c, &s, "heal", &[2, 3], &objects).await;
 }
 
-fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while Instant::now() < deadline {
-        if f() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    panic!("timed out waiting for {what}");
-}
-
 #[tokio::test]
 async fn replaced_drive_is_healed_and_resumes_after_restart() {
     let keep = tempfile::tempdir().expect("tmp");
@@ -196,12 +173,22 @@ async fn replaced_drive_is_healed_and_resumes_after_restart() {
     let c = client(&s);
     let objects = put_objects(&c, "swap", 160).await;
     drop(s);
-    // Drive 3 is replaced by an empty one while the server is down.
+    // Drive 3 is replaced by an empty folder while the server is down: not a mount point,
+    // so it waits, offline, for the operator to say it is a replacement.
     std::fs::remove_dir_all(&paths[2]).expect("wipe");
     std::fs::create_dir(&paths[2]).expect("empty drive");
     // Heal slowly, and stop the server in the middle.
     let s = start("slow");
     let tracker = paths[2].join(".cairn.sys/healing.json");
+    let (code, info) = admin(&s, &["info"]);
+    assert_eq!(code, 0);
+    assert!(info.contains("(format missing)"), "{info}");
+    assert!(
+        !paths[2].join(".cairn.sys").exists(),
+        "formatted without the operator"
+    );
+    let (code, out) = admin(&s, &["drive", "replace", &paths[2].display().to_string()]);
+    assert_eq!(code, 0, "{out}");
     wait_for("tracker progress", Duration::from_secs(60), || {
         std::fs::read_to_string(&tracker)
             .is_ok_and(|t| t.contains("\"objects_done\"") && !t.contains("\"objects_done\":0"))
@@ -378,11 +365,25 @@ async fn a_drive_swapped_while_running_is_noticed_and_healed() {
     );
     let c = client(&s);
     let objects = put_objects(&c, "live", 20).await;
-    // The disk of drive 1 is swapped for an empty one under the running server.
+    // The folder of drive 1 is swapped for an empty one under the running server: it goes
+    // offline and stays so (it could be the bare mount point of a failed disk) until the
+    // operator says it is a replacement.
     unplug(&s.drives[1]);
     std::fs::create_dir(&s.drives[1]).expect("empty drive");
     let format = s.drives[1].join(".cairn.sys/format.json");
     let tracker = s.drives[1].join(".cairn.sys/healing.json");
+    wait_for("the drive to go offline", Duration::from_secs(30), || {
+        admin(&s, &["info"]).1.contains("(format missing)")
+    });
+    assert!(
+        !s.drives[1].join(".cairn.sys").exists(),
+        "formatted without the operator"
+    );
+    let (code, out) = admin(
+        &s,
+        &["drive", "replace", &s.drives[1].display().to_string()],
+    );
+    assert_eq!(code, 0, "{out}");
     wait_for(
         "the swapped drive to be formatted",
         Duration::from_secs(30),

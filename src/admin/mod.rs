@@ -4,6 +4,8 @@
 //! * `POST heal?bucket=&prefix=&deep=&dry-run=` — start (or attach to) a heal; its status;
 //! * `GET  heal/status` — heal state: running heal, replaced-drive trackers, workers, usage;
 //! * `POST heal/speed?value=slow|normal|fast` — change heal pacing at runtime;
+//! * `POST drive/replace?endpoint=` — the unformatted, empty drive `endpoint` is a real
+//!   replacement: format it into its slot and heal its set onto it;
 //! * `GET  quota?bucket=&prefix=` — a bucket's (or prefix's) hard quota and usage;
 //! * `PUT  quota?bucket=&prefix=&size=` — set it (`size=0` removes it).
 
@@ -28,6 +30,10 @@ pub struct DriveInfo {
     pub endpoint: String,
     /// `online`, `offline` or `healing`.
     pub state: String,
+    /// Why an offline drive is offline: `root missing`, `not mounted`, `device changed`,
+    /// `format missing`, `timing out`, `unreachable: ...`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
     pub total: u64,
     pub used: u64,
 }
@@ -124,16 +130,39 @@ pub async fn info(state: &S3State, healer: &Healer) -> Info {
     for set in state.store.sets() {
         let mut drives = Vec::new();
         for (pos, d) in set.drives.iter().enumerate() {
-            let (endpoint, disk) = match d {
-                Some(d) => (d.name().to_string(), d.disk_info().await.ok()),
-                None => (format!("set {} drive {pos} (missing)", set.index), None),
+            let slot = set.index * set.size() + pos;
+            let (endpoint, disk, reason) = match d {
+                Some(d) => {
+                    let status = match d.probe().await {
+                        Ok(p) => state.store.drive_status(slot, &p),
+                        Err(e) => crate::drive::DriveStatus::Offline(
+                            crate::drive::OfflineReason::Unreachable(e.to_string()),
+                        ),
+                    };
+                    match status {
+                        crate::drive::DriveStatus::Offline(r) => {
+                            (d.name().to_string(), None, Some(r.to_string()))
+                        }
+                        _ => (d.name().to_string(), d.disk_info().await.ok(), None),
+                    }
+                }
+                None => (
+                    format!("set {} drive {pos} (missing)", set.index),
+                    None,
+                    Some("not found at start".to_string()),
+                ),
             };
             let state = match &disk {
                 None => "offline",
                 Some(_) if healing.contains(&endpoint.as_str()) => "healing",
                 Some(_) => "online",
             };
+            let reason = match (&disk, reason) {
+                (None, None) => Some("unreachable".to_string()),
+                (_, r) => r,
+            };
             drives.push(DriveInfo {
+                reason,
                 state: state.to_string(),
                 total: disk.as_ref().map_or(0, |i| i.total),
                 used: disk.as_ref().map_or(0, |i| i.total.saturating_sub(i.free)),
@@ -248,6 +277,24 @@ pub async fn handle(
             json(StatusCode::OK, &status)
         }
         (&Method::GET, "heal/status") => json(StatusCode::OK, &healer.state()),
+        (&Method::POST, "drive/replace") => {
+            let Some(endpoint) = q("endpoint").filter(|e| !e.is_empty()) else {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    "InvalidArgument",
+                    "endpoint is required",
+                );
+            };
+            if let Err(e) = state.store.replace_drive(endpoint).await {
+                return object_error(e);
+            }
+            // A drive of this node heals at once; another node's within its drive check.
+            healer.check_drives().await;
+            json(
+                StatusCode::OK,
+                &serde_json::json!({ "endpoint": endpoint, "state": "healing" }),
+            )
+        }
         (&Method::POST, "heal/speed") => match q("value").and_then(Speed::parse) {
             Some(s) => {
                 healer.set_speed(s);

@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use super::{
     BucketEntry, DirPage, DirQuery, DiskInfo, Drive, DriveError, DriveResult, Entry, FileRef,
-    FileWriter, StagedData,
+    FileWriter, Probe, StagedData,
 };
 
 /// What the wrapped drive does wrong.
@@ -103,6 +103,19 @@ impl Drive for FaultyDrive {
     async fn disk_info(&self) -> DriveResult<DiskInfo> {
         self.check(false).await?;
         self.inner.disk_info().await
+    }
+    async fn probe(&self) -> DriveResult<Probe> {
+        self.check(false).await?;
+        self.inner.probe().await
+    }
+    async fn format(
+        &self,
+        format: Bytes,
+        healing: Option<Bytes>,
+        create_root: bool,
+    ) -> DriveResult<()> {
+        self.check(true).await?;
+        self.inner.format(format, healing, create_root).await
     }
     async fn read_sys(&self, path: &str) -> DriveResult<Bytes> {
         self.check(false).await?;

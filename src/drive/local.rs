@@ -22,10 +22,11 @@ use bytes::Bytes;
 use uuid::Uuid;
 
 use super::listing::{DirCache, DirStamp, CACHED_DIR_MIN};
+use super::mount::{self, MountRecord};
 use super::path::{self, BUCKET_META_FILE, DATA_DIR_PREFIX, META_FILE};
 use super::{
-    BucketEntry, DirPage, DirQuery, DiskInfo, Drive, DriveError, DriveResult, Entry, FileRef,
-    FileWriter, StagedData, SYS_DIR, TMP_DIR,
+    BucketEntry, DirPage, DirQuery, DiskInfo, Drive, DriveError, DriveResult, DriveStatus, Entry,
+    FileRef, FileWriter, OfflineReason, Probe, StagedData, FORMAT_FILE, SYS_DIR, TMP_DIR,
 };
 
 /// Named points of the commit sequence where tests can simulate a crash.
@@ -52,6 +53,13 @@ pub struct LocalDrive {
 pub struct Inner {
     root: PathBuf,
     name: String,
+    /// `status == Online`, read on every call without a lock.
+    online: std::sync::atomic::AtomicBool,
+    /// What the last probe found.
+    status: parking_lot::Mutex<DriveStatus>,
+    /// Where the root sat when it was formatted, from the last format.json read: lets a
+    /// drive unmounted while running be told from an empty folder.
+    recorded: parking_lot::Mutex<Option<MountRecord>>,
     /// Sorted names of large, settled directories (listing pages of huge buckets).
     dir_cache: DirCache,
     #[cfg(test)]
@@ -173,29 +181,187 @@ fn check_sys_path(p: &str) -> DriveResult<()> {
     }
 }
 
+/// The part of format.json a drive reads itself: its id and where roots were formatted.
+#[derive(serde::Deserialize)]
+struct FormatMounts {
+    drive_id: Uuid,
+    #[serde(default)]
+    mounts: std::collections::BTreeMap<Uuid, MountRecord>,
+}
+
 impl LocalDrive {
-    /// Open a drive directory, creating it if needed, and sweep staging leftovers.
-    pub fn open(root: impl Into<PathBuf>) -> DriveResult<LocalDrive> {
+    /// Open a drive directory. Nothing is created: a missing root is an offline drive (only
+    /// [`Drive::format`] of a fresh deployment creates it), an unformatted one serves
+    /// nothing until formatted. Staging leftovers of a formatted drive are swept.
+    pub fn open(root: impl Into<PathBuf>) -> LocalDrive {
         let root: PathBuf = root.into();
         let name = root.display().to_string();
         LocalDrive::open_named(root, name)
     }
 
     /// Open a drive that logs and reports itself as `name` (its endpoint URL in a cluster).
-    pub fn open_named(root: impl Into<PathBuf>, name: String) -> DriveResult<LocalDrive> {
+    pub fn open_named(root: impl Into<PathBuf>, name: String) -> LocalDrive {
         let root: PathBuf = root.into();
-        fs::create_dir_all(root.join(SYS_DIR).join(TMP_DIR))?;
         let drive = LocalDrive {
             inner: std::sync::Arc::new(Inner {
                 name,
                 root,
+                online: std::sync::atomic::AtomicBool::new(false),
+                status: parking_lot::Mutex::new(DriveStatus::Offline(OfflineReason::RootMissing)),
+                recorded: parking_lot::Mutex::new(None),
                 dir_cache: DirCache::default(),
                 #[cfg(test)]
                 crash_at: parking_lot::Mutex::new(None),
             }),
         };
-        drive.sweep_tmp()?;
-        Ok(drive)
+        let probe = drive.probe_blocking();
+        if probe.status != DriveStatus::Online {
+            tracing::warn!(drive = %drive.name, status = ?probe.status, "drive not online");
+        }
+        drive
+    }
+
+    /// What the drive is now (see [`Drive::probe`]); a drive coming online has its staging
+    /// swept first.
+    fn probe_blocking(&self) -> Probe {
+        let (status, mount, empty) = self.look();
+        let was_online = self.online.load(std::sync::atomic::Ordering::Acquire);
+        if status == DriveStatus::Online && !was_online {
+            if let Err(e) = self.sweep_tmp() {
+                tracing::warn!(drive = %self.name, error = %e, "cannot sweep staging");
+            }
+        }
+        if status != DriveStatus::Online && was_online {
+            tracing::warn!(drive = %self.name, status = ?status, "drive went offline");
+        } else if status == DriveStatus::Online && !was_online {
+            tracing::info!(drive = %self.name, "drive online");
+        }
+        *self.status.lock() = status.clone();
+        self.online.store(
+            status == DriveStatus::Online,
+            std::sync::atomic::Ordering::Release,
+        );
+        Probe {
+            status,
+            mount,
+            empty,
+        }
+    }
+
+    fn look(&self) -> (DriveStatus, Option<MountRecord>, bool) {
+        let offline = |r| (DriveStatus::Offline(r), None, false);
+        match fs::metadata(&self.root) {
+            Ok(m) if m.is_dir() => {}
+            Ok(_) => {
+                return offline(OfflineReason::Unreachable(
+                    "the drive root is not a directory".into(),
+                ))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return offline(OfflineReason::RootMissing)
+            }
+            Err(e) => return offline(OfflineReason::Unreachable(e.to_string())),
+        }
+        let now = match mount::identify(&self.root) {
+            Ok(m) => m,
+            Err(e) => return offline(OfflineReason::Unreachable(e.to_string())),
+        };
+        let empty = mount::is_empty_dir(&self.root).unwrap_or(false);
+        let status = match fs::read(self.root.join(SYS_DIR).join(FORMAT_FILE)) {
+            Ok(bytes) => {
+                let own = serde_json::from_slice::<FormatMounts>(&bytes)
+                    .ok()
+                    .and_then(|f| f.mounts.get(&f.drive_id).cloned());
+                let status = match &own {
+                    Some(r) if r.mount_point && !now.mount_point => {
+                        DriveStatus::Offline(OfflineReason::NotMounted)
+                    }
+                    Some(MountRecord {
+                        fs_uuid: Some(was), ..
+                    }) if now.fs_uuid.as_ref().is_some_and(|u| u != was) => {
+                        DriveStatus::Offline(OfflineReason::DeviceChanged)
+                    }
+                    _ => DriveStatus::Online,
+                };
+                *self.recorded.lock() = own;
+                status
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                // Formatted on a mount point, seen while running, and the mount is gone:
+                // what is left is the bare mount point, not a new disk.
+                let was_mounted = self.recorded.lock().as_ref().is_some_and(|r| r.mount_point);
+                if was_mounted && !now.mount_point {
+                    DriveStatus::Offline(OfflineReason::NotMounted)
+                } else {
+                    DriveStatus::Unformatted
+                }
+            }
+            Err(e) => DriveStatus::Offline(OfflineReason::Unreachable(e.to_string())),
+        };
+        (status, Some(now), empty)
+    }
+
+    /// Every call but `probe` and `format` is refused unless the last probe found the drive
+    /// online: nothing is written to a drive that is not there.
+    fn usable(&self) -> DriveResult<()> {
+        if self.online.load(std::sync::atomic::Ordering::Acquire) {
+            return Ok(());
+        }
+        let status = self.status.lock().clone();
+        Err(DriveError::Offline(match status {
+            DriveStatus::Offline(r) => format!("{}: {r}", self.name),
+            _ => format!("{}: not formatted", self.name),
+        }))
+    }
+
+    fn format_blocking(
+        &self,
+        format: &[u8],
+        healing: Option<&[u8]>,
+        create_root: bool,
+    ) -> DriveResult<()> {
+        if !self.root.is_dir() {
+            if !create_root {
+                return Err(DriveError::Offline(format!(
+                    "{}: {}",
+                    self.name,
+                    OfflineReason::RootMissing
+                )));
+            }
+            fs::create_dir_all(&self.root)?;
+            if let Some(parent) = self.root.parent().filter(|p| !p.as_os_str().is_empty()) {
+                fsync_dir(parent)?;
+            }
+        }
+        match self.probe_blocking().status {
+            DriveStatus::Unformatted => {}
+            DriveStatus::Online => {
+                return Err(DriveError::Offline(format!(
+                    "{}: already formatted",
+                    self.name
+                )))
+            }
+            DriveStatus::Offline(r) => {
+                return Err(DriveError::Offline(format!("{}: {r}", self.name)))
+            }
+        }
+        create_dirs_durable(&self.root, Path::new(SYS_DIR).join(TMP_DIR).as_path())?;
+        let sys = self.root.join(SYS_DIR);
+        if let Some(marker) = healing {
+            let tmp = self.stage_file(marker)?;
+            fs::rename(&tmp, sys.join(super::HEALING_FILE))?;
+        }
+        let tmp = self.stage_file(format)?;
+        fs::rename(&tmp, sys.join(FORMAT_FILE))?;
+        fsync_dir(&sys)?;
+        let status = self.probe_blocking().status;
+        if status != DriveStatus::Online {
+            return Err(DriveError::Offline(format!(
+                "{}: {status:?} after formatting",
+                self.name
+            )));
+        }
+        Ok(())
     }
 
     pub fn root(&self) -> &Path {
@@ -277,16 +443,17 @@ impl LocalDrive {
         Ok(())
     }
 
-    /// Write `data` durably to a fresh temp file and return its path.
+    /// Write `data` durably to a fresh temp file and return its path. A missing staging
+    /// directory is a drive that is gone (unmounted, say), never one to lay out again.
     fn stage_file(&self, data: &[u8]) -> DriveResult<PathBuf> {
         let tmp = self.tmp_path();
         let mut f = match File::create(&tmp) {
             Ok(f) => f,
-            // An empty drive put in place of a lost one while running: lay out its system
-            // directory (never its root: a missing mount point must stay missing).
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound && self.root.is_dir() => {
-                create_dirs_durable(&self.root, Path::new(SYS_DIR).join(TMP_DIR).as_path())?;
-                File::create(&tmp)?
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(DriveError::Offline(format!(
+                    "{}: staging directory missing",
+                    self.name
+                )))
             }
             Err(e) => return Err(e.into()),
         };
@@ -395,7 +562,7 @@ impl FileWriter for LocalFileWriter {
         let mut file = self
             .file
             .take()
-            .ok_or(DriveError::Injected("writer closed"))?;
+            .ok_or(DriveError::NotDone("writer closed"))?;
         let file = blocking(move || {
             file.write(&data)?;
             Ok(file)
@@ -409,7 +576,7 @@ impl FileWriter for LocalFileWriter {
         let file = self
             .file
             .take()
-            .ok_or(DriveError::Injected("writer closed"))?;
+            .ok_or(DriveError::NotDone("writer closed"))?;
         blocking(move || Ok(file.finish()?)).await
     }
 }
@@ -425,7 +592,23 @@ impl Drive for LocalDrive {
         &self.name
     }
 
+    async fn probe(&self) -> DriveResult<Probe> {
+        let this = self.clone();
+        blocking(move || Ok(this.probe_blocking())).await
+    }
+
+    async fn format(
+        &self,
+        format: Bytes,
+        healing: Option<Bytes>,
+        create_root: bool,
+    ) -> DriveResult<()> {
+        let this = self.clone();
+        blocking(move || this.format_blocking(&format, healing.as_deref(), create_root)).await
+    }
+
     async fn disk_info(&self) -> DriveResult<DiskInfo> {
+        self.usable()?;
         let root = self.root.clone();
         blocking(move || {
             let s = nix::sys::statvfs::statvfs(&root)
@@ -440,11 +623,13 @@ impl Drive for LocalDrive {
     }
 
     async fn read_sys(&self, path: &str) -> DriveResult<Bytes> {
+        self.usable()?;
         let p = self.sys_path(path)?;
         blocking(move || Ok(Bytes::from(fs::read(p)?))).await
     }
 
     async fn write_sys(&self, path: &str, data: Bytes) -> DriveResult<()> {
+        self.usable()?;
         let p = self.sys_path(path)?;
         let this = self.clone();
         blocking(move || {
@@ -459,6 +644,7 @@ impl Drive for LocalDrive {
     }
 
     async fn create_sys_file(&self, path: &str) -> DriveResult<Box<dyn FileWriter>> {
+        self.usable()?;
         let p = self.sys_path(path)?;
         let sys = self.root.join(SYS_DIR);
         let file = blocking(move || {
@@ -471,6 +657,7 @@ impl Drive for LocalDrive {
     }
 
     async fn rename_sys(&self, from: &str, to: &str) -> DriveResult<()> {
+        self.usable()?;
         let (from, to) = (self.sys_path(from)?, self.sys_path(to)?);
         let sys = self.root.join(SYS_DIR);
         blocking(move || {
@@ -483,6 +670,7 @@ impl Drive for LocalDrive {
     }
 
     async fn delete_sys(&self, path: &str) -> DriveResult<()> {
+        self.usable()?;
         let p = self.sys_path(path)?;
         blocking(move || {
             let r = match fs::symlink_metadata(&p) {
@@ -499,6 +687,7 @@ impl Drive for LocalDrive {
     }
 
     async fn list_sys(&self, dir: &str) -> DriveResult<Vec<String>> {
+        self.usable()?;
         let p = self.sys_path(dir)?;
         blocking(move || {
             let mut out = Vec::new();
@@ -511,6 +700,7 @@ impl Drive for LocalDrive {
     }
 
     async fn make_bucket(&self, bucket: &str, created: i64) -> DriveResult<()> {
+        self.usable()?;
         let b = self.bucket_path(bucket)?;
         let this = self.clone();
         blocking(move || {
@@ -537,6 +727,7 @@ impl Drive for LocalDrive {
     }
 
     async fn list_buckets(&self) -> DriveResult<Vec<BucketEntry>> {
+        self.usable()?;
         let root = self.root.clone();
         blocking(move || {
             let mut out = Vec::new();
@@ -558,6 +749,7 @@ impl Drive for LocalDrive {
     }
 
     async fn delete_bucket(&self, bucket: &str) -> DriveResult<()> {
+        self.usable()?;
         let b = self.bucket_path(bucket)?;
         let root = self.root.clone();
         blocking(move || {
@@ -572,6 +764,7 @@ impl Drive for LocalDrive {
     }
 
     async fn read_meta(&self, bucket: &str, key: &str) -> DriveResult<Bytes> {
+        self.usable()?;
         let (b, rel) = self.object_path(bucket, key)?;
         let file = b.join(rel).join(META_FILE);
         if let Some(v) = read_cached(&file) {
@@ -589,6 +782,7 @@ impl Drive for LocalDrive {
     }
 
     async fn read_entries(&self, bucket: &str, keys: &[String]) -> DriveResult<Vec<Entry>> {
+        self.usable()?;
         let b = self.bucket_path(bucket)?;
         let dirs: Vec<Option<PathBuf>> = keys
             .iter()
@@ -639,12 +833,14 @@ impl Drive for LocalDrive {
         meta: Option<Bytes>,
         staged: Option<StagedData>,
     ) -> DriveResult<Option<Bytes>> {
+        self.usable()?;
         let this = self.clone();
         let (bucket, key) = (bucket.to_string(), key.to_string());
         blocking(move || this.commit_blocking(&bucket, &key, meta, staged)).await
     }
 
     async fn delete_data_dir(&self, bucket: &str, key: &str, data_dir: Uuid) -> DriveResult<()> {
+        self.usable()?;
         let (b, rel) = self.object_path(bucket, key)?;
         blocking(move || {
             let dir = b.join(&rel);
@@ -662,11 +858,13 @@ impl Drive for LocalDrive {
     }
 
     async fn file_size(&self, file: &FileRef) -> DriveResult<u64> {
+        self.usable()?;
         let p = self.file_path(file)?;
         blocking(move || Ok(fs::metadata(p)?.len())).await
     }
 
     async fn read_file(&self, file: &FileRef, offset: u64, len: usize) -> DriveResult<Bytes> {
+        self.usable()?;
         let p = self.file_path(file)?;
         blocking(move || Ok(Bytes::from(read_exact_at(&p, offset, len)?))).await
     }
@@ -679,6 +877,7 @@ impl Drive for LocalDrive {
         shard: usize,
         chunk: u64,
     ) -> DriveResult<Result<Bytes, cairn_erasure::Error>> {
+        self.usable()?;
         let p = self.file_path(file)?;
         // Hashed on the I/O thread right after the read, while the bytes are in the CPU's
         // cache, and off the async workers (the shards of a block verify in parallel).
@@ -691,6 +890,7 @@ impl Drive for LocalDrive {
     }
 
     async fn list_dir(&self, bucket: &str, prefix: &str, query: &DirQuery) -> DriveResult<DirPage> {
+        self.usable()?;
         let b = self.bucket_path(bucket)?;
         let rel = path::prefix_dir(prefix).ok_or(DriveError::InvalidName)?;
         let (prefix, query) = (prefix.to_string(), query.clone());

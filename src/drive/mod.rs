@@ -9,6 +9,7 @@ mod direct;
 pub mod faulty;
 pub mod listing;
 pub mod local;
+pub mod mount;
 pub mod path;
 
 use async_trait::async_trait;
@@ -19,6 +20,7 @@ use uuid::Uuid;
 pub use faulty::{Fault, FaultyDrive};
 pub use listing::{DirPage, DirQuery};
 pub use local::LocalDrive;
+pub use mount::MountRecord;
 
 /// Directory (relative to the drive root) holding format.json, staging and internal state.
 pub const SYS_DIR: &str = ".cairn.sys";
@@ -26,6 +28,9 @@ pub const SYS_DIR: &str = ".cairn.sys";
 pub const TMP_DIR: &str = "tmp";
 /// Name of the format file inside [`SYS_DIR`].
 pub const FORMAT_FILE: &str = "format.json";
+/// Marker inside [`SYS_DIR`] of a drive formatted into a known slot and to be healed (the
+/// replaced-drive heal's resumable tracker).
+pub const HEALING_FILE: &str = "healing.json";
 
 #[derive(Debug, Error)]
 pub enum DriveError {
@@ -43,6 +48,13 @@ pub enum DriveError {
     Offline(String),
     #[error("drive is full")]
     Full,
+    /// A call that did not finish within its deadline (the drive may be hung).
+    #[error("drive call timed out: {0}")]
+    TimedOut(String),
+    /// A call that was not made or whose writer was gone (a bug or an earlier failure on
+    /// the same stream): not evidence that the drive is offline.
+    #[error("not done: {0}")]
+    NotDone(&'static str),
     #[error("injected fault: {0}")]
     Injected(&'static str),
     #[error("I/O error: {0}")]
@@ -61,6 +73,68 @@ impl From<std::io::Error> for DriveError {
 }
 
 pub type DriveResult<T> = Result<T, DriveError>;
+
+/// Why a drive is offline, as an operator reads it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum OfflineReason {
+    /// The drive's root directory does not exist.
+    RootMissing,
+    /// The root was a mount point when formatted and is not one now.
+    NotMounted,
+    /// The root now holds another filesystem than the one formatted.
+    DeviceChanged,
+    /// A drive of this deployment lost its format.json, and is not an empty mount point
+    /// (a freshly swapped disk): `cairn admin drive replace` tells Cairn it is a replacement.
+    FormatMissing,
+    /// Calls to the drive time out.
+    TimingOut,
+    /// Anything else: unreachable, I/O errors.
+    Unreachable(String),
+}
+
+impl std::fmt::Display for OfflineReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            OfflineReason::RootMissing => f.write_str("root missing"),
+            OfflineReason::NotMounted => f.write_str("not mounted"),
+            OfflineReason::DeviceChanged => f.write_str("device changed"),
+            OfflineReason::FormatMissing => f.write_str("format missing"),
+            OfflineReason::TimingOut => f.write_str("timing out"),
+            OfflineReason::Unreachable(m) => write!(f, "unreachable: {m}"),
+        }
+    }
+}
+
+/// A drive's state as its own node sees it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum DriveStatus {
+    /// Formatted and where it was formatted: serves every call.
+    Online,
+    /// The root is there and holds no format.json: it serves nothing but [`Drive::probe`]
+    /// and [`Drive::format`] (whether it may be formatted is the caller's decision).
+    Unformatted,
+    Offline(OfflineReason),
+}
+
+/// What [`Drive::probe`] finds.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Probe {
+    pub status: DriveStatus,
+    /// Where the root sits now (`None` when it is missing).
+    pub mount: Option<MountRecord>,
+    /// The root holds nothing (a fresh filesystem's `lost+found` aside).
+    pub empty: bool,
+}
+
+impl Probe {
+    /// An unformatted drive that is an empty mount point: a freshly swapped disk, which may
+    /// be formatted into its slot and healed without an operator.
+    pub fn is_fresh_disk(&self) -> bool {
+        self.status == DriveStatus::Unformatted
+            && self.empty
+            && self.mount.as_ref().is_some_and(|m| m.mount_point)
+    }
+}
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DiskInfo {
@@ -125,6 +199,21 @@ pub trait Drive: Send + Sync + std::fmt::Debug {
         true
     }
     async fn disk_info(&self) -> DriveResult<DiskInfo>;
+
+    /// Look at the drive afresh: is its root there, where it was formatted, formatted at
+    /// all? Updates the state every other call is checked against (an offline or
+    /// unformatted drive refuses them all).
+    async fn probe(&self) -> DriveResult<Probe>;
+    /// Lay out the system directory of an unformatted drive and write its `format` (and
+    /// first, when given, the healing marker that makes its node heal its set onto it).
+    /// The root is created only when `create_root` (a deployment formatted for the first
+    /// time); a missing root is otherwise an offline drive, never a new one.
+    async fn format(
+        &self,
+        format: Bytes,
+        healing: Option<Bytes>,
+        create_root: bool,
+    ) -> DriveResult<()>;
 
     /// Read a whole file under the system directory.
     async fn read_sys(&self, path: &str) -> DriveResult<Bytes>;

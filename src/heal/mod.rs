@@ -20,7 +20,7 @@ use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
-use crate::drive::{DriveError, FORMAT_FILE};
+use crate::drive::DriveStatus;
 use crate::object::{HealOptions, ListOptions, ObjectError, Store, HEALING_FILE};
 
 /// The persisted partial-write queue, under `.cairn.sys/`.
@@ -305,62 +305,89 @@ impl Healer {
         tokio::spawn(async move { me.drive_monitor(drive_check).await });
     }
 
-    /// Notice drives swapped for empty ones while running: format each into its slot, mark it
-    /// for healing and heal its set onto it.
+    /// Every `every`, look at this node's drives afresh ([`Healer::check_drives`]).
     async fn drive_monitor(self: Arc<Self>, every: Duration) {
         loop {
             tokio::select! {
                 _ = tokio::time::sleep(every) => {}
                 _ = self.shutdown.cancelled() => return,
             }
-            for set in self.store.sets() {
-                for (pos, d) in set.drives.iter().enumerate() {
-                    // Each node watches and heals its own drives.
-                    let Some(d) = d.as_ref().filter(|d| d.is_local()) else {
-                        continue;
-                    };
-                    let busy = self
-                        .replacements
-                        .lock()
-                        .iter()
-                        .any(|t| t.lock().drive == d.name() && !t.lock().finished);
-                    if busy || !matches!(d.read_sys(FORMAT_FILE).await, Err(DriveError::NotFound)) {
-                        continue;
-                    }
-                    let slot = set.index * set.size() + pos;
-                    let Some(format) = self.store.format_for_slot(slot) else {
-                        continue;
-                    };
-                    let tracker = Tracker {
-                        slot,
-                        drive: d.name().to_string(),
-                        started: unix_now(),
-                        ..Default::default()
-                    };
-                    let marked = d
-                        .write_sys(
-                            HEALING_FILE,
-                            Bytes::from(serde_json::to_vec(&tracker).unwrap_or_default()),
-                        )
-                        .await;
-                    if marked.is_err()
-                        || d.write_sys(FORMAT_FILE, Bytes::from(format.encode()))
-                            .await
-                            .is_err()
-                    {
-                        continue;
-                    }
-                    tracing::warn!(
-                        drive = d.name(),
-                        slot,
-                        "empty drive found in a known slot: formatted, healing its set onto it"
-                    );
-                    let tracker = Arc::new(Mutex::new(tracker));
-                    self.replacements.lock().push(tracker.clone());
-                    let me = self.clone();
-                    let (drive, index) = (d.clone(), set.index);
-                    tokio::spawn(async move { me.heal_replacement(index, drive, tracker).await });
+            self.check_drives().await;
+        }
+    }
+
+    /// Probe each of this node's drives: one that vanished, was unmounted or sits on
+    /// another filesystem goes offline (and serves again once it is back where it was
+    /// formatted); a freshly swapped disk (an empty mount point without a format) is
+    /// formatted into its slot and its set healed onto it; a drive carrying a healing
+    /// marker (formatted by `cairn admin drive replace`, or a heal a restart cut short) is
+    /// healed. An unformatted drive that is not an empty mount point is never touched: it
+    /// may be the bare mount point of a disk that failed to mount.
+    pub async fn check_drives(self: &Arc<Self>) {
+        for set in self.store.sets() {
+            for (pos, d) in set.drives.iter().enumerate() {
+                // Each node watches and heals its own drives.
+                let Some(d) = d.as_ref().filter(|d| d.is_local()) else {
+                    continue;
+                };
+                let Ok(probe) = d.probe().await else { continue };
+                let busy = self
+                    .replacements
+                    .lock()
+                    .iter()
+                    .any(|t| t.lock().drive == d.name() && !t.lock().finished);
+                if busy {
+                    continue;
                 }
+                let slot = set.index * set.size() + pos;
+                let tracker = match probe.status {
+                    DriveStatus::Online => {
+                        let Ok(raw) = d.read_sys(HEALING_FILE).await else {
+                            continue;
+                        };
+                        let mut t: Tracker = serde_json::from_slice(&raw).unwrap_or_default();
+                        if t.finished {
+                            continue;
+                        }
+                        t.slot = slot;
+                        t.drive = d.name().to_string();
+                        if t.started == 0 {
+                            t.started = unix_now();
+                        }
+                        t
+                    }
+                    DriveStatus::Unformatted if probe.is_fresh_disk() => {
+                        let Some(format) = self.store.format_for_drive(slot, &probe) else {
+                            continue;
+                        };
+                        let tracker = Tracker {
+                            slot,
+                            drive: d.name().to_string(),
+                            started: unix_now(),
+                            ..Default::default()
+                        };
+                        let marker = Bytes::from(serde_json::to_vec(&tracker).unwrap_or_default());
+                        if let Err(e) = d
+                            .format(Bytes::from(format.encode()), Some(marker), false)
+                            .await
+                        {
+                            tracing::warn!(drive = d.name(), error = %e, "cannot format a swapped disk");
+                            continue;
+                        }
+                        tracing::warn!(
+                            drive = d.name(),
+                            slot,
+                            "empty disk mounted in a known slot: formatted, healing its set onto it"
+                        );
+                        tracker
+                    }
+                    _ => continue,
+                };
+                let tracker = Arc::new(Mutex::new(tracker));
+                self.replacements.lock().push(tracker.clone());
+                let me = self.clone();
+                let (drive, index) = (d.clone(), set.index);
+                tokio::spawn(async move { me.heal_replacement(index, drive, tracker).await });
             }
         }
     }
@@ -703,28 +730,7 @@ impl Healer {
 
     /// Find replaced drives (a `healing.json` tracker) and heal their sets onto them.
     async fn start_replacements(self: Arc<Self>) {
-        for set in self.store.sets() {
-            for (pos, d) in set.drives.iter().enumerate() {
-                let Some(d) = d.as_ref().filter(|d| d.is_local()) else {
-                    continue;
-                };
-                let Ok(raw) = d.read_sys(HEALING_FILE).await else {
-                    continue;
-                };
-                let mut t: Tracker = serde_json::from_slice(&raw).unwrap_or_default();
-                t.slot = set.index * set.size() + pos;
-                t.drive = d.name().to_string();
-                if t.started == 0 {
-                    t.started = unix_now();
-                }
-                let tracker = Arc::new(Mutex::new(t));
-                self.replacements.lock().push(tracker.clone());
-                let me = self.clone();
-                let drive = d.clone();
-                let set_index = set.index;
-                tokio::spawn(async move { me.heal_replacement(set_index, drive, tracker).await });
-            }
-        }
+        self.check_drives().await;
     }
 
     async fn heal_replacement(

@@ -8,7 +8,7 @@ use bytes::Bytes;
 use thiserror::Error;
 
 use super::{ErasureSet, Store};
-use crate::drive::{Drive, DriveError, LocalDrive, FORMAT_FILE};
+use crate::drive::{Drive, DriveError, DriveStatus, LocalDrive, OfflineReason, Probe, FORMAT_FILE};
 use crate::placement::format::{resolve, Found};
 use crate::placement::{FormatError, Resolution, SlotState};
 
@@ -28,21 +28,14 @@ pub struct OpenOptions {
     pub parity: usize,
 }
 
-/// Slots whose drive was replaced by an empty one, formatted now and to be healed.
-pub const HEALING_FILE: &str = "healing.json";
+pub use crate::drive::HEALING_FILE;
 
 /// Open a store over local drive directories given in any order.
 pub async fn open_local(paths: &[PathBuf], opts: &OpenOptions) -> Result<Store, OpenError> {
     let names: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
     let mut drives: Vec<Option<Arc<dyn Drive>>> = Vec::with_capacity(paths.len());
     for p in paths {
-        match LocalDrive::open(p.clone()) {
-            Ok(d) => drives.push(Some(Arc::new(d))),
-            Err(e) => {
-                tracing::warn!(drive = %p.display(), error = %e, "drive unavailable");
-                drives.push(None);
-            }
-        }
+        drives.push(Some(Arc::new(LocalDrive::open(p.clone()))));
     }
     open_drives(drives, &names, opts).await
 }
@@ -53,24 +46,48 @@ pub async fn open_drives(
     names: &[String],
     opts: &OpenOptions,
 ) -> Result<Store, OpenError> {
-    let found = read_formats(&drives).await;
+    let (found, probes) = read_formats(&drives).await;
     let sets = drives.len() / opts.set_size;
     let res = resolve(&found, names, sets, opts.set_size)?;
-    assemble(drives, names, opts, res, &found).await
+    assemble(drives, names, opts, res, &found, &probes).await
 }
 
-async fn read_formats(drives: &[Option<Arc<dyn Drive>>]) -> Vec<Found> {
+/// What every drive holds: its format, or why it has none.
+async fn read_formats(drives: &[Option<Arc<dyn Drive>>]) -> (Vec<Found>, Vec<Option<Probe>>) {
     futures::future::join_all(drives.iter().map(|d| async move {
-        match d {
-            None => Found::Offline,
-            Some(d) => match d.read_sys(FORMAT_FILE).await {
+        let Some(d) = d else {
+            return (Found::Offline, None);
+        };
+        let probe = match d.probe().await {
+            Ok(p) => p,
+            Err(_) => return (Found::Offline, None),
+        };
+        let found = match &probe.status {
+            DriveStatus::Online => match d.read_sys(FORMAT_FILE).await {
                 Ok(b) => Found::Formatted(b.to_vec()),
-                Err(DriveError::NotFound) => Found::Empty,
                 Err(_) => Found::Offline,
             },
-        }
+            DriveStatus::Unformatted => Found::Empty {
+                fresh_disk: probe.is_fresh_disk(),
+            },
+            DriveStatus::Offline(OfflineReason::RootMissing) => Found::Absent,
+            DriveStatus::Offline(reason) => {
+                tracing::warn!(drive = d.name(), %reason, "drive offline");
+                Found::Offline
+            }
+        };
+        (found, Some(probe))
     }))
     .await
+    .into_iter()
+    .unzip()
+}
+
+/// A drive's mount record for format.json, when its root is a mount point.
+fn mount_of(probe: Option<&Probe>) -> Option<crate::drive::MountRecord> {
+    probe
+        .and_then(|p| p.mount.clone())
+        .filter(|m| m.mount_point)
 }
 
 /// Format the local drives the resolution says to format, and build the sets.
@@ -78,9 +95,18 @@ async fn assemble(
     drives: Vec<Option<Arc<dyn Drive>>>,
     names: &[String],
     opts: &OpenOptions,
-    res: Resolution,
+    mut res: Resolution,
     found: &[Found],
+    probes: &[Option<Probe>],
 ) -> Result<Store, OpenError> {
+    let ids: Vec<uuid::Uuid> = res.format.sets.iter().flatten().copied().collect();
+    if res.fresh {
+        for (slot, id) in ids.iter().enumerate() {
+            if let Some(m) = mount_of(probes.get(slot).and_then(Option::as_ref)) {
+                res.format.mounts.insert(*id, m);
+            }
+        }
+    }
     for (slot, state) in res.slots.iter().enumerate() {
         if let SlotState::Replaced { arg } = state {
             let Some(d) = &drives[*arg] else { continue };
@@ -89,18 +115,16 @@ async fn assemble(
             if !d.is_local() && !res.fresh {
                 continue;
             }
-            let fmt = Bytes::from(res.format.for_slot(slot).encode());
-            if !res.fresh {
-                tracing::warn!(drive = %names[*arg], slot, "empty drive in a known slot: formatting it for healing");
-                let marker = Bytes::from(format!("{{\"slot\":{slot}}}"));
-                d.write_sys(HEALING_FILE, marker).await.map_err(|source| {
-                    OpenError::WriteFormat {
-                        drive: names[*arg].clone(),
-                        source,
-                    }
-                })?;
-            }
-            d.write_sys(FORMAT_FILE, fmt)
+            let mut fmt = res.format.for_slot(slot);
+            match mount_of(probes.get(*arg).and_then(Option::as_ref)) {
+                Some(m) => fmt.mounts.insert(ids[slot], m),
+                None => fmt.mounts.remove(&ids[slot]),
+            };
+            let marker = (!res.fresh).then(|| {
+                tracing::warn!(drive = %names[*arg], slot, "empty disk in a known slot: formatting it for healing");
+                Bytes::from(format!("{{\"slot\":{slot}}}"))
+            });
+            d.format(Bytes::from(fmt.encode()), marker, res.fresh)
                 .await
                 .map_err(|source| OpenError::WriteFormat {
                     drive: names[*arg].clone(),
@@ -108,6 +132,10 @@ async fn assemble(
                 })?;
         }
     }
+    // Drives that hold no slot yet (offline, or unformatted and waiting for an operator)
+    // take the slots nobody claimed — their own argument's; unformatted ones then any left,
+    // in argument order — so that each serves again once it is back, or can be replaced
+    // where it stands.
     let claimed: std::collections::HashSet<usize> = res
         .slots
         .iter()
@@ -116,6 +144,31 @@ async fn assemble(
             SlotState::Missing => None,
         })
         .collect();
+    let waiting = |arg: usize| {
+        !claimed.contains(&arg)
+            && drives.get(arg).is_some_and(Option::is_some)
+            && matches!(
+                found.get(arg),
+                Some(Found::Offline | Found::Absent | Found::Empty { .. })
+            )
+    };
+    let mut placed: Vec<Option<usize>> = vec![None; res.slots.len()];
+    let mut used = std::collections::HashSet::new();
+    for (slot, st) in res.slots.iter().enumerate() {
+        if *st == SlotState::Missing && waiting(slot) {
+            placed[slot] = Some(slot);
+            used.insert(slot);
+        }
+    }
+    // Only drives without a format move: an offline one may hold another slot's shards.
+    let mut rest = (0..drives.len()).filter(|a| {
+        waiting(*a) && !used.contains(a) && !matches!(found.get(*a), Some(Found::Offline))
+    });
+    for (slot, st) in res.slots.iter().enumerate() {
+        if *st == SlotState::Missing && placed[slot].is_none() {
+            placed[slot] = rest.next();
+        }
+    }
     let sets = drives.len() / opts.set_size;
     let sets = (0..sets)
         .map(|s| ErasureSet {
@@ -127,15 +180,7 @@ async fn assemble(
                         SlotState::Ready { arg } | SlotState::Replaced { arg } => {
                             drives[arg].clone()
                         }
-                        // A drive that did not answer keeps the slot of its argument (where
-                        // formatting put it) so that it serves again once it is back.
-                        SlotState::Missing
-                            if matches!(found.get(slot), Some(Found::Offline))
-                                && !claimed.contains(&slot) =>
-                        {
-                            drives[slot].clone()
-                        }
-                        SlotState::Missing => None,
+                        SlotState::Missing => placed[slot].and_then(|arg| drives[arg].clone()),
                     }
                 })
                 .collect(),
@@ -171,7 +216,7 @@ pub async fn open_cluster(
         if stop.is_cancelled() {
             return Err(OpenError::Stopped);
         }
-        let found = read_formats(&drives).await;
+        let (found, probes) = read_formats(&drives).await;
         let offline: Vec<&str> = found
             .iter()
             .zip(names)
@@ -183,7 +228,7 @@ pub async fn open_cluster(
             if formatter && offline.is_empty() {
                 let res = resolve(&found, names, sets, opts.set_size)?;
                 tracing::info!("fresh deployment: formatted every drive");
-                return assemble(drives, names, opts, res, &found).await;
+                return assemble(drives, names, opts, res, &found, &probes).await;
             }
             if offline.is_empty() {
                 log("fresh deployment: waiting for the first node to format the drives".into());
@@ -214,7 +259,7 @@ pub async fn open_cluster(
                 if !offline.is_empty() {
                     tracing::warn!(offline = %offline.join(", "), "starting without some drives");
                 }
-                return assemble(drives, names, opts, res, &found).await;
+                return assemble(drives, names, opts, res, &found, &probes).await;
             }
             if short.is_empty() {
                 // Empty drives beside formatted ones: the first node may be formatting

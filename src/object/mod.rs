@@ -290,6 +290,100 @@ impl Store {
         self.format.as_ref().map(|f| f.for_slot(slot))
     }
 
+    /// `format.json` for a drive formatted into `slot` now, recording where its root sits.
+    pub fn format_for_drive(
+        &self,
+        slot: usize,
+        probe: &crate::drive::Probe,
+    ) -> Option<crate::placement::Format> {
+        let mut f = self.format_for_slot(slot)?;
+        match probe.mount.clone().filter(|m| m.mount_point) {
+            Some(m) => f.mounts.insert(f.drive_id, m),
+            None => f.mounts.remove(&f.drive_id),
+        };
+        Some(f)
+    }
+
+    /// The drive at `slot` as an operator should read its state: what its node's probe
+    /// says, with an unformatted drive of this deployment told apart as "not mounted"
+    /// (formatted on a mount point that is not one now) or "format missing".
+    pub fn drive_status(
+        &self,
+        slot: usize,
+        probe: &crate::drive::Probe,
+    ) -> crate::drive::DriveStatus {
+        use crate::drive::{DriveStatus, OfflineReason};
+        if probe.status != DriveStatus::Unformatted {
+            return probe.status.clone();
+        }
+        let recorded = self.format.as_ref().and_then(|f| {
+            let id = f.sets.iter().flatten().nth(slot)?;
+            f.mounts.get(id)
+        });
+        let mounted_now = probe.mount.as_ref().is_some_and(|m| m.mount_point);
+        if recorded.is_some_and(|r| r.mount_point) && !mounted_now {
+            DriveStatus::Offline(OfflineReason::NotMounted)
+        } else {
+            DriveStatus::Offline(OfflineReason::FormatMissing)
+        }
+    }
+
+    /// Slot and drive serving `endpoint` (its name).
+    pub fn drive_by_name(&self, endpoint: &str) -> Option<(usize, Arc<dyn Drive>)> {
+        self.sets.iter().find_map(|set| {
+            set.drives.iter().enumerate().find_map(|(pos, d)| {
+                d.as_ref()
+                    .filter(|d| d.name() == endpoint)
+                    .map(|d| (set.index * set.size() + pos, d.clone()))
+            })
+        })
+    }
+
+    /// `cairn admin drive replace`: the operator says the unformatted, empty drive
+    /// `endpoint` is a real replacement. It is formatted into its slot with a healing marker,
+    /// and its node heals its set onto it (even when it is not a mount point).
+    pub async fn replace_drive(&self, endpoint: &str) -> Result<(), ObjectError> {
+        use crate::drive::DriveStatus;
+        let (slot, d) = self
+            .drive_by_name(endpoint)
+            .ok_or_else(|| ObjectError::InvalidArgument(format!("no drive {endpoint}")))?;
+        let probe = d
+            .probe()
+            .await
+            .map_err(|e| ObjectError::InvalidArgument(format!("{endpoint}: {e}")))?;
+        match &probe.status {
+            DriveStatus::Unformatted if probe.empty => {}
+            DriveStatus::Unformatted => {
+                return Err(ObjectError::InvalidArgument(format!(
+                    "{endpoint} is not empty: only an empty drive can replace a lost one"
+                )))
+            }
+            DriveStatus::Online => {
+                return Err(ObjectError::InvalidArgument(format!(
+                    "{endpoint} is formatted and online: nothing to replace"
+                )))
+            }
+            DriveStatus::Offline(r) => {
+                return Err(ObjectError::InvalidArgument(format!(
+                    "{endpoint} is offline ({r}): mount or attach it first"
+                )))
+            }
+        }
+        let format = self
+            .format_for_drive(slot, &probe)
+            .ok_or_else(|| ObjectError::InvalidArgument("no deployment layout".into()))?;
+        let marker = bytes::Bytes::from(format!("{{\"slot\":{slot}}}"));
+        d.format(bytes::Bytes::from(format.encode()), Some(marker), false)
+            .await
+            .map_err(|e| ObjectError::InvalidArgument(format!("{endpoint}: {e}")))?;
+        tracing::warn!(
+            drive = endpoint,
+            slot,
+            "drive replaced by the operator: healing its set onto it"
+        );
+        Ok(())
+    }
+
     pub fn deployment_id(&self) -> Uuid {
         self.deployment_id
     }

@@ -228,7 +228,7 @@ impl Store {
                 let written = ok[i];
                 async move {
                     if !written {
-                        return Err(DriveError::Injected("part not written"));
+                        return Err(DriveError::NotDone("part not written"));
                     }
                     // The upload may have been aborted meanwhile: do not resurrect it.
                     d.read_sys(&format!("{dir}/upload.json")).await?;

@@ -199,8 +199,8 @@ pub(crate) async fn encode_stream(
         let r = match t {
             Some(t) => t
                 .await
-                .unwrap_or(Err(DriveError::Injected("writer task panicked"))),
-            None => Err(DriveError::Injected("no writer")),
+                .unwrap_or(Err(DriveError::NotDone("writer task panicked"))),
+            None => Err(DriveError::NotDone("no writer")),
         };
         if let Err(e) = &r {
             tracing::warn!(error = %e, "shard write failed");
@@ -339,7 +339,7 @@ pub(crate) async fn commit(
         async move {
             match plan {
                 Some((meta, _)) => d.write_meta(bucket, key, Some(meta), staged).await,
-                None => Err(DriveError::Injected("skipped")),
+                None => Err(DriveError::NotDone("skipped")),
             }
         }
     })
@@ -511,7 +511,10 @@ impl Store {
             .filter(|r| {
                 matches!(
                     r,
-                    Err(DriveError::Offline(_) | DriveError::Io(_) | DriveError::Injected(_))
+                    Err(DriveError::Offline(_)
+                        | DriveError::Io(_)
+                        | DriveError::TimedOut(_)
+                        | DriveError::Injected(_))
                 )
             })
             .count())

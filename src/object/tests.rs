@@ -60,7 +60,7 @@ impl Cluster {
         let mut faults = Vec::new();
         let mut drives: Vec<Option<Arc<dyn crate::drive::Drive>>> = Vec::new();
         for p in paths {
-            let local = Arc::new(LocalDrive::open(p.clone()).expect("open drive"));
+            let local = Arc::new(LocalDrive::open(p.clone()));
             let (faulty, fault) = FaultyDrive::new(local.clone());
             locals.push(local);
             faults.push(fault);
@@ -523,11 +523,30 @@ async fn restart_with_drives_reordered_and_foreign_drive_refused() {
         .expect("foreign drive refused");
     assert!(err.to_string().contains(&args[2]), "{err}");
 
-    // An empty drive in a known slot is formatted into it and marked for healing.
+    // A drive whose root vanished is offline: never created again, never formatted.
     let _ = std::fs::remove_dir_all(&c.paths[1]);
     c.restart().await;
+    assert!(!c.paths[1].exists(), "a missing drive root was created");
+    assert_eq!(c.get("bucket", "k").await.expect("still readable"), data);
+    // An empty folder (no mount point) there is no replacement either, until the
+    // operator says it is one.
+    std::fs::create_dir(&c.paths[1]).expect("mkdir");
+    c.restart().await;
+    assert!(
+        !c.paths[1].join(".cairn.sys").exists(),
+        "an unproven drive was formatted"
+    );
+    let name = c.paths[1].display().to_string();
+    c.store
+        .replace_drive(&name)
+        .await
+        .expect("operator replace");
     assert!(c.paths[1].join(".cairn.sys/format.json").exists());
     assert!(c.paths[1].join(".cairn.sys/healing.json").exists());
+    assert!(
+        c.store.replace_drive(&name).await.is_err(),
+        "replaced twice"
+    );
     assert_eq!(c.get("bucket", "k").await.expect("still readable"), data);
 }
 
@@ -1152,9 +1171,14 @@ async fn heal_brings_a_replaced_drive_back() {
         .complete_multipart("bucket", "mp", &id, &etags)
         .await
         .expect("complete");
-    // Replace drive 2 with an empty one while "the server is down".
+    // Replace drive 2 with an empty one while "the server is down"; the operator says so.
     let _ = std::fs::remove_dir_all(&c.paths[2]);
+    std::fs::create_dir(&c.paths[2]).expect("mkdir");
     c.restart().await;
+    c.store
+        .replace_drive(&c.paths[2].display().to_string())
+        .await
+        .expect("replace");
     assert!(c.paths[2].join(".cairn.sys/healing.json").exists());
     // The bucket must be recreated on it before objects can be healed onto it.
     c.store.heal_buckets().await.expect("heal buckets");

@@ -18,6 +18,11 @@ pub struct Format {
     pub drive_id: Uuid,
     /// `sets[s][p]` is the drive id at set `s`, position `p`.
     pub sets: Vec<Vec<Uuid>>,
+    /// Where the roots of drives that were mount points sat when each was formatted, by
+    /// drive id (absent: a plain folder). A drive whose root is no longer that mount point
+    /// is offline, never formatted or healed onto.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub mounts: std::collections::BTreeMap<Uuid, crate::drive::MountRecord>,
 }
 
 #[derive(Debug, Error, PartialEq, Eq)]
@@ -72,6 +77,7 @@ impl Format {
             deployment_id: Uuid::new_v4(),
             drive_id: layout[0][0],
             sets: layout,
+            mounts: Default::default(),
         }
     }
 
@@ -90,9 +96,13 @@ impl Format {
 pub enum Found {
     /// The drive answered with this format.json.
     Formatted(Vec<u8>),
-    /// The drive is reachable and has no format.json.
-    Empty,
-    /// The drive is not reachable.
+    /// The drive is reachable and has no format.json. `fresh_disk`: its root is an empty
+    /// mount point, which may take a known slot (a swapped disk); any other unformatted
+    /// drive takes one only in a fresh deployment.
+    Empty { fresh_disk: bool },
+    /// The drive's root does not exist: formatted (and created) only in a fresh deployment.
+    Absent,
+    /// The drive is not reachable, or offline for a reason of its own.
     Offline,
 }
 
@@ -137,7 +147,7 @@ pub fn resolve(
     if formats.is_empty() {
         let online = found
             .iter()
-            .filter(|f| !matches!(f, Found::Offline))
+            .filter(|f| matches!(f, Found::Empty { .. } | Found::Absent))
             .count();
         if online < found.len() {
             return Err(FormatError::NotAllOnline {
@@ -205,11 +215,12 @@ pub fn resolve(
         }
         slots[slot] = SlotState::Ready { arg: *arg };
     }
-    // Empty drives take the unclaimed slots, in argument order.
+    // Freshly swapped disks take the unclaimed slots, in argument order; any other
+    // unformatted drive waits for an operator (`cairn admin drive replace`).
     let mut empties = found
         .iter()
         .enumerate()
-        .filter(|(_, f)| matches!(f, Found::Empty))
+        .filter(|(_, f)| matches!(f, Found::Empty { fresh_disk: true }))
         .map(|(arg, _)| arg);
     for slot in slots.iter_mut() {
         if *slot == SlotState::Missing {
@@ -236,7 +247,13 @@ mod tests {
 
     #[test]
     fn fresh_then_reordered_then_replaced() {
-        let r = resolve(&vec![Found::Empty; 4], &names(4), 1, 4).expect("fresh");
+        let fresh = [
+            Found::Empty { fresh_disk: false },
+            Found::Absent,
+            Found::Empty { fresh_disk: true },
+            Found::Empty { fresh_disk: false },
+        ];
+        let r = resolve(&fresh, &names(4), 1, 4).expect("fresh");
         assert!(r.fresh);
         let copies: Vec<Vec<u8>> = (0..4).map(|s| r.format.for_slot(s).encode()).collect();
         // Drives come back in reverse order: each is found by id.
@@ -244,16 +261,28 @@ mod tests {
         let r2 = resolve(&found, &names(4), 1, 4).expect("reordered");
         assert_eq!(r2.slots[0], SlotState::Ready { arg: 3 });
         assert_eq!(r2.slots[3], SlotState::Ready { arg: 0 });
-        // Drive of slot 2 replaced by an empty one, another offline.
+        // Drive of slot 2 replaced by an empty disk, another offline.
         let found = vec![
             Found::Formatted(copies[0].clone()),
             Found::Formatted(copies[1].clone()),
-            Found::Empty,
+            Found::Empty { fresh_disk: true },
             Found::Offline,
         ];
         let r3 = resolve(&found, &names(4), 1, 4).expect("replaced");
         assert_eq!(r3.slots[2], SlotState::Replaced { arg: 2 });
         assert_eq!(r3.slots[3], SlotState::Missing);
+        // An empty folder that is no mount point, or a missing root, in a formatted
+        // deployment is no replacement: it could be a disk that failed to mount.
+        for not_a_disk in [Found::Empty { fresh_disk: false }, Found::Absent] {
+            let found = vec![
+                Found::Formatted(copies[0].clone()),
+                Found::Formatted(copies[1].clone()),
+                not_a_disk,
+                Found::Formatted(copies[3].clone()),
+            ];
+            let r4 = resolve(&found, &names(4), 1, 4).expect("resolved");
+            assert_eq!(r4.slots[2], SlotState::Missing);
+        }
     }
 
     #[test]
@@ -270,13 +299,21 @@ mod tests {
             matches!(err, FormatError::Foreign { ref drive, .. } if drive == "/d2"),
             "{err}"
         );
-        let found = vec![Found::Formatted(a.for_slot(0).encode()), Found::Empty];
+        let found = vec![
+            Found::Formatted(a.for_slot(0).encode()),
+            Found::Empty { fresh_disk: true },
+        ];
         assert!(matches!(
             resolve(&found, &names(2), 1, 4),
             Err(FormatError::LayoutChanged { .. })
         ));
         assert!(matches!(
-            resolve(&[Found::Empty, Found::Offline], &names(2), 1, 2),
+            resolve(
+                &[Found::Empty { fresh_disk: false }, Found::Offline],
+                &names(2),
+                1,
+                2
+            ),
             Err(FormatError::NotAllOnline { .. })
         ));
         let found = vec![Found::Formatted(b"{garbage".to_vec())];

@@ -14,7 +14,7 @@ use super::wire::{self, DriveCall, DriveReply, WireError};
 use super::{Peer, LONG_TIMEOUT, PREFIX, SHORT_TIMEOUT};
 use crate::drive::{
     BucketEntry, DirPage, DirQuery, DiskInfo, Drive, DriveError, DriveResult, Entry, FileRef,
-    FileWriter, StagedData,
+    FileWriter, Probe, StagedData,
 };
 
 /// How long a streamed file write may sit idle between chunks.
@@ -150,6 +150,29 @@ impl Drive for RemoteDrive {
             DriveReply::Info { total, free } => Ok(DiskInfo { total, free }),
             _ => Err(unexpected("disk_info")),
         }
+    }
+
+    async fn probe(&self) -> DriveResult<Probe> {
+        match self.call(DriveCall::Probe).await? {
+            DriveReply::Probe(p) => Ok(p),
+            _ => Err(unexpected("probe")),
+        }
+    }
+
+    async fn format(
+        &self,
+        format: Bytes,
+        healing: Option<Bytes>,
+        create_root: bool,
+    ) -> DriveResult<()> {
+        let r = self
+            .call(DriveCall::Format {
+                format: ByteBuf::from(format.to_vec()),
+                healing: healing.map(|h| ByteBuf::from(h.to_vec())),
+                create_root,
+            })
+            .await?;
+        unit(r, "format")
     }
 
     async fn read_sys(&self, path: &str) -> DriveResult<Bytes> {

@@ -198,6 +198,20 @@ async fn serve_call(d: &dyn Drive, call: DriveCall) -> DriveResult<DriveReply> {
                 free: i.free,
             }
         }
+        DriveCall::Probe => DriveReply::Probe(d.probe().await?),
+        DriveCall::Format {
+            format,
+            healing,
+            create_root,
+        } => {
+            d.format(
+                Bytes::from(format.into_vec()),
+                healing.map(|h| Bytes::from(h.into_vec())),
+                create_root,
+            )
+            .await?;
+            DriveReply::Unit
+        }
         DriveCall::ReadSys { path } => DriveReply::Bytes(buf(d.read_sys(&path).await?)),
         DriveCall::WriteSys { path, data } => {
             d.write_sys(&path, Bytes::from(data.into_vec())).await?;

@@ -5,11 +5,17 @@ use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
 use uuid::Uuid;
 
-use crate::drive::{DirPage, DirQuery, DriveError, FileRef, StagedData};
+use crate::drive::{DirPage, DirQuery, DriveError, FileRef, Probe, StagedData};
 
 #[derive(Debug, Serialize, Deserialize)]
 pub enum DriveCall {
     DiskInfo,
+    Probe,
+    Format {
+        format: ByteBuf,
+        healing: Option<ByteBuf>,
+        create_root: bool,
+    },
     ReadSys {
         path: String,
     },
@@ -74,6 +80,8 @@ impl DriveCall {
     pub fn name(&self) -> &'static str {
         match self {
             DriveCall::DiskInfo => "disk_info",
+            DriveCall::Probe => "probe",
+            DriveCall::Format { .. } => "format",
             DriveCall::ReadSys { .. } => "read_sys",
             DriveCall::WriteSys { .. } => "write_sys",
             DriveCall::RenameSys { .. } => "rename_sys",
@@ -168,6 +176,7 @@ pub enum DriveReply {
     Entries(Vec<WireEntry>),
     Size(u64),
     Dir(DirPage),
+    Probe(Probe),
 }
 
 /// A drive error as it crosses the wire.
@@ -180,6 +189,7 @@ pub enum WireError {
     InvalidName,
     Offline(String),
     Full,
+    TimedOut(String),
     Io(String),
 }
 
@@ -193,7 +203,8 @@ impl From<&DriveError> for WireError {
             DriveError::InvalidName => WireError::InvalidName,
             DriveError::Offline(m) => WireError::Offline(m.clone()),
             DriveError::Full => WireError::Full,
-            DriveError::Injected(m) => WireError::Io(m.to_string()),
+            DriveError::TimedOut(m) => WireError::TimedOut(m.clone()),
+            DriveError::NotDone(m) | DriveError::Injected(m) => WireError::Io(m.to_string()),
             DriveError::Io(e) => WireError::Io(e.to_string()),
         }
     }
@@ -209,6 +220,7 @@ impl From<WireError> for DriveError {
             WireError::InvalidName => DriveError::InvalidName,
             WireError::Offline(m) => DriveError::Offline(m),
             WireError::Full => DriveError::Full,
+            WireError::TimedOut(m) => DriveError::TimedOut(m),
             WireError::Io(m) => DriveError::Io(std::io::Error::other(m)),
         }
     }

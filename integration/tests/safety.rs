@@ -1,0 +1,189 @@
+//! Production safety with real processes, real mounts and real clients: drives that vanish
+//! must never be written to.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::Client;
+use cairn_integration::{admin, wait_until, Server, Tmpfs, ACCESS_KEY, REGION, SECRET_KEY};
+
+fn client(server: &Server) -> Client {
+    let conf = aws_sdk_s3::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new(REGION))
+        .endpoint_url(&server.endpoint)
+        .force_path_style(true)
+        .credentials_provider(Credentials::new(ACCESS_KEY, SECRET_KEY, None, None, "test"))
+        .http_client(aws_smithy_http_client::Builder::new().build_http())
+        .build();
+    Client::from_conf(conf)
+}
+
+fn body(i: usize, len: usize) -> Vec<u8> {
+    (0..len)
+        .map(|j| {
+            (j as u32)
+                .wrapping_mul(2_654_435_761)
+                .rotate_left(i as u32 % 31) as u8
+        })
+        .collect()
+}
+
+async fn put_all(c: &Client, bucket: &str, from: usize, n: usize) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    for i in from..from + n {
+        // Small objects are inlined in metadata, larger ones have shard files.
+        let data = body(i, if i % 2 == 0 { 3000 } else { 300_000 });
+        let key = format!("obj-{i:03}");
+        c.put_object()
+            .bucket(bucket)
+            .key(&key)
+            .body(ByteStream::from(data.clone()))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("put {key}: {e:?}"));
+        out.push((key, data));
+    }
+    out
+}
+
+async fn read_all(c: &Client, bucket: &str, objects: &[(String, Vec<u8>)]) {
+    for (key, want) in objects {
+        let got = c
+            .get_object()
+            .bucket(bucket)
+            .key(key)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("get {key}: {e:?}"))
+            .body
+            .collect()
+            .await
+            .expect("body")
+            .into_bytes();
+        assert!(got[..] == want[..], "{key} differs");
+    }
+}
+
+/// Everything under `dir`, for a message.
+fn contents(dir: &Path) -> Vec<PathBuf> {
+    std::fs::read_dir(dir)
+        .map(|rd| rd.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default()
+}
+
+fn drive_line(info: &str, drive: &Path) -> String {
+    let d = drive.display().to_string();
+    info.lines()
+        .find(|l| l.trim_end().ends_with(&d) || l.contains(&format!("{d} ")))
+        .unwrap_or("")
+        .to_string()
+}
+
+/// 4 drives on 4 tmpfs mounts; one is unmounted (`umount -l`) under the running server: it
+/// goes offline within the monitor interval, nothing is written under the bare mount point,
+/// reads and writes go on; a restart with it still unmounted keeps it offline; a fresh empty
+/// tmpfs mounted there is formatted and healed.
+#[tokio::test]
+async fn an_unmounted_drive_is_offline_never_written_and_a_fresh_disk_is_healed() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let paths: Vec<PathBuf> = (1..=4)
+        .map(|i| dir.path().join(format!("disk{i}")))
+        .collect();
+    let mut mounts: Vec<Tmpfs> = paths
+        .iter()
+        .map(|p| {
+            std::fs::create_dir(p).expect("mount point");
+            Tmpfs::mount(p, 256)
+        })
+        .collect();
+    let env = [
+        ("CAIRN_DRIVE_CHECK_INTERVAL", "1s"),
+        ("CAIRN_HEAL_SPEED", "fast"),
+    ];
+    let s = Server::start_on(&paths, &env);
+    let c = client(&s);
+    c.create_bucket()
+        .bucket("keep")
+        .send()
+        .await
+        .expect("bucket");
+    let mut objects = put_all(&c, "keep", 0, 12).await;
+
+    // The disk of drive 2 goes away while running.
+    mounts[1].unmount();
+    let bare = &paths[1];
+    wait_until("drive 2 to go offline", Duration::from_secs(10), || {
+        let (_, info) = admin(&s.endpoint, &["info"]);
+        drive_line(&info, bare).contains("offline") && info.contains("(not mounted)")
+    });
+    read_all(&c, "keep", &objects).await;
+    objects.extend(put_all(&c, "keep", 12, 6).await);
+    read_all(&c, "keep", &objects).await;
+    assert!(
+        contents(bare).is_empty(),
+        "written under the bare mount point: {:?}",
+        contents(bare)
+    );
+    drop(s);
+
+    // Restart with the disk still missing: same.
+    let s = Server::start_on(&paths, &env);
+    let c = client(&s);
+    let (code, info) = admin(&s.endpoint, &["info"]);
+    assert_eq!(code, 0, "{info}");
+    assert!(
+        drive_line(&info, bare).contains("offline") && info.contains("(not mounted)"),
+        "{info}"
+    );
+    read_all(&c, "keep", &objects).await;
+    objects.extend(put_all(&c, "keep", 18, 4).await);
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(
+        contents(bare).is_empty(),
+        "written under the bare mount point after a restart: {:?}",
+        contents(bare)
+    );
+    // The operator cannot mistake it for a replacement either: it is not mounted.
+    let (code, out) = admin(
+        &s.endpoint,
+        &["drive", "replace", &bare.display().to_string()],
+    );
+    assert_ne!(code, 0, "{out}");
+    assert!(contents(bare).is_empty());
+
+    // A fresh, empty disk mounted there is a replacement: formatted and healed.
+    mounts[1] = Tmpfs::mount(bare, 256);
+    let format = bare.join(".cairn.sys/format.json");
+    wait_until(
+        "the fresh disk to be formatted",
+        Duration::from_secs(15),
+        || format.exists(),
+    );
+    let format_text = std::fs::read_to_string(&format).expect("format");
+    assert!(
+        format_text.contains("\"mount_point\": true"),
+        "{format_text}"
+    );
+    let tracker = bare.join(".cairn.sys/healing.json");
+    wait_until(
+        "the fresh disk to be healed",
+        Duration::from_secs(60),
+        || !tracker.exists(),
+    );
+    let (_, info) = admin(&s.endpoint, &["info"]);
+    assert!(info.contains("4/4 drives online"), "{info}");
+    // Every object is whole on the healed disk: read with two other disks gone.
+    for m in [0, 2] {
+        mounts[m].unmount();
+    }
+    wait_until("two disks to go offline", Duration::from_secs(10), || {
+        admin(&s.endpoint, &["info"])
+            .1
+            .contains("2/4 drives online")
+    });
+    read_all(&c, "keep", &objects).await;
+    drop(s);
+}
