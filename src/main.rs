@@ -339,6 +339,23 @@ fn scanner_config() -> anyhow::Result<Option<ScannerConfig>> {
     Ok(Some(cfg))
 }
 
+/// Per-call drive deadlines: `CAIRN_DRIVE_META_TIMEOUT` (default 2s) and
+/// `CAIRN_DRIVE_DATA_TIMEOUT` (default 10s).
+fn drive_timeouts() -> anyhow::Result<cairn::drive::Timeouts> {
+    let mut t = cairn::drive::Timeouts::default();
+    for (var, slot) in [
+        ("CAIRN_DRIVE_META_TIMEOUT", &mut t.meta),
+        ("CAIRN_DRIVE_DATA_TIMEOUT", &mut t.data),
+    ] {
+        if let Some(v) = env(var) {
+            *slot = parse_duration(&v)
+                .filter(|d| !d.is_zero())
+                .with_context(|| format!("{var} must be a duration such as 2s or 500ms"))?;
+        }
+    }
+    Ok(t)
+}
+
 async fn server(address: String, drives: Vec<String>) -> anyhow::Result<()> {
     let drives = if drives.is_empty() {
         vec![DEFAULT_DRIVES.to_string()]
@@ -352,6 +369,7 @@ async fn server(address: String, drives: Vec<String>) -> anyhow::Result<()> {
         })
         .transpose()?;
     let layout = Layout::from_args(&drives, set_size, parity_override()?)?;
+    cairn::drive::timed::set_default_timeouts(drive_timeouts()?);
     let (creds, cred_source) = credentials()?;
     let region = env("CAIRN_REGION").unwrap_or_else(|| "us-east-1".into());
     let domain = env("CAIRN_DOMAIN");
@@ -599,6 +617,8 @@ impl Cluster {
                 None => {
                     let d: Arc<dyn cairn::drive::Drive> =
                         Arc::new(cairn::drive::LocalDrive::open_named(path, e.to_string()));
+                    let d: Arc<dyn cairn::drive::Drive> =
+                        Arc::new(cairn::drive::TimedDrive::new(d));
                     drives.push(Some(d.clone()));
                     local.push(Some(d));
                 }

@@ -780,3 +780,68 @@ impl Drop for Tmpfs {
         }
     }
 }
+
+/// An ext4 filesystem on a loop device over an image file, mounted at a directory: a real
+/// disk whose I/O can be made to hang (`fsfreeze`). Thawed, unmounted and detached on drop.
+pub struct LoopDisk {
+    pub path: PathBuf,
+    device: String,
+    _image: tempfile::TempDir,
+}
+
+fn run_ok(cmd: &mut Command) -> String {
+    let out = cmd.output().expect("run command");
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+impl LoopDisk {
+    /// A fresh `mib` MiB ext4 disk mounted (noatime) at `path`, which must exist.
+    pub fn mount(path: &Path, mib: u32) -> LoopDisk {
+        let image = tempfile::tempdir().expect("tmp");
+        let file = image.path().join("disk.img");
+        std::fs::File::create(&file)
+            .and_then(|f| f.set_len(u64::from(mib) << 20))
+            .expect("image");
+        let device = run_ok(Command::new("losetup").args(["-f", "--show"]).arg(&file));
+        run_ok(Command::new("mkfs.ext4").args(["-q", "-F", &device]));
+        run_ok(
+            Command::new("mount")
+                .args(["-o", "noatime", &device])
+                .arg(path),
+        );
+        LoopDisk {
+            path: path.to_path_buf(),
+            device,
+            _image: image,
+        }
+    }
+
+    /// Every write to the filesystem blocks (in the kernel) until [`LoopDisk::thaw`].
+    pub fn freeze(&self) -> Thaw {
+        run_ok(Command::new("fsfreeze").arg("-f").arg(&self.path));
+        Thaw(self.path.clone())
+    }
+}
+
+impl Drop for LoopDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("fsfreeze").arg("-u").arg(&self.path).status();
+        let _ = Command::new("umount").arg("-l").arg(&self.path).status();
+        let _ = Command::new("losetup").args(["-d", &self.device]).status();
+    }
+}
+
+/// Thaws a frozen filesystem when dropped: declare it after the server using the disk, so a
+/// failing test thaws before the server (whose threads the freeze holds) is killed.
+pub struct Thaw(PathBuf);
+
+impl Drop for Thaw {
+    fn drop(&mut self) {
+        let _ = Command::new("fsfreeze").arg("-u").arg(&self.0).status();
+    }
+}

@@ -187,3 +187,56 @@ async fn an_unmounted_drive_is_offline_never_written_and_a_fresh_disk_is_healed(
     read_all(&c, "keep", &objects).await;
     drop(s);
 }
+
+/// One disk's I/O really hangs (its filesystem frozen: every write blocks in the kernel):
+/// PUTs and GETs of other objects go on within a few seconds each, the drive shows offline
+/// ("timing out"), and it comes back once the disk answers again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_drive_does_not_hang_the_server() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let paths: Vec<PathBuf> = (1..=4)
+        .map(|i| dir.path().join(format!("disk{i}")))
+        .collect();
+    for p in &paths {
+        std::fs::create_dir(p).expect("dir");
+    }
+    let disk = cairn_integration::LoopDisk::mount(&paths[3], 128);
+    let s = Server::start_on(&paths, &[("CAIRN_DRIVE_CHECK_INTERVAL", "1s")]);
+    let c = client(&s);
+    c.create_bucket()
+        .bucket("hang")
+        .send()
+        .await
+        .expect("bucket");
+    let before = put_all(&c, "hang", 0, 4).await;
+    let thaw = disk.freeze();
+    let mut slowest = Duration::ZERO;
+    let mut during = Vec::new();
+    for i in 0..8 {
+        let t = std::time::Instant::now();
+        during.extend(put_all(&c, "hang", 100 + i, 1).await);
+        read_all(&c, "hang", &before).await;
+        slowest = slowest.max(t.elapsed());
+    }
+    assert!(
+        slowest < Duration::from_secs(5),
+        "slowest PUT+GET round {slowest:?}"
+    );
+    let (_, info) = admin(&s.endpoint, &["info"]);
+    assert!(
+        drive_line(&info, &paths[3]).contains("offline"),
+        "the hung drive is not shown offline: {info}"
+    );
+    drop(thaw);
+    wait_until(
+        "the thawed drive to come back",
+        Duration::from_secs(15),
+        || {
+            admin(&s.endpoint, &["info"])
+                .1
+                .contains("4/4 drives online")
+        },
+    );
+    read_all(&c, "hang", &during).await;
+    drop(s);
+}

@@ -15,6 +15,7 @@
 use std::fs::{self, File};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use async_trait::async_trait;
@@ -46,7 +47,7 @@ pub mod crash {
 /// Cheap to clone: blocking tasks take their own handle on the same drive.
 #[derive(Debug, Clone)]
 pub struct LocalDrive {
-    inner: std::sync::Arc<Inner>,
+    inner: Arc<Inner>,
 }
 
 #[derive(Debug)]
@@ -60,6 +61,8 @@ pub struct Inner {
     /// Where the root sat when it was formatted, from the last format.json read: lets a
     /// drive unmounted while running be told from an empty folder.
     recorded: parking_lot::Mutex<Option<MountRecord>>,
+    /// In-flight blocking calls ([`MAX_IN_FLIGHT`]).
+    slots: Arc<tokio::sync::Semaphore>,
     /// Sorted names of large, settled directories (listing pages of huge buckets).
     dir_cache: DirCache,
     #[cfg(test)]
@@ -73,12 +76,27 @@ impl std::ops::Deref for LocalDrive {
     }
 }
 
+/// Most blocking calls one drive may have in flight: a hung disk holds at most this many
+/// threads of the blocking pool (calls past it wait for a slot, under their deadline).
+pub const MAX_IN_FLIGHT: usize = 32;
+
+/// Run `f` on the blocking pool holding one of the drive's in-flight slots until it returns
+/// (even when the caller gave up waiting on it).
 async fn blocking<T: Send + 'static>(
+    slots: &Arc<tokio::sync::Semaphore>,
     f: impl FnOnce() -> DriveResult<T> + Send + 'static,
 ) -> DriveResult<T> {
-    tokio::task::spawn_blocking(f)
+    let permit = slots
+        .clone()
+        .acquire_owned()
         .await
-        .map_err(|e| DriveError::Io(std::io::Error::other(e.to_string())))?
+        .map_err(|_| DriveError::Offline("drive closed".into()))?;
+    tokio::task::spawn_blocking(move || {
+        let _slot = permit;
+        f()
+    })
+    .await
+    .map_err(|e| DriveError::Io(std::io::Error::other(e.to_string())))?
 }
 
 /// `len` bytes at `offset` of the file at `p`; a short file is an error.
@@ -203,12 +221,13 @@ impl LocalDrive {
     pub fn open_named(root: impl Into<PathBuf>, name: String) -> LocalDrive {
         let root: PathBuf = root.into();
         let drive = LocalDrive {
-            inner: std::sync::Arc::new(Inner {
+            inner: Arc::new(Inner {
                 name,
                 root,
                 online: std::sync::atomic::AtomicBool::new(false),
                 status: parking_lot::Mutex::new(DriveStatus::Offline(OfflineReason::RootMissing)),
                 recorded: parking_lot::Mutex::new(None),
+                slots: Arc::new(tokio::sync::Semaphore::new(MAX_IN_FLIGHT)),
                 dir_cache: DirCache::default(),
                 #[cfg(test)]
                 crash_at: parking_lot::Mutex::new(None),
@@ -281,7 +300,7 @@ impl LocalDrive {
                     }) if now.fs_uuid.as_ref().is_some_and(|u| u != was) => {
                         DriveStatus::Offline(OfflineReason::DeviceChanged)
                     }
-                    _ => DriveStatus::Online,
+                    _ => self.write_test(),
                 };
                 *self.recorded.lock() = own;
                 status
@@ -299,6 +318,32 @@ impl LocalDrive {
             Err(e) => DriveStatus::Offline(OfflineReason::Unreachable(e.to_string())),
         };
         (status, Some(now), empty)
+    }
+
+    /// Can the drive still take a write? A small synced file in staging: a disk that hangs
+    /// on writes hangs here (the probe's deadline then marks it offline), one that went
+    /// read-only fails. A full disk is still online: it serves reads.
+    fn write_test(&self) -> DriveStatus {
+        let p = self.tmp_path();
+        let r = (|| -> std::io::Result<()> {
+            let mut f = File::create(&p)?;
+            f.write_all(b"probe")?;
+            f.sync_all()?;
+            fs::remove_file(&p)
+        })();
+        match r {
+            Ok(()) => DriveStatus::Online,
+            Err(e) if e.kind() == std::io::ErrorKind::StorageFull => {
+                let _ = fs::remove_file(&p);
+                DriveStatus::Online
+            }
+            Err(e) => {
+                let _ = fs::remove_file(&p);
+                DriveStatus::Offline(OfflineReason::Unreachable(format!(
+                    "write test failed: {e}"
+                )))
+            }
+        }
     }
 
     /// Every call but `probe` and `format` is refused unless the last probe found the drive
@@ -554,6 +599,7 @@ impl LocalDrive {
 
 struct LocalFileWriter {
     file: Option<super::direct::DirectFile>,
+    slots: Arc<tokio::sync::Semaphore>,
 }
 
 #[async_trait]
@@ -563,7 +609,7 @@ impl FileWriter for LocalFileWriter {
             .file
             .take()
             .ok_or(DriveError::NotDone("writer closed"))?;
-        let file = blocking(move || {
+        let file = blocking(&self.slots, move || {
             file.write(&data)?;
             Ok(file)
         })
@@ -577,7 +623,7 @@ impl FileWriter for LocalFileWriter {
             .file
             .take()
             .ok_or(DriveError::NotDone("writer closed"))?;
-        blocking(move || Ok(file.finish()?)).await
+        blocking(&self.slots, move || Ok(file.finish()?)).await
     }
 }
 
@@ -594,7 +640,7 @@ impl Drive for LocalDrive {
 
     async fn probe(&self) -> DriveResult<Probe> {
         let this = self.clone();
-        blocking(move || Ok(this.probe_blocking())).await
+        blocking(&self.slots, move || Ok(this.probe_blocking())).await
     }
 
     async fn format(
@@ -604,13 +650,16 @@ impl Drive for LocalDrive {
         create_root: bool,
     ) -> DriveResult<()> {
         let this = self.clone();
-        blocking(move || this.format_blocking(&format, healing.as_deref(), create_root)).await
+        blocking(&self.slots, move || {
+            this.format_blocking(&format, healing.as_deref(), create_root)
+        })
+        .await
     }
 
     async fn disk_info(&self) -> DriveResult<DiskInfo> {
         self.usable()?;
         let root = self.root.clone();
-        blocking(move || {
+        blocking(&self.slots, move || {
             let s = nix::sys::statvfs::statvfs(&root)
                 .map_err(|e| DriveError::Io(std::io::Error::from(e)))?;
             let frag = s.fragment_size() as u64;
@@ -625,14 +674,14 @@ impl Drive for LocalDrive {
     async fn read_sys(&self, path: &str) -> DriveResult<Bytes> {
         self.usable()?;
         let p = self.sys_path(path)?;
-        blocking(move || Ok(Bytes::from(fs::read(p)?))).await
+        blocking(&self.slots, move || Ok(Bytes::from(fs::read(p)?))).await
     }
 
     async fn write_sys(&self, path: &str, data: Bytes) -> DriveResult<()> {
         self.usable()?;
         let p = self.sys_path(path)?;
         let this = self.clone();
-        blocking(move || {
+        blocking(&self.slots, move || {
             let parent = p.parent().ok_or(DriveError::InvalidName)?;
             let tmp = this.stage_file(&data)?;
             let sys = this.root.join(SYS_DIR);
@@ -647,20 +696,23 @@ impl Drive for LocalDrive {
         self.usable()?;
         let p = self.sys_path(path)?;
         let sys = self.root.join(SYS_DIR);
-        let file = blocking(move || {
+        let file = blocking(&self.slots, move || {
             let parent = p.parent().ok_or(DriveError::InvalidName)?;
             create_dirs(&sys, parent.strip_prefix(&sys).unwrap_or(Path::new("")))?;
             Ok(super::direct::DirectFile::create(&p)?)
         })
         .await?;
-        Ok(Box::new(LocalFileWriter { file: Some(file) }))
+        Ok(Box::new(LocalFileWriter {
+            file: Some(file),
+            slots: self.slots.clone(),
+        }))
     }
 
     async fn rename_sys(&self, from: &str, to: &str) -> DriveResult<()> {
         self.usable()?;
         let (from, to) = (self.sys_path(from)?, self.sys_path(to)?);
         let sys = self.root.join(SYS_DIR);
-        blocking(move || {
+        blocking(&self.slots, move || {
             let parent = to.parent().ok_or(DriveError::InvalidName)?;
             create_dirs_durable(&sys, parent.strip_prefix(&sys).unwrap_or(Path::new("")))?;
             fs::rename(&from, &to)?;
@@ -672,7 +724,7 @@ impl Drive for LocalDrive {
     async fn delete_sys(&self, path: &str) -> DriveResult<()> {
         self.usable()?;
         let p = self.sys_path(path)?;
-        blocking(move || {
+        blocking(&self.slots, move || {
             let r = match fs::symlink_metadata(&p) {
                 Ok(m) if m.is_dir() => fs::remove_dir_all(&p),
                 Ok(_) => fs::remove_file(&p),
@@ -689,7 +741,7 @@ impl Drive for LocalDrive {
     async fn list_sys(&self, dir: &str) -> DriveResult<Vec<String>> {
         self.usable()?;
         let p = self.sys_path(dir)?;
-        blocking(move || {
+        blocking(&self.slots, move || {
             let mut out = Vec::new();
             for e in fs::read_dir(p)? {
                 out.push(e?.file_name().to_string_lossy().into_owned());
@@ -703,7 +755,7 @@ impl Drive for LocalDrive {
         self.usable()?;
         let b = self.bucket_path(bucket)?;
         let this = self.clone();
-        blocking(move || {
+        blocking(&self.slots, move || {
             if !this.root.join(SYS_DIR).is_dir() {
                 return Err(DriveError::Offline(format!(
                     "{} lost its system directory",
@@ -729,7 +781,7 @@ impl Drive for LocalDrive {
     async fn list_buckets(&self) -> DriveResult<Vec<BucketEntry>> {
         self.usable()?;
         let root = self.root.clone();
-        blocking(move || {
+        blocking(&self.slots, move || {
             let mut out = Vec::new();
             for e in fs::read_dir(&root)? {
                 let e = e?;
@@ -752,7 +804,7 @@ impl Drive for LocalDrive {
         self.usable()?;
         let b = self.bucket_path(bucket)?;
         let root = self.root.clone();
-        blocking(move || {
+        blocking(&self.slots, move || {
             Self::bucket_must_exist(&b)?;
             if Self::holds_object(&b)? {
                 return Err(DriveError::BucketNotEmpty);
@@ -770,7 +822,7 @@ impl Drive for LocalDrive {
         if let Some(v) = read_cached(&file) {
             return Ok(Bytes::from(v));
         }
-        blocking(move || match fs::read(&file) {
+        blocking(&self.slots, move || match fs::read(&file) {
             Ok(v) => Ok(Bytes::from(v)),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 Self::bucket_must_exist(&b)?;
@@ -788,7 +840,7 @@ impl Drive for LocalDrive {
             .iter()
             .map(|k| path::object_dir(k).map(|rel| b.join(rel)))
             .collect();
-        blocking(move || {
+        blocking(&self.slots, move || {
             Self::bucket_must_exist(&b)?;
             Ok(dirs
                 .into_iter()
@@ -836,13 +888,16 @@ impl Drive for LocalDrive {
         self.usable()?;
         let this = self.clone();
         let (bucket, key) = (bucket.to_string(), key.to_string());
-        blocking(move || this.commit_blocking(&bucket, &key, meta, staged)).await
+        blocking(&self.slots, move || {
+            this.commit_blocking(&bucket, &key, meta, staged)
+        })
+        .await
     }
 
     async fn delete_data_dir(&self, bucket: &str, key: &str, data_dir: Uuid) -> DriveResult<()> {
         self.usable()?;
         let (b, rel) = self.object_path(bucket, key)?;
-        blocking(move || {
+        blocking(&self.slots, move || {
             let dir = b.join(&rel);
             match fs::remove_dir_all(dir.join(format!("{DATA_DIR_PREFIX}{data_dir}"))) {
                 Ok(()) => {
@@ -860,13 +915,16 @@ impl Drive for LocalDrive {
     async fn file_size(&self, file: &FileRef) -> DriveResult<u64> {
         self.usable()?;
         let p = self.file_path(file)?;
-        blocking(move || Ok(fs::metadata(p)?.len())).await
+        blocking(&self.slots, move || Ok(fs::metadata(p)?.len())).await
     }
 
     async fn read_file(&self, file: &FileRef, offset: u64, len: usize) -> DriveResult<Bytes> {
         self.usable()?;
         let p = self.file_path(file)?;
-        blocking(move || Ok(Bytes::from(read_exact_at(&p, offset, len)?))).await
+        blocking(&self.slots, move || {
+            Ok(Bytes::from(read_exact_at(&p, offset, len)?))
+        })
+        .await
     }
 
     async fn read_chunk(
@@ -881,7 +939,7 @@ impl Drive for LocalDrive {
         let p = self.file_path(file)?;
         // Hashed on the I/O thread right after the read, while the bytes are in the CPU's
         // cache, and off the async workers (the shards of a block verify in parallel).
-        blocking(move || {
+        blocking(&self.slots, move || {
             let framed = Bytes::from(read_exact_at(&p, offset, len)?);
             Ok(cairn_erasure::bitrot::verify_framed(&framed, shard, chunk)
                 .map(|payload| framed.slice_ref(payload)))
@@ -895,7 +953,7 @@ impl Drive for LocalDrive {
         let rel = path::prefix_dir(prefix).ok_or(DriveError::InvalidName)?;
         let (prefix, query) = (prefix.to_string(), query.clone());
         let this = self.clone();
-        blocking(move || {
+        blocking(&self.slots, move || {
             let dir = b.join(rel);
             // The stamp is taken before the entries are read: a change after it shows.
             let stamp = match fs::metadata(&dir) {

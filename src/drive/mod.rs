@@ -11,6 +11,7 @@ pub mod listing;
 pub mod local;
 pub mod mount;
 pub mod path;
+pub mod timed;
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -21,6 +22,7 @@ pub use faulty::{Fault, FaultyDrive};
 pub use listing::{DirPage, DirQuery};
 pub use local::LocalDrive;
 pub use mount::MountRecord;
+pub use timed::{TimedDrive, Timeouts};
 
 /// Directory (relative to the drive root) holding format.json, staging and internal state.
 pub const SYS_DIR: &str = ".cairn.sys";

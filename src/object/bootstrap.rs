@@ -8,7 +8,9 @@ use bytes::Bytes;
 use thiserror::Error;
 
 use super::{ErasureSet, Store};
-use crate::drive::{Drive, DriveError, DriveStatus, LocalDrive, OfflineReason, Probe, FORMAT_FILE};
+use crate::drive::{
+    Drive, DriveError, DriveStatus, LocalDrive, OfflineReason, Probe, TimedDrive, FORMAT_FILE,
+};
 use crate::placement::format::{resolve, Found};
 use crate::placement::{FormatError, Resolution, SlotState};
 
@@ -35,7 +37,8 @@ pub async fn open_local(paths: &[PathBuf], opts: &OpenOptions) -> Result<Store, 
     let names: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
     let mut drives: Vec<Option<Arc<dyn Drive>>> = Vec::with_capacity(paths.len());
     for p in paths {
-        drives.push(Some(Arc::new(LocalDrive::open(p.clone()))));
+        let local: Arc<dyn Drive> = Arc::new(LocalDrive::open(p.clone()));
+        drives.push(Some(Arc::new(TimedDrive::new(local))));
     }
     open_drives(drives, &names, opts).await
 }

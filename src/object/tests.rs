@@ -13,6 +13,10 @@ use crate::drive::{Fault, FaultyDrive, LocalDrive};
 use crate::placement::Layout;
 
 const BLOCK: usize = 64 * 1024;
+const TEST_TIMEOUTS: crate::drive::Timeouts = crate::drive::Timeouts {
+    meta: std::time::Duration::from_millis(500),
+    data: std::time::Duration::from_secs(1),
+};
 
 fn bytes(len: usize, seed: u64) -> Vec<u8> {
     let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
@@ -64,7 +68,9 @@ impl Cluster {
             let (faulty, fault) = FaultyDrive::new(local.clone());
             locals.push(local);
             faults.push(fault);
-            drives.push(Some(Arc::new(faulty)));
+            // As the server runs them: every call under a deadline (short here).
+            let timed = crate::drive::TimedDrive::with_timeouts(Arc::new(faulty), TEST_TIMEOUTS);
+            drives.push(Some(Arc::new(timed)));
         }
         let names: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
         let opts = OpenOptions {
@@ -1343,4 +1349,36 @@ async fn huge_directory_pages_stay_right_through_the_cache() {
     c.store.delete_object("huge", "d/m").await.expect("delete");
     assert_eq!(list("").await, ["d/a", "d/b"]);
     assert_eq!(list("d/b").await, ["d/z"]);
+}
+
+#[tokio::test]
+async fn a_hung_drive_does_not_hang_its_set() {
+    let c = Cluster::new(4).await;
+    c.store.make_bucket("bucket").await.expect("bucket");
+    let before = bytes(3 * BLOCK + 17, 1);
+    c.put("bucket", "before", &before).await.expect("put");
+    // One drive stops answering at all: every call on it waits forever.
+    *c.faults[1].lock() = Fault::Latency(std::time::Duration::from_secs(86_400));
+    let t = std::time::Instant::now();
+    for i in 0..4u64 {
+        let data = bytes(2 * BLOCK + i as usize, 10 + i);
+        let key = format!("during-{i}");
+        c.put("bucket", &key, &data).await.expect("put while hung");
+        assert_eq!(c.get("bucket", &key).await.expect("get while hung"), data);
+        assert_eq!(c.get("bucket", "before").await.expect("old"), before);
+    }
+    // The first calls wait out their deadline; then the drive is offline and skipped.
+    assert!(
+        t.elapsed() < std::time::Duration::from_secs(8),
+        "{:?}",
+        t.elapsed()
+    );
+    let t = std::time::Instant::now();
+    c.put("bucket", "later", b"x").await.expect("put");
+    assert!(
+        t.elapsed() < std::time::Duration::from_millis(400),
+        "{:?}",
+        t.elapsed()
+    );
+    assert!(c.store.heal_queue.contains("bucket", "later"));
 }

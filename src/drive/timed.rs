@@ -1,0 +1,393 @@
+//! Deadlines on every drive call: a hung disk (a dying one, a stuck NFS or FUSE mount) must
+//! not hang the requests of its set.
+//!
+//! [`TimedDrive`] wraps any drive. Metadata calls get [`Timeouts::meta`], data calls (shard
+//! file writes, chunk reads) [`Timeouts::data`]; a call past its deadline fails with
+//! [`DriveError::TimedOut`], and a drive whose calls time out [`STRIKES`] times in a row is
+//! offline ("timing out") until a probe answers in time again (the drive monitor probes
+//! every few seconds). The call itself is not cancelled — a thread stuck in the kernel
+//! cannot be — but `LocalDrive` bounds how many of its calls can be in flight at once, so a
+//! hung disk holds at most that many blocking threads.
+
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use uuid::Uuid;
+
+use super::{
+    BucketEntry, DirPage, DirQuery, DiskInfo, Drive, DriveError, DriveResult, DriveStatus, Entry,
+    FileRef, FileWriter, OfflineReason, Probe, StagedData,
+};
+
+/// Consecutive timeouts after which a drive is offline until a probe answers in time.
+pub const STRIKES: u32 = 2;
+
+/// Per-call deadlines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    /// Metadata, system files, listings, commits.
+    pub meta: Duration,
+    /// One shard chunk read or write, a file's sync.
+    pub data: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            meta: Duration::from_secs(2),
+            data: Duration::from_secs(10),
+        }
+    }
+}
+
+static DEFAULT: OnceLock<Timeouts> = OnceLock::new();
+
+/// Set the process-wide deadlines (`CAIRN_DRIVE_META_TIMEOUT`, `CAIRN_DRIVE_DATA_TIMEOUT`),
+/// once, before drives are opened.
+pub fn set_default_timeouts(t: Timeouts) {
+    let _ = DEFAULT.set(t);
+}
+
+pub fn default_timeouts() -> Timeouts {
+    DEFAULT.get().copied().unwrap_or_default()
+}
+
+#[derive(Debug, Default)]
+struct Health {
+    strikes: AtomicU32,
+    timing_out: AtomicBool,
+}
+
+#[derive(Debug)]
+pub struct TimedDrive {
+    inner: Arc<dyn Drive>,
+    limits: Timeouts,
+    health: Arc<Health>,
+}
+
+#[derive(Clone, Copy)]
+enum Kind {
+    Meta,
+    Data,
+}
+
+impl TimedDrive {
+    pub fn new(inner: Arc<dyn Drive>) -> TimedDrive {
+        TimedDrive::with_timeouts(inner, default_timeouts())
+    }
+
+    pub fn with_timeouts(inner: Arc<dyn Drive>, limits: Timeouts) -> TimedDrive {
+        TimedDrive {
+            inner,
+            limits,
+            health: Arc::default(),
+        }
+    }
+
+    fn offline(&self) -> DriveResult<()> {
+        if self.health.timing_out.load(Ordering::Acquire) {
+            return Err(DriveError::Offline(format!(
+                "{}: {}",
+                self.inner.name(),
+                OfflineReason::TimingOut
+            )));
+        }
+        Ok(())
+    }
+
+    async fn call<T>(
+        &self,
+        kind: Kind,
+        what: &'static str,
+        fut: impl std::future::Future<Output = DriveResult<T>>,
+    ) -> DriveResult<T> {
+        self.offline()?;
+        run(&self.health, self.inner.name(), self.limit(kind), what, fut).await
+    }
+
+    fn limit(&self, kind: Kind) -> Duration {
+        match kind {
+            Kind::Meta => self.limits.meta,
+            Kind::Data => self.limits.data,
+        }
+    }
+}
+
+async fn run<T>(
+    health: &Health,
+    name: &str,
+    limit: Duration,
+    what: &'static str,
+    fut: impl std::future::Future<Output = DriveResult<T>>,
+) -> DriveResult<T> {
+    match tokio::time::timeout(limit, fut).await {
+        Ok(r) => {
+            health.strikes.store(0, Ordering::Relaxed);
+            r
+        }
+        Err(_) => {
+            let strikes = health.strikes.fetch_add(1, Ordering::Relaxed) + 1;
+            if strikes >= STRIKES && !health.timing_out.swap(true, Ordering::AcqRel) {
+                tracing::warn!(
+                    drive = name,
+                    call = what,
+                    ?limit,
+                    "drive calls time out: offline until it answers a probe in time"
+                );
+            }
+            Err(DriveError::TimedOut(format!(
+                "{name}: {what} after {limit:?}"
+            )))
+        }
+    }
+}
+
+struct TimedWriter {
+    inner: Box<dyn FileWriter>,
+    health: Arc<Health>,
+    name: String,
+    limit: Duration,
+}
+
+#[async_trait]
+impl FileWriter for TimedWriter {
+    async fn write(&mut self, data: Bytes) -> DriveResult<()> {
+        let (health, name, limit) = (self.health.clone(), self.name.clone(), self.limit);
+        run(&health, &name, limit, "write", self.inner.write(data)).await
+    }
+
+    async fn finish(self: Box<Self>) -> DriveResult<()> {
+        let TimedWriter {
+            inner,
+            health,
+            name,
+            limit,
+        } = *self;
+        run(&health, &name, limit, "finish", inner.finish()).await
+    }
+}
+
+#[async_trait]
+impl Drive for TimedDrive {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+    fn is_local(&self) -> bool {
+        self.inner.is_local()
+    }
+    async fn disk_info(&self) -> DriveResult<DiskInfo> {
+        self.call(Kind::Meta, "disk_info", self.inner.disk_info())
+            .await
+    }
+    /// Always tried, also while timing out: a probe that answers in time brings the drive
+    /// back.
+    async fn probe(&self) -> DriveResult<Probe> {
+        let r = run(
+            &self.health,
+            self.inner.name(),
+            self.limits.meta,
+            "probe",
+            self.inner.probe(),
+        )
+        .await;
+        match r {
+            Ok(p) => {
+                if self.health.timing_out.swap(false, Ordering::AcqRel) {
+                    tracing::info!(drive = self.inner.name(), "drive answers in time again");
+                }
+                Ok(p)
+            }
+            Err(DriveError::TimedOut(_)) => Ok(Probe {
+                status: DriveStatus::Offline(OfflineReason::TimingOut),
+                mount: None,
+                empty: false,
+            }),
+            Err(e) => Err(e),
+        }
+    }
+    async fn format(
+        &self,
+        format: Bytes,
+        healing: Option<Bytes>,
+        create_root: bool,
+    ) -> DriveResult<()> {
+        self.call(
+            Kind::Meta,
+            "format",
+            self.inner.format(format, healing, create_root),
+        )
+        .await
+    }
+    async fn read_sys(&self, path: &str) -> DriveResult<Bytes> {
+        self.call(Kind::Meta, "read_sys", self.inner.read_sys(path))
+            .await
+    }
+    async fn write_sys(&self, path: &str, data: Bytes) -> DriveResult<()> {
+        self.call(Kind::Meta, "write_sys", self.inner.write_sys(path, data))
+            .await
+    }
+    async fn create_sys_file(&self, path: &str) -> DriveResult<Box<dyn FileWriter>> {
+        let inner = self
+            .call(
+                Kind::Meta,
+                "create_sys_file",
+                self.inner.create_sys_file(path),
+            )
+            .await?;
+        Ok(Box::new(TimedWriter {
+            inner,
+            health: self.health.clone(),
+            name: self.inner.name().to_string(),
+            limit: self.limits.data,
+        }))
+    }
+    async fn rename_sys(&self, from: &str, to: &str) -> DriveResult<()> {
+        self.call(Kind::Meta, "rename_sys", self.inner.rename_sys(from, to))
+            .await
+    }
+    async fn delete_sys(&self, path: &str) -> DriveResult<()> {
+        self.call(Kind::Meta, "delete_sys", self.inner.delete_sys(path))
+            .await
+    }
+    async fn list_sys(&self, dir: &str) -> DriveResult<Vec<String>> {
+        self.call(Kind::Meta, "list_sys", self.inner.list_sys(dir))
+            .await
+    }
+    async fn make_bucket(&self, bucket: &str, created: i64) -> DriveResult<()> {
+        self.call(
+            Kind::Meta,
+            "make_bucket",
+            self.inner.make_bucket(bucket, created),
+        )
+        .await
+    }
+    async fn list_buckets(&self) -> DriveResult<Vec<BucketEntry>> {
+        self.call(Kind::Meta, "list_buckets", self.inner.list_buckets())
+            .await
+    }
+    async fn delete_bucket(&self, bucket: &str) -> DriveResult<()> {
+        // A bucket's removal walks it looking for objects: data-sized work.
+        self.call(
+            Kind::Data,
+            "delete_bucket",
+            self.inner.delete_bucket(bucket),
+        )
+        .await
+    }
+    async fn read_meta(&self, bucket: &str, key: &str) -> DriveResult<Bytes> {
+        self.call(Kind::Meta, "read_meta", self.inner.read_meta(bucket, key))
+            .await
+    }
+    async fn read_entries(&self, bucket: &str, keys: &[String]) -> DriveResult<Vec<Entry>> {
+        self.call(
+            Kind::Meta,
+            "read_entries",
+            self.inner.read_entries(bucket, keys),
+        )
+        .await
+    }
+    async fn write_meta(
+        &self,
+        bucket: &str,
+        key: &str,
+        meta: Option<Bytes>,
+        staged: Option<StagedData>,
+    ) -> DriveResult<Option<Bytes>> {
+        self.call(
+            Kind::Meta,
+            "write_meta",
+            self.inner.write_meta(bucket, key, meta, staged),
+        )
+        .await
+    }
+    async fn delete_data_dir(&self, bucket: &str, key: &str, data_dir: Uuid) -> DriveResult<()> {
+        self.call(
+            Kind::Data,
+            "delete_data_dir",
+            self.inner.delete_data_dir(bucket, key, data_dir),
+        )
+        .await
+    }
+    async fn file_size(&self, file: &FileRef) -> DriveResult<u64> {
+        self.call(Kind::Meta, "file_size", self.inner.file_size(file))
+            .await
+    }
+    async fn read_file(&self, file: &FileRef, offset: u64, len: usize) -> DriveResult<Bytes> {
+        self.call(
+            Kind::Data,
+            "read_file",
+            self.inner.read_file(file, offset, len),
+        )
+        .await
+    }
+    async fn read_chunk(
+        &self,
+        file: &FileRef,
+        offset: u64,
+        len: usize,
+        shard: usize,
+        chunk: u64,
+    ) -> DriveResult<Result<Bytes, cairn_erasure::Error>> {
+        self.call(
+            Kind::Data,
+            "read_chunk",
+            self.inner.read_chunk(file, offset, len, shard, chunk),
+        )
+        .await
+    }
+    async fn list_dir(&self, bucket: &str, prefix: &str, query: &DirQuery) -> DriveResult<DirPage> {
+        self.call(
+            Kind::Meta,
+            "list_dir",
+            self.inner.list_dir(bucket, prefix, query),
+        )
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::drive::{Fault, FaultyDrive, LocalDrive};
+
+    #[tokio::test]
+    async fn a_hung_drive_times_out_goes_offline_and_comes_back() {
+        let dir = tempfile::tempdir().expect("dir");
+        let local = Arc::new(LocalDrive::open(dir.path().join("d")));
+        local
+            .format(Bytes::from_static(b"{}"), None, true)
+            .await
+            .expect("format");
+        let (faulty, fault) = FaultyDrive::new(local);
+        let limits = Timeouts {
+            meta: Duration::from_millis(100),
+            data: Duration::from_millis(200),
+        };
+        let d = TimedDrive::with_timeouts(Arc::new(faulty), limits);
+        d.write_sys("x", Bytes::from_static(b"1"))
+            .await
+            .expect("write");
+        *fault.lock() = Fault::Latency(Duration::from_secs(3600));
+        let t = std::time::Instant::now();
+        for _ in 0..STRIKES {
+            assert!(matches!(
+                d.read_sys("x").await,
+                Err(DriveError::TimedOut(_))
+            ));
+        }
+        assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+        // Offline now: refused at once, without waiting for the deadline.
+        let t = std::time::Instant::now();
+        assert!(matches!(d.read_sys("x").await, Err(DriveError::Offline(_))));
+        assert!(t.elapsed() < Duration::from_millis(50));
+        let p = d.probe().await.expect("probe");
+        assert_eq!(p.status, DriveStatus::Offline(OfflineReason::TimingOut));
+        // The disk answers again: the next probe brings it back.
+        *fault.lock() = Fault::None;
+        assert_eq!(d.probe().await.expect("probe").status, DriveStatus::Online);
+        assert_eq!(&d.read_sys("x").await.expect("read")[..], b"1");
+    }
+}
