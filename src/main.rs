@@ -396,9 +396,12 @@ async fn server(address: String, drives: Vec<String>) -> anyhow::Result<()> {
         None
     };
     let app = cairn::server::App::new(cluster.as_ref().map(|c| c.rpc.clone()));
+    let limits =
+        cairn::server::HttpLimits::from_env(env, parse_duration).map_err(anyhow::Error::msg)?;
     let serving = tokio::spawn(cairn::server::serve(
         listener,
         app.clone(),
+        limits,
         stop.clone().cancelled_owned(),
     ));
     let mut leader_check: Option<cairn::heal::LeaderCheck> = None;

@@ -6,7 +6,6 @@
 //! 503 until [`App::set_ready`].
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -138,36 +137,208 @@ fn starting(req: Request<Body>) -> Response<Body> {
     r
 }
 
-/// Serve until `shutdown` resolves, then stop accepting and give in-flight requests up to
-/// [`SHUTDOWN_GRACE`] to finish.
+/// Limits that keep hostile or broken clients from tying up the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HttpLimits {
+    /// A request's head must arrive within this (slow-loris); also how long an idle
+    /// keep-alive connection stays open waiting for its next request.
+    pub header_timeout: Duration,
+    /// A request body that sends nothing for this long fails (and its connection closes).
+    pub body_idle_timeout: Duration,
+    /// Connections served at once; more wait in the listen backlog.
+    pub max_connections: usize,
+    /// Largest request head (request line and headers), bytes; larger ones are refused
+    /// with 431.
+    pub max_header_bytes: usize,
+}
+
+impl Default for HttpLimits {
+    fn default() -> Self {
+        HttpLimits {
+            header_timeout: Duration::from_secs(30),
+            body_idle_timeout: Duration::from_secs(60),
+            max_connections: 8192,
+            max_header_bytes: 64 << 10,
+        }
+    }
+}
+
+impl HttpLimits {
+    /// The defaults with `CAIRN_HTTP_HEADER_TIMEOUT`, `CAIRN_HTTP_BODY_IDLE_TIMEOUT`,
+    /// `CAIRN_HTTP_MAX_CONNECTIONS` and `CAIRN_HTTP_MAX_HEADER_BYTES` applied; the connection
+    /// cap never exceeds three quarters of the open-file limit.
+    pub fn from_env(
+        get: impl Fn(&str) -> Option<String>,
+        parse_duration: impl Fn(&str) -> Option<Duration>,
+    ) -> Result<HttpLimits, String> {
+        let mut l = HttpLimits::default();
+        for (var, slot) in [
+            ("CAIRN_HTTP_HEADER_TIMEOUT", &mut l.header_timeout),
+            ("CAIRN_HTTP_BODY_IDLE_TIMEOUT", &mut l.body_idle_timeout),
+        ] {
+            if let Some(v) = get(var) {
+                *slot = parse_duration(&v)
+                    .filter(|d| !d.is_zero())
+                    .ok_or_else(|| format!("{var} must be a duration such as 30s"))?;
+            }
+        }
+        for (var, slot, min) in [
+            ("CAIRN_HTTP_MAX_CONNECTIONS", &mut l.max_connections, 1),
+            ("CAIRN_HTTP_MAX_HEADER_BYTES", &mut l.max_header_bytes, 8192),
+        ] {
+            if let Some(v) = get(var) {
+                *slot = v
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|n| *n >= min)
+                    .ok_or_else(|| format!("{var} must be a number of at least {min}"))?;
+            }
+        }
+        if let Ok((soft, _)) =
+            nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
+        {
+            let cap = usize::try_from(soft / 4 * 3).unwrap_or(usize::MAX).max(64);
+            l.max_connections = l.max_connections.min(cap);
+        }
+        Ok(l)
+    }
+}
+
+/// A request body that fails when no bytes arrive for `idle`.
+struct IdleBody {
+    inner: Body,
+    idle: Duration,
+    timer: std::pin::Pin<Box<tokio::time::Sleep>>,
+}
+
+impl http_body::Body for IdleBody {
+    type Data = bytes::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        use std::task::Poll;
+        let this = &mut *self;
+        match std::pin::Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Ready(r) => {
+                let deadline = tokio::time::Instant::now() + this.idle;
+                this.timer.as_mut().reset(deadline);
+                Poll::Ready(r)
+            }
+            Poll::Pending => match this.timer.as_mut().poll(cx) {
+                Poll::Ready(()) => Poll::Ready(Some(Err(axum::Error::new(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!("request body idle for {:?}", this.idle),
+                ))))),
+                Poll::Pending => Poll::Pending,
+            },
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// Serve `router` until `shutdown` resolves under `limits`, then stop accepting and give
+/// in-flight requests up to [`SHUTDOWN_GRACE`] to finish.
+pub async fn serve_router(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    limits: HttpLimits,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+    let idle = limits.body_idle_timeout;
+    let router = router.layer(axum::middleware::map_request(
+        move |req: Request<Body>| async move {
+            req.map(|inner| {
+                Body::new(IdleBody {
+                    inner,
+                    idle,
+                    timer: Box::pin(tokio::time::sleep(idle)),
+                })
+            })
+        },
+    ));
+    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_timeout)
+        .max_buf_size(limits.max_header_bytes);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(limits.header_timeout)
+        .keep_alive_timeout(limits.header_timeout);
+    let builder = Arc::new(builder);
+    let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    let mut full_warned = false;
+    loop {
+        let permit = tokio::select! {
+            p = slots.clone().acquire_owned() => p.map_err(std::io::Error::other)?,
+            _ = &mut shutdown => break,
+        };
+        if slots.available_permits() == 0 && !full_warned {
+            tracing::warn!(
+                max = limits.max_connections,
+                "connection limit reached: new connections wait"
+            );
+            full_warned = true;
+        } else if slots.available_permits() > limits.max_connections / 10 {
+            full_warned = false;
+        }
+        let (stream, _peer) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(c) => c,
+                Err(e) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let svc = hyper_util::service::TowerToHyperService::new(router.clone());
+        let conn = builder
+            .serve_connection_with_upgrades(TokioIo::new(stream), svc)
+            .into_owned();
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            let _slot = permit;
+            if let Err(e) = conn.await {
+                tracing::debug!(error = %e, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    tracing::info!("shutting down: finishing in-flight requests");
+    if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("in-flight requests did not finish within {SHUTDOWN_GRACE:?}; exiting");
+    }
+    Ok(())
+}
+
+/// Serve `app` until `shutdown` resolves (see [`serve_router`]).
 pub async fn serve(
     listener: tokio::net::TcpListener,
     app: Arc<App>,
+    limits: HttpLimits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let app = router(app);
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let graceful = async move {
-        shutdown.await;
-        let _ = tx.send(());
-    };
-    let server = axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(graceful);
-    let server = tokio::spawn(async move { server.await });
-    tokio::pin!(server);
-    tokio::select! {
-        r = &mut server => return r.map_err(std::io::Error::other)?,
-        _ = rx => {}
-    }
-    tracing::info!("shutting down: finishing in-flight requests");
-    match tokio::time::timeout(SHUTDOWN_GRACE, &mut server).await {
-        Ok(r) => r.map_err(std::io::Error::other)?,
-        Err(_) => {
-            tracing::warn!("in-flight requests did not finish within {SHUTDOWN_GRACE:?}; exiting");
-            Ok(())
-        }
-    }
+    serve_router(listener, router(app), limits, shutdown).await
 }

@@ -345,3 +345,45 @@ fn lost_drives_degrade_then_fail_with_503() {
     let (status, body) = get();
     assert_eq!(status, 503, "{}", String::from_utf8_lossy(&body));
 }
+
+/// Inputs an attacker or a confused client sends get S3 errors (or the AWS answer), never a
+/// dropped connection or a 5xx: a SigV2 presigned `Expires` past any representable time, a
+/// listing prefix with a component longer than a file name.
+#[test]
+fn hostile_inputs_get_s3_answers() {
+    let s = Server::start();
+    for expires in ["18446744073709551615", "99999999999"] {
+        let (status, body) = send(
+            http::Request::builder().method("GET").uri(format!(
+                "{}/b/k?AWSAccessKeyId={ACCESS_KEY}&Expires={expires}&Signature=abc",
+                s.endpoint
+            )),
+            b"",
+        );
+        assert_eq!(
+            (status, error_code(&body).as_str()),
+            (403, "AccessDenied"),
+            "{body}"
+        );
+    }
+    let now = SystemTime::now();
+    assert_eq!(
+        send(signed(&s, "PUT", "/longp", "", &sha_hex(b""), now), b"").0,
+        200
+    );
+    let long = "a".repeat(300);
+    for query in [
+        format!("list-type=2&prefix={long}%2F"),
+        format!("list-type=2&prefix=x%2F{long}%2Fy"),
+        format!("delimiter=%2F&prefix={long}%2F"),
+    ] {
+        let (status, body) = send(signed(&s, "GET", "/longp", &query, &sha_hex(b""), now), b"");
+        assert_eq!(status, 200, "{query}: {body}");
+        assert!(!body.contains("<Contents>"), "{body}");
+    }
+    // The server is still there.
+    assert_eq!(
+        send(signed(&s, "GET", "/longp", "", &sha_hex(b""), now), b"").0,
+        200
+    );
+}

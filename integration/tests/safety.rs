@@ -240,3 +240,125 @@ async fn a_hung_drive_does_not_hang_the_server() {
     read_all(&c, "hang", &during).await;
     drop(s);
 }
+
+/// Slow-loris: 500 connections trickle a request head one byte at a time. Other clients
+/// are served promptly all along (p99 < 1 s), the trickling connections are closed once the
+/// header timeout passes, an oversized head is refused with 431, and a body that stalls
+/// fails after the body idle timeout instead of holding its connection forever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_and_hostile_clients_do_not_starve_others() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let s = Server::start_with(
+        4,
+        &[
+            ("CAIRN_HTTP_HEADER_TIMEOUT", "3s"),
+            ("CAIRN_HTTP_BODY_IDLE_TIMEOUT", "2s"),
+        ],
+    );
+    let addr = format!("127.0.0.1:{}", s.port);
+    let started = std::time::Instant::now();
+    let mut slow = Vec::new();
+    for _ in 0..500 {
+        let addr = addr.clone();
+        slow.push(tokio::spawn(async move {
+            let mut conn = tokio::net::TcpStream::connect(&addr)
+                .await
+                .expect("connect");
+            conn.write_all(b"GET /loris HTTP/1.1\r\nHost: x\r\n")
+                .await
+                .expect("start");
+            let mut buf = [0u8; 256];
+            // Until the server closes the connection (or 20 s pass).
+            for _ in 0..100 {
+                tokio::select! {
+                    r = conn.read(&mut buf) => {
+                        if matches!(r, Ok(0) | Err(_)) {
+                            return Some(std::time::Instant::now());
+                        }
+                    }
+                    _ = tokio::time::sleep(Duration::from_millis(200)) => {
+                        if conn.write_all(b"x").await.is_err() {
+                            return Some(std::time::Instant::now());
+                        }
+                    }
+                }
+            }
+            None
+        }));
+    }
+    let c = client(&s);
+    c.create_bucket()
+        .bucket("busy")
+        .send()
+        .await
+        .expect("bucket");
+    let mut lat = Vec::new();
+    for i in 0..40 {
+        let t = std::time::Instant::now();
+        let key = format!("k{i}");
+        c.put_object()
+            .bucket("busy")
+            .key(&key)
+            .body(ByteStream::from(vec![i as u8; 1000]))
+            .send()
+            .await
+            .expect("put");
+        c.get_object()
+            .bucket("busy")
+            .key(&key)
+            .send()
+            .await
+            .expect("get");
+        lat.push(t.elapsed());
+    }
+    lat.sort();
+    let p99 = lat[lat.len() * 99 / 100 - 1];
+    assert!(
+        p99 < Duration::from_secs(1),
+        "p99 {p99:?} with 500 slow clients"
+    );
+    let mut closed = 0;
+    for h in slow {
+        if let Some(at) = h.await.expect("slow client") {
+            assert!(at.duration_since(started) < Duration::from_secs(12));
+            closed += 1;
+        }
+    }
+    assert!(
+        closed >= 495,
+        "only {closed} of 500 slow connections were closed"
+    );
+
+    // A head past the limit: 431.
+    let mut conn = tokio::net::TcpStream::connect(&addr)
+        .await
+        .expect("connect");
+    let big = format!(
+        "GET /busy HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n",
+        "a".repeat(200_000)
+    );
+    let _ = conn.write_all(big.as_bytes()).await;
+    let mut reply = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), conn.read_to_end(&mut reply)).await;
+    let reply = String::from_utf8_lossy(&reply);
+    assert!(reply.starts_with("HTTP/1.1 431"), "{reply:.200}");
+
+    // A body that stops half way: the request fails within the idle timeout.
+    let mut conn = tokio::net::TcpStream::connect(&addr)
+        .await
+        .expect("connect");
+    conn.write_all(
+        b"PUT /busy/stalled HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n0123456789",
+    )
+    .await
+    .expect("send");
+    let t = std::time::Instant::now();
+    let mut reply = Vec::new();
+    let r = tokio::time::timeout(Duration::from_secs(10), conn.read_to_end(&mut reply)).await;
+    assert!(r.is_ok(), "a stalled body held its connection for 10 s");
+    assert!(
+        t.elapsed() >= Duration::from_millis(1500),
+        "{:?}",
+        t.elapsed()
+    );
+}

@@ -2,7 +2,7 @@
 //! presigned `AWSAccessKeyId`/`Expires`/`Signature` query URLs, which boto3 still produces
 //! for custom endpoints and older tools use.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
 use hmac::{Hmac, Mac};
@@ -188,8 +188,15 @@ pub(super) fn verify_presigned(
     let secret = creds
         .secret_for(access_key)
         .ok_or(AuthError::InvalidAccessKeyId)?;
-    if now > UNIX_EPOCH + Duration::from_secs(expires_at) {
+    // Checked: `Expires` is any number a client sends (u64::MAX would overflow a time).
+    let now_secs = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    if now_secs > expires_at {
         return Err(AuthError::AccessDenied("Request has expired".into()));
+    }
+    if expires_at - now_secs > super::MAX_PRESIGN {
+        return Err(AuthError::AccessDenied(
+            "Expires must be less than a week (604800 seconds) from now".into(),
+        ));
     }
     if !same(&sign(&secret, &string_to_sign(req, expires)), signature) {
         return Err(AuthError::SignatureDoesNotMatch);

@@ -299,6 +299,17 @@ fn v2_presigned_example() {
         verify(&r, &creds(), "us-east-1", at(1_175_139_621)),
         Err(AuthError::AccessDenied(_))
     ));
+    // Expires far in the future (u64::MAX once panicked the connection task) or more than a
+    // week ahead: refused like SigV4's X-Amz-Expires, before any signature work.
+    for far in ["18446744073709551615", "1175744421"] {
+        let q = format!("AWSAccessKeyId=AKIAIOSFODNN7EXAMPLE&Expires={far}&Signature=x");
+        let mut r = req("GET", "/photos/puppy.jpg", &q, &h);
+        r.host_bucket = Some("johnsmith");
+        assert!(matches!(
+            verify(&r, &creds(), "us-east-1", at(1_175_139_000)),
+            Err(AuthError::AccessDenied(_))
+        ));
+    }
     let tampered = q.replace("NpgC", "NpgD");
     let mut r = req("GET", "/photos/puppy.jpg", &tampered, &h);
     r.host_bucket = Some("johnsmith");

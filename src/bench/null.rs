@@ -96,5 +96,12 @@ pub async fn serve(listener: tokio::net::TcpListener) -> std::io::Result<()> {
         let (state, frame) = (state.clone(), frame.clone());
         async move { handle(state, frame, req).await }
     });
-    axum::serve(listener, app).await
+    // The same HTTP stack and limits as the server: the ceiling it is measured against.
+    crate::server::serve_router(
+        listener,
+        app,
+        crate::server::HttpLimits::default(),
+        std::future::pending(),
+    )
+    .await
 }

@@ -950,7 +950,14 @@ impl Drive for LocalDrive {
     async fn list_dir(&self, bucket: &str, prefix: &str, query: &DirQuery) -> DriveResult<DirPage> {
         self.usable()?;
         let b = self.bucket_path(bucket)?;
-        let rel = path::prefix_dir(prefix).ok_or(DriveError::InvalidName)?;
+        let Some(rel) = path::prefix_dir(prefix) else {
+            // A component no file name can hold: no key is stored under it.
+            return blocking(&self.slots, move || {
+                Self::bucket_must_exist(&b)?;
+                Ok(DirPage::default())
+            })
+            .await;
+        };
         let (prefix, query) = (prefix.to_string(), query.clone());
         let this = self.clone();
         blocking(&self.slots, move || {
