@@ -252,10 +252,41 @@ fn env(name: &str) -> Option<String> {
 }
 
 /// Root credentials: CAIRN_ROOT_*, else MINIO_ROOT_*, else the default (with a warning).
+/// The root password from a file named by `CAIRN_ROOT_PASSWORD_FILE` (or
+/// `MINIO_ROOT_PASSWORD_FILE`): a Kubernetes or systemd secret, kept out of `ps` and of the
+/// environment. One trailing newline is dropped.
+fn password_from_file() -> anyhow::Result<Option<String>> {
+    let Some(path) = env("CAIRN_ROOT_PASSWORD_FILE").or_else(|| env("MINIO_ROOT_PASSWORD_FILE"))
+    else {
+        return Ok(None);
+    };
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("reading the root password file {path}"))?;
+    let text = text.strip_suffix('\n').unwrap_or(&text);
+    let text = text.strip_suffix('\r').unwrap_or(text);
+    if text.is_empty() {
+        bail!("the root password file {path} is empty");
+    }
+    Ok(Some(text.to_string()))
+}
+
+/// `--secret-key` on a command line shows in `ps` to every user of the machine.
+fn warn_secret_on_command_line() {
+    if std::env::args().any(|a| a == "--secret-key" || a.starts_with("--secret-key=")) {
+        eprintln!(
+            "WARNING: --secret-key is visible to every user of this machine (ps, /proc); \
+             prefer CAIRN_ROOT_PASSWORD or CAIRN_ROOT_PASSWORD_FILE"
+        );
+    }
+}
+
 fn credentials() -> anyhow::Result<(RootCredentials, &'static str)> {
     let pick = |a: &str, b: &str| env(a).or_else(|| env(b));
     let user = pick("CAIRN_ROOT_USER", "MINIO_ROOT_USER");
-    let password = pick("CAIRN_ROOT_PASSWORD", "MINIO_ROOT_PASSWORD");
+    let password = match pick("CAIRN_ROOT_PASSWORD", "MINIO_ROOT_PASSWORD") {
+        Some(p) => Some(p),
+        None => password_from_file()?,
+    };
     let source = if env("CAIRN_ROOT_USER").is_some() {
         "CAIRN_ROOT_USER / CAIRN_ROOT_PASSWORD"
     } else if env("MINIO_ROOT_USER").is_some() {
@@ -647,7 +678,8 @@ impl Cluster {
     }
 }
 
-/// Client credentials: flags or CAIRN_ROOT_*, else MINIO_ROOT_*, else the default.
+/// Client credentials: flags or CAIRN_ROOT_*, else MINIO_ROOT_*, else the password file
+/// (`CAIRN_ROOT_PASSWORD_FILE`), else the default.
 fn credentials_for(conn: &Conn) -> (String, String) {
     let access = conn
         .access_key
@@ -658,6 +690,13 @@ fn credentials_for(conn: &Conn) -> (String, String) {
         .secret_key
         .clone()
         .or_else(|| env("MINIO_ROOT_PASSWORD"))
+        .or_else(|| match password_from_file() {
+            Ok(p) => p,
+            Err(e) => {
+                eprintln!("WARNING: {e:#}");
+                None
+            }
+        })
         .unwrap_or_else(|| DEFAULT_CREDENTIAL.into());
     (access, secret)
 }
@@ -1042,6 +1081,7 @@ fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
+    warn_secret_on_command_line();
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     if matches!(cli.command, Command::Bench { .. }) {
         // The load generator needs I/O only: no timer, signal or child-process drivers to
@@ -1080,7 +1120,7 @@ fn main() -> anyhow::Result<()> {
                 state_dir,
                 defaults: cairn::csi::Defaults {
                     endpoint: s3_endpoint,
-                    credentials: match (access_key, secret_key) {
+                    credentials: match (access_key, secret_key.or(password_from_file()?)) {
                         (Some(a), Some(s)) => Some((a, s)),
                         (None, None) => None,
                         _ => anyhow::bail!("--access-key and --secret-key go together"),

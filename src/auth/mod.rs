@@ -53,10 +53,20 @@ pub trait Credentials: Send + Sync {
 }
 
 /// A single root user.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct RootCredentials {
     pub access_key: String,
     pub secret_key: String,
+}
+
+/// Secrets never reach `Debug` output (logs, panics).
+impl std::fmt::Debug for RootCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RootCredentials")
+            .field("access_key", &self.access_key)
+            .field("secret_key", &"<redacted>")
+            .finish()
+    }
 }
 
 impl Credentials for RootCredentials {

@@ -349,3 +349,14 @@ fn client_signatures_verify() {
     let r = req("GET", "/cairn/admin/v1/info", "a=1&b=x%20y", &h);
     assert!(verify(&r, &creds(), "us-east-1", now).is_ok());
 }
+
+#[test]
+fn secrets_never_reach_debug_output() {
+    let c = RootCredentials {
+        access_key: "admin".into(),
+        secret_key: "hunter2-very-secret".into(),
+    };
+    let shown = format!("{c:?} {c:#?}");
+    assert!(shown.contains("admin"));
+    assert!(!shown.contains("hunter2"), "{shown}");
+}

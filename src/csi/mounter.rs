@@ -18,13 +18,26 @@ use std::time::Duration;
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Serialize, Deserialize)]
 pub struct StartRequest {
     /// Arguments after the executable; must start with `mount`.
     pub args: Vec<String>,
+    /// The mount process's environment: its credentials among them.
     pub env: Vec<(String, String)>,
     /// Where the mount process's output goes.
     pub log: PathBuf,
+}
+
+/// The environment's values (credentials) never reach `Debug` output.
+impl std::fmt::Debug for StartRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<&str> = self.env.iter().map(|(k, _)| k.as_str()).collect();
+        f.debug_struct("StartRequest")
+            .field("args", &self.args)
+            .field("env", &names)
+            .field("log", &self.log)
+            .finish()
+    }
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -130,4 +143,30 @@ pub fn serve(socket: &Path) -> Result<(), MounterError> {
         let _ = conn.write_all(out.as_bytes());
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod debug_tests {
+    use super::*;
+
+    #[test]
+    fn the_mount_environment_never_reaches_debug_output() {
+        let r = StartRequest {
+            args: vec!["mount".into()],
+            env: vec![("CAIRN_ROOT_PASSWORD".into(), "hunter2-secret".into())],
+            log: PathBuf::from("/tmp/log"),
+        };
+        let shown = format!("{r:?}");
+        assert!(shown.contains("CAIRN_ROOT_PASSWORD"));
+        assert!(!shown.contains("hunter2"), "{shown}");
+        let c = crate::mount::client::S3Config {
+            endpoint: "http://x".into(),
+            access_key: "a".into(),
+            secret_key: "hunter2-secret".into(),
+            region: "r".into(),
+            bucket: "b".into(),
+            prefix: String::new(),
+        };
+        assert!(!format!("{c:?}").contains("hunter2"));
+    }
 }

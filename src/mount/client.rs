@@ -120,7 +120,7 @@ pub trait ObjectClient: Send + Sync + 'static {
 }
 
 /// Connection settings of the real client.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct S3Config {
     /// `http://host:port`
     pub endpoint: String,
@@ -130,6 +130,20 @@ pub struct S3Config {
     pub bucket: String,
     /// Volume prefix in the bucket: empty, or ending with `/`.
     pub prefix: String,
+}
+
+/// Secrets never reach `Debug` output.
+impl std::fmt::Debug for S3Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("S3Config")
+            .field("endpoint", &self.endpoint)
+            .field("access_key", &self.access_key)
+            .field("secret_key", &"<redacted>")
+            .field("region", &self.region)
+            .field("bucket", &self.bucket)
+            .field("prefix", &self.prefix)
+            .finish()
+    }
 }
 
 pub struct S3Client {

@@ -36,8 +36,8 @@ pub const PREFIX: &str = "/cairn/rpc/v1/";
 const AUTH_HEADER: &str = "x-cairn-rpc-auth";
 const CLUSTER_HEADER: &str = "x-cairn-cluster";
 const NODE_HEADER: &str = "x-cairn-node";
-/// How far apart two nodes' clocks may be.
-const MAX_SKEW_SECS: u64 = 300;
+/// How far apart two nodes' clocks may be: how long a token is good for, either way.
+const MAX_SKEW_SECS: u64 = 60;
 /// Metadata calls.
 pub const SHORT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Listings, shard reads and other calls that move more.
@@ -54,10 +54,38 @@ pub fn full_body(b: impl Into<Bytes>) -> RpcBody {
 }
 
 /// Shared secret and cluster identity of the internode protocol.
+///
+/// A call's token is `v2.<unix secs>.<nonce>.<body>.<mac>`: the MAC (HMAC-SHA256 with a key
+/// derived from the root credentials) covers the time, a random nonce, the method, the path
+/// and query (drive index, file path) and `<body>`, the blake3 hash of the request body (or
+/// `-` for the one streamed call, a shard file write, whose path is bound instead). A token
+/// is good for [`MAX_SKEW_SECS`] either way and once: its nonce is remembered until it has
+/// expired, so a sniffed call can be neither replayed nor given another body.
 #[derive(Clone)]
 pub struct RpcAuth {
     key: [u8; 32],
     cluster: String,
+    seen: std::sync::Arc<Mutex<Nonces>>,
+}
+
+/// Nonces of tokens still within their window, in two generations: a nonce is a replay
+/// while it is in either; the older one is dropped each `2 * MAX_SKEW_SECS`.
+#[derive(Default)]
+struct Nonces {
+    current: std::collections::HashSet<u128>,
+    previous: std::collections::HashSet<u128>,
+    rotated: u64,
+}
+
+impl Nonces {
+    /// False when `nonce` was seen (a replay).
+    fn insert(&mut self, nonce: u128, now: u64) -> bool {
+        if now.saturating_sub(self.rotated) >= 2 * MAX_SKEW_SECS {
+            self.previous = std::mem::take(&mut self.current);
+            self.rotated = now;
+        }
+        !self.previous.contains(&nonce) && self.current.insert(nonce)
+    }
 }
 
 impl std::fmt::Debug for RpcAuth {
@@ -85,13 +113,36 @@ fn hmac(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
     m.finalize().into_bytes().into()
 }
 
+/// What a token claims, before its body is checked.
+#[derive(Debug)]
+pub struct Claim {
+    /// The body's blake3 hash, or `None` for a streamed body.
+    body: Option<[u8; 32]>,
+}
+
+impl Claim {
+    /// Does `body` match what the token was made for?
+    pub fn check_body(&self, body: &[u8]) -> Result<(), String> {
+        match &self.body {
+            Some(h) if subtle::ConstantTimeEq::ct_eq(&h[..], blake3::hash(body).as_bytes()).into() => Ok(()),
+            Some(_) => Err("the call's body is not the one its token was made for".into()),
+            None => Err("a streamed-body token on a call with a body".into()),
+        }
+    }
+
+    /// Is this the token of a streamed body (a file write, bound by its path)?
+    pub fn is_streamed(&self) -> bool {
+        self.body.is_none()
+    }
+}
+
 impl RpcAuth {
     /// The key is derived from the root credentials; the cluster id hashes the endpoint list
     /// in order, so nodes started with different lists refuse each other.
     pub fn new(creds: &RootCredentials, endpoints: &[Endpoint]) -> RpcAuth {
         let key = hmac(
             creds.secret_key.as_bytes(),
-            &[b"cairn-internode-v1", creds.access_key.as_bytes()],
+            &[b"cairn-internode-v2", creds.access_key.as_bytes()],
         );
         let mut h = blake3::Hasher::new();
         for e in endpoints {
@@ -101,6 +152,7 @@ impl RpcAuth {
         RpcAuth {
             key,
             cluster: hex::encode(&h.finalize().as_bytes()[..12]),
+            seen: Default::default(),
         }
     }
 
@@ -108,22 +160,36 @@ impl RpcAuth {
         &self.cluster
     }
 
-    fn sign(&self, ts: u64, method: &str, path: &str) -> String {
-        let mac = hmac(
+    fn mac(&self, ts: u64, nonce: &str, method: &str, path: &str, body: &str) -> String {
+        hex::encode(hmac(
             &self.key,
             &[
+                b"v2",
                 ts.to_string().as_bytes(),
+                nonce.as_bytes(),
                 method.as_bytes(),
                 path.as_bytes(),
+                body.as_bytes(),
             ],
-        );
-        format!("{ts}.{}", hex::encode(mac))
+        ))
     }
 
-    /// Headers for a call to `path` (path and query).
-    pub fn headers(&self, method: &str, path: &str) -> [(&'static str, String); 2] {
+    fn token(&self, ts: u64, method: &str, path: &str, body: Option<&[u8]>) -> String {
+        let nonce = format!("{:032x}", uuid::Uuid::new_v4().as_u128());
+        let body = body.map_or_else(|| "-".to_string(), |b| blake3::hash(b).to_hex().to_string());
+        let mac = self.mac(ts, &nonce, method, path, &body);
+        format!("v2.{ts}.{nonce}.{body}.{mac}")
+    }
+
+    /// Headers for a call to `path` (path and query) with `body` (`None`: streamed).
+    pub fn headers(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&[u8]>,
+    ) -> [(&'static str, String); 2] {
         [
-            (AUTH_HEADER, self.sign(unix_secs(), method, path)),
+            (AUTH_HEADER, self.token(unix_secs(), method, path, body)),
             (CLUSTER_HEADER, self.cluster.clone()),
         ]
     }
@@ -136,13 +202,15 @@ impl RpcAuth {
             .unwrap_or("unknown node")
     }
 
-    /// Check a call's headers; the error says why it is refused.
+    /// Check a call's headers: cluster, time, MAC, and that its nonce was not seen. The
+    /// body is checked against the returned [`Claim`] once read. The error says why it is
+    /// refused (for this node's log; the caller is told only the gist).
     pub fn verify(
         &self,
         headers: &http::HeaderMap,
         method: &str,
         path: &str,
-    ) -> Result<(), String> {
+    ) -> Result<Claim, String> {
         let get = |n: &str| headers.get(n).and_then(|v| v.to_str().ok());
         let cluster = get(CLUSTER_HEADER).ok_or("no cluster id")?;
         if cluster != self.cluster {
@@ -152,17 +220,41 @@ impl RpcAuth {
             ));
         }
         let token = get(AUTH_HEADER).ok_or("no internode token")?;
-        let (ts, _) = token.split_once('.').ok_or("malformed internode token")?;
+        let mut parts = token.split('.');
+        let (Some("v2"), Some(ts), Some(nonce), Some(body), Some(mac), None) = (
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+        ) else {
+            return Err("malformed internode token".into());
+        };
         let ts: u64 = ts.parse().map_err(|_| "malformed internode token")?;
-        if unix_secs().abs_diff(ts) > MAX_SKEW_SECS {
-            return Err("internode token expired (clocks more than 5 minutes apart?)".into());
+        let now = unix_secs();
+        if now.abs_diff(ts) > MAX_SKEW_SECS {
+            return Err(format!(
+                "internode token expired (clocks more than {MAX_SKEW_SECS} s apart?)"
+            ));
         }
-        let want = self.sign(ts, method, path);
-        if subtle::ConstantTimeEq::ct_eq(want.as_bytes(), token.as_bytes()).into() {
-            Ok(())
-        } else {
-            Err("internode token does not match (different root credentials?)".into())
+        let want = self.mac(ts, nonce, method, path, body);
+        if !bool::from(subtle::ConstantTimeEq::ct_eq(want.as_bytes(), mac.as_bytes())) {
+            return Err("internode token does not match (different root credentials?)".into());
         }
+        let nonce = u128::from_str_radix(nonce, 16).map_err(|_| "malformed internode token")?;
+        if !self.seen.lock().insert(nonce, now) {
+            return Err("internode token replayed".into());
+        }
+        let body = match body {
+            "-" => None,
+            h => {
+                let mut out = [0u8; 32];
+                hex::decode_to_slice(h, &mut out).map_err(|_| "malformed internode token")?;
+                Some(out)
+            }
+        };
+        Ok(Claim { body })
     }
 }
 
@@ -336,20 +428,22 @@ impl Peer {
         timeout: Duration,
     ) -> Result<Reply, DriveError> {
         self.admit()?;
-        self.send_unchecked(method, path, body, timeout).await
+        self.send_unchecked(method, path, body, None, timeout).await
     }
 
+    /// `bytes`: the whole body, which the token binds; `None` for a streamed body.
     async fn send_unchecked(
         &self,
         method: &str,
         path: &str,
         body: RpcBody,
+        bytes: Option<&[u8]>,
         timeout: Duration,
     ) -> Result<Reply, DriveError> {
         let mut req = http::Request::builder()
             .method(method)
             .uri(format!("{}{path}", self.base));
-        for (k, v) in self.auth.headers(method, path) {
+        for (k, v) in self.auth.headers(method, path, bytes) {
             req = req.header(k, v);
         }
         req = req.header(NODE_HEADER, &self.from);
@@ -409,7 +503,7 @@ impl Peer {
             self.admit()?;
         }
         let reply = self
-            .send_unchecked("POST", path, full_body(body), timeout)
+            .send_unchecked("POST", path, full_body(body.clone()), Some(&body), timeout)
             .await?;
         let left = timeout.saturating_sub(start.elapsed());
         let gone = self.gone();
@@ -476,36 +570,71 @@ mod tests {
         }
     }
 
+    fn headers_of(a: &RpcAuth, path: &str, body: Option<&[u8]>) -> http::HeaderMap {
+        let mut h = http::HeaderMap::new();
+        for (k, v) in a.headers("POST", path, body) {
+            h.insert(k, v.parse().expect("header"));
+        }
+        h
+    }
+
     #[test]
-    fn tokens_bind_credentials_endpoints_and_path() {
+    fn tokens_bind_credentials_endpoints_path_and_body_and_are_good_once() {
         let eps = vec![
             Endpoint::parse("http://a:9000/d1").expect("ep"),
             Endpoint::parse("http://b:9000/d1").expect("ep"),
         ];
         let a = RpcAuth::new(&creds("secret123"), &eps);
-        let mut h = http::HeaderMap::new();
-        for (k, v) in a.headers("POST", "/cairn/rpc/v1/drive?d=1") {
-            h.insert(k, v.parse().expect("header"));
-        }
-        assert!(a.verify(&h, "POST", "/cairn/rpc/v1/drive?d=1").is_ok());
+        let path = "/cairn/rpc/v1/drive?d=1";
+        let h = headers_of(&a, path, Some(b"call"));
+        // Wrong path or method: refused (and the nonce not spent).
         assert!(a.verify(&h, "POST", "/cairn/rpc/v1/drive?d=0").is_err());
-        assert!(a.verify(&h, "GET", "/cairn/rpc/v1/drive?d=1").is_err());
+        assert!(a.verify(&h, "GET", path).is_err());
+        let claim = a.verify(&h, "POST", path).expect("valid");
+        assert!(claim.check_body(b"call").is_ok());
+        assert!(claim.check_body(b"another call").is_err());
+        assert!(!claim.is_streamed());
+        // The same token again: a replay.
+        assert!(a
+            .verify(&h, "POST", path)
+            .expect_err("replay")
+            .contains("replayed"));
+        // Streamed bodies: bound by path, marked as such.
+        let h = headers_of(&a, "/cairn/rpc/v1/file?d=1&path=x", None);
+        let claim = a.verify(&h, "POST", "/cairn/rpc/v1/file?d=1&path=x").expect("valid");
+        assert!(claim.is_streamed());
+        assert!(claim.check_body(b"").is_err());
+        let h = headers_of(&a, path, Some(b"call"));
         let other_secret = RpcAuth::new(&creds("secret456"), &eps);
         assert!(other_secret
-            .verify(&h, "POST", "/cairn/rpc/v1/drive?d=1")
+            .verify(&h, "POST", path)
             .expect_err("refused")
             .contains("credentials"));
         let other_list = RpcAuth::new(&creds("secret123"), &eps[..1]);
         assert!(other_list
-            .verify(&h, "POST", "/cairn/rpc/v1/drive?d=1")
+            .verify(&h, "POST", path)
             .expect_err("refused")
             .contains("endpoint list"));
         let mut stale = h.clone();
-        let old = a.sign(unix_secs() - 3600, "POST", "/cairn/rpc/v1/drive?d=1");
+        let old = a.token(unix_secs() - 3600, "POST", path, Some(b"call"));
         stale.insert(AUTH_HEADER, old.parse().expect("header"));
         assert!(a
-            .verify(&stale, "POST", "/cairn/rpc/v1/drive?d=1")
+            .verify(&stale, "POST", path)
             .expect_err("refused")
             .contains("expired"));
+        let mut garbage = h.clone();
+        garbage.insert(AUTH_HEADER, "v2.1.2.3".parse().expect("header"));
+        assert!(a.verify(&garbage, "POST", path).is_err());
+    }
+
+    #[test]
+    fn nonces_are_forgotten_only_after_their_window() {
+        let mut n = Nonces::default();
+        assert!(n.insert(1, 1000));
+        assert!(!n.insert(1, 1000 + MAX_SKEW_SECS));
+        // One rotation later it is still remembered (previous generation)...
+        assert!(!n.insert(1, 1000 + 2 * MAX_SKEW_SECS));
+        // ...and forgotten after two, when no token carrying it can still be valid.
+        assert!(n.insert(1, 1000 + 4 * MAX_SKEW_SECS + 1));
     }
 }

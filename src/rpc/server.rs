@@ -16,6 +16,8 @@ use crate::lock::dist::LockTable;
 
 /// Largest call body (metadata and system files; shard data streams through `file`).
 const MAX_CALL_BODY: usize = 64 << 20;
+/// Largest range one `ReadFile` call reads (shard chunks are at most a few MiB).
+const MAX_READ_LEN: usize = 64 << 20;
 
 pub struct RpcServer {
     auth: RpcAuth,
@@ -26,6 +28,8 @@ pub struct RpcServer {
     hello: Hello,
     /// Set once the store is open: peers ask for this node's heal state.
     healer: std::sync::OnceLock<Arc<crate::heal::Healer>>,
+    /// When refused calls were last logged, and how many since.
+    refusals: parking_lot::Mutex<(Option<std::time::Instant>, u64)>,
 }
 
 fn reply(status: StatusCode, body: impl Into<Body>) -> Response<Body> {
@@ -66,6 +70,7 @@ impl RpcServer {
             locks,
             hello,
             healer: std::sync::OnceLock::new(),
+            refusals: parking_lot::Mutex::new((None, 0)),
         }
     }
 
@@ -79,23 +84,13 @@ impl RpcServer {
             .path_and_query()
             .map_or(req.uri().path(), |p| p.as_str())
             .to_string();
-        if let Err(why) = self
+        let claim = match self
             .auth
             .verify(req.headers(), req.method().as_str(), &path_q)
         {
-            tracing::error!(
-                caller = RpcAuth::caller(req.headers()),
-                path = %req.uri().path(),
-                reason = %why,
-                "refused a call from a node that does not belong to this cluster"
-            );
-            let status = if why.contains("endpoint list") {
-                StatusCode::PRECONDITION_FAILED
-            } else {
-                StatusCode::FORBIDDEN
-            };
-            return reply(status, why);
-        }
+            Ok(c) => c,
+            Err(why) => return self.refuse(&req, &why),
+        };
         let op = req
             .uri()
             .path()
@@ -103,26 +98,45 @@ impl RpcServer {
             .unwrap_or("")
             .to_string();
         let query = req.uri().query().unwrap_or("").to_string();
-        match (req.method().clone(), op.as_str()) {
+        if (req.method(), op.as_str()) == (&Method::PUT, "file") {
+            if !claim.is_streamed() {
+                return self.refuse(&req, "a file write with a whole-body token");
+            }
+            let drive = match self.drive(&query) {
+                Ok(d) => d,
+                Err(r) => return r,
+            };
+            let Some(path) = query_param(&query, "path").map(|p| p.into_owned()) else {
+                return reply(StatusCode::BAD_REQUEST, "missing path");
+            };
+            let r = receive_file(drive.as_ref(), &path, req.into_body())
+                .await
+                .map(|()| DriveReply::Unit);
+            return ok(wire::encode(&r.map_err(|e| WireError::from(&e))));
+        }
+        let method = req.method().clone();
+        let caller = RpcAuth::caller(req.headers()).to_string();
+        let b = match read_body(req).await {
+            Ok(b) => b,
+            Err(r) => return r,
+        };
+        if let Err(why) = claim.check_body(&b) {
+            self.log_refusal(&caller, &op, &why);
+            return reply(StatusCode::FORBIDDEN, "internode call refused");
+        }
+        match (method, op.as_str()) {
             (Method::POST, "hello") => ok(wire::encode(&self.hello)),
             (Method::POST, "heal-state") => match self.healer.get() {
                 Some(h) => ok(serde_json::to_vec(&h.state()).unwrap_or_default()),
                 None => reply(StatusCode::SERVICE_UNAVAILABLE, "starting"),
             },
-            (Method::POST, "lock") => match read_body(req).await {
-                Ok(b) => match wire::decode::<LockCall>(&b) {
-                    Ok(call) => ok(wire::encode(&self.locks.call(&call))),
-                    Err(e) => reply(StatusCode::BAD_REQUEST, e),
-                },
-                Err(r) => r,
+            (Method::POST, "lock") => match wire::decode::<LockCall>(&b) {
+                Ok(call) => ok(wire::encode(&self.locks.call(&call))),
+                Err(e) => reply(StatusCode::BAD_REQUEST, e),
             },
             (Method::POST, "drive") => {
                 let drive = match self.drive(&query) {
                     Ok(d) => d,
-                    Err(r) => return r,
-                };
-                let b = match read_body(req).await {
-                    Ok(b) => b,
                     Err(r) => return r,
                 };
                 match wire::decode::<DriveCall>(&b) {
@@ -133,20 +147,41 @@ impl RpcServer {
                     Err(e) => reply(StatusCode::BAD_REQUEST, e),
                 }
             }
-            (Method::PUT, "file") => {
-                let drive = match self.drive(&query) {
-                    Ok(d) => d,
-                    Err(r) => return r,
-                };
-                let Some(path) = query_param(&query, "path").map(|p| p.into_owned()) else {
-                    return reply(StatusCode::BAD_REQUEST, "missing path");
-                };
-                let r = receive_file(drive.as_ref(), &path, req.into_body())
-                    .await
-                    .map(|()| DriveReply::Unit);
-                ok(wire::encode(&r.map_err(|e| WireError::from(&e))))
-            }
             _ => reply(StatusCode::NOT_FOUND, "unknown internode call"),
+        }
+    }
+
+    /// Refuse a call that does not authenticate: logged here (rate-limited), and the caller
+    /// told only whether its endpoint list or its credentials are wrong — nothing about
+    /// this deployment.
+    fn refuse(&self, req: &Request<Body>, why: &str) -> Response<Body> {
+        self.log_refusal(RpcAuth::caller(req.headers()), req.uri().path(), why);
+        if why.contains("endpoint list") {
+            reply(
+                StatusCode::PRECONDITION_FAILED,
+                "internode call refused: the nodes were started with different endpoint lists",
+            )
+        } else {
+            reply(
+                StatusCode::FORBIDDEN,
+                "internode call refused: bad or replayed token (different root credentials, or clocks apart?)",
+            )
+        }
+    }
+
+    /// One warning per 10 s at most, with how many were refused since the last one.
+    fn log_refusal(&self, caller: &str, path: &str, why: &str) {
+        let mut r = self.refusals.lock();
+        r.1 += 1;
+        if r.0.is_none_or(|t| t.elapsed() >= std::time::Duration::from_secs(10)) {
+            tracing::warn!(
+                caller,
+                path,
+                reason = why,
+                refused = r.1,
+                "refused internode calls from a node that does not belong to this cluster"
+            );
+            *r = (Some(std::time::Instant::now()), 0);
         }
     }
 
@@ -280,7 +315,11 @@ async fn serve_call(d: &dyn Drive, call: DriveCall) -> DriveResult<DriveReply> {
         }
         DriveCall::FileSize { file } => DriveReply::Size(d.file_size(&file.into()).await?),
         DriveCall::ReadFile { file, offset, len } => {
-            let len = usize::try_from(len).map_err(|_| DriveError::InvalidName)?;
+            // A length from the wire never sizes an allocation unchecked.
+            let len = usize::try_from(len)
+                .ok()
+                .filter(|l| *l <= MAX_READ_LEN)
+                .ok_or(DriveError::InvalidName)?;
             DriveReply::Bytes(buf(d.read_file(&file.into(), offset, len).await?))
         }
         DriveCall::ListDir {
