@@ -124,7 +124,11 @@ impl Claim {
     /// Does `body` match what the token was made for?
     pub fn check_body(&self, body: &[u8]) -> Result<(), String> {
         match &self.body {
-            Some(h) if subtle::ConstantTimeEq::ct_eq(&h[..], blake3::hash(body).as_bytes()).into() => Ok(()),
+            Some(h)
+                if subtle::ConstantTimeEq::ct_eq(&h[..], blake3::hash(body).as_bytes()).into() =>
+            {
+                Ok(())
+            }
             Some(_) => Err("the call's body is not the one its token was made for".into()),
             None => Err("a streamed-body token on a call with a body".into()),
         }
@@ -239,7 +243,10 @@ impl RpcAuth {
             ));
         }
         let want = self.mac(ts, nonce, method, path, body);
-        if !bool::from(subtle::ConstantTimeEq::ct_eq(want.as_bytes(), mac.as_bytes())) {
+        if !bool::from(subtle::ConstantTimeEq::ct_eq(
+            want.as_bytes(),
+            mac.as_bytes(),
+        )) {
             return Err("internode token does not match (different root credentials?)".into());
         }
         let nonce = u128::from_str_radix(nonce, 16).map_err(|_| "malformed internode token")?;
@@ -601,7 +608,9 @@ mod tests {
             .contains("replayed"));
         // Streamed bodies: bound by path, marked as such.
         let h = headers_of(&a, "/cairn/rpc/v1/file?d=1&path=x", None);
-        let claim = a.verify(&h, "POST", "/cairn/rpc/v1/file?d=1&path=x").expect("valid");
+        let claim = a
+            .verify(&h, "POST", "/cairn/rpc/v1/file?d=1&path=x")
+            .expect("valid");
         assert!(claim.is_streamed());
         assert!(claim.check_body(b"").is_err());
         let h = headers_of(&a, path, Some(b"call"));

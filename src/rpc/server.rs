@@ -173,7 +173,9 @@ impl RpcServer {
     fn log_refusal(&self, caller: &str, path: &str, why: &str) {
         let mut r = self.refusals.lock();
         r.1 += 1;
-        if r.0.is_none_or(|t| t.elapsed() >= std::time::Duration::from_secs(10)) {
+        if r.0
+            .is_none_or(|t| t.elapsed() >= std::time::Duration::from_secs(10))
+        {
             tracing::warn!(
                 caller,
                 path,
