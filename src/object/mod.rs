@@ -351,6 +351,15 @@ impl Store {
             .probe()
             .await
             .map_err(|e| ObjectError::InvalidArgument(format!("{endpoint}: {e}")))?;
+        // Formatted on a mount point that is not one now: the bare mount point of a disk
+        // that is not there, never a replacement.
+        if let DriveStatus::Offline(crate::drive::OfflineReason::NotMounted) =
+            self.drive_status(slot, &probe)
+        {
+            return Err(ObjectError::InvalidArgument(format!(
+                "{endpoint} was formatted on a mount point and is not mounted: mount a disk there first"
+            )));
+        }
         match &probe.status {
             DriveStatus::Unformatted if probe.empty => {}
             DriveStatus::Unformatted => {
