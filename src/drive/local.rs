@@ -102,13 +102,6 @@ async fn blocking<T: Send + 'static>(
 /// `len` bytes at `offset` of the file at `p`; a short file is an error.
 fn read_exact_at(p: &Path, offset: u64, len: usize) -> DriveResult<Vec<u8>> {
     let f = File::open(p)?;
-    // The range must lie inside the file before anything is allocated for it: `len` may
-    // come from the wire.
-    let size = f.metadata()?.len();
-    let end = offset.checked_add(len as u64);
-    if end.is_none_or(|e| e > size) {
-        return Err(std::io::Error::from(std::io::ErrorKind::UnexpectedEof).into());
-    }
     // Read into uninitialised capacity: zeroing a shard-sized buffer first cost as much as
     // a copy of it.
     let mut buf = Vec::with_capacity(len);
@@ -292,7 +285,6 @@ impl LocalDrive {
             Ok(m) => m,
             Err(e) => return offline(OfflineReason::Unreachable(e.to_string())),
         };
-        let empty = mount::is_empty_dir(&self.root).unwrap_or(false);
         let status = match fs::read(self.root.join(SYS_DIR).join(FORMAT_FILE)) {
             Ok(bytes) => {
                 let own = serde_json::from_slice::<FormatMounts>(&bytes)
@@ -324,6 +316,9 @@ impl LocalDrive {
             }
             Err(e) => DriveStatus::Offline(OfflineReason::Unreachable(e.to_string())),
         };
+        // Only an unformatted drive's emptiness matters (is it a fresh disk?).
+        let empty =
+            status == DriveStatus::Unformatted && mount::is_empty_dir(&self.root).unwrap_or(false);
         (status, Some(now), empty)
     }
 
