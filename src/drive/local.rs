@@ -61,6 +61,9 @@ pub struct Inner {
     /// Where the root sat when it was formatted, from the last format.json read: lets a
     /// drive unmounted while running be told from an empty folder.
     recorded: parking_lot::Mutex<Option<MountRecord>>,
+    /// One probe at a time: a probe that brings the drive online sweeps staging, which
+    /// must not take another probe's write-test file from under it.
+    probing: parking_lot::Mutex<()>,
     /// In-flight blocking calls ([`MAX_IN_FLIGHT`]).
     slots: Arc<tokio::sync::Semaphore>,
     /// Sorted names of large, settled directories (listing pages of huge buckets).
@@ -227,6 +230,7 @@ impl LocalDrive {
                 online: std::sync::atomic::AtomicBool::new(false),
                 status: parking_lot::Mutex::new(DriveStatus::Offline(OfflineReason::RootMissing)),
                 recorded: parking_lot::Mutex::new(None),
+                probing: parking_lot::Mutex::new(()),
                 slots: Arc::new(tokio::sync::Semaphore::new(MAX_IN_FLIGHT)),
                 dir_cache: DirCache::default(),
                 #[cfg(test)]
@@ -243,6 +247,7 @@ impl LocalDrive {
     /// What the drive is now (see [`Drive::probe`]); a drive coming online has its staging
     /// swept first.
     fn probe_blocking(&self) -> Probe {
+        let _one = self.probing.lock();
         let (status, mount, empty) = self.look();
         let was_online = self.online.load(std::sync::atomic::Ordering::Acquire);
         if status == DriveStatus::Online && !was_online {
@@ -1036,5 +1041,46 @@ mod cached_read_tests {
         fs::write(&big, vec![1u8; CACHED_READ_MAX as usize + 1]).expect("write");
         assert_eq!(read_cached(&big), None);
         assert_eq!(read_cached(dir.path()), None);
+    }
+}
+
+#[cfg(test)]
+mod probe_tests {
+    use super::*;
+
+    /// Probes race (the monitor, a peer's RPC probe, a format's own check): the one that
+    /// brings the drive online sweeps staging, and must not take another's write-test file.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_probes_of_a_drive_coming_online_all_find_it_online() {
+        let dir = tempfile::tempdir().expect("dir");
+        for round in 0..50 {
+            let root = dir.path().join(format!("d{round}"));
+            let first = LocalDrive::open(root.clone());
+            first
+                .format(Bytes::from_static(b"{}"), None, true)
+                .await
+                .expect("format");
+            // A new process: the drive is formatted but not yet seen online.
+            let d = LocalDrive::open(root);
+            let start = std::sync::Barrier::new(8);
+            let statuses: Vec<DriveStatus> = std::thread::scope(|s| {
+                let probes: Vec<_> = (0..8)
+                    .map(|_| {
+                        s.spawn(|| {
+                            start.wait();
+                            d.probe_blocking().status
+                        })
+                    })
+                    .collect();
+                probes
+                    .into_iter()
+                    .map(|h| h.join().expect("probe thread"))
+                    .collect()
+            });
+            assert!(
+                statuses.iter().all(|s| *s == DriveStatus::Online),
+                "round {round}: {statuses:?}"
+            );
+        }
     }
 }
