@@ -13,6 +13,27 @@ pub const ACCESS_KEY: &str = "cairntest";
 pub const SECRET_KEY: &str = "cairntest-secret";
 pub const REGION: &str = "us-east-1";
 
+/// An AWS SDK client for `server` with the test credentials.
+pub fn client(server: &Server) -> aws_sdk_s3::Client {
+    client_for(&server.endpoint, ACCESS_KEY, SECRET_KEY, true)
+}
+
+/// An AWS SDK client for any endpoint and keys; `retries: false` shows every failure.
+pub fn client_for(endpoint: &str, access: &str, secret: &str, retries: bool) -> aws_sdk_s3::Client {
+    use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
+    let mut conf = aws_sdk_s3::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new(REGION))
+        .endpoint_url(endpoint)
+        .force_path_style(true)
+        .credentials_provider(Credentials::new(access, secret, None, None, "test"))
+        .http_client(aws_smithy_http_client::Builder::new().build_http());
+    if !retries {
+        conf = conf.retry_config(aws_sdk_s3::config::retry::RetryConfig::disabled());
+    }
+    aws_sdk_s3::Client::from_conf(conf.build())
+}
+
 /// A running server; killed on drop.
 pub struct Server {
     child: Child,

@@ -6,13 +6,11 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use aws_sdk_s3::config::retry::RetryConfig;
-use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_s3::error::ProvideErrorMetadata;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use aws_sdk_s3::Client;
-use cairn_integration::{binary, Cluster, ACCESS_KEY, REGION, SECRET_KEY};
+use cairn_integration::{binary, Cluster, ACCESS_KEY, SECRET_KEY};
 
 /// `cairn admin info` through `endpoint`: its standard output.
 fn admin_info(endpoint: &str) -> String {
@@ -28,16 +26,7 @@ fn admin_info(endpoint: &str) -> String {
 
 /// A client of one node; no retries, so every failure is seen.
 fn client(endpoint: &str) -> Client {
-    let conf = aws_sdk_s3::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new(REGION))
-        .endpoint_url(endpoint)
-        .force_path_style(true)
-        .retry_config(RetryConfig::disabled())
-        .credentials_provider(Credentials::new(ACCESS_KEY, SECRET_KEY, None, None, "test"))
-        .http_client(aws_smithy_http_client::Builder::new().build_http())
-        .build();
-    Client::from_conf(conf)
+    cairn_integration::client_for(endpoint, ACCESS_KEY, SECRET_KEY, false)
 }
 
 fn data(len: usize, seed: u32) -> Vec<u8> {

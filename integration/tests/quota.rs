@@ -1,24 +1,11 @@
 //! Bucket and prefix quotas through S3 clients: the error S3 clients see, overwrites and
 //! deletes counted, multipart parts counted, prefix scopes, and the admin CLI.
 
-use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_s3::error::ProvideErrorMetadata;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use aws_sdk_s3::Client;
-use cairn_integration::{binary, Server, ACCESS_KEY, REGION, SECRET_KEY};
-
-fn client(server: &Server) -> Client {
-    let conf = aws_sdk_s3::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new(REGION))
-        .endpoint_url(&server.endpoint)
-        .force_path_style(true)
-        .credentials_provider(Credentials::new(ACCESS_KEY, SECRET_KEY, None, None, "test"))
-        .http_client(aws_smithy_http_client::Builder::new().build_http())
-        .build();
-    Client::from_conf(conf)
-}
+use cairn_integration::{binary, client, Server, ACCESS_KEY, SECRET_KEY};
 
 fn admin(server: &Server, args: &[&str]) -> (bool, String) {
     let out = std::process::Command::new(binary())

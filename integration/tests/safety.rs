@@ -4,22 +4,9 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::Client;
-use cairn_integration::{admin, wait_until, Server, Tmpfs, ACCESS_KEY, REGION, SECRET_KEY};
-
-fn client(server: &Server) -> Client {
-    let conf = aws_sdk_s3::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new(REGION))
-        .endpoint_url(&server.endpoint)
-        .force_path_style(true)
-        .credentials_provider(Credentials::new(ACCESS_KEY, SECRET_KEY, None, None, "test"))
-        .http_client(aws_smithy_http_client::Builder::new().build_http())
-        .build();
-    Client::from_conf(conf)
-}
+use cairn_integration::{admin, client, wait_until, Server, Tmpfs};
 
 fn body(i: usize, len: usize) -> Vec<u8> {
     (0..len)

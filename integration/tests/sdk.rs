@@ -2,7 +2,6 @@
 
 use std::time::Duration;
 
-use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::presigning::PresigningConfig;
 use aws_sdk_s3::primitives::ByteStream;
@@ -11,24 +10,11 @@ use aws_sdk_s3::types::{
     MetadataDirective, ObjectIdentifier,
 };
 use aws_sdk_s3::Client;
-use cairn_integration::{Server, ACCESS_KEY, REGION, SECRET_KEY};
+use cairn_integration::{client, Server, ACCESS_KEY, SECRET_KEY};
 use md5::{Digest, Md5};
 
 fn client_with(server: &Server, secret: &str, access: &str) -> Client {
-    let http = aws_smithy_http_client::Builder::new().build_http();
-    let conf = aws_sdk_s3::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new(REGION))
-        .endpoint_url(&server.endpoint)
-        .force_path_style(true)
-        .credentials_provider(Credentials::new(access, secret, None, None, "test"))
-        .http_client(http)
-        .build();
-    Client::from_conf(conf)
-}
-
-fn client(server: &Server) -> Client {
-    client_with(server, SECRET_KEY, ACCESS_KEY)
+    cairn_integration::client_for(&server.endpoint, access, secret, true)
 }
 
 /// (S3 error code, HTTP status) of a failed call.

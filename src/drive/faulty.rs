@@ -137,6 +137,10 @@ impl Drive for FaultyDrive {
         self.check(true).await?;
         self.inner.rename_sys(from, to).await
     }
+    async fn link_sys(&self, from: &str, to: &str) -> DriveResult<()> {
+        self.check(true).await?;
+        self.inner.link_sys(from, to).await
+    }
     async fn delete_sys(&self, path: &str) -> DriveResult<()> {
         self.check(true).await?;
         self.inner.delete_sys(path).await

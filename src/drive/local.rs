@@ -728,6 +728,19 @@ impl Drive for LocalDrive {
         .await
     }
 
+    async fn link_sys(&self, from: &str, to: &str) -> DriveResult<()> {
+        self.usable()?;
+        let (from, to) = (self.sys_path(from)?, self.sys_path(to)?);
+        let sys = self.root.join(SYS_DIR);
+        blocking(&self.slots, move || {
+            let parent = to.parent().ok_or(DriveError::InvalidName)?;
+            create_dirs_durable(&sys, parent.strip_prefix(&sys).unwrap_or(Path::new("")))?;
+            fs::hard_link(&from, &to)?;
+            fsync_dir(parent)
+        })
+        .await
+    }
+
     async fn delete_sys(&self, path: &str) -> DriveResult<()> {
         self.usable()?;
         let p = self.sys_path(path)?;

@@ -228,6 +228,9 @@ pub trait Drive: Send + Sync + std::fmt::Debug {
     async fn create_sys_file(&self, path: &str) -> DriveResult<Box<dyn FileWriter>>;
     /// Rename within the system directory (replacing `to`).
     async fn rename_sys(&self, from: &str, to: &str) -> DriveResult<()>;
+    /// Hard-link a file within the system directory (`to` must not exist): staging that
+    /// leaves its source whole until the staged copy is committed.
+    async fn link_sys(&self, from: &str, to: &str) -> DriveResult<()>;
     /// Remove a file or directory tree under the system directory (absent is fine).
     async fn delete_sys(&self, path: &str) -> DriveResult<()>;
     /// Names in a directory under the system directory, unordered.

@@ -248,6 +248,10 @@ impl Drive for TimedDrive {
         self.call(Kind::Meta, "rename_sys", self.inner.rename_sys(from, to))
             .await
     }
+    async fn link_sys(&self, from: &str, to: &str) -> DriveResult<()> {
+        self.call(Kind::Meta, "link_sys", self.inner.link_sys(from, to))
+            .await
+    }
     async fn delete_sys(&self, path: &str) -> DriveResult<()> {
         self.call(Kind::Meta, "delete_sys", self.inner.delete_sys(path))
             .await

@@ -7,7 +7,7 @@ use futures::TryStreamExt;
 use super::quorum::fan_out;
 use super::{
     check_bucket, check_key, now_nanos, ObjectError, ObjectInfo, ObjectResult, PutOptions, Store,
-    LOCK_TIMEOUT,
+    WriteCondition, LOCK_TIMEOUT,
 };
 use crate::drive::{BucketEntry, DriveError};
 use crate::meta::ObjectMeta;
@@ -218,6 +218,7 @@ impl Store {
     }
 
     /// Server-side copy, streamed. `opts` replaces the metadata; `None` copies it.
+    /// `condition` applies to the destination.
     pub async fn copy_object(
         &self,
         src_bucket: &str,
@@ -225,6 +226,7 @@ impl Store {
         dst_bucket: &str,
         dst_key: &str,
         opts: Option<PutOptions>,
+        condition: Option<WriteCondition>,
     ) -> ObjectResult<ObjectInfo> {
         let reader = self.get_object(src_bucket, src_key, None).await?;
         let src = reader.info().clone();
@@ -234,6 +236,7 @@ impl Store {
             checksums: src.checksums.clone(),
             ..Default::default()
         });
+        let opts = PutOptions { condition, ..opts };
         let stream = reader
             .into_stream()
             .map_err(|e| std::io::Error::other(e.to_string()));

@@ -90,6 +90,13 @@ pub enum ObjectError {
     ReadQuorum { ok: usize, need: usize },
     #[error("timed out waiting for a lock")]
     LockTimeout,
+    /// A write's condition on the object it replaces does not hold.
+    #[error("the write's precondition does not hold")]
+    PreconditionFailed,
+    /// The condition held when the write began, but another write to the key committed
+    /// first.
+    #[error("a concurrent write changed the object")]
+    ConditionalConflict,
     /// The request body failed (client disconnect, or a checksum the caller verifies).
     #[error("request body: {0}")]
     Body(std::io::Error),
@@ -144,6 +151,38 @@ pub struct PutOptions {
     /// Checksums the body reader computes while streaming; read once the body is consumed
     /// and merged into `checksums`.
     pub computed_checksums: Option<Arc<Mutex<BTreeMap<String, String>>>>,
+    /// Write only if the object now under the key satisfies this.
+    pub condition: Option<WriteCondition>,
+}
+
+/// A condition a write puts on the object it replaces (`If-None-Match: *`, `If-Match`).
+/// Checked before the body is read, and again under the key's write lock at commit: a
+/// write that passed the first check and fails the second lost a race
+/// ([`ObjectError::ConditionalConflict`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WriteCondition {
+    /// Only if no object has the key.
+    Absent,
+    /// Only if the object's ETag is one of these (unquoted); `*` matches any object.
+    Match(Vec<String>),
+}
+
+impl WriteCondition {
+    /// Judge the condition against what a read quorum agrees is under the key now.
+    pub(crate) fn judge(&self, current: ObjectResult<&crate::meta::Version>) -> ObjectResult<()> {
+        match (self, current) {
+            (WriteCondition::Absent, Err(ObjectError::NoSuchKey)) => Ok(()),
+            (WriteCondition::Absent, Ok(_)) => Err(ObjectError::PreconditionFailed),
+            (WriteCondition::Match(tags), Ok(v)) => {
+                if tags.iter().any(|t| t == "*" || *t == v.etag) {
+                    Ok(())
+                } else {
+                    Err(ObjectError::PreconditionFailed)
+                }
+            }
+            (_, Err(e)) => Err(e),
+        }
+    }
 }
 
 impl PutOptions {

@@ -14,10 +14,10 @@ use uuid::Uuid;
 use super::put::{
     cleanup, commit, encode_stream, info_of, write_geometry, Body, NewVersion, Shards,
 };
-use super::quorum::fan_out;
+use super::quorum::{fan_out, judge};
 use super::{
     check_bucket, check_key, now_nanos, ErasureSet, ObjectError, ObjectInfo, ObjectResult,
-    PutOptions, Store, LOCK_TIMEOUT, MAX_PART_NUMBER, MAX_PART_SIZE,
+    PutOptions, Store, WriteCondition, LOCK_TIMEOUT, MAX_PART_NUMBER, MAX_PART_SIZE,
 };
 use crate::checksum::{composite, ChecksumAlg};
 use crate::drive::DriveError;
@@ -343,6 +343,7 @@ impl Store {
         key: &str,
         upload_id: &str,
         parts: &[(u32, String)],
+        condition: Option<&WriteCondition>,
     ) -> ObjectResult<ObjectInfo> {
         check_bucket(bucket)?;
         check_key(key)?;
@@ -352,6 +353,9 @@ impl Store {
             .lock(&format!("upload/{id}"), true, LOCK_TIMEOUT)
             .await?;
         let (set, rec) = self.load_upload(bucket, key, &id).await?;
+        if let Some(cond) = condition {
+            judge(set, bucket, key, cond).await?;
+        }
         if parts.is_empty() {
             return Err(ObjectError::InvalidPart("no parts given".into()));
         }
@@ -396,11 +400,14 @@ impl Store {
         let data_dir = Uuid::new_v4();
         let staged = format!("tmp/{data_dir}");
         let dir = upload_dir(&id);
-        let moves = fan_out(&set.drives, |_, d| {
+        // The object's data directory is staged from hard links: the upload stays whole
+        // until the object is committed, so a crash at any point leaves the upload
+        // completable (staging is swept at start) or the object in place.
+        let links = fan_out(&set.drives, |_, d| {
             let (chosen, staged, dir) = (&chosen, &staged, &dir);
             async move {
                 for r in chosen {
-                    d.rename_sys(
+                    d.link_sys(
                         &format!("{dir}/{}", r.file),
                         &format!("{staged}/part.{}", r.number),
                     )
@@ -443,36 +450,14 @@ impl Store {
         let new = NewVersion {
             version,
             inline: None,
-            ok: moves.iter().map(Result::is_ok).collect(),
+            ok: links.iter().map(Result::is_ok).collect(),
             staged_dir: Some(staged.clone()),
         };
-        match commit(self, set, bucket, key, new).await {
-            Ok(()) => {
-                cleanup(&set.drives, &dir).await;
-                cleanup(&set.drives, &staged).await;
-                Ok(info)
-            }
-            Err(e) => {
-                // Put the parts back so the upload can be completed again.
-                let _ = fan_out(&set.drives, |_, d| {
-                    let (chosen, staged, dir) = (&chosen, &staged, &dir);
-                    async move {
-                        for r in chosen {
-                            let _ = d
-                                .rename_sys(
-                                    &format!("{staged}/part.{}", r.number),
-                                    &format!("{dir}/{}", r.file),
-                                )
-                                .await;
-                        }
-                        Ok(())
-                    }
-                })
-                .await;
-                cleanup(&set.drives, &staged).await;
-                Err(e)
-            }
-        }
+        let result = commit(self, set, bucket, key, new, condition).await;
+        cleanup(&set.drives, &staged).await;
+        result?;
+        cleanup(&set.drives, &dir).await;
+        Ok(info)
     }
 
     pub async fn abort_multipart(

@@ -10,10 +10,10 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use uuid::Uuid;
 
-use super::quorum::{fan_out, write_ok};
+use super::quorum::{fan_out, judge, judge_on, write_ok};
 use super::{
     check_bucket, check_key, now_nanos, ErasureSet, ObjectError, ObjectInfo, ObjectResult,
-    PutOptions, Store, INLINE_LIMIT, LOCK_TIMEOUT, MAX_OBJECT_SIZE,
+    PutOptions, Store, WriteCondition, INLINE_LIMIT, LOCK_TIMEOUT, MAX_OBJECT_SIZE,
 };
 use crate::drive::{Drive, DriveError, DriveResult, FileWriter, StagedData};
 use crate::etag::{self, Md5Stream};
@@ -300,6 +300,7 @@ pub(crate) async fn commit(
     bucket: &str,
     key: &str,
     new: NewVersion,
+    cond: Option<&WriteCondition>,
 ) -> ObjectResult<()> {
     let data = new.version.erasure.data as usize;
     let parity = new.version.erasure.parity as usize;
@@ -309,6 +310,16 @@ pub(crate) async fn commit(
         .lock(&format!("{bucket}/{key}"), true, LOCK_TIMEOUT)
         .await?;
     let current = fan_out(&set.drives, |_, d| d.read_meta(bucket, key)).await;
+    if let Some(cond) = cond {
+        // It held when the write began (the caller checked): failing now means another
+        // write committed in between.
+        judge_on(set, &current, cond).map_err(|e| match e {
+            ObjectError::PreconditionFailed | ObjectError::NoSuchKey => {
+                ObjectError::ConditionalConflict
+            }
+            e => e,
+        })?;
+    }
     let plans: Vec<Option<(Bytes, Option<Uuid>)>> = current
         .into_iter()
         .enumerate()
@@ -423,6 +434,9 @@ impl Store {
         }
         let set = self.set_for(key);
         let offline = self.check_bucket_on_set(set, bucket, key).await?;
+        if let Some(cond) = &opts.condition {
+            judge(set, bucket, key, cond).await?;
+        }
         let (data, parity) = write_geometry(set, offline);
         let erasure = Erasure::new(data, parity, self.block_size)
             .map_err(|e| ObjectError::Internal(e.to_string()))?;
@@ -483,7 +497,7 @@ impl Store {
                 },
             };
             let info = info_of(bucket, key, &new.version);
-            commit(self, set, bucket, key, new).await?;
+            commit(self, set, bucket, key, new, opts.condition.as_ref()).await?;
             Ok(info)
         }
         .await;

@@ -139,6 +139,54 @@ pub(crate) fn agree_on(set: &ErasureSet, results: Vec<DriveResult<Bytes>>) -> Ob
     })
 }
 
+/// Judge a write's condition against metadata read from each drive position (under the
+/// key's lock, at commit).
+pub(crate) fn judge_on(
+    set: &ErasureSet,
+    results: &[DriveResult<Bytes>],
+    cond: &crate::object::WriteCondition,
+) -> ObjectResult<()> {
+    let copies = results
+        .iter()
+        .map(|r| match r {
+            Ok(b) => Ok(b.clone()),
+            Err(DriveError::NotFound) => Err(DriveError::NotFound),
+            Err(DriveError::BucketNotFound) => Err(DriveError::BucketNotFound),
+            Err(_) => Err(DriveError::NotDone("unreadable")),
+        })
+        .collect();
+    cond.judge(
+        agree_on(set, copies)
+            .as_ref()
+            .map(|a| &a.latest)
+            .map_err(clone_err),
+    )
+}
+
+/// Judge a write's condition before the write begins.
+pub(crate) async fn judge(
+    set: &ErasureSet,
+    bucket: &str,
+    key: &str,
+    cond: &crate::object::WriteCondition,
+) -> ObjectResult<()> {
+    let agreed = agree(set, bucket, key).await;
+    cond.judge(agreed.as_ref().map(|a| &a.latest).map_err(clone_err))
+}
+
+/// The outcomes of an agreement a condition can meet (others become a read-quorum error).
+fn clone_err(e: &ObjectError) -> ObjectError {
+    match e {
+        ObjectError::NoSuchKey => ObjectError::NoSuchKey,
+        ObjectError::NoSuchBucket => ObjectError::NoSuchBucket,
+        ObjectError::ReadQuorum { ok, need } => ObjectError::ReadQuorum {
+            ok: *ok,
+            need: *need,
+        },
+        other => ObjectError::Internal(other.to_string()),
+    }
+}
+
 /// Count successes of a fan-out; fail with `WriteQuorum` below `need`.
 pub(crate) fn write_ok<T>(results: &[DriveResult<T>], need: usize) -> ObjectResult<usize> {
     let ok = results.iter().filter(|r| r.is_ok()).count();

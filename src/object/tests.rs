@@ -833,7 +833,7 @@ async fn copy_streams_and_keeps_or_replaces_metadata() {
         .expect("put");
     let info = c
         .store
-        .copy_object("src", "k", "dst", "k2", None)
+        .copy_object("src", "k", "dst", "k2", None, None)
         .await
         .expect("copy");
     assert_eq!(info.user_meta.get("color").map(String::as_str), Some("red"));
@@ -849,7 +849,7 @@ async fn copy_streams_and_keeps_or_replaces_metadata() {
     };
     let info = c
         .store
-        .copy_object("src", "k", "src", "k", Some(replaced))
+        .copy_object("src", "k", "src", "k", Some(replaced), None)
         .await
         .expect("self copy");
     assert_eq!(
@@ -920,21 +920,21 @@ async fn multipart_upload_lifecycle() {
     let bad_order = vec![etags[1].clone(), etags[0].clone()];
     assert!(matches!(
         c.store
-            .complete_multipart("mpu", "big", &id, &bad_order)
+            .complete_multipart("mpu", "big", &id, &bad_order, None)
             .await,
         Err(ObjectError::InvalidPartOrder)
     ));
     let wrong_etag = vec![(1, "0".repeat(32))];
     assert!(matches!(
         c.store
-            .complete_multipart("mpu", "big", &id, &wrong_etag)
+            .complete_multipart("mpu", "big", &id, &wrong_etag, None)
             .await,
         Err(ObjectError::InvalidPart(_))
     ));
     let missing = vec![etags[0].clone(), (9, "x".into())];
     assert!(matches!(
         c.store
-            .complete_multipart("mpu", "big", &id, &missing)
+            .complete_multipart("mpu", "big", &id, &missing, None)
             .await,
         Err(ObjectError::InvalidPart(_))
     ));
@@ -943,13 +943,13 @@ async fn multipart_upload_lifecycle() {
     let too_small = vec![(3u32, etags[2].1.clone()), (4, "x".into())];
     assert!(c
         .store
-        .complete_multipart("mpu", "big", &id, &too_small)
+        .complete_multipart("mpu", "big", &id, &too_small, None)
         .await
         .is_err());
 
     let info = c
         .store
-        .complete_multipart("mpu", "big", &id, &etags)
+        .complete_multipart("mpu", "big", &id, &etags, None)
         .await
         .expect("complete");
     let whole: Vec<u8> = parts.concat();
@@ -1040,7 +1040,9 @@ async fn small_part_before_the_last_is_refused() {
         etags.push((n, up.etag));
     }
     assert!(matches!(
-        c.store.complete_multipart("mpu", "k", &id, &etags).await,
+        c.store
+            .complete_multipart("mpu", "k", &id, &etags, None)
+            .await,
         Err(ObjectError::EntityTooSmall(1))
     ));
 }
@@ -1174,7 +1176,7 @@ async fn heal_brings_a_replaced_drive_back() {
         etags.push((n as u32 + 1, up.etag));
     }
     c.store
-        .complete_multipart("bucket", "mp", &id, &etags)
+        .complete_multipart("bucket", "mp", &id, &etags, None)
         .await
         .expect("complete");
     // Replace drive 2 with an empty one while "the server is down"; the operator says so.
@@ -1381,4 +1383,107 @@ async fn a_hung_drive_does_not_hang_its_set() {
         t.elapsed()
     );
     assert!(c.store.heal_queue.contains("bucket", "later"));
+}
+
+async fn put_if(
+    c: &Cluster,
+    key: &str,
+    data: &[u8],
+    condition: WriteCondition,
+) -> ObjectResult<ObjectInfo> {
+    let mut body = data;
+    let opts = PutOptions {
+        condition: Some(condition),
+        ..Default::default()
+    };
+    c.store
+        .put_object("cond", key, &mut body, Some(data.len() as u64), opts)
+        .await
+}
+
+#[tokio::test]
+async fn conditional_writes_create_only_or_replace_only_what_was_seen() {
+    let c = Cluster::new(4).await;
+    c.store.make_bucket("cond").await.expect("bucket");
+    let first = put_if(&c, "k", b"one", WriteCondition::Absent)
+        .await
+        .expect("create-if-absent of a new key");
+    assert!(matches!(
+        put_if(&c, "k", b"two", WriteCondition::Absent).await,
+        Err(ObjectError::PreconditionFailed)
+    ));
+    assert!(matches!(
+        put_if(&c, "k", b"two", WriteCondition::Match(vec!["0".repeat(32)])).await,
+        Err(ObjectError::PreconditionFailed)
+    ));
+    assert!(matches!(
+        put_if(&c, "nope", b"x", WriteCondition::Match(vec!["*".into()])).await,
+        Err(ObjectError::NoSuchKey)
+    ));
+    put_if(
+        &c,
+        "k",
+        b"two",
+        WriteCondition::Match(vec![first.etag.clone()]),
+    )
+    .await
+    .expect("replace what was seen");
+    assert_eq!(c.get("cond", "k").await.expect("get"), b"two");
+    // A multipart upload completes only if the condition holds at completion.
+    let id = c
+        .store
+        .create_multipart("cond", "k", PutOptions::default())
+        .await
+        .expect("create");
+    let mut body = &b"part"[..];
+    let part = c
+        .store
+        .put_part("cond", "k", &id, 1, &mut body, None, PutOptions::default())
+        .await
+        .expect("part");
+    let parts = [(1, part.etag)];
+    assert!(matches!(
+        c.store
+            .complete_multipart("cond", "k", &id, &parts, Some(&WriteCondition::Absent))
+            .await,
+        Err(ObjectError::PreconditionFailed)
+    ));
+    // The refused completion left the upload whole: it completes now.
+    c.store
+        .complete_multipart("cond", "k", &id, &parts, None)
+        .await
+        .expect("complete after a refused completion");
+    assert_eq!(c.get("cond", "k").await.expect("get"), b"part");
+}
+
+/// Many writers race `If-None-Match: *` on one key: exactly one wins, and the object holds
+/// the winner's bytes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn racing_create_if_absent_has_exactly_one_winner() {
+    let c = Arc::new(Cluster::new(4).await);
+    c.store.make_bucket("cond").await.expect("bucket");
+    for round in 0..5 {
+        let key = format!("race{round}");
+        let tasks: Vec<_> = (0..8u8)
+            .map(|w| {
+                let (c, key) = (c.clone(), key.clone());
+                tokio::spawn(async move {
+                    let data = vec![w; 1000 + w as usize];
+                    put_if(&c, &key, &data, WriteCondition::Absent)
+                        .await
+                        .map(|_| data)
+                })
+            })
+            .collect();
+        let mut winners = Vec::new();
+        for t in tasks {
+            match t.await.expect("task") {
+                Ok(data) => winners.push(data),
+                Err(ObjectError::PreconditionFailed | ObjectError::ConditionalConflict) => {}
+                Err(e) => panic!("unexpected error: {e}"),
+            }
+        }
+        assert_eq!(winners.len(), 1, "round {round}");
+        assert_eq!(c.get("cond", &key).await.expect("get"), winners[0]);
+    }
 }

@@ -238,6 +238,16 @@ impl Drive for RemoteDrive {
         unit(r, "rename_sys")
     }
 
+    async fn link_sys(&self, from: &str, to: &str) -> DriveResult<()> {
+        let r = self
+            .call(DriveCall::LinkSys {
+                from: from.to_string(),
+                to: to.to_string(),
+            })
+            .await?;
+        unit(r, "link_sys")
+    }
+
     async fn delete_sys(&self, path: &str) -> DriveResult<()> {
         let r = self
             .call(DriveCall::DeleteSys {

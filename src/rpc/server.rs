@@ -258,6 +258,10 @@ async fn serve_call(d: &dyn Drive, call: DriveCall) -> DriveResult<DriveReply> {
             d.rename_sys(&from, &to).await?;
             DriveReply::Unit
         }
+        DriveCall::LinkSys { from, to } => {
+            d.link_sys(&from, &to).await?;
+            DriveReply::Unit
+        }
         DriveCall::DeleteSys { path } => {
             d.delete_sys(&path).await?;
             DriveReply::Unit

@@ -73,6 +73,10 @@ pub enum DriveCall {
         prefix: String,
         query: DirQuery,
     },
+    LinkSys {
+        from: String,
+        to: String,
+    },
 }
 
 impl DriveCall {
@@ -97,6 +101,7 @@ impl DriveCall {
             DriveCall::FileSize { .. } => "file_size",
             DriveCall::ReadFile { .. } => "read_file",
             DriveCall::ListDir { .. } => "list_dir",
+            DriveCall::LinkSys { .. } => "link_sys",
         }
     }
 }

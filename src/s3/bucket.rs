@@ -142,7 +142,7 @@ pub async fn acl(state: &S3State, ctx: &Ctx) -> Result<Response<Body>, S3Error> 
 pub async fn put_acl(state: &S3State, ctx: &Ctx) -> Result<Response<Body>, S3Error> {
     require_acl_target(state, ctx).await?;
     match ctx.header("x-amz-acl") {
-        Some("private") => Ok(empty(StatusCode::OK)),
+        Some("private" | "bucket-owner-full-control") => Ok(empty(StatusCode::OK)),
         _ => Err(S3Error::not_implemented(
             "ACLs other than the canned 'private' ACL",
         )),

@@ -222,6 +222,12 @@ impl From<ObjectError> for S3Error {
                 S::SERVICE_UNAVAILABLE,
                 "Storage resources are insufficient for the request; please retry.",
             ),
+            ObjectError::PreconditionFailed => S3Error::precondition_failed(),
+            ObjectError::ConditionalConflict => S3Error::new(
+                "ConditionalRequestConflict",
+                S::CONFLICT,
+                "A conflicting operation occurred. If using PutObject you can retry the request. If using multipart upload you should initiate another CreateMultipartUpload request and re-upload each part.",
+            ),
             ObjectError::LockTimeout => S3Error::new(
                 "SlowDown",
                 S::SERVICE_UNAVAILABLE,

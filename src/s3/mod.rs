@@ -6,9 +6,10 @@ mod body;
 mod bucket;
 pub mod counters;
 pub mod error;
+pub mod features;
 mod multipart;
 mod object;
-mod router;
+pub mod router;
 pub mod xml;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -226,6 +227,7 @@ async fn dispatch(
     };
     let op = route(&ctx)?;
     *seen = Some(op);
+    features::check(op, &ctx)?;
     tracing::Span::current().record("op", tracing::field::debug(&op));
     match op {
         Op::ListBuckets => bucket::list_buckets(state).await,

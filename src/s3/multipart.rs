@@ -131,6 +131,7 @@ pub async fn upload_part_copy(state: &S3State, ctx: &Ctx) -> Result<Response<Bod
 pub async fn complete(state: &S3State, ctx: &Ctx, body: Body) -> Result<Response<Body>, S3Error> {
     let (bucket, key) = bucket_key(ctx)?;
     let id = upload_id(ctx)?;
+    let condition = super::features::write_condition(ctx)?;
     let raw = body::read_small(body, &ctx.verified, &ctx.headers, 4 << 20).await?;
     let text = String::from_utf8(raw).map_err(|_| S3Error::malformed_xml())?;
     let req: xml::CompleteMultipartUpload = xml::from_xml(&text)?;
@@ -146,7 +147,7 @@ pub async fn complete(state: &S3State, ctx: &Ctx, body: Body) -> Result<Response
     let old = super::object::replaced_size(state, bucket, key).await;
     let info = state
         .store
-        .complete_multipart(bucket, key, id, &parts)
+        .complete_multipart(bucket, key, id, &parts, condition.as_ref())
         .await?;
     if tracked {
         state.quotas.completed(bucket, key, info.size, old);

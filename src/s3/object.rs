@@ -11,7 +11,7 @@ use http::{HeaderValue, Response, StatusCode};
 
 use super::error::S3Error;
 use super::xml::{self, NS};
-use super::{body, empty, http_date, iso8601, xml_response, Ctx, S3State};
+use super::{body, empty, features, http_date, iso8601, xml_response, Ctx, S3State};
 use crate::object::{ByteRange, ObjectInfo, PutOptions, MAX_OBJECT_SIZE};
 
 /// Headers kept with an object and returned on GET/HEAD.
@@ -30,34 +30,6 @@ pub(super) fn bucket_key(ctx: &Ctx) -> Result<(&str, &str), S3Error> {
         (Some(b), Some(k)) => Ok((b, k)),
         _ => Err(S3Error::invalid_request("missing bucket or key")),
     }
-}
-
-/// Features a client may ask for in headers that Cairn does not provide: refusing them
-/// beats silently storing an object without what was asked.
-fn refuse_unsupported(ctx: &Ctx) -> Result<(), S3Error> {
-    for (name, what) in [
-        ("x-amz-server-side-encryption", "Server-side encryption"),
-        (
-            "x-amz-server-side-encryption-customer-algorithm",
-            "Server-side encryption with customer keys",
-        ),
-        ("x-amz-object-lock-mode", "Object lock"),
-        ("x-amz-object-lock-legal-hold", "Object lock"),
-        ("x-amz-tagging", "Object tagging"),
-        ("x-amz-website-redirect-location", "Website redirects"),
-    ] {
-        if ctx.header(name).is_some() {
-            return Err(S3Error::not_implemented(what));
-        }
-    }
-    if let Some(acl) = ctx.header("x-amz-acl") {
-        if acl != "private" {
-            return Err(S3Error::not_implemented(
-                "ACLs other than the canned 'private' ACL",
-            ));
-        }
-    }
-    Ok(())
 }
 
 /// Metadata a write carries in its headers.
@@ -181,8 +153,9 @@ pub(super) fn stored(etag: &str, computed: &body::Computed) -> Response<Body> {
 
 pub async fn put(state: &S3State, ctx: &Ctx, body: Body) -> Result<Response<Body>, S3Error> {
     let (bucket, key) = bucket_key(ctx)?;
-    refuse_unsupported(ctx)?;
+    let condition = features::write_condition(ctx)?;
     let mut up = upload(ctx, body, MAX_OBJECT_SIZE)?;
+    up.opts.condition = condition;
     let old = replaced_size(state, bucket, key).await;
     let quota = state.quotas.reserve(bucket, key, up.size, old).await?;
     let info = state
@@ -510,7 +483,7 @@ pub(super) fn copy_preconditions(ctx: &Ctx, src: &ObjectInfo) -> Result<(), S3Er
 
 pub async fn copy(state: &S3State, ctx: &Ctx) -> Result<Response<Body>, S3Error> {
     let (bucket, key) = bucket_key(ctx)?;
-    refuse_unsupported(ctx)?;
+    let condition = features::write_condition(ctx)?;
     let (src_bucket, src_key) = copy_source(ctx)?;
     let replace = match ctx.header("x-amz-metadata-directive") {
         None | Some("COPY") => false,
@@ -536,7 +509,7 @@ pub async fn copy(state: &S3State, ctx: &Ctx) -> Result<Response<Body>, S3Error>
         .await?;
     let info = state
         .store
-        .copy_object(&src_bucket, &src_key, bucket, key, opts)
+        .copy_object(&src_bucket, &src_key, bucket, key, opts, condition)
         .await?;
     quota.commit_object(info.size, old);
     xml_response(&xml::CopyObjectResult {

@@ -1,0 +1,435 @@
+//! Which feature-carrying request headers Cairn honours, per operation. A header an
+//! operation can carry (per the S3 API) but Cairn does not honour there is refused with the
+//! S3 error — never stored without, never ignored. Subresources are decided in
+//! [`super::router`]; this table covers headers.
+//!
+//! Headers that only describe the request (signing, content length, SDK telemetry) are not
+//! features and are not listed. Neither are headers an operation cannot carry: S3 itself
+//! ignores those.
+
+use http::StatusCode;
+
+use super::error::S3Error;
+use super::router::Op;
+use super::Ctx;
+use crate::object::WriteCondition;
+
+/// How a refusal is answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    NotImplemented,
+    InvalidStorageClass,
+}
+
+/// One feature header: where S3 lets it appear, and where Cairn honours it.
+#[derive(Debug)]
+pub struct Feature {
+    /// Lower-case header name.
+    pub header: &'static str,
+    /// What the header asks for, for the error message.
+    pub what: &'static str,
+    /// Operations whose requests can carry it.
+    pub carried_by: &'static [Op],
+    /// Of those, the operations that honour it (their handlers read and act on it).
+    pub honoured_by: &'static [Op],
+    /// Values that ask for nothing beyond what Cairn does anyway, accepted wherever the
+    /// header is carried (compared case-sensitively, as S3 does).
+    pub neutral: &'static [&'static str],
+    pub refusal: Refusal,
+}
+
+use Op::*;
+
+/// Writes that create an object from scratch and carry its settings.
+const OBJECT_WRITES: &[Op] = &[PutObject, CopyObject, CreateMultipartUpload];
+/// Requests that carry SSE-C key headers for the object they address.
+const SSE_C: &[Op] = &[
+    GetObject,
+    HeadObject,
+    PutObject,
+    CopyObject,
+    CreateMultipartUpload,
+    UploadPart,
+    UploadPartCopy,
+    CompleteMultipartUpload,
+    ListParts,
+];
+const ACL_CARRIERS: &[Op] = &[
+    CreateBucket,
+    PutObject,
+    CopyObject,
+    CreateMultipartUpload,
+    PutAcl,
+];
+const CONDITIONAL_READS: &[Op] = &[GetObject, HeadObject];
+/// Reads, and writes conditional on the object they replace.
+const CONDITIONS_HONOURED: &[Op] = &[
+    GetObject,
+    HeadObject,
+    PutObject,
+    CopyObject,
+    CompleteMultipartUpload,
+];
+const CONDITIONAL: &[Op] = &[
+    GetObject,
+    HeadObject,
+    PutObject,
+    CopyObject,
+    CompleteMultipartUpload,
+    DeleteObject,
+];
+
+const fn refused(header: &'static str, what: &'static str, carried_by: &'static [Op]) -> Feature {
+    Feature {
+        header,
+        what,
+        carried_by,
+        honoured_by: &[],
+        neutral: &[],
+        refusal: Refusal::NotImplemented,
+    }
+}
+
+const fn neutral(
+    header: &'static str,
+    what: &'static str,
+    carried_by: &'static [Op],
+    values: &'static [&'static str],
+) -> Feature {
+    Feature {
+        header,
+        what,
+        carried_by,
+        honoured_by: &[],
+        neutral: values,
+        refusal: Refusal::NotImplemented,
+    }
+}
+
+/// The table.
+pub const FEATURES: &[Feature] = &[
+    refused(
+        "x-amz-server-side-encryption",
+        "Server-side encryption",
+        OBJECT_WRITES,
+    ),
+    refused(
+        "x-amz-server-side-encryption-aws-kms-key-id",
+        "Server-side encryption with KMS keys",
+        OBJECT_WRITES,
+    ),
+    refused(
+        "x-amz-server-side-encryption-context",
+        "Server-side encryption with KMS keys",
+        OBJECT_WRITES,
+    ),
+    refused(
+        "x-amz-server-side-encryption-bucket-key-enabled",
+        "S3 Bucket Keys",
+        OBJECT_WRITES,
+    ),
+    refused(
+        "x-amz-server-side-encryption-customer-algorithm",
+        "Server-side encryption with customer keys",
+        SSE_C,
+    ),
+    refused(
+        "x-amz-server-side-encryption-customer-key",
+        "Server-side encryption with customer keys",
+        SSE_C,
+    ),
+    refused(
+        "x-amz-server-side-encryption-customer-key-md5",
+        "Server-side encryption with customer keys",
+        SSE_C,
+    ),
+    refused(
+        "x-amz-copy-source-server-side-encryption-customer-algorithm",
+        "Server-side encryption with customer keys",
+        &[CopyObject, UploadPartCopy],
+    ),
+    refused(
+        "x-amz-copy-source-server-side-encryption-customer-key",
+        "Server-side encryption with customer keys",
+        &[CopyObject, UploadPartCopy],
+    ),
+    refused(
+        "x-amz-copy-source-server-side-encryption-customer-key-md5",
+        "Server-side encryption with customer keys",
+        &[CopyObject, UploadPartCopy],
+    ),
+    refused(
+        "x-amz-tagging",
+        "Object tagging",
+        &[PutObject, CopyObject, CreateMultipartUpload],
+    ),
+    // Cairn objects carry no tags, so copying them is copying nothing.
+    neutral(
+        "x-amz-tagging-directive",
+        "Object tagging",
+        &[CopyObject],
+        &["COPY"],
+    ),
+    refused("x-amz-object-lock-mode", "Object lock", OBJECT_WRITES),
+    refused(
+        "x-amz-object-lock-retain-until-date",
+        "Object lock",
+        OBJECT_WRITES,
+    ),
+    refused("x-amz-object-lock-legal-hold", "Object lock", OBJECT_WRITES),
+    neutral(
+        "x-amz-bucket-object-lock-enabled",
+        "Object lock",
+        &[CreateBucket],
+        &["false"],
+    ),
+    // One owner owns every bucket and object: the owner already has full control.
+    neutral(
+        "x-amz-acl",
+        "ACLs other than the canned 'private' ACL",
+        ACL_CARRIERS,
+        &["private", "bucket-owner-full-control"],
+    ),
+    refused("x-amz-grant-full-control", "ACL grants", ACL_CARRIERS),
+    refused("x-amz-grant-read", "ACL grants", ACL_CARRIERS),
+    refused("x-amz-grant-read-acp", "ACL grants", ACL_CARRIERS),
+    refused("x-amz-grant-write", "ACL grants", &[CreateBucket, PutAcl]),
+    refused("x-amz-grant-write-acp", "ACL grants", ACL_CARRIERS),
+    // ACLs are off (what S3 calls BucketOwnerEnforced, its default since 2023).
+    neutral(
+        "x-amz-object-ownership",
+        "Object ownership other than BucketOwnerEnforced",
+        &[CreateBucket],
+        &["BucketOwnerEnforced"],
+    ),
+    Feature {
+        header: "x-amz-storage-class",
+        what: "Storage classes other than STANDARD",
+        carried_by: OBJECT_WRITES,
+        honoured_by: &[],
+        neutral: &["STANDARD"],
+        refusal: Refusal::InvalidStorageClass,
+    },
+    refused(
+        "x-amz-website-redirect-location",
+        "Website redirects",
+        OBJECT_WRITES,
+    ),
+    refused(
+        "x-amz-write-offset-bytes",
+        "Appending to objects",
+        &[PutObject],
+    ),
+    refused("x-amz-mfa", "MFA delete", &[DeleteObject, DeleteObjects]),
+    // Parts are combined into a composite checksum.
+    neutral(
+        "x-amz-checksum-type",
+        "Full-object checksums of multipart uploads",
+        &[CreateMultipartUpload],
+        &["COMPOSITE"],
+    ),
+    Feature {
+        header: "if-match",
+        what: "Conditional deletes",
+        carried_by: CONDITIONAL,
+        honoured_by: CONDITIONS_HONOURED,
+        neutral: &[],
+        refusal: Refusal::NotImplemented,
+    },
+    Feature {
+        header: "if-none-match",
+        what: "Conditional deletes",
+        carried_by: CONDITIONAL,
+        honoured_by: CONDITIONS_HONOURED,
+        neutral: &[],
+        refusal: Refusal::NotImplemented,
+    },
+    Feature {
+        header: "if-modified-since",
+        what: "Date conditions",
+        carried_by: CONDITIONAL_READS,
+        honoured_by: CONDITIONAL_READS,
+        neutral: &[],
+        refusal: Refusal::NotImplemented,
+    },
+    Feature {
+        header: "if-unmodified-since",
+        what: "Date conditions",
+        carried_by: CONDITIONAL_READS,
+        honoured_by: CONDITIONAL_READS,
+        neutral: &[],
+        refusal: Refusal::NotImplemented,
+    },
+    refused(
+        "x-amz-if-match-last-modified-time",
+        "Conditional deletes",
+        &[DeleteObject],
+    ),
+    refused(
+        "x-amz-if-match-size",
+        "Conditional deletes",
+        &[DeleteObject],
+    ),
+];
+
+impl Feature {
+    fn refuse(&self) -> S3Error {
+        match self.refusal {
+            Refusal::NotImplemented => S3Error::not_implemented(self.what),
+            Refusal::InvalidStorageClass => S3Error::new(
+                "InvalidStorageClass",
+                StatusCode::BAD_REQUEST,
+                "The storage class you specified is not valid",
+            ),
+        }
+    }
+}
+
+/// Refuse any feature header `op` can carry but Cairn does not honour for it.
+pub fn check(op: Op, ctx: &Ctx) -> Result<(), S3Error> {
+    for f in FEATURES {
+        if !f.carried_by.contains(&op) || f.honoured_by.contains(&op) {
+            continue;
+        }
+        if let Some(v) = ctx.header(f.header) {
+            if !f.neutral.contains(&v.trim()) {
+                return Err(f.refuse());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The condition a write puts on the object it replaces: `If-None-Match: *` (create only)
+/// or `If-Match: <etag>[, <etag>...]` (replace only that object; `*` any object).
+pub fn write_condition(ctx: &Ctx) -> Result<Option<WriteCondition>, S3Error> {
+    match (ctx.header("if-none-match"), ctx.header("if-match")) {
+        (None, None) => Ok(None),
+        (Some(_), Some(_)) => Err(S3Error::not_implemented(
+            "If-Match together with If-None-Match on a write",
+        )),
+        (Some(v), None) if v.trim() == "*" => Ok(Some(WriteCondition::Absent)),
+        (Some(_), None) => Err(S3Error::not_implemented(
+            "If-None-Match with a value other than '*' on a write",
+        )),
+        (None, Some(v)) => {
+            let tags: Vec<String> = v
+                .split(',')
+                .map(|t| t.trim().trim_matches('"').to_string())
+                .filter(|t| !t.is_empty())
+                .collect();
+            if tags.is_empty() || v.contains("W/") {
+                return Err(S3Error::invalid_argument(
+                    "If-Match must name an entity tag (or '*')",
+                ));
+            }
+            Ok(Some(WriteCondition::Match(tags)))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::{Payload, Verified};
+    use http::Method;
+
+    /// Every operation the router produces.
+    pub(crate) const ALL_OPS: &[Op] = &[
+        ListBuckets,
+        CreateBucket,
+        HeadBucket,
+        DeleteBucket,
+        GetBucketLocation,
+        GetBucketVersioning,
+        GetAcl,
+        PutAcl,
+        ListObjects { v2: false },
+        ListObjects { v2: true },
+        DeleteObjects,
+        PutObject,
+        CopyObject,
+        GetObject,
+        HeadObject,
+        DeleteObject,
+        CreateMultipartUpload,
+        UploadPart,
+        UploadPartCopy,
+        CompleteMultipartUpload,
+        AbortMultipartUpload,
+        ListParts,
+        ListMultipartUploads,
+    ];
+
+    fn ctx(headers: &[(&str, &str)]) -> Ctx {
+        Ctx {
+            method: Method::PUT,
+            target: super::super::router::target("/b/k", None).expect("target"),
+            query: Default::default(),
+            headers: headers
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            verified: Verified {
+                access_key: "k".into(),
+                payload: Payload::Unsigned,
+            },
+            request_id: "r".into(),
+        }
+    }
+
+    #[test]
+    fn every_unhonoured_header_is_refused_on_every_operation_that_carries_it() {
+        for f in FEATURES {
+            assert!(
+                f.honoured_by.iter().all(|o| f.carried_by.contains(o)),
+                "{}: honoured where it cannot be carried",
+                f.header
+            );
+            for op in ALL_OPS {
+                let c = ctx(&[(f.header, "surely-not-neutral")]);
+                let r = check(*op, &c);
+                if f.carried_by.contains(op) && !f.honoured_by.contains(op) {
+                    let e = r.expect_err(f.header);
+                    let want = match f.refusal {
+                        Refusal::NotImplemented => "NotImplemented",
+                        Refusal::InvalidStorageClass => "InvalidStorageClass",
+                    };
+                    assert_eq!(e.code, want, "{} on {op:?}", f.header);
+                } else {
+                    assert!(r.is_ok(), "{} on {op:?}: {r:?}", f.header);
+                }
+                for v in f.neutral {
+                    assert!(
+                        check(*op, &ctx(&[(f.header, v)])).is_ok(),
+                        "{} {v}",
+                        f.header
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn write_conditions() {
+        let w = |h: &[(&str, &str)]| write_condition(&ctx(h)).map_err(|e| e.code);
+        assert_eq!(w(&[]), Ok(None));
+        assert_eq!(
+            w(&[("if-none-match", "*")]),
+            Ok(Some(WriteCondition::Absent))
+        );
+        assert_eq!(w(&[("if-none-match", "\"abc\"")]), Err("NotImplemented"));
+        assert_eq!(
+            w(&[("if-match", "\"abc\", \"def\"")]),
+            Ok(Some(WriteCondition::Match(vec![
+                "abc".into(),
+                "def".into()
+            ])))
+        );
+        assert_eq!(w(&[("if-match", "\"\"")]), Err("InvalidArgument"));
+        assert_eq!(
+            w(&[("if-match", "*"), ("if-none-match", "*")]),
+            Err("NotImplemented")
+        );
+    }
+}
