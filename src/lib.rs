@@ -6,6 +6,7 @@ pub mod admin;
 pub mod auth;
 pub mod bench;
 pub mod checksum;
+pub mod crash;
 pub mod csi;
 pub mod drive;
 pub mod etag;

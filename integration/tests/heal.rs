@@ -2,13 +2,13 @@
 //! shards back, proven by then destroying `parity` *other* drives' data and reading
 //! everything again.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use aws_sdk_s3::Client;
-use cairn_integration::{client, unplug, wait_until as wait_for, Server};
+use cairn_integration::{client, files_named, unplug, wait_until as wait_for, Server};
 
 fn data(len: usize, seed: u32) -> Vec<u8> {
     (0..len as u32)
@@ -19,21 +19,6 @@ fn data(len: usize, seed: u32) -> Vec<u8> {
 /// Run `cairn admin ...` against the server; returns (exit code, output).
 fn admin(server: &Server, args: &[&str]) -> (i32, String) {
     cairn_integration::admin(&server.endpoint, args)
-}
-
-fn files_named(dir: &Path, name: &str) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    if let Ok(rd) = std::fs::read_dir(dir) {
-        for e in rd.flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                out.extend(files_named(&p, name));
-            } else if p.file_name().is_some_and(|n| n == name) {
-                out.push(p);
-            }
-        }
-    }
-    out
 }
 
 /// Destroy the object data of `drives` (their bucket directories), then read everything.

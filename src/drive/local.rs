@@ -30,12 +30,14 @@ use super::{
     FileRef, FileWriter, OfflineReason, Probe, StagedData, FORMAT_FILE, SYS_DIR, TMP_DIR,
 };
 
-/// Named points of the commit sequence where tests can simulate a crash.
+/// Named points of the commit sequence where tests can simulate a crash: in unit tests as
+/// an error return ([`LocalDrive::crash_at`]), in the real server as an abort
+/// ([`crate::crash`]).
 pub mod crash {
-    pub const AFTER_DIRS: &str = "commit.after_dirs";
-    pub const AFTER_DATA_RENAME: &str = "commit.after_data_rename";
-    pub const AFTER_META_STAGED: &str = "commit.after_meta_staged";
-    pub const AFTER_META_RENAME: &str = "commit.after_meta_rename";
+    pub use crate::crash::{
+        DRIVE_DATA_RENAMED as AFTER_DATA_RENAME, DRIVE_DIRS as AFTER_DIRS,
+        DRIVE_META_RENAMED as AFTER_META_RENAME, DRIVE_META_STAGED as AFTER_META_STAGED,
+    };
     pub const ALL: [&str; 4] = [
         AFTER_DIRS,
         AFTER_DATA_RENAME,
@@ -398,6 +400,7 @@ impl LocalDrive {
             }
         }
         create_dirs_durable(&self.root, Path::new(SYS_DIR).join(TMP_DIR).as_path())?;
+        crate::crash::point(crate::crash::FORMAT_DIRS);
         let sys = self.root.join(SYS_DIR);
         if let Some(marker) = healing {
             let tmp = self.stage_file(marker)?;
@@ -406,6 +409,7 @@ impl LocalDrive {
         let tmp = self.stage_file(format)?;
         fs::rename(&tmp, sys.join(FORMAT_FILE))?;
         fsync_dir(&sys)?;
+        crate::crash::point(crate::crash::FORMAT_WRITTEN);
         let status = self.probe_blocking().status;
         if status != DriveStatus::Online {
             return Err(DriveError::Offline(format!(
@@ -487,10 +491,11 @@ impl LocalDrive {
         }
     }
 
-    fn crash_point(&self, _point: &'static str) -> DriveResult<()> {
+    fn crash_point(&self, point: &'static str) -> DriveResult<()> {
+        crate::crash::point(point);
         #[cfg(test)]
-        if *self.crash_at.lock() == Some(_point) {
-            return Err(DriveError::Injected(_point));
+        if *self.crash_at.lock() == Some(point) {
+            return Err(DriveError::Injected(point));
         }
         Ok(())
     }
@@ -550,6 +555,7 @@ impl LocalDrive {
             if previous.is_some() {
                 fs::remove_file(&meta_path)?;
                 fsync_dir(&dir)?;
+                self.crash_point(crash::AFTER_META_RENAME)?;
                 Self::prune_empty(&dir, &bpath);
             }
             return Ok(previous);

@@ -82,6 +82,12 @@ impl LockTable {
         }
     }
 
+    /// Forget every grant, as a node that restarted has.
+    #[cfg(test)]
+    fn forget_all(&self) {
+        self.inner.lock().clear();
+    }
+
     pub fn unlock(&self, resource: &str, uid: &str) -> bool {
         let mut map = self.inner.lock();
         let Some(h) = map.get_mut(resource) else {
@@ -240,11 +246,13 @@ impl Locker for DistLocker {
             let granted = answers.iter().filter(|a| **a == Some(true)).count();
             let answered = answers.iter().filter(|a| a.is_some()).count();
             if granted >= need {
+                let lost = Arc::new(std::sync::atomic::AtomicBool::new(false));
                 let refresher = tokio::spawn(refresh_loop(
                     self.servers.clone(),
                     resource.to_string(),
                     uid.clone(),
                     need,
+                    lost.clone(),
                 ));
                 return Ok(LockGuard {
                     _held: Box::new(Held {
@@ -253,6 +261,7 @@ impl Locker for DistLocker {
                         uid,
                         refresher,
                     }),
+                    lost: Some(lost),
                 });
             }
             if granted > 0 {
@@ -275,7 +284,13 @@ impl Locker for DistLocker {
     }
 }
 
-async fn refresh_loop(servers: Arc<Vec<LockServer>>, resource: String, uid: String, need: usize) {
+async fn refresh_loop(
+    servers: Arc<Vec<LockServer>>,
+    resource: String,
+    uid: String,
+    need: usize,
+    lost: Arc<std::sync::atomic::AtomicBool>,
+) {
     loop {
         tokio::time::sleep(REFRESH_EVERY).await;
         let answers = broadcast(&servers, || LockCall::Refresh {
@@ -285,12 +300,15 @@ async fn refresh_loop(servers: Arc<Vec<LockServer>>, resource: String, uid: Stri
         .await;
         let kept = answers.iter().filter(|a| **a == Some(true)).count();
         if kept < need {
+            // Once lost, never ours again: grants may have lapsed and been given out.
+            lost.store(true, std::sync::atomic::Ordering::Release);
             tracing::warn!(
                 resource,
                 kept,
                 need,
-                "a held lock lost its quorum (nodes restarted or unreachable)"
+                "a held lock lost its quorum (nodes restarted or unreachable): its write is abandoned"
             );
+            return;
         }
     }
 }
@@ -341,6 +359,27 @@ mod tests {
         assert!(tables[1].try_lock("b/x", "stale", true));
         assert!(l.lock("b/x", false, t).await.is_ok());
         assert!(l.lock("b/x", true, t).await.is_err());
+    }
+
+    /// Two of four lock tables restart while a writer holds the lock: its next refresh
+    /// keeps only two grants, short of the three a writer needs, and the guard says so.
+    #[tokio::test(start_paused = true)]
+    async fn a_holder_that_loses_its_quorum_knows_it() {
+        let tables: Vec<Arc<LockTable>> = (0..4).map(|_| Arc::default()).collect();
+        let l = DistLocker::new(tables.iter().cloned().map(LockServer::Local).collect());
+        let w = l
+            .lock("b/k", true, Duration::from_millis(100))
+            .await
+            .expect("write lock");
+        tokio::time::sleep(REFRESH_EVERY * 2).await;
+        assert!(w.held(), "refreshed on every table");
+        tables[0].forget_all();
+        tables[1].forget_all();
+        tokio::time::sleep(REFRESH_EVERY + Duration::from_secs(1)).await;
+        assert!(
+            !w.held(),
+            "a lock kept on 2 of 4 tables is not a write lock"
+        );
     }
 
     #[test]

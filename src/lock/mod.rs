@@ -25,6 +25,25 @@ pub enum LockError {
 /// Held until dropped.
 pub struct LockGuard {
     _held: Box<dyn Send + Sync>,
+    /// Set once a distributed lock could not be kept on a quorum of its tables: another
+    /// holder may have it now.
+    lost: Option<Arc<std::sync::atomic::AtomicBool>>,
+}
+
+impl LockGuard {
+    fn local(held: Box<dyn Send + Sync>) -> LockGuard {
+        LockGuard {
+            _held: held,
+            lost: None,
+        }
+    }
+
+    /// Is the lock still ours? A writer checks right before it commits, and gives up if not.
+    pub fn held(&self) -> bool {
+        self.lost
+            .as_ref()
+            .is_none_or(|l| !l.load(std::sync::atomic::Ordering::Acquire))
+    }
 }
 
 #[async_trait]
@@ -72,12 +91,12 @@ impl Locker for LocalLocker {
             let g = tokio::time::timeout(timeout, l.write_owned())
                 .await
                 .map_err(|_| timed_out())?;
-            Ok(LockGuard { _held: Box::new(g) })
+            Ok(LockGuard::local(Box::new(g)))
         } else {
             let g = tokio::time::timeout(timeout, l.read_owned())
                 .await
                 .map_err(|_| timed_out())?;
-            Ok(LockGuard { _held: Box::new(g) })
+            Ok(LockGuard::local(Box::new(g)))
         }
     }
 }

@@ -51,8 +51,77 @@ pub async fn open_drives(
 ) -> Result<Store, OpenError> {
     let (found, probes) = read_formats(&drives).await;
     let sets = drives.len() / opts.set_size;
-    let res = resolve(&found, names, sets, opts.set_size)?;
+    let mut res = resolve(&found, names, sets, opts.set_size)?;
+    if res.slots.contains(&SlotState::Missing) {
+        if let Some(finished) = finish_first_format(&res, &found, &probes, &drives).await {
+            res = finished;
+        }
+    }
     assemble(drives, names, opts, res, &found, &probes).await
+}
+
+/// Sets without a read quorum of formatted drives.
+fn short_sets(res: &Resolution, opts: &OpenOptions) -> Vec<usize> {
+    let data = opts.set_size - opts.parity;
+    (0..res.slots.len() / opts.set_size)
+        .filter(|s| {
+            let ready = res.slots[s * opts.set_size..(s + 1) * opts.set_size]
+                .iter()
+                .filter(|st| matches!(st, SlotState::Ready { .. }))
+                .count();
+            ready < data.max(1)
+        })
+        .collect()
+}
+
+/// A first format cut short by a crash leaves some drives formatted and the rest not (their
+/// roots perhaps not even created), perhaps too few formatted for a quorum. While no drive
+/// holds a bucket, finishing it loses nothing: every unformatted drive takes its own
+/// argument's slot (a first format gives slot `i` to argument `i`) — provided it sits where
+/// the format recorded it: a drive recorded on a mount point must be on that mount still.
+/// `None` when this is not such a deployment.
+async fn finish_first_format(
+    res: &Resolution,
+    found: &[Found],
+    probes: &[Option<Probe>],
+    drives: &[Option<Arc<dyn Drive>>],
+) -> Option<Resolution> {
+    let ids: Vec<uuid::Uuid> = res.format.sets.iter().flatten().copied().collect();
+    let mut slots = Vec::with_capacity(res.slots.len());
+    for (slot, st) in res.slots.iter().enumerate() {
+        match st {
+            SlotState::Ready { arg } if *arg == slot => slots.push(st.clone()),
+            SlotState::Missing
+                if matches!(found.get(slot), Some(Found::Empty { .. } | Found::Absent)) =>
+            {
+                if let Some(rec) = res.format.mounts.get(ids.get(slot)?) {
+                    let now = probes.get(slot)?.as_ref().and_then(|p| p.mount.as_ref());
+                    let same = now.is_some_and(|m| {
+                        m.mount_point && (rec.fs_uuid.is_none() || rec.fs_uuid == m.fs_uuid)
+                    });
+                    if rec.mount_point && !same {
+                        return None;
+                    }
+                }
+                slots.push(SlotState::Replaced { arg: slot });
+            }
+            _ => return None,
+        }
+    }
+    for (slot, st) in slots.iter().enumerate() {
+        if matches!(st, SlotState::Ready { .. }) {
+            match drives.get(slot)?.as_ref()?.list_buckets().await {
+                Ok(b) if b.is_empty() => {}
+                _ => return None,
+            }
+        }
+    }
+    tracing::warn!("finishing a first format that was cut short (no drive holds data yet)");
+    Some(Resolution {
+        format: res.format.clone(),
+        slots,
+        fresh: true,
+    })
 }
 
 /// What every drive holds: its format, or why it has none.
@@ -205,7 +274,6 @@ pub async fn open_cluster(
     stop: &tokio_util::sync::CancellationToken,
 ) -> Result<Store, OpenError> {
     let sets = drives.len() / opts.set_size;
-    let data = opts.set_size - opts.parity;
     let mut last_log: Option<std::time::Instant> = None;
     let mut empty_rounds = 0;
     let mut log = |msg: String| {
@@ -245,15 +313,12 @@ pub async fn open_cluster(
             }
         } else {
             let res = resolve(&found, names, sets, opts.set_size)?;
-            let short: Vec<usize> = (0..sets)
-                .filter(|s| {
-                    let ready = res.slots[s * opts.set_size..(s + 1) * opts.set_size]
-                        .iter()
-                        .filter(|st| matches!(st, SlotState::Ready { .. }))
-                        .count();
-                    ready < data.max(1)
-                })
-                .collect();
+            let short = short_sets(&res, opts);
+            if formatter && res.slots.contains(&SlotState::Missing) {
+                if let Some(res) = finish_first_format(&res, &found, &probes, &drives).await {
+                    return assemble(drives, names, opts, res, &found, &probes).await;
+                }
+            }
             let replaced = res
                 .slots
                 .iter()

@@ -208,11 +208,13 @@ impl Store {
         .await;
         let need = write_quorum(set.size() - set.parity, set.parity);
         let ok = results.iter().filter(|r| r.is_ok()).count();
+        if ok < set.size() {
+            // Short of quorum too: the drives that did delete disagree with the rest until
+            // the heal settles the key by quorum (restoring it where a quorum still has it).
+            self.heal_queue.push(bucket, key);
+        }
         if ok < need {
             return Err(ObjectError::WriteQuorum { ok, need });
-        }
-        if ok < set.size() {
-            self.heal_queue.push(bucket, key);
         }
         Ok(())
     }

@@ -473,6 +473,7 @@ impl Store {
             }
         }
         // Commit each target: its metadata with its own shard index, and the rebuilt data.
+        crate::crash::point(crate::crash::HEAL_STAGED);
         let mut healed = 0;
         for &t in targets {
             let Some(d) = &set.drives[t] else { continue };
@@ -490,6 +491,7 @@ impl Store {
                 (true, Some(dir)) => {
                     // Replace a damaged data directory of the same version.
                     let _ = d.delete_data_dir(bucket, key, dir).await;
+                    crate::crash::point(crate::crash::HEAL_OLD_REMOVED);
                     Some(StagedData {
                         from: txn.to_string(),
                         data_dir: dir,

@@ -90,6 +90,9 @@ pub enum ObjectError {
     ReadQuorum { ok: usize, need: usize },
     #[error("timed out waiting for a lock")]
     LockTimeout,
+    /// The key's lock could not be kept on a quorum of nodes while the write held it.
+    #[error("the write lost its lock")]
+    LockLost,
     /// A write's condition on the object it replaces does not hold.
     #[error("the write's precondition does not hold")]
     PreconditionFailed,

@@ -453,9 +453,11 @@ impl Store {
             ok: links.iter().map(Result::is_ok).collect(),
             staged_dir: Some(staged.clone()),
         };
+        crate::crash::point(crate::crash::COMPLETE_LINKED);
         let result = commit(self, set, bucket, key, new, condition).await;
         cleanup(&set.drives, &staged).await;
         result?;
+        crate::crash::point(crate::crash::COMPLETE_COMMITTED);
         cleanup(&set.drives, &dir).await;
         Ok(info)
     }

@@ -305,7 +305,7 @@ pub(crate) async fn commit(
     let data = new.version.erasure.data as usize;
     let parity = new.version.erasure.parity as usize;
     let quorum = write_quorum(data, parity);
-    let _guard = store
+    let guard = store
         .locker
         .lock(&format!("{bucket}/{key}"), true, LOCK_TIMEOUT)
         .await?;
@@ -341,6 +341,9 @@ pub(crate) async fn commit(
         })
         .collect();
     let staged = new.staged_dir.as_ref().zip(new.version.data_dir);
+    if !guard.held() {
+        return Err(ObjectError::LockLost);
+    }
     let results = fan_out(&set.drives, |i, d| {
         let plan = plans[i].clone();
         let staged = staged.map(|(from, data_dir)| StagedData {
@@ -497,7 +500,9 @@ impl Store {
                 },
             };
             let info = info_of(bucket, key, &new.version);
+            crate::crash::point(crate::crash::PUT_STAGED);
             commit(self, set, bucket, key, new, opts.condition.as_ref()).await?;
+            crate::crash::point(crate::crash::PUT_COMMITTED);
             Ok(info)
         }
         .await;

@@ -1487,3 +1487,27 @@ async fn racing_create_if_absent_has_exactly_one_winner() {
         assert_eq!(c.get("cond", &key).await.expect("get"), winners[0]);
     }
 }
+
+/// A delete that reached some drives but not a write quorum fails, and leaves the key in
+/// the heal queue so the drives that did delete are settled by quorum.
+#[tokio::test]
+async fn a_delete_short_of_quorum_is_queued_for_heal() {
+    let c = Cluster::new(4).await;
+    c.store.make_bucket("bucket").await.expect("bucket");
+    let data = bytes(BLOCK + 3, 9);
+    c.put("bucket", "k", &data).await.expect("put");
+    let set = c.set_drives("k");
+    for &i in &set[..2] {
+        *c.faults[i].lock() = Fault::FailWrites;
+    }
+    assert!(matches!(
+        c.store.delete_object("bucket", "k").await,
+        Err(ObjectError::WriteQuorum { .. })
+    ));
+    assert!(c.store.heal_queue.contains("bucket", "k"));
+    for &i in &set[..2] {
+        *c.faults[i].lock() = Fault::None;
+    }
+    // Two drives still hold it: a read quorum, so the delete did not happen.
+    assert_eq!(c.get("bucket", "k").await.expect("still there"), data);
+}

@@ -217,7 +217,7 @@ impl From<ObjectError> for S3Error {
                 "The Content-MD5 you specified did not match what we received.",
             ),
             ObjectError::InvalidArgument(m) => S3Error::invalid_argument(m),
-            ObjectError::WriteQuorum { .. } | ObjectError::ReadQuorum { .. } => S3Error::new(
+            ObjectError::LockLost | ObjectError::WriteQuorum { .. } | ObjectError::ReadQuorum { .. } => S3Error::new(
                 "ServiceUnavailable",
                 S::SERVICE_UNAVAILABLE,
                 "Storage resources are insufficient for the request; please retry.",
