@@ -515,6 +515,15 @@ async fn server(address: String, drives: Vec<String>) -> anyhow::Result<()> {
     if let Some(check) = leader_check {
         healer.set_leader_check(check);
     }
+    if !state.peers.is_empty() {
+        let peers = state.peers.clone();
+        healer.set_peer_probe(Arc::new(move || {
+            let peers = peers.clone();
+            Box::pin(async move {
+                futures::future::join_all(peers.iter().map(|p| p.probe_now())).await;
+            })
+        }));
+    }
     healer.start_with(scanner_config()?, drive_check);
     if let Some(rpc) = &rpc {
         rpc.set_healer(healer.clone());
@@ -1040,6 +1049,21 @@ fn admin(command: AdminCommand) -> anyhow::Result<()> {
                 human(last.bytes_rebuilt),
                 last.elapsed_secs
             );
+            if !last.failures.is_empty() {
+                println!("failed objects (first {}):", last.failures.len());
+                for f in &last.failures {
+                    let name = match (f.bucket.as_str(), f.key.as_str()) {
+                        ("", _) => "(bucket list)".to_string(),
+                        (b, "") => format!("{b} (listing)"),
+                        (b, k) => format!("{b}/{k}"),
+                    };
+                    println!("  {name}: {}", f.reason);
+                }
+                println!("failures by reason:");
+                for (reason, n) in &last.failure_reasons {
+                    println!("  {n:>8}  {reason}");
+                }
+            }
             if last.failed > 0 || last.unhealthy > 0 {
                 std::process::exit(1);
             }

@@ -625,3 +625,51 @@ async fn a_replaced_drive_is_rebuilt_by_its_node() {
     )
     .await;
 }
+
+/// `cairn admin heal` right after a node rejoins: the node asked probes its peers first,
+/// so it heals instead of reporting every object failed; while a node is down it names the
+/// objects it could not heal and why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_heal_right_after_a_rejoin_heals_and_names_what_it_cannot() {
+    let mut cl = Cluster::start(4, 1, &[]);
+    let c0 = client(&cl.endpoint(0));
+    c0.create_bucket()
+        .bucket("rejoin")
+        .send()
+        .await
+        .expect("create bucket");
+    cl.kill(3);
+    let keys: Vec<String> = (0..6).map(|n| format!("o/{n}")).collect();
+    for (n, k) in keys.iter().enumerate() {
+        put(&c0, "rejoin", k, &data(200_000 + n, n as u32))
+            .await
+            .expect("degraded put");
+    }
+    let heal = |endpoint: String| {
+        tokio::task::block_in_place(move || {
+            cairn_integration::admin(&endpoint, &["heal", "--bucket", "rejoin"])
+        })
+    };
+    let (code, out) = heal(cl.endpoint(0));
+    assert_ne!(code, 0, "a heal with a node down cannot complete: {out}");
+    assert!(
+        out.contains("failed objects")
+            && out.contains("rejoin/o/")
+            && out.contains("1 drive(s) offline"),
+        "failures named with their reason: {out}"
+    );
+    assert!(out.contains("failures by reason:"), "{out}");
+    cl.spawn(3);
+    tokio::task::block_in_place(|| cl.wait_ready(3));
+    // At once: node 0 may not have noticed node 3 is back (its probe backs off), but the
+    // heal asks first.
+    let (code, out) = heal(cl.endpoint(0));
+    assert_eq!(code, 0, "heal right after the rejoin: {out}");
+    assert!(out.contains("heal ok"), "{out}");
+    for k in &keys {
+        assert!(
+            cl.drive(3, 0).join("rejoin").join(k).join("@meta").exists(),
+            "{k} not healed onto the rejoined node"
+        );
+    }
+}

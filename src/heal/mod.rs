@@ -76,6 +76,24 @@ pub struct Sequence {
     pub bytes: AtomicU64,
     pub finished: AtomicBool,
     started_at: Mutex<Option<Instant>>,
+    failures: Mutex<Failures>,
+}
+
+/// How many failed objects a heal reports by name; the rest are counted by reason.
+const FAILURE_SAMPLES: usize = 10;
+
+#[derive(Debug, Default)]
+struct Failures {
+    samples: Vec<FailedObject>,
+    reasons: BTreeMap<String, u64>,
+}
+
+/// An object a heal could not fully heal, and why.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct FailedObject {
+    pub bucket: String,
+    pub key: String,
+    pub reason: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -97,10 +115,34 @@ pub struct SequenceStatus {
     pub bytes_rebuilt: u64,
     pub elapsed_secs: f64,
     pub finished: bool,
+    /// The first objects that failed, with their reasons.
+    #[serde(default)]
+    pub failures: Vec<FailedObject>,
+    /// Every failure, counted by reason.
+    #[serde(default)]
+    pub failure_reasons: BTreeMap<String, u64>,
 }
 
 impl Sequence {
+    /// Count an object (or, with an empty key, a bucket listing) that could not be healed.
+    fn fail(&self, bucket: &str, key: &str, reason: String) {
+        self.failed.fetch_add(1, Ordering::Relaxed);
+        let mut f = self.failures.lock();
+        if f.samples.len() < FAILURE_SAMPLES {
+            f.samples.push(FailedObject {
+                bucket: bucket.to_string(),
+                key: key.to_string(),
+                reason: reason.clone(),
+            });
+        }
+        *f.reasons.entry(reason).or_default() += 1;
+    }
+
     pub fn status(&self) -> SequenceStatus {
+        let (failures, failure_reasons) = {
+            let f = self.failures.lock();
+            (f.samples.clone(), f.reasons.clone())
+        };
         SequenceStatus {
             id: self.id.clone(),
             bucket: self.bucket.clone(),
@@ -121,6 +163,8 @@ impl Sequence {
                 .lock()
                 .map_or(0.0, |t| t.elapsed().as_secs_f64()),
             finished: self.finished.load(Ordering::Relaxed),
+            failures,
+            failure_reasons,
         }
     }
 }
@@ -185,7 +229,13 @@ pub struct Healer {
     shutdown: CancellationToken,
     /// In a cluster, only the node this says is the leader runs scanner cycles.
     leader: Mutex<Option<LeaderCheck>>,
+    /// In a cluster, asks every peer now whether it is up (an operator's heal starts with
+    /// it, so peers that just rejoined are not still taken for offline).
+    peer_probe: Mutex<Option<PeerProbe>>,
 }
+
+/// Probe every peer now; resolves once each answered or timed out.
+pub type PeerProbe = Arc<dyn Fn() -> futures::future::BoxFuture<'static, ()> + Send + Sync>;
 
 /// Whether this node should run the cluster-wide scanner now.
 pub type LeaderCheck = Arc<dyn Fn() -> bool + Send + Sync>;
@@ -238,7 +288,12 @@ impl Healer {
             usage: Mutex::new(BTreeMap::new()),
             shutdown,
             leader: Mutex::new(None),
+            peer_probe: Mutex::new(None),
         })
+    }
+
+    pub fn set_peer_probe(&self, probe: PeerProbe) {
+        *self.peer_probe.lock() = Some(probe);
     }
 
     /// Run scanner cycles only while `check` says this node leads (distributed mode: the
@@ -635,6 +690,13 @@ impl Healer {
     }
 
     async fn run_sequence(self: Arc<Self>, seq: Arc<Sequence>) {
+        self.set_worker("sequence", "probing", 0, 0);
+        // Peers and drives as they are now, not as they were last seen.
+        let probe = self.peer_probe.lock().clone();
+        if let Some(probe) = probe {
+            probe().await;
+        }
+        self.check_drives().await;
         self.set_worker("sequence", "counting", 0, 0);
         if !seq.opts.dry_run {
             if let Err(e) = self.store.heal_buckets().await {
@@ -645,7 +707,7 @@ impl Healer {
             Ok(b) => b,
             Err(e) => {
                 tracing::warn!(error = %e, "heal: cannot list buckets");
-                seq.failed.fetch_add(1, Ordering::Relaxed);
+                seq.fail("", "", format!("listing buckets: {e}"));
                 seq.finished.store(true, Ordering::Relaxed);
                 return;
             }
@@ -666,7 +728,7 @@ impl Healer {
                 .await;
             if let Err(e) = r {
                 tracing::warn!(bucket = b, error = %e, "heal: listing failed");
-                seq.failed.fetch_add(1, Ordering::Relaxed);
+                seq.fail(b, "", format!("listing: {e}"));
             }
         }
         seq.counted.store(true, Ordering::Relaxed);
@@ -688,22 +750,24 @@ impl Healer {
                             match r {
                                 Ok(r) => {
                                     seq.bytes.fetch_add(r.bytes_written, Ordering::Relaxed);
+                                    let offline =
+                                        || format!("{} drive(s) offline", r.offline_drives);
                                     if r.bad_drives > 0 {
                                         if seq.opts.dry_run {
                                             seq.unhealthy.fetch_add(1, Ordering::Relaxed);
                                         } else if r.complete() {
                                             seq.healed.fetch_add(1, Ordering::Relaxed);
                                         } else {
-                                            seq.failed.fetch_add(1, Ordering::Relaxed);
+                                            seq.fail(&bucket, &o.key, offline());
                                         }
                                     } else if !r.complete() {
-                                        seq.failed.fetch_add(1, Ordering::Relaxed);
+                                        seq.fail(&bucket, &o.key, offline());
                                     }
                                 }
                                 Err(ObjectError::NoSuchKey) => {}
                                 Err(e) => {
                                     tracing::warn!(bucket, key = o.key, error = %e, "heal failed");
-                                    seq.failed.fetch_add(1, Ordering::Relaxed);
+                                    seq.fail(&bucket, &o.key, e.to_string());
                                 }
                             }
                             me.pause().await
@@ -714,7 +778,7 @@ impl Healer {
                 .await;
             if let Err(e) = r {
                 tracing::warn!(bucket = b, error = %e, "heal: listing failed");
-                seq.failed.fetch_add(1, Ordering::Relaxed);
+                seq.fail(b, "", format!("listing: {e}"));
             }
         }
         seq.finished.store(true, Ordering::Relaxed);

@@ -388,6 +388,15 @@ impl Peer {
         }
     }
 
+    /// Ask the peer now, whatever it is marked as: a `hello` that must answer within the
+    /// probe timeout. True when it answered (it is then marked up).
+    pub async fn probe_now(&self) -> bool {
+        let path = format!("{PREFIX}hello");
+        self.call_inner(&path, Vec::new(), CONNECT_TIMEOUT * 2, true)
+            .await
+            .is_ok()
+    }
+
     /// Check a live peer every `every` (a `hello` that must answer within 2 s), so a peer
     /// that died or was cut off is marked down by this task rather than by client requests.
     pub fn start_heartbeat(&self, every: Duration, stop: tokio_util::sync::CancellationToken) {
