@@ -10,6 +10,7 @@ pub mod crash;
 pub mod csi;
 pub mod drive;
 pub mod etag;
+pub mod fuzzing;
 pub mod heal;
 pub mod lock;
 pub mod meta;

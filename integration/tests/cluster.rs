@@ -673,3 +673,54 @@ async fn admin_heal_right_after_a_rejoin_heals_and_names_what_it_cannot() {
         );
     }
 }
+
+/// A sniffed internode call is good once: replayed, or sent with another body, the real
+/// server refuses it, and says nothing about the deployment to a caller it refused.
+#[test]
+fn a_sniffed_rpc_call_cannot_be_replayed_or_given_another_body() {
+    use cairn::rpc::wire::{self, DriveCall};
+    let cl = Cluster::start(2, 2, &[]);
+    let layout = cairn::placement::Layout::from_args(&cl.args(), None, None).expect("layout");
+    let creds = cairn::auth::RootCredentials {
+        access_key: ACCESS_KEY.into(),
+        secret_key: SECRET_KEY.into(),
+    };
+    let auth = cairn::rpc::RpcAuth::new(&creds, &layout.endpoints);
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let send = |path: &str, headers: &[(&'static str, String)], body: &[u8]| {
+        let mut req = ureq::http::Request::builder()
+            .method("POST")
+            .uri(format!("{}{path}", cl.endpoint(0)));
+        for (n, v) in headers {
+            req = req.header(*n, v);
+        }
+        let mut resp = agent
+            .run(req.body(body.to_vec()).expect("request"))
+            .expect("response");
+        let text = resp.body_mut().read_to_string().unwrap_or_default();
+        (resp.status().as_u16(), text)
+    };
+    let path = "/cairn/rpc/v1/drive?d=0";
+    let call = wire::encode(&DriveCall::DiskInfo);
+    let headers = auth.headers("POST", path, Some(&call));
+    let (status, _) = send(path, &headers, &call);
+    assert_eq!(status, 200, "a fresh call is served");
+    let (status, text) = send(path, &headers, &call);
+    assert_ne!(status, 200, "a replayed call is refused");
+    assert!(
+        !text.contains(&cl.endpoint(1)) && !text.contains(auth.cluster()),
+        "a refusal names no deployment details: {text}"
+    );
+    // A token signed for one body does not carry another.
+    let probe = wire::encode(&DriveCall::Probe);
+    let headers = auth.headers("POST", path, Some(&call));
+    let (status, _) = send(path, &headers, &probe);
+    assert_ne!(status, 200, "a token moved to another body is refused");
+    // Nor another drive.
+    let headers = auth.headers("POST", path, Some(&call));
+    let (status, _) = send("/cairn/rpc/v1/drive?d=1", &headers, &call);
+    assert_ne!(status, 200, "a token moved to another path is refused");
+}
