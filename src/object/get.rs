@@ -9,7 +9,7 @@ use cairn_erasure::{bitrot, Erasure};
 use futures::Stream;
 
 use super::put::info_of;
-use super::quorum::agree;
+use super::quorum::agree_fast;
 use super::{
     check_bucket, check_key, HealQueue, ObjectError, ObjectInfo, ObjectResult, Store, LOCK_TIMEOUT,
 };
@@ -235,7 +235,7 @@ impl Store {
     pub async fn head_object(&self, bucket: &str, key: &str) -> ObjectResult<ObjectInfo> {
         check_bucket(bucket)?;
         check_key(key)?;
-        let agreed = agree(self.set_for(key), bucket, key).await?;
+        let agreed = agree_fast(self.set_for(key), bucket, key).await?;
         Ok(info_of(bucket, key, &agreed.latest))
     }
 
@@ -253,7 +253,7 @@ impl Store {
             .locker
             .lock(&format!("{bucket}/{key}"), false, LOCK_TIMEOUT)
             .await?;
-        let agreed = agree(set, bucket, key).await?;
+        let agreed = agree_fast(set, bucket, key).await?;
         let v: &Version = &agreed.latest;
         let (start, len) = match range {
             None => (0, v.size),

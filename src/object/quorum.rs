@@ -32,6 +32,112 @@ where
     .await
 }
 
+/// The least a settled fan-out waits for the drives still running.
+const STRAGGLER_GRACE: std::time::Duration = std::time::Duration::from_millis(20);
+
+/// What a drive position still running answers when [`fan_out_until`] returned without it.
+pub(crate) const STILL_RUNNING: &str = "still running";
+
+/// Like [`fan_out`], but returns once `settled` says the answers so far decide the outcome
+/// and the others had as long again as that took (at least [`STRAGGLER_GRACE`]): a drive
+/// more than twice as slow as the quorum, a hung one, costs nothing, while drives merely a
+/// little behind still count. Positions still running answer
+/// `NotDone(STILL_RUNNING)` and their calls are dropped (a local drive's finishes on its own
+/// thread under its deadline; a remote one is cancelled) — for writes, callers queue the
+/// key for heal.
+pub(crate) async fn fan_out_until<'a, T, F, Fut, S>(
+    drives: &'a [Option<Arc<dyn Drive>>],
+    f: F,
+    settled: S,
+) -> Vec<DriveResult<T>>
+where
+    F: Fn(usize, &'a Arc<dyn Drive>) -> Fut,
+    Fut: std::future::Future<Output = DriveResult<T>>,
+    S: Fn(&[Option<DriveResult<T>>]) -> bool,
+{
+    use futures::stream::{FuturesUnordered, StreamExt};
+    let mut pending: FuturesUnordered<_> = drives
+        .iter()
+        .enumerate()
+        .map(|(i, d)| {
+            let fut = d.as_ref().map(|d| f(i, d));
+            async move {
+                let r = match fut {
+                    Some(fut) => fut.await,
+                    None => Err(DriveError::Offline("drive missing".into())),
+                };
+                (i, r)
+            }
+        })
+        .collect();
+    let mut out: Vec<Option<DriveResult<T>>> = drives.iter().map(|_| None).collect();
+    let start = tokio::time::Instant::now();
+    let mut grace_until = None;
+    loop {
+        let next = match grace_until {
+            None => pending.next().await,
+            Some(t) => match tokio::time::timeout_at(t, pending.next()).await {
+                Ok(next) => next,
+                Err(_) => break,
+            },
+        };
+        let Some((i, r)) = next else { break };
+        out[i] = Some(r);
+        if grace_until.is_none() && settled(&out) {
+            grace_until = Some(tokio::time::Instant::now() + start.elapsed().max(STRAGGLER_GRACE));
+        }
+    }
+    out.into_iter()
+        .map(|r| r.unwrap_or(Err(DriveError::NotDone(STILL_RUNNING))))
+        .collect()
+}
+
+/// Have `need` positions succeeded? (A write's outcome once it has its quorum.)
+pub(crate) fn succeeded<T>(answers: &[Option<DriveResult<T>>], need: usize) -> bool {
+    answers.iter().filter(|a| matches!(a, Some(Ok(_)))).count() >= need
+}
+
+/// Do the metadata answers so far decide a read? Only a success is decided early: some
+/// version is backed by a read quorum, and neither another version seen nor one not yet
+/// seen could overtake it with the answers still missing.
+fn read_settled(answers: &[Option<DriveResult<Bytes>>]) -> bool {
+    let missing = answers.iter().filter(|a| a.is_none()).count();
+    // (mod_time, members, read quorum) of each distinct latest version answered.
+    let mut groups: Vec<(Version, usize)> = Vec::new();
+    for a in answers.iter().flatten() {
+        let Ok(b) = a else { continue };
+        let Some(v) = ObjectMeta::decode(b).ok().and_then(|m| m.latest().cloned()) else {
+            continue;
+        };
+        match groups
+            .iter_mut()
+            .find(|(g, _)| g.signature() == v.signature())
+        {
+            Some((_, n)) => *n += 1,
+            None => groups.push((v, 1)),
+        }
+    }
+    let rq = |v: &Version| read_quorum(v.erasure.data as usize);
+    let Some((best, _)) = groups
+        .iter()
+        .filter(|(v, n)| *n >= rq(v))
+        .max_by_key(|(v, n)| (v.mod_time, *n))
+    else {
+        return false;
+    };
+    missing < rq(best)
+        && groups.iter().all(|(v, n)| {
+            v.signature() == best.signature() || v.mod_time < best.mod_time || n + missing < rq(v)
+        })
+}
+
+/// [`agree`] for reads: done as soon as the answers decide it, without waiting for a slow
+/// drive. Drives that had not answered are not counted as disagreeing.
+pub(crate) async fn agree_fast(set: &ErasureSet, bucket: &str, key: &str) -> ObjectResult<Agreed> {
+    let results = fan_out_until(&set.drives, |_, d| d.read_meta(bucket, key), read_settled).await;
+    agree_on(set, results)
+}
+
 /// The metadata a read quorum of a set's drives agrees on.
 pub(crate) struct Agreed {
     /// The agreed latest version, as stored on one agreeing drive.
@@ -61,6 +167,10 @@ pub(crate) fn agree_on(set: &ErasureSet, results: Vec<DriveResult<Bytes>>) -> Ob
     let n = results.len();
     let mut metas: Vec<Option<ObjectMeta>> = Vec::with_capacity(n);
     let (mut not_found, mut no_bucket, mut failed) = (0usize, 0usize, 0usize);
+    let still_running = results
+        .iter()
+        .filter(|r| matches!(r, Err(DriveError::NotDone(s)) if *s == STILL_RUNNING))
+        .count();
     for r in results {
         match r.map(|b| ObjectMeta::decode(&b)) {
             Ok(Ok(m)) if m.latest().is_some() => metas.push(Some(m)),
@@ -122,7 +232,8 @@ pub(crate) fn agree_on(set: &ErasureSet, results: Vec<DriveResult<Bytes>>) -> Ob
     let latest = version_of(*rep)
         .cloned()
         .ok_or_else(|| ObjectError::Internal("agreed version vanished".into()))?;
-    let degraded = members.len() < n;
+    // A drive that merely had not answered yet is no sign of damage.
+    let degraded = members.len() + still_running < n;
     let members = members.clone();
     let metas = metas
         .into_iter()

@@ -1511,3 +1511,57 @@ async fn a_delete_short_of_quorum_is_queued_for_heal() {
     // Two drives still hold it: a read quorum, so the delete did not happen.
     assert_eq!(c.get("bucket", "k").await.expect("still there"), data);
 }
+
+/// A drive that takes forever to answer does not hold up a read's agreement or a commit
+/// once the others decide it (here, without any deadline to fall back on), and a commit
+/// that left it behind queues the key for heal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quorum_calls_return_without_waiting_for_a_stuck_drive() {
+    let c = Cluster::new(4).await;
+    c.store.make_bucket("bucket").await.expect("bucket");
+    let data = bytes(2 * BLOCK + 1, 3);
+    c.put("bucket", "k", &data).await.expect("put");
+    let mut faults = Vec::new();
+    let drives: Vec<Option<Arc<dyn crate::drive::Drive>>> = c
+        .set_drives("k")
+        .into_iter()
+        .map(|i| {
+            let (d, f) = FaultyDrive::new(c.locals[i].clone());
+            faults.push(f);
+            Some(Arc::new(d) as Arc<dyn crate::drive::Drive>)
+        })
+        .collect();
+    let set = ErasureSet {
+        index: 0,
+        drives,
+        parity: c.parity(),
+    };
+    *faults[1].lock() = Fault::Latency(std::time::Duration::from_secs(3600));
+    let limit = std::time::Duration::from_secs(10);
+    let agreed = tokio::time::timeout(limit, quorum::agree_fast(&set, "bucket", "k"))
+        .await
+        .expect("agreement waited for the stuck drive")
+        .expect("agreed");
+    assert!(
+        !agreed.degraded,
+        "a drive that has not answered yet is no damage"
+    );
+    assert!(agreed.metas[1].is_none());
+    // A commit of a new version: three drives make the quorum of 2+2.
+    let mut v = agreed.latest.clone();
+    v.mod_time += 1;
+    v.user_meta.insert("rev".into(), "2".into());
+    let new = put::NewVersion {
+        version: v.clone(),
+        ok: vec![true; 4],
+        inline: None,
+        staged_dir: None,
+    };
+    let r =
+        tokio::time::timeout(limit, put::commit(&c.store, &set, "bucket", "k", new, None)).await;
+    match r {
+        Ok(r) => r.expect("commit"),
+        Err(_) => panic!("commit waited for the stuck drive"),
+    }
+    assert!(c.store.heal_queue.contains("bucket", "k"));
+}
