@@ -10,7 +10,7 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use uuid::Uuid;
 
-use super::quorum::{fan_out, fan_out_until, judge, judge_on, succeeded, write_ok};
+use super::quorum::{fan_out, judge, judge_on, write_ok};
 use super::{
     check_bucket, check_key, now_nanos, ErasureSet, ObjectError, ObjectInfo, ObjectResult,
     PutOptions, Store, WriteCondition, INLINE_LIMIT, LOCK_TIMEOUT, MAX_OBJECT_SIZE,
@@ -309,20 +309,9 @@ pub(crate) async fn commit(
         .locker
         .lock(&format!("{bucket}/{key}"), true, LOCK_TIMEOUT)
         .await?;
-    // Enough current metadata to plan a quorum of writes; a drive slower than that is left
-    // out of this write (and healed).
-    let current = fan_out_until(
-        &set.drives,
-        |_, d| d.read_meta(bucket, key),
-        |answers| {
-            answers
-                .iter()
-                .filter(|a| matches!(a, Some(Ok(_) | Err(DriveError::NotFound))))
-                .count()
-                >= quorum
-        },
-    )
-    .await;
+    // Every drive's answer, each under its deadline: an acknowledged write is on every drive
+    // that could take it, so nothing lands after the acknowledgement.
+    let current = fan_out(&set.drives, |_, d| d.read_meta(bucket, key)).await;
     if let Some(cond) = cond {
         // It held when the write began (the caller checked): failing now means another
         // write committed in between.
@@ -357,25 +346,19 @@ pub(crate) async fn commit(
     if !guard.held() {
         return Err(ObjectError::LockLost);
     }
-    // Done once a write quorum has committed: a slow drive then costs nothing (it is
-    // queued for heal below, like any drive that missed the write).
-    let results = fan_out_until(
-        &set.drives,
-        |i, d| {
-            let plan = plans[i].clone();
-            let staged = staged.map(|(from, data_dir)| StagedData {
-                from: from.clone(),
-                data_dir,
-            });
-            async move {
-                match plan {
-                    Some((meta, _)) => d.write_meta(bucket, key, Some(meta), staged).await,
-                    None => Err(DriveError::NotDone("skipped")),
-                }
+    let results = fan_out(&set.drives, |i, d| {
+        let plan = plans[i].clone();
+        let staged = staged.map(|(from, data_dir)| StagedData {
+            from: from.clone(),
+            data_dir,
+        });
+        async move {
+            match plan {
+                Some((meta, _)) => d.write_meta(bucket, key, Some(meta), staged).await,
+                None => Err(DriveError::NotDone("skipped")),
             }
-        },
-        |answers| succeeded(answers, quorum),
-    )
+        }
+    })
     .await;
     if let Err(e) = write_ok(&results, quorum) {
         rollback(set, bucket, key, &results, new.version.data_dir).await;

@@ -33,7 +33,7 @@ where
 }
 
 /// The least a settled fan-out waits for the drives still running.
-const STRAGGLER_GRACE: std::time::Duration = std::time::Duration::from_millis(20);
+const STRAGGLER_GRACE: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// What a drive position still running answers when [`fan_out_until`] returned without it.
 pub(crate) const STILL_RUNNING: &str = "still running";
@@ -43,8 +43,8 @@ pub(crate) const STILL_RUNNING: &str = "still running";
 /// more than twice as slow as the quorum, a hung one, costs nothing, while drives merely a
 /// little behind still count. Positions still running answer
 /// `NotDone(STILL_RUNNING)` and their calls are dropped (a local drive's finishes on its own
-/// thread under its deadline; a remote one is cancelled) — for writes, callers queue the
-/// key for heal.
+/// thread under its deadline; a remote one is cancelled). For reads only: a write waits
+/// for every drive (each under its deadline), so nothing lands after it is acknowledged.
 pub(crate) async fn fan_out_until<'a, T, F, Fut, S>(
     drives: &'a [Option<Arc<dyn Drive>>],
     f: F,
@@ -90,11 +90,6 @@ where
     out.into_iter()
         .map(|r| r.unwrap_or(Err(DriveError::NotDone(STILL_RUNNING))))
         .collect()
-}
-
-/// Have `need` positions succeeded? (A write's outcome once it has its quorum.)
-pub(crate) fn succeeded<T>(answers: &[Option<DriveResult<T>>], need: usize) -> bool {
-    answers.iter().filter(|a| matches!(a, Some(Ok(_)))).count() >= need
 }
 
 /// Do the metadata answers so far decide a read? Only a success is decided early: some

@@ -1512,11 +1512,10 @@ async fn a_delete_short_of_quorum_is_queued_for_heal() {
     assert_eq!(c.get("bucket", "k").await.expect("still there"), data);
 }
 
-/// A drive that takes forever to answer does not hold up a read's agreement or a commit
-/// once the others decide it (here, without any deadline to fall back on), and a commit
-/// that left it behind queues the key for heal.
+/// A drive that takes forever to answer does not hold up a read's agreement once the others
+/// decide it (here, without any deadline to fall back on).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn quorum_calls_return_without_waiting_for_a_stuck_drive() {
+async fn a_read_agrees_without_waiting_for_a_stuck_drive() {
     let c = Cluster::new(4).await;
     c.store.make_bucket("bucket").await.expect("bucket");
     let data = bytes(2 * BLOCK + 1, 3);
@@ -1547,21 +1546,4 @@ async fn quorum_calls_return_without_waiting_for_a_stuck_drive() {
         "a drive that has not answered yet is no damage"
     );
     assert!(agreed.metas[1].is_none());
-    // A commit of a new version: three drives make the quorum of 2+2.
-    let mut v = agreed.latest.clone();
-    v.mod_time += 1;
-    v.user_meta.insert("rev".into(), "2".into());
-    let new = put::NewVersion {
-        version: v.clone(),
-        ok: vec![true; 4],
-        inline: None,
-        staged_dir: None,
-    };
-    let r =
-        tokio::time::timeout(limit, put::commit(&c.store, &set, "bucket", "k", new, None)).await;
-    match r {
-        Ok(r) => r.expect("commit"),
-        Err(_) => panic!("commit waited for the stuck drive"),
-    }
-    assert!(c.store.heal_queue.contains("bucket", "k"));
 }
