@@ -33,6 +33,18 @@ struct TextRequest {
     headers: Vec<(String, String)>,
 }
 
+impl TextRequest {
+    fn parts(&self) -> RequestParts<'_> {
+        RequestParts {
+            method: &self.method,
+            raw_path: &self.path,
+            raw_query: &self.query,
+            headers: &self.headers,
+            host_bucket: None,
+        }
+    }
+}
+
 fn text_request(data: &[u8]) -> Option<TextRequest> {
     let text = std::str::from_utf8(data).ok()?;
     let mut lines = text.lines();
@@ -66,13 +78,7 @@ fn creds() -> RootCredentials {
 /// SigV4 and SigV2: headers, presigned queries, chunk-signing seeds.
 pub fn auth(data: &[u8]) {
     let Some(r) = text_request(data) else { return };
-    let parts = RequestParts {
-        method: &r.method,
-        raw_path: &r.path,
-        raw_query: &r.query,
-        headers: &r.headers,
-        host_bucket: None,
-    };
+    let parts = r.parts();
     let creds: &dyn Credentials = &creds();
     let _ = auth::verify(&parts, creds, "us-east-1", fixed_now());
     let _ = parts.query_pairs();
@@ -98,13 +104,7 @@ pub fn router(data: &[u8]) {
     let Ok(target) = router::target(&r.path, None) else {
         return;
     };
-    let parts = RequestParts {
-        method: &r.method,
-        raw_path: &r.path,
-        raw_query: &r.query,
-        headers: &r.headers,
-        host_bucket: None,
-    };
+    let parts = r.parts();
     let ctx = Ctx {
         method,
         target,

@@ -424,6 +424,26 @@ impl LocalDrive {
         &self.root
     }
 
+    /// Give a system file a new name with `op` (rename or hard link), creating the target's
+    /// directories, and make the name durable.
+    async fn place_sys(
+        &self,
+        from: &str,
+        to: &str,
+        op: fn(&Path, &Path) -> std::io::Result<()>,
+    ) -> DriveResult<()> {
+        self.usable()?;
+        let (from, to) = (self.sys_path(from)?, self.sys_path(to)?);
+        let sys = self.root.join(SYS_DIR);
+        blocking(&self.slots, move || {
+            let parent = to.parent().ok_or(DriveError::InvalidName)?;
+            create_dirs_durable(&sys, parent.strip_prefix(&sys).unwrap_or(Path::new("")))?;
+            op(&from, &to)?;
+            fsync_dir(parent)
+        })
+        .await
+    }
+
     fn sweep_tmp(&self) -> DriveResult<()> {
         let tmp = self.root.join(SYS_DIR).join(TMP_DIR);
         for entry in fs::read_dir(&tmp)? {
@@ -722,29 +742,11 @@ impl Drive for LocalDrive {
     }
 
     async fn rename_sys(&self, from: &str, to: &str) -> DriveResult<()> {
-        self.usable()?;
-        let (from, to) = (self.sys_path(from)?, self.sys_path(to)?);
-        let sys = self.root.join(SYS_DIR);
-        blocking(&self.slots, move || {
-            let parent = to.parent().ok_or(DriveError::InvalidName)?;
-            create_dirs_durable(&sys, parent.strip_prefix(&sys).unwrap_or(Path::new("")))?;
-            fs::rename(&from, &to)?;
-            fsync_dir(parent)
-        })
-        .await
+        self.place_sys(from, to, |a, b| fs::rename(a, b)).await
     }
 
     async fn link_sys(&self, from: &str, to: &str) -> DriveResult<()> {
-        self.usable()?;
-        let (from, to) = (self.sys_path(from)?, self.sys_path(to)?);
-        let sys = self.root.join(SYS_DIR);
-        blocking(&self.slots, move || {
-            let parent = to.parent().ok_or(DriveError::InvalidName)?;
-            create_dirs_durable(&sys, parent.strip_prefix(&sys).unwrap_or(Path::new("")))?;
-            fs::hard_link(&from, &to)?;
-            fsync_dir(parent)
-        })
-        .await
+        self.place_sys(from, to, |a, b| fs::hard_link(a, b)).await
     }
 
     async fn delete_sys(&self, path: &str) -> DriveResult<()> {

@@ -106,6 +106,18 @@ const fn neutral(
     }
 }
 
+/// An ETag condition: honoured on reads and on writes, not on deletes.
+const fn condition(header: &'static str) -> Feature {
+    Feature {
+        header,
+        what: "Conditional deletes",
+        carried_by: CONDITIONAL,
+        honoured_by: CONDITIONS_HONOURED,
+        neutral: &[],
+        refusal: Refusal::NotImplemented,
+    }
+}
+
 /// The table.
 pub const FEATURES: &[Feature] = &[
     refused(
@@ -228,22 +240,8 @@ pub const FEATURES: &[Feature] = &[
         &[CreateMultipartUpload],
         &["COMPOSITE"],
     ),
-    Feature {
-        header: "if-match",
-        what: "Conditional deletes",
-        carried_by: CONDITIONAL,
-        honoured_by: CONDITIONS_HONOURED,
-        neutral: &[],
-        refusal: Refusal::NotImplemented,
-    },
-    Feature {
-        header: "if-none-match",
-        what: "Conditional deletes",
-        carried_by: CONDITIONAL,
-        honoured_by: CONDITIONS_HONOURED,
-        neutral: &[],
-        refusal: Refusal::NotImplemented,
-    },
+    condition("if-match"),
+    condition("if-none-match"),
     Feature {
         header: "if-modified-since",
         what: "Date conditions",
