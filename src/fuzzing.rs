@@ -113,8 +113,12 @@ pub fn router(data: &[u8]) {
         verified: Verified {
             access_key: "fuzz".into(),
             payload: Payload::Unsigned,
+            sts: false,
         },
         request_id: "fuzz".into(),
+        identity: None,
+        client_ip: None,
+        now_secs: 0,
     };
     if let Ok(op) = router::route(&ctx) {
         let _ = features::check(op, &ctx);

@@ -1,5 +1,7 @@
 //! The `cairn` binary: argument parsing, configuration from the environment, wiring.
 
+mod iam_cli;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -199,6 +201,26 @@ enum AdminCommand {
     Drive {
         #[command(subcommand)]
         command: DriveCommand,
+    },
+    /// IAM users.
+    User {
+        #[command(subcommand)]
+        command: iam_cli::UserCommand,
+    },
+    /// IAM groups.
+    Group {
+        #[command(subcommand)]
+        command: iam_cli::GroupCommand,
+    },
+    /// IAM policies.
+    Policy {
+        #[command(subcommand)]
+        command: iam_cli::PolicyCommand,
+    },
+    /// Access keys (service accounts) of users.
+    Accesskey {
+        #[command(subcommand)]
+        command: iam_cli::AccessKeyCommand,
     },
 }
 
@@ -487,19 +509,51 @@ async fn server(address: String, drives: Vec<String>) -> anyhow::Result<()> {
     let owner_id = hex::encode(&blake3::hash(creds.access_key.as_bytes()).as_bytes()[..16]);
     let (access_key, secret_key) = (creds.access_key.clone(), creds.secret_key.clone());
     let store = Arc::new(store);
+    let iam = Arc::new(cairn::iam::Iam::new(
+        creds.clone(),
+        store.drive_slots(),
+        store.locker(),
+    ));
+    if !peers.is_empty() {
+        let notifier = Arc::new(cairn::records::PeerNotifier(
+            peers.iter().flatten().cloned().collect(),
+        ));
+        store.buckets().set_notifier(notifier.clone());
+        iam.set_notifier(notifier);
+    }
+    if let Some(rpc) = &rpc {
+        rpc.register(cairn::bucket::CHANGED_SERVICE, store.buckets().clone());
+        rpc.register(cairn::iam::CHANGED_SERVICE, iam.clone());
+    }
+    // Bucket settings and identities are read before the first request; a failure here
+    // (no read quorum yet) is retried by the refresh.
+    if let Err(e) = store.load_buckets(&owner_id).await {
+        tracing::warn!(error = %e, "bucket records not loaded yet");
+    }
+    store.buckets().spawn_refresh(stop.clone());
+    if let Err(e) = iam.load().await {
+        tracing::warn!(error = %e, "IAM records not loaded yet");
+    }
+    iam.spawn_refresh(stop.clone());
     let state = Arc::new(S3State {
+        iam,
         quotas: cairn::quota::Quotas::new(store.clone()),
         store,
         owner: Owner {
             id: owner_id,
             display_name: creds.access_key.clone(),
         },
-        creds: Arc::new(creds),
         region,
         domain,
         peers: peers.iter().flatten().cloned().collect(),
         node: this_node,
         counters: Default::default(),
+        default_ownership: match env("CAIRN_DEFAULT_OBJECT_OWNERSHIP") {
+            Some(v) => cairn::bucket::ObjectOwnership::parse(&v).with_context(|| {
+                format!("CAIRN_DEFAULT_OBJECT_OWNERSHIP must be ObjectWriter, BucketOwnerPreferred or BucketOwnerEnforced, got {v:?}")
+            })?,
+            None => cairn::bucket::ObjectOwnership::ObjectWriter,
+        },
     });
     let healer = cairn::heal::Healer::new(state.store.clone(), stop.clone());
     if let Some(v) = env("CAIRN_HEAL_SPEED") {
@@ -526,7 +580,7 @@ async fn server(address: String, drives: Vec<String>) -> anyhow::Result<()> {
     }
     healer.start_with(scanner_config()?, drive_check);
     if let Some(rpc) = &rpc {
-        rpc.set_healer(healer.clone());
+        rpc.register(cairn::heal::STATE_SERVICE, healer.clone());
     }
     // Ready before the banner: whoever reads the endpoint from it can use it at once.
     app.set_ready(state.clone(), healer.clone());
@@ -897,6 +951,10 @@ fn quota(command: QuotaCommand) -> anyhow::Result<()> {
 
 fn admin(command: AdminCommand) -> anyhow::Result<()> {
     match command {
+        AdminCommand::User { command } => iam_cli::user(command),
+        AdminCommand::Group { command } => iam_cli::group(command),
+        AdminCommand::Policy { command } => iam_cli::policy(command),
+        AdminCommand::Accesskey { command } => iam_cli::accesskey(command),
         AdminCommand::Bucket {
             command: BucketCommand::Quota { command },
         } => quota(command),

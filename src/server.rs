@@ -17,6 +17,10 @@ use crate::heal::Healer;
 use crate::rpc::RpcServer;
 use crate::s3::{self, S3State};
 
+/// The address a request's connection came from (a request extension).
+#[derive(Debug, Clone, Copy)]
+pub struct ClientAddr(pub std::net::SocketAddr);
+
 /// How long in-flight requests may run after a shutdown signal.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 
@@ -297,7 +301,7 @@ pub async fn serve_router(
         } else if slots.available_permits() > limits.max_connections / 10 {
             full_warned = false;
         }
-        let (stream, _peer) = tokio::select! {
+        let (stream, peer) = tokio::select! {
             r = listener.accept() => match r {
                 Ok(c) => c,
                 Err(e) => {
@@ -310,7 +314,15 @@ pub async fn serve_router(
             _ = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
-        let svc = hyper_util::service::TowerToHyperService::new(router.clone());
+        let conn_router = router.clone();
+        // Every request knows the address it came from (policies' `aws:SourceIp`).
+        let svc = hyper_util::service::TowerToHyperService::new(tower::service_fn(
+            move |mut req: Request<hyper::body::Incoming>| {
+                req.extensions_mut().insert(ClientAddr(peer));
+                let mut r = conn_router.clone();
+                tower::Service::call(&mut r, req)
+            },
+        ));
         let conn = builder
             .serve_connection_with_upgrades(TokioIo::new(stream), svc)
             .into_owned();

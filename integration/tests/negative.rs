@@ -417,6 +417,17 @@ fn request_for(op: cairn::s3::router::Op) -> (&'static str, &'static str, &'stat
         AbortMultipartUpload => ("DELETE", "/feat/k", "uploadId=u", false),
         ListParts => ("GET", "/feat/k", "uploadId=u", false),
         ListMultipartUploads => ("GET", "/feat", "uploads=", false),
+        GetBucketPolicy => ("GET", "/feat", "policy=", false),
+        PutBucketPolicy => ("PUT", "/feat", "policy=", false),
+        DeleteBucketPolicy => ("DELETE", "/feat", "policy=", false),
+        GetBucketPolicyStatus => ("GET", "/feat", "policyStatus=", false),
+        GetPublicAccessBlock => ("GET", "/feat", "publicAccessBlock=", false),
+        PutPublicAccessBlock => ("PUT", "/feat", "publicAccessBlock=", false),
+        DeletePublicAccessBlock => ("DELETE", "/feat", "publicAccessBlock=", false),
+        GetOwnershipControls => ("GET", "/feat", "ownershipControls=", false),
+        PutOwnershipControls => ("PUT", "/feat", "ownershipControls=", false),
+        DeleteOwnershipControls => ("DELETE", "/feat", "ownershipControls=", false),
+        AssumeRole => ("POST", "/", "", false),
     }
 }
 

@@ -63,18 +63,35 @@ impl AdminClient {
         api: &str,
         query: &[(&str, String)],
     ) -> Result<T, ClientError> {
+        self.call_with(method, api, query, Vec::new())
+    }
+
+    /// [`AdminClient::call`] with a request body (signed by its SHA-256).
+    pub fn call_with<T: DeserializeOwned>(
+        &self,
+        method: &str,
+        api: &str,
+        query: &[(&str, String)],
+        body: Vec<u8>,
+    ) -> Result<T, ClientError> {
         let path = format!("{PREFIX}{api}");
         let raw_query = query
             .iter()
             .map(|(k, v)| format!("{k}={}", crate::auth::uri_encode_key(v).replace('/', "%2F")))
             .collect::<Vec<_>>()
             .join("&");
+        let payload_hash = if body.is_empty() {
+            EMPTY_SHA256.to_string()
+        } else {
+            use sha2::Digest;
+            hex::encode(sha2::Sha256::digest(&body))
+        };
         let headers = sign_request(
             method,
             &path,
             &raw_query,
             &self.host,
-            EMPTY_SHA256,
+            &payload_hash,
             &self.access_key,
             &self.secret_key,
             &self.region,
@@ -90,7 +107,7 @@ impl AdminClient {
             builder = builder.header(k, v);
         }
         let req = builder
-            .body(Vec::new())
+            .body(body)
             .map_err(|e| ClientError::Endpoint(e.to_string()))?;
         let mut resp = self
             .agent

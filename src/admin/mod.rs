@@ -114,7 +114,7 @@ pub async fn info(state: &S3State, healer: &Healer) -> Info {
         state
             .peers
             .iter()
-            .map(|p| async move { p.heal_state().await }),
+            .map(|p| async move { crate::heal::peer_state(p).await }),
     )
     .await;
     for h in remote.into_iter().flatten() {
@@ -216,13 +216,109 @@ pub async fn info(state: &S3State, healer: &Healer) -> Info {
     }
 }
 
+/// The admin action an API call needs (MinIO's names).
+fn action_of(method: &Method, route: &str) -> Option<&'static str> {
+    Some(match (method.as_str(), route) {
+        ("GET", "info") => "admin:ServerInfo",
+        ("GET", "metrics") => "admin:Prometheus",
+        ("POST", "heal") | ("GET", "heal/status") | ("POST", "heal/speed") => "admin:Heal",
+        ("POST", "drive/replace") => "admin:Heal",
+        ("GET", "quota") => "admin:GetBucketQuota",
+        ("PUT", "quota") => "admin:SetBucketQuota",
+        ("PUT", "iam/user") => "admin:CreateUser",
+        ("GET", "iam/users") => "admin:ListUsers",
+        ("GET", "iam/user") => "admin:GetUser",
+        ("POST", "iam/user/enable") => "admin:EnableUser",
+        ("POST", "iam/user/disable") => "admin:DisableUser",
+        ("DELETE", "iam/user") => "admin:DeleteUser",
+        ("PUT", "iam/group") => "admin:AddUserToGroup",
+        ("DELETE", "iam/group") => "admin:RemoveUserFromGroup",
+        ("GET", "iam/groups") => "admin:ListGroups",
+        ("GET", "iam/group") => "admin:GetGroup",
+        ("PUT", "iam/policy") => "admin:CreatePolicy",
+        ("GET", "iam/policies") => "admin:ListUserPolicies",
+        ("GET", "iam/policy") => "admin:GetPolicy",
+        ("DELETE", "iam/policy") => "admin:DeletePolicy",
+        ("POST", "iam/policy/attach") | ("POST", "iam/policy/detach") => {
+            "admin:AttachUserOrGroupPolicy"
+        }
+        ("PUT", "iam/accesskey") => "admin:CreateServiceAccount",
+        ("GET", "iam/accesskeys") => "admin:ListServiceAccounts",
+        ("DELETE", "iam/accesskey") => "admin:RemoveServiceAccount",
+        _ => return None,
+    })
+}
+
+fn iam_error(e: crate::iam::IamError) -> Response<Body> {
+    use crate::iam::IamError;
+    match e {
+        IamError::Invalid(m) => error(StatusCode::BAD_REQUEST, "InvalidArgument", &m),
+        IamError::Policy(p) => error(StatusCode::BAD_REQUEST, "MalformedPolicy", &p.0),
+        IamError::NotFound(m) => error(
+            StatusCode::NOT_FOUND,
+            "NotFound",
+            &format!("{m} does not exist"),
+        ),
+        IamError::Exists(m) => error(
+            StatusCode::CONFLICT,
+            "AlreadyExists",
+            &format!("{m} already exists"),
+        ),
+        e => {
+            tracing::warn!(error = %e, "IAM change failed");
+            error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "ServiceUnavailable",
+                &e.to_string(),
+            )
+        }
+    }
+}
+
+fn done(r: crate::iam::IamResult<()>) -> Response<Body> {
+    match r {
+        Ok(()) => json(StatusCode::OK, &serde_json::json!({ "ok": true })),
+        Err(e) => iam_error(e),
+    }
+}
+
+/// What `PUT iam/user` carries.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct NewUser {
+    pub secret_key: String,
+}
+
+/// What `PUT|DELETE iam/group` carries.
+#[derive(Debug, Serialize, Deserialize, Default)]
+pub struct Members {
+    #[serde(default)]
+    pub members: Vec<String>,
+}
+
+/// What `PUT iam/accesskey` carries.
+#[derive(Debug, Serialize, Deserialize, Default)]
+pub struct NewAccessKey {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<String>,
+    /// Seconds from now.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expiry_secs: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+}
+
+/// Largest admin request body (a policy document, a key's policy).
+const MAX_BODY: usize = 64 * 1024;
+
 /// Serve one admin request.
 pub async fn handle(
     state: Arc<S3State>,
     healer: Arc<Healer>,
     req: Request<Body>,
 ) -> Response<Body> {
-    let (parts, _body) = req.into_parts();
+    let (parts, body) = req.into_parts();
     let headers = crate::s3::header_pairs(&parts.headers);
     let raw_query = parts.uri.query().unwrap_or("").to_string();
     let req_parts = RequestParts {
@@ -232,19 +328,81 @@ pub async fn handle(
         headers: &headers,
         host_bucket: None,
     };
-    if let Err(e) = auth::verify(
+    let verified = match auth::verify(
         &req_parts,
-        state.creds.as_ref(),
+        state.iam.as_ref(),
         &state.region,
         SystemTime::now(),
     ) {
-        let e = crate::s3::error::S3Error::from(e);
-        return error(e.status, e.code, &e.message);
-    }
+        Ok(v) => v,
+        Err(e) => {
+            let e = crate::s3::error::S3Error::from(e);
+            return error(e.status, e.code, &e.message);
+        }
+    };
+    let identity = match crate::s3::identify(&state, &verified, &req_parts) {
+        Ok(Some(i)) => i,
+        Ok(None) => return error(StatusCode::FORBIDDEN, "AccessDenied", "Access Denied."),
+        Err(e) => return error(e.status, e.code, &e.message),
+    };
+    let route = parts.uri.path().strip_prefix(PREFIX).unwrap_or("");
+    let Some(action) = action_of(&parts.method, route) else {
+        return error(StatusCode::NOT_FOUND, "NotFound", "no such admin API");
+    };
     let query = req_parts.query_pairs();
     let q = |k: &str| query.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+    // A user manages access keys of its own without admin rights (as MinIO).
+    let own_keys = match route {
+        "iam/accesskeys" => q("user").is_none_or(|u| u == identity.user_name()),
+        "iam/accesskey" if parts.method == Method::DELETE => q("key")
+            .and_then(|k| state.iam.key_parent(k))
+            .is_some_and(|p| p == identity.user_name()),
+        _ => false,
+    };
+    if !own_keys && !identity.is_root() {
+        struct NoKeys;
+        impl crate::iam::Keys for NoKeys {
+            fn get(&self, _: &str) -> Option<Vec<std::borrow::Cow<'_, str>>> {
+                None
+            }
+        }
+        let ctx = crate::iam::Context {
+            action,
+            resource: "arn:aws:s3:::*",
+            principal: identity.principal(&verified.access_key),
+            keys: &NoKeys,
+        };
+        let self_key = route == "iam/accesskey" && parts.method == Method::PUT;
+        if identity.decide(&ctx) != crate::iam::Decision::Allow && !self_key {
+            return error(StatusCode::FORBIDDEN, "AccessDenied", "Access Denied.");
+        }
+    }
+    let body = match http_body_util::BodyExt::collect(http_body_util::Limited::new(body, MAX_BODY))
+        .await
+    {
+        Ok(b) => b.to_bytes(),
+        Err(_) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "InvalidArgument",
+                "request body too large",
+            )
+        }
+    };
+    if let auth::Payload::Sha256(want) = &verified.payload {
+        use sha2::Digest;
+        if hex::encode(sha2::Sha256::digest(&body)) != *want {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "XAmzContentSHA256Mismatch",
+                "The body does not match its signed hash",
+            );
+        }
+    }
+    if route.starts_with("iam/") {
+        return iam(&state, &identity, &parts.method, route, &query, &body).await;
+    }
     let flag = |k: &str| q(k).is_some_and(|v| v == "true" || v.is_empty());
-    let route = parts.uri.path().strip_prefix(PREFIX).unwrap_or("");
     match (&parts.method, route) {
         (&Method::GET, "info") => json(StatusCode::OK, &info(&state, &healer).await),
         (&Method::GET, "metrics") => json(
@@ -332,6 +490,182 @@ pub async fn handle(
                 Err(e) => object_error(e),
             }
         }
+        _ => error(StatusCode::NOT_FOUND, "NotFound", "no such admin API"),
+    }
+}
+
+async fn iam(
+    state: &S3State,
+    identity: &crate::iam::Identity,
+    method: &Method,
+    route: &str,
+    query: &[(String, String)],
+    body: &[u8],
+) -> Response<Body> {
+    let q = |k: &str| query.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+    let iam = &state.iam;
+    let need = |k: &str| -> Result<String, Box<Response<Body>>> {
+        q(k).filter(|v| !v.is_empty())
+            .map(String::from)
+            .ok_or_else(|| {
+                Box::new(error(
+                    StatusCode::BAD_REQUEST,
+                    "InvalidArgument",
+                    &format!("{k} is required"),
+                ))
+            })
+    };
+    macro_rules! arg {
+        ($k:expr) => {
+            match need($k) {
+                Ok(v) => v,
+                Err(r) => return *r,
+            }
+        };
+    }
+    macro_rules! body_of {
+        ($t:ty) => {
+            match serde_json::from_slice::<$t>(body) {
+                Ok(v) => v,
+                Err(e) => {
+                    return error(
+                        StatusCode::BAD_REQUEST,
+                        "InvalidArgument",
+                        &format!("bad request body: {e}"),
+                    )
+                }
+            }
+        };
+    }
+    match (method.as_str(), route) {
+        ("PUT", "iam/user") => {
+            let b = body_of!(NewUser);
+            done(iam.add_user(&arg!("access-key"), &b.secret_key).await)
+        }
+        ("GET", "iam/users") => json(StatusCode::OK, &iam.list_users()),
+        ("GET", "iam/user") => match iam.user_info(&arg!("access-key")) {
+            Ok(u) => json(StatusCode::OK, &u),
+            Err(e) => iam_error(e),
+        },
+        ("POST", "iam/user/enable") => done(iam.set_user_enabled(&arg!("access-key"), true).await),
+        ("POST", "iam/user/disable") => {
+            done(iam.set_user_enabled(&arg!("access-key"), false).await)
+        }
+        ("DELETE", "iam/user") => done(iam.remove_user(&arg!("access-key")).await),
+        ("PUT", "iam/group") => {
+            let b = body_of!(Members);
+            done(iam.group_add(&arg!("name"), &b.members).await)
+        }
+        ("DELETE", "iam/group") => {
+            let b = if body.is_empty() {
+                Members::default()
+            } else {
+                body_of!(Members)
+            };
+            done(iam.group_remove(&arg!("name"), &b.members).await)
+        }
+        ("GET", "iam/groups") => json(StatusCode::OK, &iam.list_groups()),
+        ("GET", "iam/group") => match iam.group_info(&arg!("name")) {
+            Ok(g) => json(StatusCode::OK, &g),
+            Err(e) => iam_error(e),
+        },
+        ("PUT", "iam/policy") => {
+            let doc = String::from_utf8_lossy(body).into_owned();
+            done(iam.create_policy(&arg!("name"), &doc).await)
+        }
+        ("GET", "iam/policies") => json(StatusCode::OK, &iam.list_policies()),
+        ("GET", "iam/policy") => match iam.policy_info(&arg!("name")) {
+            Ok(p) => json(StatusCode::OK, &p),
+            Err(e) => iam_error(e),
+        },
+        ("DELETE", "iam/policy") => done(iam.remove_policy(&arg!("name")).await),
+        ("POST", "iam/policy/attach") | ("POST", "iam/policy/detach") => {
+            let target = match (q("user"), q("group")) {
+                (Some(u), None) => crate::iam::Target::User(u.to_string()),
+                (None, Some(g)) => crate::iam::Target::Group(g.to_string()),
+                _ => {
+                    return error(
+                        StatusCode::BAD_REQUEST,
+                        "InvalidArgument",
+                        "give exactly one of user or group",
+                    )
+                }
+            };
+            done(
+                iam.attach(
+                    &arg!("name"),
+                    &target,
+                    route.ends_with("attach") && !route.ends_with("detach"),
+                )
+                .await,
+            )
+        }
+        ("PUT", "iam/accesskey") => {
+            let b = if body.is_empty() {
+                NewAccessKey::default()
+            } else {
+                body_of!(NewAccessKey)
+            };
+            let parent = b
+                .user
+                .clone()
+                .unwrap_or_else(|| identity.user_name().to_string());
+            // Keys for another user need admin:CreateServiceAccount (checked by the caller
+            // for everyone but the key's own user).
+            if parent != identity.user_name() && !identity.is_root() {
+                struct NoKeys;
+                impl crate::iam::Keys for NoKeys {
+                    fn get(&self, _: &str) -> Option<Vec<std::borrow::Cow<'_, str>>> {
+                        None
+                    }
+                }
+                let ctx = crate::iam::Context {
+                    action: "admin:CreateServiceAccount",
+                    resource: "arn:aws:s3:::*",
+                    principal: identity.principal(""),
+                    keys: &NoKeys,
+                };
+                if identity.decide(&ctx) != crate::iam::Decision::Allow {
+                    return error(StatusCode::FORBIDDEN, "AccessDenied", "Access Denied.");
+                }
+            }
+            // A key made by a key cannot do more than the key that made it.
+            if let crate::iam::Identity::Key {
+                kind: crate::iam::KeyKind::Session,
+                ..
+            } = identity
+            {
+                return error(
+                    StatusCode::FORBIDDEN,
+                    "AccessDenied",
+                    "temporary credentials cannot create access keys",
+                );
+            }
+            let expiry = b.expiry_secs.map(|s| {
+                (SystemTime::now()
+                    .duration_since(SystemTime::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs())
+                    + s) as i64
+            });
+            match iam
+                .create_key(&parent, b.policy.as_deref(), expiry, b.name.as_deref())
+                .await
+            {
+                Ok(k) => json(StatusCode::OK, &k),
+                Err(e) => iam_error(e),
+            }
+        }
+        ("GET", "iam/accesskeys") => {
+            let user = q("user")
+                .map(String::from)
+                .unwrap_or_else(|| identity.user_name().to_string());
+            let all = q("all").is_some() && identity.is_root();
+            json(
+                StatusCode::OK,
+                &iam.list_keys(if all { None } else { Some(&user) }),
+            )
+        }
+        ("DELETE", "iam/accesskey") => done(iam.remove_key(&arg!("key")).await),
         _ => error(StatusCode::NOT_FOUND, "NotFound", "no such admin API"),
     }
 }

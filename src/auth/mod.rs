@@ -138,8 +138,26 @@ pub enum Payload {
 /// A request whose signature checked out.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Verified {
+    /// Empty for an anonymous request.
     pub access_key: String,
     pub payload: Payload,
+    /// Signed for the STS service (only STS calls may be).
+    pub sts: bool,
+}
+
+impl Verified {
+    /// An unsigned request (evaluated as the anonymous principal).
+    pub fn anonymous() -> Verified {
+        Verified {
+            access_key: String::new(),
+            payload: Payload::Unsigned,
+            sts: false,
+        }
+    }
+
+    pub fn is_anonymous(&self) -> bool {
+        self.access_key.is_empty()
+    }
 }
 
 /// Which scheme a request uses, if any.

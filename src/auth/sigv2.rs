@@ -161,6 +161,7 @@ pub(super) fn verify_header(
         return Ok(Verified {
             access_key: access_key.to_string(),
             payload: Payload::Unsigned,
+            sts: false,
         });
     }
     Err(AuthError::SignatureDoesNotMatch)
@@ -204,5 +205,6 @@ pub(super) fn verify_presigned(
     Ok(Verified {
         access_key: access_key.to_string(),
         payload: Payload::Unsigned,
+        sts: false,
     })
 }

@@ -151,7 +151,7 @@ fn check_scope(
     region: &str,
     malformed: fn(String) -> AuthError,
 ) -> Result<String, AuthError> {
-    if scope.service != "s3" {
+    if scope.service != "s3" && scope.service != "sts" {
         return Err(malformed(format!(
             "The service '{}' is wrong; expecting 's3'",
             scope.service
@@ -291,6 +291,7 @@ pub(super) fn verify_header(
     Ok(Verified {
         access_key: scope.access_key.to_string(),
         payload,
+        sts: scope.service == "sts",
     })
 }
 
@@ -348,6 +349,7 @@ pub(super) fn verify_presigned(
     Ok(Verified {
         access_key: scope.access_key.to_string(),
         payload: Payload::Unsigned,
+        sts: scope.service == "sts",
     })
 }
 

@@ -6,6 +6,7 @@
 //! a remote drive over RPC will implement the same trait.
 
 mod direct;
+pub mod fanout;
 pub mod faulty;
 pub mod listing;
 pub mod local;

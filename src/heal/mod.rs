@@ -277,6 +277,25 @@ pub fn parse_duration(s: &str) -> Option<Duration> {
     Some(Duration::from_secs(secs))
 }
 
+/// The RPC service name under which a node answers with its [`HealState`].
+pub const STATE_SERVICE: &str = "heal-state";
+
+/// Peers ask a node for its heal state (its replaced-drive trackers and workers).
+#[async_trait::async_trait]
+impl crate::rpc::Service for Healer {
+    async fn call(&self, _body: bytes::Bytes) -> Result<Vec<u8>, String> {
+        serde_json::to_vec(&self.state()).map_err(|e| e.to_string())
+    }
+}
+
+/// A peer's heal state.
+pub async fn peer_state(peer: &crate::rpc::Peer) -> Result<HealState, crate::drive::DriveError> {
+    let b = peer
+        .call_service(STATE_SERVICE, Vec::new(), crate::rpc::SHORT_TIMEOUT)
+        .await?;
+    serde_json::from_slice(&b).map_err(|e| crate::drive::DriveError::Io(std::io::Error::other(e)))
+}
+
 impl Healer {
     pub fn new(store: Arc<Store>, shutdown: CancellationToken) -> Arc<Healer> {
         Arc::new(Healer {

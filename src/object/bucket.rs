@@ -9,6 +9,9 @@ use super::{
     check_bucket, check_key, now_nanos, ObjectError, ObjectInfo, ObjectResult, PutOptions, Store,
     WriteCondition, LOCK_TIMEOUT,
 };
+use std::sync::Arc;
+
+use crate::bucket::{BucketConfig, BucketStore};
 use crate::drive::{BucketEntry, DriveError};
 use crate::meta::ObjectMeta;
 use crate::placement::write_quorum;
@@ -23,7 +26,27 @@ impl Store {
         self.drive_count() / 2 + 1
     }
 
+    /// The bucket configuration store (settings of every bucket, cached).
+    pub fn buckets(&self) -> &Arc<BucketStore> {
+        &self.buckets
+    }
+
+    /// Make a bucket with a default configuration.
     pub async fn make_bucket(&self, bucket: &str) -> ObjectResult<()> {
+        self.create_bucket(BucketConfig::new(
+            bucket,
+            0,
+            "",
+            crate::bucket::ObjectOwnership::ObjectWriter,
+        ))
+        .await
+    }
+
+    /// Make a bucket: its directory on every drive (a majority must succeed), then its
+    /// configuration record (`config.created` is set here).
+    pub async fn create_bucket(&self, mut config: BucketConfig) -> ObjectResult<()> {
+        let bucket = config.name.clone();
+        let bucket = bucket.as_str();
         check_bucket(bucket)?;
         let _guard = self
             .locker
@@ -38,7 +61,14 @@ impl Store {
             .count();
         let ok = results.iter().filter(|r| r.is_ok()).count();
         let quorum = self.bucket_quorum();
-        if exists >= quorum || ok + exists < quorum {
+        config.created = created;
+        // The directories are there: the record makes the bucket visible to every node.
+        let recorded = if exists >= quorum || ok + exists < quorum {
+            Ok(())
+        } else {
+            self.buckets.create(config).await.map(|_| ())
+        };
+        if exists >= quorum || ok + exists < quorum || recorded.is_err() {
             // Undo what this call created so a half-made bucket does not linger.
             let _ = fan_out(&drives, |i, d| {
                 let mine = results[i].is_ok();
@@ -53,6 +83,8 @@ impl Store {
             .await;
             return Err(if exists >= quorum {
                 ObjectError::BucketExists
+            } else if let Err(e) = recorded {
+                e.into()
             } else {
                 ObjectError::WriteQuorum { ok, need: quorum }
             });
@@ -119,12 +151,37 @@ impl Store {
             }
         })
         .await;
+        if let Err(e) = self.buckets.heal().await {
+            tracing::warn!(error = %e, "bucket records not healed");
+        }
         Ok(made.into_iter().flatten().sum())
     }
 
+    /// From the configuration cache (a miss reads the bucket's record from the drives).
     pub async fn bucket_exists(&self, bucket: &str) -> ObjectResult<bool> {
         check_bucket(bucket)?;
-        Ok(self.list_buckets().await?.iter().any(|b| b.name == bucket))
+        Ok(self.buckets.get(bucket).await?.is_some())
+    }
+
+    /// The buckets' configurations, from the cache once it is loaded (else every record
+    /// is read).
+    pub async fn bucket_configs(&self) -> ObjectResult<Vec<Arc<crate::bucket::Bucket>>> {
+        if !self.buckets.is_loaded() {
+            self.load_buckets("").await?;
+        }
+        Ok(self.buckets.list())
+    }
+
+    /// Read every bucket record into the cache; buckets found on the drives without one
+    /// (made by an older version) get one owned by `default_owner`.
+    pub async fn load_buckets(&self, default_owner: &str) -> ObjectResult<()> {
+        let dirs: Vec<(String, i64)> = self
+            .list_buckets()
+            .await?
+            .into_iter()
+            .map(|b| (b.name, b.created))
+            .collect();
+        Ok(self.buckets.load(&dirs, default_owner).await?)
     }
 
     /// Remove an empty bucket.
@@ -152,6 +209,7 @@ impl Store {
         self.abort_bucket_uploads(bucket).await?;
         let drives: Vec<_> = self.all_drives().cloned().collect();
         let results = fan_out(&drives, |_, d| d.delete_bucket(bucket)).await;
+        let gone = self.buckets.remove(bucket).await;
         if results
             .iter()
             .any(|r| matches!(r, Err(DriveError::BucketNotEmpty)))
@@ -176,6 +234,59 @@ impl Store {
                 ok,
                 need: self.bucket_quorum(),
             });
+        }
+        gone?;
+        Ok(())
+    }
+
+    /// Set (or remove) one stored header of the object's current version in place (its
+    /// ACL): a metadata rewrite on every drive of its set under the key's write lock.
+    pub async fn set_object_header(
+        &self,
+        bucket: &str,
+        key: &str,
+        name: &str,
+        value: Option<String>,
+    ) -> ObjectResult<()> {
+        check_bucket(bucket)?;
+        check_key(key)?;
+        let set = self.set_for(key);
+        let _guard = self
+            .locker
+            .lock(&format!("{bucket}/{key}"), true, LOCK_TIMEOUT)
+            .await?;
+        // The version a read quorum agrees on is the one to change.
+        let current = self.head_object(bucket, key).await?;
+        let results = fan_out(&set.drives, |_, d| {
+            let value = value.clone();
+            let etag = current.etag.clone();
+            async move {
+                let mut meta = ObjectMeta::decode(&d.read_meta(bucket, key).await?)
+                    .map_err(|e| DriveError::Io(std::io::Error::other(e.to_string())))?;
+                let Some(v) = meta
+                    .versions
+                    .iter_mut()
+                    .find(|v| v.version_id.is_none() && v.etag == etag)
+                else {
+                    return Err(DriveError::NotFound);
+                };
+                match value {
+                    Some(x) => v.headers.insert(name.to_string(), x),
+                    None => v.headers.remove(name),
+                };
+                d.write_meta(bucket, key, Some(bytes::Bytes::from(meta.encode())), None)
+                    .await
+                    .map(|_| ())
+            }
+        })
+        .await;
+        let need = write_quorum(set.size() - set.parity, set.parity);
+        let ok = results.iter().filter(|r| r.is_ok()).count();
+        if ok < set.size() {
+            self.heal_queue.push(bucket, key);
+        }
+        if ok < need {
+            return Err(ObjectError::WriteQuorum { ok, need });
         }
         Ok(())
     }

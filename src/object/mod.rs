@@ -107,6 +107,27 @@ pub enum ObjectError {
     Internal(String),
 }
 
+impl From<crate::bucket::BucketError> for ObjectError {
+    fn from(e: crate::bucket::BucketError) -> Self {
+        use crate::bucket::BucketError;
+        use crate::records::RecordError;
+        match e {
+            BucketError::NoSuchBucket => ObjectError::NoSuchBucket,
+            BucketError::Record(RecordError::WriteQuorum { ok, need }) => {
+                ObjectError::WriteQuorum { ok, need }
+            }
+            BucketError::Record(RecordError::ReadQuorum { ok, need }) => {
+                ObjectError::ReadQuorum { ok, need }
+            }
+            BucketError::Record(e @ RecordError::NewerFormat(..)) => {
+                ObjectError::Internal(e.to_string())
+            }
+            BucketError::Lock(e) => e.into(),
+            BucketError::Invalid(m) => ObjectError::InvalidArgument(m),
+        }
+    }
+}
+
 impl From<crate::lock::LockError> for ObjectError {
     fn from(e: crate::lock::LockError) -> Self {
         match e {
@@ -282,16 +303,22 @@ pub struct Store {
     /// that is still landing is never mistaken for debris.
     pub(crate) dangling_grace: Duration,
     pub heal_queue: Arc<HealQueue>,
+    /// Every bucket's configuration record, cached.
+    pub(crate) buckets: Arc<crate::bucket::BucketStore>,
 }
 
 impl Store {
     /// Assemble a store from already-opened sets.
     pub fn new(deployment_id: Uuid, sets: Vec<ErasureSet>) -> Store {
+        let locker: Arc<dyn Locker> = Arc::new(LocalLocker::default());
+        let drives = sets.iter().flat_map(|s| s.drives.iter().cloned()).collect();
+        let buckets = Arc::new(crate::bucket::BucketStore::new(drives, locker.clone()));
         Store {
+            buckets,
             deployment_id,
             format: None,
             sets,
-            locker: Arc::new(LocalLocker::default()),
+            locker,
             block_size: cairn_erasure::DEFAULT_BLOCK_SIZE,
             min_part_size: MIN_PART_SIZE,
             dangling_grace: DANGLING_GRACE,
@@ -300,6 +327,16 @@ impl Store {
     }
 
     /// Use a different erasure block size for new objects (tests use small blocks).
+    /// The locker every node shares (distributed: a quorum of lock tables).
+    pub fn locker(&self) -> Arc<dyn Locker> {
+        self.locker.clone()
+    }
+
+    /// Every drive slot of the deployment, in endpoint order.
+    pub fn drive_slots(&self) -> Vec<Option<Arc<dyn Drive>>> {
+        self.all_drives().cloned().collect()
+    }
+
     pub fn with_block_size(mut self, block_size: usize) -> Store {
         self.block_size = block_size;
         self
@@ -318,6 +355,7 @@ impl Store {
     }
 
     pub fn with_locker(mut self, locker: Arc<dyn Locker>) -> Store {
+        self.buckets.set_locker(locker.clone());
         self.locker = locker;
         self
     }

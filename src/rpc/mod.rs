@@ -29,7 +29,7 @@ use crate::drive::DriveError;
 use crate::placement::Endpoint;
 
 pub use drive::RemoteDrive;
-pub use server::RpcServer;
+pub use server::{RpcServer, Service};
 
 /// Path prefix of every internode call.
 pub const PREFIX: &str = "/cairn/rpc/v1/";
@@ -558,12 +558,15 @@ impl Peer {
         Ok(bytes)
     }
 
-    /// The peer's heal state (its replaced-drive trackers and workers).
-    pub async fn heal_state(&self) -> Result<crate::heal::HealState, DriveError> {
-        let b = self
-            .call(&format!("{PREFIX}heal-state"), Vec::new(), SHORT_TIMEOUT)
-            .await?;
-        serde_json::from_slice(&b).map_err(|e| DriveError::Io(std::io::Error::other(e)))
+    /// Call the service `name` the peer registered ([`RpcServer::register`]).
+    pub async fn call_service(
+        &self,
+        name: &str,
+        body: Vec<u8>,
+        timeout: Duration,
+    ) -> Result<Bytes, DriveError> {
+        self.call(&format!("{PREFIX}{}{name}", server::SERVICE), body, timeout)
+            .await
     }
 
     /// Ask the peer who it is.

@@ -19,6 +19,16 @@ const MAX_CALL_BODY: usize = 64 << 20;
 /// Largest range one `ReadFile` call reads (shard chunks are at most a few MiB).
 const MAX_READ_LEN: usize = 64 << 20;
 
+/// The path segment of service calls: `service/<name>`.
+pub(super) const SERVICE: &str = "service/";
+
+/// A call served for a layer above RPC: request bytes in, reply bytes out (an error
+/// answers 400 with its text).
+#[async_trait::async_trait]
+pub trait Service: Send + Sync {
+    async fn call(&self, body: Bytes) -> Result<Vec<u8>, String>;
+}
+
 pub struct RpcServer {
     auth: RpcAuth,
     /// This node's drives by index in the endpoint list (`None`: another node's, or a
@@ -26,8 +36,9 @@ pub struct RpcServer {
     drives: Vec<Option<Arc<dyn Drive>>>,
     locks: Arc<LockTable>,
     hello: Hello,
-    /// Set once the store is open: peers ask for this node's heal state.
-    healer: std::sync::OnceLock<Arc<crate::heal::Healer>>,
+    /// Calls answered by the layers above (heal state, bucket and IAM change notices),
+    /// registered once those are up: RPC carries their bytes and knows nothing of them.
+    services: parking_lot::RwLock<std::collections::HashMap<&'static str, Arc<dyn Service>>>,
     /// When refused calls were last logged, and how many since.
     refusals: parking_lot::Mutex<(Option<std::time::Instant>, u64)>,
 }
@@ -69,13 +80,14 @@ impl RpcServer {
             drives,
             locks,
             hello,
-            healer: std::sync::OnceLock::new(),
+            services: Default::default(),
             refusals: parking_lot::Mutex::new((None, 0)),
         }
     }
 
-    pub fn set_healer(&self, healer: Arc<crate::heal::Healer>) {
-        let _ = self.healer.set(healer);
+    /// Answer `POST {PREFIX}service/<name>` with `service` from now on.
+    pub fn register(&self, name: &'static str, service: Arc<dyn Service>) {
+        self.services.write().insert(name, service);
     }
 
     pub async fn handle(&self, req: Request<Body>) -> Response<Body> {
@@ -126,10 +138,17 @@ impl RpcServer {
         }
         match (method, op.as_str()) {
             (Method::POST, "hello") => ok(wire::encode(&self.hello)),
-            (Method::POST, "heal-state") => match self.healer.get() {
-                Some(h) => ok(serde_json::to_vec(&h.state()).unwrap_or_default()),
-                None => reply(StatusCode::SERVICE_UNAVAILABLE, "starting"),
-            },
+            (Method::POST, svc) if svc.starts_with(SERVICE) => {
+                let name = &svc[SERVICE.len()..];
+                let service = self.services.read().get(name).cloned();
+                match service {
+                    Some(s) => match s.call(b).await {
+                        Ok(out) => ok(out),
+                        Err(why) => reply(StatusCode::BAD_REQUEST, why),
+                    },
+                    None => reply(StatusCode::SERVICE_UNAVAILABLE, "starting"),
+                }
+            }
             (Method::POST, "lock") => match wire::decode::<LockCall>(&b) {
                 Ok(call) => ok(wire::encode(&self.locks.call(&call))),
                 Err(e) => reply(StatusCode::BAD_REQUEST, e),

@@ -64,7 +64,8 @@ pub async fn create(state: &S3State, ctx: &Ctx, body: Body) -> Result<Response<B
             }
         }
     }
-    state.store.make_bucket(name).await?;
+    let config = super::access::new_bucket_config(state, ctx, name)?;
+    state.store.create_bucket(config).await?;
     let mut r = empty(StatusCode::OK);
     if let Ok(v) = format!("/{name}").parse() {
         r.headers_mut().insert("location", v);
@@ -106,47 +107,6 @@ pub async fn location(state: &S3State, ctx: &Ctx) -> Result<Response<Body>, S3Er
 pub async fn versioning(state: &S3State, ctx: &Ctx) -> Result<Response<Body>, S3Error> {
     require_bucket(state, bucket(ctx)?).await?;
     xml_response(&xml::VersioningConfiguration { xmlns: NS })
-}
-
-/// The bucket, or the object, an ACL request names must exist.
-async fn require_acl_target(state: &S3State, ctx: &Ctx) -> Result<(), S3Error> {
-    let name = bucket(ctx)?;
-    match &ctx.target.key {
-        Some(key) => state.store.head_object(name, key).await.map(|_| ())?,
-        None => require_bucket(state, name).await?,
-    }
-    Ok(())
-}
-
-/// Buckets and objects have one owner with full control: report exactly that.
-pub async fn acl(state: &S3State, ctx: &Ctx) -> Result<Response<Body>, S3Error> {
-    require_acl_target(state, ctx).await?;
-    xml_response(&xml::AccessControlPolicy {
-        xmlns: NS,
-        owner: state.owner.clone(),
-        acl: xml::AccessControlList {
-            grant: xml::Grant {
-                grantee: xml::Grantee {
-                    xmlns_xsi: "http://www.w3.org/2001/XMLSchema-instance",
-                    xsi_type: "CanonicalUser",
-                    id: state.owner.id.clone(),
-                    display_name: state.owner.display_name.clone(),
-                },
-                permission: "FULL_CONTROL",
-            },
-        },
-    })
-}
-
-/// Only the `private` canned ACL (what every object already has) is accepted.
-pub async fn put_acl(state: &S3State, ctx: &Ctx) -> Result<Response<Body>, S3Error> {
-    require_acl_target(state, ctx).await?;
-    match ctx.header("x-amz-acl") {
-        Some("private" | "bucket-owner-full-control") => Ok(empty(StatusCode::OK)),
-        _ => Err(S3Error::not_implemented(
-            "ACLs other than the canned 'private' ACL",
-        )),
-    }
 }
 
 fn url_encode(s: &str) -> String {

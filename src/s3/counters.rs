@@ -10,64 +10,16 @@ use serde::{Deserialize, Serialize};
 
 use super::router::Op;
 
-/// Operation names, indexed by [`index`]; the last slot counts requests refused before an
-/// operation was known (bad signature, malformed target).
-const NAMES: [&str; UNROUTED + 1] = [
-    "ListBuckets",
-    "CreateBucket",
-    "HeadBucket",
-    "DeleteBucket",
-    "GetBucketLocation",
-    "GetBucketVersioning",
-    "GetAcl",
-    "PutAcl",
-    "ListObjects",
-    "ListObjectsV2",
-    "DeleteObjects",
-    "PutObject",
-    "CopyObject",
-    "GetObject",
-    "HeadObject",
-    "DeleteObject",
-    "CreateMultipartUpload",
-    "UploadPart",
-    "UploadPartCopy",
-    "CompleteMultipartUpload",
-    "AbortMultipartUpload",
-    "ListParts",
-    "ListMultipartUploads",
-    "Unrouted",
-];
-
-const UNROUTED: usize = 23;
+/// The slot after every operation's counts requests refused before an operation was known
+/// (bad signature, malformed target).
+const UNROUTED: usize = Op::ALL.len();
 
 fn index(op: Option<Op>) -> usize {
-    match op {
-        Some(Op::ListBuckets) => 0,
-        Some(Op::CreateBucket) => 1,
-        Some(Op::HeadBucket) => 2,
-        Some(Op::DeleteBucket) => 3,
-        Some(Op::GetBucketLocation) => 4,
-        Some(Op::GetBucketVersioning) => 5,
-        Some(Op::GetAcl) => 6,
-        Some(Op::PutAcl) => 7,
-        Some(Op::ListObjects { v2: false }) => 8,
-        Some(Op::ListObjects { v2: true }) => 9,
-        Some(Op::DeleteObjects) => 10,
-        Some(Op::PutObject) => 11,
-        Some(Op::CopyObject) => 12,
-        Some(Op::GetObject) => 13,
-        Some(Op::HeadObject) => 14,
-        Some(Op::DeleteObject) => 15,
-        Some(Op::CreateMultipartUpload) => 16,
-        Some(Op::UploadPart) => 17,
-        Some(Op::UploadPartCopy) => 18,
-        Some(Op::CompleteMultipartUpload) => 19,
-        Some(Op::AbortMultipartUpload) => 20,
-        Some(Op::ListParts) => 21,
-        Some(Op::ListMultipartUploads) => 22,
-        None => UNROUTED,
-    }
+    op.map_or(UNROUTED, Op::index)
+}
+
+fn name(i: usize) -> &'static str {
+    Op::ALL.get(i).map_or("Unrouted", |o| o.name())
 }
 
 /// Answers of one operation: 2xx/3xx, 4xx, 5xx.
@@ -78,9 +30,16 @@ pub struct Outcomes {
     pub server_errors: u64,
 }
 
-#[derive(Default)]
 pub struct Counters {
     by_op: [[AtomicU64; 3]; UNROUTED + 1],
+}
+
+impl Default for Counters {
+    fn default() -> Self {
+        Counters {
+            by_op: std::array::from_fn(|_| Default::default()),
+        }
+    }
 }
 
 impl Counters {
@@ -100,14 +59,14 @@ impl Counters {
     pub fn snapshot(&self) -> BTreeMap<String, Outcomes> {
         self.by_op
             .iter()
-            .zip(NAMES)
-            .filter_map(|(c, name)| {
+            .enumerate()
+            .filter_map(|(i, c)| {
                 let o = Outcomes {
                     ok: c[0].load(Ordering::Relaxed),
                     client_errors: c[1].load(Ordering::Relaxed),
                     server_errors: c[2].load(Ordering::Relaxed),
                 };
-                (o != Outcomes::default()).then(|| (name.to_string(), o))
+                (o != Outcomes::default()).then(|| (name(i).to_string(), o))
             })
             .collect()
     }

@@ -106,6 +106,17 @@ const fn neutral(
     }
 }
 
+const fn honoured(header: &'static str, what: &'static str, ops: &'static [Op]) -> Feature {
+    Feature {
+        header,
+        what,
+        carried_by: ops,
+        honoured_by: ops,
+        neutral: &[],
+        refusal: Refusal::NotImplemented,
+    }
+}
+
 /// An ETag condition: honoured on reads and on writes, not on deletes.
 const fn condition(header: &'static str) -> Feature {
     Feature {
@@ -195,24 +206,17 @@ pub const FEATURES: &[Feature] = &[
         &[CreateBucket],
         &["false"],
     ),
-    // One owner owns every bucket and object: the owner already has full control.
-    neutral(
-        "x-amz-acl",
-        "ACLs other than the canned 'private' ACL",
-        ACL_CARRIERS,
-        &["private", "bucket-owner-full-control"],
-    ),
-    refused("x-amz-grant-full-control", "ACL grants", ACL_CARRIERS),
-    refused("x-amz-grant-read", "ACL grants", ACL_CARRIERS),
-    refused("x-amz-grant-read-acp", "ACL grants", ACL_CARRIERS),
-    refused("x-amz-grant-write", "ACL grants", &[CreateBucket, PutAcl]),
-    refused("x-amz-grant-write-acp", "ACL grants", ACL_CARRIERS),
-    // ACLs are off (what S3 calls BucketOwnerEnforced, its default since 2023).
-    neutral(
+    // ACLs: canned and grant headers, on buckets at creation, on objects when written.
+    honoured("x-amz-acl", "ACLs", ACL_CARRIERS),
+    honoured("x-amz-grant-full-control", "ACL grants", ACL_CARRIERS),
+    honoured("x-amz-grant-read", "ACL grants", ACL_CARRIERS),
+    honoured("x-amz-grant-read-acp", "ACL grants", ACL_CARRIERS),
+    honoured("x-amz-grant-write", "ACL grants", &[CreateBucket, PutAcl]),
+    honoured("x-amz-grant-write-acp", "ACL grants", ACL_CARRIERS),
+    honoured(
         "x-amz-object-ownership",
-        "Object ownership other than BucketOwnerEnforced",
+        "Object ownership",
         &[CreateBucket],
-        &["BucketOwnerEnforced"],
     ),
     Feature {
         header: "x-amz-storage-class",
@@ -333,31 +337,7 @@ mod tests {
     use http::Method;
 
     /// Every operation the router produces.
-    pub(crate) const ALL_OPS: &[Op] = &[
-        ListBuckets,
-        CreateBucket,
-        HeadBucket,
-        DeleteBucket,
-        GetBucketLocation,
-        GetBucketVersioning,
-        GetAcl,
-        PutAcl,
-        ListObjects { v2: false },
-        ListObjects { v2: true },
-        DeleteObjects,
-        PutObject,
-        CopyObject,
-        GetObject,
-        HeadObject,
-        DeleteObject,
-        CreateMultipartUpload,
-        UploadPart,
-        UploadPartCopy,
-        CompleteMultipartUpload,
-        AbortMultipartUpload,
-        ListParts,
-        ListMultipartUploads,
-    ];
+    pub(crate) const ALL_OPS: &[Op] = &Op::ALL;
 
     fn ctx(headers: &[(&str, &str)]) -> Ctx {
         Ctx {
@@ -371,8 +351,12 @@ mod tests {
             verified: Verified {
                 access_key: "k".into(),
                 payload: Payload::Unsigned,
+                sts: false,
             },
             request_id: "r".into(),
+            identity: None,
+            client_ip: None,
+            now_secs: 0,
         }
     }
 

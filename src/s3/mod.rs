@@ -2,6 +2,8 @@
 //! [`route`], and dispatched with one `match` to a handler of its family (`bucket.rs`,
 //! `object.rs`, `multipart.rs`). Errors become S3 XML in `error.rs` only.
 
+pub mod access;
+pub mod authz;
 mod body;
 mod bucket;
 pub mod counters;
@@ -20,7 +22,7 @@ use axum::body::Body;
 use http::{HeaderValue, Method, Request, Response, StatusCode};
 use tracing::Instrument;
 
-use crate::auth::{self, Credentials, RequestParts, Verified};
+use crate::auth::{self, RequestParts, Verified};
 use crate::object::Store;
 use error::S3Error;
 pub use router::{route, Op, Target};
@@ -28,7 +30,8 @@ pub use router::{route, Op, Target};
 /// Everything a request handler needs.
 pub struct S3State {
     pub store: Arc<Store>,
-    pub creds: Arc<dyn Credentials>,
+    /// Identities (the root user and IAM's) and their policies.
+    pub iam: Arc<crate::iam::Iam>,
     pub region: String,
     /// Base domain for virtual-hosted-style requests (`bucket.<domain>`).
     pub domain: Option<String>,
@@ -41,6 +44,8 @@ pub struct S3State {
     pub quotas: Arc<crate::quota::Quotas>,
     /// Requests answered, by operation and outcome.
     pub counters: counters::Counters,
+    /// Object ownership of new buckets that do not ask (`CAIRN_DEFAULT_OBJECT_OWNERSHIP`).
+    pub default_ownership: crate::bucket::ObjectOwnership,
 }
 
 /// One parsed, authenticated request, as handlers see it.
@@ -51,6 +56,11 @@ pub struct Ctx {
     pub headers: Vec<(String, String)>,
     pub verified: Verified,
     pub request_id: String,
+    /// Who the verified access key is (`None`: anonymous).
+    pub identity: Option<Arc<crate::iam::Identity>>,
+    pub client_ip: Option<std::net::IpAddr>,
+    /// When the request arrived (seconds since the epoch), for policy conditions.
+    pub now_secs: i64,
 }
 
 impl Ctx {
@@ -191,8 +201,9 @@ async fn dispatch(
     seen: &mut Option<Op>,
 ) -> Result<Response<Body>, S3Error> {
     let (parts, body) = req.into_parts();
+    let mut headers = header_pairs(&parts.headers);
+    let body = sts_form_body(&parts, &mut headers, body).await?;
     let body = body::drained(body, &parts.headers);
-    let headers = header_pairs(&parts.headers);
     let raw_path = parts.uri.path().to_string();
     let raw_query = parts.uri.query().unwrap_or("").to_string();
     let host = headers
@@ -209,12 +220,13 @@ async fn dispatch(
         headers: &headers,
         host_bucket: host_bucket.as_deref(),
     };
-    let verified = auth::verify(
-        &req_parts,
-        state.creds.as_ref(),
-        &state.region,
-        SystemTime::now(),
-    )?;
+    let now = SystemTime::now();
+    let verified = if auth::is_anonymous(&req_parts) {
+        Verified::anonymous()
+    } else {
+        auth::verify(&req_parts, state.iam.as_ref(), &state.region, now)?
+    };
+    let identity = identify(state, &verified, &req_parts)?;
     let query = req_parts.query_pairs();
     let target = router::target(&raw_path, host_bucket.as_deref())?;
     let ctx = Ctx {
@@ -224,11 +236,27 @@ async fn dispatch(
         headers,
         verified,
         request_id: request_id.to_string(),
+        identity,
+        client_ip: authz::client_ip(&parts),
+        now_secs: now
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64),
     };
     let op = route(&ctx)?;
     *seen = Some(op);
-    features::check(op, &ctx)?;
     tracing::Span::current().record("op", tracing::field::debug(&op));
+    if ctx.verified.sts != (op == Op::AssumeRole) && !ctx.verified.is_anonymous() {
+        return Err(S3Error::new(
+            "AuthorizationHeaderMalformed",
+            http::StatusCode::BAD_REQUEST,
+            "The authorization header is malformed; the service is wrong; expecting 's3'",
+        ));
+    }
+    features::check(op, &ctx)?;
+    match authz::authorize(state, &ctx, op).await? {
+        authz::AclCheck::Done => {}
+        authz::AclCheck::Object(need) => authz::object_acl_allows(state, &ctx, need).await?,
+    }
     match op {
         Op::ListBuckets => bucket::list_buckets(state).await,
         Op::CreateBucket => bucket::create(state, &ctx, body).await,
@@ -236,8 +264,19 @@ async fn dispatch(
         Op::DeleteBucket => bucket::delete(state, &ctx).await,
         Op::GetBucketLocation => bucket::location(state, &ctx).await,
         Op::GetBucketVersioning => bucket::versioning(state, &ctx).await,
-        Op::GetAcl => bucket::acl(state, &ctx).await,
-        Op::PutAcl => bucket::put_acl(state, &ctx).await,
+        Op::GetAcl => access::get_acl(state, &ctx).await,
+        Op::PutAcl => access::put_acl(state, &ctx, body).await,
+        Op::GetBucketPolicy => access::get_policy(state, &ctx).await,
+        Op::PutBucketPolicy => access::put_policy(state, &ctx, body).await,
+        Op::DeleteBucketPolicy => access::delete_policy(state, &ctx).await,
+        Op::GetBucketPolicyStatus => access::policy_status(state, &ctx).await,
+        Op::GetPublicAccessBlock => access::get_public_access_block(state, &ctx).await,
+        Op::PutPublicAccessBlock => access::put_public_access_block(state, &ctx, body).await,
+        Op::DeletePublicAccessBlock => access::delete_public_access_block(state, &ctx).await,
+        Op::GetOwnershipControls => access::get_ownership(state, &ctx).await,
+        Op::PutOwnershipControls => access::put_ownership(state, &ctx, body).await,
+        Op::DeleteOwnershipControls => access::delete_ownership(state, &ctx).await,
+        Op::AssumeRole => access::assume_role(state, &ctx, body).await,
         Op::ListObjects { v2 } => bucket::list_objects(state, &ctx, v2).await,
         Op::DeleteObjects => object::delete_many(state, &ctx, body).await,
         Op::PutObject => object::put(state, &ctx, body).await,
@@ -253,6 +292,83 @@ async fn dispatch(
         Op::ListParts => multipart::list_parts(state, &ctx).await,
         Op::ListMultipartUploads => multipart::list_uploads(state, &ctx).await,
     }
+}
+
+/// STS calls sign their form body's hash without sending it (the other services' way):
+/// read the (small) body of a `POST /` signed for `sts` first, and put its hash where
+/// the signature check looks for it.
+async fn sts_form_body(
+    parts: &http::request::Parts,
+    headers: &mut Vec<(String, String)>,
+    body: Body,
+) -> Result<Body, S3Error> {
+    let sts = parts.method == Method::POST
+        && parts.uri.path() == "/"
+        && headers
+            .iter()
+            .any(|(n, v)| n == "authorization" && v.contains("/sts/aws4_request"))
+        && !headers.iter().any(|(n, _)| n == "x-amz-content-sha256");
+    if !sts {
+        return Ok(body);
+    }
+    use http_body_util::BodyExt;
+    let bytes = http_body_util::Limited::new(body, 64 * 1024)
+        .collect()
+        .await
+        .map_err(|_| S3Error::invalid_request("STS request body too large"))?
+        .to_bytes();
+    use sha2::Digest;
+    headers.push((
+        "x-amz-content-sha256".into(),
+        hex::encode(sha2::Sha256::digest(&bytes)),
+    ));
+    Ok(Body::from(bytes))
+}
+
+/// The identity of a verified request: disabled and expired keys, and session keys
+/// without their token, are refused here.
+pub(crate) fn identify(
+    state: &S3State,
+    verified: &Verified,
+    req: &RequestParts,
+) -> Result<Option<Arc<crate::iam::Identity>>, S3Error> {
+    if verified.is_anonymous() {
+        return Ok(None);
+    }
+    let identity = match state.iam.identity(&verified.access_key) {
+        Ok(i) => i,
+        Err(crate::iam::Refusal::Expired) => {
+            return Err(S3Error::new(
+                "ExpiredToken",
+                http::StatusCode::BAD_REQUEST,
+                "The provided token has expired.",
+            ))
+        }
+        Err(crate::iam::Refusal::Disabled) => {
+            return Err(S3Error::new(
+                "InvalidAccessKeyId",
+                http::StatusCode::FORBIDDEN,
+                "The access key ID you provided is disabled or does not exist in our records.",
+            ))
+        }
+    };
+    let token = req
+        .header("x-amz-security-token")
+        .map(String::from)
+        .or_else(|| {
+            req.query_pairs()
+                .into_iter()
+                .find(|(k, _)| k == "X-Amz-Security-Token")
+                .map(|(_, v)| v)
+        });
+    if !crate::iam::Iam::token_fits(&identity, token.as_deref()) {
+        return Err(S3Error::new(
+            "InvalidToken",
+            http::StatusCode::BAD_REQUEST,
+            "The provided token is malformed or otherwise invalid.",
+        ));
+    }
+    Ok(Some(identity))
 }
 
 /// Header names (lower case, as hyper gives them) and values, for the pure auth functions.

@@ -29,7 +29,10 @@ fn part_number(ctx: &Ctx) -> Result<u32, S3Error> {
 
 pub async fn create(state: &S3State, ctx: &Ctx) -> Result<Response<Body>, S3Error> {
     let (bucket, key) = bucket_key(ctx)?;
-    let opts = put_options(ctx)?;
+    let mut opts = put_options(ctx)?;
+    if let Some(acl) = super::access::object_write_acl(state, ctx).await? {
+        opts.headers.insert(super::authz::ACL_HEADER.into(), acl);
+    }
     let id = state.store.create_multipart(bucket, key, opts).await?;
     let mut r = xml_response(&xml::InitiateMultipartUploadResult {
         xmlns: NS,

@@ -154,8 +154,12 @@ pub(super) fn stored(etag: &str, computed: &body::Computed) -> Response<Body> {
 pub async fn put(state: &S3State, ctx: &Ctx, body: Body) -> Result<Response<Body>, S3Error> {
     let (bucket, key) = bucket_key(ctx)?;
     let condition = features::write_condition(ctx)?;
+    let acl = super::access::object_write_acl(state, ctx).await?;
     let mut up = upload(ctx, body, MAX_OBJECT_SIZE)?;
     up.opts.condition = condition;
+    if let Some(acl) = acl {
+        up.opts.headers.insert(super::authz::ACL_HEADER.into(), acl);
+    }
     let old = replaced_size(state, bucket, key).await;
     let quota = state.quotas.reserve(bucket, key, up.size, old).await?;
     let info = state
@@ -342,7 +346,11 @@ pub async fn get(state: &S3State, ctx: &Ctx, head: bool) -> Result<Response<Body
             &info.parts.len().to_string(),
         );
     }
-    for (name, value) in &info.headers {
+    for (name, value) in info
+        .headers
+        .iter()
+        .filter(|(n, _)| !n.starts_with("x-cairn-"))
+    {
         insert_owned(&mut resp, name, value);
     }
     for (k, v) in &info.user_meta {
@@ -421,6 +429,12 @@ pub async fn delete_many(
         return Err(S3Error::malformed_xml());
     }
     super::bucket::require_bucket(state, bucket).await?;
+    let config = state
+        .store
+        .buckets()
+        .get(bucket)
+        .await
+        .map_err(crate::object::ObjectError::from)?;
     let quiet = req.quiet.unwrap_or(false);
     let mut result = xml::DeleteResult {
         xmlns: NS,
@@ -434,7 +448,18 @@ pub async fn delete_many(
                 StatusCode::NOT_FOUND,
                 "The specified version does not exist.",
             )),
-            _ => delete_one(state, bucket, &o.key).await,
+            _ => {
+                let q = super::authz::Question {
+                    need: super::authz::need_of(super::Op::DeleteObject, true),
+                    bucket: Some(bucket),
+                    key: Some(&o.key),
+                    object_acl: None,
+                };
+                match super::authz::require(state, ctx, config.as_deref(), &q) {
+                    Ok(()) => delete_one(state, bucket, &o.key).await,
+                    Err(e) => Err(e),
+                }
+            }
         };
         match outcome {
             Ok(()) if !quiet => result.deleted.push(xml::DeletedXml { key: o.key }),
@@ -497,11 +522,23 @@ pub async fn copy(state: &S3State, ctx: &Ctx) -> Result<Response<Body>, S3Error>
     }
     let src = state.store.head_object(&src_bucket, &src_key).await?;
     copy_preconditions(ctx, &src)?;
-    let opts = if replace {
-        Some(put_options(ctx)?)
+    // A copy gets the ACL its request asks for, never the source's.
+    let acl = super::access::object_write_acl(state, ctx).await?;
+    let mut opts = if replace {
+        put_options(ctx)?
     } else {
-        None
+        crate::object::PutOptions {
+            headers: src.headers.clone(),
+            user_meta: src.user_meta.clone(),
+            checksums: src.checksums.clone(),
+            ..Default::default()
+        }
     };
+    opts.headers.remove(super::authz::ACL_HEADER);
+    if let Some(acl) = acl {
+        opts.headers.insert(super::authz::ACL_HEADER.into(), acl);
+    }
+    let opts = Some(opts);
     let old = replaced_size(state, bucket, key).await;
     let quota = state
         .quotas

@@ -23,7 +23,9 @@ pub enum Op {
     GetBucketVersioning,
     GetAcl,
     PutAcl,
-    ListObjects { v2: bool },
+    ListObjects {
+        v2: bool,
+    },
     DeleteObjects,
     PutObject,
     CopyObject,
@@ -37,6 +39,104 @@ pub enum Op {
     AbortMultipartUpload,
     ListParts,
     ListMultipartUploads,
+    GetBucketPolicy,
+    PutBucketPolicy,
+    DeleteBucketPolicy,
+    GetBucketPolicyStatus,
+    GetPublicAccessBlock,
+    PutPublicAccessBlock,
+    DeletePublicAccessBlock,
+    GetOwnershipControls,
+    PutOwnershipControls,
+    DeleteOwnershipControls,
+    /// STS `POST /` with `Action=AssumeRole`.
+    AssumeRole,
+}
+
+impl Op {
+    /// Every operation the router produces, in the order of [`Op::name`]'s table.
+    pub const ALL: [Op; 34] = [
+        Op::ListBuckets,
+        Op::CreateBucket,
+        Op::HeadBucket,
+        Op::DeleteBucket,
+        Op::GetBucketLocation,
+        Op::GetBucketVersioning,
+        Op::GetAcl,
+        Op::PutAcl,
+        Op::ListObjects { v2: false },
+        Op::ListObjects { v2: true },
+        Op::DeleteObjects,
+        Op::PutObject,
+        Op::CopyObject,
+        Op::GetObject,
+        Op::HeadObject,
+        Op::DeleteObject,
+        Op::CreateMultipartUpload,
+        Op::UploadPart,
+        Op::UploadPartCopy,
+        Op::CompleteMultipartUpload,
+        Op::AbortMultipartUpload,
+        Op::ListParts,
+        Op::ListMultipartUploads,
+        Op::GetBucketPolicy,
+        Op::PutBucketPolicy,
+        Op::DeleteBucketPolicy,
+        Op::GetBucketPolicyStatus,
+        Op::GetPublicAccessBlock,
+        Op::PutPublicAccessBlock,
+        Op::DeletePublicAccessBlock,
+        Op::GetOwnershipControls,
+        Op::PutOwnershipControls,
+        Op::DeleteOwnershipControls,
+        Op::AssumeRole,
+    ];
+
+    /// The operation's name (S3's, except `ListObjects`/`ListObjectsV2` and `GetAcl`/`PutAcl`,
+    /// which cover buckets and objects).
+    pub fn name(self) -> &'static str {
+        match self {
+            Op::ListObjects { v2: false } => "ListObjects",
+            Op::ListObjects { v2: true } => "ListObjectsV2",
+            Op::ListBuckets => "ListBuckets",
+            Op::CreateBucket => "CreateBucket",
+            Op::HeadBucket => "HeadBucket",
+            Op::DeleteBucket => "DeleteBucket",
+            Op::GetBucketLocation => "GetBucketLocation",
+            Op::GetBucketVersioning => "GetBucketVersioning",
+            Op::GetAcl => "GetAcl",
+            Op::PutAcl => "PutAcl",
+            Op::DeleteObjects => "DeleteObjects",
+            Op::PutObject => "PutObject",
+            Op::CopyObject => "CopyObject",
+            Op::GetObject => "GetObject",
+            Op::HeadObject => "HeadObject",
+            Op::DeleteObject => "DeleteObject",
+            Op::CreateMultipartUpload => "CreateMultipartUpload",
+            Op::UploadPart => "UploadPart",
+            Op::UploadPartCopy => "UploadPartCopy",
+            Op::CompleteMultipartUpload => "CompleteMultipartUpload",
+            Op::AbortMultipartUpload => "AbortMultipartUpload",
+            Op::ListParts => "ListParts",
+            Op::ListMultipartUploads => "ListMultipartUploads",
+            Op::GetBucketPolicy => "GetBucketPolicy",
+            Op::PutBucketPolicy => "PutBucketPolicy",
+            Op::DeleteBucketPolicy => "DeleteBucketPolicy",
+            Op::GetBucketPolicyStatus => "GetBucketPolicyStatus",
+            Op::GetPublicAccessBlock => "GetPublicAccessBlock",
+            Op::PutPublicAccessBlock => "PutPublicAccessBlock",
+            Op::DeletePublicAccessBlock => "DeletePublicAccessBlock",
+            Op::GetOwnershipControls => "GetBucketOwnershipControls",
+            Op::PutOwnershipControls => "PutBucketOwnershipControls",
+            Op::DeleteOwnershipControls => "DeleteBucketOwnershipControls",
+            Op::AssumeRole => "AssumeRole",
+        }
+    }
+
+    /// Position in [`Op::ALL`].
+    pub fn index(self) -> usize {
+        Op::ALL.iter().position(|o| *o == self).unwrap_or(0)
+    }
 }
 
 /// S3 subresources Cairn does not implement (yet).
@@ -55,10 +155,6 @@ const UNIMPLEMENTED: &[&str] = &[
     "metrics",
     "notification",
     "object-lock",
-    "ownershipControls",
-    "policy",
-    "policyStatus",
-    "publicAccessBlock",
     "replication",
     "requestPayment",
     "restore",
@@ -69,6 +165,16 @@ const UNIMPLEMENTED: &[&str] = &[
     "torrent",
     "versions",
     "website",
+];
+
+/// Subresources of buckets only: on an object they name nothing.
+const BUCKET_ONLY: &[&str] = &[
+    "policy",
+    "policyStatus",
+    "publicAccessBlock",
+    "ownershipControls",
+    "location",
+    "versioning",
 ];
 
 /// Split a raw path (and an optional virtual-host bucket) into bucket and key.
@@ -106,6 +212,7 @@ pub fn route(ctx: &Ctx) -> Result<Op, S3Error> {
     let Some(_) = &ctx.target.bucket else {
         return match *m {
             Method::GET => Ok(Op::ListBuckets),
+            Method::POST if ctx.verified.sts || ctx.verified.is_anonymous() => Ok(Op::AssumeRole),
             _ => Err(S3Error::method_not_allowed()),
         };
     };
@@ -113,6 +220,16 @@ pub fn route(ctx: &Ctx) -> Result<Op, S3Error> {
     let copy = ctx.header("x-amz-copy-source").is_some();
     if ctx.target.key.is_none() {
         return match *m {
+            Method::GET if has("policyStatus") => Ok(Op::GetBucketPolicyStatus),
+            Method::GET if has("policy") => Ok(Op::GetBucketPolicy),
+            Method::PUT if has("policy") => Ok(Op::PutBucketPolicy),
+            Method::DELETE if has("policy") => Ok(Op::DeleteBucketPolicy),
+            Method::GET if has("publicAccessBlock") => Ok(Op::GetPublicAccessBlock),
+            Method::PUT if has("publicAccessBlock") => Ok(Op::PutPublicAccessBlock),
+            Method::DELETE if has("publicAccessBlock") => Ok(Op::DeletePublicAccessBlock),
+            Method::GET if has("ownershipControls") => Ok(Op::GetOwnershipControls),
+            Method::PUT if has("ownershipControls") => Ok(Op::PutOwnershipControls),
+            Method::DELETE if has("ownershipControls") => Ok(Op::DeleteOwnershipControls),
             Method::GET if has("location") => Ok(Op::GetBucketLocation),
             Method::GET if has("versioning") => Ok(Op::GetBucketVersioning),
             Method::GET if has("uploads") => Ok(Op::ListMultipartUploads),
@@ -129,6 +246,11 @@ pub fn route(ctx: &Ctx) -> Result<Op, S3Error> {
             Method::POST => Err(S3Error::not_implemented("POST object (browser upload)")),
             _ => Err(S3Error::method_not_allowed()),
         };
+    }
+    if let Some(sub) = BUCKET_ONLY.iter().find(|s| has(s)) {
+        return Err(S3Error::invalid_request(format!(
+            "The '{sub}' subresource applies to buckets, not objects"
+        )));
     }
     match *m {
         Method::GET if has("uploadId") => Ok(Op::ListParts),
@@ -179,8 +301,12 @@ mod tests {
             verified: Verified {
                 access_key: "k".into(),
                 payload: Payload::Unsigned,
+                sts: false,
             },
             request_id: "r".into(),
+            identity: None,
+            client_ip: None,
+            now_secs: 0,
         }
     }
 

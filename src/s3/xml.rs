@@ -356,6 +356,19 @@ pub struct ListMultipartUploadsResult {
     pub common_prefixes: Vec<CommonPrefixXml>,
 }
 
+/// An owner as a request may carry it (both fields optional).
+#[derive(Serialize, Deserialize, Default)]
+pub struct OwnerIn {
+    #[serde(rename = "ID", default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    #[serde(
+        rename = "DisplayName",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub display_name: Option<String>,
+}
+
 #[derive(Serialize)]
 #[serde(rename = "AccessControlPolicy")]
 pub struct AccessControlPolicy {
