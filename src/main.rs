@@ -514,6 +514,13 @@ async fn server(address: String, drives: Vec<String>) -> anyhow::Result<()> {
         store.drive_slots(),
         store.locker(),
     ));
+    // Test-only (like CAIRN_TEST_CRASH_AT): sessions shorter than AWS's 15 minutes.
+    if let Some(v) = env("CAIRN_TEST_STS_MIN_SECS") {
+        let secs: u64 = v
+            .parse()
+            .context("CAIRN_TEST_STS_MIN_SECS must be a number")?;
+        iam.set_min_session(std::time::Duration::from_secs(secs));
+    }
     if !peers.is_empty() {
         let notifier = Arc::new(cairn::records::PeerNotifier(
             peers.iter().flatten().cloned().collect(),

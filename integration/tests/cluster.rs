@@ -724,3 +724,117 @@ fn a_sniffed_rpc_call_cannot_be_replayed_or_given_another_body() {
     let (status, _) = send("/cairn/rpc/v1/drive?d=1", &headers, &call);
     assert_ne!(status, 200, "a token moved to another path is refused");
 }
+
+/// Identity and bucket settings changed through node 1 are enforced by node 3 within a
+/// second (peer notices), also after node 3 restarts; a bucket deleted through node 1 is
+/// gone on node 3 when the delete is acknowledged.
+#[test]
+fn access_changes_on_one_node_are_enforced_on_another_within_a_second() {
+    let mut cl = Cluster::start(4, 1, &[]);
+    let (n1, n3) = (cl.endpoint(0), cl.endpoint(2));
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let root1 = client(&n1);
+    rt.block_on(async {
+        root1
+            .create_bucket()
+            .bucket("shared")
+            .send()
+            .await
+            .expect("bucket");
+        root1
+            .put_object()
+            .bucket("shared")
+            .key("open/k")
+            .body(ByteStream::from_static(b"v"))
+            .send()
+            .await
+            .expect("put");
+    });
+    let code_of = |r: Result<(), String>| r.err().unwrap_or_default();
+    let within_a_second = |what: &str, f: &dyn Fn() -> bool| {
+        let start = Instant::now();
+        while !f() {
+            assert!(
+                start.elapsed() < Duration::from_secs(1),
+                "{what}: not within 1 s"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    let (code, out) = cairn_integration::admin(&n1, &["user", "add", "roamer", "roamer-secret-1"]);
+    assert_eq!(code, 0, "{out}");
+    let (code, out) =
+        cairn_integration::admin(&n1, &["policy", "attach", "readonly", "--user", "roamer"]);
+    assert_eq!(code, 0, "{out}");
+    let roamer3 = cairn_integration::client_for(&n3, "roamer", "roamer-secret-1", false);
+    let get3 = |c: &Client| {
+        rt.block_on(async {
+            c.get_object()
+                .bucket("shared")
+                .key("open/k")
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| e.code().unwrap_or("?").to_string())
+        })
+    };
+    within_a_second("a new user on node 3", &|| get3(&roamer3).is_ok());
+    let (code, out) = cairn_integration::admin(&n1, &["user", "disable", "roamer"]);
+    assert_eq!(code, 0, "{out}");
+    within_a_second("a disabled user refused on node 3", &|| {
+        code_of(get3(&roamer3)) == "InvalidAccessKeyId"
+    });
+    // A bucket policy put through node 1 opens the prefix on node 3.
+    let anon3 = || {
+        ureq::get(&format!("{n3}/shared/open/k"))
+            .call()
+            .map(|r| r.status().as_u16())
+            .unwrap_or_else(|e| match e {
+                ureq::Error::StatusCode(c) => c,
+                _ => 0,
+            })
+    };
+    assert_eq!(anon3(), 403);
+    rt.block_on(async {
+        root1
+            .put_bucket_policy()
+            .bucket("shared")
+            .policy(r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::shared/open/*"}]}"#)
+            .send()
+            .await
+            .expect("policy");
+    });
+    within_a_second("a bucket policy on node 3", &|| anon3() == 200);
+    // After a restart node 3 still knows (from the drives).
+    cl.stop(2);
+    cl.spawn(2);
+    cl.wait_ready(2);
+    assert_eq!(anon3(), 200);
+    assert_eq!(code_of(get3(&roamer3)), "InvalidAccessKeyId");
+    // A deleted bucket is gone on node 3 once the delete is acknowledged.
+    let root3 = client(&n3);
+    rt.block_on(async {
+        root1
+            .create_bucket()
+            .bucket("brief")
+            .send()
+            .await
+            .expect("bucket");
+        assert!(root3.head_bucket().bucket("brief").send().await.is_ok());
+        root1
+            .delete_bucket()
+            .bucket("brief")
+            .send()
+            .await
+            .expect("delete");
+        let e = root3
+            .put_object()
+            .bucket("brief")
+            .key("k")
+            .body(ByteStream::from_static(b"x"))
+            .send()
+            .await
+            .expect_err("bucket is gone");
+        assert_eq!(e.code(), Some("NoSuchBucket"));
+    });
+}

@@ -366,9 +366,14 @@ pub async fn handle(
                 None
             }
         }
+        // Quotas are a bucket's: a key limited to one bucket may read that one's.
+        let resource = match (route, q("bucket")) {
+            ("quota", Some(b)) => format!("arn:aws:s3:::{b}"),
+            _ => "arn:aws:s3:::*".to_string(),
+        };
         let ctx = crate::iam::Context {
             action,
-            resource: "arn:aws:s3:::*",
+            resource: &resource,
             principal: identity.principal(&verified.access_key),
             keys: &NoKeys,
         };

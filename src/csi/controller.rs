@@ -74,13 +74,60 @@ pub fn bucket_name_for(name: &str) -> String {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// The policy of a volume's access key: everything on its objects, listing under its
+/// prefix only, reading its quota.
+fn volume_policy(bucket: &str, prefix: &str) -> String {
+    let list = if prefix.is_empty() {
+        serde_json::json!({
+            "Effect": "Allow",
+            "Action": ["s3:ListBucket", "s3:ListBucketMultipartUploads", "s3:GetBucketLocation"],
+            "Resource": [format!("arn:aws:s3:::{bucket}")],
+        })
+    } else {
+        serde_json::json!({
+            "Effect": "Allow",
+            "Action": ["s3:ListBucket", "s3:ListBucketMultipartUploads"],
+            "Resource": [format!("arn:aws:s3:::{bucket}")],
+            "Condition": {"StringLike": {"s3:prefix": [format!("{prefix}*")]}},
+        })
+    };
+    serde_json::json!({
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Action": ["s3:*"],
+                "Resource": [format!("arn:aws:s3:::{bucket}/{prefix}*")],
+            },
+            list,
+            {
+                "Effect": "Allow",
+                "Action": ["admin:GetBucketQuota"],
+                "Resource": [format!("arn:aws:s3:::{bucket}")],
+            },
+        ],
+    })
+    .to_string()
+}
+
+#[derive(Clone, Serialize, Deserialize)]
 struct Record {
     volume_id: String,
     name: String,
     endpoint: String,
     capacity: u64,
     context: HashMap<String, String>,
+}
+
+/// The context holds the volume's secret key: never in `Debug` output.
+impl std::fmt::Debug for Record {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Record")
+            .field("volume_id", &self.volume_id)
+            .field("name", &self.name)
+            .field("capacity", &self.capacity)
+            .finish_non_exhaustive()
+    }
 }
 
 pub struct ControllerService {
@@ -138,7 +185,20 @@ impl ControllerService {
         let body = serde_json::to_vec_pretty(r).map_err(|e| Status::internal(e.to_string()))?;
         let path = self.record_path(&r.volume_id);
         let tmp = path.with_extension("tmp");
-        std::fs::write(&tmp, body)
+        // The record holds the volume's secret key: readable by the plugin only.
+        let write = || -> std::io::Result<()> {
+            use std::io::Write;
+            use std::os::unix::fs::OpenOptionsExt;
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(&tmp)?;
+            f.write_all(&body)?;
+            f.sync_all()
+        };
+        write()
             .and_then(|_| std::fs::rename(&tmp, &path))
             .map_err(|e| Status::internal(format!("saving volume record: {e}")))
     }
@@ -280,10 +340,36 @@ impl csi::controller_server::Controller for ControllerService {
             ("bucket".to_string(), bucket.clone()),
             ("prefix".to_string(), prefix.clone()),
         ]);
+        // The volume's own access key, allowed only its bucket or prefix: nodes mount
+        // with it, never with the StorageClass's credentials. Made once per volume.
+        match existing.as_ref().and_then(|r| {
+            Some((
+                r.context.get(super::VOLUME_KEY)?.clone(),
+                r.context.get(super::VOLUME_SECRET)?.clone(),
+            ))
+        }) {
+            Some((k, sk)) => {
+                context.insert(super::VOLUME_KEY.into(), k);
+                context.insert(super::VOLUME_SECRET.into(), sk);
+            }
+            None => {
+                let client = access.client(&bucket, &prefix)?;
+                let policy = volume_policy(&bucket, &prefix);
+                let name = format!("csi volume {volume_id}");
+                let (k, sk) = blocking(move || {
+                    client
+                        .create_access_key(&policy, &name)
+                        .map_err(store_error)
+                })
+                .await?;
+                context.insert(super::VOLUME_KEY.into(), k);
+                context.insert(super::VOLUME_SECRET.into(), sk);
+            }
+        }
         if let Some(o) = req.parameters.get("mountOptions") {
             context.insert("mountOptions".into(), o.clone());
         }
-        if created || existing.is_none() {
+        if created || existing.as_ref().is_none_or(|r| r.context != context) {
             self.save(&Record {
                 volume_id: volume_id.clone(),
                 name: req.name.clone(),
@@ -323,7 +409,17 @@ impl csi::controller_server::Controller for ControllerService {
         let access = self.access_for(&req.volume_id, &req.secrets)?;
         let _one = self.lock.lock().await;
         let client = access.client(&bucket, &prefix)?;
-        blocking(move || purge(&client).map_err(store_error)).await?;
+        let key = self
+            .load(&req.volume_id)
+            .and_then(|r| r.context.get(super::VOLUME_KEY).cloned());
+        blocking(move || {
+            purge(&client).map_err(store_error)?;
+            match key {
+                Some(k) => client.remove_access_key(&k).map_err(store_error),
+                None => Ok(()),
+            }
+        })
+        .await?;
         let _ = std::fs::remove_file(self.record_path(&req.volume_id));
         tracing::info!("DeleteVolume {}", req.volume_id);
         Ok(Response::new(csi::DeleteVolumeResponse {}))
@@ -421,7 +517,12 @@ impl csi::controller_server::Controller for ControllerService {
                 volume: Some(csi::Volume {
                     capacity_bytes: r.capacity as i64,
                     volume_id: r.volume_id.clone(),
-                    volume_context: r.context.clone(),
+                    volume_context: r
+                        .context
+                        .iter()
+                        .filter(|(k, _)| k.as_str() != super::VOLUME_SECRET)
+                        .map(|(k, v)| (k.clone(), v.clone()))
+                        .collect(),
                     ..Default::default()
                 }),
                 status: None,

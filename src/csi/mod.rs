@@ -98,6 +98,10 @@ impl std::fmt::Debug for Defaults {
 }
 
 /// Credentials and endpoint resolved from a request's Secrets and parameters.
+/// Volume context keys of a volume's own access key (made by CreateVolume).
+pub const VOLUME_KEY: &str = "volumeAccessKeyID";
+pub const VOLUME_SECRET: &str = "volumeSecretAccessKey";
+
 #[derive(Clone)]
 pub struct Access {
     pub endpoint: String,

@@ -395,7 +395,20 @@ impl csi::node_server::Node for NodeApi {
         }
         let group = mount_group(req.volume_capability.as_ref())?;
         split_volume_id(&req.volume_id)?;
-        let access = Access::resolve(&req.secrets, &req.volume_context, &self.0.defaults)?;
+        // A volume with its own access key mounts with it, whatever the node's Secret says.
+        let secrets = match (
+            req.volume_context.get(super::VOLUME_KEY),
+            req.volume_context.get(super::VOLUME_SECRET),
+        ) {
+            (Some(k), Some(sk)) => {
+                let mut s = req.secrets.clone();
+                s.insert("accessKeyID".into(), k.clone());
+                s.insert("secretAccessKey".into(), sk.clone());
+                s
+            }
+            _ => req.secrets.clone(),
+        };
+        let access = Access::resolve(&secrets, &req.volume_context, &self.0.defaults)?;
         let _op = self.0.op.lock().await;
         let me = self.0.clone();
         blocking(move || {

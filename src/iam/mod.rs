@@ -336,6 +336,8 @@ pub struct Iam {
     cache: RwLock<Cache>,
     builtin: Vec<(String, Arc<Policy>)>,
     notifier: RwLock<Option<Arc<dyn crate::records::Notifier>>>,
+    /// Shortest session AssumeRole grants ([`MIN_STS`]; lower only in tests).
+    min_session: RwLock<Duration>,
 }
 
 fn now_secs() -> i64 {
@@ -414,7 +416,13 @@ impl Iam {
             cache: RwLock::new(Cache::default()),
             builtin,
             notifier: RwLock::new(None),
+            min_session: RwLock::new(MIN_STS),
         }
+    }
+
+    /// Let AssumeRole grant sessions shorter than AWS's 15 minutes (tests of expiry).
+    pub fn set_min_session(&self, d: Duration) {
+        *self.min_session.write() = d;
     }
 
     pub fn root(&self) -> &RootCredentials {
@@ -1111,7 +1119,7 @@ impl Iam {
         policy: Option<&str>,
     ) -> IamResult<NewKey> {
         let duration = duration.unwrap_or(DEFAULT_STS);
-        if duration < MIN_STS || duration > MAX_STS {
+        if duration < *self.min_session.read() || duration > MAX_STS {
             return Err(IamError::Invalid(
                 "DurationSeconds must be between 900 and 43200".into(),
             ));

@@ -643,6 +643,50 @@ struct ResponseMetadata {
     request_id: String,
 }
 
+#[derive(Serialize)]
+#[serde(rename = "ErrorResponse")]
+struct StsErrorXml<'a> {
+    #[serde(rename = "@xmlns")]
+    xmlns: &'static str,
+    #[serde(rename = "Error")]
+    error: StsErrorBody<'a>,
+    #[serde(rename = "RequestId")]
+    request_id: &'a str,
+}
+
+#[derive(Serialize)]
+struct StsErrorBody<'a> {
+    #[serde(rename = "Type")]
+    kind: &'static str,
+    #[serde(rename = "Code")]
+    code: &'a str,
+    #[serde(rename = "Message")]
+    message: &'a str,
+}
+
+/// An error of an STS call, in the query protocol's shape (`ErrorResponse`).
+pub fn sts_error_response(e: &S3Error, request_id: &str) -> Response<Body> {
+    let body = xml::to_xml(&StsErrorXml {
+        xmlns: "https://sts.amazonaws.com/doc/2011-06-15/",
+        error: StsErrorBody {
+            kind: if e.status.is_server_error() {
+                "Receiver"
+            } else {
+                "Sender"
+            },
+            code: e.code,
+            message: &e.message,
+        },
+        request_id,
+    })
+    .unwrap_or_default();
+    let mut r = Response::new(Body::from(body));
+    *r.status_mut() = e.status;
+    r.headers_mut()
+        .insert("content-type", http::HeaderValue::from_static("text/xml"));
+    r
+}
+
 fn sts_error(code: &'static str, message: impl Into<String>) -> S3Error {
     S3Error::new(code, StatusCode::BAD_REQUEST, message)
 }

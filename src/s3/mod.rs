@@ -125,7 +125,11 @@ pub async fn handle(state: Arc<S3State>, req: Request<Body>) -> Response<Body> {
                 } else {
                     tracing::debug!(code = e.code, message = %e.message, "request refused");
                 }
-                error_response(&e, &resource, &request_id, is_head)
+                if op == Some(Op::AssumeRole) {
+                    access::sts_error_response(&e, &request_id)
+                } else {
+                    error_response(&e, &resource, &request_id, is_head)
+                }
             }
         };
         stamp(&mut resp, &request_id);
