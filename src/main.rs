@@ -538,13 +538,17 @@ async fn server(address: String, drives: Vec<String>) -> anyhow::Result<()> {
         tracing::warn!(error = %e, "bucket records not loaded yet");
     }
     store.buckets().spawn_refresh(stop.clone());
+    let quotas = cairn::quota::Quotas::new(store.clone());
+    if let Err(e) = quotas.migrate().await {
+        tracing::warn!(error = %e, "quotas.json not moved into the bucket records yet");
+    }
     if let Err(e) = iam.load().await {
         tracing::warn!(error = %e, "IAM records not loaded yet");
     }
     iam.spawn_refresh(stop.clone());
     let state = Arc::new(S3State {
         iam,
-        quotas: cairn::quota::Quotas::new(store.clone()),
+        quotas,
         store,
         owner: Owner {
             id: owner_id,

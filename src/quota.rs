@@ -1,8 +1,8 @@
 //! Hard quotas on a bucket or on a prefix of one (a CSI volume is either).
 //!
-//! The configuration is one small JSON document (`quotas.json`) written to every drive and
-//! read back from the copy with the newest stamp, so every node sees the same quotas (each
-//! node re-reads it every few seconds). Usage of a quota scope is counted by listing it when
+//! The limits live in each bucket's configuration record (`crate::bucket`), cached on every
+//! node and pushed to the others on change; an older version's `quotas.json` is moved into
+//! the records at start. Usage of a quota scope is counted by listing it when
 //! the quota is first checked and every [`REFRESH`] after, plus this node's own changes since
 //! that listing: bytes of objects written or deleted, parts uploaded but not yet completed,
 //! and uploads in flight (reserved by their declared length before the first byte is
@@ -14,18 +14,15 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 
 use crate::object::{ListOptions, ObjectError, Store};
 
-/// The system file holding the quota configuration on every drive.
+/// The system file that held the quota configuration before it moved into bucket records.
 pub const QUOTA_FILE: &str = "quotas.json";
 /// How long a listing-based usage count is trusted (local changes are added on top).
 pub const REFRESH: Duration = Duration::from_secs(30);
-/// How long the configuration read from the drives is trusted.
-const CONFIG_TTL: Duration = Duration::from_secs(3);
 
 #[derive(Debug, thiserror::Error)]
 pub enum QuotaError {
@@ -71,8 +68,9 @@ impl std::fmt::Display for Scope {
     }
 }
 
+/// `quotas.json` of older versions.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
-struct Config {
+struct LegacyConfig {
     /// Nanoseconds since the epoch of the last change: the newest copy wins.
     stamp: i64,
     quotas: Vec<(Scope, u64)>,
@@ -118,9 +116,6 @@ impl Usage {
 }
 
 struct State {
-    /// Shared with the requests reading it: a request takes a reference, never a copy.
-    config: Arc<Config>,
-    read_at: Option<Instant>,
     usage: BTreeMap<Scope, Usage>,
 }
 
@@ -179,34 +174,21 @@ impl Drop for Reservation {
 }
 
 impl Quotas {
-    /// Quotas of `store`; within a tokio runtime, a background task re-reads the
-    /// configuration every few seconds (so that every node sees changes made through
-    /// another) while requests use the copy in memory.
+    /// Quotas of `store`: kept in each bucket's configuration record (the bucket store
+    /// caches them on every node and tells the others of changes).
     pub fn new(store: Arc<Store>) -> Arc<Quotas> {
-        let q = Arc::new(Quotas {
+        Arc::new(Quotas {
             store,
             state: Mutex::new(State {
-                config: Arc::default(),
-                read_at: None,
                 usage: BTreeMap::new(),
             }),
             refresh: tokio::sync::Mutex::new(()),
-        });
-        if let Ok(rt) = tokio::runtime::Handle::try_current() {
-            let weak = Arc::downgrade(&q);
-            rt.spawn(async move {
-                loop {
-                    tokio::time::sleep(CONFIG_TTL).await;
-                    let Some(q) = weak.upgrade() else { break };
-                    q.reload().await;
-                }
-            });
-        }
-        q
+        })
     }
 
-    /// The newest configuration on the drives, read in parallel.
-    async fn read_config(&self) -> Config {
+    /// The quotas `quotas.json` held before they moved into the bucket records (older
+    /// versions), newest copy on the drives.
+    async fn read_legacy(&self) -> Option<LegacyConfig> {
         let reads = self
             .store
             .all_drives()
@@ -216,78 +198,68 @@ impl Quotas {
             .await
             .into_iter()
             .filter_map(|r| r.ok())
-            .filter_map(|raw| serde_json::from_slice::<Config>(&raw).ok())
+            .filter_map(|raw| serde_json::from_slice::<LegacyConfig>(&raw).ok())
             .max_by_key(|c| c.stamp)
-            .unwrap_or_default()
     }
 
-    async fn reload(&self) -> Arc<Config> {
-        let c = self.read_config().await;
-        let mut st = self.state.lock();
-        if c.stamp >= st.config.stamp {
-            st.config = Arc::new(c);
-        }
-        st.read_at = Some(Instant::now());
-        st.config.clone()
-    }
-
-    /// The configuration: read from the drives on first use and when the background
-    /// refresh has fallen behind, else the copy in memory.
-    async fn config(&self) -> Arc<Config> {
-        {
-            let st = self.state.lock();
-            if st
-                .read_at
-                .is_some_and(|t| t.elapsed() < CONFIG_TTL.saturating_mul(2))
-            {
-                return st.config.clone();
+    /// Move the quotas of an older version's `quotas.json` into the bucket records (once:
+    /// the file is removed after), keeping a quota already in a record.
+    pub async fn migrate(&self) -> Result<(), ObjectError> {
+        let Some(legacy) = self.read_legacy().await else {
+            return Ok(());
+        };
+        for (scope, bytes) in legacy.quotas {
+            let r = self
+                .store
+                .buckets()
+                .update(&scope.bucket, |c| {
+                    c.quotas.entry(scope.prefix.clone()).or_insert(bytes);
+                    Ok(())
+                })
+                .await;
+            match r {
+                Ok(_) | Err(crate::bucket::BucketError::NoSuchBucket) => {}
+                Err(e) => return Err(e.into()),
             }
         }
-        self.reload().await
-    }
-
-    /// Set (`bytes > 0`) or remove (`0`) the quota of a scope; written to a majority of drives.
-    pub async fn set(&self, scope: Scope, bytes: u64) -> Result<(), ObjectError> {
-        if !self.store.bucket_exists(&scope.bucket).await? {
-            return Err(ObjectError::NoSuchBucket);
-        }
-        self.update(scope, bytes).await
-    }
-
-    async fn update(&self, scope: Scope, bytes: u64) -> Result<(), ObjectError> {
-        let mut c = self.read_config().await;
-        c.quotas.retain(|(s, _)| *s != scope);
-        if bytes > 0 {
-            c.quotas.push((scope, bytes));
-            c.quotas.sort();
-        }
-        c.stamp = crate::object::now_nanos().max(c.stamp + 1);
-        let body = Bytes::from(serde_json::to_vec(&c).unwrap_or_default());
-        let total = self.store.all_drives().count();
-        let mut ok = 0;
         for d in self.store.all_drives().flatten() {
-            if d.write_sys(QUOTA_FILE, body.clone()).await.is_ok() {
-                ok += 1;
-            }
+            let _ = d.delete_sys(QUOTA_FILE).await;
         }
-        let need = total / 2 + 1;
-        if ok < need {
-            return Err(ObjectError::WriteQuorum { ok, need });
-        }
-        let mut st = self.state.lock();
-        st.config = Arc::new(c);
-        st.read_at = Some(Instant::now());
+        tracing::info!("quotas moved from quotas.json into the bucket records");
         Ok(())
+    }
+
+    /// Set (`bytes > 0`) or remove (`0`) the quota of a scope, in its bucket's record.
+    pub async fn set(&self, scope: Scope, bytes: u64) -> Result<(), ObjectError> {
+        self.store
+            .buckets()
+            .update(&scope.bucket, |c| {
+                if bytes > 0 {
+                    c.quotas.insert(scope.prefix.clone(), bytes);
+                } else {
+                    c.quotas.remove(&scope.prefix);
+                }
+                Ok(())
+            })
+            .await?;
+        Ok(())
+    }
+
+    /// The limits of a bucket's quota scopes (prefix → bytes), from the cache.
+    async fn quotas_of(&self, bucket: &str) -> BTreeMap<String, u64> {
+        match self.store.buckets().get(bucket).await {
+            Ok(Some(b)) => b.config.quotas.clone(),
+            _ => BTreeMap::new(),
+        }
     }
 
     /// Quota scopes that cover `bucket/key`, with their limits.
     async fn scopes_for(&self, bucket: &str, key: &str) -> Vec<(Scope, u64)> {
-        self.config()
+        self.quotas_of(bucket)
             .await
-            .quotas
-            .iter()
-            .filter(|(s, _)| s.contains(bucket, key))
-            .cloned()
+            .into_iter()
+            .filter(|(prefix, _)| key.starts_with(prefix.as_str()))
+            .map(|(prefix, q)| (Scope::new(bucket, &prefix), q))
             .collect()
     }
 
@@ -437,12 +409,11 @@ impl Quotas {
             return Err(ObjectError::NoSuchBucket);
         }
         let quota = self
-            .config()
+            .quotas_of(&scope.bucket)
             .await
-            .quotas
-            .iter()
-            .find(|(s, _)| s == scope)
-            .map_or(0, |(_, q)| *q);
+            .get(&scope.prefix)
+            .copied()
+            .unwrap_or(0);
         self.ensure_counted(scope).await?;
         let st = self.state.lock();
         let u = st.usage.get(scope);
@@ -456,18 +427,8 @@ impl Quotas {
         })
     }
 
-    /// Forget the quotas of a deleted bucket.
+    /// Forget the usage of a deleted bucket (its quotas went with its record).
     pub async fn bucket_deleted(&self, bucket: &str) {
-        let c = self.config().await;
-        let scopes: Vec<Scope> = c
-            .quotas
-            .iter()
-            .filter(|(s, _)| s.bucket == bucket)
-            .map(|(s, _)| s.clone())
-            .collect();
-        for s in scopes {
-            let _ = self.update(s, 0).await;
-        }
         self.state.lock().usage.retain(|s, _| s.bucket != bucket);
     }
 }

@@ -1022,3 +1022,117 @@ async fn mounter_keeps_mounts_through_a_plugin_container_restart() {
     let _ = mounter.kill();
     let _ = mounter.wait();
 }
+
+/// Each volume gets its own access key, allowed only that volume: a pod's volume
+/// credentials cannot read or write another volume (bucket or prefix), and DeleteVolume
+/// removes them.
+#[tokio::test(flavor = "multi_thread")]
+async fn volume_credentials_reach_only_their_volume() {
+    let server = Server::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let plugin = Plugin::start(dir.path(), &server);
+    let mut ctrl = ControllerClient::new(plugin.channel().await);
+    let ep = plugin.endpoint.clone();
+    let mut made = Vec::new();
+    for (name, params) in [
+        ("pvc-own-bucket", vec![]),
+        ("pvc-in-shared-a", vec![("bucket", "shared-vols")]),
+        ("pvc-in-shared-b", vec![("bucket", "shared-vols")]),
+    ] {
+        let vol = ctrl
+            .create_volume(create_req(name, 0, &params, &ep))
+            .await
+            .expect("create")
+            .into_inner()
+            .volume
+            .expect("volume");
+        // Idempotent: the same name returns the same key.
+        let again = ctrl
+            .create_volume(create_req(name, 0, &params, &ep))
+            .await
+            .expect("create again")
+            .into_inner()
+            .volume
+            .expect("volume");
+        assert_eq!(vol.volume_context, again.volume_context);
+        made.push(vol);
+    }
+    let key_of = |v: &csi::Volume| {
+        let c = &v.volume_context;
+        (
+            c["volumeAccessKeyID"].clone(),
+            c["volumeSecretAccessKey"].clone(),
+            c["bucket"].clone(),
+            c["prefix"].clone(),
+        )
+    };
+    let clients: Vec<_> = made
+        .iter()
+        .map(|v| {
+            let (k, s, b, p) = key_of(v);
+            assert_ne!(k, ACCESS_KEY);
+            (
+                cairn_integration::client_for(&server.endpoint, &k, &s, false),
+                b,
+                p,
+            )
+        })
+        .collect();
+    for (i, (c, b, p)) in clients.iter().enumerate() {
+        let key = format!("{p}own-{i}");
+        c.put_object()
+            .bucket(b)
+            .key(&key)
+            .body(ByteStream::from_static(b"mine"))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("volume {i} writes its own: {e:?}"));
+        c.get_object()
+            .bucket(b)
+            .key(&key)
+            .send()
+            .await
+            .expect("reads its own");
+        c.list_objects_v2()
+            .bucket(b)
+            .prefix(p.as_str())
+            .send()
+            .await
+            .expect("lists its own");
+    }
+    for (i, (c, _, _)) in clients.iter().enumerate() {
+        for (j, (_, b, p)) in clients.iter().enumerate() {
+            if i == j {
+                continue;
+            }
+            let other = format!("{p}own-{j}");
+            let e = c.get_object().bucket(b).key(&other).send().await;
+            assert!(e.is_err(), "volume {i} read volume {j}'s {b}/{other}");
+            let e = c
+                .put_object()
+                .bucket(b)
+                .key(format!("{p}intruder"))
+                .body(ByteStream::from_static(b"x"))
+                .send()
+                .await;
+            assert!(e.is_err(), "volume {i} wrote into volume {j}");
+            let e = c
+                .list_objects_v2()
+                .bucket(b)
+                .prefix(p.as_str())
+                .send()
+                .await;
+            assert!(e.is_err(), "volume {i} listed volume {j}");
+        }
+    }
+    // DeleteVolume removes the volume's key.
+    let (c0, b0, _) = &clients[0];
+    ctrl.delete_volume(csi::DeleteVolumeRequest {
+        volume_id: made[0].volume_id.clone(),
+        secrets: secrets(),
+    })
+    .await
+    .expect("delete");
+    let e = c0.list_objects_v2().bucket(b0).send().await;
+    assert!(e.is_err(), "a deleted volume's key still works");
+}

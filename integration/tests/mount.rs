@@ -481,3 +481,65 @@ fn crash_before_flush_keeps_the_previous_version() {
         "an unfinished file does not appear"
     );
 }
+
+/// A read-only user's mount reads, and refuses writes with EACCES (not EIO).
+#[test]
+fn a_read_only_users_mount_refuses_writes_with_eacces() {
+    let server = Server::start();
+    make_bucket(&server, "ro-vol");
+    rt().block_on(async {
+        client(&server)
+            .put_object()
+            .bucket("ro-vol")
+            .key("seen.txt")
+            .body(ByteStream::from_static(b"visible"))
+            .send()
+            .await
+            .expect("put");
+    });
+    admin(&server, &["user", "add", "viewer", "viewer-secret-1"]);
+    admin(
+        &server,
+        &["policy", "attach", "readonly", "--user", "viewer"],
+    );
+    let mount = Mount::start(
+        &server,
+        "ro-vol",
+        &["--access-key", "viewer", "--secret-key", "viewer-secret-1"],
+    );
+    assert_eq!(
+        fs::read(mount.path.join("seen.txt")).expect("read"),
+        b"visible"
+    );
+    let names: Vec<_> = fs::read_dir(&mount.path)
+        .expect("readdir")
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert_eq!(names.len(), 1, "{names:?}");
+    let refused = |r: std::io::Result<()>, what: &str| {
+        let e = r.expect_err(what);
+        // EACCES (13) or EROFS (30).
+        assert!(
+            matches!(e.raw_os_error(), Some(13 | 30)),
+            "{what}: {e:?} (want EACCES or EROFS)"
+        );
+    };
+    refused(fs::write(mount.path.join("new.txt"), b"x"), "create");
+    refused(
+        OpenOptions::new()
+            .append(true)
+            .open(mount.path.join("seen.txt"))
+            .and_then(|mut f| {
+                f.write_all(b"more")?;
+                f.sync_all()
+            }),
+        "append",
+    );
+    refused(fs::remove_file(mount.path.join("seen.txt")), "unlink");
+    refused(fs::create_dir(mount.path.join("d")), "mkdir");
+    assert_eq!(
+        fs::read(mount.path.join("seen.txt")).expect("read"),
+        b"visible"
+    );
+}

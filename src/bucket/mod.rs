@@ -109,6 +109,9 @@ pub struct BucketConfig {
     pub public_access_block: Option<PublicAccessBlock>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tags: Vec<(String, String)>,
+    /// Hard quotas: prefix (`""` for the whole bucket) → bytes.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub quotas: BTreeMap<String, u64>,
     /// Settings of features this version does not know, kept as they are when it rewrites
     /// the record (versioning, object lock, encryption, lifecycle, CORS, notifications).
     #[serde(flatten)]
@@ -126,6 +129,7 @@ impl BucketConfig {
             acl: None,
             public_access_block: None,
             tags: Vec::new(),
+            quotas: BTreeMap::new(),
             other: BTreeMap::new(),
         }
     }

@@ -422,6 +422,25 @@ impl S3Client {
         }
     }
 
+    /// May these credentials write into the volume? Asked with a PUT that cannot store
+    /// anything — empty, conditional on an ETag no object has — so the server's answer is
+    /// its authorisation (403) or the failed condition (anything else).
+    pub fn may_write(&self) -> ClientResult<bool> {
+        let headers = vec![("if-match".to_string(), "\"cairn-write-probe\"".to_string())];
+        let mut empty: &[u8] = &[];
+        let resp = self.send(
+            "PUT",
+            &self.path(".cairn-write-probe"),
+            "",
+            &headers,
+            Some((&mut empty, 0)),
+        )?;
+        match self.check(resp, "write probe") {
+            Err(ClientError::AccessDenied) => Ok(false),
+            _ => Ok(true),
+        }
+    }
+
     /// `GET /minio/health/live`: whether the server answers.
     pub fn healthy(&self) -> bool {
         let url = format!("{}/minio/health/live", self.cfg.endpoint);

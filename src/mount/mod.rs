@@ -96,7 +96,14 @@ pub fn run_foreground(args: MountArgs) -> Result<(), MountError> {
     // The bucket must exist (a prefix need not): fail now rather than with EIO later.
     use client::ObjectClient;
     client.list("", true, None, 1)?;
-    let fs = Arc::new(fs::Fs::new(client, args.options.clone()));
+    let mut options = args.options.clone();
+    // Credentials that may not write make a read-only mount: writes fail at open with
+    // EROFS instead of at close, where a refused upload would be lost.
+    if !options.read_only && !client.may_write()? {
+        tracing::info!("these credentials cannot write here: mounting read-only");
+        options.read_only = true;
+    }
+    let fs = Arc::new(fs::Fs::new(client, options.clone()));
     let mut config = fuser::Config::default();
     config.mount_options = vec![
         fuser::MountOption::FSName(format!("cairn:{bucket}/{prefix}")),
@@ -105,7 +112,7 @@ pub fn run_foreground(args: MountArgs) -> Result<(), MountError> {
         fuser::MountOption::NoDev,
         fuser::MountOption::NoSuid,
     ];
-    if args.options.read_only {
+    if options.read_only {
         config.mount_options.push(fuser::MountOption::RO);
     }
     if args.allow_other {
