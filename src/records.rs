@@ -240,6 +240,35 @@ impl Records {
     }
 }
 
+/// Run `refresh` on `target` every `every` until `stop` (or until `target` is dropped):
+/// the periodic re-read of a cache of records.
+pub fn spawn_refresh<T, F, Fut, E>(
+    target: &Arc<T>,
+    every: std::time::Duration,
+    stop: tokio_util::sync::CancellationToken,
+    what: &'static str,
+    refresh: F,
+) where
+    T: Send + Sync + 'static,
+    F: Fn(Arc<T>) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = Result<(), E>> + Send,
+    E: std::fmt::Display,
+{
+    let weak = Arc::downgrade(target);
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => break,
+                _ = tokio::time::sleep(every) => {}
+            }
+            let Some(me) = weak.upgrade() else { break };
+            if let Err(e) = refresh(me).await {
+                tracing::debug!(error = %e, "{what} not refreshed");
+            }
+        }
+    });
+}
+
 /// How long a change waits for each peer to confirm it re-read the record.
 const NOTICE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
 

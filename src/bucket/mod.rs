@@ -317,18 +317,8 @@ impl BucketStore {
 
     /// Re-read every record every [`REFRESH`] until `stop`.
     pub fn spawn_refresh(self: &Arc<Self>, stop: tokio_util::sync::CancellationToken) {
-        let weak = Arc::downgrade(self);
-        tokio::spawn(async move {
-            loop {
-                tokio::select! {
-                    _ = stop.cancelled() => break,
-                    _ = tokio::time::sleep(REFRESH) => {}
-                }
-                let Some(me) = weak.upgrade() else { break };
-                if let Err(e) = me.refresh().await {
-                    tracing::debug!(error = %e, "bucket records not refreshed");
-                }
-            }
+        crate::records::spawn_refresh(self, REFRESH, stop, "bucket records", |me| async move {
+            me.refresh().await
         });
     }
 

@@ -526,18 +526,8 @@ impl Iam {
 
     /// Re-read every record every [`REFRESH`] until `stop`.
     pub fn spawn_refresh(self: &Arc<Self>, stop: tokio_util::sync::CancellationToken) {
-        let weak = Arc::downgrade(self);
-        tokio::spawn(async move {
-            loop {
-                tokio::select! {
-                    _ = stop.cancelled() => break,
-                    _ = tokio::time::sleep(REFRESH) => {}
-                }
-                let Some(me) = weak.upgrade() else { break };
-                if let Err(e) = me.load().await {
-                    tracing::debug!(error = %e, "IAM records not refreshed");
-                }
-            }
+        crate::records::spawn_refresh(self, REFRESH, stop, "IAM records", |me| async move {
+            me.load().await
         });
     }
 

@@ -344,12 +344,7 @@ async fn copy_source_allowed(state: &S3State, ctx: &Ctx) -> Result<(), S3Error> 
     let Some((b, k)) = decoded.split_once('/') else {
         return Ok(()); // The handler answers the malformed source.
     };
-    let bucket = state
-        .store
-        .buckets()
-        .get(b)
-        .await
-        .map_err(crate::object::ObjectError::from)?;
+    let bucket = bucket_of(state, b).await?;
     let q = Question {
         need: need_of(Op::GetObject, true),
         bucket: Some(b),
@@ -357,6 +352,16 @@ async fn copy_source_allowed(state: &S3State, ctx: &Ctx) -> Result<(), S3Error> 
         object_acl: None,
     };
     require(state, ctx, bucket.as_deref(), &q)
+}
+
+/// A bucket's cached configuration (`None`: no such bucket).
+async fn bucket_of(state: &S3State, name: &str) -> Result<Option<Arc<Bucket>>, S3Error> {
+    Ok(state
+        .store
+        .buckets()
+        .get(name)
+        .await
+        .map_err(crate::object::ObjectError::from)?)
 }
 
 /// The object's ACL, stored among its headers.
@@ -379,12 +384,7 @@ pub async fn object_acl_allows(state: &S3State, ctx: &Ctx, need: Need) -> Result
         Err(_) => return Err(denied()),
     };
     let acl = object_acl(&info.headers).unwrap_or_else(|| Acl::private(&state.owner.id));
-    let bucket = state
-        .store
-        .buckets()
-        .get(b)
-        .await
-        .map_err(crate::object::ObjectError::from)?;
+    let bucket = bucket_of(state, b).await?;
     let q = Question {
         need,
         bucket: Some(b),
