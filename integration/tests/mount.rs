@@ -469,6 +469,24 @@ fn crash_before_flush_keeps_the_previous_version() {
         nix::sys::signal::Signal::SIGKILL,
     )
     .expect("kill -9 the mount");
+    // kill(2) returns before a busy process is gone: close the files only once it is dead,
+    // or their flush could still be served (and upload what the test says was never flushed).
+    let pid = mount.pid();
+    let dead = || {
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |st| {
+            st.rsplit(')')
+                .next()
+                .is_some_and(|r| r.trim_start().starts_with('Z'))
+        })
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !dead() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the mount did not die"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
     drop((open, fresh));
     mount.unmount();
     let again = Mount::start(&server, "crash", &[]);
