@@ -217,13 +217,11 @@ impl Records {
     /// replaced or returning drive). Returns how many drives were written.
     pub async fn heal(&self, name: &str) -> Result<usize, RecordError> {
         let copies = self.read_all::<serde_json::Value>(name).await?;
-        let Some(newest) = copies.iter().flatten().flatten().map(|r| r.stamp).max() else {
+        let Some(best) = copies.iter().flatten().flatten().max_by_key(|r| r.stamp) else {
             return Ok(0);
         };
-        let Some(best) = self.read::<serde_json::Value>(name).await? else {
-            return Ok(0);
-        };
-        let body = Bytes::from(serde_json::to_vec(&best).unwrap_or_default());
+        let newest = best.stamp;
+        let body = Bytes::from(serde_json::to_vec(best).unwrap_or_default());
         let path = self.path(name);
         let mut written = 0;
         for (d, copy) in self.drives.iter().zip(&copies) {

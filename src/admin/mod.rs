@@ -309,6 +309,15 @@ pub struct NewAccessKey {
     pub name: Option<String>,
 }
 
+/// Admin actions are decided without request condition keys.
+struct NoKeys;
+
+impl crate::iam::Keys for NoKeys {
+    fn get(&self, _: &str) -> Option<Vec<std::borrow::Cow<'_, str>>> {
+        None
+    }
+}
+
 /// Largest admin request body (a policy document, a key's policy).
 const MAX_BODY: usize = 64 * 1024;
 
@@ -360,12 +369,6 @@ pub async fn handle(
         _ => false,
     };
     if !own_keys && !identity.is_root() {
-        struct NoKeys;
-        impl crate::iam::Keys for NoKeys {
-            fn get(&self, _: &str) -> Option<Vec<std::borrow::Cow<'_, str>>> {
-                None
-            }
-        }
         // Quotas are a bucket's: a key limited to one bucket may read that one's.
         let resource = match (route, q("bucket")) {
             ("quota", Some(b)) => format!("arn:aws:s3:::{b}"),
@@ -618,12 +621,6 @@ async fn iam(
             // Keys for another user need admin:CreateServiceAccount (checked by the caller
             // for everyone but the key's own user).
             if parent != identity.user_name() && !identity.is_root() {
-                struct NoKeys;
-                impl crate::iam::Keys for NoKeys {
-                    fn get(&self, _: &str) -> Option<Vec<std::borrow::Cow<'_, str>>> {
-                        None
-                    }
-                }
                 let ctx = crate::iam::Context {
                     action: "admin:CreateServiceAccount",
                     resource: "arn:aws:s3:::*",

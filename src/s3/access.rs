@@ -61,6 +61,12 @@ where
     Ok(())
 }
 
+/// A configuration body (at most 64 KiB of UTF-8).
+async fn small_text(ctx: &Ctx, body: Body) -> Result<String, S3Error> {
+    let raw = body::read_small(body, &ctx.verified, &ctx.headers, 64 * 1024).await?;
+    String::from_utf8(raw).map_err(|_| S3Error::malformed_xml())
+}
+
 // ---- bucket policy ----
 
 pub async fn get_policy(state: &S3State, ctx: &Ctx) -> Result<Response<Body>, S3Error> {
@@ -188,8 +194,7 @@ pub async fn put_public_access_block(
     body: Body,
 ) -> Result<Response<Body>, S3Error> {
     bucket(state, ctx).await?;
-    let raw = body::read_small(body, &ctx.verified, &ctx.headers, 64 * 1024).await?;
-    let text = String::from_utf8(raw).map_err(|_| S3Error::malformed_xml())?;
+    let text = small_text(ctx, body).await?;
     let x: PublicAccessBlockXml = xml::from_xml(&text)?;
     let pab = PublicAccessBlock {
         block_public_acls: x.block_public_acls,
@@ -250,8 +255,7 @@ pub async fn put_ownership(
     body: Body,
 ) -> Result<Response<Body>, S3Error> {
     bucket(state, ctx).await?;
-    let raw = body::read_small(body, &ctx.verified, &ctx.headers, 64 * 1024).await?;
-    let text = String::from_utf8(raw).map_err(|_| S3Error::malformed_xml())?;
+    let text = small_text(ctx, body).await?;
     let x: OwnershipControlsXml = xml::from_xml(&text)?;
     let [rule] = x.rules.as_slice() else {
         return Err(S3Error::malformed_xml());
@@ -551,8 +555,7 @@ pub async fn get_acl(state: &S3State, ctx: &Ctx) -> Result<Response<Body>, S3Err
 pub async fn put_acl(state: &S3State, ctx: &Ctx, body: Body) -> Result<Response<Body>, S3Error> {
     let b = bucket(state, ctx).await?;
     let owner = state.owner.id.clone();
-    let raw = body::read_small(body, &ctx.verified, &ctx.headers, 64 * 1024).await?;
-    let text = String::from_utf8(raw).map_err(|_| S3Error::malformed_xml())?;
+    let text = small_text(ctx, body).await?;
     let acl = match requested_acl(ctx, &owner, &owner)? {
         Some(a) if text.trim().is_empty() => a,
         Some(_) => {
