@@ -285,6 +285,7 @@ impl Quotas {
             delimiter: None,
             start_after: String::new(),
             max_keys: 1000,
+            every_key: false,
         };
         loop {
             let page = self.store.list_objects(&scope.bucket, &opts).await?;

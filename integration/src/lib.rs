@@ -748,6 +748,14 @@ impl Mount {
         peak_rss_kib(self.pid())
     }
 
+    /// Kill the mount process (SIGKILL) and wait until every one of its threads is gone:
+    /// kill(2) returns while a busy process still runs, and the kernel reports the death
+    /// to the parent only once the whole thread group has exited.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// Unmount (SIGTERM) and wait for the process to exit.
     pub fn unmount(mut self) {
         self.stop();

@@ -454,7 +454,7 @@ fn large_directories_list_completely() {
 fn crash_before_flush_keeps_the_previous_version() {
     let server = Server::start();
     make_bucket(&server, "crash");
-    let mount = Mount::start(&server, "crash", &[]);
+    let mut mount = Mount::start(&server, "crash", &[]);
     fs::write(mount.path.join("f"), b"version one").expect("write v1");
     let mut open = OpenOptions::new()
         .write(true)
@@ -464,29 +464,9 @@ fn crash_before_flush_keeps_the_previous_version() {
         .expect("write v2");
     let mut fresh = fs::File::create(mount.path.join("new")).expect("create");
     fresh.write_all(&vec![9u8; 40 << 20]).expect("write new"); // streamed parts in flight
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(mount.pid() as i32),
-        nix::sys::signal::Signal::SIGKILL,
-    )
-    .expect("kill -9 the mount");
-    // kill(2) returns before a busy process is gone: close the files only once it is dead,
-    // or their flush could still be served (and upload what the test says was never flushed).
-    let pid = mount.pid();
-    let dead = || {
-        std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |st| {
-            st.rsplit(')')
-                .next()
-                .is_some_and(|r| r.trim_start().starts_with('Z'))
-        })
-    };
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while !dead() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the mount did not die"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
+                                                               // Close the files only once the killed mount is entirely gone, or their flush could
+                                                               // still be served (and upload what the test says was never flushed).
+    mount.kill();
     drop((open, fresh));
     mount.unmount();
     let again = Mount::start(&server, "crash", &[]);

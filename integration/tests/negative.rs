@@ -400,6 +400,8 @@ fn request_for(op: cairn::s3::router::Op) -> (&'static str, &'static str, &'stat
         DeleteBucket => ("DELETE", "/feat-none", "", false),
         GetBucketLocation => ("GET", "/feat", "location=", false),
         GetBucketVersioning => ("GET", "/feat", "versioning=", false),
+        PutBucketVersioning => ("PUT", "/feat", "versioning=", false),
+        ListObjectVersions => ("GET", "/feat", "versions=", false),
         GetAcl => ("GET", "/feat/k", "acl=", false),
         PutAcl => ("PUT", "/feat/k", "acl=", false),
         ListObjects { v2: false } => ("GET", "/feat", "", false),

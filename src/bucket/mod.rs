@@ -109,6 +109,9 @@ pub struct BucketConfig {
     pub public_access_block: Option<PublicAccessBlock>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tags: Vec<(String, String)>,
+    /// Versioning: `None` for a bucket never versioned (it cannot go back to that).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub versioning: Option<Versioning>,
     /// Hard quotas: prefix (`""` for the whole bucket) → bytes.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub quotas: BTreeMap<String, u64>,
@@ -116,6 +119,15 @@ pub struct BucketConfig {
     /// the record (versioning, object lock, encryption, lifecycle, CORS, notifications).
     #[serde(flatten)]
     pub other: BTreeMap<String, serde_json::Value>,
+}
+
+/// A bucket's versioning state once versioning was turned on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Versioning {
+    /// Every write creates a new version with its own id.
+    Enabled,
+    /// Writes replace the null version; versions made before stay.
+    Suspended,
 }
 
 impl BucketConfig {
@@ -129,6 +141,7 @@ impl BucketConfig {
             acl: None,
             public_access_block: None,
             tags: Vec::new(),
+            versioning: None,
             quotas: BTreeMap::new(),
             other: BTreeMap::new(),
         }

@@ -617,6 +617,7 @@ impl Healer {
                         delimiter: None,
                         start_after: after.clone(),
                         max_keys: 1000,
+                        every_key: true,
                     },
                 )
                 .await?;

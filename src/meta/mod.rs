@@ -34,7 +34,7 @@ pub struct ObjectMeta {
     pub versions: Vec<Version>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum VersionKind {
     Object,
     DeleteMarker,
@@ -101,6 +101,31 @@ impl ObjectMeta {
     /// The newest version, if any.
     pub fn latest(&self) -> Option<&Version> {
         self.versions.first()
+    }
+
+    /// The version with id `id` (`None`: the null version).
+    pub fn version(&self, id: Option<Uuid>) -> Option<&Version> {
+        self.versions.iter().find(|v| v.version_id == id)
+    }
+
+    /// Remove the version with id `id`, returning it.
+    pub fn remove(&mut self, id: Option<Uuid>) -> Option<Version> {
+        let i = self.versions.iter().position(|v| v.version_id == id)?;
+        Some(self.versions.remove(i))
+    }
+
+    /// Put `v` where its modification time places it (newest first), replacing a version
+    /// with the same id; for heal, which restores versions in any order. Returns the
+    /// replaced version.
+    pub fn insert_ordered(&mut self, v: Version) -> Option<Version> {
+        let old = self.remove(v.version_id);
+        let at = self
+            .versions
+            .iter()
+            .position(|x| (x.mod_time, x.version_id) < (v.mod_time, v.version_id))
+            .unwrap_or(self.versions.len());
+        self.versions.insert(at, v);
+        old
     }
 
     /// Put `v` in front, replacing a version with the same id (the null version of an
@@ -218,6 +243,33 @@ mod tests {
             );
         }
         assert_eq!(ObjectMeta::decode(&bytes[..5]), Err(MetaError::Truncated));
+    }
+
+    #[test]
+    fn insert_ordered_keeps_newest_first_and_replaces_by_id() {
+        let mut m = ObjectMeta::default();
+        for (t, id) in [(30, 3u128), (10, 1), (20, 2)] {
+            let mut v = version(t as u64, None);
+            v.mod_time = t;
+            v.version_id = Some(Uuid::from_u128(id));
+            assert!(m.insert_ordered(v).is_none());
+        }
+        let order: Vec<i64> = m.versions.iter().map(|v| v.mod_time).collect();
+        assert_eq!(order, [30, 20, 10]);
+        let mut again = version(99, None);
+        again.mod_time = 20;
+        again.version_id = Some(Uuid::from_u128(2));
+        assert_eq!(m.insert_ordered(again).map(|v| v.size), Some(20));
+        assert_eq!(m.versions.len(), 3);
+        assert_eq!(
+            m.version(Some(Uuid::from_u128(2))).map(|v| v.size),
+            Some(99)
+        );
+        assert_eq!(
+            m.remove(Some(Uuid::from_u128(3))).map(|v| v.mod_time),
+            Some(30)
+        );
+        assert!(m.version(None).is_none());
     }
 
     #[test]

@@ -11,10 +11,24 @@ use super::{
 };
 use std::sync::Arc;
 
-use crate::bucket::{BucketConfig, BucketStore};
+use uuid::Uuid;
+
+use super::VersionRef;
+use crate::bucket::{BucketConfig, BucketStore, Versioning};
 use crate::drive::{BucketEntry, DriveError};
-use crate::meta::ObjectMeta;
+use crate::meta::{ErasureInfo, ObjectMeta, Version, VersionKind};
 use crate::placement::write_quorum;
+
+/// What a delete did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Deleted {
+    /// The version removed or the marker written (`None`: the null version).
+    pub version_id: Option<Uuid>,
+    /// A delete marker was written, or the version removed was one.
+    pub delete_marker: bool,
+    /// Whether a version id applies to the answer (false on a never-versioned bucket).
+    pub versioned: bool,
+}
 
 impl Store {
     fn drive_count(&self) -> usize {
@@ -194,16 +208,18 @@ impl Store {
         if !self.bucket_exists(bucket).await? {
             return Err(ObjectError::NoSuchBucket);
         }
+        // Versions and delete markers keep a bucket from being empty, as in S3.
         let page = self
-            .list_objects(
+            .list_versions(
                 bucket,
                 &super::ListOptions {
                     max_keys: 1,
                     ..Default::default()
                 },
+                None,
             )
             .await?;
-        if !page.objects.is_empty() {
+        if !page.versions.is_empty() {
             return Err(ObjectError::BucketNotEmpty);
         }
         self.abort_bucket_uploads(bucket).await?;
@@ -259,14 +275,14 @@ impl Store {
         let current = self.head_object(bucket, key).await?;
         let results = fan_out(&set.drives, |_, d| {
             let value = value.clone();
-            let etag = current.etag.clone();
+            let (etag, id) = (current.etag.clone(), current.version_id);
             async move {
                 let mut meta = ObjectMeta::decode(&d.read_meta(bucket, key).await?)
                     .map_err(|e| DriveError::Io(std::io::Error::other(e.to_string())))?;
                 let Some(v) = meta
                     .versions
                     .iter_mut()
-                    .find(|v| v.version_id.is_none() && v.etag == etag)
+                    .find(|v| v.version_id == id && v.etag == etag)
                 else {
                     return Err(DriveError::NotFound);
                 };
@@ -291,30 +307,99 @@ impl Store {
         Ok(())
     }
 
-    /// Remove `bucket/key` (absent keys succeed, as in S3).
-    pub async fn delete_object(&self, bucket: &str, key: &str) -> ObjectResult<()> {
+    /// The bucket's versioning state (`None`: never versioned).
+    pub async fn versioning(&self, bucket: &str) -> ObjectResult<Option<Versioning>> {
+        Ok(self
+            .buckets
+            .get(bucket)
+            .await?
+            .ok_or(ObjectError::NoSuchBucket)?
+            .config
+            .versioning)
+    }
+
+    /// The id a new version of an object in `bucket` gets: a fresh time-ordered id when
+    /// versioning is enabled, else the null version.
+    pub(crate) async fn new_version_id(&self, bucket: &str) -> ObjectResult<Option<Uuid>> {
+        Ok(match self.versioning(bucket).await? {
+            Some(Versioning::Enabled) => Some(Uuid::now_v7()),
+            _ => None,
+        })
+    }
+
+    /// Remove `bucket/key` as S3's DELETE without a version id does: on an unversioned
+    /// bucket the object goes (absent keys succeed); on a versioned one a delete marker
+    /// becomes the latest version (the null one when versioning is suspended).
+    pub async fn delete_object(&self, bucket: &str, key: &str) -> ObjectResult<Deleted> {
+        self.delete_version(bucket, key, VersionRef::Latest).await
+    }
+
+    /// DELETE with `which`: [`VersionRef::Id`] removes that version (or marker) for good.
+    pub async fn delete_version(
+        &self,
+        bucket: &str,
+        key: &str,
+        which: VersionRef,
+    ) -> ObjectResult<Deleted> {
         check_bucket(bucket)?;
         check_key(key)?;
         let set = self.set_for(key);
         self.check_bucket_on_set(set, bucket, key).await?;
+        let versioning = self.versioning(bucket).await?;
         let _guard = self
             .locker
             .lock(&format!("{bucket}/{key}"), true, LOCK_TIMEOUT)
             .await?;
-        let results = fan_out(&set.drives, |_, d| async move {
-            let mut meta = match d.read_meta(bucket, key).await {
-                Ok(b) => ObjectMeta::decode(&b).unwrap_or_default(),
-                Err(DriveError::NotFound) => return Ok(()),
-                Err(e) => return Err(e),
-            };
-            let pos = meta.versions.iter().position(|v| v.version_id.is_none());
-            let removed = pos.map(|p| meta.versions.remove(p));
-            let new = (!meta.versions.is_empty()).then(|| bytes::Bytes::from(meta.encode()));
-            d.write_meta(bucket, key, new, None).await?;
-            if let Some(dir) = removed.and_then(|v| v.data_dir) {
-                d.delete_data_dir(bucket, key, dir).await?;
+        let current = fan_out(&set.drives, |_, d| d.read_meta(bucket, key)).await;
+        // What each drive does with its metadata: take a version out, or put a marker in
+        // front (newer than every version it goes before).
+        let (remove, marker) = match (which, versioning) {
+            (VersionRef::Id(id), _) => (Some(id), None),
+            (VersionRef::Latest, None) => (Some(None), None),
+            (VersionRef::Latest, Some(state)) => {
+                let id = (state == Versioning::Enabled).then(Uuid::now_v7);
+                let mut m = self.delete_marker(set, bucket, key, id);
+                m.mod_time = m
+                    .mod_time
+                    .max(super::put::newest_mod_time(&current).saturating_add(1));
+                (None, Some(m))
             }
-            Ok(())
+        };
+        let results = fan_out(&set.drives, |i, d| {
+            let marker = marker.clone().map(|mut m| {
+                m.erasure.index = m.erasure.distribution[i];
+                m
+            });
+            let meta = match &current[i] {
+                Ok(b) => Ok(ObjectMeta::decode(b).unwrap_or_default()),
+                Err(DriveError::NotFound) => Err(None),
+                Err(e) => Err(Some(e.to_string())),
+            };
+            async move {
+                let mut meta = match meta {
+                    Ok(m) => m,
+                    Err(None) if marker.is_some() => ObjectMeta::default(),
+                    Err(None) => return Ok(false),
+                    Err(Some(e)) => return Err(DriveError::Offline(e)),
+                };
+                let removed = match (remove, marker) {
+                    (Some(id), _) => meta.remove(id),
+                    (None, Some(m)) => meta.upsert(m),
+                    (None, None) => None,
+                };
+                let was_marker = removed
+                    .as_ref()
+                    .is_some_and(|v| v.kind == VersionKind::DeleteMarker);
+                if removed.is_none() && remove.is_some() {
+                    return Ok(false);
+                }
+                let new = (!meta.versions.is_empty()).then(|| bytes::Bytes::from(meta.encode()));
+                d.write_meta(bucket, key, new, None).await?;
+                if let Some(dir) = removed.and_then(|v| v.data_dir) {
+                    d.delete_data_dir(bucket, key, dir).await?;
+                }
+                Ok(was_marker)
+            }
         })
         .await;
         let need = write_quorum(set.size() - set.parity, set.parity);
@@ -327,21 +412,63 @@ impl Store {
         if ok < need {
             return Err(ObjectError::WriteQuorum { ok, need });
         }
-        Ok(())
+        Ok(match (remove, marker) {
+            (Some(id), _) => Deleted {
+                version_id: id,
+                delete_marker: results.iter().any(|r| matches!(r, Ok(true))),
+                versioned: versioning.is_some() || id.is_some(),
+            },
+            (None, marker) => Deleted {
+                version_id: marker.and_then(|m| m.version_id),
+                delete_marker: true,
+                versioned: true,
+            },
+        })
+    }
+
+    /// A delete marker for `bucket/key` (its shard index is set per drive).
+    fn delete_marker(
+        &self,
+        set: &super::ErasureSet,
+        bucket: &str,
+        key: &str,
+        version_id: Option<Uuid>,
+    ) -> Version {
+        Version {
+            kind: VersionKind::DeleteMarker,
+            version_id,
+            mod_time: now_nanos(),
+            size: 0,
+            etag: String::new(),
+            headers: BTreeMap::new(),
+            user_meta: BTreeMap::new(),
+            checksums: BTreeMap::new(),
+            erasure: ErasureInfo {
+                data: (set.size() - set.parity) as u16,
+                parity: set.parity as u16,
+                block_size: self.block_size as u32,
+                index: 0,
+                distribution: crate::placement::distribution(bucket, key, set.size()),
+            },
+            parts: Vec::new(),
+            data_dir: None,
+            inline: None,
+        }
     }
 
     /// Server-side copy, streamed. `opts` replaces the metadata; `None` copies it.
     /// `condition` applies to the destination.
     pub async fn copy_object(
         &self,
-        src_bucket: &str,
-        src_key: &str,
+        (src_bucket, src_key, src_version): (&str, &str, VersionRef),
         dst_bucket: &str,
         dst_key: &str,
         opts: Option<PutOptions>,
         condition: Option<WriteCondition>,
     ) -> ObjectResult<ObjectInfo> {
-        let reader = self.get_object(src_bucket, src_key, None).await?;
+        let reader = self
+            .get_version(src_bucket, src_key, src_version, None)
+            .await?;
         let src = reader.info().clone();
         let opts = opts.unwrap_or_else(|| PutOptions {
             headers: src.headers.clone(),

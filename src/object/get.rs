@@ -9,13 +9,13 @@ use cairn_erasure::{bitrot, Erasure};
 use futures::Stream;
 
 use super::put::info_of;
-use super::quorum::agree_fast;
+use super::quorum::{agree_fast, agree_ref, fan_out, VersionRef};
 use super::{
     check_bucket, check_key, HealQueue, ObjectError, ObjectInfo, ObjectResult, Store, LOCK_TIMEOUT,
 };
 use crate::drive::{Drive, FileRef};
 use crate::lock::LockGuard;
-use crate::meta::{PartInfo, Version};
+use crate::meta::{PartInfo, Version, VersionKind};
 
 /// A resolved byte range: `start..start + len` of the object.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -230,20 +230,68 @@ impl ObjectReader {
     }
 }
 
+/// The version `which` of `bucket/key` a read quorum agrees on, a delete marker refused
+/// as S3 refuses it (the latest: 404 with the marker's headers; by id: 405).
+async fn agree_version(
+    set: &super::ErasureSet,
+    bucket: &str,
+    key: &str,
+    which: VersionRef,
+) -> ObjectResult<super::quorum::Agreed> {
+    let agreed = match which {
+        VersionRef::Latest => agree_fast(set, bucket, key).await?,
+        VersionRef::Id(_) => {
+            let results = fan_out(&set.drives, |_, d| d.read_meta(bucket, key)).await;
+            agree_ref(set, results, which)?
+        }
+    };
+    if agreed.latest.kind == VersionKind::DeleteMarker {
+        return Err(ObjectError::DeleteMarker {
+            version_id: agreed.latest.version_id,
+            by_id: which != VersionRef::Latest,
+        });
+    }
+    Ok(agreed)
+}
+
 impl Store {
     /// Metadata of the latest version of `bucket/key`.
     pub async fn head_object(&self, bucket: &str, key: &str) -> ObjectResult<ObjectInfo> {
+        self.head_version(bucket, key, VersionRef::Latest).await
+    }
+
+    /// Metadata of one version of `bucket/key`; a delete marker is
+    /// [`ObjectError::DeleteMarker`].
+    pub async fn head_version(
+        &self,
+        bucket: &str,
+        key: &str,
+        which: VersionRef,
+    ) -> ObjectResult<ObjectInfo> {
         check_bucket(bucket)?;
         check_key(key)?;
-        let agreed = agree_fast(self.set_for(key), bucket, key).await?;
+        let agreed = agree_version(self.set_for(key), bucket, key, which).await?;
         Ok(info_of(bucket, key, &agreed.latest))
     }
 
-    /// Open `bucket/key` for reading `range` (the whole object when `None`).
+    /// Open the latest version of `bucket/key` for reading `range` (the whole object when
+    /// `None`).
     pub async fn get_object(
         &self,
         bucket: &str,
         key: &str,
+        range: Option<ByteRange>,
+    ) -> ObjectResult<ObjectReader> {
+        self.get_version(bucket, key, VersionRef::Latest, range)
+            .await
+    }
+
+    /// Open one version of `bucket/key` for reading `range`.
+    pub async fn get_version(
+        &self,
+        bucket: &str,
+        key: &str,
+        which: VersionRef,
         range: Option<ByteRange>,
     ) -> ObjectResult<ObjectReader> {
         check_bucket(bucket)?;
@@ -253,7 +301,7 @@ impl Store {
             .locker
             .lock(&format!("{bucket}/{key}"), false, LOCK_TIMEOUT)
             .await?;
-        let agreed = agree_fast(set, bucket, key).await?;
+        let agreed = agree_version(set, bucket, key, which).await?;
         let v: &Version = &agreed.latest;
         let (start, len) = match range {
             None => (0, v.size),

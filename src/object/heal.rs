@@ -8,7 +8,7 @@ use cairn_erasure::{bitrot, Erasure};
 use uuid::Uuid;
 
 use super::put::cleanup;
-use super::quorum::{agree, fan_out};
+use super::quorum::{agree_on, agree_ref, agreed_versions, fan_out, VersionRef};
 use super::{check_bucket, check_key, ObjectError, ObjectResult, Store, LOCK_TIMEOUT};
 use crate::drive::{DriveError, FileRef, StagedData};
 use crate::meta::{ObjectMeta, Version};
@@ -145,7 +145,12 @@ impl Store {
                 ..opts
             };
             match self.heal_locked(bucket, key, look).await {
-                Ok(r) if opts.dry_run || (r.bad_drives == 0 && r.orphans_removed == 0) => {
+                Ok(r)
+                    if opts.dry_run
+                        || (r.bad_drives == 0
+                            && r.orphans_removed == 0
+                            && r.dangling_removed == 0) =>
+                {
                     return Ok(r)
                 }
                 Ok(_) | Err(ObjectError::NoSuchKey) => {}
@@ -156,24 +161,64 @@ impl Store {
         self.heal_locked(bucket, key, opts).await
     }
 
-    /// `heal_object` with the key's lock held (a write lock unless `opts.dry_run`).
+    /// `heal_object` with the key's lock held (a write lock unless `opts.dry_run`): every
+    /// version a read quorum backs is brought to every drive, then copies no quorum backs
+    /// are removed once old enough.
     async fn heal_locked(
         &self,
         bucket: &str,
         key: &str,
         opts: HealOptions,
     ) -> ObjectResult<HealReport> {
-        let deep = opts.deep;
         let set = self.set_for(key);
         let mut report = HealReport::default();
-        let agreed = match agree(set, bucket, key).await {
-            Ok(a) => a,
-            Err(ObjectError::NoSuchKey) if !opts.dry_run => {
-                report.dangling_removed = self.remove_dangling(set, bucket, key).await;
-                return Ok(report);
+        let results = fan_out(&set.drives, |_, d| d.read_meta(bucket, key)).await;
+        let versions = agreed_versions(&results);
+        if versions.is_empty() {
+            // Let agreement say why (no bucket, no quorum, nothing there); copies with no
+            // quorum behind them are debris to remove.
+            match agree_on(set, copies(&results)) {
+                Err(ObjectError::NoSuchKey) if !opts.dry_run => {
+                    report.dangling_removed =
+                        self.remove_dangling(set, bucket, key, &[], false).await;
+                    return Ok(report);
+                }
+                Err(e) => return Err(e),
+                Ok(_) => return Err(ObjectError::Internal("agreement without versions".into())),
             }
-            Err(e) => return Err(e),
-        };
+        }
+        let mut bad = vec![false; set.size()];
+        let mut failed = vec![false; set.size()];
+        let mut offline = vec![false; set.size()];
+        for v in &versions {
+            let agreed = agree_ref(set, copies(&results), VersionRef::Id(v.version_id))?;
+            let r = self.heal_version(set, bucket, key, &agreed, opts).await?;
+            for i in 0..set.size() {
+                bad[i] |= r.targets.contains(&i);
+                failed[i] |= r.targets.contains(&i) && !r.healed.contains(&i);
+                offline[i] |= r.offline.contains(&i);
+            }
+            report.bytes_written += r.bytes;
+        }
+        report.bad_drives = bad.iter().filter(|b| **b).count();
+        report.offline_drives = (0..set.size()).filter(|&i| offline[i] || failed[i]).count();
+        report.healed_drives = (0..set.size()).filter(|&i| bad[i] && !failed[i]).count();
+        report.dangling_removed = self
+            .remove_dangling(set, bucket, key, &versions, opts.dry_run)
+            .await;
+        report.orphans_removed = self.sweep_orphans(set, bucket, key, opts.dry_run).await;
+        Ok(report)
+    }
+
+    /// Bring one agreed version to every drive of the set that lacks an intact copy.
+    async fn heal_version(
+        &self,
+        set: &super::ErasureSet,
+        bucket: &str,
+        key: &str,
+        agreed: &super::quorum::Agreed,
+        opts: HealOptions,
+    ) -> ObjectResult<VersionHeal> {
         let v = &agreed.latest;
         let erasure = Erasure::new(
             v.erasure.data as usize,
@@ -182,31 +227,31 @@ impl Store {
         )
         .map_err(|e| ObjectError::Internal(e.to_string()))?;
         let n = set.size();
+        let mut out = VersionHeal::default();
         // Which drive positions need a new copy?
         let mut good = vec![false; n];
-        let mut targets = Vec::new();
         for (i, d) in set.drives.iter().enumerate() {
             let Some(d) = d else {
-                report.offline_drives += 1;
+                out.offline.push(i);
                 continue;
             };
             match agreed.version_at(i) {
-                Some(dv) if copy_is_intact(d.as_ref(), bucket, key, dv, &erasure, deep).await => {
+                Some(dv)
+                    if copy_is_intact(d.as_ref(), bucket, key, dv, &erasure, opts.deep).await =>
+                {
                     good[i] = true
                 }
-                Some(_) => targets.push(i),
+                Some(_) => out.targets.push(i),
                 None => match d.read_meta(bucket, key).await {
                     Ok(_) | Err(DriveError::NotFound | DriveError::BucketNotFound) => {
-                        targets.push(i)
+                        out.targets.push(i)
                     }
-                    Err(_) => report.offline_drives += 1,
+                    Err(_) => out.offline.push(i),
                 },
             }
         }
-        report.bad_drives = targets.len();
-        if opts.dry_run || targets.is_empty() {
-            report.orphans_removed = self.sweep_orphans(set, bucket, key, opts.dry_run).await;
-            return Ok(report);
+        if opts.dry_run || out.targets.is_empty() {
+            return Ok(out);
         }
         if good.iter().filter(|g| **g).count() < erasure.data_shards() {
             return Err(ObjectError::ReadQuorum {
@@ -219,16 +264,23 @@ impl Store {
         let txn = format!("tmp/{}", Uuid::new_v4());
         let result = self
             .rebuild(
-                set, bucket, key, v, &agreed, &erasure, &good, &targets, &txn, &index_of,
+                set,
+                bucket,
+                key,
+                v,
+                agreed,
+                &erasure,
+                &good,
+                &out.targets,
+                &txn,
+                &index_of,
             )
             .await;
         cleanup(&set.drives, &txn).await;
         let (healed, bytes) = result?;
-        report.healed_drives = healed;
-        report.bytes_written = bytes;
-        report.offline_drives += targets.len() - healed;
-        report.orphans_removed = self.sweep_orphans(set, bucket, key, false).await;
-        Ok(report)
+        out.healed = healed;
+        out.bytes = bytes;
+        Ok(out)
     }
 
     /// Remove (or with `count_only`, count) data directories that no version on their drive
@@ -285,7 +337,7 @@ impl Store {
         targets: &[usize],
         txn: &str,
         index_of: &(dyn Fn(usize) -> usize + Sync),
-    ) -> ObjectResult<(usize, u64)> {
+    ) -> ObjectResult<(Vec<usize>, u64)> {
         let total = erasure.total_shards();
         // Shard index → drive position holding a good copy.
         let mut source = vec![None; total];
@@ -474,7 +526,7 @@ impl Store {
         }
         // Commit each target: its metadata with its own shard index, and the rebuilt data.
         crate::crash::point(crate::crash::HEAL_STAGED);
-        let mut healed = 0;
+        let mut healed = Vec::new();
         for &t in targets {
             let Some(d) = &set.drives[t] else { continue };
             if !alive[t] {
@@ -486,7 +538,20 @@ impl Store {
                 .inline
                 .as_ref()
                 .map(|_| std::mem::take(&mut inline_out[t]));
-            let meta = ObjectMeta { versions: vec![nv] };
+            // The drive keeps its other versions: this one goes in its place among them
+            // (replacing a stale copy with the same id).
+            let mut meta = match d.read_meta(bucket, key).await {
+                Ok(b) => ObjectMeta::decode(&b).unwrap_or_default(),
+                Err(DriveError::NotFound | DriveError::BucketNotFound) => ObjectMeta::default(),
+                Err(e) => {
+                    tracing::warn!(drive = d.name(), bucket, key, error = %e, "heal: metadata unreadable");
+                    continue;
+                }
+            };
+            let stale = meta
+                .insert_ordered(nv)
+                .and_then(|old| old.data_dir)
+                .filter(|dir| Some(*dir) != v.data_dir);
             let staged = match (v.inline.is_none(), v.data_dir) {
                 (true, Some(dir)) => {
                     // Replace a damaged data directory of the same version.
@@ -503,14 +568,10 @@ impl Store {
                 .write_meta(bucket, key, Some(Bytes::from(meta.encode())), staged)
                 .await
             {
-                Ok(previous) => {
-                    healed += 1;
-                    // Data of whatever stale version the drive held before.
-                    let old = previous
-                        .and_then(|b| ObjectMeta::decode(&b).ok())
-                        .and_then(|m| m.latest().and_then(|l| l.data_dir))
-                        .filter(|dir| Some(*dir) != v.data_dir);
-                    if let Some(dir) = old {
+                Ok(_) => {
+                    healed.push(t);
+                    // Data of the stale copy of this version the drive held before.
+                    if let Some(dir) = stale {
                         let _ = d.delete_data_dir(bucket, key, dir).await;
                     }
                 }
@@ -522,10 +583,18 @@ impl Store {
         Ok((healed, bytes))
     }
 
-    /// With every drive answering and no quorum for any version, copies left on some drives
-    /// (a delete or a failed write that missed them) are removed once older than the grace
-    /// period. Returns how many.
-    async fn remove_dangling(&self, set: &super::ErasureSet, bucket: &str, key: &str) -> usize {
+    /// With every drive answering, versions no quorum backs (a delete or a failed write
+    /// that missed some drives) are removed from the drives holding them once older than the
+    /// grace period. `agreed` are the versions a quorum backs. Returns how many drives had
+    /// such copies (with `count_only`, would have).
+    async fn remove_dangling(
+        &self,
+        set: &super::ErasureSet,
+        bucket: &str,
+        key: &str,
+        agreed: &[Version],
+        count_only: bool,
+    ) -> usize {
         let metas = fan_out(&set.drives, |_, d| d.read_meta(bucket, key)).await;
         if metas.iter().any(|r| {
             !matches!(
@@ -536,16 +605,30 @@ impl Store {
             return 0;
         }
         let cutoff = super::now_nanos() - self.dangling_grace.as_nanos() as i64;
+        let backed = |v: &Version| agreed.iter().any(|a| a.signature() == v.signature());
         let removed = fan_out(&set.drives, |i, d| {
             let meta = metas[i]
                 .as_ref()
                 .ok()
-                .and_then(|b| ObjectMeta::decode(b).ok())
-                .filter(|m| m.latest().is_some_and(|v| v.mod_time < cutoff));
+                .and_then(|b| ObjectMeta::decode(b).ok());
             async move {
-                let Some(meta) = meta else { return Ok(false) };
-                d.write_meta(bucket, key, None, None).await?;
-                for dir in meta.versions.iter().filter_map(|v| v.data_dir) {
+                let Some(mut meta) = meta else {
+                    return Ok(false);
+                };
+                let (keep, gone): (Vec<Version>, Vec<Version>) = meta
+                    .versions
+                    .drain(..)
+                    .partition(|v| backed(v) || v.mod_time >= cutoff);
+                if gone.is_empty() {
+                    return Ok(false);
+                }
+                if count_only {
+                    return Ok(true);
+                }
+                meta.versions = keep;
+                let new = (!meta.versions.is_empty()).then(|| Bytes::from(meta.encode()));
+                d.write_meta(bucket, key, new, None).await?;
+                for dir in gone.iter().filter_map(|v| v.data_dir) {
                     d.delete_data_dir(bucket, key, dir).await?;
                 }
                 Ok(true)
@@ -557,4 +640,26 @@ impl Store {
             .filter(|r| matches!(r, Ok(true)))
             .count()
     }
+}
+
+/// What healing one version found and did, by drive position.
+#[derive(Default)]
+struct VersionHeal {
+    targets: Vec<usize>,
+    healed: Vec<usize>,
+    offline: Vec<usize>,
+    bytes: u64,
+}
+
+/// The same answers again (drive errors are not `Clone`; agreement needs only their kind).
+fn copies(results: &[crate::drive::DriveResult<Bytes>]) -> Vec<crate::drive::DriveResult<Bytes>> {
+    results
+        .iter()
+        .map(|r| match r {
+            Ok(b) => Ok(b.clone()),
+            Err(DriveError::NotFound) => Err(DriveError::NotFound),
+            Err(DriveError::BucketNotFound) => Err(DriveError::BucketNotFound),
+            Err(_) => Err(DriveError::NotDone("unreadable")),
+        })
+        .collect()
 }

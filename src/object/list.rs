@@ -11,7 +11,7 @@ use std::future::Future;
 use std::pin::Pin;
 
 use super::put::info_of;
-use super::quorum::{agree_on, fan_out};
+use super::quorum::{agree_on, agreed_versions, fan_out};
 use super::{check_bucket, ErasureSet, ObjectError, ObjectInfo, ObjectResult, Store};
 use crate::drive::{DirQuery, DriveError, DriveResult};
 
@@ -22,6 +22,9 @@ pub struct ListOptions {
     /// Return keys (and common prefixes) strictly after this one.
     pub start_after: String,
     pub max_keys: usize,
+    /// Also keys whose latest version is a delete marker (as that marker): every key that
+    /// has versions, for the walks of heal and the scanner.
+    pub every_key: bool,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -39,8 +42,24 @@ enum Candidate {
     Dir(String),
 }
 
+/// One page of a bucket's versions (`ListObjectVersions`).
+#[derive(Debug, Clone, Default)]
+pub struct VersionPage {
+    /// Versions and delete markers in key order, newest first within a key, each with
+    /// whether it is the key's latest.
+    pub versions: Vec<(ObjectInfo, bool)>,
+    pub common_prefixes: Vec<String>,
+    pub truncated: bool,
+    /// Where the next page starts: after this key...
+    pub next_key_marker: Option<String>,
+    /// ...and, within it, after this version (`Some(None)`: the null version).
+    pub next_version_marker: Option<Option<uuid::Uuid>>,
+}
+
 enum Item {
     Object(ObjectInfo),
+    /// Every version of one key, newest first (version listings).
+    Versions(String, Vec<ObjectInfo>),
     Prefix(String),
 }
 
@@ -48,6 +67,7 @@ impl Item {
     fn name(&self) -> &str {
         match self {
             Item::Object(o) => &o.key,
+            Item::Versions(k, _) => k,
             Item::Prefix(p) => p,
         }
     }
@@ -116,6 +136,8 @@ struct SetWalker<'a> {
     prefetched: HashMap<String, Vec<DriveResult<Bytes>>>,
     /// Keys known to have nothing below them on any drive: their `key/` is not descended.
     leaves: HashSet<String>,
+    /// Yield every version of each key (a version listing), not only the latest.
+    versions: bool,
 }
 
 /// Object metadata is read this many keys at a time (one blocking call per drive).
@@ -155,7 +177,13 @@ impl<'a> SetWalker<'a> {
             batch,
             prefetched: HashMap::new(),
             leaves: HashSet::new(),
+            versions: false,
         }
+    }
+
+    fn with_versions(mut self) -> Self {
+        self.versions = true;
+        self
     }
 
     /// Fetch the next batch of the top directory's names (the union of the drives' sorted
@@ -314,7 +342,16 @@ impl<'a> SetWalker<'a> {
                                 self.prefetched.remove(&key).unwrap_or_default()
                             }
                         };
+                        if self.versions {
+                            let all = agreed_versions(&metas);
+                            if !all.is_empty() {
+                                let infos =
+                                    all.iter().map(|v| info_of(self.bucket, &key, v)).collect();
+                                return Ok(Some(Item::Versions(key, infos)));
+                            }
+                        }
                         match agree_on(self.set, metas) {
+                            Ok(_) if self.versions => continue,
                             Ok(a) => {
                                 return Ok(Some(Item::Object(info_of(
                                     self.bucket,
@@ -363,13 +400,25 @@ impl<'a> SetWalker<'a> {
     }
 }
 
-impl Store {
-    /// One page of `bucket`'s keys in UTF-8 byte order, merged across sets.
-    pub async fn list_objects(&self, bucket: &str, opts: &ListOptions) -> ObjectResult<ListPage> {
-        check_bucket(bucket)?;
-        if !self.bucket_exists(bucket).await? {
-            return Err(ObjectError::NoSuchBucket);
-        }
+/// The walks of every set merged in key order, with keys folded into common prefixes at
+/// the delimiter (each prefix once).
+struct Merged<'a> {
+    walkers: Vec<SetWalker<'a>>,
+    heads: Vec<Option<Item>>,
+    prefix: String,
+    /// A delimiter other than `/` (which the walkers fold themselves).
+    fold: Option<String>,
+    start_after: String,
+    last_prefix: Option<String>,
+}
+
+impl<'a> Merged<'a> {
+    async fn new(
+        store: &'a Store,
+        bucket: &'a str,
+        opts: &ListOptions,
+        versions: bool,
+    ) -> ObjectResult<Merged<'a>> {
         let delimiter = opts.delimiter.as_deref().filter(|d| !d.is_empty());
         let slash = delimiter == Some("/");
         // One more than the page, to know whether it is truncated.
@@ -377,45 +426,81 @@ impl Store {
             .max_keys
             .saturating_add(1)
             .clamp(PROBE_BATCH, MAX_BATCH);
-        let mut walkers: Vec<SetWalker> = self
+        let mut walkers: Vec<SetWalker> = store
             .sets
             .iter()
-            .map(|s| SetWalker::new(s, bucket, &opts.prefix, &opts.start_after, slash, batch))
+            .map(|s| {
+                let w = SetWalker::new(s, bucket, &opts.prefix, &opts.start_after, slash, batch);
+                if versions {
+                    w.with_versions()
+                } else {
+                    w
+                }
+            })
             .collect();
         let mut heads: Vec<Option<Item>> = Vec::with_capacity(walkers.len());
         for w in walkers.iter_mut() {
             heads.push(w.next().await?);
         }
-        let mut page = ListPage::default();
-        let mut last_prefix: Option<String> = None;
-        let mut count = 0usize;
+        Ok(Merged {
+            walkers,
+            heads,
+            prefix: opts.prefix.clone(),
+            fold: delimiter.filter(|_| !slash).map(str::to_string),
+            start_after: opts.start_after.clone(),
+            last_prefix: None,
+        })
+    }
+
+    async fn next(&mut self) -> ObjectResult<Option<Item>> {
         // Take the smallest head across sets, until all are done.
-        while let Some(i) = heads
+        while let Some(i) = self
+            .heads
             .iter()
             .enumerate()
             .filter_map(|(i, h)| h.as_ref().map(|h| (i, h.name())))
             .min_by(|a, b| a.1.cmp(b.1))
             .map(|(i, _)| i)
         {
-            let item = heads[i].take();
-            heads[i] = walkers[i].next().await?;
+            let item = self.heads[i].take();
+            self.heads[i] = self.walkers[i].next().await?;
             let Some(item) = item else { continue };
             // Fold into a common prefix for a general delimiter.
-            let item = match (item, delimiter) {
-                (Item::Object(o), Some(d)) if !slash => match o.key[opts.prefix.len()..].find(d) {
-                    Some(pos) => {
-                        Item::Prefix(o.key[..opts.prefix.len() + pos + d.len()].to_string())
+            let item = match &self.fold {
+                Some(d) if !matches!(item, Item::Prefix(_)) => {
+                    let key = item.name();
+                    match key[self.prefix.len()..].find(d.as_str()) {
+                        Some(pos) => {
+                            Item::Prefix(key[..self.prefix.len() + pos + d.len()].to_string())
+                        }
+                        None => item,
                     }
-                    None => Item::Object(o),
-                },
-                (item, _) => item,
+                }
+                _ => item,
             };
             if let Item::Prefix(p) = &item {
-                if last_prefix.as_deref() == Some(p.as_str()) || *p <= opts.start_after {
+                if self.last_prefix.as_deref() == Some(p.as_str()) || *p <= self.start_after {
                     continue;
                 }
-                last_prefix = Some(p.clone());
+                self.last_prefix = Some(p.clone());
             }
+            return Ok(Some(item));
+        }
+        Ok(None)
+    }
+}
+
+impl Store {
+    /// One page of `bucket`'s keys in UTF-8 byte order, merged across sets.
+    pub async fn list_objects(&self, bucket: &str, opts: &ListOptions) -> ObjectResult<ListPage> {
+        check_bucket(bucket)?;
+        if !self.bucket_exists(bucket).await? {
+            return Err(ObjectError::NoSuchBucket);
+        }
+        let mut merged = Merged::new(self, bucket, opts, opts.every_key).await?;
+        let mut page = ListPage::default();
+        let mut count = 0usize;
+        while let Some(item) = merged.next().await? {
             if count == opts.max_keys {
                 page.truncated = true;
                 break;
@@ -425,10 +510,92 @@ impl Store {
             match item {
                 Item::Object(o) => page.objects.push(o),
                 Item::Prefix(p) => page.common_prefixes.push(p),
+                Item::Versions(_, versions) => page.objects.extend(versions.into_iter().take(1)),
             }
         }
         if !page.truncated {
             page.next_marker = None;
+        }
+        Ok(page)
+    }
+
+    /// One page of `bucket`'s versions and delete markers: keys after `opts.start_after`
+    /// (the key marker) in UTF-8 byte order, newest version first within a key. With
+    /// `version_marker`, the page starts inside the key marker, after that version.
+    pub async fn list_versions(
+        &self,
+        bucket: &str,
+        opts: &ListOptions,
+        version_marker: Option<Option<uuid::Uuid>>,
+    ) -> ObjectResult<VersionPage> {
+        check_bucket(bucket)?;
+        if !self.bucket_exists(bucket).await? {
+            return Err(ObjectError::NoSuchBucket);
+        }
+        let mut page = VersionPage::default();
+        let mut count = 0usize;
+        // The rest of the key marker's versions first.
+        let mut first: Option<Item> = None;
+        if let Some(marker) = version_marker {
+            let key = &opts.start_after;
+            if !key.is_empty() && key.starts_with(&opts.prefix) {
+                let set = self.set_for(key);
+                let metas = fan_out(&set.drives, |_, d| d.read_meta(bucket, key)).await;
+                let all = agreed_versions(&metas);
+                if let Some(at) = all.iter().position(|v| v.version_id == marker) {
+                    let rest: Vec<ObjectInfo> = all[at + 1..]
+                        .iter()
+                        .map(|v| info_of(bucket, key, v))
+                        .collect();
+                    if !rest.is_empty() {
+                        first = Some(Item::Versions(key.clone(), rest));
+                    }
+                }
+            }
+        }
+        let latest_of_first = false;
+        let mut merged = Merged::new(self, bucket, opts, true).await?;
+        let mut pending = first.map(|i| (i, latest_of_first));
+        loop {
+            let (item, fresh) = match pending.take() {
+                Some(p) => p,
+                None => match merged.next().await? {
+                    Some(i) => (i, true),
+                    None => break,
+                },
+            };
+            match item {
+                Item::Prefix(p) => {
+                    if count == opts.max_keys {
+                        page.truncated = true;
+                        break;
+                    }
+                    count += 1;
+                    page.next_key_marker = Some(p.clone());
+                    page.next_version_marker = None;
+                    page.common_prefixes.push(p);
+                }
+                Item::Versions(key, versions) => {
+                    for (n, v) in versions.into_iter().enumerate() {
+                        if count == opts.max_keys {
+                            page.truncated = true;
+                            break;
+                        }
+                        count += 1;
+                        page.next_key_marker = Some(key.clone());
+                        page.next_version_marker = Some(v.version_id);
+                        page.versions.push((v, fresh && n == 0));
+                    }
+                    if page.truncated {
+                        break;
+                    }
+                }
+                Item::Object(_) => {}
+            }
+        }
+        if !page.truncated {
+            page.next_key_marker = None;
+            page.next_version_marker = None;
         }
         Ok(page)
     }

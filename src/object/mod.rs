@@ -28,10 +28,12 @@ use crate::drive::Drive;
 use crate::lock::{LocalLocker, Locker};
 
 pub use bootstrap::{open_cluster, open_drives, open_local, OpenError, OpenOptions, HEALING_FILE};
+pub use bucket::Deleted;
 pub use get::{ByteRange, ObjectReader};
 pub use heal::{HealOptions, HealReport};
-pub use list::{ListOptions, ListPage};
+pub use list::{ListOptions, ListPage, VersionPage};
 pub use multipart::{MultipartUpload, PartListing, UploadedPart};
+pub use quorum::VersionRef;
 
 /// Shards at most this large are stored inline in the metadata file.
 pub const INLINE_LIMIT: usize = 128 * 1024;
@@ -56,6 +58,15 @@ pub enum ObjectError {
     NoSuchBucket,
     #[error("key does not exist")]
     NoSuchKey,
+    #[error("version does not exist")]
+    NoSuchVersion,
+    /// The version read is a delete marker: the latest (`by_id` false, an S3 404) or the
+    /// one asked for by id (an S3 405).
+    #[error("the version is a delete marker")]
+    DeleteMarker {
+        version_id: Option<Uuid>,
+        by_id: bool,
+    },
     #[error("bucket already exists")]
     BucketExists,
     #[error("bucket is not empty")]
@@ -159,6 +170,8 @@ pub struct ObjectInfo {
     pub checksums: BTreeMap<String, String>,
     /// (part number, size) of each part; one entry for a simple PUT.
     pub parts: Vec<(u32, u64)>,
+    /// A delete marker rather than an object (only in version listings and deletes).
+    pub delete_marker: bool,
 }
 
 /// Metadata a writer attaches to an object.

@@ -418,9 +418,10 @@ impl Store {
         })
         .await;
         let dist = distribution(bucket, key, set.size());
+        let version_id = self.new_version_id(bucket).await?;
         let version = Version {
             kind: VersionKind::Object,
-            version_id: None,
+            version_id,
             mod_time: now_nanos(),
             size,
             etag,

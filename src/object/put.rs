@@ -322,6 +322,13 @@ pub(crate) async fn commit(
             e => e,
         })?;
     }
+    // Versions stay ordered by modification time on every drive (heal restores them in
+    // that order): the new one is newer than everything it goes in front of.
+    let mut new = new;
+    let newest = newest_mod_time(&current);
+    if new.version.mod_time <= newest {
+        new.version.mod_time = newest.saturating_add(1);
+    }
     let plans: Vec<Option<(Bytes, Option<Uuid>)>> = current
         .into_iter()
         .enumerate()
@@ -393,6 +400,17 @@ pub(crate) async fn commit(
     Ok(())
 }
 
+/// The newest modification time of any version in these metadata answers.
+pub(crate) fn newest_mod_time(answers: &[DriveResult<Bytes>]) -> i64 {
+    answers
+        .iter()
+        .filter_map(|r| r.as_ref().ok())
+        .filter_map(|b| ObjectMeta::decode(b).ok())
+        .filter_map(|m| m.latest().map(|v| v.mod_time))
+        .max()
+        .unwrap_or(i64::MIN)
+}
+
 /// Undo a commit that missed quorum: restore each committed drive's previous metadata and
 /// drop the new data directory.
 async fn rollback(
@@ -452,6 +470,7 @@ impl Store {
         let txn = format!("tmp/{data_dir}");
         let file = format!("{txn}/part.1");
         let quorum = write_quorum(data, parity);
+        let version_id = self.new_version_id(bucket).await?;
         let result = async {
             let enc = encode_stream(set, &dist, &erasure, body, size, &file, true, quorum).await?;
             if opts.content_md5.is_some_and(|m| m != enc.md5) {
@@ -461,7 +480,7 @@ impl Store {
             let checksums = opts.final_checksums();
             let version = Version {
                 kind: VersionKind::Object,
-                version_id: None,
+                version_id,
                 mod_time: now_nanos(),
                 size: enc.size,
                 etag: etag.clone(),
@@ -554,6 +573,7 @@ pub(crate) fn info_of(bucket: &str, key: &str, v: &Version) -> ObjectInfo {
         user_meta: v.user_meta.clone(),
         checksums: v.checksums.clone(),
         parts: v.parts.iter().map(|p| (p.number, p.size)).collect(),
+        delete_marker: v.kind == VersionKind::DeleteMarker,
     }
 }
 

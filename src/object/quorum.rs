@@ -42,27 +42,48 @@ fn read_settled(answers: &[Option<DriveResult<Bytes>>]) -> bool {
         })
 }
 
-/// [`agree`] for reads: done as soon as the answers decide it, without waiting for a slow
-/// drive. Drives that had not answered are not counted as disagreeing.
+/// Agreement on the latest version (a delete marker included) for reads: done as soon as
+/// the answers decide it, without waiting for a slow drive. Drives that had not answered
+/// are not counted as disagreeing.
 pub(crate) async fn agree_fast(set: &ErasureSet, bucket: &str, key: &str) -> ObjectResult<Agreed> {
     let results = fan_out_until(&set.drives, |_, d| d.read_meta(bucket, key), read_settled).await;
-    agree_on(set, results)
+    agree_ref(set, results, VersionRef::Latest)
+}
+
+/// Which version of a key a read is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VersionRef {
+    /// The newest version (which may be a delete marker).
+    Latest,
+    /// The version with this id (`None`: the null version).
+    Id(Option<uuid::Uuid>),
+}
+
+impl VersionRef {
+    pub(crate) fn of<'m>(&self, m: &'m ObjectMeta) -> Option<&'m Version> {
+        match self {
+            VersionRef::Latest => m.latest(),
+            VersionRef::Id(id) => m.version(*id),
+        }
+    }
 }
 
 /// The metadata a read quorum of a set's drives agrees on.
 pub(crate) struct Agreed {
-    /// The agreed latest version, as stored on one agreeing drive.
+    /// The agreed version, as stored on one agreeing drive.
     pub latest: Version,
-    /// Per drive position: its full metadata when its latest version is the agreed one.
+    /// Per drive position: its full metadata when its copy of the version is the agreed one.
     pub metas: Vec<Option<ObjectMeta>>,
     /// True when some drive answered but disagreed, or did not answer: a heal candidate.
     pub degraded: bool,
+    /// Which version was agreed on.
+    pub which: VersionRef,
 }
 
 impl Agreed {
     /// This drive position's copy of the agreed version.
     pub fn version_at(&self, i: usize) -> Option<&Version> {
-        self.metas[i].as_ref().and_then(ObjectMeta::latest)
+        self.metas[i].as_ref().and_then(|m| self.which.of(m))
     }
 }
 
@@ -73,8 +94,23 @@ pub(crate) async fn agree(set: &ErasureSet, bucket: &str, key: &str) -> ObjectRe
     agree_on(set, results)
 }
 
-/// Agreement over metadata already read from each drive position of `set`.
+/// Agreement on the latest version over metadata already read from each drive position of
+/// `set`. A delete marker as the agreed version is `NoSuchKey`.
 pub(crate) fn agree_on(set: &ErasureSet, results: Vec<DriveResult<Bytes>>) -> ObjectResult<Agreed> {
+    let agreed = agree_ref(set, results, VersionRef::Latest)?;
+    if agreed.latest.kind == VersionKind::DeleteMarker {
+        return Err(ObjectError::NoSuchKey);
+    }
+    Ok(agreed)
+}
+
+/// Agreement on the version `which` (a delete marker included) over metadata already read
+/// from each drive position of `set`.
+pub(crate) fn agree_ref(
+    set: &ErasureSet,
+    results: Vec<DriveResult<Bytes>>,
+    which: VersionRef,
+) -> ObjectResult<Agreed> {
     let n = results.len();
     let mut metas: Vec<Option<ObjectMeta>> = Vec::with_capacity(n);
     let (mut not_found, mut no_bucket, mut failed) = (0usize, 0usize, 0usize);
@@ -104,23 +140,23 @@ pub(crate) fn agree_on(set: &ErasureSet, results: Vec<DriveResult<Bytes>>) -> Ob
             }
         }
     }
-    // Group drives by the identity of their latest version.
+    // Group drives by the identity of their copy of the version.
     let mut groups: Vec<(usize, Vec<usize>)> = Vec::new(); // (representative, members)
     for (i, m) in metas.iter().enumerate() {
-        let Some(v) = m.as_ref().and_then(ObjectMeta::latest) else {
+        let Some(v) = m.as_ref().and_then(|m| which.of(m)) else {
             continue;
         };
         match groups.iter_mut().find(|(rep, _)| {
             metas[*rep]
                 .as_ref()
-                .and_then(ObjectMeta::latest)
+                .and_then(|m| which.of(m))
                 .is_some_and(|r| r.signature() == v.signature())
         }) {
             Some((_, members)) => members.push(i),
             None => groups.push((i, vec![i])),
         }
     }
-    let version_of = |rep: usize| metas[rep].as_ref().and_then(ObjectMeta::latest);
+    let version_of = |rep: usize| metas[rep].as_ref().and_then(|m| which.of(m));
     let best = groups
         .iter()
         .filter(|(rep, members)| {
@@ -135,6 +171,8 @@ pub(crate) fn agree_on(set: &ErasureSet, results: Vec<DriveResult<Bytes>>) -> Ob
         let need = read_quorum(set.size() - set.parity);
         return if most + failed >= need && failed > 0 {
             Err(ObjectError::ReadQuorum { ok: most, need })
+        } else if matches!(which, VersionRef::Id(_)) {
+            Err(ObjectError::NoSuchVersion)
         } else {
             let _ = not_found;
             Err(ObjectError::NoSuchKey)
@@ -151,13 +189,11 @@ pub(crate) fn agree_on(set: &ErasureSet, results: Vec<DriveResult<Bytes>>) -> Ob
         .enumerate()
         .map(|(i, m)| if members.contains(&i) { m } else { None })
         .collect();
-    if latest.kind == VersionKind::DeleteMarker {
-        return Err(ObjectError::NoSuchKey);
-    }
     Ok(Agreed {
         latest,
         metas,
         degraded,
+        which,
     })
 }
 
@@ -217,4 +253,35 @@ pub(crate) fn write_ok<T>(results: &[DriveResult<T>], need: usize) -> ObjectResu
     } else {
         Ok(ok)
     }
+}
+
+/// Every version of a key that a read quorum of the set's drives holds identically, newest
+/// first: the versions heal brings to every drive.
+pub(crate) fn agreed_versions(results: &[DriveResult<Bytes>]) -> Vec<Version> {
+    type Signature = (
+        Option<uuid::Uuid>,
+        i64,
+        Option<uuid::Uuid>,
+        VersionKind,
+        String,
+    );
+    let mut groups: std::collections::HashMap<Signature, (Version, usize)> = Default::default();
+    for m in results
+        .iter()
+        .filter_map(|r| r.as_ref().ok())
+        .filter_map(|b| ObjectMeta::decode(b).ok())
+    {
+        for v in m.versions {
+            let (id, t, dir, kind, etag) = v.signature();
+            let sig = (id, t, dir, kind, etag.to_string());
+            groups.entry(sig).or_insert((v, 0)).1 += 1;
+        }
+    }
+    let mut out: Vec<Version> = groups
+        .into_values()
+        .filter(|(v, n)| *n >= read_quorum(v.erasure.data as usize))
+        .map(|(v, _)| v)
+        .collect();
+    out.sort_by_key(|v| std::cmp::Reverse((v.mod_time, v.version_id)));
+    out
 }

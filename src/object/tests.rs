@@ -697,6 +697,7 @@ async fn check_listing_against_model(drives: usize) {
                             delimiter: delimiter.map(String::from),
                             start_after: after.clone(),
                             max_keys: page,
+                            every_key: false,
                         },
                     )
                     .await
@@ -833,7 +834,7 @@ async fn copy_streams_and_keeps_or_replaces_metadata() {
         .expect("put");
     let info = c
         .store
-        .copy_object("src", "k", "dst", "k2", None, None)
+        .copy_object(("src", "k", VersionRef::Latest), "dst", "k2", None, None)
         .await
         .expect("copy");
     assert_eq!(info.user_meta.get("color").map(String::as_str), Some("red"));
@@ -849,7 +850,13 @@ async fn copy_streams_and_keeps_or_replaces_metadata() {
     };
     let info = c
         .store
-        .copy_object("src", "k", "src", "k", Some(replaced), None)
+        .copy_object(
+            ("src", "k", VersionRef::Latest),
+            "src",
+            "k",
+            Some(replaced),
+            None,
+        )
         .await
         .expect("self copy");
     assert_eq!(
@@ -1332,6 +1339,7 @@ async fn huge_directory_pages_stay_right_through_the_cache() {
                         delimiter: None,
                         start_after: after.into(),
                         max_keys: 2,
+                        every_key: false,
                     },
                 )
                 .await
@@ -1546,4 +1554,247 @@ async fn a_read_agrees_without_waiting_for_a_stuck_drive() {
         "a drive that has not answered yet is no damage"
     );
     assert!(agreed.metas[1].is_none());
+}
+
+async fn enable_versioning(c: &Cluster, bucket: &str, state: crate::bucket::Versioning) {
+    c.store
+        .buckets()
+        .update(bucket, |b| {
+            b.versioning = Some(state);
+            Ok(())
+        })
+        .await
+        .expect("versioning");
+}
+
+async fn get_version(c: &Cluster, key: &str, id: Option<uuid::Uuid>) -> ObjectResult<Vec<u8>> {
+    let reader = c
+        .store
+        .get_version("bucket", key, VersionRef::Id(id), None)
+        .await?;
+    let chunks: Vec<bytes::Bytes> = reader.into_stream().try_collect().await?;
+    Ok(chunks.concat())
+}
+
+#[tokio::test]
+async fn versions_markers_and_the_null_version_follow_s3() {
+    use crate::bucket::Versioning;
+    let c = Cluster::new(4).await;
+    c.store.make_bucket("bucket").await.expect("bucket");
+    // Before versioning: the null version, replaced by each write.
+    c.put("bucket", "k", b"null one").await.expect("put");
+    enable_versioning(&c, "bucket", Versioning::Enabled).await;
+    let v1 = c.put("bucket", "k", b"first").await.expect("put");
+    let v2 = c
+        .put("bucket", "k", &bytes(3 * BLOCK + 5, 7))
+        .await
+        .expect("put");
+    let (id1, id2) = (v1.version_id.expect("id"), v2.version_id.expect("id"));
+    assert!(id1 < id2, "ids are time-ordered");
+    assert_eq!(
+        c.get("bucket", "k").await.expect("latest"),
+        bytes(3 * BLOCK + 5, 7)
+    );
+    assert_eq!(get_version(&c, "k", Some(id1)).await.expect("v1"), b"first");
+    assert_eq!(get_version(&c, "k", None).await.expect("null"), b"null one");
+    assert!(matches!(
+        get_version(&c, "k", Some(uuid::Uuid::now_v7())).await,
+        Err(ObjectError::NoSuchVersion)
+    ));
+    // DELETE without an id: a marker on top; reads say so; the versions stay.
+    let d = c.store.delete_object("bucket", "k").await.expect("delete");
+    assert!(d.delete_marker && d.version_id.is_some());
+    assert!(matches!(
+        c.get("bucket", "k").await,
+        Err(ObjectError::DeleteMarker { by_id: false, .. })
+    ));
+    assert!(matches!(
+        get_version(&c, "k", d.version_id).await,
+        Err(ObjectError::DeleteMarker { by_id: true, .. })
+    ));
+    let listed = c
+        .store
+        .list_objects(
+            "bucket",
+            &ListOptions {
+                max_keys: 10,
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("list");
+    assert!(listed.objects.is_empty(), "a deleted key is not listed");
+    let page = c
+        .store
+        .list_versions(
+            "bucket",
+            &ListOptions {
+                max_keys: 10,
+                ..Default::default()
+            },
+            None,
+        )
+        .await
+        .expect("versions");
+    let ids: Vec<(Option<uuid::Uuid>, bool, bool)> = page
+        .versions
+        .iter()
+        .map(|(v, latest)| (v.version_id, v.delete_marker, *latest))
+        .collect();
+    assert_eq!(
+        ids,
+        [
+            (d.version_id, true, true),
+            (Some(id2), false, false),
+            (Some(id1), false, false),
+            (None, false, false)
+        ]
+    );
+    // Pages of two, resumed inside the key.
+    let first = c
+        .store
+        .list_versions(
+            "bucket",
+            &ListOptions {
+                max_keys: 2,
+                ..Default::default()
+            },
+            None,
+        )
+        .await
+        .expect("page 1");
+    assert!(first.truncated);
+    assert_eq!(first.next_version_marker, Some(Some(id2)));
+    let second = c
+        .store
+        .list_versions(
+            "bucket",
+            &ListOptions {
+                max_keys: 2,
+                start_after: "k".into(),
+                ..Default::default()
+            },
+            first.next_version_marker,
+        )
+        .await
+        .expect("page 2");
+    let rest: Vec<Option<uuid::Uuid>> = second.versions.iter().map(|(v, _)| v.version_id).collect();
+    assert_eq!(rest, [Some(id1), None]);
+    assert!(!second.truncated);
+    // Removing the marker by id brings the object back; removing a version is for good.
+    let gone = c
+        .store
+        .delete_version("bucket", "k", VersionRef::Id(d.version_id))
+        .await
+        .expect("remove marker");
+    assert!(gone.delete_marker);
+    assert_eq!(
+        c.get("bucket", "k").await.expect("back"),
+        bytes(3 * BLOCK + 5, 7)
+    );
+    c.store
+        .delete_version("bucket", "k", VersionRef::Id(Some(id2)))
+        .await
+        .expect("remove v2");
+    assert_eq!(c.get("bucket", "k").await.expect("v1 is latest"), b"first");
+    // Suspended: writes replace the null version; a delete makes the null version a marker.
+    enable_versioning(&c, "bucket", Versioning::Suspended).await;
+    let s1 = c.put("bucket", "k", b"suspended").await.expect("put");
+    assert_eq!(s1.version_id, None);
+    assert_eq!(
+        get_version(&c, "k", None).await.expect("null"),
+        b"suspended"
+    );
+    let d = c.store.delete_object("bucket", "k").await.expect("delete");
+    assert!(d.delete_marker && d.version_id.is_none());
+    assert_eq!(
+        get_version(&c, "k", Some(id1)).await.expect("v1 stays"),
+        b"first"
+    );
+    // A bucket holding only versions and markers is not empty.
+    assert!(matches!(
+        c.store.delete_bucket("bucket").await,
+        Err(ObjectError::BucketNotEmpty)
+    ));
+}
+
+#[tokio::test]
+async fn heal_rebuilds_every_version_on_a_replaced_drive() {
+    let mut c = Cluster::new(4).await;
+    c.store.make_bucket("bucket").await.expect("bucket");
+    enable_versioning(&c, "bucket", crate::bucket::Versioning::Enabled).await;
+    let mut versions = Vec::new();
+    for i in 0..12u64 {
+        let data = bytes(
+            if i % 3 == 0 {
+                2 * BLOCK + 9
+            } else {
+                100 + i as usize
+            },
+            i,
+        );
+        let info = c.put("bucket", "k", &data).await.expect("put");
+        versions.push((info.version_id, data));
+        if i == 5 {
+            c.store.delete_object("bucket", "k").await.expect("marker");
+        }
+    }
+    let victim = c.set_drives("k")[1];
+    let _ = std::fs::remove_dir_all(&c.paths[victim]);
+    std::fs::create_dir(&c.paths[victim]).expect("mkdir");
+    c.restart().await;
+    c.store
+        .replace_drive(&c.paths[victim].display().to_string())
+        .await
+        .expect("replace");
+    c.store.heal_buckets().await.expect("heal buckets");
+    let r = c
+        .store
+        .heal_object("bucket", "k", HealOptions::default())
+        .await
+        .expect("heal");
+    assert!(r.complete() && r.healed_drives == 1, "{r:?}");
+    // Every version (and the marker) is back on the replaced drive: read each with parity
+    // other drives offline.
+    let others: Vec<usize> = c
+        .set_drives("k")
+        .into_iter()
+        .filter(|d| *d != victim)
+        .take(c.parity())
+        .collect();
+    for &o in &others {
+        *c.faults[o].lock() = Fault::Offline;
+    }
+    for (id, data) in &versions {
+        assert_eq!(&get_version(&c, "k", *id).await.expect("version"), data);
+    }
+    let page = c
+        .store
+        .list_versions(
+            "bucket",
+            &ListOptions {
+                max_keys: 100,
+                ..Default::default()
+            },
+            None,
+        )
+        .await
+        .expect("versions");
+    assert_eq!(page.versions.len(), versions.len() + 1);
+    assert_eq!(
+        page.versions
+            .iter()
+            .filter(|(v, _)| v.delete_marker)
+            .count(),
+        1
+    );
+    for &o in &others {
+        *c.faults[o].lock() = Fault::None;
+    }
+    let again = c
+        .store
+        .heal_object("bucket", "k", HealOptions::DEEP)
+        .await
+        .expect("deep heal");
+    assert_eq!(again.bad_drives, 0, "{again:?}");
 }

@@ -23,7 +23,7 @@ fn bucket_name(ctx: &Ctx) -> Result<&str, S3Error> {
         .ok_or_else(|| S3Error::invalid_request("missing bucket"))
 }
 
-async fn bucket(
+pub(super) async fn bucket(
     state: &S3State,
     ctx: &Ctx,
 ) -> Result<std::sync::Arc<crate::bucket::Bucket>, S3Error> {
@@ -47,7 +47,7 @@ fn bucket_error(e: BucketError) -> S3Error {
     }
 }
 
-async fn update<F>(state: &S3State, ctx: &Ctx, change: F) -> Result<(), S3Error>
+pub(super) async fn update<F>(state: &S3State, ctx: &Ctx, change: F) -> Result<(), S3Error>
 where
     F: FnOnce(&mut crate::bucket::BucketConfig) -> Result<(), BucketError>,
 {
@@ -62,7 +62,7 @@ where
 }
 
 /// A configuration body (at most 64 KiB of UTF-8).
-async fn small_text(ctx: &Ctx, body: Body) -> Result<String, S3Error> {
+pub(super) async fn small_text(ctx: &Ctx, body: Body) -> Result<String, S3Error> {
     let raw = body::read_small(body, &ctx.verified, &ctx.headers, 64 * 1024).await?;
     String::from_utf8(raw).map_err(|_| S3Error::malformed_xml())
 }

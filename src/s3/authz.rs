@@ -50,6 +50,8 @@ pub fn need_of(op: Op, object: bool) -> Need {
         Op::DeleteBucket => need("s3:DeleteBucket", Bucket, None),
         Op::GetBucketLocation => need("s3:GetBucketLocation", Bucket, None),
         Op::GetBucketVersioning => need("s3:GetBucketVersioning", Bucket, None),
+        Op::PutBucketVersioning => need("s3:PutBucketVersioning", Bucket, None),
+        Op::ListObjectVersions => need("s3:ListBucketVersions", Bucket, Some((Bucket, Read))),
         Op::GetAcl if object => need("s3:GetObjectAcl", Object, Some((Object, ReadAcp))),
         Op::GetAcl => need("s3:GetBucketAcl", Bucket, Some((Bucket, ReadAcp))),
         Op::PutAcl if object => need("s3:PutObjectAcl", Object, Some((Object, WriteAcp))),
@@ -86,6 +88,21 @@ pub fn need_of(op: Op, object: bool) -> Need {
         // Any authenticated identity may ask for credentials of its own.
         Op::AssumeRole => need("sts:AssumeRole", Account, None),
     }
+}
+
+/// Reading or deleting one version by id is its own action.
+pub fn versioned(need: Need, ctx: &Ctx) -> Need {
+    if !ctx.has_query("versionId") {
+        return need;
+    }
+    let action = match need.action {
+        "s3:GetObject" => "s3:GetObjectVersion",
+        "s3:DeleteObject" => "s3:DeleteObjectVersion",
+        "s3:GetObjectAcl" => "s3:GetObjectVersionAcl",
+        "s3:PutObjectAcl" => "s3:PutObjectVersionAcl",
+        other => other,
+    };
+    Need { action, ..need }
 }
 
 pub fn arn(bucket: Option<&str>, key: Option<&str>, on: On) -> String {
@@ -285,7 +302,7 @@ pub async fn authorize(state: &S3State, ctx: &Ctx, op: Op) -> Result<AclCheck, S
             None => Err(denied()),
         };
     }
-    let need = need_of(op, ctx.target.key.is_some());
+    let need = versioned(need_of(op, ctx.target.key.is_some()), ctx);
     let bucket_name = ctx.target.bucket.as_deref();
     let bucket: Option<Arc<Bucket>> = match bucket_name {
         Some(b) if crate::object::valid_bucket_name(b) && op != Op::CreateBucket => state

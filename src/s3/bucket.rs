@@ -104,17 +104,12 @@ pub async fn location(state: &S3State, ctx: &Ctx) -> Result<Response<Body>, S3Er
     xml_response(&xml::LocationConstraintXml { xmlns: NS, region })
 }
 
-pub async fn versioning(state: &S3State, ctx: &Ctx) -> Result<Response<Body>, S3Error> {
-    require_bucket(state, bucket(ctx)?).await?;
-    xml_response(&xml::VersioningConfiguration { xmlns: NS })
-}
-
-fn url_encode(s: &str) -> String {
+pub(super) fn url_encode(s: &str) -> String {
     crate::auth::uri_encode_key(s)
 }
 
-pub async fn list_objects(state: &S3State, ctx: &Ctx, v2: bool) -> Result<Response<Body>, S3Error> {
-    let name = bucket(ctx)?;
+/// `max-keys` and `encoding-type` of a listing.
+pub(super) fn listing_params(ctx: &Ctx) -> Result<(usize, bool), S3Error> {
     let max_keys = match ctx.query("max-keys") {
         Some(v) => v
             .parse::<i64>()
@@ -133,6 +128,12 @@ pub async fn list_objects(state: &S3State, ctx: &Ctx, v2: bool) -> Result<Respon
         }
         None => false,
     };
+    Ok((max_keys, url))
+}
+
+pub async fn list_objects(state: &S3State, ctx: &Ctx, v2: bool) -> Result<Response<Body>, S3Error> {
+    let name = bucket(ctx)?;
+    let (max_keys, url) = listing_params(ctx)?;
     let prefix = ctx.query("prefix").unwrap_or("").to_string();
     let delimiter = ctx
         .query("delimiter")
@@ -170,6 +171,7 @@ pub async fn list_objects(state: &S3State, ctx: &Ctx, v2: bool) -> Result<Respon
                 delimiter: delimiter.clone(),
                 start_after: start_after.clone().unwrap_or_default(),
                 max_keys,
+                every_key: false,
             },
         )
         .await?;

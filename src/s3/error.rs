@@ -12,6 +12,8 @@ pub struct S3Error {
     pub code: &'static str,
     pub message: String,
     pub status: StatusCode,
+    /// Headers the error response carries (a delete marker's `x-amz-delete-marker`).
+    pub headers: Vec<(&'static str, String)>,
 }
 
 impl S3Error {
@@ -20,7 +22,14 @@ impl S3Error {
             code,
             message: message.into(),
             status,
+            headers: Vec::new(),
         }
+    }
+
+    /// The same error, its response carrying `name: value`.
+    pub fn with_header(mut self, name: &'static str, value: String) -> S3Error {
+        self.headers.push((name, value));
+        self
     }
 
     pub fn invalid_argument(message: impl Into<String>) -> S3Error {
@@ -163,6 +172,20 @@ impl From<ObjectError> for S3Error {
         match e {
             ObjectError::NoSuchBucket => S3Error::no_such_bucket(),
             ObjectError::NoSuchKey => S3Error::new("NoSuchKey", S::NOT_FOUND, "The specified key does not exist."),
+            ObjectError::NoSuchVersion => S3Error::new(
+                "NoSuchVersion",
+                S::NOT_FOUND,
+                "The specified version does not exist.",
+            ),
+            ObjectError::DeleteMarker { version_id, by_id } => {
+                let e = if by_id {
+                    S3Error::method_not_allowed()
+                } else {
+                    S3Error::new("NoSuchKey", S::NOT_FOUND, "The specified key does not exist.")
+                };
+                e.with_header("x-amz-delete-marker", "true".into())
+                    .with_header("x-amz-version-id", crate::s3::version_str(version_id))
+            }
             ObjectError::BucketExists => S3Error::new(
                 "BucketAlreadyOwnedByYou",
                 S::CONFLICT,

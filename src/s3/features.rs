@@ -236,7 +236,11 @@ pub const FEATURES: &[Feature] = &[
         "Appending to objects",
         &[PutObject],
     ),
-    refused("x-amz-mfa", "MFA delete", &[DeleteObject, DeleteObjects]),
+    refused(
+        "x-amz-mfa",
+        "MFA delete",
+        &[DeleteObject, DeleteObjects, PutBucketVersioning],
+    ),
     // Parts are combined into a composite checksum.
     neutral(
         "x-amz-checksum-type",

@@ -12,6 +12,7 @@ pub mod features;
 mod multipart;
 mod object;
 pub mod router;
+mod versioning;
 pub mod xml;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -165,7 +166,41 @@ pub fn error_response(
         r.headers_mut()
             .insert("content-type", HeaderValue::from_static("application/xml"));
     }
+    for (name, value) in &e.headers {
+        if let Ok(v) = HeaderValue::from_str(value) {
+            r.headers_mut().insert(*name, v);
+        }
+    }
     r
+}
+
+/// A version id as S3 shows it: `null` for the null version.
+pub fn version_str(id: Option<uuid::Uuid>) -> String {
+    match id {
+        Some(id) => id.simple().to_string(),
+        None => "null".to_string(),
+    }
+}
+
+/// The `versionId` of a request: absent (the latest), `null`, or an id Cairn made.
+pub(crate) fn version_ref(ctx: &Ctx) -> Result<crate::object::VersionRef, S3Error> {
+    use crate::object::VersionRef;
+    match ctx.query("versionId") {
+        None => Ok(VersionRef::Latest),
+        Some(v) => parse_version(v).map(VersionRef::Id),
+    }
+}
+
+/// `null` or a version id Cairn made; anything else is S3's "Invalid version id".
+pub(crate) fn parse_version(v: &str) -> Result<Option<uuid::Uuid>, S3Error> {
+    if v == "null" {
+        return Ok(None);
+    }
+    uuid::Uuid::try_parse(v)
+        .ok()
+        .filter(|_| v.len() == 32)
+        .map(Some)
+        .ok_or_else(|| S3Error::invalid_argument("Invalid version id specified"))
 }
 
 pub(crate) fn xml_response<T: serde::Serialize>(value: &T) -> Result<Response<Body>, S3Error> {
@@ -267,7 +302,9 @@ async fn dispatch(
         Op::HeadBucket => bucket::head(state, &ctx).await,
         Op::DeleteBucket => bucket::delete(state, &ctx).await,
         Op::GetBucketLocation => bucket::location(state, &ctx).await,
-        Op::GetBucketVersioning => bucket::versioning(state, &ctx).await,
+        Op::GetBucketVersioning => versioning::get(state, &ctx).await,
+        Op::PutBucketVersioning => versioning::put(state, &ctx, body).await,
+        Op::ListObjectVersions => versioning::list(state, &ctx).await,
         Op::GetAcl => access::get_acl(state, &ctx).await,
         Op::PutAcl => access::put_acl(state, &ctx, body).await,
         Op::GetBucketPolicy => access::get_policy(state, &ctx).await,

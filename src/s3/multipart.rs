@@ -5,7 +5,10 @@ use futures::TryStreamExt;
 use http::{HeaderValue, Response, StatusCode};
 
 use super::error::S3Error;
-use super::object::{bucket_key, copy_preconditions, copy_source, put_options, stored, upload};
+use super::object::{
+    bucket_key, copy_preconditions, copy_source, copy_source_error, copy_source_version_header,
+    put_options, stored, upload, version_header,
+};
 use super::xml::{self, NS};
 use super::{body, iso8601, xml_response, Ctx, S3State};
 use crate::checksum::ChecksumAlg;
@@ -96,9 +99,14 @@ fn copy_range(ctx: &Ctx, size: u64) -> Result<Option<ByteRange>, S3Error> {
 pub async fn upload_part_copy(state: &S3State, ctx: &Ctx) -> Result<Response<Body>, S3Error> {
     let (bucket, key) = bucket_key(ctx)?;
     let (id, number) = (upload_id(ctx)?, part_number(ctx)?);
-    let (src_bucket, src_key) = copy_source(ctx)?;
-    let mut reader = state.store.get_object(&src_bucket, &src_key, None).await?;
-    copy_preconditions(ctx, reader.info())?;
+    let (src_bucket, src_key, src_version) = copy_source(ctx)?;
+    let mut reader = state
+        .store
+        .get_version(&src_bucket, &src_key, src_version, None)
+        .await
+        .map_err(copy_source_error)?;
+    let src = reader.info().clone();
+    copy_preconditions(ctx, &src)?;
     if let Some(r) = copy_range(ctx, reader.info().size)? {
         reader.narrow(r)?;
     }
@@ -124,11 +132,13 @@ pub async fn upload_part_copy(state: &S3State, ctx: &Ctx) -> Result<Response<Bod
         )
         .await?;
     quota.commit_part(part.size);
-    xml_response(&xml::CopyPartResult {
+    let mut r = xml_response(&xml::CopyPartResult {
         xmlns: NS,
         last_modified: iso8601(part.mod_time),
         etag: format!("\"{}\"", part.etag),
-    })
+    })?;
+    copy_source_version_header(state, &mut r, &src_bucket, &src).await;
+    Ok(r)
 }
 
 pub async fn complete(state: &S3State, ctx: &Ctx, body: Body) -> Result<Response<Body>, S3Error> {
@@ -156,7 +166,7 @@ pub async fn complete(state: &S3State, ctx: &Ctx, body: Body) -> Result<Response
         state.quotas.completed(bucket, key, info.size, old);
     }
     let get = |alg: ChecksumAlg| info.checksums.get(alg.name()).cloned();
-    xml_response(&xml::CompleteMultipartUploadResult {
+    let mut r = xml_response(&xml::CompleteMultipartUploadResult {
         xmlns: NS,
         location: format!("/{bucket}/{key}"),
         bucket: bucket.to_string(),
@@ -167,7 +177,9 @@ pub async fn complete(state: &S3State, ctx: &Ctx, body: Body) -> Result<Response
         checksum_crc64nvme: get(ChecksumAlg::Crc64Nvme),
         checksum_sha1: get(ChecksumAlg::Sha1),
         checksum_sha256: get(ChecksumAlg::Sha256),
-    })
+    })?;
+    version_header(state, &mut r, bucket, info.version_id).await;
+    Ok(r)
 }
 
 pub async fn abort(state: &S3State, ctx: &Ctx) -> Result<Response<Body>, S3Error> {

@@ -12,7 +12,8 @@ use http::{HeaderValue, Response, StatusCode};
 use super::error::S3Error;
 use super::xml::{self, NS};
 use super::{body, empty, features, http_date, iso8601, xml_response, Ctx, S3State};
-use crate::object::{ByteRange, ObjectInfo, PutOptions, MAX_OBJECT_SIZE};
+use crate::bucket::Versioning;
+use crate::object::{ByteRange, ObjectInfo, PutOptions, VersionRef, MAX_OBJECT_SIZE};
 
 /// Headers kept with an object and returned on GET/HEAD.
 const STORED_HEADERS: &[&str] = &[
@@ -167,8 +168,23 @@ pub async fn put(state: &S3State, ctx: &Ctx, body: Body) -> Result<Response<Body
         .put_object(bucket, key, &mut up.reader, up.size, up.opts)
         .await?;
     quota.commit_object(info.size, old);
-    let r = stored(&info.etag, &up.computed);
+    let mut r = stored(&info.etag, &up.computed);
+    version_header(state, &mut r, bucket, info.version_id).await;
     Ok(r)
+}
+
+/// `x-amz-version-id` on a response about a version of an object in `bucket`: its id, or
+/// `null` for the null version of a bucket that has had versioning (none otherwise).
+pub(super) async fn version_header(
+    state: &S3State,
+    r: &mut Response<Body>,
+    bucket: &str,
+    id: Option<uuid::Uuid>,
+) {
+    let versioned = id.is_some() || matches!(state.store.versioning(bucket).await, Ok(Some(_)));
+    if versioned {
+        insert_owned(r, "x-amz-version-id", &super::version_str(id));
+    }
 }
 
 enum Precondition {
@@ -261,7 +277,8 @@ fn parse_range(v: Option<&str>, size: u64) -> Result<Option<ByteRange>, S3Error>
 
 pub async fn get(state: &S3State, ctx: &Ctx, head: bool) -> Result<Response<Body>, S3Error> {
     let (bucket, key) = bucket_key(ctx)?;
-    let mut reader = state.store.get_object(bucket, key, None).await?;
+    let which = super::version_ref(ctx)?;
+    let mut reader = state.store.get_version(bucket, key, which, None).await?;
     let info = reader.info().clone();
     match preconditions(ctx, "if-", &info) {
         Precondition::Pass => {}
@@ -331,6 +348,7 @@ pub async fn get(state: &S3State, ctx: &Ctx, head: bool) -> Result<Response<Body
     insert(&mut resp, "etag", &format!("\"{}\"", info.etag));
     insert(&mut resp, "last-modified", &http_date(info.mod_time));
     insert(&mut resp, "accept-ranges", "bytes");
+    version_header(state, &mut resp, bucket, info.version_id).await;
     if let Some(r) = range {
         let end = r.start + len.saturating_sub(1);
         insert(
@@ -387,29 +405,63 @@ pub async fn get(state: &S3State, ctx: &Ctx, head: bool) -> Result<Response<Body
 }
 
 /// The size of the object a quota-tracked write to `bucket/key` replaces (`None`: none, or
-/// no quota covers it, so nobody needs to know).
+/// no quota covers it, so nobody needs to know). With versioning enabled a write replaces
+/// nothing; suspended, it replaces the null version.
 pub(super) async fn replaced_size(state: &S3State, bucket: &str, key: &str) -> Option<u64> {
     if !state.quotas.covers(bucket, key).await {
         return None;
     }
-    let info = state.store.head_object(bucket, key).await.ok()?;
+    let which = match state.store.versioning(bucket).await.ok()? {
+        None => VersionRef::Latest,
+        Some(Versioning::Suspended) => VersionRef::Id(None),
+        Some(Versioning::Enabled) => return None,
+    };
+    let info = state.store.head_version(bucket, key, which).await.ok()?;
     Some(info.size)
 }
 
-/// Delete one object, telling the quotas that cover it.
-async fn delete_one(state: &S3State, bucket: &str, key: &str) -> Result<(), S3Error> {
-    let size = replaced_size(state, bucket, key).await;
-    state.store.delete_object(bucket, key).await?;
+/// Delete one object or version, telling the quotas that cover it. A delete marker frees
+/// nothing; removing a version frees its size.
+async fn delete_one(
+    state: &S3State,
+    bucket: &str,
+    key: &str,
+    which: VersionRef,
+) -> Result<crate::object::Deleted, S3Error> {
+    let size = match which {
+        // What a marker replaces (suspended: the null version; enabled: nothing).
+        VersionRef::Latest => replaced_size(state, bucket, key).await,
+        VersionRef::Id(_) if state.quotas.covers(bucket, key).await => state
+            .store
+            .head_version(bucket, key, which)
+            .await
+            .ok()
+            .map(|i| i.size),
+        VersionRef::Id(_) => None,
+    };
+    let deleted = state.store.delete_version(bucket, key, which).await?;
     if let Some(size) = size {
         state.quotas.deleted(bucket, key, size);
     }
-    Ok(())
+    Ok(deleted)
 }
 
 pub async fn delete(state: &S3State, ctx: &Ctx) -> Result<Response<Body>, S3Error> {
     let (bucket, key) = bucket_key(ctx)?;
-    delete_one(state, bucket, key).await?;
-    Ok(empty(StatusCode::NO_CONTENT))
+    let which = super::version_ref(ctx)?;
+    let deleted = delete_one(state, bucket, key, which).await?;
+    let mut r = empty(StatusCode::NO_CONTENT);
+    if deleted.versioned {
+        insert_owned(
+            &mut r,
+            "x-amz-version-id",
+            &super::version_str(deleted.version_id),
+        );
+    }
+    if deleted.delete_marker {
+        insert(&mut r, "x-amz-delete-marker", "true");
+    }
+    Ok(r)
 }
 
 pub async fn delete_many(
@@ -442,28 +494,41 @@ pub async fn delete_many(
         errors: Vec::new(),
     };
     for o in req.objects {
-        let outcome = match o.version_id.as_deref() {
-            Some(v) if v != "null" => Err(S3Error::new(
-                "NoSuchVersion",
-                StatusCode::NOT_FOUND,
-                "The specified version does not exist.",
-            )),
-            _ => {
+        let which = match o.version_id.as_deref() {
+            None => Ok(VersionRef::Latest),
+            Some(v) => super::parse_version(v).map(VersionRef::Id),
+        };
+        let outcome = match which {
+            Err(e) => Err(e),
+            Ok(which) => {
+                let mut need = super::authz::need_of(super::Op::DeleteObject, true);
+                if which != VersionRef::Latest {
+                    need.action = "s3:DeleteObjectVersion";
+                }
                 let q = super::authz::Question {
-                    need: super::authz::need_of(super::Op::DeleteObject, true),
+                    need,
                     bucket: Some(bucket),
                     key: Some(&o.key),
                     object_acl: None,
                 };
                 match super::authz::require(state, ctx, config.as_deref(), &q) {
-                    Ok(()) => delete_one(state, bucket, &o.key).await,
+                    Ok(()) => delete_one(state, bucket, &o.key, which).await,
                     Err(e) => Err(e),
                 }
             }
         };
         match outcome {
-            Ok(()) if !quiet => result.deleted.push(xml::DeletedXml { key: o.key }),
-            Ok(()) => {}
+            Ok(d) if !quiet => {
+                let id = d.versioned.then(|| super::version_str(d.version_id));
+                let by_id = o.version_id.is_some();
+                result.deleted.push(xml::DeletedXml {
+                    key: o.key,
+                    version_id: if by_id { o.version_id } else { None },
+                    delete_marker: d.delete_marker.then_some(true),
+                    delete_marker_version_id: if d.delete_marker { id } else { None },
+                })
+            }
+            Ok(_) => {}
             Err(e) => result.errors.push(xml::DeleteErrorXml {
                 key: o.key,
                 code: e.code.to_string(),
@@ -474,8 +539,8 @@ pub async fn delete_many(
     xml_response(&result)
 }
 
-/// `x-amz-copy-source`: `[/]bucket/key[?versionId=null]`, URL-encoded.
-pub(super) fn copy_source(ctx: &Ctx) -> Result<(String, String), S3Error> {
+/// `x-amz-copy-source`: `[/]bucket/key[?versionId=ID]`, URL-encoded.
+pub(super) fn copy_source(ctx: &Ctx) -> Result<(String, String, VersionRef), S3Error> {
     let raw = ctx
         .header("x-amz-copy-source")
         .ok_or_else(|| S3Error::invalid_argument("missing x-amz-copy-source"))?;
@@ -483,15 +548,16 @@ pub(super) fn copy_source(ctx: &Ctx) -> Result<(String, String), S3Error> {
         Some((p, v)) => (p, Some(v)),
         None => (raw, None),
     };
-    if version.is_some_and(|v| v != "null") {
-        return Err(S3Error::invalid_argument("Invalid version id specified"));
-    }
+    let which = match version {
+        None => VersionRef::Latest,
+        Some(v) => VersionRef::Id(super::parse_version(v)?),
+    };
     let decoded = percent_encoding::percent_decode_str(path)
         .decode_utf8()
         .map_err(|_| S3Error::invalid_argument("Invalid copy source encoding"))?;
     let decoded = decoded.strip_prefix('/').unwrap_or(&decoded);
     match decoded.split_once('/') {
-        Some((b, k)) if !b.is_empty() && !k.is_empty() => Ok((b.to_string(), k.to_string())),
+        Some((b, k)) if !b.is_empty() && !k.is_empty() => Ok((b.to_string(), k.to_string(), which)),
         _ => Err(S3Error::invalid_argument(
             "Copy Source must mention the source bucket and key: sourcebucket/sourcekey",
         )),
@@ -509,18 +575,22 @@ pub(super) fn copy_preconditions(ctx: &Ctx, src: &ObjectInfo) -> Result<(), S3Er
 pub async fn copy(state: &S3State, ctx: &Ctx) -> Result<Response<Body>, S3Error> {
     let (bucket, key) = bucket_key(ctx)?;
     let condition = features::write_condition(ctx)?;
-    let (src_bucket, src_key) = copy_source(ctx)?;
+    let (src_bucket, src_key, src_version) = copy_source(ctx)?;
     let replace = match ctx.header("x-amz-metadata-directive") {
         None | Some("COPY") => false,
         Some("REPLACE") => true,
         Some(_) => return Err(S3Error::invalid_argument("Unknown metadata directive.")),
     };
-    if src_bucket == bucket && src_key == key && !replace {
+    if src_bucket == bucket && src_key == key && !replace && src_version == VersionRef::Latest {
         return Err(S3Error::invalid_request(
             "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes.",
         ));
     }
-    let src = state.store.head_object(&src_bucket, &src_key).await?;
+    let src = state
+        .store
+        .head_version(&src_bucket, &src_key, src_version)
+        .await
+        .map_err(copy_source_error)?;
     copy_preconditions(ctx, &src)?;
     // A copy gets the ACL its request asks for, never the source's.
     let acl = super::access::object_write_acl(state, ctx).await?;
@@ -546,14 +616,55 @@ pub async fn copy(state: &S3State, ctx: &Ctx) -> Result<Response<Body>, S3Error>
         .await?;
     let info = state
         .store
-        .copy_object(&src_bucket, &src_key, bucket, key, opts, condition)
-        .await?;
+        .copy_object(
+            (&src_bucket, &src_key, src_version),
+            bucket,
+            key,
+            opts,
+            condition,
+        )
+        .await
+        .map_err(copy_source_error)?;
     quota.commit_object(info.size, old);
-    xml_response(&xml::CopyObjectResult {
+    let mut r = xml_response(&xml::CopyObjectResult {
         xmlns: NS,
         last_modified: iso8601(info.mod_time),
         etag: format!("\"{}\"", info.etag),
-    })
+    })?;
+    copy_source_version_header(state, &mut r, &src_bucket, &src).await;
+    version_header(state, &mut r, bucket, info.version_id).await;
+    Ok(r)
+}
+
+/// A copy whose source is a delete marker: S3 answers 404 (latest) or 400 (by id).
+pub(super) fn copy_source_error(e: crate::object::ObjectError) -> S3Error {
+    match e {
+        crate::object::ObjectError::DeleteMarker { by_id: true, .. } => S3Error::invalid_request(
+            "The source of a copy request may not specifically refer to a delete marker by version id.",
+        ),
+        crate::object::ObjectError::DeleteMarker { by_id: false, .. } => {
+            crate::object::ObjectError::NoSuchKey.into()
+        }
+        e => e.into(),
+    }
+}
+
+/// `x-amz-copy-source-version-id`: the version a copy read, when its bucket is versioned.
+pub(super) async fn copy_source_version_header(
+    state: &S3State,
+    r: &mut Response<Body>,
+    src_bucket: &str,
+    src: &ObjectInfo,
+) {
+    let versioned =
+        src.version_id.is_some() || matches!(state.store.versioning(src_bucket).await, Ok(Some(_)));
+    if versioned {
+        insert_owned(
+            r,
+            "x-amz-copy-source-version-id",
+            &super::version_str(src.version_id),
+        );
+    }
 }
 
 #[cfg(test)]

@@ -21,6 +21,8 @@ pub enum Op {
     DeleteBucket,
     GetBucketLocation,
     GetBucketVersioning,
+    PutBucketVersioning,
+    ListObjectVersions,
     GetAcl,
     PutAcl,
     ListObjects {
@@ -55,13 +57,15 @@ pub enum Op {
 
 impl Op {
     /// Every operation the router produces, in the order of [`Op::name`]'s table.
-    pub const ALL: [Op; 34] = [
+    pub const ALL: [Op; 36] = [
         Op::ListBuckets,
         Op::CreateBucket,
         Op::HeadBucket,
         Op::DeleteBucket,
         Op::GetBucketLocation,
         Op::GetBucketVersioning,
+        Op::PutBucketVersioning,
+        Op::ListObjectVersions,
         Op::GetAcl,
         Op::PutAcl,
         Op::ListObjects { v2: false },
@@ -104,6 +108,8 @@ impl Op {
             Op::DeleteBucket => "DeleteBucket",
             Op::GetBucketLocation => "GetBucketLocation",
             Op::GetBucketVersioning => "GetBucketVersioning",
+            Op::PutBucketVersioning => "PutBucketVersioning",
+            Op::ListObjectVersions => "ListObjectVersions",
             Op::GetAcl => "GetAcl",
             Op::PutAcl => "PutAcl",
             Op::DeleteObjects => "DeleteObjects",
@@ -163,7 +169,6 @@ const UNIMPLEMENTED: &[&str] = &[
     "session",
     "tagging",
     "torrent",
-    "versions",
     "website",
 ];
 
@@ -175,6 +180,7 @@ const BUCKET_ONLY: &[&str] = &[
     "ownershipControls",
     "location",
     "versioning",
+    "versions",
 ];
 
 /// Split a raw path (and an optional virtual-host bucket) into bucket and key.
@@ -204,9 +210,7 @@ pub fn route(ctx: &Ctx) -> Result<Op, S3Error> {
         )));
     }
     if let Some(v) = ctx.query("versionId") {
-        if v != "null" {
-            return Err(S3Error::invalid_argument("Invalid version id specified"));
-        }
+        super::parse_version(v)?;
     }
     let m = &ctx.method;
     let Some(_) = &ctx.target.bucket else {
@@ -232,13 +236,14 @@ pub fn route(ctx: &Ctx) -> Result<Op, S3Error> {
             Method::DELETE if has("ownershipControls") => Ok(Op::DeleteOwnershipControls),
             Method::GET if has("location") => Ok(Op::GetBucketLocation),
             Method::GET if has("versioning") => Ok(Op::GetBucketVersioning),
+            Method::GET if has("versions") => Ok(Op::ListObjectVersions),
             Method::GET if has("uploads") => Ok(Op::ListMultipartUploads),
             Method::GET if has("acl") => Ok(Op::GetAcl),
             Method::GET => Ok(Op::ListObjects {
                 v2: ctx.query("list-type") == Some("2"),
             }),
             Method::PUT if has("acl") => Ok(Op::PutAcl),
-            Method::PUT if has("versioning") => Err(S3Error::not_implemented("Bucket versioning")),
+            Method::PUT if has("versioning") => Ok(Op::PutBucketVersioning),
             Method::PUT => Ok(Op::CreateBucket),
             Method::HEAD => Ok(Op::HeadBucket),
             Method::DELETE => Ok(Op::DeleteBucket),

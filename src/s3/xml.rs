@@ -82,6 +82,92 @@ pub struct LocationConstraintXml {
 pub struct VersioningConfiguration {
     #[serde(rename = "@xmlns")]
     pub xmlns: &'static str,
+    #[serde(rename = "Status", skip_serializing_if = "Option::is_none")]
+    pub status: Option<&'static str>,
+}
+
+/// `PutBucketVersioning`'s body.
+#[derive(Deserialize)]
+pub struct VersioningIn {
+    #[serde(rename = "Status", default)]
+    pub status: Option<String>,
+    #[serde(rename = "MfaDelete", default)]
+    pub mfa_delete: Option<String>,
+}
+
+/// `ListObjectVersions`' answer: versions and delete markers interleaved in listing order.
+#[derive(Serialize)]
+#[serde(rename = "ListVersionsResult")]
+pub struct ListVersionsResult {
+    #[serde(rename = "@xmlns")]
+    pub xmlns: &'static str,
+    #[serde(rename = "Name")]
+    pub name: String,
+    #[serde(rename = "Prefix")]
+    pub prefix: String,
+    #[serde(rename = "KeyMarker")]
+    pub key_marker: String,
+    #[serde(rename = "VersionIdMarker")]
+    pub version_id_marker: String,
+    #[serde(rename = "NextKeyMarker", skip_serializing_if = "Option::is_none")]
+    pub next_key_marker: Option<String>,
+    #[serde(
+        rename = "NextVersionIdMarker",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub next_version_id_marker: Option<String>,
+    #[serde(rename = "MaxKeys")]
+    pub max_keys: usize,
+    #[serde(rename = "Delimiter", skip_serializing_if = "Option::is_none")]
+    pub delimiter: Option<String>,
+    #[serde(rename = "EncodingType", skip_serializing_if = "Option::is_none")]
+    pub encoding_type: Option<&'static str>,
+    #[serde(rename = "IsTruncated")]
+    pub is_truncated: bool,
+    #[serde(rename = "$value")]
+    pub entries: Vec<VersionEntry>,
+    #[serde(rename = "CommonPrefixes")]
+    pub common_prefixes: Vec<CommonPrefixXml>,
+}
+
+#[derive(Serialize)]
+pub enum VersionEntry {
+    Version(VersionXml),
+    DeleteMarker(DeleteMarkerXml),
+}
+
+#[derive(Serialize)]
+pub struct VersionXml {
+    #[serde(rename = "Key")]
+    pub key: String,
+    #[serde(rename = "VersionId")]
+    pub version_id: String,
+    #[serde(rename = "IsLatest")]
+    pub is_latest: bool,
+    #[serde(rename = "LastModified")]
+    pub last_modified: String,
+    #[serde(rename = "ETag")]
+    pub etag: String,
+    #[serde(rename = "Size")]
+    pub size: u64,
+    #[serde(rename = "StorageClass")]
+    pub storage_class: &'static str,
+    #[serde(rename = "Owner")]
+    pub owner: Owner,
+}
+
+#[derive(Serialize)]
+pub struct DeleteMarkerXml {
+    #[serde(rename = "Key")]
+    pub key: String,
+    #[serde(rename = "VersionId")]
+    pub version_id: String,
+    #[serde(rename = "IsLatest")]
+    pub is_latest: bool,
+    #[serde(rename = "LastModified")]
+    pub last_modified: String,
+    #[serde(rename = "Owner")]
+    pub owner: Owner,
 }
 
 #[derive(Deserialize, Default)]
@@ -203,6 +289,15 @@ pub struct DeleteResult {
 pub struct DeletedXml {
     #[serde(rename = "Key")]
     pub key: String,
+    #[serde(rename = "VersionId", skip_serializing_if = "Option::is_none")]
+    pub version_id: Option<String>,
+    #[serde(rename = "DeleteMarker", skip_serializing_if = "Option::is_none")]
+    pub delete_marker: Option<bool>,
+    #[serde(
+        rename = "DeleteMarkerVersionId",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub delete_marker_version_id: Option<String>,
 }
 
 #[derive(Serialize)]
