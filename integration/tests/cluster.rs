@@ -838,3 +838,103 @@ fn access_changes_on_one_node_are_enforced_on_another_within_a_second() {
         assert_eq!(e.code(), Some("NoSuchBucket"));
     });
 }
+
+/// Versions made through node 1 (with versioning enabled through node 1) are read by id,
+/// listed in the same order and deleted by id through node 3: ids and ordering are the
+/// deployment's, not a node's.
+#[test]
+fn versions_written_through_one_node_are_the_same_on_another() {
+    use aws_sdk_s3::types::{BucketVersioningStatus, VersioningConfiguration};
+    let cl = Cluster::start(4, 1, &[]);
+    let (c1, c3) = (client(&cl.endpoint(0)), client(&cl.endpoint(2)));
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    rt.block_on(async {
+        c1.create_bucket()
+            .bucket("vers")
+            .send()
+            .await
+            .expect("bucket");
+        c1.put_bucket_versioning()
+            .bucket("vers")
+            .versioning_configuration(
+                VersioningConfiguration::builder()
+                    .status(BucketVersioningStatus::Enabled)
+                    .build(),
+            )
+            .send()
+            .await
+            .expect("enable");
+        let mut ids = Vec::new();
+        for body in ["a", "bb", "ccc"] {
+            let r = c1
+                .put_object()
+                .bucket("vers")
+                .key("k")
+                .body(ByteStream::from_static(body.as_bytes()))
+                .send()
+                .await
+                .expect("put");
+            ids.push(r.version_id.expect("version id"));
+        }
+        let listed = c3
+            .list_object_versions()
+            .bucket("vers")
+            .send()
+            .await
+            .expect("list on node 3");
+        let seen: Vec<&str> = listed
+            .versions()
+            .iter()
+            .filter_map(|v| v.version_id())
+            .collect();
+        let newest_first: Vec<&str> = ids.iter().rev().map(String::as_str).collect();
+        assert_eq!(seen, newest_first);
+        let old = c3
+            .get_object()
+            .bucket("vers")
+            .key("k")
+            .version_id(&ids[0])
+            .send()
+            .await
+            .expect("get by id on node 3");
+        assert_eq!(
+            old.body
+                .collect()
+                .await
+                .expect("body")
+                .into_bytes()
+                .as_ref(),
+            b"a"
+        );
+        // The setting reaches node 3's cache within a second.
+        let start = Instant::now();
+        loop {
+            let v = c3
+                .get_bucket_versioning()
+                .bucket("vers")
+                .send()
+                .await
+                .expect("status on node 3");
+            if v.status() == Some(&BucketVersioningStatus::Enabled) {
+                break;
+            }
+            assert!(start.elapsed() < Duration::from_secs(1), "not within 1 s");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        c3.delete_object()
+            .bucket("vers")
+            .key("k")
+            .version_id(&ids[2])
+            .send()
+            .await
+            .expect("delete by id on node 3");
+        let latest = c1
+            .get_object()
+            .bucket("vers")
+            .key("k")
+            .send()
+            .await
+            .expect("get on node 1");
+        assert_eq!(latest.version_id(), Some(ids[1].as_str()));
+    });
+}

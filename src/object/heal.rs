@@ -8,7 +8,7 @@ use cairn_erasure::{bitrot, Erasure};
 use uuid::Uuid;
 
 use super::put::cleanup;
-use super::quorum::{agree_on, agree_ref, agreed_versions, fan_out, VersionRef};
+use super::quorum::{agree_on, agreed_versions, agreement_on, copies, fan_out};
 use super::{check_bucket, check_key, ObjectError, ObjectResult, Store, LOCK_TIMEOUT};
 use crate::drive::{DriveError, FileRef, StagedData};
 use crate::meta::{ObjectMeta, Version};
@@ -179,19 +179,30 @@ impl Store {
             // quorum behind them are debris to remove.
             match agree_on(set, copies(&results)) {
                 Err(ObjectError::NoSuchKey) if !opts.dry_run => {
-                    report.dangling_removed =
-                        self.remove_dangling(set, bucket, key, &[], false).await;
+                    report.dangling_removed = self
+                        .remove_dangling(set, bucket, key, &[], Some(results), false)
+                        .await;
                     return Ok(report);
                 }
                 Err(e) => return Err(e),
                 Ok(_) => return Err(ObjectError::Internal("agreement without versions".into())),
             }
         }
+        // Each drive's metadata decoded once, shared by the agreement on every version.
+        let decoded: Vec<Option<std::sync::Arc<ObjectMeta>>> = results
+            .iter()
+            .map(|r| {
+                r.as_ref()
+                    .ok()
+                    .and_then(|b| ObjectMeta::decode(b).ok())
+                    .map(std::sync::Arc::new)
+            })
+            .collect();
         let mut bad = vec![false; set.size()];
         let mut failed = vec![false; set.size()];
         let mut offline = vec![false; set.size()];
         for v in &versions {
-            let agreed = agree_ref(set, copies(&results), VersionRef::Id(v.version_id))?;
+            let agreed = agreement_on(&decoded, v);
             let r = self.heal_version(set, bucket, key, &agreed, opts).await?;
             for i in 0..set.size() {
                 bad[i] |= r.targets.contains(&i);
@@ -203,8 +214,11 @@ impl Store {
         report.bad_drives = bad.iter().filter(|b| **b).count();
         report.offline_drives = (0..set.size()).filter(|&i| offline[i] || failed[i]).count();
         report.healed_drives = (0..set.size()).filter(|&i| bad[i] && !failed[i]).count();
+        // Unless something was rewritten, the metadata read above is still what the drives
+        // hold (the key is locked).
+        let current = (report.healed_drives == 0).then_some(results);
         report.dangling_removed = self
-            .remove_dangling(set, bucket, key, &versions, opts.dry_run)
+            .remove_dangling(set, bucket, key, &versions, current, opts.dry_run)
             .await;
         report.orphans_removed = self.sweep_orphans(set, bucket, key, opts.dry_run).await;
         Ok(report)
@@ -587,15 +601,20 @@ impl Store {
     /// that missed some drives) are removed from the drives holding them once older than the
     /// grace period. `agreed` are the versions a quorum backs. Returns how many drives had
     /// such copies (with `count_only`, would have).
+    #[allow(clippy::too_many_arguments)]
     async fn remove_dangling(
         &self,
         set: &super::ErasureSet,
         bucket: &str,
         key: &str,
         agreed: &[Version],
+        metas: Option<Vec<crate::drive::DriveResult<Bytes>>>,
         count_only: bool,
     ) -> usize {
-        let metas = fan_out(&set.drives, |_, d| d.read_meta(bucket, key)).await;
+        let metas = match metas {
+            Some(m) => m,
+            None => fan_out(&set.drives, |_, d| d.read_meta(bucket, key)).await,
+        };
         if metas.iter().any(|r| {
             !matches!(
                 r,
@@ -649,17 +668,4 @@ struct VersionHeal {
     healed: Vec<usize>,
     offline: Vec<usize>,
     bytes: u64,
-}
-
-/// The same answers again (drive errors are not `Clone`; agreement needs only their kind).
-fn copies(results: &[crate::drive::DriveResult<Bytes>]) -> Vec<crate::drive::DriveResult<Bytes>> {
-    results
-        .iter()
-        .map(|r| match r {
-            Ok(b) => Ok(b.clone()),
-            Err(DriveError::NotFound) => Err(DriveError::NotFound),
-            Err(DriveError::BucketNotFound) => Err(DriveError::BucketNotFound),
-            Err(_) => Err(DriveError::NotDone("unreadable")),
-        })
-        .collect()
 }

@@ -72,8 +72,9 @@ impl VersionRef {
 pub(crate) struct Agreed {
     /// The agreed version, as stored on one agreeing drive.
     pub latest: Version,
-    /// Per drive position: its full metadata when its copy of the version is the agreed one.
-    pub metas: Vec<Option<ObjectMeta>>,
+    /// Per drive position: its full metadata when its copy of the version is the agreed one
+    /// (shared: heal agrees on every version of one read).
+    pub metas: Vec<Option<std::sync::Arc<ObjectMeta>>>,
     /// True when some drive answered but disagreed, or did not answer: a heal candidate.
     pub degraded: bool,
     /// Which version was agreed on.
@@ -83,7 +84,7 @@ pub(crate) struct Agreed {
 impl Agreed {
     /// This drive position's copy of the agreed version.
     pub fn version_at(&self, i: usize) -> Option<&Version> {
-        self.metas[i].as_ref().and_then(|m| self.which.of(m))
+        self.metas[i].as_deref().and_then(|m| self.which.of(m))
     }
 }
 
@@ -187,7 +188,13 @@ pub(crate) fn agree_ref(
     let metas = metas
         .into_iter()
         .enumerate()
-        .map(|(i, m)| if members.contains(&i) { m } else { None })
+        .map(|(i, m)| {
+            if members.contains(&i) {
+                m.map(std::sync::Arc::new)
+            } else {
+                None
+            }
+        })
         .collect();
     Ok(Agreed {
         latest,
@@ -204,7 +211,17 @@ pub(crate) fn judge_on(
     results: &[DriveResult<Bytes>],
     cond: &crate::object::WriteCondition,
 ) -> ObjectResult<()> {
-    let copies = results
+    cond.judge(
+        agree_on(set, copies(results))
+            .as_ref()
+            .map(|a| &a.latest)
+            .map_err(clone_err),
+    )
+}
+
+/// The same answers again (drive errors are not `Clone`; agreement needs only their kind).
+pub(crate) fn copies(results: &[DriveResult<Bytes>]) -> Vec<DriveResult<Bytes>> {
+    results
         .iter()
         .map(|r| match r {
             Ok(b) => Ok(b.clone()),
@@ -212,13 +229,7 @@ pub(crate) fn judge_on(
             Err(DriveError::BucketNotFound) => Err(DriveError::BucketNotFound),
             Err(_) => Err(DriveError::NotDone("unreadable")),
         })
-        .collect();
-    cond.judge(
-        agree_on(set, copies)
-            .as_ref()
-            .map(|a| &a.latest)
-            .map_err(clone_err),
-    )
+        .collect()
 }
 
 /// Judge a write's condition before the write begins.
@@ -252,6 +263,28 @@ pub(crate) fn write_ok<T>(results: &[DriveResult<T>], need: usize) -> ObjectResu
         Err(ObjectError::WriteQuorum { ok, need })
     } else {
         Ok(ok)
+    }
+}
+
+/// The agreement on `v` (one of [`agreed_versions`]) over metadata already decoded: the
+/// drives whose copy of `v`'s id is `v` itself.
+pub(crate) fn agreement_on(metas: &[Option<std::sync::Arc<ObjectMeta>>], v: &Version) -> Agreed {
+    let metas: Vec<_> = metas
+        .iter()
+        .map(|m| {
+            m.as_ref()
+                .filter(|m| {
+                    m.version(v.version_id)
+                        .is_some_and(|c| c.signature() == v.signature())
+                })
+                .cloned()
+        })
+        .collect();
+    Agreed {
+        latest: v.clone(),
+        degraded: metas.iter().any(Option::is_none),
+        metas,
+        which: VersionRef::Id(v.version_id),
     }
 }
 
