@@ -456,18 +456,43 @@ fn crash_before_flush_keeps_the_previous_version() {
     make_bucket(&server, "crash");
     let mut mount = Mount::start(&server, "crash", &[]);
     fs::write(mount.path.join("f"), b"version one").expect("write v1");
-    let mut open = OpenOptions::new()
-        .write(true)
-        .open(mount.path.join("f"))
-        .expect("open");
-    open.write_all(b"VERSION TWO, never flushed")
-        .expect("write v2");
-    let mut fresh = fs::File::create(mount.path.join("new")).expect("create");
-    fresh.write_all(&vec![9u8; 40 << 20]).expect("write new"); // streamed parts in flight
-                                                               // Close the files only once the killed mount is entirely gone, or their flush could
-                                                               // still be served (and upload what the test says was never flushed).
+    // The unflushed files are held by a helper process, not by this one: every process this
+    // test binary spawns (other tests run in parallel) starts as a fork holding copies of
+    // this process's descriptors, and closing those copies at exec sends FUSE a FLUSH — an
+    // upload of what the test says was never flushed. The helper neither forks nor
+    // duplicates its descriptors (a shell's redirections would: each restore is a close).
+    let script = r#"
+import os, sys, time
+def write_all(fd, data):
+    while data:
+        data = data[os.write(fd, data):]
+f = os.open(sys.argv[1], os.O_RDWR)
+write_all(f, b"VERSION TWO, never flushed")
+n = os.open(sys.argv[2], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+for _ in range(40):
+    write_all(n, b"\x09" * (1 << 20))  # streamed parts in flight
+print("ready", flush=True)
+time.sleep(600)
+"#;
+    let mut holder = std::process::Command::new("python3")
+        .args(["-c", script])
+        .arg(mount.path.join("f"))
+        .arg(mount.path.join("new"))
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3");
+    let mut ready = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(holder.stdout.take().expect("stdout")),
+        &mut ready,
+    )
+    .expect("helper output");
+    assert_eq!(ready.trim(), "ready", "the helper wrote its files");
+    // kill -9 the mount (waiting until all its threads are gone), then the holder: its
+    // files close against a dead connection.
     mount.kill();
-    drop((open, fresh));
+    let _ = holder.kill();
+    let _ = holder.wait();
     mount.unmount();
     let again = Mount::start(&server, "crash", &[]);
     assert_eq!(
