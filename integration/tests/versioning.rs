@@ -1,13 +1,20 @@
-//! Bucket versioning against the real binary: aws-sdk-s3 through every versioned operation
-//! (ids, delete markers, the null version, suspended writes, listings paged across versions
-//! and markers, copies and batch deletes by version), and boto3 emptying a versioned bucket
-//! the way backup tools and test harnesses do before deleting it. One server per test.
+//! Bucket versioning and tags against the real binary: aws-sdk-s3 through every versioned
+//! operation (ids, delete markers, the null version, suspended writes, listings paged across
+//! versions and markers, copies and batch deletes by version), boto3 emptying a versioned
+//! bucket the way backup tools and test harnesses do before deleting it, object lock
+//! (governance with and without the bypass permission, compliance against root, legal hold,
+//! default retention, multipart under lock), and object and bucket tags with AWS's limits.
+//! One server per test.
 
 use std::process::Command;
 
 use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::primitives::DateTime;
 use aws_sdk_s3::types::{
-    BucketVersioningStatus, Delete, ObjectIdentifier, VersioningConfiguration,
+    BucketVersioningStatus, CompletedMultipartUpload, CompletedPart, DefaultRetention, Delete,
+    ObjectIdentifier, ObjectLockConfiguration, ObjectLockEnabled, ObjectLockLegalHold,
+    ObjectLockLegalHoldStatus, ObjectLockMode, ObjectLockRetention, ObjectLockRetentionMode,
+    ObjectLockRule, Tag, Tagging, TaggingDirective, VersioningConfiguration,
 };
 use aws_sdk_s3::Client;
 use cairn_integration::{client, require_tool, Server};
@@ -408,4 +415,619 @@ async fn heal_rebuilds_all_fifty_versions_of_a_key() {
     let (listed, markers) = all_versions(&c, b, 1000).await;
     assert_eq!((listed.len(), markers.len()), (50, 5));
     assert!(markers[0].2, "the last marker is the latest version");
+}
+
+fn tagging(pairs: &[(&str, &str)]) -> Tagging {
+    let mut t = Tagging::builder();
+    for (k, v) in pairs {
+        t = t.tag_set(Tag::builder().key(*k).value(*v).build().expect("tag"));
+    }
+    t.build().expect("tagging")
+}
+
+async fn object_tags(c: &Client, b: &str, k: &str, version: Option<&str>) -> Vec<(String, String)> {
+    let r = c
+        .get_object_tagging()
+        .bucket(b)
+        .key(k)
+        .set_version_id(version.map(String::from))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("tags of {k}: {e:?}"));
+    r.tag_set()
+        .iter()
+        .map(|t| (t.key().to_string(), t.value().to_string()))
+        .collect()
+}
+
+fn pairs(p: &[(&str, &str)]) -> Vec<(String, String)> {
+    p.iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+fn error_code<E: aws_sdk_s3::error::ProvideErrorMetadata>(e: &E) -> String {
+    e.code().unwrap_or("?").to_string()
+}
+
+#[tokio::test]
+async fn tags_on_objects_versions_and_buckets_with_their_limits() {
+    let s = Server::start_with(4, &[]);
+    let c = client(&s);
+    let b = "tags";
+    c.create_bucket().bucket(b).send().await.expect("bucket");
+    // On PUT (URL query form), counted on GET and HEAD, read and replaced by `?tagging`.
+    c.put_object()
+        .bucket(b)
+        .key("k")
+        .tagging("team=storage&note=two%20words")
+        .body(ByteStream::from_static(b"x"))
+        .send()
+        .await
+        .expect("put with tags");
+    assert_eq!(
+        object_tags(&c, b, "k", None).await,
+        pairs(&[("team", "storage"), ("note", "two words")])
+    );
+    let got = c.get_object().bucket(b).key("k").send().await.expect("get");
+    assert_eq!(got.tag_count(), Some(2));
+    c.put_object_tagging()
+        .bucket(b)
+        .key("k")
+        .tagging(tagging(&[("ключ", "значение + / @ : = . _ -")]))
+        .send()
+        .await
+        .expect("unicode tags");
+    assert_eq!(
+        object_tags(&c, b, "k", None).await,
+        pairs(&[("ключ", "значение + / @ : = . _ -")])
+    );
+    // AWS's limits and errors.
+    let eleven: Vec<(String, String)> = (0..11).map(|i| (format!("k{i}"), "v".into())).collect();
+    let many: Vec<(&str, &str)> = eleven
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    for (tags, code) in [
+        (many.clone(), "BadRequest"),
+        (vec![("aws:reserved", "v")], "InvalidTag"),
+        (vec![("bad*char", "v")], "InvalidTag"),
+        (vec![("dup", "1"), ("dup", "2")], "InvalidTag"),
+    ] {
+        let e = c
+            .put_object_tagging()
+            .bucket(b)
+            .key("k")
+            .tagging(tagging(&tags))
+            .send()
+            .await
+            .expect_err("refused");
+        assert_eq!(
+            e.as_service_error().map(error_code),
+            Some(code.to_string()),
+            "{tags:?}"
+        );
+    }
+    let long = "k".repeat(129);
+    let e = c
+        .put_object()
+        .bucket(b)
+        .key("long")
+        .tagging(format!("{long}=v"))
+        .body(ByteStream::from_static(b"x"))
+        .send()
+        .await
+        .expect_err("a 129-character key");
+    assert_eq!(
+        e.as_service_error().map(error_code),
+        Some("InvalidTag".to_string())
+    );
+    // Copies take the source's tags, or the request's with REPLACE.
+    c.copy_object()
+        .bucket(b)
+        .key("copy")
+        .copy_source(format!("{b}/k"))
+        .send()
+        .await
+        .expect("copy");
+    assert_eq!(object_tags(&c, b, "copy", None).await.len(), 1);
+    c.copy_object()
+        .bucket(b)
+        .key("copy2")
+        .copy_source(format!("{b}/k"))
+        .tagging_directive(TaggingDirective::Replace)
+        .tagging("fresh=1")
+        .send()
+        .await
+        .expect("copy replacing tags");
+    assert_eq!(
+        object_tags(&c, b, "copy2", None).await,
+        pairs(&[("fresh", "1")])
+    );
+    // Multipart uploads carry the tags of their creation.
+    let up = c
+        .create_multipart_upload()
+        .bucket(b)
+        .key("mp")
+        .tagging("mp=yes")
+        .send()
+        .await
+        .expect("create");
+    let id = up.upload_id().expect("id").to_string();
+    let part = c
+        .upload_part()
+        .bucket(b)
+        .key("mp")
+        .upload_id(&id)
+        .part_number(1)
+        .body(ByteStream::from_static(b"part"))
+        .send()
+        .await
+        .expect("part");
+    c.complete_multipart_upload()
+        .bucket(b)
+        .key("mp")
+        .upload_id(&id)
+        .multipart_upload(
+            CompletedMultipartUpload::builder()
+                .parts(
+                    CompletedPart::builder()
+                        .part_number(1)
+                        .e_tag(part.e_tag().unwrap_or_default())
+                        .build(),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .expect("complete");
+    assert_eq!(
+        object_tags(&c, b, "mp", None).await,
+        pairs(&[("mp", "yes")])
+    );
+    c.delete_object_tagging()
+        .bucket(b)
+        .key("mp")
+        .send()
+        .await
+        .expect("delete tags");
+    assert!(object_tags(&c, b, "mp", None).await.is_empty());
+
+    // Each version has its own tags.
+    set_versioning(&c, b, BucketVersioningStatus::Enabled).await;
+    let v1 = c
+        .put_object()
+        .bucket(b)
+        .key("v")
+        .tagging("n=1")
+        .body(ByteStream::from_static(b"1"))
+        .send()
+        .await
+        .expect("v1")
+        .version_id
+        .expect("id");
+    put(&c, b, "v", b"2").await;
+    let r = c
+        .put_object_tagging()
+        .bucket(b)
+        .key("v")
+        .version_id(&v1)
+        .tagging(tagging(&[("n", "one")]))
+        .send()
+        .await
+        .expect("tag an old version");
+    assert_eq!(r.version_id(), Some(v1.as_str()));
+    assert_eq!(
+        object_tags(&c, b, "v", Some(&v1)).await,
+        pairs(&[("n", "one")])
+    );
+    assert!(object_tags(&c, b, "v", None).await.is_empty());
+
+    // Bucket tags: none yet is NoSuchTagSet; at most 50.
+    let e = c
+        .get_bucket_tagging()
+        .bucket(b)
+        .send()
+        .await
+        .expect_err("none");
+    assert_eq!(
+        e.as_service_error().map(error_code),
+        Some("NoSuchTagSet".to_string())
+    );
+    c.put_bucket_tagging()
+        .bucket(b)
+        .tagging(tagging(&[("env", "test"), ("owner", "cairn")]))
+        .send()
+        .await
+        .expect("bucket tags");
+    let got = c.get_bucket_tagging().bucket(b).send().await.expect("get");
+    assert_eq!(got.tag_set().len(), 2);
+    let fifty_one: Vec<(String, String)> = (0..51).map(|i| (format!("k{i}"), "v".into())).collect();
+    let refs: Vec<(&str, &str)> = fifty_one
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let e = c
+        .put_bucket_tagging()
+        .bucket(b)
+        .tagging(tagging(&refs))
+        .send()
+        .await
+        .expect_err("51 tags");
+    assert_eq!(
+        e.as_service_error().map(error_code),
+        Some("InvalidTag".to_string())
+    );
+    c.delete_bucket_tagging()
+        .bucket(b)
+        .send()
+        .await
+        .expect("delete");
+    assert!(c.get_bucket_tagging().bucket(b).send().await.is_err());
+}
+
+fn in_secs(secs: i64) -> DateTime {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs() as i64;
+    DateTime::from_secs(now + secs)
+}
+
+async fn delete_version(
+    c: &Client,
+    b: &str,
+    k: &str,
+    id: &str,
+    bypass: bool,
+) -> Result<(), String> {
+    let mut req = c.delete_object().bucket(b).key(k).version_id(id);
+    if bypass {
+        req = req.bypass_governance_retention(true);
+    }
+    req.send().await.map(|_| ()).map_err(|e| {
+        e.as_service_error()
+            .map(error_code)
+            .unwrap_or_else(|| format!("{e:?}"))
+    })
+}
+
+#[tokio::test]
+async fn object_lock_keeps_versions_until_their_date() {
+    let s = Server::start_with(4, &[]);
+    let root = client(&s);
+    let b = "locked";
+    // A bucket made with object lock is versioned, and stays so.
+    root.create_bucket()
+        .bucket(b)
+        .object_lock_enabled_for_bucket(true)
+        .send()
+        .await
+        .expect("bucket");
+    let v = root
+        .get_bucket_versioning()
+        .bucket(b)
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(v.status(), Some(&BucketVersioningStatus::Enabled));
+    let e = root
+        .put_bucket_versioning()
+        .bucket(b)
+        .versioning_configuration(
+            VersioningConfiguration::builder()
+                .status(BucketVersioningStatus::Suspended)
+                .build(),
+        )
+        .send()
+        .await
+        .expect_err("cannot suspend");
+    assert_eq!(
+        e.as_service_error().map(error_code),
+        Some("InvalidBucketState".to_string())
+    );
+    // Lock headers on a bucket without lock are refused.
+    root.create_bucket()
+        .bucket("plain")
+        .send()
+        .await
+        .expect("plain");
+    let e = root
+        .put_object()
+        .bucket("plain")
+        .key("k")
+        .object_lock_mode(ObjectLockMode::Governance)
+        .object_lock_retain_until_date(in_secs(3600))
+        .body(ByteStream::from_static(b"x"))
+        .send()
+        .await
+        .expect_err("no lock configuration");
+    assert_eq!(
+        e.as_service_error().map(error_code),
+        Some("InvalidRequest".to_string())
+    );
+
+    // GOVERNANCE: only with the bypass header and the permission.
+    let gov = root
+        .put_object()
+        .bucket(b)
+        .key("gov")
+        .object_lock_mode(ObjectLockMode::Governance)
+        .object_lock_retain_until_date(in_secs(3600))
+        .body(ByteStream::from_static(b"governed"))
+        .send()
+        .await
+        .expect("put under governance")
+        .version_id
+        .expect("id");
+    let head = root
+        .head_object()
+        .bucket(b)
+        .key("gov")
+        .send()
+        .await
+        .expect("head");
+    assert_eq!(head.object_lock_mode(), Some(&ObjectLockMode::Governance));
+    assert!(head.object_lock_retain_until_date().is_some());
+    let work = tempfile::tempdir().expect("tmp");
+    let no_bypass = work.path().join("nobypass.json");
+    std::fs::write(
+        &no_bypass,
+        r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:*","Resource":"arn:aws:s3:::*"},{"Effect":"Deny","Action":"s3:BypassGovernanceRetention","Resource":"arn:aws:s3:::*"}]}"#,
+    )
+    .expect("policy");
+    for args in [
+        vec!["user", "add", "operator", "operator-secret-1"],
+        vec![
+            "policy",
+            "create",
+            "nobypass",
+            no_bypass.to_str().expect("utf8"),
+        ],
+        vec!["policy", "attach", "nobypass", "--user", "operator"],
+    ] {
+        let (code, out) = cairn_integration::admin(&s.endpoint, &args);
+        assert_eq!(code, 0, "{args:?}: {out}");
+    }
+    let operator =
+        cairn_integration::client_for(&s.endpoint, "operator", "operator-secret-1", false);
+    assert_eq!(
+        delete_version(&root, b, "gov", &gov, false).await,
+        Err("AccessDenied".into())
+    );
+    assert_eq!(
+        delete_version(&operator, b, "gov", &gov, true).await,
+        Err("AccessDenied".into()),
+        "the bypass needs s3:BypassGovernanceRetention"
+    );
+    // Shortening a governance retention is a bypass too.
+    let shorter = ObjectLockRetention::builder()
+        .mode(ObjectLockRetentionMode::Governance)
+        .retain_until_date(in_secs(60))
+        .build();
+    assert!(root
+        .put_object_retention()
+        .bucket(b)
+        .key("gov")
+        .retention(shorter.clone())
+        .send()
+        .await
+        .is_err());
+    root.put_object_retention()
+        .bucket(b)
+        .key("gov")
+        .retention(shorter)
+        .bypass_governance_retention(true)
+        .send()
+        .await
+        .expect("root may shorten with the bypass");
+    assert_eq!(delete_version(&root, b, "gov", &gov, true).await, Ok(()));
+
+    // COMPLIANCE: nobody, root included, before the date; it can only be extended.
+    let comp = root
+        .put_object()
+        .bucket(b)
+        .key("comp")
+        .object_lock_mode(ObjectLockMode::Compliance)
+        .object_lock_retain_until_date(in_secs(3600))
+        .body(ByteStream::from_static(b"kept"))
+        .send()
+        .await
+        .expect("put under compliance")
+        .version_id
+        .expect("id");
+    assert_eq!(
+        delete_version(&root, b, "comp", &comp, true).await,
+        Err("AccessDenied".into())
+    );
+    let weaker = ObjectLockRetention::builder()
+        .mode(ObjectLockRetentionMode::Governance)
+        .retain_until_date(in_secs(7200))
+        .build();
+    assert!(root
+        .put_object_retention()
+        .bucket(b)
+        .key("comp")
+        .retention(weaker)
+        .bypass_governance_retention(true)
+        .send()
+        .await
+        .is_err());
+    root.put_object_retention()
+        .bucket(b)
+        .key("comp")
+        .retention(
+            ObjectLockRetention::builder()
+                .mode(ObjectLockRetentionMode::Compliance)
+                .retain_until_date(in_secs(7200))
+                .build(),
+        )
+        .send()
+        .await
+        .expect("extend");
+    let r = root
+        .get_object_retention()
+        .bucket(b)
+        .key("comp")
+        .send()
+        .await
+        .expect("get retention");
+    assert_eq!(
+        r.retention().and_then(|r| r.mode()),
+        Some(&ObjectLockRetentionMode::Compliance)
+    );
+    // A delete without a version id still just adds a marker.
+    let d = root
+        .delete_object()
+        .bucket(b)
+        .key("comp")
+        .send()
+        .await
+        .expect("marker");
+    assert_eq!(d.delete_marker(), Some(true));
+    assert_eq!(get(&root, b, "comp", Some(&comp)).await, b"kept");
+    let del = root
+        .delete_objects()
+        .bucket(b)
+        .delete(
+            Delete::builder()
+                .objects(
+                    ObjectIdentifier::builder()
+                        .key("comp")
+                        .version_id(&comp)
+                        .build()
+                        .expect("id"),
+                )
+                .build()
+                .expect("delete"),
+        )
+        .bypass_governance_retention(true)
+        .send()
+        .await
+        .expect("delete objects answers");
+    assert_eq!(
+        del.errors().len(),
+        1,
+        "a compliance version is not deleted in a batch"
+    );
+
+    // Legal hold: blocks deletion until removed.
+    let held = root
+        .put_object()
+        .bucket(b)
+        .key("held")
+        .object_lock_legal_hold_status(ObjectLockLegalHoldStatus::On)
+        .body(ByteStream::from_static(b"h"))
+        .send()
+        .await
+        .expect("held")
+        .version_id
+        .expect("id");
+    assert_eq!(
+        delete_version(&root, b, "held", &held, true).await,
+        Err("AccessDenied".into())
+    );
+    root.put_object_legal_hold()
+        .bucket(b)
+        .key("held")
+        .legal_hold(
+            ObjectLockLegalHold::builder()
+                .status(ObjectLockLegalHoldStatus::Off)
+                .build(),
+        )
+        .send()
+        .await
+        .expect("release");
+    assert_eq!(delete_version(&root, b, "held", &held, false).await, Ok(()));
+
+    // A default retention applies to new versions, multipart ones included.
+    root.put_object_lock_configuration()
+        .bucket(b)
+        .object_lock_configuration(
+            ObjectLockConfiguration::builder()
+                .object_lock_enabled(ObjectLockEnabled::Enabled)
+                .rule(
+                    ObjectLockRule::builder()
+                        .default_retention(
+                            DefaultRetention::builder()
+                                .mode(ObjectLockRetentionMode::Governance)
+                                .days(1)
+                                .build(),
+                        )
+                        .build(),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .expect("default retention");
+    let got = root
+        .get_object_lock_configuration()
+        .bucket(b)
+        .send()
+        .await
+        .expect("get configuration");
+    let days = got
+        .object_lock_configuration()
+        .and_then(|c| c.rule())
+        .and_then(|r| r.default_retention())
+        .and_then(|d| d.days());
+    assert_eq!(days, Some(1));
+    let plain = put(&root, b, "defaulted", b"d").await.expect("id");
+    assert_eq!(
+        delete_version(&root, b, "defaulted", &plain, false).await,
+        Err("AccessDenied".into())
+    );
+    let up = root
+        .create_multipart_upload()
+        .bucket(b)
+        .key("mp")
+        .send()
+        .await
+        .expect("create");
+    let id = up.upload_id().expect("id").to_string();
+    let part = root
+        .upload_part()
+        .bucket(b)
+        .key("mp")
+        .upload_id(&id)
+        .part_number(1)
+        .body(ByteStream::from_static(b"part"))
+        .send()
+        .await
+        .expect("part");
+    let done = root
+        .complete_multipart_upload()
+        .bucket(b)
+        .key("mp")
+        .upload_id(&id)
+        .multipart_upload(
+            CompletedMultipartUpload::builder()
+                .parts(
+                    CompletedPart::builder()
+                        .part_number(1)
+                        .e_tag(part.e_tag().unwrap_or_default())
+                        .build(),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .expect("complete");
+    let mp = done.version_id().expect("id").to_string();
+    let head = root
+        .head_object()
+        .bucket(b)
+        .key("mp")
+        .send()
+        .await
+        .expect("head");
+    assert_eq!(head.object_lock_mode(), Some(&ObjectLockMode::Governance));
+    assert_eq!(
+        delete_version(&root, b, "mp", &mp, false).await,
+        Err("AccessDenied".into())
+    );
+    assert_eq!(delete_version(&root, b, "mp", &mp, true).await, Ok(()));
+    // The bucket cannot go while it holds protected versions.
+    assert!(root.delete_bucket().bucket(b).send().await.is_err());
 }

@@ -112,6 +112,9 @@ pub struct BucketConfig {
     /// Versioning: `None` for a bucket never versioned (it cannot go back to that).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub versioning: Option<Versioning>,
+    /// Object lock, once enabled (it cannot be disabled; versioning stays enabled).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object_lock: Option<ObjectLock>,
     /// Hard quotas: prefix (`""` for the whole bucket) → bytes.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub quotas: BTreeMap<String, u64>,
@@ -130,6 +133,52 @@ pub enum Versioning {
     Suspended,
 }
 
+/// The retention mode of a version (`x-amz-object-lock-mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum LockMode {
+    /// Removable before the date by whoever may bypass governance retention.
+    #[serde(rename = "GOVERNANCE")]
+    Governance,
+    /// Removable by nobody, root included, before the date.
+    #[serde(rename = "COMPLIANCE")]
+    Compliance,
+}
+
+impl LockMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LockMode::Governance => "GOVERNANCE",
+            LockMode::Compliance => "COMPLIANCE",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<LockMode> {
+        match s {
+            "GOVERNANCE" => Some(LockMode::Governance),
+            "COMPLIANCE" => Some(LockMode::Compliance),
+            _ => None,
+        }
+    }
+}
+
+/// A bucket's object lock configuration.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObjectLock {
+    /// Retention given to new versions that do not ask for one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_retention: Option<DefaultRetention>,
+}
+
+/// A default retention: a mode and a period (AWS's `Days` or `Years`, as days).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DefaultRetention {
+    pub mode: LockMode,
+    pub days: u32,
+    /// The period was given in years (`days` is 365 per year), so it is shown that way.
+    #[serde(default)]
+    pub in_years: bool,
+}
+
 impl BucketConfig {
     pub fn new(name: &str, created: i64, owner: &str, ownership: ObjectOwnership) -> BucketConfig {
         BucketConfig {
@@ -142,6 +191,7 @@ impl BucketConfig {
             public_access_block: None,
             tags: Vec::new(),
             versioning: None,
+            object_lock: None,
             quotas: BTreeMap::new(),
             other: BTreeMap::new(),
         }

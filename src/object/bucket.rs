@@ -255,15 +255,33 @@ impl Store {
         Ok(())
     }
 
-    /// Set (or remove) one stored header of the object's current version in place (its
-    /// ACL): a metadata rewrite on every drive of its set under the key's write lock.
+    /// Set (or remove) one stored header of a version in place (its ACL, its tags).
     pub async fn set_object_header(
         &self,
         bucket: &str,
         key: &str,
+        which: VersionRef,
         name: &str,
         value: Option<String>,
-    ) -> ObjectResult<()> {
+    ) -> ObjectResult<ObjectInfo> {
+        let change = vec![(name.to_string(), value)];
+        self.update_object_headers(bucket, key, which, move |_| Ok(change))
+            .await
+    }
+
+    /// Change stored headers of a version in place: `decide` sees the version a read quorum
+    /// agrees on, under the key's write lock, and returns the headers to set (`Some`) or
+    /// remove (`None`) — or refuses. A metadata rewrite on every drive of the key's set.
+    pub async fn update_object_headers<F>(
+        &self,
+        bucket: &str,
+        key: &str,
+        which: VersionRef,
+        decide: F,
+    ) -> ObjectResult<ObjectInfo>
+    where
+        F: FnOnce(&ObjectInfo) -> ObjectResult<Vec<(String, Option<String>)>>,
+    {
         check_bucket(bucket)?;
         check_key(key)?;
         let set = self.set_for(key);
@@ -272,9 +290,10 @@ impl Store {
             .lock(&format!("{bucket}/{key}"), true, LOCK_TIMEOUT)
             .await?;
         // The version a read quorum agrees on is the one to change.
-        let current = self.head_object(bucket, key).await?;
+        let current = self.head_version(bucket, key, which).await?;
+        let changes = decide(&current)?;
         let results = fan_out(&set.drives, |_, d| {
-            let value = value.clone();
+            let changes = changes.clone();
             let (etag, id) = (current.etag.clone(), current.version_id);
             async move {
                 let mut meta = ObjectMeta::decode(&d.read_meta(bucket, key).await?)
@@ -286,10 +305,12 @@ impl Store {
                 else {
                     return Err(DriveError::NotFound);
                 };
-                match value {
-                    Some(x) => v.headers.insert(name.to_string(), x),
-                    None => v.headers.remove(name),
-                };
+                for (name, value) in changes {
+                    match value {
+                        Some(x) => v.headers.insert(name, x),
+                        None => v.headers.remove(&name),
+                    };
+                }
                 d.write_meta(bucket, key, Some(bytes::Bytes::from(meta.encode())), None)
                     .await
                     .map(|_| ())
@@ -304,7 +325,7 @@ impl Store {
         if ok < need {
             return Err(ObjectError::WriteQuorum { ok, need });
         }
-        Ok(())
+        Ok(current)
     }
 
     /// The bucket's versioning state (`None`: never versioned).
@@ -331,15 +352,19 @@ impl Store {
     /// bucket the object goes (absent keys succeed); on a versioned one a delete marker
     /// becomes the latest version (the null one when versioning is suspended).
     pub async fn delete_object(&self, bucket: &str, key: &str) -> ObjectResult<Deleted> {
-        self.delete_version(bucket, key, VersionRef::Latest).await
+        self.delete_version(bucket, key, VersionRef::Latest, false)
+            .await
     }
 
-    /// DELETE with `which`: [`VersionRef::Id`] removes that version (or marker) for good.
+    /// DELETE with `which`: [`VersionRef::Id`] removes that version (or marker) for good,
+    /// unless its object lock protects it (a governance retention yields to
+    /// `bypass_governance`; a compliance retention and a legal hold to nobody).
     pub async fn delete_version(
         &self,
         bucket: &str,
         key: &str,
         which: VersionRef,
+        bypass_governance: bool,
     ) -> ObjectResult<Deleted> {
         check_bucket(bucket)?;
         check_key(key)?;
@@ -351,6 +376,19 @@ impl Store {
             .lock(&format!("{bucket}/{key}"), true, LOCK_TIMEOUT)
             .await?;
         let current = fan_out(&set.drives, |_, d| d.read_meta(bucket, key)).await;
+        if let VersionRef::Id(_) = which {
+            // The version a read quorum agrees on is the one whose lock decides.
+            match super::quorum::agree_ref(set, super::quorum::copies(&current), which) {
+                Ok(a) => {
+                    let lock = super::retention::Retention::of(&a.latest.headers);
+                    if lock.protects(super::retention::now_secs(), bypass_governance) {
+                        return Err(ObjectError::ObjectLocked);
+                    }
+                }
+                Err(ObjectError::NoSuchVersion | ObjectError::NoSuchKey) => {}
+                Err(e) => return Err(e),
+            }
+        }
         // What each drive does with its metadata: take a version out, or put a marker in
         // front (newer than every version it goes before).
         let (remove, marker) = match (which, versioning) {

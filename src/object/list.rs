@@ -553,9 +553,9 @@ impl Store {
                 }
             }
         }
-        let latest_of_first = false;
         let mut merged = Merged::new(self, bucket, opts, true).await?;
-        let mut pending = first.map(|i| (i, latest_of_first));
+        // The key marker's latest version was on an earlier page.
+        let mut pending = first.map(|i| (i, false));
         loop {
             let (item, fresh) = match pending.take() {
                 Some(p) => p,

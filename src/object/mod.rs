@@ -12,6 +12,7 @@ mod list;
 mod multipart;
 mod put;
 mod quorum;
+pub mod retention;
 
 #[cfg(test)]
 mod tests;
@@ -60,6 +61,9 @@ pub enum ObjectError {
     NoSuchKey,
     #[error("version does not exist")]
     NoSuchVersion,
+    /// The version is under a retention or legal hold that the request may not override.
+    #[error("the version is protected by object lock")]
+    ObjectLocked,
     /// The version read is a delete marker: the latest (`by_id` false, an S3 404) or the
     /// one asked for by id (an S3 405).
     #[error("the version is a delete marker")]

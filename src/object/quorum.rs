@@ -310,11 +310,22 @@ pub(crate) fn agreed_versions(results: &[DriveResult<Bytes>]) -> Vec<Version> {
             groups.entry(sig).or_insert((v, 0)).1 += 1;
         }
     }
-    let mut out: Vec<Version> = groups
-        .into_values()
-        .filter(|(v, n)| *n >= read_quorum(v.erasure.data as usize))
-        .map(|(v, _)| v)
-        .collect();
+    // Per version id, the newest copy a read quorum backs: a drive that missed an overwrite
+    // of the null version holds an older one under the same id, and that one is stale.
+    let mut best: std::collections::HashMap<Option<uuid::Uuid>, (Version, usize)> =
+        Default::default();
+    for (v, n) in groups.into_values() {
+        if n < read_quorum(v.erasure.data as usize) {
+            continue;
+        }
+        match best.get(&v.version_id) {
+            Some((b, bn)) if (b.mod_time, *bn) >= (v.mod_time, n) => {}
+            _ => {
+                best.insert(v.version_id, (v, n));
+            }
+        }
+    }
+    let mut out: Vec<Version> = best.into_values().map(|(v, _)| v).collect();
     out.sort_by_key(|v| std::cmp::Reverse((v.mod_time, v.version_id)));
     out
 }

@@ -1684,7 +1684,7 @@ async fn versions_markers_and_the_null_version_follow_s3() {
     // Removing the marker by id brings the object back; removing a version is for good.
     let gone = c
         .store
-        .delete_version("bucket", "k", VersionRef::Id(d.version_id))
+        .delete_version("bucket", "k", VersionRef::Id(d.version_id), false)
         .await
         .expect("remove marker");
     assert!(gone.delete_marker);
@@ -1693,7 +1693,7 @@ async fn versions_markers_and_the_null_version_follow_s3() {
         bytes(3 * BLOCK + 5, 7)
     );
     c.store
-        .delete_version("bucket", "k", VersionRef::Id(Some(id2)))
+        .delete_version("bucket", "k", VersionRef::Id(Some(id2)), false)
         .await
         .expect("remove v2");
     assert_eq!(c.get("bucket", "k").await.expect("v1 is latest"), b"first");

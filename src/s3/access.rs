@@ -543,7 +543,8 @@ pub async fn get_acl(state: &S3State, ctx: &Ctx) -> Result<Response<Body>, S3Err
     let b = bucket(state, ctx).await?;
     let acl = match &ctx.target.key {
         Some(key) => {
-            let info = state.store.head_object(&b.config.name, key).await?;
+            let which = super::version_ref(ctx)?;
+            let info = state.store.head_version(&b.config.name, key, which).await?;
             super::authz::object_acl(&info.headers)
         }
         None => b.config.acl.clone(),
@@ -583,9 +584,16 @@ pub async fn put_acl(state: &S3State, ctx: &Ctx, body: Body) -> Result<Response<
     match &ctx.target.key {
         Some(key) => {
             let value = serde_json::to_string(&acl).unwrap_or_default();
+            let which = super::version_ref(ctx)?;
             state
                 .store
-                .set_object_header(&b.config.name, key, super::authz::ACL_HEADER, Some(value))
+                .set_object_header(
+                    &b.config.name,
+                    key,
+                    which,
+                    super::authz::ACL_HEADER,
+                    Some(value),
+                )
                 .await?;
         }
         None => {

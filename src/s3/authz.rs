@@ -52,6 +52,17 @@ pub fn need_of(op: Op, object: bool) -> Need {
         Op::GetBucketVersioning => need("s3:GetBucketVersioning", Bucket, None),
         Op::PutBucketVersioning => need("s3:PutBucketVersioning", Bucket, None),
         Op::ListObjectVersions => need("s3:ListBucketVersions", Bucket, Some((Bucket, Read))),
+        Op::GetObjectTagging => need("s3:GetObjectTagging", Object, None),
+        Op::PutObjectTagging => need("s3:PutObjectTagging", Object, None),
+        Op::DeleteObjectTagging => need("s3:DeleteObjectTagging", Object, None),
+        Op::GetBucketTagging => need("s3:GetBucketTagging", Bucket, None),
+        Op::PutBucketTagging | Op::DeleteBucketTagging => need("s3:PutBucketTagging", Bucket, None),
+        Op::GetObjectLockConfiguration => need("s3:GetBucketObjectLockConfiguration", Bucket, None),
+        Op::PutObjectLockConfiguration => need("s3:PutBucketObjectLockConfiguration", Bucket, None),
+        Op::GetObjectRetention => need("s3:GetObjectRetention", Object, None),
+        Op::PutObjectRetention => need("s3:PutObjectRetention", Object, None),
+        Op::GetObjectLegalHold => need("s3:GetObjectLegalHold", Object, None),
+        Op::PutObjectLegalHold => need("s3:PutObjectLegalHold", Object, None),
         Op::GetAcl if object => need("s3:GetObjectAcl", Object, Some((Object, ReadAcp))),
         Op::GetAcl => need("s3:GetBucketAcl", Bucket, Some((Bucket, ReadAcp))),
         Op::PutAcl if object => need("s3:PutObjectAcl", Object, Some((Object, WriteAcp))),
@@ -100,6 +111,9 @@ pub fn versioned(need: Need, ctx: &Ctx) -> Need {
         "s3:DeleteObject" => "s3:DeleteObjectVersion",
         "s3:GetObjectAcl" => "s3:GetObjectVersionAcl",
         "s3:PutObjectAcl" => "s3:PutObjectVersionAcl",
+        "s3:GetObjectTagging" => "s3:GetObjectVersionTagging",
+        "s3:PutObjectTagging" => "s3:PutObjectVersionTagging",
+        "s3:DeleteObjectTagging" => "s3:DeleteObjectVersionTagging",
         other => other,
     };
     Need { action, ..need }
@@ -362,8 +376,15 @@ async fn copy_source_allowed(state: &S3State, ctx: &Ctx) -> Result<(), S3Error> 
         return Ok(()); // The handler answers the malformed source.
     };
     let bucket = bucket_of(state, b).await?;
+    let mut need = need_of(Op::GetObject, true);
+    if ctx
+        .header("x-amz-copy-source")
+        .is_some_and(|s| s.contains("?versionId="))
+    {
+        need.action = "s3:GetObjectVersion";
+    }
     let q = Question {
-        need: need_of(Op::GetObject, true),
+        need,
         bucket: Some(b),
         key: Some(k),
         object_acl: None,

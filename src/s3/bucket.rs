@@ -47,9 +47,7 @@ pub async fn create(state: &S3State, ctx: &Ctx, body: Body) -> Result<Response<B
     if !crate::object::valid_bucket_name(name) {
         return Err(crate::object::ObjectError::InvalidBucketName.into());
     }
-    if ctx.header("x-amz-bucket-object-lock-enabled") == Some("true") {
-        return Err(S3Error::not_implemented("Object lock"));
-    }
+    let lock = super::objectlock::create_bucket_lock(ctx)?;
     let raw = body::read_small(body, &ctx.verified, &ctx.headers, 64 * 1024).await?;
     let text = String::from_utf8(raw).map_err(|_| S3Error::malformed_xml())?;
     if !text.trim().is_empty() {
@@ -64,7 +62,12 @@ pub async fn create(state: &S3State, ctx: &Ctx, body: Body) -> Result<Response<B
             }
         }
     }
-    let config = super::access::new_bucket_config(state, ctx, name)?;
+    let mut config = super::access::new_bucket_config(state, ctx, name)?;
+    if lock.is_some() {
+        // Object lock needs every write to make a version.
+        config.object_lock = lock;
+        config.versioning = Some(crate::bucket::Versioning::Enabled);
+    }
     state.store.create_bucket(config).await?;
     let mut r = empty(StatusCode::OK);
     if let Ok(v) = format!("/{name}").parse() {

@@ -172,6 +172,11 @@ impl From<ObjectError> for S3Error {
         match e {
             ObjectError::NoSuchBucket => S3Error::no_such_bucket(),
             ObjectError::NoSuchKey => S3Error::new("NoSuchKey", S::NOT_FOUND, "The specified key does not exist."),
+            ObjectError::ObjectLocked => S3Error::new(
+                "AccessDenied",
+                S::FORBIDDEN,
+                "Access Denied because object protected by object lock.",
+            ),
             ObjectError::NoSuchVersion => S3Error::new(
                 "NoSuchVersion",
                 S::NOT_FOUND,

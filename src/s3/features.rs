@@ -181,30 +181,23 @@ pub const FEATURES: &[Feature] = &[
         "Server-side encryption with customer keys",
         &[CopyObject, UploadPartCopy],
     ),
-    refused(
+    honoured(
         "x-amz-tagging",
         "Object tagging",
         &[PutObject, CopyObject, CreateMultipartUpload],
     ),
-    // Cairn objects carry no tags, so copying them is copying nothing.
-    neutral(
-        "x-amz-tagging-directive",
-        "Object tagging",
-        &[CopyObject],
-        &["COPY"],
-    ),
-    refused("x-amz-object-lock-mode", "Object lock", OBJECT_WRITES),
-    refused(
+    honoured("x-amz-tagging-directive", "Object tagging", &[CopyObject]),
+    honoured("x-amz-object-lock-mode", "Object lock", OBJECT_WRITES),
+    honoured(
         "x-amz-object-lock-retain-until-date",
         "Object lock",
         OBJECT_WRITES,
     ),
-    refused("x-amz-object-lock-legal-hold", "Object lock", OBJECT_WRITES),
-    neutral(
+    honoured("x-amz-object-lock-legal-hold", "Object lock", OBJECT_WRITES),
+    honoured(
         "x-amz-bucket-object-lock-enabled",
         "Object lock",
         &[CreateBucket],
-        &["false"],
     ),
     // ACLs: canned and grant headers, on buckets at creation, on objects when written.
     honoured("x-amz-acl", "ACLs", ACL_CARRIERS),

@@ -11,7 +11,9 @@ pub mod error;
 pub mod features;
 mod multipart;
 mod object;
+mod objectlock;
 pub mod router;
+mod tagging;
 mod versioning;
 pub mod xml;
 
@@ -305,6 +307,18 @@ async fn dispatch(
         Op::GetBucketVersioning => versioning::get(state, &ctx).await,
         Op::PutBucketVersioning => versioning::put(state, &ctx, body).await,
         Op::ListObjectVersions => versioning::list(state, &ctx).await,
+        Op::GetObjectTagging => tagging::get_object(state, &ctx).await,
+        Op::PutObjectTagging => tagging::put_object(state, &ctx, body).await,
+        Op::DeleteObjectTagging => tagging::delete_object(state, &ctx).await,
+        Op::GetBucketTagging => tagging::get_bucket(state, &ctx).await,
+        Op::PutBucketTagging => tagging::put_bucket(state, &ctx, body).await,
+        Op::DeleteBucketTagging => tagging::delete_bucket(state, &ctx).await,
+        Op::GetObjectLockConfiguration => objectlock::get_configuration(state, &ctx).await,
+        Op::PutObjectLockConfiguration => objectlock::put_configuration(state, &ctx, body).await,
+        Op::GetObjectRetention => objectlock::get_retention(state, &ctx).await,
+        Op::PutObjectRetention => objectlock::put_retention(state, &ctx, body).await,
+        Op::GetObjectLegalHold => objectlock::get_legal_hold(state, &ctx).await,
+        Op::PutObjectLegalHold => objectlock::put_legal_hold(state, &ctx, body).await,
         Op::GetAcl => access::get_acl(state, &ctx).await,
         Op::PutAcl => access::put_acl(state, &ctx, body).await,
         Op::GetBucketPolicy => access::get_policy(state, &ctx).await,

@@ -36,6 +36,8 @@ pub async fn create(state: &S3State, ctx: &Ctx) -> Result<Response<Body>, S3Erro
     if let Some(acl) = super::access::object_write_acl(state, ctx).await? {
         opts.headers.insert(super::authz::ACL_HEADER.into(), acl);
     }
+    let lock = super::objectlock::for_new_version(state, ctx, bucket).await?;
+    super::objectlock::store_in(&mut opts.headers, &lock);
     let id = state.store.create_multipart(bucket, key, opts).await?;
     let mut r = xml_response(&xml::InitiateMultipartUploadResult {
         xmlns: NS,

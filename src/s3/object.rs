@@ -86,6 +86,12 @@ pub(super) fn put_options(ctx: &Ctx) -> Result<PutOptions, S3Error> {
         ),
         None => None,
     };
+    if let Some(tags) = super::tagging::requested(ctx)?.filter(|t| !t.is_empty()) {
+        headers.insert(
+            super::tagging::TAGS_HEADER.to_string(),
+            super::tagging::to_query(&tags),
+        );
+    }
     Ok(PutOptions {
         headers,
         user_meta,
@@ -156,11 +162,13 @@ pub async fn put(state: &S3State, ctx: &Ctx, body: Body) -> Result<Response<Body
     let (bucket, key) = bucket_key(ctx)?;
     let condition = features::write_condition(ctx)?;
     let acl = super::access::object_write_acl(state, ctx).await?;
+    let lock = super::objectlock::for_new_version(state, ctx, bucket).await?;
     let mut up = upload(ctx, body, MAX_OBJECT_SIZE)?;
     up.opts.condition = condition;
     if let Some(acl) = acl {
         up.opts.headers.insert(super::authz::ACL_HEADER.into(), acl);
     }
+    super::objectlock::store_in(&mut up.opts.headers, &lock);
     let old = replaced_size(state, bucket, key).await;
     let quota = state.quotas.reserve(bucket, key, up.size, old).await?;
     let info = state
@@ -349,6 +357,13 @@ pub async fn get(state: &S3State, ctx: &Ctx, head: bool) -> Result<Response<Body
     insert(&mut resp, "last-modified", &http_date(info.mod_time));
     insert(&mut resp, "accept-ranges", "bytes");
     version_header(state, &mut resp, bucket, info.version_id).await;
+    let tags = super::tagging::of(&info.headers).len();
+    if tags > 0 {
+        insert(&mut resp, "x-amz-tagging-count", &tags.to_string());
+    }
+    for (name, value) in super::objectlock::response_headers(&info) {
+        insert(&mut resp, name, &value);
+    }
     if let Some(r) = range {
         let end = r.start + len.saturating_sub(1);
         insert(
@@ -427,6 +442,7 @@ async fn delete_one(
     bucket: &str,
     key: &str,
     which: VersionRef,
+    bypass: bool,
 ) -> Result<crate::object::Deleted, S3Error> {
     let size = match which {
         // What a marker replaces (suspended: the null version; enabled: nothing).
@@ -439,7 +455,10 @@ async fn delete_one(
             .map(|i| i.size),
         VersionRef::Id(_) => None,
     };
-    let deleted = state.store.delete_version(bucket, key, which).await?;
+    let deleted = state
+        .store
+        .delete_version(bucket, key, which, bypass)
+        .await?;
     if let Some(size) = size {
         state.quotas.deleted(bucket, key, size);
     }
@@ -449,7 +468,14 @@ async fn delete_one(
 pub async fn delete(state: &S3State, ctx: &Ctx) -> Result<Response<Body>, S3Error> {
     let (bucket, key) = bucket_key(ctx)?;
     let which = super::version_ref(ctx)?;
-    let deleted = delete_one(state, bucket, key, which).await?;
+    let config = state
+        .store
+        .buckets()
+        .get(bucket)
+        .await
+        .map_err(crate::object::ObjectError::from)?;
+    let bypass = super::objectlock::may_bypass(state, ctx, config.as_deref(), key);
+    let deleted = delete_one(state, bucket, key, which, bypass).await?;
     let mut r = empty(StatusCode::NO_CONTENT);
     if deleted.versioned {
         insert_owned(
@@ -512,7 +538,11 @@ pub async fn delete_many(
                     object_acl: None,
                 };
                 match super::authz::require(state, ctx, config.as_deref(), &q) {
-                    Ok(()) => delete_one(state, bucket, &o.key, which).await,
+                    Ok(()) => {
+                        let bypass =
+                            super::objectlock::may_bypass(state, ctx, config.as_deref(), &o.key);
+                        delete_one(state, bucket, &o.key, which, bypass).await
+                    }
                     Err(e) => Err(e),
                 }
             }
@@ -608,6 +638,22 @@ pub async fn copy(state: &S3State, ctx: &Ctx) -> Result<Response<Body>, S3Error>
     if let Some(acl) = acl {
         opts.headers.insert(super::authz::ACL_HEADER.into(), acl);
     }
+    // Tags follow their own directive: the source's (COPY, the default) or the request's.
+    let tags = match ctx.header("x-amz-tagging-directive") {
+        None | Some("COPY") => src.headers.get(super::tagging::TAGS_HEADER).cloned(),
+        Some("REPLACE") => super::tagging::requested(ctx)?
+            .filter(|t| !t.is_empty())
+            .map(|t| super::tagging::to_query(&t)),
+        Some(_) => return Err(S3Error::invalid_argument("Unknown tagging directive.")),
+    };
+    match tags {
+        Some(t) => opts.headers.insert(super::tagging::TAGS_HEADER.into(), t),
+        None => opts.headers.remove(super::tagging::TAGS_HEADER),
+    };
+    // Lock state is the destination's own (requested or its bucket's default), never the
+    // source's.
+    let lock = super::objectlock::for_new_version(state, ctx, bucket).await?;
+    super::objectlock::store_in(&mut opts.headers, &lock);
     let opts = Some(opts);
     let old = replaced_size(state, bucket, key).await;
     let quota = state

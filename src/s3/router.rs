@@ -23,6 +23,18 @@ pub enum Op {
     GetBucketVersioning,
     PutBucketVersioning,
     ListObjectVersions,
+    GetObjectTagging,
+    PutObjectTagging,
+    DeleteObjectTagging,
+    GetBucketTagging,
+    PutBucketTagging,
+    DeleteBucketTagging,
+    GetObjectLockConfiguration,
+    PutObjectLockConfiguration,
+    GetObjectRetention,
+    PutObjectRetention,
+    GetObjectLegalHold,
+    PutObjectLegalHold,
     GetAcl,
     PutAcl,
     ListObjects {
@@ -57,7 +69,7 @@ pub enum Op {
 
 impl Op {
     /// Every operation the router produces, in the order of [`Op::name`]'s table.
-    pub const ALL: [Op; 36] = [
+    pub const ALL: [Op; 48] = [
         Op::ListBuckets,
         Op::CreateBucket,
         Op::HeadBucket,
@@ -66,6 +78,18 @@ impl Op {
         Op::GetBucketVersioning,
         Op::PutBucketVersioning,
         Op::ListObjectVersions,
+        Op::GetObjectTagging,
+        Op::PutObjectTagging,
+        Op::DeleteObjectTagging,
+        Op::GetBucketTagging,
+        Op::PutBucketTagging,
+        Op::DeleteBucketTagging,
+        Op::GetObjectLockConfiguration,
+        Op::PutObjectLockConfiguration,
+        Op::GetObjectRetention,
+        Op::PutObjectRetention,
+        Op::GetObjectLegalHold,
+        Op::PutObjectLegalHold,
         Op::GetAcl,
         Op::PutAcl,
         Op::ListObjects { v2: false },
@@ -110,6 +134,18 @@ impl Op {
             Op::GetBucketVersioning => "GetBucketVersioning",
             Op::PutBucketVersioning => "PutBucketVersioning",
             Op::ListObjectVersions => "ListObjectVersions",
+            Op::GetObjectTagging => "GetObjectTagging",
+            Op::PutObjectTagging => "PutObjectTagging",
+            Op::DeleteObjectTagging => "DeleteObjectTagging",
+            Op::GetBucketTagging => "GetBucketTagging",
+            Op::PutBucketTagging => "PutBucketTagging",
+            Op::DeleteBucketTagging => "DeleteBucketTagging",
+            Op::GetObjectLockConfiguration => "GetObjectLockConfiguration",
+            Op::PutObjectLockConfiguration => "PutObjectLockConfiguration",
+            Op::GetObjectRetention => "GetObjectRetention",
+            Op::PutObjectRetention => "PutObjectRetention",
+            Op::GetObjectLegalHold => "GetObjectLegalHold",
+            Op::PutObjectLegalHold => "PutObjectLegalHold",
             Op::GetAcl => "GetAcl",
             Op::PutAcl => "PutAcl",
             Op::DeleteObjects => "DeleteObjects",
@@ -154,20 +190,16 @@ const UNIMPLEMENTED: &[&str] = &[
     "encryption",
     "intelligent-tiering",
     "inventory",
-    "legal-hold",
     "lifecycle",
     "logging",
     "metadataTable",
     "metrics",
     "notification",
-    "object-lock",
     "replication",
     "requestPayment",
     "restore",
-    "retention",
     "select",
     "session",
-    "tagging",
     "torrent",
     "website",
 ];
@@ -181,6 +213,7 @@ const BUCKET_ONLY: &[&str] = &[
     "location",
     "versioning",
     "versions",
+    "object-lock",
 ];
 
 /// Split a raw path (and an optional virtual-host bucket) into bucket and key.
@@ -237,6 +270,11 @@ pub fn route(ctx: &Ctx) -> Result<Op, S3Error> {
             Method::GET if has("location") => Ok(Op::GetBucketLocation),
             Method::GET if has("versioning") => Ok(Op::GetBucketVersioning),
             Method::GET if has("versions") => Ok(Op::ListObjectVersions),
+            Method::GET if has("tagging") => Ok(Op::GetBucketTagging),
+            Method::PUT if has("tagging") => Ok(Op::PutBucketTagging),
+            Method::DELETE if has("tagging") => Ok(Op::DeleteBucketTagging),
+            Method::GET if has("object-lock") => Ok(Op::GetObjectLockConfiguration),
+            Method::PUT if has("object-lock") => Ok(Op::PutObjectLockConfiguration),
             Method::GET if has("uploads") => Ok(Op::ListMultipartUploads),
             Method::GET if has("acl") => Ok(Op::GetAcl),
             Method::GET => Ok(Op::ListObjects {
@@ -257,9 +295,16 @@ pub fn route(ctx: &Ctx) -> Result<Op, S3Error> {
             "The '{sub}' subresource applies to buckets, not objects"
         )));
     }
-    match *m {
+    let op = match *m {
         Method::GET if has("uploadId") => Ok(Op::ListParts),
         Method::GET if has("acl") => Ok(Op::GetAcl),
+        Method::GET if has("tagging") => Ok(Op::GetObjectTagging),
+        Method::PUT if has("tagging") && !has("uploadId") => Ok(Op::PutObjectTagging),
+        Method::DELETE if has("tagging") => Ok(Op::DeleteObjectTagging),
+        Method::GET if has("retention") => Ok(Op::GetObjectRetention),
+        Method::PUT if has("retention") => Ok(Op::PutObjectRetention),
+        Method::GET if has("legal-hold") => Ok(Op::GetObjectLegalHold),
+        Method::PUT if has("legal-hold") => Ok(Op::PutObjectLegalHold),
         Method::GET => Ok(Op::GetObject),
         Method::HEAD => Ok(Op::HeadObject),
         Method::PUT if has("uploadId") || has("partNumber") => {
@@ -283,7 +328,34 @@ pub fn route(ctx: &Ctx) -> Result<Op, S3Error> {
         Method::POST if has("uploadId") => Ok(Op::CompleteMultipartUpload),
         Method::POST => Err(S3Error::not_implemented("This POST operation")),
         _ => Err(S3Error::method_not_allowed()),
+    }?;
+    // A version id where the operation has no versions to choose from would be ignored:
+    // refused instead (`null`, the only version of an unversioned object, is accepted).
+    if ctx.query("versionId").is_some_and(|v| v != "null") && !takes_version(op) {
+        return Err(S3Error::invalid_argument(
+            "This operation does not take a version id",
+        ));
     }
+    Ok(op)
+}
+
+/// Object operations that act on the version `versionId` names.
+fn takes_version(op: Op) -> bool {
+    matches!(
+        op,
+        Op::GetObject
+            | Op::HeadObject
+            | Op::DeleteObject
+            | Op::GetAcl
+            | Op::PutAcl
+            | Op::GetObjectTagging
+            | Op::PutObjectTagging
+            | Op::DeleteObjectTagging
+            | Op::GetObjectRetention
+            | Op::PutObjectRetention
+            | Op::GetObjectLegalHold
+            | Op::PutObjectLegalHold
+    )
 }
 
 #[cfg(test)]
@@ -383,8 +455,40 @@ mod tests {
             Err("NotImplemented")
         );
         assert_eq!(
-            r(Method::PUT, "/b/k", &[("tagging", "")], &[]).map_err(|e| e.code),
-            Err("NotImplemented")
+            r(Method::PUT, "/b/k", &[("tagging", "")], &[]),
+            Ok(Op::PutObjectTagging)
+        );
+        assert_eq!(
+            r(Method::DELETE, "/b", &[("tagging", "")], &[]),
+            Ok(Op::DeleteBucketTagging)
+        );
+        assert_eq!(
+            r(Method::GET, "/b", &[("versions", "")], &[]),
+            Ok(Op::ListObjectVersions)
+        );
+        let id = "0190a1b2c3d4e5f60718293a4b5c6d7e";
+        assert_eq!(
+            r(Method::GET, "/b/k", &[("versionId", id)], &[]),
+            Ok(Op::GetObject)
+        );
+        // A version id where the operation has none to choose is refused, not ignored.
+        assert_eq!(
+            r(
+                Method::GET,
+                "/b/k",
+                &[("uploadId", "u"), ("versionId", id)],
+                &[]
+            )
+            .map_err(|e| e.code),
+            Err("InvalidArgument")
+        );
+        assert_eq!(
+            r(Method::GET, "/b/k", &[("versionId", "nope")], &[]).map_err(|e| e.code),
+            Err("InvalidArgument")
+        );
+        assert_eq!(
+            r(Method::GET, "/b/k", &[("versions", "")], &[]).map_err(|e| e.code),
+            Err("InvalidRequest")
         );
         assert_eq!(
             r(Method::PATCH, "/b/k", &[], &[]).map_err(|e| e.code),

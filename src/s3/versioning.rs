@@ -29,7 +29,7 @@ pub async fn get(state: &S3State, ctx: &Ctx) -> Result<Response<Body>, S3Error> 
 }
 
 pub async fn put(state: &S3State, ctx: &Ctx, body: Body) -> Result<Response<Body>, S3Error> {
-    bucket(state, ctx).await?;
+    let b = bucket(state, ctx).await?;
     let text = small_text(ctx, body).await?;
     let x: xml::VersioningIn = xml::from_xml(&text)?;
     match x.mfa_delete.as_deref() {
@@ -44,6 +44,13 @@ pub async fn put(state: &S3State, ctx: &Ctx, body: Body) -> Result<Response<Body
         None => return Ok(empty(StatusCode::OK)),
         Some(_) => return Err(S3Error::malformed_xml()),
     };
+    if b.config.object_lock.is_some() && state_wanted != Versioning::Enabled {
+        return Err(S3Error::new(
+            "InvalidBucketState",
+            StatusCode::CONFLICT,
+            "An Object Lock configuration is present on this bucket, so the versioning state cannot be changed.",
+        ));
+    }
     update(state, ctx, |c| {
         c.versioning = Some(state_wanted);
         Ok(())
