@@ -300,6 +300,32 @@ pub fn require_tool(name: &str) -> bool {
     found
 }
 
+/// Run a Python script that drives boto3 (from the test venv on PATH) with `args`, and
+/// return what it printed (stdout, then stderr). `None` when Python or boto3 is missing
+/// outside CI (the caller skips); under CI a missing one fails the test.
+pub fn boto3(script: &str, args: &[&str]) -> Option<String> {
+    if !require_tool("python3") {
+        return None;
+    }
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .args(args)
+        .output()
+        .expect("python3");
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    if text.contains("No module named 'boto3'") {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "boto3 is required under CI"
+        );
+        eprintln!("SKIPPED: boto3 not importable");
+        return None;
+    }
+    Some(text)
+}
+
 /// A distributed deployment of real `cairn` processes on loopback: `nodes` nodes with
 /// `drives` drive folders each, every node on its own port, all given the same endpoint
 /// list. Nodes can be killed, stopped and restarted over the same folders.

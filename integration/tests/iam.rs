@@ -443,22 +443,9 @@ time.sleep(3)
 assert code(lambda: s3short.list_objects_v2(Bucket="sts-bucket")) == "ExpiredToken"
 print("sts checks passed")
 "#;
-    let out = Command::new("python3")
-        .arg("-c")
-        .arg(script)
-        .arg(&s.endpoint)
-        .output()
-        .expect("python3");
-    let text =
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
-    if text.contains("No module named 'boto3'") {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "boto3 is required under CI"
-        );
-        eprintln!("SKIPPED: boto3 not importable");
+    let Some(text) = cairn_integration::boto3(script, &[&s.endpoint]) else {
         return;
-    }
+    };
     assert!(text.contains("sts checks passed"), "{text}");
 }
 

@@ -6,8 +6,6 @@
 //! default retention, multipart under lock), and object and bucket tags with AWS's limits.
 //! One server per test.
 
-use std::process::Command;
-
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::primitives::DateTime;
 use aws_sdk_s3::types::{
@@ -17,7 +15,7 @@ use aws_sdk_s3::types::{
     ObjectLockRule, Tag, Tagging, TaggingDirective, VersioningConfiguration,
 };
 use aws_sdk_s3::Client;
-use cairn_integration::{client, require_tool, Server};
+use cairn_integration::{client, Server};
 
 async fn put(c: &Client, bucket: &str, key: &str, body: &[u8]) -> Option<String> {
     c.put_object()
@@ -316,9 +314,6 @@ async fn versioning_end_to_end_with_the_sdk() {
 /// versions and markers.
 #[test]
 fn boto3_empties_a_versioned_bucket() {
-    if !require_tool("python3") {
-        return;
-    }
     let s = Server::start_with(4, &[]);
     let script = r#"
 import sys, boto3, botocore
@@ -347,24 +342,10 @@ assert "Versions" not in cl.list_object_versions(Bucket="boto-ver")
 b.delete()
 print("boto3 versioning checks passed")
 "#;
-    let out = Command::new("python3")
-        .arg("-c")
-        .arg(script)
-        .arg(&s.endpoint)
-        .arg(cairn_integration::ACCESS_KEY)
-        .arg(cairn_integration::SECRET_KEY)
-        .output()
-        .expect("python3");
-    let text =
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
-    if text.contains("No module named 'boto3'") {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "boto3 is required under CI"
-        );
-        eprintln!("SKIPPED: boto3 not importable");
+    let keys = [cairn_integration::ACCESS_KEY, cairn_integration::SECRET_KEY];
+    let Some(text) = cairn_integration::boto3(script, &[&s.endpoint, keys[0], keys[1]]) else {
         return;
-    }
+    };
     assert!(text.contains("boto3 versioning checks passed"), "{text}");
 }
 
@@ -415,6 +396,45 @@ async fn heal_rebuilds_all_fifty_versions_of_a_key() {
     let (listed, markers) = all_versions(&c, b, 1000).await;
     assert_eq!((listed.len(), markers.len()), (50, 5));
     assert!(markers[0].2, "the last marker is the latest version");
+}
+
+/// A multipart upload of one small part, begun by `create` (a configured
+/// CreateMultipartUpload for `b/key`).
+async fn upload_one_part(
+    c: &Client,
+    b: &str,
+    key: &str,
+    create: aws_sdk_s3::operation::create_multipart_upload::builders::CreateMultipartUploadFluentBuilder,
+) -> aws_sdk_s3::operation::complete_multipart_upload::CompleteMultipartUploadOutput {
+    let up = create.send().await.expect("create");
+    let id = up.upload_id().expect("id").to_string();
+    let part = c
+        .upload_part()
+        .bucket(b)
+        .key(key)
+        .upload_id(&id)
+        .part_number(1)
+        .body(ByteStream::from_static(b"part"))
+        .send()
+        .await
+        .expect("part");
+    c.complete_multipart_upload()
+        .bucket(b)
+        .key(key)
+        .upload_id(&id)
+        .multipart_upload(
+            CompletedMultipartUpload::builder()
+                .parts(
+                    CompletedPart::builder()
+                        .part_number(1)
+                        .e_tag(part.e_tag().unwrap_or_default())
+                        .build(),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .expect("complete")
 }
 
 fn tagging(pairs: &[(&str, &str)]) -> Tagging {
@@ -545,42 +565,12 @@ async fn tags_on_objects_versions_and_buckets_with_their_limits() {
         pairs(&[("fresh", "1")])
     );
     // Multipart uploads carry the tags of their creation.
-    let up = c
+    let create = c
         .create_multipart_upload()
         .bucket(b)
         .key("mp")
-        .tagging("mp=yes")
-        .send()
-        .await
-        .expect("create");
-    let id = up.upload_id().expect("id").to_string();
-    let part = c
-        .upload_part()
-        .bucket(b)
-        .key("mp")
-        .upload_id(&id)
-        .part_number(1)
-        .body(ByteStream::from_static(b"part"))
-        .send()
-        .await
-        .expect("part");
-    c.complete_multipart_upload()
-        .bucket(b)
-        .key("mp")
-        .upload_id(&id)
-        .multipart_upload(
-            CompletedMultipartUpload::builder()
-                .parts(
-                    CompletedPart::builder()
-                        .part_number(1)
-                        .e_tag(part.e_tag().unwrap_or_default())
-                        .build(),
-                )
-                .build(),
-        )
-        .send()
-        .await
-        .expect("complete");
+        .tagging("mp=yes");
+    upload_one_part(&c, b, "mp", create).await;
     assert_eq!(
         object_tags(&c, b, "mp", None).await,
         pairs(&[("mp", "yes")])
@@ -978,42 +968,8 @@ async fn object_lock_keeps_versions_until_their_date() {
         delete_version(&root, b, "defaulted", &plain, false).await,
         Err("AccessDenied".into())
     );
-    let up = root
-        .create_multipart_upload()
-        .bucket(b)
-        .key("mp")
-        .send()
-        .await
-        .expect("create");
-    let id = up.upload_id().expect("id").to_string();
-    let part = root
-        .upload_part()
-        .bucket(b)
-        .key("mp")
-        .upload_id(&id)
-        .part_number(1)
-        .body(ByteStream::from_static(b"part"))
-        .send()
-        .await
-        .expect("part");
-    let done = root
-        .complete_multipart_upload()
-        .bucket(b)
-        .key("mp")
-        .upload_id(&id)
-        .multipart_upload(
-            CompletedMultipartUpload::builder()
-                .parts(
-                    CompletedPart::builder()
-                        .part_number(1)
-                        .e_tag(part.e_tag().unwrap_or_default())
-                        .build(),
-                )
-                .build(),
-        )
-        .send()
-        .await
-        .expect("complete");
+    let create = root.create_multipart_upload().bucket(b).key("mp");
+    let done = upload_one_part(&root, b, "mp", create).await;
     let mp = done.version_id().expect("id").to_string();
     let head = root
         .head_object()

@@ -393,7 +393,7 @@ async fn copy_source_allowed(state: &S3State, ctx: &Ctx) -> Result<(), S3Error> 
 }
 
 /// A bucket's cached configuration (`None`: no such bucket).
-async fn bucket_of(state: &S3State, name: &str) -> Result<Option<Arc<Bucket>>, S3Error> {
+pub(super) async fn bucket_of(state: &S3State, name: &str) -> Result<Option<Arc<Bucket>>, S3Error> {
     Ok(state
         .store
         .buckets()

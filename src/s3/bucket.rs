@@ -111,8 +111,15 @@ pub(super) fn url_encode(s: &str) -> String {
     crate::auth::uri_encode_key(s)
 }
 
-/// `max-keys` and `encoding-type` of a listing.
-pub(super) fn listing_params(ctx: &Ctx) -> Result<(usize, bool), S3Error> {
+/// What every listing takes: `max-keys`, `encoding-type=url`, `prefix`, `delimiter`.
+pub(super) struct ListingParams {
+    pub max_keys: usize,
+    pub url: bool,
+    pub prefix: String,
+    pub delimiter: Option<String>,
+}
+
+pub(super) fn listing_params(ctx: &Ctx) -> Result<ListingParams, S3Error> {
     let max_keys = match ctx.query("max-keys") {
         Some(v) => v
             .parse::<i64>()
@@ -131,17 +138,25 @@ pub(super) fn listing_params(ctx: &Ctx) -> Result<(usize, bool), S3Error> {
         }
         None => false,
     };
-    Ok((max_keys, url))
+    Ok(ListingParams {
+        max_keys,
+        url,
+        prefix: ctx.query("prefix").unwrap_or("").to_string(),
+        delimiter: ctx
+            .query("delimiter")
+            .filter(|d| !d.is_empty())
+            .map(String::from),
+    })
 }
 
 pub async fn list_objects(state: &S3State, ctx: &Ctx, v2: bool) -> Result<Response<Body>, S3Error> {
     let name = bucket(ctx)?;
-    let (max_keys, url) = listing_params(ctx)?;
-    let prefix = ctx.query("prefix").unwrap_or("").to_string();
-    let delimiter = ctx
-        .query("delimiter")
-        .filter(|d| !d.is_empty())
-        .map(String::from);
+    let ListingParams {
+        max_keys,
+        url,
+        prefix,
+        delimiter,
+    } = listing_params(ctx)?;
     let token = if v2 {
         match ctx.query("continuation-token") {
             Some(t) => Some(

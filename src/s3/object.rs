@@ -468,12 +468,7 @@ async fn delete_one(
 pub async fn delete(state: &S3State, ctx: &Ctx) -> Result<Response<Body>, S3Error> {
     let (bucket, key) = bucket_key(ctx)?;
     let which = super::version_ref(ctx)?;
-    let config = state
-        .store
-        .buckets()
-        .get(bucket)
-        .await
-        .map_err(crate::object::ObjectError::from)?;
+    let config = super::authz::bucket_of(state, bucket).await?;
     let bypass = super::objectlock::may_bypass(state, ctx, config.as_deref(), key);
     let deleted = delete_one(state, bucket, key, which, bypass).await?;
     let mut r = empty(StatusCode::NO_CONTENT);
@@ -507,12 +502,7 @@ pub async fn delete_many(
         return Err(S3Error::malformed_xml());
     }
     super::bucket::require_bucket(state, bucket).await?;
-    let config = state
-        .store
-        .buckets()
-        .get(bucket)
-        .await
-        .map_err(crate::object::ObjectError::from)?;
+    let config = super::authz::bucket_of(state, bucket).await?;
     let quiet = req.quiet.unwrap_or(false);
     let mut result = xml::DeleteResult {
         xmlns: NS,

@@ -60,12 +60,8 @@ pub async fn for_new_version(
     let mode = ctx.header("x-amz-object-lock-mode");
     let until = ctx.header("x-amz-object-lock-retain-until-date");
     let hold = ctx.header("x-amz-object-lock-legal-hold");
-    let config = state
-        .store
-        .buckets()
-        .get(bucket)
-        .await
-        .map_err(ObjectError::from)?
+    let config = super::authz::bucket_of(state, bucket)
+        .await?
         .ok_or_else(S3Error::no_such_bucket)?;
     let Some(lock) = &config.config.object_lock else {
         if mode.is_some() || until.is_some() || hold.is_some() {

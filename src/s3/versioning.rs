@@ -6,7 +6,7 @@ use axum::body::Body;
 use http::{Response, StatusCode};
 
 use super::access::{bucket, small_text, update};
-use super::bucket::{listing_params, url_encode};
+use super::bucket::{listing_params, url_encode, ListingParams};
 use super::error::S3Error;
 use super::xml::{self, NS};
 use super::{empty, iso8601, parse_version, version_str, xml_response, Ctx, S3State};
@@ -62,12 +62,12 @@ pub async fn put(state: &S3State, ctx: &Ctx, body: Body) -> Result<Response<Body
 /// `ListObjectVersions`: every version and delete marker, in key order, newest first.
 pub async fn list(state: &S3State, ctx: &Ctx) -> Result<Response<Body>, S3Error> {
     let name = bucket(state, ctx).await?.config.name.clone();
-    let (max_keys, url) = listing_params(ctx)?;
-    let prefix = ctx.query("prefix").unwrap_or("").to_string();
-    let delimiter = ctx
-        .query("delimiter")
-        .filter(|d| !d.is_empty())
-        .map(String::from);
+    let ListingParams {
+        max_keys,
+        url,
+        prefix,
+        delimiter,
+    } = listing_params(ctx)?;
     let key_marker = ctx.query("key-marker").unwrap_or("").to_string();
     let version_marker = match ctx.query("version-id-marker").filter(|v| !v.is_empty()) {
         None => None,
