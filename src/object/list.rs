@@ -385,8 +385,11 @@ impl<'a> SetWalker<'a> {
                             if dir <= self.after || self.after.starts_with(&dir) {
                                 continue;
                             }
+                            // A version listing shows a prefix holding only versions and
+                            // markers; a listing of latest versions does not.
                             let mut sub =
                                 SetWalker::new(self.set, self.bucket, &dir, "", false, PROBE_BATCH);
+                            sub.versions = self.versions;
                             if sub.next().await?.is_some() {
                                 return Ok(Some(Item::Prefix(dir)));
                             }

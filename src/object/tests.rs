@@ -1711,6 +1711,30 @@ async fn versions_markers_and_the_null_version_follow_s3() {
         get_version(&c, "k", Some(id1)).await.expect("v1 stays"),
         b"first"
     );
+    // A prefix whose only key is deleted is a common prefix of the version listing, not of
+    // the listing of latest versions.
+    c.put("bucket", "dir/x", b"x").await.expect("put");
+    c.store
+        .delete_object("bucket", "dir/x")
+        .await
+        .expect("marker");
+    let slash = ListOptions {
+        max_keys: 10,
+        delimiter: Some("/".into()),
+        ..Default::default()
+    };
+    let latest = c.store.list_objects("bucket", &slash).await.expect("list");
+    assert!(
+        latest.common_prefixes.is_empty(),
+        "{:?}",
+        latest.common_prefixes
+    );
+    let all = c
+        .store
+        .list_versions("bucket", &slash, None)
+        .await
+        .expect("versions");
+    assert_eq!(all.common_prefixes, ["dir/"]);
     // A bucket holding only versions and markers is not empty.
     assert!(matches!(
         c.store.delete_bucket("bucket").await,
