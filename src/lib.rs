@@ -14,6 +14,7 @@ pub mod etag;
 pub mod fuzzing;
 pub mod heal;
 pub mod iam;
+pub mod lifecycle;
 pub mod lock;
 pub mod meta;
 pub mod mount;

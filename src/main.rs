@@ -392,6 +392,23 @@ fn scanner_config() -> anyhow::Result<Option<ScannerConfig>> {
     Ok(Some(cfg))
 }
 
+/// `CAIRN_LIFECYCLE_DEBUG_DAY=<duration>` (testing only): one lifecycle day lasts that
+/// long, and lifecycle passes run at least twice per such day.
+fn lifecycle_day() -> anyhow::Result<cairn::lifecycle::Day> {
+    Ok(match env("CAIRN_LIFECYCLE_DEBUG_DAY") {
+        None => cairn::lifecycle::Day::default(),
+        Some(v) => {
+            let d = parse_duration(&v)
+                .filter(|d| d.as_secs() >= 1)
+                .with_context(|| {
+                    format!("CAIRN_LIFECYCLE_DEBUG_DAY: a duration of at least 1s, got {v:?}")
+                })?;
+            tracing::warn!(day = ?d, "CAIRN_LIFECYCLE_DEBUG_DAY is set: lifecycle days are shortened (testing only)");
+            cairn::lifecycle::Day::of(d)
+        }
+    })
+}
+
 /// Per-call drive deadlines: `CAIRN_DRIVE_META_TIMEOUT` (default 2s) and
 /// `CAIRN_DRIVE_DATA_TIMEOUT` (default 10s).
 fn drive_timeouts() -> anyhow::Result<cairn::drive::Timeouts> {
@@ -546,7 +563,9 @@ async fn server(address: String, drives: Vec<String>) -> anyhow::Result<()> {
         tracing::warn!(error = %e, "IAM records not loaded yet");
     }
     iam.spawn_refresh(stop.clone());
+    let lifecycle_day = lifecycle_day()?;
     let state = Arc::new(S3State {
+        lifecycle_day,
         iam,
         quotas,
         store,
@@ -589,7 +608,12 @@ async fn server(address: String, drives: Vec<String>) -> anyhow::Result<()> {
             })
         }));
     }
-    healer.start_with(scanner_config()?, drive_check);
+    let scanner = scanner_config()?;
+    healer.start_with(scanner, drive_check);
+    healer.start_lifecycle(cairn::heal::LifecycleConfig::new(
+        lifecycle_day,
+        scanner.map_or(std::time::Duration::from_secs(3600), |s| s.interval),
+    ));
     if let Some(rpc) = &rpc {
         rpc.register(cairn::heal::STATE_SERVICE, healer.clone());
     }
@@ -872,6 +896,19 @@ fn human(bytes: u64) -> String {
     format!("{v:.1} {}", units[u])
 }
 
+/// How long ago `unix_secs` was, for people.
+fn ago(unix_secs: u64) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let s = now.saturating_sub(unix_secs);
+    match s {
+        0..=119 => format!("{s}s"),
+        120..=7199 => format!("{}m", s / 60),
+        _ => format!("{}h", s / 3600),
+    }
+}
+
 fn print_heal_state(h: &HealState) {
     println!(
         "Heal: speed {:?}, {} object(s) queued for repair",
@@ -914,6 +951,25 @@ fn print_heal_state(h: &HealState) {
             "  worker {}: {} ({} done, {} failed)",
             w.name, w.state, w.done, w.failed
         );
+    }
+    let l = &h.lifecycle;
+    match l.last_finished {
+        Some(at) => println!(
+            "Lifecycle: last pass {} ago ({} ms, {}): {} bucket(s), {} version(s) scanned, {} expired, {} upload(s) aborted, {} kept by object lock, {} failed; {} expired since start{}",
+            ago(at),
+            l.last_duration_ms,
+            if l.complete { "complete" } else { "budget reached, the next pass resumes" },
+            l.buckets,
+            l.scanned,
+            l.expired,
+            l.uploads_aborted,
+            l.kept_by_lock,
+            l.failed,
+            l.total_expired,
+            if l.running { "; a pass is running" } else { "" }
+        ),
+        None if l.running => println!("Lifecycle: first pass running"),
+        None => println!("Lifecycle: no pass yet"),
     }
     if !h.usage.is_empty() {
         println!("Usage (last scanner cycle):");

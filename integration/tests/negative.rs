@@ -178,7 +178,7 @@ fn hand_signed_requests() {
 
     // Unimplemented subresources and methods say so.
     let (status, body) = send(
-        signed(&s, "GET", "/neg", "lifecycle=", &sha_hex(b""), now),
+        signed(&s, "GET", "/neg", "website=", &sha_hex(b""), now),
         b"",
     );
     assert_eq!(
@@ -414,6 +414,9 @@ fn request_for(op: cairn::s3::router::Op) -> (&'static str, &'static str, &'stat
         PutObjectRetention => ("PUT", "/feat/k", "retention=", false),
         GetObjectLegalHold => ("GET", "/feat/k", "legal-hold=", false),
         PutObjectLegalHold => ("PUT", "/feat/k", "legal-hold=", false),
+        GetBucketLifecycle => ("GET", "/feat", "lifecycle=", false),
+        PutBucketLifecycle => ("PUT", "/feat", "lifecycle=", false),
+        DeleteBucketLifecycle => ("DELETE", "/feat", "lifecycle=", false),
         GetAcl => ("GET", "/feat/k", "acl=", false),
         PutAcl => ("PUT", "/feat/k", "acl=", false),
         ListObjects { v2: false } => ("GET", "/feat", "", false),

@@ -119,6 +119,12 @@ pub async fn info(state: &S3State, healer: &Healer) -> Info {
     .await;
     for h in remote.into_iter().flatten() {
         heal.replacements.extend(h.replacements);
+        // Lifecycle passes run on the leading node: show the most recent one.
+        if (h.lifecycle.last_finished, h.lifecycle.running)
+            > (heal.lifecycle.last_finished, heal.lifecycle.running)
+        {
+            heal.lifecycle = h.lifecycle;
+        }
     }
     let healing: Vec<&str> = heal
         .replacements

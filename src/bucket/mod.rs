@@ -115,6 +115,9 @@ pub struct BucketConfig {
     /// Object lock, once enabled (it cannot be disabled; versioning stays enabled).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub object_lock: Option<ObjectLock>,
+    /// Lifecycle rules, validated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lifecycle: Option<crate::lifecycle::Lifecycle>,
     /// Hard quotas: prefix (`""` for the whole bucket) → bytes.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub quotas: BTreeMap<String, u64>,
@@ -192,6 +195,7 @@ impl BucketConfig {
             tags: Vec::new(),
             versioning: None,
             object_lock: None,
+            lifecycle: None,
             quotas: BTreeMap::new(),
             other: BTreeMap::new(),
         }

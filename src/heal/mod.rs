@@ -20,6 +20,9 @@ use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
+mod lifecycle;
+pub use lifecycle::{LifecycleConfig, LifecycleStatus};
+
 use crate::drive::DriveStatus;
 use crate::object::{HealOptions, ListOptions, ObjectError, Store, HEALING_FILE};
 
@@ -216,6 +219,9 @@ pub struct HealState {
     pub replacements: Vec<Tracker>,
     pub workers: Vec<WorkerStatus>,
     pub usage: BTreeMap<String, Usage>,
+    /// The last lifecycle pass (on the node that runs them).
+    #[serde(default)]
+    pub lifecycle: LifecycleStatus,
 }
 
 /// Owner of the heal workers.
@@ -226,6 +232,8 @@ pub struct Healer {
     replacements: Mutex<Vec<Arc<Mutex<Tracker>>>>,
     workers: Mutex<BTreeMap<String, WorkerStatus>>,
     usage: Mutex<BTreeMap<String, Usage>>,
+    /// The last lifecycle pass, and where the next resumes if it ran out of budget.
+    lifecycle: Mutex<(LifecycleStatus, Option<lifecycle::Cursor>)>,
     shutdown: CancellationToken,
     /// In a cluster, only the node this says is the leader runs scanner cycles.
     leader: Mutex<Option<LeaderCheck>>,
@@ -305,6 +313,7 @@ impl Healer {
             replacements: Mutex::new(Vec::new()),
             workers: Mutex::new(BTreeMap::new()),
             usage: Mutex::new(BTreeMap::new()),
+            lifecycle: Mutex::new(Default::default()),
             shutdown,
             leader: Mutex::new(None),
             peer_probe: Mutex::new(None),
@@ -369,6 +378,7 @@ impl Healer {
                 .collect(),
             workers: self.workers.lock().values().cloned().collect(),
             usage: self.usage.lock().clone(),
+            lifecycle: self.lifecycle_status(),
         }
     }
 

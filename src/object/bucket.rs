@@ -19,6 +19,44 @@ use crate::drive::{BucketEntry, DriveError};
 use crate::meta::{ErasureInfo, ObjectMeta, Version, VersionKind};
 use crate::placement::write_quorum;
 
+/// What a lifecycle expiry expects of a key's versions when it acts (see
+/// [`Store::expire_version`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expect {
+    /// The latest version is still this object: expire it (a delete marker on a
+    /// versioned bucket, removal on an unversioned one).
+    Latest {
+        version_id: Option<Uuid>,
+        mod_time: i64,
+    },
+    /// This delete marker is still the key's only version: remove it.
+    OnlyMarker { version_id: Option<Uuid> },
+    /// This version is still there and not the latest: remove it.
+    Noncurrent { version_id: Option<Uuid> },
+}
+
+impl Expect {
+    /// Whether `versions` (newest first, as a read quorum holds them) are as expected.
+    fn holds(self, versions: &[Version]) -> bool {
+        match self {
+            Expect::Latest {
+                version_id,
+                mod_time,
+            } => versions.first().is_some_and(|v| {
+                v.kind == VersionKind::Object
+                    && v.version_id == version_id
+                    && v.mod_time == mod_time
+            }),
+            Expect::OnlyMarker { version_id } => {
+                matches!(versions, [v] if v.kind == VersionKind::DeleteMarker && v.version_id == version_id)
+            }
+            Expect::Noncurrent { version_id } => {
+                versions.iter().skip(1).any(|v| v.version_id == version_id)
+            }
+        }
+    }
+}
+
 /// What a delete did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Deleted {
@@ -366,6 +404,38 @@ impl Store {
         which: VersionRef,
         bypass_governance: bool,
     ) -> ObjectResult<Deleted> {
+        self.delete_checked(bucket, key, which, bypass_governance, None)
+            .await
+    }
+
+    /// A lifecycle expiry: the delete `expect` implies, done only if, under the key's
+    /// lock, the versions are still as the decision saw them (else `PreconditionFailed`:
+    /// a version written or removed since is never the one expired). Object lock applies
+    /// as to any client, without bypass.
+    pub async fn expire_version(
+        &self,
+        bucket: &str,
+        key: &str,
+        expect: Expect,
+    ) -> ObjectResult<Deleted> {
+        let which = match expect {
+            Expect::Latest { .. } => VersionRef::Latest,
+            Expect::OnlyMarker { version_id } | Expect::Noncurrent { version_id } => {
+                VersionRef::Id(version_id)
+            }
+        };
+        self.delete_checked(bucket, key, which, false, Some(expect))
+            .await
+    }
+
+    async fn delete_checked(
+        &self,
+        bucket: &str,
+        key: &str,
+        which: VersionRef,
+        bypass_governance: bool,
+        expect: Option<Expect>,
+    ) -> ObjectResult<Deleted> {
         check_bucket(bucket)?;
         check_key(key)?;
         let set = self.set_for(key);
@@ -376,6 +446,12 @@ impl Store {
             .lock(&format!("{bucket}/{key}"), true, LOCK_TIMEOUT)
             .await?;
         let current = fan_out(&set.drives, |_, d| d.read_meta(bucket, key)).await;
+        if let Some(expect) = expect {
+            let versions = super::quorum::agreed_versions(&super::quorum::copies(&current));
+            if !expect.holds(&versions) {
+                return Err(ObjectError::PreconditionFailed);
+            }
+        }
         if let VersionRef::Id(_) = which {
             // The version a read quorum agrees on is the one whose lock decides.
             match super::quorum::agree_ref(set, super::quorum::copies(&current), which) {

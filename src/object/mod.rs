@@ -13,6 +13,7 @@ mod multipart;
 mod put;
 mod quorum;
 pub mod retention;
+pub mod tags;
 
 #[cfg(test)]
 mod tests;
@@ -29,7 +30,7 @@ use crate::drive::Drive;
 use crate::lock::{LocalLocker, Locker};
 
 pub use bootstrap::{open_cluster, open_drives, open_local, OpenError, OpenOptions, HEALING_FILE};
-pub use bucket::Deleted;
+pub use bucket::{Deleted, Expect};
 pub use get::{ByteRange, ObjectReader};
 pub use heal::{HealOptions, HealReport};
 pub use list::{ListOptions, ListPage, VersionPage};

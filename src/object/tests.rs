@@ -1822,3 +1822,76 @@ async fn heal_rebuilds_every_version_on_a_replaced_drive() {
         .expect("deep heal");
     assert_eq!(again.bad_drives, 0, "{again:?}");
 }
+
+#[tokio::test]
+async fn a_lifecycle_expiry_acts_only_on_the_versions_it_decided_on() {
+    use crate::bucket::Versioning;
+    use crate::object::Expect;
+    let c = Cluster::new(4).await;
+    c.store.make_bucket("bucket").await.expect("bucket");
+    enable_versioning(&c, "bucket", Versioning::Enabled).await;
+    let old = c.put("bucket", "k", b"old").await.expect("put");
+    // A write after the decision: expiring "the latest as it was" must not hide it.
+    let new = c.put("bucket", "k", b"new").await.expect("put");
+    let stale = Expect::Latest {
+        version_id: old.version_id,
+        mod_time: old.mod_time,
+    };
+    assert!(matches!(
+        c.store.expire_version("bucket", "k", stale).await,
+        Err(ObjectError::PreconditionFailed)
+    ));
+    assert_eq!(c.get("bucket", "k").await.expect("still there"), b"new");
+    // The latest as it is: a delete marker goes on top.
+    let fresh = Expect::Latest {
+        version_id: new.version_id,
+        mod_time: new.mod_time,
+    };
+    let d = c
+        .store
+        .expire_version("bucket", "k", fresh)
+        .await
+        .expect("expire");
+    assert!(d.delete_marker);
+    // A noncurrent version goes by id; the current one (the marker) is not noncurrent.
+    assert!(matches!(
+        c.store
+            .expire_version(
+                "bucket",
+                "k",
+                Expect::Noncurrent {
+                    version_id: d.version_id
+                }
+            )
+            .await,
+        Err(ObjectError::PreconditionFailed)
+    ));
+    for v in [old.version_id, new.version_id] {
+        c.store
+            .expire_version("bucket", "k", Expect::Noncurrent { version_id: v })
+            .await
+            .expect("noncurrent removed");
+    }
+    // Now the marker is alone: it may go, but only as the only version.
+    let marker = Expect::OnlyMarker {
+        version_id: d.version_id,
+    };
+    c.put("bucket", "k", b"again").await.expect("put");
+    assert!(matches!(
+        c.store.expire_version("bucket", "k", marker).await,
+        Err(ObjectError::PreconditionFailed)
+    ));
+    let page = c
+        .store
+        .list_versions(
+            "bucket",
+            &ListOptions {
+                max_keys: 10,
+                ..Default::default()
+            },
+            None,
+        )
+        .await
+        .expect("list");
+    assert_eq!(page.versions.len(), 2, "the new version and the marker");
+}

@@ -63,6 +63,10 @@ pub fn need_of(op: Op, object: bool) -> Need {
         Op::PutObjectRetention => need("s3:PutObjectRetention", Object, None),
         Op::GetObjectLegalHold => need("s3:GetObjectLegalHold", Object, None),
         Op::PutObjectLegalHold => need("s3:PutObjectLegalHold", Object, None),
+        Op::GetBucketLifecycle => need("s3:GetLifecycleConfiguration", Bucket, None),
+        Op::PutBucketLifecycle | Op::DeleteBucketLifecycle => {
+            need("s3:PutLifecycleConfiguration", Bucket, None)
+        }
         Op::GetAcl if object => need("s3:GetObjectAcl", Object, Some((Object, ReadAcp))),
         Op::GetAcl => need("s3:GetBucketAcl", Bucket, Some((Bucket, ReadAcp))),
         Op::PutAcl if object => need("s3:PutObjectAcl", Object, Some((Object, WriteAcp))),

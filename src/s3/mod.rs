@@ -9,6 +9,7 @@ mod bucket;
 pub mod counters;
 pub mod error;
 pub mod features;
+pub mod lifecycle;
 mod multipart;
 mod object;
 mod objectlock;
@@ -49,6 +50,8 @@ pub struct S3State {
     pub counters: counters::Counters,
     /// Object ownership of new buckets that do not ask (`CAIRN_DEFAULT_OBJECT_OWNERSHIP`).
     pub default_ownership: crate::bucket::ObjectOwnership,
+    /// How long a lifecycle day is (a real day unless `CAIRN_LIFECYCLE_DEBUG_DAY`).
+    pub lifecycle_day: crate::lifecycle::Day,
 }
 
 /// One parsed, authenticated request, as handlers see it.
@@ -319,6 +322,9 @@ async fn dispatch(
         Op::PutObjectRetention => objectlock::put_retention(state, &ctx, body).await,
         Op::GetObjectLegalHold => objectlock::get_legal_hold(state, &ctx).await,
         Op::PutObjectLegalHold => objectlock::put_legal_hold(state, &ctx, body).await,
+        Op::GetBucketLifecycle => lifecycle::get(state, &ctx).await,
+        Op::PutBucketLifecycle => lifecycle::put(state, &ctx, body).await,
+        Op::DeleteBucketLifecycle => lifecycle::delete(state, &ctx).await,
         Op::GetAcl => access::get_acl(state, &ctx).await,
         Op::PutAcl => access::put_acl(state, &ctx, body).await,
         Op::GetBucketPolicy => access::get_policy(state, &ctx).await,

@@ -181,6 +181,7 @@ pub async fn complete(state: &S3State, ctx: &Ctx, body: Body) -> Result<Response
         checksum_sha256: get(ChecksumAlg::Sha256),
     })?;
     version_header(state, &mut r, bucket, info.version_id).await;
+    super::lifecycle::expiration_header(state, &mut r, &info).await;
     Ok(r)
 }
 

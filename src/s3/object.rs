@@ -178,6 +178,7 @@ pub async fn put(state: &S3State, ctx: &Ctx, body: Body) -> Result<Response<Body
     quota.commit_object(info.size, old);
     let mut r = stored(&info.etag, &up.computed);
     version_header(state, &mut r, bucket, info.version_id).await;
+    super::lifecycle::expiration_header(state, &mut r, &info).await;
     Ok(r)
 }
 
@@ -357,6 +358,9 @@ pub async fn get(state: &S3State, ctx: &Ctx, head: bool) -> Result<Response<Body
     insert(&mut resp, "last-modified", &http_date(info.mod_time));
     insert(&mut resp, "accept-ranges", "bytes");
     version_header(state, &mut resp, bucket, info.version_id).await;
+    if which == crate::object::VersionRef::Latest {
+        super::lifecycle::expiration_header(state, &mut resp, &info).await;
+    }
     let tags = super::tagging::of(&info.headers).len();
     if tags > 0 {
         insert(&mut resp, "x-amz-tagging-count", &tags.to_string());
@@ -669,6 +673,7 @@ pub async fn copy(state: &S3State, ctx: &Ctx) -> Result<Response<Body>, S3Error>
     })?;
     copy_source_version_header(state, &mut r, &src_bucket, &src).await;
     version_header(state, &mut r, bucket, info.version_id).await;
+    super::lifecycle::expiration_header(state, &mut r, &info).await;
     Ok(r)
 }
 

@@ -35,6 +35,9 @@ pub enum Op {
     PutObjectRetention,
     GetObjectLegalHold,
     PutObjectLegalHold,
+    GetBucketLifecycle,
+    PutBucketLifecycle,
+    DeleteBucketLifecycle,
     GetAcl,
     PutAcl,
     ListObjects {
@@ -69,7 +72,7 @@ pub enum Op {
 
 impl Op {
     /// Every operation the router produces, in the order of [`Op::name`]'s table.
-    pub const ALL: [Op; 48] = [
+    pub const ALL: [Op; 51] = [
         Op::ListBuckets,
         Op::CreateBucket,
         Op::HeadBucket,
@@ -90,6 +93,9 @@ impl Op {
         Op::PutObjectRetention,
         Op::GetObjectLegalHold,
         Op::PutObjectLegalHold,
+        Op::GetBucketLifecycle,
+        Op::PutBucketLifecycle,
+        Op::DeleteBucketLifecycle,
         Op::GetAcl,
         Op::PutAcl,
         Op::ListObjects { v2: false },
@@ -146,6 +152,9 @@ impl Op {
             Op::PutObjectRetention => "PutObjectRetention",
             Op::GetObjectLegalHold => "GetObjectLegalHold",
             Op::PutObjectLegalHold => "PutObjectLegalHold",
+            Op::GetBucketLifecycle => "GetBucketLifecycleConfiguration",
+            Op::PutBucketLifecycle => "PutBucketLifecycleConfiguration",
+            Op::DeleteBucketLifecycle => "DeleteBucketLifecycle",
             Op::GetAcl => "GetAcl",
             Op::PutAcl => "PutAcl",
             Op::DeleteObjects => "DeleteObjects",
@@ -190,7 +199,6 @@ const UNIMPLEMENTED: &[&str] = &[
     "encryption",
     "intelligent-tiering",
     "inventory",
-    "lifecycle",
     "logging",
     "metadataTable",
     "metrics",
@@ -214,6 +222,7 @@ const BUCKET_ONLY: &[&str] = &[
     "versioning",
     "versions",
     "object-lock",
+    "lifecycle",
 ];
 
 /// Split a raw path (and an optional virtual-host bucket) into bucket and key.
@@ -275,6 +284,9 @@ pub fn route(ctx: &Ctx) -> Result<Op, S3Error> {
             Method::DELETE if has("tagging") => Ok(Op::DeleteBucketTagging),
             Method::GET if has("object-lock") => Ok(Op::GetObjectLockConfiguration),
             Method::PUT if has("object-lock") => Ok(Op::PutObjectLockConfiguration),
+            Method::GET if has("lifecycle") => Ok(Op::GetBucketLifecycle),
+            Method::PUT if has("lifecycle") => Ok(Op::PutBucketLifecycle),
+            Method::DELETE if has("lifecycle") => Ok(Op::DeleteBucketLifecycle),
             Method::GET if has("uploads") => Ok(Op::ListMultipartUploads),
             Method::GET if has("acl") => Ok(Op::GetAcl),
             Method::GET => Ok(Op::ListObjects {

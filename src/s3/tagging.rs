@@ -5,7 +5,6 @@
 
 use axum::body::Body;
 use http::{Response, StatusCode};
-use percent_encoding::{percent_decode_str, utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use serde::{Deserialize, Serialize};
 
 use super::access::{bucket, small_text, update};
@@ -13,15 +12,15 @@ use super::error::S3Error;
 use super::object::{bucket_key, version_header};
 use super::xml::{self, NS};
 use super::{empty, version_ref, xml_response, Ctx, S3State};
+use crate::object::tags;
 
-/// Where an object version's tags are stored (never returned as a header).
-pub const TAGS_HEADER: &str = "x-cairn-tags";
+pub use crate::object::tags::HEADER as TAGS_HEADER;
 pub const MAX_OBJECT_TAGS: usize = 10;
 pub const MAX_BUCKET_TAGS: usize = 50;
 const MAX_KEY_CHARS: usize = 128;
 const MAX_VALUE_CHARS: usize = 256;
 
-pub type Tags = Vec<(String, String)>;
+pub use crate::object::tags::Tags;
 
 fn invalid_tag(message: &str) -> S3Error {
     S3Error::new("InvalidTag", StatusCode::BAD_REQUEST, message)
@@ -77,52 +76,14 @@ pub fn validate(tags: &Tags, max: usize) -> Result<(), S3Error> {
 
 /// Tags in URL query form (`x-amz-tagging: k1=v1&k2=v2`), as clients send them.
 pub fn parse_query(v: &str) -> Result<Tags, S3Error> {
-    let bad = || {
+    tags::decode(v).ok_or_else(|| {
         S3Error::invalid_argument(
             "The header 'x-amz-tagging' shall be encoded as UTF-8 then URLEncoded URL query parameters without tag name duplicates.",
         )
-    };
-    let decode = |s: &str| {
-        percent_decode_str(&s.replace('+', " "))
-            .decode_utf8()
-            .map(|c| c.into_owned())
-            .map_err(|_| bad())
-    };
-    let mut tags = Tags::new();
-    for pair in v.split('&').filter(|p| !p.is_empty()) {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        let (k, v) = (decode(k)?, decode(v)?);
-        if tags.iter().any(|(other, _)| *other == k) {
-            return Err(bad());
-        }
-        tags.push((k, v));
-    }
-    Ok(tags)
+    })
 }
 
-const QUERY_VALUE: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_');
-
-/// The URL query form of `tags` (how they are stored).
-pub fn to_query(tags: &Tags) -> String {
-    tags.iter()
-        .map(|(k, v)| {
-            format!(
-                "{}={}",
-                utf8_percent_encode(k, QUERY_VALUE),
-                utf8_percent_encode(v, QUERY_VALUE)
-            )
-        })
-        .collect::<Vec<_>>()
-        .join("&")
-}
-
-/// An object version's tags, from its stored headers.
-pub fn of(headers: &std::collections::BTreeMap<String, String>) -> Tags {
-    headers
-        .get(TAGS_HEADER)
-        .and_then(|v| parse_query(v).ok())
-        .unwrap_or_default()
-}
+pub use crate::object::tags::{encode as to_query, of};
 
 /// The tags a write asks for in `x-amz-tagging` (validated), if any.
 pub fn requested(ctx: &Ctx) -> Result<Option<Tags>, S3Error> {
