@@ -106,6 +106,173 @@ pub fn b64(raw: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(raw)
 }
 
+/// How a multipart object's checksum is made from its parts (`x-amz-checksum-type`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChecksumType {
+    /// The checksum of the concatenated part checksums, with a `-N` suffix.
+    Composite,
+    /// The checksum of the whole object's bytes (CRCs only).
+    FullObject,
+}
+
+impl ChecksumType {
+    pub fn parse(s: &str) -> Option<ChecksumType> {
+        match s {
+            "COMPOSITE" => Some(ChecksumType::Composite),
+            "FULL_OBJECT" => Some(ChecksumType::FullObject),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            ChecksumType::Composite => "COMPOSITE",
+            ChecksumType::FullObject => "FULL_OBJECT",
+        }
+    }
+
+    /// What AWS uses when an upload names an algorithm but no type: CRC64NVME exists only
+    /// as a full-object checksum, the others default to composite.
+    pub fn default_for(alg: ChecksumAlg) -> ChecksumType {
+        match alg {
+            ChecksumAlg::Crc64Nvme => ChecksumType::FullObject,
+            _ => ChecksumType::Composite,
+        }
+    }
+
+    /// Can `alg` make checksums of this type? (Full-object needs a CRC; CRC64NVME has no
+    /// composite form.)
+    pub fn allows(self, alg: ChecksumAlg) -> bool {
+        match self {
+            ChecksumType::FullObject => alg.crc().is_some(),
+            ChecksumType::Composite => alg != ChecksumAlg::Crc64Nvme,
+        }
+    }
+
+    /// The type of a stored checksum value: composite values carry their `-N` suffix.
+    pub fn of_value(value: &str) -> ChecksumType {
+        if value.contains('-') {
+            ChecksumType::Composite
+        } else {
+            ChecksumType::FullObject
+        }
+    }
+}
+
+/// A reflected CRC with all-ones init and xorout (all three S3 CRCs are).
+#[derive(Debug, Clone, Copy)]
+pub struct Crc {
+    /// The polynomial, bit-reversed.
+    poly: u64,
+    width: u32,
+}
+
+impl ChecksumAlg {
+    /// The CRC parameters, for the algorithms that are CRCs.
+    pub fn crc(self) -> Option<Crc> {
+        match self {
+            ChecksumAlg::Crc32 => Some(Crc {
+                poly: 0xEDB8_8320,
+                width: 32,
+            }),
+            ChecksumAlg::Crc32c => Some(Crc {
+                poly: 0x82F6_3B78,
+                width: 32,
+            }),
+            ChecksumAlg::Crc64Nvme => Some(Crc {
+                poly: 0x9A6C_9329_AC4B_C9B5,
+                width: 64,
+            }),
+            ChecksumAlg::Sha1 | ChecksumAlg::Sha256 => None,
+        }
+    }
+}
+
+/// `mat` (a GF(2) matrix of `width` columns) times `vec`.
+fn gf2_times(mat: &[u64], mut vec: u64) -> u64 {
+    let mut sum = 0;
+    let mut i = 0;
+    while vec != 0 {
+        if vec & 1 == 1 {
+            sum ^= mat[i];
+        }
+        vec >>= 1;
+        i += 1;
+    }
+    sum
+}
+
+fn gf2_square(square: &mut [u64], mat: &[u64]) {
+    for (n, row) in square.iter_mut().enumerate() {
+        *row = gf2_times(mat, mat[n]);
+    }
+}
+
+impl Crc {
+    /// The CRC of `A ++ B` from `crc(A)`, `crc(B)` and `len(B)` in bytes, without the data
+    /// (zlib's `crc32_combine` method: apply `len(B)` zero bytes to `crc(A)` by repeated
+    /// squaring of the one-zero-bit operator, then add `crc(B)`). O(log len) matrix steps.
+    pub fn combine(self, mut crc1: u64, crc2: u64, mut len2: u64) -> u64 {
+        if len2 == 0 {
+            return crc1;
+        }
+        let w = self.width as usize;
+        let mut odd = [0u64; 64];
+        let mut even = [0u64; 64];
+        // The operator for one zero bit.
+        odd[0] = self.poly;
+        for (n, row) in odd.iter_mut().enumerate().take(w).skip(1) {
+            *row = 1 << (n - 1);
+        }
+        gf2_square(&mut even[..w], &odd[..w]); // two zero bits
+        gf2_square(&mut odd[..w], &even[..w]); // four zero bits
+        loop {
+            // The first square gives one zero byte; each next one doubles it.
+            gf2_square(&mut even[..w], &odd[..w]);
+            if len2 & 1 == 1 {
+                crc1 = gf2_times(&even[..w], crc1);
+            }
+            len2 >>= 1;
+            if len2 == 0 {
+                break;
+            }
+            gf2_square(&mut odd[..w], &even[..w]);
+            if len2 & 1 == 1 {
+                crc1 = gf2_times(&odd[..w], crc1);
+            }
+            len2 >>= 1;
+            if len2 == 0 {
+                break;
+            }
+        }
+        crc1 ^ crc2
+    }
+}
+
+/// Full-object checksum of a multipart object from its parts' CRCs (base64) and sizes,
+/// without reading the data again. `None` when `alg` is not a CRC or a part lacks a valid
+/// value.
+pub fn full_object(alg: ChecksumAlg, parts: &[(&str, u64)]) -> Option<String> {
+    let crc = alg.crc()?;
+    let mut acc: Option<u64> = None;
+    for (value, len) in parts {
+        let raw = base64::engine::general_purpose::STANDARD
+            .decode(value)
+            .ok()
+            .filter(|r| r.len() == alg.raw_len())?;
+        let mut be = [0u8; 8];
+        be[8 - raw.len()..].copy_from_slice(&raw);
+        let part = u64::from_be_bytes(be);
+        acc = Some(match acc {
+            None => part,
+            Some(a) => crc.combine(a, part, *len),
+        });
+    }
+    let value = acc?;
+    let bytes = value.to_be_bytes();
+    Some(b64(&bytes[8 - alg.raw_len()..]))
+}
+
 /// Composite checksum of a multipart object: the checksum of the concatenated raw part
 /// checksums, suffixed with `-N`. `None` when a part lacks a valid value.
 pub fn composite(alg: ChecksumAlg, parts: &[&str]) -> Option<String> {
@@ -144,5 +311,62 @@ mod tests {
             ChecksumAlg::parse("crc64nvme"),
             Some(ChecksumAlg::Crc64Nvme)
         );
+    }
+
+    fn digest(alg: ChecksumAlg, data: &[u8]) -> String {
+        let mut h = ChecksumHasher::new(alg);
+        h.update(data);
+        b64(&h.finish())
+    }
+
+    /// Combining part CRCs gives the CRC of the whole, for every CRC and for part sizes
+    /// around the byte/bit boundaries of the squaring loop (and empty parts).
+    #[test]
+    fn full_object_crcs_combine_part_crcs() {
+        let data: Vec<u8> = (0..70_000u64)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+            .collect();
+        for alg in [
+            ChecksumAlg::Crc32,
+            ChecksumAlg::Crc32c,
+            ChecksumAlg::Crc64Nvme,
+        ] {
+            let whole = digest(alg, &data);
+            for cuts in [
+                vec![0, 70_000],
+                vec![0, 1, 70_000],
+                vec![0, 0, 5, 5, 70_000],
+                vec![0, 3, 4, 1025, 65_536, 69_999, 70_000],
+            ] {
+                let parts: Vec<(String, u64)> = cuts
+                    .windows(2)
+                    .map(|w| (digest(alg, &data[w[0]..w[1]]), (w[1] - w[0]) as u64))
+                    .collect();
+                let refs: Vec<(&str, u64)> = parts.iter().map(|(v, n)| (v.as_str(), *n)).collect();
+                assert_eq!(
+                    full_object(alg, &refs),
+                    Some(whole.clone()),
+                    "{alg:?} {cuts:?}"
+                );
+            }
+        }
+        assert_eq!(full_object(ChecksumAlg::Sha256, &[("x", 1)]), None);
+        assert_eq!(full_object(ChecksumAlg::Crc32, &[("NhCm", 1)]), None);
+    }
+
+    #[test]
+    fn checksum_types() {
+        assert_eq!(
+            ChecksumType::parse("FULL_OBJECT"),
+            Some(ChecksumType::FullObject)
+        );
+        assert_eq!(ChecksumType::parse("full_object"), None);
+        assert!(!ChecksumType::FullObject.allows(ChecksumAlg::Sha256));
+        assert!(!ChecksumType::Composite.allows(ChecksumAlg::Crc64Nvme));
+        assert_eq!(
+            ChecksumType::default_for(ChecksumAlg::Crc64Nvme),
+            ChecksumType::FullObject
+        );
+        assert_eq!(ChecksumType::of_value("abc=-3"), ChecksumType::Composite);
     }
 }

@@ -39,6 +39,10 @@ pub enum AuthError {
     AuthorizationHeaderMalformed(String),
     #[error("{0}")]
     AuthorizationQueryParametersError(String),
+    /// `X-Amz-Expires` negative or past the longest validity (a 403, unlike the other
+    /// query-parameter errors).
+    #[error("{0}")]
+    ExpiresOutOfRange(String),
     #[error("{0}")]
     InvalidArgument(String),
     #[error("{0}")]
@@ -209,6 +213,44 @@ pub fn verify(
 fn same(a: &str, b: &str) -> bool {
     use subtle::ConstantTimeEq;
     a.len() == b.len() && bool::from(a.as_bytes().ct_eq(b.as_bytes()))
+}
+
+/// An HTTP date in every form RFC 7231 accepts (IMF-fixdate, RFC 850, asctime), and the RFC
+/// 2822 forms clients send: a numeric zone (`-0000` from Python's `email.utils.formatdate`,
+/// which botocore uses for `Date`; `+0100`) or `UT`/`UTC`/`Z` in place of `GMT`.
+pub fn parse_http_date(d: &str) -> Option<SystemTime> {
+    let d = d.trim();
+    if let Ok(t) = httpdate::parse_http_date(d) {
+        return Some(t);
+    }
+    let (local, zone) = d.rsplit_once(' ')?;
+    let east: i64 = match zone {
+        "UT" | "UTC" | "Z" => 0,
+        z if z.len() == 5
+            && (z.starts_with('+') || z.starts_with('-'))
+            && z[1..].bytes().all(|b| b.is_ascii_digit()) =>
+        {
+            let (h, m): (i64, i64) = (z[1..3].parse().ok()?, z[3..].parse().ok()?);
+            if h > 23 || m > 59 {
+                return None;
+            }
+            let s = h * 3600 + m * 60;
+            if z.starts_with('-') {
+                -s
+            } else {
+                s
+            }
+        }
+        _ => return None,
+    };
+    // The wall-clock time read as UTC, then moved by the zone's offset (UTC = local - east).
+    let t = httpdate::parse_http_date(&format!("{local} GMT")).ok()?;
+    let shift = Duration::from_secs(east.unsigned_abs());
+    if east >= 0 {
+        t.checked_sub(shift)
+    } else {
+        t.checked_add(shift)
+    }
 }
 
 /// Within the allowed skew of `now`?

@@ -44,13 +44,16 @@ const SUBRESOURCES: &[&str] = &[
     "website",
 ];
 
-fn canonical_resource(req: &RequestParts) -> String {
-    let mut out = String::new();
+/// The resources a request may have signed: the bucket and path as sent, then the
+/// sub-resources. A request that addresses only a bucket is signed as `/bucket/` by
+/// botocore and as `/bucket` by others, whatever its URL ends with: AWS accepts both.
+fn canonical_resources(req: &RequestParts) -> Vec<String> {
+    let mut path = String::new();
     if let Some(b) = req.host_bucket {
-        out.push('/');
-        out.push_str(b);
+        path.push('/');
+        path.push_str(b);
     }
-    out.push_str(if req.raw_path.is_empty() {
+    path.push_str(if req.raw_path.is_empty() {
         "/"
     } else {
         req.raw_path
@@ -61,13 +64,25 @@ fn canonical_resource(req: &RequestParts) -> String {
         .filter(|(k, _)| SUBRESOURCES.contains(&k.as_str()))
         .collect();
     subs.sort();
+    let mut query = String::new();
     for (i, (k, v)) in subs.iter().enumerate() {
-        out.push(if i == 0 { '?' } else { '&' });
-        out.push_str(k);
+        query.push(if i == 0 { '?' } else { '&' });
+        query.push_str(k);
         if !v.is_empty() {
-            out.push('=');
-            out.push_str(v);
+            query.push('=');
+            query.push_str(v);
         }
+    }
+    let mut out = vec![format!("{path}{query}")];
+    let bare = path.strip_suffix('/').unwrap_or(&path);
+    let bucket_only = bare.len() > 1 && !bare[1..].contains('/');
+    if bucket_only {
+        let other = if bare.len() == path.len() {
+            format!("{bare}/")
+        } else {
+            bare.to_string()
+        };
+        out.push(format!("{other}{query}"));
     }
     out
 }
@@ -95,12 +110,9 @@ fn amz_headers(req: &RequestParts) -> String {
         .collect()
 }
 
-/// RFC 1123 dates, also with a numeric `+0000` zone as older clients send, or ISO 8601 basic.
+/// HTTP dates in every form clients send, or ISO 8601 basic (an `x-amz-date`).
 fn parse_date(d: &str) -> Option<SystemTime> {
-    httpdate::parse_http_date(d)
-        .ok()
-        .or_else(|| httpdate::parse_http_date(&d.replace("+0000", "GMT")).ok())
-        .or_else(|| super::sigv4::parse_amz_date(d))
+    super::parse_http_date(d).or_else(|| super::sigv4::parse_amz_date(d))
 }
 
 fn sign(secret: &str, sts: &str) -> String {
@@ -112,16 +124,19 @@ fn sign(secret: &str, sts: &str) -> String {
     base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
 }
 
-fn string_to_sign(req: &RequestParts, date: &str) -> String {
-    format!(
-        "{}\n{}\n{}\n{}\n{}{}",
+/// Does `signature` sign the request with date line `date` and any of its resource forms?
+fn signs(secret: &str, req: &RequestParts, date: &str, signature: &str) -> bool {
+    let head = format!(
+        "{}\n{}\n{}\n{}\n{}",
         req.method,
         req.header("content-md5").unwrap_or("").trim(),
         req.header("content-type").unwrap_or("").trim(),
         date,
         amz_headers(req),
-        canonical_resource(req)
-    )
+    );
+    canonical_resources(req)
+        .iter()
+        .any(|resource| same(&sign(secret, &format!("{head}{resource}")), signature))
 }
 
 pub(super) fn verify_header(
@@ -154,10 +169,7 @@ pub(super) fn verify_header(
     if amz_date.is_some() {
         dates.insert(0, "");
     }
-    if dates
-        .iter()
-        .any(|d| same(&sign(&secret, &string_to_sign(req, d)), signature))
-    {
+    if dates.iter().any(|d| signs(&secret, req, d, signature)) {
         return Ok(Verified {
             access_key: access_key.to_string(),
             payload: Payload::Unsigned,
@@ -199,7 +211,7 @@ pub(super) fn verify_presigned(
             "Expires must be less than a week (604800 seconds) from now".into(),
         ));
     }
-    if !same(&sign(&secret, &string_to_sign(req, expires)), signature) {
+    if !signs(&secret, req, expires, signature) {
         return Err(AuthError::SignatureDoesNotMatch);
     }
     Ok(Verified {

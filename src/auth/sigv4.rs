@@ -143,6 +143,16 @@ fn parse_scope(credential: &str) -> Option<Scope<'_>> {
     })
 }
 
+/// `US` is the legacy name of `us-east-1` (s3cmd's default `bucket_location` signs with it),
+/// as AWS and MinIO take it.
+fn canonical_region(r: &str) -> &str {
+    if r == "US" {
+        "us-east-1"
+    } else {
+        r
+    }
+}
+
 /// Checks shared by header and query signatures; returns (secret, time).
 fn check_scope(
     scope: &Scope,
@@ -157,7 +167,7 @@ fn check_scope(
             scope.service
         )));
     }
-    if scope.region != region {
+    if canonical_region(scope.region) != canonical_region(region) {
         return Err(malformed(format!(
             "The authorization header is malformed; the region '{}' is wrong; expecting '{region}'",
             scope.region
@@ -233,7 +243,7 @@ pub(super) fn verify_header(
         None => {
             let d = req
                 .header("date")
-                .and_then(|d| httpdate::parse_http_date(d).ok())
+                .and_then(super::parse_http_date)
                 .ok_or_else(|| {
                     AuthError::AccessDenied(
                         "AWS authentication requires a valid Date or x-amz-date header".into(),
@@ -309,15 +319,24 @@ pub(super) fn verify_presigned(
     }
     let credential = get("X-Amz-Credential").ok_or_else(|| err("X-Amz-Credential is missing"))?;
     let date = get("X-Amz-Date").ok_or_else(|| err("X-Amz-Date is missing"))?;
-    let expires: u64 = get("X-Amz-Expires")
+    let expires: i64 = get("X-Amz-Expires")
         .ok_or_else(|| err("X-Amz-Expires is missing"))?
         .parse()
         .map_err(|_| err("X-Amz-Expires should be a number"))?;
-    if expires > MAX_PRESIGN {
-        return Err(err(
-            "X-Amz-Expires must be less than a week (in seconds) that is 604800",
-        ));
-    }
+    // Out of range is refused as AWS does: 403, not 400 (s3-tests check the status).
+    let expires = match u64::try_from(expires) {
+        Err(_) => {
+            return Err(AuthError::ExpiresOutOfRange(
+                "X-Amz-Expires must be non-negative".into(),
+            ))
+        }
+        Ok(e) if e > MAX_PRESIGN => {
+            return Err(AuthError::ExpiresOutOfRange(
+                "X-Amz-Expires must be less than a week (in seconds) that is 604800".into(),
+            ))
+        }
+        Ok(e) => e,
+    };
     let signed = get("X-Amz-SignedHeaders").ok_or_else(|| err("X-Amz-SignedHeaders is missing"))?;
     let signature = get("X-Amz-Signature").ok_or_else(|| err("X-Amz-Signature is missing"))?;
     let scope = parse_scope(credential)
@@ -334,7 +353,8 @@ pub(super) fn verify_presigned(
     if stamp > now + super::MAX_SKEW {
         return Err(AuthError::AccessDenied("Request is not valid yet".into()));
     }
-    if now > stamp + Duration::from_secs(expires) {
+    // Valid for `expires` seconds from the stamp: `X-Amz-Expires=0` is never valid.
+    if now >= stamp + Duration::from_secs(expires) {
         return Err(AuthError::AccessDenied("Request has expired".into()));
     }
     let signed_headers: Vec<&str> = signed.split(';').collect();

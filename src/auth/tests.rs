@@ -168,16 +168,106 @@ fn v4_presigned_example() {
         ),
         Err(AuthError::SignatureDoesNotMatch)
     );
-    let too_long = q.replace("X-Amz-Expires=86400", "X-Amz-Expires=604801");
+    // Out-of-range expiries are 403s (ExpiresOutOfRange), as AWS answers them.
+    for expires in ["604801", "-7"] {
+        let q = q.replace("X-Amz-Expires=86400", &format!("X-Amz-Expires={expires}"));
+        assert!(matches!(
+            verify(
+                &req("GET", "/test.txt", &q, &h),
+                &creds(),
+                "us-east-1",
+                at(T0)
+            ),
+            Err(AuthError::ExpiresOutOfRange(_))
+        ));
+    }
+    // Zero seconds of validity is never valid.
+    let zero = q.replace("X-Amz-Expires=86400", "X-Amz-Expires=0");
     assert!(matches!(
-        verify(
-            &req("GET", "/test.txt", &too_long, &h),
-            &creds(),
-            "us-east-1",
-            at(T0)
-        ),
-        Err(AuthError::AuthorizationQueryParametersError(_))
+        verify(&req("GET", "/test.txt", &zero, &h), &creds(), "us-east-1", at(T0)),
+        Err(AuthError::AccessDenied(m)) if m.contains("expired")
     ));
+}
+
+#[test]
+fn http_dates_in_every_form_clients_send() {
+    let want = Some(at(1_764_583_200)); // 2025-12-01T10:00:00Z
+    for d in [
+        "Mon, 01 Dec 2025 10:00:00 GMT",
+        "Mon, 01 Dec 2025 10:00:00 -0000",
+        "Mon, 01 Dec 2025 10:00:00 +0000",
+        "Mon, 01 Dec 2025 10:00:00 UT",
+        "Mon, 01 Dec 2025 10:00:00 UTC",
+        "Mon, 01 Dec 2025 11:30:00 +0130",
+        "Mon, 01 Dec 2025 05:00:00 -0500",
+        "Monday, 01-Dec-25 10:00:00 GMT",
+        "Mon Dec  1 10:00:00 2025",
+        "  Mon, 01 Dec 2025 10:00:00 GMT ",
+    ] {
+        assert_eq!(parse_http_date(d), want, "{d}");
+    }
+    for bad in [
+        "Mon, 01 Dec 2025 10:00:00 +2400",
+        "Mon, 01 Dec 2025 10:00:00 +01",
+        "Mon, 01 Dec 2025 10:00:00 CET",
+        "2025-12-01T10:00:00Z",
+        "",
+    ] {
+        assert_eq!(parse_http_date(bad), None, "{bad}");
+    }
+}
+
+#[test]
+fn region_us_is_us_east_1() {
+    let now = at(T0);
+    for (signed_as, server) in [("US", "us-east-1"), ("us-east-1", "US"), ("US", "US")] {
+        let signed = sign_request("GET", "/", "", "h", EMPTY_SHA256, AK, SK, signed_as, now);
+        let mut h = headers(&[("host", "h")]);
+        h.extend(signed);
+        assert!(verify(&req("GET", "/", "", &h), &creds(), server, now).is_ok());
+    }
+    let signed = sign_request("GET", "/", "", "h", EMPTY_SHA256, AK, SK, "eu-west-1", now);
+    let mut h = headers(&[("host", "h")]);
+    h.extend(signed);
+    assert!(matches!(
+        verify(&req("GET", "/", "", &h), &creds(), "us-east-1", now),
+        Err(AuthError::AuthorizationHeaderMalformed(_))
+    ));
+}
+
+/// botocore signs a bucket-level SigV2 request's resource as `/bucket/` whatever the URL.
+#[test]
+fn v2_bucket_resource_with_or_without_trailing_slash() {
+    use base64::Engine;
+    use hmac::{Hmac, Mac};
+    let date = "Tue, 27 Mar 2007 19:36:42 +0000";
+    let sig = |resource: &str| {
+        let mut mac = Hmac::<sha1::Sha1>::new_from_slice(SK.as_bytes()).expect("key");
+        mac.update(format!("GET\n\n\n{date}\n{resource}").as_bytes());
+        base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+    };
+    let now = at(1_175_024_202);
+    for (path, host_bucket, signed, ok) in [
+        ("/b", None, "/b/", true),
+        ("/b/", None, "/b", true),
+        ("/b", None, "/b", true),
+        ("/", Some("b"), "/b", true),
+        ("/", Some("b"), "/b/", true),
+        ("/b/k", None, "/b/k/", false),
+        ("/", None, "//", false),
+    ] {
+        let h = headers(&[
+            ("date", date),
+            ("authorization", &format!("AWS {AK}:{}", sig(signed))),
+        ]);
+        let mut r = req("GET", path, "", &h);
+        r.host_bucket = host_bucket;
+        assert_eq!(
+            verify(&r, &creds(), "us-east-1", now).is_ok(),
+            ok,
+            "{path} {signed}"
+        );
+    }
 }
 
 #[tokio::test]

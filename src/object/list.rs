@@ -500,8 +500,12 @@ impl Store {
         if !self.bucket_exists(bucket).await? {
             return Err(ObjectError::NoSuchBucket);
         }
-        let mut merged = Merged::new(self, bucket, opts, opts.every_key).await?;
         let mut page = ListPage::default();
+        if opts.max_keys == 0 {
+            // As AWS: an empty page that is not truncated, whatever the bucket holds.
+            return Ok(page);
+        }
+        let mut merged = Merged::new(self, bucket, opts, opts.every_key).await?;
         let mut count = 0usize;
         while let Some(item) = merged.next().await? {
             if count == opts.max_keys {
@@ -536,6 +540,9 @@ impl Store {
             return Err(ObjectError::NoSuchBucket);
         }
         let mut page = VersionPage::default();
+        if opts.max_keys == 0 {
+            return Ok(page);
+        }
         let mut count = 0usize;
         // The rest of the key marker's versions first.
         let mut first: Option<Item> = None;

@@ -34,7 +34,7 @@ pub use bucket::{Deleted, Expect};
 pub use get::{ByteRange, ObjectReader};
 pub use heal::{HealOptions, HealReport};
 pub use list::{ListOptions, ListPage, VersionPage};
-pub use multipart::{MultipartUpload, PartListing, UploadedPart};
+pub use multipart::{CompleteChecksums, MultipartUpload, PartListing, UploadedPart, UPLOAD_HEADER};
 pub use quorum::VersionRef;
 
 /// Shards at most this large are stored inline in the metadata file.
@@ -100,6 +100,8 @@ pub enum ObjectError {
     BadDigest,
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
+    #[error("invalid request: {0}")]
+    InvalidRequest(String),
     #[error("not enough drives for a write ({ok} of {need})")]
     WriteQuorum { ok: usize, need: usize },
     #[error("not enough drives agree for a read ({ok} of {need})")]
@@ -195,6 +197,9 @@ pub struct PutOptions {
     pub computed_checksums: Option<Arc<Mutex<BTreeMap<String, String>>>>,
     /// Write only if the object now under the key satisfies this.
     pub condition: Option<WriteCondition>,
+    /// CreateMultipartUpload only: the checksum algorithm and type every part must carry
+    /// and the object's checksum is made with.
+    pub upload_checksum: Option<(crate::checksum::ChecksumAlg, crate::checksum::ChecksumType)>,
 }
 
 /// A condition a write puts on the object it replaces (`If-None-Match: *`, `If-Match`).

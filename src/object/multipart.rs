@@ -14,17 +14,34 @@ use uuid::Uuid;
 use super::put::{
     cleanup, commit, encode_stream, info_of, write_geometry, Body, NewVersion, Shards,
 };
-use super::quorum::{fan_out, judge};
+use super::quorum::{agreed_versions, fan_out, judge};
 use super::{
     check_bucket, check_key, now_nanos, ErasureSet, ObjectError, ObjectInfo, ObjectResult,
     PutOptions, Store, WriteCondition, LOCK_TIMEOUT, MAX_PART_NUMBER, MAX_PART_SIZE,
 };
-use crate::checksum::{composite, ChecksumAlg};
+use crate::checksum::{composite, full_object, ChecksumAlg, ChecksumType};
 use crate::drive::DriveError;
 use crate::meta::{ErasureInfo, PartInfo, Version, VersionKind};
 use crate::placement::{distribution, read_quorum, write_quorum};
 
 const MULTIPART_DIR: &str = "multipart";
+
+/// Stored header of an object made by CompleteMultipartUpload: the upload's id, so that a
+/// retried Complete of the same upload answers with the same result.
+pub const UPLOAD_HEADER: &str = "x-cairn-upload-id";
+
+/// What a CompleteMultipartUpload request says about checksums besides the parts.
+#[derive(Debug, Clone, Default)]
+pub struct CompleteChecksums {
+    /// For each listed part (in the order of the parts), the checksums the request gives
+    /// for it (algorithm name → base64): each must be the part's stored one.
+    pub parts: Vec<BTreeMap<String, String>>,
+    /// `x-amz-checksum-type`, if sent: must be the upload's.
+    pub kind: Option<ChecksumType>,
+    /// `x-amz-checksum-<alg>`: the object checksum the client expects (a composite value
+    /// with or without its `-N` suffix).
+    pub expected: Option<(ChecksumAlg, String)>,
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 struct UploadRecord {
@@ -36,6 +53,11 @@ struct UploadRecord {
     data: u16,
     parity: u16,
     block_size: u32,
+    /// `x-amz-checksum-algorithm` and `-type` of CreateMultipartUpload (names as in S3).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    checksum_algorithm: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    checksum_type: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -146,6 +168,8 @@ impl Store {
             data: data as u16,
             parity: parity as u16,
             block_size: self.block_size as u32,
+            checksum_algorithm: opts.upload_checksum.map(|(a, _)| a.name().to_string()),
+            checksum_type: opts.upload_checksum.map(|(_, t)| t.name().to_string()),
         };
         let bytes = bytes::Bytes::from(serde_json::to_vec(&record).unwrap_or_default());
         let path = format!("{}/upload.json", upload_dir(&id));
@@ -345,6 +369,22 @@ impl Store {
         parts: &[(u32, String)],
         condition: Option<&WriteCondition>,
     ) -> ObjectResult<ObjectInfo> {
+        let checks = CompleteChecksums::default();
+        self.complete_multipart_checked(bucket, key, upload_id, parts, condition, &checks)
+            .await
+    }
+
+    /// [`Store::complete_multipart`], checking the request's checksums and making the
+    /// object's checksum of the upload's type (composite or full-object).
+    pub async fn complete_multipart_checked(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+        parts: &[(u32, String)],
+        condition: Option<&WriteCondition>,
+        checks: &CompleteChecksums,
+    ) -> ObjectResult<ObjectInfo> {
         check_bucket(bucket)?;
         check_key(key)?;
         let id = parse_upload_id(upload_id)?;
@@ -352,7 +392,12 @@ impl Store {
             .locker
             .lock(&format!("upload/{id}"), true, LOCK_TIMEOUT)
             .await?;
-        let (set, rec) = self.load_upload(bucket, key, &id).await?;
+        let (set, rec) = match self.load_upload(bucket, key, &id).await {
+            Err(ObjectError::NoSuchUpload) => {
+                return self.completed_upload(bucket, key, &id, parts).await
+            }
+            other => other?,
+        };
         if let Some(cond) = condition {
             judge(set, bucket, key, cond).await?;
         }
@@ -387,16 +432,9 @@ impl Store {
         }
         let etag = format!("{}-{}", hex::encode(md5.finalize()), chosen.len());
         let size: u64 = chosen.iter().map(|r| r.size).sum();
-        let mut checksums = BTreeMap::new();
-        for alg in ChecksumAlg::ALL {
-            let values: Option<Vec<&str>> = chosen
-                .iter()
-                .map(|r| r.checksums.get(alg.name()).map(String::as_str))
-                .collect();
-            if let Some(c) = values.and_then(|v| composite(alg, &v)) {
-                checksums.insert(alg.name().to_string(), c);
-            }
-        }
+        let checksums = object_checksums(&rec, &chosen, checks)?;
+        let mut headers = rec.headers.clone();
+        headers.insert(UPLOAD_HEADER.to_string(), id.to_string());
         let data_dir = Uuid::new_v4();
         let staged = format!("tmp/{data_dir}");
         let dir = upload_dir(&id);
@@ -425,7 +463,7 @@ impl Store {
             mod_time: now_nanos(),
             size,
             etag,
-            headers: rec.headers.clone(),
+            headers,
             user_meta: rec.user_meta.clone(),
             checksums,
             erasure: ErasureInfo {
@@ -461,6 +499,33 @@ impl Store {
         crate::crash::point(crate::crash::COMPLETE_COMMITTED);
         cleanup(&set.drives, &dir).await;
         Ok(info)
+    }
+
+    /// A Complete retried after the upload completed (its answer was lost, say): the same
+    /// answer, if a version of the key was made from this upload with exactly these parts;
+    /// otherwise the upload is gone.
+    async fn completed_upload(
+        &self,
+        bucket: &str,
+        key: &str,
+        id: &Uuid,
+        parts: &[(u32, String)],
+    ) -> ObjectResult<ObjectInfo> {
+        let set = self.set_for(key);
+        let metas = fan_out(&set.drives, |_, d| d.read_meta(bucket, key)).await;
+        let id = id.to_string();
+        agreed_versions(&metas)
+            .iter()
+            .find(|v| {
+                v.headers.get(UPLOAD_HEADER) == Some(&id)
+                    && v.parts.len() == parts.len()
+                    && v.parts
+                        .iter()
+                        .zip(parts)
+                        .all(|(p, (n, etag))| p.number == *n && p.etag == etag.trim_matches('"'))
+            })
+            .map(|v| info_of(bucket, key, v))
+            .ok_or(ObjectError::NoSuchUpload)
     }
 
     pub async fn abort_multipart(
@@ -526,4 +591,108 @@ impl Store {
         }
         Ok(())
     }
+}
+
+/// The object checksums of a completed upload: the parts' given checksums must be their
+/// stored ones; an upload with an algorithm needs that checksum on every part; the object
+/// gets a full-object CRC combined from the parts' (no data is read again) or composite
+/// checksums; the client's expected value must match.
+fn object_checksums(
+    rec: &UploadRecord,
+    chosen: &[PartRecord],
+    checks: &CompleteChecksums,
+) -> ObjectResult<BTreeMap<String, String>> {
+    for (r, given) in chosen.iter().zip(&checks.parts) {
+        for (alg, value) in given {
+            if r.checksums.get(alg) != Some(value) {
+                return Err(ObjectError::InvalidPart(format!(
+                    "the {alg} checksum given for part {} is not the part's",
+                    r.number
+                )));
+            }
+        }
+    }
+    let alg = rec
+        .checksum_algorithm
+        .as_deref()
+        .and_then(ChecksumAlg::parse);
+    let stored_kind = rec.checksum_type.as_deref().and_then(ChecksumType::parse);
+    if let (Some(asked), Some(alg)) = (checks.kind, alg) {
+        if Some(asked) != stored_kind && stored_kind.is_some() {
+            return Err(ObjectError::InvalidRequest(format!(
+                "The upload was created using the {} checksum mode. The complete request must use the same checksum mode.",
+                stored_kind.map_or("", ChecksumType::name)
+            )));
+        }
+        if !asked.allows(alg) {
+            return Err(ObjectError::InvalidRequest(format!(
+                "The {} checksum type cannot be used with the {} checksum algorithm.",
+                asked.name(),
+                alg.name()
+            )));
+        }
+    }
+    if let Some(alg) = alg {
+        if let Some(r) = chosen
+            .iter()
+            .find(|r| !r.checksums.contains_key(alg.name()))
+        {
+            return Err(ObjectError::InvalidRequest(format!(
+                "The upload was created using a {} checksum. The complete request must include the checksum for each part. It was missing for part {} in the request.",
+                alg.name().to_ascii_lowercase(),
+                r.number
+            )));
+        }
+    }
+    let kind = checks.kind.or(stored_kind);
+    let mut checksums = BTreeMap::new();
+    if kind == Some(ChecksumType::FullObject) {
+        // The upload's algorithm, or (an upload made without one) the expected value's.
+        let alg = alg
+            .or(checks.expected.as_ref().map(|(a, _)| *a))
+            .filter(|a| a.crc().is_some())
+            .ok_or_else(|| {
+                ObjectError::InvalidRequest(
+                    "A full-object checksum needs a CRC checksum algorithm.".into(),
+                )
+            })?;
+        let values: Option<Vec<(&str, u64)>> = chosen
+            .iter()
+            .map(|r| r.checksums.get(alg.name()).map(|v| (v.as_str(), r.size)))
+            .collect();
+        let value = values.and_then(|v| full_object(alg, &v)).ok_or_else(|| {
+            ObjectError::InvalidRequest(format!(
+                "Every part needs a {} checksum for a full-object checksum.",
+                alg.name()
+            ))
+        })?;
+        checksums.insert(alg.name().to_string(), value);
+    } else {
+        for alg in ChecksumAlg::ALL {
+            let values: Option<Vec<&str>> = chosen
+                .iter()
+                .map(|r| r.checksums.get(alg.name()).map(String::as_str))
+                .collect();
+            if let Some(c) = values.and_then(|v| composite(alg, &v)) {
+                checksums.insert(alg.name().to_string(), c);
+            }
+        }
+    }
+    if let Some((alg, value)) = &checks.expected {
+        let have = checksums.get(alg.name()).ok_or_else(|| {
+            ObjectError::InvalidRequest(format!(
+                "The {} checksum given does not match the checksum type of the upload.",
+                alg.name()
+            ))
+        })?;
+        let bare = |v: &str| v.split('-').next().unwrap_or_default().to_string();
+        let matches = match ChecksumType::of_value(have) {
+            ChecksumType::FullObject => have == value,
+            ChecksumType::Composite => have == value || bare(have) == *value,
+        };
+        if !matches {
+            return Err(ObjectError::BadDigest);
+        }
+    }
+    Ok(checksums)
 }

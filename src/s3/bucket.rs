@@ -25,8 +25,51 @@ pub(super) async fn require_bucket(state: &S3State, name: &str) -> Result<(), S3
     }
 }
 
-pub async fn list_buckets(state: &S3State) -> Result<Response<Body>, S3Error> {
-    let buckets = state.store.list_buckets().await?;
+/// ListBuckets, paginated as AWS has done since 2024: `max-buckets` (1–10,000),
+/// `continuation-token` (opaque: the last name of the previous page), `prefix`, and
+/// `bucket-region` (this server's region lists everything, another nothing).
+pub async fn list_buckets(state: &S3State, ctx: &Ctx) -> Result<Response<Body>, S3Error> {
+    let max = match ctx.query("max-buckets") {
+        None => None,
+        Some(v) => Some(
+            v.parse::<usize>()
+                .ok()
+                .filter(|n| (1..=10_000).contains(n))
+                .ok_or_else(|| {
+                    S3Error::invalid_argument("max-buckets must be an integer from 1 to 10000")
+                })?,
+        ),
+    };
+    let after = match ctx.query("continuation-token").filter(|t| !t.is_empty()) {
+        None => None,
+        Some(t) => Some(
+            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(t)
+                .ok()
+                .and_then(|b| String::from_utf8(b).ok())
+                .ok_or_else(|| {
+                    S3Error::invalid_argument("The continuation token provided is incorrect")
+                })?,
+        ),
+    };
+    let prefix = ctx.query("prefix").unwrap_or("");
+    let other_region = ctx
+        .query("bucket-region")
+        .is_some_and(|r| !r.is_empty() && r != state.region);
+    let mut buckets = state.store.list_buckets().await?;
+    buckets.sort_by(|a, b| a.name.cmp(&b.name));
+    buckets.retain(|b| {
+        !other_region && b.name.starts_with(prefix) && after.as_ref().is_none_or(|a| b.name > *a)
+    });
+    let mut continuation_token = None;
+    if let Some(max) = max {
+        if buckets.len() > max {
+            buckets.truncate(max);
+            continuation_token = buckets.last().map(|b| {
+                base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b.name.as_bytes())
+            });
+        }
+    }
     xml_response(&xml::ListAllMyBucketsResult {
         xmlns: NS,
         owner: state.owner.clone(),
@@ -36,9 +79,12 @@ pub async fn list_buckets(state: &S3State) -> Result<Response<Body>, S3Error> {
                 .map(|b| xml::BucketXml {
                     name: b.name,
                     creation_date: iso8601(b.created),
+                    bucket_region: state.region.clone(),
                 })
                 .collect(),
         },
+        continuation_token,
+        prefix: ctx.query("prefix").map(str::to_string),
     })
 }
 
@@ -53,13 +99,7 @@ pub async fn create(state: &S3State, ctx: &Ctx, body: Body) -> Result<Response<B
     if !text.trim().is_empty() {
         let cfg: xml::CreateBucketConfiguration = xml::from_xml(&text)?;
         if let Some(loc) = cfg.location_constraint.filter(|l| !l.is_empty()) {
-            if loc != state.region {
-                return Err(S3Error::new(
-                    "InvalidLocationConstraint",
-                    StatusCode::BAD_REQUEST,
-                    format!("The specified location-constraint is not valid; this server is in region {}", state.region),
-                ));
-            }
+            check_location(&loc, &state.region)?;
         }
     }
     let mut config = super::access::new_bucket_config(state, ctx, name)?;
@@ -74,6 +114,43 @@ pub async fn create(state: &S3State, ctx: &Ctx, body: Body) -> Result<Response<B
         r.headers_mut().insert("location", v);
     }
     Ok(r)
+}
+
+/// A CreateBucket location constraint, answered as AWS does: this server's region (or `US`,
+/// the legacy name of us-east-1) is fine; `EU` (legacy eu-west-1) or another region is
+/// `IllegalLocationConstraintException`; anything else is not a location at all.
+fn check_location(loc: &str, region: &str) -> Result<(), S3Error> {
+    let canonical = |r: &str| {
+        if r == "US" {
+            "us-east-1".to_string()
+        } else {
+            r.to_string()
+        }
+    };
+    if canonical(loc) == canonical(region) {
+        return Ok(());
+    }
+    let looks_like_region = loc == "EU"
+        || loc.split('-').count() >= 3
+            && loc
+                .split('-')
+                .next_back()
+                .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+            && loc
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    if looks_like_region {
+        return Err(S3Error::new(
+            "IllegalLocationConstraintException",
+            StatusCode::BAD_REQUEST,
+            format!("The {loc} location constraint is incompatible for the region specific endpoint this request was sent to ({region})."),
+        ));
+    }
+    Err(S3Error::new(
+        "InvalidLocationConstraint",
+        StatusCode::BAD_REQUEST,
+        "The specified location-constraint is not valid",
+    ))
 }
 
 pub async fn head(state: &S3State, ctx: &Ctx) -> Result<Response<Body>, S3Error> {
@@ -243,4 +320,31 @@ pub async fn list_objects(state: &S3State, ctx: &Ctx, v2: bool) -> Result<Respon
             .collect(),
     };
     xml_response(&result)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn location_constraints_get_the_aws_answers() {
+        let code = |loc, region| check_location(loc, region).err().map(|e| e.code);
+        assert_eq!(code("us-east-1", "us-east-1"), None);
+        assert_eq!(code("US", "us-east-1"), None);
+        assert_eq!(code("eu-central-1", "eu-central-1"), None);
+        for other in ["EU", "eu-west-1", "ap-southeast-2", "us-gov-west-1"] {
+            assert_eq!(
+                code(other, "us-east-1"),
+                Some("IllegalLocationConstraintException"),
+                "{other}"
+            );
+        }
+        for junk in ["nowhere", "eu-west-one", "EU-WEST-1", "-1"] {
+            assert_eq!(
+                code(junk, "us-east-1"),
+                Some("InvalidLocationConstraint"),
+                "{junk}"
+            );
+        }
+    }
 }

@@ -7,6 +7,73 @@ use crate::auth::chunked::BodyError;
 use crate::auth::AuthError;
 use crate::object::ObjectError;
 
+/// Every error code Cairn answers with and the HTTP statuses it may carry, as the AWS S3
+/// error reference ("Error responses", "List of error codes") gives them; a few are from
+/// the AWS references of other operations (noted). A test checks every `S3Error::new` in
+/// the source against this table, so a new code or status is looked up before it is used.
+pub const ERROR_CODES: &[(&str, &[u16])] = &[
+    ("AccessControlListNotSupported", &[400]),
+    ("AccessDenied", &[403]),
+    ("AuthorizationHeaderMalformed", &[400]),
+    // 400 for malformed query parameters; 403 for an X-Amz-Expires out of range.
+    ("AuthorizationQueryParametersError", &[400, 403]),
+    ("BadDigest", &[400]),
+    ("BadRequest", &[400]),
+    ("BucketAlreadyOwnedByYou", &[409]),
+    ("BucketNotEmpty", &[409]),
+    ("ConditionalRequestConflict", &[409]),
+    ("EntityTooLarge", &[400]),
+    ("EntityTooSmall", &[400]),
+    ("ExpiredToken", &[400]),
+    ("IllegalLocationConstraintException", &[400]),
+    ("IncompleteBody", &[400]),
+    ("InternalError", &[500]),
+    ("InvalidAccessKeyId", &[403]),
+    ("InvalidArgument", &[400]),
+    ("InvalidBucketName", &[400]),
+    ("InvalidBucketState", &[409]),
+    ("InvalidDigest", &[400]),
+    ("InvalidLocationConstraint", &[400]),
+    ("InvalidPart", &[400]),
+    ("InvalidPartNumber", &[416]),
+    ("InvalidPartOrder", &[400]),
+    ("InvalidRange", &[416]),
+    ("InvalidRequest", &[400]),
+    ("InvalidStorageClass", &[400]),
+    ("InvalidTag", &[400]),
+    ("InvalidToken", &[400]),
+    ("KeyTooLongError", &[400]),
+    ("MalformedPolicy", &[400]),
+    ("MalformedXML", &[400]),
+    ("MaxMessageLengthExceeded", &[400]),
+    ("MetadataTooLarge", &[400]),
+    ("MethodNotAllowed", &[405]),
+    ("MissingContentLength", &[411]),
+    ("MissingSecurityHeader", &[400]),
+    ("NoSuchBucket", &[404]),
+    ("NoSuchBucketPolicy", &[404]),
+    ("NoSuchKey", &[404]),
+    ("NoSuchLifecycleConfiguration", &[404]),
+    // GetObjectLockConfiguration on a bucket without one (GetObjectLockConfiguration).
+    ("ObjectLockConfigurationNotFoundError", &[404]),
+    // Retention or legal hold asked of a version that has none (GetObjectRetention).
+    ("NoSuchObjectLockConfiguration", &[404]),
+    ("NoSuchPublicAccessBlockConfiguration", &[404]),
+    ("NoSuchTagSet", &[404]),
+    ("NoSuchUpload", &[404]),
+    ("NoSuchVersion", &[404]),
+    ("NotImplemented", &[501]),
+    ("PreconditionFailed", &[412]),
+    ("RequestTimeTooSkewed", &[403]),
+    ("ServiceUnavailable", &[503]),
+    ("SignatureDoesNotMatch", &[403]),
+    ("SlowDown", &[503]),
+    ("UnresolvableGrantByEmailAddress", &[400]),
+    ("XAmzContentSHA256Mismatch", &[400]),
+    // MinIO's answer to a write past a bucket quota, which MinIO clients know.
+    ("XMinioAdminBucketQuotaExceeded", &[400]),
+];
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct S3Error {
     pub code: &'static str,
@@ -117,6 +184,11 @@ impl From<AuthError> for S3Error {
             AuthError::AuthorizationQueryParametersError(_) => S3Error::new(
                 "AuthorizationQueryParametersError",
                 StatusCode::BAD_REQUEST,
+                msg,
+            ),
+            AuthError::ExpiresOutOfRange(_) => S3Error::new(
+                "AuthorizationQueryParametersError",
+                StatusCode::FORBIDDEN,
                 msg,
             ),
             AuthError::InvalidArgument(_) => {
@@ -245,6 +317,7 @@ impl From<ObjectError> for S3Error {
                 "The Content-MD5 you specified did not match what we received.",
             ),
             ObjectError::InvalidArgument(m) => S3Error::invalid_argument(m),
+            ObjectError::InvalidRequest(m) => S3Error::invalid_request(m),
             ObjectError::LockLost | ObjectError::WriteQuorum { .. } | ObjectError::ReadQuorum { .. } => S3Error::new(
                 "ServiceUnavailable",
                 S::SERVICE_UNAVAILABLE,
@@ -274,5 +347,85 @@ impl From<ObjectError> for S3Error {
                 S3Error::internal()
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod code_table {
+    use super::ERROR_CODES;
+
+    fn status_of(name: &str) -> Option<u16> {
+        Some(match name {
+            "BAD_REQUEST" => 400,
+            "FORBIDDEN" => 403,
+            "NOT_FOUND" => 404,
+            "METHOD_NOT_ALLOWED" => 405,
+            "CONFLICT" => 409,
+            "LENGTH_REQUIRED" => 411,
+            "PRECONDITION_FAILED" => 412,
+            "RANGE_NOT_SATISFIABLE" => 416,
+            "INTERNAL_SERVER_ERROR" => 500,
+            "NOT_IMPLEMENTED" => 501,
+            "SERVICE_UNAVAILABLE" => 503,
+            _ => return None,
+        })
+    }
+
+    fn sources(dir: &std::path::Path, out: &mut Vec<(String, String)>) {
+        for e in std::fs::read_dir(dir).expect("read src").flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                sources(&p, out);
+            } else if p.extension().is_some_and(|x| x == "rs") {
+                let text = std::fs::read_to_string(&p).expect("read source");
+                out.push((p.display().to_string(), text));
+            }
+        }
+    }
+
+    /// Every `S3Error::new` with a literal code in the source uses a code of the
+    /// table with one of its statuses.
+    #[test]
+    fn every_error_in_the_source_is_in_the_aws_table() {
+        let mut files = Vec::new();
+        sources(
+            &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src"),
+            &mut files,
+        );
+        let mut seen = 0;
+        for (path, text) in &files {
+            // Not this test's own text.
+            let text = text.split("mod code_table").next().unwrap_or_default();
+            for (at, _) in text.match_indices("S3Error::new(") {
+                let rest = &text[at + "S3Error::new(".len()..];
+                let rest = rest.trim_start();
+                // The table's own constructor takes a parameter, not a literal.
+                let Some(lit) = rest.strip_prefix('"') else {
+                    continue;
+                };
+                let Some((code, after)) = lit.split_once('"') else {
+                    panic!("{path}: unterminated code");
+                };
+                let status = after
+                    .trim_start_matches([',', ' ', '\n'])
+                    .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == ':'))
+                    .next()
+                    .unwrap_or_default();
+                let name = status.rsplit("::").next().unwrap_or_default();
+                let status = status_of(name)
+                    .unwrap_or_else(|| panic!("{path}: {code} with unknown status {name}"));
+                let allowed = ERROR_CODES
+                    .iter()
+                    .find(|(c, _)| *c == code)
+                    .unwrap_or_else(|| panic!("{path}: {code} is not in the AWS table"));
+                assert!(
+                    allowed.1.contains(&status),
+                    "{path}: {code} with {status}, AWS gives {:?}",
+                    allowed.1
+                );
+                seen += 1;
+            }
+        }
+        assert!(seen > 50, "only {seen} errors found in the source");
     }
 }

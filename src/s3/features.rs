@@ -90,22 +90,6 @@ const fn refused(header: &'static str, what: &'static str, carried_by: &'static 
     }
 }
 
-const fn neutral(
-    header: &'static str,
-    what: &'static str,
-    carried_by: &'static [Op],
-    values: &'static [&'static str],
-) -> Feature {
-    Feature {
-        header,
-        what,
-        carried_by,
-        honoured_by: &[],
-        neutral: values,
-        refusal: Refusal::NotImplemented,
-    }
-}
-
 const fn honoured(header: &'static str, what: &'static str, ops: &'static [Op]) -> Feature {
     Feature {
         header,
@@ -234,12 +218,11 @@ pub const FEATURES: &[Feature] = &[
         "MFA delete",
         &[DeleteObject, DeleteObjects, PutBucketVersioning],
     ),
-    // Parts are combined into a composite checksum.
-    neutral(
+    // Composite or full-object checksums of multipart uploads.
+    honoured(
         "x-amz-checksum-type",
-        "Full-object checksums of multipart uploads",
-        &[CreateMultipartUpload],
-        &["COMPOSITE"],
+        "Multipart checksum types",
+        &[CreateMultipartUpload, CompleteMultipartUpload],
     ),
     condition("if-match"),
     condition("if-none-match"),

@@ -302,7 +302,7 @@ async fn dispatch(
         authz::AclCheck::Object(need) => authz::object_acl_allows(state, &ctx, need).await?,
     }
     match op {
-        Op::ListBuckets => bucket::list_buckets(state).await,
+        Op::ListBuckets => bucket::list_buckets(state, &ctx).await,
         Op::CreateBucket => bucket::create(state, &ctx, body).await,
         Op::HeadBucket => bucket::head(state, &ctx).await,
         Op::DeleteBucket => bucket::delete(state, &ctx).await,

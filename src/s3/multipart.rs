@@ -11,7 +11,8 @@ use super::object::{
 };
 use super::xml::{self, NS};
 use super::{body, iso8601, xml_response, Ctx, S3State};
-use crate::checksum::ChecksumAlg;
+use crate::checksum::{ChecksumAlg, ChecksumType};
+use crate::object::CompleteChecksums;
 use crate::object::{ByteRange, MAX_PART_SIZE};
 
 fn upload_id(ctx: &Ctx) -> Result<&str, S3Error> {
@@ -30,9 +31,42 @@ fn part_number(ctx: &Ctx) -> Result<u32, S3Error> {
         })
 }
 
+/// `x-amz-checksum-algorithm` and `x-amz-checksum-type` of CreateMultipartUpload, checked
+/// as AWS does; the type defaults by algorithm.
+fn upload_checksum(ctx: &Ctx) -> Result<Option<(ChecksumAlg, ChecksumType)>, S3Error> {
+    let kind = match ctx.header("x-amz-checksum-type") {
+        None => None,
+        Some(t) => Some(ChecksumType::parse(t.trim()).ok_or_else(|| {
+            S3Error::invalid_request("Value for x-amz-checksum-type header is invalid.")
+        })?),
+    };
+    let Some(alg) = ctx.header("x-amz-checksum-algorithm") else {
+        return match kind {
+            Some(_) => Err(S3Error::invalid_request(
+                "The x-amz-checksum-type header can only be used with the x-amz-checksum-algorithm header.",
+            )),
+            None => Ok(None),
+        };
+    };
+    let alg = ChecksumAlg::parse(alg.trim()).ok_or_else(|| {
+        S3Error::invalid_request("Checksum algorithm provided is unsupported. Please try again with any of the valid types: [CRC32, CRC32C, CRC64NVME, SHA1, SHA256]")
+    })?;
+    let kind = kind.unwrap_or(ChecksumType::default_for(alg));
+    if !kind.allows(alg) {
+        return Err(S3Error::invalid_request(format!(
+            "The {} checksum type cannot be used with the {} checksum algorithm.",
+            kind.name(),
+            alg.name().to_ascii_lowercase()
+        )));
+    }
+    Ok(Some((alg, kind)))
+}
+
 pub async fn create(state: &S3State, ctx: &Ctx) -> Result<Response<Body>, S3Error> {
     let (bucket, key) = bucket_key(ctx)?;
+    let checksum = upload_checksum(ctx)?;
     let mut opts = put_options(ctx)?;
+    opts.upload_checksum = checksum;
     if let Some(acl) = super::access::object_write_acl(state, ctx).await? {
         opts.headers.insert(super::authz::ACL_HEADER.into(), acl);
     }
@@ -45,13 +79,13 @@ pub async fn create(state: &S3State, ctx: &Ctx) -> Result<Response<Body>, S3Erro
         key: key.to_string(),
         upload_id: id,
     })?;
-    if let Some(alg) = ctx
-        .header("x-amz-checksum-algorithm")
-        .and_then(ChecksumAlg::parse)
-    {
-        if let Ok(v) = HeaderValue::from_str(alg.name()) {
-            r.headers_mut().insert("x-amz-checksum-algorithm", v);
-        }
+    if let Some((alg, kind)) = checksum {
+        let h = r.headers_mut();
+        h.insert(
+            "x-amz-checksum-algorithm",
+            HeaderValue::from_static(alg.name()),
+        );
+        h.insert("x-amz-checksum-type", HeaderValue::from_static(kind.name()));
     }
     Ok(r)
 }
@@ -78,10 +112,11 @@ fn copy_range(ctx: &Ctx, size: u64) -> Result<Option<ByteRange>, S3Error> {
     let Some(v) = ctx.header("x-amz-copy-source-range") else {
         return Ok(None);
     };
+    // Not of the form `bytes=first-last`: InvalidArgument; outside the source: InvalidRange.
     let bad = || {
-        S3Error::invalid_argument(format!(
-            "Range specified is not valid for source object of size: {size}"
-        ))
+        S3Error::invalid_argument(
+            "The x-amz-copy-source-range value must be of the form bytes=first-last where first and last are the zero-based offsets of the first and last bytes to copy",
+        )
     };
     let (a, b) = v
         .trim()
@@ -90,7 +125,11 @@ fn copy_range(ctx: &Ctx, size: u64) -> Result<Option<ByteRange>, S3Error> {
         .ok_or_else(bad)?;
     let (a, b): (u64, u64) = (a.parse().map_err(|_| bad())?, b.parse().map_err(|_| bad())?);
     if a > b || b >= size {
-        return Err(bad());
+        return Err(S3Error::new(
+            "InvalidRange",
+            http::StatusCode::RANGE_NOT_SATISFIABLE,
+            format!("Range specified is not valid for source object of size: {size}"),
+        ));
     }
     Ok(Some(ByteRange {
         start: a,
@@ -147,11 +186,40 @@ pub async fn complete(state: &S3State, ctx: &Ctx, body: Body) -> Result<Response
     let (bucket, key) = bucket_key(ctx)?;
     let id = upload_id(ctx)?;
     let condition = super::features::write_condition(ctx)?;
-    let raw = body::read_small(body, &ctx.verified, &ctx.headers, 4 << 20).await?;
+    // `x-amz-checksum-*` here is the whole object's checksum, not the XML body's.
+    let body_headers: Vec<(String, String)> = ctx
+        .headers
+        .iter()
+        .filter(|(n, _)| !n.starts_with("x-amz-checksum-"))
+        .cloned()
+        .collect();
+    let raw = body::read_small(body, &ctx.verified, &body_headers, 4 << 20).await?;
     let text = String::from_utf8(raw).map_err(|_| S3Error::malformed_xml())?;
     let req: xml::CompleteMultipartUpload = xml::from_xml(&text)?;
     if req.parts.is_empty() {
         return Err(S3Error::malformed_xml());
+    }
+    let mut checks = CompleteChecksums {
+        parts: req
+            .parts
+            .iter()
+            .map(xml::CompletedPartXml::checksums)
+            .collect(),
+        kind: match ctx.header("x-amz-checksum-type") {
+            None => None,
+            Some(t) => Some(ChecksumType::parse(t.trim()).ok_or_else(|| {
+                S3Error::invalid_request("Value for x-amz-checksum-type header is invalid.")
+            })?),
+        },
+        expected: None,
+    };
+    for alg in ChecksumAlg::ALL {
+        if let Some(v) = ctx.header(&alg.header()) {
+            if checks.expected.is_some() {
+                return Err(S3Error::invalid_request("Expecting a single x-amz-checksum- header. Multiple checksum Types are not allowed."));
+            }
+            checks.expected = Some((alg, v.trim().to_string()));
+        }
     }
     let parts: Vec<(u32, String)> = req
         .parts
@@ -162,7 +230,7 @@ pub async fn complete(state: &S3State, ctx: &Ctx, body: Body) -> Result<Response
     let old = super::object::replaced_size(state, bucket, key).await;
     let info = state
         .store
-        .complete_multipart(bucket, key, id, &parts, condition.as_ref())
+        .complete_multipart_checked(bucket, key, id, &parts, condition.as_ref(), &checks)
         .await?;
     if tracked {
         state.quotas.completed(bucket, key, info.size, old);
@@ -179,6 +247,11 @@ pub async fn complete(state: &S3State, ctx: &Ctx, body: Body) -> Result<Response
         checksum_crc64nvme: get(ChecksumAlg::Crc64Nvme),
         checksum_sha1: get(ChecksumAlg::Sha1),
         checksum_sha256: get(ChecksumAlg::Sha256),
+        checksum_type: info
+            .checksums
+            .values()
+            .next()
+            .map(|v| ChecksumType::of_value(v).name()),
     })?;
     version_header(state, &mut r, bucket, info.version_id).await;
     super::lifecycle::expiration_header(state, &mut r, &info).await;

@@ -33,17 +33,30 @@ pub(super) fn bucket_key(ctx: &Ctx) -> Result<(&str, &str), S3Error> {
     }
 }
 
+/// A Content-Encoding as the client sent it, less the `aws-chunked` coding (which describes
+/// the request body only): every other byte is kept, so it comes back exactly as stored.
+fn without_aws_chunked(v: &str) -> String {
+    if !v
+        .split(',')
+        .any(|c| c.trim().eq_ignore_ascii_case("aws-chunked"))
+    {
+        return v.to_string();
+    }
+    v.split(',')
+        .filter(|c| !c.trim().eq_ignore_ascii_case("aws-chunked"))
+        .collect::<Vec<_>>()
+        .join(",")
+        .trim()
+        .to_string()
+}
+
 /// Metadata a write carries in its headers.
 pub(super) fn put_options(ctx: &Ctx) -> Result<PutOptions, S3Error> {
     let mut headers = BTreeMap::new();
     for name in STORED_HEADERS {
         if let Some(v) = ctx.header(name) {
             let v = if *name == "content-encoding" {
-                v.split(',')
-                    .map(str::trim)
-                    .filter(|p| *p != "aws-chunked" && !p.is_empty())
-                    .collect::<Vec<_>>()
-                    .join(",")
+                without_aws_chunked(v)
             } else {
                 v.to_string()
             };
@@ -209,7 +222,7 @@ fn etag_matches(list: &str, etag: &str) -> bool {
 }
 
 fn parse_date(v: Option<&str>) -> Option<SystemTime> {
-    v.and_then(|d| httpdate::parse_http_date(d.trim()).ok())
+    v.and_then(crate::auth::parse_http_date)
 }
 
 /// Evaluate conditional headers (`prefix` is `if-` or `x-amz-copy-source-if-`) per RFC 7232
@@ -399,12 +412,8 @@ pub async fn get(state: &S3State, ctx: &Ctx, head: bool) -> Result<Response<Body
         && range.is_none()
     {
         checksum_headers(&mut resp, &info.checksums);
-        if !info.checksums.is_empty() {
-            let kind = if info.checksums.values().any(|v| v.contains('-')) {
-                "COMPOSITE"
-            } else {
-                "FULL_OBJECT"
-            };
+        if let Some(v) = info.checksums.values().next() {
+            let kind = crate::checksum::ChecksumType::of_value(v).name();
             insert(&mut resp, "x-amz-checksum-type", kind);
         }
     }
@@ -629,6 +638,8 @@ pub async fn copy(state: &S3State, ctx: &Ctx) -> Result<Response<Body>, S3Error>
         }
     };
     opts.headers.remove(super::authz::ACL_HEADER);
+    // The copy was not made by the source's multipart upload.
+    opts.headers.remove(crate::object::UPLOAD_HEADER);
     if let Some(acl) = acl {
         opts.headers.insert(super::authz::ACL_HEADER.into(), acl);
     }
@@ -711,6 +722,20 @@ pub(super) async fn copy_source_version_header(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn content_encoding_loses_only_aws_chunked() {
+        for (sent, stored) in [
+            ("deflate, gzip", "deflate, gzip"),
+            ("gzip,  br", "gzip,  br"),
+            ("aws-chunked", ""),
+            ("aws-chunked,deflate, gzip", "deflate, gzip"),
+            ("gzip, aws-chunked", "gzip"),
+            ("gzip, AWS-Chunked, br", "gzip, br"),
+        ] {
+            assert_eq!(without_aws_chunked(sent), stored, "{sent}");
+        }
+    }
 
     #[test]
     fn ranges() {

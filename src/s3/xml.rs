@@ -52,6 +52,10 @@ pub struct ListAllMyBucketsResult {
     pub owner: Owner,
     #[serde(rename = "Buckets")]
     pub buckets: Buckets,
+    #[serde(rename = "ContinuationToken", skip_serializing_if = "Option::is_none")]
+    pub continuation_token: Option<String>,
+    #[serde(rename = "Prefix", skip_serializing_if = "Option::is_none")]
+    pub prefix: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -66,6 +70,8 @@ pub struct BucketXml {
     pub name: String,
     #[serde(rename = "CreationDate")]
     pub creation_date: String,
+    #[serde(rename = "BucketRegion")]
+    pub bucket_region: String,
 }
 
 #[derive(Serialize)]
@@ -335,6 +341,32 @@ pub struct CompletedPartXml {
     pub part_number: u32,
     #[serde(rename = "ETag")]
     pub etag: String,
+    #[serde(rename = "ChecksumCRC32", default)]
+    pub checksum_crc32: Option<String>,
+    #[serde(rename = "ChecksumCRC32C", default)]
+    pub checksum_crc32c: Option<String>,
+    #[serde(rename = "ChecksumCRC64NVME", default)]
+    pub checksum_crc64nvme: Option<String>,
+    #[serde(rename = "ChecksumSHA1", default)]
+    pub checksum_sha1: Option<String>,
+    #[serde(rename = "ChecksumSHA256", default)]
+    pub checksum_sha256: Option<String>,
+}
+
+impl CompletedPartXml {
+    /// The checksums given for the part, by algorithm name.
+    pub fn checksums(&self) -> std::collections::BTreeMap<String, String> {
+        [
+            ("CRC32", &self.checksum_crc32),
+            ("CRC32C", &self.checksum_crc32c),
+            ("CRC64NVME", &self.checksum_crc64nvme),
+            ("SHA1", &self.checksum_sha1),
+            ("SHA256", &self.checksum_sha256),
+        ]
+        .into_iter()
+        .filter_map(|(a, v)| Some((a.to_string(), v.as_ref()?.trim().to_string())))
+        .collect()
+    }
 }
 
 #[derive(Serialize)]
@@ -360,6 +392,8 @@ pub struct CompleteMultipartUploadResult {
     pub checksum_sha1: Option<String>,
     #[serde(rename = "ChecksumSHA256", skip_serializing_if = "Option::is_none")]
     pub checksum_sha256: Option<String>,
+    #[serde(rename = "ChecksumType", skip_serializing_if = "Option::is_none")]
+    pub checksum_type: Option<&'static str>,
 }
 
 #[derive(Serialize)]

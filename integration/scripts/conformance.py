@@ -1,0 +1,445 @@
+"""Conformance regressions: what real clients send, checked against AWS's answers.
+
+Usage: python3 conformance.py ENDPOINT ACCESS_KEY SECRET_KEY [CHECK ...]
+Runs every check (or the named ones), prints one line per check ("ok NAME" or
+"FAIL NAME: why") and exits non-zero when any failed. Each check names the bug it guards.
+"""
+import base64
+import datetime
+import hashlib
+import io
+import os
+import shutil
+import struct
+import subprocess
+import sys
+import tempfile
+import traceback
+import urllib.error
+import urllib.request
+import zlib
+
+import boto3
+import botocore.auth
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+endpoint, access, secret = sys.argv[1:4]
+only = set(sys.argv[4:])
+common = dict(endpoint_url=endpoint, aws_access_key_id=access,
+              aws_secret_access_key=secret, region_name="us-east-1")
+s3 = boto3.client("s3", **common)
+CHECKS = []
+
+
+def check(f):
+    CHECKS.append(f)
+    return f
+
+
+def error_of(fn, *args, **kwargs):
+    """Run a boto3 call that must fail; return (status, code, response)."""
+    try:
+        fn(*args, **kwargs)
+    except ClientError as e:
+        r = e.response
+        return r["ResponseMetadata"]["HTTPStatusCode"], r["Error"].get("Code"), r
+    raise AssertionError(f"{fn.__name__} succeeded, an error was expected")
+
+
+def http(method, url, data=None, headers=None):
+    req = urllib.request.Request(url, data=data, method=method, headers=headers or {})
+    try:
+        with urllib.request.urlopen(req) as r:
+            return r.status, dict(r.headers), r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, dict(e.headers), e.read()
+
+
+def code_of(body):
+    text = body.decode(errors="replace")
+    return text.split("<Code>")[1].split("</Code>")[0] if "<Code>" in text else ""
+
+
+def bucket(name, **kwargs):
+    try:
+        s3.create_bucket(Bucket=name, **kwargs)
+    except ClientError as e:
+        if e.response["Error"]["Code"] != "BucketAlreadyOwnedByYou":
+            raise
+    return name
+
+
+# --- CRCs as AWS defines them (reflected, init and xorout all ones) -----------------------
+
+def _table(poly, width):
+    mask = (1 << width) - 1
+    out = []
+    for i in range(256):
+        c = i
+        for _ in range(8):
+            c = (c >> 1) ^ poly if c & 1 else c >> 1
+        out.append(c & mask)
+    return out
+
+
+_T32C = _table(0x82F63B78, 32)
+_T64 = _table(0x9A6C9329AC4BC9B5, 64)
+
+
+def _crc(data, table, width):
+    mask = (1 << width) - 1
+    c = mask
+    for b in data:
+        c = table[(c ^ b) & 0xFF] ^ (c >> 8)
+    return c ^ mask
+
+
+def crc_b64(algo, data):
+    if algo == "CRC32":
+        raw = struct.pack(">I", zlib.crc32(data))
+    elif algo == "CRC32C":
+        raw = struct.pack(">I", _crc(data, _T32C, 32))
+    elif algo == "CRC64NVME":
+        raw = struct.pack(">Q", _crc(data, _T64, 64))
+    else:
+        raise ValueError(algo)
+    return base64.b64encode(raw).decode()
+
+
+# --- the checks --------------------------------------------------------------------------
+
+@check
+def region_us_is_us_east_1():
+    """s3cmd's default bucket_location = US signs with region 'US'."""
+    us = boto3.client("s3", **{**common, "region_name": "US"})
+    us.list_buckets()
+    b = bucket("conf-region-us")
+    us.put_object(Bucket=b, Key="k", Body=b"us")
+    assert us.get_object(Bucket=b, Key="k")["Body"].read() == b"us"
+    # EU is a legacy constraint for eu-west-1: not this server's region.
+    status, code, _ = error_of(s3.create_bucket, Bucket="conf-region-eu",
+                               CreateBucketConfiguration={"LocationConstraint": "EU"})
+    assert (status, code) == (400, "IllegalLocationConstraintException"), (status, code)
+    # Naming this server's own region is fine.
+    bucket("conf-region-own", CreateBucketConfiguration={"LocationConstraint": "us-east-1"})
+
+
+@check
+def s3cmd_default_configuration():
+    """s3cmd with nothing but keys and host set: region US, SigV4, path style."""
+    if not shutil.which("s3cmd"):
+        if os.environ.get("CI"):
+            raise AssertionError("s3cmd is required under CI")
+        print("SKIPPED s3cmd_default_configuration: s3cmd not on PATH")
+        return
+    host = endpoint.split("://", 1)[1]
+    with tempfile.TemporaryDirectory() as work:
+        cfg = os.path.join(work, "s3cfg")
+        with open(cfg, "w") as f:
+            f.write(f"[default]\naccess_key = {access}\nsecret_key = {secret}\n"
+                    f"host_base = {host}\nhost_bucket = {host}\nuse_https = False\n")
+        src = os.path.join(work, "f.txt")
+        with open(src, "wb") as f:
+            f.write(b"s3cmd default config\n" * 100)
+        run = lambda *a: subprocess.run(["s3cmd", "-c", cfg, *a], capture_output=True,
+                                        text=True, timeout=120)
+        for args in (["ls"], ["mb", "s3://conf-s3cmd"], ["put", src, "s3://conf-s3cmd/f.txt"],
+                     ["ls", "s3://conf-s3cmd"], ["get", "--force", "s3://conf-s3cmd/f.txt",
+                                                 os.path.join(work, "back")]):
+            r = run(*args)
+            assert r.returncode == 0, (args, r.stdout, r.stderr)
+        assert open(os.path.join(work, "back"), "rb").read() == open(src, "rb").read()
+
+
+@check
+def date_header_with_minus_0000_zone():
+    """botocore signs with `Date: ... -0000` (and no x-amz-date) when a Date header is set."""
+    c = boto3.client("s3", **common)
+    seen = []
+
+    def add_date(request, **_):
+        request.headers["Date"] = "placeholder"
+
+    def record(request, **_):
+        seen.append(request.headers.get("Date"))
+
+    c.meta.events.register("before-sign.s3.*", add_date)
+    c.meta.events.register("before-send.s3.*", record)
+    b = bucket("conf-date")
+    c.put_object(Bucket=b, Key="d", Body=b"dated")
+    assert c.get_object(Bucket=b, Key="d")["Body"].read() == b"dated"
+    c.list_objects_v2(Bucket=b)
+    seen = [d.decode() if isinstance(d, bytes) else d for d in seen]
+    assert seen and all(d and d.endswith("-0000") for d in seen), seen
+
+
+def skewed_client(seconds):
+    c = boto3.client("s3", **{**common, "config": Config(retries={"max_attempts": 1})})
+    real = botocore.auth.get_current_datetime
+    botocore.auth.get_current_datetime = lambda: real() + datetime.timedelta(seconds=seconds)
+    return c, lambda: setattr(botocore.auth, "get_current_datetime", real)
+
+
+@check
+def clock_skew_is_request_time_too_skewed():
+    for skew in (3600, -3600):
+        c, restore = skewed_client(skew)
+        try:
+            status, code, _ = error_of(c.list_buckets)
+        finally:
+            restore()
+        assert (status, code) == (403, "RequestTimeTooSkewed"), (skew, status, code)
+
+
+@check
+def presigned_expiry_out_of_range_is_403():
+    b = bucket("conf-presign")
+    s3.put_object(Bucket=b, Key="p", Body=b"presigned")
+    v4 = boto3.client("s3", **{**common, "config": Config(signature_version="s3v4")})
+    url = v4.generate_presigned_url("get_object", Params={"Bucket": b, "Key": "p"}, ExpiresIn=60)
+    assert http("GET", url)[0] == 200
+    for expires in (-7, 0, 609901):
+        url = v4.generate_presigned_url("get_object", Params={"Bucket": b, "Key": "p"},
+                                        ExpiresIn=expires)
+        status, _, body = http("GET", url)
+        assert status == 403, (expires, status, body)
+        assert code_of(body) in ("AccessDenied", "AuthorizationQueryParametersError"), body
+
+
+@check
+def sigv2_bucket_level_requests():
+    """botocore's SigV2 signs the bucket resource as `/bucket/`."""
+    v2 = boto3.client("s3", **{**common, "config": Config(signature_version="s3")})
+    v2.create_bucket(Bucket="conf-sigv2")
+    v2.head_bucket(Bucket="conf-sigv2")
+    v2.put_object(Bucket="conf-sigv2", Key="a b/c", Body=b"v2")
+    listed = v2.list_objects(Bucket="conf-sigv2", Prefix="a b/")
+    assert [o["Key"] for o in listed["Contents"]] == ["a b/c"], listed
+    v2.list_objects_v2(Bucket="conf-sigv2", MaxKeys=1)
+    v2.get_bucket_versioning(Bucket="conf-sigv2")
+    v2.get_bucket_location(Bucket="conf-sigv2")
+    assert v2.get_object(Bucket="conf-sigv2", Key="a b/c")["Body"].read() == b"v2"
+    v2.delete_object(Bucket="conf-sigv2", Key="a b/c")
+    v2.delete_bucket(Bucket="conf-sigv2")
+
+
+PART = 5 * 1024 * 1024
+
+
+def multipart(b, key, algo, ctype, parts):
+    up = s3.create_multipart_upload(Bucket=b, Key=key, ChecksumAlgorithm=algo,
+                                    ChecksumType=ctype)
+    uid = up["UploadId"]
+    assert up.get("ChecksumType") == ctype, up
+    done = []
+    for n, data in enumerate(parts, 1):
+        r = s3.upload_part(Bucket=b, Key=key, UploadId=uid, PartNumber=n, Body=data,
+                           **{f"Checksum{algo}": crc_b64(algo, data)})
+        done.append({"PartNumber": n, "ETag": r["ETag"], f"Checksum{algo}": crc_b64(algo, data)})
+    return uid, done
+
+
+@check
+def multipart_full_object_checksums():
+    b = bucket("conf-mpu-full")
+    parts = [os.urandom(PART), os.urandom(1000)]
+    whole = b"".join(parts)
+    for algo in ("CRC32", "CRC32C", "CRC64NVME"):
+        key = f"full-{algo}"
+        uid, done = multipart(b, key, algo, "FULL_OBJECT", parts)
+        want = crc_b64(algo, whole)
+        # A wrong full-object value is refused.
+        status, code, _ = error_of(
+            s3.complete_multipart_upload, Bucket=b, Key=key, UploadId=uid,
+            MultipartUpload={"Parts": done}, ChecksumType="FULL_OBJECT",
+            **{f"Checksum{algo}": crc_b64(algo, b"not the object")})
+        assert (status, code) == (400, "BadDigest"), (algo, status, code)
+        r = s3.complete_multipart_upload(Bucket=b, Key=key, UploadId=uid,
+                                         MultipartUpload={"Parts": done},
+                                         ChecksumType="FULL_OBJECT",
+                                         **{f"Checksum{algo}": want})
+        assert r.get(f"Checksum{algo}") == want, (algo, r)
+        assert r.get("ChecksumType") == "FULL_OBJECT", r
+        h = s3.head_object(Bucket=b, Key=key, ChecksumMode="ENABLED")
+        assert h.get(f"Checksum{algo}") == want, (algo, h)
+        assert h.get("ChecksumType") == "FULL_OBJECT", h
+        g = s3.get_object(Bucket=b, Key=key, ChecksumMode="ENABLED")
+        assert g.get(f"Checksum{algo}") == want and g["Body"].read() == whole, algo
+
+
+@check
+def multipart_composite_checksums():
+    b = bucket("conf-mpu-composite")
+    parts = [os.urandom(PART), os.urandom(2000)]
+    for algo in ("CRC32", "SHA256"):
+        key = f"composite-{algo}"
+        if algo == "SHA256":
+            sums = [base64.b64encode(hashlib.sha256(p).digest()).decode() for p in parts]
+            up = s3.create_multipart_upload(Bucket=b, Key=key, ChecksumAlgorithm=algo)
+            uid = up["UploadId"]
+            done = []
+            for n, (data, sm) in enumerate(zip(parts, sums), 1):
+                r = s3.upload_part(Bucket=b, Key=key, UploadId=uid, PartNumber=n, Body=data,
+                                   ChecksumSHA256=sm)
+                done.append({"PartNumber": n, "ETag": r["ETag"], "ChecksumSHA256": sm})
+            raw = b"".join(base64.b64decode(x) for x in sums)
+            want = base64.b64encode(hashlib.sha256(raw).digest()).decode() + "-2"
+        else:
+            uid, done = multipart(b, key, algo, "COMPOSITE", parts)
+            raw = b"".join(base64.b64decode(crc_b64(algo, p)) for p in parts)
+            want = crc_b64(algo, raw) + "-2"
+        r = s3.complete_multipart_upload(Bucket=b, Key=key, UploadId=uid,
+                                         MultipartUpload={"Parts": done},
+                                         **{f"Checksum{algo}": want})
+        assert r.get(f"Checksum{algo}") == want, (algo, r, want)
+        h = s3.head_object(Bucket=b, Key=key, ChecksumMode="ENABLED")
+        assert h.get(f"Checksum{algo}") == want, (algo, h)
+        assert h.get("ChecksumType") == "COMPOSITE", h
+
+
+@check
+def complete_multipart_twice_is_idempotent():
+    b = bucket("conf-mpu-twice")
+    up = s3.create_multipart_upload(Bucket=b, Key="twice")
+    uid = up["UploadId"]
+    p1 = s3.upload_part(Bucket=b, Key="twice", UploadId=uid, PartNumber=1, Body=os.urandom(PART))
+    p2 = s3.upload_part(Bucket=b, Key="twice", UploadId=uid, PartNumber=2, Body=b"tail")
+    parts = {"Parts": [{"PartNumber": 1, "ETag": p1["ETag"]}, {"PartNumber": 2, "ETag": p2["ETag"]}]}
+    first = s3.complete_multipart_upload(Bucket=b, Key="twice", UploadId=uid, MultipartUpload=parts)
+    again = s3.complete_multipart_upload(Bucket=b, Key="twice", UploadId=uid, MultipartUpload=parts)
+    assert first["ETag"] == again["ETag"], (first, again)
+    # Different parts than were completed: the upload is gone.
+    other = {"Parts": [{"PartNumber": 1, "ETag": p1["ETag"]}]}
+    status, code, _ = error_of(s3.complete_multipart_upload, Bucket=b, Key="twice",
+                               UploadId=uid, MultipartUpload=other)
+    assert (status, code) == (404, "NoSuchUpload"), (status, code)
+
+
+@check
+def list_buckets_pagination():
+    for n in ("conf-lb-a", "conf-lb-b", "conf-lb-c"):
+        bucket(n)
+    every = [b["Name"] for b in s3.list_buckets()["Buckets"]]
+    assert every == sorted(every) and len(every) >= 3, every
+    seen, token = [], None
+    while True:
+        kw = {"MaxBuckets": 1}
+        if token:
+            kw["ContinuationToken"] = token
+        r = s3.list_buckets(**kw)
+        assert len(r["Buckets"]) <= 1, r["Buckets"]
+        seen += [b["Name"] for b in r["Buckets"]]
+        token = r.get("ContinuationToken")
+        if not token:
+            break
+    assert seen == every, (seen, every)
+    r = s3.list_buckets(Prefix="conf-lb-")
+    assert [b["Name"] for b in r["Buckets"]] == ["conf-lb-a", "conf-lb-b", "conf-lb-c"], r
+    assert r.get("Prefix") == "conf-lb-", r
+    r = s3.list_buckets(Prefix="conf-lb-", MaxBuckets=2)
+    assert [b["Name"] for b in r["Buckets"]] == ["conf-lb-a", "conf-lb-b"], r
+    r = s3.list_buckets(Prefix="conf-lb-", MaxBuckets=2, ContinuationToken=r["ContinuationToken"])
+    assert [b["Name"] for b in r["Buckets"]] == ["conf-lb-c"] and "ContinuationToken" not in r, r
+
+
+@check
+def max_keys_zero_is_not_truncated():
+    b = bucket("conf-maxkeys")
+    s3.put_object(Bucket=b, Key="x", Body=b"x")
+    for fn in (s3.list_objects_v2, s3.list_objects):
+        r = fn(Bucket=b, MaxKeys=0)
+        assert r["IsTruncated"] is False and "Contents" not in r, r
+    r = s3.list_object_versions(Bucket=b, MaxKeys=0)
+    assert r["IsTruncated"] is False and "Versions" not in r, r
+
+
+@check
+def content_encoding_kept_byte_for_byte():
+    b = bucket("conf-encoding")
+    for value in ("deflate, gzip", "gzip,  br", "identity"):
+        s3.put_object(Bucket=b, Key="e", Body=b"zzz", ContentEncoding=value)
+        assert s3.head_object(Bucket=b, Key="e")["ContentEncoding"] == value, value
+    # An aws-chunked upload with a checksum trailer (what the SDKs stream): the coding is
+    # sent as `aws-chunked,<the client's>` and only aws-chunked is dropped.
+    data = b"chunked body"
+    body = (f"{len(data):x}\r\n".encode() + data + b"\r\n0\r\n"
+            + f"x-amz-checksum-crc32:{crc_b64('CRC32', data)}\r\n\r\n".encode())
+    status, _, answer = signed_request("PUT", f"/{b}/chunked", body, {
+        "Content-Encoding": "aws-chunked,deflate, gzip",
+        "x-amz-content-sha256": "STREAMING-UNSIGNED-PAYLOAD-TRAILER",
+        "x-amz-trailer": "x-amz-checksum-crc32",
+        "x-amz-decoded-content-length": str(len(data)),
+    })
+    assert status == 200, (status, answer)
+    h = s3.head_object(Bucket=b, Key="chunked")
+    assert h["ContentEncoding"] == "deflate, gzip", h.get("ContentEncoding")
+    assert s3.get_object(Bucket=b, Key="chunked")["Body"].read() == data
+
+
+def signed_request(method, path, body=b"", headers=None):
+    """A request signed with SigV4 exactly as given (headers and body untouched)."""
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+    req = AWSRequest(method=method, url=endpoint + path, data=body, headers=headers or {})
+    SigV4Auth(Credentials(access, secret), "s3", "us-east-1").add_auth(req)
+    return http(method, endpoint + path, body, dict(req.headers.items()))
+
+
+@check
+def checksum_header_errors():
+    b = bucket("conf-checksum-errors")
+    url = lambda k: f"{endpoint}/{b}/{k}"
+    # Well-formed but wrong: BadDigest.
+    status, code, _ = error_of(s3.put_object, Bucket=b, Key="bad", Body=b"abc",
+                               ChecksumCRC32=crc_b64("CRC32", b"xyz"))
+    assert (status, code) == (400, "BadDigest"), (status, code)
+    # Not a CRC32 at all (bad base64, wrong length): InvalidRequest.
+    for value in ("!!!!", base64.b64encode(b"12345678").decode()):
+        status, code, _ = error_of(s3.put_object, Bucket=b, Key="bad", Body=b"abc",
+                                   ChecksumCRC32=value)
+        assert (status, code) == (400, "InvalidRequest"), (value, status, code)
+
+
+@check
+def upload_part_copy_unsatisfiable_range():
+    b = bucket("conf-partcopy")
+    s3.put_object(Bucket=b, Key="src", Body=b"0123456789")
+    up = s3.create_multipart_upload(Bucket=b, Key="dst")
+    status, code, _ = error_of(s3.upload_part_copy, Bucket=b, Key="dst",
+                               UploadId=up["UploadId"], PartNumber=1,
+                               CopySource={"Bucket": b, "Key": "src"},
+                               CopySourceRange="bytes=0-21")
+    assert status in (400, 416) and code == "InvalidRange", (status, code)
+    s3.abort_multipart_upload(Bucket=b, Key="dst", UploadId=up["UploadId"])
+
+
+@check
+def head_of_deleted_key_carries_delete_marker():
+    b = bucket("conf-head-marker")
+    s3.put_bucket_versioning(Bucket=b, VersioningConfiguration={"Status": "Enabled"})
+    s3.put_object(Bucket=b, Key="gone", Body=b"x")
+    marker = s3.delete_object(Bucket=b, Key="gone")
+    status, _, r = error_of(s3.head_object, Bucket=b, Key="gone")
+    headers = r["ResponseMetadata"]["HTTPHeaders"]
+    assert status == 404 and headers.get("x-amz-delete-marker") == "true", headers
+    assert headers.get("x-amz-version-id") == marker["VersionId"], headers
+    # A key that never existed: no marker header.
+    status, _, r = error_of(s3.head_object, Bucket=b, Key="never")
+    assert status == 404 and "x-amz-delete-marker" not in r["ResponseMetadata"]["HTTPHeaders"]
+
+
+failed = 0
+for f in CHECKS:
+    if only and f.__name__ not in only:
+        continue
+    try:
+        f()
+        print(f"ok {f.__name__}", flush=True)
+    except Exception as e:  # report every check, not just the first failure
+        failed += 1
+        detail = "".join(traceback.format_exception_only(type(e), e)).strip()
+        print(f"FAIL {f.__name__}: {detail}", flush=True)
+        traceback.print_exc()
+sys.exit(1 if failed else 0)
