@@ -430,6 +430,55 @@ def head_of_deleted_key_carries_delete_marker():
     assert status == 404 and "x-amz-delete-marker" not in r["ResponseMetadata"]["HTTPHeaders"]
 
 
+@check
+def get_object_attributes():
+    b = bucket("conf-attributes")
+    s3.put_object(Bucket=b, Key="single", Body=b"attributes!",
+                  ChecksumCRC32C=crc_b64("CRC32C", b"attributes!"))
+    r = s3.get_object_attributes(Bucket=b, Key="single",
+                                 ObjectAttributes=["ETag", "Checksum", "ObjectSize",
+                                                   "StorageClass", "ObjectParts"])
+    assert r["ETag"] == hashlib.md5(b"attributes!").hexdigest(), r
+    assert r["ObjectSize"] == 11 and r["StorageClass"] == "STANDARD", r
+    assert r["Checksum"]["ChecksumCRC32C"] == crc_b64("CRC32C", b"attributes!"), r
+    assert r["Checksum"]["ChecksumType"] == "FULL_OBJECT", r
+    assert "ObjectParts" not in r, r
+    assert "LastModified" in r, r
+    # Only what was asked for.
+    r = s3.get_object_attributes(Bucket=b, Key="single", ObjectAttributes=["ObjectSize"])
+    assert r["ObjectSize"] == 11 and "ETag" not in r and "Checksum" not in r, r
+    # A multipart object's parts, paginated, with their checksums.
+    parts = [os.urandom(PART), os.urandom(PART), b"end"]
+    uid, done = multipart(b, "multi", "CRC32", "COMPOSITE", parts)
+    s3.complete_multipart_upload(Bucket=b, Key="multi", UploadId=uid,
+                                 MultipartUpload={"Parts": done})
+    r = s3.get_object_attributes(Bucket=b, Key="multi", MaxParts=2,
+                                 ObjectAttributes=["ObjectParts", "Checksum", "ETag"])
+    op = r["ObjectParts"]
+    assert op["TotalPartsCount"] == 3 and op["IsTruncated"] is True, op
+    assert [p["PartNumber"] for p in op["Parts"]] == [1, 2], op
+    assert op["Parts"][0]["ChecksumCRC32"] == crc_b64("CRC32", parts[0]), op
+    assert op["Parts"][0]["Size"] == PART, op
+    assert r["ETag"].endswith("-3") and r["Checksum"]["ChecksumType"] == "COMPOSITE", r
+    r = s3.get_object_attributes(Bucket=b, Key="multi", MaxParts=2,
+                                 PartNumberMarker=op["NextPartNumberMarker"],
+                                 ObjectAttributes=["ObjectParts"])
+    assert [p["PartNumber"] for p in r["ObjectParts"]["Parts"]] == [3], r
+    assert r["ObjectParts"]["IsTruncated"] is False, r
+    # A version by id; a missing key.
+    s3.put_bucket_versioning(Bucket=b, VersioningConfiguration={"Status": "Enabled"})
+    v1 = s3.put_object(Bucket=b, Key="v", Body=b"one")["VersionId"]
+    s3.put_object(Bucket=b, Key="v", Body=b"three")
+    r = s3.get_object_attributes(Bucket=b, Key="v", VersionId=v1, ObjectAttributes=["ObjectSize"])
+    assert r["ObjectSize"] == 3 and r["VersionId"] == v1, r
+    status, code, _ = error_of(s3.get_object_attributes, Bucket=b, Key="nope",
+                               ObjectAttributes=["ETag"])
+    assert (status, code) == (404, "NoSuchKey"), (status, code)
+    status, code, _ = error_of(s3.get_object_attributes, Bucket=b, Key="v",
+                               ObjectAttributes=["Colour"])
+    assert (status, code) == (400, "InvalidArgument"), (status, code)
+
+
 failed = 0
 for f in CHECKS:
     if only and f.__name__ not in only:

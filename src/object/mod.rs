@@ -177,6 +177,8 @@ pub struct ObjectInfo {
     pub checksums: BTreeMap<String, String>,
     /// (part number, size) of each part; one entry for a simple PUT.
     pub parts: Vec<(u32, u64)>,
+    /// The checksums of each part, in the order of `parts`.
+    pub part_checksums: Vec<BTreeMap<String, String>>,
     /// A delete marker rather than an object (only in version listings and deletes).
     pub delete_marker: bool,
 }

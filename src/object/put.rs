@@ -573,6 +573,7 @@ pub(crate) fn info_of(bucket: &str, key: &str, v: &Version) -> ObjectInfo {
         user_meta: v.user_meta.clone(),
         checksums: v.checksums.clone(),
         parts: v.parts.iter().map(|p| (p.number, p.size)).collect(),
+        part_checksums: v.parts.iter().map(|p| p.checksums.clone()).collect(),
         delete_marker: v.kind == VersionKind::DeleteMarker,
     }
 }

@@ -63,6 +63,7 @@ pub fn need_of(op: Op, object: bool) -> Need {
         Op::PutObjectRetention => need("s3:PutObjectRetention", Object, None),
         Op::GetObjectLegalHold => need("s3:GetObjectLegalHold", Object, None),
         Op::PutObjectLegalHold => need("s3:PutObjectLegalHold", Object, None),
+        Op::GetObjectAttributes => need("s3:GetObjectAttributes", Object, Some((Object, Read))),
         Op::GetBucketLifecycle => need("s3:GetLifecycleConfiguration", Bucket, None),
         Op::PutBucketLifecycle | Op::DeleteBucketLifecycle => {
             need("s3:PutLifecycleConfiguration", Bucket, None)
@@ -116,6 +117,7 @@ pub fn versioned(need: Need, ctx: &Ctx) -> Need {
         "s3:GetObjectAcl" => "s3:GetObjectVersionAcl",
         "s3:PutObjectAcl" => "s3:PutObjectVersionAcl",
         "s3:GetObjectTagging" => "s3:GetObjectVersionTagging",
+        "s3:GetObjectAttributes" => "s3:GetObjectVersionAttributes",
         "s3:PutObjectTagging" => "s3:PutObjectVersionTagging",
         "s3:DeleteObjectTagging" => "s3:DeleteObjectVersionTagging",
         other => other,

@@ -46,6 +46,7 @@ const OBJECT_WRITES: &[Op] = &[PutObject, CopyObject, CreateMultipartUpload];
 const SSE_C: &[Op] = &[
     GetObject,
     HeadObject,
+    GetObjectAttributes,
     PutObject,
     CopyObject,
     CreateMultipartUpload,

@@ -3,6 +3,7 @@
 //! `object.rs`, `multipart.rs`). Errors become S3 XML in `error.rs` only.
 
 pub mod access;
+mod attributes;
 pub mod authz;
 mod body;
 mod bucket;
@@ -321,6 +322,7 @@ async fn dispatch(
         Op::GetObjectRetention => objectlock::get_retention(state, &ctx).await,
         Op::PutObjectRetention => objectlock::put_retention(state, &ctx, body).await,
         Op::GetObjectLegalHold => objectlock::get_legal_hold(state, &ctx).await,
+        Op::GetObjectAttributes => attributes::get(state, &ctx).await,
         Op::PutObjectLegalHold => objectlock::put_legal_hold(state, &ctx, body).await,
         Op::GetBucketLifecycle => lifecycle::get(state, &ctx).await,
         Op::PutBucketLifecycle => lifecycle::put(state, &ctx, body).await,

@@ -35,6 +35,7 @@ pub enum Op {
     PutObjectRetention,
     GetObjectLegalHold,
     PutObjectLegalHold,
+    GetObjectAttributes,
     GetBucketLifecycle,
     PutBucketLifecycle,
     DeleteBucketLifecycle,
@@ -72,7 +73,7 @@ pub enum Op {
 
 impl Op {
     /// Every operation the router produces, in the order of [`Op::name`]'s table.
-    pub const ALL: [Op; 51] = [
+    pub const ALL: [Op; 52] = [
         Op::ListBuckets,
         Op::CreateBucket,
         Op::HeadBucket,
@@ -93,6 +94,7 @@ impl Op {
         Op::PutObjectRetention,
         Op::GetObjectLegalHold,
         Op::PutObjectLegalHold,
+        Op::GetObjectAttributes,
         Op::GetBucketLifecycle,
         Op::PutBucketLifecycle,
         Op::DeleteBucketLifecycle,
@@ -152,6 +154,7 @@ impl Op {
             Op::PutObjectRetention => "PutObjectRetention",
             Op::GetObjectLegalHold => "GetObjectLegalHold",
             Op::PutObjectLegalHold => "PutObjectLegalHold",
+            Op::GetObjectAttributes => "GetObjectAttributes",
             Op::GetBucketLifecycle => "GetBucketLifecycleConfiguration",
             Op::PutBucketLifecycle => "PutBucketLifecycleConfiguration",
             Op::DeleteBucketLifecycle => "DeleteBucketLifecycle",
@@ -194,7 +197,6 @@ impl Op {
 const UNIMPLEMENTED: &[&str] = &[
     "accelerate",
     "analytics",
-    "attributes",
     "cors",
     "encryption",
     "intelligent-tiering",
@@ -224,6 +226,9 @@ const BUCKET_ONLY: &[&str] = &[
     "object-lock",
     "lifecycle",
 ];
+
+/// Subresources of objects only: on a bucket they name nothing.
+const OBJECT_ONLY: &[&str] = &["attributes", "retention", "legal-hold"];
 
 /// Split a raw path (and an optional virtual-host bucket) into bucket and key.
 pub fn target(raw_path: &str, host_bucket: Option<&str>) -> Result<Target, S3Error> {
@@ -265,6 +270,11 @@ pub fn route(ctx: &Ctx) -> Result<Op, S3Error> {
     let has = |q: &str| ctx.has_query(q);
     let copy = ctx.header("x-amz-copy-source").is_some();
     if ctx.target.key.is_none() {
+        if let Some(sub) = OBJECT_ONLY.iter().find(|s| has(s)) {
+            return Err(S3Error::invalid_request(format!(
+                "The '{sub}' subresource applies to objects, not buckets"
+            )));
+        }
         return match *m {
             Method::GET if has("policyStatus") => Ok(Op::GetBucketPolicyStatus),
             Method::GET if has("policy") => Ok(Op::GetBucketPolicy),
@@ -316,6 +326,7 @@ pub fn route(ctx: &Ctx) -> Result<Op, S3Error> {
         Method::GET if has("retention") => Ok(Op::GetObjectRetention),
         Method::PUT if has("retention") => Ok(Op::PutObjectRetention),
         Method::GET if has("legal-hold") => Ok(Op::GetObjectLegalHold),
+        Method::GET if has("attributes") => Ok(Op::GetObjectAttributes),
         Method::PUT if has("legal-hold") => Ok(Op::PutObjectLegalHold),
         Method::GET => Ok(Op::GetObject),
         Method::HEAD => Ok(Op::HeadObject),
@@ -367,6 +378,7 @@ fn takes_version(op: Op) -> bool {
             | Op::PutObjectRetention
             | Op::GetObjectLegalHold
             | Op::PutObjectLegalHold
+            | Op::GetObjectAttributes
     )
 }
 
