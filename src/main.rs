@@ -564,7 +564,14 @@ async fn server(address: String, drives: Vec<String>) -> anyhow::Result<()> {
     }
     iam.spawn_refresh(stop.clone());
     let lifecycle_day = lifecycle_day()?;
+    let cors_default = match env("CAIRN_CORS_ALLOW_ORIGIN") {
+        Some(v) => Some(cairn::s3::cors::default_rules(&v).with_context(|| {
+            format!("CAIRN_CORS_ALLOW_ORIGIN must be `*` or comma-separated origins (each with at most one `*`), got {v:?}")
+        })?),
+        None => None,
+    };
     let state = Arc::new(S3State {
+        cors_default,
         lifecycle_day,
         iam,
         quotas,

@@ -479,6 +479,83 @@ def get_object_attributes():
     assert (status, code) == (400, "InvalidArgument"), (status, code)
 
 
+@check
+def cors_rules_preflight_and_actual_requests():
+    b = bucket("conf-cors")
+    s3.put_object(Bucket=b, Key="page.txt", Body=b"for the browser")
+    status, code, _ = error_of(s3.get_bucket_cors, Bucket=b)
+    assert (status, code) == (404, "NoSuchCORSConfiguration"), (status, code)
+    # No rules (and no server default): a preflight is refused.
+    pre = lambda origin, method, hdrs=None: http("OPTIONS", f"{endpoint}/{b}/page.txt", headers={
+        "Origin": origin, "Access-Control-Request-Method": method,
+        **({"Access-Control-Request-Headers": hdrs} if hdrs else {})})
+    status, _, body = pre("https://app.example.com", "GET")
+    assert status == 403 and code_of(body) == "AccessForbidden", (status, body)
+    # The server's default (CAIRN_CORS_ALLOW_ORIGIN) covers buckets without rules.
+    default = os.environ.get("CAIRN_CORS_ALLOW_ORIGIN")
+    if default:
+        status, h, _ = pre(default, "DELETE", "x-amz-date")
+        assert status == 200, (status, h)
+        assert {k.lower(): v for k, v in h.items()}["access-control-allow-origin"] == default
+    rules = {"CORSRules": [
+        {"ID": "app", "AllowedOrigins": ["https://*.example.com"], "AllowedMethods": ["GET", "PUT"],
+         "AllowedHeaders": ["content-type", "x-amz-*"], "ExposeHeaders": ["ETag"],
+         "MaxAgeSeconds": 600},
+        {"AllowedOrigins": ["*"], "AllowedMethods": ["GET"]},
+    ]}
+    s3.put_bucket_cors(Bucket=b, CORSConfiguration=rules)
+    got = s3.get_bucket_cors(Bucket=b)["CORSRules"]
+    assert got[0]["AllowedOrigins"] == ["https://*.example.com"] and got[0]["MaxAgeSeconds"] == 600, got
+    assert got[0]["ID"] == "app" and got[1]["AllowedMethods"] == ["GET"], got
+    # A browser's preflight for a PUT with headers: allowed by the first rule.
+    status, h, _ = pre("https://app.example.com", "PUT", "Content-Type, X-Amz-Meta-Colour")
+    h = {k.lower(): v for k, v in h.items()}
+    assert status == 200, (status, h)
+    assert h["access-control-allow-origin"] == "https://app.example.com", h
+    assert h["access-control-allow-methods"] == "GET, PUT", h
+    assert h["access-control-allow-headers"].lower() == "content-type, x-amz-meta-colour", h
+    assert h["access-control-max-age"] == "600" and h["access-control-expose-headers"] == "ETag", h
+    assert h["access-control-allow-credentials"] == "true" and "Origin" in h["vary"], h
+    # A header no rule allows, a method no rule allows, no Origin at all.
+    assert pre("https://app.example.com", "PUT", "Authorization-Extra")[0] == 403
+    assert pre("https://elsewhere.test", "PUT")[0] == 403
+    assert pre("https://elsewhere.test", "PATCH")[0] == 400
+    if default:  # the bucket's own rules replace the default
+        assert pre(default, "DELETE")[0] == 403
+    status, _, body = http("OPTIONS", f"{endpoint}/{b}/page.txt",
+                           headers={"Access-Control-Request-Method": "GET"})
+    assert status == 400 and code_of(body) == "BadRequest", (status, body)
+    # The wildcard rule answers `*` (no credentials).
+    status, h, _ = pre("https://elsewhere.test", "GET")
+    h = {k.lower(): v for k, v in h.items()}
+    assert status == 200 and h["access-control-allow-origin"] == "*", h
+    assert "access-control-allow-credentials" not in h, h
+    # An actual (signed) request with an Origin gets the headers; errors too.
+    c = boto3.client("s3", **common)
+    seen = []
+    c.meta.events.register("before-sign.s3.*",
+                           lambda request, **_: request.headers.__setitem__("Origin", "https://app.example.com"))
+    c.meta.events.register("after-call.s3.*",
+                           lambda http_response, **_: seen.append(dict(http_response.headers)))
+    assert c.get_object(Bucket=b, Key="page.txt")["Body"].read() == b"for the browser"
+    h = {k.lower(): v for k, v in seen[-1].items()}
+    assert h.get("access-control-allow-origin") == "https://app.example.com", h
+    assert h.get("access-control-expose-headers") == "ETag" and h.get("vary") == "Origin", h
+    try:
+        c.get_object(Bucket=b, Key="missing")
+    except ClientError as e:
+        h = {k.lower(): v for k, v in e.response["ResponseMetadata"]["HTTPHeaders"].items()}
+        assert h.get("access-control-allow-origin") == "https://app.example.com", h
+    # Invalid rules, then deleting the configuration.
+    status, code, _ = error_of(s3.put_bucket_cors, Bucket=b, CORSConfiguration={"CORSRules": [
+        {"AllowedOrigins": ["*"], "AllowedMethods": ["PATCH"]}]})
+    assert (status, code) == (400, "InvalidRequest"), (status, code)
+    s3.delete_bucket_cors(Bucket=b)
+    assert pre("https://app.example.com", "GET")[0] == 403
+    status, code, _ = error_of(s3.get_bucket_cors, Bucket=b)
+    assert code == "NoSuchCORSConfiguration", code
+
+
 failed = 0
 for f in CHECKS:
     if only and f.__name__ not in only:

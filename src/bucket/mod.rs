@@ -11,6 +11,8 @@
 //! the bucket's record from the drives before answering "no such bucket", so a bucket
 //! made elsewhere is never refused because a notice is late.
 
+pub mod cors;
+
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
@@ -118,6 +120,9 @@ pub struct BucketConfig {
     /// Lifecycle rules, validated.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lifecycle: Option<crate::lifecycle::Lifecycle>,
+    /// CORS rules, validated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cors: Option<cors::Cors>,
     /// Hard quotas: prefix (`""` for the whole bucket) → bytes.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub quotas: BTreeMap<String, u64>,
@@ -196,6 +201,7 @@ impl BucketConfig {
             versioning: None,
             object_lock: None,
             lifecycle: None,
+            cors: None,
             quotas: BTreeMap::new(),
             other: BTreeMap::new(),
         }

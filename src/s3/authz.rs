@@ -68,6 +68,8 @@ pub fn need_of(op: Op, object: bool) -> Need {
         Op::PutBucketLifecycle | Op::DeleteBucketLifecycle => {
             need("s3:PutLifecycleConfiguration", Bucket, None)
         }
+        Op::GetBucketCors => need("s3:GetBucketCORS", Bucket, None),
+        Op::PutBucketCors | Op::DeleteBucketCors => need("s3:PutBucketCORS", Bucket, None),
         Op::GetAcl if object => need("s3:GetObjectAcl", Object, Some((Object, ReadAcp))),
         Op::GetAcl => need("s3:GetBucketAcl", Bucket, Some((Bucket, ReadAcp))),
         Op::PutAcl if object => need("s3:PutObjectAcl", Object, Some((Object, WriteAcp))),

@@ -13,6 +13,8 @@ use crate::object::ObjectError;
 /// the source against this table, so a new code or status is looked up before it is used.
 pub const ERROR_CODES: &[(&str, &[u16])] = &[
     ("AccessControlListNotSupported", &[400]),
+    // A CORS preflight no rule allows.
+    ("AccessForbidden", &[403]),
     ("AccessDenied", &[403]),
     ("AuthorizationHeaderMalformed", &[400]),
     // 400 for malformed query parameters; 403 for an X-Amz-Expires out of range.
@@ -52,6 +54,7 @@ pub const ERROR_CODES: &[(&str, &[u16])] = &[
     ("MissingSecurityHeader", &[400]),
     ("NoSuchBucket", &[404]),
     ("NoSuchBucketPolicy", &[404]),
+    ("NoSuchCORSConfiguration", &[404]),
     ("NoSuchKey", &[404]),
     ("NoSuchLifecycleConfiguration", &[404]),
     // GetObjectLockConfiguration on a bucket without one (GetObjectLockConfiguration).

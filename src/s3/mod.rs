@@ -7,6 +7,7 @@ mod attributes;
 pub mod authz;
 mod body;
 mod bucket;
+pub mod cors;
 pub mod counters;
 pub mod error;
 pub mod features;
@@ -53,6 +54,8 @@ pub struct S3State {
     pub default_ownership: crate::bucket::ObjectOwnership,
     /// How long a lifecycle day is (a real day unless `CAIRN_LIFECYCLE_DEBUG_DAY`).
     pub lifecycle_day: crate::lifecycle::Day,
+    /// CORS rules for buckets without their own (`CAIRN_CORS_ALLOW_ORIGIN`; none: off).
+    pub cors_default: Option<crate::bucket::cors::Cors>,
 }
 
 /// One parsed, authenticated request, as handlers see it.
@@ -123,8 +126,21 @@ pub async fn handle(state: Arc<S3State>, req: Request<Body>) -> Response<Body> {
     async move {
         let is_head = req.method() == Method::HEAD;
         let resource = req.uri().path().to_string();
+        let method = req.method().clone();
+        // The bucket a browser's request addresses, for its CORS rules.
+        let cors = req
+            .headers()
+            .get("origin")
+            .and_then(|o| o.to_str().ok())
+            .map(|o| (o.to_string(), cors_bucket(&state, &req)));
         let mut op = None;
-        let mut resp = match dispatch(&state, req, &request_id, &mut op).await {
+        let result = if method == Method::OPTIONS {
+            let bucket = cors_bucket(&state, &req);
+            cors::preflight(&state, bucket.as_deref(), req.headers()).await
+        } else {
+            dispatch(&state, req, &request_id, &mut op).await
+        };
+        let mut resp = match result {
             Ok(r) => r,
             Err(e) => {
                 if e.status.is_server_error() {
@@ -139,6 +155,9 @@ pub async fn handle(state: Arc<S3State>, req: Request<Body>) -> Response<Body> {
                 }
             }
         };
+        if let Some((origin, bucket)) = cors.filter(|_| method != Method::OPTIONS) {
+            cors::decorate(&state, bucket.as_deref(), &origin, &method, &mut resp).await;
+        }
         stamp(&mut resp, &request_id);
         state.counters.record(op, resp.status());
         tracing::debug!(status = resp.status().as_u16(), "done");
@@ -323,6 +342,9 @@ async fn dispatch(
         Op::PutObjectRetention => objectlock::put_retention(state, &ctx, body).await,
         Op::GetObjectLegalHold => objectlock::get_legal_hold(state, &ctx).await,
         Op::GetObjectAttributes => attributes::get(state, &ctx).await,
+        Op::GetBucketCors => cors::get(state, &ctx).await,
+        Op::PutBucketCors => cors::put(state, &ctx, body).await,
+        Op::DeleteBucketCors => cors::delete(state, &ctx).await,
         Op::PutObjectLegalHold => objectlock::put_legal_hold(state, &ctx, body).await,
         Op::GetBucketLifecycle => lifecycle::get(state, &ctx).await,
         Op::PutBucketLifecycle => lifecycle::put(state, &ctx, body).await,
@@ -445,6 +467,20 @@ pub fn header_pairs(headers: &http::HeaderMap) -> Vec<(String, String)> {
             )
         })
         .collect()
+}
+
+/// The bucket a request's path or virtual host names, if any.
+fn cors_bucket(state: &S3State, req: &Request<Body>) -> Option<String> {
+    let host = req
+        .headers()
+        .get("host")
+        .and_then(|h| h.to_str().ok())
+        .or(req.uri().host())
+        .unwrap_or("");
+    let host_bucket = virtual_host_bucket(host, state.domain.as_deref());
+    router::target(req.uri().path(), host_bucket.as_deref())
+        .ok()
+        .and_then(|t| t.bucket)
 }
 
 /// The bucket named by a virtual-hosted-style Host header (`bucket.<domain>[:port]`).

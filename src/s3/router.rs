@@ -39,6 +39,9 @@ pub enum Op {
     GetBucketLifecycle,
     PutBucketLifecycle,
     DeleteBucketLifecycle,
+    GetBucketCors,
+    PutBucketCors,
+    DeleteBucketCors,
     GetAcl,
     PutAcl,
     ListObjects {
@@ -73,7 +76,7 @@ pub enum Op {
 
 impl Op {
     /// Every operation the router produces, in the order of [`Op::name`]'s table.
-    pub const ALL: [Op; 52] = [
+    pub const ALL: [Op; 55] = [
         Op::ListBuckets,
         Op::CreateBucket,
         Op::HeadBucket,
@@ -98,6 +101,9 @@ impl Op {
         Op::GetBucketLifecycle,
         Op::PutBucketLifecycle,
         Op::DeleteBucketLifecycle,
+        Op::GetBucketCors,
+        Op::PutBucketCors,
+        Op::DeleteBucketCors,
         Op::GetAcl,
         Op::PutAcl,
         Op::ListObjects { v2: false },
@@ -158,6 +164,9 @@ impl Op {
             Op::GetBucketLifecycle => "GetBucketLifecycleConfiguration",
             Op::PutBucketLifecycle => "PutBucketLifecycleConfiguration",
             Op::DeleteBucketLifecycle => "DeleteBucketLifecycle",
+            Op::GetBucketCors => "GetBucketCors",
+            Op::PutBucketCors => "PutBucketCors",
+            Op::DeleteBucketCors => "DeleteBucketCors",
             Op::GetAcl => "GetAcl",
             Op::PutAcl => "PutAcl",
             Op::DeleteObjects => "DeleteObjects",
@@ -197,7 +206,6 @@ impl Op {
 const UNIMPLEMENTED: &[&str] = &[
     "accelerate",
     "analytics",
-    "cors",
     "encryption",
     "intelligent-tiering",
     "inventory",
@@ -225,6 +233,7 @@ const BUCKET_ONLY: &[&str] = &[
     "versions",
     "object-lock",
     "lifecycle",
+    "cors",
 ];
 
 /// Subresources of objects only: on a bucket they name nothing.
@@ -297,6 +306,9 @@ pub fn route(ctx: &Ctx) -> Result<Op, S3Error> {
             Method::GET if has("lifecycle") => Ok(Op::GetBucketLifecycle),
             Method::PUT if has("lifecycle") => Ok(Op::PutBucketLifecycle),
             Method::DELETE if has("lifecycle") => Ok(Op::DeleteBucketLifecycle),
+            Method::GET if has("cors") => Ok(Op::GetBucketCors),
+            Method::PUT if has("cors") => Ok(Op::PutBucketCors),
+            Method::DELETE if has("cors") => Ok(Op::DeleteBucketCors),
             Method::GET if has("uploads") => Ok(Op::ListMultipartUploads),
             Method::GET if has("acl") => Ok(Op::GetAcl),
             Method::GET => Ok(Op::ListObjects {
