@@ -556,6 +556,26 @@ def cors_rules_preflight_and_actual_requests():
     assert code == "NoSuchCORSConfiguration", code
 
 
+@check
+def expected_bucket_owner():
+    b = bucket("conf-owner")
+    s3.put_object(Bucket=b, Key="k", Body=b"mine")
+    owner = s3.list_buckets()["Owner"]["ID"]
+    s3.head_object(Bucket=b, Key="k", ExpectedBucketOwner=owner)
+    s3.list_objects_v2(Bucket=b, ExpectedBucketOwner=owner)
+    for call, kw in ((s3.head_object, {"Key": "k"}), (s3.list_objects_v2, {}),
+                     (s3.put_object, {"Key": "k2", "Body": b"x"})):
+        status, code, _ = error_of(call, Bucket=b, ExpectedBucketOwner="111122223333", **kw)
+        # A HEAD's error has no body: the client knows only the status.
+        assert status == 403 and code in ("AccessDenied", "403"), (call.__name__, status, code)
+    status, code, _ = error_of(s3.copy_object, Bucket=b, Key="copy",
+                               CopySource={"Bucket": b, "Key": "k"},
+                               ExpectedSourceBucketOwner="111122223333")
+    assert (status, code) == (403, "AccessDenied"), (status, code)
+    s3.copy_object(Bucket=b, Key="copy", CopySource={"Bucket": b, "Key": "k"},
+                   ExpectedSourceBucketOwner=owner, ExpectedBucketOwner=owner)
+
+
 failed = 0
 for f in CHECKS:
     if only and f.__name__ not in only:

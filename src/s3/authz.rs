@@ -400,6 +400,34 @@ async fn copy_source_allowed(state: &S3State, ctx: &Ctx) -> Result<(), S3Error> 
     require(state, ctx, bucket.as_deref(), &q)
 }
 
+/// `x-amz-expected-bucket-owner` (and a copy's `x-amz-source-expected-bucket-owner`): the
+/// request names the owner its bucket must have; a bucket owned by anyone else answers
+/// `AccessDenied`, as AWS does. A bucket that does not exist is left to the operation.
+pub(super) async fn check_expected_owners(state: &S3State, ctx: &Ctx) -> Result<(), S3Error> {
+    let source = match ctx.header("x-amz-source-expected-bucket-owner") {
+        Some(owner) => super::object::copy_source(ctx)
+            .ok()
+            .map(|(bucket, _, _)| (bucket, owner)),
+        None => None,
+    };
+    let target = ctx
+        .header("x-amz-expected-bucket-owner")
+        .zip(ctx.target.bucket.clone())
+        .map(|(owner, bucket)| (bucket, owner));
+    for (bucket, expected) in target.into_iter().chain(source) {
+        if let Some(b) = bucket_of(state, &bucket).await? {
+            if b.config.owner != expected.trim() {
+                return Err(S3Error::new(
+                    "AccessDenied",
+                    http::StatusCode::FORBIDDEN,
+                    "Access Denied",
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// A bucket's cached configuration (`None`: no such bucket).
 pub(super) async fn bucket_of(state: &S3State, name: &str) -> Result<Option<Arc<Bucket>>, S3Error> {
     Ok(state

@@ -321,6 +321,7 @@ async fn dispatch(
         authz::AclCheck::Done => {}
         authz::AclCheck::Object(need) => authz::object_acl_allows(state, &ctx, need).await?,
     }
+    authz::check_expected_owners(state, &ctx).await?;
     match op {
         Op::ListBuckets => bucket::list_buckets(state, &ctx).await,
         Op::CreateBucket => bucket::create(state, &ctx, body).await,

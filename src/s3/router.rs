@@ -487,8 +487,20 @@ mod tests {
             Ok(Op::DeleteObjects)
         );
         assert_eq!(
-            r(Method::GET, "/b", &[("cors", "")], &[]).map_err(|e| e.code),
+            r(Method::GET, "/b", &[("cors", "")], &[]),
+            Ok(Op::GetBucketCors)
+        );
+        assert_eq!(
+            r(Method::GET, "/b", &[("website", "")], &[]).map_err(|e| e.code),
             Err("NotImplemented")
+        );
+        assert_eq!(
+            r(Method::GET, "/b/k", &[("attributes", "")], &[]),
+            Ok(Op::GetObjectAttributes)
+        );
+        assert_eq!(
+            r(Method::GET, "/b", &[("attributes", "")], &[]).map_err(|e| e.code),
+            Err("InvalidRequest")
         );
         assert_eq!(
             r(Method::PUT, "/b/k", &[("tagging", "")], &[]),
@@ -530,5 +542,70 @@ mod tests {
             r(Method::PATCH, "/b/k", &[], &[]).map_err(|e| e.code),
             Err("MethodNotAllowed")
         );
+    }
+
+    /// docs/s3-compatibility.md lists every operation the router produces as supported or
+    /// partial, and nothing else as such.
+    #[test]
+    fn compatibility_table_matches_the_router() {
+        let doc = include_str!("../../docs/s3-compatibility.md");
+        let table = doc
+            .split("## Operations")
+            .nth(1)
+            .and_then(|t| t.split("\n## ").next())
+            .expect("an Operations section");
+        let mut listed = std::collections::BTreeMap::new();
+        for row in table
+            .lines()
+            .filter(|l| l.starts_with("| ") && !l.starts_with("| operation"))
+        {
+            let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+            let (names, status) = (cells[1], cells[2]);
+            assert!(
+                ["supported", "partial", "NotImplemented"].contains(&status),
+                "{row}"
+            );
+            for name in names.split(", ") {
+                let name = name.split(" (").next().unwrap_or(name).trim();
+                assert!(
+                    listed.insert(name.to_string(), status).is_none(),
+                    "{name} twice"
+                );
+            }
+        }
+        // The router's names, with the ACL operations split into bucket and object.
+        let mut routed: Vec<&str> = Op::ALL
+            .iter()
+            .flat_map(|op| match op {
+                Op::GetAcl => vec!["GetBucketAcl", "GetObjectAcl"],
+                Op::PutAcl => vec!["PutBucketAcl", "PutObjectAcl"],
+                op => vec![op.name()],
+            })
+            .collect();
+        routed.sort_unstable();
+        for name in &routed {
+            let status = listed
+                .get(*name)
+                .unwrap_or_else(|| panic!("{name} is not in the table"));
+            assert!(
+                *status != "NotImplemented",
+                "{name} is routed but listed NotImplemented"
+            );
+        }
+        for (name, status) in &listed {
+            if *status != "NotImplemented" {
+                assert!(
+                    routed.contains(&name.as_str()),
+                    "{name} is listed {status} but not routed"
+                );
+            }
+        }
+        // Every subresource refused as unimplemented is named in the table.
+        for sub in UNIMPLEMENTED {
+            assert!(
+                table.contains(&format!("`?{sub}`")),
+                "?{sub} missing from the table"
+            );
+        }
     }
 }
