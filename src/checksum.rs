@@ -202,50 +202,47 @@ fn gf2_times(mat: &[u64], mut vec: u64) -> u64 {
     sum
 }
 
-fn gf2_square(square: &mut [u64], mat: &[u64]) {
-    for (n, row) in square.iter_mut().enumerate() {
-        *row = gf2_times(mat, mat[n]);
-    }
-}
-
 impl Crc {
-    /// The CRC of `A ++ B` from `crc(A)`, `crc(B)` and `len(B)` in bytes, without the data
-    /// (zlib's `crc32_combine` method: apply `len(B)` zero bytes to `crc(A)` by repeated
-    /// squaring of the one-zero-bit operator, then add `crc(B)`). O(log len) matrix steps.
-    pub fn combine(self, mut crc1: u64, crc2: u64, mut len2: u64) -> u64 {
-        if len2 == 0 {
-            return crc1;
-        }
+    /// The GF(2) operator (one row per bit) that appends `len` zero bytes to a CRC's
+    /// register: the one-zero-byte operator raised to `len` by squaring, O(log len) matrix
+    /// products (zlib's `crc32_combine` method).
+    fn zeros(self, mut len: u64) -> [u64; 64] {
         let w = self.width as usize;
-        let mut odd = [0u64; 64];
-        let mut even = [0u64; 64];
-        // The operator for one zero bit.
-        odd[0] = self.poly;
-        for (n, row) in odd.iter_mut().enumerate().take(w).skip(1) {
+        let mul = |a: &[u64; 64], b: &[u64; 64]| {
+            let mut out = [0u64; 64];
+            for (o, row) in out.iter_mut().zip(b.iter()).take(w) {
+                *o = gf2_times(&a[..w], *row);
+            }
+            out
+        };
+        // One zero bit, then squared three times: one zero byte.
+        let mut base = [0u64; 64];
+        base[0] = self.poly;
+        for (n, row) in base.iter_mut().enumerate().take(w).skip(1) {
             *row = 1 << (n - 1);
         }
-        gf2_square(&mut even[..w], &odd[..w]); // two zero bits
-        gf2_square(&mut odd[..w], &even[..w]); // four zero bits
-        loop {
-            // The first square gives one zero byte; each next one doubles it.
-            gf2_square(&mut even[..w], &odd[..w]);
-            if len2 & 1 == 1 {
-                crc1 = gf2_times(&even[..w], crc1);
+        for _ in 0..3 {
+            base = mul(&base, &base);
+        }
+        let mut acc = [0u64; 64];
+        for (n, row) in acc.iter_mut().enumerate().take(w) {
+            *row = 1 << n;
+        }
+        while len > 0 {
+            if len & 1 == 1 {
+                acc = mul(&base, &acc);
             }
-            len2 >>= 1;
-            if len2 == 0 {
-                break;
-            }
-            gf2_square(&mut odd[..w], &even[..w]);
-            if len2 & 1 == 1 {
-                crc1 = gf2_times(&odd[..w], crc1);
-            }
-            len2 >>= 1;
-            if len2 == 0 {
-                break;
+            len >>= 1;
+            if len > 0 {
+                base = mul(&base, &base);
             }
         }
-        crc1 ^ crc2
+        acc
+    }
+
+    /// The CRC of `A ++ B` from `crc(A)`, `crc(B)` and `len(B)` in bytes, without the data.
+    pub fn combine(self, crc1: u64, crc2: u64, len2: u64) -> u64 {
+        gf2_times(&self.zeros(len2)[..self.width as usize], crc1) ^ crc2
     }
 }
 
@@ -255,6 +252,8 @@ impl Crc {
 pub fn full_object(alg: ChecksumAlg, parts: &[(&str, u64)]) -> Option<String> {
     let crc = alg.crc()?;
     let mut acc: Option<u64> = None;
+    // Parts are nearly all one size: one operator per distinct length, not per part.
+    let mut operators: Vec<(u64, [u64; 64])> = Vec::new();
     for (value, len) in parts {
         let raw = base64::engine::general_purpose::STANDARD
             .decode(value)
@@ -265,7 +264,17 @@ pub fn full_object(alg: ChecksumAlg, parts: &[(&str, u64)]) -> Option<String> {
         let part = u64::from_be_bytes(be);
         acc = Some(match acc {
             None => part,
-            Some(a) => crc.combine(a, part, *len),
+            Some(a) => {
+                let op = match operators.iter().find(|(l, _)| l == len) {
+                    Some((_, op)) => *op,
+                    None => {
+                        let op = crc.zeros(*len);
+                        operators.push((*len, op));
+                        op
+                    }
+                };
+                gf2_times(&op[..crc.width as usize], a) ^ part
+            }
         });
     }
     let value = acc?;
@@ -351,6 +360,13 @@ mod tests {
             }
         }
         assert_eq!(full_object(ChecksumAlg::Sha256, &[("x", 1)]), None);
+        // combine() agrees with the CRC libraries' own combine.
+        let crc = ChecksumAlg::Crc32c.crc().expect("crc");
+        let (a, b) = (crc32c::crc32c(&data[..1000]), crc32c::crc32c(&data[1000..]));
+        assert_eq!(
+            crc.combine(a.into(), b.into(), 69_000),
+            u64::from(crc32c::crc32c(&data))
+        );
         assert_eq!(full_object(ChecksumAlg::Crc32, &[("NhCm", 1)]), None);
     }
 

@@ -8,6 +8,7 @@ import base64
 import datetime
 import hashlib
 import io
+import json
 import os
 import shutil
 import struct
@@ -47,10 +48,18 @@ def error_of(fn, *args, **kwargs):
     raise AssertionError(f"{fn.__name__} succeeded, an error was expected")
 
 
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args, **kwargs):
+        return None  # a redirect is an answer to check, never followed
+
+
+_opener = urllib.request.build_opener(_NoRedirect)
+
+
 def http(method, url, data=None, headers=None):
     req = urllib.request.Request(url, data=data, method=method, headers=headers or {})
     try:
-        with urllib.request.urlopen(req) as r:
+        with _opener.open(req) as r:
             return r.status, dict(r.headers), r.read()
     except urllib.error.HTTPError as e:
         return e.code, dict(e.headers), e.read()
@@ -574,6 +583,82 @@ def expected_bucket_owner():
     assert (status, code) == (403, "AccessDenied"), (status, code)
     s3.copy_object(Bucket=b, Key="copy", CopySource={"Bucket": b, "Key": "k"},
                    ExpectedSourceBucketOwner=owner, ExpectedBucketOwner=owner)
+
+
+def form_post(url, fields, file_bytes, filename="upload.bin", content_type=None):
+    """POST a multipart/form-data body as a browser does (fields first, then the file)."""
+    boundary = "----cairnFormBoundary7MA4YWxkTrZu0gW"
+    parts = []
+    for k, v in fields.items():
+        parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n'.encode())
+    head = f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{filename}"\r\n'
+    if content_type:
+        head += f"Content-Type: {content_type}\r\n"
+    parts.append((head + "\r\n").encode() + file_bytes + b"\r\n")
+    parts.append(f"--{boundary}--\r\n".encode())
+    return http("POST", url, b"".join(parts),
+                {"Content-Type": f"multipart/form-data; boundary={boundary}"})
+
+
+@check
+def browser_post_uploads():
+    b = bucket("conf-post")
+    for version in ("s3v4", "s3"):
+        c = boto3.client("s3", **{**common, "config": Config(signature_version=version)})
+        post = c.generate_presigned_post(
+            b, "uploads/${filename}",
+            Fields={"success_action_status": "201", "x-amz-meta-origin": "form"},
+            Conditions=[{"success_action_status": "201"}, ["starts-with", "$x-amz-meta-origin", ""],
+                        ["content-length-range", 1, 1000]],
+            ExpiresIn=300)
+        body = f"posted with {version}".encode()
+        status, h, answer = form_post(post["url"], post["fields"], body, f"{version}.txt", "text/plain")
+        assert status == 201, (version, status, answer)
+        assert b"<Key>uploads/" + version.encode() + b".txt</Key>" in answer, answer
+        key = f"uploads/{version}.txt"
+        got = s3.get_object(Bucket=b, Key=key)
+        assert got["Body"].read() == body and got["Metadata"] == {"origin": "form"}, got
+        assert got["ContentType"] == "text/plain", got["ContentType"]
+        # Too large for the policy: refused, nothing stored.
+        fields = dict(post["fields"], key="uploads/big")
+        status, _, answer = form_post(post["url"], fields, b"x" * 1001)
+        assert status == 403 or code_of(answer) == "EntityTooLarge", (status, answer)
+        # A field the policy does not cover, a tampered key, a bad signature.
+        status, _, answer = form_post(post["url"], dict(post["fields"], **{"x-amz-meta-extra": "1"}), b"x")
+        assert status == 403 and code_of(answer) == "AccessDenied", (status, answer)
+        sig = "x-amz-signature" if version == "s3v4" else "signature"
+        forged = dict(post["fields"])
+        forged[sig] = forged[sig][:-2] + ("00" if not forged[sig].endswith("00") else "11")
+        status, _, answer = form_post(post["url"], forged, b"x")
+        assert status == 403 and code_of(answer) == "SignatureDoesNotMatch", (status, answer)
+    # An expired policy.
+    c = boto3.client("s3", **{**common, "config": Config(signature_version="s3v4")})
+    post = c.generate_presigned_post(b, "late", ExpiresIn=-10)
+    status, _, answer = form_post(post["url"], post["fields"], b"late")
+    assert status == 403 and b"Policy expired" in answer, (status, answer)
+    # A redirect after success.
+    post = c.generate_presigned_post(b, "redirected", Fields={"success_action_redirect": "http://127.0.0.1:9/done"},
+                                     Conditions=[{"success_action_redirect": "http://127.0.0.1:9/done"}])
+    status, h, _ = form_post(post["url"], post["fields"], b"r")
+    h = {k.lower(): v for k, v in h.items()}
+    assert status == 303 and h["location"].startswith("http://127.0.0.1:9/done?bucket=conf-post&key=redirected&etag="), (status, h)
+    # Anonymous forms need a bucket policy that lets anyone write; without one: AccessDenied.
+    status, _, answer = form_post(f"{endpoint}/{b}", {"key": "anon"}, b"anonymous")
+    assert status == 403 and code_of(answer) == "AccessDenied", (status, answer)
+    s3.put_public_access_block(Bucket=b, PublicAccessBlockConfiguration={
+        "BlockPublicAcls": False, "IgnorePublicAcls": False,
+        "BlockPublicPolicy": False, "RestrictPublicBuckets": False})
+    s3.put_bucket_policy(Bucket=b, Policy=json.dumps({"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow", "Principal": "*", "Action": "s3:PutObject",
+        "Resource": f"arn:aws:s3:::{b}/drop/*"}]}))
+    status, _, answer = form_post(f"{endpoint}/{b}", {"key": "drop/anon"}, b"anonymous")
+    assert status == 204, (status, answer)
+    assert s3.get_object(Bucket=b, Key="drop/anon")["Body"].read() == b"anonymous"
+    status, _, answer = form_post(f"{endpoint}/{b}", {"key": "elsewhere"}, b"anonymous")
+    assert status == 403, (status, answer)
+    # Not a form at all.
+    status, _, answer = http("POST", f"{endpoint}/{b}", b"plain", {"Content-Type": "text/plain"})
+    assert status == 400 and code_of(answer) == "MalformedPOSTRequest", (status, answer)
 
 
 failed = 0

@@ -128,6 +128,10 @@ async fn buckets() {
     );
     assert_eq!(
         failure(c.get_bucket_cors().bucket("beta").send().await),
+        ("NoSuchCORSConfiguration".into(), 404)
+    );
+    assert_eq!(
+        failure(c.get_bucket_website().bucket("beta").send().await),
         ("NotImplemented".into(), 501)
     );
 }

@@ -3,6 +3,7 @@
 //! query). No HTTP framework types: the S3 layer hands in method, raw path, raw query and
 //! headers, and gets back a verified identity and how the body must be checked.
 
+pub mod post;
 mod sigv2;
 mod sigv4;
 
@@ -12,6 +13,7 @@ use std::time::{Duration, SystemTime};
 
 use thiserror::Error;
 
+pub(crate) use sigv4::canonical_region;
 pub use sigv4::{sign_request, sign_request_with, signing_key, ChunkSigner};
 
 /// Largest clock difference accepted between client and server.

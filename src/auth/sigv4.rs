@@ -145,7 +145,7 @@ fn parse_scope(credential: &str) -> Option<Scope<'_>> {
 
 /// `US` is the legacy name of `us-east-1` (s3cmd's default `bucket_location` signs with it),
 /// as AWS and MinIO take it.
-fn canonical_region(r: &str) -> &str {
+pub(crate) fn canonical_region(r: &str) -> &str {
     if r == "US" {
         "us-east-1"
     } else {

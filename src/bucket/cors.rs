@@ -103,6 +103,13 @@ impl Cors {
                     "AllowedOrigin \"{o}\" can not have more than one wildcard."
                 ));
             }
+            if let Some(h) = r.expose.iter().find(|h| {
+                h.is_empty() || h.contains('*') || !h.bytes().all(|b| b.is_ascii_graphic())
+            }) {
+                return Err(format!(
+                    "ExposeHeader \"{h}\" contains an invalid character."
+                ));
+            }
             if let Some(h) = r.headers.iter().find(|h| h.matches('*').count() > 1) {
                 return Err(format!(
                     "AllowedHeader \"{h}\" can not have more than one wildcard."
@@ -203,6 +210,9 @@ mod tests {
         assert!(bad(rule(&["*.*"], &["GET"], &[])).contains("wildcard"));
         assert!(bad(rule(&["*"], &["GET"], &["a*b*"])).contains("wildcard"));
         assert!(bad(rule(&[], &["GET"], &[])).contains("AllowedOrigin"));
+        let mut expose_any = rule(&["*"], &["GET"], &[]);
+        expose_any.expose = vec!["*".into()];
+        assert!(bad(expose_any).contains("ExposeHeader"));
         let many = Cors {
             rules: vec![rule(&["*"], &["GET"], &[]); MAX_RULES + 1],
         };

@@ -372,10 +372,12 @@ impl Store {
         let checks = CompleteChecksums::default();
         self.complete_multipart_checked(bucket, key, upload_id, parts, condition, &checks)
             .await
+            .map(|(info, _)| info)
     }
 
     /// [`Store::complete_multipart`], checking the request's checksums and making the
-    /// object's checksum of the upload's type (composite or full-object).
+    /// object's checksum of the upload's type (composite or full-object). Also says whether
+    /// the answer repeats an earlier completion of the same upload (a retried Complete).
     pub async fn complete_multipart_checked(
         &self,
         bucket: &str,
@@ -384,7 +386,7 @@ impl Store {
         parts: &[(u32, String)],
         condition: Option<&WriteCondition>,
         checks: &CompleteChecksums,
-    ) -> ObjectResult<ObjectInfo> {
+    ) -> ObjectResult<(ObjectInfo, bool)> {
         check_bucket(bucket)?;
         check_key(key)?;
         let id = parse_upload_id(upload_id)?;
@@ -398,6 +400,12 @@ impl Store {
             }
             other => other?,
         };
+        // Committed before a crash kept it from removing the upload: that completion stands
+        // (the same answer for the same parts; other parts find the upload gone).
+        if self.made_by_upload(bucket, key, &id).await.is_some() {
+            cleanup(&set.drives, &upload_dir(&id)).await;
+            return self.completed_upload(bucket, key, &id, parts).await;
+        }
         if let Some(cond) = condition {
             judge(set, bucket, key, cond).await?;
         }
@@ -498,7 +506,7 @@ impl Store {
         result?;
         crate::crash::point(crate::crash::COMPLETE_COMMITTED);
         cleanup(&set.drives, &dir).await;
-        Ok(info)
+        Ok((info, false))
     }
 
     /// A Complete retried after the upload completed (its answer was lost, say): the same
@@ -510,22 +518,28 @@ impl Store {
         key: &str,
         id: &Uuid,
         parts: &[(u32, String)],
-    ) -> ObjectResult<ObjectInfo> {
-        let set = self.set_for(key);
-        let metas = fan_out(&set.drives, |_, d| d.read_meta(bucket, key)).await;
-        let id = id.to_string();
-        agreed_versions(&metas)
-            .iter()
-            .find(|v| {
-                v.headers.get(UPLOAD_HEADER) == Some(&id)
-                    && v.parts.len() == parts.len()
+    ) -> ObjectResult<(ObjectInfo, bool)> {
+        self.made_by_upload(bucket, key, id)
+            .await
+            .filter(|v| {
+                v.parts.len() == parts.len()
                     && v.parts
                         .iter()
                         .zip(parts)
                         .all(|(p, (n, etag))| p.number == *n && p.etag == etag.trim_matches('"'))
             })
-            .map(|v| info_of(bucket, key, v))
+            .map(|v| (info_of(bucket, key, &v), true))
             .ok_or(ObjectError::NoSuchUpload)
+    }
+
+    /// The version of `key` that upload `id` made, if a read quorum has it.
+    async fn made_by_upload(&self, bucket: &str, key: &str, id: &Uuid) -> Option<Version> {
+        let set = self.set_for(key);
+        let metas = fan_out(&set.drives, |_, d| d.read_meta(bucket, key)).await;
+        let id = id.to_string();
+        agreed_versions(&metas)
+            .into_iter()
+            .find(|v| v.headers.get(UPLOAD_HEADER) == Some(&id))
     }
 
     pub async fn abort_multipart(
@@ -645,6 +659,27 @@ fn object_checksums(
         }
     }
     let kind = checks.kind.or(stored_kind);
+    // A composite checksum is of the parts' checksums as the request lists them: each
+    // listed part must carry one (AWS's rule; a full-object checksum does not need them).
+    if let (Some(alg), Some(ChecksumType::Composite)) = (alg, kind) {
+        let given = |i: usize| {
+            checks
+                .parts
+                .get(i)
+                .is_some_and(|p| p.contains_key(alg.name()))
+        };
+        if let Some((_, r)) = chosen
+            .iter()
+            .enumerate()
+            .find(|(i, _)| !checks.parts.is_empty() && !given(*i))
+        {
+            return Err(ObjectError::InvalidRequest(format!(
+                "The upload was created using a {} checksum. The complete request must include the checksum for each part. It was missing for part {} in the request.",
+                alg.name().to_ascii_lowercase(),
+                r.number
+            )));
+        }
+    }
     let mut checksums = BTreeMap::new();
     if kind == Some(ChecksumType::FullObject) {
         // The upload's algorithm, or (an upload made without one) the expected value's.

@@ -61,6 +61,42 @@ where
     Ok(())
 }
 
+/// PUT of a bucket configuration subresource: the body (at most `limit` bytes of UTF-8)
+/// parsed and validated by `parse`, then stored in the bucket's record by `set`.
+pub(super) async fn put_config<T>(
+    state: &S3State,
+    ctx: &Ctx,
+    body: Body,
+    limit: usize,
+    parse: impl FnOnce(&str) -> Result<T, S3Error>,
+    set: impl FnOnce(&mut crate::bucket::BucketConfig, T),
+) -> Result<Response<Body>, S3Error> {
+    bucket(state, ctx).await?;
+    let raw = body::read_small(body, &ctx.verified, &ctx.headers, limit).await?;
+    let text = String::from_utf8(raw).map_err(|_| S3Error::malformed_xml())?;
+    let value = parse(&text)?;
+    update(state, ctx, |c| {
+        set(c, value);
+        Ok(())
+    })
+    .await?;
+    Ok(empty(StatusCode::OK))
+}
+
+/// DELETE of a bucket configuration subresource: `clear` removes it from the record.
+pub(super) async fn delete_config(
+    state: &S3State,
+    ctx: &Ctx,
+    clear: impl FnOnce(&mut crate::bucket::BucketConfig),
+) -> Result<Response<Body>, S3Error> {
+    update(state, ctx, |c| {
+        clear(c);
+        Ok(())
+    })
+    .await?;
+    Ok(empty(StatusCode::NO_CONTENT))
+}
+
 /// A configuration body (at most 64 KiB of UTF-8).
 pub(super) async fn small_text(ctx: &Ctx, body: Body) -> Result<String, S3Error> {
     let raw = body::read_small(body, &ctx.verified, &ctx.headers, 64 * 1024).await?;

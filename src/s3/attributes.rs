@@ -149,8 +149,16 @@ fn number_header(ctx: &Ctx, name: &str, default: usize) -> Result<usize, S3Error
 
 pub async fn get(state: &S3State, ctx: &Ctx) -> Result<Response<Body>, S3Error> {
     let (bucket, key) = bucket_key(ctx)?;
+    // As AWS: s3:GetObject (or s3:GetObjectVersion) too, besides the attributes action the
+    // router's table checked.
+    match super::authz::authorize(state, ctx, super::router::Op::GetObject).await? {
+        super::authz::AclCheck::Done => {}
+        super::authz::AclCheck::Object(need) => {
+            super::authz::object_acl_allows(state, ctx, need).await?
+        }
+    }
     let wanted = requested(ctx)?;
-    let max_parts = number_header(ctx, "x-amz-max-parts", MAX_PARTS)?.min(MAX_PARTS);
+    let max_parts = number_header(ctx, "x-amz-max-parts", MAX_PARTS)?.clamp(1, MAX_PARTS);
     let marker = u32::try_from(number_header(ctx, "x-amz-part-number-marker", 0)?)
         .map_err(|_| S3Error::invalid_argument("x-amz-part-number-marker is too large"))?;
     let info = state
@@ -158,7 +166,10 @@ pub async fn get(state: &S3State, ctx: &Ctx) -> Result<Response<Body>, S3Error> 
         .head_version(bucket, key, version_ref(ctx)?)
         .await?;
     let has = |a: &str| wanted.contains(&a);
+    // Parts are listed for multipart objects, and (as AWS) each part only when the object
+    // has checksums of its parts.
     let multipart = info.etag.contains('-');
+    let part_sums = info.part_checksums.iter().any(|c| !c.is_empty());
     let parts = (has("ObjectParts") && multipart).then(|| {
         let after: Vec<PartXml> = info
             .parts
@@ -175,8 +186,12 @@ pub async fn get(state: &S3State, ctx: &Ctx) -> Result<Response<Body>, S3Error> 
                 size: *size,
             })
             .collect();
-        let truncated = after.len() > max_parts;
-        let page: Vec<PartXml> = after.into_iter().take(max_parts).collect();
+        let truncated = part_sums && after.len() > max_parts;
+        let page: Vec<PartXml> = if part_sums {
+            after.into_iter().take(max_parts).collect()
+        } else {
+            Vec::new()
+        };
         ObjectPartsXml {
             truncated,
             max_parts,

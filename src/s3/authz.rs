@@ -77,7 +77,10 @@ pub fn need_of(op: Op, object: bool) -> Need {
         Op::ListObjects { .. } => need("s3:ListBucket", Bucket, Some((Bucket, Read))),
         // Each key is authorised as s3:DeleteObject by the handler.
         Op::DeleteObjects => need("s3:DeleteObject", Object, Some((Bucket, Write))),
-        Op::PutObject | Op::CopyObject => need("s3:PutObject", Object, Some((Bucket, Write))),
+        // A form upload is authorised as the PutObject it makes, once its form is read.
+        Op::PutObject | Op::CopyObject | Op::PostObject => {
+            need("s3:PutObject", Object, Some((Bucket, Write)))
+        }
         Op::GetObject | Op::HeadObject => need("s3:GetObject", Object, Some((Object, Read))),
         Op::DeleteObject => need("s3:DeleteObject", Object, Some((Bucket, Write))),
         Op::CreateMultipartUpload

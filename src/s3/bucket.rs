@@ -40,22 +40,12 @@ pub async fn list_buckets(state: &S3State, ctx: &Ctx) -> Result<Response<Body>, 
                 })?,
         ),
     };
-    let after = match ctx.query("continuation-token").filter(|t| !t.is_empty()) {
-        None => None,
-        Some(t) => Some(
-            base64::engine::general_purpose::URL_SAFE_NO_PAD
-                .decode(t)
-                .ok()
-                .and_then(|b| String::from_utf8(b).ok())
-                .ok_or_else(|| {
-                    S3Error::invalid_argument("The continuation token provided is incorrect")
-                })?,
-        ),
-    };
+    let after = continuation_token(ctx)?.filter(|t| !t.is_empty());
     let prefix = ctx.query("prefix").unwrap_or("");
-    let other_region = ctx
-        .query("bucket-region")
-        .is_some_and(|r| !r.is_empty() && r != state.region);
+    let other_region = ctx.query("bucket-region").is_some_and(|r| {
+        !r.is_empty()
+            && crate::auth::canonical_region(r) != crate::auth::canonical_region(&state.region)
+    });
     let mut buckets = state.store.list_buckets().await?;
     buckets.sort_by(|a, b| a.name.cmp(&b.name));
     buckets.retain(|b| {
@@ -65,9 +55,7 @@ pub async fn list_buckets(state: &S3State, ctx: &Ctx) -> Result<Response<Body>, 
     if let Some(max) = max {
         if buckets.len() > max {
             buckets.truncate(max);
-            continuation_token = buckets.last().map(|b| {
-                base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b.name.as_bytes())
-            });
+            continuation_token = buckets.last().map(|b| token_for(&b.name));
         }
     }
     xml_response(&xml::ListAllMyBucketsResult {
@@ -116,16 +104,33 @@ pub async fn create(state: &S3State, ctx: &Ctx, body: Body) -> Result<Response<B
     Ok(r)
 }
 
+/// The `continuation-token` of a listing: the opaque form of where the previous page ended.
+fn continuation_token(ctx: &Ctx) -> Result<Option<String>, S3Error> {
+    ctx.query("continuation-token")
+        .map(|t| {
+            base64::engine::general_purpose::STANDARD
+                .decode(t)
+                .ok()
+                .and_then(|b| String::from_utf8(b).ok())
+                .ok_or_else(|| {
+                    S3Error::invalid_argument("The continuation token provided is incorrect")
+                })
+        })
+        .transpose()
+}
+
+/// The `continuation-token` that resumes a listing after `last`.
+fn token_for(last: &str) -> String {
+    base64::engine::general_purpose::STANDARD.encode(last.as_bytes())
+}
+
 /// A CreateBucket location constraint, answered as AWS does: this server's region (or `US`,
 /// the legacy name of us-east-1) is fine; `EU` (legacy eu-west-1) or another region is
 /// `IllegalLocationConstraintException`; anything else is not a location at all.
 fn check_location(loc: &str, region: &str) -> Result<(), S3Error> {
-    let canonical = |r: &str| {
-        if r == "US" {
-            "us-east-1".to_string()
-        } else {
-            r.to_string()
-        }
+    let canonical = |r| match crate::auth::canonical_region(r) {
+        "EU" => "eu-west-1",
+        r => r,
     };
     if canonical(loc) == canonical(region) {
         return Ok(());
@@ -234,22 +239,7 @@ pub async fn list_objects(state: &S3State, ctx: &Ctx, v2: bool) -> Result<Respon
         prefix,
         delimiter,
     } = listing_params(ctx)?;
-    let token = if v2 {
-        match ctx.query("continuation-token") {
-            Some(t) => Some(
-                base64::engine::general_purpose::STANDARD
-                    .decode(t)
-                    .ok()
-                    .and_then(|b| String::from_utf8(b).ok())
-                    .ok_or_else(|| {
-                        S3Error::invalid_argument("The continuation token provided is incorrect")
-                    })?,
-            ),
-            None => None,
-        }
-    } else {
-        None
-    };
+    let token = if v2 { continuation_token(ctx)? } else { None };
     let start_after = if v2 {
         token
             .clone()
@@ -298,7 +288,7 @@ pub async fn list_objects(state: &S3State, ctx: &Ctx, v2: bool) -> Result<Respon
             None
         },
         next_continuation_token: if v2 {
-            next.map(|n| base64::engine::general_purpose::STANDARD.encode(n.as_bytes()))
+            next.map(|n| token_for(&n))
         } else {
             None
         },
@@ -332,6 +322,7 @@ mod tests {
         assert_eq!(code("us-east-1", "us-east-1"), None);
         assert_eq!(code("US", "us-east-1"), None);
         assert_eq!(code("eu-central-1", "eu-central-1"), None);
+        assert_eq!(code("EU", "eu-west-1"), None);
         for other in ["EU", "eu-west-1", "ap-southeast-2", "us-gov-west-1"] {
             assert_eq!(
                 code(other, "us-east-1"),

@@ -8,7 +8,7 @@ use axum::body::Body;
 use http::{HeaderValue, Method, Response, StatusCode};
 use serde::{Deserialize, Serialize};
 
-use super::access::{bucket, update};
+use super::access::{bucket, delete_config, put_config};
 use super::error::S3Error;
 use super::xml::{self, NS};
 use super::{empty, xml_response, Ctx, S3State};
@@ -117,25 +117,11 @@ pub async fn get(state: &S3State, ctx: &Ctx) -> Result<Response<Body>, S3Error> 
 }
 
 pub async fn put(state: &S3State, ctx: &Ctx, body: Body) -> Result<Response<Body>, S3Error> {
-    bucket(state, ctx).await?;
-    let raw = super::body::read_small(body, &ctx.verified, &ctx.headers, MAX_BODY).await?;
-    let text = String::from_utf8(raw).map_err(|_| S3Error::malformed_xml())?;
-    let cors = parse(&text)?;
-    update(state, ctx, |c| {
-        c.cors = Some(cors);
-        Ok(())
-    })
-    .await?;
-    Ok(empty(StatusCode::OK))
+    put_config(state, ctx, body, MAX_BODY, parse, |c, v| c.cors = Some(v)).await
 }
 
 pub async fn delete(state: &S3State, ctx: &Ctx) -> Result<Response<Body>, S3Error> {
-    update(state, ctx, |c| {
-        c.cors = None;
-        Ok(())
-    })
-    .await?;
-    Ok(empty(StatusCode::NO_CONTENT))
+    delete_config(state, ctx, |c| c.cors = None).await
 }
 
 /// The server-wide rule for buckets without their own (`CAIRN_CORS_ALLOW_ORIGIN`: a
@@ -163,13 +149,13 @@ pub fn default_rules(allow_origin: &str) -> Option<Cors> {
     cors.validate().ok().map(|_| cors)
 }
 
-/// The rules that apply to `bucket`: its own, else the server's default.
-async fn rules_for(state: &S3State, bucket: Option<&str>) -> Option<Cors> {
-    if let Some(name) = bucket.filter(|b| crate::object::valid_bucket_name(b)) {
-        if let Ok(Some(b)) = super::authz::bucket_of(state, name).await {
-            if let Some(c) = &b.config.cors {
-                return Some(c.clone());
-            }
+/// The rules that apply to `bucket`: its own, else the server's default. From the bucket
+/// cache only: unauthenticated preflights never make the drives look up a name (a bucket
+/// made on another node is known here within a second).
+fn rules_for(state: &S3State, bucket: Option<&str>) -> Option<Cors> {
+    if let Some(b) = bucket.and_then(|name| state.store.buckets().cached(name)) {
+        if let Some(c) = &b.config.cors {
+            return Some(c.clone());
         }
     }
     state.cors_default.clone()
@@ -236,7 +222,7 @@ pub async fn preflight(
         .map(str::trim)
         .filter(|h| !h.is_empty())
         .collect();
-    let Some(cors) = rules_for(state, bucket).await else {
+    let Some(cors) = rules_for(state, bucket) else {
         return Err(forbidden(
             "CORSResponse: CORS is not enabled for this bucket.",
         ));
@@ -259,17 +245,18 @@ pub async fn preflight(
 
 /// CORS headers on the answer to an actual request from `origin` (errors included, so a
 /// page can read them).
-pub async fn decorate(
+pub fn decorate(
     state: &S3State,
     bucket: Option<&str>,
     origin: &str,
     method: &Method,
     r: &mut Response<Body>,
 ) {
-    let Some(cors) = rules_for(state, bucket).await else {
+    let Some(cors) = rules_for(state, bucket) else {
         return;
     };
-    set(r, "vary", "Origin");
+    r.headers_mut()
+        .append("vary", HeaderValue::from_static("Origin"));
     if let Some(rule) = cors.matching(origin, method.as_str(), &[]) {
         allow(r, rule, origin);
     }

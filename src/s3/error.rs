@@ -46,6 +46,8 @@ pub const ERROR_CODES: &[(&str, &[u16])] = &[
     ("InvalidToken", &[400]),
     ("KeyTooLongError", &[400]),
     ("MalformedPolicy", &[400]),
+    ("MalformedPOSTRequest", &[400]),
+    ("InvalidPolicyDocument", &[400]),
     ("MalformedXML", &[400]),
     ("MaxMessageLengthExceeded", &[400]),
     ("MetadataTooLarge", &[400]),

@@ -7,10 +7,10 @@ use http::{Response, StatusCode};
 use serde::de::IgnoredAny;
 use serde::{Deserialize, Serialize};
 
-use super::access::{bucket, update};
+use super::access::{bucket, delete_config, put_config};
 use super::error::S3Error;
 use super::xml::{self, NS};
-use super::{empty, xml_response, Ctx, S3State};
+use super::{xml_response, Ctx, S3State};
 use crate::lifecycle::{
     Expiration, Filter, Lifecycle, NoncurrentExpiration, Place, Rule, RuleError, VersionFacts,
 };
@@ -410,25 +410,14 @@ pub async fn get(state: &S3State, ctx: &Ctx) -> Result<Response<Body>, S3Error> 
 }
 
 pub async fn put(state: &S3State, ctx: &Ctx, body: Body) -> Result<Response<Body>, S3Error> {
-    bucket(state, ctx).await?;
-    let raw = super::body::read_small(body, &ctx.verified, &ctx.headers, MAX_BODY).await?;
-    let text = String::from_utf8(raw).map_err(|_| S3Error::malformed_xml())?;
-    let lc = parse(&text)?;
-    update(state, ctx, |c| {
-        c.lifecycle = Some(lc);
-        Ok(())
+    put_config(state, ctx, body, MAX_BODY, parse, |c, v| {
+        c.lifecycle = Some(v)
     })
-    .await?;
-    Ok(empty(StatusCode::OK))
+    .await
 }
 
 pub async fn delete(state: &S3State, ctx: &Ctx) -> Result<Response<Body>, S3Error> {
-    update(state, ctx, |c| {
-        c.lifecycle = None;
-        Ok(())
-    })
-    .await?;
-    Ok(empty(StatusCode::NO_CONTENT))
+    delete_config(state, ctx, |c| c.lifecycle = None).await
 }
 
 /// `x-amz-expiration` for the current version `info`, if a rule will expire it.

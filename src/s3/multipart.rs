@@ -228,11 +228,12 @@ pub async fn complete(state: &S3State, ctx: &Ctx, body: Body) -> Result<Response
         .collect();
     let tracked = state.quotas.covers(bucket, key).await;
     let old = super::object::replaced_size(state, bucket, key).await;
-    let info = state
+    let (info, replayed) = state
         .store
         .complete_multipart_checked(bucket, key, id, &parts, condition.as_ref(), &checks)
         .await?;
-    if tracked {
+    // A retried Complete changed nothing: its usage was counted the first time.
+    if tracked && !replayed {
         state.quotas.completed(bucket, key, info.size, old);
     }
     let get = |alg: ChecksumAlg| info.checksums.get(alg.name()).cloned();

@@ -36,6 +36,8 @@ pub enum Op {
     GetObjectLegalHold,
     PutObjectLegalHold,
     GetObjectAttributes,
+    /// A browser form upload (`POST /bucket`, multipart/form-data).
+    PostObject,
     GetBucketLifecycle,
     PutBucketLifecycle,
     DeleteBucketLifecycle,
@@ -76,7 +78,7 @@ pub enum Op {
 
 impl Op {
     /// Every operation the router produces, in the order of [`Op::name`]'s table.
-    pub const ALL: [Op; 55] = [
+    pub const ALL: [Op; 56] = [
         Op::ListBuckets,
         Op::CreateBucket,
         Op::HeadBucket,
@@ -98,6 +100,7 @@ impl Op {
         Op::GetObjectLegalHold,
         Op::PutObjectLegalHold,
         Op::GetObjectAttributes,
+        Op::PostObject,
         Op::GetBucketLifecycle,
         Op::PutBucketLifecycle,
         Op::DeleteBucketLifecycle,
@@ -161,6 +164,7 @@ impl Op {
             Op::GetObjectLegalHold => "GetObjectLegalHold",
             Op::PutObjectLegalHold => "PutObjectLegalHold",
             Op::GetObjectAttributes => "GetObjectAttributes",
+            Op::PostObject => "PostObject",
             Op::GetBucketLifecycle => "GetBucketLifecycleConfiguration",
             Op::PutBucketLifecycle => "PutBucketLifecycleConfiguration",
             Op::DeleteBucketLifecycle => "DeleteBucketLifecycle",
@@ -320,7 +324,8 @@ pub fn route(ctx: &Ctx) -> Result<Op, S3Error> {
             Method::HEAD => Ok(Op::HeadBucket),
             Method::DELETE => Ok(Op::DeleteBucket),
             Method::POST if has("delete") => Ok(Op::DeleteObjects),
-            Method::POST => Err(S3Error::not_implemented("POST object (browser upload)")),
+            Method::POST if ctx.query.is_empty() => Ok(Op::PostObject),
+            Method::POST => Err(S3Error::not_implemented("This POST operation")),
             _ => Err(S3Error::method_not_allowed()),
         };
     }
