@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The one test command: installs what the tests need on a fresh machine, then runs every
 # check and test (lints, unit and property tests, and the integration tests that start real
-# cairn processes and drive them with aws-sdk-s3, boto3, the AWS CLI, rclone and s3cmd).
+# cairn processes and drive them with aws-sdk-s3, boto3, the AWS CLI, rclone, s3cmd, and the
+# AWS and MinIO JavaScript SDKs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,6 +22,10 @@ if ! "$venv/bin/python" -c "import boto3, awscli, kubernetes_validate" >/dev/nul
   "$venv/bin/pip" install -q --disable-pip-version-check awscli boto3 kubernetes-validate
 fi
 export PATH="$PWD/$venv/bin:$PATH"
+# JavaScript SDKs (AWS SDK v3, MinIO's) for the client matrix, exactly as locked.
+if [ ! -d integration/js/node_modules ]; then
+  (cd integration/js && npm ci --no-audit --no-fund --silent)
+fi
 
 # Deployment manifests, validated offline against the Kubernetes schemas.
 kubernetes-validate --strict --quiet deploy/kubernetes/*.yaml deploy/kubernetes/csi/*.yaml

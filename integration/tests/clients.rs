@@ -1,5 +1,6 @@
-//! Real S3 clients against a real server: boto3, the AWS CLI, rclone and s3cmd. Under CI a
-//! missing client fails the test; elsewhere it is reported and skipped.
+//! Real S3 clients against a real server: boto3, the AWS CLI, rclone, s3cmd, and the AWS and
+//! MinIO JavaScript SDKs. Under CI a missing client fails the test; elsewhere it is reported
+//! and skipped.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -418,4 +419,32 @@ fn null_server_answers_the_load_generator() {
     assert_eq!(body.len(), 5);
     let _ = child.kill();
     let _ = child.wait();
+}
+
+/// The AWS SDK for JavaScript v3 and MinIO's JavaScript SDK (from `integration/js`, installed
+/// by the README's test command): objects, multipart, ranges, conditionals, pagination,
+/// copies, presigned URLs, versions and multi-delete.
+#[test]
+fn javascript_sdks() {
+    if !require_tool("node") {
+        return;
+    }
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("js");
+    if !dir.join("node_modules").is_dir() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "integration/js/node_modules is required under CI (npm ci)"
+        );
+        eprintln!("SKIPPED: run `npm ci` in integration/js");
+        return;
+    }
+    let s = Server::start();
+    let out = run(Command::new("node")
+        .current_dir(&dir)
+        .arg("clients.mjs")
+        .arg(&s.endpoint)
+        .arg(ACCESS_KEY)
+        .arg(SECRET_KEY));
+    assert!(out.contains("ok aws-sdk-js-v3"), "{out}");
+    assert!(out.contains("ok minio-js"), "{out}");
 }
