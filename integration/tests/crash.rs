@@ -268,7 +268,10 @@ async fn a_multipart_completion_aborted_at_any_step_leaves_the_object_or_a_compl
             complete(c.clone())
                 .await
                 .unwrap_or_else(|e| panic!("{what}: the retried Complete failed: {e}"));
-            assert!(get(&c, "mp").await == Some(whole.clone()), "{what}: retried");
+            assert!(
+                get(&c, "mp").await == Some(whole.clone()),
+                "{what}: retried"
+            );
         }
         if point == crash::COMPLETE_COMMITTED {
             assert!(got == whole, "{what}: the commit was complete");

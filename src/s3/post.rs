@@ -510,7 +510,7 @@ mod tests {
         assert_eq!(code(&bad_key, "photos", now), Some("AccessDenied"));
         let mut extra = ok.clone();
         extra.push(("success_action_status".into(), "201".into()));
-        let err = p.check(now, &extra, "photos").unwrap_err();
+        let err = p.check(now, &extra, "photos").expect_err("extra field");
         assert!(
             err.message.contains("Extra input fields"),
             "{}",
