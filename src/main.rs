@@ -349,6 +349,24 @@ fn parity_override() -> anyhow::Result<Option<usize>> {
     }
 }
 
+/// Parity of REDUCED_REDUNDANCY objects: `CAIRN_STORAGE_CLASS_RRS=EC:N` with
+/// 1 ≤ N ≤ the standard parity (default EC:1, as MinIO's).
+fn rrs_parity(standard: usize) -> anyhow::Result<usize> {
+    let Some(v) = env("CAIRN_STORAGE_CLASS_RRS") else {
+        return Ok(1.min(standard));
+    };
+    let n: usize = v
+        .strip_prefix("EC:")
+        .and_then(|n| n.parse().ok())
+        .with_context(|| format!("CAIRN_STORAGE_CLASS_RRS must look like EC:1, got {v:?}"))?;
+    if n == 0 || n > standard {
+        anyhow::bail!(
+            "CAIRN_STORAGE_CLASS_RRS={v}: parity must be from 1 to the standard parity ({standard})"
+        );
+    }
+    Ok(n)
+}
+
 async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
@@ -525,7 +543,7 @@ async fn server(address: String, drives: Vec<String>) -> anyhow::Result<()> {
     };
     let owner_id = hex::encode(&blake3::hash(creds.access_key.as_bytes()).as_bytes()[..16]);
     let (access_key, secret_key) = (creds.access_key.clone(), creds.secret_key.clone());
-    let store = Arc::new(store);
+    let store = Arc::new(store.with_rrs_parity(rrs_parity(layout.parity)?));
     let iam = Arc::new(cairn::iam::Iam::new(
         creds.clone(),
         store.drive_slots(),

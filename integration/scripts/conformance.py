@@ -661,6 +661,39 @@ def browser_post_uploads():
     assert status == 400 and code_of(answer) == "MalformedPOSTRequest", (status, answer)
 
 
+@check
+def storage_classes():
+    b = bucket("conf-class")
+    s3.put_object(Bucket=b, Key="rrs", Body=b"reduced", StorageClass="REDUCED_REDUNDANCY")
+    s3.put_object(Bucket=b, Key="std", Body=b"standard", StorageClass="STANDARD")
+    h = s3.head_object(Bucket=b, Key="rrs")
+    assert h.get("StorageClass") == "REDUCED_REDUNDANCY", h
+    assert "StorageClass" not in s3.head_object(Bucket=b, Key="std")  # as AWS: STANDARD is implied
+    assert s3.get_object(Bucket=b, Key="rrs")["Body"].read() == b"reduced"
+    listed = {o["Key"]: o["StorageClass"] for o in s3.list_objects_v2(Bucket=b)["Contents"]}
+    assert listed == {"rrs": "REDUCED_REDUNDANCY", "std": "STANDARD"}, listed
+    versions = {v["Key"]: v["StorageClass"] for v in s3.list_object_versions(Bucket=b)["Versions"]}
+    assert versions == listed, versions
+    attrs = s3.get_object_attributes(Bucket=b, Key="rrs", ObjectAttributes=["StorageClass"])
+    assert attrs["StorageClass"] == "REDUCED_REDUNDANCY", attrs
+    # A copy takes the class it asks for, not the source's.
+    s3.copy_object(Bucket=b, Key="copy", CopySource={"Bucket": b, "Key": "rrs"})
+    assert "StorageClass" not in s3.head_object(Bucket=b, Key="copy")
+    s3.copy_object(Bucket=b, Key="copy2", CopySource={"Bucket": b, "Key": "std"},
+                   StorageClass="REDUCED_REDUNDANCY")
+    assert s3.head_object(Bucket=b, Key="copy2")["StorageClass"] == "REDUCED_REDUNDANCY"
+    # Multipart.
+    up = s3.create_multipart_upload(Bucket=b, Key="mp", StorageClass="REDUCED_REDUNDANCY")
+    p = s3.upload_part(Bucket=b, Key="mp", UploadId=up["UploadId"], PartNumber=1, Body=b"part")
+    s3.complete_multipart_upload(Bucket=b, Key="mp", UploadId=up["UploadId"],
+                                 MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": p["ETag"]}]})
+    assert s3.head_object(Bucket=b, Key="mp")["StorageClass"] == "REDUCED_REDUNDANCY"
+    # Classes Cairn does not have.
+    for cls in ("GLACIER", "DEEP_ARCHIVE", "ONEZONE_IA", "EXPRESS_ONEZONE"):
+        status, code, _ = error_of(s3.put_object, Bucket=b, Key="x", Body=b"x", StorageClass=cls)
+        assert (status, code) == (400, "InvalidStorageClass"), (cls, status, code)
+
+
 failed = 0
 for f in CHECKS:
     if only and f.__name__ not in only:

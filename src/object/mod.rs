@@ -330,6 +330,23 @@ pub struct Store {
     pub heal_queue: Arc<HealQueue>,
     /// Every bucket's configuration record, cached.
     pub(crate) buckets: Arc<crate::bucket::BucketStore>,
+    /// Parity of REDUCED_REDUNDANCY objects (`CAIRN_STORAGE_CLASS_RRS`), at most a set's.
+    pub(crate) rrs_parity: usize,
+}
+
+/// The stored header naming an object's storage class, present only when it is not
+/// STANDARD (and returned on GET/HEAD as AWS returns it).
+pub const STORAGE_CLASS_HEADER: &str = "x-amz-storage-class";
+/// The storage classes Cairn stores: STANDARD (the set's parity) and REDUCED_REDUNDANCY
+/// (`CAIRN_STORAGE_CLASS_RRS` parity).
+pub const STORAGE_CLASSES: [&str; 2] = ["STANDARD", "REDUCED_REDUNDANCY"];
+
+/// The storage class of an object, from its stored headers.
+pub fn storage_class(headers: &BTreeMap<String, String>) -> &'static str {
+    match headers.get(STORAGE_CLASS_HEADER).map(String::as_str) {
+        Some("REDUCED_REDUNDANCY") => "REDUCED_REDUNDANCY",
+        _ => "STANDARD",
+    }
 }
 
 impl Store {
@@ -348,6 +365,21 @@ impl Store {
             min_part_size: MIN_PART_SIZE,
             dangling_grace: DANGLING_GRACE,
             heal_queue: Arc::new(HealQueue::default()),
+            rrs_parity: 1,
+        }
+    }
+
+    /// Parity for REDUCED_REDUNDANCY objects (capped at each set's standard parity).
+    pub fn with_rrs_parity(mut self, parity: usize) -> Store {
+        self.rrs_parity = parity;
+        self
+    }
+
+    /// The base parity of a new object in `set` with these stored headers.
+    pub(crate) fn parity_for(&self, set: &ErasureSet, headers: &BTreeMap<String, String>) -> usize {
+        match storage_class(headers) {
+            "REDUCED_REDUNDANCY" => self.rrs_parity.min(set.parity),
+            _ => set.parity,
         }
     }
 

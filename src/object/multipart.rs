@@ -157,7 +157,7 @@ impl Store {
         check_key(key)?;
         let set = self.set_for(key);
         let offline = self.check_bucket_on_set(set, bucket, key).await?;
-        let (data, parity) = write_geometry(set, offline);
+        let (data, parity) = write_geometry(set, self.parity_for(set, &opts.headers), offline);
         let id = Uuid::new_v4();
         let record = UploadRecord {
             bucket: bucket.to_string(),

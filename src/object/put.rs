@@ -36,10 +36,11 @@ pub(crate) struct Encoded {
     pub shards: Shards,
 }
 
-/// Erasure geometry for a new write on `set`: default parity, raised by one for each drive
-/// that is offline now (up to half the set) so the object keeps its durability.
-pub(crate) fn write_geometry(set: &ErasureSet, offline: usize) -> (usize, usize) {
-    let parity = (set.parity + offline).min(set.size() / 2).max(set.parity);
+/// Erasure geometry for a new write on `set`: the storage class's `base` parity, raised by
+/// one for each drive that is offline now (up to half the set) so the object keeps its
+/// durability.
+pub(crate) fn write_geometry(set: &ErasureSet, base: usize, offline: usize) -> (usize, usize) {
+    let parity = (base + offline).min(set.size() / 2).max(base);
     (set.size() - parity, parity)
 }
 
@@ -460,7 +461,7 @@ impl Store {
         if let Some(cond) = &opts.condition {
             judge(set, bucket, key, cond).await?;
         }
-        let (data, parity) = write_geometry(set, offline);
+        let (data, parity) = write_geometry(set, self.parity_for(set, &opts.headers), offline);
         let erasure = Erasure::new(data, parity, self.block_size)
             .map_err(|e| ObjectError::Internal(e.to_string()))?;
         let dist = distribution(bucket, key, set.size());

@@ -391,6 +391,43 @@ async fn stored_bytes_are_twice_the_object_on_2_plus_2() {
     assert!((2.0..2.001).contains(&ratio), "stored/object = {ratio}");
 }
 
+/// REDUCED_REDUNDANCY takes the RRS parity (1 on a 4-drive set: 3+1, 4/3 of the object
+/// stored).
+#[tokio::test]
+async fn reduced_redundancy_stores_less_parity() {
+    let c = Cluster::new(4).await;
+    c.store.make_bucket("bucket").await.expect("bucket");
+    let size = 3 << 20;
+    let data = bytes(size, 2);
+    let store = std::mem::replace(&mut { c.store }, Store::new(uuid::Uuid::nil(), vec![]));
+    let store = store
+        .with_block_size(cairn_erasure::DEFAULT_BLOCK_SIZE)
+        .with_rrs_parity(1);
+    let mut opts = PutOptions::default();
+    opts.headers.insert(
+        crate::object::STORAGE_CLASS_HEADER.into(),
+        "REDUCED_REDUNDANCY".into(),
+    );
+    let mut body = &data[..];
+    let info = store
+        .put_object("bucket", "rrs", &mut body, Some(size as u64), opts)
+        .await
+        .expect("put");
+    assert_eq!(
+        crate::object::storage_class(&info.headers),
+        "REDUCED_REDUNDANCY"
+    );
+    let total: u64 = c
+        .paths
+        .iter()
+        .flat_map(|p| files_under(&p.join("bucket").join("rrs")))
+        .filter(|f| f.file_name().is_some_and(|n| n == "part.1"))
+        .map(|f| std::fs::metadata(f).map(|m| m.len()).unwrap_or(0))
+        .sum();
+    let ratio = total as f64 / size as f64;
+    assert!((1.333..1.335).contains(&ratio), "stored/object = {ratio}");
+}
+
 #[tokio::test]
 async fn concurrent_writers_one_wins_whole() {
     let c = Arc::new(Cluster::new(4).await);

@@ -210,7 +210,7 @@ pub async fn get(state: &S3State, ctx: &Ctx) -> Result<Response<Body>, S3Error> 
             None
         },
         parts,
-        storage_class: has("StorageClass").then_some("STANDARD"),
+        storage_class: has("StorageClass").then(|| crate::object::storage_class(&info.headers)),
         size: has("ObjectSize").then_some(info.size),
     })?;
     if let Ok(v) = HeaderValue::from_str(&http_date(info.mod_time)) {

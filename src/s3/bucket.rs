@@ -270,7 +270,7 @@ pub async fn list_objects(state: &S3State, ctx: &Ctx, v2: bool) -> Result<Respon
             last_modified: iso8601(o.mod_time),
             etag: format!("\"{}\"", o.etag),
             size: o.size,
-            storage_class: "STANDARD",
+            storage_class: crate::object::storage_class(&o.headers),
             owner: fetch_owner.then(|| state.owner.clone()),
         })
         .collect();

@@ -196,12 +196,14 @@ pub const FEATURES: &[Feature] = &[
         "Object ownership",
         &[CreateBucket],
     ),
+    // STANDARD and REDUCED_REDUNDANCY (a lower parity, CAIRN_STORAGE_CLASS_RRS) are the
+    // classes Cairn has; the handlers store the class, every other is refused.
     Feature {
         header: "x-amz-storage-class",
-        what: "Storage classes other than STANDARD",
+        what: "Storage classes other than STANDARD and REDUCED_REDUNDANCY",
         carried_by: OBJECT_WRITES,
         honoured_by: &[],
-        neutral: &["STANDARD"],
+        neutral: &crate::object::STORAGE_CLASSES,
         refusal: Refusal::InvalidStorageClass,
     },
     refused(

@@ -68,6 +68,16 @@ pub(super) fn put_options(ctx: &Ctx) -> Result<PutOptions, S3Error> {
     headers
         .entry("content-type".to_string())
         .or_insert_with(|| "binary/octet-stream".to_string());
+    // STANDARD is the default and is not stored; other classes were vetted by features.rs.
+    if let Some(class) = ctx
+        .header(crate::object::STORAGE_CLASS_HEADER)
+        .filter(|c| *c != "STANDARD")
+    {
+        headers.insert(
+            crate::object::STORAGE_CLASS_HEADER.into(),
+            class.to_string(),
+        );
+    }
     let mut user_meta = BTreeMap::new();
     let mut meta_size = 0;
     for (n, v) in &ctx.headers {
@@ -638,8 +648,19 @@ pub async fn copy(state: &S3State, ctx: &Ctx) -> Result<Response<Body>, S3Error>
         }
     };
     opts.headers.remove(super::authz::ACL_HEADER);
-    // The copy was not made by the source's multipart upload.
+    // The copy was not made by the source's multipart upload, and its storage class is the
+    // request's (STANDARD unless asked), never the source's.
     opts.headers.remove(crate::object::UPLOAD_HEADER);
+    opts.headers.remove(crate::object::STORAGE_CLASS_HEADER);
+    if let Some(class) = ctx
+        .header(crate::object::STORAGE_CLASS_HEADER)
+        .filter(|c| *c != "STANDARD")
+    {
+        opts.headers.insert(
+            crate::object::STORAGE_CLASS_HEADER.into(),
+            class.to_string(),
+        );
+    }
     if let Some(acl) = acl {
         opts.headers.insert(super::authz::ACL_HEADER.into(), acl);
     }

@@ -116,7 +116,7 @@ pub async fn list(state: &S3State, ctx: &Ctx) -> Result<Response<Body>, S3Error>
                     last_modified,
                     etag: format!("\"{}\"", v.etag),
                     size: v.size,
-                    storage_class: "STANDARD",
+                    storage_class: crate::object::storage_class(&v.headers),
                     owner,
                 })
             }
