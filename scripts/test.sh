@@ -6,10 +6,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# External S3 clients: rclone and s3cmd from Debian, awscli and boto3 in a venv.
+# External S3 clients: rclone, s3cmd and s3fs-fuse from Debian, awscli and boto3 in a venv.
 missing=()
 command -v rclone >/dev/null 2>&1 || missing+=(rclone)
 command -v s3cmd >/dev/null 2>&1 || missing+=(s3cmd)
+command -v s3fs >/dev/null 2>&1 || missing+=(s3fs)
 if [ ${#missing[@]} -gt 0 ]; then
   sudo=""
   [ "$(id -u)" -ne 0 ] && sudo="sudo"
@@ -22,6 +23,13 @@ if ! "$venv/bin/python" -c "import boto3, awscli, kubernetes_validate" >/dev/nul
   "$venv/bin/pip" install -q --disable-pip-version-check awscli boto3 kubernetes-validate
 fi
 export PATH="$PWD/$venv/bin:$PATH"
+# Python s3fs/fsspec in a venv of its own: it pins the botocore that aiobotocore supports.
+fsspec_venv=.venv-fsspec
+if ! "$fsspec_venv/bin/python" -c "import s3fs" >/dev/null 2>&1; then
+  python3 -m venv "$fsspec_venv"
+  "$fsspec_venv/bin/pip" install -q --disable-pip-version-check s3fs
+fi
+export CAIRN_FSSPEC_PYTHON="$PWD/$fsspec_venv/bin/python"
 # JavaScript SDKs (AWS SDK v3, MinIO's) for the client matrix, exactly as locked.
 if [ ! -d integration/js/node_modules ]; then
   (cd integration/js && npm ci --no-audit --no-fund --silent)

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use cairn_integration::{require_tool, Server, ACCESS_KEY, SECRET_KEY};
+use cairn_integration::{in_mount_table, require_tool, wait_until, Server, ACCESS_KEY, SECRET_KEY};
 
 fn run(cmd: &mut Command) -> String {
     let out = cmd.output().expect("run client");
@@ -204,6 +204,57 @@ fn rclone_copy_and_check() {
     let back = work.path().join("back");
     rclone(&["copy", "cairn:rcl/data", back.to_str().expect("utf8")]);
     rclone(&["check", src_s, back.to_str().expect("utf8")]);
+
+    // sync and check over a tree of odd names, with rclone's documented MinIO settings only
+    // (provider and endpoint: no region).
+    let sync = |args: &[&str]| {
+        run(Command::new("rclone")
+            .args(args)
+            .env("RCLONE_CONFIG", "/dev/null")
+            .env_remove("AWS_CA_BUNDLE")
+            .env("RCLONE_CONFIG_ODD_TYPE", "s3")
+            .env("RCLONE_CONFIG_ODD_PROVIDER", "Minio")
+            .env("RCLONE_CONFIG_ODD_ENDPOINT", &s.endpoint)
+            .env("RCLONE_CONFIG_ODD_ACCESS_KEY_ID", ACCESS_KEY)
+            .env("RCLONE_CONFIG_ODD_SECRET_ACCESS_KEY", SECRET_KEY))
+    };
+    let odd = work.path().join("odd");
+    let long = "l".repeat(200);
+    let names = [
+        "space name.txt",
+        "plus+sign.txt",
+        "percent%20literal.txt",
+        "hash#and?query&amp=eq.txt",
+        "ünïcødé/日本語.txt",
+        "emoji 😀.txt",
+        "-leading-dash",
+        "dir with space/sub dir/file",
+        "quote'and\"double",
+        "semi;colon,comma",
+        "tilde~star*.txt",
+        &format!("deep/{long}"),
+    ];
+    for (i, n) in names.iter().enumerate() {
+        let p = odd.join(n);
+        std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+        std::fs::write(&p, format!("odd file {i}: {n}").repeat(i + 1)).expect("write");
+    }
+    let odd_s = odd.to_str().expect("utf8");
+    sync(&["mkdir", "odd:odd"]);
+    sync(&["sync", odd_s, "odd:odd/tree"]);
+    sync(&["check", odd_s, "odd:odd/tree"]);
+    // Change one file, delete another: sync mirrors both.
+    std::fs::write(odd.join("space name.txt"), "changed").expect("write");
+    std::fs::remove_file(odd.join("plus+sign.txt")).expect("rm");
+    sync(&["sync", odd_s, "odd:odd/tree"]);
+    sync(&["check", odd_s, "odd:odd/tree"]);
+    let listed = sync(&["lsf", "-R", "odd:odd/tree"]);
+    assert!(!listed.contains("plus+sign.txt"), "{listed}");
+    assert!(listed.contains("ünïcødé/日本語.txt"), "{listed}");
+    let mirror = work.path().join("mirror");
+    let mirror_s = mirror.to_str().expect("utf8");
+    sync(&["sync", "odd:odd/tree", mirror_s]);
+    sync(&["check", odd_s, mirror_s]);
 }
 
 #[test]
@@ -447,4 +498,103 @@ fn javascript_sdks() {
         .arg(SECRET_KEY));
     assert!(out.contains("ok aws-sdk-js-v3"), "{out}");
     assert!(out.contains("ok minio-js"), "{out}");
+}
+
+/// Python s3fs/fsspec (pandas' and Dask's s3:// layer), from its own venv (the test command
+/// makes it and sets `CAIRN_FSSPEC_PYTHON`).
+#[test]
+fn python_fsspec() {
+    let python = std::env::var("CAIRN_FSSPEC_PYTHON").unwrap_or_else(|_| {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../.venv-fsspec/bin/python")
+            .display()
+            .to_string()
+    });
+    if !Path::new(&python).exists() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "the s3fs venv is required under CI"
+        );
+        eprintln!("SKIPPED: no s3fs venv at {python}");
+        return;
+    }
+    let s = Server::start();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/fsspec_checks.py");
+    let out = run(Command::new(&python)
+        .arg(script)
+        .arg(&s.endpoint)
+        .arg(ACCESS_KEY)
+        .arg(SECRET_KEY));
+    assert!(out.contains("fsspec checks passed"), "{out}");
+}
+
+/// s3fs-fuse (Debian's `s3fs`) mounting a bucket: files and directories made, read, renamed
+/// and removed through the kernel. `use_path_request_style` is the option s3fs's manual
+/// gives for endpoints without per-bucket DNS names.
+#[test]
+fn s3fs_fuse_mount() {
+    if !require_tool("s3fs") {
+        return;
+    }
+    let s = Server::start();
+    let c = cairn_integration::client(&s);
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    rt.block_on(c.create_bucket().bucket("fuse").send())
+        .expect("bucket");
+    let work = tempfile::tempdir().expect("tmp");
+    let passwd = work.path().join("passwd");
+    std::fs::write(&passwd, format!("{ACCESS_KEY}:{SECRET_KEY}")).expect("passwd");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&passwd, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    let mnt = work.path().join("mnt");
+    std::fs::create_dir(&mnt).expect("mkdir");
+    run(Command::new("s3fs")
+        .arg("fuse")
+        .arg(&mnt)
+        .arg("-o")
+        .arg(format!("passwd_file={}", passwd.display()))
+        .arg("-o")
+        .arg(format!("url={}", s.endpoint))
+        .arg("-o")
+        .arg("use_path_request_style"));
+    // Unmounted whatever happens below.
+    struct Unmount(PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = Command::new("fusermount").arg("-u").arg(&self.0).status();
+        }
+    }
+    let _guard = Unmount(mnt.clone());
+    wait_until("s3fs mounted", std::time::Duration::from_secs(20), || {
+        in_mount_table(&mnt)
+    });
+    std::fs::write(mnt.join("hello.txt"), b"through the kernel").expect("write");
+    assert_eq!(
+        std::fs::read(mnt.join("hello.txt")).expect("read"),
+        b"through the kernel"
+    );
+    std::fs::create_dir_all(mnt.join("dir/sub")).expect("mkdir");
+    let big: Vec<u8> = (0..(12u32 << 20)).map(|i| (i % 251) as u8).collect();
+    std::fs::write(mnt.join("dir/sub/big.bin"), &big).expect("write big");
+    assert!(std::fs::read(mnt.join("dir/sub/big.bin")).expect("read big") == big);
+    std::fs::rename(mnt.join("hello.txt"), mnt.join("dir/renamed.txt")).expect("rename");
+    let mut names: Vec<String> = std::fs::read_dir(mnt.join("dir"))
+        .expect("ls")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["renamed.txt", "sub"]);
+    // What s3fs wrote is an ordinary object to every other client.
+    let got = rt
+        .block_on(c.get_object().bucket("fuse").key("dir/sub/big.bin").send())
+        .expect("get");
+    let body = rt.block_on(got.body.collect()).expect("body").into_bytes();
+    assert!(
+        body.as_ref() == big.as_slice(),
+        "object differs from the file"
+    );
+    std::fs::remove_file(mnt.join("dir/sub/big.bin")).expect("rm");
+    assert!(rt
+        .block_on(c.head_object().bucket("fuse").key("dir/sub/big.bin").send())
+        .is_err());
 }
