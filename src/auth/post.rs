@@ -7,7 +7,7 @@ use base64::Engine;
 use hmac::{Hmac, Mac};
 use sha1::Sha1;
 
-use super::sigv4::{canonical_region, parse_amz_date, signing_key};
+use super::sigv4::{check_scope, parse_amz_date, parse_scope, signing_key};
 use super::{same, AuthError, Credentials, Payload, Verified};
 
 /// The value of form field `name` (field names are case-insensitive).
@@ -42,46 +42,19 @@ pub fn verify_form(
         let stamp = parse_amz_date(date).ok_or_else(|| {
             AuthError::InvalidArgument("x-amz-date must be in the ISO8601 Long Format".into())
         })?;
-        let mut parts = credential.split('/');
-        let (
-            Some(access_key),
-            Some(day),
-            Some(scope_region),
-            Some(service),
-            Some("aws4_request"),
-            None,
-        ) = (
-            parts.next(),
-            parts.next(),
-            parts.next(),
-            parts.next(),
-            parts.next(),
-            parts.next(),
-        )
-        else {
-            return Err(AuthError::InvalidArgument(
-                "Error parsing the X-Amz-Credential parameter".into(),
-            ));
-        };
-        if service != "s3" || canonical_region(scope_region) != canonical_region(region) {
-            return Err(AuthError::InvalidArgument(format!(
-                "the credential scope must be s3 in {region}"
-            )));
-        }
-        if !date.starts_with(day) || day.len() != 8 {
-            return Err(AuthError::InvalidArgument(
-                "The credential date does not match x-amz-date".into(),
-            ));
-        }
-        let secret = creds
-            .secret_for(access_key)
-            .ok_or(AuthError::InvalidAccessKeyId)?;
-        let key = signing_key(&secret, stamp, scope_region, "s3");
+        // The same credential scope checks as a SigV4 header (service, region, day).
+        let scope = parse_scope(credential)
+            .filter(|s| s.service == "s3")
+            .ok_or_else(|| {
+                AuthError::InvalidArgument("Error parsing the X-Amz-Credential parameter".into())
+            })?;
+        let secret = check_scope(&scope, stamp, creds, region, AuthError::InvalidArgument)?;
+        let key = signing_key(&secret, stamp, scope.region, "s3");
         let expected = aws_sigv4::sign::v4::calculate_signature(&key, policy.as_bytes());
         if !same(&expected, signature) {
             return Err(AuthError::SignatureDoesNotMatch);
         }
-        return Ok(signed(access_key));
+        return Ok(signed(scope.access_key));
     }
     if let Some(signature) = field(fields, "signature") {
         let access_key = field(fields, "AWSAccessKeyId").ok_or_else(|| {

@@ -121,14 +121,14 @@ fn format_amz_date(t: SystemTime) -> String {
 }
 
 /// The parsed `Credential=` scope.
-struct Scope<'a> {
-    access_key: &'a str,
-    date: &'a str,
-    region: &'a str,
-    service: &'a str,
+pub(super) struct Scope<'a> {
+    pub(super) access_key: &'a str,
+    pub(super) date: &'a str,
+    pub(super) region: &'a str,
+    pub(super) service: &'a str,
 }
 
-fn parse_scope(credential: &str) -> Option<Scope<'_>> {
+pub(super) fn parse_scope(credential: &str) -> Option<Scope<'_>> {
     let mut it = credential.rsplitn(5, '/');
     let terminator = it.next()?;
     let service = it.next()?;
@@ -154,7 +154,7 @@ pub(crate) fn canonical_region(r: &str) -> &str {
 }
 
 /// Checks shared by header and query signatures; returns (secret, time).
-fn check_scope(
+pub(super) fn check_scope(
     scope: &Scope,
     stamp: SystemTime,
     creds: &dyn Credentials,
