@@ -231,25 +231,12 @@ fn main() {
         creates / puts
     );
     println!("{table}");
-    let section = format!(
-        "<!-- mount:begin -->\nCommand: `cargo bench --bench mount` (server on 4 folders, EC 2+2, \
-         loopback; {} CPUs). Generated {}.\n\n{table}<!-- mount:end -->",
+    let body = format!(
+        "Command: `cargo bench --bench mount` (server on 4 folders, EC 2+2, loopback; {} CPUs). \
+         Generated {}.\n\n{table}",
         std::thread::available_parallelism().map_or(0, |n| n.get()),
         httpdate::fmt_http_date(std::time::SystemTime::now())
     );
-    let doc = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/benchmarks.md");
-    let text = std::fs::read_to_string(&doc).expect("docs/benchmarks.md");
-    let new = match (
-        text.find("<!-- mount:begin -->"),
-        text.find("<!-- mount:end -->"),
-    ) {
-        (Some(a), Some(b)) => format!(
-            "{}{section}{}",
-            &text[..a],
-            &text[b + "<!-- mount:end -->".len()..]
-        ),
-        _ => format!("{text}\n## `cairn mount` vs direct S3\n\n{section}\n"),
-    };
-    std::fs::write(&doc, new).expect("write docs/benchmarks.md");
+    common::write_section("mount", "`cairn mount` vs direct S3", &body);
     let _ = std::fs::remove_dir_all(&base);
 }

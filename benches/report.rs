@@ -467,15 +467,11 @@ fn main() {
     let docs = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("docs");
     plot_throughput(&docs.join("report-throughput.svg"), &grid);
     plot_latency(&docs.join("report-latency.svg"), &grid);
-    let path = docs.join("benchmarks.md");
-    let doc = std::fs::read_to_string(&path).unwrap_or_default();
-    let (begin, end) = ("<!-- report:begin -->", "<!-- report:end -->");
-    let section = format!("{begin}\n{md}{end}");
-    let doc = match (doc.find(begin), doc.find(end)) {
-        (Some(a), Some(b)) if b > a => format!("{}{section}{}", &doc[..a], &doc[b + end.len()..]),
-        _ => format!("{doc}\n## One-run report (`cargo bench --bench report`)\n\n{section}\n"),
-    };
-    std::fs::write(&path, doc).expect("write docs/benchmarks.md");
+    common::write_section(
+        "report",
+        "One-run report (`cargo bench --bench report`)",
+        &md,
+    );
     println!("{md}");
 }
 

@@ -87,6 +87,18 @@ pub enum GroupCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Let GROUP's policies apply to its members again.
+    Enable {
+        #[command(flatten)]
+        conn: Conn,
+        group: String,
+    },
+    /// Stop GROUP's policies applying to its members (members and policies are kept).
+    Disable {
+        #[command(flatten)]
+        conn: Conn,
+        group: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -317,7 +329,20 @@ pub fn group(command: GroupCommand) -> anyhow::Result<()> {
             println!("Policies: {}", g.policies.join(", "));
             Ok(())
         }
+        GroupCommand::Enable { conn, group } => group_state(&conn, group, true),
+        GroupCommand::Disable { conn, group } => group_state(&conn, group, false),
     }
+}
+
+fn group_state(conn: &Conn, group: String, enabled: bool) -> anyhow::Result<()> {
+    let (api, what) = if enabled {
+        ("iam/group/enable", "enabled")
+    } else {
+        ("iam/group/disable", "disabled")
+    };
+    let _: Value = connect(conn)?.call("POST", api, &[("name", group.clone())])?;
+    println!("Group {group} {what}");
+    Ok(())
 }
 
 pub fn policy(command: PolicyCommand) -> anyhow::Result<()> {

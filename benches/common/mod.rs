@@ -104,3 +104,20 @@ pub fn server_env(dir: &Path, drives: usize, env: &[(&str, &str)]) -> Proc {
     args.extend((1..=drives).map(|i| dir.join(format!("d{i}")).display().to_string()));
     start_env(&args, env)
 }
+
+/// Replace the section of docs/benchmarks.md between `<!-- {tag}:begin -->` and
+/// `<!-- {tag}:end -->` with `body` (appended under `## {title}` when the markers are missing).
+pub fn write_section(tag: &str, title: &str, body: &str) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/benchmarks.md");
+    let doc = std::fs::read_to_string(&path).unwrap_or_default();
+    let (begin, end) = (
+        format!("<!-- {tag}:begin -->"),
+        format!("<!-- {tag}:end -->"),
+    );
+    let section = format!("{begin}\n{body}{end}");
+    let doc = match (doc.find(&begin), doc.find(&end)) {
+        (Some(a), Some(b)) if b > a => format!("{}{section}{}", &doc[..a], &doc[b + end.len()..]),
+        _ => format!("{doc}\n## {title}\n\n{section}\n"),
+    };
+    std::fs::write(&path, doc).expect("write docs/benchmarks.md");
+}

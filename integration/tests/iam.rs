@@ -112,6 +112,51 @@ fn users_groups_policies_and_keys_decide_what_each_identity_may_do() {
         assert_eq!(delete(&reader, "data", "pub/a").await, "AccessDenied");
     });
 
+    // `cairn bench` with a user's keys: the read-only user measures GETs of objects the
+    // root user prepared, and its PUT run fails with AccessDenied counted.
+    let bench = |access: &str, secret: &str, op: &str| {
+        let out = Command::new(cairn_integration::binary())
+            .args([
+                "bench",
+                "--endpoint",
+                &s.endpoint,
+                "--access-key",
+                access,
+                "--secret-key",
+                secret,
+                "--op",
+                op,
+                "--size",
+                "4KiB",
+                "--concurrency",
+                "2",
+                "--duration",
+                "1s",
+                "--objects",
+                "4",
+                "--bucket",
+                "benchb",
+            ])
+            .env_remove("CAIRN_ROOT_USER")
+            .env_remove("CAIRN_ROOT_PASSWORD")
+            .output()
+            .expect("cairn bench");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.code(), text)
+    };
+    let (code_root, text) = bench(ACCESS_KEY, SECRET_KEY, "get");
+    assert_eq!(code_root, Some(0), "root bench: {text}");
+    let (code_reader, text) = bench("reader", "reader-secret-1", "get");
+    assert_eq!(code_reader, Some(0), "read-only bench of GET: {text}");
+    assert!(text.contains("GET"), "{text}");
+    let (code_put, text) = bench("reader", "reader-secret-1", "put");
+    assert_eq!(code_put, Some(1), "read-only bench of PUT: {text}");
+    assert!(text.contains("AccessDenied"), "{text}");
+
     // A policy with ${aws:username}: each user in its own home.
     let homes = write_policy(
         work.path(),
@@ -229,6 +274,18 @@ fn users_groups_policies_and_keys_decide_what_each_identity_may_do() {
     assert_eq!(g["members"][0], "gina");
     rt.block_on(async {
         assert_eq!(put(&gina, "data", "g").await, "");
+    });
+    // A disabled group's policies stop applying; enabled again, they apply again.
+    ok(&s, &["group", "disable", "devs"]);
+    let g: serde_json::Value =
+        serde_json::from_str(&ok(&s, &["group", "info", "devs", "--json"])).expect("json");
+    assert_eq!(g["enabled"], false);
+    rt.block_on(async {
+        assert_eq!(put(&gina, "data", "g1").await, "AccessDenied");
+    });
+    ok(&s, &["group", "enable", "devs"]);
+    rt.block_on(async {
+        assert_eq!(put(&gina, "data", "g1").await, "");
     });
     ok(&s, &["group", "remove", "devs", "gina"]);
     rt.block_on(async {

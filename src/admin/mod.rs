@@ -241,6 +241,8 @@ fn action_of(method: &Method, route: &str) -> Option<&'static str> {
         ("DELETE", "iam/group") => "admin:RemoveUserFromGroup",
         ("GET", "iam/groups") => "admin:ListGroups",
         ("GET", "iam/group") => "admin:GetGroup",
+        ("POST", "iam/group/enable") => "admin:EnableGroup",
+        ("POST", "iam/group/disable") => "admin:DisableGroup",
         ("PUT", "iam/policy") => "admin:CreatePolicy",
         ("GET", "iam/policies") => "admin:ListUserPolicies",
         ("GET", "iam/policy") => "admin:GetPolicy",
@@ -578,6 +580,8 @@ async fn iam(
             };
             done(iam.group_remove(&arg!("name"), &b.members).await)
         }
+        ("POST", "iam/group/enable") => done(iam.set_group_enabled(&arg!("name"), true).await),
+        ("POST", "iam/group/disable") => done(iam.set_group_enabled(&arg!("name"), false).await),
         ("GET", "iam/groups") => json(StatusCode::OK, &iam.list_groups()),
         ("GET", "iam/group") => match iam.group_info(&arg!("name")) {
             Ok(g) => json(StatusCode::OK, &g),

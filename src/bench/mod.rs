@@ -465,23 +465,52 @@ pub async fn run(cfg: Config, mut progress: impl FnMut(f64, u64)) -> Result<Repo
         data: Bytes::from(data),
         keys,
     });
-    // Set up: the bucket, and objects for operations that read or remove them.
+    // Set up: the bucket (made only when missing, so an identity without
+    // s3:CreateBucket can use an existing one), and objects for operations that read or
+    // remove them (only those missing, so a read-only identity can measure GETs of objects
+    // someone else prepared).
     let mut conn = Conn::new(&bench.host);
-    let mk = bench
+    let bucket_path = format!("/{}", cfg.bucket);
+    let head = bench
         .request(
             &mut conn,
             Instant::now(),
-            "PUT",
-            &format!("/{}", cfg.bucket),
+            "HEAD",
+            &bucket_path,
             "",
             Bytes::new(),
         )
         .await
         .map_err(BenchError::Setup)?;
-    if mk.status != 200 && mk.code.as_deref() != Some("BucketAlreadyOwnedByYou") {
+    if head.status == 404 {
+        let mk = bench
+            .request(
+                &mut conn,
+                Instant::now(),
+                "PUT",
+                &bucket_path,
+                "",
+                Bytes::new(),
+            )
+            .await
+            .map_err(BenchError::Setup)?;
+        if mk.status != 200 && mk.code.as_deref() != Some("BucketAlreadyOwnedByYou") {
+            return Err(BenchError::Setup(format!(
+                "cannot create bucket {}: {}",
+                cfg.bucket,
+                mk.code.as_deref().unwrap_or("no error code")
+            )));
+        }
+    } else if head.status != 200 {
         return Err(BenchError::Setup(format!(
-            "cannot create bucket {}: {:?}",
-            cfg.bucket, mk.code
+            "cannot use bucket {}: HTTP {}{}",
+            cfg.bucket,
+            head.status,
+            if head.status == 403 {
+                " (AccessDenied)"
+            } else {
+                ""
+            }
         )));
     }
     let next = Arc::new(AtomicU64::new(0));
@@ -496,11 +525,19 @@ pub async fn run(cfg: Config, mut progress: impl FnMut(f64, u64)) -> Result<Repo
                     if i >= prepared {
                         return Ok::<(), String>(());
                     }
-                    let d = bench
-                        .put(&mut conn, Instant::now(), &bench.keys[i], &mut rng)
+                    let key = &bench.keys[i];
+                    let have = bench
+                        .request(&mut conn, Instant::now(), "HEAD", key, "", Bytes::new())
                         .await?;
+                    if have.status == 200 {
+                        continue;
+                    }
+                    let d = bench.put(&mut conn, Instant::now(), key, &mut rng).await?;
                     if d.status != 200 {
-                        return Err(format!("preparing objects: {:?}", d.code));
+                        return Err(format!(
+                            "preparing objects: {} ({key})",
+                            d.code.as_deref().unwrap_or("no error code")
+                        ));
                     }
                 }
             })

@@ -873,6 +873,22 @@ impl Iam {
         self.commit().await
     }
 
+    /// Enable or disable a group: a disabled group's policies stop applying to its members
+    /// (MinIO's `mc admin group enable|disable`); its members and policies are kept.
+    pub async fn set_group_enabled(&self, group: &str, enabled: bool) -> IamResult<()> {
+        let _g = self.lock().await?;
+        let Some(r) = self.groups.read::<GroupRecord>(group).await? else {
+            return Err(IamError::NotFound(format!("group {group}")));
+        };
+        let Some(mut g) = r.value else {
+            return Err(IamError::NotFound(format!("group {group}")));
+        };
+        g.enabled = enabled;
+        self.groups.put(group, Some(&g), r.stamp).await?;
+        drop(_g);
+        self.commit().await
+    }
+
     pub fn list_groups(&self) -> Vec<GroupInfo> {
         self.cache.read().groups.values().map(group_info).collect()
     }

@@ -63,6 +63,54 @@ pub enum PrincipalSpec {
 struct Names {
     negated: bool,
     patterns: Vec<String>,
+    /// What each pattern needs to be matched, worked out once at parse time (the request
+    /// path only compares).
+    shapes: Vec<Shape>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Shape {
+    /// No wildcard and no variable: equality.
+    Literal,
+    Wildcard,
+    /// Has `${...}` policy variables (resources only).
+    Variables,
+}
+
+impl Names {
+    fn new(negated: bool, patterns: Vec<String>, variables: bool) -> Names {
+        let shapes = patterns
+            .iter()
+            .map(|p| {
+                if variables && p.contains("${") {
+                    Shape::Variables
+                } else if p.contains(['*', '?']) {
+                    Shape::Wildcard
+                } else {
+                    Shape::Literal
+                }
+            })
+            .collect();
+        Names {
+            negated,
+            patterns,
+            shapes,
+        }
+    }
+
+    /// Does any pattern match `text`?
+    fn any_match(&self, text: &str, ignore_case: bool, ctx: &Context) -> bool {
+        self.patterns
+            .iter()
+            .zip(&self.shapes)
+            .any(|(p, shape)| match shape {
+                Shape::Literal if ignore_case => p.eq_ignore_ascii_case(text),
+                Shape::Literal => p == text,
+                Shape::Wildcard => wildcard(p.as_bytes(), text.as_bytes(), ignore_case),
+                Shape::Variables => substitute(p, ctx)
+                    .is_some_and(|p| wildcard(p.as_bytes(), text.as_bytes(), ignore_case)),
+            })
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -295,23 +343,20 @@ fn parse_principal(v: &Value) -> Result<PrincipalSpec, PolicyError> {
     }
 }
 
+/// `Action`/`NotAction` or `Resource`/`NotResource` of a statement; `variables`: whether
+/// its patterns may hold policy variables (resources do, actions do not).
 fn names_of(
     obj: &serde_json::Map<String, Value>,
     positive: &str,
     negative: &str,
+    variables: bool,
 ) -> Result<Option<Names>, PolicyError> {
     match (obj.get(positive), obj.get(negative)) {
         (Some(_), Some(_)) => Err(bad(format!(
             "a statement cannot have both {positive} and {negative}"
         ))),
-        (Some(v), None) => Ok(Some(Names {
-            negated: false,
-            patterns: strings(v, positive)?,
-        })),
-        (None, Some(v)) => Ok(Some(Names {
-            negated: true,
-            patterns: strings(v, negative)?,
-        })),
+        (Some(v), None) => Ok(Some(Names::new(false, strings(v, positive)?, variables))),
+        (None, Some(v)) => Ok(Some(Names::new(true, strings(v, negative)?, variables))),
         (None, None) => Ok(None),
     }
 }
@@ -351,14 +396,14 @@ fn parse_statement(v: &Value) -> Result<Statement, PolicyError> {
         (None, Some(p)) => Some((true, parse_principal(p)?)),
         (None, None) => None,
     };
-    let actions = names_of(obj, "Action", "NotAction")?
+    let actions = names_of(obj, "Action", "NotAction", false)?
         .ok_or_else(|| bad("a statement needs Action or NotAction"))?;
     for a in &actions.patterns {
         if a != "*" && !a.contains(':') {
             return Err(bad(format!("invalid action {a:?}")));
         }
     }
-    let resources = names_of(obj, "Resource", "NotResource")?;
+    let resources = names_of(obj, "Resource", "NotResource", true)?;
     if let Some(r) = &resources {
         for p in &r.patterns {
             if p != "*" && !p.starts_with("arn:") {
@@ -495,20 +540,11 @@ impl Statement {
                 return false;
             }
         }
-        let action = self
-            .actions
-            .patterns
-            .iter()
-            .any(|p| wildcard(p.as_bytes(), ctx.action.as_bytes(), true));
-        if action == self.actions.negated {
+        if self.actions.any_match(ctx.action, true, ctx) == self.actions.negated {
             return false;
         }
         if let Some(r) = &self.resources {
-            let hit = r.patterns.iter().any(|p| match substitute(p, ctx) {
-                Some(p) => wildcard(p.as_bytes(), ctx.resource.as_bytes(), false),
-                None => false,
-            });
-            if hit == r.negated {
+            if r.any_match(ctx.resource, false, ctx) == r.negated {
                 return false;
             }
         }
