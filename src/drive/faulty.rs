@@ -165,6 +165,10 @@ impl Drive for FaultyDrive {
         self.check(false).await?;
         self.inner.read_meta(bucket, key).await
     }
+    async fn read_meta_head(&self, bucket: &str, key: &str) -> DriveResult<Bytes> {
+        self.check(false).await?;
+        self.inner.read_meta_head(bucket, key).await
+    }
     async fn read_entries(&self, bucket: &str, keys: &[String]) -> DriveResult<Vec<Entry>> {
         self.check(false).await?;
         self.inner.read_entries(bucket, keys).await

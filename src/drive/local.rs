@@ -159,6 +159,85 @@ fn read_cached(file: &Path) -> Option<Vec<u8>> {
     (n == buf.len()).then_some(buf)
 }
 
+/// How much of a metadata file a head read takes first: a format-2 head (the latest
+/// version, inline data included) almost always fits.
+const HEAD_READ: u64 = 4096;
+
+/// `len` bytes at `offset` (fewer at the end of the file). With `nowait`, only from the page
+/// cache: `None` when that would block or returns short.
+fn pread_upto(f: &File, offset: u64, len: u64, nowait: bool) -> std::io::Result<Option<Vec<u8>>> {
+    use rustix::io::{preadv2, ReadWriteFlags};
+    let flags = if nowait {
+        ReadWriteFlags::NOWAIT
+    } else {
+        ReadWriteFlags::empty()
+    };
+    let len = usize::try_from(len).map_err(|_| std::io::Error::other("read too large"))?;
+    let mut buf = vec![0u8; len];
+    let mut got = 0;
+    while got < len {
+        let n = match preadv2(
+            f,
+            &mut [std::io::IoSliceMut::new(&mut buf[got..])],
+            offset + got as u64,
+            flags,
+        ) {
+            Ok(n) => n,
+            Err(_) if nowait => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        if n == 0 {
+            break;
+        }
+        got += n;
+        if nowait && got < len {
+            return Ok(None);
+        }
+    }
+    buf.truncate(got);
+    Ok(Some(buf))
+}
+
+/// The leading bytes of an open metadata file of `size` bytes that hold its checked head
+/// ([`crate::meta::head_len`]); the whole file for format 1 (which has no separate head).
+/// `None` only with `nowait`, when the page cache cannot serve it.
+fn meta_head(f: &File, size: u64, nowait: bool) -> std::io::Result<Option<Vec<u8>>> {
+    let Some(mut first) = pread_upto(f, 0, size.min(HEAD_READ), nowait)? else {
+        return Ok(None);
+    };
+    let have = first.len() as u64;
+    let want = match crate::meta::head_len(&first) {
+        // A length past the end is the decoder's to report (truncated), not a read's.
+        Some(n) => (n as u64).min(size),
+        None if nowait && size > CACHED_READ_MAX => return Ok(None),
+        None => size,
+    };
+    if want <= have {
+        first.truncate(want as usize);
+        return Ok(Some(first));
+    }
+    let Some(rest) = pread_upto(f, have, want - have, nowait)? else {
+        return Ok(None);
+    };
+    first.extend_from_slice(&rest);
+    Ok(Some(first))
+}
+
+/// [`meta_head`] from the caches only, like [`read_cached`].
+fn read_head_cached(file: &Path) -> Option<Vec<u8>> {
+    use rustix::fs::{fstat, openat2, Mode, OFlags, ResolveFlags, CWD};
+    let fd = openat2(
+        CWD,
+        file,
+        OFlags::RDONLY | OFlags::CLOEXEC,
+        Mode::empty(),
+        ResolveFlags::CACHED,
+    )
+    .ok()?;
+    let size = u64::try_from(fstat(&fd).ok()?.st_size).ok()?;
+    meta_head(&File::from(fd), size, true).ok().flatten()
+}
+
 fn fsync_dir(dir: &Path) -> DriveResult<()> {
     File::open(dir)?.sync_all()?;
     Ok(())
@@ -857,6 +936,28 @@ impl Drive for LocalDrive {
                 Err(DriveError::NotFound)
             }
             Err(e) => Err(e.into()),
+        })
+        .await
+    }
+
+    async fn read_meta_head(&self, bucket: &str, key: &str) -> DriveResult<Bytes> {
+        self.usable()?;
+        let (b, rel) = self.object_path(bucket, key)?;
+        let file = b.join(rel).join(META_FILE);
+        if let Some(v) = read_head_cached(&file) {
+            return Ok(Bytes::from(v));
+        }
+        blocking(&self.slots, move || {
+            let f = match File::open(&file) {
+                Ok(f) => f,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    Self::bucket_must_exist(&b)?;
+                    return Err(DriveError::NotFound);
+                }
+                Err(e) => return Err(e.into()),
+            };
+            let size = f.metadata()?.len();
+            Ok(Bytes::from(meta_head(&f, size, false)?.unwrap_or_default()))
         })
         .await
     }

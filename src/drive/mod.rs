@@ -244,6 +244,12 @@ pub trait Drive: Send + Sync + std::fmt::Debug {
 
     /// The metadata file of an object.
     async fn read_meta(&self, bucket: &str, key: &str) -> DriveResult<Bytes>;
+    /// The leading bytes of an object's metadata file that hold its latest version
+    /// ([`crate::meta::ObjectMeta::decode_head`] decodes them): what a read of the latest
+    /// version needs, however many versions the key has. The whole file is a valid answer.
+    async fn read_meta_head(&self, bucket: &str, key: &str) -> DriveResult<Bytes> {
+        self.read_meta(bucket, key).await
+    }
     /// For several keys in one call (listings): each one's metadata file, and whether keys
     /// continue below it (`key/...`), so a listing need not look into leaf objects.
     async fn read_entries(&self, bucket: &str, keys: &[String]) -> DriveResult<Vec<Entry>>;

@@ -285,6 +285,14 @@ impl Drive for TimedDrive {
         self.call(Kind::Meta, "read_meta", self.inner.read_meta(bucket, key))
             .await
     }
+    async fn read_meta_head(&self, bucket: &str, key: &str) -> DriveResult<Bytes> {
+        self.call(
+            Kind::Meta,
+            "read_meta_head",
+            self.inner.read_meta_head(bucket, key),
+        )
+        .await
+    }
     async fn read_entries(&self, bucket: &str, keys: &[String]) -> DriveResult<Vec<Entry>> {
         self.call(
             Kind::Meta,

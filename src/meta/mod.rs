@@ -1,8 +1,18 @@
-//! Versioned on-disk object metadata (`cairn.meta`), one file per object per drive.
+//! Versioned on-disk object metadata (`@meta`), one file per object per drive.
 //!
-//! Layout of the file: magic `CRNM`, a `u16` format version (little endian), the
-//! MessagePack-encoded [`ObjectMeta`] (named fields, so fields can be added), and the first
-//! 8 bytes of the blake3 hash of everything before them. Pure encode/decode: no I/O, no clock.
+//! Format 2 (written since 2026-12): magic `CRNM`, `u16` format version 2 (little endian),
+//! `u32` length of the head, the head — the newest [`Version`], MessagePack with named
+//! fields — and the first 8 bytes of the blake3 hash of everything so far; then the older
+//! versions (a MessagePack list, newest first) and the first 8 bytes of the blake3 hash of
+//! the whole file before them. The head is checked and decoded on its own, so a read of the
+//! latest version costs the same whatever the number of versions ([`ObjectMeta::decode_head`],
+//! [`head_len`]).
+//!
+//! Format 1 (read, never written): magic, `u16` 1, the MessagePack [`ObjectMeta`], 8 bytes
+//! of blake3 over everything before. A format-1 file becomes format 2 the next time its key
+//! is written (any commit re-encodes it).
+//!
+//! Pure encode/decode: no I/O, no clock.
 
 use std::collections::BTreeMap;
 
@@ -11,8 +21,32 @@ use thiserror::Error;
 use uuid::Uuid;
 
 pub const MAGIC: &[u8; 4] = b"CRNM";
-pub const META_VERSION: u16 = 1;
+/// The format this build writes.
+pub const META_VERSION: u16 = 2;
+const META_V1: u16 = 1;
 const TRAILER: usize = 8;
+/// Magic, format version, head length.
+const PREFIX: usize = 4 + 2 + 4;
+
+/// How many leading bytes of a metadata file hold its checked head, from at least its first
+/// [`head_len_needs`] bytes: `Some(n)` for format 2 (the first `n` bytes are enough for
+/// [`ObjectMeta::decode_head`]), `None` when the whole file is needed (format 1, or bytes
+/// that are not metadata: the full decode then says what is wrong).
+pub fn head_len(prefix: &[u8]) -> Option<usize> {
+    if prefix.len() < PREFIX || &prefix[..4] != MAGIC {
+        return None;
+    }
+    if u16::from_le_bytes([prefix[4], prefix[5]]) != META_VERSION {
+        return None;
+    }
+    let n = u32::from_le_bytes([prefix[6], prefix[7], prefix[8], prefix[9]]) as usize;
+    PREFIX.checked_add(n)?.checked_add(TRAILER)
+}
+
+/// Bytes [`head_len`] looks at.
+pub const fn head_len_needs() -> usize {
+    PREFIX
+}
 
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum MetaError {
@@ -141,41 +175,101 @@ impl ObjectMeta {
     }
 
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(256);
+        // Serializing plain data into a Vec cannot fail.
+        let head = self
+            .versions
+            .first()
+            .map(|v| rmp_serde::to_vec_named(v).unwrap_or_default())
+            .unwrap_or_default();
+        let rest = rmp_serde::to_vec_named(self.versions.get(1..).unwrap_or_default())
+            .unwrap_or_default();
+        let mut out = Vec::with_capacity(PREFIX + head.len() + rest.len() + 2 * TRAILER);
         out.extend_from_slice(MAGIC);
         out.extend_from_slice(&META_VERSION.to_le_bytes());
-        // Serializing plain data into a Vec cannot fail.
-        let body = rmp_serde::to_vec_named(self).unwrap_or_default();
-        out.extend_from_slice(&body);
+        // A head never nears 4 GiB (inline data is at most 128 KiB, headers are bounded).
+        out.extend_from_slice(&u32::try_from(head.len()).unwrap_or(u32::MAX).to_le_bytes());
+        out.extend_from_slice(&head);
+        let h = blake3::hash(&out);
+        out.extend_from_slice(&h.as_bytes()[..TRAILER]);
+        out.extend_from_slice(&rest);
         let h = blake3::hash(&out);
         out.extend_from_slice(&h.as_bytes()[..TRAILER]);
         out
     }
 
+    /// Every version, from a whole file of either format.
     pub fn decode(bytes: &[u8]) -> Result<ObjectMeta, MetaError> {
-        if bytes.len() < MAGIC.len() + 2 + TRAILER {
-            return Err(MetaError::Truncated);
+        match format_of(bytes)? {
+            META_V1 => decode_v1(bytes),
+            _ => {
+                let (latest, head_end) = decode_head_v2(bytes)?;
+                let (content, trailer) = bytes.split_at(bytes.len() - TRAILER);
+                if content.len() < head_end || &blake3::hash(content).as_bytes()[..TRAILER] != trailer
+                {
+                    return Err(MetaError::Checksum);
+                }
+                let rest: Vec<Version> = rmp_serde::from_slice(&content[head_end..])
+                    .map_err(|e| MetaError::Decode(e.to_string()))?;
+                let mut versions = Vec::with_capacity(rest.len() + 1);
+                versions.extend(latest);
+                if versions.is_empty() && !rest.is_empty() {
+                    return Err(MetaError::Decode("older versions without a latest".into()));
+                }
+                versions.extend(rest);
+                Ok(ObjectMeta { versions })
+            }
         }
-        if &bytes[..4] != MAGIC {
-            return Err(MetaError::BadMagic);
+    }
+
+    /// The latest version only (`None`: no versions), from the file's first
+    /// [`head_len`] bytes (format 2) or from the whole file (format 1). Checks what it
+    /// decodes; the older versions of a format-2 file are neither read nor checked.
+    pub fn decode_head(bytes: &[u8]) -> Result<Option<Version>, MetaError> {
+        match format_of(bytes)? {
+            META_V1 => Ok(decode_v1(bytes)?.versions.into_iter().next()),
+            _ => Ok(decode_head_v2(bytes)?.0),
         }
-        let version = u16::from_le_bytes([bytes[4], bytes[5]]);
-        if version != META_VERSION {
-            return Err(MetaError::UnsupportedVersion(version));
-        }
-        let (content, trailer) = bytes.split_at(bytes.len() - TRAILER);
-        if &blake3::hash(content).as_bytes()[..TRAILER] != trailer {
-            return Err(MetaError::Checksum);
-        }
-        rmp_serde::from_slice(&content[6..]).map_err(|e| MetaError::Decode(e.to_string()))
     }
 }
 
-#[cfg(test)]
-mod tests_support {
-    pub(super) fn fixture_version() -> super::Version {
-        super::tests::version(11, Some(b"hello world".to_vec()))
+/// The format version of a metadata file, once its magic is checked.
+fn format_of(bytes: &[u8]) -> Result<u16, MetaError> {
+    if bytes.len() < MAGIC.len() + 2 + TRAILER {
+        return Err(MetaError::Truncated);
     }
+    if &bytes[..4] != MAGIC {
+        return Err(MetaError::BadMagic);
+    }
+    match u16::from_le_bytes([bytes[4], bytes[5]]) {
+        v @ (META_V1 | META_VERSION) => Ok(v),
+        v => Err(MetaError::UnsupportedVersion(v)),
+    }
+}
+
+fn decode_v1(bytes: &[u8]) -> Result<ObjectMeta, MetaError> {
+    let (content, trailer) = bytes.split_at(bytes.len() - TRAILER);
+    if &blake3::hash(content).as_bytes()[..TRAILER] != trailer {
+        return Err(MetaError::Checksum);
+    }
+    rmp_serde::from_slice(&content[6..]).map_err(|e| MetaError::Decode(e.to_string()))
+}
+
+/// The checked head of a format-2 file, and where the older versions start.
+fn decode_head_v2(bytes: &[u8]) -> Result<(Option<Version>, usize), MetaError> {
+    let end = head_len(bytes).ok_or(MetaError::Truncated)?;
+    if bytes.len() < end {
+        return Err(MetaError::Truncated);
+    }
+    let (content, trailer) = bytes[..end].split_at(end - TRAILER);
+    if &blake3::hash(content).as_bytes()[..TRAILER] != trailer {
+        return Err(MetaError::Checksum);
+    }
+    let head = &content[PREFIX..];
+    if head.is_empty() {
+        return Ok((None, end));
+    }
+    let v = rmp_serde::from_slice(head).map_err(|e| MetaError::Decode(e.to_string()))?;
+    Ok((Some(v), end))
 }
 
 #[cfg(test)]
@@ -282,6 +376,90 @@ mod tests {
         assert_eq!(m.latest().map(|v| v.size), Some(2));
     }
 
+    fn two_versions() -> ObjectMeta {
+        let mut m = ObjectMeta::default();
+        let mut old = version(11, Some(b"hello world".to_vec()));
+        old.version_id = Some(Uuid::from_u128(1));
+        m.upsert(old);
+        let mut marker = version(0, None);
+        marker.kind = VersionKind::DeleteMarker;
+        marker.version_id = Some(Uuid::from_u128(2));
+        marker.data_dir = None;
+        marker.parts.clear();
+        marker.mod_time += 1;
+        m.upsert(marker);
+        m
+    }
+
+    #[test]
+    fn the_head_decodes_alone_from_a_prefix() {
+        let mut m = two_versions();
+        for i in 0..1000u128 {
+            let mut v = version(i as u64, None);
+            v.version_id = Some(Uuid::from_u128(100 + i));
+            m.versions.push(v);
+        }
+        let bytes = m.encode();
+        let n = head_len(&bytes[..head_len_needs()]).expect("format 2");
+        assert!(n < 1024, "the head is {n} bytes of {}", bytes.len());
+        let head = ObjectMeta::decode_head(&bytes[..n]).expect("head");
+        assert_eq!(head.as_ref(), m.latest());
+        // Damage past the head: the head still decodes, the whole file does not.
+        let mut b = bytes.clone();
+        let last = b.len() - 20;
+        b[last] ^= 1;
+        assert_eq!(ObjectMeta::decode_head(&b).expect("head"), head);
+        assert!(ObjectMeta::decode(&b).is_err());
+        // Damage in the head: both refuse.
+        let mut b = bytes.clone();
+        b[PREFIX + 3] ^= 1;
+        assert!(ObjectMeta::decode_head(&b[..n]).is_err());
+        assert!(ObjectMeta::decode(&b).is_err());
+        // Too short a prefix is Truncated, not a wrong answer.
+        assert_eq!(
+            ObjectMeta::decode_head(&bytes[..n - 1]),
+            Err(MetaError::Truncated)
+        );
+        // No versions at all.
+        let empty = ObjectMeta::default().encode();
+        assert_eq!(ObjectMeta::decode_head(&empty), Ok(None));
+        assert_eq!(ObjectMeta::decode(&empty), Ok(ObjectMeta::default()));
+    }
+
+    /// Format 1 files are read by this release and rewritten as format 2 by any commit.
+    #[test]
+    fn format_1_migrates_to_format_2_on_write() {
+        let fixture = include_bytes!("testdata/v1.meta");
+        assert_eq!(head_len(fixture), None, "format 1 has no separate head");
+        let m = ObjectMeta::decode(fixture).expect("v1 decodes");
+        assert_eq!(
+            ObjectMeta::decode_head(fixture).expect("v1 head").as_ref(),
+            m.latest()
+        );
+        let again = m.encode();
+        assert_eq!(u16::from_le_bytes([again[4], again[5]]), 2);
+        assert_eq!(ObjectMeta::decode(&again).expect("v2 decodes"), m);
+    }
+
+    /// A fixture of format version 2 must keep decoding in every later release.
+    #[test]
+    fn golden_v2_fixture() {
+        let fixture = include_bytes!("testdata/v2.meta");
+        assert_eq!(ObjectMeta::decode(fixture).expect("v2 decodes"), two_versions());
+        let n = head_len(fixture).expect("format 2");
+        assert_eq!(
+            ObjectMeta::decode_head(&fixture[..n]).expect("v2 head").as_ref(),
+            two_versions().latest()
+        );
+    }
+
+    /// Regenerates `testdata/v2.meta`; run only when deliberately creating a new fixture.
+    #[test]
+    #[ignore]
+    fn write_v2_fixture() {
+        std::fs::write("src/meta/testdata/v2.meta", two_versions().encode()).expect("fixture");
+    }
+
     /// A fixture of format version 1 must keep decoding in every later release.
     #[test]
     fn golden_v1_fixture() {
@@ -289,17 +467,5 @@ mod tests {
         m.upsert(version(11, Some(b"hello world".to_vec())));
         let fixture = include_bytes!("testdata/v1.meta");
         assert_eq!(ObjectMeta::decode(fixture).expect("v1 decodes"), m);
-    }
-}
-
-#[cfg(test)]
-mod fixture {
-    /// Regenerates `testdata/v1.meta`; run only when deliberately creating a new fixture.
-    #[test]
-    #[ignore]
-    fn write_v1_fixture() {
-        let mut m = super::ObjectMeta::default();
-        m.upsert(super::tests_support::fixture_version());
-        std::fs::write("src/meta/testdata/v1.meta", m.encode()).expect("write fixture");
     }
 }

@@ -17,7 +17,7 @@ fn read_settled(answers: &[Option<DriveResult<Bytes>>]) -> bool {
     let mut groups: Vec<(Version, usize)> = Vec::new();
     for a in answers.iter().flatten() {
         let Ok(b) = a else { continue };
-        let Some(v) = ObjectMeta::decode(b).ok().and_then(|m| m.latest().cloned()) else {
+        let Some(v) = ObjectMeta::decode_head(b).ok().flatten() else {
             continue;
         };
         match groups
@@ -45,9 +45,25 @@ fn read_settled(answers: &[Option<DriveResult<Bytes>>]) -> bool {
 /// Agreement on the latest version (a delete marker included) for reads: done as soon as
 /// the answers decide it, without waiting for a slow drive. Drives that had not answered
 /// are not counted as disagreeing.
+///
+/// Only the head of each drive's metadata is read and decoded (its latest version), so the
+/// cost does not grow with the number of versions; the [`Agreed::metas`] it returns hold
+/// that one version each.
 pub(crate) async fn agree_fast(set: &ErasureSet, bucket: &str, key: &str) -> ObjectResult<Agreed> {
-    let results = fan_out_until(&set.drives, |_, d| d.read_meta(bucket, key), read_settled).await;
-    agree_ref(set, results, VersionRef::Latest)
+    let results = fan_out_until(
+        &set.drives,
+        |_, d| d.read_meta_head(bucket, key),
+        read_settled,
+    )
+    .await;
+    agree_decoded(set, results, VersionRef::Latest, decode_latest)
+}
+
+/// A head (or a whole file) as metadata holding only its latest version.
+fn decode_latest(b: &[u8]) -> Result<ObjectMeta, crate::meta::MetaError> {
+    ObjectMeta::decode_head(b).map(|v| ObjectMeta {
+        versions: v.into_iter().collect(),
+    })
 }
 
 /// Which version of a key a read is for.
@@ -72,8 +88,10 @@ impl VersionRef {
 pub(crate) struct Agreed {
     /// The agreed version, as stored on one agreeing drive.
     pub latest: Version,
-    /// Per drive position: its full metadata when its copy of the version is the agreed one
-    /// (shared: heal agrees on every version of one read).
+    /// Per drive position: its metadata when its copy of the version is the agreed one
+    /// (shared: heal agrees on every version of one read) — every version when whole files
+    /// were read, the latest alone after [`agree_fast`]/[`agree`], which read heads only:
+    /// never write these back.
     pub metas: Vec<Option<std::sync::Arc<ObjectMeta>>>,
     /// True when some drive answered but disagreed, or did not answer: a heal candidate.
     pub degraded: bool,
@@ -88,11 +106,16 @@ impl Agreed {
     }
 }
 
-/// Read `bucket/key`'s metadata from every drive of `set` and pick the latest version that
-/// a read quorum agrees on. A delete marker as the agreed version is `NoSuchKey`.
+/// Read the head of `bucket/key`'s metadata from every drive of `set` and pick the latest
+/// version that a read quorum agrees on (the metas returned hold that version only). A
+/// delete marker as the agreed version is `NoSuchKey`.
 pub(crate) async fn agree(set: &ErasureSet, bucket: &str, key: &str) -> ObjectResult<Agreed> {
-    let results = fan_out(&set.drives, |_, d| d.read_meta(bucket, key)).await;
-    agree_on(set, results)
+    let results = fan_out(&set.drives, |_, d| d.read_meta_head(bucket, key)).await;
+    let agreed = agree_decoded(set, results, VersionRef::Latest, decode_latest)?;
+    if agreed.latest.kind == VersionKind::DeleteMarker {
+        return Err(ObjectError::NoSuchKey);
+    }
+    Ok(agreed)
 }
 
 /// Agreement on the latest version over metadata already read from each drive position of
@@ -112,6 +135,16 @@ pub(crate) fn agree_ref(
     results: Vec<DriveResult<Bytes>>,
     which: VersionRef,
 ) -> ObjectResult<Agreed> {
+    agree_decoded(set, results, which, ObjectMeta::decode)
+}
+
+/// [`agree_ref`] with the answers decoded by `decode` (whole files, or heads only).
+fn agree_decoded(
+    set: &ErasureSet,
+    results: Vec<DriveResult<Bytes>>,
+    which: VersionRef,
+    decode: fn(&[u8]) -> Result<ObjectMeta, crate::meta::MetaError>,
+) -> ObjectResult<Agreed> {
     let n = results.len();
     let mut metas: Vec<Option<ObjectMeta>> = Vec::with_capacity(n);
     let (mut not_found, mut no_bucket, mut failed) = (0usize, 0usize, 0usize);
@@ -120,7 +153,7 @@ pub(crate) fn agree_ref(
         .filter(|r| matches!(r, Err(DriveError::NotDone(s)) if *s == STILL_RUNNING))
         .count();
     for r in results {
-        match r.map(|b| ObjectMeta::decode(&b)) {
+        match r.map(|b| decode(&b)) {
             Ok(Ok(m)) if m.latest().is_some() => metas.push(Some(m)),
             Ok(_) => {
                 // Corrupt or empty metadata: treat like a missing copy that needs healing.

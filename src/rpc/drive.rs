@@ -305,6 +305,16 @@ impl Drive for RemoteDrive {
         bytes(r, "read_meta")
     }
 
+    async fn read_meta_head(&self, bucket: &str, key: &str) -> DriveResult<Bytes> {
+        let r = self
+            .call(DriveCall::ReadMetaHead {
+                bucket: bucket.to_string(),
+                key: key.to_string(),
+            })
+            .await?;
+        bytes(r, "read_meta_head")
+    }
+
     async fn read_entries(&self, bucket: &str, keys: &[String]) -> DriveResult<Vec<Entry>> {
         match self
             .call(DriveCall::ReadEntries {

@@ -304,6 +304,9 @@ async fn serve_call(d: &dyn Drive, call: DriveCall) -> DriveResult<DriveReply> {
         DriveCall::ReadMeta { bucket, key } => {
             DriveReply::Bytes(buf(d.read_meta(&bucket, &key).await?))
         }
+        DriveCall::ReadMetaHead { bucket, key } => {
+            DriveReply::Bytes(buf(d.read_meta_head(&bucket, &key).await?))
+        }
         DriveCall::ReadEntries { bucket, keys } => DriveReply::Entries(
             d.read_entries(&bucket, &keys)
                 .await?

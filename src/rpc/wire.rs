@@ -45,6 +45,10 @@ pub enum DriveCall {
         bucket: String,
         key: String,
     },
+    ReadMetaHead {
+        bucket: String,
+        key: String,
+    },
     ReadEntries {
         bucket: String,
         keys: Vec<String>,
@@ -95,6 +99,7 @@ impl DriveCall {
             DriveCall::ListBuckets => "list_buckets",
             DriveCall::DeleteBucket { .. } => "delete_bucket",
             DriveCall::ReadMeta { .. } => "read_meta",
+            DriveCall::ReadMetaHead { .. } => "read_meta_head",
             DriveCall::ReadEntries { .. } => "read_entries",
             DriveCall::WriteMeta { .. } => "write_meta",
             DriveCall::DeleteDataDir { .. } => "delete_data_dir",
