@@ -31,6 +31,39 @@ pub struct DirPage {
     pub names: Vec<String>,
     /// More wanted names follow the last one.
     pub more: bool,
+    /// Those of `names` this drive flags as a delete marker with nothing below it (see
+    /// [`MARKER_FLAG`]): a listing of latest versions may skip them unread.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub markers: Vec<String>,
+}
+
+/// Prefix of the empty file `@dm.<name>` a drive keeps beside the directory `<name>` of an
+/// object whose latest version is a delete marker and below which no key is stored. Set
+/// after such a commit, removed (durably) before any commit that breaks either condition,
+/// so a flag present is always true on its drive; a flag missing only costs a read.
+pub const MARKER_FLAG: &str = "@dm.";
+
+/// A directory's names and, among them, the flagged delete markers.
+#[derive(Debug, Default)]
+pub struct Listed {
+    /// Sorted when cached.
+    pub names: Vec<String>,
+    pub markers: std::collections::HashSet<String>,
+}
+
+impl Listed {
+    /// `page` with its flagged names filled in.
+    pub fn flag(&self, mut page: DirPage) -> DirPage {
+        if !self.markers.is_empty() {
+            page.markers = page
+                .names
+                .iter()
+                .filter(|n| self.markers.contains(*n))
+                .cloned()
+                .collect();
+        }
+        page
+    }
 }
 
 impl DirQuery {
@@ -79,6 +112,7 @@ impl DirQuery {
         DirPage {
             names: heap.into_sorted_vec(),
             more,
+            markers: Vec::new(),
         }
     }
 }
@@ -132,7 +166,11 @@ impl DirQuery {
             }
             names.push(n.clone());
         }
-        DirPage { names, more }
+        DirPage {
+            names,
+            more,
+            markers: Vec::new(),
+        }
     }
 }
 
@@ -181,7 +219,7 @@ impl DirStamp {
 }
 
 /// A directory's path, its stamp when read, and its sorted names.
-type CachedDir = (PathBuf, DirStamp, Arc<Vec<String>>);
+type CachedDir = (PathBuf, DirStamp, Arc<Listed>);
 
 /// Sorted names of a drive's large directories, reused while a directory's stamp is
 /// unchanged, so that paging through a directory of 100,000 keys does not read it whole for
@@ -192,7 +230,7 @@ pub struct DirCache {
 }
 
 impl DirCache {
-    pub fn get(&self, dir: &Path, stamp: &DirStamp) -> Option<Arc<Vec<String>>> {
+    pub fn get(&self, dir: &Path, stamp: &DirStamp) -> Option<Arc<Listed>> {
         let mut entries = self.entries.lock();
         let i = entries.iter().position(|(p, _, _)| p == dir)?;
         let entry = entries.remove(i);
@@ -205,18 +243,20 @@ impl DirCache {
     }
 
     /// Keep `names` (sorted) for `dir` if it is large and settled.
-    pub fn put(&self, dir: &Path, stamp: DirStamp, names: Arc<Vec<String>>, now: SystemTime) {
-        if names.len() < CACHED_DIR_MIN || names.len() > CACHED_NAMES || !stamp.settled(now) {
+    pub fn put(&self, dir: &Path, stamp: DirStamp, listed: Arc<Listed>, now: SystemTime) {
+        let n = listed.names.len() + listed.markers.len();
+        if listed.names.len() < CACHED_DIR_MIN || n > CACHED_NAMES || !stamp.settled(now) {
             return;
         }
         let mut entries = self.entries.lock();
         entries.retain(|(p, _, _)| p != dir);
+        let held = |e: &CachedDir| e.2.names.len() + e.2.markers.len();
         while entries.len() == CACHED_DIRS
-            || entries.iter().map(|e| e.2.len()).sum::<usize>() + names.len() > CACHED_NAMES
+            || entries.iter().map(held).sum::<usize>() + n > CACHED_NAMES
         {
             entries.remove(0);
         }
-        entries.push((dir.to_path_buf(), stamp, names));
+        entries.push((dir.to_path_buf(), stamp, listed));
     }
 }
 
@@ -280,22 +320,27 @@ mod tests {
         let dir = tmp.path().join("d");
         std::fs::create_dir(&dir).expect("mkdir");
         let stamp = DirStamp::of(&std::fs::metadata(&dir).expect("stat"));
-        let names: Arc<Vec<String>> =
-            Arc::new((0..CACHED_DIR_MIN).map(|i| format!("k{i:05}")).collect());
+        let listed = |names: Vec<String>| {
+            Arc::new(Listed {
+                names,
+                markers: Default::default(),
+            })
+        };
+        let names = listed((0..CACHED_DIR_MIN).map(|i| format!("k{i:05}")).collect());
         let cache = DirCache::default();
         // Changed just now: a change in the same clock tick would not show; not kept.
         cache.put(&dir, stamp.clone(), names.clone(), SystemTime::now());
         assert!(cache.get(&dir, &stamp).is_none());
         let later = SystemTime::now() + Duration::from_secs(2);
         // Small directories are read directly, and so are directories past the names bound.
-        cache.put(&dir, stamp.clone(), Arc::new(vec!["a".into()]), later);
+        cache.put(&dir, stamp.clone(), listed(vec!["a".into()]), later);
         assert!(cache.get(&dir, &stamp).is_none());
-        let huge = Arc::new(vec![String::new(); CACHED_NAMES + 1]);
+        let huge = listed(vec![String::new(); CACHED_NAMES + 1]);
         cache.put(&dir, stamp.clone(), huge, later);
         assert!(cache.get(&dir, &stamp).is_none());
         cache.put(&dir, stamp.clone(), names.clone(), later);
         assert_eq!(
-            cache.get(&dir, &stamp).map(|n| n.len()),
+            cache.get(&dir, &stamp).map(|n| n.names.len()),
             Some(CACHED_DIR_MIN)
         );
         // Any change to the directory changes its stamp.
@@ -327,7 +372,7 @@ mod tests {
             want.truncate(limit);
             let mut shuffled = names.clone();
             shuffled.reverse();
-            let page = DirPage { names: want, more };
+            let page = DirPage { names: want, more, markers: Vec::new() };
             prop_assert_eq!(&q.select(&dir, shuffled), &page);
             prop_assert_eq!(&q.select_sorted(&dir, &names), &page);
         }

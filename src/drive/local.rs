@@ -22,7 +22,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use uuid::Uuid;
 
-use super::listing::{DirCache, DirStamp, CACHED_DIR_MIN};
+use super::listing::{DirCache, DirStamp, Listed, CACHED_DIR_MIN, MARKER_FLAG};
 use super::mount::{self, MountRecord};
 use super::path::{self, BUCKET_META_FILE, DATA_DIR_PREFIX, META_FILE};
 use super::{
@@ -70,6 +70,10 @@ pub struct Inner {
     slots: Arc<tokio::sync::Semaphore>,
     /// Sorted names of large, settled directories (listing pages of huge buckets).
     dir_cache: DirCache,
+    /// Serialises the checks and changes of delete-marker flags ([`MARKER_FLAG`]) against
+    /// one another: "no key below, so set the flag" must not interleave with "a key below
+    /// was created, so clear the flag".
+    flags: parking_lot::Mutex<()>,
     #[cfg(test)]
     crash_at: parking_lot::Mutex<Option<&'static str>>,
 }
@@ -314,6 +318,7 @@ impl LocalDrive {
                 probing: parking_lot::Mutex::new(()),
                 slots: Arc::new(tokio::sync::Semaphore::new(MAX_IN_FLIGHT)),
                 dir_cache: DirCache::default(),
+                flags: parking_lot::Mutex::new(()),
                 #[cfg(test)]
                 crash_at: parking_lot::Mutex::new(None),
             }),
@@ -634,6 +639,71 @@ impl LocalDrive {
         }
     }
 
+    /// The delete-marker flag of the object whose directory is `dir` (none for names too
+    /// long to carry the flag's prefix).
+    fn marker_flag(dir: &Path) -> Option<PathBuf> {
+        let name = dir.file_name()?.to_str()?;
+        (MARKER_FLAG.len() + name.len() <= 255)
+            .then(|| dir.with_file_name(format!("{MARKER_FLAG}{name}")))
+    }
+
+    /// Remove a flag, durably when there was one. `Ok` when there was none.
+    fn clear_flag(flag: &Path) -> DriveResult<()> {
+        match fs::remove_file(flag) {
+            Ok(()) => match flag.parent() {
+                Some(parent) => fsync_dir(parent),
+                None => Ok(()),
+            },
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            // A parent that is a file or missing holds no flag either.
+            Err(e) if e.raw_os_error() == Some(rustix::io::Errno::NOTDIR.raw_os_error()) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// A key is about to be committed in `dir` (`rel` below the bucket at `bpath`): the
+    /// objects above it now have a key below them, so their flags go first. Called once the
+    /// key's directories exist, so a flag set concurrently either saw them or is cleared here.
+    fn clear_ancestor_flags(&self, bpath: &Path, rel: &Path) -> DriveResult<()> {
+        let mut ancestors: Vec<PathBuf> = Vec::new();
+        let mut at = bpath.to_path_buf();
+        let mut components = rel.components().peekable();
+        while let Some(c) = components.next() {
+            at.push(c);
+            if components.peek().is_some() {
+                ancestors.extend(Self::marker_flag(&at));
+            }
+        }
+        if ancestors.is_empty() {
+            return Ok(());
+        }
+        let _g = self.flags.lock();
+        for flag in ancestors {
+            Self::clear_flag(&flag)?;
+        }
+        Ok(())
+    }
+
+    /// After a commit that left a delete marker as the latest version in `dir`: flag it
+    /// when no key is stored below it. Best effort: a flag not set costs listings a read.
+    fn set_marker_flag(&self, dir: &Path) {
+        let Some(flag) = Self::marker_flag(dir) else {
+            return;
+        };
+        let _g = self.flags.lock();
+        let has_keys_below = match fs::read_dir(dir) {
+            Ok(entries) => entries
+                .flatten()
+                .any(|e| path::decode_component(&e.file_name().to_string_lossy()).is_some()),
+            Err(_) => true,
+        };
+        if !has_keys_below {
+            if let Err(e) = File::create(&flag) {
+                tracing::debug!(flag = %flag.display(), error = %e, "delete-marker flag not set");
+            }
+        }
+    }
+
     fn commit_blocking(
         &self,
         bucket: &str,
@@ -650,6 +720,19 @@ impl LocalDrive {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
             Err(e) => return Err(e.into()),
         };
+        // Unless the new latest version is a delete marker, the key's flag goes, durably,
+        // before anything else changes.
+        let marker = meta.as_deref().is_some_and(|m| {
+            crate::meta::ObjectMeta::decode_head(m)
+                .ok()
+                .flatten()
+                .is_some_and(|v| v.kind == crate::meta::VersionKind::DeleteMarker)
+        });
+        if !marker {
+            if let Some(flag) = Self::marker_flag(&dir) {
+                Self::clear_flag(&flag)?;
+            }
+        }
         let Some(meta) = meta else {
             if previous.is_some() {
                 fs::remove_file(&meta_path)?;
@@ -667,6 +750,7 @@ impl LocalDrive {
             attempt += 1;
             let r = (|| {
                 create_dirs_durable(&bpath, &rel)?;
+                self.clear_ancestor_flags(&bpath, &rel)?;
                 self.crash_point(crash::AFTER_DIRS)?;
                 if let Some(s) = &staged {
                     let from = self.sys_path(&s.from)?;
@@ -687,6 +771,9 @@ impl LocalDrive {
         fs::rename(&staged_meta, &meta_path)?;
         self.crash_point(crash::AFTER_META_RENAME)?;
         fsync_dir(&dir)?;
+        if marker {
+            self.set_marker_flag(&dir);
+        }
         Ok(previous)
     }
 
@@ -1101,22 +1188,30 @@ impl Drive for LocalDrive {
                 Err(e) => return Err(e.into()),
             };
             let checked = SystemTime::now();
-            if let Some(names) = this.dir_cache.get(&dir, &stamp) {
-                return Ok(query.select_sorted(&prefix, &names));
+            if let Some(listed) = this.dir_cache.get(&dir, &stamp) {
+                return Ok(listed.flag(query.select_sorted(&prefix, &listed.names)));
             }
-            let mut names = Vec::new();
+            let mut listed = Listed::default();
             for e in fs::read_dir(&dir)? {
-                if let Some(name) = path::decode_component(&e?.file_name().to_string_lossy()) {
-                    names.push(name);
+                let name = e?.file_name();
+                let name = name.to_string_lossy();
+                if let Some(name) = path::decode_component(&name) {
+                    listed.names.push(name);
+                } else if let Some(flagged) = name
+                    .strip_prefix(MARKER_FLAG)
+                    .and_then(path::decode_component)
+                {
+                    listed.markers.insert(flagged);
                 }
             }
-            if names.len() < CACHED_DIR_MIN {
-                return Ok(query.select(&prefix, names));
+            if listed.names.len() < CACHED_DIR_MIN {
+                let names = std::mem::take(&mut listed.names);
+                return Ok(listed.flag(query.select(&prefix, names)));
             }
-            names.sort_unstable();
-            let names = std::sync::Arc::new(names);
-            let page = query.select_sorted(&prefix, &names);
-            this.dir_cache.put(&dir, stamp, names, checked);
+            listed.names.sort_unstable();
+            let page = listed.flag(query.select_sorted(&prefix, &listed.names));
+            this.dir_cache
+                .put(&dir, stamp, std::sync::Arc::new(listed), checked);
             Ok(page)
         })
         .await

@@ -20,7 +20,7 @@ use thiserror::Error;
 use uuid::Uuid;
 
 pub use faulty::{Fault, FaultyDrive};
-pub use listing::{DirPage, DirQuery};
+pub use listing::{DirPage, DirQuery, MARKER_FLAG};
 pub use local::LocalDrive;
 pub use mount::MountRecord;
 pub use timed::{TimedDrive, Timeouts};

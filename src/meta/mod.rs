@@ -181,8 +181,8 @@ impl ObjectMeta {
             .first()
             .map(|v| rmp_serde::to_vec_named(v).unwrap_or_default())
             .unwrap_or_default();
-        let rest = rmp_serde::to_vec_named(self.versions.get(1..).unwrap_or_default())
-            .unwrap_or_default();
+        let rest =
+            rmp_serde::to_vec_named(self.versions.get(1..).unwrap_or_default()).unwrap_or_default();
         let mut out = Vec::with_capacity(PREFIX + head.len() + rest.len() + 2 * TRAILER);
         out.extend_from_slice(MAGIC);
         out.extend_from_slice(&META_VERSION.to_le_bytes());
@@ -204,7 +204,8 @@ impl ObjectMeta {
             _ => {
                 let (latest, head_end) = decode_head_v2(bytes)?;
                 let (content, trailer) = bytes.split_at(bytes.len() - TRAILER);
-                if content.len() < head_end || &blake3::hash(content).as_bytes()[..TRAILER] != trailer
+                if content.len() < head_end
+                    || &blake3::hash(content).as_bytes()[..TRAILER] != trailer
                 {
                     return Err(MetaError::Checksum);
                 }
@@ -445,10 +446,15 @@ mod tests {
     #[test]
     fn golden_v2_fixture() {
         let fixture = include_bytes!("testdata/v2.meta");
-        assert_eq!(ObjectMeta::decode(fixture).expect("v2 decodes"), two_versions());
+        assert_eq!(
+            ObjectMeta::decode(fixture).expect("v2 decodes"),
+            two_versions()
+        );
         let n = head_len(fixture).expect("format 2");
         assert_eq!(
-            ObjectMeta::decode_head(&fixture[..n]).expect("v2 head").as_ref(),
+            ObjectMeta::decode_head(&fixture[..n])
+                .expect("v2 head")
+                .as_ref(),
             two_versions().latest()
         );
     }

@@ -233,8 +233,22 @@ impl<'a> SetWalker<'a> {
             .filter_map(|p| p.names.last())
             .min()
             .cloned();
+        // A name a read quorum of drives flags as a delete marker with nothing below it is
+        // no key of a listing of latest versions, and holds none: skipped unread. (A flag
+        // is cleared before any other commit of its key or below it, so after a write
+        // acknowledged at write quorum, fewer than a read quorum still flag it.)
+        let mut flagged: HashMap<String, usize> = HashMap::new();
+        if !self.versions {
+            for name in pages.iter().flat_map(|p| &p.markers) {
+                *flagged.entry(name.clone()).or_default() += 1;
+            }
+        }
+        let skip = crate::placement::read_quorum(n - self.set.parity);
         for name in pages.into_iter().flat_map(|p| p.names) {
             if bound.as_ref().is_some_and(|b| name > *b) {
+                continue;
+            }
+            if flagged.get(&name).is_some_and(|c| *c >= skip) {
                 continue;
             }
             let key = format!("{dir}{name}");

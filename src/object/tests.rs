@@ -1934,3 +1934,98 @@ async fn a_lifecycle_expiry_acts_only_on_the_versions_it_decided_on() {
         .expect("list");
     assert_eq!(page.versions.len(), 2, "the new version and the marker");
 }
+
+/// Keys whose latest version is a delete marker are flagged beside their directory on each
+/// drive, and listings of latest versions skip them unread; every commit that makes a flag
+/// untrue clears it first.
+#[tokio::test]
+async fn delete_marker_flags_follow_the_latest_version_and_listings_skip_them() {
+    use crate::bucket::Versioning;
+    let c = Cluster::new(4).await;
+    c.store.make_bucket("bucket").await.expect("bucket");
+    enable_versioning(&c, "bucket", Versioning::Enabled).await;
+    for k in ["a", "b", "c", "d", "d/x", "e"] {
+        c.put("bucket", k, k.as_bytes()).await.expect("put");
+    }
+    for k in ["a", "c", "d"] {
+        c.store.delete_object("bucket", k).await.expect("delete");
+    }
+    let flag = |name: &str| -> usize {
+        c.paths
+            .iter()
+            .filter(|p| p.join("bucket").join(format!("@dm.{name}")).exists())
+            .count()
+    };
+    let listed = |prefix: &str| {
+        let c = &c;
+        let prefix = prefix.to_string();
+        async move {
+            let page = c
+                .store
+                .list_objects(
+                    "bucket",
+                    &ListOptions {
+                        prefix,
+                        max_keys: 100,
+                        ..Default::default()
+                    },
+                )
+                .await
+                .expect("list");
+            page.objects
+                .into_iter()
+                .map(|o| o.key)
+                .collect::<Vec<String>>()
+        }
+    };
+    assert_eq!(flag("a"), 4);
+    assert_eq!(flag("c"), 4);
+    // "d" has a key below it: no flag, and "d/x" is still listed.
+    assert_eq!(flag("d"), 0);
+    assert_eq!(flag("b"), 0);
+    assert_eq!(listed("").await, ["b", "d/x", "e"]);
+    // Flags are read from the drives' listings: with them removed the answer is the same.
+    for p in &c.paths {
+        let _ = std::fs::remove_file(p.join("bucket/@dm.a"));
+    }
+    assert_eq!(listed("").await, ["b", "d/x", "e"]);
+    // A new version over the marker clears the flag before it commits.
+    c.put("bucket", "c", b"again").await.expect("put");
+    assert_eq!(flag("c"), 0);
+    assert_eq!(listed("").await, ["b", "c", "d/x", "e"]);
+    // A key created below a flagged marker clears that flag.
+    c.store.delete_object("bucket", "e").await.expect("delete");
+    assert_eq!(flag("e"), 4);
+    c.put("bucket", "e/y", b"below").await.expect("put");
+    assert_eq!(flag("e"), 0);
+    assert_eq!(listed("").await, ["b", "c", "d/x", "e/y"]);
+    // Removing the marker by id makes the older version latest again: flag cleared.
+    c.store.delete_object("bucket", "b").await.expect("delete");
+    assert_eq!(flag("b"), 4);
+    let versions = c
+        .store
+        .list_versions(
+            "bucket",
+            &ListOptions {
+                prefix: "b".into(),
+                max_keys: 10,
+                ..Default::default()
+            },
+            None,
+        )
+        .await
+        .expect("versions");
+    let marker = versions.versions[0].0.version_id;
+    assert!(versions.versions[0].0.delete_marker);
+    c.store
+        .delete_version("bucket", "b", VersionRef::Id(marker), false)
+        .await
+        .expect("delete marker");
+    assert_eq!(flag("b"), 0);
+    assert_eq!(listed("").await, ["b", "c", "d/x", "e/y"]);
+    // A flag on fewer drives than a read quorum is not enough to skip a key.
+    for p in c.paths.iter().take(1) {
+        std::fs::write(p.join("bucket/@dm.b"), b"").expect("stray flag");
+    }
+    assert_eq!(listed("").await, ["b", "c", "d/x", "e/y"]);
+}
