@@ -2,7 +2,7 @@
 //! page of a huge directory costs one pass over it on each drive and sends only the page.
 
 use std::cmp::Ordering;
-use std::collections::BinaryHeap;
+use std::collections::{BinaryHeap, HashSet};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -43,27 +43,55 @@ pub struct DirPage {
 /// so a flag present is always true on its drive; a flag missing only costs a read.
 pub const MARKER_FLAG: &str = "@dm.";
 
-/// A directory's names and, among them, the flagged delete markers.
+/// A directory's names, sorted, and which of them are flagged delete markers.
 #[derive(Debug, Default)]
 pub struct Listed {
-    /// Sorted when cached.
     pub names: Vec<String>,
-    pub markers: std::collections::HashSet<String>,
+    /// Parallel to `names`; empty when none is flagged.
+    pub marked: Vec<bool>,
 }
 
 impl Listed {
-    /// `page` with its flagged names filled in.
+    /// Sort `names` and mark those in `flagged`.
+    pub fn new(mut names: Vec<String>, flagged: &HashSet<String>) -> Listed {
+        names.sort_unstable();
+        let marked = if flagged.is_empty() {
+            Vec::new()
+        } else {
+            names.iter().map(|n| flagged.contains(n)).collect()
+        };
+        Listed { names, marked }
+    }
+
+    /// `page` (of these names) with its flagged names filled in.
     pub fn flag(&self, mut page: DirPage) -> DirPage {
-        if !self.markers.is_empty() {
+        if !self.marked.is_empty() {
             page.markers = page
                 .names
                 .iter()
-                .filter(|n| self.markers.contains(*n))
+                .filter(|n| {
+                    self.names
+                        .binary_search(n)
+                        .is_ok_and(|i| self.marked.get(i).copied().unwrap_or(false))
+                })
                 .cloned()
                 .collect();
         }
         page
     }
+}
+
+/// `page` with those of its names in `flagged` filled in.
+pub fn flag_page(mut page: DirPage, flagged: &HashSet<String>) -> DirPage {
+    if !flagged.is_empty() {
+        page.markers = page
+            .names
+            .iter()
+            .filter(|n| flagged.contains(*n))
+            .cloned()
+            .collect();
+    }
+    page
 }
 
 impl DirQuery {
@@ -244,13 +272,13 @@ impl DirCache {
 
     /// Keep `names` (sorted) for `dir` if it is large and settled.
     pub fn put(&self, dir: &Path, stamp: DirStamp, listed: Arc<Listed>, now: SystemTime) {
-        let n = listed.names.len() + listed.markers.len();
-        if listed.names.len() < CACHED_DIR_MIN || n > CACHED_NAMES || !stamp.settled(now) {
+        let n = listed.names.len();
+        if !(CACHED_DIR_MIN..=CACHED_NAMES).contains(&n) || !stamp.settled(now) {
             return;
         }
         let mut entries = self.entries.lock();
         entries.retain(|(p, _, _)| p != dir);
-        let held = |e: &CachedDir| e.2.names.len() + e.2.markers.len();
+        let held = |e: &CachedDir| e.2.names.len();
         while entries.len() == CACHED_DIRS
             || entries.iter().map(held).sum::<usize>() + n > CACHED_NAMES
         {
@@ -323,7 +351,7 @@ mod tests {
         let listed = |names: Vec<String>| {
             Arc::new(Listed {
                 names,
-                markers: Default::default(),
+                marked: Vec::new(),
             })
         };
         let names = listed((0..CACHED_DIR_MIN).map(|i| format!("k{i:05}")).collect());
@@ -348,6 +376,30 @@ mod tests {
         let changed = DirStamp::of(&std::fs::metadata(&dir).expect("stat"));
         assert_ne!(changed, stamp);
         assert!(cache.get(&dir, &changed).is_none());
+    }
+
+    #[test]
+    fn flagged_names_are_reported_with_their_page_cached_or_not() {
+        let names: Vec<String> = ["d", "a", "c", "b"].map(String::from).to_vec();
+        let flagged: HashSet<String> = ["b", "d", "zz"].map(String::from).into();
+        let q = DirQuery {
+            from: None,
+            after: String::new(),
+            prefix: String::new(),
+            limit: 3,
+        };
+        let listed = Listed::new(names.clone(), &flagged);
+        let page = listed.flag(q.select_sorted("", &listed.names));
+        assert_eq!(page.names, ["a", "b", "c"]);
+        assert_eq!(page.markers, ["b"]);
+        let page = flag_page(q.select("", names), &flagged);
+        assert_eq!(page.markers, ["b"]);
+        let none = Listed::new(vec!["a".into()], &HashSet::new());
+        assert!(none.marked.is_empty());
+        assert!(none
+            .flag(q.select_sorted("", &none.names))
+            .markers
+            .is_empty());
     }
 
     proptest! {

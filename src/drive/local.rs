@@ -12,6 +12,7 @@
 //! Every write is atomic: staged under `.cairn.sys/tmp`, fsynced, renamed into place, and
 //! the directory fsynced.
 
+use std::collections::HashSet;
 use std::fs::{self, File};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -22,7 +23,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use uuid::Uuid;
 
-use super::listing::{DirCache, DirStamp, Listed, CACHED_DIR_MIN, MARKER_FLAG};
+use super::listing::{flag_page, DirCache, DirStamp, Listed, CACHED_DIR_MIN, MARKER_FLAG};
 use super::mount::{self, MountRecord};
 use super::path::{self, BUCKET_META_FILE, DATA_DIR_PREFIX, META_FILE};
 use super::{
@@ -1191,24 +1192,23 @@ impl Drive for LocalDrive {
             if let Some(listed) = this.dir_cache.get(&dir, &stamp) {
                 return Ok(listed.flag(query.select_sorted(&prefix, &listed.names)));
             }
-            let mut listed = Listed::default();
+            let (mut names, mut flagged) = (Vec::new(), HashSet::new());
             for e in fs::read_dir(&dir)? {
                 let name = e?.file_name();
                 let name = name.to_string_lossy();
                 if let Some(name) = path::decode_component(&name) {
-                    listed.names.push(name);
-                } else if let Some(flagged) = name
+                    names.push(name);
+                } else if let Some(f) = name
                     .strip_prefix(MARKER_FLAG)
                     .and_then(path::decode_component)
                 {
-                    listed.markers.insert(flagged);
+                    flagged.insert(f);
                 }
             }
-            if listed.names.len() < CACHED_DIR_MIN {
-                let names = std::mem::take(&mut listed.names);
-                return Ok(listed.flag(query.select(&prefix, names)));
+            if names.len() < CACHED_DIR_MIN {
+                return Ok(flag_page(query.select(&prefix, names), &flagged));
             }
-            listed.names.sort_unstable();
+            let listed = Listed::new(names, &flagged);
             let page = listed.flag(query.select_sorted(&prefix, &listed.names));
             this.dir_cache
                 .put(&dir, stamp, std::sync::Arc::new(listed), checked);
