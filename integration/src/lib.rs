@@ -34,6 +34,21 @@ pub fn client_for(endpoint: &str, access: &str, secret: &str, retries: bool) -> 
     aws_sdk_s3::Client::from_conf(conf.build())
 }
 
+/// Turn versioning on for `bucket` (panics on failure).
+pub async fn enable_versioning(c: &aws_sdk_s3::Client, bucket: &str) {
+    use aws_sdk_s3::types::{BucketVersioningStatus, VersioningConfiguration};
+    c.put_bucket_versioning()
+        .bucket(bucket)
+        .versioning_configuration(
+            VersioningConfiguration::builder()
+                .status(BucketVersioningStatus::Enabled)
+                .build(),
+        )
+        .send()
+        .await
+        .expect("enable versioning");
+}
+
 /// A running server; killed on drop.
 pub struct Server {
     child: Child,

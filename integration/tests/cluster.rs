@@ -844,7 +844,7 @@ fn access_changes_on_one_node_are_enforced_on_another_within_a_second() {
 /// deployment's, not a node's.
 #[test]
 fn versions_written_through_one_node_are_the_same_on_another() {
-    use aws_sdk_s3::types::{BucketVersioningStatus, VersioningConfiguration};
+    use aws_sdk_s3::types::BucketVersioningStatus;
     let cl = Cluster::start(4, 1, &[]);
     let (c1, c3) = (client(&cl.endpoint(0)), client(&cl.endpoint(2)));
     let rt = tokio::runtime::Runtime::new().expect("runtime");
@@ -854,16 +854,7 @@ fn versions_written_through_one_node_are_the_same_on_another() {
             .send()
             .await
             .expect("bucket");
-        c1.put_bucket_versioning()
-            .bucket("vers")
-            .versioning_configuration(
-                VersioningConfiguration::builder()
-                    .status(BucketVersioningStatus::Enabled)
-                    .build(),
-            )
-            .send()
-            .await
-            .expect("enable");
+        cairn_integration::enable_versioning(&c1, "vers").await;
         let mut ids = Vec::new();
         for body in ["a", "bb", "ccc"] {
             let r = c1

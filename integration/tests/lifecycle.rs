@@ -10,10 +10,9 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{
-    AbortIncompleteMultipartUpload, BucketLifecycleConfiguration, BucketVersioningStatus,
-    ExpirationStatus, LifecycleExpiration, LifecycleRule, LifecycleRuleAndOperator,
-    LifecycleRuleFilter, NoncurrentVersionExpiration, ObjectLockMode, Tag, Transition,
-    TransitionStorageClass, VersioningConfiguration,
+    AbortIncompleteMultipartUpload, BucketLifecycleConfiguration, ExpirationStatus,
+    LifecycleExpiration, LifecycleRule, LifecycleRuleAndOperator, LifecycleRuleFilter,
+    NoncurrentVersionExpiration, ObjectLockMode, Tag, Transition, TransitionStorageClass,
 };
 use aws_sdk_s3::Client;
 use cairn_integration::{client, Server};
@@ -64,16 +63,7 @@ async fn make_bucket(c: &Client, bucket: &str, versioned: bool) {
         .await
         .expect("bucket");
     if versioned {
-        c.put_bucket_versioning()
-            .bucket(bucket)
-            .versioning_configuration(
-                VersioningConfiguration::builder()
-                    .status(BucketVersioningStatus::Enabled)
-                    .build(),
-            )
-            .send()
-            .await
-            .expect("versioning");
+        cairn_integration::enable_versioning(c, bucket).await;
     }
 }
 

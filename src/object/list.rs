@@ -233,17 +233,21 @@ impl<'a> SetWalker<'a> {
             .filter_map(|p| p.names.last())
             .min()
             .cloned();
-        // A name a read quorum of drives flags as a delete marker with nothing below it is
-        // no key of a listing of latest versions, and holds none: skipped unread. (A flag
-        // is cleared before any other commit of its key or below it, so after a write
-        // acknowledged at write quorum, fewer than a read quorum still flag it.)
+        // A name flagged as a delete marker with nothing below it, by so many drives that the
+        // others are fewer than a read quorum, is no key of a listing of latest versions and
+        // holds none: skipped unread. (A flag is true on its drive: cleared before any other
+        // commit of its key or below it. With fewer than a read quorum unflagged, no newer
+        // version — not even one a crash left on a minority of drives — has the quorum a
+        // read would take it on; and after a write acknowledged at write quorum, fewer than
+        // a read quorum still flag it.)
         let mut flagged: HashMap<String, usize> = HashMap::new();
         if !self.versions {
             for name in pages.iter().flat_map(|p| &p.markers) {
                 *flagged.entry(name.clone()).or_default() += 1;
             }
         }
-        let skip = crate::placement::read_quorum(n - self.set.parity);
+        let rq = crate::placement::read_quorum(n - self.set.parity);
+        let skip = rq.max((ok + 1).saturating_sub(rq));
         for name in pages.into_iter().flat_map(|p| p.names) {
             if bound.as_ref().is_some_and(|b| name > *b) {
                 continue;
