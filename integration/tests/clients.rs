@@ -406,6 +406,8 @@ fn cairn_bench_counts_match_the_servers() {
         answered(&middle, "PutObject", "ok") - answered(&before, "PutObject", "ok"),
         put_count
     );
+    // The first run finds no bucket (a HEAD answered 404) and creates it.
+    assert_eq!(answered(&middle, "HeadBucket", "client_errors"), 1);
     assert_eq!(answered(&middle, "CreateBucket", "ok"), 1);
     // The GET run first prepares its 25 objects, then measures GETs only.
     let get_count = gets["ops"]["GET"]["count"].as_u64().expect("GET count");
@@ -418,8 +420,15 @@ fn cairn_bench_counts_match_the_servers() {
         answered(&after, "PutObject", "ok") - answered(&middle, "PutObject", "ok"),
         25
     );
-    // The second run's bucket creation finds the bucket there: a 409, counted as such.
-    assert_eq!(answered(&after, "CreateBucket", "client_errors"), 1);
+    // The second run finds the bucket with a HEAD and does not try to create it again; it
+    // looks for each of its objects (absent: 404s) before putting it.
+    assert_eq!(answered(&after, "HeadBucket", "ok"), 1);
+    assert_eq!(answered(&after, "CreateBucket", "client_errors"), 0);
+    assert_eq!(
+        answered(&after, "HeadObject", "client_errors")
+            - answered(&middle, "HeadObject", "client_errors"),
+        25
+    );
     for op in ["GetObject", "PutObject"] {
         assert_eq!(answered(&after, op, "server_errors"), 0, "{op}");
         assert_eq!(answered(&after, op, "client_errors"), 0, "{op}");
