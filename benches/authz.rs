@@ -134,6 +134,8 @@ fn get_run(
         concurrency: 8,
         duration: secs,
         objects: 100,
+        // What a run wrote stays: the next measurement must not follow a bulk delete.
+        keep_data: true,
     };
     let cpu = cpu_seconds(pid);
     let report = rt.block_on(run(cfg, |_, _| {})).expect("bench run");

@@ -58,6 +58,8 @@ fn bench(
         concurrency,
         duration,
         objects,
+        // What a run wrote stays: the next measurement must not follow a bulk delete.
+        keep_data: true,
     };
     let stats = match rt.block_on(run(cfg, |_, _| {})) {
         Ok(report) => report.ops.into_values().next().unwrap_or_default(),

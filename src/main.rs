@@ -31,9 +31,10 @@ struct Cli {
 enum Command {
     /// Serve the S3 API over the given drives (default: ./data/drive{1...4}, EC 2+2).
     Server {
-        /// Address to listen on.
-        #[arg(long, default_value = "0.0.0.0:9000")]
-        address: String,
+        /// Address to listen on [default: 0.0.0.0:9000; 127.0.0.1:9000 while the built-in
+        /// default credentials are in use].
+        #[arg(long)]
+        address: Option<String>,
         /// Drive directories; `{a...b}` ranges expand (`/data{1...4}`).
         drives: Vec<String>,
     },
@@ -60,6 +61,10 @@ enum Command {
         /// Also write the report as JSON to this file.
         #[arg(long)]
         json: Option<PathBuf>,
+        /// Keep the objects the run wrote (and the bucket it made); by default they are
+        /// removed when the measurement ends.
+        #[arg(long)]
+        keep_data: bool,
     },
     /// The benchmark ceiling: an S3-shaped server that stores nothing (PUT drains, GET serves
     /// zeros from memory) on the same HTTP stack.
@@ -188,6 +193,9 @@ enum AdminCommand {
         /// Show running heals and replaced-drive trackers, then exit.
         #[arg(long)]
         status: bool,
+        /// Print the finished heal's status as JSON (every object a dry run names).
+        #[arg(long)]
+        json: bool,
         /// Set heal speed: slow, normal or fast.
         #[arg(long)]
         speed: Option<String>,
@@ -268,6 +276,8 @@ enum QuotaCommand {
 
 const DEFAULT_DRIVES: &str = "./data/drive{1...4}";
 const DEFAULT_CREDENTIAL: &str = "cairnadmin";
+/// Where the root credentials came from when none were configured.
+const DEFAULT_SOURCE: &str = "built-in default";
 
 fn env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.is_empty())
@@ -314,7 +324,7 @@ fn credentials() -> anyhow::Result<(RootCredentials, &'static str)> {
     } else if env("MINIO_ROOT_USER").is_some() {
         "MINIO_ROOT_USER / MINIO_ROOT_PASSWORD"
     } else {
-        "built-in default"
+        DEFAULT_SOURCE
     };
     match (user, password) {
         (Some(u), Some(p)) => {
@@ -328,7 +338,7 @@ fn credentials() -> anyhow::Result<(RootCredentials, &'static str)> {
                 access_key: DEFAULT_CREDENTIAL.into(),
                 secret_key: DEFAULT_CREDENTIAL.into(),
             },
-            "built-in default",
+            DEFAULT_SOURCE,
         )),
         _ => bail!("set both the root user and the root password (CAIRN_ROOT_USER and CAIRN_ROOT_PASSWORD)"),
     }
@@ -444,7 +454,7 @@ fn drive_timeouts() -> anyhow::Result<cairn::drive::Timeouts> {
     Ok(t)
 }
 
-async fn server(address: String, drives: Vec<String>) -> anyhow::Result<()> {
+async fn server(address: Option<String>, drives: Vec<String>) -> anyhow::Result<()> {
     let drives = if drives.is_empty() {
         vec![DEFAULT_DRIVES.to_string()]
     } else {
@@ -459,6 +469,16 @@ async fn server(address: String, drives: Vec<String>) -> anyhow::Result<()> {
     let layout = Layout::from_args(&drives, set_size, parity_override()?)?;
     cairn::drive::timed::set_default_timeouts(drive_timeouts()?);
     let (creds, cred_source) = credentials()?;
+    // With the publicly known default credentials, only this machine may connect unless the
+    // operator says otherwise.
+    let loopback_only = address.is_none() && cred_source == DEFAULT_SOURCE;
+    let address = address.unwrap_or_else(|| {
+        if loopback_only {
+            "127.0.0.1:9000".into()
+        } else {
+            "0.0.0.0:9000".into()
+        }
+    });
     let region = env("CAIRN_REGION").unwrap_or_else(|| "us-east-1".into());
     let domain = env("CAIRN_DOMAIN");
     let opts = OpenOptions {
@@ -663,9 +683,15 @@ async fn server(address: String, drives: Vec<String>) -> anyhow::Result<()> {
     );
     println!("  Deployment:   {}", state.store.deployment_id());
     println!("  Credentials:  from {cred_source}");
-    if cred_source == "built-in default" {
+    if cred_source == DEFAULT_SOURCE {
         println!("  AccessKey:    {}", access_key);
         println!("  SecretKey:    {}", secret_key);
+        if loopback_only {
+            println!(
+                "  Listening on 127.0.0.1 only: the default credentials are in use (set \
+                 CAIRN_ROOT_USER/CAIRN_ROOT_PASSWORD, or --address, to serve other hosts)."
+            );
+        }
         eprintln!(
             "WARNING: using the default root credentials {DEFAULT_CREDENTIAL}/{DEFAULT_CREDENTIAL}. \
              Set CAIRN_ROOT_USER and CAIRN_ROOT_PASSWORD before storing anything that matters."
@@ -859,6 +885,12 @@ fn print_bench(r: &cairn::bench::Report) {
         for (code, n) in &o.errors {
             println!("           error {code}: {n}");
         }
+    }
+    if r.removed > 0 {
+        println!(
+            "Removed the {} objects the run wrote (--keep-data keeps them).",
+            r.removed
+        );
     }
 }
 
@@ -1065,13 +1097,13 @@ fn admin(command: AdminCommand) -> anyhow::Result<()> {
                 return Ok(());
             }
             println!(
-                "{:<26} {:>12} {:>12} {:>12}",
-                "operation", "ok", "4xx", "5xx"
+                "{:<26} {:>12} {:>12} {:>12} {:>16}",
+                "operation", "ok", "4xx", "5xx", "not implemented"
             );
             for (op, o) in &m.requests {
                 println!(
-                    "{op:<26} {:>12} {:>12} {:>12}",
-                    o.ok, o.client_errors, o.server_errors
+                    "{op:<26} {:>12} {:>12} {:>12} {:>16}",
+                    o.ok, o.client_errors, o.server_errors, o.not_implemented
                 );
             }
             Ok(())
@@ -1127,6 +1159,7 @@ fn admin(command: AdminCommand) -> anyhow::Result<()> {
             dry_run,
             status,
             speed,
+            json,
         } => {
             let client = connect(&conn)?;
             if let Some(s) = speed {
@@ -1188,6 +1221,13 @@ fn admin(command: AdminCommand) -> anyhow::Result<()> {
                 std::thread::sleep(std::time::Duration::from_millis(250));
             };
             bar.finish_and_clear();
+            if json {
+                println!("{}", serde_json::to_string_pretty(&last)?);
+                if last.failed > 0 || last.unhealthy > 0 {
+                    std::process::exit(1);
+                }
+                return Ok(());
+            }
             let rate = last.bytes_rebuilt as f64 / last.elapsed_secs.max(0.001) / (1 << 20) as f64;
             println!(
                 "heal {}: scanned {} objects, healed {}, failed {}, unhealthy {}, rebuilt {} ({rate:.1} MiB/s) in {:.1}s",
@@ -1212,6 +1252,17 @@ fn admin(command: AdminCommand) -> anyhow::Result<()> {
                 println!("failures by reason:");
                 for (reason, n) in &last.failure_reasons {
                     println!("  {n:>8}  {reason}");
+                }
+            }
+            if !last.unhealthy_objects.is_empty() {
+                const SHOWN: usize = 10;
+                println!("objects needing a heal:");
+                for u in last.unhealthy_objects.iter().take(SHOWN) {
+                    println!("  {}/{}: {}", u.bucket, u.key, u.reason);
+                }
+                let more = last.unhealthy.saturating_sub(SHOWN as u64);
+                if more > 0 {
+                    println!("  ... and {more} more (--json lists up to 1,000)");
                 }
             }
             if last.failed > 0 || last.unhealthy > 0 {
@@ -1253,6 +1304,8 @@ fn main() -> anyhow::Result<()> {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
+        // Colours only for a terminal: a log file or a pipe gets plain text.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let cli = Cli::parse();
     warn_secret_on_command_line();
@@ -1327,6 +1380,7 @@ fn main() -> anyhow::Result<()> {
             objects,
             bucket,
             json,
+            keep_data,
         } => {
             let (access_key, secret_key) = credentials_for(&conn);
             let cfg = cairn::bench::Config {
@@ -1341,6 +1395,7 @@ fn main() -> anyhow::Result<()> {
                 duration: parse_duration(&duration)
                     .with_context(|| format!("bad duration {duration:?}"))?,
                 objects,
+                keep_data,
             };
             let report = runtime.block_on(cairn::bench::run(cfg, |secs, ops| {
                 eprint!(

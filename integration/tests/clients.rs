@@ -344,7 +344,44 @@ fn cairn_bench_runs_every_operation() {
         assert!(out.contains("errors"), "{out}");
         // Every op type that ran completed requests without errors (exit 0 checked by run).
         assert!(!report.contains("\"count\": 0,"), "{op}: {report}");
+        // What the run wrote is gone, and so is the bucket it made.
+        let report: serde_json::Value = serde_json::from_str(&report).expect("json");
+        if op != "delete" {
+            assert!(report["removed"].as_u64() > Some(0), "{op}: {report}");
+        }
+        let rt = tokio::runtime::Runtime::new().expect("runtime");
+        let buckets = rt
+            .block_on(cairn_integration::client(&s).list_buckets().send())
+            .expect("list buckets");
+        assert!(
+            buckets.buckets().is_empty(),
+            "{op}: the bench left {:?}",
+            buckets.buckets()
+        );
     }
+    // --keep-data keeps them.
+    cairn(&[
+        "bench",
+        "--endpoint",
+        &s.endpoint,
+        "--op",
+        "put",
+        "--size",
+        "4KiB",
+        "--duration",
+        "1s",
+        "--keep-data",
+    ]);
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let listed = rt
+        .block_on(
+            cairn_integration::client(&s)
+                .list_objects_v2()
+                .bucket("cairn-bench")
+                .send(),
+        )
+        .expect("kept bucket");
+    assert!(listed.key_count() > Some(0));
 }
 
 /// Run `cairn ARGS` with the root credentials; its standard output.
@@ -391,6 +428,7 @@ fn cairn_bench_counts_match_the_servers() {
             "counted",
             "--json",
             &json.display().to_string(),
+            "--keep-data",
         ]);
         serde_json::from_str(&std::fs::read_to_string(&json).expect("report")).expect("json")
     };

@@ -112,6 +112,27 @@ async fn deleted_shards_and_bitrot_are_healed_by_admin_heal() {
     let (code, out) = admin(&s, &["heal", "--dry-run"]);
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("unhealthy 2"), "{out}");
+    // ...naming the objects, in text and in JSON.
+    assert!(
+        out.contains("heal/dir0/obj-0: 1 bad cop(ies)") && out.contains("heal/dir2/obj-2"),
+        "{out}"
+    );
+    let (code, out) = admin(&s, &["heal", "--dry-run", "--json"]);
+    assert_eq!(code, 1, "{out}");
+    // The output is stdout then stderr: the JSON document comes first.
+    let status: serde_json::Value = serde_json::Deserializer::from_str(&out)
+        .into_iter()
+        .next()
+        .and_then(Result::ok)
+        .expect("json status");
+    let mut named: Vec<&str> = status["unhealthy_objects"]
+        .as_array()
+        .expect("unhealthy_objects")
+        .iter()
+        .filter_map(|o| o["key"].as_str())
+        .collect();
+    named.sort();
+    assert_eq!(named, ["dir0/obj-0", "dir2/obj-2"], "{out}");
     let (code, out) = admin(&s, &["heal"]);
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("scanned 24 objects, healed 2"), "{out}");
@@ -131,6 +152,10 @@ async fn deleted_shards_and_bitrot_are_healed_by_admin_heal() {
     );
     // All shards back: drives 2 and 3 lose everything, 0 and 1 (healed) serve all reads.
     read_all_without(&c, &s, "heal", &[2, 3], &objects).await;
+    // The server's log file (not a terminal) is plain text, without colour codes.
+    let log = s.log();
+    assert!(log.contains("INFO"), "{log}");
+    assert!(!log.contains('\u{1b}'), "ANSI escape codes in the log file");
 }
 
 #[tokio::test]

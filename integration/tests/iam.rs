@@ -114,7 +114,7 @@ fn users_groups_policies_and_keys_decide_what_each_identity_may_do() {
 
     // `cairn bench` with a user's keys: the read-only user measures GETs of objects the
     // root user prepared, and its PUT run fails with AccessDenied counted.
-    let bench = |access: &str, secret: &str, op: &str| {
+    let bench = |access: &str, secret: &str, op: &str, keep: bool| {
         let out = Command::new(cairn_integration::binary())
             .args([
                 "bench",
@@ -137,6 +137,7 @@ fn users_groups_policies_and_keys_decide_what_each_identity_may_do() {
                 "--bucket",
                 "benchb",
             ])
+            .args(keep.then_some("--keep-data"))
             .env_remove("CAIRN_ROOT_USER")
             .env_remove("CAIRN_ROOT_PASSWORD")
             .output()
@@ -148,12 +149,13 @@ fn users_groups_policies_and_keys_decide_what_each_identity_may_do() {
         );
         (out.status.code(), text)
     };
-    let (code_root, text) = bench(ACCESS_KEY, SECRET_KEY, "get");
+    // Root keeps its objects for the reader (by default a run removes what it wrote).
+    let (code_root, text) = bench(ACCESS_KEY, SECRET_KEY, "get", true);
     assert_eq!(code_root, Some(0), "root bench: {text}");
-    let (code_reader, text) = bench("reader", "reader-secret-1", "get");
+    let (code_reader, text) = bench("reader", "reader-secret-1", "get", false);
     assert_eq!(code_reader, Some(0), "read-only bench of GET: {text}");
     assert!(text.contains("GET"), "{text}");
-    let (code_put, text) = bench("reader", "reader-secret-1", "put");
+    let (code_put, text) = bench("reader", "reader-secret-1", "put", false);
     assert_eq!(code_put, Some(1), "read-only bench of PUT: {text}");
     assert!(text.contains("AccessDenied"), "{text}");
 

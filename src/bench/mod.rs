@@ -93,6 +93,9 @@ pub struct Config {
     pub duration: Duration,
     /// Objects prepared for GET/mixed/list/delete.
     pub objects: usize,
+    /// Leave what the run wrote (objects, and the bucket if it made it) in place; by
+    /// default they are removed once the measurement ends, as warp does.
+    pub keep_data: bool,
 }
 
 /// Statistics of one operation type.
@@ -134,6 +137,8 @@ pub struct Report {
     pub size_min: u64,
     pub size_max: u64,
     pub ops: BTreeMap<String, OpStats>,
+    /// Objects removed after the measurement (none with `keep_data`).
+    pub removed: u64,
 }
 
 #[derive(Default)]
@@ -482,7 +487,8 @@ pub async fn run(cfg: Config, mut progress: impl FnMut(f64, u64)) -> Result<Repo
         )
         .await
         .map_err(BenchError::Setup)?;
-    if head.status == 404 {
+    let made_bucket = head.status == 404;
+    if made_bucket {
         let mk = bench
             .request(
                 &mut conn,
@@ -520,10 +526,11 @@ pub async fn run(cfg: Config, mut progress: impl FnMut(f64, u64)) -> Result<Repo
             tokio::spawn(async move {
                 let mut rng = rand::rngs::StdRng::seed_from_u64(w as u64);
                 let mut conn = Conn::new(&bench.host);
+                let mut created = Vec::new();
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed) as usize;
                     if i >= prepared {
-                        return Ok::<(), String>(());
+                        return Ok::<Vec<usize>, String>(created);
                     }
                     let key = &bench.keys[i];
                     let have = bench
@@ -539,14 +546,19 @@ pub async fn run(cfg: Config, mut progress: impl FnMut(f64, u64)) -> Result<Repo
                             d.code.as_deref().unwrap_or("no error code")
                         ));
                     }
+                    created.push(i);
                 }
             })
         })
         .collect();
+    // Objects this run made and so removes at the end (a delete run removes its own).
+    let mut made: Vec<String> = Vec::new();
     for p in prep {
-        p.await
+        let created = p
+            .await
             .map_err(|e| BenchError::Setup(e.to_string()))?
             .map_err(BenchError::Setup)?;
+        made.extend(created.into_iter().map(|i| bench.keys[i].clone()));
     }
     // The measured run.
     let stop = Arc::new(AtomicBool::new(false));
@@ -575,18 +587,18 @@ pub async fn run(cfg: Config, mut progress: impl FnMut(f64, u64)) -> Result<Repo
                 while !stop.load(Ordering::Relaxed) {
                     let pick = rng.gen_range(0..100);
                     let (name, result) = match bench.cfg.op {
-                        Op::Put => (
-                            "PUT",
-                            bench
-                                .put(conn, t, &bench.key(1_000_000 + w * 1_000_000 + n), &mut rng)
-                                .await,
-                        ),
-                        Op::Multipart => (
-                            "MULTIPART",
-                            bench
-                                .multipart(conn, &bench.key(50_000_000 + w * 100_000 + n), &mut rng)
-                                .await,
-                        ),
+                        Op::Put => {
+                            let own = bench.key(1_000_000 + w * 1_000_000 + n);
+                            let r = bench.put(conn, t, &own, &mut rng).await;
+                            mine.push(own);
+                            ("PUT", r)
+                        }
+                        Op::Multipart => {
+                            let own = bench.key(50_000_000 + w * 100_000 + n);
+                            let r = bench.multipart(conn, &own, &mut rng).await;
+                            mine.push(own);
+                            ("MULTIPART", r)
+                        }
                         Op::Get => (
                             "GET",
                             bench
@@ -692,6 +704,9 @@ pub async fn run(cfg: Config, mut progress: impl FnMut(f64, u64)) -> Result<Repo
                         *e.errors.entry(code).or_default() += c;
                     }
                 }
+                // What this worker wrote and did not delete (a failed write may have
+                // landed all the same: its key is removed too).
+                mine
             })
         })
         .collect();
@@ -717,7 +732,9 @@ pub async fn run(cfg: Config, mut progress: impl FnMut(f64, u64)) -> Result<Repo
     }
     stop.store(true, Ordering::Relaxed);
     for w in workers {
-        let _ = w.await;
+        if let Ok(written) = w.await {
+            made.extend(written);
+        }
     }
     let seconds = start.elapsed().as_secs_f64();
     let mut ops = BTreeMap::new();
@@ -736,6 +753,16 @@ pub async fn run(cfg: Config, mut progress: impl FnMut(f64, u64)) -> Result<Repo
             },
         );
     }
+    let removed = if cfg.keep_data {
+        0
+    } else {
+        if cfg.op == Op::Delete {
+            // Prepared objects the run did not get to.
+            let done = (delete_next.load(Ordering::Relaxed) as usize).min(prepared);
+            made.retain(|k| bench.keys[..done].binary_search(k).is_err());
+        }
+        remove(&bench, made, made_bucket).await
+    };
     Ok(Report {
         op: cfg.op,
         concurrency: cfg.concurrency,
@@ -743,7 +770,48 @@ pub async fn run(cfg: Config, mut progress: impl FnMut(f64, u64)) -> Result<Repo
         size_min: cfg.sizes.min,
         size_max: cfg.sizes.max,
         ops,
+        removed,
     })
+}
+
+/// Remove `keys` (concurrently, as the run ran), then the bucket when the run made it
+/// and it is empty. Returns how many objects went; failures are left behind, not fatal.
+async fn remove(bench: &Arc<Bench>, keys: Vec<String>, bucket: bool) -> u64 {
+    let keys = Arc::new(keys);
+    let next = Arc::new(AtomicU64::new(0));
+    let workers: Vec<_> = (0..bench.cfg.concurrency.max(1))
+        .map(|_| {
+            let (bench, keys, next) = (bench.clone(), keys.clone(), next.clone());
+            tokio::spawn(async move {
+                let mut conn = Conn::new(&bench.host);
+                let mut removed = 0u64;
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed) as usize;
+                    let Some(key) = keys.get(i) else {
+                        return removed;
+                    };
+                    let r = bench
+                        .request(&mut conn, Instant::now(), "DELETE", key, "", Bytes::new())
+                        .await;
+                    if r.is_ok_and(|d| d.code.is_none()) {
+                        removed += 1;
+                    }
+                }
+            })
+        })
+        .collect();
+    let mut removed = 0;
+    for w in workers {
+        removed += w.await.unwrap_or(0);
+    }
+    if bucket {
+        let mut conn = Conn::new(&bench.host);
+        let path = format!("/{}", bench.cfg.bucket);
+        let _ = bench
+            .request(&mut conn, Instant::now(), "DELETE", &path, "", Bytes::new())
+            .await;
+    }
+    removed
 }
 
 #[cfg(test)]

@@ -80,7 +80,12 @@ pub struct Sequence {
     pub finished: AtomicBool,
     started_at: Mutex<Option<Instant>>,
     failures: Mutex<Failures>,
+    /// The first objects a dry run found needing a heal ([`UNHEALTHY_SAMPLES`]).
+    unhealthy_objects: Mutex<Vec<FailedObject>>,
 }
+
+/// How many objects needing a heal a dry run reports by name.
+const UNHEALTHY_SAMPLES: usize = 1000;
 
 /// How many failed objects a heal reports by name; the rest are counted by reason.
 const FAILURE_SAMPLES: usize = 10;
@@ -124,6 +129,9 @@ pub struct SequenceStatus {
     /// Every failure, counted by reason.
     #[serde(default)]
     pub failure_reasons: BTreeMap<String, u64>,
+    /// In a dry run, the first objects found needing a heal (up to 1,000), and why.
+    #[serde(default)]
+    pub unhealthy_objects: Vec<FailedObject>,
 }
 
 impl Sequence {
@@ -139,6 +147,19 @@ impl Sequence {
             });
         }
         *f.reasons.entry(reason).or_default() += 1;
+    }
+
+    /// Count an object a dry run found needing a heal.
+    fn unhealthy(&self, bucket: &str, key: &str, reason: String) {
+        self.unhealthy.fetch_add(1, Ordering::Relaxed);
+        let mut u = self.unhealthy_objects.lock();
+        if u.len() < UNHEALTHY_SAMPLES {
+            u.push(FailedObject {
+                bucket: bucket.to_string(),
+                key: key.to_string(),
+                reason,
+            });
+        }
     }
 
     pub fn status(&self) -> SequenceStatus {
@@ -168,6 +189,7 @@ impl Sequence {
             finished: self.finished.load(Ordering::Relaxed),
             failures,
             failure_reasons,
+            unhealthy_objects: self.unhealthy_objects.lock().clone(),
         }
     }
 }
@@ -784,7 +806,11 @@ impl Healer {
                                         || format!("{} drive(s) offline", r.offline_drives);
                                     if r.bad_drives > 0 {
                                         if seq.opts.dry_run {
-                                            seq.unhealthy.fetch_add(1, Ordering::Relaxed);
+                                            seq.unhealthy(
+                                                &bucket,
+                                                &o.key,
+                                                format!("{} bad cop(ies)", r.bad_drives),
+                                            );
                                         } else if r.complete() {
                                             seq.healed.fetch_add(1, Ordering::Relaxed);
                                         } else {

@@ -22,16 +22,19 @@ fn name(i: usize) -> &'static str {
     Op::ALL.get(i).map_or("Unrouted", |o| o.name())
 }
 
-/// Answers of one operation: 2xx/3xx, 4xx, 5xx.
+/// Answers of one operation: 2xx/3xx, 4xx, 5xx, and `NotImplemented` (501: a feature
+/// Cairn refuses on purpose, not a fault, so not among the 5xx).
 #[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Outcomes {
     pub ok: u64,
     pub client_errors: u64,
     pub server_errors: u64,
+    #[serde(default)]
+    pub not_implemented: u64,
 }
 
 pub struct Counters {
-    by_op: [[AtomicU64; 3]; UNROUTED + 1],
+    by_op: [[AtomicU64; 4]; UNROUTED + 1],
 }
 
 impl Default for Counters {
@@ -45,7 +48,9 @@ impl Default for Counters {
 impl Counters {
     /// Count one answer (its status as sent; a body that fails while streaming is not seen).
     pub fn record(&self, op: Option<Op>, status: StatusCode) {
-        let outcome = if status.is_server_error() {
+        let outcome = if status == StatusCode::NOT_IMPLEMENTED {
+            3
+        } else if status.is_server_error() {
             2
         } else if status.is_client_error() {
             1
@@ -65,6 +70,7 @@ impl Counters {
                     ok: c[0].load(Ordering::Relaxed),
                     client_errors: c[1].load(Ordering::Relaxed),
                     server_errors: c[2].load(Ordering::Relaxed),
+                    not_implemented: c[3].load(Ordering::Relaxed),
                 };
                 (o != Outcomes::default()).then(|| (name(i).to_string(), o))
             })
@@ -85,11 +91,17 @@ mod tests {
         c.record(Some(Op::ListObjects { v2: true }), StatusCode::OK);
         c.record(None, StatusCode::FORBIDDEN);
         c.record(Some(Op::PutObject), StatusCode::SERVICE_UNAVAILABLE);
+        c.record(None, StatusCode::NOT_IMPLEMENTED);
         let s = c.snapshot();
         let get = &s["GetObject"];
         assert_eq!((get.ok, get.client_errors, get.server_errors), (2, 1, 0));
         assert_eq!(s["ListObjectsV2"].ok, 1);
         assert_eq!(s["Unrouted"].client_errors, 1);
+        // A refused feature is not a server fault.
+        assert_eq!(
+            (s["Unrouted"].server_errors, s["Unrouted"].not_implemented),
+            (0, 1)
+        );
         assert_eq!(s["PutObject"].server_errors, 1);
         assert_eq!(s.len(), 4);
     }
