@@ -139,8 +139,16 @@ const CACHED_READ_MAX: u64 = 256 << 10;
 /// This lets an async task read hot metadata itself: the round trip through the blocking
 /// pool (a thread wake-up there and one back for each drive) was most of a small GET's cost.
 fn read_cached(file: &Path) -> Option<Vec<u8>> {
+    let (f, size) = open_cached(file)?;
+    if size > CACHED_READ_MAX {
+        return None;
+    }
+    pread_upto(&f, 0, size, true).ok().flatten()
+}
+
+/// A file opened only if its path resolves from the dentry cache, and its size.
+fn open_cached(file: &Path) -> Option<(File, u64)> {
     use rustix::fs::{fstat, openat2, Mode, OFlags, ResolveFlags, CWD};
-    use rustix::io::{preadv2, ReadWriteFlags};
     let fd = openat2(
         CWD,
         file,
@@ -150,18 +158,7 @@ fn read_cached(file: &Path) -> Option<Vec<u8>> {
     )
     .ok()?;
     let size = u64::try_from(fstat(&fd).ok()?.st_size).ok()?;
-    if size > CACHED_READ_MAX {
-        return None;
-    }
-    let mut buf = vec![0u8; size as usize];
-    let n = preadv2(
-        &fd,
-        &mut [std::io::IoSliceMut::new(&mut buf)],
-        0,
-        ReadWriteFlags::NOWAIT,
-    )
-    .ok()?;
-    (n == buf.len()).then_some(buf)
+    Some((File::from(fd), size))
 }
 
 /// How much of a metadata file a head read takes first: a format-2 head (the latest
@@ -230,17 +227,8 @@ fn meta_head(f: &File, size: u64, nowait: bool) -> std::io::Result<Option<Vec<u8
 
 /// [`meta_head`] from the caches only, like [`read_cached`].
 fn read_head_cached(file: &Path) -> Option<Vec<u8>> {
-    use rustix::fs::{fstat, openat2, Mode, OFlags, ResolveFlags, CWD};
-    let fd = openat2(
-        CWD,
-        file,
-        OFlags::RDONLY | OFlags::CLOEXEC,
-        Mode::empty(),
-        ResolveFlags::CACHED,
-    )
-    .ok()?;
-    let size = u64::try_from(fstat(&fd).ok()?.st_size).ok()?;
-    meta_head(&File::from(fd), size, true).ok().flatten()
+    let (f, size) = open_cached(file)?;
+    meta_head(&f, size, true).ok().flatten()
 }
 
 fn fsync_dir(dir: &Path) -> DriveResult<()> {
