@@ -136,6 +136,7 @@ fn get_run(
         objects: 100,
         // What a run wrote stays: the next measurement must not follow a bulk delete.
         keep_data: true,
+        trust: cairn::tls::Trust::system(),
     };
     let cpu = cpu_seconds(pid);
     let report = rt.block_on(run(cfg, |_, _| {})).expect("bench run");

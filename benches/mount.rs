@@ -103,6 +103,7 @@ fn main() {
             region: "us-east-1".into(),
             bucket: bucket.into(),
             prefix: String::new(),
+            trust: cairn::tls::Trust::system(),
         })
         .expect("client")
     };

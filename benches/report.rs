@@ -60,6 +60,7 @@ fn bench(
         objects,
         // What a run wrote stays: the next measurement must not follow a bulk delete.
         keep_data: true,
+        trust: cairn::tls::Trust::system(),
     };
     let stats = match rt.block_on(run(cfg, |_, _| {})) {
         Ok(report) => report.ops.into_values().next().unwrap_or_default(),

@@ -35,6 +35,11 @@ enum Command {
         /// default credentials are in use].
         #[arg(long)]
         address: Option<String>,
+        /// TLS certificates (MinIO's layout: public.crt + private.key, a sub-folder per extra
+        /// domain, CAs/ for trusted roots); with public.crt present the server speaks HTTPS
+        /// only [default: ~/.cairn/certs].
+        #[arg(long, env = "CAIRN_CERTS_DIR")]
+        certs_dir: Option<PathBuf>,
         /// Drive directories; `{a...b}` ranges expand (`/data{1...4}`).
         drives: Vec<String>,
     },
@@ -72,6 +77,9 @@ enum Command {
     NullServer {
         #[arg(long, default_value = "127.0.0.1:9999")]
         address: String,
+        /// Serve HTTPS with this folder's public.crt/private.key.
+        #[arg(long)]
+        certs_dir: Option<PathBuf>,
     },
     /// Mount a bucket (or BUCKET/PREFIX) as a directory through FUSE.
     Mount(MountCli),
@@ -102,6 +110,8 @@ enum Command {
         access_key: Option<String>,
         #[arg(long, env = "CAIRN_ROOT_PASSWORD", hide_env_values = true)]
         secret_key: Option<String>,
+        #[command(flatten)]
+        tls: TlsCli,
     },
     /// Administer a running server (credentials from CAIRN_ROOT_USER / CAIRN_ROOT_PASSWORD).
     Admin {
@@ -149,13 +159,36 @@ struct MountCli {
 
 #[derive(clap::Args, Clone)]
 struct Conn {
-    /// Server URL, e.g. http://127.0.0.1:9000
+    /// Server URL, e.g. http://127.0.0.1:9000 or https://s3.example.com:9000
     #[arg(long)]
     endpoint: String,
     #[arg(long, env = "CAIRN_ROOT_USER", hide_env_values = true)]
     access_key: Option<String>,
     #[arg(long, env = "CAIRN_ROOT_PASSWORD", hide_env_values = true)]
     secret_key: Option<String>,
+    #[command(flatten)]
+    tls: TlsCli,
+}
+
+/// How a client checks an https server's certificate.
+#[derive(clap::Args, Clone)]
+struct TlsCli {
+    /// Also trust this CA certificate (PEM) for https endpoints, besides the system's roots.
+    #[arg(long, env = "CAIRN_CA_CERT")]
+    ca_cert: Option<PathBuf>,
+    /// Do not verify the server's TLS certificate (anyone on the path can read and change
+    /// the traffic: for tests only).
+    #[arg(long)]
+    insecure: bool,
+}
+
+impl TlsCli {
+    fn trust(&self) -> anyhow::Result<cairn::tls::Trust> {
+        Ok(cairn::tls::Trust::for_client(
+            self.ca_cert.as_deref(),
+            self.insecure,
+        )?)
+    }
 }
 
 #[derive(Subcommand)]
@@ -454,7 +487,20 @@ fn drive_timeouts() -> anyhow::Result<cairn::drive::Timeouts> {
     Ok(t)
 }
 
-async fn server(address: Option<String>, drives: Vec<String>) -> anyhow::Result<()> {
+/// `~/.cairn/certs`, MinIO's `~/.minio/certs` in Cairn's name.
+fn default_certs_dir() -> PathBuf {
+    env("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/"))
+        .join(".cairn")
+        .join("certs")
+}
+
+async fn server(
+    address: Option<String>,
+    certs_dir: Option<PathBuf>,
+    drives: Vec<String>,
+) -> anyhow::Result<()> {
     let drives = if drives.is_empty() {
         vec![DEFAULT_DRIVES.to_string()]
     } else {
@@ -467,6 +513,28 @@ async fn server(address: Option<String>, drives: Vec<String>) -> anyhow::Result<
         })
         .transpose()?;
     let layout = Layout::from_args(&drives, set_size, parity_override()?)?;
+    let certs_dir = certs_dir.unwrap_or_else(default_certs_dir);
+    let certs = cairn::tls::Certs::open(&certs_dir)
+        .with_context(|| format!("loading TLS certificates from {}", certs_dir.display()))?;
+    if layout.is_distributed() {
+        match (&certs, layout.is_tls()) {
+            (None, true) => bail!(
+                "the drive list uses https:// but {} has no {}: put this node's certificate and key there (or pass --certs-dir)",
+                certs_dir.display(),
+                cairn::tls::CERT_FILE
+            ),
+            (Some(_), false) => bail!(
+                "{} holds a certificate, so this node serves HTTPS only, but the drive list uses http://: write the endpoints as https://",
+                certs_dir.display()
+            ),
+            _ => {}
+        }
+    }
+    let scheme = if certs.is_some() { "https" } else { "http" };
+    let server_tls = certs.as_ref().map(|c| c.server_config()).transpose()?;
+    // Peers are checked against the system's roots and the folder's CAs/.
+    let peer_trust =
+        cairn::tls::Trust::with_files(&cairn::tls::Certs::ca_files(&certs_dir))?.client_config()?;
     cairn::drive::timed::set_default_timeouts(drive_timeouts()?);
     let (creds, cred_source) = credentials()?;
     // With the publicly known default credentials, only this machine may connect unless the
@@ -499,17 +567,21 @@ async fn server(address: Option<String>, drives: Vec<String>) -> anyhow::Result<
     }
     // Distributed: serve internode calls at once (peers need our drives to bootstrap).
     let cluster = if layout.is_distributed() {
-        Some(Cluster::new(&layout, &creds, local)?)
+        Some(Cluster::new(&layout, &creds, local, peer_trust)?)
     } else {
         None
     };
     let app = cairn::server::App::new(cluster.as_ref().map(|c| c.rpc.clone()));
     let limits =
         cairn::server::HttpLimits::from_env(env, parse_duration).map_err(anyhow::Error::msg)?;
+    if let Some(c) = &certs {
+        c.watch(std::time::Duration::from_secs(2), stop.clone());
+    }
     let serving = tokio::spawn(cairn::server::serve(
         listener,
         app.clone(),
         limits,
+        server_tls,
         stop.clone().cancelled_owned(),
     ));
     let mut leader_check: Option<cairn::heal::LeaderCheck> = None;
@@ -668,7 +740,19 @@ async fn server(address: Option<String>, drives: Vec<String>) -> anyhow::Result<
         "Cairn {} — S3-compatible object storage",
         env!("CARGO_PKG_VERSION")
     );
-    println!("  S3 endpoint:  http://{endpoint_host}   (listening on {local})");
+    println!("  S3 endpoint:  {scheme}://{endpoint_host}   (listening on {local})");
+    if let Some(c) = &certs {
+        let domains = c.domains();
+        println!(
+            "  TLS:          certificates from {}{}",
+            certs_dir.display(),
+            if domains.is_empty() {
+                String::new()
+            } else {
+                format!(" (also for {})", domains.join(", "))
+            }
+        );
+    }
     println!("  Region:       {}", state.region);
     if layout.is_distributed() {
         println!("  Nodes:        {}", layout.nodes().join(", "));
@@ -698,7 +782,7 @@ async fn server(address: Option<String>, drives: Vec<String>) -> anyhow::Result<
         );
     }
     println!(
-        "  Try:          AWS_ACCESS_KEY_ID={} AWS_SECRET_ACCESS_KEY=<secret> aws --endpoint-url http://{endpoint_host} s3 ls",
+        "  Try:          AWS_ACCESS_KEY_ID={} AWS_SECRET_ACCESS_KEY=<secret> aws --endpoint-url {scheme}://{endpoint_host} s3 ls",
         access_key
     );
     serving.await??;
@@ -760,6 +844,7 @@ impl Cluster {
         layout: &Layout,
         creds: &RootCredentials,
         listen: std::net::SocketAddr,
+        tls: Arc<rustls::ClientConfig>,
     ) -> anyhow::Result<Cluster> {
         use cairn::lock::dist::{DistLocker, LockServer, LockTable};
         use cairn::rpc::{Peer, RemoteDrive, RpcAuth, RpcServer};
@@ -776,10 +861,9 @@ impl Cluster {
                     _ => None,
                 })
                 .unwrap_or_else(|| "http".into());
-            if scheme != "http" {
-                bail!("internode TLS is not supported yet: use http:// endpoints ({n})");
-            }
-            peers.push((i != me).then(|| Peer::new(&scheme, n, &nodes[me], auth.clone())));
+            peers.push(
+                (i != me).then(|| Peer::new(&scheme, n, &nodes[me], auth.clone(), tls.clone())),
+            );
         }
         let mut drives: Vec<Option<Arc<dyn cairn::drive::Drive>>> = Vec::new();
         let mut local: Vec<Option<Arc<dyn cairn::drive::Drive>>> = Vec::new();
@@ -932,6 +1016,7 @@ fn mount(m: MountCli) -> anyhow::Result<()> {
         mountpoint: m.mountpoint.clone(),
         options,
         allow_other: m.allow_other,
+        trust: m.conn.tls.trust()?,
     })?;
     Ok(())
 }
@@ -939,7 +1024,13 @@ fn mount(m: MountCli) -> anyhow::Result<()> {
 fn connect(conn: &Conn) -> anyhow::Result<AdminClient> {
     let (access, secret) = credentials_for(conn);
     let region = env("CAIRN_REGION").unwrap_or_else(|| "us-east-1".into());
-    Ok(AdminClient::new(&conn.endpoint, &access, &secret, &region)?)
+    Ok(AdminClient::new(
+        &conn.endpoint,
+        &access,
+        &secret,
+        &region,
+        &conn.tls.trust()?,
+    )?)
 }
 
 fn human(bytes: u64) -> String {
@@ -1319,7 +1410,11 @@ fn main() -> anyhow::Result<()> {
     }
     let runtime = builder.build()?;
     match cli.command {
-        Command::Server { address, drives } => runtime.block_on(server(address, drives)),
+        Command::Server {
+            address,
+            certs_dir,
+            drives,
+        } => runtime.block_on(server(address, certs_dir, drives)),
         Command::Admin { command } => admin(command),
         Command::Csi {
             endpoint,
@@ -1330,6 +1425,7 @@ fn main() -> anyhow::Result<()> {
             access_key,
             secret_key,
             mounter,
+            tls,
         } => {
             let mode = cairn::csi::Mode::parse(&mode).ok_or_else(|| {
                 anyhow::anyhow!("--mode must be controller, node, all or mounter")
@@ -1352,6 +1448,7 @@ fn main() -> anyhow::Result<()> {
                         (None, None) => None,
                         _ => anyhow::bail!("--access-key and --secret-key go together"),
                     },
+                    trust: tls.trust()?,
                 },
                 mount_binary: std::env::current_exe()?,
                 mounter,
@@ -1363,12 +1460,19 @@ fn main() -> anyhow::Result<()> {
             drop(runtime);
             mount(m)
         }
-        Command::NullServer { address } => runtime.block_on(async {
+        Command::NullServer { address, certs_dir } => runtime.block_on(async {
+            let tls = match certs_dir {
+                Some(dir) => match cairn::tls::Certs::open(&dir)? {
+                    Some(c) => Some(c.server_config()?),
+                    None => bail!("{} has no {}", dir.display(), cairn::tls::CERT_FILE),
+                },
+                None => None,
+            };
             let listener = tokio::net::TcpListener::bind(&address)
                 .await
                 .with_context(|| format!("cannot listen on {address}"))?;
             println!("null server (listening on {})", listener.local_addr()?);
-            cairn::bench::null::serve(listener).await?;
+            cairn::bench::null::serve(listener, tls).await?;
             Ok(())
         }),
         Command::Bench {
@@ -1396,6 +1500,7 @@ fn main() -> anyhow::Result<()> {
                     .with_context(|| format!("bad duration {duration:?}"))?,
                 objects,
                 keep_data,
+                trust: conn.tls.trust()?,
             };
             let report = runtime.block_on(cairn::bench::run(cfg, |secs, ops| {
                 eprint!(

@@ -250,12 +250,40 @@ impl http_body::Body for IdleBody {
     }
 }
 
+struct PlainHttp;
+
+/// A client that sent plain HTTP to the HTTPS listener (a TLS handshake starts with byte
+/// 0x16; a request line with a letter) is told so, as Go's servers do, and the connection
+/// closed; anything else goes on to the handshake.
+async fn plain_http(stream: &tokio::net::TcpStream) -> bool {
+    let mut first = [0u8; 1];
+    match stream.peek(&mut first).await {
+        Ok(1) if first[0].is_ascii_uppercase() => {
+            const ANSWER: &[u8] = b"HTTP/1.0 400 Bad Request\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\nClient sent an HTTP request to an HTTPS server.\n";
+            let mut sent = 0;
+            while sent < ANSWER.len() {
+                if stream.writable().await.is_err() {
+                    break;
+                }
+                match stream.try_write(&ANSWER[sent..]) {
+                    Ok(n) => sent += n,
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+                    Err(_) => break,
+                }
+            }
+            true
+        }
+        _ => false,
+    }
+}
+
 /// Serve `router` until `shutdown` resolves under `limits`, then stop accepting and give
 /// in-flight requests up to [`SHUTDOWN_GRACE`] to finish.
 pub async fn serve_router(
     listener: tokio::net::TcpListener,
     router: Router,
     limits: HttpLimits,
+    tls: Option<Arc<rustls::ServerConfig>>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -323,13 +351,56 @@ pub async fn serve_router(
                 tower::Service::call(&mut r, req)
             },
         ));
-        let conn = builder
-            .serve_connection_with_upgrades(TokioIo::new(stream), svc)
-            .into_owned();
-        let conn = graceful.watch(conn);
+        let builder = builder.clone();
+        let watcher = graceful.watcher();
+        let tls = tls.clone().map(tokio_rustls::TlsAcceptor::from);
+        let handshake_timeout = limits.header_timeout;
         tokio::spawn(async move {
             let _slot = permit;
-            if let Err(e) = conn.await {
+            let served = match tls {
+                None => {
+                    let conn = builder
+                        .serve_connection_with_upgrades(TokioIo::new(stream), svc)
+                        .into_owned();
+                    watcher.watch(conn).await
+                }
+                Some(acceptor) => {
+                    // The handshake counts against the same clock as a request's head.
+                    let handshake = async {
+                        if plain_http(&stream).await {
+                            return Err(PlainHttp);
+                        }
+                        Ok(acceptor.accept(stream).await)
+                    };
+                    let stream = match tokio::time::timeout(handshake_timeout, handshake).await {
+                        Ok(Err(PlainHttp)) => {
+                            tracing::debug!(client = %peer, "plain HTTP request on the HTTPS listener");
+                            return;
+                        }
+                        Ok(Ok(r)) => r,
+                        Err(_) => {
+                            tracing::debug!(client = %peer, "TLS handshake timed out");
+                            return;
+                        }
+                    };
+                    let stream = match stream {
+                        Ok(s) => s,
+                        Err(e) => {
+                            tracing::warn!(
+                                client = %peer,
+                                error = %crate::tls::explain(&e.to_string()),
+                                "TLS handshake failed"
+                            );
+                            return;
+                        }
+                    };
+                    let conn = builder
+                        .serve_connection_with_upgrades(TokioIo::new(stream), svc)
+                        .into_owned();
+                    watcher.watch(conn).await
+                }
+            };
+            if let Err(e) = served {
                 tracing::debug!(error = %e, "connection ended with an error");
             }
         });
@@ -350,7 +421,8 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     app: Arc<App>,
     limits: HttpLimits,
+    tls: Option<Arc<rustls::ServerConfig>>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    serve_router(listener, router(app), limits, shutdown).await
+    serve_router(listener, router(app), limits, tls, shutdown).await
 }

@@ -1,27 +1,19 @@
 //! Client side of the admin API, for the `cairn admin` commands: SigV4-signed JSON calls.
 
-use std::time::SystemTime;
-
 use serde::de::DeserializeOwned;
 
 use super::PREFIX;
-use crate::auth::{sign_request, EMPTY_SHA256};
+use crate::client::{HttpClient, HttpError, Payload, Settings};
+use crate::tls::Trust;
 
 pub struct AdminClient {
-    endpoint: String,
-    host: String,
-    access_key: String,
-    secret_key: String,
-    region: String,
-    agent: ureq::Agent,
+    http: HttpClient,
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
-    #[error("invalid endpoint {0:?}: expected http://host:port")]
-    Endpoint(String),
-    #[error("cannot reach {0}: {1}")]
-    Transport(String, String),
+    #[error(transparent)]
+    Http(#[from] HttpError),
     #[error("server answered {status}: {body}")]
     Status { status: u16, body: String },
     #[error("unexpected answer: {0}")]
@@ -34,25 +26,14 @@ impl AdminClient {
         access_key: &str,
         secret_key: &str,
         region: &str,
+        trust: &Trust,
     ) -> Result<AdminClient, ClientError> {
-        let endpoint = endpoint.trim_end_matches('/').to_string();
-        let host = endpoint
-            .strip_prefix("http://")
-            .filter(|h| !h.is_empty() && !h.contains('/'))
-            .ok_or_else(|| ClientError::Endpoint(endpoint.clone()))?
-            .to_string();
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(std::time::Duration::from_secs(30)))
-            .build()
-            .into();
+        let settings = Settings {
+            trust: trust.clone(),
+            ..Settings::default()
+        };
         Ok(AdminClient {
-            endpoint,
-            host,
-            access_key: access_key.to_string(),
-            secret_key: secret_key.to_string(),
-            region: region.to_string(),
-            agent,
+            http: HttpClient::new(endpoint, access_key, secret_key, region, &settings)?,
         })
     }
 
@@ -80,44 +61,20 @@ impl AdminClient {
             .map(|(k, v)| format!("{k}={}", crate::auth::uri_encode_key(v).replace('/', "%2F")))
             .collect::<Vec<_>>()
             .join("&");
-        let payload_hash = if body.is_empty() {
-            EMPTY_SHA256.to_string()
+        let payload = if body.is_empty() {
+            Payload::Empty
         } else {
-            use sha2::Digest;
-            hex::encode(sha2::Sha256::digest(&body))
+            Payload::Bytes(&body)
         };
-        let headers = sign_request(
-            method,
-            &path,
-            &raw_query,
-            &self.host,
-            &payload_hash,
-            &self.access_key,
-            &self.secret_key,
-            &self.region,
-            SystemTime::now(),
-        );
-        let url = if raw_query.is_empty() {
-            format!("{}{path}", self.endpoint)
-        } else {
-            format!("{}{path}?{raw_query}", self.endpoint)
-        };
-        let mut builder = http::Request::builder().method(method).uri(&url);
-        for (k, v) in headers {
-            builder = builder.header(k, v);
-        }
-        let req = builder
-            .body(body)
-            .map_err(|e| ClientError::Endpoint(e.to_string()))?;
-        let mut resp = self
-            .agent
-            .run(req)
-            .map_err(|e| ClientError::Transport(self.endpoint.clone(), e.to_string()))?;
+        let mut resp = self.http.send(method, &path, &raw_query, &[], payload)?;
         let status = resp.status().as_u16();
         let body = resp
             .body_mut()
             .read_to_string()
-            .map_err(|e| ClientError::Transport(self.endpoint.clone(), e.to_string()))?;
+            .map_err(|e| HttpError::Transport {
+                endpoint: self.http.endpoint().to_string(),
+                why: e.to_string(),
+            })?;
         if status != 200 {
             return Err(ClientError::Status { status, body });
         }

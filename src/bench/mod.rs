@@ -25,12 +25,14 @@ use histogram::Histogram;
 pub enum BenchError {
     #[error("invalid size {0:?}: use 4KiB, 1MiB, 64MiB or range:1KiB-8MiB")]
     Size(String),
-    #[error("invalid endpoint {0:?}: expected http://host:port")]
+    #[error("invalid endpoint {0:?}: expected http://host:port or https://host:port")]
     Endpoint(String),
     #[error("unknown operation {0:?}: put, get, mixed, list, delete or multipart")]
     Op(String),
     #[error("setup failed: {0}")]
     Setup(String),
+    #[error("TLS: {0}")]
+    Tls(String),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -96,6 +98,8 @@ pub struct Config {
     /// Leave what the run wrote (objects, and the bucket if it made it) in place; by
     /// default they are removed once the measurement ends, as warp does.
     pub keep_data: bool,
+    /// Which certificates an https endpoint may present.
+    pub trust: crate::tls::Trust,
 }
 
 /// Statistics of one operation type.
@@ -153,6 +157,7 @@ struct Samples {
 struct Bench {
     cfg: Config,
     host: String,
+    target: Arc<wire::Target>,
     data: Bytes,
     /// Paths of the prepared objects (at least one, so a read always has a key).
     keys: Vec<String>,
@@ -188,9 +193,9 @@ struct Signatures {
 }
 
 impl Conn {
-    fn new(host: &str) -> Conn {
+    fn new(target: &Arc<wire::Target>) -> Conn {
         Conn {
-            wire: wire::Wire::new(host),
+            wire: wire::Wire::to(target.clone()),
             signatures: Signatures::default(),
             out: Vec::with_capacity(1024),
             epoch: (Instant::now(), SystemTime::now()),
@@ -444,12 +449,38 @@ fn object_path(bucket: &str, i: usize) -> String {
 
 /// Run a benchmark; `progress` is called about once a second with (seconds, operations).
 pub async fn run(cfg: Config, mut progress: impl FnMut(f64, u64)) -> Result<Report, BenchError> {
-    let host = cfg
-        .endpoint
-        .strip_prefix("http://")
-        .filter(|h| !h.is_empty() && !h.contains('/'))
-        .ok_or_else(|| BenchError::Endpoint(cfg.endpoint.clone()))?
-        .to_string();
+    let (base, host) = crate::client::parse_endpoint(&cfg.endpoint)
+        .map_err(|_| BenchError::Endpoint(cfg.endpoint.clone()))?;
+    let tls = base.starts_with("https://");
+    let target = Arc::new(wire::Target {
+        addr: if host
+            .rsplit_once(':')
+            .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
+        {
+            host.clone()
+        } else if tls {
+            format!("{host}:443")
+        } else {
+            format!("{host}:80")
+        },
+        tls: if tls {
+            let name = host
+                .rsplit_once(':')
+                .map_or(host.as_str(), |(h, _)| h)
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_string();
+            let name = rustls_pki_types::ServerName::try_from(name)
+                .map_err(|_| BenchError::Endpoint(cfg.endpoint.clone()))?;
+            let client = cfg
+                .trust
+                .client_config()
+                .map_err(|e| BenchError::Tls(e.to_string()))?;
+            Some((tokio_rustls::TlsConnector::from(client), name))
+        } else {
+            None
+        },
+    });
     let mut rng = rand::rngs::StdRng::seed_from_u64(42);
     let data_len = cfg.sizes.max.clamp(1, 64 << 20) as usize;
     let mut data = vec![0u8; data_len];
@@ -467,6 +498,7 @@ pub async fn run(cfg: Config, mut progress: impl FnMut(f64, u64)) -> Result<Repo
     let bench = Arc::new(Bench {
         cfg: cfg.clone(),
         host,
+        target,
         data: Bytes::from(data),
         keys,
     });
@@ -474,7 +506,7 @@ pub async fn run(cfg: Config, mut progress: impl FnMut(f64, u64)) -> Result<Repo
     // s3:CreateBucket can use an existing one), and objects for operations that read or
     // remove them (only those missing, so a read-only identity can measure GETs of objects
     // someone else prepared).
-    let mut conn = Conn::new(&bench.host);
+    let mut conn = Conn::new(&bench.target);
     let bucket_path = format!("/{}", cfg.bucket);
     let head = bench
         .request(
@@ -525,7 +557,7 @@ pub async fn run(cfg: Config, mut progress: impl FnMut(f64, u64)) -> Result<Repo
             let (bench, next) = (bench.clone(), next.clone());
             tokio::spawn(async move {
                 let mut rng = rand::rngs::StdRng::seed_from_u64(w as u64);
-                let mut conn = Conn::new(&bench.host);
+                let mut conn = Conn::new(&bench.target);
                 let mut created = Vec::new();
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed) as usize;
@@ -577,7 +609,7 @@ pub async fn run(cfg: Config, mut progress: impl FnMut(f64, u64)) -> Result<Repo
             );
             tokio::spawn(async move {
                 let mut rng = rand::rngs::StdRng::seed_from_u64(1000 + w as u64);
-                let mut conn = Conn::new(&bench.host);
+                let mut conn = Conn::new(&bench.target);
                 let conn = &mut conn;
                 let mut local: BTreeMap<&'static str, Samples> = BTreeMap::new();
                 let mut mine: Vec<String> = Vec::new();
@@ -783,7 +815,7 @@ async fn remove(bench: &Arc<Bench>, keys: Vec<String>, bucket: bool) -> u64 {
         .map(|_| {
             let (bench, keys, next) = (bench.clone(), keys.clone(), next.clone());
             tokio::spawn(async move {
-                let mut conn = Conn::new(&bench.host);
+                let mut conn = Conn::new(&bench.target);
                 let mut removed = 0u64;
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed) as usize;
@@ -805,7 +837,7 @@ async fn remove(bench: &Arc<Bench>, keys: Vec<String>, bucket: bool) -> u64 {
         removed += w.await.unwrap_or(0);
     }
     if bucket {
-        let mut conn = Conn::new(&bench.host);
+        let mut conn = Conn::new(&bench.target);
         let path = format!("/{}", bench.cfg.bucket);
         let _ = bench
             .request(&mut conn, Instant::now(), "DELETE", &path, "", Bytes::new())

@@ -88,8 +88,11 @@ async fn handle(state: Arc<State>, frame: Bytes, req: Request<Body>) -> Response
     }
 }
 
-/// Serve until the process ends.
-pub async fn serve(listener: tokio::net::TcpListener) -> std::io::Result<()> {
+/// Serve until the process ends (over TLS when given a configuration).
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    tls: Option<Arc<rustls::ServerConfig>>,
+) -> std::io::Result<()> {
     let state = Arc::new(State::default());
     let frame = Bytes::from(vec![0x5au8; FRAME]);
     let app = axum::Router::new().fallback(move |req: Request<Body>| {
@@ -101,6 +104,7 @@ pub async fn serve(listener: tokio::net::TcpListener) -> std::io::Result<()> {
         listener,
         app,
         crate::server::HttpLimits::default(),
+        tls,
         std::future::pending(),
     )
     .await

@@ -6,6 +6,8 @@
 
 use std::time::{Duration, Instant};
 
+use std::sync::Arc;
+
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -36,9 +38,54 @@ enum Framing {
     Close,
 }
 
+/// Where connections go: `host:port`, and the TLS client and server name for `https`.
+pub(super) struct Target {
+    pub addr: String,
+    pub tls: Option<(
+        tokio_rustls::TlsConnector,
+        rustls_pki_types::ServerName<'static>,
+    )>,
+}
+
+/// A connection, plain or TLS.
+enum Stream {
+    Plain(TcpStream),
+    Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+}
+
+impl Stream {
+    async fn write_all(&mut self, b: &[u8]) -> std::io::Result<()> {
+        match self {
+            Stream::Plain(s) => s.write_all(b).await,
+            Stream::Tls(s) => {
+                s.write_all(b).await?;
+                s.flush().await
+            }
+        }
+    }
+
+    async fn read(&mut self, b: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Stream::Plain(s) => s.read(b).await,
+            Stream::Tls(s) => s.read(b).await,
+        }
+    }
+}
+
+async fn connect(target: &Target) -> std::io::Result<Stream> {
+    let tcp = TcpStream::connect(&target.addr).await?;
+    let _ = tcp.set_nodelay(true);
+    Ok(match &target.tls {
+        None => Stream::Plain(tcp),
+        Some((connector, name)) => {
+            Stream::Tls(Box::new(connector.connect(name.clone(), tcp).await?))
+        }
+    })
+}
+
 pub(super) struct Wire {
-    host: String,
-    stream: Option<TcpStream>,
+    target: Arc<Target>,
+    stream: Option<Stream>,
     buf: Vec<u8>,
     /// `buf[at..end]` holds bytes read but not yet consumed.
     at: usize,
@@ -46,9 +93,18 @@ pub(super) struct Wire {
 }
 
 impl Wire {
+    /// A plain connection to `host` (`host:port`).
+    #[cfg(test)]
     pub fn new(host: &str) -> Wire {
+        Wire::to(Arc::new(Target {
+            addr: host.to_string(),
+            tls: None,
+        }))
+    }
+
+    pub fn to(target: Arc<Target>) -> Wire {
         Wire {
-            host: host.to_string(),
+            target,
             stream: None,
             buf: vec![0; BUF],
             at: 0,
@@ -88,11 +144,10 @@ impl Wire {
         keep_errors: usize,
     ) -> Result<Reply, String> {
         if self.stream.is_none() {
-            let tcp = TcpStream::connect(&self.host)
+            let stream = connect(&self.target)
                 .await
-                .map_err(|e| e.to_string())?;
-            let _ = tcp.set_nodelay(true);
-            self.stream = Some(tcp);
+                .map_err(|e| crate::tls::explain(&e.to_string()))?;
+            self.stream = Some(stream);
             self.at = 0;
             self.end = 0;
         }

@@ -553,9 +553,10 @@ impl csi::controller_server::Controller for ControllerService {
             .get("endpoint")
             .cloned()
             .or_else(|| self.defaults.endpoint.clone());
+        let trust = self.defaults.trust.clone();
         let available = match (endpoint, self.defaults.credentials.clone()) {
             (Some(e), Some((u, p))) => blocking(move || {
-                let c = crate::admin::client::AdminClient::new(&e, &u, &p, "us-east-1")
+                let c = crate::admin::client::AdminClient::new(&e, &u, &p, "us-east-1", &trust)
                     .map_err(|e| Status::unavailable(e.to_string()))?;
                 let info: crate::admin::Info = c
                     .call("GET", "info", &[])

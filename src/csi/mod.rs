@@ -87,6 +87,8 @@ pub struct CsiArgs {
 pub struct Defaults {
     pub endpoint: Option<String>,
     pub credentials: Option<(String, String)>,
+    /// How https endpoints' certificates are checked (`--ca-cert`, `--insecure`).
+    pub trust: crate::tls::Trust,
 }
 
 impl std::fmt::Debug for Defaults {
@@ -108,6 +110,7 @@ pub struct Access {
     pub access_key: String,
     pub secret_key: String,
     pub region: String,
+    pub trust: crate::tls::Trust,
 }
 
 impl std::fmt::Debug for Access {
@@ -156,6 +159,7 @@ impl Access {
             access_key,
             secret_key,
             region: get("region").unwrap_or_else(|| "us-east-1".into()),
+            trust: defaults.trust.clone(),
         })
     }
 
@@ -167,6 +171,7 @@ impl Access {
             region: self.region.clone(),
             bucket: bucket.to_string(),
             prefix: prefix.to_string(),
+            trust: self.trust.clone(),
         })
         .map_err(|e| Status::invalid_argument(e.to_string()))
     }
@@ -233,6 +238,7 @@ impl csi::identity_server::Identity for Identity {
     ) -> Result<Response<csi::ProbeResponse>, Status> {
         let ready = match self.defaults.endpoint.clone() {
             Some(endpoint) => {
+                let trust = self.defaults.trust.clone();
                 blocking(move || {
                     let c = S3Client::new(S3Config {
                         endpoint,
@@ -241,6 +247,7 @@ impl csi::identity_server::Identity for Identity {
                         region: String::new(),
                         bucket: String::new(),
                         prefix: String::new(),
+                        trust,
                     })
                     .map_err(|e| Status::failed_precondition(e.to_string()))?;
                     Ok(c.healthy())

@@ -166,6 +166,7 @@ mod debug_tests {
             region: "r".into(),
             bucket: "b".into(),
             prefix: String::new(),
+            trust: crate::tls::Trust::system(),
         };
         assert!(!format!("{c:?}").contains("hunter2"));
     }

@@ -192,6 +192,7 @@ impl NodeService {
         if s.read_only {
             args.push("--read-only".into());
         }
+        args.extend(self.defaults.trust.cli_args());
         if let Some(g) = s.group {
             for a in [
                 "--gid",

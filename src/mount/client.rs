@@ -11,7 +11,8 @@ use std::time::{Duration, SystemTime};
 
 use serde::Deserialize;
 
-use crate::auth::{sign_request_with, uri_encode_key, EMPTY_SHA256, UNSIGNED_PAYLOAD};
+use crate::auth::uri_encode_key;
+use crate::client::{HttpClient, Payload, Settings};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ClientError {
@@ -122,7 +123,7 @@ pub trait ObjectClient: Send + Sync + 'static {
 /// Connection settings of the real client.
 #[derive(Clone)]
 pub struct S3Config {
-    /// `http://host:port`
+    /// `http://host:port` or `https://host:port`
     pub endpoint: String,
     pub access_key: String,
     pub secret_key: String,
@@ -130,6 +131,8 @@ pub struct S3Config {
     pub bucket: String,
     /// Volume prefix in the bucket: empty, or ending with `/`.
     pub prefix: String,
+    /// Which server certificates to believe (https endpoints).
+    pub trust: crate::tls::Trust,
 }
 
 /// Secrets never reach `Debug` output.
@@ -148,8 +151,7 @@ impl std::fmt::Debug for S3Config {
 
 pub struct S3Client {
     cfg: S3Config,
-    host: String,
-    agent: ureq::Agent,
+    http: HttpClient,
 }
 
 #[derive(Deserialize)]
@@ -209,27 +211,26 @@ type Resp = http::Response<ureq::Body>;
 
 impl S3Client {
     pub fn new(cfg: S3Config) -> ClientResult<S3Client> {
-        let endpoint = cfg.endpoint.trim_end_matches('/').to_string();
-        let host = endpoint
-            .strip_prefix("http://")
-            .filter(|h| !h.is_empty() && !h.contains('/'))
-            .ok_or_else(|| {
-                ClientError::Other(format!(
-                    "invalid endpoint {endpoint:?}: expected http://host:port"
-                ))
-            })?
-            .to_string();
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_connect(Some(Duration::from_secs(5)))
-            .timeout_global(Some(Duration::from_secs(300)))
-            .max_idle_connections_per_host(16)
-            .build()
-            .into();
+        let settings = Settings {
+            trust: cfg.trust.clone(),
+            timeout: Duration::from_secs(300),
+            idle_connections_per_host: 16,
+            ..Settings::default()
+        };
+        let http = HttpClient::new(
+            &cfg.endpoint,
+            &cfg.access_key,
+            &cfg.secret_key,
+            &cfg.region,
+            &settings,
+        )
+        .map_err(|e| ClientError::Other(e.to_string()))?;
         Ok(S3Client {
-            cfg: S3Config { endpoint, ..cfg },
-            host,
-            agent,
+            cfg: S3Config {
+                endpoint: http.endpoint().to_string(),
+                ..cfg
+            },
+            http,
         })
     }
 
@@ -250,47 +251,13 @@ impl S3Client {
         headers: &[(String, String)],
         body: Option<(&mut dyn Read, u64)>,
     ) -> ClientResult<Resp> {
-        let payload = if body.is_some() {
-            UNSIGNED_PAYLOAD
-        } else {
-            EMPTY_SHA256
+        let payload = match body {
+            Some((reader, len)) => Payload::Stream(reader, len),
+            None => Payload::Empty,
         };
-        let signed = sign_request_with(
-            method,
-            path,
-            query,
-            &self.host,
-            payload,
-            headers,
-            &self.cfg.access_key,
-            &self.cfg.secret_key,
-            &self.cfg.region,
-            SystemTime::now(),
-        );
-        let url = if query.is_empty() {
-            format!("{}{path}", self.cfg.endpoint)
-        } else {
-            format!("{}{path}?{query}", self.cfg.endpoint)
-        };
-        let mut b = http::Request::builder().method(method).uri(&url);
-        for (k, v) in signed.iter().chain(headers) {
-            b = b.header(k, v);
-        }
-        let transport = |e: ureq::Error| ClientError::Other(format!("{method} {path}: {e}"));
-        let resp = match body {
-            Some((reader, len)) => {
-                b = b.header("content-length", len.to_string());
-                let req = b
-                    .body(ureq::SendBody::from_reader(reader))
-                    .map_err(|e| ClientError::Other(e.to_string()))?;
-                self.agent.run(req).map_err(transport)?
-            }
-            None => {
-                let req = b.body(()).map_err(|e| ClientError::Other(e.to_string()))?;
-                self.agent.run(req).map_err(transport)?
-            }
-        };
-        Ok(resp)
+        self.http
+            .send(method, path, query, headers, payload)
+            .map_err(|e| ClientError::Other(format!("{method} {path}: {e}")))
     }
 
     /// Map an error answer to a [`ClientError`].
@@ -443,11 +410,9 @@ impl S3Client {
 
     /// `GET /minio/health/live`: whether the server answers.
     pub fn healthy(&self) -> bool {
-        let url = format!("{}/minio/health/live", self.cfg.endpoint);
-        self.agent
-            .get(&url)
-            .call()
-            .is_ok_and(|r| r.status().is_success())
+        self.http
+            .probe("/minio/health/live")
+            .is_ok_and(|status| (200..300).contains(&status))
     }
 
     fn meta_headers(meta: &BTreeMap<String, String>) -> Vec<(String, String)> {

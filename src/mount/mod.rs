@@ -45,6 +45,7 @@ pub struct MountArgs {
     pub mountpoint: PathBuf,
     pub options: fs::Options,
     pub allow_other: bool,
+    pub trust: crate::tls::Trust,
 }
 
 /// Split `BUCKET[/PREFIX]` into the bucket and a prefix ending with `/` (or empty).
@@ -92,6 +93,7 @@ pub fn run_foreground(args: MountArgs) -> Result<(), MountError> {
         region: args.region.clone(),
         bucket: bucket.clone(),
         prefix: prefix.clone(),
+        trust: args.trust.clone(),
     })?;
     // The bucket must exist (a prefix need not): fail now rather than with EIO later.
     use client::ObjectClient;

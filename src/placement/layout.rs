@@ -19,6 +19,8 @@ pub enum LayoutError {
     BadEndpoint(String),
     #[error("cannot mix local paths and URLs in one drive list")]
     Mixed,
+    #[error("cannot mix http:// and https:// endpoints ({0} and {1}): every node speaks TLS or none does")]
+    MixedSchemes(String, String),
     #[error("{drives} drives cannot be split into erasure sets of 2..=16 drives")]
     NoSetSize { drives: usize },
     #[error("erasure set size {size} does not fit {drives} drives (must divide it and be 1..=16)")]
@@ -117,6 +119,13 @@ pub struct Layout {
 }
 
 impl Layout {
+    /// Whether the nodes talk TLS to each other (`https://` endpoints).
+    pub fn is_tls(&self) -> bool {
+        self.endpoints
+            .iter()
+            .any(|e| matches!(e, Endpoint::Url { scheme, .. } if scheme == "https"))
+    }
+
     /// Expand the drive arguments and size the sets. `set_size` and `parity` override
     /// the defaults (`CAIRN_ERASURE_SET_DRIVE_COUNT`, `CAIRN_STORAGE_CLASS_STANDARD=EC:N`).
     pub fn from_args(
@@ -140,6 +149,18 @@ impl Layout {
             .count();
         if local != 0 && local != endpoints.len() {
             return Err(LayoutError::Mixed);
+        }
+        let scheme_of = |e: &Endpoint| match e {
+            Endpoint::Url { scheme, .. } => Some(scheme.clone()),
+            Endpoint::Local(_) => None,
+        };
+        if let Some(first) = endpoints.first() {
+            if let Some(other) = endpoints.iter().find(|e| scheme_of(e) != scheme_of(first)) {
+                return Err(LayoutError::MixedSchemes(
+                    first.to_string(),
+                    other.to_string(),
+                ));
+            }
         }
         let mut seen = std::collections::HashSet::new();
         for e in &endpoints {

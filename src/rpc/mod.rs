@@ -18,6 +18,7 @@ use bytes::Bytes;
 use hmac::{Hmac, Mac};
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full};
+use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
@@ -294,7 +295,7 @@ pub struct Peer {
     base: String,
     /// This node's name, sent along for the peer's logs.
     from: String,
-    client: Client<HttpConnector, RpcBody>,
+    client: Client<HttpsConnector<HttpConnector>, RpcBody>,
     auth: RpcAuth,
     health: Mutex<Health>,
     me: std::sync::Weak<Peer>,
@@ -313,10 +314,24 @@ pub struct Reply {
 }
 
 impl Peer {
-    pub fn new(scheme: &str, node: &str, from: &str, auth: RpcAuth) -> std::sync::Arc<Peer> {
+    /// A peer at `scheme://node`; `tls` is how its certificate is checked when the scheme
+    /// is `https`.
+    pub fn new(
+        scheme: &str,
+        node: &str,
+        from: &str,
+        auth: RpcAuth,
+        tls: std::sync::Arc<rustls::ClientConfig>,
+    ) -> std::sync::Arc<Peer> {
         let mut conn = HttpConnector::new();
         conn.set_connect_timeout(Some(CONNECT_TIMEOUT));
         conn.set_nodelay(true);
+        conn.enforce_http(false);
+        let conn = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config((*tls).clone())
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(conn);
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(60))
             .pool_max_idle_per_host(64)
@@ -477,7 +492,7 @@ impl Peer {
                 Err(self.offline())
             }
             Ok(Err(e)) => {
-                self.mark_down(&error_chain(&e));
+                self.mark_down(&crate::tls::explain(&error_chain(&e)));
                 Err(self.offline())
             }
             Ok(Ok(resp)) => {
