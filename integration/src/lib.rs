@@ -112,6 +112,8 @@ impl Server {
             .env("CAIRN_ROOT_PASSWORD", SECRET_KEY)
             .env_remove("MINIO_ROOT_USER")
             .env_remove("MINIO_ROOT_PASSWORD")
+            // Plain HTTP unless a test gives certificates: never the machine's ~/.cairn/certs.
+            .env("CAIRN_CERTS_DIR", dir.path().join("no-certs"))
             .stdout(Stdio::piped())
             .stderr(log);
         for (k, v) in env {
@@ -135,14 +137,19 @@ impl Server {
                     .and_then(|addr| addr.rsplit(':').next())
                     .and_then(|p| p.parse::<u16>().ok())
                 {
+                    let scheme = if line.contains("https://") {
+                        "https"
+                    } else {
+                        "http"
+                    };
                     if let Some(tx) = tx.take() {
-                        let _ = tx.send(port);
+                        let _ = tx.send((scheme, port));
                     }
                 }
             }
         });
-        let port = match rx.recv_timeout(Duration::from_secs(30)) {
-            Ok(port) => port,
+        let (scheme, port) = match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(p) => p,
             Err(_) => {
                 let _ = child.kill();
                 let log =
@@ -152,7 +159,7 @@ impl Server {
         };
         let server = Server {
             child,
-            endpoint: format!("http://127.0.0.1:{port}"),
+            endpoint: format!("{scheme}://127.0.0.1:{port}"),
             port,
             drives: paths.to_vec(),
             dir,
@@ -164,8 +171,9 @@ impl Server {
     fn wait_ready(&self) {
         let deadline = Instant::now() + Duration::from_secs(30);
         let url = format!("{}/health/ready", self.endpoint);
+        let probe = probe_agent();
         while Instant::now() < deadline {
-            if ureq::get(&url).call().is_ok() {
+            if probe.get(&url).call().is_ok() {
                 return;
             }
             std::thread::sleep(Duration::from_millis(50));
@@ -298,6 +306,19 @@ pub fn peak_rss_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
+/// An HTTP(S) agent for the harness's readiness probes: it only asks whether a server
+/// answers, so it does not check certificates (the TLS tests check them with real clients).
+pub fn probe_agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .tls_config(
+            ureq::tls::TlsConfig::builder()
+                .disable_verification(true)
+                .build(),
+        )
+        .build()
+        .into()
+}
+
 /// Is an external tool available? Under CI a missing tool is a failure, never a skip.
 pub fn require_tool(name: &str) -> bool {
     let found = Command::new("sh")
@@ -356,6 +377,8 @@ pub struct Cluster {
     drives: usize,
     env: Vec<(String, String)>,
     children: Vec<Option<Child>>,
+    /// `http` or `https` (nodes then need `CAIRN_CERTS_DIR` in `env`).
+    scheme: &'static str,
 }
 
 /// Free loopback ports, found by binding port 0 (and releasing them for the nodes).
@@ -372,12 +395,28 @@ fn free_ports(n: usize) -> Vec<u16> {
 impl Cluster {
     /// Start every node and wait until each is ready.
     pub fn start(nodes: usize, drives: usize, env: &[(&str, &str)]) -> Cluster {
+        Cluster::start_scheme("http", nodes, drives, env)
+    }
+
+    /// [`Cluster::start`] with `https://` endpoints: `env` must name a `CAIRN_CERTS_DIR`
+    /// whose certificate is valid for 127.0.0.1 and whose `CAs/` holds its CA.
+    pub fn start_tls(nodes: usize, drives: usize, env: &[(&str, &str)]) -> Cluster {
+        Cluster::start_scheme("https", nodes, drives, env)
+    }
+
+    fn start_scheme(
+        scheme: &'static str,
+        nodes: usize,
+        drives: usize,
+        env: &[(&str, &str)],
+    ) -> Cluster {
         let ports = free_ports(nodes);
         let mut c = Cluster {
+            scheme,
             hosts: ports.iter().map(|p| format!("127.0.0.1:{p}")).collect(),
             endpoints: ports
                 .iter()
-                .map(|p| format!("http://127.0.0.1:{p}"))
+                .map(|p| format!("{scheme}://127.0.0.1:{p}"))
                 .collect(),
             ports,
             net: None,
@@ -405,7 +444,8 @@ impl Cluster {
             .enumerate()
             .map(|(i, h)| {
                 format!(
-                    "http://{h}{}/n{}/d{{1...{}}}",
+                    "{}://{h}{}/n{}/d{{1...{}}}",
+                    self.scheme,
                     self.dir.path().display(),
                     i + 1,
                     self.drives
@@ -468,6 +508,7 @@ impl Cluster {
             .env("CAIRN_ROOT_PASSWORD", SECRET_KEY)
             .env_remove("MINIO_ROOT_USER")
             .env_remove("MINIO_ROOT_PASSWORD")
+            .env("CAIRN_CERTS_DIR", self.dir.path().join("no-certs"))
             .stdout(log.try_clone().expect("log"))
             .stderr(log);
         for (k, v) in &self.env {
@@ -483,8 +524,9 @@ impl Cluster {
     pub fn wait_ready(&mut self, node: usize) {
         let deadline = Instant::now() + Duration::from_secs(60);
         let url = format!("{}/health/ready", self.endpoint(node));
+        let probe = probe_agent();
         while Instant::now() < deadline {
-            if ureq::get(&url).call().is_ok() {
+            if probe.get(&url).call().is_ok() {
                 return;
             }
             if let Some(Ok(Some(status))) = self.children[node].as_mut().map(Child::try_wait) {
@@ -499,11 +541,13 @@ impl Cluster {
     pub fn wait_serving(&mut self, node: usize) {
         let deadline = Instant::now() + Duration::from_secs(60);
         let url = format!("{}/health/live", self.endpoint(node));
+        let probe = probe_agent();
         while Instant::now() < deadline {
-            let open = ureq::get(&format!("{}/", self.endpoint(node)))
+            let open = probe
+                .get(&format!("{}/", self.endpoint(node)))
                 .call()
                 .map_or_else(|e| !matches!(e, ureq::Error::StatusCode(503)), |_| true);
-            if ureq::get(&url).call().is_ok() && open {
+            if probe.get(&url).call().is_ok() && open {
                 return;
             }
             std::thread::sleep(Duration::from_millis(50));
@@ -677,6 +721,7 @@ impl Cluster {
             drives,
             env: Vec::new(),
             children: (0..nodes).map(|_| None).collect(),
+            scheme: "http",
         };
         for i in 0..nodes {
             c.spawn(i);
@@ -987,5 +1032,67 @@ pub struct Thaw(PathBuf);
 impl Drop for Thaw {
     fn drop(&mut self) {
         let _ = Command::new("fsfreeze").arg("-u").arg(&self.0).status();
+    }
+}
+
+/// A private certificate authority for TLS tests, and certificate folders in MinIO's layout
+/// (`public.crt`, `private.key`, `CAs/`) issued by it.
+pub struct Pki {
+    pub dir: tempfile::TempDir,
+    /// The CA certificate (PEM): what clients are given with `--ca-cert`/`--ca-bundle`.
+    pub ca_pem: PathBuf,
+    cert: rcgen::Certificate,
+    key: rcgen::KeyPair,
+}
+
+impl Pki {
+    pub fn new(name: &str) -> Pki {
+        use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
+        let key = KeyPair::generate().expect("CA key");
+        let mut p = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+        p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        p.distinguished_name.push(DnType::CommonName, name);
+        let cert = p.self_signed(&key).expect("CA certificate");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ca_pem = dir.path().join("ca.pem");
+        std::fs::write(&ca_pem, cert.pem()).expect("write CA");
+        Pki {
+            dir,
+            ca_pem,
+            cert,
+            key,
+        }
+    }
+
+    /// A certificates folder `name` with a certificate for `names` (DNS names or IPs) and
+    /// this CA in `CAs/`.
+    pub fn certs_dir(&self, name: &str, names: &[&str]) -> PathBuf {
+        let dir = self.dir.path().join(name);
+        self.issue_into(&dir, names);
+        std::fs::create_dir_all(dir.join("CAs")).expect("CAs");
+        std::fs::copy(&self.ca_pem, dir.join("CAs").join("ca.crt")).expect("copy CA");
+        dir
+    }
+
+    /// Write a new `public.crt` + `private.key` for `names` into `dir` (each file replaced
+    /// by a rename, as a certificate manager does); the certificate's DER.
+    pub fn issue_into(&self, dir: &Path, names: &[&str]) -> Vec<u8> {
+        use rcgen::{CertificateParams, DnType, KeyPair};
+        std::fs::create_dir_all(dir).expect("certs dir");
+        let key = KeyPair::generate().expect("key");
+        let mut p = CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+            .expect("params");
+        p.distinguished_name
+            .push(DnType::CommonName, names.first().copied().unwrap_or("cairn"));
+        let cert = p.signed_by(&key, &self.cert, &self.key).expect("issue");
+        for (file, text) in [
+            ("private.key", key.serialize_pem()),
+            ("public.crt", cert.pem()),
+        ] {
+            let tmp = dir.join(format!(".{file}.tmp"));
+            std::fs::write(&tmp, text).expect("write");
+            std::fs::rename(&tmp, dir.join(file)).expect("rename");
+        }
+        cert.der().to_vec()
     }
 }

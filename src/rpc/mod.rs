@@ -327,8 +327,11 @@ impl Peer {
         conn.set_connect_timeout(Some(CONNECT_TIMEOUT));
         conn.set_nodelay(true);
         conn.enforce_http(false);
+        // The connector sets ALPN itself (HTTP/1.1 here) and refuses a config that has it.
+        let mut tls = (*tls).clone();
+        tls.alpn_protocols.clear();
         let conn = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config((*tls).clone())
+            .with_tls_config(tls)
             .https_or_http()
             .enable_http1()
             .wrap_connector(conn);
@@ -393,6 +396,10 @@ impl Peer {
             h.backoff = Duration::from_secs(1);
             h.gone.cancel();
             h.gone = tokio_util::sync::CancellationToken::new();
+        } else if h.last_error != why {
+            // Still down, for another reason (it restarted with a certificate this node
+            // cannot verify, say): worth a line.
+            tracing::warn!(node = %self.node, error = why, "peer is still offline");
         }
         h.last_error = why.to_string();
         if !h.probing {
