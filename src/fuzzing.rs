@@ -118,6 +118,7 @@ pub fn router(data: &[u8]) {
         request_id: "fuzz".into(),
         identity: None,
         client_ip: None,
+        secure: false,
         now_secs: 0,
     };
     if let Ok(op) = router::route(&ctx) {

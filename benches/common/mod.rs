@@ -63,6 +63,8 @@ pub fn start(args: &[String]) -> Proc {
 pub fn start_env(args: &[String], env: &[(&str, &str)]) -> Proc {
     let mut child = Command::new(env!("CARGO_BIN_EXE_cairn"))
         .args(args)
+        // Plain HTTP unless a bench gives certificates.
+        .env("CAIRN_CERTS_DIR", "/nonexistent/cairn-bench-certs")
         .envs(env.iter().copied())
         .env("CAIRN_ROOT_USER", USER)
         .env("CAIRN_ROOT_PASSWORD", SECRET)
@@ -73,19 +75,24 @@ pub fn start_env(args: &[String], env: &[(&str, &str)]) -> Proc {
         .expect("start cairn");
     let out = child.stdout.take().expect("stdout");
     let mut lines = std::io::BufReader::new(out).lines();
-    let addr = loop {
+    let (scheme, addr) = loop {
         let line = lines
             .next()
             .expect("cairn exited before listening")
             .expect("read");
         if let Some(rest) = line.split("(listening on ").nth(1) {
-            break rest.trim_end_matches(')').to_string();
+            let scheme = if line.contains("https://") {
+                "https"
+            } else {
+                "http"
+            };
+            break (scheme, rest.trim_end_matches(')').to_string());
         }
     };
     std::thread::spawn(move || for _ in lines.by_ref() {});
     Proc {
         child,
-        endpoint: format!("http://{addr}"),
+        endpoint: format!("{scheme}://{addr}"),
     }
 }
 

@@ -1082,8 +1082,10 @@ impl Pki {
         let key = KeyPair::generate().expect("key");
         let mut p = CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>())
             .expect("params");
-        p.distinguished_name
-            .push(DnType::CommonName, names.first().copied().unwrap_or("cairn"));
+        p.distinguished_name.push(
+            DnType::CommonName,
+            names.first().copied().unwrap_or("cairn"),
+        );
         let cert = p.signed_by(&key, &self.cert, &self.key).expect("issue");
         for (file, text) in [
             ("private.key", key.serialize_pem()),

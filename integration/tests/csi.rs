@@ -1189,7 +1189,9 @@ async fn csi_over_https() {
         let file = target.join("note.txt");
         if round == 0 {
             let f = file.clone();
-            io(move || fs::write(&f, b"stored over TLS")).await.expect("write");
+            io(move || fs::write(&f, b"stored over TLS"))
+                .await
+                .expect("write");
         } else {
             // A new mount process read back what the first one stored.
             let f = file.clone();
@@ -1214,9 +1216,5 @@ async fn csi_over_https() {
         .create_volume(create_req("tls-volume-2", 64 * MIB, &[], &ep))
         .await
         .expect_err("untrusted server");
-    assert!(
-        err.message().contains("UnknownIssuer"),
-        "{}",
-        err.message()
-    );
+    assert!(err.message().contains("UnknownIssuer"), "{}", err.message());
 }

@@ -135,6 +135,49 @@ fn clients_speak_https_with_the_right_trust_and_nothing_else() {
         text(&out)
     );
 
+    // `aws:SecureTransport` is true over TLS: a user allowed only over TLS reads, a user
+    // allowed only over plain HTTP is denied.
+    for (user, secure) in [("viatls", "true"), ("viaplain", "false")] {
+        let policy = work.path().join(format!("{user}.json"));
+        std::fs::write(
+            &policy,
+            format!(
+                r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Action":"s3:GetObject",
+                "Resource":"arn:aws:s3:::tls/*","Condition":{{"Bool":{{"aws:SecureTransport":"{secure}"}}}}}}]}}"#
+            ),
+        )
+        .expect("policy");
+        let admin = |args: &[&str]| {
+            ok(cairn(&["admin"])
+                .args(args)
+                .args(["--endpoint", &s.endpoint, "--ca-cert"])
+                .arg(&pki.ca_pem))
+        };
+        admin(&["policy", "create", user, policy.to_str().expect("utf-8")]);
+        admin(&["user", "add", user, "user-secret-123"]);
+        admin(&["policy", "attach", user, "--user", user]);
+    }
+    let get_as = |user: &str| {
+        aws(&s.endpoint, ca)
+            .env("AWS_ACCESS_KEY_ID", user)
+            .env("AWS_SECRET_ACCESS_KEY", "user-secret-123")
+            .args([
+                "s3api",
+                "head-object",
+                "--bucket",
+                "tls",
+                "--key",
+                "big.bin",
+            ])
+            .output()
+            .expect("aws")
+    };
+    let allowed = get_as("viatls");
+    assert!(allowed.status.success(), "{}", text(&allowed));
+    let denied = get_as("viaplain");
+    assert!(!denied.status.success());
+    assert!(text(&denied).contains("403"), "{}", text(&denied));
+
     // boto3 with verify= the CA; verify=True (public roots only) is refused.
     const BOTO: &str = r#"
 import sys, boto3
@@ -197,7 +240,10 @@ except Exception as e:
     let mut answer = String::new();
     let _ = tcp.read_to_string(&mut answer);
     assert!(answer.starts_with("HTTP/1.0 400"), "{answer:?}");
-    assert!(answer.contains("HTTP request to an HTTPS server"), "{answer:?}");
+    assert!(
+        answer.contains("HTTP request to an HTTPS server"),
+        "{answer:?}"
+    );
 
     // Cairn's own clients: --ca-cert (or CAIRN_CA_CERT), --insecure with a warning, and a
     // clear refusal without either.
@@ -362,20 +408,27 @@ print("DONE", n, h.hexdigest(), flush=True)
     assert_eq!(started, format!("STARTED {}", 1 << 20));
 
     // A broken certificate is refused and the old one kept.
-    std::fs::write(certs.join("public.crt"), "-----BEGIN CERTIFICATE-----\nbroken\n")
-        .expect("break");
-    wait_until("the failed reload to be logged", Duration::from_secs(15), || {
-        s.log().contains("TLS certificates not reloaded")
-    });
+    std::fs::write(
+        certs.join("public.crt"),
+        "-----BEGIN CERTIFICATE-----\nbroken\n",
+    )
+    .expect("break");
+    wait_until(
+        "the failed reload to be logged",
+        Duration::from_secs(15),
+        || s.log().contains("TLS certificates not reloaded"),
+    );
     assert_eq!(
         handshake(s.port, "127.0.0.1", &pki.ca_pem).map(|r| r.0),
         Ok(fingerprint(&first))
     );
     // A new certificate: new connections get it within the reload interval.
     let second = pki.issue_into(&certs, &["127.0.0.1"]);
-    wait_until("new connections to get the new certificate", Duration::from_secs(15), || {
-        handshake(s.port, "127.0.0.1", &pki.ca_pem).map(|r| r.0) == Ok(fingerprint(&second))
-    });
+    wait_until(
+        "new connections to get the new certificate",
+        Duration::from_secs(15),
+        || handshake(s.port, "127.0.0.1", &pki.ca_pem).map(|r| r.0) == Ok(fingerprint(&second)),
+    );
     assert!(s.log().contains("TLS certificates reloaded"), "{}", s.log());
 
     // The stream that began under the old certificate completes, byte-exact.
@@ -460,7 +513,8 @@ fn a_four_node_cluster_talks_https_and_refuses_a_node_it_cannot_verify() {
         || {
             let mine = c.log(3);
             let theirs = c.log(0);
-            mine.contains("UnknownIssuer") && theirs.contains("UnknownIssuer")
+            mine.contains("UnknownIssuer")
+                && theirs.contains("UnknownIssuer")
                 && theirs.contains("UnknownCA")
         },
     );
@@ -479,7 +533,11 @@ fn a_four_node_cluster_talks_https_and_refuses_a_node_it_cannot_verify() {
     ];
     let out = run_server(&mixed, &[]);
     assert!(!out.status.success());
-    assert!(text(&out).contains("cannot mix http:// and https://"), "{}", text(&out));
+    assert!(
+        text(&out).contains("cannot mix http:// and https://"),
+        "{}",
+        text(&out)
+    );
     let https: Vec<String> = vec![format!(
         "https://127.0.0.1:{{9701...9702}}{}/c{{1...2}}",
         d.display()
@@ -494,5 +552,9 @@ fn a_four_node_cluster_talks_https_and_refuses_a_node_it_cannot_verify() {
     )];
     let out = run_server(&http, &[("CAIRN_CERTS_DIR", &certs)]);
     assert!(!out.status.success());
-    assert!(text(&out).contains("write the endpoints as https://"), "{}", text(&out));
+    assert!(
+        text(&out).contains("write the endpoints as https://"),
+        "{}",
+        text(&out)
+    );
 }

@@ -50,7 +50,8 @@ pub(super) struct Target {
 /// A connection, plain or TLS.
 enum Stream {
     Plain(TcpStream),
-    Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+    /// Buffered under TLS: rustls reads 4 KiB at a time.
+    Tls(Box<tokio_rustls::client::TlsStream<tokio::io::BufReader<TcpStream>>>),
 }
 
 impl Stream {
@@ -78,6 +79,7 @@ async fn connect(target: &Target) -> std::io::Result<Stream> {
     Ok(match &target.tls {
         None => Stream::Plain(tcp),
         Some((connector, name)) => {
+            let tcp = tokio::io::BufReader::with_capacity(64 << 10, tcp);
             Stream::Tls(Box::new(connector.connect(name.clone(), tcp).await?))
         }
     })

@@ -152,7 +152,7 @@ impl Keys for RequestKeys<'_> {
         let ctx = self.ctx;
         match key {
             "aws:sourceip" => ctx.client_ip.map(|ip| vec![Cow::Owned(ip.to_string())]),
-            "aws:securetransport" => owned("false".into()),
+            "aws:securetransport" => owned(ctx.secure.to_string()),
             "aws:currenttime" => owned(crate::iam::rfc3339(ctx.now_secs)),
             "aws:epochtime" => owned(ctx.now_secs.to_string()),
             "aws:username" => self

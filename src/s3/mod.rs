@@ -70,6 +70,8 @@ pub struct Ctx {
     /// Who the verified access key is (`None`: anonymous).
     pub identity: Option<Arc<crate::iam::Identity>>,
     pub client_ip: Option<std::net::IpAddr>,
+    /// The request came over TLS (`aws:SecureTransport`).
+    pub secure: bool,
     /// When the request arrived (seconds since the epoch), for policy conditions.
     pub now_secs: i64,
 }
@@ -303,6 +305,7 @@ async fn dispatch(
         request_id: request_id.to_string(),
         identity,
         client_ip: authz::client_ip(&parts),
+        secure: parts.extensions.get::<crate::server::Tls>().is_some(),
         now_secs: now
             .duration_since(SystemTime::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs() as i64),

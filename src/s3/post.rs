@@ -339,6 +339,7 @@ pub async fn post_object(state: &S3State, ctx: Ctx, body: Body) -> Result<Respon
         request_id: ctx.request_id.clone(),
         identity,
         client_ip: ctx.client_ip,
+        secure: ctx.secure,
         now_secs: ctx.now_secs,
     };
     features::check(Op::PutObject, &put)?;

@@ -424,6 +424,7 @@ mod tests {
             request_id: "r".into(),
             identity: None,
             client_ip: None,
+            secure: false,
             now_secs: 0,
         }
     }
