@@ -680,7 +680,15 @@ async fn server(
         })?),
         None => None,
     };
+    let kms: Option<Arc<dyn cairn::kms::Kms>> = cairn::kms::StaticKms::from_env(env)
+        .context("CAIRN_KMS_SECRET_KEY")?
+        .map(|k| Arc::new(k) as Arc<dyn cairn::kms::Kms>);
+    let kms_line = kms
+        .as_ref()
+        .and_then(|k| k.default_key())
+        .map(|k| format!("built-in, static keys (default {k:?}): SSE-S3, SSE-KMS"));
     let state = Arc::new(S3State {
+        kms,
         cors_default,
         lifecycle_day,
         iam,
@@ -754,6 +762,12 @@ async fn server(
         );
     }
     println!("  Region:       {}", state.region);
+    println!(
+        "  KMS:          {}",
+        kms_line
+            .as_deref()
+            .unwrap_or("not configured (SSE-S3/SSE-KMS refused; set CAIRN_KMS_SECRET_KEY)")
+    );
     if layout.is_distributed() {
         println!("  Nodes:        {}", layout.nodes().join(", "));
     }

@@ -29,6 +29,9 @@ pub enum BodyError {
     ChecksumMismatch(String),
     #[error("invalid checksum value for {0}")]
     InvalidChecksum(String),
+    /// An encrypted upload's plaintext does not match its `Content-MD5`.
+    #[error("body does not match Content-MD5")]
+    ContentMd5Mismatch,
 }
 
 impl BodyError {

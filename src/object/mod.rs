@@ -202,6 +202,9 @@ pub struct PutOptions {
     /// CreateMultipartUpload only: the checksum algorithm and type every part must carry
     /// and the object's checksum is made with.
     pub upload_checksum: Option<(crate::checksum::ChecksumAlg, crate::checksum::ChecksumType)>,
+    /// The ETag to record instead of the MD5 of the stored bytes, set by whoever produced
+    /// the body once it ended (an SSE-S3 upload: the MD5 of the plaintext).
+    pub etag: Option<Arc<Mutex<Option<String>>>>,
 }
 
 /// A condition a write puts on the object it replaces (`If-None-Match: *`, `If-Match`).

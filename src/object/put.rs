@@ -477,7 +477,11 @@ impl Store {
             if opts.content_md5.is_some_and(|m| m != enc.md5) {
                 return Err(ObjectError::BadDigest);
             }
-            let etag = hex::encode(enc.md5);
+            let etag = opts
+                .etag
+                .as_ref()
+                .and_then(|e| e.lock().clone())
+                .unwrap_or_else(|| hex::encode(enc.md5));
             let checksums = opts.final_checksums();
             let version = Version {
                 kind: VersionKind::Object,

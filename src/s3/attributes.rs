@@ -165,6 +165,8 @@ pub async fn get(state: &S3State, ctx: &Ctx) -> Result<Response<Body>, S3Error> 
         .store
         .head_version(bucket, key, version_ref(ctx)?)
         .await?;
+    // An SSE-C object's attributes need its key, as its reads do.
+    super::sse::open(state, ctx, &info, super::sse::CUSTOMER)?;
     let has = |a: &str| wanted.contains(&a);
     // Parts are listed for multipart objects, and (as AWS) each part only when the object
     // has checksums of its parts.
@@ -211,7 +213,7 @@ pub async fn get(state: &S3State, ctx: &Ctx) -> Result<Response<Body>, S3Error> 
         },
         parts,
         storage_class: has("StorageClass").then(|| crate::object::storage_class(&info.headers)),
-        size: has("ObjectSize").then_some(info.size),
+        size: has("ObjectSize").then_some(super::sse::plain_size(&info)),
     })?;
     if let Ok(v) = HeaderValue::from_str(&http_date(info.mod_time)) {
         r.headers_mut().insert("last-modified", v);

@@ -269,7 +269,7 @@ pub async fn list_objects(state: &S3State, ctx: &Ctx, v2: bool) -> Result<Respon
             key: enc(o.key.clone()),
             last_modified: iso8601(o.mod_time),
             etag: format!("\"{}\"", o.etag),
-            size: o.size,
+            size: super::sse::plain_size(o),
             storage_class: crate::object::storage_class(&o.headers),
             owner: fetch_owner.then(|| state.owner.clone()),
         })

@@ -35,6 +35,7 @@ pub const ERROR_CODES: &[(&str, &[u16])] = &[
     ("InvalidBucketName", &[400]),
     ("InvalidBucketState", &[409]),
     ("InvalidDigest", &[400]),
+    ("InvalidEncryptionAlgorithmError", &[400]),
     ("InvalidLocationConstraint", &[400]),
     ("InvalidPart", &[400]),
     ("InvalidPartNumber", &[416]),
@@ -45,6 +46,8 @@ pub const ERROR_CODES: &[(&str, &[u16])] = &[
     ("InvalidTag", &[400]),
     ("InvalidToken", &[400]),
     ("KeyTooLongError", &[400]),
+    // AWS KMS's error for an unknown key id, as S3 passes it on.
+    ("KMS.NotFoundException", &[400]),
     ("MalformedPolicy", &[400]),
     ("MalformedPOSTRequest", &[400]),
     ("InvalidPolicyDocument", &[400]),
@@ -225,6 +228,11 @@ impl From<&BodyError> for S3Error {
             BodyError::InvalidChecksum(alg) => S3Error::invalid_request(format!(
                 "Value for x-amz-checksum-{alg} header is invalid."
             )),
+            BodyError::ContentMd5Mismatch => S3Error::new(
+                "BadDigest",
+                StatusCode::BAD_REQUEST,
+                "The Content-MD5 you specified did not match what we received.",
+            ),
         }
     }
 }

@@ -17,6 +17,7 @@ mod object;
 mod objectlock;
 mod post;
 pub mod router;
+mod sse;
 mod tagging;
 mod versioning;
 pub mod xml;
@@ -57,6 +58,9 @@ pub struct S3State {
     pub lifecycle_day: crate::lifecycle::Day,
     /// CORS rules for buckets without their own (`CAIRN_CORS_ALLOW_ORIGIN`; none: off).
     pub cors_default: Option<crate::bucket::cors::Cors>,
+    /// Seals the keys of SSE-S3 and SSE-KMS objects (`None`: not configured, and such
+    /// requests are refused).
+    pub kms: Option<Arc<dyn crate::kms::Kms>>,
 }
 
 /// One parsed, authenticated request, as handlers see it.

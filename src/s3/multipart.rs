@@ -148,6 +148,7 @@ pub async fn upload_part_copy(state: &S3State, ctx: &Ctx) -> Result<Response<Bod
         .map_err(copy_source_error)?;
     let src = reader.info().clone();
     copy_preconditions(ctx, &src)?;
+    super::sse::refuse_encrypted_copy_source(&src)?;
     if let Some(r) = copy_range(ctx, reader.info().size)? {
         reader.narrow(r)?;
     }

@@ -2,6 +2,7 @@
 //! and CopyObject.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::body::Body;
@@ -186,6 +187,7 @@ pub async fn put(state: &S3State, ctx: &Ctx, body: Body) -> Result<Response<Body
     let condition = features::write_condition(ctx)?;
     let acl = super::access::object_write_acl(state, ctx).await?;
     let lock = super::objectlock::for_new_version(state, ctx, bucket).await?;
+    let encryption = super::sse::requested(state, ctx)?;
     let mut up = upload(ctx, body, MAX_OBJECT_SIZE)?;
     up.opts.condition = condition;
     if let Some(acl) = acl {
@@ -194,12 +196,47 @@ pub async fn put(state: &S3State, ctx: &Ctx, body: Body) -> Result<Response<Body
     super::objectlock::store_in(&mut up.opts.headers, &lock);
     let old = replaced_size(state, bucket, key).await;
     let quota = state.quotas.reserve(bucket, key, up.size, old).await?;
-    let info = state
-        .store
-        .put_object(bucket, key, &mut up.reader, up.size, up.opts)
-        .await?;
+    let info = match super::sse::seal(state, &encryption, bucket, key)? {
+        None => {
+            state
+                .store
+                .put_object(bucket, key, &mut up.reader, up.size, up.opts)
+                .await?
+        }
+        Some((object_key, envelope)) => {
+            // The store keeps the ciphertext: Content-MD5 is checked on the plaintext by
+            // the sealing reader, which also gives an SSE-S3 object its plaintext MD5 ETag.
+            up.opts.headers.extend(envelope);
+            let expected = up.opts.content_md5.take();
+            let etag = matches!(
+                encryption,
+                super::sse::Requested::Managed {
+                    kind: super::sse::Kind::S3,
+                    ..
+                }
+            )
+            .then(|| Arc::new(parking_lot::Mutex::new(None)));
+            up.opts.etag = etag.clone();
+            let size = up.size.map(crate::sse::encrypted_size);
+            let mut sealed = super::sse::EncryptingBody::new(
+                &mut up.reader,
+                object_key.part_key(1),
+                expected,
+                etag,
+            );
+            state
+                .store
+                .put_object(bucket, key, &mut sealed, size, up.opts)
+                .await?
+        }
+    };
     quota.commit_object(info.size, old);
     let mut r = stored(&info.etag, &up.computed);
+    if let Some(env) = super::sse::envelope(&info)? {
+        for (name, value) in super::sse::response_headers(&env) {
+            insert(&mut r, name, &value);
+        }
+    }
     version_header(state, &mut r, bucket, info.version_id).await;
     super::lifecycle::expiration_header(state, &mut r, &info).await;
     Ok(r)
@@ -323,6 +360,9 @@ pub async fn get(state: &S3State, ctx: &Ctx, head: bool) -> Result<Response<Body
         }
     }
     let multipart = info.etag.contains('-');
+    // An encrypted object: its key (SSE-C: from the request, checked), its plaintext size.
+    let sealed = super::sse::open(state, ctx, &info, super::sse::CUSTOMER)?;
+    let size = super::sse::plain_size(&info);
     let range = match ctx.query("partNumber") {
         Some(p) => {
             let n: u32 = p
@@ -355,12 +395,26 @@ pub async fn get(state: &S3State, ctx: &Ctx, head: bool) -> Result<Response<Body
                 }
             }
         }
-        None => parse_range(ctx.header("range"), info.size)?,
+        None => parse_range(ctx.header("range"), size)?,
     };
-    if let Some(r) = range {
+    let (start, len) = range.map_or((0, size), |r| {
+        (r.start, r.len.min(size.saturating_sub(r.start)))
+    });
+    // Of an encrypted object, only the packages holding the range are read.
+    let cipher = crate::sse::cipher_range(start, len, size);
+    if sealed.is_some() {
+        reader.narrow(ByteRange {
+            start: cipher.start,
+            len: cipher.len,
+        })?;
+    } else if let Some(r) = range {
         reader.narrow(r)?;
     }
-    let len = reader.remaining();
+    let len = if sealed.is_some() {
+        len
+    } else {
+        reader.remaining()
+    };
     let mut resp = if head {
         drop(reader);
         Response::new(Body::empty())
@@ -369,8 +423,22 @@ pub async fn get(state: &S3State, ctx: &Ctx, head: bool) -> Result<Response<Body
             tracing::error!(error = %e, "object stream failed mid-response");
             std::io::Error::other(e.to_string())
         });
-        Response::new(Body::from_stream(stream))
+        match &sealed {
+            None => Response::new(Body::from_stream(stream)),
+            Some((_, key)) => Response::new(Body::from_stream(super::sse::decrypt_stream(
+                stream,
+                key.part_key(1),
+                cipher,
+                len,
+                size,
+            ))),
+        }
     };
+    if let Some((env, _)) = &sealed {
+        for (name, value) in super::sse::response_headers(env) {
+            insert(&mut resp, name, &value);
+        }
+    }
     *resp.status_mut() = if range.is_some() {
         StatusCode::PARTIAL_CONTENT
     } else {
@@ -396,7 +464,7 @@ pub async fn get(state: &S3State, ctx: &Ctx, head: bool) -> Result<Response<Body
         insert(
             &mut resp,
             "content-range",
-            &format!("bytes {}-{end}/{}", r.start, info.size),
+            &format!("bytes {}-{end}/{size}", r.start),
         );
     }
     if multipart && ctx.has_query("partNumber") {
@@ -635,6 +703,7 @@ pub async fn copy(state: &S3State, ctx: &Ctx) -> Result<Response<Body>, S3Error>
         .await
         .map_err(copy_source_error)?;
     copy_preconditions(ctx, &src)?;
+    super::sse::refuse_encrypted_copy_source(&src)?;
     // A copy gets the ACL its request asks for, never the source's.
     let acl = super::access::object_write_acl(state, ctx).await?;
     let mut opts = if replace {

@@ -115,7 +115,7 @@ pub async fn list(state: &S3State, ctx: &Ctx) -> Result<Response<Body>, S3Error>
                     is_latest,
                     last_modified,
                     etag: format!("\"{}\"", v.etag),
-                    size: v.size,
+                    size: super::sse::plain_size(&v),
                     storage_class: crate::object::storage_class(&v.headers),
                     owner,
                 })
