@@ -146,6 +146,26 @@ print("MULTIPART", code(lambda: s3.create_multipart_upload(Bucket="enc", Key="mp
 print("COPY", code(lambda: s3.copy_object(Bucket="enc", Key="copy", CopySource={"Bucket": "enc", "Key": "s3.bin"})))
 print("MD5", code(lambda: s3.put_object(Bucket="enc", Key="bad-md5", Body=b"abc", ServerSideEncryption="AES256",
     ContentMD5=base64.b64encode(hashlib.md5(b"abd").digest()).decode())))
+# Bucket default encryption.
+s3.create_bucket(Bucket="defenc")
+print("NOCONF", code(lambda: s3.get_bucket_encryption(Bucket="defenc")))
+s3.put_bucket_encryption(Bucket="defenc", ServerSideEncryptionConfiguration={"Rules": [
+    {"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": "second-key"}, "BucketKeyEnabled": True}]})
+rule = s3.get_bucket_encryption(Bucket="defenc")["ServerSideEncryptionConfiguration"]["Rules"][0]
+print("CONF", rule["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"], rule["ApplyServerSideEncryptionByDefault"]["KMSMasterKeyID"], rule["BucketKeyEnabled"])
+r = s3.put_object(Bucket="defenc", Key="d.bin", Body=data)
+h = s3.head_object(Bucket="defenc", Key="d.bin")
+print("DEFAULT", r["ServerSideEncryption"], h["ServerSideEncryption"], h["SSEKMSKeyId"], s3.get_object(Bucket="defenc", Key="d.bin")["Body"].read() == data)
+r = s3.put_object(Bucket="defenc", Key="own.bin", Body=b"x", ServerSideEncryption="AES256")
+print("OWN", r["ServerSideEncryption"])
+print("DEF-MULTIPART", code(lambda: s3.create_multipart_upload(Bucket="defenc", Key="mp")))
+print("DEF-COPY", code(lambda: s3.copy_object(Bucket="defenc", Key="c2", CopySource={"Bucket": "enc", "Key": "empty.bin"})))
+print("BAD-RULE", code(lambda: s3.put_bucket_encryption(Bucket="defenc", ServerSideEncryptionConfiguration={"Rules": [
+    {"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256", "KMSMasterKeyID": "second-key"}}]})))
+print("BAD-KEY", code(lambda: s3.put_bucket_encryption(Bucket="defenc", ServerSideEncryptionConfiguration={"Rules": [
+    {"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": "nope"}}]})))
+s3.delete_bucket_encryption(Bucket="defenc")
+print("DELETED", code(lambda: s3.get_bucket_encryption(Bucket="defenc")), "ServerSideEncryption" in s3.put_object(Bucket="defenc", Key="p", Body=b"x"))
 "#;
     let marker_hex = hex::encode(&marker);
     let Some(out) = boto(&s.endpoint, &pki.ca_pem, &marker_hex, script) else {
@@ -172,6 +192,15 @@ print("MD5", code(lambda: s3.put_object(Bucket="enc", Key="bad-md5", Body=b"abc"
         "MULTIPART 501 NotImplemented",
         "COPY 501 NotImplemented",
         "MD5 400 BadDigest",
+        "NOCONF 404 ServerSideEncryptionConfigurationNotFoundError",
+        "CONF aws:kms second-key True",
+        "DEFAULT aws:kms aws:kms second-key True",
+        "OWN AES256",
+        "DEF-MULTIPART 501 NotImplemented",
+        "DEF-COPY 501 NotImplemented",
+        "BAD-RULE 400 InvalidArgument",
+        "BAD-KEY 400 KMS.NotFoundException",
+        "DELETED 404 ServerSideEncryptionConfigurationNotFoundError False",
     ] {
         assert!(out.contains(want), "missing {want:?} in:\n{out}");
     }
@@ -262,6 +291,8 @@ print("SSE-S3", code(lambda: s3.put_object(Bucket="plain", Key="k", Body=b"x", S
 print("SSE-KMS", code(lambda: s3.put_object(Bucket="plain", Key="k", Body=b"x", ServerSideEncryption="aws:kms")))
 print("SSE-C", code(lambda: s3.put_object(Bucket="plain", Key="k", Body=b"x", SSECustomerAlgorithm="AES256", SSECustomerKey=bytes(32))))
 print("LIST", s3.list_objects_v2(Bucket="plain").get("KeyCount"))
+print("BUCKET-DEFAULT", code(lambda: s3.put_bucket_encryption(Bucket="plain", ServerSideEncryptionConfiguration={"Rules": [
+    {"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]})))
 "#,
     ) else {
         return;
@@ -271,6 +302,7 @@ print("LIST", s3.list_objects_v2(Bucket="plain").get("KeyCount"))
         "SSE-KMS 501 NotImplemented",
         "SSE-C 400 InvalidRequest",
         "LIST 0",
+        "BUCKET-DEFAULT 501 NotImplemented",
     ] {
         assert!(out.contains(want), "missing {want:?} in:\n{out}");
     }

@@ -123,6 +123,9 @@ pub struct BucketConfig {
     /// CORS rules, validated.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cors: Option<cors::Cors>,
+    /// Default encryption of uploads that ask for none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encryption: Option<DefaultEncryption>,
     /// Hard quotas: prefix (`""` for the whole bucket) → bytes.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub quotas: BTreeMap<String, u64>,
@@ -130,6 +133,18 @@ pub struct BucketConfig {
     /// the record (versioning, object lock, encryption, lifecycle, CORS, notifications).
     #[serde(flatten)]
     pub other: BTreeMap<String, serde_json::Value>,
+}
+
+/// A bucket's default encryption (`PutBucketEncryption`'s one rule).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DefaultEncryption {
+    /// `AES256` (SSE-S3) or `aws:kms` (SSE-KMS).
+    pub algorithm: String,
+    /// The KMS key of `aws:kms` (`None`: the KMS's default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kms_key_id: Option<String>,
+    #[serde(default)]
+    pub bucket_key: bool,
 }
 
 /// A bucket's versioning state once versioning was turned on.
@@ -202,6 +217,7 @@ impl BucketConfig {
             object_lock: None,
             lifecycle: None,
             cors: None,
+            encryption: None,
             quotas: BTreeMap::new(),
             other: BTreeMap::new(),
         }

@@ -70,6 +70,10 @@ pub fn need_of(op: Op, object: bool) -> Need {
         }
         Op::GetBucketCors => need("s3:GetBucketCORS", Bucket, None),
         Op::PutBucketCors | Op::DeleteBucketCors => need("s3:PutBucketCORS", Bucket, None),
+        Op::GetBucketEncryption => need("s3:GetEncryptionConfiguration", Bucket, None),
+        Op::PutBucketEncryption | Op::DeleteBucketEncryption => {
+            need("s3:PutEncryptionConfiguration", Bucket, None)
+        }
         Op::GetAcl if object => need("s3:GetObjectAcl", Object, Some((Object, ReadAcp))),
         Op::GetAcl => need("s3:GetBucketAcl", Bucket, Some((Bucket, ReadAcp))),
         Op::PutAcl if object => need("s3:PutObjectAcl", Object, Some((Object, WriteAcp))),

@@ -61,6 +61,8 @@ pub const ERROR_CODES: &[(&str, &[u16])] = &[
     ("NoSuchBucketPolicy", &[404]),
     ("NoSuchCORSConfiguration", &[404]),
     ("NoSuchKey", &[404]),
+    // PutBucketEncryption's reference: a bucket without default encryption.
+    ("ServerSideEncryptionConfigurationNotFoundError", &[404]),
     ("NoSuchLifecycleConfiguration", &[404]),
     // GetObjectLockConfiguration on a bucket without one (GetObjectLockConfiguration).
     ("ObjectLockConfigurationNotFoundError", &[404]),

@@ -9,6 +9,7 @@ mod body;
 mod bucket;
 pub mod cors;
 pub mod counters;
+mod encryption;
 pub mod error;
 pub mod features;
 pub mod lifecycle;
@@ -359,6 +360,9 @@ async fn dispatch(
         Op::GetBucketCors => cors::get(state, &ctx).await,
         Op::PutBucketCors => cors::put(state, &ctx, body).await,
         Op::DeleteBucketCors => cors::delete(state, &ctx).await,
+        Op::GetBucketEncryption => encryption::get(state, &ctx).await,
+        Op::PutBucketEncryption => encryption::put(state, &ctx, body).await,
+        Op::DeleteBucketEncryption => encryption::delete(state, &ctx).await,
         Op::PutObjectLegalHold => objectlock::put_legal_hold(state, &ctx, body).await,
         Op::GetBucketLifecycle => lifecycle::get(state, &ctx).await,
         Op::PutBucketLifecycle => lifecycle::put(state, &ctx, body).await,

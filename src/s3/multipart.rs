@@ -64,6 +64,7 @@ fn upload_checksum(ctx: &Ctx) -> Result<Option<(ChecksumAlg, ChecksumType)>, S3E
 
 pub async fn create(state: &S3State, ctx: &Ctx) -> Result<Response<Body>, S3Error> {
     let (bucket, key) = bucket_key(ctx)?;
+    super::sse::refuse_unencryptable_write(state, ctx, bucket, "Multipart uploads").await?;
     let checksum = upload_checksum(ctx)?;
     let mut opts = put_options(ctx)?;
     opts.upload_checksum = checksum;

@@ -187,7 +187,7 @@ pub async fn put(state: &S3State, ctx: &Ctx, body: Body) -> Result<Response<Body
     let condition = features::write_condition(ctx)?;
     let acl = super::access::object_write_acl(state, ctx).await?;
     let lock = super::objectlock::for_new_version(state, ctx, bucket).await?;
-    let encryption = super::sse::requested(state, ctx)?;
+    let encryption = super::sse::for_write(state, ctx, bucket).await?;
     let mut up = upload(ctx, body, MAX_OBJECT_SIZE)?;
     up.opts.condition = condition;
     if let Some(acl) = acl {
@@ -685,6 +685,7 @@ pub(super) fn copy_preconditions(ctx: &Ctx, src: &ObjectInfo) -> Result<(), S3Er
 
 pub async fn copy(state: &S3State, ctx: &Ctx) -> Result<Response<Body>, S3Error> {
     let (bucket, key) = bucket_key(ctx)?;
+    super::sse::refuse_unencryptable_write(state, ctx, bucket, "Copies").await?;
     let condition = features::write_condition(ctx)?;
     let (src_bucket, src_key, src_version) = copy_source(ctx)?;
     let replace = match ctx.header("x-amz-metadata-directive") {

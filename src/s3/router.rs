@@ -44,6 +44,9 @@ pub enum Op {
     GetBucketCors,
     PutBucketCors,
     DeleteBucketCors,
+    GetBucketEncryption,
+    PutBucketEncryption,
+    DeleteBucketEncryption,
     GetAcl,
     PutAcl,
     ListObjects {
@@ -78,7 +81,7 @@ pub enum Op {
 
 impl Op {
     /// Every operation the router produces, in the order of [`Op::name`]'s table.
-    pub const ALL: [Op; 56] = [
+    pub const ALL: [Op; 59] = [
         Op::ListBuckets,
         Op::CreateBucket,
         Op::HeadBucket,
@@ -107,6 +110,9 @@ impl Op {
         Op::GetBucketCors,
         Op::PutBucketCors,
         Op::DeleteBucketCors,
+        Op::GetBucketEncryption,
+        Op::PutBucketEncryption,
+        Op::DeleteBucketEncryption,
         Op::GetAcl,
         Op::PutAcl,
         Op::ListObjects { v2: false },
@@ -171,6 +177,9 @@ impl Op {
             Op::GetBucketCors => "GetBucketCors",
             Op::PutBucketCors => "PutBucketCors",
             Op::DeleteBucketCors => "DeleteBucketCors",
+            Op::GetBucketEncryption => "GetBucketEncryption",
+            Op::PutBucketEncryption => "PutBucketEncryption",
+            Op::DeleteBucketEncryption => "DeleteBucketEncryption",
             Op::GetAcl => "GetAcl",
             Op::PutAcl => "PutAcl",
             Op::DeleteObjects => "DeleteObjects",
@@ -210,7 +219,6 @@ impl Op {
 const UNIMPLEMENTED: &[&str] = &[
     "accelerate",
     "analytics",
-    "encryption",
     "intelligent-tiering",
     "inventory",
     "logging",
@@ -313,6 +321,9 @@ pub fn route(ctx: &Ctx) -> Result<Op, S3Error> {
             Method::GET if has("cors") => Ok(Op::GetBucketCors),
             Method::PUT if has("cors") => Ok(Op::PutBucketCors),
             Method::DELETE if has("cors") => Ok(Op::DeleteBucketCors),
+            Method::GET if has("encryption") => Ok(Op::GetBucketEncryption),
+            Method::PUT if has("encryption") => Ok(Op::PutBucketEncryption),
+            Method::DELETE if has("encryption") => Ok(Op::DeleteBucketEncryption),
             Method::GET if has("uploads") => Ok(Op::ListMultipartUploads),
             Method::GET if has("acl") => Ok(Op::GetAcl),
             Method::GET => Ok(Op::ListObjects {

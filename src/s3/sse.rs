@@ -234,6 +234,65 @@ pub fn requested(state: &S3State, ctx: &Ctx) -> Result<Requested, S3Error> {
     })
 }
 
+/// What a write gets: what it asked for, else its bucket's default encryption.
+pub async fn for_write(state: &S3State, ctx: &Ctx, bucket: &str) -> Result<Requested, S3Error> {
+    let asked = requested(state, ctx)?;
+    if !matches!(asked, Requested::None) {
+        return Ok(asked);
+    }
+    // A bucket whose settings cannot be read fails the write (it might ask for
+    // encryption); one that does not exist is answered for by the write itself.
+    let b = match state.store.buckets().get(bucket).await {
+        Ok(Some(b)) => b,
+        Ok(None) => return Ok(Requested::None),
+        Err(e) => return Err(crate::object::ObjectError::from(e).into()),
+    };
+    let Some(d) = &b.config.encryption else {
+        return Ok(Requested::None);
+    };
+    let kms = state
+        .kms
+        .as_ref()
+        .ok_or(KmsError::NotConfigured)
+        .map_err(kms_error)?;
+    let key_id = match &d.kms_key_id {
+        Some(k) => k.clone(),
+        None => kms
+            .default_key()
+            .ok_or(KmsError::NotConfigured)
+            .map_err(kms_error)?
+            .to_string(),
+    };
+    Ok(Requested::Managed {
+        kind: if d.algorithm == "aws:kms" {
+            Kind::Kms
+        } else {
+            Kind::S3
+        },
+        key_id,
+        context: None,
+        bucket_key: d.bucket_key,
+    })
+}
+
+/// Writes that cannot encrypt yet (multipart uploads, copies) are refused when their
+/// bucket's default encryption would apply: never stored in the clear instead.
+pub async fn refuse_unencryptable_write(
+    state: &S3State,
+    ctx: &Ctx,
+    bucket: &str,
+    what: &str,
+) -> Result<(), S3Error> {
+    match for_write(state, ctx, bucket).await? {
+        Requested::None => Ok(()),
+        _ => Err(S3Error::new(
+            "NotImplemented",
+            StatusCode::NOT_IMPLEMENTED,
+            format!("{what} into a bucket with default encryption are not implemented yet."),
+        )),
+    }
+}
+
 /// What a sealed key is bound to: the object's bucket and key.
 fn binding(bucket: &str, key: &str) -> Vec<u8> {
     format!("{bucket}/{key}").into_bytes()
