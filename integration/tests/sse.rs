@@ -69,6 +69,14 @@ fn kms_spec() -> String {
     )
 }
 
+/// The shard files (`part.1`) of `enc/<key>` on every drive, in drive order.
+fn shard_of_key(drives: &[std::path::PathBuf], key: &str) -> Vec<std::path::PathBuf> {
+    drives
+        .iter()
+        .flat_map(|d| files_named(&d.join("enc").join(key), "part.1"))
+        .collect()
+}
+
 /// Every file under the drives that contains `needle`.
 fn files_containing(drives: &[std::path::PathBuf], needle: &[u8]) -> Vec<String> {
     let mut hits = Vec::new();
@@ -211,18 +219,51 @@ print("DELETED", code(lambda: s3.get_bucket_encryption(Bucket="defenc")), "Serve
     let hits = files_containing(&s.drives, &customer_key);
     assert!(hits.is_empty(), "customer key on disk: {hits:?}");
 
+    // Heal rebuilds an SSE-C object's lost shards without its key (it moves ciphertext).
+    let c_shards = shard_of_key(&s.drives, "c.bin");
+    assert_eq!(c_shards.len(), 4, "{c_shards:?}");
+    for p in c_shards.iter().take(2) {
+        std::fs::remove_file(p).expect("lose a shard");
+    }
+    let out = Command::new(cairn_integration::binary())
+        .args([
+            "admin",
+            "heal",
+            "--bucket",
+            "enc",
+            "--endpoint",
+            &s.endpoint,
+        ])
+        .arg("--ca-cert")
+        .arg(&pki.ca_pem)
+        .env("CAIRN_ROOT_USER", ACCESS_KEY)
+        .env("CAIRN_ROOT_PASSWORD", SECRET_KEY)
+        .output()
+        .expect("cairn admin heal");
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(shard_of_key(&s.drives, "c.bin").len(), 4, "not healed");
+    let out = boto(
+        &s.endpoint,
+        &pki.ca_pem,
+        &marker_hex,
+        r#"
+got = s3.get_object(Bucket="enc", Key="c.bin", SSECustomerAlgorithm="AES256", SSECustomerKey=bytes([0x5c] * 32))["Body"].read()
+print("HEALED", got == data)
+"#,
+    )
+    .expect("boto3");
+    assert!(out.contains("HEALED True"), "{out}");
+    assert!(files_containing(&s.drives, &marker).is_empty());
+
     // A shard of one object copied over another's at the same position: detected, never
     // served as the other's bytes (the copy's own bitrot frames are intact, so only the
     // authentication of the packages can tell).
-    let shard_of = |key: &str| -> Vec<std::path::PathBuf> {
-        let mut v: Vec<_> = s
-            .drives
-            .iter()
-            .flat_map(|d| files_named(&d.join("enc").join(key), "part.1"))
-            .collect();
-        v.sort();
-        v
-    };
+    let shard_of = |key: &str| shard_of_key(&s.drives, key);
     let (a, b) = (shard_of("kms1.bin"), shard_of("kms2.bin"));
     assert_eq!(a.len(), 4, "{a:?}");
     assert_eq!(b.len(), 4, "{b:?}");

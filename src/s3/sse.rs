@@ -603,7 +603,7 @@ pub fn decrypt_stream(
         loop {
             match inner.next().await {
                 Some(Ok(chunk)) => {
-                    let mut out = Vec::new();
+                    let mut out = Vec::with_capacity(chunk.len() + format::PACKAGE);
                     if let Err(e) = dec.update(&chunk, &mut out) {
                         return Some((Err(fail(e)), (inner, None)));
                     }

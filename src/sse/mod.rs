@@ -255,33 +255,61 @@ impl Decryptor {
         }
     }
 
-    /// Take stored bytes, appending the plaintext they complete to `out`.
+    /// Take stored bytes, appending the plaintext they complete to `out`. Whole packages
+    /// are opened where they land in `out` (one copy); only a package split across calls
+    /// is gathered first.
     pub fn update(&mut self, mut data: &[u8], out: &mut Vec<u8>) -> Result<(), SseError> {
+        const FULL: usize = PACKAGE + TAG;
         while !data.is_empty() {
-            let want = PACKAGE + TAG - self.pending.len();
-            let take = want.min(data.len());
+            if self.pending.is_empty() && data.len() >= FULL {
+                let (package, rest) = data.split_at(FULL);
+                self.open_into(package, out)?;
+                data = rest;
+                continue;
+            }
+            let take = (FULL - self.pending.len()).min(data.len());
             self.pending.extend_from_slice(&data[..take]);
             data = &data[take..];
-            if self.pending.len() == PACKAGE + TAG {
-                self.open_pending(out)?;
+            if self.pending.len() == FULL {
+                let mut pending = std::mem::take(&mut self.pending);
+                let opened = self.open_into(&pending, out);
+                pending.clear();
+                self.pending = pending;
+                opened?;
             }
         }
         Ok(())
     }
 
-    fn open_pending(&mut self, out: &mut Vec<u8>) -> Result<(), SseError> {
+    /// Open one stored package (ciphertext and tag), appending the wanted part of its
+    /// plaintext to `out`.
+    fn open_into(&mut self, package: &[u8], out: &mut Vec<u8>) -> Result<(), SseError> {
         if self.seq > self.last {
             return Err(SseError::Trailing);
         }
         let last = self.seq == self.last;
-        let plain = self.key.open(self.seq, last, &mut self.pending)?;
-        let from = self.skip.min(plain.len());
-        let n = ((plain.len() - from) as u64).min(self.remaining) as usize;
-        out.extend_from_slice(&plain[from..from + n]);
-        self.remaining -= n as u64;
+        let at = out.len();
+        out.extend_from_slice(package);
+        let opened = self
+            .key
+            .open(self.seq, last, &mut out[at..])
+            .map(<[u8]>::len);
+        let n = match opened {
+            Ok(n) => n,
+            Err(e) => {
+                out.truncate(at);
+                return Err(e);
+            }
+        };
+        let from = self.skip.min(n);
+        let keep = ((n - from) as u64).min(self.remaining) as usize;
+        if from > 0 {
+            out.copy_within(at + from..at + from + keep, at);
+        }
+        out.truncate(at + keep);
+        self.remaining -= keep as u64;
         self.skip = 0;
         self.seq += 1;
-        self.pending.clear();
         Ok(())
     }
 
@@ -289,7 +317,8 @@ impl Decryptor {
     /// asked for did not all arrive.
     pub fn finish(mut self, out: &mut Vec<u8>) -> Result<(), SseError> {
         if !self.pending.is_empty() {
-            self.open_pending(out)?;
+            let pending = std::mem::take(&mut self.pending);
+            self.open_into(&pending, out)?;
         }
         if self.remaining > 0 {
             return Err(SseError::Truncated(self.seq));
