@@ -271,19 +271,20 @@ print("HEALED", got == data)
     for (src, dst) in a.iter().zip(&b) {
         std::fs::copy(src, dst).expect("swap shard");
     }
-    let out = boto(
-        &s.endpoint,
-        &pki.ca_pem,
-        &marker_hex,
-        r#"
+    // What a GET of `enc/<key>` gives: `SERVED <bytes right>` or `REFUSED <error>`.
+    let read = |key: &str| {
+        let script = format!(
+            r#"
 try:
-    got = s3.get_object(Bucket="enc", Key="kms2.bin")["Body"].read()
+    got = s3.get_object(Bucket="enc", Key="{key}")["Body"].read()
     print("SERVED", got == data)
 except Exception as e:
     print("REFUSED", type(e).__name__)
-"#,
-    )
-    .expect("boto3");
+"#
+        );
+        boto(&s.endpoint, &pki.ca_pem, &marker_hex, &script).expect("boto3")
+    };
+    let out = read("kms2.bin");
     eprintln!("swapped shards: {out}");
     assert!(
         out.contains("REFUSED") || out.contains("SERVED True"),
@@ -301,19 +302,7 @@ except Exception as e:
         }
         std::fs::write(p, bytes).expect("write shard");
     }
-    let out = boto(
-        &s.endpoint,
-        &pki.ca_pem,
-        &marker_hex,
-        r#"
-try:
-    got = s3.get_object(Bucket="enc", Key="s3.bin")["Body"].read()
-    print("SERVED", got == data)
-except Exception as e:
-    print("REFUSED", type(e).__name__)
-"#,
-    )
-    .expect("boto3");
+    let out = read("s3.bin");
     eprintln!("flipped on 3 drives: {out}");
     assert!(out.contains("REFUSED"), "{out}");
 }
