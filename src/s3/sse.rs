@@ -107,6 +107,13 @@ fn kms_error(e: KmsError) -> S3Error {
     }
 }
 
+/// `CAIRN_SSE_C_INSECURE=on` (tests only): SSE-C keys accepted over plain HTTP. Read once,
+/// not on every request.
+fn sse_c_insecure() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| std::env::var("CAIRN_SSE_C_INSECURE").as_deref() == Ok("on"))
+}
+
 /// The SSE-C key headers under `prefix`, all three or none, checked as AWS checks them.
 pub fn customer_key(ctx: &Ctx, prefix: &str) -> Result<Option<CustomerKey>, S3Error> {
     let h = |n: &str| ctx.header(&format!("{prefix}{n}"));
@@ -142,7 +149,7 @@ pub fn customer_key(ctx: &Ctx, prefix: &str) -> Result<Option<CustomerKey>, S3Er
             "The calculated MD5 hash of the key did not match the hash that was provided.",
         ));
     }
-    if !ctx.secure && std::env::var("CAIRN_SSE_C_INSECURE").as_deref() != Ok("on") {
+    if !ctx.secure && !sse_c_insecure() {
         return Err(S3Error::invalid_request(
             "Requests specifying Server Side Encryption with Customer provided keys must be made over a secure connection.",
         ));
