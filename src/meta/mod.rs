@@ -116,6 +116,10 @@ pub struct PartInfo {
     pub size: u64,
     pub etag: String,
     pub checksums: BTreeMap<String, String>,
+    /// What a writer above the store keeps about this part (its encryption salt, say);
+    /// absent from the encoding when empty, so older metadata reads the same.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub meta: BTreeMap<String, String>,
 }
 
 impl Version {
@@ -300,6 +304,7 @@ mod tests {
                 size,
                 etag: String::new(),
                 checksums: BTreeMap::new(),
+                meta: BTreeMap::new(),
             }],
             data_dir: if inline.is_some() {
                 None

@@ -57,7 +57,7 @@ pub struct VersionPage {
 }
 
 enum Item {
-    Object(ObjectInfo),
+    Object(Box<ObjectInfo>),
     /// Every version of one key, newest first (version listings).
     Versions(String, Vec<ObjectInfo>),
     Prefix(String),
@@ -371,11 +371,11 @@ impl<'a> SetWalker<'a> {
                         match agree_on(self.set, metas) {
                             Ok(_) if self.versions => continue,
                             Ok(a) => {
-                                return Ok(Some(Item::Object(info_of(
+                                return Ok(Some(Item::Object(Box::new(info_of(
                                     self.bucket,
                                     &key,
                                     &a.latest,
-                                ))))
+                                )))))
                             }
                             Err(ObjectError::NoSuchKey) => continue,
                             Err(ObjectError::NoSuchBucket) => {
@@ -533,7 +533,7 @@ impl Store {
             count += 1;
             page.next_marker = Some(item.name().to_string());
             match item {
-                Item::Object(o) => page.objects.push(o),
+                Item::Object(o) => page.objects.push(*o),
                 Item::Prefix(p) => page.common_prefixes.push(p),
                 Item::Versions(_, versions) => page.objects.extend(versions.into_iter().take(1)),
             }

@@ -179,6 +179,9 @@ pub struct ObjectInfo {
     pub parts: Vec<(u32, u64)>,
     /// The checksums of each part, in the order of `parts`.
     pub part_checksums: Vec<BTreeMap<String, String>>,
+    /// What the writer kept about each part ([`PutOptions::part_meta`]), in the order of
+    /// `parts`.
+    pub part_meta: Vec<BTreeMap<String, String>>,
     /// A delete marker rather than an object (only in version listings and deletes).
     pub delete_marker: bool,
 }
@@ -205,6 +208,9 @@ pub struct PutOptions {
     /// The ETag to record instead of the MD5 of the stored bytes, set by whoever produced
     /// the body once it ended (an SSE-S3 upload: the MD5 of the plaintext).
     pub etag: Option<Arc<Mutex<Option<String>>>>,
+    /// UploadPart only: kept with the part and, once completed, with the object's part
+    /// (opaque to the store; an encrypted part's salt).
+    pub part_meta: BTreeMap<String, String>,
 }
 
 /// A condition a write puts on the object it replaces (`If-None-Match: *`, `If-Match`).

@@ -69,6 +69,8 @@ struct PartRecord {
     /// Name of the shard file in the upload directory.
     file: String,
     checksums: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    meta: BTreeMap<String, String>,
 }
 
 /// An upload in progress, as ListMultipartUploads reports it.
@@ -87,6 +89,8 @@ pub struct UploadedPart {
     pub etag: String,
     pub mod_time: i64,
     pub checksums: BTreeMap<String, String>,
+    /// [`PutOptions::part_meta`] of the part's upload.
+    pub meta: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -144,6 +148,20 @@ impl Store {
             return Err(ObjectError::NoSuchUpload);
         }
         Ok((set, record))
+    }
+
+    /// The headers an upload was started with (they become its object's).
+    pub async fn upload_headers(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+    ) -> ObjectResult<BTreeMap<String, String>> {
+        check_bucket(bucket)?;
+        check_key(key)?;
+        let id = parse_upload_id(upload_id)?;
+        let (_, rec) = self.load_upload(bucket, key, &id).await?;
+        Ok(rec.headers)
     }
 
     /// Start an upload; returns its id.
@@ -235,13 +253,19 @@ impl Store {
                 .lock(&format!("upload/{id}"), false, LOCK_TIMEOUT)
                 .await?;
             let file = format!("part.{number}.{}", Uuid::new_v4());
+            let etag = opts
+                .etag
+                .as_ref()
+                .and_then(|e| e.lock().clone())
+                .unwrap_or_else(|| hex::encode(enc.md5));
             let record = PartRecord {
                 number,
                 size: enc.size,
-                etag: hex::encode(enc.md5),
+                etag,
                 mod_time: now_nanos(),
                 file: file.clone(),
                 checksums: opts.final_checksums(),
+                meta: opts.part_meta.clone(),
             };
             let json = bytes::Bytes::from(serde_json::to_vec(&record).unwrap_or_default());
             let dir = upload_dir(&id);
@@ -292,6 +316,7 @@ impl Store {
                 etag: record.etag,
                 mod_time: record.mod_time,
                 checksums: record.checksums,
+                meta: record.meta,
             })
         }
         .await;
@@ -326,6 +351,7 @@ impl Store {
                 etag: r.etag,
                 mod_time: r.mod_time,
                 checksums: r.checksums,
+                meta: r.meta,
             });
         }
         Ok(listing)
@@ -488,6 +514,7 @@ impl Store {
                     size: r.size,
                     etag: r.etag.clone(),
                     checksums: r.checksums.clone(),
+                    meta: r.meta.clone(),
                 })
                 .collect(),
             data_dir: Some(data_dir),

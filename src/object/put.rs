@@ -504,6 +504,7 @@ impl Store {
                     size: enc.size,
                     etag,
                     checksums,
+                    meta: Default::default(),
                 }],
                 data_dir: None,
                 inline: None,
@@ -579,6 +580,7 @@ pub(crate) fn info_of(bucket: &str, key: &str, v: &Version) -> ObjectInfo {
         checksums: v.checksums.clone(),
         parts: v.parts.iter().map(|p| (p.number, p.size)).collect(),
         part_checksums: v.parts.iter().map(|p| p.checksums.clone()).collect(),
+        part_meta: v.parts.iter().map(|p| p.meta.clone()).collect(),
         delete_marker: v.kind == VersionKind::DeleteMarker,
     }
 }

@@ -173,8 +173,7 @@ pub async fn get(state: &S3State, ctx: &Ctx) -> Result<Response<Body>, S3Error> 
     let multipart = info.etag.contains('-');
     let part_sums = info.part_checksums.iter().any(|c| !c.is_empty());
     let parts = (has("ObjectParts") && multipart).then(|| {
-        let after: Vec<PartXml> = info
-            .parts
+        let after: Vec<PartXml> = super::sse::plain_parts(&info)
             .iter()
             .zip(
                 info.part_checksums

@@ -55,10 +55,8 @@ const SSE_C: &[Op] = &[
     CompleteMultipartUpload,
     ListParts,
 ];
-/// Where SSE-S3/SSE-KMS requests are served: single-part uploads.
-const SSE_HONOURED: &[Op] = &[PutObject];
-/// Where SSE-C keys are served: single-part uploads and the reads of what they stored.
-const SSE_C_HONOURED: &[Op] = &[PutObject, GetObject, HeadObject, GetObjectAttributes];
+/// The SSE-C headers of a copy's source.
+const SSE_C_SOURCE: &[Op] = &[CopyObject, UploadPartCopy];
 const ACL_CARRIERS: &[Op] = &[
     CreateBucket,
     PutObject,
@@ -95,23 +93,6 @@ const fn refused(header: &'static str, what: &'static str, carried_by: &'static 
     }
 }
 
-/// Carried by `carried_by`, honoured only by `honoured_by` (refused on the rest).
-const fn partly(
-    header: &'static str,
-    what: &'static str,
-    carried_by: &'static [Op],
-    honoured_by: &'static [Op],
-) -> Feature {
-    Feature {
-        header,
-        what,
-        carried_by,
-        honoured_by,
-        neutral: &[],
-        refusal: Refusal::NotImplemented,
-    }
-}
-
 const fn honoured(header: &'static str, what: &'static str, ops: &'static [Op]) -> Feature {
     Feature {
         header,
@@ -137,62 +118,55 @@ const fn condition(header: &'static str) -> Feature {
 
 /// The table.
 pub const FEATURES: &[Feature] = &[
-    partly(
+    honoured(
         "x-amz-server-side-encryption",
-        "Server-side encryption of copies and multipart uploads",
+        "Server-side encryption",
         OBJECT_WRITES,
-        SSE_HONOURED,
     ),
-    partly(
+    honoured(
         "x-amz-server-side-encryption-aws-kms-key-id",
-        "Server-side encryption of copies and multipart uploads",
+        "Server-side encryption",
         OBJECT_WRITES,
-        SSE_HONOURED,
     ),
-    partly(
+    honoured(
         "x-amz-server-side-encryption-context",
-        "Server-side encryption of copies and multipart uploads",
+        "Server-side encryption",
         OBJECT_WRITES,
-        SSE_HONOURED,
     ),
-    partly(
+    honoured(
         "x-amz-server-side-encryption-bucket-key-enabled",
-        "Server-side encryption of copies and multipart uploads",
+        "Server-side encryption",
         OBJECT_WRITES,
-        SSE_HONOURED,
     ),
-    partly(
+    honoured(
         "x-amz-server-side-encryption-customer-algorithm",
-        "Server-side encryption with customer keys for copies and multipart uploads",
+        "Server-side encryption with customer keys",
         SSE_C,
-        SSE_C_HONOURED,
     ),
-    partly(
+    honoured(
         "x-amz-server-side-encryption-customer-key",
-        "Server-side encryption with customer keys for copies and multipart uploads",
+        "Server-side encryption with customer keys",
         SSE_C,
-        SSE_C_HONOURED,
     ),
-    partly(
+    honoured(
         "x-amz-server-side-encryption-customer-key-md5",
-        "Server-side encryption with customer keys for copies and multipart uploads",
+        "Server-side encryption with customer keys",
         SSE_C,
-        SSE_C_HONOURED,
     ),
-    refused(
+    honoured(
         "x-amz-copy-source-server-side-encryption-customer-algorithm",
         "Server-side encryption with customer keys",
-        &[CopyObject, UploadPartCopy],
+        SSE_C_SOURCE,
     ),
-    refused(
+    honoured(
         "x-amz-copy-source-server-side-encryption-customer-key",
         "Server-side encryption with customer keys",
-        &[CopyObject, UploadPartCopy],
+        SSE_C_SOURCE,
     ),
-    refused(
+    honoured(
         "x-amz-copy-source-server-side-encryption-customer-key-md5",
         "Server-side encryption with customer keys",
-        &[CopyObject, UploadPartCopy],
+        SSE_C_SOURCE,
     ),
     honoured(
         "x-amz-tagging",

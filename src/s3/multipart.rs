@@ -1,7 +1,6 @@
 //! Multipart upload operations.
 
 use axum::body::Body;
-use futures::TryStreamExt;
 use http::{HeaderValue, Response, StatusCode};
 
 use super::error::S3Error;
@@ -64,7 +63,7 @@ fn upload_checksum(ctx: &Ctx) -> Result<Option<(ChecksumAlg, ChecksumType)>, S3E
 
 pub async fn create(state: &S3State, ctx: &Ctx) -> Result<Response<Body>, S3Error> {
     let (bucket, key) = bucket_key(ctx)?;
-    super::sse::refuse_unencryptable_write(state, ctx, bucket, "Multipart uploads").await?;
+    let encryption = super::sse::for_write(state, ctx, bucket).await?;
     let checksum = upload_checksum(ctx)?;
     let mut opts = put_options(ctx)?;
     opts.upload_checksum = checksum;
@@ -73,6 +72,14 @@ pub async fn create(state: &S3State, ctx: &Ctx) -> Result<Response<Body>, S3Erro
     }
     let lock = super::objectlock::for_new_version(state, ctx, bucket).await?;
     super::objectlock::store_in(&mut opts.headers, &lock);
+    // Every part is sealed under one object key, made (and stored sealed) now.
+    let envelope = match super::sse::seal(state, &encryption, bucket, key)? {
+        Some((_, envelope)) => {
+            opts.headers.extend(envelope.clone());
+            super::sse::envelope_in(&envelope, key)?
+        }
+        None => None,
+    };
     let id = state.store.create_multipart(bucket, key, opts).await?;
     let mut r = xml_response(&xml::InitiateMultipartUploadResult {
         xmlns: NS,
@@ -88,7 +95,64 @@ pub async fn create(state: &S3State, ctx: &Ctx) -> Result<Response<Body>, S3Erro
         );
         h.insert("x-amz-checksum-type", HeaderValue::from_static(kind.name()));
     }
+    if let Some(env) = &envelope {
+        sse_headers(&mut r, env);
+    }
     Ok(r)
+}
+
+fn sse_headers(r: &mut Response<Body>, env: &super::sse::Envelope) {
+    for (name, value) in super::sse::response_headers(env) {
+        if let Ok(v) = HeaderValue::from_str(&value) {
+            r.headers_mut().insert(name, v);
+        }
+    }
+}
+
+/// The key the parts of an upload are sealed under (SSE-C: the request's key, checked
+/// against the upload's), if the upload is encrypted.
+async fn upload_key(
+    state: &S3State,
+    ctx: &Ctx,
+    bucket: &str,
+    key: &str,
+    id: &str,
+) -> Result<Option<(super::sse::Envelope, crate::sse::ObjectKey)>, S3Error> {
+    let headers = state.store.upload_headers(bucket, key, id).await?;
+    super::sse::open_headers(state, ctx, &headers, bucket, key, super::sse::CUSTOMER)
+}
+
+/// Store one part from `body` (`len` plaintext bytes, if known), sealed under the
+/// upload's key when it has one.
+#[allow(clippy::too_many_arguments)]
+async fn store_part(
+    state: &S3State,
+    (bucket, key, id, number): (&str, &str, &str, u32),
+    sealing: Option<&(super::sse::Envelope, crate::sse::ObjectKey)>,
+    body: &mut (dyn tokio::io::AsyncRead + Unpin + Send),
+    len: Option<u64>,
+    mut opts: crate::object::PutOptions,
+) -> Result<crate::object::UploadedPart, S3Error> {
+    let Some((env, object_key)) = sealing else {
+        let quota = state.quotas.reserve(bucket, key, len, None).await?;
+        let part = state
+            .store
+            .put_part(bucket, key, id, number, body, len, opts)
+            .await?;
+        quota.commit_part(part.size);
+        return Ok(part);
+    };
+    let (part_key, meta) = super::sse::salted_part_key(object_key, number)?;
+    opts.part_meta = meta;
+    let size = len.map(crate::sse::encrypted_size);
+    let quota = state.quotas.reserve(bucket, key, size, None).await?;
+    let mut sealed = super::sse::EncryptingBody::for_write(body, part_key, env.kind, &mut opts);
+    let part = state
+        .store
+        .put_part(bucket, key, id, number, &mut sealed, size, opts)
+        .await?;
+    quota.commit_part(part.size);
+    Ok(part)
 }
 
 pub async fn upload_part(
@@ -98,14 +162,22 @@ pub async fn upload_part(
 ) -> Result<Response<Body>, S3Error> {
     let (bucket, key) = bucket_key(ctx)?;
     let (id, number) = (upload_id(ctx)?, part_number(ctx)?);
+    let sealing = upload_key(state, ctx, bucket, key, id).await?;
     let mut up = upload(ctx, body, MAX_PART_SIZE)?;
-    let quota = state.quotas.reserve(bucket, key, up.size, None).await?;
-    let part = state
-        .store
-        .put_part(bucket, key, id, number, &mut up.reader, up.size, up.opts)
-        .await?;
-    quota.commit_part(part.size);
-    Ok(stored(&part.etag, &up.computed))
+    let part = store_part(
+        state,
+        (bucket, key, id, number),
+        sealing.as_ref(),
+        &mut up.reader,
+        up.size,
+        up.opts,
+    )
+    .await?;
+    let mut r = stored(&part.etag, &up.computed);
+    if let Some((env, _)) = &sealing {
+        sse_headers(&mut r, env);
+    }
+    Ok(r)
 }
 
 /// `x-amz-copy-source-range: bytes=a-b`, inclusive, within the source.
@@ -142,45 +214,41 @@ pub async fn upload_part_copy(state: &S3State, ctx: &Ctx) -> Result<Response<Bod
     let (bucket, key) = bucket_key(ctx)?;
     let (id, number) = (upload_id(ctx)?, part_number(ctx)?);
     let (src_bucket, src_key, src_version) = copy_source(ctx)?;
-    let mut reader = state
+    let sealing = upload_key(state, ctx, bucket, key, id).await?;
+    let reader = state
         .store
         .get_version(&src_bucket, &src_key, src_version, None)
         .await
         .map_err(copy_source_error)?;
     let src = reader.info().clone();
     copy_preconditions(ctx, &src)?;
-    super::sse::refuse_encrypted_copy_source(&src)?;
-    if let Some(r) = copy_range(ctx, reader.info().size)? {
-        reader.narrow(r)?;
-    }
-    let len = reader.remaining();
+    let range = copy_range(ctx, super::sse::plain_size(&src))?;
+    // An encrypted source is read as plaintext (its key from the request's copy-source
+    // SSE-C headers or the KMS), and sealed again under the upload's key.
+    let (stream, len) =
+        super::sse::plaintext(state, ctx, reader, range, super::sse::COPY_SOURCE_CUSTOMER)?;
     if len > MAX_PART_SIZE {
         return Err(crate::object::ObjectError::EntityTooLarge.into());
     }
-    let stream = reader
-        .into_stream()
-        .map_err(|e| std::io::Error::other(e.to_string()));
-    let mut body = tokio_util::io::StreamReader::new(Box::pin(stream));
-    let quota = state.quotas.reserve(bucket, key, Some(len), None).await?;
-    let part = state
-        .store
-        .put_part(
-            bucket,
-            key,
-            id,
-            number,
-            &mut body,
-            Some(len),
-            Default::default(),
-        )
-        .await?;
-    quota.commit_part(part.size);
+    let mut body = tokio_util::io::StreamReader::new(stream);
+    let part = store_part(
+        state,
+        (bucket, key, id, number),
+        sealing.as_ref(),
+        &mut body,
+        Some(len),
+        Default::default(),
+    )
+    .await?;
     let mut r = xml_response(&xml::CopyPartResult {
         xmlns: NS,
         last_modified: iso8601(part.mod_time),
         etag: format!("\"{}\"", part.etag),
     })?;
     copy_source_version_header(state, &mut r, &src_bucket, &src).await;
+    if let Some((env, _)) = &sealing {
+        sse_headers(&mut r, env);
+    }
     Ok(r)
 }
 
@@ -188,6 +256,7 @@ pub async fn complete(state: &S3State, ctx: &Ctx, body: Body) -> Result<Response
     let (bucket, key) = bucket_key(ctx)?;
     let id = upload_id(ctx)?;
     let condition = super::features::write_condition(ctx)?;
+    check_customer_key(state, ctx, bucket, key, id).await?;
     // `x-amz-checksum-*` here is the whole object's checksum, not the XML body's.
     let body_headers: Vec<(String, String)> = ctx
         .headers
@@ -256,9 +325,31 @@ pub async fn complete(state: &S3State, ctx: &Ctx, body: Body) -> Result<Response
             .next()
             .map(|v| ChecksumType::of_value(v).name()),
     })?;
+    if let Some(env) = super::sse::envelope(&info)? {
+        sse_headers(&mut r, &env);
+    }
     version_header(state, &mut r, bucket, info.version_id).await;
     super::lifecycle::expiration_header(state, &mut r, &info).await;
     Ok(r)
+}
+
+/// SSE-C headers on a request that does not need them (Complete, ListParts): if sent,
+/// they must be the upload's key.
+async fn check_customer_key(
+    state: &S3State,
+    ctx: &Ctx,
+    bucket: &str,
+    key: &str,
+    id: &str,
+) -> Result<(), S3Error> {
+    let sent = ctx
+        .headers
+        .iter()
+        .any(|(n, _)| n.starts_with(super::sse::CUSTOMER));
+    if sent {
+        upload_key(state, ctx, bucket, key, id).await?;
+    }
+    Ok(())
 }
 
 pub async fn abort(state: &S3State, ctx: &Ctx) -> Result<Response<Body>, S3Error> {
@@ -308,6 +399,7 @@ pub async fn list_parts(state: &S3State, ctx: &Ctx) -> Result<Response<Body>, S3
         None => 0,
     };
     let max = max_param(ctx, "max-parts")?;
+    check_customer_key(state, ctx, bucket, key, id).await?;
     let listing = state.store.list_parts(bucket, key, id, marker, max).await?;
     xml_response(&xml::ListPartsResult {
         xmlns: NS,
@@ -328,7 +420,7 @@ pub async fn list_parts(state: &S3State, ctx: &Ctx) -> Result<Response<Body>, S3
                 part_number: p.number,
                 last_modified: iso8601(p.mod_time),
                 etag: format!("\"{}\"", p.etag),
-                size: p.size,
+                size: super::sse::plain_part_size(p.size, &p.meta),
             })
             .collect(),
     })

@@ -2,7 +2,6 @@
 //! and CopyObject.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::body::Body;
@@ -204,25 +203,15 @@ pub async fn put(state: &S3State, ctx: &Ctx, body: Body) -> Result<Response<Body
                 .await?
         }
         Some((object_key, envelope)) => {
-            // The store keeps the ciphertext: Content-MD5 is checked on the plaintext by
-            // the sealing reader, which also gives an SSE-S3 object its plaintext MD5 ETag.
+            // The store keeps the ciphertext.
             up.opts.headers.extend(envelope);
-            let expected = up.opts.content_md5.take();
-            let etag = matches!(
-                encryption,
-                super::sse::Requested::Managed {
-                    kind: super::sse::Kind::S3,
-                    ..
-                }
-            )
-            .then(|| Arc::new(parking_lot::Mutex::new(None)));
-            up.opts.etag = etag.clone();
             let size = up.size.map(crate::sse::encrypted_size);
-            let mut sealed = super::sse::EncryptingBody::new(
+            let kind = encryption.kind().unwrap_or(super::sse::Kind::S3);
+            let mut sealed = super::sse::EncryptingBody::for_write(
                 &mut up.reader,
-                object_key.part_key(1),
-                expected,
-                etag,
+                object_key.part_key(1, &[]),
+                kind,
+                &mut up.opts,
             );
             state
                 .store
@@ -376,7 +365,7 @@ pub async fn get(state: &S3State, ctx: &Ctx, head: bool) -> Result<Response<Body
                 })?;
             let mut start = 0;
             let mut found = None;
-            for (num, size) in &info.parts {
+            for (num, size) in &super::sse::plain_parts(&info) {
                 if *num == n {
                     found = Some(ByteRange { start, len: *size });
                     break;
@@ -401,15 +390,19 @@ pub async fn get(state: &S3State, ctx: &Ctx, head: bool) -> Result<Response<Body
         (r.start, r.len.min(size.saturating_sub(r.start)))
     });
     // Of an encrypted object, only the packages holding the range are read.
-    let cipher = crate::sse::cipher_range(start, len, size);
-    if sealed.is_some() {
-        reader.narrow(ByteRange {
-            start: cipher.start,
-            len: cipher.len,
-        })?;
-    } else if let Some(r) = range {
-        reader.narrow(r)?;
-    }
+    let segments = match &sealed {
+        Some((_, object_key)) => {
+            let (stored, segments) = super::sse::plan(&info, object_key, start, len)?;
+            reader.narrow(stored)?;
+            Some(segments)
+        }
+        None => {
+            if let Some(r) = range {
+                reader.narrow(r)?;
+            }
+            None
+        }
+    };
     let len = if sealed.is_some() {
         len
     } else {
@@ -423,14 +416,10 @@ pub async fn get(state: &S3State, ctx: &Ctx, head: bool) -> Result<Response<Body
             tracing::error!(error = %e, "object stream failed mid-response");
             std::io::Error::other(e.to_string())
         });
-        match &sealed {
+        match segments {
             None => Response::new(Body::from_stream(stream)),
-            Some((_, key)) => Response::new(Body::from_stream(super::sse::decrypt_stream(
-                stream,
-                key.part_key(1),
-                cipher,
-                len,
-                size,
+            Some(segments) => Response::new(Body::from_stream(super::sse::decrypt_stream(
+                stream, segments,
             ))),
         }
     };
@@ -685,26 +674,38 @@ pub(super) fn copy_preconditions(ctx: &Ctx, src: &ObjectInfo) -> Result<(), S3Er
 
 pub async fn copy(state: &S3State, ctx: &Ctx) -> Result<Response<Body>, S3Error> {
     let (bucket, key) = bucket_key(ctx)?;
-    super::sse::refuse_unencryptable_write(state, ctx, bucket, "Copies").await?;
     let condition = features::write_condition(ctx)?;
+    // The copy's encryption is its request's, else its bucket's default — never the
+    // source's.
+    let asked = super::sse::requested(state, ctx)?;
+    let changes_encryption = asked.kind().is_some();
+    let encryption = match asked {
+        super::sse::Requested::None => super::sse::for_write(state, ctx, bucket).await?,
+        asked => asked,
+    };
     let (src_bucket, src_key, src_version) = copy_source(ctx)?;
     let replace = match ctx.header("x-amz-metadata-directive") {
         None | Some("COPY") => false,
         Some("REPLACE") => true,
         Some(_) => return Err(S3Error::invalid_argument("Unknown metadata directive.")),
     };
-    if src_bucket == bucket && src_key == key && !replace && src_version == VersionRef::Latest {
+    if src_bucket == bucket
+        && src_key == key
+        && !replace
+        && !changes_encryption
+        && src_version == VersionRef::Latest
+    {
         return Err(S3Error::invalid_request(
             "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes.",
         ));
     }
-    let src = state
+    let reader = state
         .store
-        .head_version(&src_bucket, &src_key, src_version)
+        .get_version(&src_bucket, &src_key, src_version, None)
         .await
         .map_err(copy_source_error)?;
+    let src = reader.info().clone();
     copy_preconditions(ctx, &src)?;
-    super::sse::refuse_encrypted_copy_source(&src)?;
     // A copy gets the ACL its request asks for, never the source's.
     let acl = super::access::object_write_acl(state, ctx).await?;
     let mut opts = if replace {
@@ -718,6 +719,7 @@ pub async fn copy(state: &S3State, ctx: &Ctx) -> Result<Response<Body>, S3Error>
         }
     };
     opts.headers.remove(super::authz::ACL_HEADER);
+    super::sse::strip(&mut opts.headers);
     // The copy was not made by the source's multipart upload, and its storage class is the
     // request's (STANDARD unless asked), never the source's.
     opts.headers.remove(crate::object::UPLOAD_HEADER);
@@ -750,30 +752,76 @@ pub async fn copy(state: &S3State, ctx: &Ctx) -> Result<Response<Body>, S3Error>
     // source's.
     let lock = super::objectlock::for_new_version(state, ctx, bucket).await?;
     super::objectlock::store_in(&mut opts.headers, &lock);
-    let opts = Some(opts);
     let old = replaced_size(state, bucket, key).await;
-    let quota = state
-        .quotas
-        .reserve(bucket, key, Some(src.size), old)
-        .await?;
-    let info = state
-        .store
-        .copy_object(
-            (&src_bucket, &src_key, src_version),
-            bucket,
-            key,
-            opts,
-            condition,
-        )
-        .await
-        .map_err(copy_source_error)?;
-    quota.commit_object(info.size, old);
+    let info = if encryption.kind().is_none() && !super::sse::is_encrypted(&src) {
+        // Stored in the clear on both sides: the store copies the bytes as they are.
+        super::sse::open(state, ctx, &src, super::sse::COPY_SOURCE_CUSTOMER)?;
+        drop(reader);
+        let quota = state
+            .quotas
+            .reserve(bucket, key, Some(src.size), old)
+            .await?;
+        let info = state
+            .store
+            .copy_object(
+                (&src_bucket, &src_key, src_version),
+                bucket,
+                key,
+                Some(opts),
+                condition,
+            )
+            .await
+            .map_err(copy_source_error)?;
+        quota.commit_object(info.size, old);
+        info
+    } else {
+        // Decrypted from the source's key, sealed under the copy's own.
+        let (stream, len) =
+            super::sse::plaintext(state, ctx, reader, None, super::sse::COPY_SOURCE_CUSTOMER)?;
+        let mut body = tokio_util::io::StreamReader::new(stream);
+        opts.condition = condition;
+        let info = match super::sse::seal(state, &encryption, bucket, key)? {
+            None => {
+                let quota = state.quotas.reserve(bucket, key, Some(len), old).await?;
+                let info = state
+                    .store
+                    .put_object(bucket, key, &mut body, Some(len), opts)
+                    .await?;
+                quota.commit_object(info.size, old);
+                info
+            }
+            Some((object_key, envelope)) => {
+                opts.headers.extend(envelope);
+                let size = crate::sse::encrypted_size(len);
+                let quota = state.quotas.reserve(bucket, key, Some(size), old).await?;
+                let kind = encryption.kind().unwrap_or(super::sse::Kind::S3);
+                let mut sealed = super::sse::EncryptingBody::for_write(
+                    &mut body,
+                    object_key.part_key(1, &[]),
+                    kind,
+                    &mut opts,
+                );
+                let info = state
+                    .store
+                    .put_object(bucket, key, &mut sealed, Some(size), opts)
+                    .await?;
+                quota.commit_object(info.size, old);
+                info
+            }
+        };
+        info
+    };
     let mut r = xml_response(&xml::CopyObjectResult {
         xmlns: NS,
         last_modified: iso8601(info.mod_time),
         etag: format!("\"{}\"", info.etag),
     })?;
     copy_source_version_header(state, &mut r, &src_bucket, &src).await;
+    if let Some(env) = super::sse::envelope(&info)? {
+        for (name, value) in super::sse::response_headers(&env) {
+            insert(&mut r, name, &value);
+        }
+    }
     version_header(state, &mut r, bucket, info.version_id).await;
     super::lifecycle::expiration_header(state, &mut r, &info).await;
     Ok(r)

@@ -14,7 +14,7 @@ use std::task::{Context, Poll};
 
 use base64::Engine;
 use bytes::Bytes;
-use futures::{Stream, StreamExt};
+use futures::{Stream, StreamExt, TryStreamExt};
 use http::StatusCode;
 use md5::Digest;
 use parking_lot::Mutex;
@@ -34,8 +34,13 @@ const CONTEXT: &str = "x-cairn-sse-context";
 const CUSTOMER_MD5: &str = "x-cairn-sse-customer-key-md5";
 const BUCKET_KEY: &str = "x-cairn-sse-bucket-key";
 
+/// Where a multipart upload's part keeps its salt (hex), in the part's metadata.
+const PART_SALT: &str = "sse-salt";
+
 /// Prefix of the SSE-C headers of the object a request addresses.
 pub const CUSTOMER: &str = "x-amz-server-side-encryption-customer-";
+/// Prefix of the SSE-C headers of a copy's source.
+pub const COPY_SOURCE_CUSTOMER: &str = "x-amz-copy-source-server-side-encryption-customer-";
 
 /// How an object is encrypted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -241,6 +246,23 @@ pub fn requested(state: &S3State, ctx: &Ctx) -> Result<Requested, S3Error> {
     })
 }
 
+impl Requested {
+    /// The encryption asked for, if any.
+    pub fn kind(&self) -> Option<Kind> {
+        match self {
+            Requested::None => None,
+            Requested::Managed { kind, .. } => Some(*kind),
+            Requested::Customer(_) => Some(Kind::Customer),
+        }
+    }
+}
+
+/// Drop a stored envelope from headers being copied to a new object (which gets its own,
+/// or none).
+pub fn strip(headers: &mut BTreeMap<String, String>) {
+    headers.retain(|k, _| !k.starts_with(KIND));
+}
+
 /// What a write gets: what it asked for, else its bucket's default encryption.
 pub async fn for_write(state: &S3State, ctx: &Ctx, bucket: &str) -> Result<Requested, S3Error> {
     let asked = requested(state, ctx)?;
@@ -280,24 +302,6 @@ pub async fn for_write(state: &S3State, ctx: &Ctx, bucket: &str) -> Result<Reque
         context: None,
         bucket_key: d.bucket_key,
     })
-}
-
-/// Writes that cannot encrypt yet (multipart uploads, copies) are refused when their
-/// bucket's default encryption would apply: never stored in the clear instead.
-pub async fn refuse_unencryptable_write(
-    state: &S3State,
-    ctx: &Ctx,
-    bucket: &str,
-    what: &str,
-) -> Result<(), S3Error> {
-    match for_write(state, ctx, bucket).await? {
-        Requested::None => Ok(()),
-        _ => Err(S3Error::new(
-            "NotImplemented",
-            StatusCode::NOT_IMPLEMENTED,
-            format!("{what} into a bucket with default encryption are not implemented yet."),
-        )),
-    }
 }
 
 /// What a sealed key is bound to: the object's bucket and key.
@@ -370,7 +374,11 @@ pub struct Envelope {
 
 /// The envelope in an object's stored headers (`None`: stored in the clear).
 pub fn envelope(info: &ObjectInfo) -> Result<Option<Envelope>, S3Error> {
-    let h = &info.headers;
+    envelope_in(&info.headers, &info.key)
+}
+
+/// The envelope in the stored headers of `key` (an object's, or a multipart upload's).
+pub fn envelope_in(h: &BTreeMap<String, String>, key: &str) -> Result<Option<Envelope>, S3Error> {
     let Some(kind) = h.get(KIND) else {
         return Ok(None);
     };
@@ -379,7 +387,7 @@ pub fn envelope(info: &ObjectInfo) -> Result<Option<Envelope>, S3Error> {
         "aws:kms" => Kind::Kms,
         "SSE-C" => Kind::Customer,
         other => {
-            tracing::error!(kind = other, key = %info.key, "unknown encryption in metadata");
+            tracing::error!(kind = other, key, "unknown encryption in metadata");
             return Err(S3Error::internal());
         }
     };
@@ -387,7 +395,7 @@ pub fn envelope(info: &ObjectInfo) -> Result<Option<Envelope>, S3Error> {
         .get(SEALED)
         .and_then(|s| base64::engine::general_purpose::STANDARD.decode(s).ok())
         .ok_or_else(|| {
-            tracing::error!(key = %info.key, "encrypted object without a sealed key");
+            tracing::error!(key, "encrypted object without a sealed key");
             S3Error::internal()
         })?;
     Ok(Some(Envelope {
@@ -405,13 +413,129 @@ pub fn is_encrypted(info: &ObjectInfo) -> bool {
     info.headers.contains_key(KIND)
 }
 
-/// The size clients see: the plaintext's.
+/// The size clients see: the plaintext's (of an encrypted object, the sum of its parts').
 pub fn plain_size(info: &ObjectInfo) -> u64 {
-    if is_encrypted(info) {
-        format::plain_size(info.size).unwrap_or(0)
-    } else {
-        info.size
+    if !is_encrypted(info) {
+        return info.size;
     }
+    if info.parts.is_empty() {
+        return format::plain_size(info.size).unwrap_or(0);
+    }
+    plain_parts(info).iter().map(|(_, n)| n).sum()
+}
+
+/// (part number, size) of each part as clients see them: the plaintext's.
+pub fn plain_parts(info: &ObjectInfo) -> Vec<(u32, u64)> {
+    if !is_encrypted(info) {
+        return info.parts.clone();
+    }
+    info.parts
+        .iter()
+        .map(|&(n, stored)| (n, format::plain_size(stored).unwrap_or(0)))
+        .collect()
+}
+
+/// The plaintext size of an uploaded part (stored encrypted when it has a salt).
+pub fn plain_part_size(stored: u64, meta: &BTreeMap<String, String>) -> u64 {
+    if meta.contains_key(PART_SALT) {
+        format::plain_size(stored).unwrap_or(0)
+    } else {
+        stored
+    }
+}
+
+/// A new salt for an uploaded part: its key and the part metadata that keeps the salt.
+pub fn salted_part_key(
+    key: &ObjectKey,
+    number: u32,
+) -> Result<(PackageKey, BTreeMap<String, String>), S3Error> {
+    let salt = format::part_salt().map_err(|_| S3Error::internal())?;
+    let meta = BTreeMap::from([(PART_SALT.to_string(), hex::encode(salt))]);
+    Ok((key.part_key(number, &salt), meta))
+}
+
+/// The key of part `number` as stored: salted (a multipart upload's part) or not.
+fn stored_part_key(
+    key: &ObjectKey,
+    number: u32,
+    meta: Option<&BTreeMap<String, String>>,
+) -> Result<PackageKey, S3Error> {
+    let salt = match meta.and_then(|m| m.get(PART_SALT)) {
+        None => Vec::new(),
+        Some(h) => hex::decode(h).map_err(|_| {
+            tracing::error!(part = number, "unreadable part salt in metadata");
+            S3Error::internal()
+        })?,
+    };
+    Ok(key.part_key(number, &salt))
+}
+
+/// One part's share of a decrypted read.
+pub struct Segment {
+    key: PackageKey,
+    range: CipherRange,
+    /// Plaintext bytes wanted from the segment, and the part's plaintext size.
+    len: u64,
+    size: u64,
+}
+
+/// How to read `len` plaintext bytes from `start` of an encrypted object: the stored
+/// bytes to read (one contiguous range) and the parts they cross.
+pub fn plan(
+    info: &ObjectInfo,
+    key: &ObjectKey,
+    start: u64,
+    len: u64,
+) -> Result<(crate::object::ByteRange, Vec<Segment>), S3Error> {
+    let single = [(1, info.size)];
+    let parts: &[(u32, u64)] = if info.parts.is_empty() {
+        &single
+    } else {
+        &info.parts
+    };
+    let end = start.saturating_add(len);
+    let (mut plain_at, mut stored_at) = (0u64, 0u64);
+    let mut first: Option<u64> = None;
+    let mut total = 0u64;
+    let mut segments = Vec::new();
+    for (i, &(number, stored)) in parts.iter().enumerate() {
+        let size = format::plain_size(stored).ok_or_else(|| {
+            tracing::error!(key = %info.key, part = number, stored, "encrypted part of impossible size");
+            S3Error::internal()
+        })?;
+        let (lo, hi) = (plain_at, plain_at + size);
+        // An empty read (of an empty object) still opens the first part's final package.
+        let wanted = if len == 0 {
+            i == 0
+        } else {
+            start < hi && end > lo
+        };
+        if wanted {
+            let from = start.max(lo) - lo;
+            let to = end.min(hi) - lo;
+            let range = format::cipher_range(from, to.saturating_sub(from), size);
+            first.get_or_insert(stored_at + range.start);
+            total += range.len;
+            segments.push(Segment {
+                key: stored_part_key(key, number, info.part_meta.get(i))?,
+                range,
+                len: to.saturating_sub(from),
+                size,
+            });
+        }
+        plain_at = hi;
+        stored_at += stored;
+    }
+    let Some(first) = first else {
+        return Err(S3Error::invalid_range());
+    };
+    Ok((
+        crate::object::ByteRange {
+            start: first,
+            len: total,
+        },
+        segments,
+    ))
 }
 
 /// The key to read `info` with, given the request's SSE-C headers under `prefix` (the
@@ -422,7 +546,20 @@ pub fn open(
     info: &ObjectInfo,
     prefix: &str,
 ) -> Result<Option<(Envelope, ObjectKey)>, S3Error> {
-    let env = envelope(info)?;
+    open_headers(state, ctx, &info.headers, &info.bucket, &info.key, prefix)
+}
+
+/// [`open`] for the stored headers of `bucket/key`: an object's or a multipart upload's
+/// (whose parts are sealed under the key its upload was started with).
+pub fn open_headers(
+    state: &S3State,
+    ctx: &Ctx,
+    headers: &BTreeMap<String, String>,
+    bucket: &str,
+    key: &str,
+    prefix: &str,
+) -> Result<Option<(Envelope, ObjectKey)>, S3Error> {
+    let env = envelope_in(headers, key)?;
     let customer = customer_key(ctx, prefix)?;
     let not_applicable =
         || S3Error::invalid_request("The encryption parameters are not applicable to this object.");
@@ -432,7 +569,8 @@ pub fn open(
             None => Ok(None),
         };
     };
-    let bound = binding(&info.bucket, &info.key);
+    let bound = binding(bucket, key);
+    let object = key;
     let key = match (env.kind, customer) {
         (Kind::Customer, Some(c)) => format::open_with_customer_key(&c.key, &env.sealed, &bound)
             .map_err(|_| {
@@ -453,7 +591,7 @@ pub fn open(
             let key_id = env.key_id.as_deref().unwrap_or_default();
             let plain = kms.decrypt(key_id, &env.sealed, &bound).map_err(|e| {
                 if e == KmsError::Unseal {
-                    tracing::error!(key = %info.key, "the object key does not unseal");
+                    tracing::error!(key = object, "the object key does not unseal");
                 }
                 kms_error(e)
             })?;
@@ -461,19 +599,6 @@ pub fn open(
         }
     };
     Ok(Some((env, key)))
-}
-
-/// Copies read the source's stored bytes as they are: of an encrypted source that would be
-/// ciphertext under a key bound to the source. Refused until copies re-encrypt.
-pub fn refuse_encrypted_copy_source(src: &ObjectInfo) -> Result<(), S3Error> {
-    if is_encrypted(src) {
-        return Err(S3Error::new(
-            "NotImplemented",
-            StatusCode::NOT_IMPLEMENTED,
-            "Copying a server-side encrypted object is not implemented yet.",
-        ));
-    }
-    Ok(())
 }
 
 /// The response headers that describe an object's encryption.
@@ -524,6 +649,21 @@ pub struct EncryptingBody<'a> {
 }
 
 impl<'a> EncryptingBody<'a> {
+    /// Seal `inner` under `key` for a store write with `opts`: the write's Content-MD5 is
+    /// checked here, on the plaintext; an SSE-S3 write records the plaintext's MD5 as its
+    /// ETag (AWS's), the others the stored bytes' (not the plaintext's MD5, as AWS).
+    pub fn for_write(
+        inner: &'a mut (dyn AsyncRead + Unpin + Send),
+        key: PackageKey,
+        kind: Kind,
+        opts: &mut crate::object::PutOptions,
+    ) -> EncryptingBody<'a> {
+        let expected = opts.content_md5.take();
+        let etag = (kind == Kind::S3).then(|| Arc::new(Mutex::new(None)));
+        opts.etag = etag.clone();
+        EncryptingBody::new(inner, key, expected, etag)
+    }
+
     pub fn new(
         inner: &'a mut (dyn AsyncRead + Unpin + Send),
         key: PackageKey,
@@ -590,44 +730,123 @@ impl AsyncRead for EncryptingBody<'_> {
     }
 }
 
-/// The plaintext of `len` bytes of a part of `size` plaintext bytes, from the stored
-/// bytes of `range` (already narrowed to) streamed by `inner`.
+/// The plaintext of a [`plan`]'s segments, from the stored bytes of its range streamed
+/// by `inner`: each part's packages opened under its own key, every one checked.
 pub fn decrypt_stream(
     inner: impl Stream<Item = std::io::Result<Bytes>> + Send + 'static,
-    key: PackageKey,
-    range: CipherRange,
-    len: u64,
-    size: u64,
+    segments: Vec<Segment>,
 ) -> impl Stream<Item = std::io::Result<Bytes>> + Send {
-    let dec = Decryptor::new(key, &range, len, size);
+    let mut queue: std::collections::VecDeque<(Decryptor, u64)> = segments
+        .into_iter()
+        .map(|s| (Decryptor::new(s.key, &s.range, s.len, s.size), s.range.len))
+        .collect();
+    let current = queue.pop_front();
     let inner = inner.boxed();
-    futures::stream::unfold((inner, Some(dec)), |(mut inner, dec)| async move {
-        let mut dec = dec?;
-        let fail = |e: format::SseError| {
-            tracing::error!(error = %e, "encrypted object failed to decrypt");
-            std::io::Error::other(e.to_string())
-        };
-        loop {
-            match inner.next().await {
-                Some(Ok(chunk)) => {
-                    let mut out = Vec::with_capacity(chunk.len() + format::PACKAGE);
-                    if let Err(e) = dec.update(&chunk, &mut out) {
-                        return Some((Err(fail(e)), (inner, None)));
+    let fail = |e: format::SseError| {
+        tracing::error!(error = %e, "encrypted object failed to decrypt");
+        std::io::Error::other(e.to_string())
+    };
+    futures::stream::unfold(
+        (inner, current, queue, false),
+        move |(mut inner, mut current, mut queue, done)| async move {
+            if done {
+                return None;
+            }
+            loop {
+                match inner.next().await {
+                    Some(Ok(chunk)) => {
+                        let mut out = Vec::with_capacity(chunk.len() + format::PACKAGE);
+                        let mut data = &chunk[..];
+                        while !data.is_empty() {
+                            let Some((dec, left)) = current.as_mut() else {
+                                return Some((
+                                    Err(fail(format::SseError::Trailing)),
+                                    (inner, None, queue, true),
+                                ));
+                            };
+                            let n = (*left).min(data.len() as u64) as usize;
+                            let step = dec.update(&data[..n], &mut out);
+                            *left -= n as u64;
+                            data = &data[n..];
+                            let step = step.and_then(|()| match current.take() {
+                                Some((dec, 0)) => {
+                                    current = queue.pop_front();
+                                    dec.finish(&mut out)
+                                }
+                                other => {
+                                    current = other;
+                                    Ok(())
+                                }
+                            });
+                            if let Err(e) = step {
+                                return Some((Err(fail(e)), (inner, None, queue, true)));
+                            }
+                        }
+                        if !out.is_empty() {
+                            return Some((Ok(Bytes::from(out)), (inner, current, queue, false)));
+                        }
                     }
-                    if !out.is_empty() {
-                        return Some((Ok(Bytes::from(out)), (inner, Some(dec))));
+                    Some(Err(e)) => return Some((Err(e), (inner, None, queue, true))),
+                    None => {
+                        // The stored bytes ended: whatever part was still open is short.
+                        let mut out = Vec::new();
+                        let ended = match current.take() {
+                            Some((dec, _)) => dec.finish(&mut out).and(match queue.front() {
+                                None => Ok(()),
+                                Some((d, _)) => Err(format::SseError::Truncated(d.first())),
+                            }),
+                            None => Ok(()),
+                        };
+                        return match ended {
+                            Ok(()) if out.is_empty() => None,
+                            Ok(()) => Some((Ok(Bytes::from(out)), (inner, None, queue, true))),
+                            Err(e) => Some((Err(fail(e)), (inner, None, queue, true))),
+                        };
                     }
-                }
-                Some(Err(e)) => return Some((Err(e), (inner, None))),
-                None => {
-                    let mut out = Vec::new();
-                    return match dec.finish(&mut out) {
-                        Ok(()) if out.is_empty() => None,
-                        Ok(()) => Some((Ok(Bytes::from(out)), (inner, None))),
-                        Err(e) => Some((Err(fail(e)), (inner, None))),
-                    };
                 }
             }
+        },
+    )
+}
+
+/// A stored object's bytes as plaintext, for a copy: `range` (of the plaintext, checked)
+/// or all of it, decrypted with the key the request gives for the source (its SSE-C
+/// headers under `prefix`) or the KMS's. Also the plaintext length.
+pub fn plaintext(
+    state: &S3State,
+    ctx: &Ctx,
+    mut reader: crate::object::ObjectReader,
+    range: Option<crate::object::ByteRange>,
+    prefix: &str,
+) -> Result<
+    (
+        futures::stream::BoxStream<'static, std::io::Result<Bytes>>,
+        u64,
+    ),
+    S3Error,
+> {
+    let info = reader.info().clone();
+    let opened = open(state, ctx, &info, prefix)?;
+    let size = plain_size(&info);
+    let (start, len) = range.map_or((0, size), |r| (r.start, r.len));
+    let stored = |reader: crate::object::ObjectReader| {
+        reader.into_stream().map_err(|e| {
+            tracing::error!(error = %e, "copy source stream failed");
+            std::io::Error::other(e.to_string())
+        })
+    };
+    match opened {
+        None => {
+            if let Some(r) = range {
+                reader.narrow(r)?;
+            }
+            let len = reader.remaining();
+            Ok((stored(reader).boxed(), len))
         }
-    })
+        Some((_, key)) => {
+            let (span, segments) = plan(&info, &key, start, len)?;
+            reader.narrow(span)?;
+            Ok((decrypt_stream(stored(reader), segments).boxed(), len))
+        }
+    }
 }

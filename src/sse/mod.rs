@@ -6,7 +6,10 @@
 //!   SSE-C it is random and stored sealed by a key derived from the client's key
 //!   ([`seal_with_customer_key`]), which is never stored.
 //! - Each part (a single-part object is part 1) is encrypted under its own **package key**,
-//!   HMAC-SHA256(object key, "cairn-sse-v1 part" ‖ part number): parts cannot be swapped.
+//!   HMAC-SHA256(object key, "cairn-sse-v1 part" ‖ part number ‖ salt): parts cannot be
+//!   swapped. The salt is empty for a single-part object (its object key is new on every
+//!   write) and 32 random bytes per uploaded part of a multipart upload (whose object key
+//!   is fixed when the upload starts, while a part number may be uploaded again).
 //! - The plaintext is cut into **packages** of 64 KiB (the last may be shorter, and an
 //!   empty part is one empty package). Each is sealed with AES-256-GCM; the 96-bit nonce is
 //!   the package's sequence number (64 bits) and a final flag (32 bits), so packages cannot
@@ -134,11 +137,14 @@ impl ObjectKey {
         &self.0
     }
 
-    /// The key of part `part` (1-based; a single-part object is part 1).
-    pub fn part_key(&self, part: u32) -> PackageKey {
+    /// The key of part `part` (1-based; a single-part object is part 1, with no salt).
+    /// A part of a multipart upload has its own random `salt`, so that a part uploaded
+    /// again under the same number never reuses a key and nonce.
+    pub fn part_key(&self, part: u32, salt: &[u8]) -> PackageKey {
         let mac = hmac::Key::new(hmac::HMAC_SHA256, &self.0);
         let mut msg = b"cairn-sse-v1 part".to_vec();
         msg.extend_from_slice(&part.to_be_bytes());
+        msg.extend_from_slice(salt);
         let tag = hmac::sign(&mac, &msg);
         PackageKey::new(tag.as_ref())
     }
@@ -183,6 +189,15 @@ impl PackageKey {
             .map(|p| &*p)
             .map_err(|_| SseError::Package(seq))
     }
+}
+
+/// A new random part salt.
+pub fn part_salt() -> Result<[u8; 32], SseError> {
+    let mut salt = [0u8; 32];
+    SystemRandom::new()
+        .fill(&mut salt)
+        .map_err(|_| SseError::Random)?;
+    Ok(salt)
 }
 
 /// Streams a part's plaintext into sealed packages.
@@ -253,6 +268,11 @@ impl Decryptor {
             remaining: len,
             pending: Vec::with_capacity(PACKAGE + TAG),
         }
+    }
+
+    /// The sequence number of the next package expected.
+    pub fn first(&self) -> u64 {
+        self.seq
     }
 
     /// Take stored bytes, appending the plaintext they complete to `out`. Whole packages

@@ -14,7 +14,7 @@ fn data(n: usize, seed: u8) -> Vec<u8> {
 
 /// Encrypt `plain` as part `part` of `key`, feeding it in `chunk`-byte pieces.
 fn encrypt(key: &ObjectKey, part: u32, plain: &[u8], chunk: usize) -> Vec<u8> {
-    let mut e = Encryptor::new(key.part_key(part));
+    let mut e = Encryptor::new(key.part_key(part, &[]));
     let mut out = Vec::new();
     for c in plain.chunks(chunk.max(1)) {
         e.update(c, &mut out);
@@ -36,7 +36,7 @@ fn decrypt(
 ) -> Result<Vec<u8>, SseError> {
     let r = cipher_range(start, len, size);
     let bytes = &stored[r.start as usize..(r.start + r.len) as usize];
-    let mut d = Decryptor::new(key.part_key(part), &r, len, size);
+    let mut d = Decryptor::new(key.part_key(part, &[]), &r, len, size);
     let mut out = Vec::new();
     for c in bytes.chunks(chunk.max(1)) {
         d.update(c, &mut out)?;
@@ -131,7 +131,7 @@ fn damaged_reordered_cut_or_foreign_packages_never_decrypt() {
     // The final package dropped: the one before it is not final.
     let cut = &sa[..3 * (p + TAG)];
     assert!(decrypt(&a, 1, &[cut, &[0u8; 116][..]].concat(), 0, size, size, 4096).is_err());
-    let mut d = Decryptor::new(a.part_key(1), &cipher_range(0, size, size), size, size);
+    let mut d = Decryptor::new(a.part_key(1, &[]), &cipher_range(0, size, size), size, size);
     let mut out = Vec::new();
     d.update(cut, &mut out).expect("the first three open");
     assert_eq!(d.finish(&mut out), Err(SseError::Truncated(3)));
@@ -148,12 +148,12 @@ fn damaged_reordered_cut_or_foreign_packages_never_decrypt() {
     // one, the extra package is refused as trailing.
     let mut long = sa.clone();
     long.extend_from_slice(&sa[..p + TAG]);
-    let mut d = Decryptor::new(a.part_key(1), &cipher_range(0, size, size), size, size);
+    let mut d = Decryptor::new(a.part_key(1, &[]), &cipher_range(0, size, size), size, size);
     assert_eq!(d.update(&long, &mut Vec::new()), Err(SseError::Package(3)));
     let even = &plain[..2 * p];
     let se = encrypt(&a, 1, even, p);
     let n = even.len() as u64;
-    let mut d = Decryptor::new(a.part_key(1), &cipher_range(0, n, n), n, n);
+    let mut d = Decryptor::new(a.part_key(1, &[]), &cipher_range(0, n, n), n, n);
     let mut long = se.clone();
     long.extend_from_slice(&se[..p + TAG]);
     assert_eq!(d.update(&long, &mut Vec::new()), Err(SseError::Trailing));
@@ -207,4 +207,35 @@ proptest! {
             prop_assert_eq!(&got[..], &plain[start..start + len]);
         }
     }
+}
+
+#[test]
+fn a_part_uploaded_again_gets_another_key() {
+    let key = ObjectKey::random().expect("random");
+    let (s1, s2) = (part_salt().expect("salt"), part_salt().expect("salt"));
+    assert_ne!(s1, s2);
+    let plain = vec![7u8; 1000];
+    let seal = |salt: &[u8]| {
+        let mut e = Encryptor::new(key.part_key(3, salt));
+        let mut out = Vec::new();
+        e.update(&plain, &mut out);
+        e.finish(&mut out);
+        out
+    };
+    let (a, b) = (seal(&s1), seal(&s2));
+    assert_ne!(
+        a, b,
+        "the same plaintext under two salts must not give the same stream"
+    );
+    let n = plain.len() as u64;
+    let mut d = Decryptor::new(key.part_key(3, &s1), &cipher_range(0, n, n), n, n);
+    let mut out = Vec::new();
+    assert!(d.update(&b, &mut out).is_err() || d.finish(&mut out).is_err());
+    let mut d = Decryptor::new(key.part_key(3, &s1), &cipher_range(0, n, n), n, n);
+    let mut out = Vec::new();
+    d.update(&a, &mut out).expect("opens");
+    d.finish(&mut out).expect("ends");
+    assert_eq!(out, plain);
+    // No salt is the single-part derivation, distinct from any salted one.
+    assert_ne!(seal(&[]), a);
 }
