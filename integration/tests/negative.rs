@@ -517,7 +517,8 @@ fn every_unhonoured_feature_header_is_refused_where_it_can_be_carried() {
         })
         .sum();
     assert_eq!(walked, expected, "every refusal in the table was walked");
-    assert!(walked > 40, "only {walked} refusals walked");
+    // Not vacuous: the table still refuses a dozen header/operation pairs.
+    assert!(walked >= 12, "only {walked} refusals walked");
 }
 
 fn etag_of(headers_and_body: &ureq::http::Response<ureq::Body>) -> String {
