@@ -1,6 +1,7 @@
 //! The `cairn` binary: argument parsing, configuration from the environment, wiring.
 
 mod iam_cli;
+mod kms_cli;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -262,6 +263,11 @@ enum AdminCommand {
     Accesskey {
         #[command(subcommand)]
         command: iam_cli::AccessKeyCommand,
+    },
+    /// The built-in KMS: its keys, and re-sealing object keys under a new master key.
+    Kms {
+        #[command(subcommand)]
+        command: kms_cli::KmsCommand,
     },
 }
 
@@ -735,6 +741,7 @@ async fn server(
     }
     let scanner = scanner_config()?;
     healer.start_with(scanner, drive_check);
+    healer.resume_rotation(state.kms.clone()).await;
     healer.start_lifecycle(cairn::heal::LifecycleConfig::new(
         lifecycle_day,
         scanner.map_or(std::time::Duration::from_secs(3600), |s| s.interval),
@@ -1184,6 +1191,7 @@ fn admin(command: AdminCommand) -> anyhow::Result<()> {
         AdminCommand::Group { command } => iam_cli::group(command),
         AdminCommand::Policy { command } => iam_cli::policy(command),
         AdminCommand::Accesskey { command } => iam_cli::accesskey(command),
+        AdminCommand::Kms { command } => kms_cli::kms(command),
         AdminCommand::Bucket {
             command: BucketCommand::Quota { command },
         } => quota(command),

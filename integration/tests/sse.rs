@@ -7,6 +7,7 @@
 
 use std::path::Path;
 use std::process::Command;
+use std::time::Duration;
 
 use base64::Engine;
 use cairn_integration::{files_named, require_tool, Pki, Server, ACCESS_KEY, SECRET_KEY};
@@ -496,5 +497,151 @@ print("BUCKET-DEFAULT", code(lambda: s3.put_bucket_encryption(Bucket="plain", Se
     assert!(
         text.contains("<Code>InvalidRequest</Code>") && text.contains("secure connection"),
         "{text}"
+    );
+}
+
+/// The SHA-256 of every shard file (`part.1`) of `bucket/key` on the drives, sorted.
+fn data_fingerprint(drives: &[std::path::PathBuf], bucket: &str, key: &str) -> Vec<String> {
+    let mut v: Vec<String> = drives
+        .iter()
+        .flat_map(|d| files_named(&d.join(bucket).join(key), "part.1"))
+        .map(|p| {
+            hex::encode(<sha2::Sha256 as sha2::Digest>::digest(
+                std::fs::read(&p).expect("read shard"),
+            ))
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+/// `cairn admin kms rotate --status --json` as JSON.
+fn rotation(endpoint: &str) -> serde_json::Value {
+    let (code, out) = cairn_integration::admin(endpoint, &["kms", "rotate", "--status", "--json"]);
+    assert_eq!(code, 0, "{out}");
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"))
+}
+
+#[test]
+fn kms_rotation_reseals_every_key_resumes_after_kill_9_and_lets_the_old_key_go() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let drives: Vec<std::path::PathBuf> =
+        (1..=4).map(|i| dir.path().join(format!("d{i}"))).collect();
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let old = format!("old:{}", b64.encode([0x31u8; 32]));
+    let both = format!("new:{},{old}", b64.encode([0x32u8; 32]));
+    let new = format!("new:{}", b64.encode([0x32u8; 32]));
+    const N: usize = 300;
+    let s = Server::start_on(&drives, &[("CAIRN_KMS_SECRET_KEY", &old)]);
+    let Some(out) = boto(
+        &s.endpoint,
+        Path::new("-"),
+        "00",
+        &format!(
+            r#"
+s3.create_bucket(Bucket="rot")
+for i in range({N}):
+    s3.put_object(Bucket="rot", Key="obj/%04d" % i, Body=b"%d" % i * 100, ServerSideEncryption="AES256")
+s3.put_object(Bucket="rot", Key="kms.bin", Body=data, ServerSideEncryption="aws:kms", SSEKMSKeyId="old")
+s3.put_object(Bucket="rot", Key="plain.bin", Body=data)
+s3.create_bucket(Bucket="ver")
+s3.put_bucket_versioning(Bucket="ver", VersioningConfiguration={{"Status": "Enabled"}})
+v1 = s3.put_object(Bucket="ver", Key="v", Body=b"first", ServerSideEncryption="AES256")["VersionId"]
+s3.put_object(Bucket="ver", Key="v", Body=b"second", ServerSideEncryption="aws:kms")
+u = s3.create_multipart_upload(Bucket="rot", Key="mp", ServerSideEncryption="AES256")["UploadId"]
+e = s3.upload_part(Bucket="rot", Key="mp", UploadId=u, PartNumber=1, Body=data)["ETag"]
+print("UPLOAD", u, e, v1)
+"#
+        ),
+    ) else {
+        return;
+    };
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("UPLOAD "))
+        .unwrap_or_else(|| panic!("{out}"));
+    let fields: Vec<&str> = line.split(' ').collect();
+    let (upload, etag, v1) = (fields[1], fields[2], fields[3]);
+    let before = data_fingerprint(&drives, "rot", "kms.bin");
+    assert_eq!(before.len(), 4);
+    drop(s);
+
+    // The new key first (the default for new objects), the old one still there to open
+    // what it sealed. Slow pacing, so the kill lands mid-way.
+    let env = [
+        ("CAIRN_KMS_SECRET_KEY", both.as_str()),
+        ("CAIRN_HEAL_SPEED", "slow"),
+    ];
+    let s = Server::start_on(&drives, &env);
+    let (code, out) = cairn_integration::admin(&s.endpoint, &["kms", "rotate", "--from", "nope"]);
+    assert_ne!(code, 0);
+    assert!(out.contains("KMS.NotFoundException"), "{out}");
+    let (code, out) =
+        cairn_integration::admin(&s.endpoint, &["kms", "rotate", "--from", "old", "--detach"]);
+    assert_eq!(code, 0, "{out}");
+    let (code, out) = cairn_integration::admin(&s.endpoint, &["kms", "rotate", "--detach"]);
+    assert_ne!(code, 0, "a second rotation started: {out}");
+    assert!(out.contains("RotationRunning"), "{out}");
+    cairn_integration::wait_until(
+        "a third of the keys re-sealed",
+        Duration::from_secs(60),
+        || rotation(&s.endpoint)["resealed"].as_u64().unwrap_or(0) >= (N / 3) as u64,
+    );
+    let at_kill = rotation(&s.endpoint);
+    assert_eq!(at_kill["state"], "running", "{at_kill}");
+    drop(s); // SIGKILL
+
+    // Restarted: it resumes by itself and finishes.
+    let s = Server::start_on(&drives, &env);
+    let resumed = rotation(&s.endpoint);
+    assert_eq!(resumed["id"], at_kill["id"], "{resumed}");
+    cairn_integration::wait_until("the rotation to finish", Duration::from_secs(120), || {
+        rotation(&s.endpoint)["state"] != "running"
+    });
+    let done = rotation(&s.endpoint);
+    assert_eq!(done["state"], "done", "{done}");
+    assert_eq!(done["failed"], 0, "{done}");
+    assert_eq!(done["uploads_resealed"], 1, "{done}");
+    assert!(s.log().contains("KMS key rotation resumed"), "{}", s.log());
+    let (code, out) = cairn_integration::admin(&s.endpoint, &["kms", "status"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("new (default)") && out.contains("Done"),
+        "{out}"
+    );
+    drop(s);
+
+    // Without the old key: everything reads back, the upload completes, and the data
+    // itself was never rewritten.
+    let s = Server::start_on(&drives, &[("CAIRN_KMS_SECRET_KEY", &new)]);
+    let out = boto(
+        &s.endpoint,
+        Path::new("-"),
+        "00",
+        &format!(
+            r#"
+ok = all(s3.get_object(Bucket="rot", Key="obj/%04d" % i)["Body"].read() == b"%d" % i * 100 for i in range({N}))
+h = s3.head_object(Bucket="rot", Key="kms.bin")
+print("OBJECTS", ok, h["SSEKMSKeyId"], s3.get_object(Bucket="rot", Key="kms.bin")["Body"].read() == data)
+print("PLAIN", s3.get_object(Bucket="rot", Key="plain.bin")["Body"].read() == data)
+print("VERSIONS", s3.get_object(Bucket="ver", Key="v", VersionId="{v1}")["Body"].read(), s3.get_object(Bucket="ver", Key="v")["Body"].read())
+s3.complete_multipart_upload(Bucket="rot", Key="mp", UploadId="{upload}", MultipartUpload={{"Parts": [{{"ETag": '{etag}', "PartNumber": 1}}]}})
+print("UPLOAD", s3.get_object(Bucket="rot", Key="mp")["Body"].read() == data)
+"#
+        ),
+    )
+    .expect("boto3");
+    for want in [
+        "OBJECTS True new True",
+        "PLAIN True",
+        "VERSIONS b'first' b'second'",
+        "UPLOAD True",
+    ] {
+        assert!(out.contains(want), "missing {want:?} in:\n{out}");
+    }
+    assert_eq!(
+        data_fingerprint(&drives, "rot", "kms.bin"),
+        before,
+        "the rotation rewrote object data"
     );
 }

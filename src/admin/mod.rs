@@ -229,6 +229,8 @@ fn action_of(method: &Method, route: &str) -> Option<&'static str> {
         ("GET", "metrics") => "admin:Prometheus",
         ("POST", "heal") | ("GET", "heal/status") | ("POST", "heal/speed") => "admin:Heal",
         ("POST", "drive/replace") => "admin:Heal",
+        ("GET", "kms/status") | ("GET", "kms/rotate") => "admin:KMSKeyStatus",
+        ("POST", "kms/rotate") | ("DELETE", "kms/rotate") => "admin:KMSKeyRotate",
         ("GET", "quota") => "admin:GetBucketQuota",
         ("PUT", "quota") => "admin:SetBucketQuota",
         ("PUT", "iam/user") => "admin:CreateUser",
@@ -504,6 +506,96 @@ pub async fn handle(
             match state.quotas.status(&scope).await {
                 Ok(s) => json(StatusCode::OK, &s),
                 Err(e) => object_error(e),
+            }
+        }
+        (_, "kms/status" | "kms/rotate") => {
+            let arg = |k: &str| q(k).filter(|v| !v.is_empty()).map(str::to_string);
+            kms(
+                &state,
+                &healer,
+                &parts.method,
+                route,
+                arg("from"),
+                arg("to"),
+            )
+            .await
+        }
+        _ => error(StatusCode::NOT_FOUND, "NotFound", "no such admin API"),
+    }
+}
+
+/// What `cairn admin kms status` shows.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct KmsStatus {
+    /// The built-in KMS's key names, and the one new objects use.
+    pub keys: Vec<String>,
+    pub default_key: Option<String>,
+    /// The key rotation this node runs or last ran.
+    pub rotation: Option<crate::heal::RotateStatus>,
+}
+
+async fn kms(
+    state: &S3State,
+    healer: &Arc<Healer>,
+    method: &Method,
+    route: &str,
+    from: Option<String>,
+    to: Option<String>,
+) -> Response<Body> {
+    let Some(kms) = state.kms.clone() else {
+        return error(
+            StatusCode::NOT_IMPLEMENTED,
+            "NotImplemented",
+            "KMS not configured: set CAIRN_KMS_SECRET_KEY=<key-name>:<base64 of 32 bytes>",
+        );
+    };
+    match (method.as_str(), route) {
+        ("GET", "kms/status") => json(
+            StatusCode::OK,
+            &KmsStatus {
+                keys: kms.key_ids(),
+                default_key: kms.default_key().map(str::to_string),
+                rotation: healer.rotation(),
+            },
+        ),
+        ("GET", "kms/rotate") => match healer.rotation() {
+            Some(r) => json(StatusCode::OK, &r),
+            None => error(
+                StatusCode::NOT_FOUND,
+                "NoSuchRotation",
+                "no key rotation has run on this node",
+            ),
+        },
+        ("DELETE", "kms/rotate") => match healer.cancel_rotation().await {
+            Some(r) => json(StatusCode::OK, &r),
+            None => error(
+                StatusCode::NOT_FOUND,
+                "NoSuchRotation",
+                "no key rotation is running on this node",
+            ),
+        },
+        ("POST", "kms/rotate") => {
+            let Some(to) = to.or_else(|| kms.default_key().map(str::to_string)) else {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    "InvalidArgument",
+                    "to: the key to re-seal under is required",
+                );
+            };
+            match healer
+                .start_rotation(kms.clone(), from.as_deref(), &to)
+                .await
+            {
+                Ok(r) => json(StatusCode::OK, &r),
+                Err(e @ crate::heal::RotateError::Running { .. }) => {
+                    error(StatusCode::CONFLICT, "RotationRunning", &e.to_string())
+                }
+                Err(e @ crate::heal::RotateError::NoSuchKey(_)) => error(
+                    StatusCode::BAD_REQUEST,
+                    "KMS.NotFoundException",
+                    &e.to_string(),
+                ),
+                Err(e) => error(StatusCode::BAD_REQUEST, "InvalidArgument", &e.to_string()),
             }
         }
         _ => error(StatusCode::NOT_FOUND, "NotFound", "no such admin API"),

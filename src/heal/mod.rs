@@ -6,7 +6,10 @@
 //!   tracker persisted on the drive so a restart resumes where it stopped;
 //! * `sequence` runs an operator's heal (`cairn admin heal`), counting then healing;
 //! * `scanner` walks every object at a rate that yields to clients, healing what disagrees and
-//!   counting usage per bucket, with a periodic deep (bitrot) pass.
+//!   counting usage per bucket, with a periodic deep (bitrot) pass;
+//! * `lifecycle` expires what bucket lifecycle rules say is due;
+//! * `kms-rotate` re-seals object keys under another KMS master key (`cairn admin kms
+//!   rotate`), resumable and paced like heal.
 //!
 //! Request paths never heal inline: they only enqueue.
 
@@ -21,7 +24,9 @@ use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
 mod lifecycle;
+mod rotate;
 pub use lifecycle::{LifecycleConfig, LifecycleStatus};
+pub use rotate::{RotateError, RotateState, RotateStatus, ROTATE_FILE};
 
 use crate::drive::DriveStatus;
 use crate::object::{HealOptions, ListOptions, ObjectError, Store, HEALING_FILE};
@@ -256,6 +261,8 @@ pub struct Healer {
     usage: Mutex<BTreeMap<String, Usage>>,
     /// The last lifecycle pass, and where the next resumes if it ran out of budget.
     lifecycle: Mutex<(LifecycleStatus, Option<lifecycle::Cursor>)>,
+    /// The KMS key rotation this node runs or last ran.
+    rotation: Mutex<rotate::Rotation>,
     shutdown: CancellationToken,
     /// In a cluster, only the node this says is the leader runs scanner cycles.
     leader: Mutex<Option<LeaderCheck>>,
@@ -336,6 +343,7 @@ impl Healer {
             workers: Mutex::new(BTreeMap::new()),
             usage: Mutex::new(BTreeMap::new()),
             lifecycle: Mutex::new(Default::default()),
+            rotation: Mutex::new(Default::default()),
             shutdown,
             leader: Mutex::new(None),
             peer_probe: Mutex::new(None),

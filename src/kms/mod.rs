@@ -59,6 +59,8 @@ pub trait Kms: Send + Sync {
     fn default_key(&self) -> Option<&str>;
     /// Whether `key_id` exists.
     fn has_key(&self, key_id: &str) -> bool;
+    /// Every key's name.
+    fn key_ids(&self) -> Vec<String>;
     /// A new random data key sealed under `key_id` (the default when `None`).
     fn generate_data_key(&self, key_id: Option<&str>, context: &[u8]) -> Result<DataKey, KmsError>;
     /// Seal `plaintext` under `key_id` (re-sealing on rotation).
@@ -167,6 +169,10 @@ impl Kms for StaticKms {
 
     fn has_key(&self, key_id: &str) -> bool {
         self.keys.contains_key(key_id)
+    }
+
+    fn key_ids(&self) -> Vec<String> {
+        self.keys.keys().cloned().collect()
     }
 
     fn generate_data_key(&self, key_id: Option<&str>, context: &[u8]) -> Result<DataKey, KmsError> {

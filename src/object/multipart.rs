@@ -164,6 +164,56 @@ impl Store {
         Ok(rec.headers)
     }
 
+    /// Change the stored headers of an upload in progress (a re-sealed key, say): `decide`
+    /// sees them under the upload's exclusive lock and returns what to set or remove (an
+    /// empty list changes nothing).
+    pub async fn update_upload_headers<F>(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+        decide: F,
+    ) -> ObjectResult<bool>
+    where
+        F: FnOnce(&BTreeMap<String, String>) -> ObjectResult<Vec<(String, Option<String>)>>,
+    {
+        check_bucket(bucket)?;
+        check_key(key)?;
+        let id = parse_upload_id(upload_id)?;
+        let _guard = self
+            .locker
+            .lock(&format!("upload/{id}"), true, LOCK_TIMEOUT)
+            .await?;
+        let (set, mut rec) = self.load_upload(bucket, key, &id).await?;
+        let changes = decide(&rec.headers)?;
+        if changes.is_empty() {
+            return Ok(false);
+        }
+        for (name, value) in changes {
+            match value {
+                Some(v) => rec.headers.insert(name, v),
+                None => rec.headers.remove(&name),
+            };
+        }
+        let bytes = bytes::Bytes::from(serde_json::to_vec(&rec).unwrap_or_default());
+        let path = format!("{}/upload.json", upload_dir(&id));
+        // Only where the upload still is: an abort racing this must not bring it back.
+        let results = fan_out(&set.drives, |_, d| {
+            let (bytes, path) = (bytes.clone(), &path);
+            async move {
+                d.read_sys(path).await?;
+                d.write_sys(path, bytes).await
+            }
+        })
+        .await;
+        let ok = results.iter().filter(|r| r.is_ok()).count();
+        let need = write_quorum(rec.data as usize, rec.parity as usize);
+        if ok < need {
+            return Err(ObjectError::WriteQuorum { ok, need });
+        }
+        Ok(true)
+    }
+
     /// Start an upload; returns its id.
     pub async fn create_multipart(
         &self,

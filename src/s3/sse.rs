@@ -27,12 +27,7 @@ use crate::kms::KmsError;
 use crate::object::ObjectInfo;
 use crate::sse::{self as format, CipherRange, Decryptor, Encryptor, ObjectKey, PackageKey};
 
-const KIND: &str = "x-cairn-sse";
-const KEY_ID: &str = "x-cairn-sse-key-id";
-const SEALED: &str = "x-cairn-sse-sealed";
-const CONTEXT: &str = "x-cairn-sse-context";
-const CUSTOMER_MD5: &str = "x-cairn-sse-customer-key-md5";
-const BUCKET_KEY: &str = "x-cairn-sse-bucket-key";
+use crate::sse::envelope::{binding, BUCKET_KEY, CONTEXT, CUSTOMER_MD5, KEY_ID, KIND, SEALED};
 
 /// Where a multipart upload's part keeps its salt (hex), in the part's metadata.
 const PART_SALT: &str = "sse-salt";
@@ -302,11 +297,6 @@ pub async fn for_write(state: &S3State, ctx: &Ctx, bucket: &str) -> Result<Reque
         context: None,
         bucket_key: d.bucket_key,
     })
-}
-
-/// What a sealed key is bound to: the object's bucket and key.
-fn binding(bucket: &str, key: &str) -> Vec<u8> {
-    format!("{bucket}/{key}").into_bytes()
 }
 
 /// The headers that store an object's encryption (its sealed key and how to open it).

@@ -20,8 +20,10 @@
 //! - A byte range of the plaintext needs only the packages that hold it
 //!   ([`cipher_range`]).
 //!
-//! Owns: the package format and key derivation. Must not touch: HTTP, drives, the KMS's
-//! own sealing.
+//! Owns: the package format, key derivation, and the envelope headers that keep an object's
+//! sealed key ([`envelope`]). Must not touch: HTTP, drives, the KMS's own sealing.
+
+pub mod envelope;
 
 use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM, NONCE_LEN};
 use ring::hmac;
