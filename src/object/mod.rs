@@ -206,7 +206,8 @@ pub struct PutOptions {
     /// and the object's checksum is made with.
     pub upload_checksum: Option<(crate::checksum::ChecksumAlg, crate::checksum::ChecksumType)>,
     /// The ETag to record instead of the MD5 of the stored bytes, set by whoever produced
-    /// the body once it ended (an SSE-S3 upload: the MD5 of the plaintext).
+    /// the body once it ended (an SSE-S3 upload: the MD5 of the plaintext). With one (and no
+    /// `content_md5`) the stored bytes are not hashed at all.
     pub etag: Option<Arc<Mutex<Option<String>>>>,
     /// UploadPart only: kept with the part and, once completed, with the object's part
     /// (opaque to the store; an encrypted part's salt).

@@ -288,7 +288,9 @@ impl Store {
         // A staged part is one file, renamed into the upload: nothing to delete afterwards.
         let txn = format!("tmp/{}", Uuid::new_v4());
         let result = async {
-            let enc = encode_stream(set, &dist, &erasure, body, size, &txn, false, quorum).await?;
+            let hash = opts.etag.is_none() || opts.content_md5.is_some();
+            let enc =
+                encode_stream(set, &dist, &erasure, body, size, &txn, false, hash, quorum).await?;
             if enc.size > MAX_PART_SIZE {
                 return Err(ObjectError::EntityTooLarge);
             }

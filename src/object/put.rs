@@ -57,15 +57,21 @@ async fn read_full(body: Body<'_>, buf: &mut [u8]) -> ObjectResult<usize> {
     Ok(n)
 }
 
-/// Where an upload's MD5 is computed (see `crate::etag`).
+/// Where an upload's MD5 is computed (see `crate::etag`), if anyone needs it.
 enum Etag {
     Lanes(Md5Stream),
     Inline(Box<Md5>),
+    /// The writer gives the ETag and checks its own digest (an encrypted upload: the
+    /// stored bytes are ciphertext, whose MD5 nobody reads).
+    Skip,
 }
 
 impl Etag {
     /// Per `CAIRN_MD5`: on the MD5 thread with at most `window` bytes waiting, or inline.
-    fn new(window: usize) -> Etag {
+    fn new(window: usize, hash: bool) -> Etag {
+        if !hash {
+            return Etag::Skip;
+        }
         match etag::mode() {
             etag::Mode::Lanes => Etag::Lanes(Md5Stream::new(window)),
             etag::Mode::Inline => Etag::Inline(Box::default()),
@@ -74,7 +80,8 @@ impl Etag {
 }
 
 /// Erasure-code `body` onto the set. `file` is the sys path of the shard file every drive
-/// writes (unless the result fits inline and `allow_inline`).
+/// writes (unless the result fits inline and `allow_inline`). Without `hash` the MD5 of the
+/// bytes is not computed (`Encoded::md5` is zero).
 #[allow(clippy::too_many_arguments)]
 pub(crate) async fn encode_stream(
     set: &ErasureSet,
@@ -84,6 +91,7 @@ pub(crate) async fn encode_stream(
     expected: Option<u64>,
     file: &str,
     allow_inline: bool,
+    hash: bool,
     quorum: usize,
 ) -> ObjectResult<Encoded> {
     let block_size = erasure.block_size();
@@ -148,7 +156,7 @@ pub(crate) async fn encode_stream(
     // The ETag is hashed on the MD5 thread while this task encodes the same block and hands
     // its shards to the drives; the buffer is reused once the thread is done with it (one
     // block buffer per upload, as with inline hashing).
-    let mut md5 = Etag::new(block_size);
+    let mut md5 = Etag::new(block_size, hash);
     loop {
         if n > 0 {
             size += n as u64;
@@ -160,6 +168,7 @@ pub(crate) async fn encode_stream(
             match &mut md5 {
                 Etag::Lanes(stream) => stream.update(block.clone()).await,
                 Etag::Inline(h) => h.update(&block),
+                Etag::Skip => {}
             }
             let framed = frame_all(&block)?;
             // The block's shards count against the server-wide budget until every drive
@@ -218,6 +227,7 @@ pub(crate) async fn encode_stream(
     let md5 = match md5 {
         Etag::Lanes(stream) => stream.finish().await,
         Etag::Inline(h) => h.finalize().into(),
+        Etag::Skip => [0; 16],
     };
     Ok(Encoded {
         size,
@@ -473,7 +483,9 @@ impl Store {
         let quorum = write_quorum(data, parity);
         let version_id = self.new_version_id(bucket).await?;
         let result = async {
-            let enc = encode_stream(set, &dist, &erasure, body, size, &file, true, quorum).await?;
+            let hash = opts.etag.is_none() || opts.content_md5.is_some();
+            let enc =
+                encode_stream(set, &dist, &erasure, body, size, &file, true, hash, quorum).await?;
             if opts.content_md5.is_some_and(|m| m != enc.md5) {
                 return Err(ObjectError::BadDigest);
             }

@@ -146,7 +146,7 @@ async fn store_part(
     opts.part_meta = meta;
     let size = len.map(crate::sse::encrypted_size);
     let quota = state.quotas.reserve(bucket, key, size, None).await?;
-    let mut sealed = super::sse::EncryptingBody::for_write(body, part_key, env.kind, &mut opts);
+    let mut sealed = super::sse::EncryptingBody::for_write(body, part_key, env.kind, &mut opts)?;
     let part = state
         .store
         .put_part(bucket, key, id, number, &mut sealed, size, opts)

@@ -212,7 +212,7 @@ pub async fn put(state: &S3State, ctx: &Ctx, body: Body) -> Result<Response<Body
                 object_key.part_key(1, &[]),
                 kind,
                 &mut up.opts,
-            );
+            )?;
             state
                 .store
                 .put_object(bucket, key, &mut sealed, size, up.opts)
@@ -800,7 +800,7 @@ pub async fn copy(state: &S3State, ctx: &Ctx) -> Result<Response<Body>, S3Error>
                     object_key.part_key(1, &[]),
                     kind,
                     &mut opts,
-                );
+                )?;
                 let info = state
                     .store
                     .put_object(bucket, key, &mut sealed, Some(size), opts)

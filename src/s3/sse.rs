@@ -630,7 +630,7 @@ pub fn response_headers(env: &Envelope) -> Vec<(&'static str, String)> {
 pub struct EncryptingBody<'a> {
     inner: &'a mut (dyn AsyncRead + Unpin + Send),
     enc: Option<Encryptor>,
-    md5: md5::Md5,
+    md5: Option<md5::Md5>,
     expected_md5: Option<[u8; 16]>,
     etag: Option<Arc<Mutex<Option<String>>>>,
     input: Vec<u8>,
@@ -640,30 +640,45 @@ pub struct EncryptingBody<'a> {
 
 impl<'a> EncryptingBody<'a> {
     /// Seal `inner` under `key` for a store write with `opts`: the write's Content-MD5 is
-    /// checked here, on the plaintext; an SSE-S3 write records the plaintext's MD5 as its
-    /// ETag (AWS's), the others the stored bytes' (not the plaintext's MD5, as AWS).
+    /// checked here, on the plaintext, and the ETag is given here, so the store does not
+    /// hash the ciphertext: an SSE-S3 write's is the plaintext's MD5 (AWS's), SSE-KMS and
+    /// SSE-C writes get a random one (as AWS, not an MD5 of the plaintext).
     pub fn for_write(
         inner: &'a mut (dyn AsyncRead + Unpin + Send),
         key: PackageKey,
         kind: Kind,
         opts: &mut crate::object::PutOptions,
-    ) -> EncryptingBody<'a> {
+    ) -> Result<EncryptingBody<'a>, S3Error> {
         let expected = opts.content_md5.take();
-        let etag = (kind == Kind::S3).then(|| Arc::new(Mutex::new(None)));
-        opts.etag = etag.clone();
-        EncryptingBody::new(inner, key, expected, etag)
+        let plain_md5 = kind == Kind::S3;
+        let etag = Arc::new(Mutex::new(None));
+        if !plain_md5 {
+            let random = format::part_salt().map_err(|_| S3Error::internal())?;
+            *etag.lock() = Some(hex::encode(&random[..16]));
+        }
+        opts.etag = Some(etag.clone());
+        let hash = plain_md5 || expected.is_some();
+        Ok(EncryptingBody::new(
+            inner,
+            key,
+            expected,
+            plain_md5.then_some(etag),
+            hash,
+        ))
     }
 
+    /// `hash`: compute the plaintext's MD5 (for `expected_md5`, or to leave in `etag`).
     pub fn new(
         inner: &'a mut (dyn AsyncRead + Unpin + Send),
         key: PackageKey,
         expected_md5: Option<[u8; 16]>,
         etag: Option<Arc<Mutex<Option<String>>>>,
+        hash: bool,
     ) -> EncryptingBody<'a> {
         EncryptingBody {
             inner,
             enc: Some(Encryptor::new(key)),
-            md5: md5::Md5::default(),
+            md5: hash.then(md5::Md5::default),
             expected_md5,
             etag,
             input: vec![0; format::PACKAGE],
@@ -700,7 +715,9 @@ impl AsyncRead for EncryptingBody<'_> {
             }
             let n = rb.filled().len();
             if n > 0 {
-                this.md5.update(&this.input[..n]);
+                if let Some(h) = this.md5.as_mut() {
+                    h.update(&this.input[..n]);
+                }
                 if let Some(enc) = this.enc.as_mut() {
                     enc.update(&this.input[..n], &mut this.out);
                 }
@@ -709,12 +726,14 @@ impl AsyncRead for EncryptingBody<'_> {
             if let Some(enc) = this.enc.take() {
                 enc.finish(&mut this.out);
             }
-            let digest: [u8; 16] = std::mem::take(&mut this.md5).finalize().into();
-            if this.expected_md5.is_some_and(|want| want != digest) {
-                return Poll::Ready(Err(BodyError::ContentMd5Mismatch.into_io()));
-            }
-            if let Some(slot) = &this.etag {
-                *slot.lock() = Some(hex::encode(digest));
+            if let Some(h) = this.md5.take() {
+                let digest: [u8; 16] = h.finalize().into();
+                if this.expected_md5.is_some_and(|want| want != digest) {
+                    return Poll::Ready(Err(BodyError::ContentMd5Mismatch.into_io()));
+                }
+                if let Some(slot) = &this.etag {
+                    *slot.lock() = Some(hex::encode(digest));
+                }
             }
         }
     }
