@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use super::{unix_now, Healer};
 use crate::bucket::Versioning;
 use crate::lifecycle::{Day, Decision, Lifecycle, Place, VersionFacts};
-use crate::object::{Expect, ListOptions, ObjectError, ObjectInfo, Store};
+use crate::object::{Expect, ObjectError, ObjectInfo, Store};
 
 /// Lifecycle worker settings.
 #[derive(Debug, Clone, Copy)]
@@ -247,26 +247,11 @@ impl Healer {
         day: Day,
         pass: &mut Pass,
     ) -> Result<Option<String>, ObjectError> {
-        let mut key_marker = after.to_string();
-        let mut version_marker = None;
+        let mut walk = self.store.walk_versions(bucket, after);
         // The versions of the key being gathered (a key's versions may span pages).
         let mut group: Vec<ObjectInfo> = Vec::new();
-        loop {
-            let page = self
-                .store
-                .list_versions(
-                    bucket,
-                    &ListOptions {
-                        prefix: String::new(),
-                        delimiter: None,
-                        start_after: key_marker.clone(),
-                        max_keys: 1000,
-                        every_key: true,
-                    },
-                    version_marker,
-                )
-                .await?;
-            for (v, _) in page.versions {
+        while let Some(page) = walk.next_page().await? {
+            for v in page {
                 if group.first().is_some_and(|g| g.key != v.key) {
                     let done = std::mem::take(&mut group);
                     let key = done[0].key.clone();
@@ -277,16 +262,6 @@ impl Healer {
                     }
                 }
                 group.push(v);
-            }
-            if !page.truncated {
-                break;
-            }
-            match page.next_key_marker {
-                Some(k) => {
-                    key_marker = k;
-                    version_marker = page.next_version_marker;
-                }
-                None => break,
             }
         }
         if !group.is_empty() {

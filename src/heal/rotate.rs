@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{unix_now, Healer};
 use crate::kms::{Kms, KmsError};
-use crate::object::{ListOptions, ObjectError, VersionRef};
+use crate::object::{ObjectError, VersionRef};
 use crate::sse::envelope;
 
 /// Where this node keeps the rotation it runs (on each of its drives).
@@ -360,25 +360,10 @@ impl Healer {
         token: &CancellationToken,
         saved: &mut Instant,
     ) -> Result<(), ObjectError> {
-        let mut key_marker = after.to_string();
-        let mut version_marker = None;
+        let mut walk = self.store.walk_versions(bucket, after);
         let mut current_key: Option<String> = None;
-        loop {
-            let page = self
-                .store
-                .list_versions(
-                    bucket,
-                    &ListOptions {
-                        prefix: String::new(),
-                        delimiter: None,
-                        start_after: key_marker.clone(),
-                        max_keys: 1000,
-                        every_key: true,
-                    },
-                    version_marker,
-                )
-                .await?;
-            for (v, _) in page.versions {
+        while let Some(page) = walk.next_page().await? {
+            for v in page {
                 if token.is_cancelled() {
                     return Ok(());
                 }
@@ -424,16 +409,6 @@ impl Healer {
                         self.update_rotation(|s| s.failed += 1);
                     }
                 }
-            }
-            if !page.truncated {
-                break;
-            }
-            match page.next_key_marker {
-                Some(k) => {
-                    key_marker = k;
-                    version_marker = page.next_version_marker;
-                }
-                None => break,
             }
         }
         Ok(())

@@ -56,6 +56,44 @@ pub struct VersionPage {
     pub next_version_marker: Option<Option<uuid::Uuid>>,
 }
 
+/// A walk over a bucket's versions ([`Store::walk_versions`]).
+pub struct VersionWalk<'a> {
+    store: &'a Store,
+    bucket: String,
+    key_marker: String,
+    version_marker: Option<Option<uuid::Uuid>>,
+    done: bool,
+}
+
+impl VersionWalk<'_> {
+    /// The next page (up to 1,000 versions; a key's versions may span pages), or `None`
+    /// at the end.
+    pub async fn next_page(&mut self) -> ObjectResult<Option<Vec<ObjectInfo>>> {
+        if self.done {
+            return Ok(None);
+        }
+        let opts = ListOptions {
+            prefix: String::new(),
+            delimiter: None,
+            start_after: self.key_marker.clone(),
+            max_keys: 1000,
+            every_key: true,
+        };
+        let page = self
+            .store
+            .list_versions(&self.bucket, &opts, self.version_marker)
+            .await?;
+        match (page.truncated, page.next_key_marker) {
+            (true, Some(k)) => {
+                self.key_marker = k;
+                self.version_marker = page.next_version_marker;
+            }
+            _ => self.done = true,
+        }
+        Ok(Some(page.versions.into_iter().map(|(v, _)| v).collect()))
+    }
+}
+
 enum Item {
     Object(Box<ObjectInfo>),
     /// Every version of one key, newest first (version listings).
@@ -542,6 +580,18 @@ impl Store {
             page.next_marker = None;
         }
         Ok(page)
+    }
+
+    /// Every version and delete marker of `bucket` after key `after`, in key order (newest
+    /// first within a key), a page at a time: the walks of background workers.
+    pub fn walk_versions(&self, bucket: &str, after: &str) -> VersionWalk<'_> {
+        VersionWalk {
+            store: self,
+            bucket: bucket.to_string(),
+            key_marker: after.to_string(),
+            version_marker: None,
+            done: false,
+        }
     }
 
     /// One page of `bucket`'s versions and delete markers: keys after `opts.start_after`

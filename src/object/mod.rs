@@ -33,7 +33,7 @@ pub use bootstrap::{open_cluster, open_drives, open_local, OpenError, OpenOption
 pub use bucket::{Deleted, Expect};
 pub use get::{ByteRange, ObjectReader};
 pub use heal::{HealOptions, HealReport};
-pub use list::{ListOptions, ListPage, VersionPage};
+pub use list::{ListOptions, ListPage, VersionPage, VersionWalk};
 pub use multipart::{CompleteChecksums, MultipartUpload, PartListing, UploadedPart, UPLOAD_HEADER};
 pub use quorum::VersionRef;
 

@@ -780,35 +780,32 @@ pub async fn copy(state: &S3State, ctx: &Ctx) -> Result<Response<Body>, S3Error>
             super::sse::plaintext(state, ctx, reader, None, super::sse::COPY_SOURCE_CUSTOMER)?;
         let mut body = tokio_util::io::StreamReader::new(stream);
         opts.condition = condition;
-        let info = match super::sse::seal(state, &encryption, bucket, key)? {
-            None => {
-                let quota = state.quotas.reserve(bucket, key, Some(len), old).await?;
-                let info = state
-                    .store
-                    .put_object(bucket, key, &mut body, Some(len), opts)
-                    .await?;
-                quota.commit_object(info.size, old);
-                info
-            }
+        let sealing = super::sse::seal(state, &encryption, bucket, key)?;
+        let size = match sealing {
+            Some(_) => crate::sse::encrypted_size(len),
+            None => len,
+        };
+        let quota = state.quotas.reserve(bucket, key, Some(size), old).await?;
+        let mut sealed;
+        let reader: &mut (dyn tokio::io::AsyncRead + Unpin + Send) = match sealing {
+            None => &mut body,
             Some((object_key, envelope)) => {
                 opts.headers.extend(envelope);
-                let size = crate::sse::encrypted_size(len);
-                let quota = state.quotas.reserve(bucket, key, Some(size), old).await?;
                 let kind = encryption.kind().unwrap_or(super::sse::Kind::S3);
-                let mut sealed = super::sse::EncryptingBody::for_write(
+                sealed = super::sse::EncryptingBody::for_write(
                     &mut body,
                     object_key.part_key(1, &[]),
                     kind,
                     &mut opts,
                 )?;
-                let info = state
-                    .store
-                    .put_object(bucket, key, &mut sealed, Some(size), opts)
-                    .await?;
-                quota.commit_object(info.size, old);
-                info
+                &mut sealed
             }
         };
+        let info = state
+            .store
+            .put_object(bucket, key, reader, Some(size), opts)
+            .await?;
+        quota.commit_object(info.size, old);
         info
     };
     let mut r = xml_response(&xml::CopyObjectResult {
