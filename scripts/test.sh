@@ -18,9 +18,9 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 venv=.venv-test
-if ! "$venv/bin/python" -c "import boto3, awscli, kubernetes_validate" >/dev/null 2>&1; then
+if ! "$venv/bin/python" -c "import boto3, awscli, kubernetes_validate, prometheus_client" >/dev/null 2>&1; then
   python3 -m venv "$venv"
-  "$venv/bin/pip" install -q --disable-pip-version-check awscli boto3 kubernetes-validate
+  "$venv/bin/pip" install -q --disable-pip-version-check awscli boto3 kubernetes-validate prometheus-client
 fi
 export PATH="$PWD/$venv/bin:$PATH"
 # Python s3fs/fsspec in a venv of its own: it pins the botocore that aiobotocore supports.

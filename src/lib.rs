@@ -19,6 +19,7 @@ pub mod kms;
 pub mod lifecycle;
 pub mod lock;
 pub mod meta;
+pub mod metrics;
 pub mod mount;
 pub mod object;
 pub mod placement;

@@ -2,6 +2,7 @@
 
 mod iam_cli;
 mod kms_cli;
+mod prometheus_cli;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -269,6 +270,11 @@ enum AdminCommand {
         #[command(subcommand)]
         command: kms_cli::KmsCommand,
     },
+    /// Prometheus: a bearer token and scrape configuration for the metrics endpoints.
+    Prometheus {
+        #[command(subcommand)]
+        command: prometheus_cli::PrometheusCommand,
+    },
 }
 
 #[derive(Subcommand)]
@@ -507,6 +513,7 @@ async fn server(
     certs_dir: Option<PathBuf>,
     drives: Vec<String>,
 ) -> anyhow::Result<()> {
+    cairn::metrics::expose::mark_start();
     let drives = if drives.is_empty() {
         vec![DEFAULT_DRIVES.to_string()]
     } else {
@@ -708,7 +715,19 @@ async fn server(
         domain,
         peers: peers.iter().flatten().cloned().collect(),
         node: this_node,
-        counters: Default::default(),
+        requests: match env("CAIRN_METRICS").as_deref() {
+            None | Some("on") => Some(Arc::new(cairn::s3::counters::table())),
+            Some("off") => None,
+            Some(v) => anyhow::bail!("CAIRN_METRICS must be on or off, got {v:?}"),
+        },
+        prometheus_public: match env("CAIRN_PROMETHEUS_AUTH_TYPE")
+            .or_else(|| env("MINIO_PROMETHEUS_AUTH_TYPE"))
+            .as_deref()
+        {
+            None | Some("jwt") => false,
+            Some("public") => true,
+            Some(v) => anyhow::bail!("CAIRN_PROMETHEUS_AUTH_TYPE must be jwt or public, got {v:?}"),
+        },
         default_ownership: match env("CAIRN_DEFAULT_OBJECT_OWNERSHIP") {
             Some(v) => cairn::bucket::ObjectOwnership::parse(&v).with_context(|| {
                 format!("CAIRN_DEFAULT_OBJECT_OWNERSHIP must be ObjectWriter, BucketOwnerPreferred or BucketOwnerEnforced, got {v:?}")
@@ -748,6 +767,12 @@ async fn server(
     ));
     if let Some(rpc) = &rpc {
         rpc.register(cairn::heal::STATE_SERVICE, healer.clone());
+        if let Some(r) = &state.requests {
+            rpc.register(
+                cairn::metrics::expose::REQUESTS_SERVICE,
+                Arc::new(cairn::metrics::expose::RequestsService(r.clone())),
+            );
+        }
     }
     // Ready before the banner: whoever reads the endpoint from it can use it at once.
     app.set_ready(state.clone(), healer.clone());
@@ -1192,6 +1217,7 @@ fn admin(command: AdminCommand) -> anyhow::Result<()> {
         AdminCommand::Policy { command } => iam_cli::policy(command),
         AdminCommand::Accesskey { command } => iam_cli::accesskey(command),
         AdminCommand::Kms { command } => kms_cli::kms(command),
+        AdminCommand::Prometheus { command } => prometheus_cli::prometheus(command),
         AdminCommand::Bucket {
             command: BucketCommand::Quota { command },
         } => quota(command),

@@ -428,6 +428,20 @@ impl Quotas {
         })
     }
 
+    /// The quotas set on `bucket` and its prefixes, with their usage (metrics).
+    pub async fn statuses(&self, bucket: &str) -> Vec<QuotaStatus> {
+        let mut out = Vec::new();
+        for (prefix, quota) in self.quotas_of(bucket).await {
+            if quota == 0 {
+                continue;
+            }
+            if let Ok(s) = self.status(&Scope::new(bucket, &prefix)).await {
+                out.push(s);
+            }
+        }
+        out
+    }
+
     /// Forget the usage of a deleted bucket (its quotas went with its record).
     pub async fn bucket_deleted(&self, bucket: &str) {
         self.state.lock().usage.retain(|s, _| s.bucket != bucket);

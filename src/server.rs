@@ -83,6 +83,12 @@ async fn route(app: Arc<App>, req: Request<Body>) -> Response<Body> {
     let Some((state, healer)) = app.ready.get().cloned() else {
         return starting(req);
     };
+    if let Some((prefix, scope)) = crate::metrics::http::route(path) {
+        let id = s3::new_request_id();
+        let mut r = crate::metrics::http::handle(state, healer, req, prefix, scope, &id).await;
+        s3::stamp(&mut r, &id);
+        return r;
+    }
     if path.starts_with(crate::admin::PREFIX) {
         let mut r = crate::admin::handle(state, healer, req).await;
         s3::stamp(&mut r, &s3::new_request_id());

@@ -426,7 +426,11 @@ pub async fn handle(
         (&Method::GET, "metrics") => json(
             StatusCode::OK,
             &Metrics {
-                requests: state.counters.snapshot(),
+                requests: state
+                    .requests
+                    .as_deref()
+                    .map(crate::s3::counters::snapshot)
+                    .unwrap_or_default(),
             },
         ),
         (&Method::POST, "heal") => {

@@ -854,6 +854,7 @@ impl Drive for LocalDrive {
             Ok(DiskInfo {
                 total: s.blocks() as u64 * frag,
                 free: s.blocks_available() as u64 * frag,
+                free_inodes: Some(s.files_available() as u64),
             })
         })
         .await

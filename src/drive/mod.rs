@@ -23,7 +23,7 @@ pub use faulty::{Fault, FaultyDrive};
 pub use listing::{DirPage, DirQuery, MARKER_FLAG};
 pub use local::LocalDrive;
 pub use mount::MountRecord;
-pub use timed::{TimedDrive, Timeouts};
+pub use timed::{IoStats, TimedDrive, Timeouts};
 
 /// Directory (relative to the drive root) holding format.json, staging and internal state.
 pub const SYS_DIR: &str = ".cairn.sys";
@@ -143,6 +143,8 @@ impl Probe {
 pub struct DiskInfo {
     pub total: u64,
     pub free: u64,
+    /// Free inodes (`None` where unknown: a remote drive, whose own node reports it).
+    pub free_inodes: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -200,6 +202,10 @@ pub trait Drive: Send + Sync + std::fmt::Debug {
     /// write queue's files and the drive monitor act on local drives only).
     fn is_local(&self) -> bool {
         true
+    }
+    /// What this drive's calls cost as seen from this node (a [`TimedDrive`] keeps them).
+    fn io_stats(&self) -> Option<IoStats> {
+        None
     }
     async fn disk_info(&self) -> DriveResult<DiskInfo>;
 

@@ -9,13 +9,15 @@
 //! cannot be — but `LocalDrive` bounds how many of its calls can be in flight at once, so a
 //! hung disk holds at most that many blocking threads.
 
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
 use uuid::Uuid;
+
+use crate::metrics::{Histogram, HistogramSnapshot};
 
 use super::{
     BucketEntry, DirPage, DirQuery, DiskInfo, Drive, DriveError, DriveResult, DriveStatus, Entry,
@@ -59,6 +61,21 @@ pub fn default_timeouts() -> Timeouts {
 struct Health {
     strikes: AtomicU32,
     timing_out: AtomicBool,
+    /// Latency of calls that answered in time, metadata and data.
+    meta: Histogram,
+    data: Histogram,
+    timeouts: AtomicU64,
+    /// Times the drive went offline for timing out.
+    offline_transitions: AtomicU64,
+}
+
+/// What a drive's calls cost, as this node saw them (metrics).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct IoStats {
+    pub meta: HistogramSnapshot,
+    pub data: HistogramSnapshot,
+    pub timeouts: u64,
+    pub offline_transitions: u64,
 }
 
 #[derive(Debug)]
@@ -105,7 +122,15 @@ impl TimedDrive {
         fut: impl std::future::Future<Output = DriveResult<T>>,
     ) -> DriveResult<T> {
         self.offline()?;
-        run(&self.health, self.inner.name(), self.limit(kind), what, fut).await
+        run(
+            &self.health,
+            kind,
+            self.inner.name(),
+            self.limit(kind),
+            what,
+            fut,
+        )
+        .await
     }
 
     fn limit(&self, kind: Kind) -> Duration {
@@ -118,19 +143,28 @@ impl TimedDrive {
 
 async fn run<T>(
     health: &Health,
+    kind: Kind,
     name: &str,
     limit: Duration,
     what: &'static str,
     fut: impl std::future::Future<Output = DriveResult<T>>,
 ) -> DriveResult<T> {
+    let start = std::time::Instant::now();
     match tokio::time::timeout(limit, fut).await {
         Ok(r) => {
             health.strikes.store(0, Ordering::Relaxed);
+            match kind {
+                Kind::Meta => &health.meta,
+                Kind::Data => &health.data,
+            }
+            .observe(start.elapsed());
             r
         }
         Err(_) => {
+            health.timeouts.fetch_add(1, Ordering::Relaxed);
             let strikes = health.strikes.fetch_add(1, Ordering::Relaxed) + 1;
             if strikes >= STRIKES && !health.timing_out.swap(true, Ordering::AcqRel) {
+                health.offline_transitions.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(
                     drive = name,
                     call = what,
@@ -156,7 +190,15 @@ struct TimedWriter {
 impl FileWriter for TimedWriter {
     async fn write(&mut self, data: Bytes) -> DriveResult<()> {
         let (health, name, limit) = (self.health.clone(), self.name.clone(), self.limit);
-        run(&health, &name, limit, "write", self.inner.write(data)).await
+        run(
+            &health,
+            Kind::Data,
+            &name,
+            limit,
+            "write",
+            self.inner.write(data),
+        )
+        .await
     }
 
     async fn finish(self: Box<Self>) -> DriveResult<()> {
@@ -166,7 +208,7 @@ impl FileWriter for TimedWriter {
             name,
             limit,
         } = *self;
-        run(&health, &name, limit, "finish", inner.finish()).await
+        run(&health, Kind::Data, &name, limit, "finish", inner.finish()).await
     }
 }
 
@@ -178,6 +220,15 @@ impl Drive for TimedDrive {
     fn is_local(&self) -> bool {
         self.inner.is_local()
     }
+    fn io_stats(&self) -> Option<IoStats> {
+        let h = &self.health;
+        Some(IoStats {
+            meta: h.meta.snapshot(),
+            data: h.data.snapshot(),
+            timeouts: h.timeouts.load(Ordering::Relaxed),
+            offline_transitions: h.offline_transitions.load(Ordering::Relaxed),
+        })
+    }
     async fn disk_info(&self) -> DriveResult<DiskInfo> {
         self.call(Kind::Meta, "disk_info", self.inner.disk_info())
             .await
@@ -187,6 +238,7 @@ impl Drive for TimedDrive {
     async fn probe(&self) -> DriveResult<Probe> {
         let r = run(
             &self.health,
+            Kind::Meta,
             self.inner.name(),
             self.limits.meta,
             "probe",

@@ -237,6 +237,22 @@ pub struct WorkerStatus {
     pub failed: u64,
 }
 
+/// The scanner's progress on this node (metrics).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ScannerStatus {
+    /// Cycles finished since start.
+    pub cycles: u64,
+    /// Seconds the last finished cycle took.
+    pub last_cycle_secs: f64,
+    /// When the last cycle finished (seconds since the epoch; 0: none yet).
+    pub last_finished: u64,
+    /// Buckets and objects the running cycle went through so far.
+    pub buckets_done: u64,
+    pub objects_done: u64,
+    /// The bucket it is in now (empty between cycles).
+    pub bucket: String,
+}
+
 /// Everything heal-related the admin API reports.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct HealState {
@@ -259,6 +275,8 @@ pub struct Healer {
     replacements: Mutex<Vec<Arc<Mutex<Tracker>>>>,
     workers: Mutex<BTreeMap<String, WorkerStatus>>,
     usage: Mutex<BTreeMap<String, Usage>>,
+    /// Where the scanner is and how long its last cycle took.
+    scanner: Mutex<ScannerStatus>,
     /// The last lifecycle pass, and where the next resumes if it ran out of budget.
     lifecycle: Mutex<(LifecycleStatus, Option<lifecycle::Cursor>)>,
     /// The KMS key rotation this node runs or last ran.
@@ -342,12 +360,18 @@ impl Healer {
             replacements: Mutex::new(Vec::new()),
             workers: Mutex::new(BTreeMap::new()),
             usage: Mutex::new(BTreeMap::new()),
+            scanner: Mutex::new(ScannerStatus::default()),
             lifecycle: Mutex::new(Default::default()),
             rotation: Mutex::new(Default::default()),
             shutdown,
             leader: Mutex::new(None),
             peer_probe: Mutex::new(None),
         })
+    }
+
+    /// The scanner's progress on this node.
+    pub fn scanner_status(&self) -> ScannerStatus {
+        self.scanner.lock().clone()
     }
 
     pub fn set_peer_probe(&self, probe: PeerProbe) {
@@ -1027,9 +1051,15 @@ impl Healer {
                 0,
             );
             let mut usage = BTreeMap::new();
+            let started = Instant::now();
+            {
+                let mut st = self.scanner.lock();
+                (st.buckets_done, st.objects_done) = (0, 0);
+            }
             let buckets = self.buckets_for(&None).await.unwrap_or_default();
             self.expire_uploads(&buckets, cfg.multipart_expiry).await;
             for b in &buckets {
+                self.scanner.lock().bucket = b.clone();
                 let mut u = Usage::default();
                 let r = self
                     .for_each_object(b, "", "", 1, |o| {
@@ -1051,11 +1081,25 @@ impl Healer {
                         }
                     }, |_| {})
                     .await;
+                {
+                    let mut st = self.scanner.lock();
+                    st.buckets_done += 1;
+                    st.objects_done += u.objects;
+                }
                 if r.is_ok() {
                     usage.insert(b.clone(), u);
                 }
             }
             *self.usage.lock() = usage;
+            {
+                let mut st = self.scanner.lock();
+                st.cycles += 1;
+                st.last_cycle_secs = started.elapsed().as_secs_f64();
+                st.last_finished = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs());
+                st.bucket.clear();
+            }
             if deep {
                 last_deep = Instant::now();
             }

@@ -56,6 +56,47 @@ pub trait Locker: Send + Sync {
     ) -> Result<LockGuard, LockError>;
 }
 
+/// How long lock requests waited, and how many gave up (metrics).
+#[derive(Debug, Default)]
+pub struct LockStats {
+    pub wait: crate::metrics::Histogram,
+    pub failures: std::sync::atomic::AtomicU64,
+}
+
+/// A locker that counts its waits in [`LockStats`].
+pub struct Counted {
+    inner: Arc<dyn Locker>,
+    stats: Arc<LockStats>,
+}
+
+impl Counted {
+    pub fn new(inner: Arc<dyn Locker>, stats: Arc<LockStats>) -> Counted {
+        Counted { inner, stats }
+    }
+}
+
+#[async_trait]
+impl Locker for Counted {
+    async fn lock(
+        &self,
+        resource: &str,
+        write: bool,
+        timeout: Duration,
+    ) -> Result<LockGuard, LockError> {
+        let start = std::time::Instant::now();
+        let r = self.inner.lock(resource, write, timeout).await;
+        match &r {
+            Ok(_) => self.stats.wait.observe(start.elapsed()),
+            Err(_) => {
+                self.stats
+                    .failures
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+        r
+    }
+}
+
 /// Locks within one process.
 #[derive(Default)]
 pub struct LocalLocker {

@@ -332,6 +332,8 @@ pub struct Store {
     pub(crate) format: Option<crate::placement::Format>,
     pub(crate) sets: Vec<ErasureSet>,
     pub(crate) locker: Arc<dyn Locker>,
+    /// Waits of every lock this store takes (metrics).
+    lock_stats: Arc<crate::lock::LockStats>,
     pub(crate) block_size: usize,
     pub(crate) min_part_size: u64,
     /// Copies no quorum backs are removed by heal only once older than this, so a write
@@ -362,7 +364,11 @@ pub fn storage_class(headers: &BTreeMap<String, String>) -> &'static str {
 impl Store {
     /// Assemble a store from already-opened sets.
     pub fn new(deployment_id: Uuid, sets: Vec<ErasureSet>) -> Store {
-        let locker: Arc<dyn Locker> = Arc::new(LocalLocker::default());
+        let lock_stats = Arc::<crate::lock::LockStats>::default();
+        let locker: Arc<dyn Locker> = Arc::new(crate::lock::Counted::new(
+            Arc::new(LocalLocker::default()),
+            lock_stats.clone(),
+        ));
         let drives = sets.iter().flat_map(|s| s.drives.iter().cloned()).collect();
         let buckets = Arc::new(crate::bucket::BucketStore::new(drives, locker.clone()));
         Store {
@@ -371,6 +377,7 @@ impl Store {
             format: None,
             sets,
             locker,
+            lock_stats,
             block_size: cairn_erasure::DEFAULT_BLOCK_SIZE,
             min_part_size: MIN_PART_SIZE,
             dangling_grace: DANGLING_GRACE,
@@ -399,6 +406,11 @@ impl Store {
         self.locker.clone()
     }
 
+    /// How long this store's locks waited.
+    pub fn lock_stats(&self) -> &crate::lock::LockStats {
+        &self.lock_stats
+    }
+
     /// Every drive slot of the deployment, in endpoint order.
     pub fn drive_slots(&self) -> Vec<Option<Arc<dyn Drive>>> {
         self.all_drives().cloned().collect()
@@ -422,6 +434,8 @@ impl Store {
     }
 
     pub fn with_locker(mut self, locker: Arc<dyn Locker>) -> Store {
+        let locker: Arc<dyn Locker> =
+            Arc::new(crate::lock::Counted::new(locker, self.lock_stats.clone()));
         self.buckets.set_locker(locker.clone());
         self.locker = locker;
         self

@@ -147,7 +147,11 @@ impl Drive for RemoteDrive {
 
     async fn disk_info(&self) -> DriveResult<DiskInfo> {
         match self.call(DriveCall::DiskInfo).await? {
-            DriveReply::Info { total, free } => Ok(DiskInfo { total, free }),
+            DriveReply::Info { total, free } => Ok(DiskInfo {
+                total,
+                free,
+                free_inodes: None,
+            }),
             _ => Err(unexpected("disk_info")),
         }
     }

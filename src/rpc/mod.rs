@@ -299,6 +299,16 @@ pub struct Peer {
     auth: RpcAuth,
     health: Mutex<Health>,
     me: std::sync::Weak<Peer>,
+    stats: PeerStats,
+}
+
+/// Calls to one peer, for metrics: sent, failed (no answer, or refused), and the time to
+/// each answer's status line.
+#[derive(Debug, Default)]
+pub struct PeerStats {
+    pub calls: std::sync::atomic::AtomicU64,
+    pub errors: std::sync::atomic::AtomicU64,
+    pub latency: crate::metrics::Histogram,
 }
 
 impl std::fmt::Debug for Peer {
@@ -340,6 +350,7 @@ impl Peer {
             .pool_max_idle_per_host(64)
             .build(conn);
         std::sync::Arc::new_cyclic(|me| Peer {
+            stats: PeerStats::default(),
             node: node.to_string(),
             base: format!("{scheme}://{node}"),
             from: from.to_string(),
@@ -489,10 +500,22 @@ impl Peer {
             .body(body)
             .map_err(|e| DriveError::Io(std::io::Error::other(e.to_string())))?;
         let gone = self.gone();
+        let start = Instant::now();
+        self.stats
+            .calls
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let sent = tokio::select! {
             r = tokio::time::timeout(timeout, self.client.request(req)) => r,
-            _ = gone.cancelled() => return Err(self.offline()),
+            _ = gone.cancelled() => {
+                self.stats.errors.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                return Err(self.offline());
+            }
         };
+        if !matches!(sent, Ok(Ok(_))) {
+            self.stats
+                .errors
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
         match sent {
             Err(_) => {
                 self.mark_down("call timed out");
@@ -503,6 +526,7 @@ impl Peer {
                 Err(self.offline())
             }
             Ok(Ok(resp)) => {
+                self.stats.latency.observe(start.elapsed());
                 let status = resp.status();
                 if !matches!(
                     status,
@@ -589,6 +613,11 @@ impl Peer {
     ) -> Result<Bytes, DriveError> {
         self.call(&format!("{PREFIX}{}{name}", server::SERVICE), body, timeout)
             .await
+    }
+
+    /// Calls to this peer so far (metrics).
+    pub fn stats(&self) -> &PeerStats {
+        &self.stats
     }
 
     /// Ask the peer who it is.

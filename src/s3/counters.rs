@@ -1,25 +1,22 @@
-//! Requests this node has answered, by S3 operation and outcome: the server's own count, which
-//! load generators (`cairn bench`) and operators reconcile against
-//! (`GET /cairn/admin/v1/metrics`, `cairn admin metrics`).
+//! Requests this node has answered, by S3 operation and outcome, as `cairn admin metrics`
+//! shows them (`GET /cairn/admin/v1/metrics`): a view of the node's request table
+//! ([`crate::metrics::Requests`], which the Prometheus endpoints expose too).
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 
-use http::StatusCode;
 use serde::{Deserialize, Serialize};
 
 use super::router::Op;
+use crate::metrics::Requests;
 
-/// The slot after every operation's counts requests refused before an operation was known
-/// (bad signature, malformed target).
-const UNROUTED: usize = Op::ALL.len();
+/// The name of the slot that counts requests refused before an operation was known (bad
+/// signature, malformed target).
+pub const UNROUTED: &str = "Unrouted";
 
-fn index(op: Option<Op>) -> usize {
-    op.map_or(UNROUTED, Op::index)
-}
-
-fn name(i: usize) -> &'static str {
-    Op::ALL.get(i).map_or("Unrouted", |o| o.name())
+/// A request table with one slot per S3 operation, in [`Op::index`] order.
+pub fn table() -> Requests {
+    let names: Vec<&'static str> = Op::ALL.iter().map(|o| o.name()).collect();
+    Requests::new(&names, UNROUTED)
 }
 
 /// Answers of one operation: 2xx/3xx, 4xx, 5xx, and `NotImplemented` (501: a feature
@@ -33,66 +30,46 @@ pub struct Outcomes {
     pub not_implemented: u64,
 }
 
-pub struct Counters {
-    by_op: [[AtomicU64; 4]; UNROUTED + 1],
-}
-
-impl Default for Counters {
-    fn default() -> Self {
-        Counters {
-            by_op: std::array::from_fn(|_| Default::default()),
-        }
-    }
-}
-
-impl Counters {
-    /// Count one answer (its status as sent; a body that fails while streaming is not seen).
-    pub fn record(&self, op: Option<Op>, status: StatusCode) {
-        let outcome = if status == StatusCode::NOT_IMPLEMENTED {
-            3
-        } else if status.is_server_error() {
-            2
-        } else if status.is_client_error() {
-            1
-        } else {
-            0
-        };
-        self.by_op[index(op)][outcome].fetch_add(1, Ordering::Relaxed);
-    }
-
-    /// Every operation answered at least once, by name.
-    pub fn snapshot(&self) -> BTreeMap<String, Outcomes> {
-        self.by_op
-            .iter()
-            .enumerate()
-            .filter_map(|(i, c)| {
-                let o = Outcomes {
-                    ok: c[0].load(Ordering::Relaxed),
-                    client_errors: c[1].load(Ordering::Relaxed),
-                    server_errors: c[2].load(Ordering::Relaxed),
-                    not_implemented: c[3].load(Ordering::Relaxed),
-                };
-                (o != Outcomes::default()).then(|| (name(i).to_string(), o))
-            })
-            .collect()
-    }
+/// Every operation answered at least once, by name.
+pub fn snapshot(requests: &Requests) -> BTreeMap<String, Outcomes> {
+    requests
+        .snapshot()
+        .apis
+        .into_iter()
+        .filter(|a| a.total > 0)
+        .map(|a| {
+            let failed = a.client_errors + a.server_errors + a.not_implemented;
+            let o = Outcomes {
+                ok: a.total.saturating_sub(failed),
+                client_errors: a.client_errors,
+                server_errors: a.server_errors,
+                not_implemented: a.not_implemented,
+            };
+            (a.api, o)
+        })
+        .collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use http::StatusCode;
+    use std::time::Duration;
 
     #[test]
     fn counts_by_operation_and_outcome() {
-        let c = Counters::default();
-        c.record(Some(Op::GetObject), StatusCode::OK);
-        c.record(Some(Op::GetObject), StatusCode::PARTIAL_CONTENT);
-        c.record(Some(Op::GetObject), StatusCode::NOT_FOUND);
-        c.record(Some(Op::ListObjects { v2: true }), StatusCode::OK);
-        c.record(None, StatusCode::FORBIDDEN);
-        c.record(Some(Op::PutObject), StatusCode::SERVICE_UNAVAILABLE);
-        c.record(None, StatusCode::NOT_IMPLEMENTED);
-        let s = c.snapshot();
+        let c = table();
+        let record = |op: Option<Op>, status| {
+            c.answered(op.map(Op::index), status, Duration::ZERO, None);
+        };
+        record(Some(Op::GetObject), StatusCode::OK);
+        record(Some(Op::GetObject), StatusCode::PARTIAL_CONTENT);
+        record(Some(Op::GetObject), StatusCode::NOT_FOUND);
+        record(Some(Op::ListObjects { v2: true }), StatusCode::OK);
+        record(None, StatusCode::FORBIDDEN);
+        record(Some(Op::PutObject), StatusCode::SERVICE_UNAVAILABLE);
+        record(None, StatusCode::NOT_IMPLEMENTED);
+        let s = snapshot(&c);
         let get = &s["GetObject"];
         assert_eq!((get.ok, get.client_errors, get.server_errors), (2, 1, 0));
         assert_eq!(s["ListObjectsV2"].ok, 1);

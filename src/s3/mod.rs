@@ -51,8 +51,11 @@ pub struct S3State {
     pub node: Option<String>,
     /// Bucket and prefix quotas, checked before every write.
     pub quotas: Arc<crate::quota::Quotas>,
-    /// Requests answered, by operation and outcome.
-    pub counters: counters::Counters,
+    /// Requests answered: by operation and outcome, bytes, latency, errors by code (`None`:
+    /// `CAIRN_METRICS=off`, nothing recorded).
+    pub requests: Option<Arc<crate::metrics::Requests>>,
+    /// The Prometheus endpoints answer without a token (`CAIRN_PROMETHEUS_AUTH_TYPE=public`).
+    pub prometheus_public: bool,
     /// Object ownership of new buckets that do not ask (`CAIRN_DEFAULT_OBJECT_OWNERSHIP`).
     pub default_ownership: crate::bucket::ObjectOwnership,
     /// How long a lifecycle day is (a real day unless `CAIRN_LIFECYCLE_DEBUG_DAY`).
@@ -123,6 +126,16 @@ pub fn new_request_id() -> String {
 
 /// Entry point for every S3 request.
 pub async fn handle(state: Arc<S3State>, req: Request<Body>) -> Response<Body> {
+    let start = std::time::Instant::now();
+    let inflight = state.requests.as_ref().map(|r| {
+        let len = req
+            .headers()
+            .get(http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        r.started(len)
+    });
     let request_id = new_request_id();
     let span = tracing::info_span!(
         "request",
@@ -142,6 +155,7 @@ pub async fn handle(state: Arc<S3State>, req: Request<Body>) -> Response<Body> {
             .and_then(|o| o.to_str().ok())
             .map(|o| (o.to_string(), cors_bucket(&state, &req)));
         let mut op = None;
+        let mut code = None;
         let result = if method == Method::OPTIONS {
             let bucket = cors_bucket(&state, &req);
             cors::preflight(&state, bucket.as_deref(), req.headers()).await
@@ -151,6 +165,7 @@ pub async fn handle(state: Arc<S3State>, req: Request<Body>) -> Response<Body> {
         let mut resp = match result {
             Ok(r) => r,
             Err(e) => {
+                code = Some(e.code);
                 if e.status.is_server_error() {
                     tracing::warn!(code = e.code, message = %e.message, "request failed");
                 } else {
@@ -167,9 +182,26 @@ pub async fn handle(state: Arc<S3State>, req: Request<Body>) -> Response<Body> {
             cors::decorate(&state, bucket.as_deref(), &origin, &method, &mut resp);
         }
         stamp(&mut resp, &request_id);
-        state.counters.record(op, resp.status());
         tracing::debug!(status = resp.status().as_u16(), "done");
-        resp
+        match inflight {
+            Some(inflight) => {
+                let api = op.map(Op::index);
+                inflight
+                    .requests()
+                    .answered(api, resp.status(), start.elapsed(), code);
+                let declared = resp
+                    .headers()
+                    .get(http::header::CONTENT_LENGTH)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.parse().ok());
+                resp.map(|b| {
+                    Body::new(crate::metrics::Tracked::new(
+                        b, declared, inflight, api, start,
+                    ))
+                })
+            }
+            None => resp,
+        }
     }
     .instrument(span)
     .await
