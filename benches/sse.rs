@@ -17,7 +17,7 @@ use base64::Engine;
 use cairn::bench::{parse_size, run, Config, Op};
 
 mod common;
-use common::{cpu_seconds, server_env, SECRET, USER};
+use common::{abba, cpu_seconds, mean, ratio, server_env, SECRET, USER};
 
 fn env_num(name: &str, default: u64) -> u64 {
     std::env::var(name)
@@ -107,42 +107,24 @@ fn main() {
     for op in [Op::Put, Op::Get] {
         one_run(&rt, &srv, "sse", op, Duration::from_secs(2));
         one_run(&rt, &srv, "plain", op, Duration::from_secs(2));
-        let (mut enc, mut plain) = (Vec::new(), Vec::new());
-        for i in 0..rounds {
-            let first = i % 2 == 0;
-            for encrypted in [first, !first] {
-                if encrypted {
-                    enc.push(one_run(&rt, &srv, "sse", op, secs));
-                } else {
-                    plain.push(one_run(&rt, &srv, "plain", op, secs));
-                }
-            }
-            let (a, b) = (enc[enc.len() - 1], plain[plain.len() - 1]);
-            eprintln!(
-                "{op:?} round {}: SSE-S3 {:.0} MiB/s ({:.2} CPU-s/GiB), plain {:.0} MiB/s ({:.2} CPU-s/GiB)",
-                i + 1,
-                a.0,
-                a.1,
-                b.0,
-                b.1
-            );
-        }
-        let sum = |v: &[(f64, f64)]| v.iter().map(|r| r.0).sum::<f64>();
-        let cpu = |v: &[(f64, f64)]| v.iter().map(|r| r.1).sum::<f64>() / v.len() as f64;
-        let ratios: Vec<f64> = enc
-            .iter()
-            .zip(&plain)
-            .map(|(a, b)| a.0 / b.0.max(1e-9))
-            .collect();
-        let (lo, hi) = ratios
-            .iter()
-            .fold((f64::MAX, 0.0f64), |(lo, hi), &r| (lo.min(r), hi.max(r)));
+        let (enc, plain) = abba(
+            rounds,
+            |encrypted| one_run(&rt, &srv, if encrypted { "sse" } else { "plain" }, op, secs),
+            |i, a, b| {
+                eprintln!(
+                    "{op:?} round {i}: SSE-S3 {:.0} MiB/s ({:.2} CPU-s/GiB), plain {:.0} MiB/s ({:.2} CPU-s/GiB)",
+                    a.0, a.1, b.0, b.1
+                )
+            },
+        );
+        let first = |v: &[(f64, f64)]| v.iter().map(|r| r.0).collect::<Vec<_>>();
+        let cpu = |v: &[(f64, f64)]| mean(&v.iter().map(|r| r.1).collect::<Vec<_>>());
+        let (r, lo, hi) = ratio(&first(&enc), &first(&plain));
         let name = if op == Op::Get { "GET" } else { "PUT" };
         rows.push(format!(
-            "| {name} 1 MiB x8, throughput | {:.0} MiB/s | {:.0} MiB/s | {:.3} (pairs {lo:.2}–{hi:.2}) | ≥ 0.85 |",
-            sum(&enc) / enc.len() as f64,
-            sum(&plain) / plain.len() as f64,
-            sum(&enc) / sum(&plain).max(1e-9),
+            "| {name} 1 MiB x8, throughput | {:.0} MiB/s | {:.0} MiB/s | {r:.3} (pairs {lo:.2}–{hi:.2}) | ≥ 0.85 |",
+            mean(&first(&enc)),
+            mean(&first(&plain)),
         ));
         rows.push(format!(
             "| {name} 1 MiB x8, server CPU per GiB | {:.2} s | {:.2} s | {:.3} | |",

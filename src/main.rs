@@ -1,5 +1,6 @@
 //! The `cairn` binary: argument parsing, configuration from the environment, wiring.
 
+mod alias_cli;
 mod iam_cli;
 mod kms_cli;
 mod prometheus_cli;
@@ -47,6 +48,9 @@ enum Command {
     },
     /// Load-test an S3 endpoint (warp-style): throughput, latency percentiles, errors.
     Bench {
+        /// An alias (cairn alias set) instead of --endpoint.
+        #[arg(value_name = "ALIAS")]
+        alias: Option<String>,
         #[command(flatten)]
         conn: Conn,
         /// put, get, mixed, list, delete or multipart.
@@ -115,6 +119,13 @@ enum Command {
         #[command(flatten)]
         tls: TlsCli,
     },
+    /// Named servers and their credentials (~/.cairn/config.json), as MinIO's mc alias: then
+    /// `cairn admin info NAME`, `cairn bench NAME`, `cairn mount NAME/BUCKET DIR`, or
+    /// `--endpoint NAME` anywhere.
+    Alias {
+        #[command(subcommand)]
+        command: alias_cli::AliasCommand,
+    },
     /// Administer a running server (credentials from CAIRN_ROOT_USER / CAIRN_ROOT_PASSWORD).
     Admin {
         #[command(subcommand)]
@@ -161,15 +172,67 @@ struct MountCli {
 
 #[derive(clap::Args, Clone)]
 struct Conn {
-    /// Server URL, e.g. http://127.0.0.1:9000 or https://s3.example.com:9000
-    #[arg(long)]
-    endpoint: String,
+    /// Server URL (http://127.0.0.1:9000, https://s3.example.com:9000) or the name of an
+    /// alias (cairn alias set) [default: http://127.0.0.1:9000]
+    #[arg(long, env = "CAIRN_ENDPOINT")]
+    endpoint: Option<String>,
     #[arg(long, env = "CAIRN_ROOT_USER", hide_env_values = true)]
     access_key: Option<String>,
     #[arg(long, env = "CAIRN_ROOT_PASSWORD", hide_env_values = true)]
     secret_key: Option<String>,
     #[command(flatten)]
     tls: TlsCli,
+    /// An alias named as a positional argument (by the commands that take one).
+    #[arg(skip)]
+    alias: Option<String>,
+}
+
+/// Where a client command goes and as whom.
+struct Target {
+    url: String,
+    access_key: String,
+    secret_key: String,
+}
+
+const DEFAULT_ENDPOINT: &str = "http://127.0.0.1:9000";
+
+impl Conn {
+    /// The server and credentials: from the alias (positional, or `--endpoint NAME`), else
+    /// `--endpoint URL` with the credentials from flags or the environment.
+    fn target(&self) -> anyhow::Result<Target> {
+        let alias = match (&self.alias, &self.endpoint) {
+            (Some(a), _) => Some(a.as_str()),
+            (None, Some(e)) if !e.contains("://") => Some(e.as_str()),
+            _ => None,
+        };
+        if let Some(name) = alias {
+            let config = alias_cli::Config::load()?;
+            let a = config.get(name)?;
+            return Ok(Target {
+                url: a.url.clone(),
+                access_key: a.access_key.clone(),
+                secret_key: a.secret_key.clone(),
+            });
+        }
+        let (access_key, secret_key) = credentials_for(self);
+        Ok(Target {
+            url: self
+                .endpoint
+                .as_deref()
+                .unwrap_or(DEFAULT_ENDPOINT)
+                .trim_end_matches('/')
+                .to_string(),
+            access_key,
+            secret_key,
+        })
+    }
+
+    fn with_alias(mut self, alias: Option<String>) -> Conn {
+        if alias.is_some() {
+            self.alias = alias;
+        }
+        self
+    }
 }
 
 /// How a client checks an https server's certificate.
@@ -197,6 +260,9 @@ impl TlsCli {
 enum AdminCommand {
     /// Nodes, drives, sets, erasure layout and heal state.
     Info {
+        /// An alias (cairn alias set) instead of --endpoint.
+        #[arg(value_name = "ALIAS")]
+        alias: Option<String>,
         #[command(flatten)]
         conn: Conn,
         /// Print the raw JSON.
@@ -205,6 +271,9 @@ enum AdminCommand {
     },
     /// S3 requests this node has answered since it started, by operation and outcome.
     Metrics {
+        /// An alias (cairn alias set) instead of --endpoint.
+        #[arg(value_name = "ALIAS")]
+        alias: Option<String>,
         #[command(flatten)]
         conn: Conn,
         /// Print the raw JSON.
@@ -213,6 +282,9 @@ enum AdminCommand {
     },
     /// Start (or attach to) a heal and show its progress; or show status / change speed.
     Heal {
+        /// An alias (cairn alias set) instead of --endpoint.
+        #[arg(value_name = "ALIAS")]
+        alias: Option<String>,
         #[command(flatten)]
         conn: Conn,
         #[arg(long)]
@@ -1024,7 +1096,17 @@ fn print_bench(r: &cairn::bench::Report) {
     }
 }
 
-fn mount(m: MountCli) -> anyhow::Result<()> {
+fn mount(mut m: MountCli) -> anyhow::Result<()> {
+    // `NAME/BUCKET[/PREFIX]` with NAME an alias, when no --endpoint names the server.
+    if m.conn.endpoint.is_none() {
+        if let Some((first, rest)) = m.volume.split_once('/') {
+            let config = alias_cli::Config::load()?;
+            if config.aliases.contains_key(first) && !rest.is_empty() {
+                m.conn.alias = Some(first.to_string());
+                m.volume = rest.to_string();
+            }
+        }
+    }
     let mode = |s: &str| {
         u32::from_str_radix(s, 8).map_err(|_| anyhow::anyhow!("invalid octal mode {s:?}"))
     };
@@ -1034,7 +1116,7 @@ fn mount(m: MountCli) -> anyhow::Result<()> {
         cairn::mount::spawn_background(&argv, &m.mountpoint)?;
         return Ok(());
     }
-    let (access_key, secret_key) = credentials_for(&m.conn);
+    let t = m.conn.target()?;
     let cache_dir = m
         .cache_dir
         .clone()
@@ -1054,9 +1136,9 @@ fn mount(m: MountCli) -> anyhow::Result<()> {
         ..Default::default()
     };
     cairn::mount::run_foreground(cairn::mount::MountArgs {
-        endpoint: m.conn.endpoint.clone(),
-        access_key,
-        secret_key,
+        endpoint: t.url,
+        access_key: t.access_key,
+        secret_key: t.secret_key,
         region: env("CAIRN_REGION").unwrap_or_else(|| "us-east-1".into()),
         volume: m.volume.clone(),
         mountpoint: m.mountpoint.clone(),
@@ -1068,12 +1150,12 @@ fn mount(m: MountCli) -> anyhow::Result<()> {
 }
 
 fn connect(conn: &Conn) -> anyhow::Result<AdminClient> {
-    let (access, secret) = credentials_for(conn);
+    let t = conn.target()?;
     let region = env("CAIRN_REGION").unwrap_or_else(|| "us-east-1".into());
     Ok(AdminClient::new(
-        &conn.endpoint,
-        &access,
-        &secret,
+        &t.url,
+        &t.access_key,
+        &t.secret_key,
         &region,
         &conn.tls.trust()?,
     )?)
@@ -1229,8 +1311,9 @@ fn admin(command: AdminCommand) -> anyhow::Result<()> {
             println!("{drive}: formatted as a replacement; its set is healing onto it (cairn admin heal --status)");
             Ok(())
         }
-        AdminCommand::Metrics { conn, json } => {
-            let m: cairn::admin::Metrics = connect(&conn)?.call("GET", "metrics", &[])?;
+        AdminCommand::Metrics { alias, conn, json } => {
+            let m: cairn::admin::Metrics =
+                connect(&conn.with_alias(alias))?.call("GET", "metrics", &[])?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&m)?);
                 return Ok(());
@@ -1247,8 +1330,8 @@ fn admin(command: AdminCommand) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        AdminCommand::Info { conn, json } => {
-            let info: Info = connect(&conn)?.call("GET", "info", &[])?;
+        AdminCommand::Info { alias, conn, json } => {
+            let info: Info = connect(&conn.with_alias(alias))?.call("GET", "info", &[])?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&info)?);
                 return Ok(());
@@ -1291,6 +1374,7 @@ fn admin(command: AdminCommand) -> anyhow::Result<()> {
             Ok(())
         }
         AdminCommand::Heal {
+            alias,
             conn,
             bucket,
             prefix,
@@ -1300,7 +1384,7 @@ fn admin(command: AdminCommand) -> anyhow::Result<()> {
             speed,
             json,
         } => {
-            let client = connect(&conn)?;
+            let client = connect(&conn.with_alias(alias))?;
             if let Some(s) = speed {
                 let state: HealState = client.call("POST", "heal/speed", &[("value", s)])?;
                 println!("heal speed set to {:?}", state.speed);
@@ -1440,7 +1524,11 @@ fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("CAIRN_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+                // fuser warns when its own unmount finds the filesystem already unmounted
+                // by `umount`: the normal way out, not worth a WARN (Cairn logs the unmount).
+                .unwrap_or_else(|_| {
+                    tracing_subscriber::EnvFilter::new("info,fuser::session=error,fuser::mnt=error")
+                }),
         )
         .with_writer(std::io::stderr)
         // Colours only for a terminal: a log file or a pipe gets plain text.
@@ -1464,6 +1552,7 @@ fn main() -> anyhow::Result<()> {
             drives,
         } => runtime.block_on(server(address, certs_dir, drives)),
         Command::Admin { command } => admin(command),
+        Command::Alias { command } => alias_cli::alias(command),
         Command::Csi {
             endpoint,
             node_id,
@@ -1524,6 +1613,7 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }),
         Command::Bench {
+            alias,
             conn,
             op,
             size,
@@ -1534,11 +1624,12 @@ fn main() -> anyhow::Result<()> {
             json,
             keep_data,
         } => {
-            let (access_key, secret_key) = credentials_for(&conn);
+            let conn = conn.with_alias(alias);
+            let t = conn.target()?;
             let cfg = cairn::bench::Config {
-                endpoint: conn.endpoint.trim_end_matches('/').to_string(),
-                access_key,
-                secret_key,
+                endpoint: t.url,
+                access_key: t.access_key,
+                secret_key: t.secret_key,
                 region: env("CAIRN_REGION").unwrap_or_else(|| "us-east-1".into()),
                 bucket,
                 op: cairn::bench::Op::parse(&op)?,

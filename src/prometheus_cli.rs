@@ -4,7 +4,7 @@
 
 use clap::{Subcommand, ValueEnum};
 
-use super::{credentials_for, Conn};
+use super::Conn;
 
 #[derive(Clone, Copy, ValueEnum)]
 pub enum Scope {
@@ -17,6 +17,9 @@ pub enum PrometheusCommand {
     /// Print a scrape configuration with a bearer token for the credentials' user (root,
     /// or a user whose policy allows admin:Prometheus).
     Token {
+        /// An alias (cairn alias set) instead of --endpoint.
+        #[arg(value_name = "ALIAS")]
+        alias: Option<String>,
         #[command(flatten)]
         conn: Conn,
         /// How long the token is valid: 90d, 12h, 30m or seconds (default: 100 years, as
@@ -36,6 +39,7 @@ const HUNDRED_YEARS: u64 = 100 * 365 * 86_400;
 
 pub fn prometheus(command: PrometheusCommand) -> anyhow::Result<()> {
     let PrometheusCommand::Token {
+        alias,
         conn,
         expiry,
         scope,
@@ -47,28 +51,19 @@ pub fn prometheus(command: PrometheusCommand) -> anyhow::Result<()> {
             .ok_or_else(|| anyhow::anyhow!("--expiry {e:?}: use 90d, 12h, 30m or seconds"))?
             .as_secs(),
     };
-    let (access, secret) = credentials_for(&conn);
-    let token = cairn::metrics::http::bearer_token(&access, &secret, valid);
+    let t = conn.with_alias(alias).target()?;
+    let token = cairn::metrics::http::bearer_token(&t.access_key, &t.secret_key, valid);
     if token_only {
         println!("{token}");
         return Ok(());
     }
-    let (scheme, rest) = conn
-        .endpoint
+    let (scheme, rest) = t
+        .url
         .split_once("://")
         .filter(|(s, _)| *s == "http" || *s == "https")
-        .ok_or_else(|| {
-            anyhow::anyhow!(
-                "--endpoint {:?}: use http://HOST:PORT or https://HOST:PORT",
-                conn.endpoint
-            )
-        })?;
+        .ok_or_else(|| anyhow::anyhow!("{:?}: use http://HOST:PORT or https://HOST:PORT", t.url))?;
     let host = rest.split('/').next().unwrap_or_default();
-    anyhow::ensure!(
-        !host.is_empty(),
-        "--endpoint {:?} has no host",
-        conn.endpoint
-    );
+    anyhow::ensure!(!host.is_empty(), "{:?} has no host", t.url);
     let target = if host
         .rsplit_once(':')
         .is_some_and(|(_, p)| p.parse::<u16>().is_ok())

@@ -128,3 +128,44 @@ pub fn write_section(tag: &str, title: &str, body: &str) {
     };
     std::fs::write(&path, doc).expect("write docs/benchmarks.md");
 }
+
+/// Run `run(true)` (A) and `run(false)` (B) `rounds` times each in ABBA order (A first in
+/// even rounds), because this VM's speed drifts within minutes; `each` sees every round's
+/// pair. Returns A's results and B's.
+pub fn abba<T: Copy>(
+    rounds: u64,
+    mut run: impl FnMut(bool) -> T,
+    mut each: impl FnMut(u64, T, T),
+) -> (Vec<T>, Vec<T>) {
+    let (mut a, mut b) = (Vec::new(), Vec::new());
+    for i in 0..rounds {
+        let first = i % 2 == 0;
+        for is_a in [first, !first] {
+            if is_a {
+                a.push(run(true));
+            } else {
+                b.push(run(false));
+            }
+        }
+        if let (Some(&x), Some(&y)) = (a.last(), b.last()) {
+            each(i + 1, x, y);
+        }
+    }
+    (a, b)
+}
+
+/// A's throughput over B's: over the totals, with the lowest and highest of the pairs.
+pub fn ratio(a: &[f64], b: &[f64]) -> (f64, f64, f64) {
+    let total = a.iter().sum::<f64>() / b.iter().sum::<f64>().max(1e-9);
+    let (lo, hi) = a
+        .iter()
+        .zip(b)
+        .map(|(x, y)| x / y.max(1e-9))
+        .fold((f64::MAX, 0.0f64), |(lo, hi), r| (lo.min(r), hi.max(r)));
+    (total, lo, hi)
+}
+
+/// The mean of `v` (0 when empty).
+pub fn mean(v: &[f64]) -> f64 {
+    v.iter().sum::<f64>() / (v.len().max(1) as f64)
+}

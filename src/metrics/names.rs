@@ -161,4 +161,37 @@ mod tests {
             );
         }
     }
+
+    /// Every series the Grafana dashboard queries is one Cairn exposes.
+    #[test]
+    fn the_dashboard_queries_only_metrics_that_exist() {
+        let dash = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/deploy/grafana/cairn-dashboard.json"
+        ))
+        .expect("deploy/grafana/cairn-dashboard.json");
+        let mut series = std::collections::BTreeSet::new();
+        for d in ALL {
+            let full = d.full_name("cairn");
+            if d.kind == Kind::Histogram {
+                for s in ["_bucket", "_sum", "_count"] {
+                    series.insert(format!("{full}{s}"));
+                }
+            }
+            series.insert(full);
+        }
+        let mut used = 0;
+        for (i, _) in dash.match_indices("cairn_") {
+            let name: String = dash[i..]
+                .chars()
+                .take_while(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '_')
+                .collect();
+            assert!(
+                series.contains(&name),
+                "the dashboard queries {name}, which does not exist"
+            );
+            used += 1;
+        }
+        assert!(used > 30, "{used}");
+    }
 }
