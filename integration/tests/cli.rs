@@ -202,6 +202,26 @@ async fn aliases_name_servers_keep_secrets_private_and_work_everywhere() {
     let (code, out) = cairn(h, &["admin", "info", "typed"], None);
     assert_ne!(code, 0, "{out}");
 
+    // A mount that cannot work says what is wrong, where, and what to do.
+    let point = tempfile::tempdir().expect("mount point");
+    let p = point.path().to_str().expect("utf-8");
+    let (code, out) = cairn(h, &["mount", "--foreground", "dev/no-such-bucket", p], None);
+    assert_ne!(code, 0, "{out}");
+    assert!(
+        out.contains("bucket \"no-such-bucket\" does not exist at")
+            && out.contains(&server.endpoint)
+            && out.contains("s3 mb"),
+        "{out}"
+    );
+    let (code, out) = cairn(h, &["mount", "--foreground", "typed/via-alias", p], None);
+    assert_ne!(code, 0, "{out}");
+    assert!(
+        out.contains(&format!("refused access key \"{ACCESS_KEY}\""))
+            && out.contains("SignatureDoesNotMatch")
+            && out.contains("secret key"),
+        "{out}"
+    );
+
     // Unknown and removed aliases: a clear error with the fix.
     let (code, out) = cairn(h, &["admin", "info", "nope"], None);
     assert_ne!(code, 0);

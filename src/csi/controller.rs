@@ -140,6 +140,9 @@ pub struct ControllerService {
 fn store_error(e: ClientError) -> Status {
     match e {
         ClientError::AccessDenied => Status::permission_denied("the store refused the credentials"),
+        ClientError::BadCredentials(code) => {
+            Status::permission_denied(format!("the store refused the credentials ({code})"))
+        }
         ClientError::NotFound => Status::not_found("not found in the store"),
         e => Status::unavailable(format!("object store: {e}")),
     }

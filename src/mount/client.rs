@@ -22,6 +22,10 @@ pub enum ClientError {
     QuotaExceeded,
     #[error("access denied")]
     AccessDenied,
+    /// The server does not accept the credentials themselves (unknown or disabled key,
+    /// wrong secret, expired token): the S3 error code.
+    #[error("the server refused the credentials ({0})")]
+    BadCredentials(String),
     #[error("name too long")]
     NameTooLong,
     #[error("{0}")]
@@ -280,6 +284,10 @@ impl S3Client {
                 ClientError::QuotaExceeded
             }
             (_, "KeyTooLongError") => ClientError::NameTooLong,
+            (
+                _,
+                "InvalidAccessKeyId" | "SignatureDoesNotMatch" | "ExpiredToken" | "InvalidToken",
+            ) => ClientError::BadCredentials(code.clone()),
             (403, _) => ClientError::AccessDenied,
             _ => ClientError::Other(format!(
                 "{what}: HTTP {status} {code} {}",

@@ -269,6 +269,10 @@ fn errno(e: ClientError) -> Errno {
         ClientError::NotFound => Errno::ENOENT,
         ClientError::QuotaExceeded => Errno::ENOSPC,
         ClientError::AccessDenied => Errno::EACCES,
+        ClientError::BadCredentials(code) => {
+            tracing::error!("the object store refused the mount's credentials ({code})");
+            Errno::EACCES
+        }
         ClientError::NameTooLong => Errno::ENAMETOOLONG,
         ClientError::Other(m) => {
             tracing::error!("object store error: {m}");

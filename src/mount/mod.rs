@@ -31,6 +31,34 @@ pub enum MountError {
     Mount(PathBuf, std::io::Error),
     #[error("the mount process exited before the mount appeared ({0})")]
     Daemon(String),
+    /// The first call to the store failed: what, where, and the likely fix.
+    #[error("{0}")]
+    Probe(String),
+}
+
+/// Why the first listing of `bucket` at `endpoint` failed, in words that name the fix.
+fn explain_probe(
+    e: client::ClientError,
+    bucket: &str,
+    endpoint: &str,
+    access_key: &str,
+) -> MountError {
+    use client::ClientError as E;
+    MountError::Probe(match e {
+        E::NotFound => format!(
+            "bucket {bucket:?} does not exist at {endpoint}: create it first \
+             (aws --endpoint-url {endpoint} s3 mb s3://{bucket}) or check the volume name"
+        ),
+        E::BadCredentials(code) => format!(
+            "{endpoint} refused access key {access_key:?} ({code}): check the secret key \
+             (--secret-key, CAIRN_ROOT_PASSWORD or the alias's) and that the key exists and is enabled"
+        ),
+        E::AccessDenied => format!(
+            "{endpoint} denied access key {access_key:?} listing bucket {bucket:?}: its policy \
+             needs s3:ListBucket on arn:aws:s3:::{bucket} (cairn admin policy attach ...)"
+        ),
+        e => format!("cannot list bucket {bucket:?} at {endpoint}: {e}"),
+    })
 }
 
 /// Everything `cairn mount` takes.
@@ -97,7 +125,9 @@ pub fn run_foreground(args: MountArgs) -> Result<(), MountError> {
     })?;
     // The bucket must exist (a prefix need not): fail now rather than with EIO later.
     use client::ObjectClient;
-    client.list("", true, None, 1)?;
+    client
+        .list("", true, None, 1)
+        .map_err(|e| explain_probe(e, &bucket, &args.endpoint, &args.access_key))?;
     let mut options = args.options.clone();
     // Credentials that may not write make a read-only mount: writes fail at open with
     // EROFS instead of at close, where a refused upload would be lost.
