@@ -83,7 +83,7 @@ async fn route(app: Arc<App>, req: Request<Body>) -> Response<Body> {
     let Some((state, healer)) = app.ready.get().cloned() else {
         return starting(req);
     };
-    if let Some((prefix, scope)) = crate::metrics::http::route(path) {
+    if let Some((prefix, scope)) = crate::metrics::http::route(path).filter(|_| is_scrape(&req)) {
         let id = s3::new_request_id();
         let mut r = crate::metrics::http::handle(state, healer, req, prefix, scope, &id).await;
         s3::stamp(&mut r, &id);
@@ -115,6 +115,21 @@ async fn route(app: Arc<App>, req: Request<Body>) -> Response<Body> {
         }
     }
     s3::handle(state, req).await
+}
+
+/// A Prometheus scrape: GET or HEAD with a bearer token or no credentials. A SigV4-signed
+/// request on the same path is S3's (a bucket named `cairn` or `minio`).
+fn is_scrape(req: &Request<Body>) -> bool {
+    let bearer_or_none = req
+        .headers()
+        .get(http::header::AUTHORIZATION)
+        .is_none_or(|v| v.as_bytes().starts_with(b"Bearer "));
+    (req.method() == Method::GET || req.method() == Method::HEAD)
+        && bearer_or_none
+        && req
+            .uri()
+            .query()
+            .is_none_or(|q| !q.contains("X-Amz-Signature"))
 }
 
 fn is_probe(req: &Request<Body>) -> bool {

@@ -381,6 +381,29 @@ async fn scrapes_parse_move_with_traffic_and_need_a_token() {
     assert_eq!(value(&minio, "minio_cluster_drive_total", &[]), 4.0);
     assert!(!minio.keys().any(|k| k.starts_with("cairn_")));
 
+    // Signed S3 requests on the metrics paths stay S3's: a bucket named `minio`.
+    s3.create_bucket()
+        .bucket("minio")
+        .send()
+        .await
+        .expect("create minio");
+    s3.put_object()
+        .bucket("minio")
+        .key("v2/metrics/node")
+        .body(ByteStream::from_static(b"an object, not a scrape"))
+        .send()
+        .await
+        .expect("put on a metrics path");
+    let o = s3
+        .get_object()
+        .bucket("minio")
+        .key("v2/metrics/node")
+        .send()
+        .await
+        .expect("get on a metrics path");
+    let got = o.body.collect().await.expect("body").into_bytes();
+    assert_eq!(&got[..], b"an object, not a scrape");
+
     // A drive gone: the cluster scrape shows it offline, the set still has write quorum.
     let drive = server.drives[3].clone();
     unplug(&drive);

@@ -2,6 +2,8 @@
 //! the same samples with the `minio_` prefix). Authorised by a bearer token — a JWT signed
 //! (HS512) with the secret key of a user allowed `admin:Prometheus`, as MinIO's
 //! `mc admin prometheus generate` makes them — unless `CAIRN_PROMETHEUS_AUTH_TYPE=public`.
+//! The server hands these paths here only for GET/HEAD with a bearer token or no
+//! credentials: SigV4-signed requests on them stay S3's.
 
 use std::sync::Arc;
 use std::time::SystemTime;
