@@ -12,7 +12,6 @@
 //! `<!-- authz:end -->`.
 
 use std::borrow::Cow;
-use std::path::PathBuf;
 use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -21,18 +20,11 @@ use cairn::bench::{parse_size, run, Config, Op};
 use cairn::iam::{Context, Decision, Identity, Keys, Policy};
 
 mod common;
-use common::{cpu_seconds, server, SECRET, USER};
+use common::{cpu_seconds, env_num, server, SECRET, USER};
 
 const BUCKET: &str = "authz";
 const BENCH_USER: &str = "benchuser";
 const BENCH_SECRET: &str = "benchuser-secret";
-
-fn env_num(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(default)
-}
 
 /// 19 statements that do not match (other buckets, each with an `IpAddress` condition), then
 /// the one that allows everything on the bench bucket: the worst order for the walk.
@@ -169,9 +161,7 @@ fn main() {
     let ns = decision_ns();
     eprintln!("one decision (20 statements, ARN built): {ns:.0} ns");
 
-    let root = std::env::var_os("CAIRN_BENCH_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/authz-work"));
+    let root = common::work_dir("authz");
     let srv = server(&root, 4);
     let pid = srv.child.id();
     let policy_file = root.join("p20.json");

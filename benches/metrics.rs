@@ -10,20 +10,12 @@
 //! Rewrites the section of docs/benchmarks.md between `<!-- metrics:begin -->` and
 //! `<!-- metrics:end -->`.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use cairn::bench::{parse_size, run, Config, Op};
 
 mod common;
-use common::{abba, cpu_seconds, mean, ratio, server_env, SECRET, USER};
-
-fn env_num(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(default)
-}
+use common::{abba, cpu_seconds, env_num, mean, ratio, server_env, SECRET, USER};
 
 /// (requests/s, MiB/s, server CPU µs per request).
 fn one_run(
@@ -75,9 +67,7 @@ fn main() {
     }
     let rounds = env_num("CAIRN_METRICS_ROUNDS", 6).max(1);
     let secs = Duration::from_secs(env_num("CAIRN_METRICS_SECONDS", 4).max(1));
-    let root = std::env::var_os("CAIRN_BENCH_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/metrics-work"));
+    let root = common::work_dir("metrics");
     let on = server_env(&root.join("on"), 4, &[]);
     let off = server_env(&root.join("off"), 4, &[("CAIRN_METRICS", "off")]);
     let rt = tokio::runtime::Builder::new_multi_thread()

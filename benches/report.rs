@@ -189,9 +189,7 @@ fn main() {
         return;
     }
     let secs = seconds();
-    let root = std::env::var_os("CAIRN_BENCH_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/report-work"));
+    let root = common::work_dir("report");
     let _ = std::fs::remove_dir_all(&root);
     std::fs::create_dir_all(&root).expect("work dir");
     // The 64 MiB runs store ~12 GiB of shards per phase at EC 2+2; a disk that fills up turns

@@ -10,21 +10,13 @@
 //! Rewrites the section of docs/benchmarks.md between `<!-- sse:begin -->` and
 //! `<!-- sse:end -->`.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use base64::Engine;
 use cairn::bench::{parse_size, run, Config, Op};
 
 mod common;
-use common::{abba, cpu_seconds, mean, ratio, server_env, SECRET, USER};
-
-fn env_num(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(default)
-}
+use common::{abba, cpu_seconds, env_num, mean, ratio, server_env, SECRET, USER};
 
 /// (MiB/s, server CPU seconds per GiB).
 fn one_run(
@@ -65,9 +57,7 @@ fn main() {
     }
     let rounds = env_num("CAIRN_SSE_ROUNDS", 6).max(1);
     let secs = Duration::from_secs(env_num("CAIRN_SSE_SECONDS", 4).max(1));
-    let root = std::env::var_os("CAIRN_BENCH_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/sse-work"));
+    let root = common::work_dir("sse");
     let key = format!(
         "bench-key:{}",
         base64::engine::general_purpose::STANDARD.encode([0x42u8; 32])

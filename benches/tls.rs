@@ -21,14 +21,7 @@ use std::time::Duration;
 use cairn::bench::{parse_size, run, Config, Op};
 
 mod common;
-use common::{cpu_seconds, server, server_env, SECRET, USER};
-
-fn env_num(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(default)
-}
+use common::{cpu_seconds, env_num, server, server_env, SECRET, USER};
 
 /// A CA and a server certificate for 127.0.0.1 in `dir` (public.crt, private.key); the
 /// CA's PEM file.
@@ -97,9 +90,7 @@ fn main() {
     }
     let rounds = env_num("CAIRN_TLS_ROUNDS", 6).max(1);
     let secs = Duration::from_secs(env_num("CAIRN_TLS_SECONDS", 4).max(1));
-    let root = std::env::var_os("CAIRN_BENCH_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/tls-work"));
+    let root = common::work_dir("tls");
     let _ = std::fs::remove_dir_all(&root);
     let certs = root.join("certs");
     let ca = make_certs(&certs);

@@ -12,7 +12,6 @@
 //! (default 100000), `CAIRN_BENCH_DIR`. Rewrites the section of docs/benchmarks.md between
 //! `<!-- versions:begin -->` and `<!-- versions:end -->`.
 
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -155,9 +154,7 @@ fn main() {
     }
     let versions = env_num("CAIRN_VERSIONS", 10_000).max(2);
     let keys = env_num("CAIRN_VERSIONS_KEYS", 100_000).max(1000);
-    let root = std::env::var_os("CAIRN_BENCH_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/versions-work"));
+    let root = common::work_dir("versions");
     let srv = server(&root, 4);
     let c = Client::new(&srv.endpoint);
     let round = Duration::from_secs(3);

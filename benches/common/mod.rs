@@ -2,7 +2,7 @@
 #![allow(dead_code)]
 
 use std::io::BufRead;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
 pub const USER: &str = "reportadmin";
@@ -168,4 +168,21 @@ pub fn ratio(a: &[f64], b: &[f64]) -> (f64, f64, f64) {
 /// The mean of `v` (0 when empty).
 pub fn mean(v: &[f64]) -> f64 {
     v.iter().sum::<f64>() / (v.len().max(1) as f64)
+}
+
+/// A number from the environment (`default` when unset or not a number).
+pub fn env_num(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(default)
+}
+
+/// Where a bench keeps its drives: `CAIRN_BENCH_DIR`, else `target/<name>-work`.
+pub fn work_dir(name: &str) -> PathBuf {
+    std::env::var_os("CAIRN_BENCH_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("target/{name}-work"))
+        })
 }
