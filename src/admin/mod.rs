@@ -319,15 +319,6 @@ pub struct NewAccessKey {
     pub name: Option<String>,
 }
 
-/// Admin actions are decided without request condition keys.
-struct NoKeys;
-
-impl crate::iam::Keys for NoKeys {
-    fn get(&self, _: &str) -> Option<Vec<std::borrow::Cow<'_, str>>> {
-        None
-    }
-}
-
 /// Largest admin request body (a policy document, a key's policy).
 const MAX_BODY: usize = 64 * 1024;
 
@@ -388,7 +379,7 @@ pub async fn handle(
             action,
             resource: &resource,
             principal: identity.principal(&verified.access_key),
-            keys: &NoKeys,
+            keys: &crate::iam::NoKeys,
         };
         let self_key = route == "iam/accesskey" && parts.method == Method::PUT;
         if identity.decide(&ctx) != crate::iam::Decision::Allow && !self_key {
@@ -731,7 +722,7 @@ async fn iam(
                     action: "admin:CreateServiceAccount",
                     resource: "arn:aws:s3:::*",
                     principal: identity.principal(""),
-                    keys: &NoKeys,
+                    keys: &crate::iam::NoKeys,
                 };
                 if identity.decide(&ctx) != crate::iam::Decision::Allow {
                     return error(StatusCode::FORBIDDEN, "AccessDenied", "Access Denied.");

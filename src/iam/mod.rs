@@ -26,7 +26,7 @@ use crate::auth::{Credentials, RootCredentials};
 use crate::drive::Drive;
 use crate::lock::{LockError, Locker};
 use crate::records::{RecordError, Records};
-pub use policy::{Context, Decision, Keys, Policy, PolicyError, Principal};
+pub use policy::{Context, Decision, Keys, NoKeys, Policy, PolicyError, Principal};
 
 /// The RPC service that tells a node IAM records changed.
 pub const CHANGED_SERVICE: &str = "iam-changed";

@@ -191,6 +191,15 @@ pub trait Keys {
     fn get(&self, key: &str) -> Option<Vec<Cow<'_, str>>>;
 }
 
+/// No request condition keys: admin actions and scrapes are decided without them.
+pub struct NoKeys;
+
+impl Keys for NoKeys {
+    fn get(&self, _: &str) -> Option<Vec<std::borrow::Cow<'_, str>>> {
+        None
+    }
+}
+
 /// One request as policies see it.
 pub struct Context<'a> {
     /// `s3:GetObject`, `admin:ServerInfo`, …

@@ -117,15 +117,6 @@ fn verify_token(token: &str, creds: &dyn Credentials, now: i64) -> Result<String
     Ok(claims.sub)
 }
 
-/// Admin actions are decided without request condition keys.
-struct NoKeys;
-
-impl crate::iam::Keys for NoKeys {
-    fn get(&self, _: &str) -> Option<Vec<std::borrow::Cow<'_, str>>> {
-        None
-    }
-}
-
 fn authorise(state: &S3State, req: &Request<Body>) -> Result<(), S3Error> {
     if state.prometheus_public {
         return Ok(());
@@ -164,7 +155,7 @@ fn authorise(state: &S3State, req: &Request<Body>) -> Result<(), S3Error> {
         action: "admin:Prometheus",
         resource: "arn:aws:s3:::*",
         principal: identity.principal(&access_key),
-        keys: &NoKeys,
+        keys: &crate::iam::NoKeys,
     };
     if identity.decide(&ctx) != crate::iam::Decision::Allow {
         return Err(denied("the token's user is not allowed admin:Prometheus"));
