@@ -3,6 +3,7 @@
 //! See `docs/architecture.md` for what each module owns and must not touch.
 
 pub mod admin;
+pub mod audit;
 pub mod auth;
 pub mod bench;
 pub mod bucket;
@@ -10,6 +11,7 @@ pub mod checksum;
 pub mod client;
 pub mod crash;
 pub mod csi;
+pub mod deliver;
 pub mod drive;
 pub mod etag;
 pub mod fuzzing;
@@ -21,6 +23,7 @@ pub mod lock;
 pub mod meta;
 pub mod metrics;
 pub mod mount;
+pub mod notify;
 pub mod object;
 pub mod placement;
 pub mod quota;

@@ -4,6 +4,7 @@ mod alias_cli;
 mod iam_cli;
 mod kms_cli;
 mod prometheus_cli;
+mod trace_cli;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -277,6 +278,30 @@ enum AdminCommand {
         #[command(flatten)]
         conn: Conn,
         /// Print the raw JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Watch requests live, one line each (time, node, request id, identity, operation,
+    /// bucket/key, status, bytes, duration), until interrupted.
+    Trace {
+        /// An alias (cairn alias set) instead of --endpoint.
+        #[arg(value_name = "ALIAS")]
+        alias: Option<String>,
+        #[command(flatten)]
+        conn: Conn,
+        /// Requests answered by every node, not only the one connected to.
+        #[arg(long)]
+        all_nodes: bool,
+        /// Only refused and failed requests (status 400 and up).
+        #[arg(long)]
+        errors: bool,
+        /// Only this S3 operation (PutObject, GetObject, ...).
+        #[arg(long, value_name = "NAME")]
+        op: Option<String>,
+        /// Only requests on this bucket.
+        #[arg(long, value_name = "BUCKET")]
+        bucket: Option<String>,
+        /// Print each request as its JSON entry (the audit log's format).
         #[arg(long)]
         json: bool,
     },
@@ -620,6 +645,8 @@ async fn server(
     // Peers are checked against the system's roots and the folder's CAs/.
     let peer_trust =
         cairn::tls::Trust::with_files(&cairn::tls::Certs::ca_files(&certs_dir))?.client_config()?;
+    // Webhooks (audit, notifications) are checked against the same roots.
+    let hook_trust = peer_trust.clone();
     cairn::drive::timed::set_default_timeouts(drive_timeouts()?);
     let (creds, cred_source) = credentials()?;
     // With the publicly known default credentials, only this machine may connect unless the
@@ -772,7 +799,42 @@ async fn server(
         .as_ref()
         .and_then(|k| k.default_key())
         .map(|k| format!("built-in, static keys (default {k:?}): SSE-S3, SSE-KMS"));
+    // Event queues live in the system area of this node's first drive unless told otherwise.
+    let queue_root = layout
+        .endpoints
+        .iter()
+        .find_map(|e| match e {
+            Endpoint::Local(p) => Some(p.clone()),
+            Endpoint::Url { path, .. } if Some(e.host()) == this_node => Some(PathBuf::from(path)),
+            Endpoint::Url { .. } => None,
+        })
+        .map(|p| p.join(cairn::drive::SYS_DIR).join("queue"));
+    let node_name = this_node.clone().unwrap_or_else(|| endpoint_host.clone());
+    let audit = cairn::audit::AuditConfig::from_env(env)?;
+    let observers = cairn::audit::Observers::new(&node_name, &store.deployment_id().to_string())
+        .with_sinks(&audit, queue_root.as_deref(), hook_trust.clone(), &stop)?;
+    let notify_targets = cairn::notify::targets_from_env(std::env::vars())?;
+    let notifier = cairn::notify::Notifier::start(
+        &region,
+        &notify_targets,
+        queue_root.as_deref(),
+        hook_trust,
+        &stop,
+    )?;
+    let events_line = {
+        let mut parts = Vec::new();
+        if let Some(f) = &audit.file {
+            parts.push(format!("audit file {}", f.display()));
+        }
+        if let Some(w) = &audit.webhook {
+            parts.push(format!("audit webhook {w}"));
+        }
+        parts.extend(notifier.arns());
+        parts.join(", ")
+    };
     let state = Arc::new(S3State {
+        observers: Arc::new(observers),
+        notifier: Arc::new(notifier),
         kms,
         cors_default,
         lifecycle_day,
@@ -807,6 +869,15 @@ async fn server(
             None => cairn::bucket::ObjectOwnership::ObjectWriter,
         },
     });
+    if let Some(rpc) = &rpc {
+        rpc.register_stream(
+            cairn::audit::trace::SERVICE,
+            Arc::new(cairn::audit::trace::TraceService {
+                hub: state.observers.trace().clone(),
+                node: node_name.clone(),
+            }),
+        );
+    }
     let healer = cairn::heal::Healer::new(state.store.clone(), stop.clone());
     if let Some(v) = env("CAIRN_HEAL_SPEED") {
         healer.set_speed(cairn::heal::Speed::parse(&v).with_context(|| {
@@ -884,6 +955,9 @@ async fn server(
         layout.endpoints.len()
     );
     println!("  Deployment:   {}", state.store.deployment_id());
+    if !events_line.is_empty() {
+        println!("  Events:       {events_line}");
+    }
     println!("  Credentials:  from {cred_source}");
     if cred_source == DEFAULT_SOURCE {
         println!("  AccessKey:    {}", access_key);
@@ -1161,6 +1235,19 @@ fn connect(conn: &Conn) -> anyhow::Result<AdminClient> {
     )?)
 }
 
+/// [`connect`] for calls that stream until interrupted (no overall timeout).
+fn connect_streaming(conn: &Conn) -> anyhow::Result<AdminClient> {
+    let t = conn.target()?;
+    let region = env("CAIRN_REGION").unwrap_or_else(|| "us-east-1".into());
+    Ok(AdminClient::streaming(
+        &t.url,
+        &t.access_key,
+        &t.secret_key,
+        &region,
+        &conn.tls.trust()?,
+    )?)
+}
+
 fn human(bytes: u64) -> String {
     let units = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
     let mut v = bytes as f64;
@@ -1329,6 +1416,32 @@ fn admin(command: AdminCommand) -> anyhow::Result<()> {
                 );
             }
             Ok(())
+        }
+        AdminCommand::Trace {
+            alias,
+            conn,
+            all_nodes,
+            errors,
+            op,
+            bucket,
+            json,
+        } => {
+            let mut query = Vec::new();
+            if all_nodes {
+                query.push(("all-nodes", "true".to_string()));
+            }
+            if errors {
+                query.push(("errors", "true".to_string()));
+            }
+            if let Some(op) = op {
+                query.push(("op", op));
+            }
+            if let Some(b) = bucket {
+                query.push(("bucket", b));
+            }
+            let conn = conn.with_alias(alias);
+            let stream = connect_streaming(&conn)?.stream("trace", &query)?;
+            trace_cli::print(stream, json)
         }
         AdminCommand::Info { alias, conn, json } => {
             let info: Info = connect(&conn.with_alias(alias))?.call("GET", "info", &[])?;

@@ -227,6 +227,7 @@ fn action_of(method: &Method, route: &str) -> Option<&'static str> {
     Some(match (method.as_str(), route) {
         ("GET", "info") => "admin:ServerInfo",
         ("GET", "metrics") => "admin:Prometheus",
+        ("GET", "trace") => "admin:ServerTrace",
         ("POST", "heal") | ("GET", "heal/status") | ("POST", "heal/speed") => "admin:Heal",
         ("POST", "drive/replace") => "admin:Heal",
         ("GET", "kms/status") | ("GET", "kms/rotate") => "admin:KMSKeyStatus",
@@ -317,6 +318,29 @@ pub struct NewAccessKey {
     pub expiry_secs: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+}
+
+/// A live trace: this node's entries matching `filter` (and every other node's with
+/// `all_nodes`) as JSON lines, until the client hangs up.
+fn trace(state: &S3State, filter: &crate::audit::trace::Filter, all_nodes: bool) -> Response<Body> {
+    use futures::StreamExt;
+    let hub = state.observers.trace();
+    let mut streams = vec![hub
+        .subscribe(filter.clone())
+        .into_lines(state.observers.node().to_string())
+        .boxed()];
+    if all_nodes {
+        for p in &state.peers {
+            streams.push(crate::audit::trace::relay(p.clone(), filter).boxed());
+        }
+    }
+    let merged = futures::stream::select_all(streams).map(Ok::<_, std::convert::Infallible>);
+    let mut r = Response::new(Body::from_stream(merged));
+    r.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/x-ndjson"),
+    );
+    r
 }
 
 /// Largest admin request body (a policy document, a key's policy).
@@ -448,6 +472,15 @@ pub async fn handle(
             json(StatusCode::OK, &status)
         }
         (&Method::GET, "heal/status") => json(StatusCode::OK, &healer.state()),
+        (&Method::GET, "trace") => {
+            let arg = |k: &str| q(k).filter(|v| !v.is_empty()).map(str::to_string);
+            let filter = crate::audit::trace::Filter {
+                errors: flag("errors"),
+                op: arg("op"),
+                bucket: arg("bucket"),
+            };
+            trace(&state, &filter, flag("all-nodes"))
+        }
         (&Method::POST, "drive/replace") => {
             let Some(endpoint) = q("endpoint").filter(|e| !e.is_empty()) else {
                 return error(

@@ -12,6 +12,7 @@
 //! made elsewhere is never refused because a notice is late.
 
 pub mod cors;
+pub mod notification;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -126,6 +127,9 @@ pub struct BucketConfig {
     /// Default encryption of uploads that ask for none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub encryption: Option<DefaultEncryption>,
+    /// Event notification rules.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notification: Option<notification::Notification>,
     /// Hard quotas: prefix (`""` for the whole bucket) → bytes.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub quotas: BTreeMap<String, u64>,
@@ -218,6 +222,7 @@ impl BucketConfig {
             lifecycle: None,
             cors: None,
             encryption: None,
+            notification: None,
             quotas: BTreeMap::new(),
             other: BTreeMap::new(),
         }

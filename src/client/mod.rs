@@ -37,7 +37,7 @@ pub enum Payload<'a> {
 pub struct Settings {
     pub trust: Trust,
     pub connect_timeout: Duration,
-    /// Whole request, body included.
+    /// Whole request, body included (zero: none, for streams read until interrupted).
     pub timeout: Duration,
     pub idle_connections_per_host: usize,
     /// Attempts of a request answered 503 (1 = no retry).
@@ -103,7 +103,7 @@ impl HttpClient {
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .timeout_connect(Some(settings.connect_timeout))
-            .timeout_global(Some(settings.timeout))
+            .timeout_global((!settings.timeout.is_zero()).then_some(settings.timeout))
             .max_idle_connections_per_host(settings.idle_connections_per_host)
             .tls_config(settings.trust.ureq_config())
             .build()

@@ -9,4 +9,4 @@ pub mod names;
 mod tracked;
 
 pub use instrument::{Histogram, HistogramSnapshot, InFlight, Requests, RequestsSnapshot};
-pub use tracked::Tracked;
+pub use tracked::{Finished, Tracked};

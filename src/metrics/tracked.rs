@@ -1,5 +1,6 @@
 //! A response body that counts the bytes it hands to the connection and finishes its
-//! request's counters (in flight, duration, canceled) when it ends or is dropped.
+//! request's counters (in flight, duration, canceled) when it ends or is dropped, then
+//! tells whoever asked ([`Finished`]: the audit entry waits for this).
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -11,9 +12,15 @@ use http_body::{Body as HttpBody, Frame, SizeHint};
 
 use super::instrument::InFlight;
 
+/// Called once when a response ends: body bytes sent, time since the request arrived, and
+/// whether the whole body went out.
+pub type Finished = Box<dyn FnOnce(u64, std::time::Duration, bool) + Send>;
+
 pub struct Tracked {
     inner: Body,
-    inflight: InFlight,
+    inflight: Option<InFlight>,
+    finished: Option<Finished>,
+    sent: u64,
     api: Option<usize>,
     start: Instant,
     done: bool,
@@ -29,14 +36,17 @@ impl Tracked {
     pub fn new(
         inner: Body,
         declared: Option<u64>,
-        inflight: InFlight,
+        inflight: Option<InFlight>,
         api: Option<usize>,
         start: Instant,
+        finished: Option<Finished>,
     ) -> Self {
         let left = inner.size_hint().exact().or(declared);
         Tracked {
             inner,
             inflight,
+            finished,
+            sent: 0,
             api,
             start,
             done: false,
@@ -47,10 +57,16 @@ impl Tracked {
     fn finish(&mut self, complete: bool) {
         if !self.done {
             self.done = true;
-            self.inflight
-                .requests()
-                .stats(self.api)
-                .finish(self.start.elapsed(), complete);
+            let elapsed = self.start.elapsed();
+            if let Some(inflight) = &self.inflight {
+                inflight
+                    .requests()
+                    .stats(self.api)
+                    .finish(elapsed, complete);
+            }
+            if let Some(f) = self.finished.take() {
+                f(self.sent, elapsed, complete);
+            }
         }
     }
 }
@@ -69,7 +85,10 @@ impl HttpBody for Tracked {
             Poll::Ready(Some(Ok(frame))) => {
                 if let Some(data) = frame.data_ref() {
                     let n = data.len() as u64;
-                    this.inflight.requests().sent(n);
+                    this.sent += n;
+                    if let Some(inflight) = &this.inflight {
+                        inflight.requests().sent(n);
+                    }
                     if let Some(left) = &mut this.left {
                         *left = left.saturating_sub(n);
                         if *left == 0 {

@@ -30,7 +30,7 @@ use crate::drive::DriveError;
 use crate::placement::Endpoint;
 
 pub use drive::RemoteDrive;
-pub use server::{RpcServer, Service};
+pub use server::{RpcServer, Service, StreamService};
 
 /// Path prefix of every internode call.
 pub const PREFIX: &str = "/cairn/rpc/v1/";
@@ -613,6 +613,39 @@ impl Peer {
     ) -> Result<Bytes, DriveError> {
         self.call(&format!("{PREFIX}{}{name}", server::SERVICE), body, timeout)
             .await
+    }
+
+    /// Open the stream service `name` the peer registered ([`RpcServer::register_stream`]):
+    /// its answer's body, read for as long as the caller wants.
+    pub async fn open_stream(
+        &self,
+        name: &str,
+        body: Vec<u8>,
+    ) -> Result<hyper::body::Incoming, DriveError> {
+        self.admit()?;
+        let path = format!("{PREFIX}{}{name}", server::STREAM);
+        let reply = self
+            .send_unchecked(
+                "POST",
+                &path,
+                full_body(body.clone()),
+                Some(&body),
+                SHORT_TIMEOUT,
+            )
+            .await?;
+        if !reply.status.is_success() {
+            let why = reply
+                .body
+                .collect()
+                .await
+                .map(|b| String::from_utf8_lossy(&b.to_bytes()).into_owned())
+                .unwrap_or_default();
+            return Err(DriveError::Io(std::io::Error::other(format!(
+                "node {}: {why}",
+                self.node
+            ))));
+        }
+        Ok(reply.body)
     }
 
     /// Calls to this peer so far (metrics).

@@ -21,12 +21,21 @@ const MAX_READ_LEN: usize = 64 << 20;
 
 /// The path segment of service calls: `service/<name>`.
 pub(super) const SERVICE: &str = "service/";
+/// The path segment of streaming service calls: `stream/<name>`.
+pub(super) const STREAM: &str = "stream/";
 
 /// A call served for a layer above RPC: request bytes in, reply bytes out (an error
 /// answers 400 with its text).
 #[async_trait::async_trait]
 pub trait Service: Send + Sync {
     async fn call(&self, body: Bytes) -> Result<Vec<u8>, String>;
+}
+
+/// A call whose answer is a stream that lasts as long as the caller reads it (a live
+/// trace relayed to another node).
+#[async_trait::async_trait]
+pub trait StreamService: Send + Sync {
+    async fn open(&self, body: Bytes) -> Result<Body, String>;
 }
 
 pub struct RpcServer {
@@ -39,6 +48,7 @@ pub struct RpcServer {
     /// Calls answered by the layers above (heal state, bucket and IAM change notices),
     /// registered once those are up: RPC carries their bytes and knows nothing of them.
     services: parking_lot::RwLock<std::collections::HashMap<&'static str, Arc<dyn Service>>>,
+    streams: parking_lot::RwLock<std::collections::HashMap<&'static str, Arc<dyn StreamService>>>,
     /// When refused calls were last logged, and how many since.
     refusals: parking_lot::Mutex<(Option<std::time::Instant>, u64)>,
 }
@@ -81,6 +91,7 @@ impl RpcServer {
             locks,
             hello,
             services: Default::default(),
+            streams: Default::default(),
             refusals: parking_lot::Mutex::new((None, 0)),
         }
     }
@@ -88,6 +99,11 @@ impl RpcServer {
     /// Answer `POST {PREFIX}service/<name>` with `service` from now on.
     pub fn register(&self, name: &'static str, service: Arc<dyn Service>) {
         self.services.write().insert(name, service);
+    }
+
+    /// Answer `POST {PREFIX}stream/<name>` with `service`'s stream from now on.
+    pub fn register_stream(&self, name: &'static str, service: Arc<dyn StreamService>) {
+        self.streams.write().insert(name, service);
     }
 
     pub async fn handle(&self, req: Request<Body>) -> Response<Body> {
@@ -144,6 +160,17 @@ impl RpcServer {
                 match service {
                     Some(s) => match s.call(b).await {
                         Ok(out) => ok(out),
+                        Err(why) => reply(StatusCode::BAD_REQUEST, why),
+                    },
+                    None => reply(StatusCode::SERVICE_UNAVAILABLE, "starting"),
+                }
+            }
+            (Method::POST, svc) if svc.starts_with(STREAM) => {
+                let name = &svc[STREAM.len()..];
+                let service = self.streams.read().get(name).cloned();
+                match service {
+                    Some(s) => match s.open(b).await {
+                        Ok(body) => reply(StatusCode::OK, body),
                         Err(why) => reply(StatusCode::BAD_REQUEST, why),
                     },
                     None => reply(StatusCode::SERVICE_UNAVAILABLE, "starting"),

@@ -71,6 +71,8 @@ pub fn need_of(op: Op, object: bool) -> Need {
         Op::GetBucketCors => need("s3:GetBucketCORS", Bucket, None),
         Op::PutBucketCors | Op::DeleteBucketCors => need("s3:PutBucketCORS", Bucket, None),
         Op::GetBucketEncryption => need("s3:GetEncryptionConfiguration", Bucket, None),
+        Op::GetBucketNotification => need("s3:GetBucketNotification", Bucket, None),
+        Op::PutBucketNotification => need("s3:PutBucketNotification", Bucket, None),
         Op::PutBucketEncryption | Op::DeleteBucketEncryption => {
             need("s3:PutEncryptionConfiguration", Bucket, None)
         }

@@ -14,6 +14,7 @@ pub mod error;
 pub mod features;
 pub mod lifecycle;
 mod multipart;
+mod notification;
 mod object;
 mod objectlock;
 mod post;
@@ -65,6 +66,41 @@ pub struct S3State {
     /// Seals the keys of SSE-S3 and SSE-KMS objects (`None`: not configured, and such
     /// requests are refused).
     pub kms: Option<Arc<dyn crate::kms::Kms>>,
+    /// Live traces and the audit sinks: every answered request is published to them.
+    pub observers: Arc<crate::audit::Observers>,
+    /// Bucket notification targets.
+    pub notifier: Arc<crate::notify::Notifier>,
+}
+
+/// What a request turned out to be, as far as it got: for metrics, the audit entry and
+/// event notifications.
+#[derive(Debug, Default)]
+struct Seen {
+    op: Option<Op>,
+    access_key: String,
+    bucket: String,
+    key: String,
+    version_id: String,
+}
+
+/// The access key a request claims (its signature may still be wrong).
+fn claimed_key(headers: &http::HeaderMap, query: Option<&str>) -> String {
+    let from_header = headers
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split("Credential=").nth(1))
+        .map(|c| c.split(['/', ',']).next().unwrap_or(""));
+    let from_query = || {
+        query?.split('&').find_map(|kv| {
+            let v = kv.strip_prefix("X-Amz-Credential=")?;
+            let v = percent_encoding::percent_decode_str(v).decode_utf8().ok()?;
+            Some(v.split('/').next().unwrap_or("").to_string())
+        })
+    };
+    from_header
+        .map(str::to_string)
+        .or_else(from_query)
+        .unwrap_or_default()
 }
 
 /// One parsed, authenticated request, as handlers see it.
@@ -127,15 +163,13 @@ pub fn new_request_id() -> String {
 /// Entry point for every S3 request.
 pub async fn handle(state: Arc<S3State>, req: Request<Body>) -> Response<Body> {
     let start = std::time::Instant::now();
-    let inflight = state.requests.as_ref().map(|r| {
-        let len = req
-            .headers()
-            .get(http::header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0);
-        r.started(len)
-    });
+    let declared_len: u64 = req
+        .headers()
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let inflight = state.requests.as_ref().map(|r| r.started(declared_len));
     let request_id = new_request_id();
     let span = tracing::info_span!(
         "request",
@@ -145,22 +179,28 @@ pub async fn handle(state: Arc<S3State>, req: Request<Body>) -> Response<Body> {
         op = tracing::field::Empty,
     );
     async move {
+        let arrived = SystemTime::now();
         let is_head = req.method() == Method::HEAD;
         let resource = req.uri().path().to_string();
         let method = req.method().clone();
+        let client = req
+            .extensions()
+            .get::<crate::server::ClientAddr>()
+            .map(|a| a.0.ip());
+        let user_agent = req.headers().get(http::header::USER_AGENT).cloned();
         // The bucket a browser's request addresses, for its CORS rules.
         let cors = req
             .headers()
             .get("origin")
             .and_then(|o| o.to_str().ok())
             .map(|o| (o.to_string(), cors_bucket(&state, &req)));
-        let mut op = None;
+        let mut seen = Seen::default();
         let mut code = None;
         let result = if method == Method::OPTIONS {
             let bucket = cors_bucket(&state, &req);
             cors::preflight(&state, bucket.as_deref(), req.headers()).await
         } else {
-            dispatch(&state, req, &request_id, &mut op).await
+            dispatch(&state, req, &request_id, &mut seen).await
         };
         let mut resp = match result {
             Ok(r) => r,
@@ -171,40 +211,125 @@ pub async fn handle(state: Arc<S3State>, req: Request<Body>) -> Response<Body> {
                 } else {
                     tracing::debug!(code = e.code, message = %e.message, "request refused");
                 }
-                if op == Some(Op::AssumeRole) {
+                if seen.op == Some(Op::AssumeRole) {
                     access::sts_error_response(&e, &request_id)
                 } else {
                     error_response(&e, &resource, &request_id, is_head)
                 }
             }
         };
+        let ua = || {
+            user_agent
+                .as_ref()
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_string()
+        };
+        if let Some(changes) = resp.extensions_mut().remove::<crate::notify::Changes>() {
+            if resp.status().is_success() {
+                let origin = crate::notify::Origin {
+                    access_key: seen.access_key.clone(),
+                    source_ip: client.map(|c| c.to_string()).unwrap_or_default(),
+                    user_agent: ua(),
+                    request_id: request_id.clone(),
+                    time: Some(arrived),
+                };
+                notify(&state, &seen.bucket, &changes, &origin).await;
+            }
+        }
         if let Some((origin, bucket)) = cors.filter(|_| method != Method::OPTIONS) {
             cors::decorate(&state, bucket.as_deref(), &origin, &method, &mut resp);
         }
         stamp(&mut resp, &request_id);
         tracing::debug!(status = resp.status().as_u16(), "done");
-        match inflight {
-            Some(inflight) => {
-                let api = op.map(Op::index);
-                inflight
-                    .requests()
-                    .answered(api, resp.status(), start.elapsed(), code);
-                let declared = resp
-                    .headers()
-                    .get(http::header::CONTENT_LENGTH)
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.parse().ok());
-                resp.map(|b| {
-                    Body::new(crate::metrics::Tracked::new(
-                        b, declared, inflight, api, start,
-                    ))
-                })
-            }
-            None => resp,
+        let api = seen.op.map(Op::index);
+        if let Some(inflight) = &inflight {
+            inflight
+                .requests()
+                .answered(api, resp.status(), start.elapsed(), code);
         }
+        let finished = state.observers.active().then(|| {
+            let status = resp.status();
+            let version_id = resp
+                .headers()
+                .get("x-amz-version-id")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+                .unwrap_or(std::mem::take(&mut seen.version_id));
+            let mut entry = crate::audit::Entry {
+                version: "1".into(),
+                deployment_id: state.observers.deployment().to_string(),
+                time: crate::audit::timestamp(arrived),
+                node: state.observers.node().to_string(),
+                request_id: request_id.clone(),
+                access_key: seen.access_key,
+                remote_host: client.map(|c| c.to_string()).unwrap_or_default(),
+                user_agent: ua(),
+                api: crate::audit::Api {
+                    name: match (seen.op, &method) {
+                        (Some(op), _) => op.name().to_string(),
+                        (None, &Method::OPTIONS) => "PreflightRequest".into(),
+                        (None, _) => "Unknown".into(),
+                    },
+                    bucket: seen.bucket,
+                    object: seen.key,
+                    version_id,
+                    status: status.canonical_reason().unwrap_or("").to_string(),
+                    status_code: status.as_u16(),
+                    error_code: code.unwrap_or("").to_string(),
+                    rx: declared_len,
+                    time_to_first_byte_ns: nanos(start.elapsed()),
+                    ..Default::default()
+                },
+            };
+            let observers = state.observers.clone();
+            Box::new(
+                move |sent: u64, elapsed: std::time::Duration, complete: bool| {
+                    entry.api.tx = sent;
+                    entry.api.time_to_response_ns = nanos(elapsed);
+                    entry.api.canceled = !complete;
+                    observers.publish(&entry);
+                },
+            ) as crate::metrics::Finished
+        });
+        if inflight.is_none() && finished.is_none() {
+            return resp;
+        }
+        let declared = resp
+            .headers()
+            .get(http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok());
+        resp.map(|b| {
+            Body::new(crate::metrics::Tracked::new(
+                b, declared, inflight, api, start, finished,
+            ))
+        })
     }
     .instrument(span)
     .await
+}
+
+fn nanos(d: std::time::Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// Queue the events a successful request's changes fire under its bucket's rules.
+async fn notify(
+    state: &S3State,
+    bucket: &str,
+    changes: &crate::notify::Changes,
+    origin: &crate::notify::Origin,
+) {
+    let Some(b) = state.store.buckets().cached(bucket) else {
+        return;
+    };
+    if let Some(rules) = &b.config.notification {
+        state
+            .notifier
+            .publish(bucket, &b.config.owner, rules, changes, origin)
+            .await;
+    }
 }
 
 pub fn error_response(
@@ -302,7 +427,7 @@ async fn dispatch(
     state: &S3State,
     req: Request<Body>,
     request_id: &str,
-    seen: &mut Option<Op>,
+    seen: &mut Seen,
 ) -> Result<Response<Body>, S3Error> {
     let (parts, body) = req.into_parts();
     let mut headers = header_pairs(&parts.headers);
@@ -325,6 +450,13 @@ async fn dispatch(
         host_bucket: host_bucket.as_deref(),
     };
     let now = SystemTime::now();
+    // Known before authentication, so refused requests are audited with them.
+    let target = router::target(&raw_path, host_bucket.as_deref());
+    if let Ok(t) = &target {
+        seen.bucket = t.bucket.clone().unwrap_or_default();
+        seen.key = t.key.clone().unwrap_or_default();
+    }
+    seen.access_key = claimed_key(&parts.headers, parts.uri.query());
     let verified = if auth::is_anonymous(&req_parts) {
         Verified::anonymous()
     } else {
@@ -332,7 +464,7 @@ async fn dispatch(
     };
     let identity = identify(state, &verified, &req_parts)?;
     let query = req_parts.query_pairs();
-    let target = router::target(&raw_path, host_bucket.as_deref())?;
+    let target = target?;
     let ctx = Ctx {
         method: parts.method.clone(),
         target,
@@ -347,8 +479,11 @@ async fn dispatch(
             .duration_since(SystemTime::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs() as i64),
     };
+    if let Some(v) = ctx.query("versionId") {
+        seen.version_id = v.to_string();
+    }
     let op = route(&ctx)?;
-    *seen = Some(op);
+    seen.op = Some(op);
     tracing::Span::current().record("op", tracing::field::debug(&op));
     if ctx.verified.sts != (op == Op::AssumeRole) && !ctx.verified.is_anonymous() {
         return Err(S3Error::new(
@@ -395,6 +530,8 @@ async fn dispatch(
         Op::GetBucketEncryption => encryption::get(state, &ctx).await,
         Op::PutBucketEncryption => encryption::put(state, &ctx, body).await,
         Op::DeleteBucketEncryption => encryption::delete(state, &ctx).await,
+        Op::GetBucketNotification => notification::get(state, &ctx).await,
+        Op::PutBucketNotification => notification::put(state, &ctx, body).await,
         Op::PutObjectLegalHold => objectlock::put_legal_hold(state, &ctx, body).await,
         Op::GetBucketLifecycle => lifecycle::get(state, &ctx).await,
         Op::PutBucketLifecycle => lifecycle::put(state, &ctx, body).await,

@@ -330,6 +330,9 @@ pub async fn complete(state: &S3State, ctx: &Ctx, body: Body) -> Result<Response
     }
     version_header(state, &mut r, bucket, info.version_id).await;
     super::lifecycle::expiration_header(state, &mut r, &info).await;
+    if !replayed {
+        super::object::created(&mut r, crate::notify::OBJECT_CREATED_COMPLETE, key, &info);
+    }
     Ok(r)
 }
 

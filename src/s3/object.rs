@@ -228,7 +228,36 @@ pub async fn put(state: &S3State, ctx: &Ctx, body: Body) -> Result<Response<Body
     }
     version_header(state, &mut r, bucket, info.version_id).await;
     super::lifecycle::expiration_header(state, &mut r, &info).await;
+    created(&mut r, crate::notify::OBJECT_CREATED_PUT, key, &info);
     Ok(r)
+}
+
+/// Report a new version of `key` to event notifications (a response extension the S3
+/// layer takes off).
+pub(super) fn created(r: &mut Response<Body>, event: &'static str, key: &str, info: &ObjectInfo) {
+    r.extensions_mut()
+        .insert(crate::notify::Changes::one(crate::notify::Change {
+            event,
+            key: key.to_string(),
+            size: Some(super::sse::plain_size(info)),
+            etag: Some(info.etag.clone()),
+            version_id: info.version_id.map(|v| super::version_str(Some(v))),
+        }));
+}
+
+/// `by_id`: a version was named (removing a delete marker is a removal, not a new marker).
+fn removed(key: &str, d: &crate::object::Deleted, by_id: bool) -> crate::notify::Change {
+    crate::notify::Change {
+        event: if d.delete_marker && !by_id {
+            crate::notify::OBJECT_REMOVED_MARKER
+        } else {
+            crate::notify::OBJECT_REMOVED_DELETE
+        },
+        key: key.to_string(),
+        size: None,
+        etag: None,
+        version_id: d.versioned.then(|| super::version_str(d.version_id)),
+    }
 }
 
 /// `x-amz-version-id` on a response about a version of an object in `bucket`: its id, or
@@ -562,6 +591,12 @@ pub async fn delete(state: &S3State, ctx: &Ctx) -> Result<Response<Body>, S3Erro
     if deleted.delete_marker {
         insert(&mut r, "x-amz-delete-marker", "true");
     }
+    r.extensions_mut()
+        .insert(crate::notify::Changes::one(removed(
+            key,
+            &deleted,
+            ctx.has_query("versionId"),
+        )));
     Ok(r)
 }
 
@@ -584,6 +619,7 @@ pub async fn delete_many(
     super::bucket::require_bucket(state, bucket).await?;
     let config = super::authz::bucket_of(state, bucket).await?;
     let quiet = req.quiet.unwrap_or(false);
+    let mut changes = crate::notify::Changes::default();
     let mut result = xml::DeleteResult {
         xmlns: NS,
         deleted: Vec::new(),
@@ -617,6 +653,9 @@ pub async fn delete_many(
                 }
             }
         };
+        if let Ok(d) = &outcome {
+            changes.0.push(removed(&o.key, d, o.version_id.is_some()));
+        }
         match outcome {
             Ok(d) if !quiet => {
                 let id = d.versioned.then(|| super::version_str(d.version_id));
@@ -636,7 +675,9 @@ pub async fn delete_many(
             }),
         }
     }
-    xml_response(&result)
+    let mut r = xml_response(&result)?;
+    r.extensions_mut().insert(changes);
+    Ok(r)
 }
 
 /// `x-amz-copy-source`: `[/]bucket/key[?versionId=ID]`, URL-encoded.
@@ -821,6 +862,7 @@ pub async fn copy(state: &S3State, ctx: &Ctx) -> Result<Response<Body>, S3Error>
     }
     version_header(state, &mut r, bucket, info.version_id).await;
     super::lifecycle::expiration_header(state, &mut r, &info).await;
+    created(&mut r, crate::notify::OBJECT_CREATED_COPY, key, &info);
     Ok(r)
 }
 

@@ -443,6 +443,13 @@ pub async fn post_object(state: &S3State, ctx: Ctx, body: Body) -> Result<Respon
             r.headers_mut().insert("location", v);
         }
     }
+    // The upload is a form's: its event says so.
+    if let Some(mut changes) = stored.extensions().get::<crate::notify::Changes>().cloned() {
+        for c in &mut changes.0 {
+            c.event = crate::notify::OBJECT_CREATED_POST;
+        }
+        r.extensions_mut().insert(changes);
+    }
     Ok(r)
 }
 

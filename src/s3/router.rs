@@ -47,6 +47,8 @@ pub enum Op {
     GetBucketEncryption,
     PutBucketEncryption,
     DeleteBucketEncryption,
+    GetBucketNotification,
+    PutBucketNotification,
     GetAcl,
     PutAcl,
     ListObjects {
@@ -81,7 +83,7 @@ pub enum Op {
 
 impl Op {
     /// Every operation the router produces, in the order of [`Op::name`]'s table.
-    pub const ALL: [Op; 59] = [
+    pub const ALL: [Op; 61] = [
         Op::ListBuckets,
         Op::CreateBucket,
         Op::HeadBucket,
@@ -113,6 +115,8 @@ impl Op {
         Op::GetBucketEncryption,
         Op::PutBucketEncryption,
         Op::DeleteBucketEncryption,
+        Op::GetBucketNotification,
+        Op::PutBucketNotification,
         Op::GetAcl,
         Op::PutAcl,
         Op::ListObjects { v2: false },
@@ -177,6 +181,8 @@ impl Op {
             Op::GetBucketCors => "GetBucketCors",
             Op::PutBucketCors => "PutBucketCors",
             Op::DeleteBucketCors => "DeleteBucketCors",
+            Op::GetBucketNotification => "GetBucketNotificationConfiguration",
+            Op::PutBucketNotification => "PutBucketNotificationConfiguration",
             Op::GetBucketEncryption => "GetBucketEncryption",
             Op::PutBucketEncryption => "PutBucketEncryption",
             Op::DeleteBucketEncryption => "DeleteBucketEncryption",
@@ -224,7 +230,6 @@ const UNIMPLEMENTED: &[&str] = &[
     "logging",
     "metadataTable",
     "metrics",
-    "notification",
     "replication",
     "requestPayment",
     "restore",
@@ -246,6 +251,7 @@ const BUCKET_ONLY: &[&str] = &[
     "object-lock",
     "lifecycle",
     "cors",
+    "notification",
 ];
 
 /// Subresources of objects only: on a bucket they name nothing.
@@ -321,6 +327,8 @@ pub fn route(ctx: &Ctx) -> Result<Op, S3Error> {
             Method::GET if has("cors") => Ok(Op::GetBucketCors),
             Method::PUT if has("cors") => Ok(Op::PutBucketCors),
             Method::DELETE if has("cors") => Ok(Op::DeleteBucketCors),
+            Method::GET if has("notification") => Ok(Op::GetBucketNotification),
+            Method::PUT if has("notification") => Ok(Op::PutBucketNotification),
             Method::GET if has("encryption") => Ok(Op::GetBucketEncryption),
             Method::PUT if has("encryption") => Ok(Op::PutBucketEncryption),
             Method::DELETE if has("encryption") => Ok(Op::DeleteBucketEncryption),
