@@ -422,6 +422,8 @@ fn request_for(op: cairn::s3::router::Op) -> (&'static str, &'static str, &'stat
         GetBucketEncryption => ("GET", "/feat", "encryption=", false),
         PutBucketEncryption => ("PUT", "/feat", "encryption=", false),
         DeleteBucketEncryption => ("DELETE", "/feat", "encryption=", false),
+        GetBucketNotification => ("GET", "/feat", "notification=", false),
+        PutBucketNotification => ("PUT", "/feat", "notification=", false),
         GetBucketLifecycle => ("GET", "/feat", "lifecycle=", false),
         PutBucketLifecycle => ("PUT", "/feat", "lifecycle=", false),
         DeleteBucketLifecycle => ("DELETE", "/feat", "lifecycle=", false),

@@ -265,11 +265,20 @@ mod tests {
         let first = lines.next().await.expect("test");
         let d: Dropped = serde_json::from_slice(&first).expect("test");
         assert_eq!(d.dropped, 11);
-        assert_eq!(lines.next().await.expect("test"), Bytes::from_static(b"0\n"));
+        assert_eq!(
+            lines.next().await.expect("test"),
+            Bytes::from_static(b"0\n")
+        );
         drop(lines);
         assert_eq!(hub.subscribers(), 1);
         let mut lines = Box::pin(errors.into_lines("n1".into()));
-        assert_eq!(lines.next().await.expect("test"), Bytes::from_static(b"1\n"));
-        assert_eq!(lines.next().await.expect("test"), Bytes::from_static(b"3\n"));
+        assert_eq!(
+            lines.next().await.expect("test"),
+            Bytes::from_static(b"1\n")
+        );
+        assert_eq!(
+            lines.next().await.expect("test"),
+            Bytes::from_static(b"3\n")
+        );
     }
 }

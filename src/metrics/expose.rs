@@ -279,6 +279,7 @@ pub async fn node(state: &S3State, healer: &Healer) -> Exposition {
         &[server],
         locks.failures.load(std::sync::atomic::Ordering::Relaxed),
     );
+    events(&mut e, state, server);
     let sc = healer.scanner_status();
     e.counter(names::SCANNER_CYCLES, &[server], sc.cycles);
     e.gauge(names::SCANNER_LAST_CYCLE, &[server], sc.last_cycle_secs);
@@ -290,6 +291,48 @@ pub async fn node(state: &S3State, healer: &Healer) -> Exposition {
     e.gauge(names::SCANNER_OBJECTS, &[server], sc.objects_done as f64);
     e.gauge(names::SCANNER_BUCKETS, &[server], sc.buckets_done as f64);
     e
+}
+
+/// Live traces, the audit sinks and the notification targets' queues.
+fn events(e: &mut Exposition, state: &S3State, server: &str) {
+    use std::sync::atomic::Ordering::Relaxed;
+    let o = &state.observers;
+    e.gauge(
+        names::TRACE_SUBSCRIBERS,
+        &[server],
+        o.trace().subscribers() as f64,
+    );
+    e.counter(names::TRACE_DROPPED, &[server], o.trace().dropped());
+    let a = o.stats();
+    e.counter(
+        names::AUDIT_FILE_WRITTEN,
+        &[server],
+        a.file_written.load(Relaxed),
+    );
+    let mut webhook_dropped = a.webhook_dropped.load(Relaxed);
+    if let Some(q) = o.webhook_queue() {
+        let l = [server, "webhook"];
+        let s = q.stats();
+        webhook_dropped += s.dropped.load(Relaxed);
+        e.gauge(names::AUDIT_QUEUE, &l, q.len() as f64);
+        e.counter(names::AUDIT_SENT, &l, s.sent.load(Relaxed));
+        e.counter(names::AUDIT_FAILED, &l, s.failed.load(Relaxed));
+    }
+    e.counter(
+        names::AUDIT_DROPPED,
+        &[server, "file"],
+        a.file_dropped.load(Relaxed),
+    );
+    e.counter(names::AUDIT_DROPPED, &[server, "webhook"], webhook_dropped);
+    for (id, q) in state.notifier.queues() {
+        let target = format!("arn:cairn:sqs::{id}:webhook");
+        let l = [server, target.as_str()];
+        let s = q.stats();
+        e.gauge(names::NOTIFY_QUEUE, &l, q.len() as f64);
+        e.counter(names::NOTIFY_SENT, &l, s.sent.load(Relaxed));
+        e.counter(names::NOTIFY_FAILED, &l, s.failed.load(Relaxed));
+        e.counter(names::NOTIFY_DROPPED, &l, s.dropped.load(Relaxed));
+    }
 }
 
 /// The deployment: every node's requests, capacity, drives, nodes, usage, quotas, heal and

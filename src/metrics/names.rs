@@ -88,6 +88,18 @@ defs! {
     PEER_LATENCY: Histogram "inter_node_latency_seconds" ["server", "peer"] "Time from a call to the peer's status line.";
     LOCK_WAIT: Histogram "node_lock_wait_seconds" ["server"] "Time object and bucket locks took to be granted.";
     LOCK_FAILURES: Counter "node_lock_failures" ["server"] "Lock requests that timed out or found no quorum.";
+    // Node: trace, audit and event notifications.
+    TRACE_SUBSCRIBERS: Gauge "trace_subscribers" ["server"] "Live traces (cairn admin trace, relays for other nodes) watching this server.";
+    TRACE_DROPPED: Counter "trace_dropped" ["server"] "Trace lines not sent because a trace client could not keep up.";
+    AUDIT_FILE_WRITTEN: Counter "audit_file_entries_written" ["server"] "Audit entries written to the audit file.";
+    AUDIT_DROPPED: Counter "audit_dropped" ["server", "target"] "Audit entries lost because a sink could not keep up or its queue was full (target file or webhook).";
+    AUDIT_QUEUE: Gauge "audit_target_queue_length" ["server", "target"] "Audit batches waiting in the webhook's on-disk queue.";
+    AUDIT_SENT: Counter "audit_target_sent" ["server", "target"] "Audit batches the webhook accepted.";
+    AUDIT_FAILED: Counter "audit_target_failed" ["server", "target"] "Audit deliveries that failed (retried later).";
+    NOTIFY_QUEUE: Gauge "notify_target_queue_length" ["server", "target"] "Bucket events waiting in the target's on-disk queue.";
+    NOTIFY_SENT: Counter "notify_target_sent" ["server", "target"] "Bucket events the target accepted.";
+    NOTIFY_FAILED: Counter "notify_target_failed" ["server", "target"] "Bucket event deliveries that failed (retried later).";
+    NOTIFY_DROPPED: Counter "notify_target_dropped" ["server", "target"] "Bucket events dropped because the target's queue was full.";
     // Cluster: capacity and health.
     RAW_TOTAL: Gauge "cluster_capacity_raw_total_bytes" [] "Total capacity of the online drives.";
     RAW_FREE: Gauge "cluster_capacity_raw_free_bytes" [] "Free capacity of the online drives.";

@@ -314,6 +314,28 @@ fn nanos(d: std::time::Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
+/// The operation a request names, judged without its identity (which failed to verify).
+fn provisional_op(
+    method: &Method,
+    target: &Target,
+    query: &[(String, String)],
+    headers: &[(String, String)],
+) -> Option<Op> {
+    let ctx = Ctx {
+        method: method.clone(),
+        target: target.clone(),
+        query: query.to_vec(),
+        headers: headers.to_vec(),
+        verified: Verified::anonymous(),
+        request_id: String::new(),
+        identity: None,
+        client_ip: None,
+        secure: false,
+        now_secs: 0,
+    };
+    route(&ctx).ok()
+}
+
 /// Queue the events a successful request's changes fire under its bucket's rules.
 async fn notify(
     state: &S3State,
@@ -457,13 +479,23 @@ async fn dispatch(
         seen.key = t.key.clone().unwrap_or_default();
     }
     seen.access_key = claimed_key(&parts.headers, parts.uri.query());
-    let verified = if auth::is_anonymous(&req_parts) {
-        Verified::anonymous()
+    let authenticated = if auth::is_anonymous(&req_parts) {
+        Ok(Verified::anonymous())
     } else {
-        auth::verify(&req_parts, state.iam.as_ref(), &state.region, now)?
+        auth::verify(&req_parts, state.iam.as_ref(), &state.region, now).map_err(S3Error::from)
     };
-    let identity = identify(state, &verified, &req_parts)?;
+    let identity = authenticated.and_then(|v| identify(state, &v, &req_parts).map(|i| (v, i)));
     let query = req_parts.query_pairs();
+    let (verified, identity) = match identity {
+        Ok(v) => v,
+        Err(e) => {
+            // What the refused request asked for, for the audit entry and metrics.
+            if let Ok(t) = &target {
+                seen.op = provisional_op(&parts.method, t, &query, &headers);
+            }
+            return Err(e);
+        }
+    };
     let target = target?;
     let ctx = Ctx {
         method: parts.method.clone(),
