@@ -11,6 +11,9 @@ missing=()
 command -v rclone >/dev/null 2>&1 || missing+=(rclone)
 command -v s3cmd >/dev/null 2>&1 || missing+=(s3cmd)
 command -v s3fs >/dev/null 2>&1 || missing+=(s3fs)
+# The console's browser tests: headless Chromium and its WebDriver.
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
 if [ ${#missing[@]} -gt 0 ]; then
   sudo=""
   [ "$(id -u)" -ne 0 ] && sudo="sudo"
@@ -18,9 +21,9 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 venv=.venv-test
-if ! "$venv/bin/python" -c "import boto3, awscli, kubernetes_validate, prometheus_client" >/dev/null 2>&1; then
+if ! "$venv/bin/python" -c "import boto3, awscli, kubernetes_validate, prometheus_client, selenium" >/dev/null 2>&1; then
   python3 -m venv "$venv"
-  "$venv/bin/pip" install -q --disable-pip-version-check awscli boto3 kubernetes-validate prometheus-client
+  "$venv/bin/pip" install -q --disable-pip-version-check awscli boto3 kubernetes-validate prometheus-client selenium
 fi
 export PATH="$PWD/$venv/bin:$PATH"
 # Python s3fs/fsspec in a venv of its own: it pins the botocore that aiobotocore supports.

@@ -9,6 +9,7 @@ pub mod bench;
 pub mod bucket;
 pub mod checksum;
 pub mod client;
+pub mod console;
 pub mod crash;
 pub mod csi;
 pub mod deliver;

@@ -44,6 +44,10 @@ enum Command {
         /// only [default: ~/.cairn/certs].
         #[arg(long, env = "CAIRN_CERTS_DIR")]
         certs_dir: Option<PathBuf>,
+        /// Where the web console listens (`:9001` is every address, or 127.0.0.1 while the
+        /// default credentials are in use; `off` disables it) [default: :9001].
+        #[arg(long, env = "CAIRN_CONSOLE_ADDRESS")]
+        console_address: Option<String>,
         /// Drive directories; `{a...b}` ranges expand (`/data{1...4}`).
         drives: Vec<String>,
     },
@@ -608,6 +612,7 @@ fn default_certs_dir() -> PathBuf {
 async fn server(
     address: Option<String>,
     certs_dir: Option<PathBuf>,
+    console_address: Option<String>,
     drives: Vec<String>,
 ) -> anyhow::Result<()> {
     cairn::metrics::expose::mark_start();
@@ -693,7 +698,7 @@ async fn server(
         listener,
         app.clone(),
         limits,
-        server_tls,
+        server_tls.clone(),
         stop.clone().cancelled_owned(),
     ));
     let mut leader_check: Option<cairn::heal::LeaderCheck> = None;
@@ -919,11 +924,63 @@ async fn server(
     }
     // Ready before the banner: whoever reads the endpoint from it can use it at once.
     app.set_ready(state.clone(), healer.clone());
+    let console_url = match console_address.as_deref().map(str::trim) {
+        Some("off") => None,
+        given => {
+            let addr = given.unwrap_or(":9001");
+            let addr = match addr.strip_prefix(':') {
+                Some(port) if loopback_only => format!("127.0.0.1:{port}"),
+                Some(port) => format!("0.0.0.0:{port}"),
+                None => addr.to_string(),
+            };
+            match tokio::net::TcpListener::bind(&addr).await {
+                Ok(l) => {
+                    let bound = l.local_addr()?;
+                    let console = cairn::console::Console::new(
+                        state.clone(),
+                        healer.clone(),
+                        server_tls.is_some(),
+                        cairn::console::S3Address {
+                            public_url: env("CAIRN_SERVER_URL").or_else(|| env("MINIO_SERVER_URL")),
+                            scheme,
+                            port: local.port(),
+                        },
+                    );
+                    tokio::spawn(cairn::server::serve_router(
+                        l,
+                        cairn::console::router(console),
+                        limits,
+                        server_tls.clone(),
+                        stop.clone().cancelled_owned(),
+                    ));
+                    let host = if bound.ip().is_unspecified() {
+                        format!("127.0.0.1:{}", bound.port())
+                    } else {
+                        bound.to_string()
+                    };
+                    Some(format!("{scheme}://{host}   (listening on {bound})"))
+                }
+                // Only the default port may be taken (another server on this machine).
+                Err(e) if given.is_none() => {
+                    tracing::warn!(address = %addr, error = %e, "web console not started: set --console-address");
+                    None
+                }
+                Err(e) => {
+                    return Err(e)
+                        .with_context(|| format!("cannot listen on {addr} for the console"))
+                }
+            }
+        }
+    };
     println!(
         "Cairn {} — S3-compatible object storage",
         env!("CARGO_PKG_VERSION")
     );
     println!("  S3 endpoint:  {scheme}://{endpoint_host}   (listening on {local})");
+    println!(
+        "  Console:      {}",
+        console_url.as_deref().unwrap_or("off")
+    );
     if let Some(c) = &certs {
         let domains = c.domains();
         println!(
@@ -1662,8 +1719,9 @@ fn main() -> anyhow::Result<()> {
         Command::Server {
             address,
             certs_dir,
+            console_address,
             drives,
-        } => runtime.block_on(server(address, certs_dir, drives)),
+        } => runtime.block_on(server(address, certs_dir, console_address, drives)),
         Command::Admin { command } => admin(command),
         Command::Alias { command } => alias_cli::alias(command),
         Command::Csi {

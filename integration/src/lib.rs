@@ -114,6 +114,8 @@ impl Server {
             .env_remove("MINIO_ROOT_PASSWORD")
             // Plain HTTP unless a test gives certificates: never the machine's ~/.cairn/certs.
             .env("CAIRN_CERTS_DIR", dir.path().join("no-certs"))
+            // No console unless a test asks (servers would race for its port).
+            .env("CAIRN_CONSOLE_ADDRESS", "off")
             .stdout(Stdio::piped())
             .stderr(log);
         for (k, v) in env {
@@ -509,6 +511,8 @@ impl Cluster {
             .env_remove("MINIO_ROOT_USER")
             .env_remove("MINIO_ROOT_PASSWORD")
             .env("CAIRN_CERTS_DIR", self.dir.path().join("no-certs"))
+            // No console unless a test asks (nodes would race for its port).
+            .env("CAIRN_CONSOLE_ADDRESS", "off")
             .stdout(log.try_clone().expect("log"))
             .stderr(log);
         for (k, v) in &self.env {

@@ -331,7 +331,11 @@ async fn notifications_wait_out_a_down_target_and_a_restart() {
     ];
     let server = Server::start_on(&drives, &env);
     let c = client(&server);
-    c.create_bucket().bucket("nbk").send().await.expect("create");
+    c.create_bucket()
+        .bucket("nbk")
+        .send()
+        .await
+        .expect("create");
     cairn_integration::enable_versioning(&c, "nbk").await;
     let arn = "arn:cairn:sqs::hook1:webhook";
     let rule = |id: &str, events: Vec<Event>, name: FilterRuleName, value: &str| {

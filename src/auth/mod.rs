@@ -14,7 +14,7 @@ use std::time::{Duration, SystemTime};
 use thiserror::Error;
 
 pub(crate) use sigv4::canonical_region;
-pub use sigv4::{sign_request, sign_request_with, signing_key, ChunkSigner};
+pub use sigv4::{presign_query, sign_request, sign_request_with, signing_key, ChunkSigner};
 
 /// Largest clock difference accepted between client and server.
 pub const MAX_SKEW: Duration = Duration::from_secs(15 * 60);

@@ -504,3 +504,46 @@ pub fn sign_request_with(
         ("authorization".to_string(), authorization),
     ]
 }
+
+/// A presigned URL's query for `method raw_path?extra_query` at `host` (`extra_query`, then
+/// the `X-Amz-*` parameters and the signature; append it to the path after `?`), valid
+/// `expires_secs` from `now`.
+#[allow(clippy::too_many_arguments)]
+pub fn presign_query(
+    method: &str,
+    raw_path: &str,
+    extra_query: &str,
+    host: &str,
+    access_key: &str,
+    secret_key: &str,
+    region: &str,
+    now: SystemTime,
+    expires_secs: u64,
+) -> String {
+    let stamp = format_amz_date(now);
+    let scope = format!("{}/{region}/s3/aws4_request", &stamp[..8]);
+    let credential = format!("{access_key}/{scope}");
+    let mut query = format!(
+        "X-Amz-Algorithm={ALGORITHM}&X-Amz-Credential={}&X-Amz-Date={stamp}&X-Amz-Expires={expires_secs}&X-Amz-SignedHeaders=host",
+        uri_encode(credential.as_bytes(), false)
+    );
+    if !extra_query.is_empty() {
+        query = format!("{extra_query}&{query}");
+    }
+    let headers = [("host".to_string(), host.to_string())];
+    let req = RequestParts {
+        method,
+        raw_path,
+        raw_query: &query,
+        headers: &headers,
+        host_bucket: None,
+    };
+    let canonical =
+        canonical_request(&req, &["host"], "UNSIGNED-PAYLOAD", true).unwrap_or_default();
+    let key = signing_key(secret_key, now, region, "s3");
+    let signature = aws_sigv4::sign::v4::calculate_signature(
+        &key,
+        string_to_sign(&stamp, &scope, &canonical).as_bytes(),
+    );
+    format!("{query}&X-Amz-Signature={signature}")
+}

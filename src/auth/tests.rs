@@ -450,3 +450,25 @@ fn secrets_never_reach_debug_output() {
     assert!(shown.contains("admin"));
     assert!(!shown.contains("hunter2"), "{shown}");
 }
+
+#[test]
+fn presigned_urls_made_here_verify() {
+    let query = sigv4::presign_query(
+        "GET",
+        "/examplebucket/a%20b.txt",
+        "versionId=null",
+        "examplebucket.s3.amazonaws.com",
+        AK,
+        SK,
+        "us-east-1",
+        at(T0),
+        3600,
+    );
+    let h = headers(&[("host", "examplebucket.s3.amazonaws.com")]);
+    let r = req("GET", "/examplebucket/a%20b.txt", &query, &h);
+    let v = verify(&r, &creds(), "us-east-1", at(T0 + 60)).expect("a fresh link verifies");
+    assert_eq!(v.access_key, AK);
+    assert!(verify(&r, &creds(), "us-east-1", at(T0 + 3601)).is_err());
+    let other = req("GET", "/examplebucket/other", &query, &h);
+    assert!(verify(&other, &creds(), "us-east-1", at(T0 + 60)).is_err());
+}

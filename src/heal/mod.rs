@@ -237,8 +237,8 @@ pub struct WorkerStatus {
     pub failed: u64,
 }
 
-/// The scanner's progress on this node (metrics).
-#[derive(Debug, Clone, Default, PartialEq)]
+/// The scanner's progress on this node (metrics, the console).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ScannerStatus {
     /// Cycles finished since start.
     pub cycles: u64,

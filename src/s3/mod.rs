@@ -72,6 +72,12 @@ pub struct S3State {
     pub notifier: Arc<crate::notify::Notifier>,
 }
 
+/// A request the web console makes for a logged-in user: authenticated as that access key
+/// without a signature. Only code in this process can attach it (a request extension),
+/// and the console does so only for a session whose secret it checked at login.
+#[derive(Debug, Clone)]
+pub struct OnBehalfOf(pub String);
+
 /// What a request turned out to be, as far as it got: for metrics, the audit entry and
 /// event notifications.
 #[derive(Debug, Default)]
@@ -479,7 +485,13 @@ async fn dispatch(
         seen.key = t.key.clone().unwrap_or_default();
     }
     seen.access_key = claimed_key(&parts.headers, parts.uri.query());
-    let authenticated = if auth::is_anonymous(&req_parts) {
+    let authenticated = if let Some(OnBehalfOf(key)) = parts.extensions.get::<OnBehalfOf>() {
+        Ok(Verified {
+            access_key: key.clone(),
+            payload: auth::Payload::Unsigned,
+            sts: false,
+        })
+    } else if auth::is_anonymous(&req_parts) {
         Ok(Verified::anonymous())
     } else {
         auth::verify(&req_parts, state.iam.as_ref(), &state.region, now).map_err(S3Error::from)

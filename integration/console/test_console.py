@@ -1,0 +1,221 @@
+"""The web console in a real browser (headless Chromium through Selenium's WebDriver).
+
+Run by integration/tests/console.rs against a real server; settings come from the
+environment: CONSOLE_URL, ACCESS_KEY/SECRET_KEY (root), RO_ACCESS_KEY/RO_SECRET_KEY (a
+user with the built-in readonly policy), UNPLUG_DRIVE (a drive folder to take away),
+WORK (a scratch folder), SCREENSHOTS (optional: where to save a PNG of each page).
+Exits non-zero, with the reason, on the first check that fails.
+"""
+
+import hashlib
+import os
+import subprocess
+import sys
+import time
+
+from selenium import webdriver
+from selenium.common.exceptions import TimeoutException
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support import expected_conditions as EC
+from selenium.webdriver.support.ui import WebDriverWait
+
+URL = os.environ["CONSOLE_URL"]
+WORK = os.environ["WORK"]
+SHOTS = os.environ.get("SCREENSHOTS")
+DOWNLOADS = os.path.join(WORK, "downloads")
+os.makedirs(DOWNLOADS, exist_ok=True)
+
+
+def sha(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def browser():
+    o = webdriver.ChromeOptions()
+    o.binary_location = "/usr/bin/chromium"
+    for a in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1280,960", "--disable-gpu"):
+        o.add_argument(a)
+    o.add_experimental_option("prefs", {
+        "download.default_directory": DOWNLOADS,
+        "download.prompt_for_download": False,
+        "safebrowsing.enabled": False,
+    })
+    service = webdriver.ChromeService(executable_path="/usr/bin/chromedriver")
+    return webdriver.Chrome(options=o, service=service)
+
+
+d = browser()
+wait = WebDriverWait(d, 30)
+
+
+def css(sel):
+    return wait.until(EC.presence_of_element_located((By.CSS_SELECTOR, sel)))
+
+
+def visible(sel):
+    return wait.until(EC.visibility_of_element_located((By.CSS_SELECTOR, sel)))
+
+
+def click(sel):
+    wait.until(EC.element_to_be_clickable((By.CSS_SELECTOR, sel))).click()
+
+
+def text_in(sel, text, timeout=30):
+    WebDriverWait(d, timeout).until(EC.text_to_be_present_in_element((By.CSS_SELECTOR, sel), text))
+
+
+def shot(name):
+    if SHOTS:
+        time.sleep(0.5)
+        d.save_screenshot(os.path.join(SHOTS, name + ".png"))
+
+
+def login(access, secret):
+    d.get(URL)
+    visible("#loginForm")
+    d.find_element(By.ID, "accessKey").clear()
+    d.find_element(By.ID, "accessKey").send_keys(access)
+    d.find_element(By.ID, "secretKey").send_keys(secret)
+    click("#loginButton")
+    text_in("#whoami", access)
+
+
+def page_fetch(method, path, csrf_header):
+    """A fetch from inside the page (its cookie), returning the status."""
+    return d.execute_async_script(
+        """
+        const [method, path, withCsrf, done] = arguments;
+        const headers = {};
+        if (withCsrf) headers["X-CSRF-Token"] = window.__csrf || "";
+        fetch(path, {method, headers, credentials: "same-origin"}).then(r => done(r.status), e => done(-1));
+        """,
+        method, path, csrf_header)
+
+
+def check(cond, why):
+    if not cond:
+        shot("failure")
+        print("FAILED:", why, file=sys.stderr)
+        sys.exit(1)
+
+
+try:
+    # A wrong secret is refused on the page.
+    d.get(URL)
+    visible("#loginForm")
+    d.find_element(By.ID, "accessKey").send_keys(os.environ["ACCESS_KEY"])
+    d.find_element(By.ID, "secretKey").send_keys("wrong-secret")
+    shot("login")
+    click("#loginButton")
+    text_in("#loginError", "Invalid")
+
+    login(os.environ["ACCESS_KEY"], os.environ["SECRET_KEY"])
+    cookie = d.get_cookie("cairn_session")
+    check(cookie and cookie["httpOnly"] and cookie.get("sameSite") == "Strict", f"session cookie flags: {cookie}")
+    # A state-changing call without the CSRF token is refused, even with the cookie.
+    check(page_fetch("PUT", "/api/s3/csrf-probe", False) == 403, "PUT without a CSRF token was not refused")
+
+    # Create a bucket with versioning.
+    css("#newBucket").send_keys("console-test")
+    click("#newVersioning")
+    click("#createBucket")
+    css('tr.bucket-row[data-bucket="console-test"]')
+    shot("buckets")
+
+    # Upload a 20 MiB file (a multipart upload with progress) and see it listed.
+    big = os.path.join(WORK, "big.bin")
+    with open(big, "wb") as f:
+        f.write(os.urandom(20 * 1024 * 1024))
+    click('tr.bucket-row[data-bucket="console-test"] a.open-bucket')
+    css("#fileInput").send_keys(big)
+    text_in("#uploadStatus", "Uploaded 1 file(s)", timeout=120)
+    row = css('tr.object-row[data-key="big.bin"]')
+    check("20.0 MiB" in row.text, f"listed size: {row.text}")
+    shot("objects")
+
+    # Download it through the browser and compare the bytes.
+    click('tr.object-row[data-key="big.bin"] a.download-object')
+    target = os.path.join(DOWNLOADS, "big.bin")
+    deadline = time.time() + 60
+    while time.time() < deadline and not (os.path.exists(target) and not any(n.endswith(".crdownload") for n in os.listdir(DOWNLOADS))):
+        time.sleep(0.2)
+    check(os.path.exists(target), "the download did not arrive")
+    check(sha(target) == sha(big), "downloaded bytes differ")
+
+    # Share a link and fetch it with curl (no cookie, no credentials).
+    click('tr.object-row[data-key="big.bin"] button.share-object')
+    click("#makeShare")
+    wait.until(lambda _: d.find_element(By.ID, "shareUrl").get_attribute("value"))
+    link = d.find_element(By.ID, "shareUrl").get_attribute("value")
+    check("X-Amz-Signature=" in link, f"not a presigned link: {link}")
+    shared = os.path.join(WORK, "shared.bin")
+    subprocess.run(["curl", "-sf", "-o", shared, link], check=True, timeout=60)
+    check(sha(shared) == sha(big), "the shared link served other bytes")
+    shot("share")
+
+    # Details: metadata, tags and the version history of a versioned bucket.
+    click('tr.object-row[data-key="big.bin"] button.info-object')
+    css("#objectDetails tr.version-row")
+    shot("object-details")
+
+    # Settings, identity and metrics pages render.
+    d.get(URL + "#/settings/console-test")
+    text_in("#versioningStatus", "Enabled")
+    shot("settings")
+    d.get(URL + "#/identity")
+    css('tr.user-row[data-user="%s"]' % os.environ["RO_ACCESS_KEY"])
+    # The policy editor refuses a document the server finds malformed.
+    name = css("#policyName")
+    name.send_keys("broken")
+    doc = d.find_element(By.ID, "policyDocument")
+    doc.clear()
+    doc.send_keys('{"Version": "2012-10-17", "Statement": [{"Effect": "Maybe"}]}')
+    click("#savePolicy")
+    text_in("#policyError", "Malformed")
+    shot("identity")
+    d.get(URL + "#/metrics")
+    text_in("#requests", "CompleteMultipartUpload")
+    time.sleep(4.5)
+    shot("metrics")
+
+    # The cluster page shows a drive going offline.
+    d.get(URL + "#/cluster")
+    css('tr.drive-row[data-state="online"]')
+    shot("cluster")
+    drive = os.environ["UNPLUG_DRIVE"]
+    os.rename(drive, drive + ".unplugged")
+    try:
+        WebDriverWait(d, 60).until(EC.presence_of_element_located((By.CSS_SELECTOR, 'tr.drive-row[data-state="offline"]')))
+    except TimeoutException:
+        check(False, "no drive shown offline on the cluster page")
+    shot("cluster-offline")
+
+    # Log out: the session is gone on the server (its old cookie no longer opens the API).
+    old = d.get_cookie("cairn_session")["value"]
+    click("#logout")
+    visible("#loginForm")
+    check(page_fetch("GET", "/api/session", False) == 401, "the session still answers after logout")
+    status = subprocess.run(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "-H", "Cookie: cairn_session=" + old,
+                             URL + "api/session"], capture_output=True, text=True, timeout=30).stdout
+    check(status == "401", f"the old session cookie still works after logout: {status}")
+
+    # A read-only user browses but cannot delete.
+    login(os.environ["RO_ACCESS_KEY"], os.environ["RO_SECRET_KEY"])
+    d.get(URL + "#/browse/console-test/")
+    click('tr.object-row[data-key="big.bin"] button.delete-object')
+    wait.until(EC.alert_is_present()).accept()
+    text_in("#notice", "AccessDenied")
+    click("#nav-buckets")
+    click('tr.bucket-row[data-bucket="console-test"] a.open-bucket')
+    css('tr.object-row[data-key="big.bin"]')
+    shot("readonly-denied")
+    print("console: all checks passed")
+except Exception:
+    shot("failure")
+    raise
+finally:
+    d.quit()

@@ -1,0 +1,154 @@
+//! The web console with a real browser: headless Chromium driven through Selenium's
+//! WebDriver (`integration/console/test_console.py`) against the real server — log in, create
+//! a bucket, upload 20 MiB, list, download and compare, share a link and fetch it with curl,
+//! see a drive go offline, log out, and a read-only user refused a delete — plus the
+//! console's HTTP contract checked directly (security headers, no API without a session,
+//! cookie flags, CSRF).
+
+use std::path::Path;
+use std::process::Command;
+
+use cairn_integration::{admin, require_tool, Server, ACCESS_KEY, SECRET_KEY};
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+/// Selenium and Chromium are installed by the README's test command; elsewhere the browser
+/// part is skipped (never under CI).
+fn browser_ready() -> bool {
+    let selenium = Command::new("python3")
+        .args(["-c", "import selenium"])
+        .status()
+        .is_ok_and(|s| s.success());
+    let ok = selenium && require_tool("chromium") && require_tool("chromedriver");
+    if !ok {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "chromium, chromedriver and selenium are required under CI"
+        );
+        eprintln!("SKIPPED: chromium, chromedriver or selenium missing");
+    }
+    ok
+}
+
+#[test]
+fn console_in_a_real_browser() {
+    let port = free_port();
+    let console_addr = format!("127.0.0.1:{port}");
+    let server = Server::start_with(
+        4,
+        &[
+            ("CAIRN_CONSOLE_ADDRESS", console_addr.as_str()),
+            ("CAIRN_DRIVE_CHECK_INTERVAL", "1s"),
+        ],
+    );
+    let url = format!("http://{console_addr}/");
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+
+    // The page, with headers that keep it from being framed or fed foreign scripts.
+    let page = agent.get(&url).call().expect("console page");
+    assert_eq!(page.status(), 200);
+    let csp = page
+        .headers()
+        .get("content-security-policy")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    assert!(csp.contains("script-src 'self'") && csp.contains("frame-ancestors 'none'"));
+    assert_eq!(
+        page.headers().get("x-frame-options").map(|v| v.as_bytes()),
+        Some(&b"DENY"[..])
+    );
+    // No API without a session; a wrong secret gets no session.
+    let anon = agent.get(format!("{url}api/s3/")).call().expect("api");
+    assert_eq!(anon.status(), 401);
+    let bad = agent
+        .post(format!("{url}api/login"))
+        .content_type("application/json")
+        .send(format!(
+            r#"{{"accessKey":"{ACCESS_KEY}","secretKey":"nope"}}"#
+        ))
+        .expect("login");
+    assert_eq!(bad.status(), 401);
+    assert!(bad.headers().get("set-cookie").is_none());
+    let good = agent
+        .post(format!("{url}api/login"))
+        .content_type("application/json")
+        .send(format!(
+            r#"{{"accessKey":"{ACCESS_KEY}","secretKey":"{SECRET_KEY}"}}"#
+        ))
+        .expect("login");
+    assert_eq!(good.status(), 200);
+    let cookie = good
+        .headers()
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    for flag in ["HttpOnly", "SameSite=Strict", "Max-Age="] {
+        assert!(cookie.contains(flag), "{cookie}");
+    }
+    assert!(
+        !cookie.contains("Secure"),
+        "no Secure flag over plain HTTP: {cookie}"
+    );
+    let session = cookie.split(';').next().unwrap_or("").to_string();
+    // With the cookie but without the CSRF token, nothing changes.
+    let forged = agent
+        .put(format!("{url}api/s3/forged-bucket"))
+        .header("cookie", &session)
+        .send_empty()
+        .expect("put");
+    assert_eq!(forged.status(), 403);
+    let listed = agent
+        .get(format!("{url}api/s3/"))
+        .header("cookie", &session)
+        .call()
+        .expect("list");
+    assert_eq!(listed.status(), 200);
+
+    let (code, out) = admin(
+        &server.endpoint,
+        &["user", "add", "viewer", "viewer-secret-1"],
+    );
+    assert_eq!(code, 0, "{out}");
+    let (code, out) = admin(
+        &server.endpoint,
+        &["policy", "attach", "readonly", "--user", "viewer"],
+    );
+    assert_eq!(code, 0, "{out}");
+
+    if !browser_ready() {
+        return;
+    }
+    let work = tempfile::tempdir().expect("tempdir");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("console/test_console.py");
+    let mut cmd = Command::new("python3");
+    cmd.arg(script)
+        .env("CONSOLE_URL", &url)
+        .env("ACCESS_KEY", ACCESS_KEY)
+        .env("SECRET_KEY", SECRET_KEY)
+        .env("RO_ACCESS_KEY", "viewer")
+        .env("RO_SECRET_KEY", "viewer-secret-1")
+        .env("UNPLUG_DRIVE", &server.drives[3])
+        .env("WORK", work.path());
+    if let Some(dir) = std::env::var_os("CAIRN_CONSOLE_SCREENSHOTS") {
+        cmd.env("SCREENSHOTS", dir);
+    }
+    let out = cmd.output().expect("python3");
+    assert!(
+        out.status.success(),
+        "the browser test failed:\n{}\n{}\n--- server log ---\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+        server.log()
+    );
+}

@@ -1,0 +1,436 @@
+//! The web console: a single-page app (plain HTML, CSS and JavaScript embedded in the
+//! binary: no build step) served on its own listener (`--console-address`, default `:9001`),
+//! and the small API behind it.
+//!
+//! - `POST /api/login` checks an access key and secret (root or any IAM user) and starts a
+//!   session: a random id in a cookie (`HttpOnly`, `SameSite=Strict`, `Secure` under TLS,
+//!   12 hours) and a CSRF token the page sends back as `X-CSRF-Token` on every call that is
+//!   not a GET or HEAD; `GET /api/session`, `POST /api/logout`.
+//! - `/api/s3/…` and `/api/admin/…` hand the request to the S3 API and the admin API as the
+//!   session's user ([`crate::s3::OnBehalfOf`]): every decision is that user's own
+//!   permissions, so the console can never do more than the user's keys could.
+//! - `POST /api/share` makes a presigned GET link with the user's own key.
+//!
+//! Sessions live in this node's memory: a restart, or another node, asks to log in again.
+//! Must not touch: storage or identities directly (it goes through the S3 and admin APIs).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use axum::body::Body;
+use axum::Router;
+use http::{header, HeaderValue, Method, Request, Response, StatusCode};
+use parking_lot::Mutex;
+use serde::Deserialize;
+use subtle::ConstantTimeEq;
+
+use crate::auth::Credentials;
+use crate::heal::Healer;
+use crate::s3::{OnBehalfOf, S3State};
+
+const COOKIE: &str = "cairn_session";
+const SESSION_TTL: Duration = Duration::from_secs(12 * 3600);
+/// The longest a shared link may live (SigV4's limit).
+const MAX_SHARE: u64 = 7 * 24 * 3600;
+const INDEX: &str = include_str!("assets/index.html");
+const APP_JS: &str = include_str!("assets/app.js");
+const STYLE: &str = include_str!("assets/style.css");
+
+struct Session {
+    access_key: String,
+    csrf: String,
+    expires: Instant,
+}
+
+/// Where shared links point: the S3 listener.
+#[derive(Debug, Clone)]
+pub struct S3Address {
+    /// `CAIRN_SERVER_URL` (or MinIO's `MINIO_SERVER_URL`) when set: the URL clients use.
+    pub public_url: Option<String>,
+    pub scheme: &'static str,
+    pub port: u16,
+}
+
+pub struct Console {
+    state: Arc<S3State>,
+    healer: Arc<Healer>,
+    sessions: Mutex<HashMap<String, Session>>,
+    /// Served over TLS: cookies are `Secure`.
+    secure: bool,
+    s3: S3Address,
+}
+
+impl Console {
+    pub fn new(
+        state: Arc<S3State>,
+        healer: Arc<Healer>,
+        secure: bool,
+        s3: S3Address,
+    ) -> Arc<Console> {
+        Arc::new(Console {
+            state,
+            healer,
+            sessions: Mutex::new(HashMap::new()),
+            secure,
+            s3,
+        })
+    }
+}
+
+/// The console's routes.
+pub fn router(console: Arc<Console>) -> Router {
+    Router::new().fallback(move |req: Request<Body>| {
+        let console = console.clone();
+        async move {
+            let mut r = console.route(req).await;
+            harden(&mut r);
+            r
+        }
+    })
+}
+
+/// Headers every console answer carries: no framing, no sniffing, no referrers, and only
+/// this origin's scripts.
+fn harden(r: &mut Response<Body>) {
+    let h = r.headers_mut();
+    h.insert(
+        "content-security-policy",
+        HeaderValue::from_static(
+            "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; connect-src 'self'; frame-ancestors 'none'; form-action 'self'",
+        ),
+    );
+    h.insert("x-frame-options", HeaderValue::from_static("DENY"));
+    h.insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
+}
+
+fn json(status: StatusCode, v: &serde_json::Value) -> Response<Body> {
+    let mut r = Response::new(Body::from(v.to_string()));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    // Session answers carry the CSRF token: never cached.
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
+}
+
+fn refuse(status: StatusCode, message: &str) -> Response<Body> {
+    json(status, &serde_json::json!({ "error": message }))
+}
+
+fn asset(body: &'static str, content_type: &'static str) -> Response<Body> {
+    let mut r = Response::new(Body::from(body));
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    r
+}
+
+fn random_token() -> String {
+    use rand::RngCore;
+    let mut b = [0u8; 32];
+    rand::thread_rng().fill_bytes(&mut b);
+    hex::encode(b)
+}
+
+fn cookie_value<'a>(req: &'a Request<Body>, name: &str) -> Option<&'a str> {
+    req.headers()
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .find_map(|c| c.trim().strip_prefix(name)?.strip_prefix('='))
+}
+
+#[derive(Deserialize)]
+struct Login {
+    #[serde(rename = "accessKey")]
+    access_key: String,
+    #[serde(rename = "secretKey")]
+    secret_key: String,
+}
+
+#[derive(Deserialize)]
+struct Share {
+    bucket: String,
+    key: String,
+    #[serde(rename = "expirySecs", default)]
+    expiry_secs: Option<u64>,
+    #[serde(rename = "versionId", default)]
+    version_id: Option<String>,
+}
+
+/// A logged-in request: its session's user, and whether it proved the CSRF token.
+struct Caller {
+    access_key: String,
+    csrf_ok: bool,
+}
+
+impl Console {
+    async fn route(self: &Arc<Self>, req: Request<Body>) -> Response<Body> {
+        let path = req.uri().path().to_string();
+        match (req.method(), path.as_str()) {
+            (&Method::GET, "/" | "/index.html") => return asset(INDEX, "text/html; charset=utf-8"),
+            (&Method::GET, "/app.js") => return asset(APP_JS, "text/javascript; charset=utf-8"),
+            (&Method::GET, "/style.css") => return asset(STYLE, "text/css; charset=utf-8"),
+            (&Method::POST, "/api/login") => return self.login(req).await,
+            _ => {}
+        }
+        if !path.starts_with("/api/") {
+            return refuse(StatusCode::NOT_FOUND, "not found");
+        }
+        let Some(caller) = self.caller(&req) else {
+            return refuse(
+                StatusCode::UNAUTHORIZED,
+                "Not logged in (or the session expired).",
+            );
+        };
+        let reads = matches!(*req.method(), Method::GET | Method::HEAD);
+        if !reads && !caller.csrf_ok {
+            return refuse(StatusCode::FORBIDDEN, "Missing or wrong CSRF token.");
+        }
+        match (req.method(), path.as_str()) {
+            (&Method::GET, "/api/session") => self.session_info(&req, &caller),
+            (&Method::POST, "/api/logout") => self.logout(&req),
+            (&Method::POST, "/api/share") => self.share(req, &caller).await,
+            (_, p) if p.starts_with("/api/s3/") || p == "/api/s3" => {
+                let rest = p.strip_prefix("/api/s3").unwrap_or("/");
+                let rest = if rest.is_empty() { "/" } else { rest };
+                let req = forward(req, rest, &caller.access_key);
+                crate::s3::handle(self.state.clone(), req).await
+            }
+            (_, p) if p.starts_with("/api/admin/") => {
+                let rest = format!("{}{}", crate::admin::PREFIX, &p["/api/admin/".len()..]);
+                let req = forward(req, &rest, &caller.access_key);
+                crate::admin::handle(self.state.clone(), self.healer.clone(), req).await
+            }
+            _ => refuse(StatusCode::NOT_FOUND, "no such console API"),
+        }
+    }
+
+    fn caller(&self, req: &Request<Body>) -> Option<Caller> {
+        let id = cookie_value(req, COOKIE)?;
+        let mut sessions = self.sessions.lock();
+        let s = sessions.get(id)?;
+        if s.expires <= Instant::now() {
+            sessions.remove(id);
+            return None;
+        }
+        // A user disabled or removed since login loses the session.
+        if self.state.iam.identity(&s.access_key).is_err() {
+            sessions.remove(id);
+            return None;
+        }
+        let sent = req
+            .headers()
+            .get("x-csrf-token")
+            .map(|v| v.as_bytes())
+            .unwrap_or_default();
+        Some(Caller {
+            access_key: s.access_key.clone(),
+            csrf_ok: bool::from(sent.ct_eq(s.csrf.as_bytes())),
+        })
+    }
+
+    async fn login(&self, req: Request<Body>) -> Response<Body> {
+        let body = match http_body_util::BodyExt::collect(http_body_util::Limited::new(
+            req.into_body(),
+            16 * 1024,
+        ))
+        .await
+        {
+            Ok(b) => b.to_bytes(),
+            Err(_) => return refuse(StatusCode::BAD_REQUEST, "The login request is too large."),
+        };
+        let Ok(login) = serde_json::from_slice::<Login>(&body) else {
+            return refuse(StatusCode::BAD_REQUEST, "Send accessKey and secretKey.");
+        };
+        let known = self.state.iam.secret_for(&login.access_key);
+        // Compare against something even for unknown keys, so both take the same time.
+        let expected = known.clone().unwrap_or_else(random_token);
+        let matches = bool::from(login.secret_key.as_bytes().ct_eq(expected.as_bytes()));
+        if known.is_none() || !matches || self.state.iam.identity(&login.access_key).is_err() {
+            tracing::info!(access_key = %login.access_key, "console login refused");
+            return refuse(
+                StatusCode::UNAUTHORIZED,
+                "Invalid access key or secret key.",
+            );
+        }
+        let id = random_token();
+        let csrf = random_token();
+        {
+            let mut sessions = self.sessions.lock();
+            let now = Instant::now();
+            sessions.retain(|_, s| s.expires > now);
+            sessions.insert(
+                id.clone(),
+                Session {
+                    access_key: login.access_key.clone(),
+                    csrf: csrf.clone(),
+                    expires: now + SESSION_TTL,
+                },
+            );
+        }
+        tracing::info!(access_key = %login.access_key, "console login");
+        let mut r = json(
+            StatusCode::OK,
+            &serde_json::json!({
+                "accessKey": login.access_key,
+                "csrf": csrf,
+                "root": self.is_root(&login.access_key),
+            }),
+        );
+        let cookie = format!(
+            "{COOKIE}={id}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{}",
+            SESSION_TTL.as_secs(),
+            if self.secure { "; Secure" } else { "" }
+        );
+        if let Ok(v) = HeaderValue::from_str(&cookie) {
+            r.headers_mut().insert(header::SET_COOKIE, v);
+        }
+        r
+    }
+
+    fn is_root(&self, access_key: &str) -> bool {
+        self.state
+            .iam
+            .identity(access_key)
+            .is_ok_and(|i| i.is_root())
+    }
+
+    fn session_info(&self, req: &Request<Body>, caller: &Caller) -> Response<Body> {
+        let csrf = cookie_value(req, COOKIE)
+            .and_then(|id| self.sessions.lock().get(id).map(|s| s.csrf.clone()))
+            .unwrap_or_default();
+        json(
+            StatusCode::OK,
+            &serde_json::json!({
+                "accessKey": caller.access_key,
+                "csrf": csrf,
+                "root": self.is_root(&caller.access_key),
+            }),
+        )
+    }
+
+    fn logout(&self, req: &Request<Body>) -> Response<Body> {
+        if let Some(id) = cookie_value(req, COOKIE) {
+            self.sessions.lock().remove(id);
+        }
+        let mut r = json(StatusCode::OK, &serde_json::json!({ "ok": true }));
+        let cookie = format!(
+            "{COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0{}",
+            if self.secure { "; Secure" } else { "" }
+        );
+        if let Ok(v) = HeaderValue::from_str(&cookie) {
+            r.headers_mut().insert(header::SET_COOKIE, v);
+        }
+        r
+    }
+
+    /// A presigned GET of an object, signed with the user's own key (so it opens only what
+    /// the user may read), pointing at the S3 listener.
+    async fn share(&self, req: Request<Body>, caller: &Caller) -> Response<Body> {
+        let host = req
+            .headers()
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or("127.0.0.1")
+            .to_string();
+        let body = match http_body_util::BodyExt::collect(http_body_util::Limited::new(
+            req.into_body(),
+            16 * 1024,
+        ))
+        .await
+        {
+            Ok(b) => b.to_bytes(),
+            Err(_) => return refuse(StatusCode::BAD_REQUEST, "The request is too large."),
+        };
+        let Ok(share) = serde_json::from_slice::<Share>(&body) else {
+            return refuse(StatusCode::BAD_REQUEST, "Send bucket, key and expirySecs.");
+        };
+        let expiry = share.expiry_secs.unwrap_or(3600);
+        if expiry == 0 || expiry > MAX_SHARE {
+            return refuse(
+                StatusCode::BAD_REQUEST,
+                "The expiry must be between 1 second and 7 days.",
+            );
+        }
+        let Some(secret) = self.state.iam.secret_for(&caller.access_key) else {
+            return refuse(StatusCode::UNAUTHORIZED, "Not logged in.");
+        };
+        let base = match &self.s3.public_url {
+            Some(u) => u.trim_end_matches('/').to_string(),
+            None => {
+                // The console's host name, the S3 listener's port.
+                let name = match host.rsplit_once(':') {
+                    Some((n, p)) if p.chars().all(|c| c.is_ascii_digit()) => n.to_string(),
+                    _ => host.clone(),
+                };
+                format!("{}://{name}:{}", self.s3.scheme, self.s3.port)
+            }
+        };
+        let Some(authority) = base
+            .split("://")
+            .nth(1)
+            .map(|a| a.split('/').next().unwrap_or(a))
+        else {
+            return refuse(StatusCode::INTERNAL_SERVER_ERROR, "Bad CAIRN_SERVER_URL.");
+        };
+        let raw_path = format!(
+            "/{}/{}",
+            crate::auth::uri_encode_key(&share.bucket),
+            crate::auth::uri_encode_key(&share.key)
+        );
+        let version = share
+            .version_id
+            .as_deref()
+            .filter(|v| !v.is_empty())
+            .map(|v| format!("versionId={}", crate::auth::uri_encode_key(v)))
+            .unwrap_or_default();
+        let query = crate::auth::presign_query(
+            "GET",
+            &raw_path,
+            &version,
+            authority,
+            &caller.access_key,
+            &secret,
+            &self.state.region,
+            SystemTime::now(),
+            expiry,
+        );
+        json(
+            StatusCode::OK,
+            &serde_json::json!({ "url": format!("{base}{raw_path}?{query}"), "expirySecs": expiry }),
+        )
+    }
+}
+
+/// The browser's request as the S3 or admin API sees it: at `path` (with its query), as
+/// `access_key`, without the console's cookie, host or any credentials the page sent.
+fn forward(req: Request<Body>, path: &str, access_key: &str) -> Request<Body> {
+    let (mut parts, body) = req.into_parts();
+    let uri = match parts.uri.query() {
+        Some(q) => format!("{path}?{q}"),
+        None => path.to_string(),
+    };
+    parts.uri = uri.parse().unwrap_or_else(|_| http::Uri::from_static("/"));
+    for h in [
+        header::COOKIE,
+        header::AUTHORIZATION,
+        header::HOST,
+        header::ORIGIN,
+        header::REFERER,
+    ] {
+        parts.headers.remove(h);
+    }
+    parts.headers.remove("x-amz-security-token");
+    parts.headers.remove("x-csrf-token");
+    parts.extensions.insert(OnBehalfOf(access_key.to_string()));
+    Request::from_parts(parts, body)
+}
