@@ -1281,22 +1281,27 @@ fn mount(mut m: MountCli) -> anyhow::Result<()> {
 }
 
 fn connect(conn: &Conn) -> anyhow::Result<AdminClient> {
-    let t = conn.target()?;
-    let region = env("CAIRN_REGION").unwrap_or_else(|| "us-east-1".into());
-    Ok(AdminClient::new(
-        &t.url,
-        &t.access_key,
-        &t.secret_key,
-        &region,
-        &conn.tls.trust()?,
-    )?)
+    connect_with(conn, AdminClient::new)
 }
 
 /// [`connect`] for calls that stream until interrupted (no overall timeout).
 fn connect_streaming(conn: &Conn) -> anyhow::Result<AdminClient> {
+    connect_with(conn, AdminClient::streaming)
+}
+
+fn connect_with(
+    conn: &Conn,
+    make: impl FnOnce(
+        &str,
+        &str,
+        &str,
+        &str,
+        &cairn::tls::Trust,
+    ) -> Result<AdminClient, cairn::admin::client::ClientError>,
+) -> anyhow::Result<AdminClient> {
     let t = conn.target()?;
     let region = env("CAIRN_REGION").unwrap_or_else(|| "us-east-1".into());
-    Ok(AdminClient::streaming(
+    Ok(make(
         &t.url,
         &t.access_key,
         &t.secret_key,

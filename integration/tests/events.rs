@@ -595,3 +595,73 @@ async fn trace_all_nodes_relays_every_node() {
         .expect("an entry from node 2");
     assert_eq!(from_1["api"]["name"], "HeadBucket");
 }
+
+/// A target down for more than a minute (past the longest retry backoff) still gets the
+/// event once it comes back, without a restart.
+#[tokio::test(flavor = "multi_thread")]
+async fn notifications_survive_a_target_down_for_minutes() {
+    let port = free_port();
+    let hook_url = format!("http://127.0.0.1:{port}/events");
+    let server = Server::start_with(
+        4,
+        &[
+            ("CAIRN_NOTIFY_WEBHOOK_ENDPOINT_late", hook_url.as_str()),
+            ("CAIRN_PROMETHEUS_AUTH_TYPE", "public"),
+        ],
+    );
+    let c = client(&server);
+    c.create_bucket()
+        .bucket("late")
+        .send()
+        .await
+        .expect("create");
+    let config = NotificationConfiguration::builder()
+        .queue_configurations(
+            QueueConfiguration::builder()
+                .queue_arn("arn:cairn:sqs::late:webhook")
+                .events(Event::from("s3:ObjectCreated:Put"))
+                .build()
+                .expect("rule"),
+        )
+        .build();
+    c.put_bucket_notification_configuration()
+        .bucket("late")
+        .notification_configuration(config)
+        .send()
+        .await
+        .expect("configure");
+    c.put_object()
+        .bucket("late")
+        .key("waited")
+        .body(ByteStream::from_static(b"w"))
+        .send()
+        .await
+        .expect("put");
+    let started = std::time::Instant::now();
+    let failed = "cairn_notify_target_failed_total{server";
+    // Retries keep coming, further and further apart, for a minute and more.
+    std::thread::sleep(Duration::from_secs(75));
+    let attempts = metric(&server.endpoint, failed);
+    assert!(
+        attempts >= 6.0,
+        "{attempts} attempts in {:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        metric(&server.endpoint, "cairn_notify_target_queue_length{server"),
+        1.0
+    );
+    let hook = Hook::listen(TcpListener::bind(("127.0.0.1", port)).expect("bind hook port"));
+    wait_until(
+        "the event after the outage",
+        Duration::from_secs(45),
+        || !hook.deliveries().is_empty(),
+    );
+    let d = hook.deliveries();
+    assert_eq!(d.len(), 1);
+    assert!(
+        d[0].body.contains("\"Key\":\"late/waited\""),
+        "{}",
+        d[0].body
+    );
+}

@@ -497,3 +497,65 @@ async fn a_cluster_scrape_carries_every_nodes_requests() {
     // Only A's own drives are node metrics.
     assert_eq!(all(&n, "cairn_node_drive_online").count(), 2);
 }
+
+/// The scanner's usage counts every version and delete marker of a versioned bucket.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scanner_usage_counts_versions_and_delete_markers() {
+    let server = Server::start_with(
+        4,
+        &[
+            ("CAIRN_PROMETHEUS_AUTH_TYPE", "public"),
+            ("CAIRN_SCANNER_INTERVAL", "1s"),
+        ],
+    );
+    let c = client(&server);
+    c.create_bucket()
+        .bucket("usage")
+        .send()
+        .await
+        .expect("create");
+    cairn_integration::enable_versioning(&c, "usage").await;
+    for key in ["k", "k", "j"] {
+        c.put_object()
+            .bucket("usage")
+            .key(key)
+            .body(ByteStream::from_static(b"v"))
+            .send()
+            .await
+            .expect("put");
+    }
+    c.delete_object()
+        .bucket("usage")
+        .key("k")
+        .send()
+        .await
+        .expect("delete marker");
+    let (mut last, mut parsed) = (None, true);
+    wait_until(
+        "a scanner cycle counted the versions",
+        Duration::from_secs(60),
+        || {
+            let Some(s) = scrape(&server.endpoint, "/cairn/v1/metrics/cluster", None, false) else {
+                parsed = false;
+                return true;
+            };
+            let got = (
+                value(
+                    &s,
+                    "cairn_bucket_usage_version_total",
+                    &[("bucket", "usage")],
+                ),
+                value(
+                    &s,
+                    "cairn_bucket_usage_deletemarker_total",
+                    &[("bucket", "usage")],
+                ),
+            );
+            last = Some(got);
+            got == (4.0, 1.0)
+        },
+    );
+    if parsed {
+        assert_eq!(last, Some((4.0, 1.0)));
+    }
+}

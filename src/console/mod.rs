@@ -31,6 +31,8 @@ use crate::s3::{OnBehalfOf, S3State};
 
 const COOKIE: &str = "cairn_session";
 const SESSION_TTL: Duration = Duration::from_secs(12 * 3600);
+/// Sessions kept at most; past it, the one closest to expiry is ended.
+const MAX_SESSIONS: usize = 10_000;
 /// The longest a shared link may live (SigV4's limit).
 const MAX_SHARE: u64 = 7 * 24 * 3600;
 const INDEX: &str = include_str!("assets/index.html");
@@ -239,17 +241,9 @@ impl Console {
     }
 
     async fn login(&self, req: Request<Body>) -> Response<Body> {
-        let body = match http_body_util::BodyExt::collect(http_body_util::Limited::new(
-            req.into_body(),
-            16 * 1024,
-        ))
-        .await
-        {
-            Ok(b) => b.to_bytes(),
-            Err(_) => return refuse(StatusCode::BAD_REQUEST, "The login request is too large."),
-        };
-        let Ok(login) = serde_json::from_slice::<Login>(&body) else {
-            return refuse(StatusCode::BAD_REQUEST, "Send accessKey and secretKey.");
+        let login: Login = match read_json(req, "Send accessKey and secretKey.").await {
+            Ok(l) => l,
+            Err(r) => return r,
         };
         let known = self.state.iam.secret_for(&login.access_key);
         // Compare against something even for unknown keys, so both take the same time.
@@ -268,6 +262,15 @@ impl Console {
             let mut sessions = self.sessions.lock();
             let now = Instant::now();
             sessions.retain(|_, s| s.expires > now);
+            if sessions.len() >= MAX_SESSIONS {
+                let oldest = sessions
+                    .iter()
+                    .min_by_key(|(_, s)| s.expires)
+                    .map(|(k, _)| k.clone());
+                if let Some(k) = oldest {
+                    sessions.remove(&k);
+                }
+            }
             sessions.insert(
                 id.clone(),
                 Session {
@@ -342,17 +345,9 @@ impl Console {
             .and_then(|h| h.to_str().ok())
             .unwrap_or("127.0.0.1")
             .to_string();
-        let body = match http_body_util::BodyExt::collect(http_body_util::Limited::new(
-            req.into_body(),
-            16 * 1024,
-        ))
-        .await
-        {
-            Ok(b) => b.to_bytes(),
-            Err(_) => return refuse(StatusCode::BAD_REQUEST, "The request is too large."),
-        };
-        let Ok(share) = serde_json::from_slice::<Share>(&body) else {
-            return refuse(StatusCode::BAD_REQUEST, "Send bucket, key and expirySecs.");
+        let share: Share = match read_json(req, "Send bucket, key and expirySecs.").await {
+            Ok(s) => s,
+            Err(r) => return r,
         };
         let expiry = share.expiry_secs.unwrap_or(3600);
         if expiry == 0 || expiry > MAX_SHARE {
@@ -409,6 +404,19 @@ impl Console {
             &serde_json::json!({ "url": format!("{base}{raw_path}?{query}"), "expirySecs": expiry }),
         )
     }
+}
+
+/// A small JSON body (16 KiB at most), or the answer refusing it (`what`: what to send).
+async fn read_json<T: serde::de::DeserializeOwned>(
+    req: Request<Body>,
+    what: &str,
+) -> Result<T, Response<Body>> {
+    let limited = http_body_util::Limited::new(req.into_body(), 16 * 1024);
+    let body = http_body_util::BodyExt::collect(limited)
+        .await
+        .map_err(|_| refuse(StatusCode::BAD_REQUEST, "The request is too large."))?
+        .to_bytes();
+    serde_json::from_slice(&body).map_err(|_| refuse(StatusCode::BAD_REQUEST, what))
 }
 
 /// The browser's request as the S3 or admin API sees it: at `path` (with its query), as

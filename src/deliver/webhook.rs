@@ -68,16 +68,7 @@ impl Webhook {
                 Some(v)
             }
         };
-        let mut conn = HttpConnector::new();
-        conn.set_connect_timeout(Some(TIMEOUT));
-        conn.enforce_http(false);
-        let mut tls = (*tls).clone();
-        tls.alpn_protocols.clear();
-        let conn = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(tls)
-            .https_or_http()
-            .enable_http1()
-            .wrap_connector(conn);
+        let conn = crate::tls::https_connector(&tls, TIMEOUT);
         Ok(Webhook {
             name: name.to_string(),
             endpoint: uri,

@@ -227,6 +227,11 @@ pub struct Tracker {
 pub struct Usage {
     pub objects: u64,
     pub bytes: u64,
+    /// Versions of those objects (delete markers included), and the delete markers.
+    #[serde(default)]
+    pub versions: u64,
+    #[serde(default)]
+    pub delete_markers: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -1061,19 +1066,29 @@ impl Healer {
             for b in &buckets {
                 self.scanner.lock().bucket = b.clone();
                 let mut u = Usage::default();
+                let counted = Arc::new((AtomicU64::new(0), AtomicU64::new(0)));
                 let r = self
                     .for_each_object(b, "", "", 1, |o| {
                         u.objects += 1;
                         u.bytes += o.size;
                         let me = self.clone();
                         let bucket = b.clone();
+                        let counted = counted.clone();
                         async move {
                             let opts = HealOptions {
                                 deep,
                                 dry_run: false,
                             };
-                            if let Err(e) = me.store.heal_object(&bucket, &o.key, opts).await {
-                                tracing::debug!(bucket, key = o.key, error = %e, "scanner heal");
+                            match me.store.heal_object(&bucket, &o.key, opts).await {
+                                Ok(report) => {
+                                    counted.0.fetch_add(report.versions as u64, Ordering::Relaxed);
+                                    counted
+                                        .1
+                                        .fetch_add(report.delete_markers as u64, Ordering::Relaxed);
+                                }
+                                Err(e) => {
+                                    tracing::debug!(bucket, key = o.key, error = %e, "scanner heal");
+                                }
                             }
                             // The scanner always yields to clients.
                             tokio::time::sleep(Speed::Slow.pause().max(me.speed().pause())).await;
@@ -1086,6 +1101,8 @@ impl Healer {
                     st.buckets_done += 1;
                     st.objects_done += u.objects;
                 }
+                u.versions = counted.0.load(Ordering::Relaxed);
+                u.delete_markers = counted.1.load(Ordering::Relaxed);
                 if r.is_ok() {
                     usage.insert(b.clone(), u);
                 }

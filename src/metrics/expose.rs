@@ -409,6 +409,8 @@ pub async fn cluster(state: &S3State, healer: &Healer) -> Exposition {
         bytes = bytes.saturating_add(u.bytes);
         e.gauge(names::BUCKET_OBJECTS, &[b], u.objects as f64);
         e.gauge(names::BUCKET_BYTES, &[b], u.bytes as f64);
+        e.gauge(names::BUCKET_VERSIONS, &[b], u.versions as f64);
+        e.gauge(names::BUCKET_DELETE_MARKERS, &[b], u.delete_markers as f64);
     }
     e.gauge(names::USAGE_OBJECTS, &[], objects as f64);
     e.gauge(names::USAGE_BYTES, &[], bytes as f64);

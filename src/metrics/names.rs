@@ -120,6 +120,8 @@ defs! {
     USAGE_BYTES: Gauge "cluster_usage_total_bytes" [] "Bytes of object data in the deployment at the scanner's last cycle.";
     BUCKET_OBJECTS: Gauge "bucket_usage_object_total" ["bucket"] "Objects in the bucket at the scanner's last cycle.";
     BUCKET_BYTES: Gauge "bucket_usage_total_bytes" ["bucket"] "Bytes of object data in the bucket at the scanner's last cycle.";
+    BUCKET_VERSIONS: Gauge "bucket_usage_version_total" ["bucket"] "Object versions (delete markers included) in the bucket at the scanner's last cycle.";
+    BUCKET_DELETE_MARKERS: Gauge "bucket_usage_deletemarker_total" ["bucket"] "Delete markers in the bucket at the scanner's last cycle.";
     QUOTA: Gauge "bucket_quota_total_bytes" ["bucket", "prefix"] "Hard quota of a bucket or prefix.";
     QUOTA_USED: Gauge "bucket_quota_used_bytes" ["bucket", "prefix"] "Bytes counted against the quota of a bucket or prefix.";
     QUOTA_HEADROOM: Gauge "bucket_quota_headroom_bytes" ["bucket", "prefix"] "Bytes a bucket or prefix may still take before its quota refuses writes.";

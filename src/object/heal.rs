@@ -44,6 +44,10 @@ pub struct HealReport {
     pub dangling_removed: usize,
     /// Data directories no version references (left by a crash mid-commit), removed.
     pub orphans_removed: usize,
+    /// Versions a quorum of drives agrees the object has (delete markers included), and of
+    /// those the delete markers (the scanner's usage counts).
+    pub versions: usize,
+    pub delete_markers: usize,
 }
 
 impl HealReport {
@@ -174,6 +178,11 @@ impl Store {
         let mut report = HealReport::default();
         let results = fan_out(&set.drives, |_, d| d.read_meta(bucket, key)).await;
         let versions = agreed_versions(&results);
+        report.versions = versions.len();
+        report.delete_markers = versions
+            .iter()
+            .filter(|v| v.kind == crate::meta::VersionKind::DeleteMarker)
+            .count();
         if versions.is_empty() {
             // Let agreement say why (no bucket, no quorum, nothing there); copies with no
             // quorum behind them are debris to remove.

@@ -333,18 +333,7 @@ impl Peer {
         auth: RpcAuth,
         tls: std::sync::Arc<rustls::ClientConfig>,
     ) -> std::sync::Arc<Peer> {
-        let mut conn = HttpConnector::new();
-        conn.set_connect_timeout(Some(CONNECT_TIMEOUT));
-        conn.set_nodelay(true);
-        conn.enforce_http(false);
-        // The connector sets ALPN itself (HTTP/1.1 here) and refuses a config that has it.
-        let mut tls = (*tls).clone();
-        tls.alpn_protocols.clear();
-        let conn = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(tls)
-            .https_or_http()
-            .enable_http1()
-            .wrap_connector(conn);
+        let conn = crate::tls::https_connector(&tls, CONNECT_TIMEOUT);
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(60))
             .pool_max_idle_per_host(64)

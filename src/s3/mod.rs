@@ -509,6 +509,10 @@ async fn dispatch(
         }
     };
     let target = target?;
+    if !verified.access_key.is_empty() {
+        // The key that authenticated (the console's user has no Authorization header).
+        seen.access_key.clone_from(&verified.access_key);
+    }
     let ctx = Ctx {
         method: parts.method.clone(),
         target,

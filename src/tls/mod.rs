@@ -533,3 +533,23 @@ pub fn explain(error: &str) -> String {
 
 #[cfg(test)]
 mod tests;
+
+/// An HTTP/1.1 connector for `http://` and `https://` URLs, checking servers with `config`
+/// (the internode client, webhooks), connecting within `connect_timeout`.
+pub fn https_connector(
+    config: &ClientConfig,
+    connect_timeout: Duration,
+) -> hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector> {
+    let mut conn = hyper_util::client::legacy::connect::HttpConnector::new();
+    conn.set_connect_timeout(Some(connect_timeout));
+    conn.set_nodelay(true);
+    conn.enforce_http(false);
+    // The connector sets ALPN itself (HTTP/1.1 here) and refuses a config that has it.
+    let mut tls = config.clone();
+    tls.alpn_protocols.clear();
+    hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_or_http()
+        .enable_http1()
+        .wrap_connector(conn)
+}
