@@ -152,3 +152,63 @@ fn console_in_a_real_browser() {
         server.log()
     );
 }
+
+/// Start `cairn server` with `console` as `--console-address` and return the banner's
+/// `Console:` value (the process is killed after).
+fn banner_console(console: &str) -> String {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut child = Command::new(cairn_integration::binary())
+        .args([
+            "server",
+            "--address",
+            "127.0.0.1:0",
+            "--console-address",
+            console,
+        ])
+        .arg(dir.path().join("d{1...4}"))
+        .env("CAIRN_ROOT_USER", ACCESS_KEY)
+        .env("CAIRN_ROOT_PASSWORD", SECRET_KEY)
+        .env_remove("CAIRN_CONSOLE_ADDRESS")
+        .env("CAIRN_CERTS_DIR", dir.path().join("no-certs"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("cairn server");
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if let Some(v) = line.trim().strip_prefix("Console:") {
+                let _ = tx.send(v.trim().to_string());
+            }
+        }
+    });
+    let got = rx.recv_timeout(std::time::Duration::from_secs(30));
+    let _ = child.kill();
+    let _ = child.wait();
+    got.expect("a Console: line in the banner")
+}
+
+#[test]
+fn console_address_flag_and_banner() {
+    let line = banner_console("127.0.0.1:0");
+    let url = line.split_whitespace().next().unwrap_or("").to_string();
+    assert!(url.starts_with("http://127.0.0.1:"), "{line}");
+    assert_eq!(banner_console("off"), "off");
+    // The URL the banner printed served the page while the server ran (checked on a second
+    // server, which stays up while asked).
+    let port = free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let _server = Server::start_with(4, &[("CAIRN_CONSOLE_ADDRESS", addr.as_str())]);
+    let page = ureq::get(format!("http://{addr}/"))
+        .call()
+        .expect("console page")
+        .body_mut()
+        .read_to_string()
+        .expect("body");
+    assert!(page.contains("Cairn Console"), "{page}");
+}
