@@ -383,11 +383,7 @@ pub async fn handle(
         host_bucket: None,
     };
     let checked = match parts.extensions.get::<crate::s3::OnBehalfOf>() {
-        Some(crate::s3::OnBehalfOf(key)) => Ok(auth::Verified {
-            access_key: key.clone(),
-            payload: auth::Payload::Unsigned,
-            sts: false,
-        }),
+        Some(crate::s3::OnBehalfOf(key)) => Ok(auth::Verified::on_behalf_of(key)),
         None => auth::verify(
             &req_parts,
             state.iam.as_ref(),

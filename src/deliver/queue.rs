@@ -101,10 +101,6 @@ impl Queue {
         &self.stats
     }
 
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
-
     fn path(&self, seq: u64, suffix: &str) -> PathBuf {
         self.dir.join(format!("{seq:020}.{suffix}"))
     }

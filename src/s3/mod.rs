@@ -486,11 +486,7 @@ async fn dispatch(
     }
     seen.access_key = claimed_key(&parts.headers, parts.uri.query());
     let authenticated = if let Some(OnBehalfOf(key)) = parts.extensions.get::<OnBehalfOf>() {
-        Ok(Verified {
-            access_key: key.clone(),
-            payload: auth::Payload::Unsigned,
-            sts: false,
-        })
+        Ok(Verified::on_behalf_of(key))
     } else if auth::is_anonymous(&req_parts) {
         Ok(Verified::anonymous())
     } else {
