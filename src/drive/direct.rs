@@ -2,8 +2,9 @@
 //! device, skipping the page-cache copy and the writeback that buffered writes + fsync pay.
 //! Every shard file is larger than the inline limit (128 KiB), so a file is direct from its
 //! first byte: it gathers [`STEADY`] bytes in one aligned buffer per write, the unaligned
-//! tail is written buffered, and `finish` syncs. Filesystems that refuse `O_DIRECT` (tmpfs)
-//! get buffered writes only.
+//! tail is written buffered, and `finish` syncs unless group commit leaves that to a
+//! barrier ([`super::sync`]). Filesystems that refuse `O_DIRECT` (tmpfs) get buffered
+//! writes only.
 
 use std::fs::File;
 use std::io;
@@ -124,8 +125,9 @@ impl DirectFile {
         Ok(())
     }
 
-    /// Write what is gathered (the unaligned tail buffered) and make the file durable.
-    pub fn finish(mut self) -> io::Result<()> {
+    /// Write what is gathered (the unaligned tail buffered), and make the file durable
+    /// when `sync` (group commit leaves that to the barrier of whatever publishes it).
+    pub fn finish(mut self, sync: bool) -> io::Result<()> {
         let aligned = self.len / ALIGN * ALIGN;
         if self.direct && aligned > 0 {
             self.flush(aligned)?;
@@ -135,7 +137,10 @@ impl DirectFile {
             let tail = self.start..self.start + self.len;
             self.file.write_all_at(&self.backing[tail], self.pos)?;
         }
-        self.file.sync_all()
+        if sync {
+            self.file.sync_all()?;
+        }
+        Ok(())
     }
 }
 
@@ -168,7 +173,7 @@ mod tests {
             for chunk in data.chunks(piece) {
                 f.write(chunk).expect("write");
             }
-            f.finish().expect("finish");
+            f.finish(true).expect("finish");
             assert_eq!(std::fs::read(&path).expect("read"), data, "case {i}");
         }
     }

@@ -9,8 +9,9 @@
 //! <root>/<bucket>/<escaped key components...>/@meta          object metadata
 //! <root>/<bucket>/<escaped key components...>/@<uuid>/part.N shard files
 //! ```
-//! Every write is atomic: staged under `.cairn.sys/tmp`, fsynced, renamed into place, and
-//! the directory fsynced.
+//! Every write is atomic: staged under `.cairn.sys/tmp`, made durable, renamed into place,
+//! and the rename made durable — by fsyncs of each file and directory, or by the shared
+//! `syncfs` epochs of group commit ([`super::sync`]).
 
 use std::collections::HashSet;
 use std::fs::{self, File};
@@ -26,6 +27,7 @@ use uuid::Uuid;
 use super::listing::{flag_page, DirCache, DirStamp, Listed, CACHED_DIR_MIN, MARKER_FLAG};
 use super::mount::{self, MountRecord};
 use super::path::{self, BUCKET_META_FILE, DATA_DIR_PREFIX, META_FILE};
+use super::sync::{Barrier, SyncMode};
 use super::{
     BucketEntry, DirPage, DirQuery, DiskInfo, Drive, DriveError, DriveResult, DriveStatus, Entry,
     FileRef, FileWriter, OfflineReason, Probe, StagedData, FORMAT_FILE, SYS_DIR, TMP_DIR,
@@ -75,6 +77,11 @@ pub struct Inner {
     /// one another: "no key below, so set the flag" must not interleave with "a key below
     /// was created, so clear the flag".
     flags: parking_lot::Mutex<()>,
+    /// How writes are made durable.
+    sync: SyncMode,
+    /// The group-commit barrier of the root's filesystem, found at the first commit after
+    /// the drive came online.
+    barrier: parking_lot::Mutex<Option<Arc<Barrier>>>,
     #[cfg(test)]
     crash_at: parking_lot::Mutex<Option<&'static str>>,
 }
@@ -308,6 +315,8 @@ impl LocalDrive {
                 slots: Arc::new(tokio::sync::Semaphore::new(MAX_IN_FLIGHT)),
                 dir_cache: DirCache::default(),
                 flags: parking_lot::Mutex::new(()),
+                sync: SyncMode::current(),
+                barrier: parking_lot::Mutex::new(None),
                 #[cfg(test)]
                 crash_at: parking_lot::Mutex::new(None),
             }),
@@ -326,6 +335,7 @@ impl LocalDrive {
         let (status, mount, empty) = self.look();
         let was_online = self.online.load(std::sync::atomic::Ordering::Acquire);
         if status == DriveStatus::Online && !was_online {
+            *self.barrier.lock() = None;
             if let Err(e) = self.sweep_tmp() {
                 tracing::warn!(drive = %self.name, error = %e, "cannot sweep staging");
             }
@@ -508,13 +518,17 @@ impl LocalDrive {
         self.usable()?;
         let (from, to) = (self.sys_path(from)?, self.sys_path(to)?);
         let sys = self.root.join(SYS_DIR);
+        // The file's content is durable before its new name can be.
+        self.barrier().await?;
+        let this = self.clone();
         blocking(&self.slots, move || {
             let parent = to.parent().ok_or(DriveError::InvalidName)?;
-            create_dirs_durable(&sys, parent.strip_prefix(&sys).unwrap_or(Path::new("")))?;
+            this.create_dirs_settled(&sys, parent.strip_prefix(&sys).unwrap_or(Path::new("")))?;
             op(&from, &to)?;
-            fsync_dir(parent)
+            this.settle_dir(parent)
         })
-        .await
+        .await?;
+        self.barrier().await
     }
 
     fn sweep_tmp(&self) -> DriveResult<()> {
@@ -593,7 +607,68 @@ impl LocalDrive {
         Ok(())
     }
 
-    /// Write `data` durably to a fresh temp file and return its path. A missing staging
+    /// Make a written file durable now, or leave it to the next barrier (group commit).
+    fn settle_file(&self, f: &File) -> DriveResult<()> {
+        if self.sync == SyncMode::Fsync {
+            f.sync_all()?;
+        }
+        Ok(())
+    }
+
+    /// Make a directory's changed entries durable now, or leave them to the next barrier.
+    fn settle_dir(&self, dir: &Path) -> DriveResult<()> {
+        if self.sync == SyncMode::Fsync {
+            fsync_dir(dir)?;
+        }
+        Ok(())
+    }
+
+    /// [`create_dirs`] with each new directory's entry settled.
+    fn create_dirs_settled(&self, base: &Path, rel: &Path) -> DriveResult<()> {
+        for parent in create_dirs(base, rel)? {
+            self.settle_dir(&parent)?;
+        }
+        Ok(())
+    }
+
+    /// This drive's group-commit barrier (group mode only).
+    fn group_barrier(&self) -> DriveResult<Option<Arc<Barrier>>> {
+        if self.sync != SyncMode::Group {
+            return Ok(None);
+        }
+        let mut cached = self.barrier.lock();
+        if let Some(b) = cached.as_ref() {
+            return Ok(Some(b.clone()));
+        }
+        let b = Barrier::of(&self.root)?;
+        *cached = Some(b.clone());
+        Ok(Some(b))
+    }
+
+    fn barrier_failed(&self, e: std::io::Error) -> DriveError {
+        // The filesystem may have changed under the root: find it again next time.
+        *self.barrier.lock() = None;
+        e.into()
+    }
+
+    /// Every write settled before this call is durable when it returns: a `syncfs` epoch
+    /// of the root's filesystem in group mode, nothing to wait for otherwise.
+    async fn barrier(&self) -> DriveResult<()> {
+        match self.group_barrier()? {
+            Some(b) => b.wait().await.map_err(|e| self.barrier_failed(e)),
+            None => Ok(()),
+        }
+    }
+
+    /// [`LocalDrive::barrier`] on a blocking thread.
+    fn barrier_blocking(&self) -> DriveResult<()> {
+        match self.group_barrier()? {
+            Some(b) => b.wait_blocking().map_err(|e| self.barrier_failed(e)),
+            None => Ok(()),
+        }
+    }
+
+    /// Write `data` to a fresh temp file, settled, and return its path. A missing staging
     /// directory is a drive that is gone (unmounted, say), never one to lay out again.
     fn stage_file(&self, data: &[u8]) -> DriveResult<PathBuf> {
         let tmp = self.tmp_path();
@@ -608,19 +683,19 @@ impl LocalDrive {
             Err(e) => return Err(e.into()),
         };
         f.write_all(data)?;
-        f.sync_all()?;
+        self.settle_file(&f)?;
         Ok(tmp)
     }
 
     /// Remove empty directories from `dir` up to (not including) `stop`.
-    fn prune_empty(dir: &Path, stop: &Path) {
+    fn prune_empty(&self, dir: &Path, stop: &Path) {
         let mut cur = dir.to_path_buf();
         while cur != stop && cur.starts_with(stop) {
             if fs::remove_dir(&cur).is_err() {
                 break;
             }
             if let Some(parent) = cur.parent() {
-                let _ = fsync_dir(parent);
+                let _ = self.settle_dir(parent);
                 cur = parent.to_path_buf();
             } else {
                 break;
@@ -636,11 +711,11 @@ impl LocalDrive {
             .then(|| dir.with_file_name(format!("{MARKER_FLAG}{name}")))
     }
 
-    /// Remove a flag, durably when there was one. `Ok` when there was none.
-    fn clear_flag(flag: &Path) -> DriveResult<()> {
+    /// Remove a flag, settled when there was one. `Ok` when there was none.
+    fn clear_flag(&self, flag: &Path) -> DriveResult<()> {
         match fs::remove_file(flag) {
             Ok(()) => match flag.parent() {
-                Some(parent) => fsync_dir(parent),
+                Some(parent) => self.settle_dir(parent),
                 None => Ok(()),
             },
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
@@ -668,7 +743,7 @@ impl LocalDrive {
         }
         let _g = self.flags.lock();
         for flag in ancestors {
-            Self::clear_flag(&flag)?;
+            self.clear_flag(&flag)?;
         }
         Ok(())
     }
@@ -693,13 +768,15 @@ impl LocalDrive {
         }
     }
 
-    fn commit_blocking(
+    /// The first half of a commit, up to the point where the new metadata only needs its
+    /// name: everything it points at written and settled (see [`LocalDrive::commit`]).
+    fn commit_prepare(
         &self,
         bucket: &str,
         key: &str,
         meta: Option<Bytes>,
         staged: Option<StagedData>,
-    ) -> DriveResult<Option<Bytes>> {
+    ) -> DriveResult<Prepared> {
         let (bpath, rel) = self.object_path(bucket, key)?;
         Self::bucket_must_exist(&bpath)?;
         let dir = bpath.join(&rel);
@@ -719,17 +796,17 @@ impl LocalDrive {
         });
         if !marker {
             if let Some(flag) = Self::marker_flag(&dir) {
-                Self::clear_flag(&flag)?;
+                self.clear_flag(&flag)?;
             }
         }
         let Some(meta) = meta else {
             if previous.is_some() {
                 fs::remove_file(&meta_path)?;
-                fsync_dir(&dir)?;
+                self.settle_dir(&dir)?;
                 self.crash_point(crash::AFTER_META_RENAME)?;
-                Self::prune_empty(&dir, &bpath);
+                self.prune_empty(&dir, &bpath);
             }
-            return Ok(previous);
+            return Ok(Prepared::Removed(previous));
         };
         // The new metadata must be on the drive before any name points at it.
         let staged_meta = self.stage_file(&meta)?;
@@ -738,7 +815,7 @@ impl LocalDrive {
         loop {
             attempt += 1;
             let r = (|| {
-                create_dirs_durable(&bpath, &rel)?;
+                self.create_dirs_settled(&bpath, &rel)?;
                 self.clear_ancestor_flags(&bpath, &rel)?;
                 self.crash_point(crash::AFTER_DIRS)?;
                 if let Some(s) = &staged {
@@ -746,7 +823,7 @@ impl LocalDrive {
                     let to = dir.join(format!("{DATA_DIR_PREFIX}{}", s.data_dir));
                     fs::rename(&from, &to)?;
                     // Durable before the metadata that points at it can be.
-                    fsync_dir(&dir)?;
+                    self.settle_dir(&dir)?;
                 }
                 self.crash_point(crash::AFTER_DATA_RENAME)?;
                 Ok(())
@@ -757,13 +834,75 @@ impl LocalDrive {
             }
         }
         self.crash_point(crash::AFTER_META_STAGED)?;
-        fs::rename(&staged_meta, &meta_path)?;
-        self.crash_point(crash::AFTER_META_RENAME)?;
-        fsync_dir(&dir)?;
-        if marker {
-            self.set_marker_flag(&dir);
+        Ok(Prepared::Staged(Staged {
+            bpath,
+            rel,
+            staged_meta,
+            previous,
+            marker,
+        }))
+    }
+
+    /// The second half of a commit: the metadata takes its name (settled).
+    fn commit_publish(&self, p: &Staged) -> DriveResult<()> {
+        let dir = p.bpath.join(&p.rel);
+        let meta_path = dir.join(META_FILE);
+        match fs::rename(&p.staged_meta, &meta_path) {
+            // A concurrent delete pruned the (empty) directory while we waited: make it
+            // again, its ancestors' flags cleared, durably before the name.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                self.create_dirs_settled(&p.bpath, &p.rel)?;
+                self.clear_ancestor_flags(&p.bpath, &p.rel)?;
+                self.barrier_blocking()?;
+                fs::rename(&p.staged_meta, &meta_path)?;
+            }
+            r => r?,
         }
-        Ok(previous)
+        self.crash_point(crash::AFTER_META_RENAME)?;
+        self.settle_dir(&dir)
+    }
+
+    /// Commit new metadata (or remove it) for a key, returning what it replaced. Two
+    /// barriers order the commit: after the first, everything the metadata points at is
+    /// durable; the metadata then takes its name, durable after the second.
+    async fn commit(
+        &self,
+        bucket: String,
+        key: String,
+        meta: Option<Bytes>,
+        staged: Option<StagedData>,
+    ) -> DriveResult<Option<Bytes>> {
+        let this = self.clone();
+        let prepared = blocking(&self.slots, move || {
+            this.commit_prepare(&bucket, &key, meta, staged)
+        })
+        .await?;
+        let p = match prepared {
+            Prepared::Removed(previous) => {
+                self.barrier().await?;
+                return Ok(previous);
+            }
+            Prepared::Staged(p) => p,
+        };
+        self.barrier().await?;
+        let this = self.clone();
+        let p = blocking(&self.slots, move || {
+            this.commit_publish(&p)?;
+            Ok(p)
+        })
+        .await?;
+        self.barrier().await?;
+        if p.marker {
+            // Only once the marker's metadata is durable: a flag must never outlive it.
+            let this = self.clone();
+            let dir = p.bpath.join(&p.rel);
+            blocking(&self.slots, move || {
+                this.set_marker_flag(&dir);
+                Ok(())
+            })
+            .await?;
+        }
+        Ok(p.previous)
     }
 
     /// Does this directory tree hold an object (a metadata file)?
@@ -785,9 +924,26 @@ impl LocalDrive {
     }
 }
 
+/// What [`LocalDrive::commit_prepare`] leaves for the rest of the commit.
+enum Prepared {
+    /// The metadata was removed (settled); what it held.
+    Removed(Option<Bytes>),
+    Staged(Staged),
+}
+
+struct Staged {
+    bpath: PathBuf,
+    rel: PathBuf,
+    staged_meta: PathBuf,
+    previous: Option<Bytes>,
+    marker: bool,
+}
+
 struct LocalFileWriter {
     file: Option<super::direct::DirectFile>,
     slots: Arc<tokio::sync::Semaphore>,
+    /// fsync at `finish`; otherwise the barrier of whatever publishes the file covers it.
+    sync: bool,
 }
 
 #[async_trait]
@@ -811,7 +967,8 @@ impl FileWriter for LocalFileWriter {
             .file
             .take()
             .ok_or(DriveError::NotDone("writer closed"))?;
-        blocking(&self.slots, move || Ok(file.finish()?)).await
+        let sync = self.sync;
+        blocking(&self.slots, move || Ok(file.finish(sync)?)).await
     }
 }
 
@@ -870,15 +1027,18 @@ impl Drive for LocalDrive {
         self.usable()?;
         let p = self.sys_path(path)?;
         let this = self.clone();
+        let tmp = blocking(&self.slots, move || this.stage_file(&data)).await?;
+        self.barrier().await?;
+        let this = self.clone();
         blocking(&self.slots, move || {
             let parent = p.parent().ok_or(DriveError::InvalidName)?;
-            let tmp = this.stage_file(&data)?;
             let sys = this.root.join(SYS_DIR);
-            create_dirs_durable(&sys, parent.strip_prefix(&sys).unwrap_or(Path::new("")))?;
+            this.create_dirs_settled(&sys, parent.strip_prefix(&sys).unwrap_or(Path::new("")))?;
             fs::rename(&tmp, &p)?;
-            fsync_dir(parent)
+            this.settle_dir(parent)
         })
-        .await
+        .await?;
+        self.barrier().await
     }
 
     async fn create_sys_file(&self, path: &str) -> DriveResult<Box<dyn FileWriter>> {
@@ -894,6 +1054,7 @@ impl Drive for LocalDrive {
         Ok(Box::new(LocalFileWriter {
             file: Some(file),
             slots: self.slots.clone(),
+            sync: self.sync == SyncMode::Fsync,
         }))
     }
 
@@ -955,6 +1116,7 @@ impl Drive for LocalDrive {
             }
             let meta = serde_json::to_vec(&BucketMeta { created }).unwrap_or_default();
             let tmp = this.stage_file(&meta)?;
+            this.barrier_blocking()?;
             fs::rename(tmp, b.join(BUCKET_META_FILE))?;
             fsync_dir(&b)?;
             fsync_dir(&this.root)
@@ -1092,30 +1254,31 @@ impl Drive for LocalDrive {
         staged: Option<StagedData>,
     ) -> DriveResult<Option<Bytes>> {
         self.usable()?;
-        let this = self.clone();
-        let (bucket, key) = (bucket.to_string(), key.to_string());
-        blocking(&self.slots, move || {
-            this.commit_blocking(&bucket, &key, meta, staged)
-        })
-        .await
+        self.commit(bucket.to_string(), key.to_string(), meta, staged)
+            .await
     }
 
     async fn delete_data_dir(&self, bucket: &str, key: &str, data_dir: Uuid) -> DriveResult<()> {
         self.usable()?;
         let (b, rel) = self.object_path(bucket, key)?;
-        blocking(&self.slots, move || {
+        let this = self.clone();
+        let removed = blocking(&self.slots, move || {
             let dir = b.join(&rel);
             match fs::remove_dir_all(dir.join(format!("{DATA_DIR_PREFIX}{data_dir}"))) {
                 Ok(()) => {
-                    fsync_dir(&dir)?;
-                    Self::prune_empty(&dir, &b);
-                    Ok(())
+                    this.settle_dir(&dir)?;
+                    this.prune_empty(&dir, &b);
+                    Ok(true)
                 }
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
                 Err(e) => Err(e.into()),
             }
         })
-        .await
+        .await?;
+        if removed {
+            self.barrier().await?;
+        }
+        Ok(())
     }
 
     async fn file_size(&self, file: &FileRef) -> DriveResult<u64> {

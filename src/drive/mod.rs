@@ -12,6 +12,7 @@ pub mod listing;
 pub mod local;
 pub mod mount;
 pub mod path;
+pub mod sync;
 pub mod timed;
 
 use async_trait::async_trait;

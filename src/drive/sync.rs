@@ -1,0 +1,265 @@
+//! Group commit: how a local drive makes its writes durable.
+//!
+//! A commit needs two things on disk in order: everything the new metadata points at (shard
+//! files, the staged metadata file, the object's directories and data directory) before the
+//! metadata's name, and the name before the client is answered. With [`SyncMode::Fsync`]
+//! each step fsyncs the files and directories it touched (about five fsyncs per drive and
+//! object). With [`SyncMode::Group`] (the default) the steps write without syncing and wait
+//! for the next *epoch* of their filesystem's [`Barrier`]: one `syncfs(2)`, started after
+//! they asked, that makes every write made before it durable — so all the commits in flight
+//! on a filesystem (every drive of it) share each flush. An epoch starts as soon as the
+//! previous one ends and someone waits.
+//!
+//! `syncfs` reports writeback errors of the filesystem since the last call (Linux ≥ 5.8), so
+//! a failed epoch fails every commit that waited for it, as a failed fsync would.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+
+use parking_lot::{Condvar, Mutex};
+
+/// How writes are made durable; `CAIRN_COMMIT_SYNC=group|fsync`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncMode {
+    /// Every file and directory fsynced as it is written (the reference behaviour).
+    Fsync,
+    /// Writes unsynced, then one shared `syncfs` epoch per ordering point.
+    Group,
+}
+
+impl SyncMode {
+    /// The mode this process runs with (read once).
+    pub fn current() -> SyncMode {
+        static MODE: OnceLock<SyncMode> = OnceLock::new();
+        *MODE.get_or_init(|| match std::env::var("CAIRN_COMMIT_SYNC").as_deref() {
+            Ok("fsync") => SyncMode::Fsync,
+            Ok("group") | Err(_) => SyncMode::Group,
+            Ok(other) => {
+                tracing::warn!(
+                    value = other,
+                    "CAIRN_COMMIT_SYNC is neither group nor fsync; using group"
+                );
+                SyncMode::Group
+            }
+        })
+    }
+}
+
+#[derive(Default)]
+struct State {
+    /// The highest epoch someone waits for.
+    requested: u64,
+    /// The epoch running now (`done + 1`), or `done` when idle.
+    running: u64,
+    /// The last epoch that ended.
+    done: u64,
+    /// The last epoch that failed, and why.
+    failed: u64,
+    error: Option<String>,
+}
+
+/// The sync epochs of one filesystem, run by a thread of their own.
+pub struct Barrier {
+    dev: u64,
+    /// Drive roots on this filesystem: an epoch opens the first that still is on it (a root
+    /// whose filesystem was unmounted now resolves elsewhere and is skipped).
+    roots: Mutex<Vec<PathBuf>>,
+    state: Mutex<State>,
+    changed: Condvar,
+    done: tokio::sync::watch::Sender<u64>,
+}
+
+impl std::fmt::Debug for Barrier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Barrier").field("dev", &self.dev).finish()
+    }
+}
+
+impl Barrier {
+    /// The barrier of the filesystem holding `root` (one per filesystem in the process).
+    pub fn of(root: &Path) -> io::Result<Arc<Barrier>> {
+        static ALL: OnceLock<Mutex<HashMap<u64, Arc<Barrier>>>> = OnceLock::new();
+        let dev = std::fs::metadata(root)?.dev();
+        let mut all = ALL.get_or_init(Default::default).lock();
+        let barrier = match all.get(&dev) {
+            Some(b) => b.clone(),
+            None => {
+                let b = Arc::new(Barrier {
+                    dev,
+                    roots: Mutex::new(Vec::new()),
+                    state: Mutex::new(State::default()),
+                    changed: Condvar::new(),
+                    done: tokio::sync::watch::channel(0).0,
+                });
+                let runner = b.clone();
+                std::thread::Builder::new()
+                    .name("cairn-syncfs".into())
+                    .spawn(move || runner.run())?;
+                all.insert(dev, b.clone());
+                b
+            }
+        };
+        drop(all);
+        let mut roots = barrier.roots.lock();
+        if !roots.iter().any(|r| r == root) {
+            roots.push(root.to_path_buf());
+        }
+        drop(roots);
+        Ok(barrier)
+    }
+
+    /// The filesystem this barrier syncs.
+    pub fn dev(&self) -> u64 {
+        self.dev
+    }
+
+    /// Ask for an epoch that starts after now; returns its number.
+    fn ask(&self) -> u64 {
+        let mut st = self.state.lock();
+        let ticket = st.running + 1;
+        if st.requested < ticket {
+            st.requested = ticket;
+            self.changed.notify_all();
+        }
+        ticket
+    }
+
+    fn outcome(&self, ticket: u64) -> io::Result<()> {
+        let st = self.state.lock();
+        if st.failed >= ticket {
+            let why = st.error.clone().unwrap_or_default();
+            return Err(io::Error::other(format!("syncfs: {why}")));
+        }
+        Ok(())
+    }
+
+    /// Wait until every write made before this call is durable.
+    pub async fn wait(&self) -> io::Result<()> {
+        self.wait_for(self.ask()).await
+    }
+
+    async fn wait_for(&self, ticket: u64) -> io::Result<()> {
+        let mut rx = self.done.subscribe();
+        rx.wait_for(|d| *d >= ticket)
+            .await
+            .map_err(|_| io::Error::other("syncfs thread gone"))?;
+        self.outcome(ticket)
+    }
+
+    /// [`Barrier::wait`] for code on a blocking thread.
+    pub fn wait_blocking(&self) -> io::Result<()> {
+        let ticket = self.ask();
+        let mut st = self.state.lock();
+        while st.done < ticket {
+            self.changed.wait(&mut st);
+        }
+        drop(st);
+        self.outcome(ticket)
+    }
+
+    fn run(&self) {
+        loop {
+            let mut st = self.state.lock();
+            while st.requested <= st.done {
+                self.changed.wait(&mut st);
+            }
+            let epoch = st.done + 1;
+            st.running = epoch;
+            drop(st);
+            let r = self.sync_once();
+            let mut st = self.state.lock();
+            st.done = epoch;
+            if let Err(e) = r {
+                tracing::warn!(dev = self.dev, error = %e, "syncfs failed");
+                st.failed = epoch;
+                st.error = Some(e.to_string());
+            }
+            self.changed.notify_all();
+            drop(st);
+            self.done.send_replace(epoch);
+        }
+    }
+
+    fn sync_once(&self) -> io::Result<()> {
+        let roots = self.roots.lock().clone();
+        for root in roots {
+            let Ok(dir) = File::open(&root) else {
+                continue;
+            };
+            if dir.metadata()?.dev() != self.dev {
+                continue;
+            }
+            return rustix::fs::syncfs(&dir).map_err(io::Error::from);
+        }
+        Err(io::Error::other(
+            "no drive root is on this filesystem any more",
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn waiters_share_epochs_and_each_waits_for_one_that_started_after_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let b = Barrier::of(dir.path()).expect("barrier");
+        assert!(Arc::ptr_eq(&b, &Barrier::of(dir.path()).expect("again")));
+        // Hold the epoch that the first waiter starts inside its sync.
+        let (locked_tx, locked_rx) = std::sync::mpsc::channel();
+        let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+        let holder = {
+            let b = b.clone();
+            std::thread::spawn(move || {
+                let _roots = b.roots.lock();
+                locked_tx.send(()).expect("send");
+                let _ = release_rx.recv();
+            })
+        };
+        locked_rx.recv().expect("locked");
+        let first = {
+            let b = b.clone();
+            tokio::spawn(async move { b.wait().await })
+        };
+        let running = loop {
+            let (running, done) = {
+                let st = b.state.lock();
+                (st.running, st.done)
+            };
+            if running > done {
+                break running;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        };
+        // Everyone asking now needs the next epoch, and they all share it.
+        let mut later = Vec::new();
+        for _ in 0..63 {
+            let b = b.clone();
+            let ticket = b.ask();
+            assert_eq!(ticket, running + 1);
+            later.push(tokio::spawn(async move { b.wait_for(ticket).await }));
+        }
+        release_tx.send(()).expect("release");
+        holder.join().expect("holder");
+        first.await.expect("join").expect("sync");
+        for t in later {
+            t.await.expect("join").expect("sync");
+        }
+        assert_eq!(
+            b.state.lock().done,
+            running + 1,
+            "one more epoch for 63 waiters"
+        );
+        let b2 = b.clone();
+        tokio::task::spawn_blocking(move || b2.wait_blocking())
+            .await
+            .expect("join")
+            .expect("sync");
+        assert_eq!(b.state.lock().done, running + 2);
+    }
+}
