@@ -173,6 +173,15 @@ impl Drive for FaultyDrive {
         self.check(false).await?;
         self.inner.read_entries(bucket, keys).await
     }
+    async fn read_entry_heads(
+        &self,
+        bucket: &str,
+        keys: &[String],
+        metas: bool,
+    ) -> DriveResult<Vec<Entry>> {
+        self.check(false).await?;
+        self.inner.read_entry_heads(bucket, keys, metas).await
+    }
     async fn write_meta(
         &self,
         bucket: &str,

@@ -207,7 +207,7 @@ fn pread_upto(f: &File, offset: u64, len: u64, nowait: bool) -> std::io::Result<
     Ok(Some(buf))
 }
 
-/// The leading bytes of an open metadata file of `size` bytes that hold its checked head
+/// The leading bytes of an open metadata file of `size` bytes (`u64::MAX`: unknown) that hold its checked head
 /// ([`crate::meta::head_len`]); the whole file for format 1 (which has no separate head).
 /// `None` only with `nowait`, when the page cache cannot serve it.
 fn meta_head(f: &File, size: u64, nowait: bool) -> std::io::Result<Option<Vec<u8>>> {
@@ -215,6 +215,12 @@ fn meta_head(f: &File, size: u64, nowait: bool) -> std::io::Result<Option<Vec<u8
         return Ok(None);
     };
     let have = first.len() as u64;
+    // Size unknown (`u64::MAX`): a short first read was the whole file, else ask.
+    let size = match size {
+        u64::MAX if have < HEAD_READ => have,
+        u64::MAX => f.metadata()?.len(),
+        known => known,
+    };
     let want = match crate::meta::head_len(&first) {
         // A length past the end is the decoder's to report (truncated), not a read's.
         Some(n) => (n as u64).min(size),
@@ -924,6 +930,14 @@ impl LocalDrive {
     }
 }
 
+/// What [`LocalDrive::entries`] reads of each key's metadata.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Read {
+    Whole,
+    Head,
+    Nothing,
+}
+
 /// What [`LocalDrive::commit_prepare`] leaves for the rest of the commit.
 enum Prepared {
     /// The metadata was removed (settled); what it held.
@@ -1202,48 +1216,17 @@ impl Drive for LocalDrive {
     }
 
     async fn read_entries(&self, bucket: &str, keys: &[String]) -> DriveResult<Vec<Entry>> {
-        self.usable()?;
-        let b = self.bucket_path(bucket)?;
-        let dirs: Vec<Option<PathBuf>> = keys
-            .iter()
-            .map(|k| path::object_dir(k).map(|rel| b.join(rel)))
-            .collect();
-        blocking(&self.slots, move || {
-            Self::bucket_must_exist(&b)?;
-            Ok(dirs
-                .into_iter()
-                .map(|dir| match dir {
-                    Some(dir) => {
-                        let mut has_children = false;
-                        let mut data_dirs = Vec::new();
-                        for e in fs::read_dir(&dir).into_iter().flatten().flatten() {
-                            let name = e.file_name().to_string_lossy().into_owned();
-                            if path::decode_component(&name).is_some() {
-                                has_children = true;
-                            } else if let Some(id) = name
-                                .strip_prefix(DATA_DIR_PREFIX)
-                                .and_then(|n| Uuid::parse_str(n).ok())
-                            {
-                                data_dirs.push(id);
-                            }
-                        }
-                        Entry {
-                            meta: fs::read(dir.join(META_FILE))
-                                .map(Bytes::from)
-                                .map_err(DriveError::from),
-                            has_children,
-                            data_dirs,
-                        }
-                    }
-                    None => Entry {
-                        meta: Err(DriveError::InvalidName),
-                        has_children: false,
-                        data_dirs: Vec::new(),
-                    },
-                })
-                .collect())
-        })
-        .await
+        self.entries(bucket, keys, Read::Whole).await
+    }
+
+    async fn read_entry_heads(
+        &self,
+        bucket: &str,
+        keys: &[String],
+        metas: bool,
+    ) -> DriveResult<Vec<Entry>> {
+        let read = if metas { Read::Head } else { Read::Nothing };
+        self.entries(bucket, keys, read).await
     }
 
     async fn write_meta(
@@ -1371,6 +1354,80 @@ impl Drive for LocalDrive {
 }
 
 impl LocalDrive {
+    /// [`Drive::read_entries`] and [`Drive::read_entry_heads`].
+    async fn entries(&self, bucket: &str, keys: &[String], read: Read) -> DriveResult<Vec<Entry>> {
+        self.usable()?;
+        let b = self.bucket_path(bucket)?;
+        let dirs: Vec<Option<PathBuf>> = keys
+            .iter()
+            .map(|k| path::object_dir(k).map(|rel| b.join(rel)))
+            .collect();
+        blocking(&self.slots, move || {
+            Self::bucket_must_exist(&b)?;
+            Ok(dirs
+                .into_iter()
+                .map(|dir| match dir {
+                    Some(dir) => Self::entry(&dir, read),
+                    None => Entry {
+                        meta: Err(DriveError::InvalidName),
+                        has_children: false,
+                        data_dirs: Vec::new(),
+                    },
+                })
+                .collect())
+        })
+        .await
+    }
+
+    fn entry(dir: &Path, read: Read) -> Entry {
+        use rustix::fs::{openat, statat, AtFlags, Mode, OFlags};
+        let (mut has_children, mut data_dirs) = (false, Vec::new());
+        // A directory whose link count is 2 has no subdirectory (ext4 and XFS count them):
+        // no key below it and no data directory, without reading it. Other counts (1 on
+        // filesystems that do not count, 3 for a data directory) read it.
+        let bare = read != Read::Whole
+            && statat(rustix::fs::CWD, dir, AtFlags::empty()).is_ok_and(|st| st.st_nlink == 2);
+        if !bare {
+            for e in fs::read_dir(dir).into_iter().flatten().flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                if path::decode_component(&name).is_some() {
+                    has_children = true;
+                } else if let Some(id) = name
+                    .strip_prefix(DATA_DIR_PREFIX)
+                    .and_then(|n| Uuid::parse_str(n).ok())
+                {
+                    data_dirs.push(id);
+                }
+            }
+        }
+        let file = dir.join(META_FILE);
+        let meta = if read == Read::Nothing {
+            Err(DriveError::NotDone("metadata not read"))
+        } else if read == Read::Head {
+            openat(
+                rustix::fs::CWD,
+                &file,
+                OFlags::RDONLY | OFlags::CLOEXEC,
+                Mode::empty(),
+            )
+            .map_err(std::io::Error::from)
+            .and_then(|fd| {
+                // Sized by the read itself: a short first read is the whole file.
+                let f = File::from(fd);
+                Ok(meta_head(&f, u64::MAX, false)?.unwrap_or_default())
+            })
+            .map(Bytes::from)
+            .map_err(DriveError::from)
+        } else {
+            fs::read(file).map(Bytes::from).map_err(DriveError::from)
+        };
+        Entry {
+            meta,
+            has_children,
+            data_dirs,
+        }
+    }
+
     fn file_path(&self, file: &FileRef) -> DriveResult<PathBuf> {
         Ok(match file {
             FileRef::Sys(p) => self.sys_path(p)?,

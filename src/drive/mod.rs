@@ -260,6 +260,18 @@ pub trait Drive: Send + Sync + std::fmt::Debug {
     /// For several keys in one call (listings): each one's metadata file, and whether keys
     /// continue below it (`key/...`), so a listing need not look into leaf objects.
     async fn read_entries(&self, bucket: &str, keys: &[String]) -> DriveResult<Vec<Entry>>;
+    /// [`Drive::read_entries`] for listings of latest versions: each `meta` may be only the
+    /// file's head (as [`Drive::read_meta_head`]), `data_dirs` may be left empty, and
+    /// without `metas` the metadata need not be read at all (only `has_children` counts).
+    async fn read_entry_heads(
+        &self,
+        bucket: &str,
+        keys: &[String],
+        metas: bool,
+    ) -> DriveResult<Vec<Entry>> {
+        let _ = metas;
+        self.read_entries(bucket, keys).await
+    }
     /// The commit step: move `staged` data into the object, then atomically replace its
     /// metadata with `meta` (or remove it when `None`). Returns the previous metadata.
     async fn write_meta(

@@ -353,6 +353,19 @@ impl Drive for TimedDrive {
         )
         .await
     }
+    async fn read_entry_heads(
+        &self,
+        bucket: &str,
+        keys: &[String],
+        metas: bool,
+    ) -> DriveResult<Vec<Entry>> {
+        self.call(
+            Kind::Meta,
+            "read_entry_heads",
+            self.inner.read_entry_heads(bucket, keys, metas),
+        )
+        .await
+    }
     async fn write_meta(
         &self,
         bucket: &str,

@@ -11,9 +11,12 @@ use std::future::Future;
 use std::pin::Pin;
 
 use super::put::info_of;
-use super::quorum::{agree_on, agreed_versions, fan_out};
+use super::quorum::{
+    agree_heads, agree_on, agreed_versions, copies, fan_out, Agreed, STILL_RUNNING,
+};
 use super::{check_bucket, ErasureSet, ObjectError, ObjectInfo, ObjectResult, Store};
 use crate::drive::{DirQuery, DriveError, DriveResult};
+use crate::meta::VersionKind;
 
 #[derive(Debug, Clone, Default)]
 pub struct ListOptions {
@@ -172,19 +175,27 @@ struct SetWalker<'a> {
     batch: usize,
     /// Metadata read ahead for the next object candidates: key → one result per drive.
     prefetched: HashMap<String, Vec<DriveResult<Bytes>>>,
+    /// Listings of latest versions: each prefetched key's agreed latest version.
+    agreed: HashMap<String, ObjectResult<Agreed>>,
     /// Keys known to have nothing below them on any drive: their `key/` is not descended.
     leaves: HashSet<String>,
     /// Yield every version of each key (a version listing), not only the latest.
     versions: bool,
 }
 
-/// Object metadata is read this many keys at a time (one blocking call per drive).
-const PREFETCH: usize = 64;
+/// Object metadata is read at most this many keys at a time (one blocking call per drive),
+/// and no more than a page's worth of names.
+const PREFETCH: usize = 256;
 /// Names fetched per drive call when a walk only asks whether a directory holds anything.
 /// (Tiny in tests, so that small listings cross batch boundaries.)
 const PROBE_BATCH: usize = if cfg!(test) { 2 } else { 16 };
 /// Most names fetched per drive call.
 const MAX_BATCH: usize = 10_000;
+
+/// A drive position a listing did not read the metadata from: not a disagreement.
+fn not_asked() -> DriveError {
+    DriveError::NotDone(STILL_RUNNING)
+}
 
 /// The same error again (I/O errors are not `Clone`).
 fn again(e: &DriveError) -> DriveError {
@@ -214,6 +225,7 @@ impl<'a> SetWalker<'a> {
             started: false,
             batch,
             prefetched: HashMap::new(),
+            agreed: HashMap::new(),
             leaves: HashSet::new(),
             versions: false,
         }
@@ -322,7 +334,14 @@ impl<'a> SetWalker<'a> {
     }
 
     /// Read the metadata of `key` and of the object candidates that follow it in the current
-    /// directory, from every drive, one call per drive.
+    /// directory, one call per drive.
+    ///
+    /// A version listing reads every drive. A listing of latest versions reads the heads
+    /// from a read quorum of the drives first ([`SetWalker::meta_drives`]) and asks the
+    /// others only whether keys continue below each key; a key whose asked drives do not
+    /// all agree on a version backed by its read quorum is then read from the others too.
+    /// The asked drives meet every write quorum (`read quorum + write quorum > drives`), so
+    /// an acknowledged change to a key is always among what they hold.
     async fn prefetch(&mut self, key: &str) {
         let mut batch = vec![key.to_string()];
         if let Some(top) = self.stack.last() {
@@ -333,21 +352,33 @@ impl<'a> SetWalker<'a> {
                         !**is_dir && k.starts_with(&self.prefix) && **k > self.after
                     })
                     .map(|(k, _)| k.clone())
-                    .take(PREFETCH - 1),
+                    .take(self.batch.min(PREFETCH) - 1),
             );
         }
-        let results = fan_out(&self.set.drives, |_, d| d.read_entries(self.bucket, &batch)).await;
-        let mut per_key: Vec<Vec<DriveResult<Bytes>>> = (0..batch.len())
-            .map(|_| Vec::with_capacity(results.len()))
-            .collect();
+        let n = self.set.drives.len();
+        let asked = if self.versions {
+            vec![true; n]
+        } else {
+            self.meta_drives()
+        };
+        let results = if self.versions {
+            fan_out(&self.set.drives, |_, d| d.read_entries(self.bucket, &batch)).await
+        } else {
+            fan_out(&self.set.drives, |i, d| {
+                d.read_entry_heads(self.bucket, &batch, asked[i])
+            })
+            .await
+        };
+        let mut per_key: Vec<Vec<DriveResult<Bytes>>> =
+            (0..batch.len()).map(|_| Vec::with_capacity(n)).collect();
         // A key is a leaf only if every drive answered and none has keys below it.
         let mut leaf = vec![true; batch.len()];
-        for r in results {
+        for (r, asked) in results.into_iter().zip(&asked) {
             match r {
                 Ok(v) if v.len() == batch.len() => {
                     for ((slot, e), l) in per_key.iter_mut().zip(v).zip(leaf.iter_mut()) {
                         *l &= !e.has_children;
-                        slot.push(e.meta);
+                        slot.push(if *asked { e.meta } else { Err(not_asked()) });
                     }
                 }
                 Ok(_) => {
@@ -369,7 +400,66 @@ impl<'a> SetWalker<'a> {
                 .filter(|(_, l)| **l)
                 .map(|(k, _)| k.clone()),
         );
-        self.prefetched.extend(batch.into_iter().zip(per_key));
+        if self.versions {
+            self.prefetched.extend(batch.into_iter().zip(per_key));
+            return;
+        }
+        // Keys the asked drives settle; the rest read from the other drives as well.
+        let asked_count = asked.iter().filter(|a| **a).count();
+        let mut unsettled = Vec::new();
+        for (k, metas) in batch.into_iter().zip(per_key) {
+            match agree_heads(self.set, copies(&metas)) {
+                Ok(a) if a.metas.iter().flatten().count() == asked_count => {
+                    self.agreed.insert(k, Ok(a));
+                }
+                _ => unsettled.push((k, metas)),
+            }
+        }
+        if unsettled.is_empty() {
+            return;
+        }
+        let keys: Vec<String> = unsettled.iter().map(|(k, _)| k.clone()).collect();
+        let rest = fan_out(&self.set.drives, |i, d| {
+            let keys = if asked[i] { &[][..] } else { &keys[..] };
+            d.read_entry_heads(self.bucket, keys, true)
+        })
+        .await;
+        for (i, r) in rest.into_iter().enumerate() {
+            if asked[i] {
+                continue;
+            }
+            match r {
+                Ok(v) if v.len() == keys.len() => {
+                    for ((_, metas), e) in unsettled.iter_mut().zip(v) {
+                        metas[i] = e.meta;
+                    }
+                }
+                Ok(_) => unsettled
+                    .iter_mut()
+                    .for_each(|(_, m)| m[i] = Err(DriveError::Offline("short answer".into()))),
+                Err(e) => unsettled
+                    .iter_mut()
+                    .for_each(|(_, m)| m[i] = Err(again(&e))),
+            }
+        }
+        for (k, metas) in unsettled {
+            let agreed = agree_heads(self.set, metas);
+            self.agreed.insert(k, agreed);
+        }
+    }
+
+    /// The drives a listing of latest versions reads heads from first: a read quorum of the
+    /// set (`drives − parity`), this node's own drives before remote ones.
+    fn meta_drives(&self) -> Vec<bool> {
+        let n = self.set.drives.len();
+        let want = crate::placement::read_quorum(n - self.set.parity);
+        let mut asked = vec![false; n];
+        let mut order: Vec<usize> = (0..n).filter(|i| self.set.drives[*i].is_some()).collect();
+        order.sort_by_key(|i| !self.set.drives[*i].as_ref().is_some_and(|d| d.is_local()));
+        for i in order.into_iter().take(want) {
+            asked[i] = true;
+        }
+        asked
     }
 
     fn next(&mut self) -> Pin<Box<dyn Future<Output = ObjectResult<Option<Item>>> + Send + '_>> {
@@ -391,6 +481,36 @@ impl<'a> SetWalker<'a> {
                         if !key.starts_with(&self.prefix) || key <= self.after {
                             continue;
                         }
+                        if !self.versions {
+                            let agreed =
+                                match self.agreed.remove(&key) {
+                                    Some(a) => a,
+                                    None => {
+                                        self.prefetch(&key).await;
+                                        self.agreed.remove(&key).unwrap_or(Err(
+                                            ObjectError::Internal("key not prefetched".into()),
+                                        ))
+                                    }
+                                };
+                            match agreed {
+                                Ok(a) if a.latest.kind == VersionKind::DeleteMarker => continue,
+                                Ok(a) => {
+                                    return Ok(Some(Item::Object(Box::new(info_of(
+                                        self.bucket,
+                                        &key,
+                                        &a.latest,
+                                    )))))
+                                }
+                                Err(ObjectError::NoSuchKey) => continue,
+                                Err(ObjectError::NoSuchBucket) => {
+                                    return Err(ObjectError::NoSuchBucket)
+                                }
+                                Err(e) => {
+                                    tracing::warn!(bucket = self.bucket, key, error = %e, "skipping unreadable object in listing");
+                                    continue;
+                                }
+                            }
+                        }
                         let metas = match self.prefetched.remove(&key) {
                             Some(m) => m,
                             None => {
@@ -398,27 +518,16 @@ impl<'a> SetWalker<'a> {
                                 self.prefetched.remove(&key).unwrap_or_default()
                             }
                         };
-                        if self.versions {
-                            let all = agreed_versions(&metas);
-                            if !all.is_empty() {
-                                let infos =
-                                    all.iter().map(|v| info_of(self.bucket, &key, v)).collect();
-                                return Ok(Some(Item::Versions(key, infos)));
-                            }
+                        let all = agreed_versions(&metas);
+                        if !all.is_empty() {
+                            let infos = all.iter().map(|v| info_of(self.bucket, &key, v)).collect();
+                            return Ok(Some(Item::Versions(key, infos)));
                         }
                         match agree_on(self.set, metas) {
-                            Ok(_) if self.versions => continue,
-                            Ok(a) => {
-                                return Ok(Some(Item::Object(Box::new(info_of(
-                                    self.bucket,
-                                    &key,
-                                    &a.latest,
-                                )))))
-                            }
-                            Err(ObjectError::NoSuchKey) => continue,
                             Err(ObjectError::NoSuchBucket) => {
                                 return Err(ObjectError::NoSuchBucket)
                             }
+                            Ok(_) | Err(ObjectError::NoSuchKey) => continue,
                             Err(e) => {
                                 tracing::warn!(bucket = self.bucket, key, error = %e, "skipping unreadable object in listing");
                                 continue;

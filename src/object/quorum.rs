@@ -128,6 +128,15 @@ pub(crate) fn agree_on(set: &ErasureSet, results: Vec<DriveResult<Bytes>>) -> Ob
     Ok(agreed)
 }
 
+/// Agreement on the latest version (a delete marker included) over heads
+/// ([`crate::drive::Drive::read_entry_heads`]): the metas returned hold that version only.
+pub(crate) fn agree_heads(
+    set: &ErasureSet,
+    results: Vec<DriveResult<Bytes>>,
+) -> ObjectResult<Agreed> {
+    agree_decoded(set, results, VersionRef::Latest, decode_latest)
+}
+
 /// Agreement on the version `which` (a delete marker included) over metadata already read
 /// from each drive position of `set`.
 pub(crate) fn agree_ref(
@@ -260,6 +269,7 @@ pub(crate) fn copies(results: &[DriveResult<Bytes>]) -> Vec<DriveResult<Bytes>> 
             Ok(b) => Ok(b.clone()),
             Err(DriveError::NotFound) => Err(DriveError::NotFound),
             Err(DriveError::BucketNotFound) => Err(DriveError::BucketNotFound),
+            Err(DriveError::NotDone(STILL_RUNNING)) => Err(DriveError::NotDone(STILL_RUNNING)),
             Err(_) => Err(DriveError::NotDone("unreadable")),
         })
         .collect()

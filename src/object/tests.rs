@@ -2029,3 +2029,61 @@ async fn delete_marker_flags_follow_the_latest_version_and_listings_skip_them() 
     }
     assert_eq!(listed("").await, ["b", "c", "d/x", "e/y"]);
 }
+
+/// Listings of latest versions read the heads of a read quorum of drives first; a stale or
+/// missing copy on any of them sends the key to the other drives too, so a listing shows
+/// what a GET reads — whichever drives hold the stale copy or the quorum.
+#[tokio::test]
+async fn listings_read_a_quorum_first_and_the_others_when_it_disagrees() {
+    let c = Cluster::new(4).await;
+    c.store.make_bucket("bkt").await.expect("bucket");
+    let meta_of = |d: usize, key: &str| c.paths[d].join("bkt").join(key).join("@meta");
+    // A stale copy of the latest version on each drive in turn.
+    for d in 0..4 {
+        let key = format!("stale{d}");
+        c.put("bkt", &key, &bytes(10, 1)).await.expect("v1");
+        let old = std::fs::read(meta_of(d, &key)).expect("old meta");
+        c.put("bkt", &key, &bytes(20, 2)).await.expect("v2");
+        std::fs::write(meta_of(d, &key), old).expect("stale meta");
+    }
+    // A key on exactly a read quorum (2 of 4 drives), for every pair of drives.
+    let mut pairs = Vec::new();
+    for i in 0..4 {
+        for j in i + 1..4 {
+            let key = format!("pair{i}{j}");
+            c.put("bkt", &key, &bytes(30, 3)).await.expect("put");
+            for d in (0..4).filter(|d| *d != i && *d != j) {
+                std::fs::remove_dir_all(c.paths[d].join("bkt").join(&key)).expect("remove");
+            }
+            pairs.push(key);
+        }
+    }
+    let page = c
+        .store
+        .list_objects(
+            "bkt",
+            &ListOptions {
+                max_keys: 100,
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("list");
+    let listed: BTreeMap<&str, u64> = page
+        .objects
+        .iter()
+        .map(|o| (o.key.as_str(), o.size))
+        .collect();
+    for d in 0..4 {
+        assert_eq!(
+            listed.get(format!("stale{d}").as_str()),
+            Some(&20),
+            "stale{d}"
+        );
+    }
+    for key in &pairs {
+        assert_eq!(listed.get(key.as_str()), Some(&30), "{key}");
+        assert_eq!(c.get("bkt", key).await.expect("get"), bytes(30, 3), "{key}");
+    }
+    assert_eq!(listed.len(), 4 + pairs.len());
+}
