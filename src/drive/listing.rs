@@ -203,9 +203,9 @@ impl DirQuery {
 }
 
 /// Directories with at least this many entries have their sorted names cached.
-pub const CACHED_DIR_MIN: usize = 4096;
+pub const CACHED_DIR_MIN: usize = 256;
 /// Directories cached per drive (most recently used kept).
-const CACHED_DIRS: usize = 8;
+const CACHED_DIRS: usize = 64;
 /// Names cached per drive over all its directories (a few tens of MiB); a larger directory
 /// is read whole for every page.
 const CACHED_NAMES: usize = 1 << 18;

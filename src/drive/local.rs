@@ -1381,30 +1381,10 @@ impl LocalDrive {
 
     fn entry(dir: &Path, read: Read) -> Entry {
         use rustix::fs::{openat, statat, AtFlags, Mode, OFlags};
-        let (mut has_children, mut data_dirs) = (false, Vec::new());
-        // A directory whose link count is 2 has no subdirectory (ext4 and XFS count them):
-        // no key below it and no data directory, without reading it. Other counts (1 on
-        // filesystems that do not count, 3 for a data directory) read it.
-        let bare = read != Read::Whole
-            && statat(rustix::fs::CWD, dir, AtFlags::empty()).is_ok_and(|st| st.st_nlink == 2);
-        if !bare {
-            for e in fs::read_dir(dir).into_iter().flatten().flatten() {
-                let name = e.file_name().to_string_lossy().into_owned();
-                if path::decode_component(&name).is_some() {
-                    has_children = true;
-                } else if let Some(id) = name
-                    .strip_prefix(DATA_DIR_PREFIX)
-                    .and_then(|n| Uuid::parse_str(n).ok())
-                {
-                    data_dirs.push(id);
-                }
-            }
-        }
         let file = dir.join(META_FILE);
-        let meta = if read == Read::Nothing {
-            Err(DriveError::NotDone("metadata not read"))
-        } else if read == Read::Head {
-            openat(
+        let meta = match read {
+            Read::Nothing => Err(DriveError::NotDone("metadata not read")),
+            Read::Head => openat(
                 rustix::fs::CWD,
                 &file,
                 OFlags::RDONLY | OFlags::CLOEXEC,
@@ -1417,10 +1397,58 @@ impl LocalDrive {
                 Ok(meta_head(&f, u64::MAX, false)?.unwrap_or_default())
             })
             .map(Bytes::from)
-            .map_err(DriveError::from)
-        } else {
-            fs::read(file).map(Bytes::from).map_err(DriveError::from)
+            .map_err(DriveError::from),
+            Read::Whole => fs::read(&file).map(Bytes::from).map_err(DriveError::from),
         };
+        let (mut has_children, mut data_dirs) = (false, Vec::new());
+        if read != Read::Whole {
+            // Listings need only whether a key continues below. Link counts (ext4 and XFS
+            // count subdirectories; other filesystems say 1) answer without reading the
+            // directory: 2 means no subdirectory at all; more, with no metadata file (so no
+            // data directory but a crash's leftover), means keys below — a wrong "yes"
+            // costs the walk one look into an empty directory, never a key.
+            let nlink = statat(rustix::fs::CWD, dir, AtFlags::empty()).map(|st| st.st_nlink);
+            let no_meta = match &meta {
+                Err(DriveError::NotFound) => true,
+                Err(DriveError::NotDone(_)) => {
+                    statat(rustix::fs::CWD, &file, AtFlags::SYMLINK_NOFOLLOW).is_err()
+                }
+                _ => false,
+            };
+            match nlink {
+                Ok(2) => {
+                    return Entry {
+                        meta,
+                        has_children,
+                        data_dirs,
+                    }
+                }
+                Ok(n) if n > 2 && no_meta => {
+                    has_children = true;
+                    return Entry {
+                        meta,
+                        has_children,
+                        data_dirs,
+                    };
+                }
+                _ => {}
+            }
+        }
+        for e in fs::read_dir(dir).into_iter().flatten().flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if path::decode_component(&name).is_some() {
+                has_children = true;
+                if read != Read::Whole {
+                    // Data directories are not wanted: one key below is enough.
+                    break;
+                }
+            } else if let Some(id) = name
+                .strip_prefix(DATA_DIR_PREFIX)
+                .and_then(|n| Uuid::parse_str(n).ok())
+            {
+                data_dirs.push(id);
+            }
+        }
         Entry {
             meta,
             has_children,
