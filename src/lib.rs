@@ -21,6 +21,7 @@ pub mod iam;
 pub mod kms;
 pub mod lifecycle;
 pub mod lock;
+pub mod memory;
 pub mod meta;
 pub mod metrics;
 pub mod mount;

@@ -840,6 +840,9 @@ async fn server(
     let state = Arc::new(S3State {
         observers: Arc::new(observers),
         notifier: Arc::new(notifier),
+        memory: Arc::new(
+            cairn::memory::Budget::from_env().map_err(|e| anyhow::anyhow!(e))?,
+        ),
         kms,
         cors_default,
         lifecycle_day,

@@ -349,3 +349,124 @@ async fn slow_and_hostile_clients_do_not_starve_others() {
         t.elapsed()
     );
 }
+
+/// Past its memory budget for request buffers (`CAIRN_MAX_MEMORY`) the server makes data
+/// requests wait `CAIRN_MAX_MEMORY_WAIT`, then answers them `503 SlowDown`; requests that
+/// stream no object data are served meanwhile, and data requests again once the buffers
+/// holding the budget are freed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn past_the_memory_budget_data_requests_slow_down_until_buffers_free() {
+    use aws_sdk_s3::error::ProvideErrorMetadata;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let s = Server::start_with(
+        4,
+        &[
+            ("CAIRN_MAX_MEMORY", "4MiB"),
+            ("CAIRN_MAX_MEMORY_WAIT", "300ms"),
+        ],
+    );
+    let c = cairn_integration::client_for(
+        &s.endpoint,
+        cairn_integration::ACCESS_KEY,
+        cairn_integration::SECRET_KEY,
+        false,
+    );
+    c.create_bucket()
+        .bucket("mem")
+        .send()
+        .await
+        .expect("bucket");
+    let big = body(1, 32 << 20);
+    c.put_object()
+        .bucket("mem")
+        .key("big")
+        .body(ByteStream::from(big.clone()))
+        .send()
+        .await
+        .expect("put");
+
+    // Two GETs whose bodies nobody reads hold 2 MiB each: the whole budget.
+    let host = format!("127.0.0.1:{}", s.port);
+    let mut stalled = Vec::new();
+    for _ in 0..2 {
+        let q = cairn::auth::presign_query(
+            "GET",
+            "/mem/big",
+            "",
+            &host,
+            cairn_integration::ACCESS_KEY,
+            cairn_integration::SECRET_KEY,
+            "us-east-1",
+            std::time::SystemTime::now(),
+            600,
+        );
+        let mut conn = tokio::net::TcpStream::connect(&host)
+            .await
+            .expect("connect");
+        conn.write_all(format!("GET /mem/big?{q} HTTP/1.1\r\nHost: {host}\r\n\r\n").as_bytes())
+            .await
+            .expect("request");
+        let mut status = [0u8; 12];
+        conn.read_exact(&mut status).await.expect("status line");
+        assert_eq!(&status, b"HTTP/1.1 200", "a stalled GET was not started");
+        stalled.push(conn);
+    }
+
+    // Data requests wait, then slow down.
+    let t = std::time::Instant::now();
+    let e = c
+        .get_object()
+        .bucket("mem")
+        .key("big")
+        .send()
+        .await
+        .expect_err("a GET past the budget");
+    assert_eq!(e.code(), Some("SlowDown"), "{e:?}");
+    assert!(t.elapsed() >= Duration::from_millis(250), "did not wait");
+    let e = c
+        .put_object()
+        .bucket("mem")
+        .key("small")
+        .body(ByteStream::from(vec![7u8; 4096]))
+        .send()
+        .await
+        .expect_err("a PUT past the budget");
+    assert_eq!(e.code(), Some("SlowDown"), "{e:?}");
+
+    // Requests that stream no object data are served.
+    c.head_object()
+        .bucket("mem")
+        .key("big")
+        .send()
+        .await
+        .expect("head");
+    let listed = c
+        .list_objects_v2()
+        .bucket("mem")
+        .send()
+        .await
+        .expect("list");
+    assert_eq!(listed.key_count(), Some(1));
+
+    // The stalled GETs' buffers go with their connections.
+    drop(stalled);
+    let mut got = None;
+    for _ in 0..50 {
+        if let Ok(o) = c.get_object().bucket("mem").key("big").send().await {
+            got = Some(o.body.collect().await.expect("body").into_bytes());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(
+        got.is_some_and(|b| b.as_ref() == big.as_slice()),
+        "GET not served again after the budget was freed"
+    );
+    c.put_object()
+        .bucket("mem")
+        .key("small")
+        .body(ByteStream::from(vec![7u8; 4096]))
+        .send()
+        .await
+        .expect("put after the budget was freed");
+}

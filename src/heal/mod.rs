@@ -321,21 +321,7 @@ impl Default for ScannerConfig {
     }
 }
 
-/// Parse `30d`, `12h`, `15m`, `90s` (or plain seconds).
-pub fn parse_duration(s: &str) -> Option<Duration> {
-    let s = s.trim();
-    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
-    let n: u64 = num.parse().ok()?;
-    let secs = match unit {
-        "ms" => return Some(Duration::from_millis(n)),
-        "" | "s" => n,
-        "m" => n.checked_mul(60)?,
-        "h" => n.checked_mul(3600)?,
-        "d" => n.checked_mul(86_400)?,
-        _ => return None,
-    };
-    Some(Duration::from_secs(secs))
-}
+pub use crate::units::parse_duration;
 
 /// The RPC service name under which a node answers with its [`HealState`].
 pub const STATE_SERVICE: &str = "heal-state";

@@ -70,6 +70,8 @@ pub struct S3State {
     pub observers: Arc<crate::audit::Observers>,
     /// Bucket notification targets.
     pub notifier: Arc<crate::notify::Notifier>,
+    /// What requests streaming object data may hold in buffers (`CAIRN_MAX_MEMORY`).
+    pub memory: Arc<crate::memory::Budget>,
 }
 
 /// A request the web console makes for a logged-in user: authenticated as that access key
@@ -546,7 +548,20 @@ async fn dispatch(
         }
         authz::check_expected_owners(state, &ctx).await?;
     }
-    match op {
+    // Requests that stream object data reserve their buffers first (SlowDown past the
+    // budget); the reservation lives until the response body is sent.
+    let reservation = match buffer_cost(op, &ctx) {
+        Some(cost) => Some(state.memory.reserve(cost).await.map_err(|_| {
+            tracing::debug!(cost, "memory budget in use: SlowDown");
+            S3Error::new(
+                "SlowDown",
+                http::StatusCode::SERVICE_UNAVAILABLE,
+                "Please reduce your request rate.",
+            )
+        })?),
+        None => None,
+    };
+    let result = match op {
         Op::ListBuckets => bucket::list_buckets(state, &ctx).await,
         Op::CreateBucket => bucket::create(state, &ctx, body).await,
         Op::HeadBucket => bucket::head(state, &ctx).await,
@@ -607,6 +622,28 @@ async fn dispatch(
         Op::AbortMultipartUpload => multipart::abort(state, &ctx).await,
         Op::ListParts => multipart::list_parts(state, &ctx).await,
         Op::ListMultipartUploads => multipart::list_uploads(state, &ctx).await,
+    };
+    match reservation {
+        Some(r) => result.map(|resp| resp.map(|b| Body::new(crate::memory::Held::new(b, r)))),
+        None => result,
+    }
+}
+
+/// What the buffers of a request streaming object data may hold at once: two erasure
+/// blocks (the block being read or encoded and the one being sent or received), less for
+/// a smaller body. `None` for requests that stream no object data.
+fn buffer_cost(op: Op, ctx: &Ctx) -> Option<u64> {
+    let stream = 2 * cairn_erasure::DEFAULT_BLOCK_SIZE as u64;
+    match op {
+        Op::GetObject | Op::CopyObject | Op::UploadPartCopy => Some(stream),
+        Op::PutObject | Op::UploadPart | Op::PostObject => {
+            let len = ctx
+                .header("x-amz-decoded-content-length")
+                .or_else(|| ctx.header("content-length"))
+                .and_then(|v| v.parse::<u64>().ok());
+            Some(len.map_or(stream, |l| l.min(stream)))
+        }
+        _ => None,
     }
 }
 
