@@ -19,7 +19,7 @@ const ALIGN: usize = 4096;
 /// Bytes gathered for one direct write: the memory an open shard file holds. Direct
 /// writes of this size ran as fast here as 1 MiB ones (64 MiB x32 PUT, within run-to-run
 /// noise), and 32 uploads x 4 drives keep 96 MiB less than with a 1 MiB buffer.
-const STEADY: usize = 256 << 10;
+pub const STEADY: usize = 256 << 10;
 
 pub struct DirectFile {
     file: File,

@@ -550,17 +550,18 @@ async fn dispatch(
     }
     // Requests that stream object data reserve their buffers first (SlowDown past the
     // budget); the reservation lives until the response body is sent.
-    let reservation = match buffer_cost(op, &ctx) {
-        Some(cost) => Some(state.memory.reserve(cost).await.map_err(|_| {
-            tracing::debug!(cost, "memory budget in use: SlowDown");
-            S3Error::new(
-                "SlowDown",
-                http::StatusCode::SERVICE_UNAVAILABLE,
-                "Please reduce your request rate.",
-            )
-        })?),
-        None => None,
-    };
+    let reservation =
+        match buffer_cost(op, &ctx, state.store.sets().first().map_or(0, |s| s.size())) {
+            Some(cost) => Some(state.memory.reserve(cost).await.map_err(|_| {
+                tracing::debug!(cost, "memory budget in use: SlowDown");
+                S3Error::new(
+                    "SlowDown",
+                    http::StatusCode::SERVICE_UNAVAILABLE,
+                    "Please reduce your request rate.",
+                )
+            })?),
+            None => None,
+        };
     let result = match op {
         Op::ListBuckets => bucket::list_buckets(state, &ctx).await,
         Op::CreateBucket => bucket::create(state, &ctx, body).await,
@@ -631,17 +632,24 @@ async fn dispatch(
 
 /// What the buffers of a request streaming object data may hold at once: two erasure
 /// blocks (the block being read or encoded and the one being sent or received), less for
-/// a smaller body. `None` for requests that stream no object data.
-fn buffer_cost(op: Op, ctx: &Ctx) -> Option<u64> {
+/// a smaller body, and for a write that makes shard files their buffers (one per drive of
+/// a set of `set_size`). `None` for requests that stream no object data.
+fn buffer_cost(op: Op, ctx: &Ctx, set_size: usize) -> Option<u64> {
     let stream = 2 * cairn_erasure::DEFAULT_BLOCK_SIZE as u64;
+    let shard_files = (set_size * crate::drive::SHARD_WRITE_BUFFER) as u64;
     match op {
-        Op::GetObject | Op::CopyObject | Op::UploadPartCopy => Some(stream),
+        Op::GetObject => Some(stream),
+        Op::CopyObject | Op::UploadPartCopy => Some(stream + shard_files),
         Op::PutObject | Op::UploadPart | Op::PostObject => {
             let len = ctx
                 .header("x-amz-decoded-content-length")
                 .or_else(|| ctx.header("content-length"))
                 .and_then(|v| v.parse::<u64>().ok());
-            Some(len.map_or(stream, |l| l.min(stream)))
+            Some(match len {
+                Some(l) if l <= crate::object::INLINE_LIMIT as u64 => l,
+                Some(l) => l.min(stream) + shard_files,
+                None => stream + shard_files,
+            })
         }
         _ => None,
     }
