@@ -1408,13 +1408,15 @@ impl LocalDrive {
             // data directory but a crash's leftover), means keys below — a wrong "yes"
             // costs the walk one look into an empty directory, never a key.
             let nlink = statat(rustix::fs::CWD, dir, AtFlags::empty()).map(|st| st.st_nlink);
-            let no_meta = match &meta {
-                Err(DriveError::NotFound) => true,
-                Err(DriveError::NotDone(_)) => {
-                    statat(rustix::fs::CWD, &file, AtFlags::SYMLINK_NOFOLLOW).is_err()
-                }
-                _ => false,
-            };
+            // Looked at only when the link count alone does not decide.
+            let no_meta = matches!(nlink, Ok(n) if n > 2)
+                && match &meta {
+                    Err(DriveError::NotFound) => true,
+                    Err(DriveError::NotDone(_)) => {
+                        statat(rustix::fs::CWD, &file, AtFlags::SYMLINK_NOFOLLOW).is_err()
+                    }
+                    _ => false,
+                };
             match nlink {
                 Ok(2) => {
                     return Entry {
