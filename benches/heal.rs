@@ -98,6 +98,7 @@ async fn open(paths: &[PathBuf]) -> Arc<Store> {
             &OpenOptions {
                 set_size: 4,
                 parity: 2,
+                pools: Vec::new(),
             },
         )
         .await

@@ -38,7 +38,10 @@ pub const FORMAT_DIRS: &str = "format.dirs";
 /// Format: a drive's `format.json` is in place (its healing marker too, if any).
 pub const FORMAT_WRITTEN: &str = "format.written";
 
+/// A move between pools: the target holds every version, the source not yet removed.
+pub const MOVE_COPIED: &str = "move.copied";
 pub const ALL: &[&str] = &[
+    MOVE_COPIED,
     PUT_STAGED,
     PUT_COMMITTED,
     DRIVE_DIRS,

@@ -3,6 +3,7 @@
 mod alias_cli;
 mod iam_cli;
 mod kms_cli;
+mod pool_cli;
 mod prometheus_cli;
 mod trace_cli;
 
@@ -17,7 +18,7 @@ use cairn::admin::Info;
 use cairn::auth::RootCredentials;
 use cairn::heal::{parse_duration, HealState, ScannerConfig, SequenceStatus};
 use cairn::object::{open_local, OpenOptions};
-use cairn::placement::{Endpoint, Layout};
+use cairn::placement::Endpoint;
 use cairn::s3::{xml::Owner, S3State};
 
 #[derive(Parser)]
@@ -371,6 +372,11 @@ enum AdminCommand {
         #[command(subcommand)]
         command: kms_cli::KmsCommand,
     },
+    /// Server pools: status, decommission (to remove a pool), rebalance.
+    Pool {
+        #[command(subcommand)]
+        command: pool_cli::PoolCommand,
+    },
     /// Prometheus: a bearer token and scrape configuration for the metrics endpoints.
     Prometheus {
         #[command(subcommand)]
@@ -627,7 +633,8 @@ async fn server(
                 .context("CAIRN_ERASURE_SET_DRIVE_COUNT must be a number")
         })
         .transpose()?;
-    let layout = Layout::from_args(&drives, set_size, parity_override()?)?;
+    let layout = cairn::placement::Pools::from_args(&drives, set_size, parity_override()?)?;
+    let endpoints = layout.endpoints();
     let certs_dir = certs_dir.unwrap_or_else(default_certs_dir);
     let certs = cairn::tls::Certs::open(&certs_dir)
         .with_context(|| format!("loading TLS certificates from {}", certs_dir.display()))?;
@@ -667,8 +674,19 @@ async fn server(
     let region = env("CAIRN_REGION").unwrap_or_else(|| "us-east-1".into());
     let domain = env("CAIRN_DOMAIN");
     let opts = OpenOptions {
-        set_size: layout.set_size,
-        parity: layout.parity,
+        set_size: layout.pools[0].set_size,
+        parity: layout.pools[0].parity,
+        pools: layout
+            .pools
+            .iter()
+            .zip(&layout.args)
+            .map(|(p, arg)| cairn::object::PoolSpec {
+                drives: p.endpoints.len(),
+                set_size: p.set_size,
+                parity: p.parity,
+                arg: arg.clone(),
+            })
+            .collect(),
     };
     let listener = tokio::net::TcpListener::bind(&address)
         .await
@@ -727,15 +745,14 @@ async fn server(
             for p in c.peers.iter().flatten() {
                 p.start_heartbeat(std::time::Duration::from_secs(2), stop.clone());
             }
-            let names: Vec<String> = layout.endpoints.iter().map(|e| e.to_string()).collect();
+            let names: Vec<String> = endpoints.iter().map(|e| e.to_string()).collect();
             cairn::object::open_cluster(c.drives, &names, &opts, c.me == 0, &stop)
                 .await
                 .context("opening the cluster's drives")?
                 .with_locker(c.locker)
         }
         None => {
-            let paths: Vec<PathBuf> = layout
-                .endpoints
+            let paths: Vec<PathBuf> = endpoints
                 .iter()
                 .filter_map(|e| match e {
                     Endpoint::Local(p) => Some(p.clone()),
@@ -752,7 +769,9 @@ async fn server(
     };
     let owner_id = hex::encode(&blake3::hash(creds.access_key.as_bytes()).as_bytes()[..16]);
     let (access_key, secret_key) = (creds.access_key.clone(), creds.secret_key.clone());
-    let store = Arc::new(store.with_rrs_parity(rrs_parity(layout.parity)?));
+    let store = Arc::new(store.with_rrs_parity(rrs_parity(
+        layout.pools.iter().map(|p| p.parity).min().unwrap_or(0),
+    )?));
     let iam = Arc::new(cairn::iam::Iam::new(
         creds.clone(),
         store.drive_slots(),
@@ -764,6 +783,28 @@ async fn server(
             .parse()
             .context("CAIRN_TEST_STS_MIN_SECS must be a number")?;
         iam.set_min_session(std::time::Duration::from_secs(secs));
+    }
+    if store.pools_changed {
+        // A pool was added or removed: buckets and system records onto every drive.
+        for p in 0..store.pools().len() {
+            match store.seed_pool(p).await {
+                Ok(n) if n > 0 => tracing::info!(
+                    pool = p + 1,
+                    buckets = n,
+                    "bucket folders made on a new pool"
+                ),
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(pool = p + 1, error = %e, "buckets not made on the pool yet")
+                }
+            }
+        }
+        if let Err(e) = store.buckets().heal().await {
+            tracing::warn!(error = %e, "bucket records not healed onto every pool");
+        }
+        if let Err(e) = iam.heal().await {
+            tracing::warn!(error = %e, "identity records not healed onto every pool");
+        }
     }
     if !peers.is_empty() {
         let notifier = Arc::new(cairn::records::PeerNotifier(
@@ -805,8 +846,7 @@ async fn server(
         .and_then(|k| k.default_key())
         .map(|k| format!("built-in, static keys (default {k:?}): SSE-S3, SSE-KMS"));
     // Event queues live in the system area of this node's first drive unless told otherwise.
-    let queue_root = layout
-        .endpoints
+    let queue_root = endpoints
         .iter()
         .find_map(|e| match e {
             Endpoint::Local(p) => Some(p.clone()),
@@ -912,6 +952,7 @@ async fn server(
     let scanner = scanner_config()?;
     healer.start_with(scanner, drive_check);
     healer.resume_rotation(state.kms.clone()).await;
+    healer.start_pools(layout.args.clone());
     healer.start_lifecycle(cairn::heal::LifecycleConfig::new(
         lifecycle_day,
         scanner.map_or(std::time::Duration::from_secs(3600), |s| s.interval),
@@ -1006,14 +1047,21 @@ async fn server(
     if layout.is_distributed() {
         println!("  Nodes:        {}", layout.nodes().join(", "));
     }
-    println!(
-        "  Layout:       {} set(s) x {} drives, EC {}+{} ({} drives in all)",
-        layout.set_count(),
-        layout.set_size,
-        layout.data(),
-        layout.parity,
-        layout.endpoints.len()
-    );
+    for (i, p) in layout.pools.iter().enumerate() {
+        let pool = if layout.pools.len() > 1 {
+            format!(" (pool {})", i + 1)
+        } else {
+            String::new()
+        };
+        println!(
+            "  Layout:       {} set(s) x {} drives, EC {}+{} ({} drives){pool}",
+            p.set_count(),
+            p.set_size,
+            p.data(),
+            p.parity,
+            p.endpoints.len()
+        );
+    }
     println!("  Deployment:   {}", state.store.deployment_id());
     if !events_line.is_empty() {
         println!("  Events:       {events_line}");
@@ -1093,7 +1141,7 @@ impl Cluster {
     }
 
     fn new(
-        layout: &Layout,
+        layout: &cairn::placement::Pools,
         creds: &RootCredentials,
         listen: std::net::SocketAddr,
         tls: Arc<rustls::ClientConfig>,
@@ -1102,11 +1150,11 @@ impl Cluster {
         use cairn::rpc::{Peer, RemoteDrive, RpcAuth, RpcServer};
         let nodes = layout.nodes();
         let me = cairn::placement::layout::find_local_node(&nodes, listen)?;
-        let auth = RpcAuth::new(creds, &layout.endpoints);
+        let endpoints = layout.endpoints();
+        let auth = RpcAuth::new(creds, &endpoints);
         let mut peers: Vec<Option<Arc<Peer>>> = Vec::new();
         for (i, n) in nodes.iter().enumerate() {
-            let scheme = layout
-                .endpoints
+            let scheme = endpoints
                 .iter()
                 .find_map(|e| match e {
                     Endpoint::Url { scheme, .. } if e.host() == *n => Some(scheme.clone()),
@@ -1119,7 +1167,7 @@ impl Cluster {
         }
         let mut drives: Vec<Option<Arc<dyn cairn::drive::Drive>>> = Vec::new();
         let mut local: Vec<Option<Arc<dyn cairn::drive::Drive>>> = Vec::new();
-        for (idx, e) in layout.endpoints.iter().enumerate() {
+        for (idx, e) in endpoints.iter().enumerate() {
             let Endpoint::Url { path, .. } = e else {
                 bail!("cannot mix local paths and URLs");
             };
@@ -1451,6 +1499,7 @@ fn admin(command: AdminCommand) -> anyhow::Result<()> {
         AdminCommand::Policy { command } => iam_cli::policy(command),
         AdminCommand::Accesskey { command } => iam_cli::accesskey(command),
         AdminCommand::Kms { command } => kms_cli::kms(command),
+        AdminCommand::Pool { command } => pool_cli::pool(command),
         AdminCommand::Prometheus { command } => prometheus_cli::prometheus(command),
         AdminCommand::Bucket {
             command: BucketCommand::Quota { command },
@@ -1528,8 +1577,19 @@ fn admin(command: AdminCommand) -> anyhow::Result<()> {
                 }
             }
             let (mut online, mut total) = (0, 0);
+            if info.pools.len() > 1 {
+                pool_cli::print_pools(&cairn::heal::PoolsStatus {
+                    pools: info.pools.clone(),
+                    rebalance: info.rebalance.clone(),
+                });
+            }
             for set in &info.sets {
-                println!("Set {}: EC {}+{}", set.index, set.data, set.parity);
+                let pool = if info.pools.len() > 1 {
+                    format!(" (pool {})", set.pool)
+                } else {
+                    String::new()
+                };
+                println!("Set {}{pool}: EC {}+{}", set.index, set.data, set.parity);
                 for d in &set.drives {
                     total += 1;
                     if d.state != "offline" {

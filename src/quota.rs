@@ -286,6 +286,7 @@ impl Quotas {
             start_after: String::new(),
             max_keys: 1000,
             every_key: false,
+            pool: None,
         };
         loop {
             let page = self.store.list_objects(&scope.bucket, &opts).await?;

@@ -213,6 +213,15 @@ impl Records {
         Ok(out)
     }
 
+    /// [`Records::heal`] every record of the directory; returns the copies written.
+    pub async fn heal_all(&self) -> Result<usize, RecordError> {
+        let mut written = 0;
+        for name in self.names().await? {
+            written += self.heal(&name).await?;
+        }
+        Ok(written)
+    }
+
     /// Copy the newest copy of `name` to every drive whose copy is older or missing (a
     /// replaced or returning drive). Returns how many drives were written.
     pub async fn heal(&self, name: &str) -> Result<usize, RecordError> {
@@ -309,6 +318,7 @@ mod tests {
         let opts = crate::object::OpenOptions {
             set_size: 4,
             parity: 2,
+            pools: Vec::new(),
         };
         let store = crate::object::open_local(&paths, &opts)
             .await

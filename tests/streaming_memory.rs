@@ -56,6 +56,7 @@ async fn one_gib_round_trip_in_bounded_memory() {
         &OpenOptions {
             set_size: 4,
             parity: 2,
+            pools: Vec::new(),
         },
     )
     .await

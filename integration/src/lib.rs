@@ -439,19 +439,21 @@ impl Cluster {
         c
     }
 
-    /// The endpoint list every node gets.
+    /// The endpoint list every node gets: every drive of every node, spelled out, so the
+    /// whole list is one server pool (an argument with `{a...b}` would be a pool of its own).
     pub fn args(&self) -> Vec<String> {
         self.hosts
             .iter()
             .enumerate()
-            .map(|(i, h)| {
-                format!(
-                    "{}://{h}{}/n{}/d{{1...{}}}",
-                    self.scheme,
-                    self.dir.path().display(),
-                    i + 1,
-                    self.drives
-                )
+            .flat_map(|(i, h)| {
+                (1..=self.drives).map(move |d| {
+                    format!(
+                        "{}://{h}{}/n{}/d{d}",
+                        self.scheme,
+                        self.dir.path().display(),
+                        i + 1,
+                    )
+                })
             })
             .collect()
     }

@@ -327,7 +327,7 @@ async fn a_node_with_another_endpoint_list_is_refused() {
     cl.kill(1);
     // Node 1 comes back with one drive fewer in its list.
     let mut args = cl.args();
-    args[1] = args[1].replace("{1...2}", "1");
+    args.pop();
     cl.spawn_with(1, args, &[]);
     let deadline = Instant::now() + Duration::from_secs(30);
     let status = loop {

@@ -7,7 +7,10 @@
 //! * `POST drive/replace?endpoint=` — the unformatted, empty drive `endpoint` is a real
 //!   replacement: format it into its slot and heal its set onto it;
 //! * `GET  quota?bucket=&prefix=` — a bucket's (or prefix's) hard quota and usage;
-//! * `PUT  quota?bucket=&prefix=&size=` — set it (`size=0` removes it).
+//! * `PUT  quota?bucket=&prefix=&size=` — set it (`size=0` removes it);
+//! * `GET  pools` — the server pools: space, state, decommission and rebalance progress;
+//! * `POST|DELETE pools/decommission?pool=N|ARG` — start or cancel a pool's decommission;
+//! * `POST|DELETE pools/rebalance` — start or stop a rebalance.
 
 pub mod client;
 
@@ -40,6 +43,9 @@ pub struct DriveInfo {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SetInfo {
+    /// The server pool (1-based).
+    #[serde(default)]
+    pub pool: usize,
     pub index: usize,
     pub data: usize,
     pub parity: usize,
@@ -90,6 +96,11 @@ pub struct Info {
     #[serde(default)]
     pub nodes: Vec<NodeInfo>,
     pub sets: Vec<SetInfo>,
+    /// The server pools: capacity, state, decommission progress.
+    #[serde(default)]
+    pub pools: Vec<crate::heal::PoolStatus>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rebalance: Option<crate::object::RebalanceStatus>,
     pub heal: HealState,
     /// The scanner as this node runs it (cycles stay 0 on nodes that are not the leader).
     #[serde(default)]
@@ -128,6 +139,7 @@ fn node_of(endpoint: &str) -> String {
 
 pub async fn info(state: &S3State, healer: &Healer) -> Info {
     let mut heal = healer.state();
+    let pools = healer.pools_status().await.unwrap_or_default();
     // Replaced drives heal on the node that holds them: gather every node's trackers.
     let remote = futures::future::join_all(
         state
@@ -152,10 +164,13 @@ pub async fn info(state: &S3State, healer: &Healer) -> Info {
         .map(|t| t.drive.as_str())
         .collect();
     let mut sets = Vec::new();
+    let mut first_slot = 0;
     for set in state.store.sets() {
         let mut drives = Vec::new();
+        let set_first = first_slot;
+        first_slot += set.size();
         for (pos, d) in set.drives.iter().enumerate() {
-            let slot = set.index * set.size() + pos;
+            let slot = set_first + pos;
             let (endpoint, disk, reason) = match d {
                 Some(d) => {
                     let status = match d.probe().await {
@@ -195,6 +210,7 @@ pub async fn info(state: &S3State, healer: &Healer) -> Info {
             });
         }
         sets.push(SetInfo {
+            pool: set.pool + 1,
             index: set.index,
             data: set.size() - set.parity,
             parity: set.parity,
@@ -237,6 +253,8 @@ pub async fn info(state: &S3State, healer: &Healer) -> Info {
         node: state.node.clone().unwrap_or_else(|| "local".into()),
         nodes,
         sets,
+        pools: pools.pools,
+        rebalance: pools.rebalance,
         heal,
         scanner: healer.scanner_status(),
     }
@@ -250,6 +268,9 @@ fn action_of(method: &Method, route: &str) -> Option<&'static str> {
         ("GET", "trace") => "admin:ServerTrace",
         ("POST", "heal") | ("GET", "heal/status") | ("POST", "heal/speed") => "admin:Heal",
         ("POST", "drive/replace") => "admin:Heal",
+        ("GET", "pools") => "admin:ServerInfo",
+        ("POST", "pools/decommission") | ("DELETE", "pools/decommission") => "admin:Decommission",
+        ("POST", "pools/rebalance") | ("DELETE", "pools/rebalance") => "admin:Rebalance",
         ("GET", "kms/status") | ("GET", "kms/rotate") => "admin:KMSKeyStatus",
         ("POST", "kms/rotate") | ("DELETE", "kms/rotate") => "admin:KMSKeyRotate",
         ("GET", "quota") => "admin:GetBucketQuota",
@@ -278,6 +299,22 @@ fn action_of(method: &Method, route: &str) -> Option<&'static str> {
         ("DELETE", "iam/accesskey") => "admin:RemoveServiceAccount",
         _ => return None,
     })
+}
+
+/// A pools call's answer: the pools' status, or why it was refused.
+fn pools_answer(r: Result<crate::heal::PoolsStatus, crate::heal::PoolError>) -> Response<Body> {
+    use crate::heal::PoolError;
+    match r {
+        Ok(s) => json(StatusCode::OK, &s),
+        Err(PoolError::Object(e)) => object_error(e),
+        Err(e @ PoolError::NoSuchPool(_)) => {
+            error(StatusCode::NOT_FOUND, "NoSuchPool", &e.to_string())
+        }
+        Err(e @ PoolError::NoSpace { .. }) => {
+            error(StatusCode::CONFLICT, "InsufficientCapacity", &e.to_string())
+        }
+        Err(e) => error(StatusCode::CONFLICT, "InvalidPoolState", &e.to_string()),
+    }
 }
 
 fn iam_error(e: crate::iam::IamError) -> Response<Body> {
@@ -516,6 +553,27 @@ pub async fn handle(
             json(StatusCode::OK, &status)
         }
         (&Method::GET, "heal/status") => json(StatusCode::OK, &healer.state()),
+        (&Method::GET, "pools") => pools_answer(healer.pools_status().await),
+        (&Method::POST | &Method::DELETE, "pools/decommission") => {
+            let Some(name) = q("pool").filter(|p| !p.is_empty()) else {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    "InvalidArgument",
+                    "name the pool: ?pool=NUMBER or ?pool=ARGUMENT",
+                );
+            };
+            let pool = match healer.pool_index(name) {
+                Ok(p) => p,
+                Err(e) => return pools_answer(Err(e)),
+            };
+            pools_answer(if parts.method == Method::POST {
+                healer.start_decommission(pool).await
+            } else {
+                healer.cancel_decommission(pool).await
+            })
+        }
+        (&Method::POST, "pools/rebalance") => pools_answer(healer.start_rebalance().await),
+        (&Method::DELETE, "pools/rebalance") => pools_answer(healer.stop_rebalance().await),
         (&Method::GET, "trace") => {
             let arg = |k: &str| q(k).filter(|v| !v.is_empty()).map(str::to_string);
             let filter = crate::audit::trace::Filter {

@@ -24,8 +24,10 @@ use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
 mod lifecycle;
+mod pools;
 mod rotate;
 pub use lifecycle::{LifecycleConfig, LifecycleStatus};
+pub use pools::{PoolError, PoolStatus, PoolsStatus, REBALANCE_THRESHOLD};
 pub use rotate::{RotateError, RotateState, RotateStatus, ROTATE_FILE};
 
 use crate::drive::DriveStatus;
@@ -286,6 +288,11 @@ pub struct Healer {
     lifecycle: Mutex<(LifecycleStatus, Option<lifecycle::Cursor>)>,
     /// The KMS key rotation this node runs or last ran.
     rotation: Mutex<rotate::Rotation>,
+    /// The server argument of each pool (to name pools in commands).
+    pool_args: Mutex<Vec<String>>,
+    /// Wakes the pools worker when a decommission or rebalance starts.
+    pools_wake: tokio::sync::Notify,
+    pools_mover: Mutex<pools::Mover>,
     shutdown: CancellationToken,
     /// In a cluster, only the node this says is the leader runs scanner cycles.
     leader: Mutex<Option<LeaderCheck>>,
@@ -354,6 +361,9 @@ impl Healer {
             scanner: Mutex::new(ScannerStatus::default()),
             lifecycle: Mutex::new(Default::default()),
             rotation: Mutex::new(Default::default()),
+            pool_args: Mutex::new(Vec::new()),
+            pools_wake: tokio::sync::Notify::new(),
+            pools_mover: Mutex::new(Default::default()),
             shutdown,
             leader: Mutex::new(None),
             peer_probe: Mutex::new(None),
@@ -673,6 +683,7 @@ impl Healer {
                         start_after: after.clone(),
                         max_keys: 1000,
                         every_key: true,
+                        pool: None,
                     },
                 )
                 .await?;
@@ -926,7 +937,7 @@ impl Healer {
                         let flush = since_persist % 50 == 0;
                         let name = name.clone();
                         async move {
-                            if me.store.set_index_for(&o.key) == set_index {
+                            if me.store.key_maps_to_set(&o.key, set_index) {
                                 match me
                                     .store
                                     .heal_object(&bucket, &o.key, HealOptions::default())

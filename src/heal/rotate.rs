@@ -414,7 +414,7 @@ impl Healer {
         Ok(())
     }
 
-    async fn pace(&self) {
+    pub(super) async fn pace(&self) {
         let d = self.speed().pause();
         if !d.is_zero() {
             tokio::time::sleep(d).await;

@@ -395,6 +395,22 @@ fn token_hash(token: &str) -> String {
 }
 
 impl Iam {
+    /// Copy every identity record to drives that miss it or hold an older copy (drives of
+    /// a pool just added, or after a pool was removed).
+    pub async fn heal(&self) -> Result<usize, crate::records::RecordError> {
+        let mut written = 0;
+        for r in [
+            &self.users,
+            &self.groups,
+            &self.policies,
+            &self.keys,
+            &self.system,
+        ] {
+            written += r.heal_all().await?;
+        }
+        Ok(written)
+    }
+
     pub fn new(
         root: RootCredentials,
         drives: Vec<Option<Arc<dyn Drive>>>,

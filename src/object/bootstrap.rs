@@ -7,11 +7,12 @@ use std::sync::Arc;
 use bytes::Bytes;
 use thiserror::Error;
 
+use super::pools::{PoolEntry, PoolState, PoolsRecord, POOLS_DIR, POOLS_RECORD};
 use super::{ErasureSet, Store};
 use crate::drive::{
     Drive, DriveError, DriveStatus, LocalDrive, OfflineReason, Probe, TimedDrive, FORMAT_FILE,
 };
-use crate::placement::format::{resolve, Found};
+use crate::placement::format::{resolve_in, Found};
 use crate::placement::{FormatError, Resolution, SlotState};
 
 #[derive(Debug, Error)]
@@ -22,12 +23,50 @@ pub enum OpenError {
     WriteFormat { drive: String, source: DriveError },
     #[error("stopped while waiting for drives")]
     Stopped,
+    #[error("the drive list has {given} drives but its pools add up to {pools}")]
+    PoolSizes { given: usize, pools: usize },
+    #[error("pool {arg:?} was removed from the server arguments but is not decommissioned: put it back (decommission it first to remove it)")]
+    PoolRemoved { arg: String },
+    #[error("the server arguments reorder the deployment's pools (recorded order: {recorded}): give the existing pools in their order, new pools after them")]
+    PoolsReordered { recorded: String },
+    #[error("pool {arg:?} has no formatted drive but is not a new pool at the end of the list (were its disks replaced or unmounted?)")]
+    PoolUnknown { arg: String },
+    #[error("the pools record cannot be read or written: {0}")]
+    PoolsRecord(String),
 }
 
 #[derive(Debug, Clone)]
 pub struct OpenOptions {
+    /// Set size and parity of a deployment of one pool (`pools` empty).
     pub set_size: usize,
     pub parity: usize,
+    /// The server pools, in argument order: the drives given are theirs, pool after pool.
+    pub pools: Vec<PoolSpec>,
+}
+
+/// One server pool's shape.
+#[derive(Debug, Clone)]
+pub struct PoolSpec {
+    pub drives: usize,
+    pub set_size: usize,
+    pub parity: usize,
+    /// The argument it was given as (kept in the pools record, shown by `admin info`).
+    pub arg: String,
+}
+
+impl OpenOptions {
+    fn specs(&self, drives: usize) -> Vec<PoolSpec> {
+        if self.pools.is_empty() {
+            vec![PoolSpec {
+                drives,
+                set_size: self.set_size,
+                parity: self.parity,
+                arg: String::new(),
+            }]
+        } else {
+            self.pools.clone()
+        }
+    }
 }
 
 pub use crate::drive::HEALING_FILE;
@@ -49,19 +88,312 @@ pub async fn open_drives(
     names: &[String],
     opts: &OpenOptions,
 ) -> Result<Store, OpenError> {
+    let specs = opts.specs(drives.len());
+    let views = pool_views(&specs, drives.len())?;
     let (found, probes) = read_formats(&drives).await;
-    let sets = drives.len() / opts.set_size;
-    let mut res = resolve(&found, names, sets, opts.set_size)?;
-    if res.slots.contains(&SlotState::Missing) {
-        if let Some(finished) = finish_first_format(&res, &found, &probes, &drives).await {
-            res = finished;
+    let plan = plan_pools(&specs, &views, &drives, names, &found).await?;
+    let mut resolutions = Vec::with_capacity(specs.len());
+    let mut deployment = plan.deployment;
+    for (p, spec) in specs.iter().enumerate() {
+        let r = views[p].clone();
+        let mut res = resolve_in(
+            &found[r.clone()],
+            &names[r.clone()],
+            spec.drives / spec.set_size,
+            spec.set_size,
+            deployment,
+        )?;
+        deployment = Some(res.format.deployment_id);
+        if res.slots.contains(&SlotState::Missing) {
+            if let Some(finished) = finish_first_format(
+                &res,
+                &found[r.clone()],
+                &probes[r.clone()],
+                &drives[r.clone()],
+            )
+            .await
+            {
+                res = finished;
+            }
+        }
+        resolutions.push(res);
+    }
+    assemble_pools(
+        drives,
+        names,
+        &specs,
+        &views,
+        resolutions,
+        &found,
+        &probes,
+        plan,
+    )
+    .await
+}
+
+/// Each pool's range of the drive list.
+fn pool_views(specs: &[PoolSpec], drives: usize) -> Result<Vec<std::ops::Range<usize>>, OpenError> {
+    let mut views = Vec::with_capacity(specs.len());
+    let mut start = 0;
+    for s in specs {
+        views.push(start..start + s.drives);
+        start += s.drives;
+    }
+    if start != drives {
+        return Err(OpenError::PoolSizes {
+            given: drives,
+            pools: start,
+        });
+    }
+    Ok(views)
+}
+
+/// What the pools record and the formats say about the pools given.
+struct PoolPlan {
+    /// The deployment's id when some pool is formatted.
+    deployment: Option<uuid::Uuid>,
+    /// The record to keep (the given pools, in order, with their states), and the stamp
+    /// of the copy it was made from.
+    record: PoolsRecord,
+    stamp: i64,
+    /// True when pools were added or removed: the record is written and the system
+    /// records healed onto every drive.
+    changed: bool,
+}
+
+/// Check the pools given against the deployment's pools record: an existing pool may be
+/// left out only once decommissioned, existing pools keep their order, new (unformatted)
+/// pools come after them.
+async fn plan_pools(
+    specs: &[PoolSpec],
+    views: &[std::ops::Range<usize>],
+    drives: &[Option<Arc<dyn Drive>>],
+    names: &[String],
+    found: &[Found],
+) -> Result<PoolPlan, OpenError> {
+    // Each formatted pool's id (its layout's first drive id) and the deployment id.
+    let mut ids: Vec<Option<uuid::Uuid>> = Vec::with_capacity(specs.len());
+    let mut deployment = None;
+    for (p, spec) in specs.iter().enumerate() {
+        let r = views[p].clone();
+        let formatted = found[r.clone()]
+            .iter()
+            .any(|f| matches!(f, Found::Formatted(_)));
+        if !formatted {
+            ids.push(None);
+            continue;
+        }
+        let res = resolve_in(
+            &found[r.clone()],
+            &names[r.clone()],
+            spec.drives / spec.set_size,
+            spec.set_size,
+            deployment,
+        )?;
+        deployment = Some(res.format.deployment_id);
+        ids.push(res.format.sets.first().and_then(|s| s.first()).copied());
+    }
+    let entry = |p: usize, id: uuid::Uuid| PoolEntry {
+        id,
+        arg: specs[p].arg.clone(),
+        sets: specs[p].drives / specs[p].set_size,
+        set_size: specs[p].set_size,
+        state: PoolState::Active,
+        decommission: None,
+    };
+    if deployment.is_none() {
+        // A fresh deployment: ids are known once formatted.
+        return Ok(PoolPlan {
+            deployment: None,
+            record: PoolsRecord::default(),
+            stamp: 0,
+            changed: true,
+        });
+    }
+    let formatted: Vec<Option<Arc<dyn Drive>>> = views
+        .iter()
+        .zip(&ids)
+        .filter(|(_, id)| id.is_some())
+        .flat_map(|(r, _)| drives[r.clone()].iter().cloned())
+        .collect();
+    let stored = crate::records::Records::new(formatted, POOLS_DIR)
+        .read::<PoolsRecord>(POOLS_RECORD)
+        .await
+        .map_err(|e| OpenError::PoolsRecord(e.to_string()))?;
+    let (recorded, stamp) = match stored {
+        Some(crate::records::Stamped {
+            value: Some(v),
+            stamp,
+            ..
+        }) => (v, stamp),
+        // Before pools were recorded: the formatted pools, in the order given.
+        _ => {
+            let pools = ids
+                .iter()
+                .enumerate()
+                .filter_map(|(p, id)| id.map(|id| entry(p, id)))
+                .collect();
+            (
+                PoolsRecord {
+                    pools,
+                    rebalance: None,
+                },
+                0,
+            )
+        }
+    };
+    // Recorded pools left out must be decommissioned; the rest keep their order.
+    let mut next = 0;
+    let mut out = PoolsRecord {
+        pools: Vec::new(),
+        rebalance: recorded.rebalance.clone(),
+    };
+    let mut changed = false;
+    let mut new_seen = false;
+    for (p, id) in ids.iter().enumerate() {
+        match id {
+            Some(id) => {
+                if new_seen {
+                    return Err(OpenError::PoolsReordered {
+                        recorded: order(&recorded),
+                    });
+                }
+                let Some(at) = recorded.pools.iter().position(|e| e.id == *id) else {
+                    return Err(OpenError::PoolUnknown {
+                        arg: specs[p].arg.clone(),
+                    });
+                };
+                if at < next {
+                    return Err(OpenError::PoolsReordered {
+                        recorded: order(&recorded),
+                    });
+                }
+                for skipped in &recorded.pools[next..at] {
+                    if ids.contains(&Some(skipped.id)) {
+                        return Err(OpenError::PoolsReordered {
+                            recorded: order(&recorded),
+                        });
+                    }
+                    if skipped.state != PoolState::Decommissioned {
+                        return Err(OpenError::PoolRemoved {
+                            arg: skipped.arg.clone(),
+                        });
+                    }
+                    changed = true;
+                }
+                next = at + 1;
+                let mut e = recorded.pools[at].clone();
+                e.arg = specs[p].arg.clone();
+                out.pools.push(e);
+            }
+            None => {
+                new_seen = true;
+                changed = true;
+                // Its id is known once formatted.
+                out.pools.push(entry(p, uuid::Uuid::nil()));
+            }
         }
     }
-    assemble(drives, names, opts, res, &found, &probes).await
+    for skipped in &recorded.pools[next..] {
+        if skipped.state != PoolState::Decommissioned {
+            return Err(OpenError::PoolRemoved {
+                arg: skipped.arg.clone(),
+            });
+        }
+        changed = true;
+    }
+    if stamp == 0 {
+        changed = true;
+    }
+    Ok(PoolPlan {
+        deployment,
+        record: out,
+        stamp,
+        changed,
+    })
+}
+
+fn order(rec: &PoolsRecord) -> String {
+    rec.pools
+        .iter()
+        .map(|p| format!("{:?}", p.arg))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Format what each pool's resolution says to format, build every pool's sets, and
+/// record the pools.
+#[allow(clippy::too_many_arguments)]
+async fn assemble_pools(
+    drives: Vec<Option<Arc<dyn Drive>>>,
+    names: &[String],
+    specs: &[PoolSpec],
+    views: &[std::ops::Range<usize>],
+    resolutions: Vec<Resolution>,
+    found: &[Found],
+    probes: &[Option<Probe>],
+    mut plan: PoolPlan,
+) -> Result<Store, OpenError> {
+    let mut sets = Vec::new();
+    let mut pools = Vec::new();
+    let mut deployment = plan.deployment;
+    for (p, res) in resolutions.into_iter().enumerate() {
+        let r = views[p].clone();
+        let spec = &specs[p];
+        let (pool_sets, format) = assemble(
+            drives[r.clone()].to_vec(),
+            &names[r.clone()],
+            spec,
+            res,
+            &found[r.clone()],
+            &probes[r.clone()],
+            (p, sets.len()),
+        )
+        .await?;
+        deployment.get_or_insert(format.deployment_id);
+        let id = format
+            .sets
+            .first()
+            .and_then(|s| s.first())
+            .copied()
+            .unwrap_or_default();
+        if plan.record.pools.len() <= p {
+            plan.record.pools.push(PoolEntry {
+                id,
+                arg: spec.arg.clone(),
+                sets: pool_sets.len(),
+                set_size: spec.set_size,
+                state: PoolState::Active,
+                decommission: None,
+            });
+        } else if plan.record.pools[p].id.is_nil() {
+            plan.record.pools[p].id = id;
+        }
+        pools.push(super::Pool {
+            index: p,
+            id,
+            sets: sets.len()..sets.len() + pool_sets.len(),
+            first_slot: r.start,
+            format: Some(format),
+        });
+        sets.extend(pool_sets);
+    }
+    let mut store = Store::new(deployment.unwrap_or_default(), sets);
+    let states = plan.record.pools.iter().map(|e| e.state).collect();
+    store.pools = pools;
+    store.set_pool_states(states);
+    if plan.changed {
+        store.pools_changed = true;
+        store
+            .save_pools_record(&plan.record, plan.stamp)
+            .await
+            .map_err(|e| OpenError::PoolsRecord(e.to_string()))?;
+    }
+    Ok(store)
 }
 
 /// Sets without a read quorum of formatted drives.
-fn short_sets(res: &Resolution, opts: &OpenOptions) -> Vec<usize> {
+fn short_sets(res: &Resolution, opts: &PoolSpec) -> Vec<usize> {
     let data = opts.set_size - opts.parity;
     (0..res.slots.len() / opts.set_size)
         .filter(|s| {
@@ -162,15 +494,17 @@ fn mount_of(probe: Option<&Probe>) -> Option<crate::drive::MountRecord> {
         .filter(|m| m.mount_point)
 }
 
-/// Format the local drives the resolution says to format, and build the sets.
+/// Format the local drives of one pool the resolution says to format, and build its sets
+/// (`at`: the pool's index and the index its first set takes).
 async fn assemble(
     drives: Vec<Option<Arc<dyn Drive>>>,
     names: &[String],
-    opts: &OpenOptions,
+    opts: &PoolSpec,
     mut res: Resolution,
     found: &[Found],
     probes: &[Option<Probe>],
-) -> Result<Store, OpenError> {
+    at: (usize, usize),
+) -> Result<(Vec<ErasureSet>, crate::placement::Format), OpenError> {
     let ids: Vec<uuid::Uuid> = res.format.sets.iter().flatten().copied().collect();
     if res.fresh {
         for (slot, id) in ids.iter().enumerate() {
@@ -244,7 +578,8 @@ async fn assemble(
     let sets = drives.len() / opts.set_size;
     let sets = (0..sets)
         .map(|s| ErasureSet {
-            index: s,
+            index: at.1 + s,
+            pool: at.0,
             drives: (0..opts.set_size)
                 .map(|p| {
                     let slot = s * opts.set_size + p;
@@ -259,13 +594,14 @@ async fn assemble(
             parity: opts.parity,
         })
         .collect();
-    Ok(Store::new(res.format.deployment_id, sets).with_format(res.format))
+    Ok((sets, res.format))
 }
 
 /// Open a distributed store: `drives` are this node's and the other nodes' drives in
 /// endpoint order. Waits — logging who is missing — until the deployment can be opened:
-/// a fresh one is formatted by the node with `formatter` set once every drive answers;
-/// an existing one opens once every set has a read quorum of formatted drives.
+/// a fresh deployment (or a new pool) is formatted by the node with `formatter` set once
+/// every one of its drives answers; an existing pool opens once every set has a read
+/// quorum of formatted drives.
 pub async fn open_cluster(
     drives: Vec<Option<Arc<dyn Drive>>>,
     names: &[String],
@@ -273,7 +609,8 @@ pub async fn open_cluster(
     formatter: bool,
     stop: &tokio_util::sync::CancellationToken,
 ) -> Result<Store, OpenError> {
-    let sets = drives.len() / opts.set_size;
+    let specs = opts.specs(drives.len());
+    let views = pool_views(&specs, drives.len())?;
     let mut last_log: Option<std::time::Instant> = None;
     let mut empty_rounds = 0;
     let mut log = |msg: String| {
@@ -288,57 +625,116 @@ pub async fn open_cluster(
             return Err(OpenError::Stopped);
         }
         let (found, probes) = read_formats(&drives).await;
-        let offline: Vec<&str> = found
-            .iter()
-            .zip(names)
-            .filter(|(f, _)| matches!(f, Found::Offline))
-            .map(|(_, n)| n.as_str())
-            .collect();
-        let formatted = found.iter().any(|f| matches!(f, Found::Formatted(_)));
-        if !formatted {
-            if formatter && offline.is_empty() {
-                let res = resolve(&found, names, sets, opts.set_size)?;
-                tracing::info!("fresh deployment: formatted every drive");
-                return assemble(drives, names, opts, res, &found, &probes).await;
-            }
-            if offline.is_empty() {
-                log("fresh deployment: waiting for the first node to format the drives".into());
+        let offline_in = |r: &std::ops::Range<usize>| -> Vec<&str> {
+            found[r.clone()]
+                .iter()
+                .zip(&names[r.clone()])
+                .filter(|(f, _)| matches!(f, Found::Offline))
+                .map(|(_, n)| n.as_str())
+                .collect()
+        };
+        let plan = plan_pools(&specs, &views, &drives, names, &found).await?;
+        let mut deployment = plan.deployment;
+        let mut ready: Vec<Resolution> = Vec::with_capacity(specs.len());
+        let mut waiting: Option<String> = None;
+        let mut replaced_any = false;
+        for (p, spec) in specs.iter().enumerate() {
+            let r = views[p].clone();
+            let offline = offline_in(&r);
+            let formatted = found[r.clone()]
+                .iter()
+                .any(|f| matches!(f, Found::Formatted(_)));
+            let sets = spec.drives / spec.set_size;
+            let what = if specs.len() > 1 {
+                format!("pool {} ({})", p + 1, spec.arg)
             } else {
-                log(format!(
-                    "fresh deployment: waiting for {} of {} drives: {}",
-                    offline.len(),
-                    names.len(),
-                    offline.join(", ")
-                ));
+                "fresh deployment".to_string()
+            };
+            if !formatted {
+                if formatter && offline.is_empty() {
+                    let res = resolve_in(
+                        &found[r.clone()],
+                        &names[r.clone()],
+                        sets,
+                        spec.set_size,
+                        deployment,
+                    )?;
+                    deployment = Some(res.format.deployment_id);
+                    ready.push(res);
+                    continue;
+                }
+                waiting.get_or_insert_with(|| {
+                    if offline.is_empty() {
+                        format!("{what}: waiting for the first node to format the drives")
+                    } else {
+                        format!(
+                            "{what}: waiting for {} of {} drives: {}",
+                            offline.len(),
+                            r.len(),
+                            offline.join(", ")
+                        )
+                    }
+                });
+                continue;
             }
-        } else {
-            let res = resolve(&found, names, sets, opts.set_size)?;
-            let short = short_sets(&res, opts);
+            let mut res = resolve_in(
+                &found[r.clone()],
+                &names[r.clone()],
+                sets,
+                spec.set_size,
+                deployment,
+            )?;
+            deployment = Some(res.format.deployment_id);
+            let short = short_sets(&res, spec);
             if formatter && res.slots.contains(&SlotState::Missing) {
-                if let Some(res) = finish_first_format(&res, &found, &probes, &drives).await {
-                    return assemble(drives, names, opts, res, &found, &probes).await;
+                if let Some(finished) = finish_first_format(
+                    &res,
+                    &found[r.clone()],
+                    &probes[r.clone()],
+                    &drives[r.clone()],
+                )
+                .await
+                {
+                    res = finished;
+                    ready.push(res);
+                    continue;
                 }
             }
-            let replaced = res
+            if !short.is_empty() {
+                waiting.get_or_insert_with(|| {
+                    format!(
+                        "waiting for drives: {}set(s) {short:?} lack a read quorum; offline: {}",
+                        if specs.len() > 1 {
+                            format!("pool {} ", p + 1)
+                        } else {
+                            String::new()
+                        },
+                        offline.join(", ")
+                    )
+                });
+                continue;
+            }
+            replaced_any |= res
                 .slots
                 .iter()
                 .any(|s| matches!(s, SlotState::Replaced { .. }));
-            if short.is_empty() && (!replaced || empty_rounds >= 3) {
-                if !offline.is_empty() {
-                    tracing::warn!(offline = %offline.join(", "), "starting without some drives");
-                }
-                return assemble(drives, names, opts, res, &found, &probes).await;
+            if !offline.is_empty() {
+                tracing::warn!(offline = %offline.join(", "), "starting without some drives");
             }
-            if short.is_empty() {
-                // Empty drives beside formatted ones: the first node may be formatting
-                // right now. Only if they stay empty are they replacements.
-                empty_rounds += 1;
-            } else {
-                log(format!(
-                    "waiting for drives: set(s) {short:?} lack a read quorum; offline: {}",
-                    offline.join(", ")
-                ));
+            ready.push(res);
+        }
+        if let Some(msg) = waiting {
+            log(msg);
+        } else if !replaced_any || empty_rounds >= 3 {
+            if deployment.is_some() && plan.deployment.is_none() {
+                tracing::info!("fresh deployment: formatted every drive");
             }
+            return assemble_pools(drives, names, &specs, &views, ready, &found, &probes, plan)
+                .await;
+        } else {
+            // Empty drives beside formatted ones: the first node may be formatting right
+            // now. Only if they stay empty are they replacements.
+            empty_rounds += 1;
         }
         tokio::select! {
             _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}

@@ -230,21 +230,29 @@ impl ObjectReader {
     }
 }
 
-/// The version `which` of `bucket/key` a read quorum agrees on, a delete marker refused
-/// as S3 refuses it (the latest: 404 with the marker's headers; by id: 405).
-async fn agree_version(
+/// The version `which` of `bucket/key` a read quorum of `set` agrees on (a delete marker
+/// included).
+pub(crate) async fn agree_any(
     set: &super::ErasureSet,
     bucket: &str,
     key: &str,
     which: VersionRef,
 ) -> ObjectResult<super::quorum::Agreed> {
-    let agreed = match which {
-        VersionRef::Latest => agree_fast(set, bucket, key).await?,
+    match which {
+        VersionRef::Latest => agree_fast(set, bucket, key).await,
         VersionRef::Id(_) => {
             let results = fan_out(&set.drives, |_, d| d.read_meta(bucket, key)).await;
-            agree_ref(set, results, which)?
+            agree_ref(set, results, which)
         }
-    };
+    }
+}
+
+/// A delete marker as the agreed version refused as S3 refuses it (the latest: 404 with
+/// the marker's headers; by id: 405).
+fn refuse_marker(
+    agreed: super::quorum::Agreed,
+    which: VersionRef,
+) -> ObjectResult<super::quorum::Agreed> {
     if agreed.latest.kind == VersionKind::DeleteMarker {
         return Err(ObjectError::DeleteMarker {
             version_id: agreed.latest.version_id,
@@ -270,7 +278,8 @@ impl Store {
     ) -> ObjectResult<ObjectInfo> {
         check_bucket(bucket)?;
         check_key(key)?;
-        let agreed = agree_version(self.set_for(key), bucket, key, which).await?;
+        let (_, agreed) = self.read_home(bucket, key, which).await?;
+        let agreed = refuse_marker(agreed, which)?;
         Ok(info_of(bucket, key, &agreed.latest))
     }
 
@@ -296,12 +305,25 @@ impl Store {
     ) -> ObjectResult<ObjectReader> {
         check_bucket(bucket)?;
         check_key(key)?;
-        let set = self.set_for(key);
         let guard = self
             .locker
             .lock(&format!("{bucket}/{key}"), false, LOCK_TIMEOUT)
             .await?;
-        let agreed = agree_version(set, bucket, key, which).await?;
+        let (set, agreed) = self.read_home(bucket, key, which).await?;
+        let agreed = refuse_marker(agreed, which)?;
+        self.reader_on(set, bucket, key, &agreed, range, Some(guard))
+    }
+
+    /// A reader of the version `agreed` on `set` (its lock, if any, held by `guard`).
+    pub(crate) fn reader_on(
+        &self,
+        set: &super::ErasureSet,
+        bucket: &str,
+        key: &str,
+        agreed: &super::quorum::Agreed,
+        range: Option<ByteRange>,
+        guard: Option<LockGuard>,
+    ) -> ObjectResult<ObjectReader> {
         let v: &Version = &agreed.latest;
         let (start, len) = match range {
             None => (0, v.size),
@@ -341,7 +363,7 @@ impl Store {
             end: start + len,
             degraded: agreed.degraded,
             heal: self.heal_queue.clone(),
-            guard: Some(guard),
+            guard,
             pending: Default::default(),
         })
     }

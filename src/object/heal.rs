@@ -174,7 +174,35 @@ impl Store {
         key: &str,
         opts: HealOptions,
     ) -> ObjectResult<HealReport> {
-        let set = self.set_for(key);
+        if self.pools.len() == 1 {
+            return self
+                .heal_on(self.set_in_pool(0, key), bucket, key, opts)
+                .await;
+        }
+        // The pool holding the key; with none, each pool's debris.
+        let held = self.holders(bucket, key, None).await?;
+        if let Some((p, _)) = held.iter().max_by_key(|(p, t)| (*t, std::cmp::Reverse(*p))) {
+            return self
+                .heal_on(self.set_in_pool(*p, key), bucket, key, opts)
+                .await;
+        }
+        let mut last = Err(ObjectError::NoSuchKey);
+        for p in 0..self.pools.len() {
+            last = self
+                .heal_on(self.set_in_pool(p, key), bucket, key, opts)
+                .await;
+        }
+        last
+    }
+
+    /// Heal `bucket/key` on `set`.
+    async fn heal_on(
+        &self,
+        set: &super::ErasureSet,
+        bucket: &str,
+        key: &str,
+        opts: HealOptions,
+    ) -> ObjectResult<HealReport> {
         let mut report = HealReport::default();
         let results = fan_out(&set.drives, |_, d| d.read_meta(bucket, key)).await;
         let versions = agreed_versions(&results);

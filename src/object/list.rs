@@ -28,6 +28,8 @@ pub struct ListOptions {
     /// Also keys whose latest version is a delete marker (as that marker): every key that
     /// has versions, for the walks of heal and the scanner.
     pub every_key: bool,
+    /// Only the keys this server pool holds (a decommission's or rebalance's walk).
+    pub pool: Option<usize>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -81,6 +83,7 @@ impl VersionWalk<'_> {
             start_after: self.key_marker.clone(),
             max_keys: 1000,
             every_key: true,
+            pool: None,
         };
         let page = self
             .store
@@ -105,6 +108,15 @@ enum Item {
 }
 
 impl Item {
+    /// The modification time of the newest version it carries (prefixes: none).
+    fn newest(&self) -> i64 {
+        match self {
+            Item::Object(o) => o.mod_time,
+            Item::Versions(_, v) => v.first().map_or(i64::MIN, |v| v.mod_time),
+            Item::Prefix(_) => i64::MIN,
+        }
+    }
+
     fn name(&self) -> &str {
         match self {
             Item::Object(o) => &o.key,
@@ -594,9 +606,15 @@ impl<'a> Merged<'a> {
             .max_keys
             .saturating_add(1)
             .clamp(PROBE_BATCH, MAX_BATCH);
+        let states = store.pool_states();
         let mut walkers: Vec<SetWalker> = store
             .sets
             .iter()
+            .filter(|s| match opts.pool {
+                Some(p) => s.pool == p,
+                // An emptied pool holds nothing to list.
+                None => states.get(s.pool) != Some(&super::PoolState::Decommissioned),
+            })
             .map(|s| {
                 let w = SetWalker::new(s, bucket, &opts.prefix, &opts.start_after, slash, batch);
                 if versions {
@@ -630,8 +648,22 @@ impl<'a> Merged<'a> {
             .min_by(|a, b| a.1.cmp(b.1))
             .map(|(i, _)| i)
         {
-            let item = self.heads[i].take();
+            let mut item = self.heads[i].take();
             self.heads[i] = self.walkers[i].next().await?;
+            // A key in two pools (a move in flight): the newest copy, once.
+            if let Some(name) = item.as_ref().map(|it| it.name().to_string()) {
+                for j in 0..self.heads.len() {
+                    while self.heads[j].as_ref().is_some_and(|h| h.name() == name) {
+                        let other = self.heads[j].take();
+                        self.heads[j] = self.walkers[j].next().await?;
+                        if let (Some(a), Some(b)) = (&item, &other) {
+                            if b.newest() > a.newest() {
+                                item = other;
+                            }
+                        }
+                    }
+                }
+            }
             let Some(item) = item else { continue };
             // Fold into a common prefix for a general delimiter.
             let item = match &self.fold {
@@ -726,7 +758,7 @@ impl Store {
         if let Some(marker) = version_marker {
             let key = &opts.start_after;
             if !key.is_empty() && key.starts_with(&opts.prefix) {
-                let set = self.set_for(key);
+                let set = self.write_home(bucket, key, None).await?;
                 let metas = fan_out(&set.drives, |_, d| d.read_meta(bucket, key)).await;
                 let all = agreed_versions(&metas);
                 if let Some(at) = all.iter().position(|v| v.version_id == marker) {

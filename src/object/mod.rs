@@ -10,6 +10,7 @@ mod get;
 mod heal;
 mod list;
 mod multipart;
+pub mod pools;
 mod put;
 mod quorum;
 pub mod retention;
@@ -29,12 +30,17 @@ use uuid::Uuid;
 use crate::drive::Drive;
 use crate::lock::{LocalLocker, Locker};
 
-pub use bootstrap::{open_cluster, open_drives, open_local, OpenError, OpenOptions, HEALING_FILE};
+pub use bootstrap::{
+    open_cluster, open_drives, open_local, OpenError, OpenOptions, PoolSpec, HEALING_FILE,
+};
 pub use bucket::{Deleted, Expect};
 pub use get::{ByteRange, ObjectReader};
 pub use heal::{HealOptions, HealReport};
 pub use list::{ListOptions, ListPage, VersionPage, VersionWalk};
 pub use multipart::{CompleteChecksums, MultipartUpload, PartListing, UploadedPart, UPLOAD_HEADER};
+pub use pools::{
+    MoveOutcome, Pool, PoolEntry, PoolSpace, PoolState, PoolsRecord, Progress, RebalanceStatus,
+};
 pub use quorum::VersionRef;
 
 /// Shards at most this large are stored inline in the metadata file.
@@ -111,6 +117,9 @@ pub enum ObjectError {
     /// The key's lock could not be kept on a quorum of nodes while the write held it.
     #[error("the write lost its lock")]
     LockLost,
+    /// The key was moved to another server pool while the request wrote it: retry.
+    #[error("the key moved to another pool during the write; retry")]
+    Moved,
     /// A write's condition on the object it replaces does not hold.
     #[error("the write's precondition does not hold")]
     PreconditionFailed,
@@ -259,6 +268,8 @@ impl PutOptions {
 /// start) and its default parity.
 pub struct ErasureSet {
     pub index: usize,
+    /// The server pool the set belongs to.
+    pub pool: usize,
     pub drives: Vec<Option<Arc<dyn Drive>>>,
     pub parity: usize,
 }
@@ -328,8 +339,16 @@ impl HealQueue {
 /// The erasure-coded object store over all sets.
 pub struct Store {
     pub(crate) deployment_id: Uuid,
-    /// The deployment's layout of drive ids (formats replaced drives found while running).
-    pub(crate) format: Option<crate::placement::Format>,
+    /// The server pools, each a range of `sets` with its own layout of drive ids (formats
+    /// replaced drives found while running).
+    pub(crate) pools: Vec<Pool>,
+    /// What each pool takes (new objects or none), as the pools record says.
+    pub(crate) pool_states: parking_lot::RwLock<Vec<PoolState>>,
+    /// Each pool's usable space, measured now and then for placement.
+    pub(crate) space: Mutex<Option<(std::time::Instant, Vec<PoolSpace>)>>,
+    /// Pools were added or removed at this start: system records and bucket directories
+    /// are to be healed onto every drive.
+    pub pools_changed: bool,
     pub(crate) sets: Vec<ErasureSet>,
     pub(crate) locker: Arc<dyn Locker>,
     /// Waits of every lock this store takes (metrics).
@@ -371,10 +390,20 @@ impl Store {
         ));
         let drives = sets.iter().flat_map(|s| s.drives.iter().cloned()).collect();
         let buckets = Arc::new(crate::bucket::BucketStore::new(drives, locker.clone()));
+        let pools = vec![Pool {
+            index: 0,
+            id: Uuid::nil(),
+            sets: 0..sets.len(),
+            first_slot: 0,
+            format: None,
+        }];
         Store {
             buckets,
             deployment_id,
-            format: None,
+            pools,
+            pool_states: parking_lot::RwLock::new(vec![PoolState::Active]),
+            space: Mutex::new(None),
+            pools_changed: false,
             sets,
             locker,
             lock_stats,
@@ -442,13 +471,31 @@ impl Store {
     }
 
     pub fn with_format(mut self, format: crate::placement::Format) -> Store {
-        self.format = Some(format);
+        self.pools[0].id = format
+            .sets
+            .first()
+            .and_then(|s| s.first())
+            .copied()
+            .unwrap_or_default();
+        self.pools[0].format = Some(format);
         self
     }
 
-    /// `format.json` for the drive at flat slot `slot` (set * size + position).
+    /// The pool holding flat drive slot `slot`, and the slot's index within the pool.
+    fn pool_of_slot(&self, slot: usize) -> Option<(&Pool, usize)> {
+        self.pools.iter().find_map(|p| {
+            let drives: usize = self.sets[p.sets.clone()].iter().map(ErasureSet::size).sum();
+            (p.first_slot..p.first_slot + drives)
+                .contains(&slot)
+                .then(|| (p, slot - p.first_slot))
+        })
+    }
+
+    /// `format.json` for the drive at flat slot `slot` (set * size + position, sets of every
+    /// pool in order).
     pub fn format_for_slot(&self, slot: usize) -> Option<crate::placement::Format> {
-        self.format.as_ref().map(|f| f.for_slot(slot))
+        let (pool, at) = self.pool_of_slot(slot)?;
+        pool.format.as_ref().map(|f| f.for_slot(at))
     }
 
     /// `format.json` for a drive formatted into `slot` now, recording where its root sits.
@@ -477,8 +524,9 @@ impl Store {
         if probe.status != DriveStatus::Unformatted {
             return probe.status.clone();
         }
-        let recorded = self.format.as_ref().and_then(|f| {
-            let id = f.sets.iter().flatten().nth(slot)?;
+        let recorded = self.pool_of_slot(slot).and_then(|(pool, at)| {
+            let f = pool.format.as_ref()?;
+            let id = f.sets.iter().flatten().nth(at)?;
             f.mounts.get(id)
         });
         let mounted_now = probe.mount.as_ref().is_some_and(|m| m.mount_point);
@@ -491,11 +539,14 @@ impl Store {
 
     /// Slot and drive serving `endpoint` (its name).
     pub fn drive_by_name(&self, endpoint: &str) -> Option<(usize, Arc<dyn Drive>)> {
+        let mut first = 0;
         self.sets.iter().find_map(|set| {
+            let at = first;
+            first += set.size();
             set.drives.iter().enumerate().find_map(|(pos, d)| {
                 d.as_ref()
                     .filter(|d| d.name() == endpoint)
-                    .map(|d| (set.index * set.size() + pos, d.clone()))
+                    .map(|d| (at + pos, d.clone()))
             })
         })
     }
@@ -562,13 +613,22 @@ impl Store {
         &self.sets
     }
 
-    pub(crate) fn set_for(&self, key: &str) -> &ErasureSet {
-        &self.sets[self.set_index_for(key)]
+    /// The set `key` hashes to in `pool`.
+    pub(crate) fn set_in_pool(&self, pool: usize, key: &str) -> &ErasureSet {
+        &self.sets[self.set_index_in_pool(pool, key)]
     }
 
-    /// Index of the erasure set `key` lives on.
-    pub fn set_index_for(&self, key: &str) -> usize {
-        crate::placement::set_for_key(&self.deployment_id, key, self.sets.len())
+    /// Index (among every pool's sets) of the set `key` hashes to in `pool`.
+    pub fn set_index_in_pool(&self, pool: usize, key: &str) -> usize {
+        let p = &self.pools[pool.min(self.pools.len() - 1)];
+        p.sets.start + crate::placement::set_for_key(&self.deployment_id, key, p.sets.len())
+    }
+
+    /// Would `key` live on set `set` if its pool held it?
+    pub fn key_maps_to_set(&self, key: &str, set: usize) -> bool {
+        self.sets
+            .get(set)
+            .is_some_and(|s| self.set_index_in_pool(s.pool, key) == set)
     }
 
     /// Every drive slot of every set.

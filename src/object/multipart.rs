@@ -138,16 +138,20 @@ impl Store {
         key: &str,
         id: &Uuid,
     ) -> ObjectResult<(&ErasureSet, UploadRecord)> {
-        let set = self.set_for(key);
-        let quorum = record_quorum(set);
-        let record: UploadRecord =
-            agreed_record(set, &format!("{}/upload.json", upload_dir(id)), quorum)
-                .await
-                .ok_or(ObjectError::NoSuchUpload)?;
-        if record.bucket != bucket || record.key != key {
-            return Err(ObjectError::NoSuchUpload);
+        // An upload completes in the pool where it started: look in each.
+        for pool in 0..self.pools.len() {
+            let set = self.set_in_pool(pool, key);
+            let quorum = record_quorum(set);
+            let record: Option<UploadRecord> =
+                agreed_record(set, &format!("{}/upload.json", upload_dir(id)), quorum).await;
+            if let Some(record) = record {
+                if record.bucket != bucket || record.key != key {
+                    return Err(ObjectError::NoSuchUpload);
+                }
+                return Ok((set, record));
+            }
         }
-        Ok((set, record))
+        Err(ObjectError::NoSuchUpload)
     }
 
     /// The headers an upload was started with (they become its object's).
@@ -223,7 +227,7 @@ impl Store {
     ) -> ObjectResult<String> {
         check_bucket(bucket)?;
         check_key(key)?;
-        let set = self.set_for(key);
+        let set = self.write_home(bucket, key, None).await?;
         let offline = self.check_bucket_on_set(set, bucket, key).await?;
         let (data, parity) = write_geometry(set, self.parity_for(set, &opts.headers), offline);
         let id = Uuid::new_v4();
@@ -613,12 +617,18 @@ impl Store {
 
     /// The version of `key` that upload `id` made, if a read quorum has it.
     async fn made_by_upload(&self, bucket: &str, key: &str, id: &Uuid) -> Option<Version> {
-        let set = self.set_for(key);
-        let metas = fan_out(&set.drives, |_, d| d.read_meta(bucket, key)).await;
         let id = id.to_string();
-        agreed_versions(&metas)
-            .into_iter()
-            .find(|v| v.headers.get(UPLOAD_HEADER) == Some(&id))
+        for pool in 0..self.pools.len() {
+            let set = self.set_in_pool(pool, key);
+            let metas = fan_out(&set.drives, |_, d| d.read_meta(bucket, key)).await;
+            if let Some(v) = agreed_versions(&metas)
+                .into_iter()
+                .find(|v| v.headers.get(UPLOAD_HEADER) == Some(&id))
+            {
+                return Some(v);
+            }
+        }
+        None
     }
 
     pub async fn abort_multipart(
@@ -645,9 +655,31 @@ impl Store {
         bucket: &str,
         prefix: &str,
     ) -> ObjectResult<Vec<MultipartUpload>> {
+        self.uploads_in(bucket, prefix, None).await
+    }
+
+    /// Uploads in progress in `bucket` that started in server pool `pool`.
+    pub async fn list_pool_uploads(
+        &self,
+        bucket: &str,
+        pool: usize,
+    ) -> ObjectResult<Vec<MultipartUpload>> {
+        self.uploads_in(bucket, "", Some(pool)).await
+    }
+
+    async fn uploads_in(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        pool: Option<usize>,
+    ) -> ObjectResult<Vec<MultipartUpload>> {
         check_bucket(bucket)?;
         let mut out = Vec::new();
-        for set in &self.sets {
+        for set in self
+            .sets
+            .iter()
+            .filter(|s| pool.is_none_or(|p| s.pool == p))
+        {
             let names = fan_out(&set.drives, |_, d| d.list_sys(MULTIPART_DIR)).await;
             let mut ids: Vec<Uuid> = names
                 .into_iter()

@@ -313,13 +313,29 @@ pub(crate) async fn commit(
     new: NewVersion,
     cond: Option<&WriteCondition>,
 ) -> ObjectResult<()> {
-    let data = new.version.erasure.data as usize;
-    let parity = new.version.erasure.parity as usize;
-    let quorum = write_quorum(data, parity);
     let guard = store
         .locker
         .lock(&format!("{bucket}/{key}"), true, LOCK_TIMEOUT)
         .await?;
+    // With several pools: the key may have been taken by another pool since the write
+    // chose this one.
+    store.check_home(set, bucket, key).await?;
+    commit_locked(store, set, bucket, key, new, cond, &guard).await
+}
+
+/// [`commit`] with the key's write lock already held by `guard`.
+pub(crate) async fn commit_locked(
+    store: &Store,
+    set: &ErasureSet,
+    bucket: &str,
+    key: &str,
+    new: NewVersion,
+    cond: Option<&WriteCondition>,
+    guard: &crate::lock::LockGuard,
+) -> ObjectResult<()> {
+    let data = new.version.erasure.data as usize;
+    let parity = new.version.erasure.parity as usize;
+    let quorum = write_quorum(data, parity);
     // Every drive's answer, each under its deadline: an acknowledged write is on every drive
     // that could take it, so nothing lands after the acknowledgement.
     let current = fan_out(&set.drives, |_, d| d.read_meta(bucket, key)).await;
@@ -466,7 +482,7 @@ impl Store {
         if size.is_some_and(|s| s > MAX_OBJECT_SIZE) {
             return Err(ObjectError::EntityTooLarge);
         }
-        let set = self.set_for(key);
+        let set = self.write_home(bucket, key, size).await?;
         let offline = self.check_bucket_on_set(set, bucket, key).await?;
         if let Some(cond) = &opts.condition {
             judge(set, bucket, key, cond).await?;

@@ -76,6 +76,7 @@ impl Cluster {
         let opts = OpenOptions {
             set_size: layout.set_size,
             parity: layout.parity,
+            pools: Vec::new(),
         };
         let store = open_drives(drives, &names, &opts)
             .await
@@ -561,6 +562,7 @@ async fn restart_with_drives_reordered_and_foreign_drive_refused() {
     let opts = OpenOptions {
         set_size: 4,
         parity: 2,
+        pools: Vec::new(),
     };
     let err = open_local(&paths, &opts)
         .await
@@ -672,6 +674,7 @@ async fn check_listing_against_model(drives: usize) {
     let opts = OpenOptions {
         set_size: 4,
         parity: 1,
+        pools: Vec::new(),
     };
     let store = open_local(&paths, &opts)
         .await
@@ -737,6 +740,7 @@ async fn check_listing_against_model(drives: usize) {
                             start_after: after.clone(),
                             max_keys: page,
                             every_key: false,
+                            pool: None,
                         },
                     )
                     .await
@@ -1379,6 +1383,7 @@ async fn huge_directory_pages_stay_right_through_the_cache() {
                         start_after: after.into(),
                         max_keys: 2,
                         every_key: false,
+                        pool: None,
                     },
                 )
                 .await
@@ -1578,6 +1583,7 @@ async fn a_read_agrees_without_waiting_for_a_stuck_drive() {
         })
         .collect();
     let set = ErasureSet {
+        pool: 0,
         index: 0,
         drives,
         parity: c.parity(),

@@ -134,6 +134,18 @@ pub fn resolve(
     sets: usize,
     size: usize,
 ) -> Result<Resolution, FormatError> {
+    resolve_in(found, names, sets, size, None)
+}
+
+/// [`resolve`] for one pool of a deployment whose id is `deployment` when known (another
+/// pool is formatted already): a fresh pool takes that id, a formatted one must have it.
+pub fn resolve_in(
+    found: &[Found],
+    names: &[String],
+    sets: usize,
+    size: usize,
+    deployment: Option<Uuid>,
+) -> Result<Resolution, FormatError> {
     let mut formats: Vec<(usize, Format)> = Vec::new();
     for (arg, f) in found.iter().enumerate() {
         if let Found::Formatted(bytes) = f {
@@ -155,8 +167,12 @@ pub fn resolve(
                 total: found.len(),
             });
         }
+        let mut format = Format::fresh(sets, size);
+        if let Some(id) = deployment {
+            format.deployment_id = id;
+        }
         return Ok(Resolution {
-            format: Format::fresh(sets, size),
+            format,
             slots: (0..found.len())
                 .map(|arg| SlotState::Replaced { arg })
                 .collect(),
@@ -172,7 +188,14 @@ pub fn resolve(
         }
     }
     counts.sort_by_key(|c| std::cmp::Reverse(c.1));
-    let expected = counts[0].0;
+    let expected = deployment.unwrap_or(counts[0].0);
+    if let Some((arg, f)) = formats.iter().find(|(_, f)| f.deployment_id != expected) {
+        return Err(FormatError::Foreign {
+            drive: names[*arg].clone(),
+            found: f.deployment_id,
+            expected,
+        });
+    }
     let reference = formats
         .iter()
         .find(|(_, f)| f.deployment_id == expected)
@@ -181,13 +204,6 @@ pub fn resolve(
             online: 0,
             total: found.len(),
         })?;
-    if let Some((arg, f)) = formats.iter().find(|(_, f)| f.deployment_id != expected) {
-        return Err(FormatError::Foreign {
-            drive: names[*arg].clone(),
-            found: f.deployment_id,
-            expected,
-        });
-    }
     let found_size = reference.sets.first().map_or(0, Vec::len);
     if reference.sets.len() != sets || found_size != size {
         return Err(FormatError::LayoutChanged {

@@ -229,6 +229,98 @@ impl Layout {
     }
 }
 
+/// A deployment's server pools: every argument with a `{a...b}` range is one pool (MinIO's
+/// rule); a list of plain drives (no ranges anywhere) is one pool. Each pool has its own
+/// sets, set size and parity; the endpoints of all pools, in pool order, are the
+/// deployment's endpoint list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pools {
+    pub pools: Vec<Layout>,
+    /// The argument each pool was given as (the plain drives joined by spaces).
+    pub args: Vec<String>,
+}
+
+impl Pools {
+    /// Expand the arguments into pools. `set_size` and `parity` apply to every pool.
+    pub fn from_args(
+        args: &[String],
+        set_size: Option<usize>,
+        parity: Option<usize>,
+    ) -> Result<Pools, LayoutError> {
+        let groups: Vec<Vec<String>> = if args.iter().any(|a| ellipses::has_ellipses(a)) {
+            args.iter().map(|a| vec![a.clone()]).collect()
+        } else {
+            vec![args.to_vec()]
+        };
+        let mut pools = Vec::with_capacity(groups.len());
+        for g in &groups {
+            pools.push(Layout::from_args(g, set_size, parity)?);
+        }
+        let all = Pools {
+            pools,
+            args: groups.iter().map(|g| g.join(" ")).collect(),
+        };
+        let endpoints = all.endpoints();
+        let mut seen = std::collections::HashSet::new();
+        for e in &endpoints {
+            if !seen.insert(e.to_string()) {
+                return Err(LayoutError::Duplicate(e.to_string()));
+            }
+        }
+        let local = endpoints
+            .iter()
+            .filter(|e| matches!(e, Endpoint::Local(_)))
+            .count();
+        if local != 0 && local != endpoints.len() {
+            return Err(LayoutError::Mixed);
+        }
+        if all
+            .pools
+            .iter()
+            .any(|p| p.is_tls() != all.pools[0].is_tls())
+        {
+            let first = all.pools[0].endpoints[0].to_string();
+            let other = all
+                .pools
+                .iter()
+                .find(|p| p.is_tls() != all.pools[0].is_tls())
+                .map(|p| p.endpoints[0].to_string())
+                .unwrap_or_default();
+            return Err(LayoutError::MixedSchemes(first, other));
+        }
+        Ok(all)
+    }
+
+    /// Every pool's endpoints, pool after pool.
+    pub fn endpoints(&self) -> Vec<Endpoint> {
+        self.pools
+            .iter()
+            .flat_map(|p| p.endpoints.iter().cloned())
+            .collect()
+    }
+
+    pub fn is_distributed(&self) -> bool {
+        self.pools.iter().any(Layout::is_distributed)
+    }
+
+    pub fn is_tls(&self) -> bool {
+        self.pools.iter().any(Layout::is_tls)
+    }
+
+    /// The nodes (`host:port`) of every pool, in order of first appearance.
+    pub fn nodes(&self) -> Vec<String> {
+        let mut nodes: Vec<String> = Vec::new();
+        for p in &self.pools {
+            for n in p.nodes() {
+                if !nodes.contains(&n) {
+                    nodes.push(n);
+                }
+            }
+        }
+        nodes
+    }
+}
+
 /// Reorder URL endpoints round-robin over hosts (first drive of every host, then the
 /// second, ...), so that consecutive drives — and so each set — span as many hosts as
 /// possible. Deterministic: every node computes the same order from the same arguments.
@@ -412,6 +504,38 @@ mod tests {
             .trim_matches('"');
         let l = layout(&[vols]);
         assert_eq!((l.nodes().len(), l.set_size, l.parity), (4, 8, 4));
+    }
+
+    #[test]
+    fn every_argument_with_a_range_is_a_pool() {
+        let pools = |args: &[&str]| {
+            let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+            Pools::from_args(&args, None, None)
+        };
+        let p = pools(&["/a{1...4}", "/b{1...8}"]).expect("two pools");
+        assert_eq!(p.pools.len(), 2);
+        assert_eq!((p.pools[0].set_size, p.pools[0].parity), (4, 2));
+        assert_eq!((p.pools[1].set_size, p.pools[1].parity), (8, 4));
+        assert_eq!(p.args, vec!["/a{1...4}", "/b{1...8}"]);
+        assert_eq!(p.endpoints().len(), 12);
+        // Plain drives are one pool, as before pools existed.
+        let p = pools(&["/a", "/b", "/c", "/d"]).expect("one pool");
+        assert_eq!((p.pools.len(), p.pools[0].set_size), (1, 4));
+        let p = pools(&[
+            "http://n{1...2}:9000/d{1...2}",
+            "http://n{3...4}:9000/d{1...2}",
+        ])
+        .expect("cluster pools");
+        assert_eq!(p.nodes().len(), 4);
+        assert_eq!(p.pools[1].nodes(), vec!["n3:9000", "n4:9000"]);
+        assert!(matches!(
+            pools(&["/a{1...4}", "/a{3...6}"]),
+            Err(LayoutError::Duplicate(_))
+        ));
+        assert!(matches!(
+            pools(&["/a{1...4}", "http://h:1/b{1...4}"]),
+            Err(LayoutError::Mixed)
+        ));
     }
 
     #[test]

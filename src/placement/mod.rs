@@ -6,7 +6,7 @@ pub mod format;
 pub mod layout;
 
 pub use format::{Format, FormatError, Resolution, SlotState};
-pub use layout::{default_parity, Endpoint, Layout, LayoutError};
+pub use layout::{default_parity, Endpoint, Layout, LayoutError, Pools};
 
 use std::hash::Hasher;
 

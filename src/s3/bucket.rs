@@ -257,6 +257,7 @@ pub async fn list_objects(state: &S3State, ctx: &Ctx, v2: bool) -> Result<Respon
                 start_after: start_after.clone().unwrap_or_default(),
                 max_keys,
                 every_key: false,
+                pool: None,
             },
         )
         .await?;

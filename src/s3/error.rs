@@ -344,6 +344,11 @@ impl From<ObjectError> for S3Error {
                 S::CONFLICT,
                 "A conflicting operation occurred. If using PutObject you can retry the request. If using multipart upload you should initiate another CreateMultipartUpload request and re-upload each part.",
             ),
+            ObjectError::Moved => S3Error::new(
+                "SlowDown",
+                S::SERVICE_UNAVAILABLE,
+                "The object moved between server pools during the request; please retry.",
+            ),
             ObjectError::LockTimeout => S3Error::new(
                 "SlowDown",
                 S::SERVICE_UNAVAILABLE,

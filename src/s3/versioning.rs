@@ -88,6 +88,7 @@ pub async fn list(state: &S3State, ctx: &Ctx) -> Result<Response<Body>, S3Error>
                 start_after: key_marker.clone(),
                 max_keys,
                 every_key: false,
+                pool: None,
             },
             version_marker,
         )
