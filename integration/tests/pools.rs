@@ -1,0 +1,521 @@
+//! Server pools with real processes: a deployment grows into a second pool, new objects land
+//! by free space, a pool is decommissioned under load (and through a kill -9 of the server
+//! running it) and removed, pools are rebalanced, and a list that drops or reorders a pool
+//! is refused.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+use aws_sdk_s3::Client;
+use cairn_integration::{
+    admin, client, enable_versioning, files_named, run_server_until_exit, wait_until, Server, Tmpfs,
+};
+
+fn data(len: usize, seed: u32) -> Vec<u8> {
+    (0..len as u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) ^ seed).rotate_left(seed % 31) as u8)
+        .collect()
+}
+
+/// `dir/name{1...4}`: one pool's argument.
+fn pool(dir: &Path, name: &str) -> PathBuf {
+    dir.join(format!("{name}{{1...4}}"))
+}
+
+async fn put(c: &Client, bucket: &str, key: &str, body: &[u8]) {
+    c.put_object()
+        .bucket(bucket)
+        .key(key)
+        .body(ByteStream::from(body.to_vec()))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("put {key}: {e:?}"));
+}
+
+async fn get(c: &Client, bucket: &str, key: &str) -> Vec<u8> {
+    c.get_object()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("get {key}: {e:?}"))
+        .body
+        .collect()
+        .await
+        .expect("body")
+        .into_bytes()
+        .to_vec()
+}
+
+async fn list_all(c: &Client, bucket: &str) -> Vec<String> {
+    let mut keys = Vec::new();
+    let mut token = None;
+    loop {
+        let out = c
+            .list_objects_v2()
+            .bucket(bucket)
+            .max_keys(37)
+            .set_continuation_token(token)
+            .send()
+            .await
+            .expect("list");
+        keys.extend(
+            out.contents()
+                .iter()
+                .filter_map(|o| o.key().map(str::to_string)),
+        );
+        match out.next_continuation_token() {
+            Some(t) => token = Some(t.to_string()),
+            None => return keys,
+        }
+    }
+}
+
+/// Does any drive folder `base1..4` hold `bucket/key`'s metadata?
+fn holds(base: &Path, name: &str, bucket: &str, key: &str) -> bool {
+    (1..=4).any(|i| {
+        base.join(format!("{name}{i}"))
+            .join(bucket)
+            .join(key)
+            .join("@meta")
+            .exists()
+    })
+}
+
+/// Object metadata files left under a pool's drive folders.
+fn metas_in(base: &Path, name: &str) -> usize {
+    (1..=4)
+        .map(|i| files_named(&base.join(format!("{name}{i}")), "@meta").len())
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deployment_grows_into_a_second_pool_and_new_objects_land_by_free_space() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // Pool 1 on a small filesystem, pool 2 on one 16 times larger.
+    std::fs::create_dir_all(dir.path().join("small")).expect("dir");
+    std::fs::create_dir_all(dir.path().join("large")).expect("dir");
+    let _small = Tmpfs::mount(&dir.path().join("small"), 64);
+    let _large = Tmpfs::mount(&dir.path().join("large"), 1024);
+    let (small, large) = (dir.path().join("small"), dir.path().join("large"));
+    let first = pool(&small, "d");
+    let second = pool(&large, "d");
+
+    let server = Server::start_on(std::slice::from_ref(&first), &[]);
+    let c = client(&server);
+    c.create_bucket()
+        .bucket("grow")
+        .send()
+        .await
+        .expect("bucket");
+    let mut objects: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+    for i in 0..12 {
+        let body = data(if i % 3 == 0 { 1_200_000 } else { 40_000 }, i);
+        let key = format!("old/{i:02}");
+        put(&c, "grow", &key, &body).await;
+        objects.insert(key, body);
+    }
+    drop(server);
+
+    // The same deployment with a second pool after the first.
+    let server = Server::start_on(&[first.clone(), second.clone()], &[]);
+    let c = client(&server);
+    for (k, v) in &objects {
+        assert_eq!(
+            &get(&c, "grow", k).await,
+            v,
+            "{k} reads back after the expansion"
+        );
+    }
+    let (code, info) = admin(&server.endpoint, &["info"]);
+    assert_eq!(code, 0, "{info}");
+    assert!(
+        info.contains("Pool 1") && info.contains("Pool 2") && info.contains("active"),
+        "admin info lists the pools:\n{info}"
+    );
+    // New keys go by free space: nearly all to the large pool, each to exactly one pool.
+    let mut in_large = 0;
+    for i in 0..40 {
+        let key = format!("new-{i:02}");
+        let body = data(30_000, 100 + i);
+        put(&c, "grow", &key, &body).await;
+        let (s, l) = (
+            holds(&small, "d", "grow", &key),
+            holds(&large, "d", "grow", &key),
+        );
+        assert!(
+            s != l,
+            "{key} is in exactly one pool (small {s}, large {l})"
+        );
+        in_large += l as usize;
+        objects.insert(key, body);
+    }
+    assert!(
+        in_large >= 32,
+        "new objects land by free space: {in_large} of 40 in the 16x larger pool"
+    );
+    // An overwrite stays in the pool holding the key.
+    let body = data(50_000, 999);
+    put(&c, "grow", "old/01", &body).await;
+    objects.insert("old/01".into(), body);
+    assert!(holds(&small, "d", "grow", "old/01") && !holds(&large, "d", "grow", "old/01"));
+    // A multipart upload completes where it started.
+    let up = c
+        .create_multipart_upload()
+        .bucket("grow")
+        .key("multi")
+        .send()
+        .await
+        .expect("create upload");
+    let id = up.upload_id().expect("id").to_string();
+    let parts = [data(5 << 20, 7), data(1 << 20, 8)];
+    let mut done = Vec::new();
+    for (n, p) in parts.iter().enumerate() {
+        let r = c
+            .upload_part()
+            .bucket("grow")
+            .key("multi")
+            .upload_id(&id)
+            .part_number(n as i32 + 1)
+            .body(ByteStream::from(p.clone()))
+            .send()
+            .await
+            .expect("part");
+        done.push(
+            CompletedPart::builder()
+                .part_number(n as i32 + 1)
+                .e_tag(r.e_tag().unwrap_or_default())
+                .build(),
+        );
+    }
+    c.complete_multipart_upload()
+        .bucket("grow")
+        .key("multi")
+        .upload_id(&id)
+        .multipart_upload(
+            CompletedMultipartUpload::builder()
+                .set_parts(Some(done))
+                .build(),
+        )
+        .send()
+        .await
+        .expect("complete");
+    objects.insert("multi".into(), parts.concat());
+    // Listings merge both pools in key order.
+    let keys = list_all(&c, "grow").await;
+    assert_eq!(keys, objects.keys().cloned().collect::<Vec<_>>());
+    let top = c
+        .list_objects_v2()
+        .bucket("grow")
+        .delimiter("/")
+        .send()
+        .await
+        .expect("list");
+    let prefixes: Vec<&str> = top
+        .common_prefixes()
+        .iter()
+        .filter_map(|p| p.prefix())
+        .collect();
+    assert_eq!(prefixes, vec!["old/"]);
+    assert_eq!(top.contents().len(), 41);
+    for (k, v) in &objects {
+        assert_eq!(&get(&c, "grow", k).await, v, "{k}");
+    }
+    drop(server);
+
+    // A list without pool 1 (never decommissioned), or with the pools swapped, is refused.
+    let (status, log) =
+        run_server_until_exit(std::slice::from_ref(&second), &[], Duration::from_secs(30));
+    assert!(!status.success());
+    assert!(
+        log.contains("was removed from the server arguments but is not decommissioned"),
+        "{log}"
+    );
+    let (status, log) = run_server_until_exit(
+        &[second.clone(), first.clone()],
+        &[],
+        Duration::from_secs(30),
+    );
+    assert!(!status.success());
+    assert!(log.contains("reorder"), "{log}");
+    // The right list still opens.
+    let server = Server::start_on(&[first, second], &[]);
+    let c = client(&server);
+    assert_eq!(list_all(&c, "grow").await.len(), objects.len());
+}
+
+/// Status of pool `n` (1-based) as `cairn admin pool decommission status --json` gives it.
+fn pool_status(server: &Server, n: usize) -> serde_json::Value {
+    let (code, out) = admin(
+        &server.endpoint,
+        &["pool", "decommission", "status", &n.to_string(), "--json"],
+    );
+    assert_eq!(code, 0, "{out}");
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"))
+}
+
+/// Keys of the decommission test: enough that a slow-paced walk takes several seconds.
+const KEYS: u32 = 400;
+
+type Objects = BTreeMap<(String, String), Vec<u8>>;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn decommission_under_load_moves_everything_and_survives_a_kill() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let first = pool(dir.path(), "a");
+    let second = pool(dir.path(), "b");
+    // Slow pacing so the kill lands mid-way.
+    let env = [("CAIRN_HEAL_SPEED", "slow")];
+    let server = Server::start_on(std::slice::from_ref(&first), &env);
+    let c = client(&server);
+    c.create_bucket()
+        .bucket("plain")
+        .send()
+        .await
+        .expect("bucket");
+    c.create_bucket()
+        .bucket("kept")
+        .send()
+        .await
+        .expect("bucket");
+    enable_versioning(&c, "kept").await;
+    let mut objects: Objects = BTreeMap::new();
+    for i in 0..KEYS {
+        let size = match i % 10 {
+            0 => 1_100_000,
+            1 => 150_000,
+            _ => 3_000 + i as usize,
+        };
+        let body = data(size, i);
+        let key = format!("k/{i:03}");
+        put(&c, "plain", &key, &body).await;
+        objects.insert(("plain".into(), key), body);
+    }
+    // Versions and a delete marker.
+    let mut versions = Vec::new();
+    for v in 0..3u32 {
+        let body = data(20_000 + v as usize, 500 + v);
+        let out = c
+            .put_object()
+            .bucket("kept")
+            .key("doc")
+            .body(ByteStream::from(body.clone()))
+            .send()
+            .await
+            .expect("put version");
+        versions.push((out.version_id().expect("version").to_string(), body));
+    }
+    c.delete_object()
+        .bucket("kept")
+        .key("doc")
+        .send()
+        .await
+        .expect("marker");
+    drop(server);
+
+    let args = [first.clone(), second.clone()];
+    let server = Server::start_on(&args, &env);
+    let (code, out) = admin(
+        &server.endpoint,
+        &["pool", "decommission", "start", "1", "--detach"],
+    );
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("decommissioning"), "{out}");
+
+    // Load while it runs: new keys and overwrites, each acknowledged one recorded.
+    let acked: Arc<Mutex<Objects>> = Arc::default();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let endpoint = Arc::new(Mutex::new(server.endpoint.clone()));
+    let load = {
+        let (acked, stop, endpoint) = (acked.clone(), stop.clone(), endpoint.clone());
+        tokio::spawn(async move {
+            let mut n = 0u32;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let ep = endpoint.lock().expect("lock").clone();
+                let c = cairn_integration::client_for(
+                    &ep,
+                    cairn_integration::ACCESS_KEY,
+                    cairn_integration::SECRET_KEY,
+                    false,
+                );
+                let key = if n.is_multiple_of(3) {
+                    format!("k/{:03}", (n * 7) % KEYS)
+                } else {
+                    format!("load/{n:04}")
+                };
+                let body = data(4_000 + (n as usize % 7) * 50_000, 10_000 + n);
+                let r = c
+                    .put_object()
+                    .bucket("plain")
+                    .key(&key)
+                    .body(ByteStream::from(body.clone()))
+                    .send()
+                    .await;
+                if r.is_ok() {
+                    acked
+                        .lock()
+                        .expect("lock")
+                        .insert(("plain".into(), key), body);
+                } else {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                n += 1;
+            }
+        })
+    };
+
+    // Kill -9 the server once it has moved some keys, then start it again: it resumes.
+    wait_until("some keys moved", Duration::from_secs(120), || {
+        pool_status(&server, 1)["decommission"]["objects"]
+            .as_u64()
+            .is_some_and(|n| n >= 20)
+    });
+    let st = pool_status(&server, 1);
+    assert_eq!(st["state"], "decommissioning", "killed mid-way: {st}");
+    let _ = std::process::Command::new("kill")
+        .args(["-9", &server.pid().to_string()])
+        .status();
+    drop(server);
+    let server = Server::start_on(&args, &[("CAIRN_HEAL_SPEED", "fast")]);
+    *endpoint.lock().expect("lock") = server.endpoint.clone();
+    wait_until(
+        "the decommission to finish",
+        Duration::from_secs(240),
+        || pool_status(&server, 1)["state"] == "decommissioned",
+    );
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    load.await.expect("load");
+    let st = pool_status(&server, 1);
+    assert!(
+        st["decommission"]["objects"].as_u64().unwrap_or(0) >= u64::from(KEYS) / 2,
+        "{st}"
+    );
+    assert_eq!(st["decommission"]["failed"].as_u64(), Some(0), "{st}");
+
+    // Every acknowledged object reads back byte-exact; the versions and the marker survive.
+    let c = client(&server);
+    objects.extend(acked.lock().expect("lock").clone());
+    assert!(objects.len() > KEYS as usize, "the load wrote new keys too");
+    for ((b, k), v) in &objects {
+        assert!(&get(&c, b, k).await == v, "{b}/{k} after the decommission");
+    }
+    let listed = c
+        .list_object_versions()
+        .bucket("kept")
+        .send()
+        .await
+        .expect("versions");
+    assert_eq!(listed.versions().len(), 3);
+    assert_eq!(listed.delete_markers().len(), 1);
+    for (id, body) in &versions {
+        let got = c
+            .get_object()
+            .bucket("kept")
+            .key("doc")
+            .version_id(id)
+            .send()
+            .await
+            .expect("version")
+            .body
+            .collect()
+            .await
+            .expect("body")
+            .into_bytes();
+        assert!(got == body[..], "version {id}");
+    }
+    // The pool's drives hold no object data any more.
+    assert_eq!(
+        metas_in(dir.path(), "a"),
+        0,
+        "no object metadata left in pool 1"
+    );
+    drop(server);
+
+    // Pool 1 can now be left out.
+    let server = Server::start_on(std::slice::from_ref(&second), &[]);
+    let c = client(&server);
+    for ((b, k), v) in &objects {
+        assert!(&get(&c, b, k).await == v, "{b}/{k} with pool 1 removed");
+    }
+    let (code, out) = admin(&server.endpoint, &["pool", "status"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(!out.contains("Pool 2"), "one pool left:\n{out}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rebalance_starts_stops_survives_a_restart_and_evens_the_pools() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let first = pool(dir.path(), "a");
+    let second = pool(dir.path(), "b");
+    let env = [("CAIRN_HEAL_SPEED", "slow")];
+    let server = Server::start_on(std::slice::from_ref(&first), &env);
+    let c = client(&server);
+    c.create_bucket()
+        .bucket("even")
+        .send()
+        .await
+        .expect("bucket");
+    let mut objects = BTreeMap::new();
+    for i in 0..400u32 {
+        let body = data(6_000 + i as usize, i);
+        let key = format!("r/{i:03}");
+        put(&c, "even", &key, &body).await;
+        objects.insert(key, body);
+    }
+    drop(server);
+    let args = [first, second];
+    let server = Server::start_on(&args, &env);
+    let (code, out) = admin(&server.endpoint, &["pool", "rebalance", "start"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("Rebalance: running"), "{out}");
+    let status = |s: &Server| {
+        let (code, out) = admin(&s.endpoint, &["pool", "rebalance", "status", "--json"]);
+        assert_eq!(code, 0, "{out}");
+        serde_json::from_str::<serde_json::Value>(&out).unwrap_or_else(|e| panic!("{e}: {out}"))
+    };
+    wait_until("some keys moved", Duration::from_secs(60), || {
+        status(&server)["rebalance"]["progress"]["objects"]
+            .as_u64()
+            .is_some_and(|n| n >= 5)
+    });
+    let (code, out) = admin(&server.endpoint, &["pool", "rebalance", "stop"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("Rebalance: stopped"), "{out}");
+    let moved = status(&server)["rebalance"]["progress"]["objects"]
+        .as_u64()
+        .unwrap_or(0);
+    std::thread::sleep(Duration::from_secs(3));
+    let later = status(&server)["rebalance"]["progress"]["objects"]
+        .as_u64()
+        .unwrap_or(0);
+    assert!(
+        later <= moved + 1,
+        "a stopped rebalance moves nothing more ({moved} → {later})"
+    );
+    drop(server);
+
+    // After a restart the status is still there, and a new start runs to the end.
+    let server = Server::start_on(&args, &[("CAIRN_HEAL_SPEED", "fast")]);
+    let st = status(&server);
+    assert_eq!(st["rebalance"]["state"], "stopped", "{st}");
+    let (code, out) = admin(&server.endpoint, &["pool", "rebalance", "start"]);
+    assert_eq!(code, 0, "{out}");
+    wait_until("the rebalance to finish", Duration::from_secs(120), || {
+        status(&server)["rebalance"]["state"] == "done"
+    });
+    let (a, b) = (metas_in(dir.path(), "a") / 4, metas_in(dir.path(), "b") / 4);
+    assert_eq!(a + b, 400, "every key in exactly one pool ({a} + {b})");
+    assert!(
+        (140..=260).contains(&b),
+        "the pools even out: {a} keys in pool 1, {b} in pool 2"
+    );
+    let c = client(&server);
+    for (k, v) in &objects {
+        assert_eq!(&get(&c, "even", k).await, v, "{k} after the rebalance");
+    }
+    assert_eq!(list_all(&c, "even").await.len(), 400);
+}
