@@ -519,3 +519,199 @@ async fn a_rebalance_starts_stops_survives_a_restart_and_evens_the_pools() {
     }
     assert_eq!(list_all(&c, "even").await.len(), 400);
 }
+
+/// `n` consecutive free ports below the ephemeral range (servers of other tests bind port 0,
+/// which the kernel takes from that range, so they cannot take these meanwhile), none in
+/// `avoid`.
+fn consecutive_ports(n: u16, avoid: &[u16]) -> u16 {
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos()) as u16;
+    for attempt in 0..500u16 {
+        let first = 20_000 + (seed.wrapping_add(attempt.wrapping_mul(97)) % 10_000);
+        if (first..first + n).any(|p| avoid.iter().any(|a| a.abs_diff(p) < 4)) {
+            continue;
+        }
+        let held: Vec<_> = (0..n)
+            .map_while(|i| std::net::TcpListener::bind(("127.0.0.1", first + i)).ok())
+            .collect();
+        if held.len() == n as usize {
+            return first;
+        }
+    }
+    panic!("no {n} consecutive free ports");
+}
+
+/// One node of a hand-made cluster: its own folder as working directory, so the drive
+/// paths `/proc/self/cwd/d1...` of a pool argument are this node's own folders.
+struct Node {
+    child: std::process::Child,
+    dir: PathBuf,
+    port: u16,
+}
+
+impl Node {
+    fn start(dir: &Path, port: u16, args: &[String]) -> Node {
+        std::fs::create_dir_all(dir).expect("node dir");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("server.log"))
+            .expect("log");
+        let child = std::process::Command::new(cairn_integration::binary())
+            .current_dir(dir)
+            .arg("server")
+            .arg("--address")
+            .arg(format!("127.0.0.1:{port}"))
+            .args(args)
+            .env("CAIRN_ROOT_USER", cairn_integration::ACCESS_KEY)
+            .env("CAIRN_ROOT_PASSWORD", cairn_integration::SECRET_KEY)
+            .env("CAIRN_CERTS_DIR", dir.join("no-certs"))
+            .env("CAIRN_CONSOLE_ADDRESS", "off")
+            .stdout(std::process::Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start node");
+        Node {
+            child,
+            dir: dir.to_path_buf(),
+            port,
+        }
+    }
+
+    fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("server.log")).unwrap_or_default()
+    }
+
+    fn wait_ready(&mut self) {
+        let url = format!("{}/health/ready", self.endpoint());
+        let probe = cairn_integration::probe_agent();
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(s)) = self.child.try_wait() {
+                panic!("node {} exited ({s}):\n{}", self.port, self.log());
+            }
+            if probe.get(&url).call().is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("node {} not ready:\n{}", self.port, self.log());
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_two_node_cluster_grows_by_a_two_node_pool() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let p1 = consecutive_ports(2, &[]);
+    let p3 = consecutive_ports(2, &[p1]);
+    let first = format!("http://127.0.0.1:{{{p1}...{}}}/proc/self/cwd/d{{1...2}}", p1 + 1);
+    let second = format!("http://127.0.0.1:{{{p3}...{}}}/proc/self/cwd/d{{1...2}}", p3 + 1);
+    let node_dir = |n: usize| dir.path().join(format!("n{n}"));
+    let one = vec![first.clone()];
+    let mut nodes: Vec<Node> = vec![
+        Node::start(&node_dir(1), p1, &one),
+        Node::start(&node_dir(2), p1 + 1, &one),
+    ];
+    for n in nodes.iter_mut() {
+        n.wait_ready();
+    }
+    let c = cairn_integration::client_for(
+        &nodes[0].endpoint(),
+        cairn_integration::ACCESS_KEY,
+        cairn_integration::SECRET_KEY,
+        true,
+    );
+    c.create_bucket().bucket("span").send().await.expect("bucket");
+    let mut objects = BTreeMap::new();
+    for i in 0..10u32 {
+        let body = data(70_000 * (i as usize % 3) + 100, i);
+        let key = format!("before/{i}");
+        put(&c, "span", &key, &body).await;
+        objects.insert(key, body);
+    }
+
+    // The new pool's nodes start with the longer list; then the old nodes restart with it,
+    // one by one.
+    let both = vec![first, second];
+    nodes.push(Node::start(&node_dir(3), p3, &both));
+    nodes.push(Node::start(&node_dir(4), p3 + 1, &both));
+    for i in 0..2 {
+        let _ = nodes[i].child.kill();
+        let _ = nodes[i].child.wait();
+        nodes[i] = Node::start(&node_dir(i + 1), nodes[i].port, &both);
+        if i == 1 {
+            for n in nodes.iter_mut() {
+                n.wait_ready();
+            }
+        }
+    }
+    // Old objects read back through every node, new ones spread over both pools.
+    for n in &nodes {
+        let c = cairn_integration::client_for(
+            &n.endpoint(),
+            cairn_integration::ACCESS_KEY,
+            cairn_integration::SECRET_KEY,
+            true,
+        );
+        for (k, v) in &objects {
+            assert_eq!(&get(&c, "span", k).await, v, "{k} through node {}", n.port);
+        }
+    }
+    let c = cairn_integration::client_for(
+        &nodes[2].endpoint(),
+        cairn_integration::ACCESS_KEY,
+        cairn_integration::SECRET_KEY,
+        true,
+    );
+    for i in 0..30u32 {
+        let body = data(20_000 + i as usize, 50 + i);
+        let key = format!("after/{i:02}");
+        put(&c, "span", &key, &body).await;
+        objects.insert(key, body);
+    }
+    let in_second = (0..30)
+        .filter(|i| {
+            [3, 4].iter().any(|n| {
+                node_dir(*n)
+                    .join("d1")
+                    .join("span")
+                    .join("after")
+                    .join(format!("{i:02}"))
+                    .join("@meta")
+                    .exists()
+            })
+        })
+        .count();
+    assert!(
+        (5..=25).contains(&in_second),
+        "new objects go to both pools of equal space: {in_second} of 30 in the new pool"
+    );
+    let c = cairn_integration::client_for(
+        &nodes[1].endpoint(),
+        cairn_integration::ACCESS_KEY,
+        cairn_integration::SECRET_KEY,
+        true,
+    );
+    assert_eq!(
+        list_all(&c, "span").await,
+        objects.keys().cloned().collect::<Vec<_>>()
+    );
+    for (k, v) in &objects {
+        assert_eq!(&get(&c, "span", k).await, v, "{k}");
+    }
+    let (code, info) = admin(&nodes[3].endpoint(), &["pool", "status"]);
+    assert_eq!(code, 0, "{info}");
+    assert!(info.contains("Pool 2") && info.contains("active"), "{info}");
+}

@@ -302,9 +302,6 @@ async fn plan_pools(
         }
         changed = true;
     }
-    if stamp == 0 {
-        changed = true;
-    }
     Ok(PoolPlan {
         deployment,
         record: out,
@@ -388,6 +385,11 @@ async fn assemble_pools(
             .save_pools_record(&plan.record, plan.stamp)
             .await
             .map_err(|e| OpenError::PoolsRecord(e.to_string()))?;
+    } else if plan.stamp == 0 {
+        // A deployment from before pools were recorded: record them (any node may).
+        if let Err(e) = store.save_pools_record(&plan.record, 0).await {
+            tracing::warn!(error = %e, "the pools record is not written yet");
+        }
     }
     Ok(store)
 }
@@ -633,7 +635,20 @@ pub async fn open_cluster(
                 .map(|(_, n)| n.as_str())
                 .collect()
         };
-        let plan = plan_pools(&specs, &views, &drives, names, &found).await?;
+        let plan = match plan_pools(&specs, &views, &drives, names, &found).await {
+            Ok(p) => p,
+            // Drives still being formatted by the first node, or not enough answering, or a
+            // pool the first node formatted just now and has not recorded yet.
+            Err(e @ (OpenError::PoolsRecord(_) | OpenError::PoolUnknown { .. })) => {
+                log(format!("waiting for drives: {e}"));
+                tokio::select! {
+                    _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+                    _ = stop.cancelled() => {}
+                }
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
         let mut deployment = plan.deployment;
         let mut ready: Vec<Resolution> = Vec::with_capacity(specs.len());
         let mut waiting: Option<String> = None;
