@@ -263,6 +263,9 @@ const KEYS: u32 = 400;
 
 type Objects = BTreeMap<(String, String), Vec<u8>>;
 
+/// A key's last acknowledged body and the bodies of the PUTs that failed after it.
+type Tried = (Option<Vec<u8>>, Vec<Vec<u8>>);
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn decommission_under_load_moves_everything_and_survives_a_kill() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -327,7 +330,9 @@ async fn decommission_under_load_moves_everything_and_survives_a_kill() {
     assert!(out.contains("decommissioning"), "{out}");
 
     // Load while it runs: new keys and overwrites, each acknowledged one recorded.
-    let acked: Arc<Mutex<Objects>> = Arc::default();
+    // Per key: the last acknowledged body, then the bodies of PUTs that failed after it (a
+    // PUT cut by the kill may have committed without its answer reaching the client).
+    let acked: Arc<Mutex<BTreeMap<(String, String), Tried>>> = Arc::default();
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let endpoint = Arc::new(Mutex::new(server.endpoint.clone()));
     let load = {
@@ -355,12 +360,17 @@ async fn decommission_under_load_moves_everything_and_survives_a_kill() {
                     .body(ByteStream::from(body.clone()))
                     .send()
                     .await;
-                if r.is_ok() {
-                    acked
-                        .lock()
-                        .expect("lock")
-                        .insert(("plain".into(), key), body);
-                } else {
+                let failed = {
+                    let mut acked = acked.lock().expect("lock");
+                    let tried = acked.entry(("plain".into(), key)).or_default();
+                    if r.is_ok() {
+                        *tried = (Some(body), Vec::new());
+                    } else {
+                        tried.1.push(body);
+                    }
+                    r.is_err()
+                };
+                if failed {
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 }
                 n += 1;
@@ -398,11 +408,45 @@ async fn decommission_under_load_moves_everything_and_survives_a_kill() {
 
     // Every acknowledged object reads back byte-exact; the versions and the marker survive.
     let c = client(&server);
-    objects.extend(acked.lock().expect("lock").clone());
-    assert!(objects.len() > KEYS as usize, "the load wrote new keys too");
-    for ((b, k), v) in &objects {
-        assert!(&get(&c, b, k).await == v, "{b}/{k} after the decommission");
+    let mut possible: BTreeMap<(String, String), Vec<Vec<u8>>> = objects
+        .iter()
+        .map(|(k, v)| (k.clone(), vec![v.clone()]))
+        .collect();
+    for (k, (ok, failed)) in acked.lock().expect("lock").iter() {
+        let p = possible.entry(k.clone()).or_default();
+        // An acknowledged body replaces the key's earlier ones.
+        if let Some(ok) = ok {
+            *p = vec![ok.clone()];
+        }
+        p.extend(failed.iter().cloned());
     }
+    assert!(
+        possible.len() > KEYS as usize,
+        "the load wrote new keys too"
+    );
+    let mut finals = BTreeMap::new();
+    for ((b, k), bodies) in &possible {
+        match c.get_object().bucket(b).key(k).send().await {
+            Ok(out) => {
+                let got = out
+                    .body
+                    .collect()
+                    .await
+                    .expect("body")
+                    .into_bytes()
+                    .to_vec();
+                assert!(
+                    bodies.contains(&got),
+                    "{b}/{k} after the decommission: an unknown body"
+                );
+                finals.insert((b.clone(), k.clone()), got);
+            }
+            // A new key whose only PUTs all failed may not exist.
+            Err(_) if !objects.contains_key(&(b.clone(), k.clone())) => {}
+            Err(e) => panic!("{b}/{k}: {e:?}"),
+        }
+    }
+    let objects = finals;
     let listed = c
         .list_object_versions()
         .bucket("kept")
@@ -587,20 +631,38 @@ impl Node {
         std::fs::read_to_string(self.dir.join("server.log")).unwrap_or_default()
     }
 
-    fn wait_ready(&mut self) {
+    /// Wait until the node is ready; why not, if it is not.
+    fn wait_ready(&mut self) -> Result<(), String> {
         let url = format!("{}/health/ready", self.endpoint());
         let probe = cairn_integration::probe_agent();
         let deadline = std::time::Instant::now() + Duration::from_secs(60);
         while std::time::Instant::now() < deadline {
             if let Ok(Some(s)) = self.child.try_wait() {
-                panic!("node {} exited ({s}):\n{}", self.port, self.log());
+                return Err(format!("node {} exited ({s})", self.port));
             }
             if probe.get(&url).call().is_ok() {
-                return;
+                return Ok(());
             }
             std::thread::sleep(Duration::from_millis(100));
         }
-        panic!("node {} not ready:\n{}", self.port, self.log());
+        Err(format!("node {} not ready", self.port))
+    }
+}
+
+/// Wait until every node is ready; panics with every node's log otherwise.
+fn all_ready(nodes: &mut [Node]) {
+    let mut failed = Vec::new();
+    for n in nodes.iter_mut() {
+        if let Err(e) = n.wait_ready() {
+            failed.push(e);
+        }
+    }
+    if !failed.is_empty() {
+        let logs: Vec<String> = nodes
+            .iter()
+            .map(|n| format!("--- node {}:\n{}", n.port, n.log()))
+            .collect();
+        panic!("{}\n{}", failed.join("; "), logs.join("\n"));
     }
 }
 
@@ -616,24 +678,32 @@ async fn a_two_node_cluster_grows_by_a_two_node_pool() {
     let dir = tempfile::tempdir().expect("tempdir");
     let p1 = consecutive_ports(2, &[]);
     let p3 = consecutive_ports(2, &[p1]);
-    let first = format!("http://127.0.0.1:{{{p1}...{}}}/proc/self/cwd/d{{1...2}}", p1 + 1);
-    let second = format!("http://127.0.0.1:{{{p3}...{}}}/proc/self/cwd/d{{1...2}}", p3 + 1);
+    let first = format!(
+        "http://127.0.0.1:{{{p1}...{}}}/proc/self/cwd/d{{1...2}}",
+        p1 + 1
+    );
+    let second = format!(
+        "http://127.0.0.1:{{{p3}...{}}}/proc/self/cwd/d{{1...2}}",
+        p3 + 1
+    );
     let node_dir = |n: usize| dir.path().join(format!("n{n}"));
     let one = vec![first.clone()];
     let mut nodes: Vec<Node> = vec![
         Node::start(&node_dir(1), p1, &one),
         Node::start(&node_dir(2), p1 + 1, &one),
     ];
-    for n in nodes.iter_mut() {
-        n.wait_ready();
-    }
+    all_ready(&mut nodes);
     let c = cairn_integration::client_for(
         &nodes[0].endpoint(),
         cairn_integration::ACCESS_KEY,
         cairn_integration::SECRET_KEY,
         true,
     );
-    c.create_bucket().bucket("span").send().await.expect("bucket");
+    c.create_bucket()
+        .bucket("span")
+        .send()
+        .await
+        .expect("bucket");
     let mut objects = BTreeMap::new();
     for i in 0..10u32 {
         let body = data(70_000 * (i as usize % 3) + 100, i);
@@ -652,9 +722,7 @@ async fn a_two_node_cluster_grows_by_a_two_node_pool() {
         let _ = nodes[i].child.wait();
         nodes[i] = Node::start(&node_dir(i + 1), nodes[i].port, &both);
         if i == 1 {
-            for n in nodes.iter_mut() {
-                n.wait_ready();
-            }
+            all_ready(&mut nodes);
         }
     }
     // Old objects read back through every node, new ones spread over both pools.

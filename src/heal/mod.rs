@@ -718,7 +718,7 @@ impl Healer {
     }
 
     /// Objects healed at once: more parallelism when asked to go fast.
-    fn concurrency(&self) -> usize {
+    pub(super) fn concurrency(&self) -> usize {
         match self.speed() {
             Speed::Slow => 1,
             Speed::Normal => 2,

@@ -12,6 +12,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 
 use super::{unix_now, Healer};
@@ -557,49 +558,73 @@ impl Healer {
                     .store
                     .pool_keys(&bucket, pool, &progress.after, PAGE)
                     .await?;
-                for (key, _) in &page {
+                // Keys move a few at a time (more when the heal speed is fast); the resume
+                // point advances only over keys whose move has finished, in order.
+                let mut stop = false;
+                let mut targets = Vec::with_capacity(page.len());
+                for (key, size) in &page {
+                    let to = match &limit {
+                        Some((max, target)) => {
+                            let planned: u64 = targets.iter().map(|(_, _, s)| *s).sum();
+                            if progress.bytes - start_bytes + planned >= *max {
+                                stop = true;
+                                break;
+                            }
+                            match target() {
+                                Some(t) => t,
+                                None => {
+                                    stop = true;
+                                    break;
+                                }
+                            }
+                        }
+                        None => match self.store.target_pool(pool).await {
+                            Some(t) => t,
+                            None => {
+                                progress.error = Some("no other pool takes objects".into());
+                                return Ok(false);
+                            }
+                        },
+                    };
+                    targets.push((key.clone(), to, *size));
+                }
+                let bucket_ref = &bucket;
+                let mut moves = futures::stream::iter(targets.into_iter().map(|(key, to, _)| {
+                    let me = self.clone();
+                    async move {
+                        let r = me.store.move_key(bucket_ref, &key, pool, to).await;
+                        (key, r)
+                    }
+                }))
+                .buffered(self.concurrency() * 2);
+                while let Some((key, r)) = moves.next().await {
+                    match r {
+                        Ok(out) => {
+                            if out.versions > 0 {
+                                progress.objects += 1;
+                                progress.bytes += out.bytes;
+                            }
+                        }
+                        Err(e) => {
+                            tracing::warn!(pool = pool + 1, bucket, key, error = %e, "key not moved");
+                            progress.failed += 1;
+                        }
+                    }
+                    progress.after = key;
+                    self.set_worker(worker, "running", progress.objects, progress.failed);
+                    self.pace().await;
                     if self.shutdown.is_cancelled() || !self.is_leader() {
                         return Ok(false);
                     }
-                    let to = match &limit {
-                        Some((max, target)) => {
-                            if progress.bytes - start_bytes >= *max {
-                                return Ok(false);
-                            }
-                            match target() {
-                                Some(t) => Some(t),
-                                None => return Ok(false),
-                            }
-                        }
-                        None => self.store.target_pool(pool).await,
-                    };
-                    match to {
-                        Some(to) => match self.store.move_key(&bucket, key, pool, to).await {
-                            Ok(out) => {
-                                if out.versions > 0 {
-                                    progress.objects += 1;
-                                    progress.bytes += out.bytes;
-                                }
-                            }
-                            Err(e) => {
-                                tracing::warn!(pool = pool + 1, bucket, key, error = %e, "key not moved");
-                                progress.failed += 1;
-                            }
-                        },
-                        None => {
-                            progress.error = Some("no other pool takes objects".into());
-                            return Ok(false);
-                        }
-                    }
-                    progress.after = key.clone();
-                    self.set_worker(worker, "running", progress.objects, progress.failed);
-                    self.pace().await;
                     if saved.elapsed() >= SAVE_EVERY {
                         saved = Instant::now();
                         if !self.save_progress(pool, limit.is_some(), progress).await {
                             return Ok(false);
                         }
                     }
+                }
+                if stop {
+                    return Ok(false);
                 }
                 if page.len() < PAGE {
                     break;

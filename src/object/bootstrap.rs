@@ -31,6 +31,8 @@ pub enum OpenError {
     PoolsReordered { recorded: String },
     #[error("pool {arg:?} has no formatted drive but is not a new pool at the end of the list (were its disks replaced or unmounted?)")]
     PoolUnknown { arg: String },
+    #[error("pool {arg:?}: no drive answering is formatted and some do not answer")]
+    PoolUnreachable { arg: String },
     #[error("the pools record cannot be read or written: {0}")]
     PoolsRecord(String),
 }
@@ -180,6 +182,14 @@ async fn plan_pools(
             .iter()
             .any(|f| matches!(f, Found::Formatted(_)));
         if !formatted {
+            // No drive says what the pool is: in an existing deployment, a new pool only if
+            // every drive answered.
+            let existing = found.iter().any(|f| matches!(f, Found::Formatted(_)));
+            if existing && found[r.clone()].iter().any(|f| matches!(f, Found::Offline)) {
+                return Err(OpenError::PoolUnreachable {
+                    arg: spec.arg.clone(),
+                });
+            }
             ids.push(None);
             continue;
         }
@@ -639,7 +649,11 @@ pub async fn open_cluster(
             Ok(p) => p,
             // Drives still being formatted by the first node, or not enough answering, or a
             // pool the first node formatted just now and has not recorded yet.
-            Err(e @ (OpenError::PoolsRecord(_) | OpenError::PoolUnknown { .. })) => {
+            Err(
+                e @ (OpenError::PoolsRecord(_)
+                | OpenError::PoolUnknown { .. }
+                | OpenError::PoolUnreachable { .. }),
+            ) => {
                 log(format!("waiting for drives: {e}"));
                 tokio::select! {
                     _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}

@@ -346,6 +346,8 @@ pub struct Store {
     pub(crate) pool_states: parking_lot::RwLock<Vec<PoolState>>,
     /// Each pool's usable space, measured now and then for placement.
     pub(crate) space: Mutex<Option<(std::time::Instant, Vec<PoolSpace>)>>,
+    /// Which pool recently read keys were found in.
+    pub(crate) locations: pools::Locations,
     /// Pools were added or removed at this start: system records and bucket directories
     /// are to be healed onto every drive.
     pub pools_changed: bool,
@@ -403,6 +405,7 @@ impl Store {
             pools,
             pool_states: parking_lot::RwLock::new(vec![PoolState::Active]),
             space: Mutex::new(None),
+            locations: Default::default(),
             pools_changed: false,
             sets,
             locker,

@@ -35,6 +35,38 @@ const SPACE_TTL: Duration = Duration::from_secs(5);
 /// another pool has room.
 const FREE_FLOOR: f64 = 0.05;
 
+/// Which pool each recently read key was found in (with several pools), so a read asks that
+/// pool alone. Bounded: cleared when full.
+#[derive(Default)]
+pub(crate) struct Locations {
+    map: parking_lot::Mutex<std::collections::HashMap<(String, String), usize>>,
+}
+
+const LOCATIONS_MAX: usize = 200_000;
+
+impl Locations {
+    fn get(&self, bucket: &str, key: &str) -> Option<usize> {
+        self.map
+            .lock()
+            .get(&(bucket.to_string(), key.to_string()))
+            .copied()
+    }
+
+    fn remember(&self, bucket: &str, key: &str, pool: usize) {
+        let mut m = self.map.lock();
+        if m.len() >= LOCATIONS_MAX {
+            m.clear();
+        }
+        m.insert((bucket.to_string(), key.to_string()), pool);
+    }
+
+    pub(crate) fn forget(&self, bucket: &str, key: &str) {
+        self.map
+            .lock()
+            .remove(&(bucket.to_string(), key.to_string()));
+    }
+}
+
 /// One server pool: a range of the store's sets.
 pub struct Pool {
     pub index: usize,
@@ -222,6 +254,17 @@ impl Store {
             let set = self.set_in_pool(0, key);
             return Ok((set, agree_any(set, bucket, key, which).await?));
         }
+        // The pool that held the key at its last read is asked alone: a key lives in one
+        // pool (a commit checks it, a move holds the key's write lock), so an answer there is
+        // the answer; a miss asks every pool.
+        if let Some(p) = self.locations.get(bucket, key) {
+            let set = self.set_in_pool(p, key);
+            match agree_any(set, bucket, key, which).await {
+                Ok(a) => return Ok((set, a)),
+                Err(e) if absent(&e) => self.locations.forget(bucket, key),
+                Err(e) => return Err(e),
+            }
+        }
         let pools = self.searched_pools();
         let answers = futures::future::join_all(pools.iter().map(|&p| async move {
             let set = self.set_in_pool(p, key);
@@ -252,7 +295,10 @@ impl Store {
             }
         }
         match (best, error) {
-            (Some(b), _) => Ok(b),
+            (Some(b), _) => {
+                self.locations.remember(bucket, key, b.0.pool);
+                Ok(b)
+            }
             (None, Some(e)) => Err(e),
             (None, None) => Err(ObjectError::NoSuchKey),
         }
@@ -439,6 +485,7 @@ impl Store {
             return Err(ObjectError::LockLost);
         }
         purge(src, bucket, key).await?;
+        self.locations.forget(bucket, key);
         Ok(out)
     }
 
