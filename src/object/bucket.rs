@@ -68,6 +68,34 @@ pub struct Deleted {
     pub versioned: bool,
 }
 
+/// The buckets a majority of the drives that answered hold, with their earliest creation
+/// time (only valid bucket names: a drive's root may also hold `lost+found` and the like).
+pub(crate) fn majority_buckets(
+    results: Vec<crate::drive::DriveResult<Vec<BucketEntry>>>,
+) -> Vec<BucketEntry> {
+    let answered = results.iter().filter(|r| r.is_ok()).count();
+    let mut seen: BTreeMap<String, (usize, i64)> = BTreeMap::new();
+    for b in results
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|b| super::valid_bucket_name(&b.name))
+    {
+        let e = seen.entry(b.name).or_insert((0, i64::MAX));
+        e.0 += 1;
+        if b.created > 0 {
+            e.1 = e.1.min(b.created);
+        }
+    }
+    seen.into_iter()
+        .filter(|(_, (n, _))| *n * 2 > answered)
+        .map(|(name, (_, created))| BucketEntry {
+            name,
+            created: if created == i64::MAX { 0 } else { created },
+        })
+        .collect()
+}
+
 impl Store {
     fn drive_count(&self) -> usize {
         self.sets.iter().map(|s| s.size()).sum()
@@ -155,28 +183,7 @@ impl Store {
                 need: self.drive_count().div_ceil(2),
             });
         }
-        let mut seen: BTreeMap<String, (usize, i64)> = BTreeMap::new();
-        // Only valid bucket names: a drive's root may also hold `lost+found` and the like.
-        for b in results
-            .into_iter()
-            .flatten()
-            .flatten()
-            .filter(|b| super::valid_bucket_name(&b.name))
-        {
-            let e = seen.entry(b.name).or_insert((0, i64::MAX));
-            e.0 += 1;
-            if b.created > 0 {
-                e.1 = e.1.min(b.created);
-            }
-        }
-        Ok(seen
-            .into_iter()
-            .filter(|(_, (n, _))| *n * 2 > answered)
-            .map(|(name, (_, created))| BucketEntry {
-                name,
-                created: if created == i64::MAX { 0 } else { created },
-            })
-            .collect())
+        Ok(majority_buckets(results))
     }
 
     /// Create, on every drive that lacks them, the buckets a majority of drives has (a

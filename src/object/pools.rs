@@ -660,23 +660,9 @@ impl Store {
                 .flat_map(|s| s.drives.iter().cloned())
                 .collect();
             let answers = fan_out(&drives, |_, d| d.list_buckets()).await;
-            let answered = answers.iter().filter(|a| a.is_ok()).count();
-            let mut seen: BTreeMap<String, (usize, i64)> = BTreeMap::new();
-            for b in answers
-                .into_iter()
-                .flatten()
-                .flatten()
-                .filter(|b| super::valid_bucket_name(&b.name))
-            {
-                let e = seen.entry(b.name).or_insert((0, i64::MAX));
-                e.0 += 1;
-                e.1 = e.1.min(b.created);
-            }
-            for (name, (n, created)) in seen {
-                if n * 2 > answered {
-                    let e = buckets.entry(name).or_insert(created);
-                    *e = (*e).min(created);
-                }
+            for b in super::bucket::majority_buckets(answers) {
+                let e = buckets.entry(b.name).or_insert(b.created);
+                *e = (*e).min(b.created);
             }
         }
         let mine: Vec<_> = self.sets[p.sets.clone()]
