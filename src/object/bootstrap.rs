@@ -226,10 +226,26 @@ async fn plan_pools(
         .filter(|(_, id)| id.is_some())
         .flat_map(|(r, _)| drives[r.clone()].iter().cloned())
         .collect();
-    let stored = crate::records::Records::new(formatted, POOLS_DIR)
+    let stored = match crate::records::Records::new(formatted.clone(), POOLS_DIR)
         .read::<PoolsRecord>(POOLS_RECORD)
         .await
-        .map_err(|e| OpenError::PoolsRecord(e.to_string()))?;
+    {
+        Ok(r) => r,
+        Err(e) => {
+            // A first format cut short leaves too few drives to read the record from; while
+            // no drive holds a bucket nothing can be lost by going on without it.
+            let mut empty = true;
+            for d in formatted.iter().flatten() {
+                if d.list_buckets().await.is_ok_and(|b| !b.is_empty()) {
+                    empty = false;
+                }
+            }
+            if !empty {
+                return Err(OpenError::PoolsRecord(e.to_string()));
+            }
+            None
+        }
+    };
     let (recorded, stamp) = match stored {
         Some(crate::records::Stamped {
             value: Some(v),
