@@ -335,8 +335,13 @@ async fn decommission_under_load_moves_everything_and_survives_a_kill() {
     let acked: Arc<Mutex<BTreeMap<(String, String), Tried>>> = Arc::default();
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let endpoint = Arc::new(Mutex::new(server.endpoint.clone()));
+    // Reads too: keys with odd numbers are never overwritten, and must read back as written
+    // whichever pool they are in, while they move.
+    let originals = Arc::new(objects.clone());
+    let reads = Arc::new(std::sync::atomic::AtomicU32::new(0));
     let load = {
         let (acked, stop, endpoint) = (acked.clone(), stop.clone(), endpoint.clone());
+        let (originals, reads) = (originals.clone(), reads.clone());
         tokio::spawn(async move {
             let mut n = 0u32;
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
@@ -347,8 +352,16 @@ async fn decommission_under_load_moves_everything_and_survives_a_kill() {
                     cairn_integration::SECRET_KEY,
                     false,
                 );
+                let odd = format!("k/{:03}", ((n * 13) % KEYS) | 1);
+                if let Ok(out) = c.get_object().bucket("plain").key(&odd).send().await {
+                    if let Ok(got) = out.body.collect().await {
+                        let want = &originals[&("plain".to_string(), odd.clone())];
+                        assert!(got.into_bytes() == want[..], "{odd} read during the move");
+                        reads.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
+                }
                 let key = if n.is_multiple_of(3) {
-                    format!("k/{:03}", (n * 7) % KEYS)
+                    format!("k/{:03}", ((n * 7) % KEYS) & !1)
                 } else {
                     format!("load/{n:04}")
                 };
@@ -399,6 +412,10 @@ async fn decommission_under_load_moves_everything_and_survives_a_kill() {
     );
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     load.await.expect("load");
+    assert!(
+        reads.load(std::sync::atomic::Ordering::Relaxed) > 10,
+        "objects were read during the decommission"
+    );
     let st = pool_status(&server, 1);
     assert!(
         st["decommission"]["objects"].as_u64().unwrap_or(0) >= u64::from(KEYS) / 2,
