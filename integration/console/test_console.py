@@ -9,12 +9,13 @@ Exits non-zero, with the reason, on the first check that fails.
 
 import hashlib
 import os
+import re
 import subprocess
 import sys
 import time
 
 from selenium import webdriver
-from selenium.common.exceptions import TimeoutException
+from selenium.common.exceptions import StaleElementReferenceException, TimeoutException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as EC
 from selenium.webdriver.support.ui import WebDriverWait
@@ -62,6 +63,18 @@ def visible(sel):
 
 def click(sel):
     wait.until(EC.element_to_be_clickable((By.CSS_SELECTOR, sel))).click()
+
+
+def click_fresh(sel):
+    """Click an element of a page that redraws itself (a redraw between finding and clicking
+    leaves a stale element: find it again)."""
+    for _ in range(5):
+        try:
+            click(sel)
+            return
+        except StaleElementReferenceException:
+            time.sleep(0.2)
+    click(sel)
 
 
 def text_in(sel, text, timeout=30):
@@ -186,6 +199,24 @@ try:
     d.get(URL + "#/cluster")
     css('tr.drive-row[data-state="online"]')
     shot("cluster")
+    # Server pools: both active; pool 2 (where the objects landed) is decommissioned from the
+    # page, its progress shown to the end; the last active pool cannot be.
+    css('tr.pool-row[data-pool="1"][data-state="active"]')
+    css('tr.pool-row[data-pool="2"][data-state="active"]')
+    click_fresh('tr.pool-row[data-pool="2"] button.decommission-pool')
+    wait.until(EC.alert_is_present()).accept()
+    try:
+        WebDriverWait(d, 120).until(EC.presence_of_element_located((By.CSS_SELECTOR, 'tr.pool-row[data-pool="2"][data-state="decommissioned"]')))
+    except TimeoutException:
+        check(False, "pool 2 was not shown decommissioned: " + css("#pools").text)
+    d.execute_script("document.getElementById('pools').scrollIntoView()")
+    shot("pools-decommissioned")
+    moved = re.search(r"Decommission: (\d+) of (\d+) objects moved", css('tr.pool-row[data-pool="2"]').text)
+    check(moved and int(moved.group(1)) >= 1 and moved.group(1) == moved.group(2) and "finished" in css('tr.pool-row[data-pool="2"]').text,
+          "decommission progress: " + css('tr.pool-row[data-pool="2"]').text)
+    click_fresh('tr.pool-row[data-pool="1"] button.decommission-pool')
+    wait.until(EC.alert_is_present()).accept()
+    text_in("#notice", "last active pool")
     drive = os.environ["UNPLUG_DRIVE"]
     os.rename(drive, drive + ".unplugged")
     try:

@@ -1,14 +1,14 @@
 //! The web console with a real browser: headless Chromium driven through Selenium's
 //! WebDriver (`integration/console/test_console.py`) against the real server — log in, create
 //! a bucket, upload 20 MiB, list, download and compare, share a link and fetch it with curl,
-//! see a drive go offline, log out, and a read-only user refused a delete — plus the
+//! decommission a server pool, see a drive go offline, log out, and a read-only user refused a delete — plus the
 //! console's HTTP contract checked directly (security headers, no API without a session,
 //! cookie flags, CSRF).
 
 use std::path::Path;
 use std::process::Command;
 
-use cairn_integration::{admin, require_tool, Server, ACCESS_KEY, SECRET_KEY};
+use cairn_integration::{admin, require_tool, Server, Tmpfs, ACCESS_KEY, SECRET_KEY};
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -40,8 +40,14 @@ fn browser_ready() -> bool {
 fn console_in_a_real_browser() {
     let port = free_port();
     let console_addr = format!("127.0.0.1:{port}");
-    let server = Server::start_with(
-        4,
+    // Two server pools: the first on a small tmpfs, so new objects land in the second (by
+    // free space), which the browser then decommissions.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let small = dir.path().join("small");
+    std::fs::create_dir_all(&small).expect("dir");
+    let _small = Tmpfs::mount(&small, 256);
+    let server = Server::start_on(
+        &[small.join("d{1...4}"), dir.path().join("e{1...4}")],
         &[
             ("CAIRN_CONSOLE_ADDRESS", console_addr.as_str()),
             ("CAIRN_DRIVE_CHECK_INTERVAL", "1s"),
@@ -138,7 +144,7 @@ fn console_in_a_real_browser() {
         .env("SECRET_KEY", SECRET_KEY)
         .env("RO_ACCESS_KEY", "viewer")
         .env("RO_SECRET_KEY", "viewer-secret-1")
-        .env("UNPLUG_DRIVE", &server.drives[3])
+        .env("UNPLUG_DRIVE", small.join("d4"))
         .env("WORK", work.path());
     if let Some(dir) = std::env::var_os("CAIRN_CONSOLE_SCREENSHOTS") {
         cmd.env("SCREENSHOTS", dir);

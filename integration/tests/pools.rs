@@ -258,6 +258,32 @@ fn pool_status(server: &Server, n: usize) -> serde_json::Value {
     serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"))
 }
 
+/// The cluster metrics (Prometheus text) as a scraper with a token gets them.
+fn cluster_metrics(server: &Server) -> String {
+    let (code, token) = admin(&server.endpoint, &["prometheus", "token", "--token-only"]);
+    assert_eq!(code, 0, "{token}");
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let mut resp = agent
+        .get(format!("{}/cairn/v1/metrics/cluster", server.endpoint))
+        .header("authorization", format!("Bearer {}", token.trim()))
+        .call()
+        .expect("scrape");
+    let body = resp.body_mut().read_to_string().expect("body");
+    assert_eq!(resp.status(), 200, "{body}");
+    body
+}
+
+/// The value of one series (`name{labels}` exactly as exposed) in a scrape.
+fn metric(scrape: &str, series: &str) -> Option<f64> {
+    scrape
+        .lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .and_then(|v| v.trim().parse().ok())
+}
+
 /// Keys of the decommission test: enough that a slow-paced walk takes several seconds.
 const KEYS: u32 = 400;
 
@@ -493,6 +519,36 @@ async fn decommission_under_load_moves_everything_and_survives_a_kill() {
         metas_in(dir.path(), "a"),
         0,
         "no object metadata left in pool 1"
+    );
+    // The metrics say the same as the status.
+    let m = cluster_metrics(&server);
+    let moved = st["decommission"]["objects"].as_u64().unwrap_or(0) as f64;
+    for (series, want) in [
+        (
+            r#"cairn_cluster_pool_state{pool="1",state="decommissioned"}"#,
+            1.0,
+        ),
+        (r#"cairn_cluster_pool_state{pool="1",state="active"}"#, 0.0),
+        (r#"cairn_cluster_pool_state{pool="2",state="active"}"#, 1.0),
+        (
+            r#"cairn_cluster_pool_decommission_objects_moved{pool="1"}"#,
+            moved,
+        ),
+        (
+            r#"cairn_cluster_pool_decommission_objects_failed{pool="1"}"#,
+            0.0,
+        ),
+        ("cairn_cluster_rebalance_running", 0.0),
+    ] {
+        assert_eq!(metric(&m, series), Some(want), "{series}:\n{m}");
+    }
+    assert!(
+        metric(
+            &m,
+            r#"cairn_cluster_pool_capacity_usable_total_bytes{pool="2"}"#
+        )
+        .unwrap_or(0.0)
+            > 0.0
     );
     drop(server);
 

@@ -378,6 +378,7 @@ pub async fn cluster(state: &S3State, healer: &Healer) -> Exposition {
         e.gauge(names::SET_DRIVES_ONLINE, &[&id], up as f64);
         e.gauge(names::SET_PARITY, &[&id], set.parity as f64);
     }
+    pools(&mut e, &info);
     e.gauge(names::RAW_TOTAL, &[], raw_total);
     e.gauge(names::RAW_FREE, &[], raw_free);
     e.gauge(names::USABLE_TOTAL, &[], usable_total);
@@ -463,6 +464,40 @@ pub async fn cluster(state: &S3State, healer: &Healer) -> Exposition {
     e.gauge(names::ILM_EXPIRED, &[], l.expired as f64);
     e.gauge(names::ILM_ABORTED, &[], l.uploads_aborted as f64);
     e
+}
+
+/// The server pools: space, state, decommission and rebalance progress.
+fn pools(e: &mut Exposition, info: &crate::admin::Info) {
+    const STATES: [&str; 4] = ["active", "rebalancing", "decommissioning", "decommissioned"];
+    for p in &info.pools {
+        let n = p.number.to_string();
+        let l = [n.as_str()];
+        e.gauge(names::POOL_USABLE_TOTAL, &l, p.total as f64);
+        e.gauge(names::POOL_USABLE_FREE, &l, p.free as f64);
+        e.gauge(names::POOL_SETS, &l, p.sets as f64);
+        for s in STATES {
+            let on = if p.state == s { 1.0 } else { 0.0 };
+            e.gauge(names::POOL_STATE, &[n.as_str(), s], on);
+        }
+        if let Some(d) = &p.decommission {
+            e.gauge(names::POOL_DECOM_OBJECTS, &l, d.objects as f64);
+            e.gauge(names::POOL_DECOM_BYTES, &l, d.bytes as f64);
+            e.gauge(names::POOL_DECOM_FAILED, &l, d.failed as f64);
+            e.gauge(names::POOL_DECOM_TOTAL_OBJECTS, &l, d.total_objects as f64);
+            e.gauge(names::POOL_DECOM_TOTAL_BYTES, &l, d.total_bytes as f64);
+        }
+    }
+    let r = info.rebalance.as_ref();
+    let running = r.is_some_and(|r| r.state == "running");
+    e.gauge(
+        names::REBALANCE_RUNNING,
+        &[],
+        if running { 1.0 } else { 0.0 },
+    );
+    if let Some(r) = r {
+        e.gauge(names::REBALANCE_OBJECTS, &[], r.progress.objects as f64);
+        e.gauge(names::REBALANCE_BYTES, &[], r.progress.bytes as f64);
+    }
 }
 
 /// How long a scrape may take before it answers with what it has (drives that hang are

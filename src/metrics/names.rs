@@ -113,6 +113,19 @@ defs! {
     HEALTH: Gauge "cluster_health_status" [] "1 when every erasure set has its write quorum, 0 when not.";
     SET_DRIVES_ONLINE: Gauge "cluster_erasure_set_online_drives" ["set"] "Online drives of each erasure set.";
     SET_PARITY: Gauge "cluster_erasure_set_parity" ["set"] "Parity drives of each erasure set.";
+    // Cluster: server pools, decommission and rebalance.
+    POOL_USABLE_TOTAL: Gauge "cluster_pool_capacity_usable_total_bytes" ["pool"] "Capacity of a server pool for object data, after parity (pool = its 1-based number, as cairn admin pool takes it).";
+    POOL_USABLE_FREE: Gauge "cluster_pool_capacity_usable_free_bytes" ["pool"] "Free capacity of a server pool for object data, after parity.";
+    POOL_SETS: Gauge "cluster_pool_erasure_sets" ["pool"] "Erasure sets of a server pool.";
+    POOL_STATE: Gauge "cluster_pool_state" ["pool", "state"] "1 for a server pool's current state (active, rebalancing, decommissioning, decommissioned), 0 for the others.";
+    POOL_DECOM_OBJECTS: Gauge "cluster_pool_decommission_objects_moved" ["pool"] "Objects (keys with all their versions) the running or last decommission of the pool moved.";
+    POOL_DECOM_BYTES: Gauge "cluster_pool_decommission_bytes_moved" ["pool"] "Bytes the running or last decommission of the pool moved.";
+    POOL_DECOM_FAILED: Gauge "cluster_pool_decommission_objects_failed" ["pool"] "Objects the running or last decommission of the pool failed to move (retried on its next walk).";
+    POOL_DECOM_TOTAL_OBJECTS: Gauge "cluster_pool_decommission_objects_to_move" ["pool"] "Objects the pool held when its decommission started.";
+    POOL_DECOM_TOTAL_BYTES: Gauge "cluster_pool_decommission_bytes_to_move" ["pool"] "Bytes the pool held when its decommission started.";
+    REBALANCE_RUNNING: Gauge "cluster_rebalance_running" [] "1 while a rebalance moves objects between pools, 0 when not.";
+    REBALANCE_OBJECTS: Gauge "cluster_rebalance_objects_moved" [] "Objects the running or last rebalance moved.";
+    REBALANCE_BYTES: Gauge "cluster_rebalance_bytes_moved" [] "Bytes the running or last rebalance moved.";
     KMS_ONLINE: Gauge "cluster_kms_online" [] "1 when a KMS is configured (SSE-S3 and SSE-KMS work), 0 when not.";
     // Cluster: usage (from the scanner's last cycle) and quotas.
     BUCKETS: Gauge "cluster_buckets_total" [] "Buckets in the deployment.";

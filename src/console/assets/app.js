@@ -610,8 +610,9 @@ async function clusterPage() {
         h("table", { id: "nodes" }, h("thead", {}, h("tr", {}, h("th", {}, "Node"), h("th", {}, "State"), h("th", { class: "num" }, "Drives online"))),
           h("tbody", {}, (info.nodes.length ? info.nodes : [{ node: info.node || "this node", state: "online", drives_online: drives.filter((d) => d.dataset.state === "online").length, drives: drives.length }]).map((n) =>
             h("tr", {}, h("td", {}, n.node), h("td", { class: "state-" + n.state }, n.state), h("td", { class: "num" }, n.drives_online + " / " + n.drives)))))),
+      poolsCard(info, draw),
       h("div", { class: "card" }, h("h3", {}, "Erasure sets"),
-        h("p", {}, info.sets.map((s) => "set " + (s.index + 1) + ": EC " + s.data + "+" + s.parity).join(" · ")),
+        h("p", {}, info.sets.map((s) => "set " + (s.index + 1) + ((info.pools || []).length > 1 ? " (pool " + s.pool + ")" : "") + ": EC " + s.data + "+" + s.parity).join(" · ")),
         h("table", { id: "drives" }, h("thead", {}, h("tr", {}, h("th", {}, "Set"), h("th", {}, "Drive"), h("th", {}, "State"), h("th", {}, "Usage"), h("th", { class: "num" }, "Used"))),
           h("tbody", {}, drives))),
       h("div", { class: "card", id: "heal" }, h("h3", {}, "Heal"),
@@ -627,6 +628,52 @@ async function clusterPage() {
   };
   await draw();
   state.timer = setInterval(() => draw().catch(failed), 3000);
+}
+
+// The server pools: space, state, decommission progress, and the commands that move data.
+function poolsCard(info, redraw) {
+  const pools = info.pools || [];
+  const reb = info.rebalance;
+  const act = (method, api, params, done) =>
+    admin(method, api, params).then(() => { notice(done); return redraw(); }).catch(failed);
+  const progress = (p) => {
+    if (!p) return "";
+    const secs = Math.max(1, (p.updated || 0) - (p.started || 0));
+    const rate = p.bytes / secs;
+    const left = Math.max(0, (p.total_bytes || 0) - p.bytes);
+    const eta = !p.finished && rate > 0 && left > 0 ? ", about " + Math.ceil(left / rate) + " s left" : "";
+    const end = p.finished ? (p.canceled ? ", canceled" : ", finished") : (p.error ? ", stopped: " + p.error : "");
+    return p.objects + " of " + (p.total_objects || 0) + " objects moved (" + human(p.bytes) + " of " + human(p.total_bytes || 0) + ", " + human(rate) + "/s), " + p.failed + " failed" + eta + end;
+  };
+  const rows = pools.map((p) => {
+    const used = Math.max(0, p.total - p.free);
+    const pct = p.total ? Math.round((used * 100) / p.total) : 0;
+    const button = p.state === "decommissioning"
+      ? h("button", { class: "cancel-decommission", type: "button", onclick: () => act("DELETE", "pools/decommission", { pool: String(p.number) }, "Decommission of pool " + p.number + " canceled.") }, "Cancel decommission")
+      : p.state === "decommissioned" ? ""
+        : h("button", { class: "decommission-pool danger", type: "button", onclick: () =>
+          confirm("Decommission pool " + p.number + "? Every object moves to the other pools; the pool can then be removed from the server arguments.")
+          && act("POST", "pools/decommission", { pool: String(p.number) }, "Decommission of pool " + p.number + " started.") }, "Decommission");
+    return h("tr", { class: "pool-row", dataset: { pool: String(p.number), state: p.state } },
+      h("td", {}, String(p.number)), h("td", { class: "mono" }, p.arg),
+      h("td", { class: "nowrap" }, p.sets + " × " + p.set_size),
+      h("td", { class: "state-" + p.state }, p.state),
+      h("td", {}, h("div", { class: "bar" }, h("div", { style: "width:" + pct + "%" }))),
+      h("td", { class: "num nowrap" }, human(used) + " / " + human(p.total)),
+      h("td", { class: "pool-progress" }, p.decommission ? "Decommission: " + progress(p.decommission) : ""),
+      h("td", {}, button));
+  });
+  const running = reb && reb.state === "running";
+  const rebalance = h("div", { class: "row", id: "rebalance" },
+    "Rebalance: " + (reb ? reb.state + " (goal " + Math.round(reb.goal * 100) + "% used, " + progress(reb.progress) + ")" : "never run"),
+    pools.length > 1 ? h("button", { id: running ? "stopRebalance" : "startRebalance", type: "button", onclick: () => running
+      ? act("DELETE", "pools/rebalance", undefined, "Rebalance stopped.")
+      : act("POST", "pools/rebalance", undefined, "Rebalance started.") }, running ? "Stop rebalance" : "Start rebalance") : "");
+  return h("div", { class: "card", id: "pools" }, h("h3", {}, "Server pools"),
+    h("table", {}, h("thead", {}, h("tr", {}, h("th", {}, "Pool"), h("th", {}, "Argument"), h("th", {}, "Sets × drives"), h("th", {}, "State"),
+      h("th", {}, "Usage"), h("th", { class: "num" }, "Used"), h("th", {}, "Progress"), h("th", {}, ""))),
+    h("tbody", {}, rows)),
+    rebalance);
 }
 
 // ---------- metrics ----------
