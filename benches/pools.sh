@@ -2,7 +2,8 @@
 # Server pools: GET latency with two pools against one, and decommission throughput against
 # heal throughput, on the same machine in one run.
 #   bash benches/pools.sh            (after cargo build --release)
-# CAIRN=path/to/cairn, DIR=scratch folder (default /var/tmp/cairn-pools-bench), PORT=9400.
+# CAIRN=path/to/cairn, DIR=scratch folder (default /var/tmp/cairn-pools-bench), PORT=9400,
+# ROUNDS=GET rounds (default 5; the medians are printed at the end), ONLY=get|decommission.
 set -u
 B=${CAIRN:-target/release/cairn}
 R=${DIR:-/var/tmp/cairn-pools-bench}
@@ -16,14 +17,18 @@ start() {
   for _ in $(seq 100); do curl -sf "$CAIRN_ENDPOINT/health/ready" >/dev/null && return; sleep 0.2; done
   echo "server did not start"; cat "$R.log"; exit 1
 }
-echo "== GET 4 KiB, 200 objects, 6 s per measurement, one pool (4 folders) vs two (4 + 4)"
-for round in 1 2; do
+rounds=${ROUNDS:-5}
+only=${ONLY:-all}
+if [ "$only" != decommission ]; then
+echo "== GET 4 KiB, 200 objects, 6 s per measurement, one pool (4 folders) vs two (4 + 4), $rounds rounds"
+: > "$R.rows"
+for round in $(seq "$rounds"); do
   for cfg in one two; do
     rm -rf "$R"; mkdir -p "$R"
     if [ $cfg = one ]; then start "$R/a{1...4}"; else start "$R/a{1...4}" "$R/b{1...4}"; fi
     for c in 1 8; do
       "$B" bench --op get --size 4KiB --concurrency $c --duration 6s --objects 200 --json "$R.json" >/dev/null 2>&1
-      python3 - "$R.json" "$round $cfg x$c" <<'PY'
+      python3 - "$R.json" "$round $cfg x$c" <<'PY' | tee -a "$R.rows"
 import json, sys
 g = json.load(open(sys.argv[1]))["ops"]["GET"]
 print("%-14s %7.0f obj/s  p50 %.3f ms  p99 %.3f ms" % (sys.argv[2], g["objects_s"], g["latency_ms"]["p50"], g["latency_ms"]["p99"]))
@@ -31,6 +36,20 @@ PY
     done
   done
 done
+python3 - "$R.rows" <<'PY'
+import statistics, sys
+rows = [l.split() for l in open(sys.argv[1]) if l.strip()]
+for c in ("x1", "x8"):
+    med = {}
+    for cfg in ("one", "two"):
+        sel = [r for r in rows if r[1] == cfg and r[2] == c]
+        med[cfg] = (statistics.median(float(r[3]) for r in sel), statistics.median(float(r[6]) for r in sel))
+    print("median %s: one pool %.0f obj/s p50 %.3f ms; two pools %.0f obj/s p50 %.3f ms; two/one p50 %.2f, obj/s %.2f"
+          % (c, med["one"][0], med["one"][1], med["two"][0], med["two"][1], med["two"][1] / med["one"][1], med["two"][0] / med["one"][0]))
+PY
+rm -f "$R.rows"
+fi
+[ "$only" = get ] && { stop; rm -rf "$R" "$R.json" "$R.log"; exit 0; }
 echo "== 1 MiB objects written for 4 s: heal of one wiped drive vs decommission of the pool"
 for round in 1 2; do
   rm -rf "$R"; mkdir -p "$R"
