@@ -49,6 +49,104 @@ pub async fn enable_versioning(c: &aws_sdk_s3::Client, bucket: &str) {
         .expect("enable versioning");
 }
 
+/// PUT `body` at `bucket/key` (panics on failure).
+pub async fn put_bytes(c: &aws_sdk_s3::Client, bucket: &str, key: &str, body: &[u8]) {
+    c.put_object()
+        .bucket(bucket)
+        .key(key)
+        .body(aws_sdk_s3::primitives::ByteStream::from(body.to_vec()))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("put {key}: {e:?}"));
+}
+
+/// GET `bucket/key` whole (panics on failure).
+pub async fn get_bytes(c: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Vec<u8> {
+    c.get_object()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("get {key}: {e:?}"))
+        .body
+        .collect()
+        .await
+        .expect("body")
+        .into_bytes()
+        .to_vec()
+}
+
+/// A multipart upload of `parts` (each but the last at least 5 MiB) to `bucket/key`,
+/// completed (panics on failure).
+pub async fn multipart_bytes(c: &aws_sdk_s3::Client, bucket: &str, key: &str, parts: &[Vec<u8>]) {
+    use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+    let up = c
+        .create_multipart_upload()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .expect("create upload");
+    let id = up.upload_id().expect("upload id").to_string();
+    let mut done = Vec::new();
+    for (n, p) in parts.iter().enumerate() {
+        let number = n as i32 + 1;
+        let r = c
+            .upload_part()
+            .bucket(bucket)
+            .key(key)
+            .upload_id(&id)
+            .part_number(number)
+            .body(aws_sdk_s3::primitives::ByteStream::from(p.clone()))
+            .send()
+            .await
+            .expect("upload part");
+        done.push(
+            CompletedPart::builder()
+                .part_number(number)
+                .e_tag(r.e_tag().expect("part etag"))
+                .build(),
+        );
+    }
+    c.complete_multipart_upload()
+        .bucket(bucket)
+        .key(key)
+        .upload_id(&id)
+        .multipart_upload(
+            CompletedMultipartUpload::builder()
+                .set_parts(Some(done))
+                .build(),
+        )
+        .send()
+        .await
+        .expect("complete upload");
+}
+
+/// Every key of `bucket`, listed (ListObjectsV2) `page` keys at a time.
+pub async fn list_keys(c: &aws_sdk_s3::Client, bucket: &str, page: i32) -> Vec<String> {
+    let mut keys = Vec::new();
+    let mut token = None;
+    loop {
+        let out = c
+            .list_objects_v2()
+            .bucket(bucket)
+            .max_keys(page)
+            .set_continuation_token(token)
+            .send()
+            .await
+            .expect("list");
+        keys.extend(
+            out.contents()
+                .iter()
+                .filter_map(|o| o.key().map(str::to_string)),
+        );
+        match out.next_continuation_token() {
+            Some(t) => token = Some(t.to_string()),
+            None => return keys,
+        }
+    }
+}
+
 /// A running server; killed on drop.
 pub struct Server {
     child: Child,

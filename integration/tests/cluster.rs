@@ -70,27 +70,7 @@ async fn get(c: &Client, bucket: &str, key: &str) -> Result<Vec<u8>, String> {
 }
 
 async fn list(c: &Client, bucket: &str) -> Vec<String> {
-    let mut keys = Vec::new();
-    let mut token = None;
-    loop {
-        let out = c
-            .list_objects_v2()
-            .bucket(bucket)
-            .max_keys(7)
-            .set_continuation_token(token)
-            .send()
-            .await
-            .expect("list");
-        keys.extend(
-            out.contents()
-                .iter()
-                .filter_map(|o| o.key().map(String::from)),
-        );
-        token = out.next_continuation_token().map(String::from);
-        if token.is_none() {
-            return keys;
-        }
-    }
+    cairn_integration::list_keys(c, bucket, 7).await
 }
 
 /// Every object reads back byte-exact through `c`.

@@ -6,7 +6,6 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use aws_sdk_s3::Client;
 use cairn_integration::{client, files_named, unplug, wait_until as wait_for, Server};
 
@@ -252,46 +251,8 @@ async fn writes_that_missed_a_drive_are_healed_when_it_returns() {
         .await
         .expect("copy");
     objects.push(("copy".into(), objects[6].1.clone()));
-    let up = c
-        .create_multipart_upload()
-        .bucket("mrf")
-        .key("mp")
-        .send()
-        .await
-        .expect("create");
-    let id = up.upload_id().expect("id").to_string();
     let parts = [data(5 << 20, 7), data(1 << 20, 8)];
-    let mut done = Vec::new();
-    for (n, p) in parts.iter().enumerate() {
-        let out = c
-            .upload_part()
-            .bucket("mrf")
-            .key("mp")
-            .upload_id(&id)
-            .part_number(n as i32 + 1)
-            .body(ByteStream::from(p.clone()))
-            .send()
-            .await
-            .expect("part");
-        done.push(
-            CompletedPart::builder()
-                .part_number(n as i32 + 1)
-                .e_tag(out.e_tag().expect("etag"))
-                .build(),
-        );
-    }
-    c.complete_multipart_upload()
-        .bucket("mrf")
-        .key("mp")
-        .upload_id(&id)
-        .multipart_upload(
-            CompletedMultipartUpload::builder()
-                .set_parts(Some(done))
-                .build(),
-        )
-        .send()
-        .await
-        .expect("complete");
+    cairn_integration::multipart_bytes(&c, "mrf", "mp", &parts).await;
     objects.push(("mp".into(), parts.concat()));
     // The drive comes back: the partial-write queue heals everything onto it.
     std::fs::rename(&away, &s.drives[3]).expect("plug back");

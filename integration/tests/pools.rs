@@ -9,10 +9,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
-use aws_sdk_s3::Client;
 use cairn_integration::{
-    admin, client, enable_versioning, files_named, run_server_until_exit, wait_until, Server, Tmpfs,
+    admin, client, enable_versioning, files_named, get_bytes, list_keys, multipart_bytes,
+    put_bytes, run_server_until_exit, wait_until, Server, Tmpfs,
 };
 
 fn data(len: usize, seed: u32) -> Vec<u8> {
@@ -24,55 +23,6 @@ fn data(len: usize, seed: u32) -> Vec<u8> {
 /// `dir/name{1...4}`: one pool's argument.
 fn pool(dir: &Path, name: &str) -> PathBuf {
     dir.join(format!("{name}{{1...4}}"))
-}
-
-async fn put(c: &Client, bucket: &str, key: &str, body: &[u8]) {
-    c.put_object()
-        .bucket(bucket)
-        .key(key)
-        .body(ByteStream::from(body.to_vec()))
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("put {key}: {e:?}"));
-}
-
-async fn get(c: &Client, bucket: &str, key: &str) -> Vec<u8> {
-    c.get_object()
-        .bucket(bucket)
-        .key(key)
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("get {key}: {e:?}"))
-        .body
-        .collect()
-        .await
-        .expect("body")
-        .into_bytes()
-        .to_vec()
-}
-
-async fn list_all(c: &Client, bucket: &str) -> Vec<String> {
-    let mut keys = Vec::new();
-    let mut token = None;
-    loop {
-        let out = c
-            .list_objects_v2()
-            .bucket(bucket)
-            .max_keys(37)
-            .set_continuation_token(token)
-            .send()
-            .await
-            .expect("list");
-        keys.extend(
-            out.contents()
-                .iter()
-                .filter_map(|o| o.key().map(str::to_string)),
-        );
-        match out.next_continuation_token() {
-            Some(t) => token = Some(t.to_string()),
-            None => return keys,
-        }
-    }
 }
 
 /// Does any drive folder `base1..4` hold `bucket/key`'s metadata?
@@ -116,7 +66,7 @@ async fn a_deployment_grows_into_a_second_pool_and_new_objects_land_by_free_spac
     for i in 0..12 {
         let body = data(if i % 3 == 0 { 1_200_000 } else { 40_000 }, i);
         let key = format!("old/{i:02}");
-        put(&c, "grow", &key, &body).await;
+        put_bytes(&c, "grow", &key, &body).await;
         objects.insert(key, body);
     }
     drop(server);
@@ -126,7 +76,7 @@ async fn a_deployment_grows_into_a_second_pool_and_new_objects_land_by_free_spac
     let c = client(&server);
     for (k, v) in &objects {
         assert_eq!(
-            &get(&c, "grow", k).await,
+            &get_bytes(&c, "grow", k).await,
             v,
             "{k} reads back after the expansion"
         );
@@ -142,7 +92,7 @@ async fn a_deployment_grows_into_a_second_pool_and_new_objects_land_by_free_spac
     for i in 0..40 {
         let key = format!("new-{i:02}");
         let body = data(30_000, 100 + i);
-        put(&c, "grow", &key, &body).await;
+        put_bytes(&c, "grow", &key, &body).await;
         let (s, l) = (
             holds(&small, "d", "grow", &key),
             holds(&large, "d", "grow", &key),
@@ -160,53 +110,15 @@ async fn a_deployment_grows_into_a_second_pool_and_new_objects_land_by_free_spac
     );
     // An overwrite stays in the pool holding the key.
     let body = data(50_000, 999);
-    put(&c, "grow", "old/01", &body).await;
+    put_bytes(&c, "grow", "old/01", &body).await;
     objects.insert("old/01".into(), body);
     assert!(holds(&small, "d", "grow", "old/01") && !holds(&large, "d", "grow", "old/01"));
     // A multipart upload completes where it started.
-    let up = c
-        .create_multipart_upload()
-        .bucket("grow")
-        .key("multi")
-        .send()
-        .await
-        .expect("create upload");
-    let id = up.upload_id().expect("id").to_string();
     let parts = [data(5 << 20, 7), data(1 << 20, 8)];
-    let mut done = Vec::new();
-    for (n, p) in parts.iter().enumerate() {
-        let r = c
-            .upload_part()
-            .bucket("grow")
-            .key("multi")
-            .upload_id(&id)
-            .part_number(n as i32 + 1)
-            .body(ByteStream::from(p.clone()))
-            .send()
-            .await
-            .expect("part");
-        done.push(
-            CompletedPart::builder()
-                .part_number(n as i32 + 1)
-                .e_tag(r.e_tag().unwrap_or_default())
-                .build(),
-        );
-    }
-    c.complete_multipart_upload()
-        .bucket("grow")
-        .key("multi")
-        .upload_id(&id)
-        .multipart_upload(
-            CompletedMultipartUpload::builder()
-                .set_parts(Some(done))
-                .build(),
-        )
-        .send()
-        .await
-        .expect("complete");
+    multipart_bytes(&c, "grow", "multi", &parts).await;
     objects.insert("multi".into(), parts.concat());
     // Listings merge both pools in key order.
-    let keys = list_all(&c, "grow").await;
+    let keys = list_keys(&c, "grow", 37).await;
     assert_eq!(keys, objects.keys().cloned().collect::<Vec<_>>());
     let top = c
         .list_objects_v2()
@@ -223,7 +135,7 @@ async fn a_deployment_grows_into_a_second_pool_and_new_objects_land_by_free_spac
     assert_eq!(prefixes, vec!["old/"]);
     assert_eq!(top.contents().len(), 41);
     for (k, v) in &objects {
-        assert_eq!(&get(&c, "grow", k).await, v, "{k}");
+        assert_eq!(&get_bytes(&c, "grow", k).await, v, "{k}");
     }
     drop(server);
 
@@ -245,7 +157,7 @@ async fn a_deployment_grows_into_a_second_pool_and_new_objects_land_by_free_spac
     // The right list still opens.
     let server = Server::start_on(&[first, second], &[]);
     let c = client(&server);
-    assert_eq!(list_all(&c, "grow").await.len(), objects.len());
+    assert_eq!(list_keys(&c, "grow", 37).await.len(), objects.len());
 }
 
 /// Status of pool `n` (1-based) as `cairn admin pool decommission status --json` gives it.
@@ -321,7 +233,7 @@ async fn decommission_under_load_moves_everything_and_survives_a_kill() {
         };
         let body = data(size, i);
         let key = format!("k/{i:03}");
-        put(&c, "plain", &key, &body).await;
+        put_bytes(&c, "plain", &key, &body).await;
         objects.insert(("plain".into(), key), body);
     }
     // Versions and a delete marker.
@@ -556,7 +468,10 @@ async fn decommission_under_load_moves_everything_and_survives_a_kill() {
     let server = Server::start_on(std::slice::from_ref(&second), &[]);
     let c = client(&server);
     for ((b, k), v) in &objects {
-        assert!(&get(&c, b, k).await == v, "{b}/{k} with pool 1 removed");
+        assert!(
+            &get_bytes(&c, b, k).await == v,
+            "{b}/{k} with pool 1 removed"
+        );
     }
     let (code, out) = admin(&server.endpoint, &["pool", "status"]);
     assert_eq!(code, 0, "{out}");
@@ -580,7 +495,7 @@ async fn a_rebalance_starts_stops_survives_a_restart_and_evens_the_pools() {
     for i in 0..400u32 {
         let body = data(6_000 + i as usize, i);
         let key = format!("r/{i:03}");
-        put(&c, "even", &key, &body).await;
+        put_bytes(&c, "even", &key, &body).await;
         objects.insert(key, body);
     }
     drop(server);
@@ -632,9 +547,13 @@ async fn a_rebalance_starts_stops_survives_a_restart_and_evens_the_pools() {
     );
     let c = client(&server);
     for (k, v) in &objects {
-        assert_eq!(&get(&c, "even", k).await, v, "{k} after the rebalance");
+        assert_eq!(
+            &get_bytes(&c, "even", k).await,
+            v,
+            "{k} after the rebalance"
+        );
     }
-    assert_eq!(list_all(&c, "even").await.len(), 400);
+    assert_eq!(list_keys(&c, "even", 37).await.len(), 400);
 }
 
 /// `n` consecutive free ports below the ephemeral range (servers of other tests bind port 0,
@@ -781,7 +700,7 @@ async fn a_two_node_cluster_grows_by_a_two_node_pool() {
     for i in 0..10u32 {
         let body = data(70_000 * (i as usize % 3) + 100, i);
         let key = format!("before/{i}");
-        put(&c, "span", &key, &body).await;
+        put_bytes(&c, "span", &key, &body).await;
         objects.insert(key, body);
     }
 
@@ -807,7 +726,12 @@ async fn a_two_node_cluster_grows_by_a_two_node_pool() {
             true,
         );
         for (k, v) in &objects {
-            assert_eq!(&get(&c, "span", k).await, v, "{k} through node {}", n.port);
+            assert_eq!(
+                &get_bytes(&c, "span", k).await,
+                v,
+                "{k} through node {}",
+                n.port
+            );
         }
     }
     let c = cairn_integration::client_for(
@@ -819,7 +743,7 @@ async fn a_two_node_cluster_grows_by_a_two_node_pool() {
     for i in 0..30u32 {
         let body = data(20_000 + i as usize, 50 + i);
         let key = format!("after/{i:02}");
-        put(&c, "span", &key, &body).await;
+        put_bytes(&c, "span", &key, &body).await;
         objects.insert(key, body);
     }
     let in_second = (0..30)
@@ -846,11 +770,11 @@ async fn a_two_node_cluster_grows_by_a_two_node_pool() {
         true,
     );
     assert_eq!(
-        list_all(&c, "span").await,
+        list_keys(&c, "span", 37).await,
         objects.keys().cloned().collect::<Vec<_>>()
     );
     for (k, v) in &objects {
-        assert_eq!(&get(&c, "span", k).await, v, "{k}");
+        assert_eq!(&get_bytes(&c, "span", k).await, v, "{k}");
     }
     let (code, info) = admin(&nodes[3].endpoint(), &["pool", "status"]);
     assert_eq!(code, 0, "{info}");

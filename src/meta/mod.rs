@@ -110,6 +110,21 @@ pub struct ErasureInfo {
     pub distribution: Vec<u16>,
 }
 
+impl ErasureInfo {
+    /// The geometry of a version about to be written: `data` + `parity` shards of
+    /// `block_size` blocks spread by `distribution` (a set holds at most 16 drives, a block
+    /// at most 4 GiB); `index` is filled in per drive as the metadata is written.
+    pub fn new(data: usize, parity: usize, block_size: usize, distribution: Vec<u16>) -> Self {
+        ErasureInfo {
+            data: data as u16,
+            parity: parity as u16,
+            block_size: block_size as u32,
+            index: 0,
+            distribution,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PartInfo {
     pub number: u32,

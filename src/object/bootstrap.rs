@@ -97,27 +97,17 @@ pub async fn open_drives(
     let mut resolutions = Vec::with_capacity(specs.len());
     let mut deployment = plan.deployment;
     for (p, spec) in specs.iter().enumerate() {
-        let r = views[p].clone();
-        let mut res = resolve_in(
-            &found[r.clone()],
-            &names[r.clone()],
-            spec.drives / spec.set_size,
-            spec.set_size,
-            deployment,
-        )?;
-        deployment = Some(res.format.deployment_id);
-        if res.slots.contains(&SlotState::Missing) {
-            if let Some(finished) = finish_first_format(
-                &res,
-                &found[r.clone()],
-                &probes[r.clone()],
-                &drives[r.clone()],
-            )
-            .await
-            {
-                res = finished;
-            }
-        }
+        let (res, _) = resolve_pool(
+            views[p].clone(),
+            &found,
+            &probes,
+            &drives,
+            names,
+            (spec.drives / spec.set_size, spec.set_size),
+            &mut deployment,
+            true,
+        )
+        .await?;
         resolutions.push(res);
     }
     assemble_pools(
@@ -485,6 +475,39 @@ async fn finish_first_format(
 }
 
 /// What every drive holds: its format, or why it has none.
+/// Match one pool's drives (`r`) to a layout of `sets` x `set_size` under the deployment id
+/// found so far (taking the pool's id when there was none); when `finish` and some of its
+/// drives are still unformatted, finish a first format cut short. Returns the resolution and
+/// whether it was finished just now.
+#[allow(clippy::too_many_arguments)]
+async fn resolve_pool(
+    r: std::ops::Range<usize>,
+    found: &[Found],
+    probes: &[Option<Probe>],
+    drives: &[Option<Arc<dyn Drive>>],
+    names: &[String],
+    (sets, set_size): (usize, usize),
+    deployment: &mut Option<uuid::Uuid>,
+    finish: bool,
+) -> Result<(Resolution, bool), OpenError> {
+    let res = resolve_in(
+        &found[r.clone()],
+        &names[r.clone()],
+        sets,
+        set_size,
+        *deployment,
+    )?;
+    *deployment = Some(res.format.deployment_id);
+    if finish && res.slots.contains(&SlotState::Missing) {
+        if let Some(finished) =
+            finish_first_format(&res, &found[r.clone()], &probes[r.clone()], &drives[r]).await
+        {
+            return Ok((finished, true));
+        }
+    }
+    Ok((res, false))
+}
+
 async fn read_formats(drives: &[Option<Arc<dyn Drive>>]) -> (Vec<Found>, Vec<Option<Probe>>) {
     futures::future::join_all(drives.iter().map(|d| async move {
         let Some(d) = d else {
@@ -697,14 +720,17 @@ pub async fn open_cluster(
             };
             if !formatted {
                 if formatter && offline.is_empty() {
-                    let res = resolve_in(
-                        &found[r.clone()],
-                        &names[r.clone()],
-                        sets,
-                        spec.set_size,
-                        deployment,
-                    )?;
-                    deployment = Some(res.format.deployment_id);
+                    let (res, _) = resolve_pool(
+                        r.clone(),
+                        &found,
+                        &probes,
+                        &drives,
+                        names,
+                        (sets, spec.set_size),
+                        &mut deployment,
+                        false,
+                    )
+                    .await?;
                     ready.push(res);
                     continue;
                 }
@@ -722,29 +748,22 @@ pub async fn open_cluster(
                 });
                 continue;
             }
-            let mut res = resolve_in(
-                &found[r.clone()],
-                &names[r.clone()],
-                sets,
-                spec.set_size,
-                deployment,
-            )?;
-            deployment = Some(res.format.deployment_id);
-            let short = short_sets(&res, spec);
-            if formatter && res.slots.contains(&SlotState::Missing) {
-                if let Some(finished) = finish_first_format(
-                    &res,
-                    &found[r.clone()],
-                    &probes[r.clone()],
-                    &drives[r.clone()],
-                )
-                .await
-                {
-                    res = finished;
-                    ready.push(res);
-                    continue;
-                }
+            let (res, finished) = resolve_pool(
+                r.clone(),
+                &found,
+                &probes,
+                &drives,
+                names,
+                (sets, spec.set_size),
+                &mut deployment,
+                formatter,
+            )
+            .await?;
+            if finished {
+                ready.push(res);
+                continue;
             }
+            let short = short_sets(&res, spec);
             if !short.is_empty() {
                 waiting.get_or_insert_with(|| {
                     format!(

@@ -504,13 +504,7 @@ impl Store {
         let (data, parity) = write_geometry(dst, base, offline);
         let dist = distribution(bucket, key, dst.size());
         let mut version = Version {
-            erasure: ErasureInfo {
-                data: data as u16,
-                parity: parity as u16,
-                block_size: self.block_size as u32,
-                index: 0,
-                distribution: dist.clone(),
-            },
+            erasure: ErasureInfo::new(data, parity, self.block_size, dist.clone()),
             data_dir: None,
             inline: None,
             ..v.clone()

@@ -520,13 +520,7 @@ impl Store {
                 headers: opts.headers.clone(),
                 user_meta: opts.user_meta.clone(),
                 checksums: checksums.clone(),
-                erasure: ErasureInfo {
-                    data: data as u16,
-                    parity: parity as u16,
-                    block_size: self.block_size as u32,
-                    index: 0,
-                    distribution: dist.clone(),
-                },
+                erasure: ErasureInfo::new(data, parity, self.block_size, dist.clone()),
                 parts: vec![PartInfo {
                     number: 1,
                     size: enc.size,
