@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use cairn_integration::{
     admin, client, enable_versioning, files_named, get_bytes, list_keys, multipart_bytes,
     put_bytes, run_server_until_exit, wait_until, Server, Tmpfs,
@@ -501,6 +502,20 @@ async fn a_rebalance_starts_stops_survives_a_restart_and_evens_the_pools() {
     drop(server);
     let args = [first, second];
     let server = Server::start_on(&args, &env);
+    // Multipart uploads open over the rebalance, on keys it may move.
+    let c = client(&server);
+    let mut uploads = Vec::new();
+    for i in (0..400u32).step_by(20) {
+        let key = format!("r/{i:03}");
+        let up = c
+            .create_multipart_upload()
+            .bucket("even")
+            .key(&key)
+            .send()
+            .await
+            .expect("create upload");
+        uploads.push((key, up.upload_id().expect("id").to_string()));
+    }
     let (code, out) = admin(&server.endpoint, &["pool", "rebalance", "start"]);
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("Rebalance: running"), "{out}");
@@ -539,13 +554,60 @@ async fn a_rebalance_starts_stops_survives_a_restart_and_evens_the_pools() {
     wait_until("the rebalance to finish", Duration::from_secs(120), || {
         status(&server)["rebalance"]["state"] == "done"
     });
+    // Uploads started before the rebalance complete in the pool they were started in (1),
+    // the keys the rebalance moved to pool 2 meanwhile are moved back: each key still in
+    // exactly one pool.
+    let c = client(&server);
+    let moved_away: Vec<&String> = uploads
+        .iter()
+        .map(|(k, _)| k)
+        .filter(|k| holds(dir.path(), "b", "even", k))
+        .collect();
+    assert!(
+        !moved_away.is_empty(),
+        "the rebalance moved some keys with open uploads"
+    );
+    for (n, (key, id)) in uploads.iter().enumerate() {
+        let body = data(3_000 + n, 500 + n as u32);
+        let part = c
+            .upload_part()
+            .bucket("even")
+            .key(key)
+            .upload_id(id)
+            .part_number(1)
+            .body(ByteStream::from(body.clone()))
+            .send()
+            .await
+            .expect("part");
+        c.complete_multipart_upload()
+            .bucket("even")
+            .key(key)
+            .upload_id(id)
+            .multipart_upload(
+                CompletedMultipartUpload::builder()
+                    .parts(
+                        CompletedPart::builder()
+                            .part_number(1)
+                            .e_tag(part.e_tag().expect("etag"))
+                            .build(),
+                    )
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("complete {key}: {e:?}"));
+        assert!(
+            holds(dir.path(), "a", "even", key) && !holds(dir.path(), "b", "even", key),
+            "{key} completes in pool 1, its upload's pool, and only there"
+        );
+        objects.insert(key.clone(), body);
+    }
     let (a, b) = (metas_in(dir.path(), "a") / 4, metas_in(dir.path(), "b") / 4);
     assert_eq!(a + b, 400, "every key in exactly one pool ({a} + {b})");
     assert!(
         (140..=260).contains(&b),
         "the pools even out: {a} keys in pool 1, {b} in pool 2"
     );
-    let c = client(&server);
     for (k, v) in &objects {
         assert_eq!(
             &get_bytes(&c, "even", k).await,

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::put::{
-    cleanup, commit, encode_stream, info_of, write_geometry, Body, NewVersion, Shards,
+    cleanup, commit, encode_stream, info_of, write_geometry, Body, Home, NewVersion, Shards,
 };
 use super::quorum::{agreed_versions, fan_out, judge};
 use super::{
@@ -584,7 +584,7 @@ impl Store {
             staged_dir: Some(staged.clone()),
         };
         crate::crash::point(crate::crash::COMPLETE_LINKED);
-        let result = commit(self, set, bucket, key, new, condition).await;
+        let result = commit(self, set, bucket, key, new, condition, Home::Pinned).await;
         cleanup(&set.drives, &staged).await;
         result?;
         crate::crash::point(crate::crash::COMPLETE_COMMITTED);

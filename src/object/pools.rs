@@ -370,6 +370,33 @@ impl Store {
         }
     }
 
+    /// Under the key's write lock, before a commit to `set` that cannot go elsewhere (a
+    /// multipart upload completes in the pool it was started in): versions of the key that
+    /// another pool took meanwhile (a rebalance or decommission moved it) are moved into
+    /// `set`'s pool first, so the key stays in one pool with its history.
+    pub(crate) async fn pull_home(
+        &self,
+        set: &ErasureSet,
+        bucket: &str,
+        key: &str,
+        guard: &LockGuard,
+    ) -> ObjectResult<()> {
+        if self.pools.len() == 1 {
+            return Ok(());
+        }
+        for (from, _) in self.holders(bucket, key, Some(set.pool)).await? {
+            tracing::info!(
+                bucket,
+                key,
+                from = from + 1,
+                to = set.pool + 1,
+                "moving a key back into the pool its upload completes in"
+            );
+            self.move_locked(bucket, key, from, set.pool, guard).await?;
+        }
+        Ok(())
+    }
+
     /// Each pool's usable capacity and free space: per set, the smallest free space of its
     /// drives times its data drives. Measured at most every few seconds.
     pub async fn pool_space(&self) -> Vec<PoolSpace> {
@@ -465,6 +492,18 @@ impl Store {
             .locker
             .lock(&format!("{bucket}/{key}"), true, LOCK_TIMEOUT)
             .await?;
+        self.move_locked(bucket, key, from, to, &guard).await
+    }
+
+    /// [`Store::move_key`] with the key's write lock already held by `guard`.
+    async fn move_locked(
+        &self,
+        bucket: &str,
+        key: &str,
+        from: usize,
+        to: usize,
+        guard: &LockGuard,
+    ) -> ObjectResult<MoveOutcome> {
         let src = self.set_in_pool(from, key);
         let dst = self.set_in_pool(to, key);
         let metas = fan_out(&src.drives, |_, d| d.read_meta(bucket, key)).await;
@@ -473,7 +512,7 @@ impl Store {
         if !versions.is_empty() {
             purge(dst, bucket, key).await?;
             for v in versions.iter().rev() {
-                self.copy_version(src, dst, bucket, key, v, &guard).await?;
+                self.copy_version(src, dst, bucket, key, v, guard).await?;
                 out.versions += 1;
                 if v.kind == VersionKind::Object {
                     out.bytes += v.size;

@@ -302,6 +302,16 @@ pub(crate) struct NewVersion {
     pub staged_dir: Option<String>,
 }
 
+/// Where a commit's set came from, for a deployment of several pools.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Home {
+    /// Chosen by the write (the pool holding the key, else by free space): if another pool
+    /// took the key meanwhile the write is refused ([`ObjectError::Moved`]) and retried.
+    Chosen,
+    /// Fixed (a multipart upload's pool): a key another pool took meanwhile is moved back.
+    Pinned,
+}
+
 /// Commit `new` as the latest version of `bucket/key` on the set's drives: under the write
 /// lock, merge it into each drive's metadata and write it, moving staged data in. Below
 /// write quorum everything is rolled back. Replaced data directories are removed after.
@@ -312,6 +322,7 @@ pub(crate) async fn commit(
     key: &str,
     new: NewVersion,
     cond: Option<&WriteCondition>,
+    home: Home,
 ) -> ObjectResult<()> {
     let guard = store
         .locker
@@ -319,7 +330,10 @@ pub(crate) async fn commit(
         .await?;
     // With several pools: the key may have been taken by another pool since the write
     // chose this one.
-    store.check_home(set, bucket, key).await?;
+    match home {
+        Home::Chosen => store.check_home(set, bucket, key).await?,
+        Home::Pinned => store.pull_home(set, bucket, key, &guard).await?,
+    }
     commit_locked(store, set, bucket, key, new, cond, &guard).await
 }
 
@@ -550,7 +564,16 @@ impl Store {
             };
             let info = info_of(bucket, key, &new.version);
             crate::crash::point(crate::crash::PUT_STAGED);
-            commit(self, set, bucket, key, new, opts.condition.as_ref()).await?;
+            commit(
+                self,
+                set,
+                bucket,
+                key,
+                new,
+                opts.condition.as_ref(),
+                Home::Chosen,
+            )
+            .await?;
             crate::crash::point(crate::crash::PUT_COMMITTED);
             Ok(info)
         }
