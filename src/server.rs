@@ -90,8 +90,9 @@ async fn route(app: Arc<App>, req: Request<Body>) -> Response<Body> {
         return r;
     }
     if path.starts_with(crate::admin::PREFIX) {
-        let mut r = crate::admin::handle(state, healer, req).await;
-        s3::stamp(&mut r, &s3::new_request_id());
+        let id = s3::new_request_id();
+        let mut r = crate::admin::handle(state, healer, req, &id).await;
+        s3::stamp(&mut r, &id);
         return r;
     }
     let probe = is_probe(&req);

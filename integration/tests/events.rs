@@ -20,7 +20,7 @@ use aws_sdk_s3::types::{
     QueueConfiguration, S3KeyFilter,
 };
 use cairn_integration::{
-    binary, client, client_for, wait_until, Cluster, Server, ACCESS_KEY, SECRET_KEY,
+    admin, binary, client, client_for, wait_until, Cluster, Server, ACCESS_KEY, SECRET_KEY,
 };
 use serde_json::Value;
 
@@ -229,6 +229,25 @@ async fn every_request_is_audited_and_traced_without_secrets() {
         .send()
         .await;
 
+    // Admin API calls are audited too: who, which admin action, the outcome, never the
+    // secret a call carries.
+    let (code, out) = admin(
+        &server.endpoint,
+        &["user", "add", "audited-user", "audited-secret-1"],
+    );
+    assert_eq!(code, 0, "{out}");
+    let (code, _) = admin(
+        &server.endpoint,
+        &[
+            "policy",
+            "attach",
+            "no-such-policy",
+            "--user",
+            "audited-user",
+        ],
+    );
+    assert_ne!(code, 0, "attaching a missing policy fails");
+
     let mut file = String::new();
     wait_until(
         "the audit file has every request",
@@ -238,6 +257,8 @@ async fn every_request_is_audited_and_traced_without_secrets() {
             let e = entries(&file);
             find(&e, "HeadBucket", "", 403).is_some()
                 && find(&e, "PutObject", "secret", 400).is_some()
+                && e.iter()
+                    .any(|x| x["api"]["name"] == "admin:AttachUserOrGroupPolicy")
         },
     );
     let e = entries(&file);
@@ -260,7 +281,31 @@ async fn every_request_is_audited_and_traced_without_secrets() {
     assert!(denied.get("accessKey").is_none(), "{denied}");
     let bad_sig = find(&e, "HeadBucket", "", 403).expect("badly signed request audited");
     assert_eq!(bad_sig["accessKey"], ACCESS_KEY);
-    for secret in [SECRET_KEY, "not-the-secret", ssec_key, "Signature="] {
+    let added = find(&e, "admin:CreateUser", "", 200).expect("admin call audited");
+    assert_eq!(added["accessKey"], ACCESS_KEY);
+    assert!(!added["requestID"].as_str().unwrap_or("").is_empty());
+    let refused = e
+        .iter()
+        .find(|x| x["api"]["name"] == "admin:AttachUserOrGroupPolicy")
+        .expect("refused admin call audited");
+    assert!(
+        refused["api"]["statusCode"].as_u64() >= Some(400),
+        "{refused}"
+    );
+    assert!(
+        !refused["api"]["errorCode"]
+            .as_str()
+            .unwrap_or("")
+            .is_empty(),
+        "{refused}"
+    );
+    for secret in [
+        SECRET_KEY,
+        "not-the-secret",
+        ssec_key,
+        "Signature=",
+        "audited-secret-1",
+    ] {
         assert!(!file.contains(secret), "the audit log holds {secret:?}");
     }
 

@@ -403,11 +403,111 @@ fn trace(state: &S3State, filter: &crate::audit::trace::Filter, all_nodes: bool)
 /// Largest admin request body (a policy document, a key's policy).
 const MAX_BODY: usize = 64 * 1024;
 
-/// Serve one admin request.
+/// What an admin request turned out to be, for its audit entry.
+#[derive(Default)]
+struct Seen {
+    access_key: String,
+    action: Option<&'static str>,
+}
+
+/// Serve one admin request under a span with its request id (also answered in
+/// `x-amz-request-id`), and hand its audit entry (who, which admin action, outcome) to the
+/// audit sinks and live traces, as for S3 requests. A streamed answer (a live trace) is
+/// audited when it starts.
 pub async fn handle(
     state: Arc<S3State>,
     healer: Arc<Healer>,
     req: Request<Body>,
+    request_id: &str,
+) -> Response<Body> {
+    use tracing::Instrument;
+    let span = tracing::info_span!(
+        "admin",
+        request_id = %request_id,
+        method = %req.method(),
+        path = %req.uri().path(),
+    );
+    async move {
+        let arrived = SystemTime::now();
+        let start = std::time::Instant::now();
+        let client = req
+            .extensions()
+            .get::<crate::server::ClientAddr>()
+            .map(|a| a.0.ip().to_string())
+            .unwrap_or_default();
+        let user_agent = req
+            .headers()
+            .get(http::header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string();
+        let rx = req
+            .headers()
+            .get(http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        let mut seen = Seen::default();
+        let resp = serve(&state, &healer, req, &mut seen).await;
+        let status = resp.status();
+        tracing::debug!(status = status.as_u16(), action = seen.action, "done");
+        if !state.observers.active() {
+            return resp;
+        }
+        // An error's code is in its (small, JSON) body.
+        let (resp, error_code) = if status.is_client_error() || status.is_server_error() {
+            let (parts, body) = resp.into_parts();
+            let bytes = http_body_util::BodyExt::collect(body)
+                .await
+                .map(|b| b.to_bytes())
+                .unwrap_or_default();
+            let code = serde_json::from_slice::<serde_json::Value>(&bytes)
+                .ok()
+                .and_then(|v| v["code"].as_str().map(str::to_string))
+                .unwrap_or_default();
+            (Response::from_parts(parts, Body::from(bytes)), code)
+        } else {
+            (resp, String::new())
+        };
+        let tx = resp
+            .headers()
+            .get(http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        let elapsed = u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        state.observers.publish(&crate::audit::Entry {
+            version: "1".into(),
+            deployment_id: state.observers.deployment().to_string(),
+            time: crate::audit::timestamp(arrived),
+            node: state.observers.node().to_string(),
+            request_id: request_id.to_string(),
+            access_key: seen.access_key,
+            remote_host: client,
+            user_agent,
+            api: crate::audit::Api {
+                name: seen.action.unwrap_or("Unknown").to_string(),
+                status: status.canonical_reason().unwrap_or("").to_string(),
+                status_code: status.as_u16(),
+                error_code,
+                rx,
+                tx,
+                time_to_first_byte_ns: elapsed,
+                time_to_response_ns: elapsed,
+                ..Default::default()
+            },
+        });
+        resp
+    }
+    .instrument(span)
+    .await
+}
+
+async fn serve(
+    state: &Arc<S3State>,
+    healer: &Arc<Healer>,
+    req: Request<Body>,
+    seen: &mut Seen,
 ) -> Response<Body> {
     let (parts, body) = req.into_parts();
     let headers = crate::s3::header_pairs(&parts.headers);
@@ -435,7 +535,8 @@ pub async fn handle(
             return error(e.status, e.code, &e.message);
         }
     };
-    let identity = match crate::s3::identify(&state, &verified, &req_parts) {
+    seen.access_key = verified.access_key.clone();
+    let identity = match crate::s3::identify(state, &verified, &req_parts) {
         Ok(Some(i)) => i,
         Ok(None) => return error(StatusCode::FORBIDDEN, "AccessDenied", "Access Denied."),
         Err(e) => return error(e.status, e.code, &e.message),
@@ -444,6 +545,7 @@ pub async fn handle(
     let Some(action) = action_of(&parts.method, route) else {
         return error(StatusCode::NOT_FOUND, "NotFound", "no such admin API");
     };
+    seen.action = Some(action);
     let query = req_parts.query_pairs();
     let q = |k: &str| query.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
     // A user manages access keys of its own without admin rights (as MinIO).
@@ -494,11 +596,11 @@ pub async fn handle(
         }
     }
     if route.starts_with("iam/") {
-        return iam(&state, &identity, &parts.method, route, &query, &body).await;
+        return iam(state, &identity, &parts.method, route, &query, &body).await;
     }
     let flag = |k: &str| q(k).is_some_and(|v| v == "true" || v.is_empty());
     match (&parts.method, route) {
-        (&Method::GET, "info") => json(StatusCode::OK, &info(&state, &healer).await),
+        (&Method::GET, "info") => json(StatusCode::OK, &info(state, healer).await),
         (&Method::GET, "metrics") => json(
             StatusCode::OK,
             &Metrics {
@@ -581,7 +683,7 @@ pub async fn handle(
                 op: arg("op"),
                 bucket: arg("bucket"),
             };
-            trace(&state, &filter, flag("all-nodes"))
+            trace(state, &filter, flag("all-nodes"))
         }
         (&Method::POST, "drive/replace") => {
             let Some(endpoint) = q("endpoint").filter(|e| !e.is_empty()) else {
@@ -640,15 +742,7 @@ pub async fn handle(
         }
         (_, "kms/status" | "kms/rotate") => {
             let arg = |k: &str| q(k).filter(|v| !v.is_empty()).map(str::to_string);
-            kms(
-                &state,
-                &healer,
-                &parts.method,
-                route,
-                arg("from"),
-                arg("to"),
-            )
-            .await
+            kms(state, healer, &parts.method, route, arg("from"), arg("to")).await
         }
         _ => error(StatusCode::NOT_FOUND, "NotFound", "no such admin API"),
     }

@@ -210,7 +210,11 @@ impl Console {
             (_, p) if p.starts_with("/api/admin/") => {
                 let rest = format!("{}{}", crate::admin::PREFIX, &p["/api/admin/".len()..]);
                 let req = forward(req, &rest, &caller.access_key);
-                crate::admin::handle(self.state.clone(), self.healer.clone(), req).await
+                let id = crate::s3::new_request_id();
+                let mut r =
+                    crate::admin::handle(self.state.clone(), self.healer.clone(), req, &id).await;
+                crate::s3::stamp(&mut r, &id);
+                r
             }
             _ => refuse(StatusCode::NOT_FOUND, "no such console API"),
         }
