@@ -107,6 +107,28 @@ fn console_in_a_real_browser() {
         "no Secure flag over plain HTTP: {cookie}"
     );
     let session = cookie.split(';').next().unwrap_or("").to_string();
+    // Guessing is throttled per address: past five failures in a row even the right secret
+    // waits (429, Retry-After), then works.
+    let login = |secret: &str| {
+        agent
+            .post(format!("{url}api/login"))
+            .content_type("application/json")
+            .send(format!(
+                r#"{{"accessKey":"{ACCESS_KEY}","secretKey":"{secret}"}}"#
+            ))
+            .expect("login")
+    };
+    for _ in 0..5 {
+        assert_eq!(login("guess").status(), 401);
+    }
+    let held = login(SECRET_KEY);
+    assert_eq!(held.status(), 429);
+    assert_eq!(
+        held.headers().get("retry-after").map(|v| v.as_bytes()),
+        Some(&b"1"[..])
+    );
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    assert_eq!(login(SECRET_KEY).status(), 200);
     // With the cookie but without the CSRF token, nothing changes.
     let forged = agent
         .put(format!("{url}api/s3/forged-bucket"))

@@ -5,7 +5,8 @@
 //! - `POST /api/login` checks an access key and secret (root or any IAM user) and starts a
 //!   session: a random id in a cookie (`HttpOnly`, `SameSite=Strict`, `Secure` under TLS,
 //!   12 hours) and a CSRF token the page sends back as `X-CSRF-Token` on every call that is
-//!   not a GET or HEAD; `GET /api/session`, `POST /api/logout`.
+//!   not a GET or HEAD; `GET /api/session`, `POST /api/logout`. Failed logins are throttled
+//!   per client address ([`throttle`]): past five in a row, `429` until a doubling wait ends.
 //! - `/api/s3/…` and `/api/admin/…` hand the request to the S3 API and the admin API as the
 //!   session's user ([`crate::s3::OnBehalfOf`]): every decision is that user's own
 //!   permissions, so the console can never do more than the user's keys could.
@@ -13,6 +14,8 @@
 //!
 //! Sessions live in this node's memory: a restart, or another node, asks to log in again.
 //! Must not touch: storage or identities directly (it goes through the S3 and admin APIs).
+
+mod throttle;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -58,6 +61,8 @@ pub struct Console {
     state: Arc<S3State>,
     healer: Arc<Healer>,
     sessions: Mutex<HashMap<String, Session>>,
+    /// Failed logins per client address.
+    logins: throttle::Throttle,
     /// Served over TLS: cookies are `Secure`.
     secure: bool,
     s3: S3Address,
@@ -74,6 +79,7 @@ impl Console {
             state,
             healer,
             sessions: Mutex::new(HashMap::new()),
+            logins: throttle::Throttle::default(),
             secure,
             s3,
         })
@@ -245,6 +251,23 @@ impl Console {
     }
 
     async fn login(&self, req: Request<Body>) -> Response<Body> {
+        let addr = req
+            .extensions()
+            .get::<crate::server::ClientAddr>()
+            .map(|a| a.0.ip())
+            .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
+        if let Err(wait) = self.logins.check(addr, Instant::now()) {
+            let secs = wait.as_secs_f64().ceil() as u64;
+            tracing::info!(client = %addr, wait_secs = secs, "console login throttled");
+            let mut r = refuse(
+                StatusCode::TOO_MANY_REQUESTS,
+                &format!("Too many failed logins from this address: try again in {secs} s."),
+            );
+            if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
+                r.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+            return r;
+        }
         let login: Login = match read_json(req, "Send accessKey and secretKey.").await {
             Ok(l) => l,
             Err(r) => return r,
@@ -254,12 +277,14 @@ impl Console {
         let expected = known.clone().unwrap_or_else(random_token);
         let matches = bool::from(login.secret_key.as_bytes().ct_eq(expected.as_bytes()));
         if known.is_none() || !matches || self.state.iam.identity(&login.access_key).is_err() {
-            tracing::info!(access_key = %login.access_key, "console login refused");
+            tracing::info!(access_key = %login.access_key, client = %addr, "console login refused");
+            self.logins.failed(addr, Instant::now());
             return refuse(
                 StatusCode::UNAUTHORIZED,
                 "Invalid access key or secret key.",
             );
         }
+        self.logins.succeeded(addr);
         let id = random_token();
         let csrf = random_token();
         {
