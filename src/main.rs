@@ -953,6 +953,13 @@ async fn server(
     healer.start_with(scanner, drive_check);
     healer.resume_rotation(state.kms.clone()).await;
     healer.start_pools(layout.args.clone());
+    {
+        let state = state.clone();
+        healer.set_on_expired(Arc::new(move |e| {
+            let state = state.clone();
+            Box::pin(async move { cairn::s3::lifecycle_expired(&state, e).await })
+        }));
+    }
     healer.start_lifecycle(cairn::heal::LifecycleConfig::new(
         lifecycle_day,
         scanner.map_or(std::time::Duration::from_secs(3600), |s| s.interval),

@@ -710,3 +710,118 @@ async fn notifications_survive_a_target_down_for_minutes() {
         d[0].body
     );
 }
+
+/// What the lifecycle expires fires `s3:LifecycleExpiration:*` events: a delete marker
+/// written over the current version, then the noncurrent version removed.
+#[tokio::test(flavor = "multi_thread")]
+async fn lifecycle_expiries_fire_events() {
+    use aws_sdk_s3::types::{
+        BucketLifecycleConfiguration, ExpirationStatus, LifecycleExpiration, LifecycleRule,
+        LifecycleRuleFilter, NoncurrentVersionExpiration,
+    };
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let hook_url = format!("http://{}/events", listener.local_addr().expect("addr"));
+    let hook = Hook::listen(listener);
+    let server = Server::start_with(
+        4,
+        &[
+            ("CAIRN_NOTIFY_WEBHOOK_ENDPOINT_lc", hook_url.as_str()),
+            ("CAIRN_LIFECYCLE_DEBUG_DAY", "2s"),
+        ],
+    );
+    let c = client(&server);
+    c.create_bucket()
+        .bucket("lce")
+        .send()
+        .await
+        .expect("create");
+    cairn_integration::enable_versioning(&c, "lce").await;
+    let config = NotificationConfiguration::builder()
+        .queue_configurations(
+            QueueConfiguration::builder()
+                .id("expiries")
+                .queue_arn("arn:cairn:sqs::lc:webhook")
+                .events(Event::from("s3:LifecycleExpiration:*"))
+                .build()
+                .expect("rule"),
+        )
+        .build();
+    c.put_bucket_notification_configuration()
+        .bucket("lce")
+        .notification_configuration(config)
+        .send()
+        .await
+        .expect("configure");
+    c.put_object()
+        .bucket("lce")
+        .key("old/a")
+        .body(ByteStream::from_static(b"expire me"))
+        .send()
+        .await
+        .expect("put");
+    c.put_object()
+        .bucket("lce")
+        .key("kept/b")
+        .body(ByteStream::from_static(b"keep me"))
+        .send()
+        .await
+        .expect("put");
+    let rule = LifecycleRule::builder()
+        .id("old")
+        .status(ExpirationStatus::Enabled)
+        .filter(LifecycleRuleFilter::builder().prefix("old/").build())
+        .expiration(LifecycleExpiration::builder().days(1).build())
+        .noncurrent_version_expiration(
+            NoncurrentVersionExpiration::builder()
+                .noncurrent_days(1)
+                .build(),
+        )
+        .build()
+        .expect("rule");
+    c.put_bucket_lifecycle_configuration()
+        .bucket("lce")
+        .lifecycle_configuration(
+            BucketLifecycleConfiguration::builder()
+                .rules(rule)
+                .build()
+                .expect("configuration"),
+        )
+        .send()
+        .await
+        .expect("lifecycle");
+    let names = |hook: &Hook| -> Vec<(String, String, String)> {
+        hook.deliveries()
+            .iter()
+            .filter_map(|d| serde_json::from_str::<Value>(&d.body).ok())
+            .map(|v| {
+                let r = &v["Records"][0];
+                (
+                    r["eventName"].as_str().unwrap_or("").to_string(),
+                    r["s3"]["object"]["key"].as_str().unwrap_or("").to_string(),
+                    r["userIdentity"]["principalId"]
+                        .as_str()
+                        .unwrap_or("")
+                        .to_string(),
+                )
+            })
+            .collect()
+    };
+    wait_until(
+        "both lifecycle events delivered",
+        Duration::from_secs(60),
+        || {
+            let got = names(&hook);
+            got.iter()
+                .any(|(e, _, _)| e == "s3:LifecycleExpiration:DeleteMarkerCreated")
+                && got
+                    .iter()
+                    .any(|(e, _, _)| e == "s3:LifecycleExpiration:Delete")
+        },
+    );
+    let got = names(&hook);
+    assert!(
+        got.iter()
+            .all(|(_, k, p)| k == "old%2Fa" && p == "cairn:lifecycle"),
+        "only old/a (keys URL-encoded, as AWS sends them) expired, by the lifecycle: {got:?}"
+    );
+}

@@ -326,13 +326,25 @@ impl Healer {
                     rule,
                 ),
             };
-            expire_one(&self.store, bucket, v, expect, &rule, versioning, pass).await;
+            let hook = self.on_expired.lock().clone();
+            expire_one(
+                &self.store,
+                bucket,
+                v,
+                expect,
+                &rule,
+                versioning,
+                pass,
+                hook,
+            )
+            .await;
             // Expiring yields to clients.
             tokio::task::yield_now().await;
         }
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn expire_one(
     store: &Store,
     bucket: &str,
@@ -341,10 +353,20 @@ async fn expire_one(
     rule: &str,
     versioning: Option<Versioning>,
     pass: &mut Pass,
+    hook: Option<super::OnExpired>,
 ) {
     match store.expire_version(bucket, &v.key, expect).await {
         Ok(d) => {
             pass.status.expired += 1;
+            if let Some(hook) = hook {
+                hook(super::Expired {
+                    bucket: bucket.to_string(),
+                    key: v.key.clone(),
+                    deleted: d.clone(),
+                    marker_created: matches!(expect, Expect::Latest { .. }) && d.delete_marker,
+                })
+                .await;
+            }
             tracing::debug!(
                 bucket,
                 key = v.key,

@@ -299,7 +299,22 @@ pub struct Healer {
     /// In a cluster, asks every peer now whether it is up (an operator's heal starts with
     /// it, so peers that just rejoined are not still taken for offline).
     peer_probe: Mutex<Option<PeerProbe>>,
+    /// Told of every version the lifecycle expired (bucket event notifications).
+    on_expired: Mutex<Option<OnExpired>>,
 }
+
+/// One lifecycle expiry: the key, what the store did, and whether that was a delete marker
+/// written over the current version (else a version or marker removed).
+#[derive(Debug, Clone)]
+pub struct Expired {
+    pub bucket: String,
+    pub key: String,
+    pub deleted: crate::object::Deleted,
+    pub marker_created: bool,
+}
+
+/// Called with each lifecycle expiry, awaited before the pass goes on.
+pub type OnExpired = Arc<dyn Fn(Expired) -> futures::future::BoxFuture<'static, ()> + Send + Sync>;
 
 /// Probe every peer now; resolves once each answered or timed out.
 pub type PeerProbe = Arc<dyn Fn() -> futures::future::BoxFuture<'static, ()> + Send + Sync>;
@@ -367,6 +382,7 @@ impl Healer {
             shutdown,
             leader: Mutex::new(None),
             peer_probe: Mutex::new(None),
+            on_expired: Mutex::new(None),
         })
     }
 
@@ -377,6 +393,11 @@ impl Healer {
 
     pub fn set_peer_probe(&self, probe: PeerProbe) {
         *self.peer_probe.lock() = Some(probe);
+    }
+
+    /// Tell `hook` of every version the lifecycle expires.
+    pub fn set_on_expired(&self, hook: OnExpired) {
+        *self.on_expired.lock() = Some(hook);
     }
 
     /// Run scanner cycles only while `check` says this node leads (distributed mode: the

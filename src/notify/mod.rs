@@ -26,6 +26,8 @@ pub const OBJECT_CREATED_COPY: &str = "s3:ObjectCreated:Copy";
 pub const OBJECT_CREATED_COMPLETE: &str = "s3:ObjectCreated:CompleteMultipartUpload";
 pub const OBJECT_REMOVED_DELETE: &str = "s3:ObjectRemoved:Delete";
 pub const OBJECT_REMOVED_MARKER: &str = "s3:ObjectRemoved:DeleteMarkerCreated";
+pub const LIFECYCLE_DELETE: &str = "s3:LifecycleExpiration:Delete";
+pub const LIFECYCLE_MARKER: &str = "s3:LifecycleExpiration:DeleteMarkerCreated";
 
 /// One change to one object, as a handler reports it.
 #[derive(Debug, Clone)]

@@ -362,6 +362,40 @@ async fn notify(
     }
 }
 
+/// The event a lifecycle expiry fires under its bucket's rules:
+/// `s3:LifecycleExpiration:DeleteMarkerCreated` for a marker written over the current
+/// version, `s3:LifecycleExpiration:Delete` for a version or marker removed. The principal
+/// is the lifecycle itself (`cairn:lifecycle`), as AWS names its own service.
+pub async fn lifecycle_expired(state: &S3State, e: crate::heal::Expired) {
+    let change = crate::notify::Change {
+        event: if e.marker_created {
+            crate::notify::LIFECYCLE_MARKER
+        } else {
+            crate::notify::LIFECYCLE_DELETE
+        },
+        key: e.key,
+        size: None,
+        etag: None,
+        version_id: e
+            .deleted
+            .versioned
+            .then(|| version_str(e.deleted.version_id)),
+    };
+    let origin = crate::notify::Origin {
+        access_key: "cairn:lifecycle".into(),
+        request_id: new_request_id(),
+        time: Some(SystemTime::now()),
+        ..Default::default()
+    };
+    notify(
+        state,
+        &e.bucket,
+        &crate::notify::Changes::one(change),
+        &origin,
+    )
+    .await;
+}
+
 pub fn error_response(
     e: &S3Error,
     resource: &str,
