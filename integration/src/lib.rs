@@ -79,7 +79,6 @@ pub async fn get_bytes(c: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Vec<u
 /// A multipart upload of `parts` (each but the last at least 5 MiB) to `bucket/key`,
 /// completed (panics on failure).
 pub async fn multipart_bytes(c: &aws_sdk_s3::Client, bucket: &str, key: &str, parts: &[Vec<u8>]) {
-    use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
     let up = c
         .create_multipart_upload()
         .bucket(bucket)
@@ -87,7 +86,20 @@ pub async fn multipart_bytes(c: &aws_sdk_s3::Client, bucket: &str, key: &str, pa
         .send()
         .await
         .expect("create upload");
-    let id = up.upload_id().expect("upload id").to_string();
+    let id = up.upload_id().expect("upload id");
+    complete_with_parts(c, bucket, key, id, parts).await;
+}
+
+/// Upload `parts` (numbered from 1) to the open upload `id` of `bucket/key` and complete it
+/// (panics on failure).
+pub async fn complete_with_parts(
+    c: &aws_sdk_s3::Client,
+    bucket: &str,
+    key: &str,
+    id: &str,
+    parts: &[Vec<u8>],
+) {
+    use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
     let mut done = Vec::new();
     for (n, p) in parts.iter().enumerate() {
         let number = n as i32 + 1;
@@ -95,12 +107,12 @@ pub async fn multipart_bytes(c: &aws_sdk_s3::Client, bucket: &str, key: &str, pa
             .upload_part()
             .bucket(bucket)
             .key(key)
-            .upload_id(&id)
+            .upload_id(id)
             .part_number(number)
             .body(aws_sdk_s3::primitives::ByteStream::from(p.clone()))
             .send()
             .await
-            .expect("upload part");
+            .unwrap_or_else(|e| panic!("upload part {number} of {key}: {e:?}"));
         done.push(
             CompletedPart::builder()
                 .part_number(number)
@@ -111,7 +123,7 @@ pub async fn multipart_bytes(c: &aws_sdk_s3::Client, bucket: &str, key: &str, pa
     c.complete_multipart_upload()
         .bucket(bucket)
         .key(key)
-        .upload_id(&id)
+        .upload_id(id)
         .multipart_upload(
             CompletedMultipartUpload::builder()
                 .set_parts(Some(done))
@@ -119,7 +131,7 @@ pub async fn multipart_bytes(c: &aws_sdk_s3::Client, bucket: &str, key: &str, pa
         )
         .send()
         .await
-        .expect("complete upload");
+        .unwrap_or_else(|e| panic!("complete {key}: {e:?}"));
 }
 
 /// Every key of `bucket`, listed (ListObjectsV2) `page` keys at a time.

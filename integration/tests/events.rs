@@ -15,9 +15,8 @@ use std::time::Duration;
 
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{
-    CompletedMultipartUpload, CompletedPart, Delete, Event, FilterRule, FilterRuleName,
-    NotificationConfiguration, NotificationConfigurationFilter, ObjectIdentifier,
-    QueueConfiguration, S3KeyFilter,
+    Delete, Event, FilterRule, FilterRuleName, NotificationConfiguration,
+    NotificationConfigurationFilter, ObjectIdentifier, QueueConfiguration, S3KeyFilter,
 };
 use cairn_integration::{
     admin, binary, client, client_for, wait_until, Cluster, Server, ACCESS_KEY, SECRET_KEY,
@@ -475,41 +474,7 @@ async fn notifications_wait_out_a_down_target_and_a_restart() {
         .send()
         .await
         .expect("copy");
-    let up = c
-        .create_multipart_upload()
-        .bucket("nbk")
-        .key("in/multi")
-        .send()
-        .await
-        .expect("create upload");
-    let id = up.upload_id().expect("upload id");
-    let part = c
-        .upload_part()
-        .bucket("nbk")
-        .key("in/multi")
-        .upload_id(id)
-        .part_number(1)
-        .body(ByteStream::from(vec![2u8; 1000]))
-        .send()
-        .await
-        .expect("part");
-    c.complete_multipart_upload()
-        .bucket("nbk")
-        .key("in/multi")
-        .upload_id(id)
-        .multipart_upload(
-            CompletedMultipartUpload::builder()
-                .parts(
-                    CompletedPart::builder()
-                        .part_number(1)
-                        .e_tag(part.e_tag().expect("etag"))
-                        .build(),
-                )
-                .build(),
-        )
-        .send()
-        .await
-        .expect("complete");
+    cairn_integration::multipart_bytes(&c, "nbk", "in/multi", &[vec![2u8; 1000]]).await;
     c.delete_object()
         .bucket("nbk")
         .key("x.log")

@@ -9,10 +9,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use cairn_integration::{
-    admin, client, enable_versioning, files_named, get_bytes, list_keys, multipart_bytes,
-    put_bytes, run_server_until_exit, wait_until, Server, Tmpfs,
+    admin, client, complete_with_parts, enable_versioning, files_named, get_bytes, list_keys,
+    multipart_bytes, put_bytes, run_server_until_exit, wait_until, Server, Tmpfs,
 };
 
 fn data(len: usize, seed: u32) -> Vec<u8> {
@@ -569,33 +568,7 @@ async fn a_rebalance_starts_stops_survives_a_restart_and_evens_the_pools() {
     );
     for (n, (key, id)) in uploads.iter().enumerate() {
         let body = data(3_000 + n, 500 + n as u32);
-        let part = c
-            .upload_part()
-            .bucket("even")
-            .key(key)
-            .upload_id(id)
-            .part_number(1)
-            .body(ByteStream::from(body.clone()))
-            .send()
-            .await
-            .expect("part");
-        c.complete_multipart_upload()
-            .bucket("even")
-            .key(key)
-            .upload_id(id)
-            .multipart_upload(
-                CompletedMultipartUpload::builder()
-                    .parts(
-                        CompletedPart::builder()
-                            .part_number(1)
-                            .e_tag(part.e_tag().expect("etag"))
-                            .build(),
-                    )
-                    .build(),
-            )
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("complete {key}: {e:?}"));
+        complete_with_parts(&c, "even", key, id, std::slice::from_ref(&body)).await;
         assert!(
             holds(dir.path(), "a", "even", key) && !holds(dir.path(), "b", "even", key),
             "{key} completes in pool 1, its upload's pool, and only there"

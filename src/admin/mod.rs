@@ -116,11 +116,17 @@ fn json<T: Serialize>(status: StatusCode, value: &T) -> Response<Body> {
     r
 }
 
+/// An error answer's code, kept on the response for its audit entry.
+#[derive(Clone)]
+struct ErrorCode(String);
+
 fn error(status: StatusCode, code: &str, message: &str) -> Response<Body> {
-    json(
+    let mut r = json(
         status,
         &serde_json::json!({ "code": code, "message": message }),
-    )
+    );
+    r.extensions_mut().insert(ErrorCode(code.to_string()));
+    r
 }
 
 fn object_error(e: crate::object::ObjectError) -> Response<Body> {
@@ -454,21 +460,11 @@ pub async fn handle(
         if !state.observers.active() {
             return resp;
         }
-        // An error's code is in its (small, JSON) body.
-        let (resp, error_code) = if status.is_client_error() || status.is_server_error() {
-            let (parts, body) = resp.into_parts();
-            let bytes = http_body_util::BodyExt::collect(body)
-                .await
-                .map(|b| b.to_bytes())
-                .unwrap_or_default();
-            let code = serde_json::from_slice::<serde_json::Value>(&bytes)
-                .ok()
-                .and_then(|v| v["code"].as_str().map(str::to_string))
-                .unwrap_or_default();
-            (Response::from_parts(parts, Body::from(bytes)), code)
-        } else {
-            (resp, String::new())
-        };
+        let error_code = resp
+            .extensions()
+            .get::<ErrorCode>()
+            .map(|c| c.0.clone())
+            .unwrap_or_default();
         let tx = resp
             .headers()
             .get(http::header::CONTENT_LENGTH)
