@@ -11,6 +11,43 @@ pub trait Codec: Send + Sync {
     /// Rebuild, in place, the shards flagged `false` from those flagged `true`; only the
     /// data shards when `data_only` is set. All slices have the same length.
     fn reconstruct(&self, shards: &mut [(&mut [u8], bool)], data_only: bool) -> Result<(), Error>;
+
+    /// Rebuild lost data shards into `lost` (`(shard index, output)`) from the shards
+    /// `present` (data then parity, `None` where missing), which are only read: a read
+    /// that holds its shards as shared buffers rebuilds what it lacks without copying what
+    /// it has. All slices have the same length.
+    ///
+    /// The default copies the shards and calls [`Codec::reconstruct`].
+    fn rebuild_data(
+        &self,
+        present: &[Option<&[u8]>],
+        lost: &mut [(usize, &mut [u8])],
+    ) -> Result<(), Error> {
+        let len = present
+            .iter()
+            .flatten()
+            .map(|s| s.len())
+            .next()
+            .unwrap_or(0);
+        let mut owned: Vec<Vec<u8>> = present
+            .iter()
+            .map(|p| p.map_or_else(|| vec![0u8; len], <[u8]>::to_vec))
+            .collect();
+        let mut slices: Vec<(&mut [u8], bool)> = owned
+            .iter_mut()
+            .zip(present)
+            .map(|(o, p)| (o.as_mut_slice(), p.is_some()))
+            .collect();
+        self.reconstruct(&mut slices, true)?;
+        for (i, out) in lost.iter_mut() {
+            let src = owned.get(*i).ok_or(Error::ShardCount {
+                got: *i,
+                want: present.len(),
+            })?;
+            out.copy_from_slice(src);
+        }
+        Ok(())
+    }
 }
 
 /// `reed-solomon-erasure`'s GF(2^8) codec (with its SIMD kernels under the `simd` feature).

@@ -196,6 +196,51 @@ impl Codec for GfniCodec {
         Ok(())
     }
 
+    fn rebuild_data(
+        &self,
+        present: &[Option<&[u8]>],
+        lost: &mut [(usize, &mut [u8])],
+    ) -> Result<(), Error> {
+        let total = self.data + self.parity;
+        if present.len() != total || lost.iter().any(|(i, _)| *i >= self.data) {
+            return Err(Error::ShardCount {
+                got: present.len(),
+                want: total,
+            });
+        }
+        same_length(
+            present
+                .iter()
+                .flatten()
+                .map(|s| s.len())
+                .chain(lost.iter().map(|(_, o)| o.len())),
+        )?;
+        // Through the inverse of the rows of the first `data` shards present.
+        let used: Vec<(usize, &[u8])> = present
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| s.map(|s| (i, s)))
+            .take(self.data)
+            .collect();
+        if used.len() < self.data {
+            return Err(Error::TooFewShards {
+                have: used.len(),
+                need: self.data,
+            });
+        }
+        if lost.is_empty() {
+            return Ok(());
+        }
+        let sub: Matrix = used.iter().map(|(i, _)| self.matrix[*i].clone()).collect();
+        let inverse =
+            gf::invert(&sub).ok_or_else(|| Error::Codec("singular decode matrix".into()))?;
+        let rows: Vec<&[u8]> = lost.iter().map(|(i, _)| inverse[*i].as_slice()).collect();
+        let inputs: Vec<&[u8]> = used.iter().map(|(_, s)| *s).collect();
+        let mut outputs: Vec<&mut [u8]> = lost.iter_mut().map(|(_, o)| &mut **o).collect();
+        Prepared::new(&rows).apply(&inputs, &mut outputs);
+        Ok(())
+    }
+
     fn reconstruct(&self, shards: &mut [(&mut [u8], bool)], data_only: bool) -> Result<(), Error> {
         let total = self.data + self.parity;
         if shards.len() != total {

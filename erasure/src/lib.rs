@@ -250,6 +250,53 @@ impl Erasure {
         Ok(())
     }
 
+    /// The missing data shards of one block, rebuilt from the shards `present` (data then
+    /// parity, each `chunk` bytes, `None` where missing or bad), which are only read:
+    /// `(shard index, bytes)` for each data shard that is `None`.
+    pub fn rebuild_data(
+        &self,
+        present: &[Option<&[u8]>],
+        chunk: usize,
+    ) -> Result<Vec<(usize, Vec<u8>)>, Error> {
+        if present.len() != self.total_shards() {
+            return Err(Error::ShardCount {
+                got: present.len(),
+                want: self.total_shards(),
+            });
+        }
+        if let Some((shard, s)) = present
+            .iter()
+            .enumerate()
+            .find_map(|(i, s)| s.filter(|s| s.len() != chunk).map(|s| (i, s)))
+        {
+            return Err(Error::ShardLength {
+                shard,
+                got: s.len(),
+                want: chunk,
+            });
+        }
+        let mut rebuilt: Vec<(usize, Vec<u8>)> = (0..self.data)
+            .filter(|&i| present[i].is_none())
+            .map(|i| (i, vec![0u8; chunk]))
+            .collect();
+        let have = present.iter().filter(|s| s.is_some()).count();
+        if have < self.data {
+            return Err(Error::TooFewShards {
+                have,
+                need: self.data,
+            });
+        }
+        if rebuilt.is_empty() || chunk == 0 {
+            return Ok(rebuilt);
+        }
+        let mut lost: Vec<(usize, &mut [u8])> = rebuilt
+            .iter_mut()
+            .map(|(i, b)| (*i, b.as_mut_slice()))
+            .collect();
+        self.codec.rebuild_data(present, &mut lost)?;
+        Ok(rebuilt)
+    }
+
     /// Rebuild every missing shard (data and parity) of one block, as heal needs.
     pub fn reconstruct(&self, shards: &mut [Option<Vec<u8>>], chunk: usize) -> Result<(), Error> {
         self.check_shards(shards, chunk)?;

@@ -125,6 +125,36 @@ proptest! {
         prop_assert!(rebuilt == originals, "rebuilt shards differ");
     }
 
+    /// Rebuilding lost data shards from shared (read-only) shards gives the originals, with
+    /// every codec, whichever `parity` shards are missing.
+    #[test]
+    fn rebuild_data_gives_the_lost_data_shards(
+        (data_n, parity_n) in geometry(),
+        size in 1usize..=BLOCK,
+        lose in prop::collection::vec(any::<prop::sample::Index>(), 0..=8),
+    ) {
+        let data: Vec<u8> = (0..size).map(|i| (i * 7 + 3) as u8).collect();
+        let codecs: Vec<Box<dyn crate::Codec>> = vec![
+            crate::best_codec(data_n, parity_n).expect("codec"),
+            Box::new(crate::ReedSolomonCodec::new(data_n, parity_n).expect("codec")),
+        ];
+        for codec in codecs {
+            let e = Erasure::with_codec(data_n, parity_n, BLOCK, codec).expect("geometry");
+            let shards = e.encode_block(&data).expect("encode");
+            let mut present: Vec<Option<&[u8]>> = shards.iter().map(|s| Some(s.as_slice())).collect();
+            let n = present.len();
+            for i in lose.iter().take(parity_n) {
+                present[i.index(n)] = None;
+            }
+            let rebuilt = e.rebuild_data(&present, e.chunk_len(size)).expect("rebuild");
+            let lost: Vec<usize> = (0..data_n).filter(|&i| present[i].is_none()).collect();
+            prop_assert_eq!(rebuilt.iter().map(|(i, _)| *i).collect::<Vec<_>>(), lost);
+            for (i, b) in &rebuilt {
+                prop_assert!(b == &shards[*i], "shard {} rebuilt wrong", i);
+            }
+        }
+    }
+
     /// Losing `parity + 1` shards is a clean error, never wrong bytes.
     #[test]
     fn parity_plus_one_losses_fail_cleanly(

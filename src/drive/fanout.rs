@@ -53,35 +53,75 @@ where
     Fut: std::future::Future<Output = DriveResult<T>>,
     S: Fn(&[Option<DriveResult<T>>]) -> bool,
 {
+    let everyone = vec![true; drives.len()];
+    fan_out_preferring(drives, &everyone, f, settled).await
+}
+
+/// How long a [`fan_out_preferring`] waits on its first wave before asking the others.
+pub const HEDGE_AFTER: std::time::Duration = std::time::Duration::from_millis(20);
+
+/// [`fan_out_until`] asking the drive positions `first` marks before the others: the rest
+/// are asked only when the first wave has all answered without settling the outcome, or
+/// has taken [`HEDGE_AFTER`] (a slow or hung drive among them). When the first wave settles
+/// it — the common case — the others are never asked and answer `NotDone(STILL_RUNNING)`,
+/// like drives still running: not counted as disagreeing.
+pub async fn fan_out_preferring<'a, T, F, Fut, S>(
+    drives: &'a [Option<Arc<dyn Drive>>],
+    first: &[bool],
+    f: F,
+    settled: S,
+) -> Vec<DriveResult<T>>
+where
+    F: Fn(usize, &'a Arc<dyn Drive>) -> Fut,
+    Fut: std::future::Future<Output = DriveResult<T>>,
+    S: Fn(&[Option<DriveResult<T>>]) -> bool,
+{
     use futures::stream::{FuturesUnordered, StreamExt};
-    let mut pending: FuturesUnordered<_> = drives
-        .iter()
-        .enumerate()
-        .map(|(i, d)| {
-            let fut = d.as_ref().map(|d| f(i, d));
-            async move {
-                let r = match fut {
-                    Some(fut) => fut.await,
-                    None => Err(DriveError::Offline("drive missing".into())),
-                };
-                (i, r)
-            }
-        })
-        .collect();
-    let mut out: Vec<Option<DriveResult<T>>> = drives.iter().map(|_| None).collect();
+    let call = |i: usize| {
+        let fut = drives[i].as_ref().map(|d| f(i, d));
+        async move {
+            let r = match fut {
+                Some(fut) => fut.await,
+                None => Err(DriveError::Offline("drive missing".into())),
+            };
+            (i, r)
+        }
+    };
+    let n = drives.len();
+    let wave_one = |i: usize| first.get(i).copied().unwrap_or(true);
+    let mut pending: FuturesUnordered<_> = (0..n).filter(|&i| wave_one(i)).map(&call).collect();
     let start = tokio::time::Instant::now();
+    // When to ask the others, while some are not asked and nothing is settled.
+    let mut hedge = (pending.len() < n).then(|| start + HEDGE_AFTER);
+    let mut out: Vec<Option<DriveResult<T>>> = drives.iter().map(|_| None).collect();
     let mut grace_until = None;
     loop {
-        let next = match grace_until {
-            None => pending.next().await,
-            Some(t) => match tokio::time::timeout_at(t, pending.next()).await {
-                Ok(next) => next,
-                Err(_) => break,
-            },
+        if pending.is_empty() && hedge.is_none() {
+            break;
+        }
+        let wait = grace_until.or(hedge);
+        let next = if pending.is_empty() {
+            None
+        } else {
+            match wait {
+                None => pending.next().await,
+                Some(t) => match tokio::time::timeout_at(t, pending.next()).await {
+                    Ok(next) => next,
+                    Err(_) if grace_until.is_some() => break,
+                    Err(_) => None,
+                },
+            }
         };
-        let Some((i, r)) = next else { break };
+        let Some((i, r)) = next else {
+            // The first wave is all in without settling, or is slow: ask the others.
+            if hedge.take().is_some() {
+                pending.extend((0..n).filter(|&i| !wave_one(i)).map(&call));
+            }
+            continue;
+        };
         out[i] = Some(r);
         if grace_until.is_none() && settled(&out) {
+            hedge = None;
             grace_until = Some(tokio::time::Instant::now() + start.elapsed().max(STRAGGLER_GRACE));
         }
     }

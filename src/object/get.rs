@@ -9,7 +9,7 @@ use cairn_erasure::{bitrot, Erasure};
 use futures::Stream;
 
 use super::put::info_of;
-use super::quorum::{agree_fast, agree_ref, fan_out, VersionRef};
+use super::quorum::{agree_fast, agree_heads, agree_ref, fan_out, VersionRef};
 use super::{
     check_bucket, check_key, HealQueue, ObjectError, ObjectInfo, ObjectResult, Store, LOCK_TIMEOUT,
 };
@@ -29,6 +29,13 @@ struct Source {
     drive: Arc<dyn Drive>,
     /// Framed inline shard, when the object is inline.
     inline: Option<Bytes>,
+}
+
+impl Source {
+    /// Read without a network hop.
+    fn local(&self) -> bool {
+        self.inline.is_some() || self.drive.is_local()
+    }
 }
 
 /// Streams an object's bytes. Holds the key's read lock until the last byte is produced,
@@ -51,6 +58,17 @@ pub struct ObjectReader {
     degraded: bool,
     heal: Arc<HealQueue>,
     guard: Option<LockGuard>,
+    /// Set while the reader holds no lock yet: how to take it.
+    relock: Option<Arc<dyn crate::lock::Locker>>,
+    /// The set, the version asked for and the version agreed on: to agree again (under the
+    /// lock, or over every drive when the first ones asked run out of good shards).
+    set: super::ErasureSet,
+    which: VersionRef,
+    version: Version,
+    /// Per shard number - 1: found missing or bad (never used again by this reader).
+    bad: Vec<bool>,
+    /// Every drive of the set has been asked for the version's metadata.
+    widened: bool,
     /// Verified pieces of the current block not yet produced, in order.
     pending: std::collections::VecDeque<Bytes>,
 }
@@ -65,14 +83,47 @@ impl ObjectReader {
         if range.start >= self.info.size || range.len == 0 {
             return Err(ObjectError::InvalidRange);
         }
-        self.pos = range.start;
-        self.end = range.start + range.len.min(self.info.size - range.start);
+        let end = range.start + range.len.min(self.info.size - range.start);
+        // Bytes already read ([`Self::ready`]) cover `pos - queued..pos`: keep the part
+        // of them in the range when it lies there, else read afresh.
+        let queued: u64 = self.pending.iter().map(|p| p.len() as u64).sum();
+        let from = self.pos - queued;
+        if queued > 0 && range.start >= from && end <= self.pos {
+            let (mut skip, mut take) = (range.start - from, end - range.start);
+            let mut kept = std::collections::VecDeque::new();
+            for piece in self.pending.drain(..) {
+                let n = piece.len() as u64;
+                if skip >= n {
+                    skip -= n;
+                    continue;
+                }
+                let piece = piece.slice(skip as usize..(skip + take).min(n) as usize);
+                skip = 0;
+                take -= piece.len() as u64;
+                kept.push_back(piece);
+                if take == 0 {
+                    break;
+                }
+            }
+            self.pending = kept;
+        } else {
+            self.pending.clear();
+            self.part = 0;
+            self.part_start = 0;
+        }
+        self.pos = if self.pending.is_empty() {
+            range.start
+        } else {
+            end
+        };
+        self.end = end;
         Ok(())
     }
 
     /// Bytes left to produce.
     pub fn remaining(&self) -> u64 {
-        self.end - self.pos
+        let queued: u64 = self.pending.iter().map(|p| p.len() as u64).sum();
+        self.end - self.pos + queued
     }
 
     /// The next verified piece of the object (at most one erasure block), or `None` at the end.
@@ -88,35 +139,159 @@ impl ObjectReader {
                 self.finish();
                 return Ok(None);
             }
-            // Find the part holding `pos`.
-            while self.part < self.parts.len()
-                && self.pos >= self.part_start + self.parts[self.part].size
-            {
-                self.part_start += self.parts[self.part].size;
-                self.part += 1;
+            self.read_next_block().await?;
+        }
+    }
+
+    /// True when the bytes left to produce lie in one erasure block of one part (or there
+    /// are none): one [`Self::read_next_block`] reads them all.
+    fn within_one_block(&self) -> bool {
+        if self.pos >= self.end {
+            return true;
+        }
+        let bs = self.erasure.block_size() as u64;
+        let (mut start, mut at) = (self.part_start, self.part);
+        while at < self.parts.len() && self.pos >= start + self.parts[at].size {
+            start += self.parts[at].size;
+            at += 1;
+        }
+        let Some(part) = self.parts.get(at) else {
+            return false;
+        };
+        let last = self.end - 1;
+        last < start + part.size && (self.pos - start) / bs == (last - start) / bs
+    }
+
+    /// Read the first block now, before the answer's headers are sent, so that a read that
+    /// must fail fails while it can still be answered with an error.
+    pub async fn ready(&mut self) -> ObjectResult<()> {
+        if self.pending.is_empty() && self.pos < self.end {
+            self.read_next_block().await?;
+        }
+        Ok(())
+    }
+
+    /// Read, verify and queue the block holding `pos`.
+    ///
+    /// A reader opened without the key's lock ([`Store::get_version`] does so when the
+    /// metadata agreement was clean and the bytes to read lie in one block, so this is its
+    /// only read) keeps what it read only when every shard it asked for was there and
+    /// verified: the version's data directory is never rewritten, so those are the
+    /// version's bytes, and no lock was needed. Anything else — a shard gone because a
+    /// writer replaced the version meanwhile, a rotten or missing one — takes the lock,
+    /// checks the version is still the agreed one, and reads again under the lock (which
+    /// also queues a heal when the read finds damage).
+    async fn read_next_block(&mut self) -> ObjectResult<()> {
+        if self.relock.is_none() {
+            return self.read_block_at_pos().await;
+        }
+        let at = (self.part, self.part_start, self.pos);
+        if self.read_block_at_pos().await.is_ok() && !self.degraded {
+            self.relock = None;
+            return Ok(());
+        }
+        self.pending.clear();
+        (self.part, self.part_start, self.pos) = at;
+        self.relock().await?;
+        self.read_block_at_pos().await
+    }
+
+    /// Take the key's read lock and agree on the version again: the reader's sources come
+    /// from that agreement; [`ObjectError::Replaced`] when the version is no longer the
+    /// one agreed on.
+    async fn relock(&mut self) -> ObjectResult<()> {
+        let Some(locker) = self.relock.take() else {
+            return Ok(());
+        };
+        let guard = locker
+            .lock(
+                &format!("{}/{}", self.bucket, self.key),
+                false,
+                LOCK_TIMEOUT,
+            )
+            .await?;
+        let agreed = match agree_any(&self.set, &self.bucket, &self.key, self.which).await {
+            Ok(a) if a.latest.signature() == self.version.signature() => a,
+            Ok(_) | Err(ObjectError::NoSuchKey | ObjectError::NoSuchVersion) => {
+                return Err(ObjectError::Replaced)
             }
-            let Some(part) = self.parts.get(self.part).cloned() else {
-                return Err(ObjectError::Internal("range beyond the parts".into()));
-            };
-            let in_part = self.pos - self.part_start;
-            let bs = self.erasure.block_size() as u64;
-            let block = in_part / bs;
-            let block_len = self.erasure.block_len(part.size, block);
-            let pieces = self.read_block(&part, block, block_len).await?;
-            let skip = (in_part - block * bs) as usize;
-            let take = ((block_len - skip) as u64).min(self.end - self.pos) as usize;
-            self.pos += take as u64;
-            // Keep the pieces' bytes that fall in `skip..skip + take` of the block.
-            let mut at = 0;
-            for piece in pieces {
-                let (lo, hi) = (at, at + piece.len());
-                at = hi;
-                let (from, to) = (skip.max(lo), (skip + take).min(hi));
-                if from < to {
-                    self.pending.push_back(piece.slice(from - lo..to - lo));
-                }
+            Err(e) => return Err(e),
+        };
+        self.sources = sources_of(&self.set, &agreed, self.erasure.total_shards());
+        self.bad.fill(false);
+        self.widened = false;
+        self.degraded = agreed.degraded;
+        self.guard = Some(guard);
+        Ok(())
+    }
+
+    /// Ask every drive of the set for the version's metadata and take as sources the shards
+    /// of those that hold it and were not asked before (a read asks a first wave of drives
+    /// only): true when that adds any.
+    async fn widen(&mut self) -> bool {
+        self.widened = true;
+        let (bucket, key) = (self.bucket.as_str(), self.key.as_str());
+        let agreed = match self.which {
+            VersionRef::Latest => agree_heads(
+                &self.set,
+                fan_out(&self.set.drives, |_, d| d.read_meta_head(bucket, key)).await,
+            ),
+            VersionRef::Id(_) => agree_ref(
+                &self.set,
+                fan_out(&self.set.drives, |_, d| d.read_meta(bucket, key)).await,
+                self.which,
+            ),
+        };
+        let Some(agreed) = agreed
+            .ok()
+            .filter(|a| a.latest.signature() == self.version.signature())
+        else {
+            return false;
+        };
+        let mut added = false;
+        for (s, found) in sources_of(&self.set, &agreed, self.erasure.total_shards())
+            .into_iter()
+            .enumerate()
+        {
+            if let Some(found) = found.filter(|_| !self.bad[s] && self.sources[s].is_none()) {
+                self.sources[s] = Some(found);
+                added = true;
             }
         }
+        added
+    }
+
+    /// Read, verify and queue the block holding `pos`: the pieces of it in the range.
+    async fn read_block_at_pos(&mut self) -> ObjectResult<()> {
+        // Find the part holding `pos`.
+        while self.part < self.parts.len()
+            && self.pos >= self.part_start + self.parts[self.part].size
+        {
+            self.part_start += self.parts[self.part].size;
+            self.part += 1;
+        }
+        let Some(part) = self.parts.get(self.part).cloned() else {
+            return Err(ObjectError::Internal("range beyond the parts".into()));
+        };
+        let in_part = self.pos - self.part_start;
+        let bs = self.erasure.block_size() as u64;
+        let block = in_part / bs;
+        let block_len = self.erasure.block_len(part.size, block);
+        let pieces = self.read_block(&part, block, block_len).await?;
+        let skip = (in_part - block * bs) as usize;
+        let take = ((block_len - skip) as u64).min(self.end - self.pos) as usize;
+        self.pos += take as u64;
+        // Keep the pieces' bytes that fall in `skip..skip + take` of the block.
+        let mut at = 0;
+        for piece in pieces {
+            let (lo, hi) = (at, at + piece.len());
+            at = hi;
+            let (from, to) = (skip.max(lo), (skip + take).min(hi));
+            if from < to {
+                self.pending.push_back(piece.slice(from - lo..to - lo));
+            }
+        }
+        Ok(())
     }
 
     fn finish(&mut self) {
@@ -144,12 +319,25 @@ impl ObjectReader {
             if have >= data_n {
                 break;
             }
-            // Prefer data shards (no decoding), then parity.
+            // Local shards first (no network hop), data before parity (no decoding).
             let pick: Vec<usize> = (0..total)
                 .filter(|&s| !tried[s] && self.sources[s].is_some())
+                .map(|s| {
+                    (
+                        self.sources[s].as_ref().is_some_and(|x| !x.local()),
+                        s >= data_n,
+                        s,
+                    )
+                })
+                .collect::<std::collections::BTreeSet<_>>()
+                .into_iter()
+                .map(|(_, _, s)| s)
                 .take(data_n - have)
                 .collect();
             if pick.is_empty() {
+                if !self.widened && self.widen().await {
+                    continue;
+                }
                 return Err(ObjectError::ReadQuorum {
                     ok: have,
                     need: data_n,
@@ -192,34 +380,36 @@ impl ObjectReader {
                     None => {
                         // Do not use this shard again for the rest of the stream.
                         self.sources[s] = None;
+                        self.bad[s] = true;
                         self.degraded = true;
                     }
                 }
             }
         }
-        if shards[..data_n].iter().all(Option::is_some) {
-            // Healthy: the data shards' verified payloads are the block, in order (the last
-            // ones cut to the block's length: shards are padded to equal chunks). No copy.
-            let mut left = block_len;
-            return Ok(shards
-                .into_iter()
-                .take(data_n)
-                .flatten()
-                .map(|p| {
-                    let n = p.len().min(left);
-                    left -= n;
-                    p.slice(..n)
-                })
-                .filter(|p| !p.is_empty())
-                .collect());
+        // The data shards' verified payloads are the block, in order (the last ones cut to
+        // the block's length: shards are padded to equal chunks): those read are used as
+        // they are, those missing rebuilt from the others without copying them.
+        let present: Vec<Option<&[u8]>> = shards.iter().map(|s| s.as_deref()).collect();
+        let mut rebuilt = self
+            .erasure
+            .rebuild_data(&present, chunk)
+            .map_err(|e| ObjectError::Internal(e.to_string()))?
+            .into_iter()
+            .map(|(i, b)| (i, Bytes::from(b)))
+            .collect::<std::collections::HashMap<_, _>>();
+        let mut left = block_len;
+        let mut pieces = Vec::with_capacity(data_n);
+        for (i, s) in shards.into_iter().take(data_n).enumerate() {
+            let Some(p) = s.or_else(|| rebuilt.remove(&i)) else {
+                return Err(ObjectError::Internal(format!("shard {i} not rebuilt")));
+            };
+            let n = p.len().min(left);
+            left -= n;
+            if n > 0 {
+                pieces.push(p.slice(..n));
+            }
         }
-        let mut shards: Vec<Option<Vec<u8>>> =
-            shards.into_iter().map(|s| s.map(|b| b.to_vec())).collect();
-        let mut out = Vec::with_capacity(block_len);
-        self.erasure
-            .decode_block(&mut shards, block_len, &mut out)
-            .map_err(|e| ObjectError::Internal(e.to_string()))?;
-        Ok(vec![Bytes::from(out)])
+        Ok(pieces)
     }
 
     /// The reader as a stream of verified chunks.
@@ -245,6 +435,28 @@ pub(crate) async fn agree_any(
             agree_ref(set, results, which)
         }
     }
+}
+
+/// Where each shard of the agreed version comes from (by shard number - 1).
+fn sources_of(
+    set: &super::ErasureSet,
+    agreed: &super::quorum::Agreed,
+    total: usize,
+) -> Vec<Option<Source>> {
+    let mut sources: Vec<Option<Source>> = (0..total).map(|_| None).collect();
+    for (i, d) in set.drives.iter().enumerate() {
+        let (Some(d), Some(dv)) = (d, agreed.version_at(i)) else {
+            continue;
+        };
+        let idx = dv.erasure.index as usize;
+        if (1..=total).contains(&idx) {
+            sources[idx - 1] = Some(Source {
+                drive: d.clone(),
+                inline: dv.inline.clone().map(Bytes::from),
+            });
+        }
+    }
+    sources
 }
 
 /// A delete marker as the agreed version refused as S3 refuses it (the latest: 404 with
@@ -305,6 +517,36 @@ impl Store {
     ) -> ObjectResult<ObjectReader> {
         check_bucket(bucket)?;
         check_key(key)?;
+        // Agree on the version first, without the key's lock (as a HEAD does).
+        let (set, agreed) = match self.read_home(bucket, key, which).await {
+            Ok(found) => found,
+            Err(e @ (ObjectError::NoSuchKey | ObjectError::NoSuchVersion)) => return Err(e),
+            // Perhaps a write caught half-way: ask again under the lock.
+            Err(_) => return self.get_locked(bucket, key, which, range).await,
+        };
+        let clean = !agreed.degraded;
+        let agreed = refuse_marker(agreed, which)?;
+        let mut reader = self.reader_on(set, bucket, key, &agreed, range, None)?;
+        reader.relock = Some(self.locker.clone());
+        if clean && reader.within_one_block() {
+            // Optimistic: see `ObjectReader::read_next_block`.
+            return Ok(reader);
+        }
+        match reader.relock().await {
+            Ok(()) => Ok(reader),
+            Err(ObjectError::Replaced) => self.get_locked(bucket, key, which, range).await,
+            Err(e) => Err(e),
+        }
+    }
+
+    /// [`Self::get_version`] under the key's read lock from the start.
+    async fn get_locked(
+        &self,
+        bucket: &str,
+        key: &str,
+        which: VersionRef,
+        range: Option<ByteRange>,
+    ) -> ObjectResult<ObjectReader> {
         let guard = self
             .locker
             .lock(&format!("{bucket}/{key}"), false, LOCK_TIMEOUT)
@@ -336,27 +578,15 @@ impl Store {
             v.erasure.block_size as usize,
         )
         .map_err(|e| ObjectError::Internal(e.to_string()))?;
-        let mut sources: Vec<Option<Source>> = (0..erasure.total_shards()).map(|_| None).collect();
-        for (i, d) in set.drives.iter().enumerate() {
-            let (Some(d), Some(dv)) = (d, agreed.version_at(i)) else {
-                continue;
-            };
-            let idx = dv.erasure.index as usize;
-            if (1..=sources.len()).contains(&idx) {
-                sources[idx - 1] = Some(Source {
-                    drive: d.clone(),
-                    inline: dv.inline.clone().map(Bytes::from),
-                });
-            }
-        }
+        let total = erasure.total_shards();
         Ok(ObjectReader {
             info: info_of(bucket, key, v),
             bucket: bucket.to_string(),
             key: key.to_string(),
             data_dir: v.data_dir,
+            sources: sources_of(set, agreed, erasure.total_shards()),
             erasure,
             parts: v.parts.clone(),
-            sources,
             part: 0,
             part_start: 0,
             pos: start,
@@ -364,6 +594,12 @@ impl Store {
             degraded: agreed.degraded,
             heal: self.heal_queue.clone(),
             guard,
+            relock: None,
+            set: set.clone(),
+            which: agreed.which,
+            version: v.clone(),
+            bad: vec![false; total],
+            widened: false,
             pending: Default::default(),
         })
     }

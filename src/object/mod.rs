@@ -117,6 +117,10 @@ pub enum ObjectError {
     /// The key's lock could not be kept on a quorum of nodes while the write held it.
     #[error("the write lost its lock")]
     LockLost,
+    /// A read opened without the key's lock found its version replaced before it read a
+    /// byte: retry.
+    #[error("the object was replaced while the read opened it; retry")]
+    Replaced,
     /// The key was moved to another server pool while the request wrote it: retry.
     #[error("the key moved to another pool during the write; retry")]
     Moved,
@@ -266,6 +270,7 @@ impl PutOptions {
 
 /// One erasure set: its drives in layout order (`None` for a drive that did not answer at
 /// start) and its default parity.
+#[derive(Clone)]
 pub struct ErasureSet {
     pub index: usize,
     /// The server pool the set belongs to.

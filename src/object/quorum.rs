@@ -3,7 +3,7 @@
 use super::{ErasureSet, ObjectError, ObjectResult};
 use bytes::Bytes;
 
-pub(crate) use crate::drive::fanout::{fan_out, fan_out_until, STILL_RUNNING};
+pub(crate) use crate::drive::fanout::{fan_out, fan_out_preferring, STILL_RUNNING};
 use crate::drive::{DriveError, DriveResult};
 use crate::meta::{ObjectMeta, Version, VersionKind};
 use crate::placement::read_quorum;
@@ -50,13 +50,36 @@ fn read_settled(answers: &[Option<DriveResult<Bytes>>]) -> bool {
 /// cost does not grow with the number of versions; the [`Agreed::metas`] it returns hold
 /// that one version each.
 pub(crate) async fn agree_fast(set: &ErasureSet, bucket: &str, key: &str) -> ObjectResult<Agreed> {
-    let results = fan_out_until(
+    let results = fan_out_preferring(
         &set.drives,
+        &first_readers(set, bucket, key),
         |_, d| d.read_meta_head(bucket, key),
         read_settled,
     )
     .await;
     agree_decoded(set, results, VersionRef::Latest, decode_latest)
+}
+
+/// The drive positions a read asks first, until the first wave alone can settle a read
+/// (`parity + 1` answers: no version missing from all of them can hold a read quorum) and
+/// holds enough shards to read the data: local drives first (their shards cost no network
+/// hop; a parity shard among them is decoded, cheaper than moving a data shard between
+/// nodes), those holding data shards of `bucket/key` before others (no decoding). The rest
+/// are asked only when the first wave does not settle the read.
+pub(crate) fn first_readers(set: &ErasureSet, bucket: &str, key: &str) -> Vec<bool> {
+    let n = set.size();
+    let data = n.saturating_sub(set.parity);
+    let order = crate::placement::distribution(bucket, key, n);
+    let local = |i: usize| set.drives[i].as_ref().is_some_and(|d| d.is_local());
+    let holds_data = |i: usize| usize::from(order[i]) <= data;
+    let mut ranked: Vec<usize> = (0..n).collect();
+    ranked.sort_by_key(|&i| (!local(i), !holds_data(i)));
+    let want = data.max(set.parity + 1).min(n);
+    let mut first = vec![false; n];
+    for i in ranked.into_iter().take(want) {
+        first[i] = true;
+    }
+    first
 }
 
 /// A head (or a whole file) as metadata holding only its latest version.

@@ -326,7 +326,8 @@ async fn survives_parity_drive_losses() {
 async fn survives_bitrot_in_parity_shards() {
     let c = Cluster::new(6).await;
     c.store.make_bucket("bucket").await.expect("bucket");
-    for (i, size) in [100usize, 3 * BLOCK + 5].iter().enumerate() {
+    // Inline, one block (read without the lock, then again with it), several blocks.
+    for (i, size) in [100usize, BLOCK, 3 * BLOCK + 5].iter().enumerate() {
         let key = format!("rot{i}");
         let data = bytes(*size, i as u64 + 7);
         c.put("bucket", &key, &data).await.expect("put");
@@ -358,6 +359,103 @@ async fn survives_bitrot_in_parity_shards() {
         *c.faults[d].lock() = Fault::CorruptReads;
     }
     assert_eq!(c.get("bucket", "inflight").await.expect("get"), data);
+}
+
+/// Is the key's lock free (a writer gets it at once)?
+async fn lock_free(c: &Cluster, key: &str) -> bool {
+    c.store
+        .locker()
+        .lock(
+            &format!("bucket/{key}"),
+            true,
+            std::time::Duration::from_millis(50),
+        )
+        .await
+        .is_ok()
+}
+
+/// A read whose bytes lie in one erasure block holds no lock (it reads them all before it
+/// answers); a read of several blocks holds the key's read lock until its last byte.
+#[tokio::test]
+async fn only_reads_of_several_blocks_hold_the_lock() {
+    let c = Cluster::new(4).await;
+    c.store.make_bucket("bucket").await.expect("bucket");
+    let (small, big) = (bytes(BLOCK, 1), bytes(2 * BLOCK + 1, 2));
+    c.put("bucket", "small", &small).await.expect("put");
+    c.put("bucket", "big", &big).await.expect("put");
+    let mut r = c
+        .store
+        .get_object("bucket", "small", None)
+        .await
+        .expect("open");
+    r.ready().await.expect("first block");
+    assert!(
+        lock_free(&c, "small").await,
+        "a one-block read holds no lock"
+    );
+    let got: Vec<bytes::Bytes> = r.into_stream().try_collect().await.expect("read");
+    assert_eq!(got.concat(), small);
+    // A range inside one block of the big object is one block too.
+    let part = ByteRange {
+        start: BLOCK as u64 + 10,
+        len: 100,
+    };
+    let r = c
+        .store
+        .get_object("bucket", "big", Some(part))
+        .await
+        .expect("open");
+    assert!(lock_free(&c, "big").await);
+    let got: Vec<bytes::Bytes> = r.into_stream().try_collect().await.expect("read");
+    assert_eq!(got.concat(), &big[BLOCK + 10..BLOCK + 110]);
+    let r = c
+        .store
+        .get_object("bucket", "big", None)
+        .await
+        .expect("open");
+    assert!(
+        !lock_free(&c, "big").await,
+        "a streamed read holds the read lock"
+    );
+    let got: Vec<bytes::Bytes> = r.into_stream().try_collect().await.expect("read");
+    assert_eq!(got.concat(), big);
+    assert!(lock_free(&c, "big").await, "released at the end");
+}
+
+/// An overwrite lands between a lock-free open and its read, removing the version's shards:
+/// the read takes the lock, finds the version replaced and answers `Replaced` (a retryable
+/// SlowDown) before any byte — never bytes of the other version, never a half read. An
+/// inline object's bytes came with its metadata: that read serves the version it opened.
+#[tokio::test]
+async fn a_lock_free_read_overtaken_by_an_overwrite_is_refused_before_any_byte() {
+    let c = Cluster::new(4).await;
+    c.store.make_bucket("bucket").await.expect("bucket");
+    let (old, new) = (bytes(BLOCK, 3), bytes(BLOCK, 4));
+    c.put("bucket", "k", &old).await.expect("put");
+    let mut r = c.store.get_object("bucket", "k", None).await.expect("open");
+    c.put("bucket", "k", &new)
+        .await
+        .expect("overwrite while the read is open");
+    assert!(matches!(r.ready().await, Err(ObjectError::Replaced)));
+    assert_eq!(c.get("bucket", "k").await.expect("get"), new);
+    assert!(
+        !c.store.heal_queue.contains("bucket", "k"),
+        "nothing is damaged"
+    );
+    // Deleted meanwhile: the same.
+    let mut r = c.store.get_object("bucket", "k", None).await.expect("open");
+    c.store.delete_object("bucket", "k").await.expect("delete");
+    assert!(matches!(r.ready().await, Err(ObjectError::Replaced)));
+    let (old, new) = (bytes(100, 5), bytes(100, 6));
+    c.put("bucket", "inline", &old).await.expect("put");
+    let r = c
+        .store
+        .get_object("bucket", "inline", None)
+        .await
+        .expect("open");
+    c.put("bucket", "inline", &new).await.expect("overwrite");
+    let got: Vec<bytes::Bytes> = r.into_stream().try_collect().await.expect("read");
+    assert_eq!(got.concat(), old);
 }
 
 #[tokio::test]
@@ -1599,6 +1697,93 @@ async fn a_read_agrees_without_waiting_for_a_stuck_drive() {
         "a drive that has not answered yet is no damage"
     );
     assert!(agreed.metas[1].is_none());
+}
+
+/// A read asks a first wave of drives (here `parity + 1`, those with the data shards first):
+/// one outside it is never asked, even when it would fail; a hung one inside it gets the
+/// others asked instead of holding the read up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_asks_a_first_wave_and_the_others_only_when_it_must() {
+    let c = Cluster::new(4).await;
+    c.store.make_bucket("bucket").await.expect("bucket");
+    c.put("bucket", "k", &bytes(BLOCK, 5)).await.expect("put");
+    let mut faults = Vec::new();
+    let drives: Vec<Option<Arc<dyn crate::drive::Drive>>> = c
+        .set_drives("k")
+        .into_iter()
+        .map(|i| {
+            let (d, f) = FaultyDrive::new(c.locals[i].clone());
+            faults.push(f);
+            Some(Arc::new(d) as Arc<dyn crate::drive::Drive>)
+        })
+        .collect();
+    let set = ErasureSet {
+        pool: 0,
+        index: 0,
+        drives,
+        parity: c.parity(),
+    };
+    let first = quorum::first_readers(&set, "bucket", "k");
+    assert_eq!(first.iter().filter(|f| **f).count(), c.parity() + 1);
+    let order = crate::placement::distribution("bucket", "k", set.size());
+    for (i, f) in first.iter().enumerate() {
+        if usize::from(order[i]) <= set.size() - c.parity() {
+            assert!(f, "drive {i} holds a data shard: asked first");
+        }
+    }
+    let outside = first.iter().position(|f| !f).expect("one drive outside");
+    let inside = first.iter().position(|f| *f).expect("drives inside");
+    *faults[outside].lock() = Fault::Offline;
+    let agreed = quorum::agree_fast(&set, "bucket", "k")
+        .await
+        .expect("agreed");
+    assert!(
+        !agreed.degraded,
+        "the drive outside the first wave was not asked"
+    );
+    assert!(agreed.metas[outside].is_none());
+    *faults[outside].lock() = Fault::None;
+    *faults[inside].lock() = Fault::Latency(std::time::Duration::from_secs(3600));
+    let agreed = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        quorum::agree_fast(&set, "bucket", "k"),
+    )
+    .await
+    .expect("a hung drive in the first wave held the read up")
+    .expect("agreed");
+    assert!(agreed.metas[outside].is_some(), "the others were asked");
+    assert!(agreed.metas[inside].is_none());
+    assert!(!agreed.degraded);
+}
+
+/// Bad shards on `parity` of the drives a read asks first (the data shards' drives): the
+/// read asks the other drives for the version and reads their shards instead — a one-block
+/// read without the lock and a streamed one alike.
+#[tokio::test]
+async fn bad_shards_in_the_first_wave_are_read_around_through_the_others() {
+    let c = Cluster::new(4).await;
+    c.store.make_bucket("bucket").await.expect("bucket");
+    for (n, (key, size)) in [("one", BLOCK), ("many", 3 * BLOCK + 5)]
+        .into_iter()
+        .enumerate()
+    {
+        let data = bytes(size, 20 + n as u64);
+        c.put("bucket", key, &data).await.expect("put");
+        let set = c.set_drives(key);
+        let order = crate::placement::distribution("bucket", key, set.len());
+        let data_drives: Vec<usize> = (0..set.len())
+            .filter(|&i| usize::from(order[i]) <= set.len() - c.parity())
+            .collect();
+        assert_eq!(data_drives.len(), c.parity(), "EC 2+2");
+        for &i in &data_drives {
+            *c.faults[set[i]].lock() = Fault::CorruptReads;
+        }
+        assert_eq!(c.get("bucket", key).await.expect("read around"), data);
+        assert!(c.store.heal_queue.contains("bucket", key));
+        for &i in &data_drives {
+            *c.faults[set[i]].lock() = Fault::None;
+        }
+    }
 }
 
 async fn enable_versioning(c: &Cluster, bucket: &str, state: crate::bucket::Versioning) {

@@ -10,7 +10,7 @@ use serde_bytes::ByteBuf;
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
-use super::wire::{self, DriveCall, DriveReply, WireError};
+use super::wire::{self, ChunkReply, DriveCall, DriveReply, WireError};
 use super::{Peer, LONG_TIMEOUT, PREFIX, SHORT_TIMEOUT};
 use crate::drive::{
     BucketEntry, DirPage, DirQuery, DiskInfo, Drive, DriveError, DriveResult, Entry, FileRef,
@@ -390,6 +390,48 @@ impl Drive for RemoteDrive {
             })
             .await?;
         bytes(r, "read_file")
+    }
+
+    async fn read_chunk(
+        &self,
+        file: &FileRef,
+        offset: u64,
+        len: usize,
+        shard: usize,
+        chunk: u64,
+    ) -> DriveResult<Result<Bytes, cairn_erasure::Error>> {
+        // Verified on the node that reads it (while the bytes are in its cache), and
+        // answered raw.
+        let call = DriveCall::ReadChunk {
+            file: file.into(),
+            offset,
+            len: len as u64,
+            shard: u32::try_from(shard).map_err(|_| DriveError::InvalidName)?,
+            chunk,
+        };
+        let path = format!("{PREFIX}drive?d={}", self.index);
+        let b = self
+            .peer
+            .call(&path, wire::encode(&call), LONG_TIMEOUT)
+            .await?;
+        match b.first().copied().and_then(ChunkReply::of) {
+            Some(ChunkReply::Payload) => Ok(Ok(b.slice(1..))),
+            Some(ChunkReply::Bitrot) => Ok(Err(cairn_erasure::Error::Bitrot { shard, chunk })),
+            Some(ChunkReply::Truncated) => {
+                Ok(Err(cairn_erasure::Error::Truncated { shard, chunk }))
+            }
+            Some(ChunkReply::Failed) => {
+                let e: WireError = wire::decode(&b[1..]).map_err(io_err)?;
+                Err(DriveError::from(e))
+            }
+            // Not a chunk answer: the node could not take the call at all (a drive it
+            // does not have answers as any call does).
+            None => {
+                let r: Result<DriveReply, WireError> = wire::decode(&b).map_err(io_err)?;
+                r.map_err(DriveError::from)
+                    .and_then(|_| Err(unexpected("read_chunk")))
+            }
+        }
     }
 
     async fn list_dir(&self, bucket: &str, prefix: &str, query: &DirQuery) -> DriveResult<DirPage> {

@@ -9,7 +9,7 @@ use http::{Method, Request, Response, StatusCode};
 use http_body_util::BodyExt;
 use serde_bytes::ByteBuf;
 
-use super::wire::{self, DriveCall, DriveReply, Hello, LockCall, WireEntry, WireError};
+use super::wire::{self, ChunkReply, DriveCall, DriveReply, Hello, LockCall, WireEntry, WireError};
 use super::{RpcAuth, PREFIX};
 use crate::drive::{Drive, DriveError, DriveResult};
 use crate::lock::dist::LockTable;
@@ -186,6 +186,13 @@ impl RpcServer {
                     Err(r) => return r,
                 };
                 match wire::decode::<DriveCall>(&b) {
+                    Ok(DriveCall::ReadChunk {
+                        file,
+                        offset,
+                        len,
+                        shard,
+                        chunk,
+                    }) => read_chunk(drive.as_ref(), file.into(), offset, len, shard, chunk).await,
                     Ok(call) => {
                         let r = serve_call(drive.as_ref(), call).await;
                         ok(wire::encode(&r.map_err(|e| WireError::from(&e))))
@@ -266,6 +273,48 @@ async fn receive_file(drive: &dyn Drive, path: &str, body: Body) -> DriveResult<
         w.write(chunk).await?;
     }
     w.finish().await
+}
+
+/// Answer a [`DriveCall::ReadChunk`]: a [`ChunkReply`] tag, then the verified payload as
+/// it was read (its own body frame, not copied) or what went wrong.
+async fn read_chunk(
+    d: &dyn Drive,
+    file: crate::drive::FileRef,
+    offset: u64,
+    len: u64,
+    shard: u32,
+    chunk: u64,
+) -> Response<Body> {
+    let tagged = |tag: ChunkReply, rest: Vec<u8>| {
+        let mut body = Vec::with_capacity(1 + rest.len());
+        body.push(tag as u8);
+        body.extend_from_slice(&rest);
+        ok(body)
+    };
+    // A length from the wire never sizes an allocation unchecked.
+    let Some(len) = usize::try_from(len).ok().filter(|l| *l <= MAX_READ_LEN) else {
+        return tagged(
+            ChunkReply::Failed,
+            wire::encode(&WireError::from(&DriveError::InvalidName)),
+        );
+    };
+    match d
+        .read_chunk(&file, offset, len, shard as usize, chunk)
+        .await
+    {
+        Ok(Ok(payload)) => {
+            let frames = [Bytes::from_static(&[ChunkReply::Payload as u8]), payload];
+            reply(
+                StatusCode::OK,
+                Body::from_stream(futures::stream::iter(
+                    frames.map(Ok::<_, std::convert::Infallible>),
+                )),
+            )
+        }
+        Ok(Err(cairn_erasure::Error::Truncated { .. })) => tagged(ChunkReply::Truncated, vec![]),
+        Ok(Err(_)) => tagged(ChunkReply::Bitrot, vec![]),
+        Err(e) => tagged(ChunkReply::Failed, wire::encode(&WireError::from(&e))),
+    }
 }
 
 fn buf(b: Bytes) -> ByteBuf {
@@ -382,5 +431,7 @@ async fn serve_call(d: &dyn Drive, call: DriveCall) -> DriveResult<DriveReply> {
             prefix,
             query,
         } => DriveReply::Dir(d.list_dir(&bucket, &prefix, &query).await?),
+        // Answered raw by `read_chunk` before calls get here.
+        DriveCall::ReadChunk { .. } => return Err(DriveError::InvalidName),
     })
 }

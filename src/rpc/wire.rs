@@ -77,6 +77,15 @@ pub enum DriveCall {
         prefix: String,
         query: DirQuery,
     },
+    /// A bitrot-framed chunk read and verified where it is stored; answered raw, not as a
+    /// [`DriveReply`]: see [`ChunkReply`].
+    ReadChunk {
+        file: WireFile,
+        offset: u64,
+        len: u64,
+        shard: u32,
+        chunk: u64,
+    },
     LinkSys {
         from: String,
         to: String,
@@ -106,8 +115,38 @@ impl DriveCall {
             DriveCall::FileSize { .. } => "file_size",
             DriveCall::ReadFile { .. } => "read_file",
             DriveCall::ListDir { .. } => "list_dir",
+            DriveCall::ReadChunk { .. } => "read_chunk",
             DriveCall::LinkSys { .. } => "link_sys",
         }
+    }
+}
+
+/// The first byte of a [`DriveCall::ReadChunk`] answer, which is not MessagePack: the
+/// verified payload follows as raw bytes (no copy into and out of an encoding on either
+/// side), or what went wrong.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum ChunkReply {
+    /// The verified payload follows.
+    Payload = 0,
+    /// The bytes were read but do not match their hash.
+    Bitrot = 1,
+    /// The file is shorter than the chunk.
+    Truncated = 2,
+    /// A MessagePack [`WireError`] follows.
+    Failed = 3,
+}
+
+impl ChunkReply {
+    pub fn of(tag: u8) -> Option<ChunkReply> {
+        [
+            ChunkReply::Payload,
+            ChunkReply::Bitrot,
+            ChunkReply::Truncated,
+            ChunkReply::Failed,
+        ]
+        .into_iter()
+        .find(|t| *t as u8 == tag)
     }
 }
 

@@ -349,6 +349,11 @@ impl From<ObjectError> for S3Error {
                 S::SERVICE_UNAVAILABLE,
                 "The object moved between server pools during the request; please retry.",
             ),
+            ObjectError::Replaced => S3Error::new(
+                "SlowDown",
+                S::SERVICE_UNAVAILABLE,
+                "The object was replaced while it was being read; please retry.",
+            ),
             ObjectError::LockTimeout => S3Error::new(
                 "SlowDown",
                 S::SERVICE_UNAVAILABLE,

@@ -437,6 +437,10 @@ pub async fn get(state: &S3State, ctx: &Ctx, head: bool) -> Result<Response<Body
     } else {
         reader.remaining()
     };
+    if !head {
+        // A read that fails at its first block is still answered with an error.
+        reader.ready().await?;
+    }
     let mut resp = if head {
         drop(reader);
         Response::new(Body::empty())
