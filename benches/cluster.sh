@@ -3,13 +3,19 @@
 # drive folders, EC 4+4) against one process over the same 8 drive folders (EC 4+4), both
 # driven by `cairn bench` through one endpoint, in the same run.
 #
-#   bash benches/cluster.sh            # 15 s per measurement
-#   DURATION=30s bash benches/cluster.sh
+#   bash benches/cluster.sh                    # 15 s per measurement, one round
+#   DURATION=10s ROUNDS=3 ONLY=get bash benches/cluster.sh
+#
+# ROUNDS alternates single and cluster that many times and prints each round's figures and
+# the median ratio per row (single rounds on this 2-core box scatter by ±10 %).
+# ONLY=get|put measures one operation.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release --bin cairn >/dev/null
 BIN="$PWD/target/release/cairn"
 DURATION=${DURATION:-15s}
+ROUNDS=${ROUNDS:-1}
+OPS=${ONLY:-put get}
 export CAIRN_ROOT_USER=benchadmin CAIRN_ROOT_PASSWORD=bench-secret-123 CAIRN_SCANNER=off
 work=$(mktemp -d)
 pids=()
@@ -38,38 +44,50 @@ print(f'{s["throughput_mib_s"]:.1f} {s["objects_s"]:.0f} {s["latency_ms"]["p50"]
 PY
 }
 
-declare -A result
-# One node, 8 folders.
-"$BIN" server --address 127.0.0.1:9300 "$work/single/d{1...8}" >"$work/single.log" 2>&1 &
-pids+=($!)
-wait_ready http://127.0.0.1:9300
-for op in put get; do
-  for size in 1MiB 4KiB; do
-    result[single,$op,$size]=$(run http://127.0.0.1:9300 $op $size)
-  done
-done
-kill "${pids[@]}"; wait 2>/dev/null || true; pids=()
+stop_all() { kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; pids=(); }
 
-# Four nodes, 2 folders each, the same 8 folders' worth.
-args=()
-for n in 1 2 3 4; do args+=("http://127.0.0.1:93$((10 + n))$work/n$n/d{1...2}"); done
-for n in 1 2 3 4; do
-  "$BIN" server --address "127.0.0.1:93$((10 + n))" "${args[@]}" >"$work/node$n.log" 2>&1 &
+: > "$work/rows"
+for round in $(seq 1 "$ROUNDS"); do
+  # One node, 8 folders.
+  rm -rf "$work/single" "$work"/n?
+  "$BIN" server --address 127.0.0.1:9300 "$work/single/d{1...8}" >"$work/single.log" 2>&1 &
   pids+=($!)
-done
-for n in 1 2 3 4; do wait_ready "http://127.0.0.1:93$((10 + n))"; done
-for op in put get; do
-  for size in 1MiB 4KiB; do
-    result[cluster,$op,$size]=$(run http://127.0.0.1:9311 $op $size)
+  wait_ready http://127.0.0.1:9300
+  declare -A single=()
+  for op in $OPS; do
+    for size in 1MiB 4KiB; do
+      single[$op,$size]=$(run http://127.0.0.1:9300 "$op" "$size")
+    done
   done
+  stop_all
+
+  # Four nodes, 2 folders each, the same 8 folders' worth.
+  args=()
+  for n in 1 2 3 4; do args+=("http://127.0.0.1:93$((10 + n))$work/n$n/d{1...2}"); done
+  for n in 1 2 3 4; do
+    "$BIN" server --address "127.0.0.1:93$((10 + n))" "${args[@]}" >"$work/node$n.log" 2>&1 &
+    pids+=($!)
+  done
+  for n in 1 2 3 4; do wait_ready "http://127.0.0.1:93$((10 + n))"; done
+  for op in $OPS; do
+    for size in 1MiB 4KiB; do
+      c=$(run http://127.0.0.1:9311 "$op" "$size")
+      echo "$round|$op|$size|${single[$op,$size]}|$c" >> "$work/rows"
+    done
+  done
+  stop_all
 done
 
-echo "| op | size | 1 node, 8 drives (MiB/s, ops/s, p50 ms, p99 ms) | 4 nodes x 2 drives | ratio (ops/s) |"
-echo "|---|---|---|---|---|"
-for op in put get; do
-  for size in 1MiB 4KiB; do
-    s=${result[single,$op,$size]}; c=${result[cluster,$op,$size]}
-    ratio=$(python3 -c "print(f'{float(\"${c}\".split()[1]) / max(1.0, float(\"${s}\".split()[1])):.2f}')")
-    echo "| $op | $size | $s | $c | $ratio |"
-  done
-done
+python3 - "$work/rows" <<'PY'
+import statistics, sys
+rows = [l.strip().split("|") for l in open(sys.argv[1]) if l.strip()]
+print("| round | op | size | 1 node, 8 drives (MiB/s, ops/s, p50 ms, p99 ms) | 4 nodes x 2 drives | ratio (ops/s) |")
+print("|---|---|---|---|---|---|")
+ratios = {}
+for rnd, op, size, s, c in rows:
+    r = float(c.split()[1]) / max(1.0, float(s.split()[1]))
+    ratios.setdefault((op, size), []).append(r)
+    print(f"| {rnd} | {op} | {size} | {s} | {c} | {r:.2f} |")
+for (op, size), rs in ratios.items():
+    print(f"median {op} {size}: cluster / single {statistics.median(rs):.2f} over {len(rs)} rounds ({min(rs):.2f}-{max(rs):.2f})")
+PY
