@@ -589,9 +589,10 @@ impl Store {
         opts: Option<PutOptions>,
         condition: Option<WriteCondition>,
     ) -> ObjectResult<ObjectInfo> {
-        let reader = self
+        let mut reader = self
             .get_version(src_bucket, src_key, src_version, None)
             .await?;
+        reader.confirm().await?;
         let src = reader.info().clone();
         let opts = opts.unwrap_or_else(|| PutOptions {
             headers: src.headers.clone(),

@@ -9,7 +9,7 @@ use cairn_erasure::{bitrot, Erasure};
 use futures::Stream;
 
 use super::put::info_of;
-use super::quorum::{agree_fast, agree_heads, agree_ref, fan_out, VersionRef};
+use super::quorum::{agree_fast, agree_ref, fan_out, VersionRef};
 use super::{
     check_bucket, check_key, HealQueue, ObjectError, ObjectInfo, ObjectResult, Store, LOCK_TIMEOUT,
 };
@@ -171,6 +171,16 @@ impl ObjectReader {
         Ok(())
     }
 
+    /// For a reader opened without the key's lock, read its one block now: a version
+    /// replaced since it was agreed on is refused ([`ObjectError::Replaced`]) before the
+    /// caller starts anything it cannot take back (a copy's write). Nothing for others.
+    pub async fn confirm(&mut self) -> ObjectResult<()> {
+        if self.relock.is_some() {
+            self.ready().await?;
+        }
+        Ok(())
+    }
+
     /// Read, verify and queue the block holding `pos`.
     ///
     /// A reader opened without the key's lock ([`Store::get_version`] does so when the
@@ -232,10 +242,7 @@ impl ObjectReader {
         self.widened = true;
         let (bucket, key) = (self.bucket.as_str(), self.key.as_str());
         let agreed = match self.which {
-            VersionRef::Latest => agree_heads(
-                &self.set,
-                fan_out(&self.set.drives, |_, d| d.read_meta_head(bucket, key)).await,
-            ),
+            VersionRef::Latest => super::quorum::agree_everywhere(&self.set, bucket, key).await,
             VersionRef::Id(_) => agree_ref(
                 &self.set,
                 fan_out(&self.set.drives, |_, d| d.read_meta(bucket, key)).await,
@@ -370,6 +377,8 @@ impl ObjectReader {
                     verified
                         .map_err(|e| tracing::warn!(drive = src.drive.name(), error = %e, "bitrot"))
                         .ok()
+                        // A chunk of another length is no shard of this block.
+                        .filter(|p| p.len() == chunk)
                 }
             }))
             .await;
@@ -517,14 +526,27 @@ impl Store {
     ) -> ObjectResult<ObjectReader> {
         check_bucket(bucket)?;
         check_key(key)?;
-        // Agree on the version first, without the key's lock (as a HEAD does).
+        // Agree on the version first, without the key's lock (as a HEAD does). Only an
+        // agreement that settles the version for good is used without the lock: nothing
+        // disagreed or failed, and a write quorum holds it — a write is rolled back only
+        // below its write quorum, so no later read can go back to an older version. Any
+        // other outcome (an absent key included: a write caught half-way leaves neither
+        // version a quorum) is asked again under the lock.
         let (set, agreed) = match self.read_home(bucket, key, which).await {
             Ok(found) => found,
-            Err(e @ (ObjectError::NoSuchKey | ObjectError::NoSuchVersion)) => return Err(e),
-            // Perhaps a write caught half-way: ask again under the lock.
             Err(_) => return self.get_locked(bucket, key, which, range).await,
         };
-        let clean = !agreed.degraded;
+        let v = &agreed.latest;
+        let held_by = agreed.metas.iter().filter(|m| m.is_some()).count();
+        let clean = !agreed.degraded
+            && held_by
+                >= crate::placement::write_quorum(
+                    v.erasure.data as usize,
+                    v.erasure.parity as usize,
+                );
+        if !clean && agreed.latest.kind == crate::meta::VersionKind::DeleteMarker {
+            return self.get_locked(bucket, key, which, range).await;
+        }
         let agreed = refuse_marker(agreed, which)?;
         let mut reader = self.reader_on(set, bucket, key, &agreed, range, None)?;
         reader.relock = Some(self.locker.clone());

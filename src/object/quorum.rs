@@ -3,7 +3,7 @@
 use super::{ErasureSet, ObjectError, ObjectResult};
 use bytes::Bytes;
 
-pub(crate) use crate::drive::fanout::{fan_out, fan_out_preferring, STILL_RUNNING};
+pub(crate) use crate::drive::fanout::{fan_out, fan_out_preferring, fan_out_until, STILL_RUNNING};
 use crate::drive::{DriveError, DriveResult};
 use crate::meta::{ObjectMeta, Version, VersionKind};
 use crate::placement::read_quorum;
@@ -53,6 +53,22 @@ pub(crate) async fn agree_fast(set: &ErasureSet, bucket: &str, key: &str) -> Obj
     let results = fan_out_preferring(
         &set.drives,
         &first_readers(set, bucket, key),
+        |_, d| d.read_meta_head(bucket, key),
+        read_settled,
+    )
+    .await;
+    agree_decoded(set, results, VersionRef::Latest, decode_latest)
+}
+
+/// [`agree_fast`] asking every drive at once (a read whose first wave ran out of good
+/// shards): done once the answers decide it, without waiting for a hung drive.
+pub(crate) async fn agree_everywhere(
+    set: &ErasureSet,
+    bucket: &str,
+    key: &str,
+) -> ObjectResult<Agreed> {
+    let results = fan_out_until(
+        &set.drives,
         |_, d| d.read_meta_head(bucket, key),
         read_settled,
     )

@@ -1699,6 +1699,51 @@ async fn a_read_agrees_without_waiting_for_a_stuck_drive() {
     assert!(agreed.metas[1].is_none());
 }
 
+/// A version on a read quorum but short of a write quorum (here: 2 of 4 drives at EC 2+2,
+/// where a write needs 3) may be a write still going, or one about to be rolled back: a
+/// read does not serve it without the key's lock, which the writer holds to the end.
+#[tokio::test]
+async fn a_version_short_of_a_write_quorum_is_read_under_the_lock() {
+    let c = Cluster::new(4).await;
+    c.store.make_bucket("bucket").await.expect("bucket");
+    let (old, new) = (bytes(BLOCK, 7), bytes(BLOCK, 8));
+    c.put("bucket", "k", &old).await.expect("put");
+    let set = c.set_drives("k");
+    // Keep two drives' copy of the old version, write the new one, put the old copy back.
+    let saved: Vec<(PathBuf, Vec<u8>)> = set[2..]
+        .iter()
+        .flat_map(|&d| files_under(&c.paths[d].join("bucket").join("k")))
+        .map(|f| {
+            let b = std::fs::read(&f).expect("read");
+            (f, b)
+        })
+        .collect();
+    c.put("bucket", "k", &new).await.expect("overwrite");
+    for &d in &set[2..] {
+        std::fs::remove_dir_all(c.paths[d].join("bucket").join("k")).expect("remove");
+    }
+    for (f, b) in &saved {
+        std::fs::create_dir_all(f.parent().expect("parent")).expect("dirs");
+        std::fs::write(f, b).expect("restore");
+    }
+    let writer = c
+        .store
+        .locker()
+        .lock("bucket/k", true, std::time::Duration::from_secs(1))
+        .await
+        .expect("write lock");
+    let read = c.get("bucket", "k");
+    tokio::pin!(read);
+    assert!(
+        tokio::time::timeout(std::time::Duration::from_millis(300), &mut read)
+            .await
+            .is_err(),
+        "served a version short of a write quorum without the lock"
+    );
+    drop(writer);
+    assert_eq!(read.await.expect("read"), new);
+}
+
 /// A read asks a first wave of drives (here `parity + 1`, those with the data shards first):
 /// one outside it is never asked, even when it would fail; a hung one inside it gets the
 /// others asked instead of holding the read up.

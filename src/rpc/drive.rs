@@ -400,14 +400,11 @@ impl Drive for RemoteDrive {
         shard: usize,
         chunk: u64,
     ) -> DriveResult<Result<Bytes, cairn_erasure::Error>> {
-        // Verified on the node that reads it (while the bytes are in its cache), and
-        // answered raw.
+        // Answered raw, and verified here: bytes damaged anywhere on the way are caught.
         let call = DriveCall::ReadChunk {
             file: file.into(),
             offset,
             len: len as u64,
-            shard: u32::try_from(shard).map_err(|_| DriveError::InvalidName)?,
-            chunk,
         };
         let path = format!("{PREFIX}drive?d={}", self.index);
         let b = self
@@ -415,10 +412,10 @@ impl Drive for RemoteDrive {
             .call(&path, wire::encode(&call), LONG_TIMEOUT)
             .await?;
         match b.first().copied().and_then(ChunkReply::of) {
-            Some(ChunkReply::Payload) => Ok(Ok(b.slice(1..))),
-            Some(ChunkReply::Bitrot) => Ok(Err(cairn_erasure::Error::Bitrot { shard, chunk })),
-            Some(ChunkReply::Truncated) => {
-                Ok(Err(cairn_erasure::Error::Truncated { shard, chunk }))
+            Some(ChunkReply::Framed) => {
+                let framed = b.slice(1..);
+                Ok(cairn_erasure::bitrot::verify_framed(&framed, shard, chunk)
+                    .map(|p| framed.slice_ref(p)))
             }
             Some(ChunkReply::Failed) => {
                 let e: WireError = wire::decode(&b[1..]).map_err(io_err)?;

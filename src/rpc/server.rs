@@ -186,13 +186,9 @@ impl RpcServer {
                     Err(r) => return r,
                 };
                 match wire::decode::<DriveCall>(&b) {
-                    Ok(DriveCall::ReadChunk {
-                        file,
-                        offset,
-                        len,
-                        shard,
-                        chunk,
-                    }) => read_chunk(drive.as_ref(), file.into(), offset, len, shard, chunk).await,
+                    Ok(DriveCall::ReadChunk { file, offset, len }) => {
+                        read_chunk(drive.as_ref(), file.into(), offset, len).await
+                    }
                     Ok(call) => {
                         let r = serve_call(drive.as_ref(), call).await;
                         ok(wire::encode(&r.map_err(|e| WireError::from(&e))))
@@ -275,35 +271,22 @@ async fn receive_file(drive: &dyn Drive, path: &str, body: Body) -> DriveResult<
     w.finish().await
 }
 
-/// Answer a [`DriveCall::ReadChunk`]: a [`ChunkReply`] tag, then the verified payload as
-/// it was read (its own body frame, not copied) or what went wrong.
+/// Answer a [`DriveCall::ReadChunk`]: a [`ChunkReply`] tag, then the framed chunk as it
+/// was read (its own body frame, not copied) or what went wrong.
 async fn read_chunk(
     d: &dyn Drive,
     file: crate::drive::FileRef,
     offset: u64,
     len: u64,
-    shard: u32,
-    chunk: u64,
 ) -> Response<Body> {
-    let tagged = |tag: ChunkReply, rest: Vec<u8>| {
-        let mut body = Vec::with_capacity(1 + rest.len());
-        body.push(tag as u8);
-        body.extend_from_slice(&rest);
-        ok(body)
-    };
     // A length from the wire never sizes an allocation unchecked.
-    let Some(len) = usize::try_from(len).ok().filter(|l| *l <= MAX_READ_LEN) else {
-        return tagged(
-            ChunkReply::Failed,
-            wire::encode(&WireError::from(&DriveError::InvalidName)),
-        );
+    let read = match usize::try_from(len).ok().filter(|l| *l <= MAX_READ_LEN) {
+        Some(len) => d.read_file(&file, offset, len).await,
+        None => Err(DriveError::InvalidName),
     };
-    match d
-        .read_chunk(&file, offset, len, shard as usize, chunk)
-        .await
-    {
-        Ok(Ok(payload)) => {
-            let frames = [Bytes::from_static(&[ChunkReply::Payload as u8]), payload];
+    match read {
+        Ok(framed) => {
+            let frames = [Bytes::from_static(&[ChunkReply::Framed as u8]), framed];
             reply(
                 StatusCode::OK,
                 Body::from_stream(futures::stream::iter(
@@ -311,9 +294,11 @@ async fn read_chunk(
                 )),
             )
         }
-        Ok(Err(cairn_erasure::Error::Truncated { .. })) => tagged(ChunkReply::Truncated, vec![]),
-        Ok(Err(_)) => tagged(ChunkReply::Bitrot, vec![]),
-        Err(e) => tagged(ChunkReply::Failed, wire::encode(&WireError::from(&e))),
+        Err(e) => {
+            let mut body = vec![ChunkReply::Failed as u8];
+            body.extend_from_slice(&wire::encode(&WireError::from(&e)));
+            ok(body)
+        }
     }
 }
 

@@ -77,14 +77,13 @@ pub enum DriveCall {
         prefix: String,
         query: DirQuery,
     },
-    /// A bitrot-framed chunk read and verified where it is stored; answered raw, not as a
-    /// [`DriveReply`]: see [`ChunkReply`].
+    /// A bitrot-framed chunk (`[hash][payload]`), answered raw, not as a [`DriveReply`]:
+    /// see [`ChunkReply`]. The caller verifies it, so bytes damaged anywhere between the
+    /// disk and the reader are caught.
     ReadChunk {
         file: WireFile,
         offset: u64,
         len: u64,
-        shard: u32,
-        chunk: u64,
     },
     LinkSys {
         from: String,
@@ -122,31 +121,22 @@ impl DriveCall {
 }
 
 /// The first byte of a [`DriveCall::ReadChunk`] answer, which is not MessagePack: the
-/// verified payload follows as raw bytes (no copy into and out of an encoding on either
-/// side), or what went wrong.
+/// framed chunk follows as raw bytes (no copy into and out of an encoding on either side),
+/// or what went wrong.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
 pub enum ChunkReply {
-    /// The verified payload follows.
-    Payload = 0,
-    /// The bytes were read but do not match their hash.
-    Bitrot = 1,
-    /// The file is shorter than the chunk.
-    Truncated = 2,
+    /// The framed chunk follows, as read.
+    Framed = 0,
     /// A MessagePack [`WireError`] follows.
-    Failed = 3,
+    Failed = 1,
 }
 
 impl ChunkReply {
     pub fn of(tag: u8) -> Option<ChunkReply> {
-        [
-            ChunkReply::Payload,
-            ChunkReply::Bitrot,
-            ChunkReply::Truncated,
-            ChunkReply::Failed,
-        ]
-        .into_iter()
-        .find(|t| *t as u8 == tag)
+        [ChunkReply::Framed, ChunkReply::Failed]
+            .into_iter()
+            .find(|t| *t as u8 == tag)
     }
 }
 

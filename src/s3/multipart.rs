@@ -215,11 +215,12 @@ pub async fn upload_part_copy(state: &S3State, ctx: &Ctx) -> Result<Response<Bod
     let (id, number) = (upload_id(ctx)?, part_number(ctx)?);
     let (src_bucket, src_key, src_version) = copy_source(ctx)?;
     let sealing = upload_key(state, ctx, bucket, key, id).await?;
-    let reader = state
+    let mut reader = state
         .store
         .get_version(&src_bucket, &src_key, src_version, None)
         .await
         .map_err(copy_source_error)?;
+    reader.confirm().await.map_err(copy_source_error)?;
     let src = reader.info().clone();
     copy_preconditions(ctx, &src)?;
     let range = copy_range(ctx, super::sse::plain_size(&src))?;

@@ -744,11 +744,12 @@ pub async fn copy(state: &S3State, ctx: &Ctx) -> Result<Response<Body>, S3Error>
             "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes.",
         ));
     }
-    let reader = state
+    let mut reader = state
         .store
         .get_version(&src_bucket, &src_key, src_version, None)
         .await
         .map_err(copy_source_error)?;
+    reader.confirm().await.map_err(copy_source_error)?;
     let src = reader.info().clone();
     copy_preconditions(ctx, &src)?;
     // A copy gets the ACL its request asks for, never the source's.
