@@ -1662,17 +1662,11 @@ async fn a_delete_short_of_quorum_is_queued_for_heal() {
     assert_eq!(c.get("bucket", "k").await.expect("still there"), data);
 }
 
-/// A drive that takes forever to answer does not hold up a read's agreement once the others
-/// decide it (here, without any deadline to fall back on).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_read_agrees_without_waiting_for_a_stuck_drive() {
-    let c = Cluster::new(4).await;
-    c.store.make_bucket("bucket").await.expect("bucket");
-    let data = bytes(2 * BLOCK + 1, 3);
-    c.put("bucket", "k", &data).await.expect("put");
+/// The set holding `key`, its drives wrapped anew to take faults of their own.
+fn faulty_set(c: &Cluster, key: &str) -> (ErasureSet, Vec<Arc<Mutex<Fault>>>) {
     let mut faults = Vec::new();
     let drives: Vec<Option<Arc<dyn crate::drive::Drive>>> = c
-        .set_drives("k")
+        .set_drives(key)
         .into_iter()
         .map(|i| {
             let (d, f) = FaultyDrive::new(c.locals[i].clone());
@@ -1686,6 +1680,18 @@ async fn a_read_agrees_without_waiting_for_a_stuck_drive() {
         drives,
         parity: c.parity(),
     };
+    (set, faults)
+}
+
+/// A drive that takes forever to answer does not hold up a read's agreement once the others
+/// decide it (here, without any deadline to fall back on).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_agrees_without_waiting_for_a_stuck_drive() {
+    let c = Cluster::new(4).await;
+    c.store.make_bucket("bucket").await.expect("bucket");
+    let data = bytes(2 * BLOCK + 1, 3);
+    c.put("bucket", "k", &data).await.expect("put");
+    let (set, faults) = faulty_set(&c, "k");
     *faults[1].lock() = Fault::Latency(std::time::Duration::from_secs(3600));
     let limit = std::time::Duration::from_secs(10);
     let agreed = tokio::time::timeout(limit, quorum::agree_fast(&set, "bucket", "k"))
@@ -1752,22 +1758,7 @@ async fn a_read_asks_a_first_wave_and_the_others_only_when_it_must() {
     let c = Cluster::new(4).await;
     c.store.make_bucket("bucket").await.expect("bucket");
     c.put("bucket", "k", &bytes(BLOCK, 5)).await.expect("put");
-    let mut faults = Vec::new();
-    let drives: Vec<Option<Arc<dyn crate::drive::Drive>>> = c
-        .set_drives("k")
-        .into_iter()
-        .map(|i| {
-            let (d, f) = FaultyDrive::new(c.locals[i].clone());
-            faults.push(f);
-            Some(Arc::new(d) as Arc<dyn crate::drive::Drive>)
-        })
-        .collect();
-    let set = ErasureSet {
-        pool: 0,
-        index: 0,
-        drives,
-        parity: c.parity(),
-    };
+    let (set, faults) = faulty_set(&c, "k");
     let first = quorum::first_readers(&set, "bucket", "k");
     assert_eq!(first.iter().filter(|f| **f).count(), c.parity() + 1);
     let order = crate::placement::distribution("bucket", "k", set.size());
