@@ -1293,8 +1293,7 @@ impl Drive for LocalDrive {
         // cache, and off the async workers (the shards of a block verify in parallel).
         blocking(&self.slots, move || {
             let framed = Bytes::from(read_exact_at(&p, offset, len)?);
-            Ok(cairn_erasure::bitrot::verify_framed(&framed, shard, chunk)
-                .map(|payload| framed.slice_ref(payload)))
+            Ok(super::verified(&framed, shard, chunk))
         })
         .await
     }

@@ -197,6 +197,12 @@ pub trait FileWriter: Send {
     async fn finish(self: Box<Self>) -> DriveResult<()>;
 }
 
+/// The payload of a bitrot-framed chunk (`[hash][payload]`) of shard `shard`, chunk number
+/// `chunk`, as a slice of `framed` (no copy), or the bitrot error when it does not match.
+pub fn verified(framed: &Bytes, shard: usize, chunk: u64) -> Result<Bytes, cairn_erasure::Error> {
+    cairn_erasure::bitrot::verify_framed(framed, shard, chunk).map(|p| framed.slice_ref(p))
+}
+
 #[async_trait]
 pub trait Drive: Send + Sync + std::fmt::Debug {
     /// Endpoint label for logs and errors.
@@ -302,10 +308,7 @@ pub trait Drive: Send + Sync + std::fmt::Debug {
         chunk: u64,
     ) -> DriveResult<Result<Bytes, cairn_erasure::Error>> {
         let framed = self.read_file(file, offset, len).await?;
-        Ok(
-            cairn_erasure::bitrot::verify_framed(&framed, shard, chunk)
-                .map(|p| framed.slice_ref(p)),
-        )
+        Ok(verified(&framed, shard, chunk))
     }
     /// The key components directly under `prefix` (which is empty or ends in `/`) that the
     /// query selects: the smallest wanted names, sorted.

@@ -86,7 +86,7 @@ impl ObjectReader {
         let end = range.start + range.len.min(self.info.size - range.start);
         // Bytes already read ([`Self::ready`]) cover `pos - queued..pos`: keep the part
         // of them in the range when it lies there, else read afresh.
-        let queued: u64 = self.pending.iter().map(|p| p.len() as u64).sum();
+        let queued = self.queued();
         let from = self.pos - queued;
         if queued > 0 && range.start >= from && end <= self.pos {
             let (mut skip, mut take) = (range.start - from, end - range.start);
@@ -122,8 +122,12 @@ impl ObjectReader {
 
     /// Bytes left to produce.
     pub fn remaining(&self) -> u64 {
-        let queued: u64 = self.pending.iter().map(|p| p.len() as u64).sum();
-        self.end - self.pos + queued
+        self.end - self.pos + self.queued()
+    }
+
+    /// Bytes read and verified but not yet produced.
+    fn queued(&self) -> u64 {
+        self.pending.iter().map(|p| p.len() as u64).sum()
     }
 
     /// The next verified piece of the object (at most one erasure block), or `None` at the end.
@@ -243,11 +247,8 @@ impl ObjectReader {
         let (bucket, key) = (self.bucket.as_str(), self.key.as_str());
         let agreed = match self.which {
             VersionRef::Latest => super::quorum::agree_everywhere(&self.set, bucket, key).await,
-            VersionRef::Id(_) => agree_ref(
-                &self.set,
-                fan_out(&self.set.drives, |_, d| d.read_meta(bucket, key)).await,
-                self.which,
-            ),
+            // A read by id asks every drive already.
+            VersionRef::Id(_) => agree_any(&self.set, bucket, key, self.which).await,
         };
         let Some(agreed) = agreed
             .ok()
@@ -365,7 +366,7 @@ impl ObjectReader {
                         Some(b) => {
                             let start = offset as usize;
                             let framed = (start + len <= b.len()).then(|| b.slice(start..start + len))?;
-                            bitrot::verify_framed(&framed, s, block).map(|p| framed.slice_ref(p))
+                            crate::drive::verified(&framed, s, block)
                         }
                         None => src
                             .drive

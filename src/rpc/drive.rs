@@ -412,11 +412,7 @@ impl Drive for RemoteDrive {
             .call(&path, wire::encode(&call), LONG_TIMEOUT)
             .await?;
         match b.first().copied().and_then(ChunkReply::of) {
-            Some(ChunkReply::Framed) => {
-                let framed = b.slice(1..);
-                Ok(cairn_erasure::bitrot::verify_framed(&framed, shard, chunk)
-                    .map(|p| framed.slice_ref(p)))
-            }
+            Some(ChunkReply::Framed) => Ok(crate::drive::verified(&b.slice(1..), shard, chunk)),
             Some(ChunkReply::Failed) => {
                 let e: WireError = wire::decode(&b[1..]).map_err(io_err)?;
                 Err(DriveError::from(e))
