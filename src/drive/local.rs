@@ -16,12 +16,14 @@
 use std::collections::HashSet;
 use std::fs::{self, File};
 use std::io::Write;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::SystemTime;
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use rustix::fs::{Mode, OFlags};
 use uuid::Uuid;
 
 use super::listing::{flag_page, DirCache, DirStamp, Listed, CACHED_DIR_MIN, MARKER_FLAG};
@@ -175,16 +177,50 @@ const HEAD_READ: u64 = 4096;
 /// `len` bytes at `offset` (fewer at the end of the file). With `nowait`, only from the page
 /// cache: `None` when that would block or returns short.
 fn pread_upto(f: &File, offset: u64, len: u64, nowait: bool) -> std::io::Result<Option<Vec<u8>>> {
+    let len = usize::try_from(len).map_err(|_| std::io::Error::other("read too large"))?;
+    let mut buf = vec![0u8; len];
+    let Some(got) = pread_into(f, offset, &mut buf, nowait)? else {
+        return Ok(None);
+    };
+    buf.truncate(got);
+    Ok(Some(buf))
+}
+
+/// One read from the start of `f` into `buf`; `None` when `nowait` and the page cache
+/// cannot answer it whole.
+fn pread_once(f: &File, buf: &mut [u8], nowait: bool) -> std::io::Result<Option<usize>> {
     use rustix::io::{preadv2, ReadWriteFlags};
     let flags = if nowait {
         ReadWriteFlags::NOWAIT
     } else {
         ReadWriteFlags::empty()
     };
-    let len = usize::try_from(len).map_err(|_| std::io::Error::other("read too large"))?;
-    let mut buf = vec![0u8; len];
+    loop {
+        match preadv2(f, &mut [std::io::IoSliceMut::new(buf)], 0, flags) {
+            Ok(n) => return Ok(Some(n)),
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(_) if nowait => return Ok(None),
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// Fills `buf` from `offset` until it is full or the file ends; how much was read. With
+/// `nowait`, anything short of the page cache's answer is `None`.
+fn pread_into(
+    f: &File,
+    offset: u64,
+    buf: &mut [u8],
+    nowait: bool,
+) -> std::io::Result<Option<usize>> {
+    use rustix::io::{preadv2, ReadWriteFlags};
+    let flags = if nowait {
+        ReadWriteFlags::NOWAIT
+    } else {
+        ReadWriteFlags::empty()
+    };
     let mut got = 0;
-    while got < len {
+    while got < buf.len() {
         let n = match preadv2(
             f,
             &mut [std::io::IoSliceMut::new(&mut buf[got..])],
@@ -199,43 +235,54 @@ fn pread_upto(f: &File, offset: u64, len: u64, nowait: bool) -> std::io::Result<
             break;
         }
         got += n;
-        if nowait && got < len {
+        if nowait && got < buf.len() {
             return Ok(None);
         }
     }
-    buf.truncate(got);
-    Ok(Some(buf))
+    Ok(Some(got))
 }
 
-/// The leading bytes of an open metadata file of `size` bytes (`u64::MAX`: unknown) that hold its checked head
-/// ([`crate::meta::head_len`]); the whole file for format 1 (which has no separate head).
-/// `None` only with `nowait`, when the page cache cannot serve it.
 fn meta_head(f: &File, size: u64, nowait: bool) -> std::io::Result<Option<Vec<u8>>> {
-    let Some(mut first) = pread_upto(f, 0, size.min(HEAD_READ), nowait)? else {
+    // The first read goes to the stack: listings read thousands of heads of a few hundred
+    // bytes each, and a zeroed 4 KiB allocation per head costs more than the copy out.
+    let mut stack = [0u8; HEAD_READ as usize];
+    let first_len = size.min(HEAD_READ) as usize;
+    // One read: a regular file reads short only at its end, so a short answer is the whole
+    // file (asking again to see the end would double the reads of a listing).
+    let Some(mut have) = pread_once(f, &mut stack[..first_len], nowait)? else {
         return Ok(None);
     };
-    let have = first.len() as u64;
+    if have < first_len && size != u64::MAX {
+        // Shorter than the size it was opened with: only the page cache can do that.
+        let Some(more) = pread_into(f, have as u64, &mut stack[have..first_len], nowait)? else {
+            return Ok(None);
+        };
+        have += more;
+    }
+    let first = &stack[..have];
+    let have = have as u64;
     // Size unknown (`u64::MAX`): a short first read was the whole file, else ask.
     let size = match size {
         u64::MAX if have < HEAD_READ => have,
         u64::MAX => f.metadata()?.len(),
         known => known,
     };
-    let want = match crate::meta::head_len(&first) {
+    let want = match crate::meta::head_len(first) {
         // A length past the end is the decoder's to report (truncated), not a read's.
         Some(n) => (n as u64).min(size),
         None if nowait && size > CACHED_READ_MAX => return Ok(None),
         None => size,
     };
     if want <= have {
-        first.truncate(want as usize);
-        return Ok(Some(first));
+        return Ok(Some(first[..want as usize].to_vec()));
     }
     let Some(rest) = pread_upto(f, have, want - have, nowait)? else {
         return Ok(None);
     };
-    first.extend_from_slice(&rest);
-    Ok(Some(first))
+    let mut out = Vec::with_capacity(first.len() + rest.len());
+    out.extend_from_slice(first);
+    out.extend_from_slice(&rest);
+    Ok(Some(out))
 }
 
 /// [`meta_head`] from the caches only, like [`read_cached`].
@@ -1357,47 +1404,73 @@ impl LocalDrive {
     async fn entries(&self, bucket: &str, keys: &[String], read: Read) -> DriveResult<Vec<Entry>> {
         self.usable()?;
         let b = self.bucket_path(bucket)?;
-        let dirs: Vec<Option<PathBuf>> = keys
-            .iter()
-            .map(|k| path::object_dir(k).map(|rel| b.join(rel)))
-            .collect();
+        let rels: Vec<Option<PathBuf>> = keys.iter().map(|k| path::object_dir(k)).collect();
         blocking(&self.slots, move || {
             Self::bucket_must_exist(&b)?;
-            Ok(dirs
+            // A page's keys mostly share their parent directory: it is opened once and
+            // each key looked up from it, so the kernel walks one or two names per lookup
+            // instead of the drive's whole path.
+            let mut parent: Option<(PathBuf, Option<OwnedFd>)> = None;
+            Ok(rels
                 .into_iter()
-                .map(|dir| match dir {
-                    Some(dir) => Self::entry(&dir, read),
-                    None => Entry {
-                        meta: Err(DriveError::InvalidName),
-                        has_children: false,
-                        data_dirs: Vec::new(),
-                    },
+                .map(|rel| {
+                    let Some(rel) = rel else {
+                        return Entry {
+                            meta: Err(DriveError::InvalidName),
+                            has_children: false,
+                            data_dirs: Vec::new(),
+                        };
+                    };
+                    let (up, name) = match (rel.parent(), rel.file_name()) {
+                        (Some(up), Some(name)) => (up, Path::new(name)),
+                        _ => return Self::entry(rustix::fs::CWD, &b.join(&rel), &b, read),
+                    };
+                    if parent.as_ref().is_none_or(|(p, _)| p != up) {
+                        let fd = rustix::fs::open(
+                            &b.join(up),
+                            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+                            Mode::empty(),
+                        )
+                        .ok();
+                        parent = Some((up.to_path_buf(), fd));
+                    }
+                    match parent.as_ref().and_then(|(_, fd)| fd.as_ref()) {
+                        Some(fd) => Self::entry(fd.as_fd(), name, &b.join(up), read),
+                        // No such directory (or it could not be opened): the full path
+                        // gives the same answer the slow way.
+                        None => Self::entry(rustix::fs::CWD, &b.join(&rel), &b, read),
+                    }
                 })
                 .collect())
         })
         .await
     }
 
-    fn entry(dir: &Path, read: Read) -> Entry {
-        use rustix::fs::{openat, statat, AtFlags, Mode, OFlags};
+    /// One key's listing entry: `dir` is the key's directory relative to `at` (or absolute
+    /// with `CWD`), and `base` the directory `at` stands for (for the rare full reads).
+    fn entry(at: BorrowedFd<'_>, dir: &Path, base: &Path, read: Read) -> Entry {
+        use rustix::fs::{openat, statat, AtFlags};
         let file = dir.join(META_FILE);
+        let open = || {
+            openat(at, &file, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
+                .map(File::from)
+                .map_err(std::io::Error::from)
+        };
         let meta = match read {
             Read::Nothing => Err(DriveError::NotDone("metadata not read")),
-            Read::Head => openat(
-                rustix::fs::CWD,
-                &file,
-                OFlags::RDONLY | OFlags::CLOEXEC,
-                Mode::empty(),
-            )
-            .map_err(std::io::Error::from)
-            .and_then(|fd| {
-                // Sized by the read itself: a short first read is the whole file.
-                let f = File::from(fd);
-                Ok(meta_head(&f, u64::MAX, false)?.unwrap_or_default())
-            })
-            .map(Bytes::from)
-            .map_err(DriveError::from),
-            Read::Whole => fs::read(&file).map(Bytes::from).map_err(DriveError::from),
+            // Sized by the read itself: a short first read is the whole file.
+            Read::Head => open()
+                .and_then(|f| Ok(meta_head(&f, u64::MAX, false)?.unwrap_or_default()))
+                .map(Bytes::from)
+                .map_err(DriveError::from),
+            Read::Whole => open()
+                .and_then(|mut f| {
+                    let mut buf = Vec::new();
+                    std::io::Read::read_to_end(&mut f, &mut buf)?;
+                    Ok(buf)
+                })
+                .map(Bytes::from)
+                .map_err(DriveError::from),
         };
         let (mut has_children, mut data_dirs) = (false, Vec::new());
         if read != Read::Whole {
@@ -1406,13 +1479,13 @@ impl LocalDrive {
             // directory: 2 means no subdirectory at all; more, with no metadata file (so no
             // data directory but a crash's leftover), means keys below — a wrong "yes"
             // costs the walk one look into an empty directory, never a key.
-            let nlink = statat(rustix::fs::CWD, dir, AtFlags::empty()).map(|st| st.st_nlink);
+            let nlink = statat(at, dir, AtFlags::empty()).map(|st| st.st_nlink);
             // Looked at only when the link count alone does not decide.
             let no_meta = matches!(nlink, Ok(n) if n > 2)
                 && match &meta {
                     Err(DriveError::NotFound) => true,
                     Err(DriveError::NotDone(_)) => {
-                        statat(rustix::fs::CWD, &file, AtFlags::SYMLINK_NOFOLLOW).is_err()
+                        statat(at, &file, AtFlags::SYMLINK_NOFOLLOW).is_err()
                     }
                     _ => false,
                 };
@@ -1435,7 +1508,7 @@ impl LocalDrive {
                 _ => {}
             }
         }
-        for e in fs::read_dir(dir).into_iter().flatten().flatten() {
+        for e in fs::read_dir(base.join(dir)).into_iter().flatten().flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
             if path::decode_component(&name).is_some() {
                 has_children = true;
