@@ -1427,7 +1427,7 @@ impl LocalDrive {
                     };
                     if parent.as_ref().is_none_or(|(p, _)| p != up) {
                         let fd = rustix::fs::open(
-                            &b.join(up),
+                            b.join(up),
                             OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
                             Mode::empty(),
                         )
