@@ -336,7 +336,7 @@ impl Store {
         // Under the lock the key cannot move between pools.
         let set = self.write_home(bucket, key, None).await?;
         // The version a read quorum agrees on is the one to change.
-        let current = self.head_version(bucket, key, which).await?;
+        let current = self.head_held(bucket, key, which).await?;
         let changes = decide(&current)?;
         let results = fan_out(&set.drives, |_, d| {
             let changes = changes.clone();

@@ -484,6 +484,17 @@ fn refuse_marker(
     Ok(agreed)
 }
 
+/// Whether an agreement reached without the key's lock settles the version for good:
+/// nothing disagreed or failed, and a write quorum holds it (a write is rolled back only
+/// below its write quorum, so no later read can go back to an older version).
+fn settled(agreed: &super::quorum::Agreed) -> bool {
+    let v = &agreed.latest;
+    let held_by = agreed.metas.iter().filter(|m| m.is_some()).count();
+    !agreed.degraded
+        && held_by
+            >= crate::placement::write_quorum(v.erasure.data as usize, v.erasure.parity as usize)
+}
+
 impl Store {
     /// Metadata of the latest version of `bucket/key`.
     pub async fn head_object(&self, bucket: &str, key: &str) -> ObjectResult<ObjectInfo> {
@@ -491,8 +502,32 @@ impl Store {
     }
 
     /// Metadata of one version of `bucket/key`; a delete marker is
-    /// [`ObjectError::DeleteMarker`].
+    /// [`ObjectError::DeleteMarker`]. Read without the key's lock when the agreement settles
+    /// the version for good (see [`Self::get_version`]), else asked again under it, so a
+    /// write caught half-way is waited for rather than answered as absent or half-written.
     pub async fn head_version(
+        &self,
+        bucket: &str,
+        key: &str,
+        which: VersionRef,
+    ) -> ObjectResult<ObjectInfo> {
+        check_bucket(bucket)?;
+        check_key(key)?;
+        if let Ok((_, agreed)) = self.read_home(bucket, key, which).await {
+            if settled(&agreed) {
+                let agreed = refuse_marker(agreed, which)?;
+                return Ok(info_of(bucket, key, &agreed.latest));
+            }
+        }
+        let _guard = self
+            .locker
+            .lock(&format!("{bucket}/{key}"), false, LOCK_TIMEOUT)
+            .await?;
+        self.head_held(bucket, key, which).await
+    }
+
+    /// [`Self::head_version`] for a caller that holds the key's lock.
+    pub(crate) async fn head_held(
         &self,
         bucket: &str,
         key: &str,
@@ -537,14 +572,7 @@ impl Store {
             Ok(found) => found,
             Err(_) => return self.get_locked(bucket, key, which, range).await,
         };
-        let v = &agreed.latest;
-        let held_by = agreed.metas.iter().filter(|m| m.is_some()).count();
-        let clean = !agreed.degraded
-            && held_by
-                >= crate::placement::write_quorum(
-                    v.erasure.data as usize,
-                    v.erasure.parity as usize,
-                );
+        let clean = settled(&agreed);
         if !clean && agreed.latest.kind == crate::meta::VersionKind::DeleteMarker {
             return self.get_locked(bucket, key, which, range).await;
         }

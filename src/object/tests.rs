@@ -1746,8 +1746,20 @@ async fn a_version_short_of_a_write_quorum_is_read_under_the_lock() {
             .is_err(),
         "served a version short of a write quorum without the lock"
     );
+    // A HEAD (and every other metadata read) waits for the writer too.
+    let head = c.store.head_object("bucket", "k");
+    tokio::pin!(head);
+    assert!(
+        tokio::time::timeout(std::time::Duration::from_millis(300), &mut head)
+            .await
+            .is_err(),
+        "answered a HEAD from a version short of a write quorum without the lock"
+    );
     drop(writer);
     assert_eq!(read.await.expect("read"), new);
+    let info = head.await.expect("head");
+    assert_eq!(info.size, new.len() as u64);
+    assert_eq!(info.etag, md5_hex(&new));
 }
 
 /// A read asks a first wave of drives (here `parity + 1`, those with the data shards first):

@@ -362,11 +362,36 @@ fn parse_range(v: Option<&str>, size: u64) -> Result<Option<ByteRange>, S3Error>
     Ok(Some(range))
 }
 
+/// The body of a GET: the reader's bytes, decrypted package by package for an encrypted
+/// object (`segments`).
+fn stream_response(
+    reader: crate::object::ObjectReader,
+    segments: Option<Vec<super::sse::Segment>>,
+) -> Response<Body> {
+    let stream = reader.into_stream().map_err(|e| {
+        tracing::error!(error = %e, "object stream failed mid-response");
+        std::io::Error::other(e.to_string())
+    });
+    match segments {
+        None => Response::new(Body::from_stream(stream)),
+        Some(segments) => Response::new(Body::from_stream(super::sse::decrypt_stream(
+            stream, segments,
+        ))),
+    }
+}
+
 pub async fn get(state: &S3State, ctx: &Ctx, head: bool) -> Result<Response<Body>, S3Error> {
     let (bucket, key) = bucket_key(ctx)?;
     let which = super::version_ref(ctx)?;
-    let mut reader = state.store.get_version(bucket, key, which, None).await?;
-    let info = reader.info().clone();
+    // A HEAD reads no data: the metadata's agreement is all it needs (no reader, so no
+    // lock for an object of several blocks).
+    let (mut reader, info) = if head {
+        (None, state.store.head_version(bucket, key, which).await?)
+    } else {
+        let reader = state.store.get_version(bucket, key, which, None).await?;
+        let info = reader.info().clone();
+        (Some(reader), info)
+    };
     match preconditions(ctx, "if-", &info) {
         Precondition::Pass => {}
         Precondition::Failed => return Err(S3Error::precondition_failed()),
@@ -422,38 +447,28 @@ pub async fn get(state: &S3State, ctx: &Ctx, head: bool) -> Result<Response<Body
     let segments = match &sealed {
         Some((_, object_key)) => {
             let (stored, segments) = super::sse::plan(&info, object_key, start, len)?;
-            reader.narrow(stored)?;
+            if let Some(reader) = reader.as_mut() {
+                reader.narrow(stored)?;
+            }
             Some(segments)
         }
         None => {
-            if let Some(r) = range {
+            if let (Some(r), Some(reader)) = (range, reader.as_mut()) {
                 reader.narrow(r)?;
             }
             None
         }
     };
-    let len = if sealed.is_some() {
-        len
-    } else {
-        reader.remaining()
+    let len = match &reader {
+        Some(reader) if sealed.is_none() => reader.remaining(),
+        _ => len,
     };
-    if !head {
-        // A read that fails at its first block is still answered with an error.
-        reader.ready().await?;
-    }
-    let mut resp = if head {
-        drop(reader);
-        Response::new(Body::empty())
-    } else {
-        let stream = reader.into_stream().map_err(|e| {
-            tracing::error!(error = %e, "object stream failed mid-response");
-            std::io::Error::other(e.to_string())
-        });
-        match segments {
-            None => Response::new(Body::from_stream(stream)),
-            Some(segments) => Response::new(Body::from_stream(super::sse::decrypt_stream(
-                stream, segments,
-            ))),
+    let mut resp = match reader {
+        None => Response::new(Body::empty()),
+        Some(mut reader) => {
+            // A read that fails at its first block is still answered with an error.
+            reader.ready().await?;
+            stream_response(reader, segments)
         }
     };
     if let Some((env, _)) = &sealed {
