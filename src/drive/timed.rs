@@ -5,13 +5,16 @@
 //! file writes, chunk reads) [`Timeouts::data`]; a call past its deadline fails with
 //! [`DriveError::TimedOut`], and a drive whose calls time out [`STRIKES`] times in a row is
 //! offline ("timing out") until a probe answers in time again (the drive monitor probes
-//! every few seconds). The call itself is not cancelled — a thread stuck in the kernel
+//! every few seconds). A deadline measures a drive that does nothing, not one that is busy:
+//! a call past its deadline while other calls of the same name on the same drive completed
+//! in the meantime (it waited in line behind them, under a burst of load) gets another
+//! period, up to [`PATIENCE`] periods in all, before it times out. The call itself is not cancelled — a thread stuck in the kernel
 //! cannot be — but `LocalDrive` bounds how many of its calls can be in flight at once, so a
 //! hung disk holds at most that many blocking threads.
 
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -26,6 +29,10 @@ use super::{
 
 /// Consecutive timeouts after which a drive is offline until a probe answers in time.
 pub const STRIKES: u32 = 2;
+
+/// Periods of its deadline a call may wait in all while its drive keeps completing other
+/// calls (a busy drive, not a hung one).
+pub const PATIENCE: u32 = 8;
 
 /// Per-call deadlines.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,6 +66,11 @@ pub fn default_timeouts() -> Timeouts {
 
 #[derive(Debug, Default)]
 struct Health {
+    /// When a call of each kind (by name: `read_meta`, `write_meta`, `write`, ...) last
+    /// completed ([`since_start`]). Per name, because a frozen or failing disk can still
+    /// answer reads from the page cache while every write hangs: reads moving must not
+    /// excuse a write that does not.
+    done_at: parking_lot::Mutex<Vec<(&'static str, u64)>>,
     strikes: AtomicU32,
     timing_out: AtomicBool,
     /// Latency of calls that answered in time, metadata and data.
@@ -141,6 +153,31 @@ impl TimedDrive {
     }
 }
 
+impl Health {
+    fn done(&self, what: &'static str) {
+        let now = since_start();
+        let mut done = self.done_at.lock();
+        match done.iter_mut().find(|(w, _)| *w == what) {
+            Some((_, at)) => *at = (*at).max(now),
+            None => done.push((what, now)),
+        }
+    }
+
+    fn last_done(&self, what: &'static str) -> u64 {
+        let done = self.done_at.lock();
+        done.iter()
+            .find(|(w, _)| *w == what)
+            .map_or(0, |(_, at)| *at)
+    }
+}
+
+/// Nanoseconds since the first call of the process: a monotonic clock in one word.
+fn since_start() -> u64 {
+    static START: OnceLock<Instant> = OnceLock::new();
+    let start = *START.get_or_init(Instant::now);
+    u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX)
+}
+
 async fn run<T>(
     health: &Health,
     kind: Kind,
@@ -149,34 +186,47 @@ async fn run<T>(
     what: &'static str,
     fut: impl std::future::Future<Output = DriveResult<T>>,
 ) -> DriveResult<T> {
-    let start = std::time::Instant::now();
-    match tokio::time::timeout(limit, fut).await {
-        Ok(r) => {
-            health.strikes.store(0, Ordering::Relaxed);
-            match kind {
-                Kind::Meta => &health.meta,
-                Kind::Data => &health.data,
+    let start = Instant::now();
+    tokio::pin!(fut);
+    let mut periods = 0;
+    loop {
+        let period_began = since_start();
+        match tokio::time::timeout(limit, &mut fut).await {
+            Ok(r) => {
+                health.done(what);
+                health.strikes.store(0, Ordering::Relaxed);
+                match kind {
+                    Kind::Meta => &health.meta,
+                    Kind::Data => &health.data,
+                }
+                .observe(start.elapsed());
+                return r;
             }
-            .observe(start.elapsed());
-            r
-        }
-        Err(_) => {
-            health.timeouts.fetch_add(1, Ordering::Relaxed);
-            let strikes = health.strikes.fetch_add(1, Ordering::Relaxed) + 1;
-            if strikes >= STRIKES && !health.timing_out.swap(true, Ordering::AcqRel) {
-                health.offline_transitions.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(
-                    drive = name,
-                    call = what,
-                    ?limit,
-                    "drive calls time out: offline until it answers a probe in time"
-                );
+            Err(_) => {
+                periods += 1;
+                // Others finished meanwhile: the drive is busy, not hung; wait on.
+                let busy = health.last_done(what) > period_began;
+                if !busy || periods >= PATIENCE {
+                    break;
+                }
             }
-            Err(DriveError::TimedOut(format!(
-                "{name}: {what} after {limit:?}"
-            )))
         }
     }
+    health.timeouts.fetch_add(1, Ordering::Relaxed);
+    let strikes = health.strikes.fetch_add(1, Ordering::Relaxed) + 1;
+    if strikes >= STRIKES && !health.timing_out.swap(true, Ordering::AcqRel) {
+        health.offline_transitions.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(
+            drive = name,
+            call = what,
+            ?limit,
+            "drive calls time out: offline until it answers a probe in time"
+        );
+    }
+    Err(DriveError::TimedOut(format!(
+        "{name}: {what} after {:?}",
+        start.elapsed()
+    )))
 }
 
 struct TimedWriter {
@@ -430,6 +480,86 @@ mod tests {
     use super::*;
     use crate::drive::{Fault, FaultyDrive, LocalDrive};
 
+    /// Calls that wait in line behind others (a drive busy under a burst, each call quick
+    /// but many queued) are not timed out while the line moves, however long they wait;
+    /// a call that gets nowhere while the others move times out after [`PATIENCE`] periods;
+    /// one on a drive where nothing moves, after one.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_busy_drive_is_waited_for_and_a_hung_one_is_not() {
+        let health = Arc::new(Health::default());
+        let limit = Duration::from_millis(100);
+        let line = Arc::new(tokio::sync::Mutex::new(()));
+        let t = Instant::now();
+        let calls: Vec<_> = (0..12)
+            .map(|_| {
+                let (health, line) = (health.clone(), line.clone());
+                tokio::spawn(async move {
+                    run(&health, Kind::Meta, "d", limit, "read_meta", async {
+                        let _turn = line.lock().await;
+                        tokio::time::sleep(Duration::from_millis(40)).await;
+                        Ok(())
+                    })
+                    .await
+                })
+            })
+            .collect();
+        for c in calls {
+            c.await.expect("join").expect("a queued call is waited for");
+        }
+        assert!(
+            t.elapsed() >= Duration::from_millis(480),
+            "{:?}",
+            t.elapsed()
+        );
+        assert_eq!(health.timeouts.load(Ordering::Relaxed), 0);
+        assert!(!health.timing_out.load(Ordering::Relaxed));
+
+        // One call stuck while others of its kind keep answering: it gives up after
+        // PATIENCE periods.
+        let ticking = {
+            let health = health.clone();
+            tokio::spawn(async move {
+                loop {
+                    let _ = run(&health, Kind::Meta, "d", limit, "read_meta", async {
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                        Ok(())
+                    })
+                    .await;
+                }
+            })
+        };
+        let t = Instant::now();
+        let stuck = run(&health, Kind::Meta, "d", limit, "read_meta", async {
+            std::future::pending::<DriveResult<()>>().await
+        })
+        .await;
+        assert!(matches!(stuck, Err(DriveError::TimedOut(_))));
+        let waited = t.elapsed();
+        assert!(
+            waited >= limit * PATIENCE && waited < limit * (PATIENCE + 3),
+            "{waited:?}"
+        );
+        // A frozen disk answers reads from the page cache while its writes hang: reads
+        // moving do not excuse a write.
+        let t = Instant::now();
+        let write = run(&health, Kind::Meta, "d", limit, "write_meta", async {
+            std::future::pending::<DriveResult<()>>().await
+        })
+        .await;
+        ticking.abort();
+        assert!(matches!(write, Err(DriveError::TimedOut(_))));
+        assert!(t.elapsed() < limit * 3, "{:?}", t.elapsed());
+
+        // Nothing moves: one period.
+        let t = Instant::now();
+        let hung = run(&health, Kind::Meta, "d", limit, "read_meta", async {
+            std::future::pending::<DriveResult<()>>().await
+        })
+        .await;
+        assert!(matches!(hung, Err(DriveError::TimedOut(_))));
+        assert!(t.elapsed() < limit * 3, "{:?}", t.elapsed());
+    }
+
     #[tokio::test]
     async fn a_hung_drive_times_out_goes_offline_and_comes_back() {
         let dir = tempfile::tempdir().expect("dir");
@@ -438,15 +568,18 @@ mod tests {
             .format(Bytes::from_static(b"{}"), None, true)
             .await
             .expect("format");
+        // Written before the deadlines apply: a sync on a busy test machine can take longer
+        // than this test's short deadlines.
+        local
+            .write_sys("x", Bytes::from_static(b"1"))
+            .await
+            .expect("write");
         let (faulty, fault) = FaultyDrive::new(local);
         let limits = Timeouts {
             meta: Duration::from_millis(100),
             data: Duration::from_millis(200),
         };
         let d = TimedDrive::with_timeouts(Arc::new(faulty), limits);
-        d.write_sys("x", Bytes::from_static(b"1"))
-            .await
-            .expect("write");
         *fault.lock() = Fault::Latency(Duration::from_secs(3600));
         let t = std::time::Instant::now();
         for _ in 0..STRIKES {
