@@ -242,6 +242,9 @@ fn pread_into(
     Ok(Some(got))
 }
 
+/// The leading bytes of an open metadata file of `size` bytes (`u64::MAX`: unknown) that hold its checked head
+/// ([`crate::meta::head_len`]); the whole file for format 1 (which has no separate head).
+/// `None` only with `nowait`, when the page cache cannot serve it.
 fn meta_head(f: &File, size: u64, nowait: bool) -> std::io::Result<Option<Vec<u8>>> {
     // The first read goes to the stack: listings read thousands of heads of a few hundred
     // bytes each, and a zeroed 4 KiB allocation per head costs more than the copy out.
@@ -1410,7 +1413,7 @@ impl LocalDrive {
             // A page's keys mostly share their parent directory: it is opened once and
             // each key looked up from it, so the kernel walks one or two names per lookup
             // instead of the drive's whole path.
-            let mut parent: Option<(PathBuf, Option<OwnedFd>)> = None;
+            let mut parent: Option<(PathBuf, PathBuf, Option<OwnedFd>)> = None;
             Ok(rels
                 .into_iter()
                 .map(|rel| {
@@ -1425,20 +1428,21 @@ impl LocalDrive {
                         (Some(up), Some(name)) => (up, Path::new(name)),
                         _ => return Self::entry(rustix::fs::CWD, &b.join(&rel), &b, read),
                     };
-                    if parent.as_ref().is_none_or(|(p, _)| p != up) {
+                    if parent.as_ref().is_none_or(|(p, _, _)| p != up) {
+                        let full = b.join(up);
                         let fd = rustix::fs::open(
-                            b.join(up),
+                            &full,
                             OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
                             Mode::empty(),
                         )
                         .ok();
-                        parent = Some((up.to_path_buf(), fd));
+                        parent = Some((up.to_path_buf(), full, fd));
                     }
-                    match parent.as_ref().and_then(|(_, fd)| fd.as_ref()) {
-                        Some(fd) => Self::entry(fd.as_fd(), name, &b.join(up), read),
+                    match parent.as_ref() {
+                        Some((_, full, Some(fd))) => Self::entry(fd.as_fd(), name, full, read),
                         // No such directory (or it could not be opened): the full path
                         // gives the same answer the slow way.
-                        None => Self::entry(rustix::fs::CWD, &b.join(&rel), &b, read),
+                        _ => Self::entry(rustix::fs::CWD, &b.join(&rel), &b, read),
                     }
                 })
                 .collect())
