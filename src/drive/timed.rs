@@ -6,11 +6,12 @@
 //! [`DriveError::TimedOut`], and a drive whose calls time out [`STRIKES`] times in a row is
 //! offline ("timing out") until a probe answers in time again (the drive monitor probes
 //! every few seconds). A deadline measures a drive that does nothing, not one that is busy:
-//! a call past its deadline while other calls of the same name on the same drive completed
-//! in the meantime (it waited in line behind them, under a burst of load) gets another
-//! period, up to [`PATIENCE`] periods in all, before it times out. The call itself is not cancelled — a thread stuck in the kernel
-//! cannot be — but `LocalDrive` bounds how many of its calls can be in flight at once, so a
-//! hung disk holds at most that many blocking threads.
+//! a call past its deadline while other calls of the same [`Call`] on the same drive
+//! completed in the meantime (it waited in line behind them, under a burst of load) gets
+//! another period, up to [`PATIENCE`] periods in all, before it times out (one relaxed atomic
+//! per call records its completion). The call itself is not cancelled — a thread stuck in the
+//! kernel cannot be — but `LocalDrive` bounds how many of its calls can be in flight at once,
+//! so a hung disk holds at most that many blocking threads.
 
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -66,11 +67,11 @@ pub fn default_timeouts() -> Timeouts {
 
 #[derive(Debug, Default)]
 struct Health {
-    /// When a call of each kind (by name: `read_meta`, `write_meta`, `write`, ...) last
-    /// completed ([`since_start`]). Per name, because a frozen or failing disk can still
-    /// answer reads from the page cache while every write hangs: reads moving must not
-    /// excuse a write that does not.
-    done_at: parking_lot::Mutex<Vec<(&'static str, u64)>>,
+    /// When a call of each [`Call`] (`read_meta`, `write_meta`, `write`, ...) last completed
+    /// ([`since_start`]), indexed by the call. Per call, because a frozen or failing disk
+    /// can still answer reads from the page cache while every write hangs: reads moving
+    /// must not excuse a write that does not.
+    done_at: [AtomicU64; Call::COUNT],
     strikes: AtomicU32,
     timing_out: AtomicBool,
     /// Latency of calls that answered in time, metadata and data.
@@ -103,6 +104,89 @@ enum Kind {
     Data,
 }
 
+/// The drive calls, each with its deadline's kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Call {
+    Write,
+    Finish,
+    DiskInfo,
+    Probe,
+    Format,
+    ReadSys,
+    WriteSys,
+    CreateSysFile,
+    RenameSys,
+    LinkSys,
+    DeleteSys,
+    ListSys,
+    MakeBucket,
+    ListBuckets,
+    DeleteBucket,
+    ReadMeta,
+    ReadMetaHead,
+    ReadEntries,
+    ReadEntryHeads,
+    WriteMeta,
+    DeleteDataDir,
+    FileSize,
+    ReadFile,
+    ReadChunk,
+    ListDir,
+}
+
+impl Call {
+    /// The last variant's index + 1 (keep `ListDir` last).
+    const COUNT: usize = Call::ListDir as usize + 1;
+
+    fn kind(self) -> Kind {
+        match self {
+            Call::Write
+            | Call::Finish
+            | Call::DeleteBucket
+            | Call::DeleteDataDir
+            | Call::ReadFile
+            | Call::ReadChunk => Kind::Data,
+            _ => Kind::Meta,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Call::Write => "write",
+            Call::Finish => "finish",
+            Call::DiskInfo => "disk_info",
+            Call::Probe => "probe",
+            Call::Format => "format",
+            Call::ReadSys => "read_sys",
+            Call::WriteSys => "write_sys",
+            Call::CreateSysFile => "create_sys_file",
+            Call::RenameSys => "rename_sys",
+            Call::LinkSys => "link_sys",
+            Call::DeleteSys => "delete_sys",
+            Call::ListSys => "list_sys",
+            Call::MakeBucket => "make_bucket",
+            Call::ListBuckets => "list_buckets",
+            Call::DeleteBucket => "delete_bucket",
+            Call::ReadMeta => "read_meta",
+            Call::ReadMetaHead => "read_meta_head",
+            Call::ReadEntries => "read_entries",
+            Call::ReadEntryHeads => "read_entry_heads",
+            Call::WriteMeta => "write_meta",
+            Call::DeleteDataDir => "delete_data_dir",
+            Call::FileSize => "file_size",
+            Call::ReadFile => "read_file",
+            Call::ReadChunk => "read_chunk",
+            Call::ListDir => "list_dir",
+        }
+    }
+}
+
+impl std::fmt::Display for Call {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 impl TimedDrive {
     pub fn new(inner: Arc<dyn Drive>) -> TimedDrive {
         TimedDrive::with_timeouts(inner, default_timeouts())
@@ -129,16 +213,14 @@ impl TimedDrive {
 
     async fn call<T>(
         &self,
-        kind: Kind,
-        what: &'static str,
+        what: Call,
         fut: impl std::future::Future<Output = DriveResult<T>>,
     ) -> DriveResult<T> {
         self.offline()?;
         run(
             &self.health,
-            kind,
             self.inner.name(),
-            self.limit(kind),
+            self.limit(what.kind()),
             what,
             fut,
         )
@@ -154,20 +236,12 @@ impl TimedDrive {
 }
 
 impl Health {
-    fn done(&self, what: &'static str) {
-        let now = since_start();
-        let mut done = self.done_at.lock();
-        match done.iter_mut().find(|(w, _)| *w == what) {
-            Some((_, at)) => *at = (*at).max(now),
-            None => done.push((what, now)),
-        }
+    fn done(&self, what: Call) {
+        self.done_at[what as usize].fetch_max(since_start(), Ordering::Relaxed);
     }
 
-    fn last_done(&self, what: &'static str) -> u64 {
-        let done = self.done_at.lock();
-        done.iter()
-            .find(|(w, _)| *w == what)
-            .map_or(0, |(_, at)| *at)
+    fn last_done(&self, what: Call) -> u64 {
+        self.done_at[what as usize].load(Ordering::Relaxed)
     }
 }
 
@@ -180,10 +254,9 @@ fn since_start() -> u64 {
 
 async fn run<T>(
     health: &Health,
-    kind: Kind,
     name: &str,
     limit: Duration,
-    what: &'static str,
+    what: Call,
     fut: impl std::future::Future<Output = DriveResult<T>>,
 ) -> DriveResult<T> {
     let start = Instant::now();
@@ -195,7 +268,7 @@ async fn run<T>(
             Ok(r) => {
                 health.done(what);
                 health.strikes.store(0, Ordering::Relaxed);
-                match kind {
+                match what.kind() {
                     Kind::Meta => &health.meta,
                     Kind::Data => &health.data,
                 }
@@ -218,7 +291,7 @@ async fn run<T>(
         health.offline_transitions.fetch_add(1, Ordering::Relaxed);
         tracing::warn!(
             drive = name,
-            call = what,
+            call = what.name(),
             ?limit,
             "drive calls time out: offline until it answers a probe in time"
         );
@@ -240,15 +313,7 @@ struct TimedWriter {
 impl FileWriter for TimedWriter {
     async fn write(&mut self, data: Bytes) -> DriveResult<()> {
         let (health, name, limit) = (self.health.clone(), self.name.clone(), self.limit);
-        run(
-            &health,
-            Kind::Data,
-            &name,
-            limit,
-            "write",
-            self.inner.write(data),
-        )
-        .await
+        run(&health, &name, limit, Call::Write, self.inner.write(data)).await
     }
 
     async fn finish(self: Box<Self>) -> DriveResult<()> {
@@ -258,7 +323,7 @@ impl FileWriter for TimedWriter {
             name,
             limit,
         } = *self;
-        run(&health, Kind::Data, &name, limit, "finish", inner.finish()).await
+        run(&health, &name, limit, Call::Finish, inner.finish()).await
     }
 }
 
@@ -280,18 +345,16 @@ impl Drive for TimedDrive {
         })
     }
     async fn disk_info(&self) -> DriveResult<DiskInfo> {
-        self.call(Kind::Meta, "disk_info", self.inner.disk_info())
-            .await
+        self.call(Call::DiskInfo, self.inner.disk_info()).await
     }
     /// Always tried, also while timing out: a probe that answers in time brings the drive
     /// back.
     async fn probe(&self) -> DriveResult<Probe> {
         let r = run(
             &self.health,
-            Kind::Meta,
             self.inner.name(),
             self.limits.meta,
-            "probe",
+            Call::Probe,
             self.inner.probe(),
         )
         .await;
@@ -317,27 +380,21 @@ impl Drive for TimedDrive {
         create_root: bool,
     ) -> DriveResult<()> {
         self.call(
-            Kind::Meta,
-            "format",
+            Call::Format,
             self.inner.format(format, healing, create_root),
         )
         .await
     }
     async fn read_sys(&self, path: &str) -> DriveResult<Bytes> {
-        self.call(Kind::Meta, "read_sys", self.inner.read_sys(path))
-            .await
+        self.call(Call::ReadSys, self.inner.read_sys(path)).await
     }
     async fn write_sys(&self, path: &str, data: Bytes) -> DriveResult<()> {
-        self.call(Kind::Meta, "write_sys", self.inner.write_sys(path, data))
+        self.call(Call::WriteSys, self.inner.write_sys(path, data))
             .await
     }
     async fn create_sys_file(&self, path: &str) -> DriveResult<Box<dyn FileWriter>> {
         let inner = self
-            .call(
-                Kind::Meta,
-                "create_sys_file",
-                self.inner.create_sys_file(path),
-            )
+            .call(Call::CreateSysFile, self.inner.create_sys_file(path))
             .await?;
         Ok(Box::new(TimedWriter {
             inner,
@@ -347,61 +404,44 @@ impl Drive for TimedDrive {
         }))
     }
     async fn rename_sys(&self, from: &str, to: &str) -> DriveResult<()> {
-        self.call(Kind::Meta, "rename_sys", self.inner.rename_sys(from, to))
+        self.call(Call::RenameSys, self.inner.rename_sys(from, to))
             .await
     }
     async fn link_sys(&self, from: &str, to: &str) -> DriveResult<()> {
-        self.call(Kind::Meta, "link_sys", self.inner.link_sys(from, to))
+        self.call(Call::LinkSys, self.inner.link_sys(from, to))
             .await
     }
     async fn delete_sys(&self, path: &str) -> DriveResult<()> {
-        self.call(Kind::Meta, "delete_sys", self.inner.delete_sys(path))
+        self.call(Call::DeleteSys, self.inner.delete_sys(path))
             .await
     }
     async fn list_sys(&self, dir: &str) -> DriveResult<Vec<String>> {
-        self.call(Kind::Meta, "list_sys", self.inner.list_sys(dir))
-            .await
+        self.call(Call::ListSys, self.inner.list_sys(dir)).await
     }
     async fn make_bucket(&self, bucket: &str, created: i64) -> DriveResult<()> {
-        self.call(
-            Kind::Meta,
-            "make_bucket",
-            self.inner.make_bucket(bucket, created),
-        )
-        .await
+        self.call(Call::MakeBucket, self.inner.make_bucket(bucket, created))
+            .await
     }
     async fn list_buckets(&self) -> DriveResult<Vec<BucketEntry>> {
-        self.call(Kind::Meta, "list_buckets", self.inner.list_buckets())
+        self.call(Call::ListBuckets, self.inner.list_buckets())
             .await
     }
     async fn delete_bucket(&self, bucket: &str) -> DriveResult<()> {
         // A bucket's removal walks it looking for objects: data-sized work.
-        self.call(
-            Kind::Data,
-            "delete_bucket",
-            self.inner.delete_bucket(bucket),
-        )
-        .await
+        self.call(Call::DeleteBucket, self.inner.delete_bucket(bucket))
+            .await
     }
     async fn read_meta(&self, bucket: &str, key: &str) -> DriveResult<Bytes> {
-        self.call(Kind::Meta, "read_meta", self.inner.read_meta(bucket, key))
+        self.call(Call::ReadMeta, self.inner.read_meta(bucket, key))
             .await
     }
     async fn read_meta_head(&self, bucket: &str, key: &str) -> DriveResult<Bytes> {
-        self.call(
-            Kind::Meta,
-            "read_meta_head",
-            self.inner.read_meta_head(bucket, key),
-        )
-        .await
+        self.call(Call::ReadMetaHead, self.inner.read_meta_head(bucket, key))
+            .await
     }
     async fn read_entries(&self, bucket: &str, keys: &[String]) -> DriveResult<Vec<Entry>> {
-        self.call(
-            Kind::Meta,
-            "read_entries",
-            self.inner.read_entries(bucket, keys),
-        )
-        .await
+        self.call(Call::ReadEntries, self.inner.read_entries(bucket, keys))
+            .await
     }
     async fn read_entry_heads(
         &self,
@@ -410,8 +450,7 @@ impl Drive for TimedDrive {
         metas: bool,
     ) -> DriveResult<Vec<Entry>> {
         self.call(
-            Kind::Meta,
-            "read_entry_heads",
+            Call::ReadEntryHeads,
             self.inner.read_entry_heads(bucket, keys, metas),
         )
         .await
@@ -424,31 +463,24 @@ impl Drive for TimedDrive {
         staged: Option<StagedData>,
     ) -> DriveResult<Option<Bytes>> {
         self.call(
-            Kind::Meta,
-            "write_meta",
+            Call::WriteMeta,
             self.inner.write_meta(bucket, key, meta, staged),
         )
         .await
     }
     async fn delete_data_dir(&self, bucket: &str, key: &str, data_dir: Uuid) -> DriveResult<()> {
         self.call(
-            Kind::Data,
-            "delete_data_dir",
+            Call::DeleteDataDir,
             self.inner.delete_data_dir(bucket, key, data_dir),
         )
         .await
     }
     async fn file_size(&self, file: &FileRef) -> DriveResult<u64> {
-        self.call(Kind::Meta, "file_size", self.inner.file_size(file))
-            .await
+        self.call(Call::FileSize, self.inner.file_size(file)).await
     }
     async fn read_file(&self, file: &FileRef, offset: u64, len: usize) -> DriveResult<Bytes> {
-        self.call(
-            Kind::Data,
-            "read_file",
-            self.inner.read_file(file, offset, len),
-        )
-        .await
+        self.call(Call::ReadFile, self.inner.read_file(file, offset, len))
+            .await
     }
     async fn read_chunk(
         &self,
@@ -459,19 +491,14 @@ impl Drive for TimedDrive {
         chunk: u64,
     ) -> DriveResult<Result<Bytes, cairn_erasure::Error>> {
         self.call(
-            Kind::Data,
-            "read_chunk",
+            Call::ReadChunk,
             self.inner.read_chunk(file, offset, len, shard, chunk),
         )
         .await
     }
     async fn list_dir(&self, bucket: &str, prefix: &str, query: &DirQuery) -> DriveResult<DirPage> {
-        self.call(
-            Kind::Meta,
-            "list_dir",
-            self.inner.list_dir(bucket, prefix, query),
-        )
-        .await
+        self.call(Call::ListDir, self.inner.list_dir(bucket, prefix, query))
+            .await
     }
 }
 
@@ -494,7 +521,7 @@ mod tests {
             .map(|_| {
                 let (health, line) = (health.clone(), line.clone());
                 tokio::spawn(async move {
-                    run(&health, Kind::Meta, "d", limit, "read_meta", async {
+                    run(&health, "d", limit, Call::ReadMeta, async {
                         let _turn = line.lock().await;
                         tokio::time::sleep(Duration::from_millis(40)).await;
                         Ok(())
@@ -520,7 +547,7 @@ mod tests {
             let health = health.clone();
             tokio::spawn(async move {
                 loop {
-                    let _ = run(&health, Kind::Meta, "d", limit, "read_meta", async {
+                    let _ = run(&health, "d", limit, Call::ReadMeta, async {
                         tokio::time::sleep(Duration::from_millis(20)).await;
                         Ok(())
                     })
@@ -529,7 +556,7 @@ mod tests {
             })
         };
         let t = Instant::now();
-        let stuck = run(&health, Kind::Meta, "d", limit, "read_meta", async {
+        let stuck = run(&health, "d", limit, Call::ReadMeta, async {
             std::future::pending::<DriveResult<()>>().await
         })
         .await;
@@ -542,7 +569,7 @@ mod tests {
         // A frozen disk answers reads from the page cache while its writes hang: reads
         // moving do not excuse a write.
         let t = Instant::now();
-        let write = run(&health, Kind::Meta, "d", limit, "write_meta", async {
+        let write = run(&health, "d", limit, Call::WriteMeta, async {
             std::future::pending::<DriveResult<()>>().await
         })
         .await;
@@ -552,7 +579,7 @@ mod tests {
 
         // Nothing moves: one period.
         let t = Instant::now();
-        let hung = run(&health, Kind::Meta, "d", limit, "read_meta", async {
+        let hung = run(&health, "d", limit, Call::ReadMeta, async {
             std::future::pending::<DriveResult<()>>().await
         })
         .await;
