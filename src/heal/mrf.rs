@@ -1,0 +1,100 @@
+//! `mrf`: drains the partial-write queue ([`HealQueue`](crate::object::HealQueue)) of partial
+//! writes and degraded reads, persisted on the drives across restarts.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+use super::Healer;
+use crate::object::{HealOptions, ObjectError};
+
+/// The persisted partial-write queue, under `.cairn.sys/`.
+pub const MRF_FILE: &str = "mrf.json";
+
+impl Healer {
+    /// Persist the partial-write queue on every drive (at shutdown).
+    pub async fn save_mrf(&self) {
+        let items = self.store.heal_queue.snapshot();
+        let body = Bytes::from(serde_json::to_vec(&items).unwrap_or_default());
+        for d in self.drives() {
+            if let Err(e) = d.write_sys(MRF_FILE, body.clone()).await {
+                tracing::warn!(drive = d.name(), error = %e, "cannot persist the heal queue");
+            }
+        }
+        tracing::info!(items = items.len(), "heal queue saved");
+    }
+
+    /// Re-queue what a previous run saved (the union over drives), then forget it.
+    pub(super) async fn load_mrf(&self) {
+        let mut n = 0;
+        for d in self.drives() {
+            if let Ok(raw) = d.read_sys(MRF_FILE).await {
+                let items: Vec<(String, String)> = serde_json::from_slice(&raw).unwrap_or_default();
+                for (b, k) in items {
+                    self.store.heal_queue.push(&b, &k);
+                    n += 1;
+                }
+                let _ = d.delete_sys(MRF_FILE).await;
+            }
+        }
+        if n > 0 {
+            tracing::info!(items = n, "heal queue restored");
+        }
+    }
+
+    /// Drain the partial-write queue; objects whose drives are still away are retried with
+    /// backoff (1 s doubling to 30 s).
+    pub(super) async fn mrf_worker(self: Arc<Self>) {
+        let mut retry: VecDeque<(Instant, u32, String, String)> = VecDeque::new();
+        let (mut done, mut failed) = (0u64, 0u64);
+        self.set_worker("mrf", "idle", 0, 0);
+        loop {
+            if self.shutdown.is_cancelled() {
+                self.set_worker("mrf", "stopped", done, failed);
+                return;
+            }
+            let now = Instant::now();
+            let due = retry.iter().position(|(t, ..)| *t <= now);
+            let item = match due {
+                Some(i) => retry.remove(i).map(|(_, n, b, k)| (n, b, k)),
+                None => self.store.heal_queue.pop().map(|(b, k)| (0, b, k)),
+            };
+            let Some((attempt, bucket, key)) = item else {
+                self.set_worker("mrf", "idle", done, failed);
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+                    _ = self.shutdown.cancelled() => {}
+                }
+                continue;
+            };
+            self.set_worker("mrf", "healing", done, failed);
+            match self
+                .store
+                .heal_object(&bucket, &key, HealOptions::default())
+                .await
+            {
+                Ok(r) if r.complete() => done += 1,
+                Ok(_)
+                | Err(
+                    ObjectError::ReadQuorum { .. }
+                    | ObjectError::WriteQuorum { .. }
+                    | ObjectError::LockTimeout,
+                ) => {
+                    if retry.len() < 10_000 {
+                        let backoff = Duration::from_secs((1u64 << attempt.min(5)).min(30));
+                        retry.push_back((Instant::now() + backoff, attempt + 1, bucket, key));
+                    } else {
+                        failed += 1;
+                    }
+                }
+                Err(ObjectError::NoSuchBucket | ObjectError::NoSuchKey) => done += 1,
+                Err(e) => {
+                    tracing::warn!(bucket, key, error = %e, "heal failed");
+                    failed += 1;
+                }
+            }
+        }
+    }
+}
