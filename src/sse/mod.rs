@@ -306,33 +306,46 @@ impl Decryptor {
     /// Open one stored package (ciphertext and tag), appending the wanted part of its
     /// plaintext to `out`.
     fn open_into(&mut self, package: &[u8], out: &mut Vec<u8>) -> Result<(), SseError> {
+        let at = out.len();
+        out.extend_from_slice(package);
+        match self.open_in_place(&mut out[at..]) {
+            Ok(keep) => {
+                out.copy_within(at + keep.start..at + keep.end, at);
+                out.truncate(at + keep.len());
+                Ok(())
+            }
+            Err(e) => {
+                out.truncate(at);
+                Err(e)
+            }
+        }
+    }
+
+    /// Stored bytes of a package split across calls gathered so far: while none are, the
+    /// next stored bytes start a package, and a whole one can be given to
+    /// [`Decryptor::open_in_place`].
+    pub fn gathered(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// Open the next package where it lies: `package` is its ciphertext and tag (a whole
+    /// package, [`PACKAGE`] + [`TAG`] bytes unless it is the part's last). The range of
+    /// `package` that holds the plaintext wanted from it (no copy).
+    pub fn open_in_place(
+        &mut self,
+        package: &mut [u8],
+    ) -> Result<std::ops::Range<usize>, SseError> {
         if self.seq > self.last {
             return Err(SseError::Trailing);
         }
         let last = self.seq == self.last;
-        let at = out.len();
-        out.extend_from_slice(package);
-        let opened = self
-            .key
-            .open(self.seq, last, &mut out[at..])
-            .map(<[u8]>::len);
-        let n = match opened {
-            Ok(n) => n,
-            Err(e) => {
-                out.truncate(at);
-                return Err(e);
-            }
-        };
+        let n = self.key.open(self.seq, last, package)?.len();
         let from = self.skip.min(n);
         let keep = ((n - from) as u64).min(self.remaining) as usize;
-        if from > 0 {
-            out.copy_within(at + from..at + from + keep, at);
-        }
-        out.truncate(at + keep);
         self.remaining -= keep as u64;
         self.skip = 0;
         self.seq += 1;
-        Ok(())
+        Ok(from..from + keep)
     }
 
     /// End of the stored bytes: open a short final package, and fail if the plaintext
