@@ -3,7 +3,7 @@
 
 use super::*;
 
-use cairn::admin::client::AdminClient;
+use cairn::client::admin::AdminClient;
 
 /// Client credentials: flags or CAIRN_ROOT_*, else MINIO_ROOT_*, else the password file
 /// (`CAIRN_ROOT_PASSWORD_FILE`), else the default.
@@ -142,7 +142,7 @@ fn connect_with(
         &str,
         &str,
         &cairn::tls::Trust,
-    ) -> Result<AdminClient, cairn::admin::client::ClientError>,
+    ) -> Result<AdminClient, cairn::client::admin::ClientError>,
 ) -> anyhow::Result<AdminClient> {
     let t = conn.target()?;
     let region = env("CAIRN_REGION").unwrap_or_else(|| "us-east-1".into());

@@ -3,6 +3,7 @@
 //! See `docs/architecture.md` for what each module owns and must not touch.
 
 pub mod admin;
+pub mod api;
 pub mod audit;
 pub mod auth;
 pub mod bench;

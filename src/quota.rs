@@ -76,20 +76,7 @@ struct LegacyConfig {
     quotas: Vec<(Scope, u64)>,
 }
 
-/// What the admin API reports for a scope.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct QuotaStatus {
-    pub bucket: String,
-    pub prefix: String,
-    /// Hard limit in bytes; 0 = none.
-    pub quota: u64,
-    /// Bytes stored (plus parts of unfinished uploads and uploads in flight on this node).
-    pub used: u64,
-    pub objects: u64,
-    /// Of `used`: parts of unfinished multipart uploads made through this node.
-    #[serde(default)]
-    pub parts: u64,
-}
+pub use crate::api::QuotaStatus;
 
 #[derive(Debug, Default)]
 struct Usage {

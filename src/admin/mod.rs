@@ -12,8 +12,6 @@
 //! * `POST|DELETE pools/decommission?pool=N|ARG` — start or cancel a pool's decommission;
 //! * `POST|DELETE pools/rebalance` — start or stop a rebalance.
 
-pub mod client;
-
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -26,7 +24,7 @@ use crate::heal::{HealState, Healer, SequenceStatus, Speed};
 use crate::object::HealOptions;
 use crate::s3::S3State;
 
-pub const PREFIX: &str = "/cairn/admin/v1/";
+pub use crate::api::ADMIN_PREFIX as PREFIX;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct DriveInfo {
@@ -369,19 +367,7 @@ pub struct Members {
     pub members: Vec<String>,
 }
 
-/// What `PUT iam/accesskey` carries.
-#[derive(Debug, Serialize, Deserialize, Default)]
-pub struct NewAccessKey {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub user: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub policy: Option<String>,
-    /// Seconds from now.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub expiry_secs: Option<u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
-}
+pub use crate::api::NewAccessKey;
 
 /// A live trace: this node's entries matching `filter` (and every other node's with
 /// `all_nodes`) as JSON lines, until the client hangs up.

@@ -7,6 +7,8 @@
 //! Owns: the wire side of S3 and admin calls. Must not touch: what the calls mean (the
 //! callers map answers to their own types and errors).
 
+pub mod admin;
+
 use std::io::Read;
 use std::time::{Duration, SystemTime};
 

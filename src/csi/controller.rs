@@ -12,6 +12,26 @@ use tonic::{Request, Response, Status};
 use super::{blocking, split_volume_id, Access, CsiArgs};
 use crate::mount::client::{ClientError, ObjectClient, S3Client};
 
+/// What GetCapacity reads of the admin API's `info` answer: each set's geometry and its
+/// drives' space (the rest of the answer is ignored).
+#[derive(Deserialize)]
+struct Capacity {
+    sets: Vec<SetCapacity>,
+}
+
+#[derive(Deserialize)]
+struct SetCapacity {
+    data: usize,
+    parity: usize,
+    drives: Vec<DriveCapacity>,
+}
+
+#[derive(Deserialize)]
+struct DriveCapacity {
+    total: u64,
+    used: u64,
+}
+
 /// Access modes a FUSE-mounted bucket serves (every one but none: all are mount volumes).
 fn supported(mode: i32) -> bool {
     use csi::volume_capability::access_mode::Mode as M;
@@ -294,7 +314,7 @@ impl csi::controller_server::Controller for ControllerService {
         let mapped = bucket_name_for(&req.name);
         let (bucket, prefix) = match req.parameters.get("bucket").filter(|b| !b.is_empty()) {
             Some(b) => {
-                if !crate::object::valid_bucket_name(b) {
+                if !crate::api::valid_bucket_name(b) {
                     return Err(Status::invalid_argument(format!(
                         "invalid bucket parameter {b:?}"
                     )));
@@ -559,9 +579,9 @@ impl csi::controller_server::Controller for ControllerService {
         let trust = self.defaults.trust.clone();
         let available = match (endpoint, self.defaults.credentials.clone()) {
             (Some(e), Some((u, p))) => blocking(move || {
-                let c = crate::admin::client::AdminClient::new(&e, &u, &p, "us-east-1", &trust)
+                let c = crate::client::admin::AdminClient::new(&e, &u, &p, "us-east-1", &trust)
                     .map_err(|e| Status::unavailable(e.to_string()))?;
-                let info: crate::admin::Info = c
+                let info: Capacity = c
                     .call("GET", "info", &[])
                     .map_err(|e| Status::unavailable(e.to_string()))?;
                 let mut free = 0u64;
@@ -698,11 +718,11 @@ mod tests {
         let long = "pvc-".to_string() + &"a".repeat(124);
         let b = bucket_name_for(&long);
         assert!(b.len() <= 63, "{b}");
-        assert!(crate::object::valid_bucket_name(&b));
+        assert!(crate::api::valid_bucket_name(&b));
         let odd = bucket_name_for("My_Volume.Name");
-        assert!(crate::object::valid_bucket_name(&odd), "{odd}");
+        assert!(crate::api::valid_bucket_name(&odd), "{odd}");
         assert_ne!(bucket_name_for("a_b"), bucket_name_for("a-b"));
-        assert!(crate::object::valid_bucket_name(&bucket_name_for("__")));
-        assert!(crate::object::valid_bucket_name(&bucket_name_for("x")));
+        assert!(crate::api::valid_bucket_name(&bucket_name_for("__")));
+        assert!(crate::api::valid_bucket_name(&bucket_name_for("x")));
     }
 }

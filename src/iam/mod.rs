@@ -313,16 +313,7 @@ pub struct KeyInfo {
     pub has_policy: bool,
 }
 
-/// New credentials, shown once.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct NewKey {
-    pub access_key: String,
-    pub secret_key: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub session_token: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub expiry: Option<String>,
-}
+pub use crate::api::NewKey;
 
 pub struct Iam {
     root: RootCredentials,

@@ -347,14 +347,14 @@ impl S3Client {
             qenc(&self.cfg.bucket),
             qenc(&self.cfg.prefix)
         );
-        let path = format!("{}quota", crate::admin::PREFIX);
+        let path = format!("{}quota", crate::api::ADMIN_PREFIX);
         let resp = self.send(method, &path, &query, &[], None)?;
         let mut resp = self.check(resp, "quota")?;
         let body = resp
             .body_mut()
             .read_to_string()
             .map_err(|e| ClientError::Other(e.to_string()))?;
-        let s: crate::quota::QuotaStatus =
+        let s: crate::api::QuotaStatus =
             serde_json::from_str(&body).map_err(|e| ClientError::Other(e.to_string()))?;
         Ok(Usage {
             quota: s.quota,
@@ -366,7 +366,7 @@ impl S3Client {
 
     /// Create an access key of the caller limited by `policy` (admin API); (key, secret).
     pub fn create_access_key(&self, policy: &str, name: &str) -> ClientResult<(String, String)> {
-        let body = serde_json::to_vec(&crate::admin::NewAccessKey {
+        let body = serde_json::to_vec(&crate::api::NewAccessKey {
             user: None,
             policy: Some(policy.to_string()),
             expiry_secs: None,
@@ -375,21 +375,21 @@ impl S3Client {
         .unwrap_or_default();
         let len = body.len() as u64;
         let mut reader: &[u8] = &body;
-        let path = format!("{}iam/accesskey", crate::admin::PREFIX);
+        let path = format!("{}iam/accesskey", crate::api::ADMIN_PREFIX);
         let resp = self.send("PUT", &path, "", &[], Some((&mut reader, len)))?;
         let mut resp = self.check(resp, "create access key")?;
         let text = resp
             .body_mut()
             .read_to_string()
             .map_err(|e| ClientError::Other(e.to_string()))?;
-        let k: crate::iam::NewKey =
+        let k: crate::api::NewKey =
             serde_json::from_str(&text).map_err(|e| ClientError::Other(e.to_string()))?;
         Ok((k.access_key, k.secret_key))
     }
 
     /// Remove an access key (admin API); gone already is success.
     pub fn remove_access_key(&self, key: &str) -> ClientResult<()> {
-        let path = format!("{}iam/accesskey", crate::admin::PREFIX);
+        let path = format!("{}iam/accesskey", crate::api::ADMIN_PREFIX);
         let resp = self.send("DELETE", &path, &format!("key={}", qenc(key)), &[], None)?;
         match self.check(resp, "remove access key") {
             Ok(_) | Err(ClientError::NotFound) => Ok(()),

@@ -79,7 +79,7 @@ pub struct MountArgs {
 /// Split `BUCKET[/PREFIX]` into the bucket and a prefix ending with `/` (or empty).
 pub fn parse_volume(v: &str) -> Result<(String, String), MountError> {
     let (bucket, prefix) = v.split_once('/').unwrap_or((v, ""));
-    if !crate::object::valid_bucket_name(bucket) {
+    if !crate::api::valid_bucket_name(bucket) {
         return Err(MountError::Volume(v.to_string()));
     }
     let prefix = prefix.trim_matches('/');

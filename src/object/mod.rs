@@ -671,28 +671,7 @@ pub(crate) fn now_nanos() -> i64 {
         .map_or(0, |d| d.as_nanos() as i64)
 }
 
-/// S3 bucket naming rules: 3–63 characters of lower-case letters, digits, `.` and `-`,
-/// starting and ending with a letter or digit, no `..`, not an IP address.
-pub fn valid_bucket_name(name: &str) -> bool {
-    let b = name.as_bytes();
-    if !(3..=63).contains(&b.len()) {
-        return false;
-    }
-    let edge_ok = |c: u8| c.is_ascii_lowercase() || c.is_ascii_digit();
-    if !edge_ok(b[0]) || !edge_ok(b[b.len() - 1]) {
-        return false;
-    }
-    if !b
-        .iter()
-        .all(|&c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'.' || c == b'-')
-    {
-        return false;
-    }
-    if name.contains("..") || name.contains(".-") || name.contains("-.") {
-        return false;
-    }
-    name.parse::<std::net::Ipv4Addr>().is_err()
-}
+pub use crate::api::valid_bucket_name;
 
 /// Keys: 1..=1024 bytes of UTF-8 (guaranteed by `&str`), and storable on a drive.
 pub fn check_key(key: &str) -> ObjectResult<()> {

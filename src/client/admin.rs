@@ -2,8 +2,8 @@
 
 use serde::de::DeserializeOwned;
 
-use super::PREFIX;
-use crate::client::{HttpClient, HttpError, Payload, Settings};
+use super::{HttpClient, HttpError, Payload, Settings};
+use crate::api::ADMIN_PREFIX as PREFIX;
 use crate::tls::Trust;
 
 pub struct AdminClient {
