@@ -749,7 +749,7 @@ impl Cluster {
         let servers = peers
             .iter()
             .map(|p| match p {
-                Some(p) => LockServer::Remote(p.clone()),
+                Some(p) => LockServer::Remote(p.clone() as Arc<dyn cairn::lock::dist::LockPeer>),
                 None => LockServer::Local(table.clone()),
             })
             .collect();

@@ -13,14 +13,40 @@ use async_trait::async_trait;
 use parking_lot::Mutex;
 use rand::Rng;
 
+use serde::{Deserialize, Serialize};
+
 use super::{LockError, LockGuard, Locker};
-use crate::rpc::wire::{self, LockCall};
-use crate::rpc::{Peer, PREFIX};
 
 pub const REFRESH_EVERY: Duration = Duration::from_secs(10);
 pub const EXPIRY: Duration = Duration::from_secs(30);
 /// One lock call to one node; a node slower than this does not count towards the quorum.
 const CALL_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Lock calls to a node's lock table.
+#[derive(Debug, Serialize, Deserialize)]
+pub enum LockCall {
+    Lock {
+        resource: String,
+        uid: String,
+        write: bool,
+    },
+    Unlock {
+        resource: String,
+        uid: String,
+    },
+    Refresh {
+        resource: String,
+        uid: String,
+    },
+}
+
+/// How a lock call reaches another node's table (the internode RPC implements it for its
+/// peers): the table's answer, or `None` when the node could not be reached within
+/// `timeout`.
+#[async_trait]
+pub trait LockPeer: Send + Sync {
+    async fn lock_call(&self, call: &LockCall, timeout: Duration) -> Option<bool>;
+}
 
 #[derive(Default)]
 struct Holders {
@@ -148,7 +174,7 @@ impl LockTable {
 #[derive(Clone)]
 pub enum LockServer {
     Local(Arc<LockTable>),
-    Remote(Arc<Peer>),
+    Remote(Arc<dyn LockPeer>),
 }
 
 impl LockServer {
@@ -156,13 +182,7 @@ impl LockServer {
     async fn call(&self, call: LockCall) -> Option<bool> {
         match self {
             LockServer::Local(t) => Some(t.call(&call)),
-            LockServer::Remote(p) => {
-                let b = p
-                    .call(&format!("{PREFIX}lock"), wire::encode(&call), CALL_TIMEOUT)
-                    .await
-                    .ok()?;
-                wire::decode::<bool>(&b).ok()
-            }
+            LockServer::Remote(p) => p.lock_call(&call, CALL_TIMEOUT).await,
         }
     }
 }

@@ -317,6 +317,22 @@ impl std::fmt::Debug for Peer {
     }
 }
 
+/// Lock calls to a peer's lock table go over `POST {PREFIX}lock`.
+#[async_trait::async_trait]
+impl crate::lock::dist::LockPeer for Peer {
+    async fn lock_call(
+        &self,
+        call: &crate::lock::dist::LockCall,
+        timeout: std::time::Duration,
+    ) -> Option<bool> {
+        let b = self
+            .call(&format!("{PREFIX}lock"), wire::encode(call), timeout)
+            .await
+            .ok()?;
+        wire::decode::<bool>(&b).ok()
+    }
+}
+
 /// A call's answer: status and body.
 pub struct Reply {
     pub status: http::StatusCode,

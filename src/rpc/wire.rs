@@ -265,23 +265,7 @@ impl From<WireError> for DriveError {
     }
 }
 
-/// Lock calls to a node's lock table.
-#[derive(Debug, Serialize, Deserialize)]
-pub enum LockCall {
-    Lock {
-        resource: String,
-        uid: String,
-        write: bool,
-    },
-    Unlock {
-        resource: String,
-        uid: String,
-    },
-    Refresh {
-        resource: String,
-        uid: String,
-    },
-}
+pub use crate::lock::dist::LockCall;
 
 /// What a node says about itself (`/cairn/rpc/v1/hello`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
