@@ -255,9 +255,87 @@ type CachedDir = (PathBuf, DirStamp, Arc<Listed>);
 #[derive(Debug, Default)]
 pub struct DirCache {
     entries: parking_lot::Mutex<Vec<CachedDir>>,
+    /// Directory reads in flight, by directory and stamp: concurrent pages of one large
+    /// directory share one read instead of each reading it whole.
+    reading: parking_lot::Mutex<Vec<(PathBuf, DirStamp, Arc<Reading>)>>,
+}
+
+/// One directory read others wait on: its result once done (`None` inside: it failed, and
+/// each waiter reads for itself).
+#[derive(Debug, Default)]
+struct Reading {
+    done: parking_lot::Mutex<Option<Option<Arc<Listed>>>>,
+    ready: parking_lot::Condvar,
+}
+
+impl Reading {
+    fn finish(&self, listed: Option<Arc<Listed>>) {
+        let mut done = self.done.lock();
+        if done.is_none() {
+            *done = Some(listed);
+        }
+        self.ready.notify_all();
+    }
+}
+
+/// Ends a read for its waiters however the reader leaves (a panic included).
+struct ReadingGuard<'a> {
+    cache: &'a DirCache,
+    reading: Arc<Reading>,
+}
+
+impl Drop for ReadingGuard<'_> {
+    fn drop(&mut self) {
+        self.cache
+            .reading
+            .lock()
+            .retain(|(_, _, r)| !Arc::ptr_eq(r, &self.reading));
+        self.reading.finish(None);
+    }
 }
 
 impl DirCache {
+    /// The names of `dir` as of `stamp` (taken before reading): from a read of the same
+    /// directory at the same stamp already in flight when there is one (blocking until it
+    /// ends), else from `read`. A directory unchanged since the other reader's stamp has
+    /// the names that reader finds. Called on a blocking thread.
+    pub fn read_once<E>(
+        &self,
+        dir: &Path,
+        stamp: &DirStamp,
+        read: impl FnOnce() -> Result<Listed, E>,
+    ) -> Result<Arc<Listed>, E> {
+        let joined = {
+            let mut reading = self.reading.lock();
+            match reading.iter().find(|(p, s, _)| p == dir && s == stamp) {
+                Some((_, _, r)) => Some(r.clone()),
+                None => {
+                    let r = Arc::new(Reading::default());
+                    reading.push((dir.to_path_buf(), stamp.clone(), r.clone()));
+                    drop(reading);
+                    let guard = ReadingGuard {
+                        cache: self,
+                        reading: r,
+                    };
+                    let listed = read().map(Arc::new);
+                    guard.reading.finish(listed.as_ref().ok().cloned());
+                    return listed;
+                }
+            }
+        };
+        if let Some(r) = joined {
+            let mut done = r.done.lock();
+            while done.is_none() {
+                r.ready.wait(&mut done);
+            }
+            if let Some(Some(listed)) = done.as_ref() {
+                return Ok(listed.clone());
+            }
+        }
+        // The read joined failed: read for ourselves.
+        read().map(Arc::new)
+    }
+
     pub fn get(&self, dir: &Path, stamp: &DirStamp) -> Option<Arc<Listed>> {
         let mut entries = self.entries.lock();
         let i = entries.iter().position(|(p, _, _)| p == dir)?;
@@ -292,6 +370,81 @@ impl DirCache {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    fn stamp(ino: u64) -> DirStamp {
+        DirStamp {
+            ino,
+            size: 4096,
+            nlink: 2,
+            mtime: (1, 0),
+            ctime: (1, 0),
+        }
+    }
+
+    /// Concurrent pages of one directory at one stamp share one read; a read of another
+    /// stamp is its own; when the shared read fails, each waiter reads for itself.
+    #[test]
+    fn concurrent_reads_of_one_directory_share_one_read() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let cache = Arc::new(DirCache::default());
+        let reads = Arc::new(AtomicUsize::new(0));
+        let gate = Arc::new(std::sync::Barrier::new(9));
+        let dir = PathBuf::from("/d/big");
+        let waiters: Vec<_> = (0..8)
+            .map(|_| {
+                let (cache, reads, gate, dir) =
+                    (cache.clone(), reads.clone(), gate.clone(), dir.clone());
+                std::thread::spawn(move || {
+                    gate.wait();
+                    cache
+                        .read_once(&dir, &stamp(1), || {
+                            reads.fetch_add(1, Ordering::SeqCst);
+                            std::thread::sleep(Duration::from_millis(300));
+                            Ok::<_, ()>(Listed::new(vec!["b".into(), "a".into()], &HashSet::new()))
+                        })
+                        .expect("read")
+                })
+            })
+            .collect();
+        gate.wait();
+        for w in waiters {
+            assert_eq!(w.join().expect("thread").names, ["a", "b"]);
+        }
+        assert_eq!(reads.load(Ordering::SeqCst), 1, "one read for eight pages");
+        assert!(cache.reading.lock().is_empty());
+
+        // Another stamp (the directory changed): read anew.
+        let again = cache
+            .read_once(&dir, &stamp(2), || {
+                reads.fetch_add(1, Ordering::SeqCst);
+                Ok::<_, ()>(Listed::default())
+            })
+            .expect("read");
+        assert!(again.names.is_empty());
+        assert_eq!(reads.load(Ordering::SeqCst), 2);
+
+        // The shared read fails: the one that joined it reads for itself.
+        let started = Arc::new(std::sync::Barrier::new(2));
+        let failing = {
+            let (cache, dir, started) = (cache.clone(), dir.clone(), started.clone());
+            std::thread::spawn(move || {
+                cache.read_once(&dir, &stamp(3), || {
+                    started.wait();
+                    std::thread::sleep(Duration::from_millis(200));
+                    Err::<Listed, _>("disk error")
+                })
+            })
+        };
+        started.wait();
+        let joined = cache
+            .read_once(&dir, &stamp(3), || {
+                Ok::<_, &str>(Listed::new(vec!["x".into()], &HashSet::new()))
+            })
+            .expect("its own read");
+        assert_eq!(joined.names, ["x"]);
+        assert_eq!(failing.join().expect("thread").err(), Some("disk error"));
+        assert!(cache.reading.lock().is_empty());
+    }
 
     /// Everything at or below `dir + name` as the walk sees it: the object key and keys
     /// under `key/` (a few representatives, enough to cover byte orders around `/`).

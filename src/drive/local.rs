@@ -26,7 +26,7 @@ use bytes::Bytes;
 use rustix::fs::{Mode, OFlags};
 use uuid::Uuid;
 
-use super::listing::{flag_page, DirCache, DirStamp, Listed, CACHED_DIR_MIN, MARKER_FLAG};
+use super::listing::{DirCache, DirStamp, Listed, MARKER_FLAG};
 use super::mount::{self, MountRecord};
 use super::path::{self, BUCKET_META_FILE, DATA_DIR_PREFIX, META_FILE};
 use super::sync::{Barrier, SyncMode};
@@ -75,6 +75,8 @@ pub struct Inner {
     slots: Arc<tokio::sync::Semaphore>,
     /// Sorted names of large, settled directories (listing pages of huge buckets).
     dir_cache: DirCache,
+    /// Moves every [`PROGRESS_STEP`] entries of a directory read ([`Drive::progress`]).
+    progress: Arc<std::sync::atomic::AtomicU64>,
     /// Serialises the checks and changes of delete-marker flags ([`MARKER_FLAG`]) against
     /// one another: "no key below, so set the flag" must not interleave with "a key below
     /// was created, so clear the flag".
@@ -94,6 +96,9 @@ impl std::ops::Deref for LocalDrive {
         &self.inner
     }
 }
+
+/// Directory entries read between two moves of the drive's progress counter.
+const PROGRESS_STEP: usize = 4096;
 
 /// Most blocking calls one drive may have in flight: a hung disk holds at most this many
 /// threads of the blocking pool (calls past it wait for a slot, under their deadline).
@@ -370,6 +375,7 @@ impl LocalDrive {
                 probing: parking_lot::Mutex::new(()),
                 slots: Arc::new(tokio::sync::Semaphore::new(MAX_IN_FLIGHT)),
                 dir_cache: DirCache::default(),
+                progress: Arc::default(),
                 flags: parking_lot::Mutex::new(()),
                 sync: SyncMode::current(),
                 barrier: parking_lot::Mutex::new(None),
@@ -1047,6 +1053,10 @@ impl Drive for LocalDrive {
         &self.name
     }
 
+    fn progress(&self) -> Option<Arc<std::sync::atomic::AtomicU64>> {
+        Some(self.progress.clone())
+    }
+
     async fn probe(&self) -> DriveResult<Probe> {
         let this = self.clone();
         blocking(&self.slots, move || Ok(this.probe_blocking())).await
@@ -1376,26 +1386,11 @@ impl Drive for LocalDrive {
             if let Some(listed) = this.dir_cache.get(&dir, &stamp) {
                 return Ok(listed.flag(query.select_sorted(&prefix, &listed.names)));
             }
-            let (mut names, mut flagged) = (Vec::new(), HashSet::new());
-            for e in fs::read_dir(&dir)? {
-                let name = e?.file_name();
-                let name = name.to_string_lossy();
-                if let Some(name) = path::decode_component(&name) {
-                    names.push(name);
-                } else if let Some(f) = name
-                    .strip_prefix(MARKER_FLAG)
-                    .and_then(path::decode_component)
-                {
-                    flagged.insert(f);
-                }
-            }
-            if names.len() < CACHED_DIR_MIN {
-                return Ok(flag_page(query.select(&prefix, names), &flagged));
-            }
-            let listed = Listed::new(names, &flagged);
+            let listed = this
+                .dir_cache
+                .read_once(&dir, &stamp, || this.read_names(&dir))?;
             let page = listed.flag(query.select_sorted(&prefix, &listed.names));
-            this.dir_cache
-                .put(&dir, stamp, std::sync::Arc::new(listed), checked);
+            this.dir_cache.put(&dir, stamp, listed, checked);
             Ok(page)
         })
         .await
@@ -1403,6 +1398,29 @@ impl Drive for LocalDrive {
 }
 
 impl LocalDrive {
+    /// A directory's key names, sorted, with its flagged delete markers (moving the
+    /// progress counter as it goes).
+    fn read_names(&self, dir: &Path) -> DriveResult<Listed> {
+        let (mut names, mut flagged) = (Vec::new(), HashSet::new());
+        for (i, e) in fs::read_dir(dir)?.enumerate() {
+            if i % PROGRESS_STEP == PROGRESS_STEP - 1 {
+                self.progress
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+            let name = e?.file_name();
+            let name = name.to_string_lossy();
+            if let Some(name) = path::decode_component(&name) {
+                names.push(name);
+            } else if let Some(f) = name
+                .strip_prefix(MARKER_FLAG)
+                .and_then(path::decode_component)
+            {
+                flagged.insert(f);
+            }
+        }
+        Ok(Listed::new(names, &flagged))
+    }
+
     /// [`Drive::read_entries`] and [`Drive::read_entry_heads`].
     async fn entries(&self, bucket: &str, keys: &[String], read: Read) -> DriveResult<Vec<Entry>> {
         self.usable()?;

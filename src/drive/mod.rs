@@ -216,6 +216,12 @@ pub trait Drive: Send + Sync + std::fmt::Debug {
     fn io_stats(&self) -> Option<IoStats> {
         None
     }
+    /// A counter the drive moves while it does long work a step at a time (a directory of
+    /// a million entries read a batch at a time): a call past its deadline while it moves
+    /// is busy, not hung ([`TimedDrive`]). `None`: the drive counts nothing.
+    fn progress(&self) -> Option<std::sync::Arc<std::sync::atomic::AtomicU64>> {
+        None
+    }
     async fn disk_info(&self) -> DriveResult<DiskInfo>;
 
     /// Look at the drive afresh: is its root there, where it was formatted, formatted at

@@ -80,6 +80,16 @@ struct Health {
     timeouts: AtomicU64,
     /// Times the drive went offline for timing out.
     offline_transitions: AtomicU64,
+    /// The inner drive's [`Drive::progress`] counter, when it keeps one.
+    progress: Option<Arc<AtomicU64>>,
+}
+
+impl Health {
+    fn progress(&self) -> u64 {
+        self.progress
+            .as_ref()
+            .map_or(0, |p| p.load(Ordering::Relaxed))
+    }
 }
 
 /// What a drive's calls cost, as this node saw them (metrics).
@@ -193,10 +203,14 @@ impl TimedDrive {
     }
 
     pub fn with_timeouts(inner: Arc<dyn Drive>, limits: Timeouts) -> TimedDrive {
+        let health = Health {
+            progress: inner.progress(),
+            ..Health::default()
+        };
         TimedDrive {
             inner,
             limits,
-            health: Arc::default(),
+            health: Arc::new(health),
         }
     }
 
@@ -264,6 +278,7 @@ async fn run<T>(
     let mut periods = 0;
     loop {
         let period_began = since_start();
+        let progress_then = health.progress();
         match tokio::time::timeout(limit, &mut fut).await {
             Ok(r) => {
                 health.done(what);
@@ -277,8 +292,10 @@ async fn run<T>(
             }
             Err(_) => {
                 periods += 1;
-                // Others finished meanwhile: the drive is busy, not hung; wait on.
-                let busy = health.last_done(what) > period_began;
+                // Others finished meanwhile, or the drive's long work moved on: the drive is
+                // busy, not hung; wait on.
+                let busy =
+                    health.last_done(what) > period_began || health.progress() != progress_then;
                 if !busy || periods >= PATIENCE {
                     break;
                 }
@@ -334,6 +351,9 @@ impl Drive for TimedDrive {
     }
     fn is_local(&self) -> bool {
         self.inner.is_local()
+    }
+    fn progress(&self) -> Option<Arc<AtomicU64>> {
+        self.health.progress.clone()
     }
     fn io_stats(&self) -> Option<IoStats> {
         let h = &self.health;
@@ -585,6 +605,48 @@ mod tests {
         .await;
         assert!(matches!(hung, Err(DriveError::TimedOut(_))));
         assert!(t.elapsed() < limit * 3, "{:?}", t.elapsed());
+    }
+
+    /// One long call (a directory of a million entries read a batch at a time) is waited
+    /// for while the drive's progress counter moves, however many periods it takes; when
+    /// the counter stops, it times out one period later.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_long_call_that_makes_progress_is_not_hung() {
+        let counter = Arc::new(AtomicU64::new(0));
+        let health = Health {
+            progress: Some(counter.clone()),
+            ..Health::default()
+        };
+        let limit = Duration::from_millis(100);
+        let t = Instant::now();
+        let long = run(&health, "d", limit, Call::ListDir, {
+            let counter = counter.clone();
+            async move {
+                for _ in 0..20 {
+                    tokio::time::sleep(limit / 4).await;
+                    counter.fetch_add(1, Ordering::Relaxed);
+                }
+                Ok::<_, DriveError>(7)
+            }
+        })
+        .await;
+        assert_eq!(long.expect("waited for"), 7);
+        assert!(t.elapsed() >= limit * 4, "{:?}", t.elapsed());
+        // The counter stops moving half-way: timed out a period after it stopped.
+        let t = Instant::now();
+        let stalls = run(&health, "d", limit, Call::ListDir, {
+            let counter = counter.clone();
+            async move {
+                for _ in 0..10 {
+                    tokio::time::sleep(limit / 4).await;
+                    counter.fetch_add(1, Ordering::Relaxed);
+                }
+                std::future::pending::<DriveResult<()>>().await
+            }
+        })
+        .await;
+        assert!(matches!(stalls, Err(DriveError::TimedOut(_))));
+        assert!(t.elapsed() < limit * 6, "{:?}", t.elapsed());
     }
 
     #[tokio::test]
