@@ -2,7 +2,7 @@
 //! page of a huge directory costs one pass over it on each drive and sends only the page.
 
 use std::cmp::Ordering;
-use std::collections::{BinaryHeap, HashSet};
+use std::collections::HashSet;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -81,7 +81,9 @@ impl Listed {
     }
 }
 
-/// `page` with those of its names in `flagged` filled in.
+/// `page` with those of its names in `flagged` filled in (the tests' reference for
+/// [`Listed::flag`]).
+#[cfg(test)]
 pub fn flag_page(mut page: DirPage, flagged: &HashSet<String>) -> DirPage {
     if !flagged.is_empty() {
         page.markers = page
@@ -118,10 +120,13 @@ impl DirQuery {
     }
 
     /// The page of `names` (in any order) this query selects: one pass, memory bounded by
-    /// the limit.
+    /// the limit. Listings read a directory's names sorted (to share one read among
+    /// pages); this stays as the tests' reference for [`DirQuery::select_sorted`].
+    #[cfg(test)]
     pub fn select(&self, dir: &str, names: impl IntoIterator<Item = String>) -> DirPage {
         let limit = self.limit.max(1);
-        let mut heap: BinaryHeap<String> = BinaryHeap::with_capacity(limit.min(4096) + 1);
+        let mut heap: std::collections::BinaryHeap<String> =
+            std::collections::BinaryHeap::with_capacity(limit.min(4096) + 1);
         let mut more = false;
         for name in names {
             if !self.wants(dir, &name) {

@@ -845,7 +845,7 @@ fn open_chunk(
             } else {
                 (FULL - gathered).min(end - pos)
             };
-            let mut out = Vec::with_capacity(FULL);
+            let mut out = Vec::new();
             dec.update(&buf[pos..pos + take], &mut out)?;
             if !out.is_empty() {
                 pieces.push(Piece::Gathered(out));
