@@ -19,14 +19,13 @@ use std::io::Write;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::SystemTime;
 
 use async_trait::async_trait;
 use bytes::Bytes;
 use rustix::fs::{Mode, OFlags};
 use uuid::Uuid;
 
-use super::listing::{DirCache, DirStamp, Listed, MARKER_FLAG};
+use super::listing::{Change, DirCache, DirStamp, Gathered, Listed, MARKER_FLAG};
 use super::mount::{self, MountRecord};
 use super::path::{self, BUCKET_META_FILE, DATA_DIR_PREFIX, META_FILE};
 use super::sync::{Barrier, SyncMode};
@@ -753,16 +752,74 @@ impl LocalDrive {
     fn prune_empty(&self, dir: &Path, stop: &Path) {
         let mut cur = dir.to_path_buf();
         while cur != stop && cur.starts_with(stop) {
-            if fs::remove_dir(&cur).is_err() {
+            let Some(parent) = cur.parent() else {
+                break;
+            };
+            // Not empty (or gone already): nothing changed, and nothing above is empty.
+            let rmdir = || match fs::remove_dir(&cur) {
+                Ok(()) => Ok(true),
+                Err(e)
+                    if e.kind() == std::io::ErrorKind::NotFound
+                        || e.kind() == std::io::ErrorKind::DirectoryNotEmpty =>
+                {
+                    Ok(false)
+                }
+                Err(e) => Err(e),
+            };
+            let removed = match Self::key_name(&cur) {
+                Some(name) => {
+                    let change = Change::Removed {
+                        name: &name,
+                        path: &cur,
+                    };
+                    self.dir_cache.change(parent, change, rmdir)
+                }
+                None => rmdir(),
+            };
+            if !matches!(removed, Ok(true)) {
                 break;
             }
-            if let Some(parent) = cur.parent() {
-                let _ = self.settle_dir(parent);
-                cur = parent.to_path_buf();
-            } else {
-                break;
+            let _ = self.settle_dir(parent);
+            cur = parent.to_path_buf();
+        }
+    }
+
+    /// The key component a directory (or a flag) of a bucket's tree is named for.
+    fn key_name(p: &Path) -> Option<String> {
+        p.file_name()?.to_str().and_then(path::decode_component)
+    }
+
+    /// [`create_dirs`] for a key's directories below its bucket `base`, each new one's entry
+    /// settled and told to the listing cache.
+    fn create_key_dirs(&self, base: &Path, rel: &Path) -> DriveResult<()> {
+        let mut cur = base.to_path_buf();
+        for c in rel.components() {
+            let parent = cur.clone();
+            cur.push(c);
+            // Most keys go where their directories already are: nothing to change then.
+            if fs::metadata(&cur).is_ok_and(|m| m.is_dir()) {
+                continue;
+            }
+            let mkdir = || match fs::create_dir(&cur) {
+                Ok(()) => Ok(true),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+                Err(e) => Err(e),
+            };
+            let made = match Self::key_name(&cur) {
+                Some(name) => {
+                    let change = Change::Added {
+                        name: &name,
+                        path: &cur,
+                    };
+                    self.dir_cache.change(&parent, change, mkdir)?
+                }
+                None => mkdir()?,
+            };
+            if made {
+                self.settle_dir(&parent)?;
             }
         }
+        Ok(())
     }
 
     /// The delete-marker flag of the object whose directory is `dir` (none for names too
@@ -775,16 +832,39 @@ impl LocalDrive {
 
     /// Remove a flag, settled when there was one. `Ok` when there was none.
     fn clear_flag(&self, flag: &Path) -> DriveResult<()> {
-        match fs::remove_file(flag) {
-            Ok(()) => match flag.parent() {
-                Some(parent) => self.settle_dir(parent),
-                None => Ok(()),
-            },
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        let remove = || match fs::remove_file(flag) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
             // A parent that is a file or missing holds no flag either.
-            Err(e) if e.raw_os_error() == Some(rustix::io::Errno::NOTDIR.raw_os_error()) => Ok(()),
-            Err(e) => Err(e.into()),
+            Err(e) if e.raw_os_error() == Some(rustix::io::Errno::NOTDIR.raw_os_error()) => {
+                Ok(false)
+            }
+            Err(e) => Err(e),
+        };
+        let (Some(parent), Some(name)) = (flag.parent(), Self::flag_name(flag)) else {
+            remove()?;
+            return Ok(());
+        };
+        // Most commits find no flag: nothing to change then.
+        if fs::symlink_metadata(flag).is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound) {
+            return Ok(());
         }
+        let change = Change::Flagged {
+            name: &name,
+            on: false,
+        };
+        if self.dir_cache.change(parent, change, remove)? {
+            self.settle_dir(parent)?;
+        }
+        Ok(())
+    }
+
+    /// The key component a delete-marker flag stands for.
+    fn flag_name(flag: &Path) -> Option<String> {
+        flag.file_name()?
+            .to_str()?
+            .strip_prefix(MARKER_FLAG)
+            .and_then(path::decode_component)
     }
 
     /// A key is about to be committed in `dir` (`rel` below the bucket at `bpath`): the
@@ -824,7 +904,18 @@ impl LocalDrive {
             Err(_) => true,
         };
         if !has_keys_below {
-            if let Err(e) = File::create(&flag) {
+            let create = || File::create(&flag).map(|_| true);
+            let set = match (flag.parent(), Self::flag_name(&flag)) {
+                (Some(parent), Some(name)) => {
+                    let change = Change::Flagged {
+                        name: &name,
+                        on: true,
+                    };
+                    self.dir_cache.change(parent, change, create)
+                }
+                _ => create(),
+            };
+            if let Err(e) = set {
                 tracing::debug!(flag = %flag.display(), error = %e, "delete-marker flag not set");
             }
         }
@@ -877,7 +968,7 @@ impl LocalDrive {
         loop {
             attempt += 1;
             let r = (|| {
-                self.create_dirs_settled(&bpath, &rel)?;
+                self.create_key_dirs(&bpath, &rel)?;
                 self.clear_ancestor_flags(&bpath, &rel)?;
                 self.crash_point(crash::AFTER_DIRS)?;
                 if let Some(s) = &staged {
@@ -913,7 +1004,7 @@ impl LocalDrive {
             // A concurrent delete pruned the (empty) directory while we waited: make it
             // again, its ancestors' flags cleared, durably before the name.
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                self.create_dirs_settled(&p.bpath, &p.rel)?;
+                self.create_key_dirs(&p.bpath, &p.rel)?;
                 self.clear_ancestor_flags(&p.bpath, &p.rel)?;
                 self.barrier_blocking()?;
                 fs::rename(&p.staged_meta, &meta_path)?;
@@ -1224,12 +1315,15 @@ impl Drive for LocalDrive {
         self.usable()?;
         let b = self.bucket_path(bucket)?;
         let root = self.root.clone();
+        let this = self.clone();
         blocking(&self.slots, move || {
             Self::bucket_must_exist(&b)?;
             if Self::holds_object(&b)? {
                 return Err(DriveError::BucketNotEmpty);
             }
-            fs::remove_dir_all(&b)?;
+            let removed = fs::remove_dir_all(&b);
+            this.dir_cache.forget(&b);
+            removed?;
             fsync_dir(&root)
         })
         .await
@@ -1382,26 +1476,33 @@ impl Drive for LocalDrive {
                 }
                 Err(e) => return Err(e.into()),
             };
-            let checked = SystemTime::now();
-            if let Some(listed) = this.dir_cache.get(&dir, &stamp) {
-                return Ok(listed.flag(query.select_sorted(&prefix, &listed.names)));
-            }
             let listed = this
                 .dir_cache
                 .read_once(&dir, &stamp, || this.read_names(&dir))?;
-            let page = listed.flag(query.select_sorted(&prefix, &listed.names));
-            this.dir_cache.put(&dir, stamp, listed, checked);
-            Ok(page)
+            Ok(listed.page(&query, &prefix))
         })
         .await
     }
 }
 
 impl LocalDrive {
+    /// The cached names of the directory a listing of `prefix` reads, if the cache holds
+    /// them for the directory as it is now.
+    #[cfg(test)]
+    pub fn cached_names(&self, bucket: &str, prefix: &str) -> Option<Vec<String>> {
+        let dir = self
+            .bucket_path(bucket)
+            .ok()?
+            .join(path::prefix_dir(prefix)?);
+        let stamp = DirStamp::of(&fs::metadata(&dir).ok()?);
+        let listed = self.dir_cache.cached(&dir, &stamp)?;
+        Some(listed.all().map(String::from).collect())
+    }
+
     /// A directory's key names, sorted, with its flagged delete markers (moving the
     /// progress counter as it goes).
     fn read_names(&self, dir: &Path) -> DriveResult<Listed> {
-        let (mut names, mut flagged) = (Vec::new(), HashSet::new());
+        let (mut names, mut flagged) = (Gathered::default(), HashSet::new());
         for (i, e) in fs::read_dir(dir)?.enumerate() {
             if i % PROGRESS_STEP == PROGRESS_STEP - 1 {
                 self.progress
@@ -1410,7 +1511,7 @@ impl LocalDrive {
             let name = e?.file_name();
             let name = name.to_string_lossy();
             if let Some(name) = path::decode_component(&name) {
-                names.push(name);
+                names.push(&name);
             } else if let Some(f) = name
                 .strip_prefix(MARKER_FLAG)
                 .and_then(path::decode_component)

@@ -1454,9 +1454,11 @@ async fn heal_sweeps_orphan_data_directories() {
 }
 
 /// A directory large enough for the drives' sorted-name cache: pages are right while the
-/// cache serves them, and a change to the directory shows in the next page.
+/// cache serves them, and the drives' own changes to the directory (new keys, deleted
+/// ones) keep it in step without reading it again.
 #[tokio::test]
 async fn huge_directory_pages_stay_right_through_the_cache() {
+    use crate::drive::listing::CACHED_DIR_MIN;
     let c = Cluster::new(4).await;
     c.store.make_bucket("huge").await.expect("bucket");
     for k in ["d/a", "d/m", "d/z"] {
@@ -1465,7 +1467,7 @@ async fn huge_directory_pages_stay_right_through_the_cache() {
     // Thousands of entries without metadata (what a listing reads past, like leftovers of
     // interrupted writes): names to sort and skip, no objects.
     for p in &c.paths {
-        for i in 0..crate::drive::listing::CACHED_DIR_MIN {
+        for i in 0..CACHED_DIR_MIN {
             std::fs::create_dir(p.join("huge/d").join(format!("e{i:05}"))).expect("mkdir");
         }
     }
@@ -1490,8 +1492,10 @@ async fn huge_directory_pages_stay_right_through_the_cache() {
         }
     };
     assert_eq!(list("").await, ["d/a", "d/m"]);
-    // Settled: from now on pages come from the cache.
-    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let cached = |l: &LocalDrive| l.cached_names("huge", "d/").map(|n| n.len());
+    for l in &c.locals {
+        assert_eq!(cached(l), Some(CACHED_DIR_MIN + 3), "read once, kept");
+    }
     for _ in 0..2 {
         assert_eq!(list("").await, ["d/a", "d/m"]);
         assert_eq!(list("d/a").await, ["d/m", "d/z"]);
@@ -1499,8 +1503,22 @@ async fn huge_directory_pages_stay_right_through_the_cache() {
     }
     c.put("huge", "d/b", b"b").await.expect("put");
     c.store.delete_object("huge", "d/m").await.expect("delete");
+    for l in &c.locals {
+        let names = l.cached_names("huge", "d/").expect("still cached");
+        assert!(names.contains(&"b".to_string()) && !names.contains(&"m".to_string()));
+    }
     assert_eq!(list("").await, ["d/a", "d/b"]);
     assert_eq!(list("d/b").await, ["d/z"]);
+    // A change behind the drives' backs is a miss, read again, never stale names.
+    for p in &c.paths {
+        std::fs::create_dir(p.join("huge/d/e-new")).expect("mkdir");
+    }
+    assert!(c.locals.iter().all(|l| cached(l).is_none()));
+    assert_eq!(list("d/b").await, ["d/z"]);
+    assert!(c
+        .locals
+        .iter()
+        .all(|l| cached(l) == Some(CACHED_DIR_MIN + 4)));
 }
 
 #[tokio::test]
