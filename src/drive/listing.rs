@@ -543,18 +543,25 @@ impl DirStamp {
 /// A directory's path, its stamp, and its sorted names as of that stamp.
 type CachedDir = (PathBuf, DirStamp, Arc<Listed>);
 
+/// Stripes of the per-directory lock (see [`DirCache`]).
+const STRIPES: usize = 64;
+
 /// Sorted names of a drive's large directories, so that paging through a directory of a
 /// million keys does not read it whole for every page. Bounded: [`CACHED_DIRS`]
 /// directories, [`CACHED_BYTES`] bytes.
 ///
-/// Kept in step with the drive's own changes rather than read again: every change the
-/// drive makes to a directory's names goes through [`DirCache::change`], which applies it
-/// to the cached names and takes the directory's new stamp, and logs it for the reads of
-/// that directory in flight, which apply it to what they read before they are kept (a read
-/// may or may not have seen a change made while it ran; the changes are idempotent). A
-/// change made behind the drive's back shows as a stamp the cache does not hold (a miss,
-/// never stale names), unless a change of the drive's own takes the stamp first.
-#[derive(Debug, Default)]
+/// Kept in step with the drive's own changes rather than read again. Every change the
+/// drive makes to a directory's names goes through [`DirCache::change`], one at a time per
+/// directory (a striped lock): it stats the directory before and after the filesystem
+/// call, drops a cached entry whose stamp is not the one before (something else changed
+/// the directory), applies the change to it and takes the stamp after. A change made while
+/// the directory is being read is logged for that read with both stamps; the read is kept,
+/// with the logged changes applied, only if the stamps chain from the one taken before the
+/// read to the directory's stamp when it is kept — so a change behind the drive's back,
+/// during a read or between changes, is a miss and a fresh read, never stale names. (Only
+/// a change that lands between the before and after stats of one of the drive's own goes
+/// unseen; directory timestamps are fine-grained once observed on current kernels.)
+#[derive(Debug)]
 pub struct DirCache {
     entries: parking_lot::Mutex<Vec<CachedDir>>,
     /// Reads in flight by directory and stamp: concurrent pages of one large directory
@@ -562,6 +569,19 @@ pub struct DirCache {
     reads: parking_lot::Mutex<Vec<(PathBuf, DirStamp, Arc<Reading>)>>,
     /// Directories with changes in flight, and how many.
     changing: parking_lot::Mutex<Vec<(PathBuf, usize)>>,
+    /// One change (or the keeping of a read) at a time per directory, by hash of its path.
+    stripes: Vec<parking_lot::Mutex<()>>,
+}
+
+impl Default for DirCache {
+    fn default() -> Self {
+        DirCache {
+            entries: Default::default(),
+            reads: Default::default(),
+            changing: Default::default(),
+            stripes: (0..STRIPES).map(|_| parking_lot::Mutex::new(())).collect(),
+        }
+    }
 }
 
 /// Ends a change's time in flight however the changer leaves.
@@ -586,11 +606,16 @@ impl Drop for ChangeGuard<'_> {
 /// Changes logged for a read in flight beyond this many make it not worth keeping.
 const LOG_MAX: usize = 4 * DELTA_MAX;
 
-/// A change as logged for a read in flight.
+/// A change as logged for a read in flight, with the directory's stamps around it.
 #[derive(Debug)]
-enum Logged {
-    Name(String, bool),
-    Flag(String, bool),
+struct Logged {
+    name: String,
+    /// A name (true) or a flag (false).
+    is_name: bool,
+    /// Present (made, set) or not.
+    on: bool,
+    before: Option<DirStamp>,
+    after: Option<DirStamp>,
 }
 
 /// One directory read others wait on: its result once done (`None` inside: it failed, and
@@ -599,8 +624,8 @@ enum Logged {
 struct Reading {
     done: parking_lot::Mutex<Option<Option<Arc<Listed>>>>,
     ready: parking_lot::Condvar,
-    /// Changes the drive made to the directory while the read ran (`None`: one failed, or
-    /// too many; the read is not kept).
+    /// Changes the drive made to the directory while the read ran (`None`: one failed, the
+    /// directory went, or too many; the read is not kept).
     log: parking_lot::Mutex<Option<Vec<Logged>>>,
 }
 
@@ -637,7 +662,19 @@ impl Drop for ReadingGuard<'_> {
     }
 }
 
+fn stamp_now(dir: &Path) -> Option<DirStamp> {
+    std::fs::metadata(dir).ok().map(|m| DirStamp::of(&m))
+}
+
 impl DirCache {
+    fn stripe(&self, dir: &Path) -> parking_lot::MutexGuard<'_, ()> {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        dir.hash(&mut h);
+        let i = (h.finish() % self.stripes.len().max(1) as u64) as usize;
+        self.stripes[i.min(self.stripes.len() - 1)].lock()
+    }
+
     /// The names of `dir` as of `stamp` (taken before reading): cached, from a read of the
     /// same directory at the same stamp already in flight when there is one (blocking until
     /// it ends), else from `read` (kept when large). A directory unchanged since the other
@@ -686,29 +723,48 @@ impl DirCache {
         self.get(dir, stamp)
     }
 
+    /// The cached names of `dir` if they are those of the directory now: the entry holds
+    /// the caller's stamp or the directory's current one, or a change of the drive's own,
+    /// not yet applied, explains the difference (the page then misses a change made
+    /// concurrently with it). An entry found out of date is dropped.
     fn get(&self, dir: &Path, stamp: &DirStamp) -> Option<Arc<Listed>> {
+        {
+            let entries = self.entries.lock();
+            let (_, held, listed) = entries.iter().find(|(p, _, _)| p == dir)?;
+            if held == stamp {
+                let listed = listed.clone();
+                drop(entries);
+                self.touch(dir);
+                return Some(listed);
+            }
+        }
+        let now = stamp_now(dir);
         let mut entries = self.entries.lock();
         let i = entries.iter().position(|(p, _, _)| p == dir)?;
-        // A change may have moved the entry on since the caller's stamp was taken: what
-        // counts is that it holds the directory's stamp now, or that a change of the
-        // drive's own, not yet applied, explains the difference (the page then misses a
-        // change made concurrently with it).
-        if entries[i].1 != *stamp
-            && std::fs::metadata(dir).map(|m| DirStamp::of(&m)).ok() != Some(entries[i].1.clone())
-            && !self.changing.lock().iter().any(|(p, _)| p == dir)
+        if now.as_ref() == Some(&entries[i].1) || self.changing.lock().iter().any(|(p, _)| p == dir)
         {
-            return None;
+            let entry = entries.remove(i);
+            let listed = entry.2.clone();
+            entries.push(entry);
+            return Some(listed);
         }
-        // Most recently used last.
-        let entry = entries.remove(i);
-        let names = entry.2.clone();
-        entries.push(entry);
-        Some(names)
+        entries.remove(i);
+        None
+    }
+
+    /// Mark `dir`'s entry most recently used.
+    fn touch(&self, dir: &Path) {
+        let mut entries = self.entries.lock();
+        if let Some(i) = entries.iter().position(|(p, _, _)| p == dir) {
+            let entry = entries.remove(i);
+            entries.push(entry);
+        }
     }
 
     /// `listed` (read at `stamp`) with the changes made while it was read, kept for `dir`
-    /// if it is large. Under the entries' lock, so that each change either was logged for
-    /// the read (and is applied here) or finds the entry kept.
+    /// if it is large and the stamps chain from `stamp` to the directory's stamp now (no
+    /// change but the drive's own, logged, happened meanwhile). Under the directory's lock,
+    /// so that no change of the drive's own is half done.
     fn put(
         &self,
         dir: &Path,
@@ -716,30 +772,38 @@ impl DirCache {
         mut listed: Listed,
         reading: &Reading,
     ) -> Arc<Listed> {
+        let _one_at_a_time = self.stripe(dir);
+        let now = stamp_now(dir);
         let mut entries = self.entries.lock();
+        // Whatever is kept (or not), an entry older than this read is out of date.
+        entries.retain(|(p, _, _)| p != dir);
         let Some(log) = reading.log.lock().take() else {
             return Arc::new(listed);
         };
-        for change in log {
-            match change {
-                Logged::Name(name, present) => listed.set_name(name, present),
-                Logged::Flag(name, on) => listed.set_flag(name, on),
+        let mut at = Some(stamp.clone());
+        let mut chained = true;
+        for (i, l) in log.into_iter().enumerate() {
+            if l.before == at {
+                at = l.after;
+            } else if !(i == 0 && l.after == at) {
+                // (The first change may have been made before the stamp was taken.)
+                chained = false;
+            }
+            match l.is_name {
+                true => listed.set_name(l.name, l.on),
+                false => listed.set_flag(l.name, l.on),
             }
         }
         let listed = Arc::new(listed);
         let n = listed.held();
-        if listed.len() < CACHED_DIR_MIN || n > CACHED_BYTES {
+        if !chained
+            || at.is_none()
+            || at != now
+            || listed.len() < CACHED_DIR_MIN
+            || n > CACHED_BYTES
+        {
             return listed;
         }
-        // Every change the drive made to the directory is in `listed` now (those still in
-        // flight will find the entry): the stamp now goes with these names.
-        let Ok(now) = std::fs::metadata(dir).map(|m| DirStamp::of(&m)) else {
-            return listed;
-        };
-        if !now.same_dir(stamp) {
-            return listed;
-        }
-        entries.retain(|(p, _, _)| p != dir);
         let held = |e: &CachedDir| e.2.held();
         while entries.len() >= CACHED_DIRS
             || entries.iter().map(held).sum::<usize>().saturating_add(n) > CACHED_BYTES
@@ -749,20 +813,24 @@ impl DirCache {
             }
             entries.remove(0);
         }
-        entries.push((dir.to_path_buf(), now, listed.clone()));
+        if let Some(now) = now {
+            entries.push((dir.to_path_buf(), now, listed.clone()));
+        }
         listed
     }
 
     /// Make `change` to the names of `dir` with `op` (the filesystem call, true when it
     /// changed something), keeping any cached names of `dir` in step: applied with the
-    /// directory's new stamp when `op` made it, forgotten when `op` fails; logged for the
-    /// reads of `dir` in flight. Called on a blocking thread.
+    /// directory's new stamp when `op` made it, forgotten when `op` fails or the directory
+    /// had changed otherwise; logged for the reads of `dir` in flight. Called on a blocking
+    /// thread.
     pub fn change<E>(
         &self,
         dir: &Path,
         change: Change<'_>,
         op: impl FnOnce() -> Result<bool, E>,
     ) -> Result<bool, E> {
+        let _one_at_a_time = self.stripe(dir);
         {
             let mut changing = self.changing.lock();
             match changing.iter_mut().find(|(p, _)| p == dir) {
@@ -771,20 +839,45 @@ impl DirCache {
             }
         }
         let _in_flight = ChangeGuard { cache: self, dir };
+        let before = stamp_now(dir);
         let r = op();
         if matches!(r, Ok(false)) {
             return r;
         }
+        let after = stamp_now(dir);
         let mut entries = self.entries.lock();
-        for (_, _, reading) in self.reads.lock().iter().filter(|(p, _, _)| p == dir) {
-            let mut log = reading.log.lock();
-            match (&r, log.as_mut()) {
-                (Ok(_), Some(l)) if l.len() < LOG_MAX => l.push(match change {
-                    Change::Added { name, .. } => Logged::Name(name.to_string(), true),
-                    Change::Removed { name, .. } => Logged::Name(name.to_string(), false),
-                    Change::Flagged { name, on } => Logged::Flag(name.to_string(), on),
-                }),
-                _ => *log = None,
+        {
+            let reads = self.reads.lock();
+            for (p, _, reading) in reads.iter() {
+                let mut log = reading.log.lock();
+                let gone = match change {
+                    Change::Added { path, .. } | Change::Removed { path, .. } => {
+                        p.starts_with(path)
+                    }
+                    Change::Flagged { .. } => false,
+                };
+                if gone {
+                    // A directory made or removed: a read of an earlier one is of no use.
+                    *log = None;
+                } else if p == dir {
+                    match (&r, log.as_mut()) {
+                        (Ok(_), Some(l)) if l.len() < LOG_MAX => {
+                            let (name, is_name, on) = match change {
+                                Change::Added { name, .. } => (name, true, true),
+                                Change::Removed { name, .. } => (name, true, false),
+                                Change::Flagged { name, on } => (name, false, on),
+                            };
+                            l.push(Logged {
+                                name: name.to_string(),
+                                is_name,
+                                on,
+                                before: before.clone(),
+                                after: after.clone(),
+                            });
+                        }
+                        _ => *log = None,
+                    }
+                }
             }
         }
         // A directory made or removed has no cached names (any held are of an earlier one).
@@ -792,12 +885,16 @@ impl DirCache {
             entries.retain(|(p, _, _)| !p.starts_with(path));
         }
         if let Some(i) = entries.iter().position(|(p, _, _)| p == dir) {
-            let now = std::fs::metadata(dir).map(|m| DirStamp::of(&m));
-            match (&r, now) {
-                (Ok(true), Ok(now)) if now.same_dir(&entries[i].1) => {
+            match (&r, after) {
+                (Ok(true), Some(after))
+                    if before.as_ref() == Some(&entries[i].1) && after.same_dir(&entries[i].1) =>
+                {
                     let entry = &mut entries[i];
                     Arc::make_mut(&mut entry.2).apply(change);
-                    entry.1 = now;
+                    entry.1 = after;
+                    if entry.2.held() > CACHED_BYTES {
+                        entries.remove(i);
+                    }
                 }
                 _ => {
                     entries.remove(i);
@@ -807,9 +904,15 @@ impl DirCache {
         r
     }
 
-    /// Forget every directory at or below `dir` (removed whole).
+    /// Forget every directory at or below `dir` (removed whole), reads in flight included.
     pub fn forget(&self, dir: &Path) {
-        self.entries.lock().retain(|(p, _, _)| !p.starts_with(dir));
+        let mut entries = self.entries.lock();
+        entries.retain(|(p, _, _)| !p.starts_with(dir));
+        for (p, _, reading) in self.reads.lock().iter() {
+            if p.starts_with(dir) {
+                *reading.log.lock() = None;
+            }
+        }
     }
 }
 
@@ -1032,6 +1135,23 @@ mod tests {
         assert_eq!(names(&cache).len(), CACHED_DIR_MIN + 1);
         assert_eq!(reads.load(Ordering::SeqCst), 2, "the new read kept");
 
+        // A change behind the drive's back, then one of its own: the entry is not taken to
+        // the new stamp without the first (it is dropped and read again).
+        std::fs::create_dir(dir.join("k-behind2")).expect("mkdir");
+        let own = dir.join("k-own");
+        let change = Change::Added {
+            name: "k-own",
+            path: &own,
+        };
+        assert!(cache
+            .change(&dir, change, || std::fs::create_dir(&own).map(|()| true))
+            .expect("mkdir"));
+        let listed = names(&cache);
+        assert_eq!(reads.load(Ordering::SeqCst), 3, "read again");
+        assert!(listed.contains(&"k-behind2".to_string()) && listed.contains(&"k-own".to_string()));
+        names(&cache);
+        assert_eq!(reads.load(Ordering::SeqCst), 3);
+
         // A change that fails forgets the directory.
         let change = Change::Flagged {
             name: "k00002",
@@ -1041,7 +1161,7 @@ mod tests {
             .change(&dir, change, || Err::<bool, _>("disk"))
             .is_err());
         names(&cache);
-        assert_eq!(reads.load(Ordering::SeqCst), 3);
+        assert_eq!(reads.load(Ordering::SeqCst), 4);
 
         // A directory made anew at a cached path has none of the old names.
         let change = Change::Removed {
@@ -1110,6 +1230,33 @@ mod tests {
             .expect("read");
         assert_eq!(reads.load(Ordering::SeqCst), 1, "kept with its changes");
         assert!(has(&again, "k-new") && !has(&again, "k00003"));
+
+        // A change behind the drive's back while a read runs (with one of the drive's own):
+        // the stamps do not chain, so the read is served, not kept.
+        let dir = tmp.path().join("f");
+        std::fs::create_dir(&dir).expect("mkdir");
+        let (behind, own) = (dir.join("k-behind"), dir.join("k-own"));
+        let stamp = DirStamp::of(&std::fs::metadata(&dir).expect("stat"));
+        let ran = AtomicUsize::new(0);
+        cache
+            .read_once(&dir, &stamp, || {
+                ran.fetch_add(1, Ordering::SeqCst);
+                let listed = Listed::new(
+                    (0..CACHED_DIR_MIN).map(|i| format!("k{i:05}")).collect(),
+                    &HashSet::new(),
+                );
+                std::fs::create_dir(&behind)?;
+                let change = Change::Added {
+                    name: "k-own",
+                    path: &own,
+                };
+                cache.change(&dir, change, || std::fs::create_dir(&own).map(|()| true))?;
+                Ok::<_, std::io::Error>(listed)
+            })
+            .expect("read");
+        assert_eq!(ran.load(Ordering::SeqCst), 1);
+        let now = DirStamp::of(&std::fs::metadata(&dir).expect("stat"));
+        assert!(cache.get(&dir, &now).is_none());
 
         // A change that fails while a read runs: the read is served, not kept.
         let dir2 = tmp.path().join("e");
