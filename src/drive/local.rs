@@ -766,22 +766,32 @@ impl LocalDrive {
                 }
                 Err(e) => Err(e),
             };
-            let removed = match Self::key_name(&cur) {
-                Some(name) => {
-                    let change = Change::Removed {
-                        name: &name,
-                        path: &cur,
-                    };
-                    self.dir_cache.change(parent, change, rmdir)
-                }
-                None => rmdir(),
-            };
-            if !matches!(removed, Ok(true)) {
+            if !matches!(self.key_dir_change(parent, &cur, false, rmdir), Ok(true)) {
                 break;
             }
             let _ = self.settle_dir(parent);
             cur = parent.to_path_buf();
         }
+    }
+
+    /// Make (`made`) or remove the key directory `path` in `parent` with `op`, told to the
+    /// listing cache.
+    fn key_dir_change(
+        &self,
+        parent: &Path,
+        path: &Path,
+        made: bool,
+        op: impl FnOnce() -> std::io::Result<bool>,
+    ) -> std::io::Result<bool> {
+        let Some(name) = Self::key_name(path) else {
+            return op();
+        };
+        let name = name.as_str();
+        let change = match made {
+            true => Change::Added { name, path },
+            false => Change::Removed { name, path },
+        };
+        self.dir_cache.change(parent, change, op)
     }
 
     /// The key component a directory (or a flag) of a bucket's tree is named for.
@@ -805,17 +815,7 @@ impl LocalDrive {
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
                 Err(e) => Err(e),
             };
-            let made = match Self::key_name(&cur) {
-                Some(name) => {
-                    let change = Change::Added {
-                        name: &name,
-                        path: &cur,
-                    };
-                    self.dir_cache.change(&parent, change, mkdir)?
-                }
-                None => mkdir()?,
-            };
-            if made {
+            if self.key_dir_change(&parent, &cur, true, mkdir)? {
                 self.settle_dir(&parent)?;
             }
         }
