@@ -570,7 +570,7 @@ pub struct DirCache {
     /// Directories with changes in flight, and how many.
     changing: parking_lot::Mutex<Vec<(PathBuf, usize)>>,
     /// One change (or the keeping of a read) at a time per directory, by hash of its path.
-    stripes: Vec<parking_lot::Mutex<()>>,
+    stripes: [parking_lot::Mutex<()>; STRIPES],
 }
 
 impl Default for DirCache {
@@ -579,7 +579,7 @@ impl Default for DirCache {
             entries: Default::default(),
             reads: Default::default(),
             changing: Default::default(),
-            stripes: (0..STRIPES).map(|_| parking_lot::Mutex::new(())).collect(),
+            stripes: std::array::from_fn(|_| parking_lot::Mutex::new(())),
         }
     }
 }
@@ -671,8 +671,7 @@ impl DirCache {
         use std::hash::{Hash, Hasher};
         let mut h = std::collections::hash_map::DefaultHasher::new();
         dir.hash(&mut h);
-        let i = (h.finish() % self.stripes.len().max(1) as u64) as usize;
-        self.stripes[i.min(self.stripes.len() - 1)].lock()
+        self.stripes[(h.finish() % STRIPES as u64) as usize].lock()
     }
 
     /// The names of `dir` as of `stamp` (taken before reading): cached, from a read of the
@@ -729,13 +728,10 @@ impl DirCache {
     /// concurrently with it). An entry found out of date is dropped.
     fn get(&self, dir: &Path, stamp: &DirStamp) -> Option<Arc<Listed>> {
         {
-            let entries = self.entries.lock();
-            let (_, held, listed) = entries.iter().find(|(p, _, _)| p == dir)?;
-            if held == stamp {
-                let listed = listed.clone();
-                drop(entries);
-                self.touch(dir);
-                return Some(listed);
+            let mut entries = self.entries.lock();
+            let i = entries.iter().position(|(p, _, _)| p == dir)?;
+            if entries[i].1 == *stamp {
+                return Some(Self::used(&mut entries, i));
             }
         }
         let now = stamp_now(dir);
@@ -743,22 +739,18 @@ impl DirCache {
         let i = entries.iter().position(|(p, _, _)| p == dir)?;
         if now.as_ref() == Some(&entries[i].1) || self.changing.lock().iter().any(|(p, _)| p == dir)
         {
-            let entry = entries.remove(i);
-            let listed = entry.2.clone();
-            entries.push(entry);
-            return Some(listed);
+            return Some(Self::used(&mut entries, i));
         }
         entries.remove(i);
         None
     }
 
-    /// Mark `dir`'s entry most recently used.
-    fn touch(&self, dir: &Path) {
-        let mut entries = self.entries.lock();
-        if let Some(i) = entries.iter().position(|(p, _, _)| p == dir) {
-            let entry = entries.remove(i);
-            entries.push(entry);
-        }
+    /// Entry `i`'s names, the entry moved to most recently used (last).
+    fn used(entries: &mut Vec<CachedDir>, i: usize) -> Arc<Listed> {
+        let entry = entries.remove(i);
+        let listed = entry.2.clone();
+        entries.push(entry);
+        listed
     }
 
     /// `listed` (read at `stamp`) with the changes made while it was read, kept for `dir`
@@ -839,12 +831,19 @@ impl DirCache {
             }
         }
         let _in_flight = ChangeGuard { cache: self, dir };
-        let before = stamp_now(dir);
+        // Stamps matter only to a cached entry of `dir` (none can be added while this
+        // change holds the directory's lock) or a read of it in flight; a read that starts
+        // during the change gets no stamps for it, so its stamps do not chain and it is not
+        // kept. Most new keys go to directories too small to cache: no stats for them.
+        let tracked = self.entries.lock().iter().any(|(p, _, _)| p == dir)
+            || self.reads.lock().iter().any(|(p, _, _)| p == dir);
+        let stamp = || if tracked { stamp_now(dir) } else { None };
+        let before = stamp();
         let r = op();
         if matches!(r, Ok(false)) {
             return r;
         }
-        let after = stamp_now(dir);
+        let after = stamp();
         let mut entries = self.entries.lock();
         {
             let reads = self.reads.lock();
@@ -921,6 +920,14 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
     use std::time::Duration;
+
+    /// The names `k00000`… of a directory just large enough to cache.
+    fn large_listed() -> Listed {
+        Listed::new(
+            (0..CACHED_DIR_MIN).map(|i| format!("k{i:05}")).collect(),
+            &HashSet::new(),
+        )
+    }
 
     fn all(listed: &Listed) -> Vec<&str> {
         listed.all().collect()
@@ -1201,10 +1208,7 @@ mod tests {
         let listed = cache
             .read_once(&dir, &stamp, || {
                 reads.fetch_add(1, Ordering::SeqCst);
-                let listed = Listed::new(
-                    (0..CACHED_DIR_MIN).map(|i| format!("k{i:05}")).collect(),
-                    &HashSet::new(),
-                );
+                let listed = large_listed();
                 // The changes land after the names were read, before the read ends.
                 let change = Change::Added {
                     name: "k-new",
@@ -1241,10 +1245,7 @@ mod tests {
         cache
             .read_once(&dir, &stamp, || {
                 ran.fetch_add(1, Ordering::SeqCst);
-                let listed = Listed::new(
-                    (0..CACHED_DIR_MIN).map(|i| format!("k{i:05}")).collect(),
-                    &HashSet::new(),
-                );
+                let listed = large_listed();
                 std::fs::create_dir(&behind)?;
                 let change = Change::Added {
                     name: "k-own",
@@ -1269,10 +1270,7 @@ mod tests {
                     on: true,
                 };
                 let _ = cache.change(&dir2, change, || Err::<bool, _>("disk"));
-                Ok::<_, ()>(Listed::new(
-                    (0..CACHED_DIR_MIN).map(|i| format!("k{i:05}")).collect(),
-                    &HashSet::new(),
-                ))
+                Ok::<_, ()>(large_listed())
             })
             .expect("read");
         assert!(cache.get(&dir2, &stamp).is_none());

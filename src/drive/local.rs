@@ -329,6 +329,13 @@ fn create_dirs(base: &Path, rel: &Path) -> DriveResult<Vec<PathBuf>> {
     Ok(created)
 }
 
+/// The key component a directory entry named as a delete-marker flag stands for.
+fn flagged_key(entry: &str) -> Option<String> {
+    entry
+        .strip_prefix(MARKER_FLAG)
+        .and_then(path::decode_component)
+}
+
 /// A sys path must be relative, made of plain components: Cairn generates them, but a bug
 /// must not turn into a write outside the drive.
 fn check_sys_path(p: &str) -> DriveResult<()> {
@@ -841,30 +848,35 @@ impl LocalDrive {
             }
             Err(e) => Err(e),
         };
-        let (Some(parent), Some(name)) = (flag.parent(), Self::flag_name(flag)) else {
-            remove()?;
-            return Ok(());
-        };
         // Most commits find no flag: nothing to change then.
         if fs::symlink_metadata(flag).is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound) {
             return Ok(());
         }
-        let change = Change::Flagged {
-            name: &name,
-            on: false,
-        };
-        if self.dir_cache.change(parent, change, remove)? {
-            self.settle_dir(parent)?;
+        if self.flag_change(flag, false, remove)? {
+            if let Some(parent) = flag.parent() {
+                self.settle_dir(parent)?;
+            }
         }
         Ok(())
     }
 
-    /// The key component a delete-marker flag stands for.
-    fn flag_name(flag: &Path) -> Option<String> {
-        flag.file_name()?
-            .to_str()?
-            .strip_prefix(MARKER_FLAG)
-            .and_then(path::decode_component)
+    /// Set (`on`) or remove the delete-marker flag `flag` with `op`, told to the listing
+    /// cache.
+    fn flag_change(
+        &self,
+        flag: &Path,
+        on: bool,
+        op: impl FnOnce() -> std::io::Result<bool>,
+    ) -> std::io::Result<bool> {
+        let name = flag
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(flagged_key);
+        let (Some(parent), Some(name)) = (flag.parent(), name) else {
+            return op();
+        };
+        let change = Change::Flagged { name: &name, on };
+        self.dir_cache.change(parent, change, op)
     }
 
     /// A key is about to be committed in `dir` (`rel` below the bucket at `bpath`): the
@@ -905,17 +917,7 @@ impl LocalDrive {
         };
         if !has_keys_below {
             let create = || File::create(&flag).map(|_| true);
-            let set = match (flag.parent(), Self::flag_name(&flag)) {
-                (Some(parent), Some(name)) => {
-                    let change = Change::Flagged {
-                        name: &name,
-                        on: true,
-                    };
-                    self.dir_cache.change(parent, change, create)
-                }
-                _ => create(),
-            };
-            if let Err(e) = set {
+            if let Err(e) = self.flag_change(&flag, true, create) {
                 tracing::debug!(flag = %flag.display(), error = %e, "delete-marker flag not set");
             }
         }
@@ -1512,10 +1514,7 @@ impl LocalDrive {
             let name = name.to_string_lossy();
             if let Some(name) = path::decode_component(&name) {
                 names.push(&name);
-            } else if let Some(f) = name
-                .strip_prefix(MARKER_FLAG)
-                .and_then(path::decode_component)
-            {
+            } else if let Some(f) = flagged_key(&name) {
                 flagged.insert(f);
             }
         }
