@@ -316,6 +316,17 @@ pub trait Drive: Send + Sync + std::fmt::Debug {
         let framed = self.read_file(file, offset, len).await?;
         Ok(verified(&framed, shard, chunk))
     }
+    /// [`Drive::read_chunk`] without the bitrot check: the framed chunk (`len` bytes at
+    /// `offset`) as read, for a reader that authenticates the payload itself (the packages
+    /// of an encrypted object) and reads again with [`Drive::read_chunk`] when that fails.
+    async fn read_chunk_unchecked(
+        &self,
+        file: &FileRef,
+        offset: u64,
+        len: usize,
+    ) -> DriveResult<Bytes> {
+        self.read_file(file, offset, len).await
+    }
     /// The key components directly under `prefix` (which is empty or ends in `/`) that the
     /// query selects: the smallest wanted names, sorted.
     async fn list_dir(&self, bucket: &str, prefix: &str, query: &DirQuery) -> DriveResult<DirPage>;

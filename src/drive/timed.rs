@@ -516,6 +516,18 @@ impl Drive for TimedDrive {
         )
         .await
     }
+    async fn read_chunk_unchecked(
+        &self,
+        file: &FileRef,
+        offset: u64,
+        len: usize,
+    ) -> DriveResult<Bytes> {
+        self.call(
+            Call::ReadChunk,
+            self.inner.read_chunk_unchecked(file, offset, len),
+        )
+        .await
+    }
     async fn list_dir(&self, bucket: &str, prefix: &str, query: &DirQuery) -> DriveResult<DirPage> {
         self.call(Call::ListDir, self.inner.list_dir(bucket, prefix, query))
             .await

@@ -47,7 +47,7 @@ impl Healer {
     /// Drain the partial-write queue; objects whose drives are still away are retried with
     /// backoff (1 s doubling to 30 s).
     pub(super) async fn mrf_worker(self: Arc<Self>) {
-        let mut retry: VecDeque<(Instant, u32, String, String)> = VecDeque::new();
+        let mut retry: VecDeque<(Instant, u32, String, String, bool)> = VecDeque::new();
         let (mut done, mut failed) = (0u64, 0u64);
         self.set_worker("mrf", "idle", 0, 0);
         loop {
@@ -58,10 +58,14 @@ impl Healer {
             let now = Instant::now();
             let due = retry.iter().position(|(t, ..)| *t <= now);
             let item = match due {
-                Some(i) => retry.remove(i).map(|(_, n, b, k)| (n, b, k)),
-                None => self.store.heal_queue.pop().map(|(b, k)| (0, b, k)),
+                Some(i) => retry.remove(i),
+                None => self
+                    .store
+                    .heal_queue
+                    .pop()
+                    .map(|(b, k, deep)| (now, 0, b, k, deep)),
             };
-            let Some((attempt, bucket, key)) = item else {
+            let Some((_, attempt, bucket, key, deep)) = item else {
                 self.set_worker("mrf", "idle", done, failed);
                 tokio::select! {
                     _ = tokio::time::sleep(Duration::from_millis(200)) => {}
@@ -72,7 +76,14 @@ impl Healer {
             self.set_worker("mrf", "healing", done, failed);
             match self
                 .store
-                .heal_object(&bucket, &key, HealOptions::default())
+                .heal_object(
+                    &bucket,
+                    &key,
+                    HealOptions {
+                        deep,
+                        dry_run: false,
+                    },
+                )
                 .await
             {
                 Ok(r) if r.complete() => done += 1,
@@ -84,7 +95,7 @@ impl Healer {
                 ) => {
                     if retry.len() < 10_000 {
                         let backoff = Duration::from_secs((1u64 << attempt.min(5)).min(30));
-                        retry.push_back((Instant::now() + backoff, attempt + 1, bucket, key));
+                        retry.push_back((Instant::now() + backoff, attempt + 1, bucket, key, deep));
                     } else {
                         failed += 1;
                     }

@@ -56,6 +56,8 @@ pub struct ObjectReader {
     pos: u64,
     end: u64,
     degraded: bool,
+    /// A shard read did not match its bitrot hash: the heal must check them all.
+    rotten: bool,
     heal: Arc<HealQueue>,
     guard: Option<LockGuard>,
     /// Set while the reader holds no lock yet: how to take it.
@@ -71,6 +73,9 @@ pub struct ObjectReader {
     widened: bool,
     /// Verified pieces of the current block not yet produced, in order.
     pending: std::collections::VecDeque<Bytes>,
+    /// Shards are checked against their bitrot hashes as they are read (unless the caller
+    /// authenticates the bytes itself: [`ObjectReader::read_unchecked`]).
+    check: bool,
 }
 
 impl ObjectReader {
@@ -118,6 +123,31 @@ impl ObjectReader {
         };
         self.end = end;
         Ok(())
+    }
+
+    /// Read shards from now on without checking their bitrot hashes, for a caller that
+    /// authenticates every byte it is given (the packages of an encrypted object, whose
+    /// tags already catch a changed byte) and calls [`Self::recheck_from`] when that
+    /// fails. Damage then goes unnoticed by this reader until that call: no shard is found
+    /// bad, nothing is rebuilt around it and no heal is queued before it.
+    pub fn read_unchecked(&mut self) {
+        self.check = false;
+    }
+
+    /// After bytes given by a reader set to [`Self::read_unchecked`] failed their
+    /// authentication: produce the object again from byte `at` (at or past the first byte
+    /// that failed, and within the range read), checking every shard from now on, so a
+    /// rotten one is found, rebuilt around and healed. False, and nothing changed, when the
+    /// reader was checking already (the bytes are what the drives hold) or `at` lies
+    /// outside what is left to read.
+    pub fn recheck_from(&mut self, at: u64) -> bool {
+        if self.check || at >= self.end {
+            return false;
+        }
+        self.check = true;
+        self.pending.clear();
+        (self.part, self.part_start, self.pos) = (0, 0, at);
+        true
     }
 
     /// Bytes left to produce.
@@ -190,8 +220,8 @@ impl ObjectReader {
     /// A reader opened without the key's lock ([`Store::get_version`] does so when the
     /// metadata agreement was clean and the bytes to read lie in one block, so this is its
     /// only read) keeps what it read only when every shard it asked for was there and
-    /// verified: the version's data directory is never rewritten, so those are the
-    /// version's bytes, and no lock was needed. Anything else — a shard gone because a
+    /// verified (or read unchecked, [`Self::read_unchecked`]): the version's data directory
+    /// is never rewritten, so those are the version's bytes, and no lock was needed. Anything else — a shard gone because a
     /// writer replaced the version meanwhile, a rotten or missing one — takes the lock,
     /// checks the version is still the agreed one, and reads again under the lock (which
     /// also queues a heal when the read finds damage).
@@ -306,7 +336,11 @@ impl ObjectReader {
         self.guard = None;
         if self.degraded {
             self.degraded = false;
-            self.heal.push(&self.bucket, &self.key);
+            if self.rotten {
+                self.heal.push_deep(&self.bucket, &self.key);
+            } else {
+                self.heal.push(&self.bucket, &self.key);
+            }
         }
     }
 
@@ -322,6 +356,7 @@ impl ObjectReader {
         let offset = self.erasure.chunk_offset(block);
         let mut shards: Vec<Option<Bytes>> = vec![None; total];
         let mut tried = vec![false; total];
+        let check = self.check;
         loop {
             let have = shards.iter().filter(|s| s.is_some()).count();
             if have >= data_n {
@@ -359,39 +394,54 @@ impl ObjectReader {
                     data_dir: self.data_dir.unwrap_or_default(),
                     part: part.number,
                 };
+                // The payload, or why not: `Err(true)` when the bytes were read but are not
+                // the shard's (their bitrot hash does not match), `Err(false)` when none were.
                 async move {
-                    let src = src?;
+                    let Some(src) = src else { return Err(false) };
                     let len = bitrot::HASH_LEN + chunk;
-                    let verified = match &src.inline {
+                    let framed = match &src.inline {
                         Some(b) => {
                             let start = offset as usize;
-                            let framed = (start + len <= b.len()).then(|| b.slice(start..start + len))?;
-                            crate::drive::verified(&framed, s, block)
+                            let framed = (start + len <= b.len()).then(|| b.slice(start..start + len));
+                            return match framed {
+                                Some(f) if check => crate::drive::verified(&f, s, block).map_err(|_| true),
+                                Some(f) => Ok(f.slice(bitrot::HASH_LEN..)),
+                                None => Err(true),
+                            };
                         }
-                        None => src
-                            .drive
-                            .read_chunk(&file, offset, len, s, block)
-                            .await
-                            .map_err(|e| tracing::warn!(drive = src.drive.name(), error = %e, "shard read failed"))
-                            .ok()?,
+                        // The payload as read: its hash is skipped, not checked.
+                        None if !check => src.drive.read_chunk_unchecked(&file, offset, len).await.map(|framed| {
+                            // A chunk of another length is no shard of this block.
+                            (framed.len() == len).then(|| framed.slice(bitrot::HASH_LEN..)).ok_or(cairn_erasure::Error::Truncated { shard: s, chunk: block })
+                        }),
+                        None => src.drive.read_chunk(&file, offset, len, s, block).await,
                     };
-                    verified
-                        .map_err(|e| tracing::warn!(drive = src.drive.name(), error = %e, "bitrot"))
-                        .ok()
+                    match framed {
+                        Err(e) => {
+                            tracing::warn!(drive = src.drive.name(), error = %e, "shard read failed");
+                            Err(false)
+                        }
+                        Ok(Err(e)) => {
+                            tracing::warn!(drive = src.drive.name(), error = %e, "bitrot");
+                            Err(true)
+                        }
                         // A chunk of another length is no shard of this block.
-                        .filter(|p| p.len() == chunk)
+                        Ok(Ok(p)) if p.len() != chunk => Err(true),
+                        Ok(Ok(p)) => Ok(p),
+                    }
                 }
             }))
             .await;
             for (&s, r) in pick.iter().zip(reads) {
                 tried[s] = true;
                 match r {
-                    Some(payload) => shards[s] = Some(payload),
-                    None => {
+                    Ok(payload) => shards[s] = Some(payload),
+                    Err(rotten) => {
                         // Do not use this shard again for the rest of the stream.
                         self.sources[s] = None;
                         self.bad[s] = true;
                         self.degraded = true;
+                        self.rotten |= rotten;
                     }
                 }
             }
@@ -643,6 +693,7 @@ impl Store {
             pos: start,
             end: start + len,
             degraded: agreed.degraded,
+            rotten: false,
             heal: self.heal_queue.clone(),
             guard,
             relock: None,
@@ -652,6 +703,7 @@ impl Store {
             bad: vec![false; total],
             widened: false,
             pending: Default::default(),
+            check: true,
         })
     }
 }

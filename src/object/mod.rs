@@ -19,7 +19,7 @@ pub mod tags;
 #[cfg(test)]
 mod tests;
 
-use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -297,27 +297,44 @@ type HealItem = (String, String);
 #[derive(Default)]
 struct HealQueueInner {
     order: VecDeque<HealItem>,
-    members: HashSet<HealItem>,
+    /// What is queued, and whether its heal must check every shard's bitrot hashes.
+    members: HashMap<HealItem, bool>,
 }
 
 impl HealQueue {
     pub const CAPACITY: usize = 100_000;
 
+    /// Queue a heal that finds missing, stale or short copies (a write that missed drives).
     pub fn push(&self, bucket: &str, key: &str) {
+        self.add(bucket, key, false);
+    }
+
+    /// Queue a heal that also checks every shard's bitrot hashes: a read found a shard
+    /// whose bytes do not match them, which only such a heal repairs.
+    pub fn push_deep(&self, bucket: &str, key: &str) {
+        self.add(bucket, key, true);
+    }
+
+    fn add(&self, bucket: &str, key: &str, deep: bool) {
         let mut q = self.inner.lock();
         let item = (bucket.to_string(), key.to_string());
-        if q.order.len() >= Self::CAPACITY || q.members.contains(&item) {
+        if let Some(queued) = q.members.get_mut(&item) {
+            *queued |= deep;
             return;
         }
-        q.members.insert(item.clone());
+        if q.order.len() >= Self::CAPACITY {
+            return;
+        }
+        q.members.insert(item.clone(), deep);
         q.order.push_back(item);
     }
 
-    pub fn pop(&self) -> Option<(String, String)> {
+    /// The next object to heal, and whether the heal must be deep.
+    pub fn pop(&self) -> Option<(String, String, bool)> {
         let mut q = self.inner.lock();
         let item = q.order.pop_front()?;
-        q.members.remove(&item);
-        Some(item)
+        let deep = q.members.remove(&item).unwrap_or(false);
+        Some((item.0, item.1, deep))
     }
 
     pub fn len(&self) -> usize {
@@ -337,7 +354,17 @@ impl HealQueue {
         self.inner
             .lock()
             .members
-            .contains(&(bucket.to_string(), key.to_string()))
+            .contains_key(&(bucket.to_string(), key.to_string()))
+    }
+
+    /// Queued for a heal that checks bitrot hashes.
+    pub fn contains_deep(&self, bucket: &str, key: &str) -> bool {
+        self.inner
+            .lock()
+            .members
+            .get(&(bucket.to_string(), key.to_string()))
+            .copied()
+            .unwrap_or(false)
     }
 }
 

@@ -37,6 +37,34 @@ fn unexpected(call: &str) -> DriveError {
 }
 
 impl RemoteDrive {
+    /// A framed chunk as the peer read it (a [`DriveCall::ReadChunk`], answered raw).
+    async fn framed_chunk(&self, file: &FileRef, offset: u64, len: usize) -> DriveResult<Bytes> {
+        let call = DriveCall::ReadChunk {
+            file: file.into(),
+            offset,
+            len: len as u64,
+        };
+        let path = format!("{PREFIX}drive?d={}", self.index);
+        let b = self
+            .peer
+            .call(&path, wire::encode(&call), LONG_TIMEOUT)
+            .await?;
+        match b.first().copied().and_then(ChunkReply::of) {
+            Some(ChunkReply::Framed) => Ok(b.slice(1..)),
+            Some(ChunkReply::Failed) => {
+                let e: WireError = wire::decode(&b[1..]).map_err(io_err)?;
+                Err(DriveError::from(e))
+            }
+            // Not a chunk answer: the node could not take the call at all (a drive it
+            // does not have answers as any call does).
+            None => {
+                let r: Result<DriveReply, WireError> = wire::decode(&b).map_err(io_err)?;
+                r.map_err(DriveError::from)
+                    .and_then(|_| Err(unexpected("read_chunk")))
+            }
+        }
+    }
+
     pub fn new(peer: Arc<Peer>, index: usize, name: String) -> RemoteDrive {
         RemoteDrive { peer, index, name }
     }
@@ -401,30 +429,17 @@ impl Drive for RemoteDrive {
         chunk: u64,
     ) -> DriveResult<Result<Bytes, cairn_erasure::Error>> {
         // Answered raw, and verified here: bytes damaged anywhere on the way are caught.
-        let call = DriveCall::ReadChunk {
-            file: file.into(),
-            offset,
-            len: len as u64,
-        };
-        let path = format!("{PREFIX}drive?d={}", self.index);
-        let b = self
-            .peer
-            .call(&path, wire::encode(&call), LONG_TIMEOUT)
-            .await?;
-        match b.first().copied().and_then(ChunkReply::of) {
-            Some(ChunkReply::Framed) => Ok(crate::drive::verified(&b.slice(1..), shard, chunk)),
-            Some(ChunkReply::Failed) => {
-                let e: WireError = wire::decode(&b[1..]).map_err(io_err)?;
-                Err(DriveError::from(e))
-            }
-            // Not a chunk answer: the node could not take the call at all (a drive it
-            // does not have answers as any call does).
-            None => {
-                let r: Result<DriveReply, WireError> = wire::decode(&b).map_err(io_err)?;
-                r.map_err(DriveError::from)
-                    .and_then(|_| Err(unexpected("read_chunk")))
-            }
-        }
+        let framed = self.framed_chunk(file, offset, len).await?;
+        Ok(crate::drive::verified(&framed, shard, chunk))
+    }
+
+    async fn read_chunk_unchecked(
+        &self,
+        file: &FileRef,
+        offset: u64,
+        len: usize,
+    ) -> DriveResult<Bytes> {
+        self.framed_chunk(file, offset, len).await
     }
 
     async fn list_dir(&self, bucket: &str, prefix: &str, query: &DirQuery) -> DriveResult<DirPage> {

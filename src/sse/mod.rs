@@ -350,7 +350,7 @@ impl Decryptor {
 
     /// End of the stored bytes: open a short final package, and fail if the plaintext
     /// asked for did not all arrive.
-    pub fn finish(mut self, out: &mut Vec<u8>) -> Result<(), SseError> {
+    pub fn finish(&mut self, out: &mut Vec<u8>) -> Result<(), SseError> {
         if !self.pending.is_empty() {
             let pending = std::mem::take(&mut self.pending);
             self.open_into(&pending, out)?;

@@ -467,6 +467,8 @@ pub struct Segment {
     /// Plaintext bytes wanted from the segment, and the part's plaintext size.
     len: u64,
     size: u64,
+    /// Offset of `range` in the object's stored bytes.
+    at: u64,
 }
 
 /// How to read `len` plaintext bytes from `start` of an encrypted object: the stored
@@ -511,6 +513,7 @@ pub fn plan(
                 range,
                 len: to.saturating_sub(from),
                 size,
+                at: stored_at + range.start,
             });
         }
         plain_at = hi;
@@ -739,61 +742,122 @@ impl AsyncRead for EncryptingBody<'_> {
     }
 }
 
-/// The plaintext of a [`plan`]'s segments, from the stored bytes of its range streamed
-/// by `inner`: each part's packages opened under its own key, every one checked.
+/// Where a decrypted read takes the stored bytes of its range from.
+pub trait Stored: Send + 'static {
+    /// The next stored bytes, in order; `None` at the end of the range.
+    fn next(&mut self) -> futures::future::BoxFuture<'_, std::io::Result<Option<Bytes>>>;
+    /// A package failed to open: give the stored bytes again from offset `at` of the
+    /// object (the failed package's first byte), checked against the drives' bitrot
+    /// hashes this time. False when they were checked already: the failure stands.
+    fn recheck_from(&mut self, at: u64) -> bool;
+}
+
+impl Stored for crate::object::ObjectReader {
+    fn next(&mut self) -> futures::future::BoxFuture<'_, std::io::Result<Option<Bytes>>> {
+        Box::pin(async move {
+            self.next_chunk().await.map_err(|e| {
+                tracing::error!(error = %e, "object stream failed mid-response");
+                std::io::Error::other(e.to_string())
+            })
+        })
+    }
+
+    fn recheck_from(&mut self, at: u64) -> bool {
+        crate::object::ObjectReader::recheck_from(self, at)
+    }
+}
+
+/// One part of a decrypted read: its decryptor and where its stored bytes are.
+struct Part {
+    dec: Decryptor,
+    /// Stored bytes of the part still to come.
+    left: u64,
+    /// The part's stored range (offset in the part, first package) and its offset in the
+    /// object.
+    range: CipherRange,
+    at: u64,
+}
+
+impl Part {
+    /// Set the part back to the start of the package its decryptor expects next (the one
+    /// that failed): the object offset the stored bytes must come again from.
+    fn rewind(&mut self) -> u64 {
+        let done =
+            (self.dec.first() - self.range.first_package) * (format::PACKAGE + format::TAG) as u64;
+        self.left = self.range.len.saturating_sub(done);
+        self.at + done
+    }
+}
+
+/// The plaintext of a [`plan`]'s segments, from the stored bytes of its range: each
+/// part's packages opened under its own key, every one checked. A package that fails to
+/// open has the stored bytes read again from its start with the drives' bitrot checks
+/// ([`Stored::recheck_from`]; a reader may skip them while the packages authenticate), so a
+/// rotten shard is rebuilt around rather than failing the read; only a package that fails
+/// on checked bytes fails the stream.
 pub fn decrypt_stream(
-    inner: impl Stream<Item = std::io::Result<Bytes>> + Send + 'static,
+    stored: impl Stored,
     segments: Vec<Segment>,
 ) -> impl Stream<Item = std::io::Result<Bytes>> + Send {
-    let mut queue: std::collections::VecDeque<(Decryptor, u64)> = segments
+    let parts: std::collections::VecDeque<Part> = segments
         .into_iter()
-        .map(|s| (Decryptor::new(s.key, &s.range, s.len, s.size), s.range.len))
+        .map(|s| Part {
+            dec: Decryptor::new(s.key, &s.range, s.len, s.size),
+            left: s.range.len,
+            range: s.range,
+            at: s.at,
+        })
         .collect();
-    let current = queue.pop_front();
-    let inner = inner.boxed();
     let fail = |e: format::SseError| {
         tracing::error!(error = %e, "encrypted object failed to decrypt");
         std::io::Error::other(e.to_string())
     };
-    let ready = std::collections::VecDeque::new();
+    let ready: std::collections::VecDeque<std::io::Result<Bytes>> = Default::default();
     futures::stream::unfold(
-        (inner, current, queue, ready, false),
-        move |(mut inner, mut current, mut queue, mut ready, done)| async move {
-            if let Some(b) = ready.pop_front() {
-                return Some((Ok(b), (inner, current, queue, ready, done)));
-            }
-            if done {
-                return None;
-            }
+        (stored, parts, ready, false),
+        move |(mut stored, mut parts, mut ready, mut done)| async move {
             loop {
-                match inner.next().await {
-                    Some(Ok(chunk)) => match open_chunk(chunk, &mut current, &mut queue) {
-                        Ok(frames) => {
-                            ready.extend(frames);
-                            if let Some(b) = ready.pop_front() {
-                                return Some((Ok(b), (inner, current, queue, ready, false)));
-                            }
-                        }
-                        Err(e) => return Some((Err(fail(e)), (inner, None, queue, ready, true))),
-                    },
-                    Some(Err(e)) => return Some((Err(e), (inner, None, queue, ready, true))),
-                    None => {
-                        // The stored bytes ended: whatever part was still open is short.
+                if let Some(b) = ready.pop_front() {
+                    return Some((b, (stored, parts, ready, done)));
+                }
+                if done {
+                    return None;
+                }
+                let opened = match stored.next().await {
+                    Ok(Some(chunk)) => open_chunk(chunk, &mut parts, &mut ready),
+                    Ok(None) => {
+                        // The stored bytes ended: whatever part is still open is short.
+                        done = true;
                         let mut out = Vec::new();
-                        let ended = match current.take() {
-                            Some((dec, _)) => dec.finish(&mut out).and(match queue.front() {
+                        let ended = match parts.front_mut() {
+                            Some(part) => part.dec.finish(&mut out).and(match parts.get(1) {
                                 None => Ok(()),
-                                Some((d, _)) => Err(format::SseError::Truncated(d.first())),
+                                Some(next) => Err(format::SseError::Truncated(next.dec.first())),
                             }),
                             None => Ok(()),
                         };
-                        return match ended {
-                            Ok(()) if out.is_empty() => None,
-                            Ok(()) => {
-                                Some((Ok(Bytes::from(out)), (inner, None, queue, ready, true)))
-                            }
-                            Err(e) => Some((Err(fail(e)), (inner, None, queue, ready, true))),
-                        };
+                        if !out.is_empty() {
+                            ready.push_back(Ok(Bytes::from(out)));
+                        }
+                        ended
+                    }
+                    Err(e) => {
+                        ready.push_back(Err(e));
+                        done = true;
+                        Ok(())
+                    }
+                };
+                if let Err(e) = opened {
+                    let again = matches!(e, format::SseError::Package(_))
+                        && parts
+                            .front_mut()
+                            .is_some_and(|part| stored.recheck_from(part.rewind()));
+                    if again {
+                        tracing::warn!(error = %e, "encrypted package failed: reading it again with bitrot checks");
+                        done = false;
+                    } else {
+                        ready.push_back(Err(fail(e)));
+                        done = true;
                     }
                 }
             }
@@ -801,16 +865,17 @@ pub fn decrypt_stream(
     )
 }
 
-/// Plaintext of one chunk of stored bytes, as frames in order. Whole packages are opened
-/// where they lie in the chunk when the chunk is uniquely owned (a shard payload read for
-/// this request: the usual case), and their plaintext handed out as slices of it, without a
-/// copy; a shared chunk is copied once first. Packages split across chunks are gathered.
+/// Open one chunk of stored bytes, queueing its plaintext as frames in order (those of the
+/// packages before a failed one too). Whole packages are opened where they lie in the chunk
+/// when the chunk is uniquely owned (a shard payload read for this request: the usual
+/// case), and their plaintext handed out as slices of it, without a copy; a shared chunk is
+/// copied once first. Packages split across chunks are gathered. On a failure the current
+/// part (first of `parts`) is the one whose package failed.
 fn open_chunk(
     chunk: Bytes,
-    current: &mut Option<(Decryptor, u64)>,
-    queue: &mut std::collections::VecDeque<(Decryptor, u64)>,
-) -> Result<Vec<Bytes>, format::SseError> {
-    const FULL: usize = format::PACKAGE + format::TAG;
+    parts: &mut std::collections::VecDeque<Part>,
+    ready: &mut std::collections::VecDeque<std::io::Result<Bytes>>,
+) -> Result<(), format::SseError> {
     enum Piece {
         At(std::ops::Range<usize>),
         Gathered(Vec<u8>),
@@ -819,23 +884,45 @@ fn open_chunk(
         .try_into_mut()
         .unwrap_or_else(|shared| bytes::BytesMut::from(&shared[..]));
     let mut pieces = Vec::new();
+    let opened = open_pieces(&mut buf, parts, |piece| match piece {
+        Ok(r) => pieces.push(Piece::At(r)),
+        Err(v) => pieces.push(Piece::Gathered(v)),
+    });
+    let buf = buf.freeze();
+    ready.extend(pieces.into_iter().map(|p| {
+        Ok(match p {
+            Piece::At(r) => buf.slice(r),
+            Piece::Gathered(v) => Bytes::from(v),
+        })
+    }));
+    opened
+}
+
+/// [`open_chunk`]'s work on the chunk's bytes: each piece of plaintext given to `piece` as
+/// it is opened, a range of `buf` (opened in place) or gathered bytes.
+fn open_pieces(
+    buf: &mut [u8],
+    parts: &mut std::collections::VecDeque<Part>,
+    mut piece: impl FnMut(Result<std::ops::Range<usize>, Vec<u8>>),
+) -> Result<(), format::SseError> {
+    const FULL: usize = format::PACKAGE + format::TAG;
     let mut pos = 0;
     while pos < buf.len() {
-        let Some((dec, left)) = current.as_mut() else {
+        let Some(part) = parts.front_mut() else {
             return Err(format::SseError::Trailing);
         };
         // This part's stored bytes in the chunk.
-        let n = (*left).min((buf.len() - pos) as u64) as usize;
+        let n = part.left.min((buf.len() - pos) as u64) as usize;
         let end = pos + n;
-        *left -= n as u64;
         while pos < end {
-            let gathered = dec.gathered();
+            let gathered = part.dec.gathered();
             if gathered == 0 && end - pos >= FULL {
-                let keep = dec.open_in_place(&mut buf[pos..pos + FULL])?;
+                let keep = part.dec.open_in_place(&mut buf[pos..pos + FULL])?;
                 if !keep.is_empty() {
-                    pieces.push(Piece::At(pos + keep.start..pos + keep.end));
+                    piece(Ok(pos + keep.start..pos + keep.end));
                 }
                 pos += FULL;
+                part.left -= FULL as u64;
                 continue;
             }
             // A package split across chunks (or the part's short last one): gathered, and
@@ -846,32 +933,23 @@ fn open_chunk(
                 (FULL - gathered).min(end - pos)
             };
             let mut out = Vec::new();
-            dec.update(&buf[pos..pos + take], &mut out)?;
+            part.dec.update(&buf[pos..pos + take], &mut out)?;
             if !out.is_empty() {
-                pieces.push(Piece::Gathered(out));
+                piece(Err(out));
             }
             pos += take;
+            part.left -= take as u64;
         }
-        let mut out = Vec::new();
-        match current.take() {
-            Some((dec, 0)) => {
-                *current = queue.pop_front();
-                dec.finish(&mut out)?;
+        if part.left == 0 {
+            let mut out = Vec::new();
+            part.dec.finish(&mut out)?;
+            if !out.is_empty() {
+                piece(Err(out));
             }
-            other => *current = other,
-        }
-        if !out.is_empty() {
-            pieces.push(Piece::Gathered(out));
+            parts.pop_front();
         }
     }
-    let buf = buf.freeze();
-    Ok(pieces
-        .into_iter()
-        .map(|p| match p {
-            Piece::At(r) => buf.slice(r),
-            Piece::Gathered(v) => Bytes::from(v),
-        })
-        .collect())
+    Ok(())
 }
 
 /// A stored object's bytes as plaintext, for a copy: `range` (of the plaintext, checked)
@@ -894,24 +972,24 @@ pub fn plaintext(
     let opened = open(state, ctx, &info, prefix)?;
     let size = plain_size(&info);
     let (start, len) = range.map_or((0, size), |r| (r.start, r.len));
-    let stored = |reader: crate::object::ObjectReader| {
-        reader.into_stream().map_err(|e| {
-            tracing::error!(error = %e, "copy source stream failed");
-            std::io::Error::other(e.to_string())
-        })
-    };
     match opened {
         None => {
             if let Some(r) = range {
                 reader.narrow(r)?;
             }
             let len = reader.remaining();
-            Ok((stored(reader).boxed(), len))
+            let stream = reader.into_stream().map_err(|e| {
+                tracing::error!(error = %e, "copy source stream failed");
+                std::io::Error::other(e.to_string())
+            });
+            Ok((stream.boxed(), len))
         }
         Some((_, key)) => {
             let (span, segments) = plan(&info, &key, start, len)?;
             reader.narrow(span)?;
-            Ok((decrypt_stream(stored(reader), segments).boxed(), len))
+            // The packages authenticate every byte: shards are checked only when one fails.
+            reader.read_unchecked();
+            Ok((decrypt_stream(reader, segments).boxed(), len))
         }
     }
 }
