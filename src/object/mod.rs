@@ -225,6 +225,17 @@ pub struct PutOptions {
     /// UploadPart only: kept with the part and, once completed, with the object's part
     /// (opaque to the store; an encrypted part's salt).
     pub part_meta: BTreeMap<String, String>,
+    /// The erasure block size for this object (PUT) or for every part of this upload
+    /// (CreateMultipartUpload) instead of the store's: an encrypted object's blocks hold
+    /// whole packages. Ignored by UploadPart (its upload's size holds).
+    pub block_size: Option<usize>,
+}
+
+impl PutOptions {
+    /// The block size to write with, given the store's.
+    pub(crate) fn block_size_or(&self, store: usize) -> usize {
+        self.block_size.filter(|&b| b > 0).unwrap_or(store)
+    }
 }
 
 /// A condition a write puts on the object it replaces (`If-None-Match: *`, `If-Match`).

@@ -231,6 +231,7 @@ impl Store {
         let offline = self.check_bucket_on_set(set, bucket, key).await?;
         let (data, parity) = write_geometry(set, self.parity_for(set, &opts.headers), offline);
         let id = Uuid::new_v4();
+        let block_size = opts.block_size_or(self.block_size);
         let record = UploadRecord {
             bucket: bucket.to_string(),
             key: key.to_string(),
@@ -239,7 +240,7 @@ impl Store {
             user_meta: opts.user_meta,
             data: data as u16,
             parity: parity as u16,
-            block_size: self.block_size as u32,
+            block_size: block_size as u32,
             checksum_algorithm: opts.upload_checksum.map(|(a, _)| a.name().to_string()),
             checksum_type: opts.upload_checksum.map(|(_, t)| t.name().to_string()),
         };

@@ -543,7 +543,8 @@ impl Store {
         let (data, parity) = write_geometry(dst, base, offline);
         let dist = distribution(bucket, key, dst.size());
         let mut version = Version {
-            erasure: ErasureInfo::new(data, parity, self.block_size, dist.clone()),
+            // The version's own block size (an encrypted object's holds whole packages).
+            erasure: ErasureInfo::new(data, parity, v.erasure.block_size as usize, dist.clone()),
             data_dir: None,
             inline: None,
             ..v.clone()
@@ -569,8 +570,9 @@ impl Store {
             std::io::Error::other(e.to_string())
         });
         let mut body = tokio_util::io::StreamReader::new(Box::pin(stream));
-        let erasure = cairn_erasure::Erasure::new(data, parity, self.block_size)
-            .map_err(|e| ObjectError::Internal(e.to_string()))?;
+        let erasure =
+            cairn_erasure::Erasure::new(data, parity, version.erasure.block_size as usize)
+                .map_err(|e| ObjectError::Internal(e.to_string()))?;
         let quorum = write_quorum(data, parity);
         let data_dir = Uuid::new_v4();
         let txn = format!("tmp/{data_dir}");

@@ -502,7 +502,8 @@ impl Store {
             judge(set, bucket, key, cond).await?;
         }
         let (data, parity) = write_geometry(set, self.parity_for(set, &opts.headers), offline);
-        let erasure = Erasure::new(data, parity, self.block_size)
+        let block_size = opts.block_size_or(self.block_size);
+        let erasure = Erasure::new(data, parity, block_size)
             .map_err(|e| ObjectError::Internal(e.to_string()))?;
         let dist = distribution(bucket, key, set.size());
         // Staged as the data directory itself, renamed into place whole: nothing is left to
@@ -534,7 +535,7 @@ impl Store {
                 headers: opts.headers.clone(),
                 user_meta: opts.user_meta.clone(),
                 checksums: checksums.clone(),
-                erasure: ErasureInfo::new(data, parity, self.block_size, dist.clone()),
+                erasure: ErasureInfo::new(data, parity, block_size, dist.clone()),
                 parts: vec![PartInfo {
                     number: 1,
                     size: enc.size,

@@ -76,6 +76,8 @@ pub async fn create(state: &S3State, ctx: &Ctx) -> Result<Response<Body>, S3Erro
     let envelope = match super::sse::seal(state, &encryption, bucket, key)? {
         Some((_, envelope)) => {
             opts.headers.extend(envelope.clone());
+            // Every part's blocks hold whole packages.
+            opts.block_size = Some(crate::sse::BLOCK);
             super::sse::envelope_in(&envelope, key)?
         }
         None => None,

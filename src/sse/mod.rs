@@ -33,6 +33,12 @@ use ring::rand::{SecureRandom, SystemRandom};
 pub const PACKAGE: usize = 64 << 10;
 /// Authentication tag bytes per package.
 pub const TAG: usize = 16;
+/// The erasure block size of an encrypted object: sixteen whole packages (1 MiB of
+/// plaintext). A 1 MiB object is then one block, as its plain twin is (with the store's
+/// 1 MiB blocks its last 256 bytes took a second block: another read of every shard), no
+/// package straddles two blocks, and at 1, 2, 4, 8 or 16 data shards none straddles two
+/// shards either (each is opened where it lies, never gathered).
+pub const BLOCK: usize = 16 * (PACKAGE + TAG);
 const SEALED_KEY_V1: u8 = 1;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -660,6 +660,7 @@ impl<'a> EncryptingBody<'a> {
             *etag.lock() = Some(hex::encode(&random[..16]));
         }
         opts.etag = Some(etag.clone());
+        opts.block_size = Some(format::BLOCK);
         let hash = plain_md5 || expected.is_some();
         Ok(EncryptingBody::new(
             inner,
