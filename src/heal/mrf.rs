@@ -13,6 +13,15 @@ use crate::object::{HealOptions, ObjectError};
 /// The persisted partial-write queue, under `.cairn.sys/`.
 pub const MRF_FILE: &str = "mrf.json";
 
+/// One persisted entry: `[bucket, key, deep]` (written), or `[bucket, key]` (older files: not
+/// deep).
+#[derive(serde::Deserialize)]
+#[serde(untagged)]
+enum Saved {
+    Marked(String, String, bool),
+    Plain(String, String),
+}
+
 impl Healer {
     /// Persist the partial-write queue on every drive (at shutdown).
     pub async fn save_mrf(&self) {
@@ -31,9 +40,14 @@ impl Healer {
         let mut n = 0;
         for d in self.drives() {
             if let Ok(raw) = d.read_sys(MRF_FILE).await {
-                let items: Vec<(String, String)> = serde_json::from_slice(&raw).unwrap_or_default();
-                for (b, k) in items {
-                    self.store.heal_queue.push(&b, &k);
+                let items: Vec<Saved> = serde_json::from_slice(&raw).unwrap_or_default();
+                for item in items {
+                    match item {
+                        Saved::Marked(b, k, true) => self.store.heal_queue.push_deep(&b, &k),
+                        Saved::Marked(b, k, false) | Saved::Plain(b, k) => {
+                            self.store.heal_queue.push(&b, &k)
+                        }
+                    }
                     n += 1;
                 }
                 let _ = d.delete_sys(MRF_FILE).await;
@@ -107,5 +121,42 @@ impl Healer {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Saved;
+    use crate::object::HealQueue;
+
+    /// A queue saved with deep marks comes back with them; a file from before the marks
+    /// reads as shallow heals; a shallow entry queued again as deep becomes deep.
+    #[test]
+    fn saved_queues_keep_their_deep_marks_and_old_files_still_read() {
+        let q = HealQueue::default();
+        q.push("b", "partial");
+        q.push_deep("b", "rot");
+        q.push("b", "later-rot");
+        q.push_deep("b", "later-rot");
+        q.push("b", "rot");
+        let saved = serde_json::to_vec(&q.snapshot()).expect("encode");
+        let items: Vec<Saved> = serde_json::from_slice(&saved).expect("decode");
+        let marks: Vec<(String, bool)> = items
+            .into_iter()
+            .map(|i| match i {
+                Saved::Marked(_, k, deep) => (k, deep),
+                Saved::Plain(_, k) => (k, false),
+            })
+            .collect();
+        let want = [("partial", false), ("rot", true), ("later-rot", true)];
+        assert_eq!(
+            marks,
+            want.map(|(k, d)| (k.to_string(), d)).to_vec(),
+            "order and marks"
+        );
+        let old: Vec<Saved> = serde_json::from_slice(br#"[["b","k"]]"#).expect("old file");
+        assert!(matches!(&old[..], [Saved::Plain(b, k)] if b == "b" && k == "k"));
+        assert_eq!(q.pop(), Some(("b".into(), "partial".into(), false)));
+        assert_eq!(q.pop(), Some(("b".into(), "rot".into(), true)));
     }
 }

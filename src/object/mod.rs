@@ -356,9 +356,17 @@ impl HealQueue {
         self.len() == 0
     }
 
-    /// Everything queued, in order (to persist at shutdown).
-    pub fn snapshot(&self) -> Vec<(String, String)> {
-        self.inner.lock().order.iter().cloned().collect()
+    /// Everything queued, in order, and whether its heal must be deep (to persist at
+    /// shutdown).
+    pub fn snapshot(&self) -> Vec<(String, String, bool)> {
+        let q = self.inner.lock();
+        q.order
+            .iter()
+            .map(|item| {
+                let deep = q.members.get(item).copied().unwrap_or(false);
+                (item.0.clone(), item.1.clone(), deep)
+            })
+            .collect()
     }
 
     pub fn contains(&self, bucket: &str, key: &str) -> bool {
