@@ -400,14 +400,13 @@ impl ObjectReader {
                     let Some(src) = src else { return Err(false) };
                     let len = bitrot::HASH_LEN + chunk;
                     let framed = match &src.inline {
+                        // Checked already: the metadata's checksum covers its inline shard,
+                        // and the version was decoded from checked metadata.
                         Some(b) => {
                             let start = offset as usize;
-                            let framed = (start + len <= b.len()).then(|| b.slice(start..start + len));
-                            return match framed {
-                                Some(f) if check => crate::drive::verified(&f, s, block).map_err(|_| true),
-                                Some(f) => Ok(f.slice(bitrot::HASH_LEN..)),
-                                None => Err(true),
-                            };
+                            return (start + len <= b.len())
+                                .then(|| b.slice(start + bitrot::HASH_LEN..start + len))
+                                .ok_or(true);
                         }
                         // The payload as read: its hash is skipped, not checked.
                         None if !check => src.drive.read_chunk_unchecked(&file, offset, len).await.map(|framed| {
