@@ -406,18 +406,20 @@ except Exception as e:
     // Ciphertext flipped on as many drives as parity (2 of EC 2+2): the right bytes (a GET
     // of an encrypted object skips the bitrot check while its packages authenticate, and
     // reads again checked from the first package that does not), and the damage healed.
-    let before: Vec<Vec<u8>> = shard_of("kms1.bin")
-        .iter()
-        .map(|p| std::fs::read(p).expect("read shard"))
-        .collect();
-    for p in shard_of("kms1.bin").iter().skip(1).take(2) {
+    // A byte in every 4 KiB of a shard file flipped.
+    let flip = |p: &std::path::PathBuf| {
         let mut bytes = std::fs::read(p).expect("read shard");
         let n = bytes.len();
         for i in (100..n).step_by(4096) {
             bytes[i] ^= 0x40;
         }
         std::fs::write(p, bytes).expect("write shard");
-    }
+    };
+    let before: Vec<Vec<u8>> = shard_of("kms1.bin")
+        .iter()
+        .map(|p| std::fs::read(p).expect("read shard"))
+        .collect();
+    shard_of("kms1.bin").iter().skip(1).take(2).for_each(flip);
     let out = read("kms1.bin");
     assert!(out.contains("SERVED True"), "flipped on 2 drives: {out}");
     let healed = (0..100).any(|_| {
@@ -433,15 +435,7 @@ except Exception as e:
     assert!(healed, "the shards a GET found rotten were not healed");
 
     // Ciphertext flipped on more drives than parity (3 of EC 2+2): an error, never bytes.
-    let c = shard_of("s3.bin");
-    for p in c.iter().take(3) {
-        let mut bytes = std::fs::read(p).expect("read shard");
-        let n = bytes.len();
-        for i in (100..n).step_by(4096) {
-            bytes[i] ^= 0x40;
-        }
-        std::fs::write(p, bytes).expect("write shard");
-    }
+    shard_of("s3.bin").iter().take(3).for_each(flip);
     let out = read("s3.bin");
     eprintln!("flipped on 3 drives: {out}");
     assert!(out.contains("REFUSED"), "{out}");
