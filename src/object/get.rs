@@ -62,6 +62,9 @@ pub struct ObjectReader {
     guard: Option<LockGuard>,
     /// Set while the reader holds no lock yet: how to take it.
     relock: Option<Arc<dyn crate::lock::Locker>>,
+    /// The store's locker, to read again after the lock went with the last byte
+    /// ([`ObjectReader::recheck_from`]).
+    locker: Arc<dyn crate::lock::Locker>,
     /// The set, the version asked for and the version agreed on: to agree again (under the
     /// lock, or over every drive when the first ones asked run out of good shards).
     set: super::ErasureSet,
@@ -147,6 +150,12 @@ impl ObjectReader {
         self.check = true;
         self.pending.clear();
         (self.part, self.part_start, self.pos) = (0, 0, at);
+        // The lock went with the last byte produced (or was never needed): what is read
+        // again is read as by a reader opened without it — kept when every shard is there
+        // and sound, else read once more under the lock, the version checked first.
+        if self.guard.is_none() && self.relock.is_none() {
+            self.relock = Some(self.locker.clone());
+        }
         true
     }
 
@@ -226,6 +235,19 @@ impl ObjectReader {
     /// checks the version is still the agreed one, and reads again under the lock (which
     /// also queues a heal when the read finds damage).
     async fn read_next_block(&mut self) -> ObjectResult<()> {
+        let read = self.read_next_block_once().await;
+        match &read {
+            Ok(()) => {}
+            // The shards found missing were the replaced version's: nothing is damaged.
+            Err(ObjectError::Replaced) => self.guard = None,
+            // The stream ends here: the lock goes, and damage met on the way is queued for
+            // healing all the same.
+            Err(_) => self.finish(),
+        }
+        read
+    }
+
+    async fn read_next_block_once(&mut self) -> ObjectResult<()> {
         if self.relock.is_none() {
             return self.read_block_at_pos().await;
         }
@@ -696,6 +718,7 @@ impl Store {
             heal: self.heal_queue.clone(),
             guard,
             relock: None,
+            locker: self.locker.clone(),
             set: set.clone(),
             which: agreed.which,
             version: v.clone(),

@@ -398,6 +398,8 @@ async fn an_unchecked_read_gives_the_drives_bytes_and_a_recheck_the_objects() {
             assert!(again == data[at as usize..], "drive {d}");
             assert!(c.store.heal_queue.contains_deep("bucket", "k"));
             assert!(!r.recheck_from(0), "checked already");
+            // The read again took the key's lock (it met damage) and let it go at the end.
+            assert!(lock_free(&c, "k").await);
         }
         *c.faults[d].lock() = Fault::None;
         while c.store.heal_queue.pop().is_some() {}
