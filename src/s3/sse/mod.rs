@@ -877,18 +877,11 @@ fn open_chunk(
     parts: &mut std::collections::VecDeque<Part>,
     ready: &mut std::collections::VecDeque<std::io::Result<Bytes>>,
 ) -> Result<(), format::SseError> {
-    enum Piece {
-        At(std::ops::Range<usize>),
-        Gathered(Vec<u8>),
-    }
     let mut buf = chunk
         .try_into_mut()
         .unwrap_or_else(|shared| bytes::BytesMut::from(&shared[..]));
     let mut pieces = Vec::new();
-    let opened = open_pieces(&mut buf, parts, |piece| match piece {
-        Ok(r) => pieces.push(Piece::At(r)),
-        Err(v) => pieces.push(Piece::Gathered(v)),
-    });
+    let opened = open_pieces(&mut buf, parts, &mut pieces);
     let buf = buf.freeze();
     ready.extend(pieces.into_iter().map(|p| {
         Ok(match p {
@@ -899,12 +892,19 @@ fn open_chunk(
     opened
 }
 
-/// [`open_chunk`]'s work on the chunk's bytes: each piece of plaintext given to `piece` as
-/// it is opened, a range of `buf` (opened in place) or gathered bytes.
+/// A piece of plaintext from a chunk: a range of the chunk (opened in place) or bytes
+/// gathered from several chunks.
+enum Piece {
+    At(std::ops::Range<usize>),
+    Gathered(Vec<u8>),
+}
+
+/// [`open_chunk`]'s work on the chunk's bytes: each piece of plaintext appended to `pieces`
+/// as it is opened.
 fn open_pieces(
     buf: &mut [u8],
     parts: &mut std::collections::VecDeque<Part>,
-    mut piece: impl FnMut(Result<std::ops::Range<usize>, Vec<u8>>),
+    pieces: &mut Vec<Piece>,
 ) -> Result<(), format::SseError> {
     const FULL: usize = format::PACKAGE + format::TAG;
     let mut pos = 0;
@@ -920,7 +920,7 @@ fn open_pieces(
             if gathered == 0 && end - pos >= FULL {
                 let keep = part.dec.open_in_place(&mut buf[pos..pos + FULL])?;
                 if !keep.is_empty() {
-                    piece(Ok(pos + keep.start..pos + keep.end));
+                    pieces.push(Piece::At(pos + keep.start..pos + keep.end));
                 }
                 pos += FULL;
                 part.left -= FULL as u64;
@@ -936,7 +936,7 @@ fn open_pieces(
             let mut out = Vec::new();
             part.dec.update(&buf[pos..pos + take], &mut out)?;
             if !out.is_empty() {
-                piece(Err(out));
+                pieces.push(Piece::Gathered(out));
             }
             pos += take;
             part.left -= take as u64;
@@ -945,7 +945,7 @@ fn open_pieces(
             let mut out = Vec::new();
             part.dec.finish(&mut out)?;
             if !out.is_empty() {
-                piece(Err(out));
+                pieces.push(Piece::Gathered(out));
             }
             parts.pop_front();
         }
