@@ -25,6 +25,7 @@ use bytes::Bytes;
 use rustix::fs::{Mode, OFlags};
 use uuid::Uuid;
 
+use super::heads::HeadCache;
 use super::listing::{Change, DirCache, DirStamp, Gathered, Listed, MARKER_FLAG};
 use super::mount::{self, MountRecord};
 use super::path::{self, BUCKET_META_FILE, DATA_DIR_PREFIX, META_FILE};
@@ -74,6 +75,8 @@ pub struct Inner {
     slots: Arc<tokio::sync::Semaphore>,
     /// Sorted names of large, settled directories (listing pages of huge buckets).
     dir_cache: DirCache,
+    /// Heads of keys' metadata read by listings, kept while their directories are unchanged.
+    heads: HeadCache,
     /// Moves every [`PROGRESS_STEP`] entries of a directory read ([`Drive::progress`]).
     progress: Arc<std::sync::atomic::AtomicU64>,
     /// Serialises the checks and changes of delete-marker flags ([`MARKER_FLAG`]) against
@@ -381,6 +384,7 @@ impl LocalDrive {
                 probing: parking_lot::Mutex::new(()),
                 slots: Arc::new(tokio::sync::Semaphore::new(MAX_IN_FLIGHT)),
                 dir_cache: DirCache::default(),
+                heads: HeadCache::default(),
                 progress: Arc::default(),
                 flags: parking_lot::Mutex::new(()),
                 sync: SyncMode::current(),
@@ -404,6 +408,8 @@ impl LocalDrive {
         let was_online = self.online.load(std::sync::atomic::Ordering::Acquire);
         if status == DriveStatus::Online && !was_online {
             *self.barrier.lock() = None;
+            // Possibly another disk now: nothing read from the old one is served.
+            self.heads.clear();
             if let Err(e) = self.sweep_tmp() {
                 tracing::warn!(drive = %self.name, error = %e, "cannot sweep staging");
             }
@@ -790,15 +796,20 @@ impl LocalDrive {
         made: bool,
         op: impl FnOnce() -> std::io::Result<bool>,
     ) -> std::io::Result<bool> {
+        // `parent` may be a key's directory, whose keys below change.
         let Some(name) = Self::key_name(path) else {
-            return op();
+            let r = op();
+            self.heads.forget(parent);
+            return r;
         };
         let name = name.as_str();
         let change = match made {
             true => Change::Added { name, path },
             false => Change::Removed { name, path },
         };
-        self.dir_cache.change(parent, change, op)
+        let r = self.dir_cache.change(parent, change, op);
+        self.heads.forget(parent);
+        r
     }
 
     /// The key component a directory (or a flag) of a bucket's tree is named for.
@@ -956,7 +967,9 @@ impl LocalDrive {
         }
         let Some(meta) = meta else {
             if previous.is_some() {
-                fs::remove_file(&meta_path)?;
+                let removed = fs::remove_file(&meta_path);
+                self.heads.forget(&dir);
+                removed?;
                 self.settle_dir(&dir)?;
                 self.crash_point(crash::AFTER_META_RENAME)?;
                 self.prune_empty(&dir, &bpath);
@@ -976,7 +989,9 @@ impl LocalDrive {
                 if let Some(s) = &staged {
                     let from = self.sys_path(&s.from)?;
                     let to = dir.join(format!("{DATA_DIR_PREFIX}{}", s.data_dir));
-                    fs::rename(&from, &to)?;
+                    let renamed = fs::rename(&from, &to);
+                    self.heads.forget(&dir);
+                    renamed?;
                     // Durable before the metadata that points at it can be.
                     self.settle_dir(&dir)?;
                 }
@@ -1002,14 +1017,18 @@ impl LocalDrive {
     fn commit_publish(&self, p: &Staged) -> DriveResult<()> {
         let dir = p.bpath.join(&p.rel);
         let meta_path = dir.join(META_FILE);
-        match fs::rename(&p.staged_meta, &meta_path) {
+        let renamed = fs::rename(&p.staged_meta, &meta_path);
+        self.heads.forget(&dir);
+        match renamed {
             // A concurrent delete pruned the (empty) directory while we waited: make it
             // again, its ancestors' flags cleared, durably before the name.
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 self.create_key_dirs(&p.bpath, &p.rel)?;
                 self.clear_ancestor_flags(&p.bpath, &p.rel)?;
                 self.barrier_blocking()?;
-                fs::rename(&p.staged_meta, &meta_path)?;
+                let renamed = fs::rename(&p.staged_meta, &meta_path);
+                self.heads.forget(&dir);
+                renamed?;
             }
             r => r?,
         }
@@ -1325,6 +1344,7 @@ impl Drive for LocalDrive {
             }
             let removed = fs::remove_dir_all(&b);
             this.dir_cache.forget(&b);
+            this.heads.clear();
             removed?;
             fsync_dir(&root)
         })
@@ -1403,7 +1423,9 @@ impl Drive for LocalDrive {
         let this = self.clone();
         let removed = blocking(&self.slots, move || {
             let dir = b.join(&rel);
-            match fs::remove_dir_all(dir.join(format!("{DATA_DIR_PREFIX}{data_dir}"))) {
+            let removed = fs::remove_dir_all(dir.join(format!("{DATA_DIR_PREFIX}{data_dir}")));
+            this.heads.forget(&dir);
+            match removed {
                 Ok(()) => {
                     this.settle_dir(&dir)?;
                     this.prune_empty(&dir, &b);
@@ -1501,6 +1523,13 @@ impl LocalDrive {
         Some(listed.all().map(String::from).collect())
     }
 
+    /// Tests: stamps of key directories as a clock too coarse to tell changes apart would
+    /// leave them ([`HeadCache::set_coarse`]).
+    #[cfg(test)]
+    pub fn coarse_stamps(&self, on: bool) {
+        self.heads.set_coarse(on);
+    }
+
     /// A directory's key names, sorted, with its flagged delete markers (moving the
     /// progress counter as it goes).
     fn read_names(&self, dir: &Path) -> DriveResult<Listed> {
@@ -1526,7 +1555,9 @@ impl LocalDrive {
         self.usable()?;
         let b = self.bucket_path(bucket)?;
         let rels: Vec<Option<PathBuf>> = keys.iter().map(|k| path::object_dir(k)).collect();
+        let this = self.clone();
         blocking(&self.slots, move || {
+            let heads = &this.heads;
             Self::bucket_must_exist(&b)?;
             // A page's keys mostly share their parent directory: it is opened once and
             // each key looked up from it, so the kernel walks one or two names per lookup
@@ -1544,7 +1575,7 @@ impl LocalDrive {
                     };
                     let (up, name) = match (rel.parent(), rel.file_name()) {
                         (Some(up), Some(name)) => (up, Path::new(name)),
-                        _ => return Self::entry(rustix::fs::CWD, &b.join(&rel), &b, read),
+                        _ => return Self::entry(rustix::fs::CWD, &b.join(&rel), &b, read, heads),
                     };
                     if parent.as_ref().is_none_or(|(p, _, _)| p != up) {
                         let full = b.join(up);
@@ -1557,10 +1588,12 @@ impl LocalDrive {
                         parent = Some((up.to_path_buf(), full, fd));
                     }
                     match parent.as_ref() {
-                        Some((_, full, Some(fd))) => Self::entry(fd.as_fd(), name, full, read),
+                        Some((_, full, Some(fd))) => {
+                            Self::entry(fd.as_fd(), name, full, read, heads)
+                        }
                         // No such directory (or it could not be opened): the full path
                         // gives the same answer the slow way.
-                        _ => Self::entry(rustix::fs::CWD, &b.join(&rel), &b, read),
+                        _ => Self::entry(rustix::fs::CWD, &b.join(&rel), &b, read, heads),
                     }
                 })
                 .collect())
@@ -1570,7 +1603,7 @@ impl LocalDrive {
 
     /// One key's listing entry: `dir` is the key's directory relative to `at` (or absolute
     /// with `CWD`), and `base` the directory `at` stands for (for the rare full reads).
-    fn entry(at: BorrowedFd<'_>, dir: &Path, base: &Path, read: Read) -> Entry {
+    fn entry(at: BorrowedFd<'_>, dir: &Path, base: &Path, read: Read, heads: &HeadCache) -> Entry {
         use rustix::fs::{openat, statat, AtFlags};
         let file = dir.join(META_FILE);
         let open = || {
@@ -1578,64 +1611,101 @@ impl LocalDrive {
                 .map(File::from)
                 .map_err(std::io::Error::from)
         };
-        let meta = match read {
-            Read::Nothing => Err(DriveError::NotDone("metadata not read")),
-            // Sized by the read itself: a short first read is the whole file.
-            Read::Head => open()
-                .and_then(|f| Ok(meta_head(&f, u64::MAX, false)?.unwrap_or_default()))
-                .map(Bytes::from)
-                .map_err(DriveError::from),
-            Read::Whole => open()
+        if read == Read::Whole {
+            let meta = open()
                 .and_then(|mut f| {
                     let mut buf = Vec::new();
                     std::io::Read::read_to_end(&mut f, &mut buf)?;
                     Ok(buf)
                 })
                 .map(Bytes::from)
-                .map_err(DriveError::from),
+                .map_err(DriveError::from);
+            let (has_children, data_dirs) = Self::scan_key_dir(&base.join(dir), true);
+            return Entry {
+                meta,
+                has_children,
+                data_dirs,
+            };
+        }
+        // The key directory's stat comes first: its link count tells whether keys may
+        // continue below, and its stamp whether what the drive kept of it still holds.
+        let st = statat(at, dir, AtFlags::empty());
+        let nlink = st.as_ref().map(|st| st.st_nlink).ok();
+        // Link counts (ext4 and XFS count subdirectories; other filesystems say 1): 2 means
+        // no subdirectory, so no key below, whatever is kept.
+        let leaf = nlink == Some(2);
+        let kept = match &st {
+            Ok(st) if read == Read::Head || !leaf => {
+                let (key_dir, stamp) = (base.join(dir), heads.stamp(st));
+                let known = heads.lookup(&key_dir, &stamp);
+                Some((key_dir, stamp, known))
+            }
+            _ => None,
         };
-        let (mut has_children, mut data_dirs) = (false, Vec::new());
-        if read != Read::Whole {
-            // Listings need only whether a key continues below. Link counts (ext4 and XFS
-            // count subdirectories; other filesystems say 1) answer without reading the
-            // directory: 2 means no subdirectory at all; more, with no metadata file (so no
-            // data directory but a crash's leftover), means keys below — a wrong "yes"
-            // costs the walk one look into an empty directory, never a key.
-            let nlink = statat(at, dir, AtFlags::empty()).map(|st| st.st_nlink);
-            // Looked at only when the link count alone does not decide.
-            let no_meta = matches!(nlink, Ok(n) if n > 2)
-                && match &meta {
-                    Err(DriveError::NotFound) => true,
-                    Err(DriveError::NotDone(_)) => {
-                        statat(at, &file, AtFlags::SYMLINK_NOFOLLOW).is_err()
-                    }
-                    _ => false,
-                };
-            match nlink {
-                Ok(2) => {
-                    return Entry {
-                        meta,
-                        has_children,
-                        data_dirs,
-                    }
+        let known = kept.as_ref().map(|(_, _, k)| k);
+        let (mut fresh_head, mut fresh_children) = (None, None);
+        let meta = match read {
+            Read::Head => match known.and_then(|k| k.head.clone()) {
+                Some(head) => Ok(head),
+                // Sized by the read itself: a short first read is the whole file.
+                None => {
+                    let head = open()
+                        .and_then(|f| Ok(meta_head(&f, u64::MAX, false)?.unwrap_or_default()))
+                        .map(Bytes::from)
+                        .map_err(DriveError::from);
+                    fresh_head = head.as_ref().ok().cloned();
+                    head
                 }
-                Ok(n) if n > 2 && no_meta => {
-                    has_children = true;
-                    return Entry {
-                        meta,
-                        has_children,
-                        data_dirs,
+            },
+            _ => Err(DriveError::NotDone("metadata not read")),
+        };
+        let has_children = match (leaf, known.and_then(|k| k.children)) {
+            (true, _) => false,
+            (false, Some(c)) => c,
+            (false, None) => {
+                // More links with no metadata file (so no data directory but a crash's
+                // leftover) means keys below: a wrong "yes" costs the walk one look into
+                // an empty directory, never a key. Otherwise the directory says.
+                let no_meta = nlink.is_some_and(|n| n > 2)
+                    && match &meta {
+                        Err(DriveError::NotFound) => true,
+                        Err(DriveError::NotDone(_)) => {
+                            statat(at, &file, AtFlags::SYMLINK_NOFOLLOW).is_err()
+                        }
+                        _ => false,
                     };
-                }
-                _ => {}
+                let c = no_meta || Self::scan_key_dir(&base.join(dir), false).0;
+                fresh_children = Some(c);
+                c
+            }
+        };
+        if let Some((key_dir, stamp, known)) = kept {
+            if fresh_head.is_some() || fresh_children.is_some() {
+                heads.keep(
+                    known.ticket,
+                    &key_dir,
+                    stamp,
+                    fresh_head.as_ref(),
+                    fresh_children,
+                );
             }
         }
-        for e in fs::read_dir(base.join(dir)).into_iter().flatten().flatten() {
+        Entry {
+            meta,
+            has_children,
+            data_dirs: Vec::new(),
+        }
+    }
+
+    /// Whether a key's directory holds key directories (keys continue below), and, when
+    /// `all`, its data directories (else the scan stops at the first key directory).
+    fn scan_key_dir(dir: &Path, all: bool) -> (bool, Vec<Uuid>) {
+        let (mut has_children, mut data_dirs) = (false, Vec::new());
+        for e in fs::read_dir(dir).into_iter().flatten().flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
             if path::decode_component(&name).is_some() {
                 has_children = true;
-                if read != Read::Whole {
-                    // Data directories are not wanted: one key below is enough.
+                if !all {
                     break;
                 }
             } else if let Some(id) = name
@@ -1645,11 +1715,7 @@ impl LocalDrive {
                 data_dirs.push(id);
             }
         }
-        Entry {
-            meta,
-            has_children,
-            data_dirs,
-        }
+        (has_children, data_dirs)
     }
 
     fn file_path(&self, file: &FileRef) -> DriveResult<PathBuf> {

@@ -10,6 +10,7 @@ mod direct;
 pub const SHARD_WRITE_BUFFER: usize = direct::STEADY;
 pub mod fanout;
 pub mod faulty;
+pub mod heads;
 pub mod listing;
 pub mod local;
 pub mod mount;

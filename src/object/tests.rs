@@ -1499,6 +1499,132 @@ async fn heal_sweeps_orphan_data_directories() {
     assert_eq!(c.get("bucket", "k").await.expect("old version"), old);
 }
 
+/// Listings served from the heads the drives keep ([`crate::drive::heads`]) follow every
+/// change at once: overwrites (new size and ETag), keys made and removed below a key with
+/// data directories, deletes, many times over in quick succession (changes within one tick
+/// of a coarse clock must still show, so they are checked with stamps that cannot tell them
+/// apart); and a metadata file replaced behind the drive's back
+/// is read again.
+#[tokio::test]
+async fn listings_follow_changes_through_kept_heads() {
+    let c = Cluster::new(4).await;
+    // As on a clock too coarse to tell the changes apart: only the drives' bookkeeping of
+    // their own changes keeps the listings right.
+    c.locals.iter().for_each(|l| l.coarse_stamps(true));
+    c.store.make_bucket("kept").await.expect("bucket");
+    let list = |delimiter: Option<&'static str>| {
+        let store = &c.store;
+        async move {
+            let p = store
+                .list_objects(
+                    "kept",
+                    &ListOptions {
+                        prefix: String::new(),
+                        delimiter: delimiter.map(String::from),
+                        start_after: String::new(),
+                        max_keys: 1000,
+                        every_key: false,
+                        pool: None,
+                    },
+                )
+                .await
+                .expect("list");
+            let mut out: Vec<String> = p
+                .objects
+                .iter()
+                .map(|o| format!("{} {} {}", o.key, o.size, o.etag))
+                .collect();
+            out.extend(p.common_prefixes);
+            out
+        }
+    };
+    let line = |key: &str, body: &[u8]| format!("{key} {} {}", body.len(), md5_hex(body));
+    // Above the inline limit: the key's directory holds a data directory, so whether keys
+    // continue below it is asked of the directory (and kept), not told by its link count.
+    let big = |i: usize| bytes(300 * 1024 + i, i as u64);
+    let small = b"small".to_vec();
+    c.put("kept", "p", &small).await.expect("put");
+    for i in 0..24 {
+        let body = big(i);
+        c.put("kept", "k", &body).await.expect("put");
+        // Twice: the second listing is served from what the first kept.
+        for _ in 0..2 {
+            assert_eq!(
+                list(None).await,
+                [line("k", &body), line("p", &small)],
+                "round {i}"
+            );
+        }
+        let child = bytes(10 + i, 7);
+        c.put("kept", "k/child", &child).await.expect("put");
+        assert_eq!(
+            list(None).await,
+            [line("k", &body), line("k/child", &child), line("p", &small)],
+            "round {i}"
+        );
+        assert_eq!(
+            list(Some("/")).await,
+            [line("k", &body), line("p", &small), "k/".to_string()],
+            "round {i}"
+        );
+        c.store
+            .delete_object("kept", "k/child")
+            .await
+            .expect("delete");
+        for _ in 0..2 {
+            assert_eq!(
+                list(Some("/")).await,
+                [line("k", &body), line("p", &small)],
+                "round {i}"
+            );
+        }
+        if i % 4 == 3 {
+            c.store.delete_object("kept", "k").await.expect("delete");
+            assert_eq!(list(None).await, [line("p", &small)], "round {i}");
+        }
+    }
+    // Small objects (their data inline in the metadata): an overwrite changes only the
+    // metadata file; a delete of a key with keys below leaves its directory in place.
+    for i in 0..8 {
+        let body = bytes(100 + i, i as u64);
+        c.put("kept", "p", &body).await.expect("put");
+        assert_eq!(list(None).await, [line("p", &body)], "round {i}");
+        c.put("kept", "p/below", &small).await.expect("put");
+        assert_eq!(
+            list(None).await,
+            [line("p", &body), line("p/below", &small)],
+            "round {i}"
+        );
+        c.store.delete_object("kept", "p").await.expect("delete");
+        assert_eq!(list(None).await, [line("p/below", &small)], "round {i}");
+        c.store
+            .delete_object("kept", "p/below")
+            .await
+            .expect("delete");
+        assert!(list(None).await.is_empty(), "round {i}");
+    }
+    c.put("kept", "p", &small).await.expect("put");
+    c.locals.iter().for_each(|l| l.coarse_stamps(false));
+    // Behind the drive's back: every drive's metadata of `p` replaced (by rename, as a
+    // restore would) with that of `q`, a different object; listings read it again.
+    let other = b"other body".to_vec();
+    c.put("kept", "q", &other).await.expect("put");
+    assert_eq!(list(None).await.last(), Some(&line("q", &other)));
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    for p in &c.paths {
+        let from = p.join("kept/q").join(crate::drive::path::META_FILE);
+        let to = p.join("kept/p").join(crate::drive::path::META_FILE);
+        let tmp = p.join("kept/p/restore.tmp");
+        std::fs::copy(&from, &tmp).expect("copy");
+        std::fs::rename(&tmp, &to).expect("rename");
+    }
+    let now = list(None).await;
+    assert_eq!(
+        now.first(),
+        Some(&format!("p {} {}", other.len(), md5_hex(&other)))
+    );
+}
+
 /// A directory large enough for the drives' sorted-name cache: pages are right while the
 /// cache serves them, and the drives' own changes to the directory (new keys, deleted
 /// ones) keep it in step without reading it again.
