@@ -21,8 +21,11 @@
 //!   metadata file replaced by rename, or a directory made or removed inside the key's,
 //!   changes the directory's change time and link count; the stamp also holds the device
 //!   and inode, so a directory made anew (a wiped or swapped disk) is never mistaken for
-//!   the old one. An edit in place of a metadata file's bytes is not seen here: listings
-//!   may show such a head until the key changes; reads of the object always read the file.
+//!   the old one. Not seen here: an edit in place of a metadata file's bytes, and a
+//!   replacement within the same tick of a coarse clock as the change before it, with no
+//!   `stat` between (kernels with multigrain timestamps give the second change a finer
+//!   time once the first was looked at). Listings may show such a head until the key
+//!   changes again; reads of the object always read the file.
 //!
 //! At most [`BUDGET`] bytes per drive; past it, entries are dropped in the hash map's
 //! (arbitrary) order.
@@ -84,11 +87,14 @@ struct Kept {
     stamp: KeyStamp,
     head: Option<Bytes>,
     children: Option<bool>,
+    /// What it counts against the budget, path included (as stored).
+    size: usize,
 }
 
 impl Kept {
-    fn size(&self, dir: &Path) -> usize {
-        dir.as_os_str().len() + self.head.as_ref().map_or(0, Bytes::len) + OVERHEAD
+    fn sized(mut self, dir: &Path) -> Self {
+        self.size = dir.as_os_str().len() + self.head.as_ref().map_or(0, Bytes::len) + OVERHEAD;
+        self
     }
 }
 
@@ -104,6 +110,9 @@ pub struct HeadCache {
     shards: Box<[Mutex<Shard>]>,
     hasher: std::collections::hash_map::RandomState,
     budget: usize,
+    /// Tests: lookups that found something kept.
+    #[cfg(test)]
+    hits: std::sync::atomic::AtomicU64,
     /// Tests: stamps that tell only which directory it is (the coarsest clock possible),
     /// so that only the drive's own bookkeeping keeps what is served right.
     #[cfg(test)]
@@ -130,6 +139,8 @@ impl HeadCache {
             shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
             hasher: Default::default(),
             budget: budget / SHARDS,
+            #[cfg(test)]
+            hits: Default::default(),
             #[cfg(test)]
             coarse: Default::default(),
         }
@@ -169,11 +180,15 @@ impl HeadCache {
             generation: s.generation,
         };
         match s.kept.get(dir) {
-            Some(k) if k.stamp == *stamp => Known {
-                head: k.head.clone(),
-                children: k.children,
-                ticket,
-            },
+            Some(k) if k.stamp == *stamp => {
+                #[cfg(test)]
+                self.hits.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                Known {
+                    head: k.head.clone(),
+                    children: k.children,
+                    ticket,
+                }
+            }
             _ => Known {
                 head: None,
                 children: None,
@@ -197,13 +212,14 @@ impl HeadCache {
             return;
         }
         let (old, mut kept) = match s.kept.remove(dir) {
-            Some(k) if k.stamp == stamp => (k.size(dir), k),
+            Some(k) if k.stamp == stamp => (k.size, k),
             other => (
-                other.map_or(0, |k| k.size(dir)),
+                other.map_or(0, |k| k.size),
                 Kept {
                     stamp,
                     head: None,
                     children: None,
+                    size: 0,
                 },
             ),
         };
@@ -213,7 +229,8 @@ impl HeadCache {
             kept.head = Some(Bytes::copy_from_slice(h));
         }
         kept.children = children.or(kept.children);
-        let size = kept.size(dir);
+        let kept = kept.sized(dir);
+        let size = kept.size;
         if size > self.budget {
             return;
         }
@@ -229,7 +246,7 @@ impl HeadCache {
                     break;
                 }
                 if p.as_path() != dir {
-                    bytes -= k.size(p);
+                    bytes -= k.size;
                     gone.push(p.clone());
                 }
             }
@@ -246,7 +263,7 @@ impl HeadCache {
         let mut s = self.shards[self.shard(dir)].lock();
         s.generation += 1;
         if let Some(k) = s.kept.remove(dir) {
-            s.bytes -= k.size(dir);
+            s.bytes -= k.size;
         }
     }
 
@@ -258,6 +275,12 @@ impl HeadCache {
             s.kept.clear();
             s.bytes = 0;
         }
+    }
+
+    /// Tests: how many lookups found something kept.
+    #[cfg(test)]
+    pub fn hits(&self) -> u64 {
+        self.hits.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     #[cfg(test)]
@@ -299,7 +322,8 @@ mod tests {
         assert_eq!(c.lookup(dir, &stamp(1)).children, None);
         assert_eq!(head(&c, dir, 2), None);
         assert_eq!(head(&c, Path::new("/d/b/other"), 1), None);
-        // Another drive's question fills in the other half, for the same stamp only.
+        // A question without the head (asked of a drive not read from) fills in the other
+        // half, for the same stamp only.
         let t = c.lookup(dir, &stamp(1)).ticket;
         c.keep(t, dir, stamp(1), None, Some(true));
         let k = c.lookup(dir, &stamp(1));
@@ -364,7 +388,16 @@ mod tests {
             .iter()
             .map(|s| {
                 let s = s.lock();
-                s.kept.iter().map(|(p, k)| k.size(p)).sum::<usize>()
+                s.kept
+                    .iter()
+                    .map(|(p, k)| {
+                        assert_eq!(
+                            k.size,
+                            p.as_os_str().len() + k.head.as_ref().map_or(0, Bytes::len) + OVERHEAD
+                        );
+                        k.size
+                    })
+                    .sum::<usize>()
             })
             .sum();
         assert_eq!(sum, c.bytes());

@@ -1530,6 +1530,12 @@ impl LocalDrive {
         self.heads.set_coarse(on);
     }
 
+    /// Tests: how many listing lookups found what the drive kept of a key's directory.
+    #[cfg(test)]
+    pub fn head_hits(&self) -> u64 {
+        self.heads.hits()
+    }
+
     /// A directory's key names, sorted, with its flagged delete markers (moving the
     /// progress counter as it goes).
     fn read_names(&self, dir: &Path) -> DriveResult<Listed> {
@@ -1575,7 +1581,15 @@ impl LocalDrive {
                     };
                     let (up, name) = match (rel.parent(), rel.file_name()) {
                         (Some(up), Some(name)) => (up, Path::new(name)),
-                        _ => return Self::entry(rustix::fs::CWD, &b.join(&rel), &b, read, heads),
+                        _ => {
+                            return Self::entry(
+                                rustix::fs::CWD,
+                                &b.join(&rel),
+                                Path::new(""),
+                                read,
+                                heads,
+                            )
+                        }
                     };
                     if parent.as_ref().is_none_or(|(p, _, _)| p != up) {
                         let full = b.join(up);
@@ -1593,7 +1607,9 @@ impl LocalDrive {
                         }
                         // No such directory (or it could not be opened): the full path
                         // gives the same answer the slow way.
-                        _ => Self::entry(rustix::fs::CWD, &b.join(&rel), &b, read, heads),
+                        _ => {
+                            Self::entry(rustix::fs::CWD, &b.join(&rel), Path::new(""), read, heads)
+                        }
                     }
                 })
                 .collect())
@@ -1601,8 +1617,9 @@ impl LocalDrive {
         .await
     }
 
-    /// One key's listing entry: `dir` is the key's directory relative to `at` (or absolute
-    /// with `CWD`), and `base` the directory `at` stands for (for the rare full reads).
+    /// One key's listing entry: `dir` is the key's directory relative to `at` (or the whole
+    /// path with `CWD`), and `base` the directory `at` stands for (empty with `CWD`), so
+    /// that `base.join(dir)` is the path every change of the key's directory forgets.
     fn entry(at: BorrowedFd<'_>, dir: &Path, base: &Path, read: Read, heads: &HeadCache) -> Entry {
         use rustix::fs::{openat, statat, AtFlags};
         let file = dir.join(META_FILE);
@@ -1623,7 +1640,8 @@ impl LocalDrive {
             let (has_children, data_dirs) = Self::scan_key_dir(&base.join(dir), true);
             return Entry {
                 meta,
-                has_children,
+                // A directory not read through may hold keys: a wrong "yes" costs a look.
+                has_children: has_children.unwrap_or(true),
                 data_dirs,
             };
         }
@@ -1665,18 +1683,22 @@ impl LocalDrive {
             (false, None) => {
                 // More links with no metadata file (so no data directory but a crash's
                 // leftover) means keys below: a wrong "yes" costs the walk one look into
-                // an empty directory, never a key. Otherwise the directory says.
-                let no_meta = nlink.is_some_and(|n| n > 2)
-                    && match &meta {
-                        Err(DriveError::NotFound) => true,
-                        Err(DriveError::NotDone(_)) => {
-                            statat(at, &file, AtFlags::SYMLINK_NOFOLLOW).is_err()
-                        }
-                        _ => false,
-                    };
-                let c = no_meta || Self::scan_key_dir(&base.join(dir), false).0;
-                fresh_children = Some(c);
-                c
+                // an empty directory, never a key. Otherwise the directory says. Only an
+                // answer known whole is kept: a failed look says "yes" this time only.
+                let no_meta = match (nlink, &meta) {
+                    (Some(n), Err(DriveError::NotFound)) if n > 2 => true,
+                    (Some(n), Err(DriveError::NotDone(_))) if n > 2 => matches!(
+                        statat(at, &file, AtFlags::SYMLINK_NOFOLLOW),
+                        Err(rustix::io::Errno::NOENT)
+                    ),
+                    _ => false,
+                };
+                let c = match no_meta {
+                    true => Some(true),
+                    false => Self::scan_key_dir(&base.join(dir), false).0,
+                };
+                fresh_children = c;
+                c.unwrap_or(true)
             }
         };
         if let Some((key_dir, stamp, known)) = kept {
@@ -1698,10 +1720,21 @@ impl LocalDrive {
     }
 
     /// Whether a key's directory holds key directories (keys continue below), and, when
-    /// `all`, its data directories (else the scan stops at the first key directory).
-    fn scan_key_dir(dir: &Path, all: bool) -> (bool, Vec<Uuid>) {
+    /// `all`, its data directories (else the scan stops at the first key directory). `None`
+    /// for "keys below" when the directory could not be read through (it exists, but an
+    /// error such as running out of descriptors cut the read short); a missing directory
+    /// holds nothing.
+    fn scan_key_dir(dir: &Path, all: bool) -> (Option<bool>, Vec<Uuid>) {
         let (mut has_children, mut data_dirs) = (false, Vec::new());
-        for e in fs::read_dir(dir).into_iter().flatten().flatten() {
+        let entries = match fs::read_dir(dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return (Some(false), data_dirs),
+            Err(_) => return (None, data_dirs),
+        };
+        for e in entries {
+            let Ok(e) = e else {
+                return (has_children.then_some(true), data_dirs);
+            };
             let name = e.file_name().to_string_lossy().into_owned();
             if path::decode_component(&name).is_some() {
                 has_children = true;
@@ -1715,7 +1748,7 @@ impl LocalDrive {
                 data_dirs.push(id);
             }
         }
-        (has_children, data_dirs)
+        (Some(has_children), data_dirs)
     }
 
     fn file_path(&self, file: &FileRef) -> DriveResult<PathBuf> {

@@ -1539,6 +1539,7 @@ async fn listings_follow_changes_through_kept_heads() {
         }
     };
     let line = |key: &str, body: &[u8]| format!("{key} {} {}", body.len(), md5_hex(body));
+    let hits = || c.locals.iter().map(|l| l.head_hits()).sum::<u64>();
     // Above the inline limit: the key's directory holds a data directory, so whether keys
     // continue below it is asked of the directory (and kept), not told by its link count.
     let big = |i: usize| bytes(300 * 1024 + i, i as u64);
@@ -1548,11 +1549,19 @@ async fn listings_follow_changes_through_kept_heads() {
         let body = big(i);
         c.put("kept", "k", &body).await.expect("put");
         // Twice: the second listing is served from what the first kept.
-        for _ in 0..2 {
+        for pass in 0..2 {
+            let before = hits();
             assert_eq!(
                 list(None).await,
                 [line("k", &body), line("p", &small)],
                 "round {i}"
+            );
+            // The second: both keys' heads from the drives read, and whether keys continue
+            // below `k` (it has a data directory) from all four.
+            let served = hits() - before;
+            assert!(
+                pass == 0 || served >= 4 + 2,
+                "round {i}: {served} served as kept"
             );
         }
         let child = bytes(10 + i, 7);
@@ -1610,6 +1619,9 @@ async fn listings_follow_changes_through_kept_heads() {
     let other = b"other body".to_vec();
     c.put("kept", "q", &other).await.expect("put");
     assert_eq!(list(None).await.last(), Some(&line("q", &other)));
+    let before = hits();
+    assert_eq!(list(None).await.first(), Some(&line("p", &small)));
+    assert!(hits() > before, "p's head served as kept");
     std::thread::sleep(std::time::Duration::from_millis(20));
     for p in &c.paths {
         let from = p.join("kept/q").join(crate::drive::path::META_FILE);
