@@ -43,27 +43,8 @@ const SHARDS: usize = 64;
 /// Bookkeeping per entry beyond its path and head (map slot, stamp, `Bytes`).
 const OVERHEAD: usize = 96;
 
-/// What a key's directory looked like when its head was read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct KeyStamp {
-    dev: u64,
-    ino: u64,
-    nlink: u64,
-    mtime: (i64, u64),
-    ctime: (i64, u64),
-}
-
-impl KeyStamp {
-    pub fn of(st: &rustix::fs::Stat) -> Self {
-        KeyStamp {
-            dev: st.st_dev,
-            ino: st.st_ino,
-            nlink: st.st_nlink,
-            mtime: (st.st_mtime, st.st_mtime_nsec),
-            ctime: (st.st_ctime, st.st_ctime_nsec),
-        }
-    }
-}
+/// What a key's directory looked like when it was read (as for a listed directory).
+pub type KeyStamp = super::listing::DirStamp;
 
 /// Permission to keep what was read after it was taken (see the module's rules).
 #[derive(Debug, Clone, Copy)]
@@ -148,15 +129,10 @@ impl HeadCache {
 
     /// The stamp of a key's directory from its `stat`.
     pub fn stamp(&self, st: &rustix::fs::Stat) -> KeyStamp {
-        let stamp = KeyStamp::of(st);
+        let stamp = KeyStamp::of_stat(st);
         #[cfg(test)]
         if self.coarse.load(std::sync::atomic::Ordering::Relaxed) {
-            return KeyStamp {
-                nlink: 0,
-                mtime: (0, 0),
-                ctime: (0, 0),
-                ..stamp
-            };
+            return stamp.identity_only();
         }
         stamp
     }
@@ -298,14 +274,8 @@ impl HeadCache {
 mod tests {
     use super::*;
 
-    fn stamp(n: i64) -> KeyStamp {
-        KeyStamp {
-            dev: 1,
-            ino: 2,
-            nlink: 2,
-            mtime: (n, 0),
-            ctime: (n, 0),
-        }
+    fn stamp(t: i64) -> KeyStamp {
+        KeyStamp::at(t)
     }
 
     fn head(c: &HeadCache, dir: &Path, at: i64) -> Option<Bytes> {

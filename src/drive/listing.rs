@@ -534,6 +534,46 @@ impl DirStamp {
         }
     }
 
+    /// From a `stat` made relative to a directory descriptor.
+    pub fn of_stat(st: &rustix::fs::Stat) -> Self {
+        // Nanoseconds are below 10⁹: they fit.
+        let ns = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+        DirStamp {
+            dev: st.st_dev,
+            ino: st.st_ino,
+            size: u64::try_from(st.st_size).unwrap_or(0),
+            nlink: st.st_nlink,
+            mtime: (st.st_mtime, ns(st.st_mtime_nsec)),
+            ctime: (st.st_ctime, ns(st.st_ctime_nsec)),
+        }
+    }
+
+    /// Tests: only which directory it is, as a clock too coarse to tell changes apart
+    /// (and a link count not looked at) would leave it.
+    #[cfg(test)]
+    pub fn identity_only(self) -> Self {
+        DirStamp {
+            size: 0,
+            nlink: 0,
+            mtime: (0, 0),
+            ctime: (0, 0),
+            ..self
+        }
+    }
+
+    /// Tests: a stamp of the one directory (device 1, inode 2) at time `t`.
+    #[cfg(test)]
+    pub fn at(t: i64) -> Self {
+        DirStamp {
+            dev: 1,
+            ino: 2,
+            size: 4096,
+            nlink: 2,
+            mtime: (t, 0),
+            ctime: (t, 0),
+        }
+    }
+
     /// The same directory (not one made anew at its path or on another filesystem).
     fn same_dir(&self, other: &DirStamp) -> bool {
         (self.dev, self.ino) == (other.dev, other.ino)
