@@ -200,9 +200,10 @@ impl HeadCache {
             ),
         };
         s.bytes -= old;
-        // A copy sized to the head: the read's buffer may be larger.
+        // Shared with the answer it came in (`meta_head` sizes its buffer to the head,
+        // so what is counted is what is held).
         if let Some(h) = head {
-            kept.head = Some(Bytes::copy_from_slice(h));
+            kept.head = Some(h.clone());
         }
         kept.children = children.or(kept.children);
         let kept = kept.sized(dir);

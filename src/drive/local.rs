@@ -1622,9 +1622,11 @@ impl LocalDrive {
     /// that `base.join(dir)` is the path every change of the key's directory forgets.
     fn entry(at: BorrowedFd<'_>, dir: &Path, base: &Path, read: Read, heads: &HeadCache) -> Entry {
         use rustix::fs::{openat, statat, AtFlags};
-        let file = dir.join(META_FILE);
+        // Built only when the file is looked at: a page served from what the drive kept
+        // never is.
+        let file = || dir.join(META_FILE);
         let open = || {
-            openat(at, &file, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
+            openat(at, file(), OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
                 .map(File::from)
                 .map_err(std::io::Error::from)
         };
@@ -1688,7 +1690,7 @@ impl LocalDrive {
                 let no_meta = match (nlink, &meta) {
                     (Some(n), Err(DriveError::NotFound)) if n > 2 => true,
                     (Some(n), Err(DriveError::NotDone(_))) if n > 2 => matches!(
-                        statat(at, &file, AtFlags::SYMLINK_NOFOLLOW),
+                        statat(at, file(), AtFlags::SYMLINK_NOFOLLOW),
                         Err(rustix::io::Errno::NOENT)
                     ),
                     _ => false,
