@@ -556,7 +556,9 @@ impl Store {
                 inline: None,
                 staged_dir: None,
             };
-            return commit_locked(self, dst, bucket, key, new, None, guard).await;
+            return commit_locked(self, dst, bucket, key, new, None, guard)
+                .await
+                .map(drop);
         }
         let agreed = agree_any(src, bucket, key, VersionRef::Id(v.version_id)).await?;
         if agreed.latest.signature() != v.signature() {
@@ -627,7 +629,9 @@ impl Store {
                     }
                 }
             };
-            commit_locked(self, dst, bucket, key, new, None, guard).await
+            commit_locked(self, dst, bucket, key, new, None, guard)
+                .await
+                .map(drop)
         }
         .await;
         cleanup(&dst.drives, &txn).await;

@@ -312,6 +312,9 @@ pub(crate) enum Home {
     Pinned,
 }
 
+/// Which drive positions took a commit (its metadata written, its staged data moved in).
+pub(crate) type Committed = Vec<bool>;
+
 /// Commit `new` as the latest version of `bucket/key` on the set's drives: under the write
 /// lock, merge it into each drive's metadata and write it, moving staged data in. Below
 /// write quorum everything is rolled back. Replaced data directories are removed after.
@@ -323,7 +326,7 @@ pub(crate) async fn commit(
     new: NewVersion,
     cond: Option<&WriteCondition>,
     home: Home,
-) -> ObjectResult<()> {
+) -> ObjectResult<Committed> {
     let guard = store
         .locker
         .lock(&format!("{bucket}/{key}"), true, LOCK_TIMEOUT)
@@ -346,7 +349,7 @@ pub(crate) async fn commit_locked(
     new: NewVersion,
     cond: Option<&WriteCondition>,
     guard: &crate::lock::LockGuard,
-) -> ObjectResult<()> {
+) -> ObjectResult<Committed> {
     let data = new.version.erasure.data as usize;
     let parity = new.version.erasure.parity as usize;
     let quorum = write_quorum(data, parity);
@@ -438,7 +441,7 @@ pub(crate) async fn commit_locked(
     if results.iter().any(Result::is_err) {
         store.heal_queue.push(bucket, key);
     }
-    Ok(())
+    Ok(results.iter().map(Result::is_ok).collect())
 }
 
 /// The newest modification time of any version in these metadata answers.
@@ -480,6 +483,21 @@ pub(crate) async fn cleanup(drives: &[Option<Arc<dyn Drive>>], path: &str) {
     let _ = fan_out(drives, |_, d| d.delete_sys(path)).await;
 }
 
+/// [`cleanup`] on the drive positions `left` marks: the others hold no staging directory
+/// (none was made, or a commit moved it into the object).
+pub(crate) async fn cleanup_left(drives: &[Option<Arc<dyn Drive>>], path: &str, left: &[bool]) {
+    if !left.contains(&true) {
+        return;
+    }
+    let _ = fan_out(drives, |i, d| async move {
+        match left.get(i) {
+            Some(false) => Ok(()),
+            _ => d.delete_sys(path).await,
+        }
+    })
+    .await;
+}
+
 impl Store {
     /// Store `body` as `bucket/key`. `size` is the declared length, if known; memory use is
     /// one erasure block whatever the size.
@@ -513,6 +531,9 @@ impl Store {
         let file = format!("{txn}/part.1");
         let quorum = write_quorum(data, parity);
         let version_id = self.new_version_id(bucket).await?;
+        // Drive positions that may still hold the staging directory when this is over:
+        // every one until the data turns out inline (nothing staged) or is committed.
+        let mut left = vec![true; set.size()];
         let result = async {
             let hash = opts.etag.is_none() || opts.content_md5.is_some();
             let enc =
@@ -547,12 +568,15 @@ impl Store {
                 inline: None,
             };
             let new = match enc.shards {
-                Shards::Inline(framed) => NewVersion {
-                    version,
-                    ok: vec![true; framed.len()],
-                    inline: Some(framed),
-                    staged_dir: None,
-                },
+                Shards::Inline(framed) => {
+                    left.fill(false);
+                    NewVersion {
+                        version,
+                        ok: vec![true; framed.len()],
+                        inline: Some(framed),
+                        staged_dir: None,
+                    }
+                }
                 Shards::Staged(ok) => NewVersion {
                     version: Version {
                         data_dir: Some(data_dir),
@@ -564,8 +588,9 @@ impl Store {
                 },
             };
             let info = info_of(bucket, key, &new.version);
+            let staged = new.staged_dir.is_some();
             crate::crash::point(crate::crash::PUT_STAGED);
-            commit(
+            let committed = commit(
                 self,
                 set,
                 bucket,
@@ -575,11 +600,16 @@ impl Store {
                 Home::Chosen,
             )
             .await?;
+            if staged {
+                for (l, c) in left.iter_mut().zip(committed) {
+                    *l = !c;
+                }
+            }
             crate::crash::point(crate::crash::PUT_COMMITTED);
             Ok(info)
         }
         .await;
-        cleanup(&set.drives, &txn).await;
+        cleanup_left(&set.drives, &txn, &left).await;
         result
     }
 

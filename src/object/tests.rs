@@ -688,6 +688,46 @@ async fn write_below_quorum_leaves_previous_version() {
     assert_eq!(c.get("bucket", "k").await.expect("new"), newer);
 }
 
+/// Staging is removed where a commit did not take it, without a restart: a torn drive's
+/// half-written shard goes, committed drives (whose staging became the object's data) and
+/// inline writes (which stage nothing) are left alone, as is a write below quorum.
+#[tokio::test]
+async fn puts_leave_no_staging_behind() {
+    let c = Cluster::new(4).await;
+    c.store.make_bucket("bucket").await.expect("bucket");
+    let staged = |c: &Cluster| -> usize {
+        c.paths
+            .iter()
+            .map(|p| {
+                std::fs::read_dir(p.join(".cairn.sys/tmp"))
+                    .expect("tmp")
+                    .count()
+            })
+            .sum()
+    };
+    c.put("bucket", "small", &bytes(100, 1))
+        .await
+        .expect("inline");
+    c.put("bucket", "big", &bytes(3 * BLOCK, 2))
+        .await
+        .expect("staged");
+    assert_eq!(staged(&c), 0);
+    *c.faults[2].lock() = Fault::TornWrites;
+    let torn = bytes(3 * BLOCK + 7, 3);
+    c.put("bucket", "big", &torn).await.expect("one torn drive");
+    *c.faults[2].lock() = Fault::None;
+    assert_eq!(staged(&c), 0, "the torn drive's staging was left behind");
+    assert_eq!(c.get("bucket", "big").await.expect("get"), torn);
+    *c.faults[0].lock() = Fault::TornWrites;
+    *c.faults[1].lock() = Fault::TornWrites;
+    let r = c.put("bucket", "big", &bytes(2 * BLOCK, 4)).await;
+    assert!(matches!(r, Err(ObjectError::WriteQuorum { .. })), "{r:?}");
+    *c.faults[0].lock() = Fault::None;
+    *c.faults[1].lock() = Fault::None;
+    assert_eq!(staged(&c), 0);
+    assert_eq!(c.get("bucket", "big").await.expect("get"), torn);
+}
+
 #[tokio::test]
 async fn restart_with_drives_reordered_and_foreign_drive_refused() {
     let mut c = Cluster::new(4).await;
