@@ -1165,6 +1165,10 @@ impl Drive for LocalDrive {
         &self.name
     }
 
+    fn known_offline(&self) -> bool {
+        !self.online.load(std::sync::atomic::Ordering::Acquire)
+    }
+
     fn progress(&self) -> Option<Arc<std::sync::atomic::AtomicU64>> {
         Some(self.progress.clone())
     }

@@ -213,6 +213,11 @@ pub trait Drive: Send + Sync + std::fmt::Debug {
     fn is_local(&self) -> bool {
         true
     }
+    /// Known to be offline without asking it: its last probe failed, its calls time out,
+    /// its node is down. A write counts such drives before it starts, to raise its parity.
+    fn known_offline(&self) -> bool {
+        false
+    }
     /// What this drive's calls cost as seen from this node (a [`TimedDrive`] keeps them).
     fn io_stats(&self) -> Option<IoStats> {
         None

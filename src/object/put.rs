@@ -356,6 +356,10 @@ pub(crate) async fn commit_locked(
     // Every drive's answer, each under its deadline: an acknowledged write is on every drive
     // that could take it, so nothing lands after the acknowledgement.
     let current = fan_out(&set.drives, |_, d| d.read_meta(bucket, key)).await;
+    // The bucket was removed (on another node, say) since the write began.
+    if bucket_missing(&current, set.size()) {
+        return Err(ObjectError::NoSuchBucket);
+    }
     if let Some(cond) = cond {
         // It held when the write began (the caller checked): failing now means another
         // write committed in between.
@@ -515,7 +519,9 @@ impl Store {
             return Err(ObjectError::EntityTooLarge);
         }
         let set = self.write_home(bucket, key, size).await?;
-        let offline = self.check_bucket_on_set(set, bucket, key).await?;
+        let offline = self.offline_for_write(set, bucket, key).await?;
+        // `NoSuchBucket` (from the bucket store) before anything else reads the drives.
+        let version_id = self.new_version_id(bucket).await?;
         if let Some(cond) = &opts.condition {
             judge(set, bucket, key, cond).await?;
         }
@@ -530,7 +536,6 @@ impl Store {
         let txn = format!("tmp/{data_dir}");
         let file = format!("{txn}/part.1");
         let quorum = write_quorum(data, parity);
-        let version_id = self.new_version_id(bucket).await?;
         // Drive positions that may still hold the staging directory when this is over:
         // every one until the data turns out inline (nothing staged) or is committed.
         let mut left = vec![true; set.size()];
@@ -622,25 +627,60 @@ impl Store {
         key: &str,
     ) -> ObjectResult<usize> {
         let r = fan_out(&set.drives, |_, d| d.read_meta(bucket, key)).await;
-        let missing = r
-            .iter()
-            .filter(|r| matches!(r, Err(DriveError::BucketNotFound)))
-            .count();
-        if missing * 2 > set.size() || (missing > 0 && missing * 2 == set.size()) {
-            return Err(ObjectError::NoSuchBucket);
-        }
-        Ok(r.iter()
-            .filter(|r| {
-                matches!(
-                    r,
-                    Err(DriveError::Offline(_)
-                        | DriveError::Io(_)
-                        | DriveError::TimedOut(_)
-                        | DriveError::Injected(_))
-                )
-            })
-            .count())
+        judge_bucket_answers(&r, set.size())
     }
+
+    /// [`Store::check_bucket_on_set`] for a PUT, which asks no local drive anything: a local
+    /// drive answers from what it knows of itself (its last probe, its deadlines), a remote
+    /// one is asked (its node may be up while the drive is not). Whether the bucket exists
+    /// is the bucket store's to say before the body is read (`new_version_id`); a commit
+    /// that finds it gone from most drives answers `NoSuchBucket` as well.
+    pub(crate) async fn offline_for_write(
+        &self,
+        set: &ErasureSet,
+        bucket: &str,
+        key: &str,
+    ) -> ObjectResult<usize> {
+        let r = fan_out(&set.drives, |_, d| async move {
+            match (d.is_local(), d.known_offline()) {
+                (_, true) => Err(DriveError::Offline(d.name().to_string())),
+                (true, false) => Ok(Bytes::new()),
+                (false, false) => d.read_meta(bucket, key).await,
+            }
+        })
+        .await;
+        judge_bucket_answers(&r, set.size())
+    }
+}
+
+/// Too many drives of a set of `n` lack the bucket for it to be there: a majority, or
+/// exactly half.
+fn bucket_missing<T>(answers: &[DriveResult<T>], n: usize) -> bool {
+    let missing = answers
+        .iter()
+        .filter(|r| matches!(r, Err(DriveError::BucketNotFound)))
+        .count();
+    missing * 2 > n || (missing > 0 && missing * 2 == n)
+}
+
+/// `NoSuchBucket` if the answers say the bucket is missing, else how many drives could
+/// not answer (a write raises its parity by as many).
+fn judge_bucket_answers<T>(answers: &[DriveResult<T>], n: usize) -> ObjectResult<usize> {
+    if bucket_missing(answers, n) {
+        return Err(ObjectError::NoSuchBucket);
+    }
+    Ok(answers
+        .iter()
+        .filter(|r| {
+            matches!(
+                r,
+                Err(DriveError::Offline(_)
+                    | DriveError::Io(_)
+                    | DriveError::TimedOut(_)
+                    | DriveError::Injected(_))
+            )
+        })
+        .count())
 }
 
 pub(crate) fn info_of(bucket: &str, key: &str, v: &Version) -> ObjectInfo {

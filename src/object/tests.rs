@@ -728,6 +728,56 @@ async fn puts_leave_no_staging_behind() {
     assert_eq!(c.get("bucket", "big").await.expect("get"), torn);
 }
 
+/// A PUT asks no local drive anything before it streams its body: a drive known to be
+/// offline (its last probe, its deadlines, a fault here) still raises the new object's
+/// parity, and a bucket gone from most drives (removed on another node, say) is refused.
+#[tokio::test]
+async fn a_put_raises_parity_for_drives_known_offline() {
+    let c = Cluster::new(10).await;
+    assert_eq!((c.layout.set_size, c.parity()), (10, 4));
+    c.store.make_bucket("bucket").await.expect("bucket");
+    let parity_of = |c: &Cluster, key: &str, at: usize| -> u16 {
+        let p = c.paths[at]
+            .join("bucket")
+            .join(key)
+            .join(crate::drive::path::META_FILE);
+        let meta =
+            crate::meta::ObjectMeta::decode(&std::fs::read(p).expect("meta")).expect("decode");
+        meta.latest().expect("version").erasure.parity
+    };
+    let set = c.set_drives("k");
+    c.put("bucket", "k", &bytes(3 * BLOCK, 1))
+        .await
+        .expect("put");
+    assert_eq!(parity_of(&c, "k", set[1]), 4);
+    *c.faults[set[0]].lock() = Fault::Offline;
+    let data = bytes(3 * BLOCK + 1, 2);
+    c.put("bucket", "k", &data)
+        .await
+        .expect("put with a drive offline");
+    assert_eq!(parity_of(&c, "k", set[1]), 5, "parity not raised");
+    *c.faults[set[0]].lock() = Fault::None;
+    assert_eq!(c.get("bucket", "k").await.expect("get"), data);
+}
+
+#[tokio::test]
+async fn a_put_into_a_bucket_gone_from_the_drives_is_no_such_bucket() {
+    let c = Cluster::new(4).await;
+    c.store.make_bucket("bucket").await.expect("bucket");
+    // Gone from three of four drives behind the bucket store's back.
+    for p in c.paths.iter().take(3) {
+        std::fs::remove_dir_all(p.join("bucket")).expect("remove");
+    }
+    for (key, len) in [("small", 100), ("big", 3 * BLOCK)] {
+        let r = c.put("bucket", key, &bytes(len, 3)).await;
+        assert!(matches!(r, Err(ObjectError::NoSuchBucket)), "{key}: {r:?}");
+    }
+    for p in &c.paths {
+        let tmp = p.join(".cairn.sys/tmp");
+        assert_eq!(std::fs::read_dir(tmp).expect("tmp").count(), 0);
+    }
+}
+
 #[tokio::test]
 async fn restart_with_drives_reordered_and_foreign_drive_refused() {
     let mut c = Cluster::new(4).await;

@@ -173,6 +173,10 @@ impl Drive for RemoteDrive {
         false
     }
 
+    fn known_offline(&self) -> bool {
+        !self.peer.is_online()
+    }
+
     async fn disk_info(&self) -> DriveResult<DiskInfo> {
         match self.call(DriveCall::DiskInfo).await? {
             DriveReply::Info { total, free } => Ok(DiskInfo {
