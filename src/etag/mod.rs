@@ -79,7 +79,6 @@ impl Stream {
 /// One upload's MD5, hashed by the engine thread.
 pub struct Md5Stream {
     stream: Arc<Stream>,
-    window: usize,
 }
 
 impl Md5Stream {
@@ -95,7 +94,6 @@ impl Md5Stream {
                 }),
                 progress: Notify::new(),
             }),
-            window,
         }
     }
 
@@ -126,7 +124,7 @@ impl Md5Stream {
                 schedule(&self.stream, &mut s);
             }
         }
-        self.wait_until(|s| s.queued <= self.window).await;
+        self.wait_until(|s| s.queued <= s.window).await;
     }
 
     /// Returns once every byte given to `update` is hashed (and the engine holds none of
