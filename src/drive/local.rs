@@ -32,7 +32,8 @@ use super::path::{self, BUCKET_META_FILE, DATA_DIR_PREFIX, META_FILE};
 use super::sync::{Barrier, SyncMode};
 use super::{
     BucketEntry, DirPage, DirQuery, DiskInfo, Drive, DriveError, DriveResult, DriveStatus, Entry,
-    FileRef, FileWriter, OfflineReason, Probe, StagedData, FORMAT_FILE, SYS_DIR, TMP_DIR,
+    FileRef, FileWriter, OfflineReason, Probe, PutVersion, StagedData, FORMAT_FILE, SYS_DIR,
+    TMP_DIR,
 };
 
 /// Named points of the commit sequence where tests can simulate a crash: in unit tests as
@@ -940,7 +941,7 @@ impl LocalDrive {
         &self,
         bucket: &str,
         key: &str,
-        meta: Option<Bytes>,
+        update: Update,
         staged: Option<StagedData>,
     ) -> DriveResult<Prepared> {
         let (bpath, rel) = self.object_path(bucket, key)?;
@@ -951,6 +952,13 @@ impl LocalDrive {
             Ok(b) => Some(Bytes::from(b)),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
             Err(e) => return Err(e.into()),
+        };
+        let (meta, merged) = match update {
+            Update::Replace(meta) => (meta, None),
+            Update::Latest(v) => {
+                let m = crate::meta::ObjectMeta::put_latest(previous.as_deref(), *v);
+                (Some(Bytes::from(m.meta)), Some((m.replaced, m.mod_time)))
+            }
         };
         // Unless the new latest version is a delete marker, the key's flag goes, durably,
         // before anything else changes.
@@ -1010,6 +1018,7 @@ impl LocalDrive {
             staged_meta,
             previous,
             marker,
+            merged,
         }))
     }
 
@@ -1043,18 +1052,21 @@ impl LocalDrive {
         &self,
         bucket: String,
         key: String,
-        meta: Option<Bytes>,
+        update: Update,
         staged: Option<StagedData>,
-    ) -> DriveResult<Option<Bytes>> {
+    ) -> DriveResult<Committed> {
         let this = self.clone();
         let prepared = blocking(&self.slots, move || {
-            this.commit_prepare(&bucket, &key, meta, staged)
+            this.commit_prepare(&bucket, &key, update, staged)
         })
         .await?;
         let p = match prepared {
             Prepared::Removed(previous) => {
                 self.barrier().await?;
-                return Ok(previous);
+                return Ok(Committed {
+                    previous,
+                    merged: None,
+                });
             }
             Prepared::Staged(p) => p,
         };
@@ -1076,7 +1088,10 @@ impl LocalDrive {
             })
             .await?;
         }
-        Ok(p.previous)
+        Ok(Committed {
+            previous: p.previous,
+            merged: p.merged,
+        })
     }
 
     /// Does this directory tree hold an object (a metadata file)?
@@ -1119,6 +1134,23 @@ struct Staged {
     staged_meta: PathBuf,
     previous: Option<Bytes>,
     marker: bool,
+    /// For an [`Update::Latest`]: the replaced version's data directory and the new
+    /// version's modification time as stored.
+    merged: Option<(Option<Uuid>, i64)>,
+}
+
+/// What a commit makes of a key's metadata.
+enum Update {
+    /// This file (or none: the metadata is removed).
+    Replace(Option<Bytes>),
+    /// The file held now with this version put in front ([`Drive::put_version`]).
+    Latest(Box<crate::meta::Version>),
+}
+
+/// What a commit replaced.
+struct Committed {
+    previous: Option<Bytes>,
+    merged: Option<(Option<Uuid>, i64)>,
 }
 
 struct LocalFileWriter {
@@ -1417,8 +1449,42 @@ impl Drive for LocalDrive {
         staged: Option<StagedData>,
     ) -> DriveResult<Option<Bytes>> {
         self.usable()?;
-        self.commit(bucket.to_string(), key.to_string(), meta, staged)
-            .await
+        let c = self
+            .commit(
+                bucket.to_string(),
+                key.to_string(),
+                Update::Replace(meta),
+                staged,
+            )
+            .await?;
+        Ok(c.previous)
+    }
+
+    async fn put_version(
+        &self,
+        bucket: &str,
+        key: &str,
+        version: crate::meta::Version,
+        staged: Option<StagedData>,
+    ) -> DriveResult<PutVersion> {
+        self.usable()?;
+        let c = self
+            .commit(
+                bucket.to_string(),
+                key.to_string(),
+                Update::Latest(Box::new(version)),
+                staged,
+            )
+            .await?;
+        // A new latest version never removes the metadata.
+        let (replaced, mod_time) = c
+            .merged
+            .ok_or(DriveError::NotDone("the commit removed the metadata"))?;
+        Ok(PutVersion {
+            previous: c.previous,
+            replaced,
+            mod_time,
+        })
     }
 
     async fn delete_data_dir(&self, bucket: &str, key: &str, data_dir: Uuid) -> DriveResult<()> {

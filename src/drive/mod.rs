@@ -79,6 +79,18 @@ impl From<std::io::Error> for DriveError {
     }
 }
 
+impl DriveError {
+    /// The same error again, for a second holder (I/O errors are not `Clone`: they come
+    /// back as `Offline` with their message).
+    pub fn again(&self) -> DriveError {
+        match self {
+            DriveError::NotFound => DriveError::NotFound,
+            DriveError::BucketNotFound => DriveError::BucketNotFound,
+            other => DriveError::Offline(other.to_string()),
+        }
+    }
+}
+
 pub type DriveResult<T> = Result<T, DriveError>;
 
 /// Why a drive is offline, as an operator reads it.
@@ -191,6 +203,17 @@ pub struct StagedData {
     pub data_dir: Uuid,
 }
 
+/// What a [`Drive::put_version`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PutVersion {
+    /// The metadata file it replaced (to restore if the commit misses its quorum).
+    pub previous: Option<Bytes>,
+    /// The data directory of the version the new one replaced (same id), if it had one.
+    pub replaced: Option<Uuid>,
+    /// The new version's modification time as this drive stored it.
+    pub mod_time: i64,
+}
+
 /// Streaming writer of one file; `finish` makes it durable (fsync).
 #[async_trait]
 pub trait FileWriter: Send {
@@ -301,6 +324,35 @@ pub trait Drive: Send + Sync + std::fmt::Debug {
         meta: Option<Bytes>,
         staged: Option<StagedData>,
     ) -> DriveResult<Option<Bytes>>;
+    /// The commit step of a new latest version: merge `version` into the metadata this
+    /// drive holds for the key ([`ObjectMeta::put_latest`]: its modification time raised
+    /// past the newest there), move `staged` data in and write it, as [`Drive::write_meta`]
+    /// does. The caller holds the key's write lock. A local drive reads and writes in one
+    /// step; this default asks [`Drive::read_meta`], then [`Drive::write_meta`].
+    ///
+    /// [`ObjectMeta::put_latest`]: crate::meta::ObjectMeta::put_latest
+    async fn put_version(
+        &self,
+        bucket: &str,
+        key: &str,
+        version: crate::meta::Version,
+        staged: Option<StagedData>,
+    ) -> DriveResult<PutVersion> {
+        let current = match self.read_meta(bucket, key).await {
+            Ok(b) => Some(b),
+            Err(DriveError::NotFound) => None,
+            Err(e) => return Err(e),
+        };
+        let merged = crate::meta::ObjectMeta::put_latest(current.as_deref(), version);
+        let previous = self
+            .write_meta(bucket, key, Some(Bytes::from(merged.meta)), staged)
+            .await?;
+        Ok(PutVersion {
+            previous,
+            replaced: merged.replaced,
+            mod_time: merged.mod_time,
+        })
+    }
     /// Remove a version's data directory (and the object's directory once empty).
     async fn delete_data_dir(&self, bucket: &str, key: &str, data_dir: Uuid) -> DriveResult<()>;
     /// Size of a file in bytes.

@@ -25,7 +25,7 @@ use crate::metrics::{Histogram, HistogramSnapshot};
 
 use super::{
     BucketEntry, DirPage, DirQuery, DiskInfo, Drive, DriveError, DriveResult, DriveStatus, Entry,
-    FileRef, FileWriter, OfflineReason, Probe, StagedData,
+    FileRef, FileWriter, OfflineReason, Probe, PutVersion, StagedData,
 };
 
 /// Consecutive timeouts after which a drive is offline until a probe answers in time.
@@ -488,6 +488,21 @@ impl Drive for TimedDrive {
         self.call(
             Call::WriteMeta,
             self.inner.write_meta(bucket, key, meta, staged),
+        )
+        .await
+    }
+    async fn put_version(
+        &self,
+        bucket: &str,
+        key: &str,
+        version: crate::meta::Version,
+        staged: Option<StagedData>,
+    ) -> DriveResult<PutVersion> {
+        // The inner drive's one step (a local drive reads and writes at once) under the
+        // deadline of a metadata write.
+        self.call(
+            Call::WriteMeta,
+            self.inner.put_version(bucket, key, version, staged),
         )
         .await
     }

@@ -68,6 +68,17 @@ pub struct ObjectMeta {
     pub versions: Vec<Version>,
 }
 
+/// A drive's metadata with a new latest version ([`ObjectMeta::put_latest`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PutLatest {
+    /// The encoded file.
+    pub meta: Vec<u8>,
+    /// The data directory of the version it replaced (same id), if that had one.
+    pub replaced: Option<Uuid>,
+    /// The new version's modification time as stored (raised past the drive's newest).
+    pub mod_time: i64,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum VersionKind {
     Object,
@@ -191,6 +202,28 @@ impl ObjectMeta {
             .map(|i| self.versions.remove(i));
         self.versions.insert(0, v);
         old
+    }
+
+    /// `v` as the latest version of a drive's metadata file `current` (none, or one that
+    /// does not decode, counts as no versions): its modification time raised past the
+    /// newest version there when it is not already newer, so versions stay ordered on
+    /// every drive (heal restores them in that order), then put in front ([`Self::upsert`]).
+    pub fn put_latest(current: Option<&[u8]>, mut v: Version) -> PutLatest {
+        let mut meta = current
+            .and_then(|b| ObjectMeta::decode(b).ok())
+            .unwrap_or_default();
+        if let Some(newest) = meta.latest().map(|l| l.mod_time) {
+            if v.mod_time <= newest {
+                v.mod_time = newest.saturating_add(1);
+            }
+        }
+        let mod_time = v.mod_time;
+        let replaced = meta.upsert(v).and_then(|old| old.data_dir);
+        PutLatest {
+            meta: meta.encode(),
+            replaced,
+            mod_time,
+        }
     }
 
     pub fn encode(&self) -> Vec<u8> {

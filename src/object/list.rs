@@ -209,15 +209,6 @@ fn not_asked() -> DriveError {
     DriveError::NotDone(STILL_RUNNING)
 }
 
-/// The same error again (I/O errors are not `Clone`).
-fn again(e: &DriveError) -> DriveError {
-    match e {
-        DriveError::NotFound => DriveError::NotFound,
-        DriveError::BucketNotFound => DriveError::BucketNotFound,
-        other => DriveError::Offline(other.to_string()),
-    }
-}
-
 impl<'a> SetWalker<'a> {
     fn new(
         set: &'a ErasureSet,
@@ -401,7 +392,7 @@ impl<'a> SetWalker<'a> {
                 }
                 Err(e) => {
                     leaf.iter_mut().for_each(|l| *l = false);
-                    per_key.iter_mut().for_each(|s| s.push(Err(again(&e))));
+                    per_key.iter_mut().for_each(|s| s.push(Err(e.again())));
                 }
             }
         }
@@ -451,7 +442,7 @@ impl<'a> SetWalker<'a> {
                     .for_each(|(_, m)| m[i] = Err(DriveError::Offline("short answer".into()))),
                 Err(e) => unsettled
                     .iter_mut()
-                    .for_each(|(_, m)| m[i] = Err(again(&e))),
+                    .for_each(|(_, m)| m[i] = Err(e.again())),
             }
         }
         for (k, metas) in unsettled {

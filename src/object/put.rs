@@ -15,7 +15,7 @@ use super::{
     check_bucket, check_key, now_nanos, ErasureSet, ObjectError, ObjectInfo, ObjectResult,
     PutOptions, Store, WriteCondition, INLINE_LIMIT, LOCK_TIMEOUT, MAX_OBJECT_SIZE,
 };
-use crate::drive::{Drive, DriveError, DriveResult, FileWriter, StagedData};
+use crate::drive::{Drive, DriveError, DriveResult, FileWriter, PutVersion, StagedData};
 use crate::etag::{self, Md5Stream};
 use crate::meta::{ErasureInfo, ObjectMeta, PartInfo, Version, VersionKind};
 use crate::placement::{distribution, write_quorum};
@@ -350,6 +350,9 @@ pub(crate) async fn commit_locked(
     cond: Option<&WriteCondition>,
     guard: &crate::lock::LockGuard,
 ) -> ObjectResult<Committed> {
+    let Some(cond) = cond else {
+        return commit_merged(store, set, bucket, key, new, guard).await;
+    };
     let data = new.version.erasure.data as usize;
     let parity = new.version.erasure.parity as usize;
     let quorum = write_quorum(data, parity);
@@ -360,16 +363,14 @@ pub(crate) async fn commit_locked(
     if bucket_missing(&current, set.size()) {
         return Err(ObjectError::NoSuchBucket);
     }
-    if let Some(cond) = cond {
-        // It held when the write began (the caller checked): failing now means another
-        // write committed in between.
-        judge_on(set, &current, cond).map_err(|e| match e {
-            ObjectError::PreconditionFailed | ObjectError::NoSuchKey => {
-                ObjectError::ConditionalConflict
-            }
-            e => e,
-        })?;
-    }
+    // It held when the write began (the caller checked): failing now means another write
+    // committed in between.
+    judge_on(set, &current, cond).map_err(|e| match e {
+        ObjectError::PreconditionFailed | ObjectError::NoSuchKey => {
+            ObjectError::ConditionalConflict
+        }
+        e => e,
+    })?;
     // Versions stay ordered by modification time on every drive (heal restores them in
     // that order): the new one is newer than everything it goes in front of.
     let mut new = new;
@@ -431,6 +432,117 @@ pub(crate) async fn commit_locked(
     // Remove the data directories of replaced versions.
     let _ = fan_out(&set.drives, |i, d| {
         let old = plans[i].as_ref().and_then(|(_, old)| *old);
+        let done = results[i].is_ok();
+        async move {
+            match old {
+                Some(dir) if done && Some(dir) != new.version.data_dir => {
+                    d.delete_data_dir(bucket, key, dir).await
+                }
+                _ => Ok(()),
+            }
+        }
+    })
+    .await;
+    if results.iter().any(Result::is_err) {
+        store.heal_queue.push(bucket, key);
+    }
+    Ok(results.iter().map(Result::is_ok).collect())
+}
+
+/// [`commit_locked`] without a condition: each drive merges the new version into what it
+/// holds and writes it in one step ([`Drive::put_version`]), with nothing read first. Each
+/// drive raises the version's time past its own newest version; when they answer different
+/// times (clocks of nodes apart, or a clock stepped back), the drives below the highest
+/// are given that one, so every drive holds the same version. Below write quorum every
+/// drive that took it is rolled back.
+async fn commit_merged(
+    store: &Store,
+    set: &ErasureSet,
+    bucket: &str,
+    key: &str,
+    new: NewVersion,
+    guard: &crate::lock::LockGuard,
+) -> ObjectResult<Committed> {
+    let quorum = write_quorum(
+        new.version.erasure.data as usize,
+        new.version.erasure.parity as usize,
+    );
+    let staged = new.staged_dir.as_ref().zip(new.version.data_dir);
+    let staged_data = || {
+        staged.map(|(from, data_dir)| StagedData {
+            from: from.clone(),
+            data_dir,
+        })
+    };
+    // The version as drive position `i` holds it: its shard's index, its inline shard.
+    let version_for = |i: usize, mod_time: i64| {
+        let mut v = new.version.clone();
+        v.mod_time = mod_time;
+        v.erasure.index = v.erasure.distribution[i];
+        v.inline = new.inline.as_ref().map(|s| s[i].clone());
+        v
+    };
+    if !guard.held() {
+        return Err(ObjectError::LockLost);
+    }
+    let first = fan_out(&set.drives, |i, d| {
+        let v = new.ok[i].then(|| version_for(i, new.version.mod_time));
+        let staged = staged_data();
+        async move {
+            match v {
+                Some(v) => d.put_version(bucket, key, v, staged).await,
+                None => Err(DriveError::NotDone("skipped")),
+            }
+        }
+    })
+    .await;
+    let newest = first
+        .iter()
+        .filter_map(|r| r.as_ref().ok().map(|p| p.mod_time))
+        .max();
+    // Per drive: the metadata it held before (to roll back to), or why it did not commit.
+    let previous = |r: &DriveResult<PutVersion>| match r {
+        Ok(p) => Ok(p.previous.clone()),
+        Err(e) => Err(e.again()),
+    };
+    let mut results: Vec<DriveResult<Option<Bytes>>> = first.iter().map(previous).collect();
+    if let Some(newest) = newest {
+        let behind: Vec<bool> = first
+            .iter()
+            .map(|r| r.as_ref().is_ok_and(|p| p.mod_time != newest))
+            .collect();
+        if behind.contains(&true) {
+            // Their data is in place already: only the metadata changes.
+            let second = fan_out(&set.drives, |i, d| {
+                let v = behind[i].then(|| version_for(i, newest));
+                async move {
+                    match v {
+                        Some(v) => d.put_version(bucket, key, v, None).await.map(|_| ()),
+                        None => Ok(()),
+                    }
+                }
+            })
+            .await;
+            for (i, r) in second.into_iter().enumerate() {
+                if let Err(e) = r {
+                    tracing::warn!(bucket, key, drive = i, error = %e, "a commit's second round failed");
+                    results[i] = Err(e);
+                }
+            }
+        }
+    }
+    if let Err(e) = write_ok(&results, quorum) {
+        // Every drive that took the first round gets its previous metadata back.
+        let took: Vec<DriveResult<Option<Bytes>>> = first.iter().map(previous).collect();
+        rollback(set, bucket, key, &took, new.version.data_dir).await;
+        if bucket_missing(&first, set.size()) {
+            return Err(ObjectError::NoSuchBucket);
+        }
+        return Err(e);
+    }
+    // Remove the data directories of replaced versions.
+    let _ = fan_out(&set.drives, |i, d| {
+        let old = first[i].as_ref().ok().and_then(|p| p.replaced);
         let done = results[i].is_ok();
         async move {
             match old {

@@ -778,6 +778,54 @@ async fn a_put_into_a_bucket_gone_from_the_drives_is_no_such_bucket() {
     }
 }
 
+/// Rewrite the latest version's modification time in drive `i`'s metadata of `key`.
+async fn set_latest_mod_time(c: &Cluster, i: usize, key: &str, mod_time: i64) {
+    let d: &dyn crate::drive::Drive = c.locals[i].as_ref();
+    let mut m = crate::meta::ObjectMeta::decode(&d.read_meta("bucket", key).await.expect("meta"))
+        .expect("decode");
+    m.versions[0].mod_time = mod_time;
+    d.write_meta("bucket", key, Some(m.encode().into()), None)
+        .await
+        .expect("write");
+}
+
+/// The latest version's modification time in drive `i`'s metadata of `key`.
+async fn latest_mod_time(c: &Cluster, i: usize, key: &str) -> i64 {
+    let d: &dyn crate::drive::Drive = c.locals[i].as_ref();
+    let m = crate::meta::ObjectMeta::decode(&d.read_meta("bucket", key).await.expect("meta"))
+        .expect("decode");
+    m.versions[0].mod_time
+}
+
+#[tokio::test]
+async fn a_put_after_a_version_from_the_future_is_newer_on_every_drive() {
+    let c = Cluster::new(4).await;
+    c.store.make_bucket("bucket").await.expect("bucket");
+    let hour = 3_600_000_000_000i64;
+    for (key, len) in [("small", 100), ("big", 3 * BLOCK)] {
+        c.put("bucket", key, &bytes(len, 1)).await.expect("first");
+        // A version written through a node whose clock ran an hour ahead, and on drive 0
+        // (as if a heal were pending) two hours ahead.
+        let ahead = now_nanos() + hour;
+        for i in 0..4 {
+            let t = if i == 0 { ahead + hour } else { ahead };
+            set_latest_mod_time(&c, i, key, t).await;
+        }
+        let data = bytes(len, 2);
+        c.put("bucket", key, &data).await.expect("second");
+        // Every drive holds the new version at one time, past the newest before it:
+        // otherwise the drives would not agree on it.
+        for i in 0..4 {
+            assert_eq!(
+                latest_mod_time(&c, i, key).await,
+                ahead + hour + 1,
+                "{key} drive {i}"
+            );
+        }
+        assert_eq!(c.get("bucket", key).await.expect("read"), data, "{key}");
+    }
+}
+
 #[tokio::test]
 async fn restart_with_drives_reordered_and_foreign_drive_refused() {
     let mut c = Cluster::new(4).await;
