@@ -31,6 +31,15 @@ pub fn valid_bucket_name(name: &str) -> bool {
     name.parse::<std::net::Ipv4Addr>().is_err()
 }
 
+/// Names S3 keeps for its own endpoints (`xn--…`, `sthree-…`, `amzn-s3-demo-…`, `…-s3alias`,
+/// `…--ol-s3`, `….mrap`, `…--x-s3`, `…--table-s3`): no new bucket may take one. Checked at
+/// creation only, so a bucket made with such a name before stays reachable.
+pub fn reserved_bucket_name(name: &str) -> bool {
+    const PREFIXES: [&str; 3] = ["xn--", "sthree-", "amzn-s3-demo-"];
+    const SUFFIXES: [&str; 5] = ["-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-s3"];
+    PREFIXES.iter().any(|p| name.starts_with(p)) || SUFFIXES.iter().any(|s| name.ends_with(s))
+}
+
 /// What the admin API reports for a scope.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct QuotaStatus {

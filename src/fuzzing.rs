@@ -132,9 +132,9 @@ pub fn request_xml(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
-    let _ = xml::from_xml::<xml::CompleteMultipartUpload>(text);
-    let _ = xml::from_xml::<xml::DeleteRequest>(text);
-    let _ = xml::from_xml::<xml::CreateBucketConfiguration>(text);
+    let _ = xml::from_xml::<xml::CompleteMultipartUpload>(text, "CompleteMultipartUpload");
+    let _ = xml::from_xml::<xml::DeleteRequest>(text, "Delete");
+    let _ = xml::from_xml::<xml::CreateBucketConfiguration>(text, "CreateBucketConfiguration");
 }
 
 /// The per-object metadata file as read from a drive.

@@ -550,6 +550,7 @@ fn refuse_marker(
         return Err(ObjectError::DeleteMarker {
             version_id: agreed.latest.version_id,
             by_id: which != VersionRef::Latest,
+            mod_time: agreed.latest.mod_time,
         });
     }
     Ok(agreed)

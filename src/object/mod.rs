@@ -77,6 +77,8 @@ pub enum ObjectError {
     DeleteMarker {
         version_id: Option<Uuid>,
         by_id: bool,
+        /// When the marker was made (nanoseconds since the epoch).
+        mod_time: i64,
     },
     #[error("bucket already exists")]
     BucketExists,

@@ -231,7 +231,7 @@ pub async fn put_public_access_block(
 ) -> Result<Response<Body>, S3Error> {
     bucket(state, ctx).await?;
     let text = small_text(ctx, body).await?;
-    let x: PublicAccessBlockXml = xml::from_xml(&text)?;
+    let x: PublicAccessBlockXml = xml::from_xml(&text, "PublicAccessBlockConfiguration")?;
     let pab = PublicAccessBlock {
         block_public_acls: x.block_public_acls,
         ignore_public_acls: x.ignore_public_acls,
@@ -292,7 +292,7 @@ pub async fn put_ownership(
 ) -> Result<Response<Body>, S3Error> {
     bucket(state, ctx).await?;
     let text = small_text(ctx, body).await?;
-    let x: OwnershipControlsXml = xml::from_xml(&text)?;
+    let x: OwnershipControlsXml = xml::from_xml(&text, "OwnershipControls")?;
     let [rule] = x.rules.as_slice() else {
         return Err(S3Error::malformed_xml());
     };
@@ -504,7 +504,7 @@ struct GranteeXml {
 }
 
 fn acl_from_xml(text: &str, owner: &str) -> Result<Acl, S3Error> {
-    let x: AclXml = xml::from_xml(text)?;
+    let x: AclXml = xml::from_xml(text, "AccessControlPolicy")?;
     if let Some(o) = &x.owner {
         if o.id.as_deref().is_some_and(|id| id != owner) {
             return Err(S3Error::new(

@@ -78,14 +78,15 @@ pub async fn list_buckets(state: &S3State, ctx: &Ctx) -> Result<Response<Body>, 
 
 pub async fn create(state: &S3State, ctx: &Ctx, body: Body) -> Result<Response<Body>, S3Error> {
     let name = bucket(ctx)?;
-    if !crate::object::valid_bucket_name(name) {
+    if !crate::object::valid_bucket_name(name) || crate::api::reserved_bucket_name(name) {
         return Err(crate::object::ObjectError::InvalidBucketName.into());
     }
     let lock = super::objectlock::create_bucket_lock(ctx)?;
     let raw = body::read_small(body, &ctx.verified, &ctx.headers, 64 * 1024).await?;
     let text = String::from_utf8(raw).map_err(|_| S3Error::malformed_xml())?;
     if !text.trim().is_empty() {
-        let cfg: xml::CreateBucketConfiguration = xml::from_xml(&text)?;
+        let cfg: xml::CreateBucketConfiguration =
+            xml::from_xml(&text, "CreateBucketConfiguration")?;
         if let Some(loc) = cfg.location_constraint.filter(|l| !l.is_empty()) {
             check_location(&loc, &state.region)?;
         }
@@ -282,7 +283,13 @@ pub async fn list_objects(state: &S3State, ctx: &Ctx, v2: bool) -> Result<Respon
         name: name.to_string(),
         prefix: enc(prefix),
         marker: (!v2).then(|| enc(start_after.clone().unwrap_or_default())),
-        next_marker: if v2 { None } else { next.clone().map(enc) },
+        // V1 names the next marker only under a delimiter; without one a client resumes
+        // after the page's last key (AWS's ListObjects).
+        next_marker: if v2 || delimiter.is_none() {
+            None
+        } else {
+            next.clone().map(enc)
+        },
         continuation_token: if v2 {
             ctx.query("continuation-token").map(String::from)
         } else {

@@ -66,7 +66,7 @@ struct RuleXml {
 
 /// Parse and validate a PutBucketCors body.
 fn parse(text: &str) -> Result<Cors, S3Error> {
-    let x: CorsXml = xml::from_xml(text)?;
+    let x: CorsXml = xml::from_xml(text, "CORSConfiguration")?;
     let trim = |v: Vec<String>| v.into_iter().map(|s| s.trim().to_string()).collect();
     let cors = Cors {
         rules: x

@@ -56,7 +56,7 @@ fn invalid(msg: &str) -> S3Error {
 }
 
 fn parse(state: &S3State, text: &str) -> Result<DefaultEncryption, S3Error> {
-    let x: ConfigXml = xml::from_xml(text)?;
+    let x: ConfigXml = xml::from_xml(text, "ServerSideEncryptionConfiguration")?;
     let [rule] = <[RuleXml; 1]>::try_from(x.rules).map_err(|_| {
         S3Error::new(
             "MalformedXML",

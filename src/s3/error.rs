@@ -269,9 +269,15 @@ impl From<ObjectError> for S3Error {
                 S::NOT_FOUND,
                 "The specified version does not exist.",
             ),
-            ObjectError::DeleteMarker { version_id, by_id } => {
+            ObjectError::DeleteMarker {
+                version_id,
+                by_id,
+                mod_time,
+            } => {
+                // A marker asked for by id: 405, with when the marker was made.
                 let e = if by_id {
                     S3Error::method_not_allowed()
+                        .with_header("last-modified", crate::s3::http_date(mod_time))
                 } else {
                     S3Error::new("NoSuchKey", S::NOT_FOUND, "The specified key does not exist.")
                 };

@@ -378,7 +378,7 @@ fn rule_xml(r: &Rule) -> RuleXml {
 
 /// Parse and validate a `LifecycleConfiguration` body.
 pub fn parse(text: &str) -> Result<Lifecycle, S3Error> {
-    let x: LifecycleXml = xml::from_xml(text)?;
+    let x: LifecycleXml = xml::from_xml(text, "LifecycleConfiguration")?;
     let lc = Lifecycle {
         rules: x
             .rules

@@ -269,7 +269,7 @@ pub async fn complete(state: &S3State, ctx: &Ctx, body: Body) -> Result<Response
         .collect();
     let raw = body::read_small(body, &ctx.verified, &body_headers, 4 << 20).await?;
     let text = String::from_utf8(raw).map_err(|_| S3Error::malformed_xml())?;
-    let req: xml::CompleteMultipartUpload = xml::from_xml(&text)?;
+    let req: xml::CompleteMultipartUpload = xml::from_xml(&text, "CompleteMultipartUpload")?;
     if req.parts.is_empty() {
         return Err(S3Error::malformed_xml());
     }
@@ -445,24 +445,44 @@ pub async fn list_uploads(state: &S3State, ctx: &Ctx) -> Result<Response<Body>, 
     let id_marker = ctx.query("upload-id-marker").unwrap_or("");
     let max = max_param(ctx, "max-uploads")?;
     let all = state.store.list_uploads(bucket, prefix).await?;
+    // Uploads of one key are listed oldest first: an upload-id marker names the last one
+    // a page showed, so that key's uploads resume after it.
+    let resume = (!id_marker.is_empty())
+        .then(|| {
+            all.iter()
+                .position(|u| u.key == key_marker && u.upload_id == id_marker)
+        })
+        .flatten();
     let mut uploads = Vec::new();
     let mut prefixes: Vec<String> = Vec::new();
     let mut truncated = false;
-    let mut next = None;
-    for u in all.into_iter().filter(|u| {
-        u.key.as_str() > key_marker
-            || (u.key == key_marker && !id_marker.is_empty() && u.upload_id.as_str() > id_marker)
-    }) {
+    // Where the next page starts: the last upload shown, or the last common prefix.
+    let mut next: Option<(String, Option<String>)> = None;
+    for (i, u) in all.into_iter().enumerate() {
+        let after_marker = match u.key.as_str().cmp(key_marker) {
+            std::cmp::Ordering::Greater => true,
+            std::cmp::Ordering::Less => false,
+            std::cmp::Ordering::Equal => match resume {
+                Some(at) => i > at,
+                None => !id_marker.is_empty() && u.upload_id.as_str() > id_marker,
+            },
+        };
+        if !after_marker {
+            continue;
+        }
         if let Some(d) = delimiter {
             if let Some(pos) = u.key[prefix.len()..].find(d) {
                 let cp = u.key[..prefix.len() + pos + d.len()].to_string();
-                if !prefixes.contains(&cp) {
-                    if uploads.len() + prefixes.len() == max {
-                        truncated = true;
-                        break;
-                    }
-                    prefixes.push(cp);
+                // A prefix at or before the marker was shown on an earlier page.
+                if cp.as_str() <= key_marker || prefixes.contains(&cp) {
+                    continue;
                 }
+                if uploads.len() + prefixes.len() == max {
+                    truncated = true;
+                    break;
+                }
+                next = Some((cp.clone(), None));
+                prefixes.push(cp);
                 continue;
             }
         }
@@ -470,7 +490,7 @@ pub async fn list_uploads(state: &S3State, ctx: &Ctx) -> Result<Response<Body>, 
             truncated = true;
             break;
         }
-        next = Some((u.key.clone(), u.upload_id.clone()));
+        next = Some((u.key.clone(), Some(u.upload_id.clone())));
         uploads.push(xml::UploadXml {
             key: u.key,
             upload_id: u.upload_id,
@@ -480,17 +500,17 @@ pub async fn list_uploads(state: &S3State, ctx: &Ctx) -> Result<Response<Body>, 
             initiated: iso8601(u.initiated),
         });
     }
+    let (next_key, next_id) = match next.filter(|_| truncated) {
+        Some((k, id)) => (Some(k), id),
+        None => (None, None),
+    };
     xml_response(&xml::ListMultipartUploadsResult {
         xmlns: NS,
         bucket: bucket.to_string(),
         key_marker: key_marker.to_string(),
         upload_id_marker: id_marker.to_string(),
-        next_key_marker: truncated
-            .then(|| next.as_ref().map(|n| n.0.clone()))
-            .flatten(),
-        next_upload_id_marker: truncated
-            .then(|| next.as_ref().map(|n| n.1.clone()))
-            .flatten(),
+        next_key_marker: next_key,
+        next_upload_id_marker: next_id,
         prefix: prefix.to_string(),
         delimiter: delimiter.map(String::from),
         max_uploads: max,

@@ -75,7 +75,7 @@ fn destination_error(arn: &str) -> S3Error {
 }
 
 fn parse(state: &S3State, text: &str) -> Result<Notification, S3Error> {
-    let x: ConfigXml = xml::from_xml(text)?;
+    let x: ConfigXml = xml::from_xml(text, "NotificationConfiguration")?;
     if x.event_bridge.is_some() {
         return Err(S3Error::not_implemented("EventBridgeConfiguration"));
     }

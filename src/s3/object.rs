@@ -346,7 +346,7 @@ fn parse_range(v: Option<&str>, size: u64) -> Result<Option<ByteRange>, S3Error>
         },
         (None, Some(n)) if a.is_empty() => {
             if n == 0 {
-                return Err(S3Error::invalid_range());
+                return Err(unsatisfiable(size));
             }
             let n = n.min(size);
             ByteRange {
@@ -357,10 +357,25 @@ fn parse_range(v: Option<&str>, size: u64) -> Result<Option<ByteRange>, S3Error>
         _ => return Ok(None),
     };
     if range.start >= size || range.len == 0 {
-        return Err(S3Error::invalid_range());
+        return Err(unsatisfiable(size));
     }
     Ok(Some(range))
 }
+
+/// A range outside an object of `size` bytes: 416 with the size (RFC 9110 §14.4).
+fn unsatisfiable(size: u64) -> S3Error {
+    S3Error::invalid_range().with_header("content-range", format!("bytes */{size}"))
+}
+
+/// The query parameters that set a GET's response headers, and the header each sets.
+const RESPONSE_OVERRIDES: [(&str, &str); 6] = [
+    ("response-content-type", "content-type"),
+    ("response-content-language", "content-language"),
+    ("response-expires", "expires"),
+    ("response-cache-control", "cache-control"),
+    ("response-content-disposition", "content-disposition"),
+    ("response-content-encoding", "content-encoding"),
+];
 
 /// The body of a GET: the reader's bytes, decrypted package by package for an encrypted
 /// object (`segments`).
@@ -381,6 +396,21 @@ fn stream_response(
 
 pub async fn get(state: &S3State, ctx: &Ctx, head: bool) -> Result<Response<Body>, S3Error> {
     let (bucket, key) = bucket_key(ctx)?;
+    // What the request asks is checked before the object is looked at.
+    if ctx.verified.is_anonymous()
+        && RESPONSE_OVERRIDES
+            .iter()
+            .any(|(p, _)| ctx.query(p).is_some())
+    {
+        return Err(S3Error::invalid_request(
+            "Response header overrides (response-*) need a signed or presigned request",
+        ));
+    }
+    if ctx.query("partNumber").is_some() && ctx.header("range").is_some() {
+        return Err(S3Error::invalid_request(
+            "A Range header and the partNumber parameter cannot be used together",
+        ));
+    }
     let which = super::version_ref(ctx)?;
     // A HEAD reads no data: the metadata's agreement is all it needs (no reader, so no
     // lock for an object of several blocks).
@@ -534,14 +564,7 @@ pub async fn get(state: &S3State, ctx: &Ctx, head: bool) -> Result<Response<Body
             insert(&mut resp, "x-amz-checksum-type", kind);
         }
     }
-    for (param, header) in [
-        ("response-content-type", "content-type"),
-        ("response-content-language", "content-language"),
-        ("response-expires", "expires"),
-        ("response-cache-control", "cache-control"),
-        ("response-content-disposition", "content-disposition"),
-        ("response-content-encoding", "content-encoding"),
-    ] {
+    for (param, header) in RESPONSE_OVERRIDES {
         if let Some(v) = ctx.query(param) {
             insert(&mut resp, header, v);
         }
@@ -633,7 +656,7 @@ pub async fn delete_many(
         .ok_or_else(|| S3Error::invalid_request("missing bucket"))?;
     let raw = body::read_small(body, &ctx.verified, &ctx.headers, 2 << 20).await?;
     let text = String::from_utf8(raw).map_err(|_| S3Error::malformed_xml())?;
-    let req: xml::DeleteRequest = xml::from_xml(&text)?;
+    let req: xml::DeleteRequest = xml::from_xml(&text, "Delete")?;
     if req.objects.is_empty() || req.objects.len() > 1000 {
         return Err(S3Error::malformed_xml());
     }

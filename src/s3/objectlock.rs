@@ -217,7 +217,7 @@ pub async fn put_configuration(
 ) -> Result<Response<Body>, S3Error> {
     let b = bucket(state, ctx).await?;
     let text = small_text(ctx, body).await?;
-    let x: LockConfigXml = xml::from_xml(&text)?;
+    let x: LockConfigXml = xml::from_xml(&text, "ObjectLockConfiguration")?;
     if x.enabled.as_deref() != Some("Enabled") {
         return Err(S3Error::malformed_xml());
     }
@@ -341,7 +341,7 @@ pub async fn put_retention(
     let config = locked_bucket(state, ctx).await?;
     let (b, k) = bucket_key(ctx)?;
     let text = small_text(ctx, body).await?;
-    let x: RetentionXml = xml::from_xml(&text)?;
+    let x: RetentionXml = xml::from_xml(&text, "Retention")?;
     let wanted = match (x.mode.as_deref(), x.until.as_deref()) {
         (Some(m), Some(u)) => {
             let mode = LockMode::parse(m).ok_or_else(S3Error::malformed_xml)?;
@@ -404,7 +404,7 @@ pub async fn put_legal_hold(
     locked_bucket(state, ctx).await?;
     let (b, k) = bucket_key(ctx)?;
     let text = small_text(ctx, body).await?;
-    let x: LegalHoldXml = xml::from_xml(&text)?;
+    let x: LegalHoldXml = xml::from_xml(&text, "LegalHold")?;
     let on = match x.status.as_deref() {
         Some("ON") => true,
         Some("OFF") => false,

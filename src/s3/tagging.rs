@@ -138,7 +138,7 @@ fn tagging_xml(tags: Tags) -> Result<Response<Body>, S3Error> {
 
 async fn tags_of_body(ctx: &Ctx, body: Body, max: usize) -> Result<Tags, S3Error> {
     let text = small_text(ctx, body).await?;
-    let x: TaggingIn = xml::from_xml(&text)?;
+    let x: TaggingIn = xml::from_xml(&text, "Tagging")?;
     let tags: Tags = x
         .tag_set
         .tags

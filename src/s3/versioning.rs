@@ -31,7 +31,7 @@ pub async fn get(state: &S3State, ctx: &Ctx) -> Result<Response<Body>, S3Error> 
 pub async fn put(state: &S3State, ctx: &Ctx, body: Body) -> Result<Response<Body>, S3Error> {
     let b = bucket(state, ctx).await?;
     let text = small_text(ctx, body).await?;
-    let x: xml::VersioningIn = xml::from_xml(&text)?;
+    let x: xml::VersioningIn = xml::from_xml(&text, "VersioningConfiguration")?;
     match x.mfa_delete.as_deref() {
         None | Some("Disabled") => {}
         Some("Enabled") => return Err(S3Error::not_implemented("MFA delete")),

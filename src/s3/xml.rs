@@ -18,8 +18,31 @@ pub fn to_xml<T: Serialize>(value: &T) -> Result<String, S3Error> {
 }
 
 /// Parse a request body; any failure is `MalformedXML`.
-pub fn from_xml<'de, T: Deserialize<'de>>(body: &'de str) -> Result<T, S3Error> {
+/// A request body of the document type whose root element is `root`: any other document
+/// is `MalformedXML`, as is anything that does not parse.
+pub fn from_xml<'de, T: Deserialize<'de>>(body: &'de str, root: &str) -> Result<T, S3Error> {
+    if root_name(body).as_deref() != Some(root) {
+        return Err(S3Error::malformed_xml());
+    }
     quick_xml::de::from_str(body).map_err(|_| S3Error::malformed_xml())
+}
+
+/// The local name of a document's root element (`None`: no element, or not XML).
+fn root_name(body: &str) -> Option<String> {
+    use quick_xml::events::Event;
+    let mut reader = quick_xml::Reader::from_str(body);
+    loop {
+        match reader.read_event().ok()? {
+            Event::Start(e) | Event::Empty(e) => {
+                return std::str::from_utf8(e.local_name().as_ref())
+                    .ok()
+                    .map(String::from)
+            }
+            Event::Eof => return None,
+            // The declaration, comments, processing instructions, a doctype, blanks.
+            _ => {}
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -558,6 +581,7 @@ mod tests {
     fn parses_complete_and_delete_requests() {
         let c: CompleteMultipartUpload = from_xml(
             r#"<CompleteMultipartUpload xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Part><ETag>"a"</ETag><PartNumber>1</PartNumber></Part><Part><PartNumber>2</PartNumber><ETag>b</ETag></Part></CompleteMultipartUpload>"#,
+            "CompleteMultipartUpload",
         )
         .expect("valid");
         assert_eq!(c.parts.len(), 2);
@@ -565,10 +589,27 @@ mod tests {
             (c.parts[0].part_number, c.parts[0].etag.as_str()),
             (1, "\"a\"")
         );
-        let d: DeleteRequest = from_xml("<Delete><Quiet>true</Quiet><Object><Key>x</Key></Object><Object><Key>y/z</Key></Object></Delete>").expect("valid");
+        let d: DeleteRequest = from_xml("<Delete><Quiet>true</Quiet><Object><Key>x</Key></Object><Object><Key>y/z</Key></Object></Delete>", "Delete").expect("valid");
         assert_eq!(d.quiet, Some(true));
         assert_eq!(d.objects.len(), 2);
-        assert!(from_xml::<CompleteMultipartUpload>("<CompleteMultipartUpload><Part>").is_err());
+        assert!(from_xml::<CompleteMultipartUpload>(
+            "<CompleteMultipartUpload><Part>",
+            "CompleteMultipartUpload"
+        )
+        .is_err());
+        // A document of another type is refused, whatever its fields.
+        assert!(from_xml::<DeleteRequest>("<X/>", "Delete").is_err());
+        assert!(from_xml::<DeleteRequest>(
+            "<Deleted><Object><Key>x</Key></Object></Deleted>",
+            "Delete"
+        )
+        .is_err());
+        let d: DeleteRequest = from_xml(
+            "<?xml version=\"1.0\"?>\n<!-- c --><s3:Delete xmlns:s3=\"http://s3.amazonaws.com/doc/2006-03-01/\"><Object><Key>x</Key></Object></s3:Delete>",
+            "Delete",
+        )
+        .expect("declaration, comment and prefix");
+        assert_eq!(d.objects.len(), 1);
     }
 
     #[test]
