@@ -836,6 +836,23 @@ def configuration_of_another_document_type_is_malformed():
         status, _, body = signed_request("PUT", f"/{b}?{sub}", good.encode(), body_headers(good))
         assert status in (200, 204), (sub, status, body)
 
+
+@check
+def bucket_policy_action_must_fit_a_resource():
+    """`s3:ListBucket` on the bucket's objects grants nothing: refused, as S3 refuses it."""
+    b = bucket("conf-policy-fit")
+    doc = lambda action, resource: json.dumps({"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow", "Principal": {"AWS": ["*"]}, "Action": action,
+        "Resource": resource}]})
+    own = f"arn:aws:s3:::{b}"
+    for action, resource in (("s3:ListBucket", f"{own}/*"), ("s3:GetObject", own),
+                             (["s3:GetObject", "s3:ListBucket"], f"{own}/*")):
+        status, code, _ = error_of(s3.put_bucket_policy, Bucket=b, Policy=doc(action, resource))
+        assert (status, code) == (400, "MalformedPolicy"), (action, resource, status, code)
+    s3.put_bucket_policy(Bucket=b, Policy=doc(["s3:GetObject", "s3:ListBucket"], [own, f"{own}/*"]))
+    s3.put_bucket_policy(Bucket=b, Policy=doc("s3:*", f"{own}/*"))
+    s3.delete_bucket_policy(Bucket=b)
+
 failed = 0
 for f in CHECKS:
     if only and f.__name__ not in only:

@@ -514,6 +514,43 @@ impl Policy {
         Ok(p)
     }
 
+    /// Refuse a statement naming an action (literally, in `Action`) that applies to none of
+    /// its `Resource` patterns, as S3 refuses such a bucket policy (`s3:ListBucket` on
+    /// `arn:aws:s3:::b/*` would otherwise be stored and grant nothing). `applies(action,
+    /// pattern)` says whether an action acts on what a pattern names; `None` for an action
+    /// the caller does not know, which is not checked.
+    pub fn check_actions_apply(
+        &self,
+        applies: impl Fn(&str, &str) -> Option<bool>,
+    ) -> Result<(), PolicyError> {
+        for s in &self.statements {
+            let Some(r) = s.resources.as_ref().filter(|r| !r.negated) else {
+                continue;
+            };
+            if s.actions.negated {
+                continue;
+            }
+            let literal = s
+                .actions
+                .patterns
+                .iter()
+                .zip(&s.actions.shapes)
+                .filter(|(_, shape)| **shape == Shape::Literal)
+                .map(|(a, _)| a);
+            for action in literal {
+                let none = r.patterns.iter().zip(&r.shapes).all(|(pat, shape)| {
+                    *shape != Shape::Variables && applies(action, pat) == Some(false)
+                });
+                if none {
+                    return Err(bad(format!(
+                        "Action does not apply to any resource(s) in statement: {action}"
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Does any statement allow something to everyone (a public policy, as S3 defines it:
     /// an Allow to `*` whose conditions do not pin it to fixed source addresses)?
     pub fn is_public(&self) -> bool {

@@ -134,6 +134,11 @@ pub async fn put_policy(state: &S3State, ctx: &Ctx, body: Body) -> Result<Respon
     let text = String::from_utf8(raw).map_err(|_| malformed_policy("not UTF-8"))?;
     let policy =
         Policy::parse_resource_policy(&text, &b.config.name).map_err(|e| malformed_policy(&e.0))?;
+    policy
+        .check_actions_apply(|action, pattern| {
+            super::authz::action_applies(&b.config.name, action, pattern)
+        })
+        .map_err(|e| malformed_policy(&e.0))?;
     if policy.is_public() && b.public_access_block().block_public_policy {
         return Err(S3Error::new(
             "AccessDenied",

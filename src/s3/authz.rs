@@ -122,7 +122,50 @@ pub fn versioned(need: Need, ctx: &Ctx) -> Need {
     if !ctx.has_query("versionId") {
         return need;
     }
-    let action = match need.action {
+    Need {
+        action: version_action(need.action),
+        ..need
+    }
+}
+
+/// What an action acts on, for the actions of the table above (and their by-version
+/// forms); `None` for any other.
+pub fn action_target(action: &str) -> Option<On> {
+    use std::sync::OnceLock;
+    static KNOWN: OnceLock<Vec<(&'static str, On)>> = OnceLock::new();
+    let known = KNOWN.get_or_init(|| {
+        let mut v = Vec::new();
+        for op in Op::ALL {
+            for object in [false, true] {
+                let n = need_of(op, object);
+                v.push((n.action, n.on));
+                v.push((version_action(n.action), n.on));
+            }
+        }
+        v
+    });
+    known
+        .iter()
+        .find(|(a, _)| a.eq_ignore_ascii_case(action))
+        .map(|(_, on)| *on)
+}
+
+/// Whether `action` acts on something the resource pattern `pattern` of bucket `bucket`'s
+/// policy names (`None`: an action this table does not know).
+pub fn action_applies(bucket: &str, action: &str, pattern: &str) -> Option<bool> {
+    let arn = format!("arn:aws:s3:::{bucket}");
+    let matches =
+        |text: &str| crate::iam::policy::wildcard(pattern.as_bytes(), text.as_bytes(), false);
+    Some(match action_target(action)? {
+        On::Account => false,
+        On::Bucket => matches(&arn),
+        On::Object => pattern.starts_with(&format!("{arn}/")) || matches(&format!("{arn}/x")),
+    })
+}
+
+/// The action for one version by id of an object action (the same action if none).
+fn version_action(action: &'static str) -> &'static str {
+    match action {
         "s3:GetObject" => "s3:GetObjectVersion",
         "s3:DeleteObject" => "s3:DeleteObjectVersion",
         "s3:GetObjectAcl" => "s3:GetObjectVersionAcl",
@@ -132,8 +175,7 @@ pub fn versioned(need: Need, ctx: &Ctx) -> Need {
         "s3:PutObjectTagging" => "s3:PutObjectVersionTagging",
         "s3:DeleteObjectTagging" => "s3:DeleteObjectVersionTagging",
         other => other,
-    };
-    Need { action, ..need }
+    }
 }
 
 pub fn arn(bucket: Option<&str>, key: Option<&str>, on: On) -> String {
@@ -483,4 +525,79 @@ pub fn client_ip(parts: &http::request::Parts) -> Option<IpAddr> {
         .extensions
         .get::<crate::server::ClientAddr>()
         .map(|a| a.0.ip())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_known_action_acts_on_one_kind_of_resource() {
+        for op in Op::ALL {
+            for object in [false, true] {
+                let n = need_of(op, object);
+                assert_eq!(action_target(n.action), Some(n.on), "{}", n.action);
+                assert_eq!(action_target(version_action(n.action)), Some(n.on));
+            }
+        }
+    }
+
+    #[test]
+    fn actions_apply_to_the_resources_of_their_kind() {
+        let a = |action, pattern| action_applies("b", action, pattern);
+        assert_eq!(a("s3:ListBucket", "arn:aws:s3:::b/*"), Some(false));
+        assert_eq!(a("s3:listbucket", "arn:aws:s3:::b/*"), Some(false));
+        assert_eq!(a("s3:ListBucket", "arn:aws:s3:::b"), Some(true));
+        assert_eq!(a("s3:ListBucket", "arn:aws:s3:::*"), Some(true));
+        assert_eq!(a("s3:ListBucket", "arn:aws:s3:::b*"), Some(true));
+        assert_eq!(a("s3:GetObject", "arn:aws:s3:::b"), Some(false));
+        assert_eq!(a("s3:GetObject", "arn:aws:s3:::b/photos/*"), Some(true));
+        assert_eq!(a("s3:GetObjectVersion", "arn:aws:s3:::b/k"), Some(true));
+        assert_eq!(a("s3:GetObject", "arn:aws:s3:::b*"), Some(true));
+        assert_eq!(a("s3:ListAllMyBuckets", "arn:aws:s3:::b"), Some(false));
+        // Actions this table does not know are not judged.
+        assert_eq!(
+            a("s3:GetReplicationConfiguration", "arn:aws:s3:::b/*"),
+            None
+        );
+    }
+
+    #[test]
+    fn a_bucket_policy_whose_action_fits_no_resource_is_refused() {
+        let check = |doc: &str| {
+            crate::iam::Policy::parse_resource_policy(doc, "b")
+                .expect("parses")
+                .check_actions_apply(|a, p| action_applies("b", a, p))
+        };
+        let stmt = |action: &str, resource: &str| {
+            format!(
+                r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":"*","Action":{action},"Resource":{resource}}}]}}"#
+            )
+        };
+        assert!(check(&stmt(r#""s3:ListBucket""#, r#""arn:aws:s3:::b/*""#)).is_err());
+        assert!(check(&stmt(
+            r#"["s3:GetObject","s3:ListBucket"]"#,
+            r#""arn:aws:s3:::b/*""#
+        ))
+        .is_err());
+        for (action, resource) in [
+            (r#""s3:ListBucket""#, r#""arn:aws:s3:::b""#),
+            (
+                r#"["s3:GetObject","s3:ListBucket"]"#,
+                r#"["arn:aws:s3:::b","arn:aws:s3:::b/*"]"#,
+            ),
+            (r#""s3:*""#, r#""arn:aws:s3:::b/*""#),
+            (r#""s3:Get*""#, r#""arn:aws:s3:::b""#),
+            (
+                r#""s3:GetReplicationConfiguration""#,
+                r#""arn:aws:s3:::b/*""#,
+            ),
+            (r#""s3:GetObject""#, r#""arn:aws:s3:::b/${aws:username}/*""#),
+        ] {
+            assert!(
+                check(&stmt(action, resource)).is_ok(),
+                "{action} on {resource}"
+            );
+        }
+    }
 }
