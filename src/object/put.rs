@@ -429,13 +429,40 @@ pub(crate) async fn commit_locked(
         }
         return Err(e);
     }
-    // Remove the data directories of replaced versions.
+    let replaced: Vec<Option<Uuid>> = plans
+        .iter()
+        .map(|p| p.as_ref().and_then(|(_, old)| *old))
+        .collect();
+    Ok(settle_commit(
+        store,
+        set,
+        bucket,
+        key,
+        &replaced,
+        &results,
+        new.version.data_dir,
+    )
+    .await)
+}
+
+/// After a commit reached its quorum: remove the data directories of the versions it
+/// replaced (`replaced`, per drive) where it took, queue a heal of the key if a drive did
+/// not take it, and say which drives did.
+async fn settle_commit(
+    store: &Store,
+    set: &ErasureSet,
+    bucket: &str,
+    key: &str,
+    replaced: &[Option<Uuid>],
+    results: &[DriveResult<Option<Bytes>>],
+    data_dir: Option<Uuid>,
+) -> Committed {
     let _ = fan_out(&set.drives, |i, d| {
-        let old = plans[i].as_ref().and_then(|(_, old)| *old);
+        let old = replaced[i];
         let done = results[i].is_ok();
         async move {
             match old {
-                Some(dir) if done && Some(dir) != new.version.data_dir => {
+                Some(dir) if done && Some(dir) != data_dir => {
                     d.delete_data_dir(bucket, key, dir).await
                 }
                 _ => Ok(()),
@@ -446,7 +473,7 @@ pub(crate) async fn commit_locked(
     if results.iter().any(Result::is_err) {
         store.heal_queue.push(bucket, key);
     }
-    Ok(results.iter().map(Result::is_ok).collect())
+    results.iter().map(Result::is_ok).collect()
 }
 
 /// [`commit_locked`] without a condition: each drive merges the new version into what it
@@ -540,24 +567,20 @@ async fn commit_merged(
         }
         return Err(e);
     }
-    // Remove the data directories of replaced versions.
-    let _ = fan_out(&set.drives, |i, d| {
-        let old = first[i].as_ref().ok().and_then(|p| p.replaced);
-        let done = results[i].is_ok();
-        async move {
-            match old {
-                Some(dir) if done && Some(dir) != new.version.data_dir => {
-                    d.delete_data_dir(bucket, key, dir).await
-                }
-                _ => Ok(()),
-            }
-        }
-    })
-    .await;
-    if results.iter().any(Result::is_err) {
-        store.heal_queue.push(bucket, key);
-    }
-    Ok(results.iter().map(Result::is_ok).collect())
+    let replaced: Vec<Option<Uuid>> = first
+        .iter()
+        .map(|r| r.as_ref().ok().and_then(|p| p.replaced))
+        .collect();
+    Ok(settle_commit(
+        store,
+        set,
+        bucket,
+        key,
+        &replaced,
+        &results,
+        new.version.data_dir,
+    )
+    .await)
 }
 
 /// The newest modification time of any version in these metadata answers.
