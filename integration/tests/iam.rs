@@ -327,6 +327,20 @@ fn users_groups_policies_and_keys_decide_what_each_identity_may_do() {
     });
     let keys = ok(&s, &["accesskey", "list", "--user", "alice", "--json"]);
     assert!(keys.contains(&k), "{keys}");
+    // Nor can the limited key make itself a key without its limit (its owner's would be).
+    let out = Command::new(cairn_integration::binary())
+        .args(["admin", "accesskey", "create", "--endpoint", &s.endpoint])
+        .env("CAIRN_ROOT_USER", &k)
+        .env("CAIRN_ROOT_PASSWORD", &sk)
+        .output()
+        .expect("run");
+    assert!(!out.status.success(), "a limited key made a key");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("AccessDenied"));
+    assert_eq!(
+        ok(&s, &["accesskey", "list", "--user", "alice", "--json"]),
+        keys,
+        "a key was made"
+    );
     // An expiring key stops working when it expires.
     let out = ok(
         &s,

@@ -939,24 +939,37 @@ async fn iam(
                     return error(StatusCode::FORBIDDEN, "AccessDenied", "Access Denied.");
                 }
             }
-            // A key made by a key cannot do more than the key that made it.
+            // A key made by a key cannot do more than the key that made it: temporary
+            // credentials and keys limited by a policy of their own make none (a new key
+            // would have only the user's policies), and a key that expires makes keys that
+            // expire no later.
+            let mut creator_expiry = None;
             if let crate::iam::Identity::Key {
-                kind: crate::iam::KeyKind::Session,
+                kind,
+                inline,
+                access_key,
                 ..
             } = identity
             {
-                return error(
-                    StatusCode::FORBIDDEN,
-                    "AccessDenied",
-                    "temporary credentials cannot create access keys",
-                );
+                if *kind == crate::iam::KeyKind::Session || inline.is_some() {
+                    return error(
+                        StatusCode::FORBIDDEN,
+                        "AccessDenied",
+                        "temporary credentials and access keys limited by a policy of their own cannot create access keys",
+                    );
+                }
+                creator_expiry = iam.key_expiry(access_key);
             }
-            let expiry = b.expiry_secs.map(|s| {
-                (SystemTime::now()
+            let asked = b.expiry_secs.map(|s| {
+                let now = SystemTime::now()
                     .duration_since(SystemTime::UNIX_EPOCH)
-                    .map_or(0, |d| d.as_secs())
-                    + s) as i64
+                    .map_or(0, |d| d.as_secs());
+                i64::try_from(now.saturating_add(s)).unwrap_or(i64::MAX)
             });
+            let expiry = match (asked, creator_expiry) {
+                (Some(a), Some(c)) => Some(a.min(c)),
+                (a, c) => a.or(c),
+            };
             match iam
                 .create_key(&parent, b.policy.as_deref(), expiry, b.name.as_deref())
                 .await

@@ -1105,6 +1105,15 @@ impl Iam {
             .map(|(k, _)| k.parent.clone())
     }
 
+    /// When an access key expires (seconds since the epoch), if it does.
+    pub fn key_expiry(&self, access_key: &str) -> Option<i64> {
+        self.cache
+            .read()
+            .keys
+            .get(access_key)
+            .and_then(|(k, _)| k.expiry)
+    }
+
     pub fn list_keys(&self, parent: Option<&str>) -> Vec<KeyInfo> {
         self.cache
             .read()

@@ -107,8 +107,9 @@ impl Names {
                 Shape::Literal if ignore_case => p.eq_ignore_ascii_case(text),
                 Shape::Literal => p == text,
                 Shape::Wildcard => wildcard(p.as_bytes(), text.as_bytes(), ignore_case),
-                Shape::Variables => substitute(p, ctx)
-                    .is_some_and(|p| wildcard(p.as_bytes(), text.as_bytes(), ignore_case)),
+                Shape::Variables => substitute(p, ctx).is_some_and(|(p, literal)| {
+                    wildcard_marked(&p, Some(&literal), text.as_bytes(), ignore_case)
+                }),
             })
     }
 }
@@ -620,39 +621,48 @@ fn principal_matches(spec: &PrincipalSpec, who: Principal) -> bool {
 
 /// Replace policy variables (`${aws:username}`, `${*}`, …). `None` when one has no value:
 /// the element then matches nothing.
-fn substitute<'p>(pattern: &'p str, ctx: &Context) -> Option<Cow<'p, str>> {
-    if !pattern.contains("${") {
-        return Some(Cow::Borrowed(pattern));
-    }
-    let mut out = String::with_capacity(pattern.len());
+/// `pattern` with its policy variables replaced, and which of its bytes are literal: a
+/// variable's value and the characters `${*}`, `${?}` and `${$}` stand for match only
+/// themselves, never as wildcards. `None` when a variable has no value.
+fn substitute(pattern: &str, ctx: &Context) -> Option<(Vec<u8>, Vec<bool>)> {
+    let mut out = Vec::with_capacity(pattern.len());
+    let mut literal = Vec::with_capacity(pattern.len());
+    let mut push = |bytes: &[u8], lit: bool| {
+        out.extend_from_slice(bytes);
+        literal.extend(std::iter::repeat_n(lit, bytes.len()));
+    };
     let mut rest = pattern;
     while let Some(start) = rest.find("${") {
-        out.push_str(&rest[..start]);
+        push(&rest.as_bytes()[..start], false);
         let after = &rest[start + 2..];
         let end = after.find('}')?;
         let var = &after[..end];
         match var {
-            "*" => out.push('*'),
-            "?" => out.push('?'),
-            "$" => out.push('$'),
+            "*" | "?" | "$" => push(var.as_bytes(), true),
             _ => {
                 let v = ctx.keys.get(&var.to_ascii_lowercase())?;
                 let first = v.into_iter().next()?;
-                // A value is literal: its wildcard characters match only themselves.
-                if first.contains(['*', '?']) {
-                    return None;
-                }
-                out.push_str(&first);
+                push(first.as_bytes(), true);
             }
         }
         rest = &after[end + 1..];
     }
-    out.push_str(rest);
-    Some(Cow::Owned(out))
+    push(rest.as_bytes(), false);
+    Some((out, literal))
 }
 
 /// `*` matches any run, `?` one character.
 pub fn wildcard(pattern: &[u8], text: &[u8], ignore_case: bool) -> bool {
+    wildcard_marked(pattern, None, text, ignore_case)
+}
+
+/// [`wildcard`] where the pattern bytes `literal` marks match only themselves.
+fn wildcard_marked(
+    pattern: &[u8],
+    literal: Option<&[bool]>,
+    text: &[u8],
+    ignore_case: bool,
+) -> bool {
     let eq = |a: u8, b: u8| {
         if ignore_case {
             a.eq_ignore_ascii_case(&b)
@@ -660,15 +670,17 @@ pub fn wildcard(pattern: &[u8], text: &[u8], ignore_case: bool) -> bool {
             a == b
         }
     };
+    let lit = |i: usize| literal.is_some_and(|l| l.get(i).copied().unwrap_or(false));
+    let star_at = |i: usize| pattern[i] == b'*' && !lit(i);
     let (mut p, mut t) = (0usize, 0usize);
     let mut star: Option<(usize, usize)> = None;
     while t < text.len() {
         if p < pattern.len()
-            && (pattern[p] == b'?' || (pattern[p] != b'*' && eq(pattern[p], text[t])))
+            && ((pattern[p] == b'?' && !lit(p)) || (!star_at(p) && eq(pattern[p], text[t])))
         {
             p += 1;
             t += 1;
-        } else if p < pattern.len() && pattern[p] == b'*' {
+        } else if p < pattern.len() && star_at(p) {
             star = Some((p, t));
             p += 1;
         } else if let Some((sp, st)) = star {
@@ -679,7 +691,7 @@ pub fn wildcard(pattern: &[u8], text: &[u8], ignore_case: bool) -> bool {
             return false;
         }
     }
-    pattern[p..].iter().all(|&c| c == b'*')
+    (p..pattern.len()).all(star_at)
 }
 
 fn parse_date(s: &str) -> Option<i128> {
@@ -737,31 +749,38 @@ fn compare<T: PartialOrd>(a: T, b: T, cmp: Cmp) -> bool {
 impl Condition {
     /// Does the request value `v` match the policy value `want` (before negation)?
     fn matches(&self, v: &str, want: &str, ctx: &Context) -> bool {
-        let want = match self.kind {
+        let strings = matches!(
+            self.kind,
             OpKind::StringEquals
-            | OpKind::StringEqualsIgnoreCase
-            | OpKind::StringLike
-            | OpKind::ArnEquals
-            | OpKind::ArnLike => match substitute(want, ctx) {
-                Some(w) => w,
-                None => return false,
-            },
-            _ => Cow::Borrowed(want),
-        };
+                | OpKind::StringEqualsIgnoreCase
+                | OpKind::StringLike
+                | OpKind::ArnEquals
+                | OpKind::ArnLike
+        );
+        if strings && want.contains("${") {
+            let Some((w, literal)) = substitute(want, ctx) else {
+                return false;
+            };
+            return match self.kind {
+                OpKind::StringEquals | OpKind::ArnEquals => v.as_bytes() == w.as_slice(),
+                OpKind::StringEqualsIgnoreCase => v.as_bytes().eq_ignore_ascii_case(&w),
+                _ => wildcard_marked(&w, Some(&literal), v.as_bytes(), false),
+            };
+        }
         match self.kind {
             OpKind::StringEquals | OpKind::ArnEquals => v == want,
-            OpKind::StringEqualsIgnoreCase => v.eq_ignore_ascii_case(&want),
+            OpKind::StringEqualsIgnoreCase => v.eq_ignore_ascii_case(want),
             OpKind::StringLike | OpKind::ArnLike => wildcard(want.as_bytes(), v.as_bytes(), false),
             OpKind::Numeric(cmp) => match (v.parse::<f64>(), want.parse::<f64>()) {
                 (Ok(a), Ok(b)) => compare(a, b, cmp),
                 _ => false,
             },
-            OpKind::Date(cmp) => match (parse_date(v), parse_date(&want)) {
+            OpKind::Date(cmp) => match (parse_date(v), parse_date(want)) {
                 (Some(a), Some(b)) => compare(a, b, cmp),
                 _ => false,
             },
-            OpKind::Bool => v.eq_ignore_ascii_case(&want),
-            OpKind::IpAddress => match (v.parse::<IpAddr>(), parse_cidr(&want)) {
+            OpKind::Bool => v.eq_ignore_ascii_case(want),
+            OpKind::IpAddress => match (v.parse::<IpAddr>(), parse_cidr(want)) {
                 (Ok(ip), Some(net)) => in_cidr(ip, net),
                 _ => false,
             },

@@ -150,10 +150,40 @@ fn policy_variables() {
         user(&keys(&[]), p, "s3:PutObject", "arn:aws:s3:::b/home//f"),
         Decision::NotApplicable
     );
-    let esc = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:*","Resource":"arn:aws:s3:::b/${*}literal"}]}"#;
+    // `${*}`, `${?}` and `${$}` are the characters themselves, never wildcards (IAM's
+    // "special characters"); a variable's value is literal too.
+    let esc = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:*","Resource":["arn:aws:s3:::b/${*}literal","arn:aws:s3:::b/q/${?}/*","arn:aws:s3:::b/d/${$}x"]}]}"#;
+    for (resource, want) in [
+        ("arn:aws:s3:::b/*literal", Decision::Allow),
+        ("arn:aws:s3:::b/xliteral", Decision::NotApplicable),
+        ("arn:aws:s3:::b/q/?/k", Decision::Allow),
+        ("arn:aws:s3:::b/q/a/k", Decision::NotApplicable),
+        ("arn:aws:s3:::b/d/$x", Decision::Allow),
+    ] {
+        assert_eq!(user(&k, esc, "s3:GetObject", resource), want, "{resource}");
+    }
+    let starry = keys(&[("aws:username", &["a*"])]);
+    let home = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:*","Resource":"arn:aws:s3:::b/${aws:username}/*"}]}"#;
     assert_eq!(
-        user(&k, esc, "s3:GetObject", "arn:aws:s3:::b/xliteral"),
+        user(&starry, home, "s3:GetObject", "arn:aws:s3:::b/a*/k"),
         Decision::Allow
+    );
+    assert_eq!(
+        user(&starry, home, "s3:GetObject", "arn:aws:s3:::b/abc/k"),
+        Decision::NotApplicable
+    );
+    // In conditions as well.
+    let cond = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:ListBucket","Resource":"arn:aws:s3:::b",
+         "Condition":{"StringLike":{"s3:prefix":"${*}/*"}}}]}"#;
+    let star = keys(&[("s3:prefix", &["*/x"])]);
+    let other = keys(&[("s3:prefix", &["a/x"])]);
+    assert_eq!(
+        user(&star, cond, "s3:ListBucket", "arn:aws:s3:::b"),
+        Decision::Allow
+    );
+    assert_eq!(
+        user(&other, cond, "s3:ListBucket", "arn:aws:s3:::b"),
+        Decision::NotApplicable
     );
 }
 
