@@ -204,6 +204,25 @@ fn users_groups_policies_and_keys_decide_what_each_identity_may_do() {
         assert_eq!(get(&alice, "data", "home/bob/y").await, "AccessDenied");
         assert_eq!(list(&alice, "data", "home/bob/").await, "AccessDenied");
         assert_eq!(list(&alice, "data", "").await, "AccessDenied");
+        // A write that also sets a public ACL or tags needs those actions too: alice may
+        // write her home, not publish it (x-amz-acl: private grants nothing more).
+        let with = |acl: Option<aws_sdk_s3::types::ObjectCannedAcl>, tags: Option<&str>| {
+            alice
+                .put_object()
+                .bucket("data")
+                .key("home/alice/extra")
+                .set_acl(acl)
+                .set_tagging(tags.map(String::from))
+                .body(ByteStream::from_static(b"x"))
+                .send()
+        };
+        use aws_sdk_s3::types::ObjectCannedAcl as Canned;
+        assert_eq!(
+            code(with(Some(Canned::PublicRead), None).await),
+            "AccessDenied"
+        );
+        assert_eq!(code(with(None, Some("k=v")).await), "AccessDenied");
+        assert_eq!(code(with(Some(Canned::Private), None).await), "");
         // DeleteObjects is decided per key.
         let del = alice
             .delete_objects()

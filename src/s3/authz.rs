@@ -412,7 +412,57 @@ pub async fn authorize(state: &S3State, ctx: &Ctx, op: Op) -> Result<AclCheck, S
     if matches!(op, Op::CopyObject | Op::UploadPartCopy) {
         copy_source_allowed(state, ctx).await?;
     }
+    if matches!(
+        op,
+        Op::PutObject | Op::CopyObject | Op::CreateMultipartUpload
+    ) {
+        for extra in implied_ops(ctx) {
+            let q = Question {
+                need: need_of(extra, true),
+                bucket: bucket_name,
+                key: ctx.target.key.as_deref(),
+                object_acl: None,
+            };
+            require(state, ctx, bucket.as_deref(), &q)?;
+        }
+    }
     Ok(AclCheck::Done)
+}
+
+/// What an object write asks besides the write, each needing its own action as in AWS's
+/// PutObject: an ACL that grants anyone but the owner (`s3:PutObjectAcl` — else a user
+/// without it could publish objects), tags (`s3:PutObjectTagging`), a retention
+/// (`s3:PutObjectRetention`) or a legal hold (`s3:PutObjectLegalHold`). `x-amz-acl:
+/// private` (and `bucket-owner-*`), which many clients send with every write, grants
+/// nothing more and needs nothing more.
+fn implied_ops(ctx: &Ctx) -> Vec<Op> {
+    const GRANTS: [&str; 5] = [
+        "x-amz-grant-read",
+        "x-amz-grant-write",
+        "x-amz-grant-read-acp",
+        "x-amz-grant-write-acp",
+        "x-amz-grant-full-control",
+    ];
+    let mut ops = Vec::new();
+    let granting = ctx.header("x-amz-acl").is_some_and(|a| {
+        let a = a.trim().to_ascii_lowercase();
+        a != "private" && !a.starts_with("bucket-owner-")
+    }) || GRANTS.iter().any(|h| ctx.header(h).is_some());
+    if granting {
+        ops.push(Op::PutAcl);
+    }
+    if ctx.header("x-amz-tagging").is_some() {
+        ops.push(Op::PutObjectTagging);
+    }
+    if ctx.header("x-amz-object-lock-mode").is_some()
+        || ctx.header("x-amz-object-lock-retain-until-date").is_some()
+    {
+        ops.push(Op::PutObjectRetention);
+    }
+    if ctx.header("x-amz-object-lock-legal-hold").is_some() {
+        ops.push(Op::PutObjectLegalHold);
+    }
+    ops
 }
 
 /// What is left to check once the object is read.
