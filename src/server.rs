@@ -17,6 +17,10 @@ use crate::heal::Healer;
 use crate::rpc::RpcServer;
 use crate::s3::{self, S3State};
 
+/// The most header lines a request may carry (each counts against the header byte limit
+/// too).
+const MAX_REQUEST_HEADERS: usize = 512;
+
 /// The address a request's connection came from (a request extension).
 #[derive(Debug, Clone, Copy)]
 pub struct ClientAddr(pub std::net::SocketAddr);
@@ -330,7 +334,10 @@ pub async fn serve_router(
         .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_timeout)
-        .max_buf_size(limits.max_header_bytes);
+        .max_buf_size(limits.max_header_bytes)
+        // S3 bounds a request's headers by size (8 KiB, user metadata 2 KiB), not by
+        // count: hyper's default of 100 refused a PUT with ~90 short metadata entries.
+        .max_headers(MAX_REQUEST_HEADERS);
     builder
         .http2()
         .timer(TokioTimer::new())

@@ -853,6 +853,28 @@ def bucket_policy_action_must_fit_a_resource():
     s3.put_bucket_policy(Bucket=b, Policy=doc("s3:*", f"{own}/*"))
     s3.delete_bucket_policy(Bucket=b)
 
+
+@check
+def many_short_metadata_entries():
+    """S3 bounds metadata by size (2 KiB), not by how many headers carry it."""
+    import http.client
+    # Python reads at most 100 response headers unless told otherwise.
+    http.client._MAXHEADERS = max(http.client._MAXHEADERS, 1000)
+    b = bucket("conf-many-meta")
+    meta = {f"k{i}": "v" for i in range(150)}
+    s3.put_object(Bucket=b, Key="m", Body=b"x", Metadata=meta)
+    assert s3.head_object(Bucket=b, Key="m")["Metadata"] == meta
+
+
+@check
+def one_auth_mechanism_per_request():
+    b = bucket("conf-one-auth")
+    s3.put_object(Bucket=b, Key="o", Body=b"x")
+    assert signed_request("GET", f"/{b}/o")[0] == 200
+    for q in ("X-Amz-Signature=abc", "X-Amz-Algorithm=AWS4-HMAC-SHA256", "X-Amz-Credential=x"):
+        status, _, body = signed_request("GET", f"/{b}/o?{q}")
+        assert (status, code_of(body)) == (400, "InvalidArgument"), (q, status, body)
+
 failed = 0
 for f in CHECKS:
     if only and f.__name__ not in only:

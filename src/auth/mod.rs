@@ -195,6 +195,18 @@ pub fn verify(
     now: SystemTime,
 ) -> Result<Verified, AuthError> {
     if let Some(auth) = req.header("authorization") {
+        // One scheme per request: a signed header and query-string signing parameters
+        // together are refused, as S3 refuses them.
+        if req.query_pairs().iter().any(|(k, _)| {
+            matches!(
+                k.as_str(),
+                "X-Amz-Algorithm" | "X-Amz-Credential" | "X-Amz-Signature" | "Signature"
+            )
+        }) {
+            return Err(AuthError::InvalidArgument(
+                "Only one auth mechanism allowed: the Authorization header or query-string signing, not both".into(),
+            ));
+        }
         if let Some(rest) = auth.strip_prefix("AWS4-HMAC-SHA256") {
             return sigv4::verify_header(req, rest, creds, region, now);
         }
