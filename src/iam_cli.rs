@@ -22,12 +22,14 @@ pub enum UserCommand {
         #[arg(value_name = "SECRET_KEY")]
         secret: Option<String>,
     },
+    /// List the users.
     List {
         #[command(flatten)]
         conn: Conn,
         #[arg(long)]
         json: bool,
     },
+    /// Show a user: whether it is enabled, its policies and groups.
     Info {
         #[command(flatten)]
         conn: Conn,
@@ -36,18 +38,21 @@ pub enum UserCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Enable a user.
     Enable {
         #[command(flatten)]
         conn: Conn,
         #[arg(value_name = "ACCESS_KEY")]
         user: String,
     },
+    /// Disable a user: its secret, access keys and sessions stop working until enabled.
     Disable {
         #[command(flatten)]
         conn: Conn,
         #[arg(value_name = "ACCESS_KEY")]
         user: String,
     },
+    /// Remove a user, with its access keys and group memberships.
     Remove {
         #[command(flatten)]
         conn: Conn,
@@ -74,12 +79,14 @@ pub enum GroupCommand {
         #[arg(value_name = "MEMBER")]
         members: Vec<String>,
     },
+    /// List the groups.
     List {
         #[command(flatten)]
         conn: Conn,
         #[arg(long)]
         json: bool,
     },
+    /// Show a group: its members, policies and status.
     Info {
         #[command(flatten)]
         conn: Conn,
@@ -111,12 +118,14 @@ pub enum PolicyCommand {
         #[arg(value_name = "FILE.json")]
         file: std::path::PathBuf,
     },
+    /// List the policies (built-in and created).
     List {
         #[command(flatten)]
         conn: Conn,
         #[arg(long)]
         json: bool,
     },
+    /// Show a policy's document.
     Info {
         #[command(flatten)]
         conn: Conn,
@@ -124,11 +133,13 @@ pub enum PolicyCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Remove a policy.
     Remove {
         #[command(flatten)]
         conn: Conn,
         name: String,
     },
+    /// Attach a policy to a user or a group.
     Attach {
         #[command(flatten)]
         conn: Conn,
@@ -138,6 +149,7 @@ pub enum PolicyCommand {
         #[arg(long)]
         group: Option<String>,
     },
+    /// Detach a policy from a user or a group.
     Detach {
         #[command(flatten)]
         conn: Conn,
@@ -166,6 +178,7 @@ pub enum AccessKeyCommand {
         #[arg(long)]
         name: Option<String>,
     },
+    /// List access keys (of one user with --user).
     List {
         #[command(flatten)]
         conn: Conn,
@@ -174,6 +187,7 @@ pub enum AccessKeyCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Remove an access key.
     Remove {
         #[command(flatten)]
         conn: Conn,

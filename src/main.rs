@@ -241,7 +241,8 @@ impl Conn {
     }
 }
 
-/// How a client checks an https server's certificate.
+// How a client checks an https server's certificate (a plain comment: clap would show a
+// doc comment as the about text of every subcommand that flattens this).
 #[derive(clap::Args, Clone)]
 struct TlsCli {
     /// Also trust this CA certificate (PEM) for https endpoints, besides the system's roots.
