@@ -875,6 +875,21 @@ def one_auth_mechanism_per_request():
         status, _, body = signed_request("GET", f"/{b}/o?{q}")
         assert (status, code_of(body)) == (400, "InvalidArgument"), (q, status, body)
 
+
+@check
+def listed_keys_with_control_characters_stay_readable():
+    """A CR, tab or LF in a key comes back as itself from a listing without encoding-type."""
+    import xml.etree.ElementTree as ET
+    b = bucket("conf-ctrl-keys")
+    keys = ["ctl/a\rb", "ctl/c\td", "ctl/e\nf"]
+    for k in keys:
+        s3.put_object(Bucket=b, Key=k, Body=b"x")
+    status, _, body = signed_request("GET", f"/{b}?list-type=2&prefix=ctl%2F")
+    assert status == 200, (status, body)
+    ns = "{http://s3.amazonaws.com/doc/2006-03-01/}"
+    got = [e.text for e in ET.fromstring(body).iter(ns + "Key")]
+    assert got == sorted(keys), got
+
 failed = 0
 for f in CHECKS:
     if only and f.__name__ not in only:

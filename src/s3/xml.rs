@@ -13,8 +13,28 @@ pub fn to_xml<T: Serialize>(value: &T) -> Result<String, S3Error> {
         S3Error::internal()
     })?;
     Ok(format!(
-        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n{body}"
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n{}",
+        control_chars_as_references(body)
     ))
+}
+
+/// Control characters of values (a key may hold any; the serializer writes them raw) as
+/// character references: a CR, LF or tab then reads back as itself (raw, a CR would be read
+/// as a LF), and no raw NUL makes the document unreadable. The serializer writes no
+/// whitespace of its own, so every control character here is a value's.
+fn control_chars_as_references(body: String) -> String {
+    if !body.bytes().any(|b| b < 0x20) {
+        return body;
+    }
+    let mut out = String::with_capacity(body.len() + 16);
+    for c in body.chars() {
+        if (c as u32) < 0x20 {
+            out.push_str(&format!("&#x{:X};", c as u32));
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// Parse a request body; any failure is `MalformedXML`.
@@ -575,6 +595,26 @@ mod tests {
             xml,
             "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>NoSuchKey</Code><Message>The specified key does not exist.</Message><Resource>/b/a&amp;b</Resource><RequestId>17A2</RequestId></Error>"
         );
+    }
+
+    #[test]
+    fn control_characters_of_values_are_references() {
+        let xml = to_xml(&ErrorXml {
+            code: "NoSuchKey",
+            message: "m",
+            resource: "/b/a\rb\u{0}c\td",
+            request_id: "1",
+        })
+        .expect("xml");
+        assert!(
+            xml.ends_with(
+                "<Resource>/b/a&#xD;b&#x0;c&#x9;d</Resource><RequestId>1</RequestId></Error>"
+            ),
+            "{xml}"
+        );
+        assert!(!xml[xml.find('\n').map_or(0, |i| i + 1)..]
+            .bytes()
+            .any(|b| b < 0x20));
     }
 
     #[test]
