@@ -321,7 +321,7 @@ pub async fn delete_ownership(state: &S3State, ctx: &Ctx) -> Result<Response<Bod
 
 // ---- ACLs ----
 
-const GRANT_HEADERS: [(&str, Permission); 5] = [
+pub(super) const GRANT_HEADERS: [(&str, Permission); 5] = [
     ("x-amz-grant-read", Permission::Read),
     ("x-amz-grant-write", Permission::Write),
     ("x-amz-grant-read-acp", Permission::ReadAcp),

@@ -436,18 +436,13 @@ pub async fn authorize(state: &S3State, ctx: &Ctx, op: Op) -> Result<AclCheck, S
 /// private` (and `bucket-owner-*`), which many clients send with every write, grants
 /// nothing more and needs nothing more.
 fn implied_ops(ctx: &Ctx) -> Vec<Op> {
-    const GRANTS: [&str; 5] = [
-        "x-amz-grant-read",
-        "x-amz-grant-write",
-        "x-amz-grant-read-acp",
-        "x-amz-grant-write-acp",
-        "x-amz-grant-full-control",
-    ];
     let mut ops = Vec::new();
     let granting = ctx.header("x-amz-acl").is_some_and(|a| {
         let a = a.trim().to_ascii_lowercase();
         a != "private" && !a.starts_with("bucket-owner-")
-    }) || GRANTS.iter().any(|h| ctx.header(h).is_some());
+    }) || super::access::GRANT_HEADERS
+        .iter()
+        .any(|(h, _)| ctx.header(h).is_some());
     if granting {
         ops.push(Op::PutAcl);
     }

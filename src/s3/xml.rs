@@ -37,7 +37,6 @@ fn control_chars_as_references(body: String) -> String {
     out
 }
 
-/// Parse a request body; any failure is `MalformedXML`.
 /// A request body of the document type whose root element is `root`: any other document
 /// is `MalformedXML`, as is anything that does not parse.
 pub fn from_xml<'de, T: Deserialize<'de>>(body: &'de str, root: &str) -> Result<T, S3Error> {
