@@ -525,6 +525,34 @@ c2 = sts.assume_role(RoleArn="arn:aws:iam::000000000000:role/any", RoleSessionNa
 s3ro = s3_with(c2)
 assert s3ro.get_object(Bucket="sts-bucket", Key="k")["Body"].read() == b"x"
 assert code(lambda: s3ro.put_object(Bucket="sts-bucket", Key="k2", Body=b"y")) == "AccessDenied"
+# A SigV2 presigned URL of the session carries its token (botocore moves the signed header
+# into the query).
+import urllib.request
+v2 = boto3.client("s3", endpoint_url=ep, region_name="us-east-1",
+    aws_access_key_id=c["AccessKeyId"], aws_secret_access_key=c["SecretAccessKey"],
+    aws_session_token=c["SessionToken"],
+    config=botocore.config.Config(signature_version="s3", s3={"addressing_style": "path"}))
+url = v2.generate_presigned_url("get_object", Params={"Bucket": "sts-bucket", "Key": "k"}, ExpiresIn=300)
+assert "x-amz-security-token=" in url, url
+assert urllib.request.urlopen(url).read() == b"x"
+# AWS's parameter constraints: session names 2-64 of [\w+=,.@-], ARNs of 20+, policies of
+# at most 2,048 characters.
+arn = "arn:aws:iam::000000000000:role/any"
+assert code(lambda: sts.assume_role(RoleArn=arn, RoleSessionName="a")) == "ValidationError"
+assert code(lambda: sts.assume_role(RoleArn=arn, RoleSessionName="bad name")) == "ValidationError"
+assert code(lambda: sts.assume_role(RoleArn="arn:short", RoleSessionName="s5")) == "ValidationError"
+big = '{"Version":"2012-10-17","Statement":[' + ",".join(
+    ['{"Effect":"Allow","Action":"s3:GetObject","Resource":"arn:aws:s3:::b%d/*"}' % i for i in range(40)]) + "]}"
+assert len(big) > 2048
+assert code(lambda: sts.assume_role(RoleArn=arn, RoleSessionName="s5", Policy=big)) == "ValidationError"
+# Without credentials STS says so.
+import urllib.error
+try:
+    urllib.request.urlopen(urllib.request.Request(ep + "/", data=b"Action=AssumeRole&Version=2011-06-15", method="POST"))
+    raise SystemExit("unsigned AssumeRole was answered")
+except urllib.error.HTTPError as e:
+    body = e.read().decode()
+    assert e.code == 403 and "<Code>MissingAuthenticationToken</Code>" in body, body
 # Out-of-range durations are refused.
 assert code(lambda: sts.assume_role(RoleArn="arn:aws:iam::000000000000:role/any", RoleSessionName="s3", DurationSeconds=43201)) == "InvalidParameterValue"
 # An expired session is refused.

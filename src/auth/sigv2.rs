@@ -87,20 +87,24 @@ fn canonical_resources(req: &RequestParts) -> Vec<String> {
     out
 }
 
-fn amz_headers(req: &RequestParts) -> String {
-    let mut names: Vec<&str> = req
+/// The `x-amz-*` headers' lines, and for a presigned URL its `x-amz-*` query parameters
+/// (`from_query`, names lower-cased): clients sign those headers, then move them into the
+/// URL (botocore does so with `x-amz-security-token`).
+fn amz_headers(req: &RequestParts, from_query: &[(String, String)]) -> String {
+    let all: Vec<(&str, &str)> = req
         .headers
         .iter()
-        .map(|(n, _)| n.as_str())
-        .filter(|n| n.starts_with("x-amz-"))
+        .map(|(n, v)| (n.as_str(), v.as_str()))
+        .chain(from_query.iter().map(|(n, v)| (n.as_str(), v.as_str())))
+        .filter(|(n, _)| n.starts_with("x-amz-"))
         .collect();
+    let mut names: Vec<&str> = all.iter().map(|(n, _)| *n).collect();
     names.sort_unstable();
     names.dedup();
     names
         .iter()
         .map(|n| {
-            let values: Vec<&str> = req
-                .headers
+            let values: Vec<&str> = all
                 .iter()
                 .filter(|(h, _)| h == n)
                 .map(|(_, v)| v.trim())
@@ -125,14 +129,20 @@ fn sign(secret: &str, sts: &str) -> String {
 }
 
 /// Does `signature` sign the request with date line `date` and any of its resource forms?
-fn signs(secret: &str, req: &RequestParts, date: &str, signature: &str) -> bool {
+fn signs(
+    secret: &str,
+    req: &RequestParts,
+    date: &str,
+    signature: &str,
+    from_query: &[(String, String)],
+) -> bool {
     let head = format!(
         "{}\n{}\n{}\n{}\n{}",
         req.method,
         req.header("content-md5").unwrap_or("").trim(),
         req.header("content-type").unwrap_or("").trim(),
         date,
-        amz_headers(req),
+        amz_headers(req, from_query),
     );
     canonical_resources(req)
         .iter()
@@ -169,7 +179,7 @@ pub(super) fn verify_header(
     if amz_date.is_some() {
         dates.insert(0, "");
     }
-    if dates.iter().any(|d| signs(&secret, req, d, signature)) {
+    if dates.iter().any(|d| signs(&secret, req, d, signature, &[])) {
         return Ok(Verified {
             access_key: access_key.to_string(),
             payload: Payload::Unsigned,
@@ -211,7 +221,12 @@ pub(super) fn verify_presigned(
             "Expires must be less than a week (604800 seconds) from now".into(),
         ));
     }
-    if !signs(&secret, req, expires, signature) {
+    let amz_params: Vec<(String, String)> = query
+        .iter()
+        .map(|(k, v)| (k.to_ascii_lowercase(), v.clone()))
+        .filter(|(k, _)| k.starts_with("x-amz-"))
+        .collect();
+    if !signs(&secret, req, expires, signature, &amz_params) {
         return Err(AuthError::SignatureDoesNotMatch);
     }
     Ok(Verified {

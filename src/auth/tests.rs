@@ -377,6 +377,35 @@ fn v2_header_example() {
     );
 }
 
+/// botocore signs a session's token as an `x-amz-security-token` header, then moves it
+/// into the presigned URL's query: it is part of the string to sign.
+#[test]
+fn v2_presigned_with_a_token_in_the_query() {
+    use base64::Engine;
+    use hmac::{Hmac, Mac};
+    let h = headers(&[("host", "127.0.0.1:9000")]);
+    let string_to_sign = "GET\n\n\n1175139620\nx-amz-security-token:TOKEN+1\n/b/k";
+    let mut mac = Hmac::<sha1::Sha1>::new_from_slice(SK.as_bytes()).expect("key");
+    mac.update(string_to_sign.as_bytes());
+    let sig = base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
+    let sig = sig
+        .replace('+', "%2B")
+        .replace('/', "%2F")
+        .replace('=', "%3D");
+    let q = format!(
+        "AWSAccessKeyId={AK}&Expires=1175139620&x-amz-security-token=TOKEN%2B1&Signature={sig}"
+    );
+    let r = req("GET", "/b/k", &q, &h);
+    assert!(verify(&r, &creds(), "us-east-1", at(1_175_139_000)).is_ok());
+    // Another token than the one signed does not verify.
+    let other = q.replace("TOKEN%2B1", "TOKEN%2B2");
+    let r = req("GET", "/b/k", &other, &h);
+    assert_eq!(
+        verify(&r, &creds(), "us-east-1", at(1_175_139_000)),
+        Err(AuthError::SignatureDoesNotMatch)
+    );
+}
+
 #[test]
 fn v2_presigned_example() {
     // "Query string request authentication" example from the SigV2 documentation.

@@ -743,6 +743,63 @@ fn sts_error(code: &'static str, message: impl Into<String>) -> S3Error {
     S3Error::new(code, StatusCode::BAD_REQUEST, message)
 }
 
+/// AWS's constraints on AssumeRole's parameters, checked as STS does (`ValidationError`).
+/// `RoleArn` and `RoleSessionName` may be left out (MinIO's clients do; the session is the
+/// caller's own user), but when given they must have AWS's shape, so a request that would
+/// fail against AWS fails here too.
+fn check_sts_params(params: &BTreeMap<String, String>) -> Result<(), S3Error> {
+    let invalid = |field: &str, value: &str, rule: &str| {
+        // The value is the caller's own, but a session policy can be long: name it only.
+        let shown = if field == "policy" {
+            String::new()
+        } else {
+            format!(" '{value}'")
+        };
+        Err(sts_error(
+            "ValidationError",
+            format!("1 validation error detected: Value{shown} at '{field}' failed to satisfy constraint: {rule}"),
+        ))
+    };
+    if let Some(name) = params.get("RoleSessionName") {
+        let n = name.chars().count();
+        if !(2..=64).contains(&n) {
+            return invalid(
+                "roleSessionName",
+                name,
+                "Member must have length between 2 and 64",
+            );
+        }
+        let allowed = |c: char| c.is_ascii_alphanumeric() || "_+=,.@-".contains(c);
+        if !name.chars().all(allowed) {
+            return invalid(
+                "roleSessionName",
+                name,
+                "Member must satisfy regular expression pattern: [\\w+=,.@-]*",
+            );
+        }
+    }
+    if let Some(arn) = params.get("RoleArn") {
+        let n = arn.chars().count();
+        if !(20..=2048).contains(&n) {
+            return invalid(
+                "roleArn",
+                arn,
+                "Member must have length between 20 and 2048",
+            );
+        }
+    }
+    if let Some(policy) = params.get("Policy") {
+        if policy.chars().count() > 2048 {
+            return invalid(
+                "policy",
+                policy,
+                "Member must have length less than or equal to 2048",
+            );
+        }
+    }
+    Ok(())
+}
+
 pub async fn assume_role(
     state: &S3State,
     ctx: &Ctx,
@@ -781,6 +838,7 @@ pub async fn assume_role(
         )?)),
         None => None,
     };
+    check_sts_params(&params)?;
     let policy = params.get("Policy").map(String::as_str);
     let key = state
         .iam

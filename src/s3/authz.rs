@@ -372,7 +372,12 @@ pub async fn authorize(state: &S3State, ctx: &Ctx, op: Op) -> Result<AclCheck, S
     if op == Op::AssumeRole {
         return match ctx.identity {
             Some(_) => Ok(AclCheck::Done),
-            None => Err(denied()),
+            // STS's answer to a call without credentials.
+            None => Err(S3Error::new(
+                "MissingAuthenticationToken",
+                http::StatusCode::FORBIDDEN,
+                "Request is missing Authentication Token",
+            )),
         };
     }
     let need = versioned(need_of(op, ctx.target.key.is_some()), ctx);

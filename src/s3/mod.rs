@@ -753,7 +753,8 @@ pub(crate) fn identify(
         .or_else(|| {
             req.query_pairs()
                 .into_iter()
-                .find(|(k, _)| k == "X-Amz-Security-Token")
+                // SigV4 presigns `X-Amz-Security-Token`; SigV2 URLs carry the header's name.
+                .find(|(k, _)| k.eq_ignore_ascii_case("x-amz-security-token"))
                 .map(|(_, v)| v)
         });
     if !crate::iam::Iam::token_fits(&identity, token.as_deref()) {
