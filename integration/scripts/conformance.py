@@ -890,6 +890,93 @@ def listed_keys_with_control_characters_stay_readable():
     got = [e.text for e in ET.fromstring(body).iter(ns + "Key")]
     assert got == sorted(keys), got
 
+@check
+def selectors_a_method_does_not_act_on_are_refused():
+    """`DELETE /b/k?acl` is no operation: 405, the object stays (it was a plain delete)."""
+    b = bucket("conf-selectors")
+    s3.put_object(Bucket=b, Key="keep", Body=b"precious")
+    for method, path in (("DELETE", f"/{b}/keep?acl"), ("DELETE", f"/{b}/keep?legal-hold"),
+                         ("DELETE", f"/{b}/keep?retention"), ("PUT", f"/{b}/keep?attributes"),
+                         ("PUT", f"/{b}/keep?uploads"), ("DELETE", f"/{b}?versioning"),
+                         ("DELETE", f"/{b}?uploads"), ("PUT", "/conf-selectors-new?location")):
+        data = b"<junk/>" if method == "PUT" else b""
+        status, _, body = signed_request(method, path, data,
+                                         {"x-amz-content-sha256": hashlib.sha256(data).hexdigest()})
+        assert (status, code_of(body)) == (405, "MethodNotAllowed"), (method, path, status, body)
+    assert s3.get_object(Bucket=b, Key="keep")["Body"].read() == b"precious"
+    s3.head_bucket(Bucket=b)
+    assert error_of(s3.head_bucket, Bucket="conf-selectors-new")[0] == 404
+
+
+@check
+def browser_post_checks_its_content_md5_field():
+    b = bucket("conf-post-md5")
+    c = boto3.client("s3", **{**common, "config": Config(signature_version="s3v4")})
+    post = c.generate_presigned_post(b, "md5", Conditions=[["starts-with", "$Content-MD5", ""]])
+    good = base64.b64encode(hashlib.md5(b"filedata").digest()).decode()
+    wrong = base64.b64encode(hashlib.md5(b"zz").digest()).decode()
+    for value, expect in ((wrong, "BadDigest"), ("not-base64!!", "InvalidDigest")):
+        status, _, answer = form_post(post["url"], dict(post["fields"], **{"Content-MD5": value}), b"filedata")
+        assert (status, code_of(answer)) == (400, expect), (value, status, answer)
+    assert error_of(s3.head_object, Bucket=b, Key="md5")[0] == 404
+    status, _, answer = form_post(post["url"], dict(post["fields"], **{"Content-MD5": good}), b"filedata")
+    assert status == 204, (status, answer)
+
+
+@check
+def version_ids_are_case_sensitive():
+    b = bucket("conf-vcase")
+    s3.put_bucket_versioning(Bucket=b, VersioningConfiguration={"Status": "Enabled"})
+    vid = s3.put_object(Bucket=b, Key="k", Body=b"data")["VersionId"]
+    upper = vid.upper()
+    assert upper != vid
+    status, _, body = signed_request("DELETE", f"/{b}/k?versionId={upper}")
+    assert status == 400 and code_of(body) == "InvalidArgument", (status, body)
+    assert s3.get_object(Bucket=b, Key="k", VersionId=vid)["Body"].read() == b"data"
+    up = s3.create_multipart_upload(Bucket=b, Key="m")["UploadId"]
+    assert error_of(s3.abort_multipart_upload, Bucket=b, Key="m", UploadId=up.upper())[1] == "NoSuchUpload"
+    s3.abort_multipart_upload(Bucket=b, Key="m", UploadId=up)
+
+
+@check
+def delete_objects_errors_name_their_version():
+    b = bucket("conf-del-errors")
+    s3.put_bucket_versioning(Bucket=b, VersioningConfiguration={"Status": "Enabled"})
+    out = s3.delete_objects(Bucket=b, Delete={"Objects": [{"Key": "k", "VersionId": "not-a-version"}]})
+    errs = out.get("Errors", [])
+    assert len(errs) == 1 and errs[0].get("VersionId") == "not-a-version", out
+
+
+@check
+def object_lock_writes_need_a_digest():
+    """AWS refuses a PutObject with lock parameters (or a default retention) without
+    Content-MD5 or a checksum: damaged bytes must never be locked."""
+    b = "conf-lock-digest"
+    try:
+        s3.create_bucket(Bucket=b, ObjectLockEnabledForBucket=True)
+    except ClientError as e:
+        if e.response["Error"]["Code"] != "BucketAlreadyOwnedByYou":
+            raise
+    until = (datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    lock = {"x-amz-object-lock-mode": "GOVERNANCE", "x-amz-object-lock-retain-until-date": until,
+            "x-amz-content-sha256": hashlib.sha256(b"data").hexdigest()}
+    status, _, body = signed_request("PUT", f"/{b}/bare", b"data", dict(lock))
+    assert (status, code_of(body)) == (400, "InvalidRequest"), (status, body)
+    md5 = base64.b64encode(hashlib.md5(b"data").digest()).decode()
+    status, _, body = signed_request("PUT", f"/{b}/md5", b"data", dict(lock, **{"Content-MD5": md5}))
+    assert status == 200, (status, body)
+    status, _, body = signed_request("PUT", f"/{b}/crc", b"data",
+                                     dict(lock, **{"x-amz-checksum-crc32": crc_b64("CRC32", b"data")}))
+    assert status == 200, (status, body)
+    # Without lock parameters and without a default retention nothing more is needed.
+    signed = {"x-amz-content-sha256": hashlib.sha256(b"data").hexdigest()}
+    assert signed_request("PUT", f"/{b}/plain", b"data", dict(signed))[0] == 200
+    s3.put_object_lock_configuration(Bucket=b, ObjectLockConfiguration={
+        "ObjectLockEnabled": "Enabled", "Rule": {"DefaultRetention": {"Mode": "GOVERNANCE", "Days": 1}}})
+    status, _, body = signed_request("PUT", f"/{b}/default", b"data", dict(signed))
+    assert (status, code_of(body)) == (400, "InvalidRequest"), (status, body)
+
+
 failed = 0
 for f in CHECKS:
     if only and f.__name__ not in only:

@@ -106,7 +106,12 @@ fn upload_dir(id: &Uuid) -> String {
 
 /// Upload ids are ours (UUIDs); anything else names no upload.
 fn parse_upload_id(id: &str) -> ObjectResult<Uuid> {
-    Uuid::parse_str(id).map_err(|_| ObjectError::NoSuchUpload)
+    // Case-sensitive, as the ids handed out (hyphenated lower case): another spelling of
+    // an id is not that upload.
+    Uuid::parse_str(id)
+        .ok()
+        .filter(|u| u.hyphenated().to_string() == id)
+        .ok_or(ObjectError::NoSuchUpload)
 }
 
 /// Drives that must agree on an upload record: the read quorum, at most half the set.

@@ -49,6 +49,8 @@ pub const ERROR_CODES: &[(&str, &[u16])] = &[
     // AWS KMS's error for an unknown key id, as S3 passes it on.
     ("KMS.NotFoundException", &[400]),
     ("MalformedPolicy", &[400]),
+    // STS (AssumeRole): a call without credentials.
+    ("MissingAuthenticationToken", &[403]),
     ("MalformedPOSTRequest", &[400]),
     ("InvalidPolicyDocument", &[400]),
     ("MalformedXML", &[400]),

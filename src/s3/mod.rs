@@ -450,9 +450,12 @@ pub(crate) fn parse_version(v: &str) -> Result<Option<uuid::Uuid>, S3Error> {
     if v == "null" {
         return Ok(None);
     }
+    // Version ids are opaque and case-sensitive: only the form Cairn hands out (32
+    // lower-case hex digits) names a version; `0190A1…` is not `0190a1…`.
+    let canonical = v.len() == 32 && v.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
     uuid::Uuid::try_parse(v)
         .ok()
-        .filter(|_| v.len() == 32)
+        .filter(|_| canonical)
         .map(Some)
         .ok_or_else(|| S3Error::invalid_argument("Invalid version id specified"))
 }

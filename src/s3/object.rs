@@ -186,6 +186,9 @@ pub async fn put(state: &S3State, ctx: &Ctx, body: Body) -> Result<Response<Body
     let condition = features::write_condition(ctx)?;
     let acl = super::access::object_write_acl(state, ctx).await?;
     let lock = super::objectlock::for_new_version(state, ctx, bucket).await?;
+    if ctx.method != http::Method::POST {
+        super::objectlock::require_digest(ctx, &lock)?;
+    }
     let encryption = super::sse::for_write(state, ctx, bucket).await?;
     let mut up = upload(ctx, body, MAX_OBJECT_SIZE)?;
     up.opts.condition = condition;
@@ -714,6 +717,7 @@ pub async fn delete_many(
             Ok(_) => {}
             Err(e) => result.errors.push(xml::DeleteErrorXml {
                 key: o.key,
+                version_id: o.version_id,
                 code: e.code.to_string(),
                 message: e.message,
             }),

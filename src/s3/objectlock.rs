@@ -108,6 +108,35 @@ pub async fn for_new_version(
     })
 }
 
+/// AWS's rule for a PutObject whose version gets a retention or legal hold (asked for, or
+/// the bucket's default): the body must come with an integrity check — `Content-MD5` or a
+/// checksum (`x-amz-checksum-*`, `x-amz-sdk-checksum-algorithm`, or one in the trailer) —
+/// so bytes damaged on the way are never locked where nobody can replace them.
+pub fn require_digest(ctx: &Ctx, lock: &Retention) -> Result<(), S3Error> {
+    if lock.retention.is_none() && !lock.legal_hold {
+        return Ok(());
+    }
+    const CHECKSUMS: &[&str] = &["crc32", "crc32c", "crc64nvme", "sha1", "sha256"];
+    let is_checksum = |name: &str| {
+        name.trim()
+            .to_ascii_lowercase()
+            .strip_prefix("x-amz-checksum-")
+            .is_some_and(|a| CHECKSUMS.contains(&a))
+    };
+    let has_digest = ctx.headers.iter().any(|(n, v)| {
+        n == "content-md5"
+            || n == "x-amz-sdk-checksum-algorithm"
+            || is_checksum(n)
+            || (n == "x-amz-trailer" && is_checksum(v))
+    });
+    if has_digest {
+        return Ok(());
+    }
+    Err(S3Error::invalid_request(
+        "Content-MD5 OR x-amz-checksum- HTTP header is required for Put Object requests with Object Lock parameters",
+    ))
+}
+
 /// Put a new version's lock state among the headers it is stored with.
 pub fn store_in(headers: &mut std::collections::BTreeMap<String, String>, lock: &Retention) {
     for (name, value) in lock.headers() {

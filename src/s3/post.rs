@@ -214,6 +214,7 @@ fn put_headers(fields: &[(String, String)], file_type: Option<&str>) -> Vec<(Str
             | "content-disposition"
             | "content-encoding"
             | "content-language"
+            | "content-md5"
             | "expires" => n,
             _ if n.starts_with("x-amz-") && !n.starts_with("x-amz-signature") => n,
             _ => continue,
@@ -554,6 +555,7 @@ mod tests {
                 ("key", "k"),
                 ("ACL", "private"),
                 ("Cache-Control", "no-cache"),
+                ("Content-MD5", "1B2M2Y8AsgTpgAmY7PhCfg=="),
                 ("X-Amz-Meta-Colour", "blue"),
                 ("x-amz-signature", "s"),
                 ("policy", "p"),
@@ -566,6 +568,7 @@ mod tests {
             fields(&[
                 ("x-amz-acl", "private"),
                 ("cache-control", "no-cache"),
+                ("content-md5", "1B2M2Y8AsgTpgAmY7PhCfg=="),
                 ("x-amz-meta-colour", "blue"),
                 ("content-type", "image/png"),
             ])

@@ -257,6 +257,48 @@ const BUCKET_ONLY: &[&str] = &[
 /// Subresources of objects only: on a bucket they name nothing.
 const OBJECT_ONLY: &[&str] = &["attributes", "retention", "legal-hold"];
 
+/// Query parameters that select an operation rather than parameterise one. A request
+/// carrying one that its method does not act on (`DELETE /b/k?acl`, `PUT /b/k?attributes`)
+/// is no operation: it must not fall through to a plain delete, write or bucket creation.
+const SELECTORS: &[&str] = &[
+    "acl",
+    "attributes",
+    "cors",
+    "delete",
+    "encryption",
+    "legal-hold",
+    "lifecycle",
+    "location",
+    "notification",
+    "object-lock",
+    "ownershipControls",
+    "policy",
+    "policyStatus",
+    "publicAccessBlock",
+    "retention",
+    "tagging",
+    "uploadId",
+    "uploads",
+    "versioning",
+    "versions",
+];
+
+/// Operations no selector belongs to (see [`SELECTORS`]).
+fn plain(op: Op) -> bool {
+    matches!(
+        op,
+        Op::ListObjects { .. }
+            | Op::CreateBucket
+            | Op::HeadBucket
+            | Op::DeleteBucket
+            | Op::GetObject
+            | Op::HeadObject
+            | Op::PutObject
+            | Op::CopyObject
+            | Op::DeleteObject
+    )
+}
+
 /// Split a raw path (and an optional virtual-host bucket) into bucket and key.
 pub fn target(raw_path: &str, host_bucket: Option<&str>) -> Result<Target, S3Error> {
     let decoded = percent_encoding::percent_decode_str(raw_path)
@@ -278,6 +320,14 @@ pub fn target(raw_path: &str, host_bucket: Option<&str>) -> Result<Target, S3Err
 }
 
 pub fn route(ctx: &Ctx) -> Result<Op, S3Error> {
+    let op = select(ctx)?;
+    if plain(op) && SELECTORS.iter().any(|s| ctx.has_query(s)) {
+        return Err(S3Error::method_not_allowed());
+    }
+    Ok(op)
+}
+
+fn select(ctx: &Ctx) -> Result<Op, S3Error> {
     if let Some(sub) = UNIMPLEMENTED.iter().find(|s| ctx.has_query(s)) {
         return Err(S3Error::not_implemented(&format!(
             "The '{sub}' subresource"
@@ -539,6 +589,28 @@ mod tests {
             r(Method::GET, "/b", &[("versions", "")], &[]),
             Ok(Op::ListObjectVersions)
         );
+        // A selector its method does not act on is no operation: never a plain delete,
+        // write or bucket creation.
+        for (m, p, q) in [
+            (Method::DELETE, "/b/k", "acl"),
+            (Method::DELETE, "/b/k", "legal-hold"),
+            (Method::DELETE, "/b/k", "retention"),
+            (Method::DELETE, "/b", "versioning"),
+            (Method::DELETE, "/b", "uploads"),
+            (Method::DELETE, "/b", "uploadId"),
+            (Method::PUT, "/b/k", "attributes"),
+            (Method::PUT, "/b/k", "uploads"),
+            (Method::PUT, "/b", "location"),
+            (Method::PUT, "/b", "versions"),
+            (Method::HEAD, "/b/k", "acl"),
+            (Method::GET, "/b", "delete"),
+        ] {
+            assert_eq!(
+                r(m.clone(), p, &[(q, "")], &[]).map_err(|e| e.code),
+                Err("MethodNotAllowed"),
+                "{m} {p}?{q}"
+            );
+        }
         let id = "0190a1b2c3d4e5f60718293a4b5c6d7e";
         assert_eq!(
             r(Method::GET, "/b/k", &[("versionId", id)], &[]),

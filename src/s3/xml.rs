@@ -352,6 +352,9 @@ pub struct DeletedXml {
 pub struct DeleteErrorXml {
     #[serde(rename = "Key")]
     pub key: String,
+    /// The version the request named, so a client can tell which of a key's failed.
+    #[serde(rename = "VersionId", skip_serializing_if = "Option::is_none")]
+    pub version_id: Option<String>,
     #[serde(rename = "Code")]
     pub code: String,
     #[serde(rename = "Message")]
