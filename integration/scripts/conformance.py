@@ -977,6 +977,79 @@ def object_lock_writes_need_a_digest():
     assert (status, code_of(body)) == (400, "InvalidRequest"), (status, body)
 
 
+@check
+def multipart_checksums_through_parts_copies_and_listings():
+    """A CRC32 upload: parts must carry CRC32 (checked at UploadPart), a copied part gets
+    its checksum computed, ListParts and ListMultipartUploads show them, `aws s3 cp` of a
+    multipart copy with --checksum-algorithm works."""
+    b = bucket("conf-mp-checksums")
+    src = os.urandom(6 * 1024 * 1024)
+    s3.put_object(Bucket=b, Key="src", Body=src)
+    key = "dst"
+    up = s3.create_multipart_upload(Bucket=b, Key=key, ChecksumAlgorithm="CRC32")["UploadId"]
+    # A part with another algorithm is refused where it is sent.
+    st, code, r = error_of(s3.upload_part, Bucket=b, Key=key, UploadId=up, PartNumber=1,
+                           Body=b"abc", ChecksumAlgorithm="SHA256")
+    assert (st, code) == (400, "InvalidRequest") and "Checksum Type mismatch" in r["Error"]["Message"], r["Error"]
+    part1 = src[:5 * 1024 * 1024]
+    copied = s3.upload_part_copy(Bucket=b, Key=key, UploadId=up, PartNumber=1,
+                                 CopySource={"Bucket": b, "Key": "src"},
+                                 CopySourceRange=f"bytes=0-{len(part1) - 1}")["CopyPartResult"]
+    assert copied.get("ChecksumCRC32") == crc_b64("CRC32", part1), copied
+    part2 = s3.upload_part(Bucket=b, Key=key, UploadId=up, PartNumber=2, Body=b"tail",
+                           ChecksumAlgorithm="CRC32")
+    listed = s3.list_parts(Bucket=b, Key=key, UploadId=up)
+    assert listed.get("ChecksumAlgorithm") == "CRC32", listed
+    assert [p.get("ChecksumCRC32") for p in listed["Parts"]] == [crc_b64("CRC32", part1), crc_b64("CRC32", b"tail")], listed["Parts"]
+    uploads = [u for u in s3.list_multipart_uploads(Bucket=b)["Uploads"] if u["UploadId"] == up]
+    assert uploads and uploads[0].get("ChecksumAlgorithm") == "CRC32", uploads
+    # Completed from ListParts' answer, as a resuming client does.
+    done = s3.complete_multipart_upload(Bucket=b, Key=key, UploadId=up, MultipartUpload={"Parts": [
+        {"PartNumber": p["PartNumber"], "ETag": p["ETag"], "ChecksumCRC32": p["ChecksumCRC32"]}
+        for p in listed["Parts"]]})
+    assert done["Location"].startswith("http://") and done["Location"].endswith(f"/{b}/{key}"), done["Location"]
+    assert s3.get_object(Bucket=b, Key=key)["Body"].read() == part1 + b"tail"
+
+
+@check
+def copy_object_computes_the_checksum_it_is_asked_for():
+    b = bucket("conf-copy-checksum")
+    s3.put_object(Bucket=b, Key="src", Body=b"copy me", ChecksumAlgorithm="SHA256")
+    out = s3.copy_object(Bucket=b, Key="dst", CopySource={"Bucket": b, "Key": "src"},
+                         ChecksumAlgorithm="CRC32C")["CopyObjectResult"]
+    assert out.get("ChecksumCRC32C") == crc_b64("CRC32C", b"copy me"), out
+    h = s3.head_object(Bucket=b, Key="dst", ChecksumMode="ENABLED")
+    assert h.get("ChecksumCRC32C") == crc_b64("CRC32C", b"copy me") and "ChecksumSHA256" not in h, h
+    status, _, body = signed_request("PUT", f"/{b}/bad", b"", {
+        "x-amz-copy-source": f"/{b}/src", "x-amz-checksum-algorithm": "BOGUS",
+        "x-amz-content-sha256": hashlib.sha256(b"").hexdigest()})
+    assert (status, code_of(body)) == (400, "InvalidRequest"), (status, body)
+
+
+@check
+def encryption_headers_on_reads_are_refused():
+    b = bucket("conf-sse-reads")
+    s3.put_object(Bucket=b, Key="k", Body=b"x")
+    for method in ("GET", "HEAD"):
+        status, _, body = signed_request(method, f"/{b}/k", b"", {
+            "x-amz-server-side-encryption": "AES256",
+            "x-amz-content-sha256": hashlib.sha256(b"").hexdigest()})
+        assert status == 400, (method, status, body)
+        if method == "GET":
+            assert code_of(body) == "InvalidArgument", body
+
+
+@check
+def part_number_one_of_a_single_part_object_is_a_range():
+    b = bucket("conf-part-one")
+    s3.put_object(Bucket=b, Key="ten", Body=b"0123456789")
+    got = s3.get_object(Bucket=b, Key="ten", PartNumber=1)
+    assert got["ResponseMetadata"]["HTTPStatusCode"] == 206, got["ResponseMetadata"]
+    assert got["ContentRange"] == "bytes 0-9/10" and got["Body"].read() == b"0123456789", got
+    h = s3.head_object(Bucket=b, Key="ten", PartNumber=1)
+    assert h["ResponseMetadata"]["HTTPStatusCode"] == 206 and h["ContentRange"] == "bytes 0-9/10", h
+
+
 failed = 0
 for f in CHECKS:
     if only and f.__name__ not in only:

@@ -489,6 +489,7 @@ fn every_unhonoured_feature_header_is_refused_where_it_can_be_carried() {
             let refused = match f.refusal {
                 Refusal::NotImplemented => (501, "NotImplemented"),
                 Refusal::InvalidStorageClass => (400, "InvalidStorageClass"),
+                Refusal::NotForThisOperation => (400, "InvalidArgument"),
             };
             let what = format!("{} on {op:?} ({method} {path}?{query})", f.header);
             if f.honoured_by.contains(op) {

@@ -79,6 +79,8 @@ pub struct MultipartUpload {
     pub key: String,
     pub upload_id: String,
     pub initiated: i64,
+    /// The checksum algorithm and type the upload was created with.
+    pub checksum: Option<(ChecksumAlg, ChecksumType)>,
 }
 
 /// A part as ListParts reports it.
@@ -95,9 +97,33 @@ pub struct UploadedPart {
 
 #[derive(Debug, Clone, Default)]
 pub struct PartListing {
+    /// The checksum algorithm and type the upload was created with.
+    pub checksum: Option<(ChecksumAlg, ChecksumType)>,
     pub parts: Vec<UploadedPart>,
     pub truncated: bool,
     pub next_marker: Option<u32>,
+}
+
+impl UploadRecord {
+    /// The checksum algorithm and type of CreateMultipartUpload, if it named one.
+    fn checksum(&self) -> Option<(ChecksumAlg, ChecksumType)> {
+        let alg = ChecksumAlg::parse(self.checksum_algorithm.as_deref()?)?;
+        let kind = self
+            .checksum_type
+            .as_deref()
+            .and_then(ChecksumType::parse)
+            .unwrap_or(ChecksumType::default_for(alg));
+        Some((alg, kind))
+    }
+}
+
+/// What an upload in progress was created with.
+#[derive(Debug, Clone, Default)]
+pub struct UploadSettings {
+    /// The headers kept for the object (content type, encryption envelope, ...).
+    pub headers: BTreeMap<String, String>,
+    /// The checksum algorithm and type every part must carry.
+    pub checksum: Option<(ChecksumAlg, ChecksumType)>,
 }
 
 fn upload_dir(id: &Uuid) -> String {
@@ -160,17 +186,20 @@ impl Store {
     }
 
     /// The headers an upload was started with (they become its object's).
-    pub async fn upload_headers(
+    pub async fn upload_settings(
         &self,
         bucket: &str,
         key: &str,
         upload_id: &str,
-    ) -> ObjectResult<BTreeMap<String, String>> {
+    ) -> ObjectResult<UploadSettings> {
         check_bucket(bucket)?;
         check_key(key)?;
         let id = parse_upload_id(upload_id)?;
         let (_, rec) = self.load_upload(bucket, key, &id).await?;
-        Ok(rec.headers)
+        Ok(UploadSettings {
+            checksum: rec.checksum(),
+            headers: rec.headers,
+        })
     }
 
     /// Change the stored headers of an upload in progress (a re-sealed key, say): `decide`
@@ -400,7 +429,10 @@ impl Store {
         let id = parse_upload_id(upload_id)?;
         let (set, rec) = self.load_upload(bucket, key, &id).await?;
         let records = self.part_records(set, &rec, &id).await?;
-        let mut listing = PartListing::default();
+        let mut listing = PartListing {
+            checksum: rec.checksum(),
+            ..Default::default()
+        };
         for r in records.into_values().filter(|r| r.number > marker) {
             if listing.parts.len() == max_parts {
                 listing.truncated = true;
@@ -701,6 +733,7 @@ impl Store {
                     agreed_record(set, &format!("{}/upload.json", upload_dir(&id)), quorum).await;
                 if let Some(rec) = rec.filter(|r| r.bucket == bucket && r.key.starts_with(prefix)) {
                     out.push(MultipartUpload {
+                        checksum: rec.checksum(),
                         key: rec.key,
                         upload_id: id.to_string(),
                         initiated: rec.initiated,

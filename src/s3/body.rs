@@ -281,6 +281,32 @@ pub fn reader(
     ))
 }
 
+/// The checksum algorithm a request's body comes with, as [`reader`] picks it: its
+/// `x-amz-checksum-*` header, else the trailer it announces, else
+/// `x-amz-sdk-checksum-algorithm`. Malformed checksum headers are refused here already.
+pub fn declared_checksum(headers: &[(String, String)]) -> Result<Option<ChecksumAlg>, S3Error> {
+    Ok(checksum_plan(headers, Trailers::default())?.map(|(alg, _, _)| alg))
+}
+
+/// A reader of `inner` that computes `alg`'s checksum of the bytes it passes on, kept in
+/// the returned map once `inner` ends (the checksum of a part copied from an object).
+pub fn computing(
+    inner: impl AsyncRead + Send + 'static,
+    alg: ChecksumAlg,
+) -> (BodyReader, Computed) {
+    let computed = Computed::default();
+    (
+        BodyReader {
+            inner: Box::pin(inner),
+            sha256: None,
+            checksum: Some((alg, ChecksumHasher::new(alg), Expected::None)),
+            computed: computed.clone(),
+            done: false,
+        },
+        computed,
+    )
+}
+
 fn checksum_plan(
     headers: &[(String, String)],
     trailers: Trailers,

@@ -4,8 +4,9 @@
 //! [`super::router`]; this table covers headers.
 //!
 //! Headers that only describe the request (signing, content length, SDK telemetry) are not
-//! features and are not listed. Neither are headers an operation cannot carry: S3 itself
-//! ignores those.
+//! features and are not listed. Neither are headers an operation cannot carry (S3 itself
+//! ignores those), except where S3 refuses them: SSE-S3/KMS headers on reads and parts
+//! ([`Refusal::NotForThisOperation`]).
 
 use http::StatusCode;
 
@@ -19,6 +20,9 @@ use crate::object::WriteCondition;
 pub enum Refusal {
     NotImplemented,
     InvalidStorageClass,
+    /// The feature exists but the operation takes no such header (AWS: 400
+    /// `InvalidArgument`, "... header is not supported for this operation").
+    NotForThisOperation,
 }
 
 /// One feature header: where S3 lets it appear, and where Cairn honours it.
@@ -101,6 +105,22 @@ const fn honoured(header: &'static str, what: &'static str, ops: &'static [Op]) 
         honoured_by: ops,
         neutral: &[],
         refusal: Refusal::NotImplemented,
+    }
+}
+
+/// Requests that address an existing object or one of an upload's parts: the object's
+/// own encryption decides (SSE-S3/KMS headers there are AWS's 400).
+const NOT_SSE: &[Op] = &[GetObject, HeadObject, UploadPart, UploadPartCopy];
+
+/// A header S3 refuses on these operations, where it means nothing.
+const fn not_for(header: &'static str, carried_by: &'static [Op]) -> Feature {
+    Feature {
+        header,
+        what: header,
+        carried_by,
+        honoured_by: &[],
+        neutral: &[],
+        refusal: Refusal::NotForThisOperation,
     }
 }
 
@@ -252,6 +272,10 @@ pub const FEATURES: &[Feature] = &[
         "Conditional deletes",
         &[DeleteObject],
     ),
+    not_for("x-amz-server-side-encryption", NOT_SSE),
+    not_for("x-amz-server-side-encryption-aws-kms-key-id", NOT_SSE),
+    not_for("x-amz-server-side-encryption-context", NOT_SSE),
+    not_for("x-amz-server-side-encryption-bucket-key-enabled", NOT_SSE),
     refused(
         "x-amz-if-match-size",
         "Conditional deletes",
@@ -268,6 +292,10 @@ impl Feature {
                 StatusCode::BAD_REQUEST,
                 "The storage class you specified is not valid",
             ),
+            Refusal::NotForThisOperation => S3Error::invalid_argument(format!(
+                "{} header is not supported for this operation.",
+                self.header
+            )),
         }
     }
 }
@@ -349,6 +377,15 @@ mod tests {
     #[test]
     fn every_unhonoured_header_is_refused_on_every_operation_that_carries_it() {
         for f in FEATURES {
+            for g in FEATURES.iter().filter(|g| g.header == f.header) {
+                assert!(
+                    !f.honoured_by
+                        .iter()
+                        .any(|op| g.carried_by.contains(op) && !g.honoured_by.contains(op)),
+                    "{}: both honoured and refused on one operation",
+                    f.header
+                );
+            }
             assert!(
                 f.honoured_by.iter().all(|o| f.carried_by.contains(o)),
                 "{}: honoured where it cannot be carried",
@@ -362,9 +399,13 @@ mod tests {
                     let want = match f.refusal {
                         Refusal::NotImplemented => "NotImplemented",
                         Refusal::InvalidStorageClass => "InvalidStorageClass",
+                        Refusal::NotForThisOperation => "InvalidArgument",
                     };
                     assert_eq!(e.code, want, "{} on {op:?}", f.header);
-                } else {
+                } else if !FEATURES.iter().any(|g| {
+                    // Another row of the same header may refuse it here.
+                    g.header == f.header && g.carried_by.contains(op) && !g.honoured_by.contains(op)
+                }) {
                     assert!(r.is_ok(), "{} on {op:?}: {r:?}", f.header);
                 }
                 for v in f.neutral {

@@ -460,6 +460,23 @@ pub(crate) fn parse_version(v: &str) -> Result<Option<uuid::Uuid>, S3Error> {
         .ok_or_else(|| S3Error::invalid_argument("Invalid version id specified"))
 }
 
+/// The absolute URL of an object as the request addressed this server (S3's `Location`
+/// of a completed upload or a form upload): the request's scheme and `Host`, the bucket in
+/// the path unless the host names it, the key percent-encoded (slashes kept).
+pub(crate) fn object_url(ctx: &Ctx, bucket: &str, key: &str) -> String {
+    let scheme = if ctx.secure { "https" } else { "http" };
+    let host = ctx.header("host").unwrap_or("localhost");
+    let path = bucket::url_encode(key);
+    let virtual_host = host
+        .strip_prefix(bucket)
+        .is_some_and(|rest| rest.starts_with('.'));
+    if virtual_host {
+        format!("{scheme}://{host}/{path}")
+    } else {
+        format!("{scheme}://{host}/{bucket}/{path}")
+    }
+}
+
 pub(crate) fn xml_response<T: serde::Serialize>(value: &T) -> Result<Response<Body>, S3Error> {
     let body = xml::to_xml(value)?;
     let mut r = Response::new(Body::from(body));

@@ -30,6 +30,16 @@ fn part_number(ctx: &Ctx) -> Result<u32, S3Error> {
         })
 }
 
+/// `x-amz-checksum-algorithm` (CreateMultipartUpload, CopyObject), if sent and known.
+pub(super) fn requested_algorithm(ctx: &Ctx) -> Result<Option<ChecksumAlg>, S3Error> {
+    let Some(alg) = ctx.header("x-amz-checksum-algorithm") else {
+        return Ok(None);
+    };
+    ChecksumAlg::parse(alg.trim()).map(Some).ok_or_else(|| {
+        S3Error::invalid_request("Checksum algorithm provided is unsupported. Please try again with any of the valid types: [CRC32, CRC32C, CRC64NVME, SHA1, SHA256]")
+    })
+}
+
 /// `x-amz-checksum-algorithm` and `x-amz-checksum-type` of CreateMultipartUpload, checked
 /// as AWS does; the type defaults by algorithm.
 fn upload_checksum(ctx: &Ctx) -> Result<Option<(ChecksumAlg, ChecksumType)>, S3Error> {
@@ -39,7 +49,7 @@ fn upload_checksum(ctx: &Ctx) -> Result<Option<(ChecksumAlg, ChecksumType)>, S3E
             S3Error::invalid_request("Value for x-amz-checksum-type header is invalid.")
         })?),
     };
-    let Some(alg) = ctx.header("x-amz-checksum-algorithm") else {
+    let Some(alg) = requested_algorithm(ctx)? else {
         return match kind {
             Some(_) => Err(S3Error::invalid_request(
                 "The x-amz-checksum-type header can only be used with the x-amz-checksum-algorithm header.",
@@ -47,9 +57,6 @@ fn upload_checksum(ctx: &Ctx) -> Result<Option<(ChecksumAlg, ChecksumType)>, S3E
             None => Ok(None),
         };
     };
-    let alg = ChecksumAlg::parse(alg.trim()).ok_or_else(|| {
-        S3Error::invalid_request("Checksum algorithm provided is unsupported. Please try again with any of the valid types: [CRC32, CRC32C, CRC64NVME, SHA1, SHA256]")
-    })?;
     let kind = kind.unwrap_or(ChecksumType::default_for(alg));
     if !kind.allows(alg) {
         return Err(S3Error::invalid_request(format!(
@@ -111,17 +118,49 @@ fn sse_headers(r: &mut Response<Body>, env: &super::sse::Envelope) {
     }
 }
 
-/// The key the parts of an upload are sealed under (SSE-C: the request's key, checked
-/// against the upload's), if the upload is encrypted.
+/// The envelope and key an encrypted upload's parts are sealed under.
+type Sealing = (super::sse::Envelope, crate::sse::ObjectKey);
+
+/// What a part of an upload is stored with: the key it is sealed under (SSE-C: the
+/// request's key, checked against the upload's), if the upload is encrypted, and the
+/// checksum algorithm and type the upload was created with.
 async fn upload_key(
     state: &S3State,
     ctx: &Ctx,
     bucket: &str,
     key: &str,
     id: &str,
-) -> Result<Option<(super::sse::Envelope, crate::sse::ObjectKey)>, S3Error> {
-    let headers = state.store.upload_headers(bucket, key, id).await?;
-    super::sse::open_headers(state, ctx, &headers, bucket, key, super::sse::CUSTOMER)
+) -> Result<(Option<Sealing>, Option<(ChecksumAlg, ChecksumType)>), S3Error> {
+    let settings = state.store.upload_settings(bucket, key, id).await?;
+    let sealing = super::sse::open_headers(
+        state,
+        ctx,
+        &settings.headers,
+        bucket,
+        key,
+        super::sse::CUSTOMER,
+    )?;
+    Ok((sealing, settings.checksum))
+}
+
+/// A part of an upload created with a checksum algorithm must come with that algorithm's
+/// checksum (AWS refuses it otherwise, and the upload could not be completed with it).
+fn check_part_checksum(
+    ctx: &Ctx,
+    upload: Option<(ChecksumAlg, ChecksumType)>,
+) -> Result<(), S3Error> {
+    let Some((want, _)) = upload else {
+        return Ok(());
+    };
+    let sent = super::body::declared_checksum(&ctx.headers)?;
+    if sent == Some(want) {
+        return Ok(());
+    }
+    Err(S3Error::invalid_request(format!(
+        "Checksum Type mismatch occurred, expected checksum Type: {}, actual checksum Type: {}",
+        want.name().to_ascii_lowercase(),
+        sent.map_or("null".to_string(), |a| a.name().to_ascii_lowercase())
+    )))
 }
 
 /// Store one part from `body` (`len` plaintext bytes, if known), sealed under the
@@ -130,7 +169,7 @@ async fn upload_key(
 async fn store_part(
     state: &S3State,
     (bucket, key, id, number): (&str, &str, &str, u32),
-    sealing: Option<&(super::sse::Envelope, crate::sse::ObjectKey)>,
+    sealing: Option<&Sealing>,
     body: &mut (dyn tokio::io::AsyncRead + Unpin + Send),
     len: Option<u64>,
     mut opts: crate::object::PutOptions,
@@ -164,7 +203,8 @@ pub async fn upload_part(
 ) -> Result<Response<Body>, S3Error> {
     let (bucket, key) = bucket_key(ctx)?;
     let (id, number) = (upload_id(ctx)?, part_number(ctx)?);
-    let sealing = upload_key(state, ctx, bucket, key, id).await?;
+    let (sealing, checksum) = upload_key(state, ctx, bucket, key, id).await?;
+    check_part_checksum(ctx, checksum)?;
     let mut up = upload(ctx, body, MAX_PART_SIZE)?;
     let part = store_part(
         state,
@@ -216,7 +256,7 @@ pub async fn upload_part_copy(state: &S3State, ctx: &Ctx) -> Result<Response<Bod
     let (bucket, key) = bucket_key(ctx)?;
     let (id, number) = (upload_id(ctx)?, part_number(ctx)?);
     let (src_bucket, src_key, src_version) = copy_source(ctx)?;
-    let sealing = upload_key(state, ctx, bucket, key, id).await?;
+    let (sealing, checksum) = upload_key(state, ctx, bucket, key, id).await?;
     let mut reader = state
         .store
         .get_version(&src_bucket, &src_key, src_version, None)
@@ -233,20 +273,31 @@ pub async fn upload_part_copy(state: &S3State, ctx: &Ctx) -> Result<Response<Bod
     if len > MAX_PART_SIZE {
         return Err(crate::object::ObjectError::EntityTooLarge.into());
     }
-    let mut body = tokio_util::io::StreamReader::new(stream);
+    let body = tokio_util::io::StreamReader::new(stream);
+    // An upload with a checksum algorithm gets the copied bytes' checksum with the part.
+    let mut opts = crate::object::PutOptions::default();
+    let mut body: Box<dyn tokio::io::AsyncRead + Unpin + Send> = match checksum {
+        Some((alg, _)) => {
+            let (reader, computed) = super::body::computing(body, alg);
+            opts.computed_checksums = Some(computed);
+            Box::new(reader)
+        }
+        None => Box::new(body),
+    };
     let part = store_part(
         state,
         (bucket, key, id, number),
         sealing.as_ref(),
         &mut body,
         Some(len),
-        Default::default(),
+        opts,
     )
     .await?;
     let mut r = xml_response(&xml::CopyPartResult {
         xmlns: NS,
         last_modified: iso8601(part.mod_time),
         etag: format!("\"{}\"", part.etag),
+        checksums: xml::ChecksumXml::all(&part.checksums),
     })?;
     copy_source_version_header(state, &mut r, &src_bucket, &src).await;
     if let Some((env, _)) = &sealing {
@@ -310,18 +361,13 @@ pub async fn complete(state: &S3State, ctx: &Ctx, body: Body) -> Result<Response
     if tracked && !replayed {
         state.quotas.completed(bucket, key, info.size, old);
     }
-    let get = |alg: ChecksumAlg| info.checksums.get(alg.name()).cloned();
     let mut r = xml_response(&xml::CompleteMultipartUploadResult {
         xmlns: NS,
-        location: format!("/{bucket}/{key}"),
+        location: super::object_url(ctx, bucket, key),
         bucket: bucket.to_string(),
         key: key.to_string(),
         etag: format!("\"{}\"", info.etag),
-        checksum_crc32: get(ChecksumAlg::Crc32),
-        checksum_crc32c: get(ChecksumAlg::Crc32c),
-        checksum_crc64nvme: get(ChecksumAlg::Crc64Nvme),
-        checksum_sha1: get(ChecksumAlg::Sha1),
-        checksum_sha256: get(ChecksumAlg::Sha256),
+        checksums: xml::ChecksumXml::all(&info.checksums),
         checksum_type: info
             .checksums
             .values()
@@ -427,8 +473,11 @@ pub async fn list_parts(state: &S3State, ctx: &Ctx) -> Result<Response<Body>, S3
                 last_modified: iso8601(p.mod_time),
                 etag: format!("\"{}\"", p.etag),
                 size: super::sse::plain_part_size(p.size, &p.meta),
+                checksums: xml::ChecksumXml::all(&p.checksums),
             })
             .collect(),
+        checksum_algorithm: listing.checksum.map(|(a, _)| a.name()),
+        checksum_type: listing.checksum.map(|(_, t)| t.name()),
     })
 }
 
@@ -498,6 +547,8 @@ pub async fn list_uploads(state: &S3State, ctx: &Ctx) -> Result<Response<Body>, 
             owner: state.owner.clone(),
             storage_class: "STANDARD",
             initiated: iso8601(u.initiated),
+            checksum_algorithm: u.checksum.map(|(a, _)| a.name()),
+            checksum_type: u.checksum.map(|(_, t)| t.name()),
         });
     }
     let (next_key, next_id) = match next.filter(|_| truncated) {

@@ -13,6 +13,7 @@ use super::error::S3Error;
 use super::xml::{self, NS};
 use super::{body, empty, features, http_date, iso8601, xml_response, Ctx, S3State};
 use crate::bucket::Versioning;
+use crate::checksum::ChecksumType;
 use crate::object::{ByteRange, ObjectInfo, PutOptions, VersionRef, MAX_OBJECT_SIZE};
 
 /// Headers kept with an object and returned on GET/HEAD.
@@ -459,7 +460,9 @@ pub async fn get(state: &S3State, ctx: &Ctx, head: bool) -> Result<Response<Body
                 start += size;
             }
             match found {
-                Some(r) if r.len > 0 && info.parts.len() > 1 => Some(r),
+                // A part read is a ranged read (206 with Content-Range), also of an
+                // object uploaded in one part; an empty object has no bytes to range.
+                Some(r) if r.len > 0 => Some(r),
                 Some(_) => None,
                 None => {
                     return Err(S3Error::new(
@@ -773,6 +776,7 @@ pub async fn copy(state: &S3State, ctx: &Ctx) -> Result<Response<Body>, S3Error>
         asked => asked,
     };
     let (src_bucket, src_key, src_version) = copy_source(ctx)?;
+    let checksum_alg = super::multipart::requested_algorithm(ctx)?;
     let replace = match ctx.header("x-amz-metadata-directive") {
         None | Some("COPY") => false,
         Some("REPLACE") => true,
@@ -842,66 +846,98 @@ pub async fn copy(state: &S3State, ctx: &Ctx) -> Result<Response<Body>, S3Error>
     // source's.
     let lock = super::objectlock::for_new_version(state, ctx, bucket).await?;
     super::objectlock::store_in(&mut opts.headers, &lock);
-    let old = replaced_size(state, bucket, key).await;
-    let info = if encryption.kind().is_none() && !super::sse::is_encrypted(&src) {
-        // Stored in the clear on both sides: the store copies the bytes as they are.
-        super::sse::open(state, ctx, &src, super::sse::COPY_SOURCE_CUSTOMER)?;
-        drop(reader);
-        let quota = state
-            .quotas
-            .reserve(bucket, key, Some(src.size), old)
-            .await?;
-        let info = state
-            .store
-            .copy_object(
-                (&src_bucket, &src_key, src_version),
-                bucket,
-                key,
-                Some(opts),
-                condition,
-            )
-            .await
-            .map_err(copy_source_error)?;
-        quota.commit_object(info.size, old);
-        info
-    } else {
-        // Decrypted from the source's key, sealed under the copy's own.
-        let (stream, len) =
-            super::sse::plaintext(state, ctx, reader, None, super::sse::COPY_SOURCE_CUSTOMER)?;
-        let mut body = tokio_util::io::StreamReader::new(stream);
-        opts.condition = condition;
-        let sealing = super::sse::seal(state, &encryption, bucket, key)?;
-        let size = match sealing {
-            Some(_) => crate::sse::encrypted_size(len),
-            None => len,
-        };
-        let quota = state.quotas.reserve(bucket, key, Some(size), old).await?;
-        let mut sealed;
-        let reader: &mut (dyn tokio::io::AsyncRead + Unpin + Send) = match sealing {
-            None => &mut body,
-            Some((object_key, envelope)) => {
-                opts.headers.extend(envelope);
-                let kind = encryption.kind().unwrap_or(super::sse::Kind::S3);
-                sealed = super::sse::EncryptingBody::for_write(
-                    &mut body,
-                    object_key.part_key(1, &[]),
-                    kind,
-                    &mut opts,
-                )?;
-                &mut sealed
+    // `x-amz-checksum-algorithm`: the copy's checksum is of that algorithm over the whole
+    // object — the source's if it has that one, else computed on the bytes copied.
+    let mut compute = None;
+    if let Some(alg) = checksum_alg {
+        let full = src
+            .checksums
+            .get(alg.name())
+            .filter(|v| ChecksumType::of_value(v) == ChecksumType::FullObject)
+            .cloned();
+        opts.checksums.clear();
+        match full {
+            Some(v) => {
+                opts.checksums.insert(alg.name().to_string(), v);
             }
+            None => compute = Some(alg),
+        }
+    }
+    let old = replaced_size(state, bucket, key).await;
+    let info =
+        if encryption.kind().is_none() && !super::sse::is_encrypted(&src) && compute.is_none() {
+            // Stored in the clear on both sides: the store copies the bytes as they are.
+            super::sse::open(state, ctx, &src, super::sse::COPY_SOURCE_CUSTOMER)?;
+            drop(reader);
+            let quota = state
+                .quotas
+                .reserve(bucket, key, Some(src.size), old)
+                .await?;
+            let info = state
+                .store
+                .copy_object(
+                    (&src_bucket, &src_key, src_version),
+                    bucket,
+                    key,
+                    Some(opts),
+                    condition,
+                )
+                .await
+                .map_err(copy_source_error)?;
+            quota.commit_object(info.size, old);
+            info
+        } else {
+            // Decrypted from the source's key, sealed under the copy's own.
+            let (stream, len) =
+                super::sse::plaintext(state, ctx, reader, None, super::sse::COPY_SOURCE_CUSTOMER)?;
+            let body = tokio_util::io::StreamReader::new(stream);
+            let mut body: Box<dyn tokio::io::AsyncRead + Unpin + Send> = match compute {
+                Some(alg) => {
+                    let (reader, computed) = super::body::computing(body, alg);
+                    opts.computed_checksums = Some(computed);
+                    Box::new(reader)
+                }
+                None => Box::new(body),
+            };
+            opts.condition = condition;
+            let sealing = super::sse::seal(state, &encryption, bucket, key)?;
+            let size = match sealing {
+                Some(_) => crate::sse::encrypted_size(len),
+                None => len,
+            };
+            let quota = state.quotas.reserve(bucket, key, Some(size), old).await?;
+            let mut sealed;
+            let reader: &mut (dyn tokio::io::AsyncRead + Unpin + Send) = match sealing {
+                None => &mut body,
+                Some((object_key, envelope)) => {
+                    opts.headers.extend(envelope);
+                    let kind = encryption.kind().unwrap_or(super::sse::Kind::S3);
+                    sealed = super::sse::EncryptingBody::for_write(
+                        &mut body,
+                        object_key.part_key(1, &[]),
+                        kind,
+                        &mut opts,
+                    )?;
+                    &mut sealed
+                }
+            };
+            let info = state
+                .store
+                .put_object(bucket, key, reader, Some(size), opts)
+                .await?;
+            quota.commit_object(info.size, old);
+            info
         };
-        let info = state
-            .store
-            .put_object(bucket, key, reader, Some(size), opts)
-            .await?;
-        quota.commit_object(info.size, old);
-        info
-    };
     let mut r = xml_response(&xml::CopyObjectResult {
         xmlns: NS,
         last_modified: iso8601(info.mod_time),
         etag: format!("\"{}\"", info.etag),
+        checksums: xml::ChecksumXml::all(&info.checksums),
+        checksum_type: info
+            .checksums
+            .values()
+            .next()
+            .map(|v| ChecksumType::of_value(v).name()),
     })?;
     copy_source_version_header(state, &mut r, &src_bucket, &src).await;
     if let Some(env) = super::sse::envelope(&info)? {

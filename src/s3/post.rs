@@ -401,7 +401,7 @@ pub async fn post_object(state: &S3State, ctx: Ctx, body: Body) -> Result<Respon
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
         .to_string();
-    let location = format!("/{bucket}/{key}");
+    let location = super::object_url(&ctx, &bucket, &key);
     let redirect = field(&fields, "success_action_redirect").or_else(|| field(&fields, "redirect"));
     let mut r = if let Some(url) = redirect.filter(|u| !u.is_empty()) {
         let q = |s: &str| super::bucket::url_encode(s);

@@ -293,6 +293,10 @@ pub struct CopyObjectResult {
     pub last_modified: String,
     #[serde(rename = "ETag")]
     pub etag: String,
+    #[serde(rename = "$value")]
+    pub checksums: Vec<ChecksumXml>,
+    #[serde(rename = "ChecksumType", skip_serializing_if = "Option::is_none")]
+    pub checksum_type: Option<&'static str>,
 }
 
 #[derive(Serialize)]
@@ -304,6 +308,9 @@ pub struct CopyPartResult {
     pub last_modified: String,
     #[serde(rename = "ETag")]
     pub etag: String,
+    /// The part's checksum, when its upload has an algorithm.
+    #[serde(rename = "$value")]
+    pub checksums: Vec<ChecksumXml>,
 }
 
 #[derive(Deserialize)]
@@ -414,6 +421,42 @@ impl CompletedPartXml {
     }
 }
 
+/// One of a part's or object's checksums as S3 lists them: an element named after its
+/// algorithm (`<ChecksumCRC32>…</ChecksumCRC32>`).
+#[derive(Serialize, Debug, Clone, PartialEq, Eq)]
+pub enum ChecksumXml {
+    #[serde(rename = "ChecksumCRC32")]
+    Crc32(String),
+    #[serde(rename = "ChecksumCRC32C")]
+    Crc32c(String),
+    #[serde(rename = "ChecksumCRC64NVME")]
+    Crc64Nvme(String),
+    #[serde(rename = "ChecksumSHA1")]
+    Sha1(String),
+    #[serde(rename = "ChecksumSHA256")]
+    Sha256(String),
+}
+
+impl ChecksumXml {
+    /// The elements of checksums keyed by algorithm name (`CRC32`, ...).
+    pub fn all(values: &std::collections::BTreeMap<String, String>) -> Vec<ChecksumXml> {
+        values
+            .iter()
+            .filter_map(|(alg, v)| {
+                let v = v.clone();
+                Some(match alg.as_str() {
+                    "CRC32" => ChecksumXml::Crc32(v),
+                    "CRC32C" => ChecksumXml::Crc32c(v),
+                    "CRC64NVME" => ChecksumXml::Crc64Nvme(v),
+                    "SHA1" => ChecksumXml::Sha1(v),
+                    "SHA256" => ChecksumXml::Sha256(v),
+                    _ => return None,
+                })
+            })
+            .collect()
+    }
+}
+
 #[derive(Serialize)]
 #[serde(rename = "CompleteMultipartUploadResult")]
 pub struct CompleteMultipartUploadResult {
@@ -427,16 +470,8 @@ pub struct CompleteMultipartUploadResult {
     pub key: String,
     #[serde(rename = "ETag")]
     pub etag: String,
-    #[serde(rename = "ChecksumCRC32", skip_serializing_if = "Option::is_none")]
-    pub checksum_crc32: Option<String>,
-    #[serde(rename = "ChecksumCRC32C", skip_serializing_if = "Option::is_none")]
-    pub checksum_crc32c: Option<String>,
-    #[serde(rename = "ChecksumCRC64NVME", skip_serializing_if = "Option::is_none")]
-    pub checksum_crc64nvme: Option<String>,
-    #[serde(rename = "ChecksumSHA1", skip_serializing_if = "Option::is_none")]
-    pub checksum_sha1: Option<String>,
-    #[serde(rename = "ChecksumSHA256", skip_serializing_if = "Option::is_none")]
-    pub checksum_sha256: Option<String>,
+    #[serde(rename = "$value")]
+    pub checksums: Vec<ChecksumXml>,
     #[serde(rename = "ChecksumType", skip_serializing_if = "Option::is_none")]
     pub checksum_type: Option<&'static str>,
 }
@@ -451,6 +486,8 @@ pub struct PartXml {
     pub etag: String,
     #[serde(rename = "Size")]
     pub size: u64,
+    #[serde(rename = "$value")]
+    pub checksums: Vec<ChecksumXml>,
 }
 
 #[derive(Serialize)]
@@ -483,6 +520,11 @@ pub struct ListPartsResult {
     pub is_truncated: bool,
     #[serde(rename = "Part")]
     pub parts: Vec<PartXml>,
+    /// The upload's checksum algorithm and type, if it was created with one.
+    #[serde(rename = "ChecksumAlgorithm", skip_serializing_if = "Option::is_none")]
+    pub checksum_algorithm: Option<&'static str>,
+    #[serde(rename = "ChecksumType", skip_serializing_if = "Option::is_none")]
+    pub checksum_type: Option<&'static str>,
 }
 
 #[derive(Serialize)]
@@ -499,6 +541,10 @@ pub struct UploadXml {
     pub storage_class: &'static str,
     #[serde(rename = "Initiated")]
     pub initiated: String,
+    #[serde(rename = "ChecksumAlgorithm", skip_serializing_if = "Option::is_none")]
+    pub checksum_algorithm: Option<&'static str>,
+    #[serde(rename = "ChecksumType", skip_serializing_if = "Option::is_none")]
+    pub checksum_type: Option<&'static str>,
 }
 
 #[derive(Serialize)]
@@ -597,6 +643,47 @@ mod tests {
             xml,
             "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>NoSuchKey</Code><Message>The specified key does not exist.</Message><Resource>/b/a&amp;b</Resource><RequestId>17A2</RequestId></Error>"
         );
+    }
+
+    #[test]
+    fn checksums_are_elements_of_the_part() {
+        let mut values = std::collections::BTreeMap::new();
+        values.insert("CRC32".to_string(), "NhCmhg==".to_string());
+        let xml = to_xml(&CopyPartResult {
+            xmlns: NS,
+            last_modified: "2026-01-01T00:00:00.000Z".into(),
+            etag: "\"e\"".into(),
+            checksums: ChecksumXml::all(&values),
+        })
+        .expect("xml");
+        assert!(
+            xml.ends_with(
+                "<ETag>\"e\"</ETag><ChecksumCRC32>NhCmhg==</ChecksumCRC32></CopyPartResult>"
+            ),
+            "{xml}"
+        );
+        let complete = to_xml(&CompleteMultipartUploadResult {
+            xmlns: NS,
+            location: "http://h/b/k".into(),
+            bucket: "b".into(),
+            key: "k".into(),
+            etag: "e".into(),
+            checksums: ChecksumXml::all(&values),
+            checksum_type: Some("COMPOSITE"),
+        })
+        .expect("xml");
+        assert!(
+            complete.ends_with("<ETag>e</ETag><ChecksumCRC32>NhCmhg==</ChecksumCRC32><ChecksumType>COMPOSITE</ChecksumType></CompleteMultipartUploadResult>"),
+            "{complete}"
+        );
+        let none = to_xml(&CopyPartResult {
+            xmlns: NS,
+            last_modified: "t".into(),
+            etag: "e".into(),
+            checksums: Vec::new(),
+        })
+        .expect("xml");
+        assert!(!none.contains("Checksum"), "{none}");
     }
 
     #[test]
