@@ -1050,6 +1050,21 @@ def part_number_one_of_a_single_part_object_is_a_range():
     assert h["ResponseMetadata"]["HTTPStatusCode"] == 206 and h["ContentRange"] == "bytes 0-9/10", h
 
 
+@check
+def deleted_ownership_controls_are_not_found():
+    b = bucket("conf-ownership", ObjectOwnership="BucketOwnerEnforced")
+    rules = s3.get_bucket_ownership_controls(Bucket=b)["OwnershipControls"]["Rules"]
+    assert rules == [{"ObjectOwnership": "BucketOwnerEnforced"}], rules
+    s3.delete_bucket_ownership_controls(Bucket=b)
+    st, code, _ = error_of(s3.get_bucket_ownership_controls, Bucket=b)
+    assert (st, code) == (404, "OwnershipControlsNotFoundError"), (st, code)
+    # Without controls ACLs are honoured (ObjectWriter), as in S3.
+    s3.put_object(Bucket=b, Key="k", Body=b"x", ACL="public-read")
+    s3.put_bucket_ownership_controls(Bucket=b, OwnershipControls={"Rules": [{"ObjectOwnership": "BucketOwnerPreferred"}]})
+    rules = s3.get_bucket_ownership_controls(Bucket=b)["OwnershipControls"]["Rules"]
+    assert rules == [{"ObjectOwnership": "BucketOwnerPreferred"}], rules
+
+
 failed = 0
 for f in CHECKS:
     if only and f.__name__ not in only:

@@ -106,6 +106,10 @@ pub struct BucketConfig {
     pub policy: Option<String>,
     #[serde(default)]
     pub ownership: ObjectOwnership,
+    /// DeleteBucketOwnershipControls removed the controls: `ownership` is S3's behaviour
+    /// without any (`ObjectWriter`), and GetBucketOwnershipControls finds none.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub ownership_removed: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub acl: Option<Acl>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -214,6 +218,7 @@ impl BucketConfig {
             owner: owner.to_string(),
             policy: None,
             ownership,
+            ownership_removed: false,
             acl: None,
             public_access_block: None,
             tags: Vec::new(),

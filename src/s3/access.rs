@@ -282,6 +282,13 @@ struct OwnershipRule {
 
 pub async fn get_ownership(state: &S3State, ctx: &Ctx) -> Result<Response<Body>, S3Error> {
     let b = bucket(state, ctx).await?;
+    if b.config.ownership_removed {
+        return Err(S3Error::new(
+            "OwnershipControlsNotFoundError",
+            StatusCode::NOT_FOUND,
+            "The bucket ownership controls were not found",
+        ));
+    }
     xml_response(&OwnershipControlsXml {
         xmlns: NS,
         rules: vec![OwnershipRule {
@@ -304,6 +311,7 @@ pub async fn put_ownership(
     let o = ObjectOwnership::parse(&rule.object_ownership).ok_or_else(S3Error::malformed_xml)?;
     update(state, ctx, |c| {
         c.ownership = o;
+        c.ownership_removed = false;
         Ok(())
     })
     .await?;
@@ -313,6 +321,7 @@ pub async fn put_ownership(
 pub async fn delete_ownership(state: &S3State, ctx: &Ctx) -> Result<Response<Body>, S3Error> {
     update(state, ctx, |c| {
         c.ownership = ObjectOwnership::ObjectWriter;
+        c.ownership_removed = true;
         Ok(())
     })
     .await?;

@@ -49,6 +49,8 @@ pub const ERROR_CODES: &[(&str, &[u16])] = &[
     // AWS KMS's error for an unknown key id, as S3 passes it on.
     ("KMS.NotFoundException", &[400]),
     ("MalformedPolicy", &[400]),
+    // GetBucketOwnershipControls of a bucket whose controls were deleted.
+    ("OwnershipControlsNotFoundError", &[404]),
     // STS (AssumeRole): a call without credentials.
     ("MissingAuthenticationToken", &[403]),
     ("MalformedPOSTRequest", &[400]),
