@@ -1065,6 +1065,82 @@ def deleted_ownership_controls_are_not_found():
     assert rules == [{"ObjectOwnership": "BucketOwnerPreferred"}], rules
 
 
+@check
+def full_object_upload_takes_parts_without_a_checksum():
+    b = bucket("conf-full-object")
+    up = s3.create_multipart_upload(Bucket=b, Key="k", ChecksumAlgorithm="CRC32",
+                                    ChecksumType="FULL_OBJECT")["UploadId"]
+    sha = hashlib.sha256(b"part").hexdigest()
+    status, _, body = signed_request("PUT", f"/{b}/k?partNumber=1&uploadId={up}", b"part",
+                                     {"x-amz-content-sha256": sha})
+    assert status == 200, (status, body)
+    parts = s3.list_parts(Bucket=b, Key="k", UploadId=up)["Parts"]
+    assert parts[0].get("ChecksumCRC32") == crc_b64("CRC32", b"part"), parts
+    s3.abort_multipart_upload(Bucket=b, Key="k", UploadId=up)
+
+
+@check
+def repeated_metadata_headers_are_joined():
+    b = bucket("conf-meta-repeat")
+    sha = hashlib.sha256(b"x").hexdigest()
+    # urllib sends one header per name: sign and send the repeated form by hand.
+    import http.client
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+    req = AWSRequest(method="PUT", url=f"{endpoint}/{b}/k", data=b"x",
+                     headers={"x-amz-meta-a": "first,second", "x-amz-content-sha256": sha})
+    SigV4Auth(Credentials(access, secret), "s3", "us-east-1").add_auth(req)
+    host = endpoint.split("//", 1)[1]
+    c = http.client.HTTPConnection(host)
+    c.putrequest("PUT", f"/{b}/k", skip_host=True, skip_accept_encoding=True)
+    for k, v in req.headers.items():
+        if k.lower() == "x-amz-meta-a":
+            c.putheader("x-amz-meta-a", "first")
+            c.putheader("x-amz-meta-a", "second")
+        elif k.lower() != "host":
+            c.putheader(k, v)
+    c.putheader("Host", host)
+    c.putheader("Content-Length", "1")
+    c.endheaders(b"x")
+    r = c.getresponse()
+    assert r.status == 200, (r.status, r.read())
+    assert s3.head_object(Bucket=b, Key="k")["Metadata"] == {"a": "first,second"}
+
+
+@check
+def list_multipart_uploads_encodes_keys_when_asked():
+    b = bucket("conf-mpu-encoding")
+    up = s3.create_multipart_upload(Bucket=b, Key="p%q r+s")["UploadId"]
+    status, _, body = signed_request("GET", f"/{b}?uploads&encoding-type=url&prefix=p%25")
+    text = body.decode()
+    assert status == 200 and "<EncodingType>url</EncodingType>" in text, text
+    assert "<Key>p%25q%20r%2Bs</Key>" in text and "<Prefix>p%25</Prefix>" in text, text
+    s3.abort_multipart_upload(Bucket=b, Key="p%q r+s", UploadId=up)
+
+
+@check
+def a_tag_needs_a_value():
+    b = bucket("conf-tag-value")
+    s3.put_object(Bucket=b, Key="o", Body=b"x")
+    doc = "<Tagging><TagSet><Tag><Key>nv</Key></Tag></TagSet></Tagging>"
+    status, _, body = signed_request("PUT", f"/{b}/o?tagging", doc.encode(), body_headers(doc))
+    assert (status, code_of(body)) == (400, "MalformedXML"), (status, body)
+    doc = "<Tagging><TagSet><Tag><Key>e</Key><Value></Value></Tag></TagSet></Tagging>"
+    status, _, body = signed_request("PUT", f"/{b}/o?tagging", doc.encode(), body_headers(doc))
+    assert status == 200, (status, body)
+    assert s3.get_object_tagging(Bucket=b, Key="o")["TagSet"] == [{"Key": "e", "Value": ""}]
+
+
+@check
+def copy_onto_itself_adds_a_checksum():
+    b = bucket("conf-copy-self-checksum")
+    s3.put_object(Bucket=b, Key="k", Body=b"self")
+    out = s3.copy_object(Bucket=b, Key="k", CopySource={"Bucket": b, "Key": "k"},
+                         ChecksumAlgorithm="SHA256")["CopyObjectResult"]
+    assert out.get("ChecksumSHA256") == base64.b64encode(hashlib.sha256(b"self").digest()).decode(), out
+
+
 failed = 0
 for f in CHECKS:
     if only and f.__name__ not in only:

@@ -224,7 +224,8 @@ pub(super) fn verify_presigned(
     let amz_params: Vec<(String, String)> = query
         .iter()
         .map(|(k, v)| (k.to_ascii_lowercase(), v.clone()))
-        .filter(|(k, _)| k.starts_with("x-amz-"))
+        // Also sent as a header, the header's value is the one signed (not both joined).
+        .filter(|(k, _)| k.starts_with("x-amz-") && req.header(k).is_none())
         .collect();
     if !signs(&secret, req, expires, signature, &amz_params) {
         return Err(AuthError::SignatureDoesNotMatch);

@@ -202,6 +202,17 @@ pub(super) struct ListingParams {
     pub delimiter: Option<String>,
 }
 
+/// `encoding-type=url` of a listing (the only encoding S3 knows).
+pub(super) fn url_encoding(ctx: &Ctx) -> Result<bool, S3Error> {
+    match ctx.query("encoding-type") {
+        Some("url") => Ok(true),
+        Some(_) => Err(S3Error::invalid_argument(
+            "Invalid Encoding Method specified in Request",
+        )),
+        None => Ok(false),
+    }
+}
+
 pub(super) fn listing_params(ctx: &Ctx) -> Result<ListingParams, S3Error> {
     let max_keys = match ctx.query("max-keys") {
         Some(v) => v
@@ -212,18 +223,9 @@ pub(super) fn listing_params(ctx: &Ctx) -> Result<ListingParams, S3Error> {
             .min(1000) as usize,
         None => 1000,
     };
-    let url = match ctx.query("encoding-type") {
-        Some("url") => true,
-        Some(_) => {
-            return Err(S3Error::invalid_argument(
-                "Invalid Encoding Method specified in Request",
-            ))
-        }
-        None => false,
-    };
     Ok(ListingParams {
         max_keys,
-        url,
+        url: url_encoding(ctx)?,
         prefix: ctx.query("prefix").unwrap_or("").to_string(),
         delimiter: ctx
             .query("delimiter")

@@ -462,15 +462,12 @@ pub(crate) fn parse_version(v: &str) -> Result<Option<uuid::Uuid>, S3Error> {
 
 /// The absolute URL of an object as the request addressed this server (S3's `Location`
 /// of a completed upload or a form upload): the request's scheme and `Host`, the bucket in
-/// the path unless the host names it, the key percent-encoded (slashes kept).
+/// the path unless the request was virtual-hosted, the key percent-encoded (slashes kept).
 pub(crate) fn object_url(ctx: &Ctx, bucket: &str, key: &str) -> String {
     let scheme = if ctx.secure { "https" } else { "http" };
     let host = ctx.header("host").unwrap_or("localhost");
     let path = bucket::url_encode(key);
-    let virtual_host = host
-        .strip_prefix(bucket)
-        .is_some_and(|rest| rest.starts_with('.'));
-    if virtual_host {
+    if ctx.target.virtual_host {
         format!("{scheme}://{host}/{path}")
     } else {
         format!("{scheme}://{host}/{bucket}/{path}")

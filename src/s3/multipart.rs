@@ -143,18 +143,22 @@ async fn upload_key(
     Ok((sealing, settings.checksum))
 }
 
-/// A part of an upload created with a checksum algorithm must come with that algorithm's
-/// checksum (AWS refuses it otherwise, and the upload could not be completed with it).
+/// A part of an upload created with a checksum algorithm comes with that algorithm's
+/// checksum or none: another algorithm is refused (AWS's rule; the upload could not be
+/// completed with it), and so is none for a composite checksum, made of the parts' own.
+/// Returns the algorithm to compute on a part that came without (a full-object upload's).
 fn check_part_checksum(
     ctx: &Ctx,
     upload: Option<(ChecksumAlg, ChecksumType)>,
-) -> Result<(), S3Error> {
-    let Some((want, _)) = upload else {
-        return Ok(());
+) -> Result<Option<ChecksumAlg>, S3Error> {
+    let Some((want, kind)) = upload else {
+        return Ok(None);
     };
     let sent = super::body::declared_checksum(&ctx.headers)?;
-    if sent == Some(want) {
-        return Ok(());
+    match sent {
+        Some(alg) if alg == want => return Ok(None),
+        None if kind == ChecksumType::FullObject => return Ok(Some(want)),
+        _ => {}
     }
     Err(S3Error::invalid_request(format!(
         "Checksum Type mismatch occurred, expected checksum Type: {}, actual checksum Type: {}",
@@ -204,18 +208,26 @@ pub async fn upload_part(
     let (bucket, key) = bucket_key(ctx)?;
     let (id, number) = (upload_id(ctx)?, part_number(ctx)?);
     let (sealing, checksum) = upload_key(state, ctx, bucket, key, id).await?;
-    check_part_checksum(ctx, checksum)?;
+    let compute = check_part_checksum(ctx, checksum)?;
     let mut up = upload(ctx, body, MAX_PART_SIZE)?;
+    let (mut reader, computed): (Box<dyn tokio::io::AsyncRead + Unpin + Send>, _) = match compute {
+        Some(alg) => {
+            let (reader, computed) = super::body::computing(up.reader, alg);
+            up.opts.computed_checksums = Some(computed.clone());
+            (Box::new(reader), computed)
+        }
+        None => (Box::new(up.reader), up.computed),
+    };
     let part = store_part(
         state,
         (bucket, key, id, number),
         sealing.as_ref(),
-        &mut up.reader,
+        &mut reader,
         up.size,
         up.opts,
     )
     .await?;
-    let mut r = stored(&part.etag, &up.computed);
+    let mut r = stored(&part.etag, &computed);
     if let Some((env, _)) = &sealing {
         sse_headers(&mut r, env);
     }
@@ -493,6 +505,15 @@ pub async fn list_uploads(state: &S3State, ctx: &Ctx) -> Result<Response<Body>, 
     let key_marker = ctx.query("key-marker").unwrap_or("");
     let id_marker = ctx.query("upload-id-marker").unwrap_or("");
     let max = max_param(ctx, "max-uploads")?;
+    let url = super::bucket::url_encoding(ctx)?;
+    // With `encoding-type=url` the keys, markers, prefixes and delimiter are encoded.
+    let enc = |s: &str| {
+        if url {
+            super::bucket::url_encode(s)
+        } else {
+            s.to_string()
+        }
+    };
     let all = state.store.list_uploads(bucket, prefix).await?;
     // Uploads of one key are listed oldest first: an upload-id marker names the last one
     // a page showed, so that key's uploads resume after it.
@@ -541,7 +562,7 @@ pub async fn list_uploads(state: &S3State, ctx: &Ctx) -> Result<Response<Body>, 
         }
         next = Some((u.key.clone(), Some(u.upload_id.clone())));
         uploads.push(xml::UploadXml {
-            key: u.key,
+            key: enc(&u.key),
             upload_id: u.upload_id,
             initiator: state.owner.clone(),
             owner: state.owner.clone(),
@@ -558,18 +579,19 @@ pub async fn list_uploads(state: &S3State, ctx: &Ctx) -> Result<Response<Body>, 
     xml_response(&xml::ListMultipartUploadsResult {
         xmlns: NS,
         bucket: bucket.to_string(),
-        key_marker: key_marker.to_string(),
+        key_marker: enc(key_marker),
         upload_id_marker: id_marker.to_string(),
-        next_key_marker: next_key,
+        next_key_marker: next_key.as_deref().map(enc),
         next_upload_id_marker: next_id,
-        prefix: prefix.to_string(),
-        delimiter: delimiter.map(String::from),
+        prefix: enc(prefix),
+        delimiter: delimiter.map(enc),
         max_uploads: max,
         is_truncated: truncated,
         uploads,
         common_prefixes: prefixes
-            .into_iter()
-            .map(|prefix| xml::CommonPrefixXml { prefix })
+            .iter()
+            .map(|p| xml::CommonPrefixXml { prefix: enc(p) })
             .collect(),
+        encoding_type: url.then_some("url"),
     })
 }

@@ -84,7 +84,14 @@ pub(super) fn put_options(ctx: &Ctx) -> Result<PutOptions, S3Error> {
     for (n, v) in &ctx.headers {
         if let Some(k) = n.strip_prefix("x-amz-meta-") {
             meta_size += k.len() + v.len();
-            user_meta.insert(k.to_string(), v.clone());
+            // A name sent more than once keeps every value, comma-separated, as S3 does.
+            user_meta
+                .entry(k.to_string())
+                .and_modify(|old: &mut String| {
+                    old.push(',');
+                    old.push_str(v);
+                })
+                .or_insert_with(|| v.clone());
         }
     }
     if meta_size > MAX_USER_META {
@@ -786,6 +793,7 @@ pub async fn copy(state: &S3State, ctx: &Ctx) -> Result<Response<Body>, S3Error>
         && src_key == key
         && !replace
         && !changes_encryption
+        && checksum_alg.is_none()
         && src_version == VersionRef::Latest
     {
         return Err(S3Error::invalid_request(

@@ -214,8 +214,10 @@ fn put_headers(fields: &[(String, String)], file_type: Option<&str>) -> Vec<(Str
             | "content-disposition"
             | "content-encoding"
             | "content-language"
-            | "content-md5"
             | "expires" => n,
+            // An empty field asks for no check (a form with the input left blank).
+            "content-md5" if value.trim().is_empty() => continue,
+            "content-md5" => n,
             _ if n.starts_with("x-amz-") && !n.starts_with("x-amz-signature") => n,
             _ => continue,
         };
@@ -333,6 +335,7 @@ pub async fn post_object(state: &S3State, ctx: Ctx, body: Body) -> Result<Respon
         target: Target {
             bucket: Some(bucket.clone()),
             key: Some(key.clone()),
+            virtual_host: ctx.target.virtual_host,
         },
         query: Vec::new(),
         headers,

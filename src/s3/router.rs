@@ -11,6 +11,8 @@ use super::Ctx;
 pub struct Target {
     pub bucket: Option<String>,
     pub key: Option<String>,
+    /// The bucket came from the `Host` header (virtual-hosted style).
+    pub virtual_host: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -316,6 +318,7 @@ pub fn target(raw_path: &str, host_bucket: Option<&str>) -> Result<Target, S3Err
     Ok(Target {
         bucket,
         key: (!key.is_empty()).then(|| key.to_string()),
+        virtual_host: host_bucket.is_some(),
     })
 }
 
@@ -504,28 +507,32 @@ mod tests {
             target("/", None).expect("ok"),
             Target {
                 bucket: None,
-                key: None
+                key: None,
+                virtual_host: false,
             }
         );
         assert_eq!(
             target("/b/a%2Fb//c", None).expect("ok"),
             Target {
                 bucket: Some("b".into()),
-                key: Some("a/b//c".into())
+                key: Some("a/b//c".into()),
+                virtual_host: false,
             }
         );
         assert_eq!(
             target("/b/", None).expect("ok"),
             Target {
                 bucket: Some("b".into()),
-                key: None
+                key: None,
+                virtual_host: false,
             }
         );
         assert_eq!(
             target("/k%20x", Some("vb")).expect("ok"),
             Target {
                 bucket: Some("vb".into()),
-                key: Some("k x".into())
+                key: Some("k x".into()),
+                virtual_host: true,
             }
         );
         assert!(target("/b/%ff", None).is_err());

@@ -114,7 +114,8 @@ struct TagSetXml {
 struct TagXml {
     #[serde(rename = "Key")]
     key: String,
-    #[serde(rename = "Value", default)]
+    /// Required, as in S3's `Tag` (an empty value is `<Value></Value>`).
+    #[serde(rename = "Value")]
     value: String,
 }
 

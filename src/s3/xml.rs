@@ -574,6 +574,8 @@ pub struct ListMultipartUploadsResult {
     pub uploads: Vec<UploadXml>,
     #[serde(rename = "CommonPrefixes")]
     pub common_prefixes: Vec<CommonPrefixXml>,
+    #[serde(rename = "EncodingType", skip_serializing_if = "Option::is_none")]
+    pub encoding_type: Option<&'static str>,
 }
 
 /// An owner as a request may carry it (both fields optional).
