@@ -380,11 +380,7 @@ pub async fn complete(state: &S3State, ctx: &Ctx, body: Body) -> Result<Response
         key: key.to_string(),
         etag: format!("\"{}\"", info.etag),
         checksums: xml::ChecksumXml::all(&info.checksums),
-        checksum_type: info
-            .checksums
-            .values()
-            .next()
-            .map(|v| ChecksumType::of_value(v).name()),
+        checksum_type: xml::ChecksumXml::type_of(&info.checksums),
     })?;
     if let Some(env) = super::sse::envelope(&info)? {
         sse_headers(&mut r, &env);

@@ -941,11 +941,7 @@ pub async fn copy(state: &S3State, ctx: &Ctx) -> Result<Response<Body>, S3Error>
         last_modified: iso8601(info.mod_time),
         etag: format!("\"{}\"", info.etag),
         checksums: xml::ChecksumXml::all(&info.checksums),
-        checksum_type: info
-            .checksums
-            .values()
-            .next()
-            .map(|v| ChecksumType::of_value(v).name()),
+        checksum_type: xml::ChecksumXml::type_of(&info.checksums),
     })?;
     copy_source_version_header(state, &mut r, &src_bucket, &src).await;
     if let Some(env) = super::sse::envelope(&info)? {

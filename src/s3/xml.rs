@@ -455,6 +455,14 @@ impl ChecksumXml {
             })
             .collect()
     }
+
+    /// `ChecksumType` of an object with these checksums (`COMPOSITE` for a `-N` value).
+    pub fn type_of(values: &std::collections::BTreeMap<String, String>) -> Option<&'static str> {
+        values
+            .values()
+            .next()
+            .map(|v| crate::checksum::ChecksumType::of_value(v).name())
+    }
 }
 
 #[derive(Serialize)]
