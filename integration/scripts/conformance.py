@@ -1020,6 +1020,13 @@ def copy_object_computes_the_checksum_it_is_asked_for():
     assert out.get("ChecksumCRC32C") == crc_b64("CRC32C", b"copy me"), out
     h = s3.head_object(Bucket=b, Key="dst", ChecksumMode="ENABLED")
     assert h.get("ChecksumCRC32C") == crc_b64("CRC32C", b"copy me") and "ChecksumSHA256" not in h, h
+    # The source already has the asked-for checksum: the store copies the bytes and keeps it.
+    sha = base64.b64encode(hashlib.sha256(b"copy me").digest()).decode()
+    out = s3.copy_object(Bucket=b, Key="same", CopySource={"Bucket": b, "Key": "src"},
+                         ChecksumAlgorithm="SHA256")["CopyObjectResult"]
+    assert out.get("ChecksumSHA256") == sha, out
+    h = s3.head_object(Bucket=b, Key="same", ChecksumMode="ENABLED")
+    assert h.get("ChecksumSHA256") == sha and s3.get_object(Bucket=b, Key="same")["Body"].read() == b"copy me", h
     status, _, body = signed_request("PUT", f"/{b}/bad", b"", {
         "x-amz-copy-source": f"/{b}/src", "x-amz-checksum-algorithm": "BOGUS",
         "x-amz-content-sha256": hashlib.sha256(b"").hexdigest()})

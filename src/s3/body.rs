@@ -288,23 +288,31 @@ pub fn declared_checksum(headers: &[(String, String)]) -> Result<Option<Checksum
     Ok(checksum_plan(headers, Trailers::default())?.map(|(alg, _, _)| alg))
 }
 
-/// A reader of `inner` that computes `alg`'s checksum of the bytes it passes on, kept in
-/// the returned map once `inner` ends (the checksum of a part copied from an object).
+/// A request body of any shape, boxed.
+pub type DynReader = Box<dyn AsyncRead + Unpin + Send>;
+
+/// `inner` as it is when `alg` is `None`; otherwise a reader computing `alg`'s checksum of the
+/// bytes it passes on, stored with the object through `opts` (a copied object or part, or a
+/// part sent without the upload's checksum). The returned map holds the value once `inner`
+/// ends.
 pub fn computing(
-    inner: impl AsyncRead + Send + 'static,
-    alg: ChecksumAlg,
-) -> (BodyReader, Computed) {
+    inner: impl AsyncRead + Unpin + Send + 'static,
+    alg: Option<ChecksumAlg>,
+    opts: &mut crate::object::PutOptions,
+) -> (DynReader, Option<Computed>) {
+    let Some(alg) = alg else {
+        return (Box::new(inner), None);
+    };
     let computed = Computed::default();
-    (
-        BodyReader {
-            inner: Box::pin(inner),
-            sha256: None,
-            checksum: Some((alg, ChecksumHasher::new(alg), Expected::None)),
-            computed: computed.clone(),
-            done: false,
-        },
-        computed,
-    )
+    opts.computed_checksums = Some(computed.clone());
+    let reader = BodyReader {
+        inner: Box::pin(inner),
+        sha256: None,
+        checksum: Some((alg, ChecksumHasher::new(alg), Expected::None)),
+        computed: computed.clone(),
+        done: false,
+    };
+    (Box::new(reader), Some(computed))
 }
 
 fn checksum_plan(

@@ -210,14 +210,8 @@ pub async fn upload_part(
     let (sealing, checksum) = upload_key(state, ctx, bucket, key, id).await?;
     let compute = check_part_checksum(ctx, checksum)?;
     let mut up = upload(ctx, body, MAX_PART_SIZE)?;
-    let (mut reader, computed): (Box<dyn tokio::io::AsyncRead + Unpin + Send>, _) = match compute {
-        Some(alg) => {
-            let (reader, computed) = super::body::computing(up.reader, alg);
-            up.opts.computed_checksums = Some(computed.clone());
-            (Box::new(reader), computed)
-        }
-        None => (Box::new(up.reader), up.computed),
-    };
+    let (mut reader, computed) = super::body::computing(up.reader, compute, &mut up.opts);
+    let computed = computed.unwrap_or(up.computed);
     let part = store_part(
         state,
         (bucket, key, id, number),
@@ -288,14 +282,7 @@ pub async fn upload_part_copy(state: &S3State, ctx: &Ctx) -> Result<Response<Bod
     let body = tokio_util::io::StreamReader::new(stream);
     // An upload with a checksum algorithm gets the copied bytes' checksum with the part.
     let mut opts = crate::object::PutOptions::default();
-    let mut body: Box<dyn tokio::io::AsyncRead + Unpin + Send> = match checksum {
-        Some((alg, _)) => {
-            let (reader, computed) = super::body::computing(body, alg);
-            opts.computed_checksums = Some(computed);
-            Box::new(reader)
-        }
-        None => Box::new(body),
-    };
+    let (mut body, _) = super::body::computing(body, checksum.map(|(alg, _)| alg), &mut opts);
     let part = store_part(
         state,
         (bucket, key, id, number),

@@ -895,18 +895,13 @@ pub async fn copy(state: &S3State, ctx: &Ctx) -> Result<Response<Body>, S3Error>
             quota.commit_object(info.size, old);
             info
         } else {
-            // Decrypted from the source's key, sealed under the copy's own.
+            // The bytes pass through the server: decrypted from the source's key, sealed
+            // under the copy's own, and checksummed when the copy asks for a checksum the
+            // source does not have.
             let (stream, len) =
                 super::sse::plaintext(state, ctx, reader, None, super::sse::COPY_SOURCE_CUSTOMER)?;
             let body = tokio_util::io::StreamReader::new(stream);
-            let mut body: Box<dyn tokio::io::AsyncRead + Unpin + Send> = match compute {
-                Some(alg) => {
-                    let (reader, computed) = super::body::computing(body, alg);
-                    opts.computed_checksums = Some(computed);
-                    Box::new(reader)
-                }
-                None => Box::new(body),
-            };
+            let (mut body, _) = super::body::computing(body, compute, &mut opts);
             opts.condition = condition;
             let sealing = super::sse::seal(state, &encryption, bucket, key)?;
             let size = match sealing {

@@ -116,19 +116,8 @@ pub fn require_digest(ctx: &Ctx, lock: &Retention) -> Result<(), S3Error> {
     if lock.retention.is_none() && !lock.legal_hold {
         return Ok(());
     }
-    const CHECKSUMS: &[&str] = &["crc32", "crc32c", "crc64nvme", "sha1", "sha256"];
-    let is_checksum = |name: &str| {
-        name.trim()
-            .to_ascii_lowercase()
-            .strip_prefix("x-amz-checksum-")
-            .is_some_and(|a| CHECKSUMS.contains(&a))
-    };
-    let has_digest = ctx.headers.iter().any(|(n, v)| {
-        n == "content-md5"
-            || n == "x-amz-sdk-checksum-algorithm"
-            || is_checksum(n)
-            || (n == "x-amz-trailer" && is_checksum(v))
-    });
+    let has_digest = ctx.headers.iter().any(|(n, _)| n == "content-md5")
+        || super::body::declared_checksum(&ctx.headers)?.is_some();
     if has_digest {
         return Ok(());
     }
