@@ -10,6 +10,7 @@ pub mod bench;
 pub mod bucket;
 pub mod checksum;
 pub mod client;
+pub mod conn;
 pub mod console;
 pub mod crash;
 pub mod csi;

@@ -13,6 +13,7 @@ use axum::body::Body;
 use axum::Router;
 use http::{Method, Request, Response, StatusCode};
 
+use crate::conn::{ClientAddr, Tls};
 use crate::heal::Healer;
 use crate::rpc::RpcServer;
 use crate::s3::{self, S3State};
@@ -20,14 +21,6 @@ use crate::s3::{self, S3State};
 /// The most header lines a request may carry (each counts against the header byte limit
 /// too).
 const MAX_REQUEST_HEADERS: usize = 512;
-
-/// The address a request's connection came from (a request extension).
-#[derive(Debug, Clone, Copy)]
-pub struct ClientAddr(pub std::net::SocketAddr);
-
-/// Marks a request that came over TLS (a request extension).
-#[derive(Debug, Clone, Copy)]
-pub struct Tls;
 
 /// How long in-flight requests may run after a shutdown signal.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);

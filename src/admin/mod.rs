@@ -424,7 +424,7 @@ pub async fn handle(
         let start = std::time::Instant::now();
         let client = req
             .extensions()
-            .get::<crate::server::ClientAddr>()
+            .get::<crate::conn::ClientAddr>()
             .map(|a| a.0.ip().to_string())
             .unwrap_or_default();
         let user_agent = req

@@ -253,7 +253,7 @@ impl Console {
     async fn login(&self, req: Request<Body>) -> Response<Body> {
         let addr = req
             .extensions()
-            .get::<crate::server::ClientAddr>()
+            .get::<crate::conn::ClientAddr>()
             .map(|a| a.0.ip())
             .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
         if let Err(wait) = self.logins.check(addr, Instant::now()) {

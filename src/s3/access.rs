@@ -330,14 +330,6 @@ pub async fn delete_ownership(state: &S3State, ctx: &Ctx) -> Result<Response<Bod
 
 // ---- ACLs ----
 
-pub(super) const GRANT_HEADERS: [(&str, Permission); 5] = [
-    ("x-amz-grant-read", Permission::Read),
-    ("x-amz-grant-write", Permission::Write),
-    ("x-amz-grant-read-acp", Permission::ReadAcp),
-    ("x-amz-grant-write-acp", Permission::WriteAcp),
-    ("x-amz-grant-full-control", Permission::FullControl),
-];
-
 fn acl_not_supported() -> S3Error {
     S3Error::new(
         "AccessControlListNotSupported",
@@ -375,7 +367,7 @@ fn parse_grantee(s: &str) -> Result<Grantee, S3Error> {
 /// `owner` owns the resource, `bucket_owner` its bucket.
 pub fn requested_acl(ctx: &Ctx, owner: &str, bucket_owner: &str) -> Result<Option<Acl>, S3Error> {
     let canned = ctx.header("x-amz-acl");
-    let grants: Vec<(&str, Permission, &str)> = GRANT_HEADERS
+    let grants: Vec<(&str, Permission, &str)> = super::authz::GRANT_HEADERS
         .iter()
         .filter_map(|(h, p)| ctx.header(h).map(|v| (*h, *p, v)))
         .collect();

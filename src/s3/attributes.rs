@@ -10,8 +10,8 @@ use http::{HeaderValue, Response};
 use serde::Serialize;
 
 use super::error::S3Error;
-use super::object::{bucket_key, version_header};
 use super::xml::NS;
+use super::{bucket_key, version_header};
 use super::{http_date, version_ref, xml_response, Ctx, S3State};
 use crate::checksum::{ChecksumAlg, ChecksumType};
 

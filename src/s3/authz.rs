@@ -445,9 +445,7 @@ fn implied_ops(ctx: &Ctx) -> Vec<Op> {
     let granting = ctx.header("x-amz-acl").is_some_and(|a| {
         let a = a.trim().to_ascii_lowercase();
         a != "private" && !a.starts_with("bucket-owner-")
-    }) || super::access::GRANT_HEADERS
-        .iter()
-        .any(|(h, _)| ctx.header(h).is_some());
+    }) || GRANT_HEADERS.iter().any(|(h, _)| ctx.header(h).is_some());
     if granting {
         ops.push(Op::PutAcl);
     }
@@ -506,7 +504,7 @@ async fn copy_source_allowed(state: &S3State, ctx: &Ctx) -> Result<(), S3Error> 
 /// `AccessDenied`, as AWS does. A bucket that does not exist is left to the operation.
 pub(super) async fn check_expected_owners(state: &S3State, ctx: &Ctx) -> Result<(), S3Error> {
     let source = match ctx.header("x-amz-source-expected-bucket-owner") {
-        Some(owner) => super::object::copy_source(ctx)
+        Some(owner) => super::copy_source(ctx)
             .ok()
             .map(|(bucket, _, _)| (bucket, owner)),
         None => None,
@@ -538,6 +536,15 @@ pub(super) async fn bucket_of(state: &S3State, name: &str) -> Result<Option<Arc<
         .await
         .map_err(crate::object::ObjectError::from)?)
 }
+
+/// The headers that grant a permission to a named grantee, and what each grants.
+pub(super) const GRANT_HEADERS: [(&str, Permission); 5] = [
+    ("x-amz-grant-read", Permission::Read),
+    ("x-amz-grant-write", Permission::Write),
+    ("x-amz-grant-read-acp", Permission::ReadAcp),
+    ("x-amz-grant-write-acp", Permission::WriteAcp),
+    ("x-amz-grant-full-control", Permission::FullControl),
+];
 
 /// The object's ACL, stored among its headers.
 pub const ACL_HEADER: &str = "x-cairn-acl";
@@ -573,7 +580,7 @@ pub async fn object_acl_allows(state: &S3State, ctx: &Ctx, need: Need) -> Result
 pub fn client_ip(parts: &http::request::Parts) -> Option<IpAddr> {
     parts
         .extensions
-        .get::<crate::server::ClientAddr>()
+        .get::<crate::conn::ClientAddr>()
         .map(|a| a.0.ip())
 }
 

@@ -288,6 +288,16 @@ pub fn declared_checksum(headers: &[(String, String)]) -> Result<Option<Checksum
     Ok(checksum_plan(headers, Trailers::default())?.map(|(alg, _, _)| alg))
 }
 
+/// `x-amz-checksum-algorithm` (CreateMultipartUpload, CopyObject), if sent and known.
+pub(super) fn requested_algorithm(ctx: &super::Ctx) -> Result<Option<ChecksumAlg>, S3Error> {
+    let Some(alg) = ctx.header("x-amz-checksum-algorithm") else {
+        return Ok(None);
+    };
+    ChecksumAlg::parse(alg.trim()).map(Some).ok_or_else(|| {
+        S3Error::invalid_request("Checksum algorithm provided is unsupported. Please try again with any of the valid types: [CRC32, CRC32C, CRC64NVME, SHA1, SHA256]")
+    })
+}
+
 /// A request body of any shape, boxed.
 pub type DynReader = Box<dyn AsyncRead + Unpin + Send>;
 

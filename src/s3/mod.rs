@@ -193,7 +193,7 @@ pub async fn handle(state: Arc<S3State>, req: Request<Body>) -> Response<Body> {
         let method = req.method().clone();
         let client = req
             .extensions()
-            .get::<crate::server::ClientAddr>()
+            .get::<crate::conn::ClientAddr>()
             .map(|a| a.0.ip());
         let user_agent = req.headers().get(http::header::USER_AGENT).cloned();
         // The bucket a browser's request addresses, for its CORS rules.
@@ -436,6 +436,30 @@ pub fn version_str(id: Option<uuid::Uuid>) -> String {
     }
 }
 
+/// The bucket and key an object operation names.
+pub(crate) fn bucket_key(ctx: &Ctx) -> Result<(&str, &str), S3Error> {
+    match (&ctx.target.bucket, &ctx.target.key) {
+        (Some(b), Some(k)) => Ok((b, k)),
+        _ => Err(S3Error::invalid_request("missing bucket or key")),
+    }
+}
+
+/// `x-amz-version-id` on a response about a version of an object in `bucket`: its id, or
+/// `null` for the null version of a bucket that has had versioning (none otherwise).
+pub(crate) async fn version_header(
+    state: &S3State,
+    r: &mut Response<Body>,
+    bucket: &str,
+    id: Option<uuid::Uuid>,
+) {
+    let versioned = id.is_some() || matches!(state.store.versioning(bucket).await, Ok(Some(_)));
+    if versioned {
+        if let Ok(v) = HeaderValue::from_str(&version_str(id)) {
+            r.headers_mut().insert("x-amz-version-id", v);
+        }
+    }
+}
+
 /// The `versionId` of a request: absent (the latest), `null`, or an id Cairn made.
 pub(crate) fn version_ref(ctx: &Ctx) -> Result<crate::object::VersionRef, S3Error> {
     use crate::object::VersionRef;
@@ -446,6 +470,33 @@ pub(crate) fn version_ref(ctx: &Ctx) -> Result<crate::object::VersionRef, S3Erro
 }
 
 /// `null` or a version id Cairn made; anything else is S3's "Invalid version id".
+/// `x-amz-copy-source`: `[/]bucket/key[?versionId=ID]`, URL-encoded.
+pub(crate) fn copy_source(
+    ctx: &Ctx,
+) -> Result<(String, String, crate::object::VersionRef), S3Error> {
+    let raw = ctx
+        .header("x-amz-copy-source")
+        .ok_or_else(|| S3Error::invalid_argument("missing x-amz-copy-source"))?;
+    let (path, version) = match raw.split_once("?versionId=") {
+        Some((p, v)) => (p, Some(v)),
+        None => (raw, None),
+    };
+    let which = match version {
+        None => crate::object::VersionRef::Latest,
+        Some(v) => crate::object::VersionRef::Id(parse_version(v)?),
+    };
+    let decoded = percent_encoding::percent_decode_str(path)
+        .decode_utf8()
+        .map_err(|_| S3Error::invalid_argument("Invalid copy source encoding"))?;
+    let decoded = decoded.strip_prefix('/').unwrap_or(&decoded);
+    match decoded.split_once('/') {
+        Some((b, k)) if !b.is_empty() && !k.is_empty() => Ok((b.to_string(), k.to_string(), which)),
+        _ => Err(S3Error::invalid_argument(
+            "Copy Source must mention the source bucket and key: sourcebucket/sourcekey",
+        )),
+    }
+}
+
 pub(crate) fn parse_version(v: &str) -> Result<Option<uuid::Uuid>, S3Error> {
     if v == "null" {
         return Ok(None);
@@ -571,7 +622,7 @@ async fn dispatch(
         request_id: request_id.to_string(),
         identity,
         client_ip: authz::client_ip(&parts),
-        secure: parts.extensions.get::<crate::server::Tls>().is_some(),
+        secure: parts.extensions.get::<crate::conn::Tls>().is_some(),
         now_secs: now
             .duration_since(SystemTime::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs() as i64),

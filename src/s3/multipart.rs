@@ -5,11 +5,10 @@ use http::{HeaderValue, Response, StatusCode};
 
 use super::error::S3Error;
 use super::object::{
-    bucket_key, copy_preconditions, copy_source, copy_source_error, copy_source_version_header,
-    put_options, stored, upload, version_header,
+    copy_preconditions, copy_source_error, copy_source_version_header, put_options, stored, upload,
 };
 use super::xml::{self, NS};
-use super::{body, iso8601, xml_response, Ctx, S3State};
+use super::{body, bucket_key, iso8601, version_header, xml_response, Ctx, S3State};
 use crate::checksum::{ChecksumAlg, ChecksumType};
 use crate::object::CompleteChecksums;
 use crate::object::{ByteRange, MAX_PART_SIZE};
@@ -30,16 +29,6 @@ fn part_number(ctx: &Ctx) -> Result<u32, S3Error> {
         })
 }
 
-/// `x-amz-checksum-algorithm` (CreateMultipartUpload, CopyObject), if sent and known.
-pub(super) fn requested_algorithm(ctx: &Ctx) -> Result<Option<ChecksumAlg>, S3Error> {
-    let Some(alg) = ctx.header("x-amz-checksum-algorithm") else {
-        return Ok(None);
-    };
-    ChecksumAlg::parse(alg.trim()).map(Some).ok_or_else(|| {
-        S3Error::invalid_request("Checksum algorithm provided is unsupported. Please try again with any of the valid types: [CRC32, CRC32C, CRC64NVME, SHA1, SHA256]")
-    })
-}
-
 /// `x-amz-checksum-algorithm` and `x-amz-checksum-type` of CreateMultipartUpload, checked
 /// as AWS does; the type defaults by algorithm.
 fn upload_checksum(ctx: &Ctx) -> Result<Option<(ChecksumAlg, ChecksumType)>, S3Error> {
@@ -49,7 +38,7 @@ fn upload_checksum(ctx: &Ctx) -> Result<Option<(ChecksumAlg, ChecksumType)>, S3E
             S3Error::invalid_request("Value for x-amz-checksum-type header is invalid.")
         })?),
     };
-    let Some(alg) = requested_algorithm(ctx)? else {
+    let Some(alg) = super::body::requested_algorithm(ctx)? else {
         return match kind {
             Some(_) => Err(S3Error::invalid_request(
                 "The x-amz-checksum-type header can only be used with the x-amz-checksum-algorithm header.",
@@ -261,7 +250,7 @@ fn copy_range(ctx: &Ctx, size: u64) -> Result<Option<ByteRange>, S3Error> {
 pub async fn upload_part_copy(state: &S3State, ctx: &Ctx) -> Result<Response<Body>, S3Error> {
     let (bucket, key) = bucket_key(ctx)?;
     let (id, number) = (upload_id(ctx)?, part_number(ctx)?);
-    let (src_bucket, src_key, src_version) = copy_source(ctx)?;
+    let (src_bucket, src_key, src_version) = super::copy_source(ctx)?;
     let (sealing, checksum) = upload_key(state, ctx, bucket, key, id).await?;
     let mut reader = state
         .store

@@ -11,7 +11,10 @@ use http::{HeaderValue, Response, StatusCode};
 
 use super::error::S3Error;
 use super::xml::{self, NS};
-use super::{body, empty, features, http_date, iso8601, xml_response, Ctx, S3State};
+use super::{
+    body, bucket_key, empty, features, http_date, iso8601, version_header, xml_response, Ctx,
+    S3State,
+};
 use crate::bucket::Versioning;
 use crate::checksum::ChecksumType;
 use crate::object::{ByteRange, ObjectInfo, PutOptions, VersionRef, MAX_OBJECT_SIZE};
@@ -26,13 +29,6 @@ const STORED_HEADERS: &[&str] = &[
     "expires",
 ];
 const MAX_USER_META: usize = 2048;
-
-pub(super) fn bucket_key(ctx: &Ctx) -> Result<(&str, &str), S3Error> {
-    match (&ctx.target.bucket, &ctx.target.key) {
-        (Some(b), Some(k)) => Ok((b, k)),
-        _ => Err(S3Error::invalid_request("missing bucket or key")),
-    }
-}
 
 /// A Content-Encoding as the client sent it, less the `aws-chunked` coding (which describes
 /// the request body only): every other byte is kept, so it comes back exactly as stored.
@@ -268,20 +264,6 @@ fn removed(key: &str, d: &crate::object::Deleted, by_id: bool) -> crate::notify:
         size: None,
         etag: None,
         version_id: d.versioned.then(|| super::version_str(d.version_id)),
-    }
-}
-
-/// `x-amz-version-id` on a response about a version of an object in `bucket`: its id, or
-/// `null` for the null version of a bucket that has had versioning (none otherwise).
-pub(super) async fn version_header(
-    state: &S3State,
-    r: &mut Response<Body>,
-    bucket: &str,
-    id: Option<uuid::Uuid>,
-) {
-    let versioned = id.is_some() || matches!(state.store.versioning(bucket).await, Ok(Some(_)));
-    if versioned {
-        insert_owned(r, "x-amz-version-id", &super::version_str(id));
     }
 }
 
@@ -738,31 +720,6 @@ pub async fn delete_many(
     Ok(r)
 }
 
-/// `x-amz-copy-source`: `[/]bucket/key[?versionId=ID]`, URL-encoded.
-pub(super) fn copy_source(ctx: &Ctx) -> Result<(String, String, VersionRef), S3Error> {
-    let raw = ctx
-        .header("x-amz-copy-source")
-        .ok_or_else(|| S3Error::invalid_argument("missing x-amz-copy-source"))?;
-    let (path, version) = match raw.split_once("?versionId=") {
-        Some((p, v)) => (p, Some(v)),
-        None => (raw, None),
-    };
-    let which = match version {
-        None => VersionRef::Latest,
-        Some(v) => VersionRef::Id(super::parse_version(v)?),
-    };
-    let decoded = percent_encoding::percent_decode_str(path)
-        .decode_utf8()
-        .map_err(|_| S3Error::invalid_argument("Invalid copy source encoding"))?;
-    let decoded = decoded.strip_prefix('/').unwrap_or(&decoded);
-    match decoded.split_once('/') {
-        Some((b, k)) if !b.is_empty() && !k.is_empty() => Ok((b.to_string(), k.to_string(), which)),
-        _ => Err(S3Error::invalid_argument(
-            "Copy Source must mention the source bucket and key: sourcebucket/sourcekey",
-        )),
-    }
-}
-
 /// Check `x-amz-copy-source-if-*` against the source.
 pub(super) fn copy_preconditions(ctx: &Ctx, src: &ObjectInfo) -> Result<(), S3Error> {
     match preconditions(ctx, "x-amz-copy-source-if-", src) {
@@ -782,8 +739,8 @@ pub async fn copy(state: &S3State, ctx: &Ctx) -> Result<Response<Body>, S3Error>
         super::sse::Requested::None => super::sse::for_write(state, ctx, bucket).await?,
         asked => asked,
     };
-    let (src_bucket, src_key, src_version) = copy_source(ctx)?;
-    let checksum_alg = super::multipart::requested_algorithm(ctx)?;
+    let (src_bucket, src_key, src_version) = super::copy_source(ctx)?;
+    let checksum_alg = super::body::requested_algorithm(ctx)?;
     let replace = match ctx.header("x-amz-metadata-directive") {
         None | Some("COPY") => false,
         Some("REPLACE") => true,

@@ -9,8 +9,8 @@ use serde::{Deserialize, Serialize};
 
 use super::access::{bucket, small_text, update};
 use super::error::S3Error;
-use super::object::{bucket_key, version_header};
 use super::xml::{self, NS};
+use super::{bucket_key, version_header};
 use super::{empty, version_ref, xml_response, Ctx, S3State};
 use crate::object::tags;
 
