@@ -496,6 +496,13 @@ pub(crate) async fn server(
             })
         }));
     }
+    {
+        let iam = state.iam.clone();
+        healer.set_records_heal(Arc::new(move || {
+            let iam = iam.clone();
+            Box::pin(async move { iam.heal().await.map_err(|e| e.to_string()) })
+        }));
+    }
     let scanner = scanner_config()?;
     healer.start_with(scanner, drive_check);
     healer.resume_rotation(state.kms.clone()).await;

@@ -254,6 +254,21 @@ async fn writes_that_missed_a_drive_are_healed_when_it_returns() {
     let parts = [data(5 << 20, 7), data(1 << 20, 8)];
     cairn_integration::multipart_bytes(&c, "mrf", "mp", &parts).await;
     objects.push(("mp".into(), parts.concat()));
+    // A bucket made while the drive is away: its objects heal onto the drive too (the
+    // bucket is made there first).
+    c.create_bucket()
+        .bucket("mrf-new")
+        .send()
+        .await
+        .expect("bucket with a drive away");
+    let late = data(700_000, 99);
+    c.put_object()
+        .bucket("mrf-new")
+        .key("late")
+        .body(ByteStream::from(late.clone()))
+        .send()
+        .await
+        .expect("put into the new bucket");
     // The drive comes back: the partial-write queue heals everything onto it.
     std::fs::rename(&away, &s.drives[3]).expect("plug back");
     let drive = s.drives[3].clone();
@@ -264,9 +279,11 @@ async fn writes_that_missed_a_drive_are_healed_when_it_returns() {
             objects
                 .iter()
                 .all(|(k, _)| drive.join("mrf").join(k).join("@meta").exists())
+                && drive.join("mrf-new/late/@meta").exists()
         },
     );
     read_all_without(&c, &s, "mrf", &[0, 1], &objects).await;
+    read_all_without(&c, &s, "mrf-new", &[0, 1], &[("late".into(), late)]).await;
 }
 
 #[tokio::test]
@@ -322,6 +339,8 @@ async fn a_drive_swapped_while_running_is_noticed_and_healed() {
     );
     let c = client(&s);
     let objects = put_objects(&c, "live", 20).await;
+    let (code, out) = admin(&s, &["user", "add", "keeper", "keepersecret123"]);
+    assert_eq!(code, 0, "{out}");
     // The folder of drive 1 is swapped for an empty one under the running server: it goes
     // offline and stays so (it could be the bare mount point of a failed disk) until the
     // operator says it is a replacement.
@@ -355,4 +374,10 @@ async fn a_drive_swapped_while_running_is_noticed_and_healed() {
     assert_eq!(code, 0);
     assert!(info.contains("4/4 drives online"), "{info}");
     read_all_without(&c, &s, "live", &[0, 2], &objects).await;
+    // Identities are healed onto it as objects are: a user, and the key that seals secrets.
+    let user = format!("{}.json", hex::encode("keeper"));
+    for (dir, file) in [("users", user.as_str()), ("system", "7365616c.json")] {
+        let path = s.drives[1].join(".cairn.sys/iam").join(dir).join(file);
+        assert!(path.exists(), "{} not healed", path.display());
+    }
 }

@@ -134,6 +134,8 @@ pub struct Healer {
     peer_probe: Mutex<Option<PeerProbe>>,
     /// Told of every version the lifecycle expired (bucket event notifications).
     on_expired: Mutex<Option<OnExpired>>,
+    /// Heals the system records kept above the store (identities).
+    records_heal: Mutex<Option<RecordsHeal>>,
 }
 
 /// One lifecycle expiry: the key, what the store did, and whether that was a delete marker
@@ -151,6 +153,11 @@ pub type OnExpired = Arc<dyn Fn(Expired) -> futures::future::BoxFuture<'static, 
 
 /// Probe every peer now; resolves once each answered or timed out.
 pub type PeerProbe = Arc<dyn Fn() -> futures::future::BoxFuture<'static, ()> + Send + Sync>;
+
+/// Copy system records onto drives that miss them or hold older copies; resolves to how
+/// many copies were written.
+pub type RecordsHeal =
+    Arc<dyn Fn() -> futures::future::BoxFuture<'static, Result<usize, String>> + Send + Sync>;
 
 /// Whether this node should run the cluster-wide scanner now.
 pub type LeaderCheck = Arc<dyn Fn() -> bool + Send + Sync>;
@@ -195,6 +202,7 @@ impl Healer {
             leader: Mutex::new(None),
             peer_probe: Mutex::new(None),
             on_expired: Mutex::new(None),
+            records_heal: Mutex::new(None),
         })
     }
 
@@ -205,6 +213,32 @@ impl Healer {
 
     pub fn set_peer_probe(&self, probe: PeerProbe) {
         *self.peer_probe.lock() = Some(probe);
+    }
+
+    /// Heal the records kept above the store (identities) with `heal`, whenever buckets
+    /// and the store's own records are healed.
+    pub fn set_records_heal(&self, heal: RecordsHeal) {
+        *self.records_heal.lock() = Some(heal);
+    }
+
+    /// Everything a drive holds besides objects onto drives that miss it or hold an older
+    /// copy (a replaced drive, one that was away while it changed): bucket folders and
+    /// records, the pools record, identities and the IAM seal key.
+    pub(crate) async fn heal_system(&self) {
+        if let Err(e) = self.store.heal_buckets().await {
+            tracing::warn!(error = %e, "bucket heal failed");
+        }
+        if let Err(e) = self.store.pools_records().heal_all().await {
+            tracing::warn!(error = %e, "pools record heal failed");
+        }
+        let hook = self.records_heal.lock().clone();
+        if let Some(heal) = hook {
+            match heal().await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(copies = n, "system records healed"),
+                Err(e) => tracing::warn!(error = %e, "system records heal failed"),
+            }
+        }
     }
 
     /// Tell `hook` of every version the lifecycle expires.

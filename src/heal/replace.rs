@@ -138,9 +138,7 @@ impl Healer {
         let name = format!("replace:{}", drive.name());
         tracing::info!(drive = drive.name(), "healing replaced drive");
         self.set_worker(&name, "healing", 0, 0);
-        if let Err(e) = self.store.heal_buckets().await {
-            tracing::warn!(error = %e, "bucket heal failed");
-        }
+        self.heal_system().await;
         let persist = |t: &Tracker| Bytes::from(serde_json::to_vec(t).unwrap_or_default());
         let buckets = match self.buckets_for(&None).await {
             Ok(b) => b,

@@ -102,6 +102,7 @@ impl Healer {
                 let mut st = self.scanner.lock();
                 (st.buckets_done, st.objects_done) = (0, 0);
             }
+            self.heal_system().await;
             let buckets = self.buckets_for(&None).await.unwrap_or_default();
             self.expire_uploads(&buckets, cfg.multipart_expiry).await;
             for b in &buckets {

@@ -206,9 +206,7 @@ impl Healer {
         self.check_drives().await;
         self.set_worker("sequence", "counting", 0, 0);
         if !seq.opts.dry_run {
-            if let Err(e) = self.store.heal_buckets().await {
-                tracing::warn!(error = %e, "bucket heal failed");
-            }
+            self.heal_system().await;
         }
         let buckets = match self.buckets_for(&seq.bucket).await {
             Ok(b) => b,

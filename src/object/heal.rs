@@ -593,7 +593,16 @@ impl Store {
             // (replacing a stale copy with the same id).
             let mut meta = match d.read_meta(bucket, key).await {
                 Ok(b) => ObjectMeta::decode(&b).unwrap_or_default(),
-                Err(DriveError::NotFound | DriveError::BucketNotFound) => ObjectMeta::default(),
+                Err(DriveError::NotFound) => ObjectMeta::default(),
+                // A bucket made while the drive was away (or before it was replaced): made
+                // here first, or the commit has nowhere to go.
+                Err(DriveError::BucketNotFound) => match self.make_bucket_on(d, bucket).await {
+                    Ok(()) => ObjectMeta::default(),
+                    Err(e) => {
+                        tracing::warn!(drive = d.name(), bucket, error = %e, "heal: bucket not made on the drive");
+                        continue;
+                    }
+                },
                 Err(e) => {
                     tracing::warn!(drive = d.name(), bucket, key, error = %e, "heal: metadata unreadable");
                     continue;
@@ -632,6 +641,24 @@ impl Store {
             }
         }
         Ok((healed, bytes))
+    }
+
+    /// Make `bucket` (as its record says it was created) on a drive that lacks it; says
+    /// why not when it cannot.
+    async fn make_bucket_on(
+        &self,
+        d: &std::sync::Arc<dyn crate::drive::Drive>,
+        bucket: &str,
+    ) -> Result<(), String> {
+        let b = match self.buckets.get(bucket).await {
+            Ok(Some(b)) => b,
+            Ok(None) => return Err("the bucket has no record".into()),
+            Err(e) => return Err(e.to_string()),
+        };
+        match d.make_bucket(bucket, b.config.created).await {
+            Ok(()) | Err(DriveError::BucketExists) => Ok(()),
+            Err(e) => Err(e.to_string()),
+        }
     }
 
     /// With every drive answering, versions no quorum backs (a delete or a failed write
