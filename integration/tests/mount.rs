@@ -373,6 +373,33 @@ fn quota_gives_enospc_and_statfs() {
     assert!(out.contains("quota 32.0 MiB"), "{out}");
 }
 
+/// A file rewritten in place (`cp new f`: truncate, then write) under a quota its old and
+/// new bytes together would pass: the old bytes go when the new ones are saved, whether the
+/// file is uploaded whole or streamed in parts.
+#[test]
+fn rewriting_a_file_near_the_quota_succeeds() {
+    let server = Server::start();
+    make_bucket(&server, "requota");
+    admin(&server, &["bucket", "quota", "set", "requota", "30MiB"]);
+    let mount = Mount::start(&server, "requota", &[]);
+    for (name, len) in [("small", 8usize << 20), ("big", 18 << 20)] {
+        let path = mount.path.join(name);
+        for seed in [1u8, 2] {
+            let body: Vec<u8> = (0..len)
+                .map(|i| (i as u8).wrapping_mul(seed) ^ seed)
+                .collect();
+            // Usage is re-read at most once a second.
+            std::thread::sleep(Duration::from_millis(1100));
+            fs::write(&path, &body).unwrap_or_else(|e| panic!("rewrite {name} ({seed}): {e}"));
+            assert!(
+                fs::read(&path).expect("read back") == body,
+                "{name} ({seed})"
+            );
+        }
+        fs::remove_file(&path).expect("remove");
+    }
+}
+
 /// Two mounts of one bucket: a file written and closed on one is read on the other (after
 /// the attribute cache expires, 1 s).
 #[test]

@@ -169,7 +169,7 @@ impl ObjectClient for MockClient {
 
     fn upload_part(
         &self,
-        _key: &str,
+        key: &str,
         upload_id: &str,
         number: u32,
         body: &mut dyn Read,
@@ -180,10 +180,8 @@ impl ObjectClient for MockClient {
         body.read_to_end(&mut data)
             .map_err(|e| ClientError::Other(e.to_string()))?;
         assert_eq!(data.len() as u64, len);
-        let quota = *self.quota.lock();
-        if quota > 0 && self.used() + len > quota {
-            return Err(ClientError::QuotaExceeded);
-        }
+        // As the store: the object the upload replaces is credited to its parts.
+        self.admit(key, len)?;
         self.uploads
             .lock()
             .get_mut(upload_id)

@@ -275,6 +275,32 @@ fn symlinks() {
 }
 
 #[test]
+fn rewriting_a_file_near_the_quota_counts_its_old_bytes_as_freed() {
+    let fs = fs();
+    *fs.client().quota.lock() = 100;
+    let (a, fh) = fs.create(ROOT, "f", 0o644, 0, 0).expect("create");
+    fs.write(a.ino, 0, &[1u8; 80]).expect("within quota");
+    fs.release(a.ino, fh).expect("close");
+    fs.invalidate_usage();
+    // `cp new f`: open with O_TRUNC, then 80 new bytes. 80 + 80 would pass the quota, but
+    // the old 80 go when the new ones are saved.
+    let fh = fs.open(a.ino, true).expect("open");
+    fs.setattr(
+        a.ino,
+        SetAttr {
+            size: Some(0),
+            ..Default::default()
+        },
+    )
+    .expect("truncate");
+    fs.write(a.ino, 0, &[2u8; 80])
+        .expect("rewrite within quota");
+    assert_eq!(fs.write(a.ino, 80, &[2u8; 30]), Err(Errno::ENOSPC));
+    fs.release(a.ino, fh).expect("close");
+    assert_eq!(fs.client().object("f"), Some(vec![2u8; 80]));
+}
+
+#[test]
 fn quota_gives_enospc_at_write_time() {
     let fs = fs();
     *fs.client().quota.lock() = 100;

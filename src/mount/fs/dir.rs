@@ -170,7 +170,7 @@ impl<C: ObjectClient> Fs<C> {
         match self.usage() {
             Some(u) if u.quota > 0 => {
                 let total = u.quota / BLOCK;
-                let used = (u.used.saturating_sub(u.parts) + self.pending_growth()).div_ceil(BLOCK);
+                let used = self.projected_use(&u).div_ceil(BLOCK);
                 (
                     total,
                     total.saturating_sub(used),

@@ -17,13 +17,13 @@ use crate::mount::client::{ClientError, ObjectClient, Usage};
 impl<C: ObjectClient> Fs<C> {
     /// The node's staging file, created (with the object's current bytes unless `empty`).
     pub(super) fn stage(&self, ino: u64, empty: bool) -> FsResult<Arc<Mutex<Staged>>> {
-        let (path, existing) = {
+        let (path, existing, known_size) = {
             let t = self.table.lock();
             let n = t.nodes.get(&ino).ok_or(Errno::ENOENT)?;
             if n.attr.kind != Kind::File {
                 return Err(Errno::EISDIR);
             }
-            (n.path.clone(), n.staged.clone())
+            (n.path.clone(), n.staged.clone(), n.attr.size)
         };
         if let Some(s) = existing {
             return Ok(s);
@@ -35,19 +35,21 @@ impl<C: ObjectClient> Fs<C> {
             );
             Errno::EIO
         })?;
-        let size = if empty {
-            0
+        // What the store holds for the file: replaced when the staged copy is saved (a file
+        // staged empty to be rewritten still counts its old bytes until then).
+        let (size, stored) = if empty {
+            (0, known_size)
         } else {
             match self.client.get_into(&path, &mut file) {
-                Ok(n) => n,
-                Err(ClientError::NotFound) => 0,
+                Ok(n) => (n, n),
+                Err(ClientError::NotFound) => (0, 0),
                 Err(e) => return Err(errno(e)),
             }
         };
         let staged = Arc::new(Mutex::new(Staged {
             file,
             size,
-            stored: size,
+            stored,
             dirty: false,
             appending: size == 0,
             stream: None,
@@ -76,22 +78,36 @@ impl<C: ObjectClient> Fs<C> {
         *self.usage.lock() = None;
     }
 
-    /// Bytes staged locally beyond what the store holds for those files.
-    pub(super) fn pending_growth(&self) -> u64 {
+    /// What this mount's unsaved files change of the store's usage once saved: bytes
+    /// staged beyond what the store holds for those files, and bytes the store holds beyond
+    /// what they now are (a file truncated to be rewritten frees its old bytes when saved).
+    pub(super) fn pending(&self) -> (u64, u64) {
         let t = self.table.lock();
-        t.nodes
+        let (mut grows, mut frees) = (0u64, 0u64);
+        for s in t
+            .nodes
             .values()
             .filter(|n| !n.gone)
             .filter_map(|n| n.staged.as_ref())
-            .map(|s| {
-                let s = s.lock();
-                if s.dirty {
-                    s.size.saturating_sub(s.stored)
-                } else {
-                    0
-                }
-            })
-            .sum()
+        {
+            let s = s.lock();
+            if s.dirty {
+                grows = grows.saturating_add(s.size.saturating_sub(s.stored));
+                frees = frees.saturating_add(s.stored.saturating_sub(s.size));
+            }
+        }
+        (grows, frees)
+    }
+
+    /// The store's usage as it will be once this mount's unsaved files are saved.
+    pub(super) fn projected_use(&self, u: &Usage) -> u64 {
+        // Parts of uploads still being streamed are in `pending` (this mount's own staged
+        // bytes) and in the store's `parts`: count them once.
+        let (grows, frees) = self.pending();
+        u.used
+            .saturating_sub(u.parts)
+            .saturating_add(grows)
+            .saturating_sub(frees)
     }
 
     /// Refuse growth that would pass the volume's quota (ENOSPC at write time, not close).
@@ -100,10 +116,7 @@ impl<C: ObjectClient> Fs<C> {
             return Ok(());
         }
         if let Some(u) = self.usage() {
-            // Parts of uploads still being streamed are in `pending_growth` (this mount's
-            // own staged bytes) and in the store's `parts`: count them once.
-            let stored = u.used.saturating_sub(u.parts);
-            if u.quota > 0 && stored + self.pending_growth() + growth > u.quota {
+            if u.quota > 0 && self.projected_use(&u).saturating_add(growth) > u.quota {
                 return Err(Errno::ENOSPC);
             }
         }
