@@ -330,6 +330,27 @@ fn mount_and_s3_see_the_same_data() {
         rss < 150 * 1024,
         "mount peak RSS {rss} KiB after 40 MiB through it"
     );
+    // Replaced through S3 while a reader is in the middle: the reader gets the old bytes
+    // it had fetched and then an error, never the new object's bytes after the old ones.
+    let mut reader = fs::File::open(m.join("big.bin")).expect("open");
+    let mut got = vec![0u8; 1 << 20];
+    reader.read_exact(&mut got).expect("first MiB");
+    rt.block_on(
+        c.put_object()
+            .bucket("shared")
+            .key("vol/big.bin")
+            .body(ByteStream::from(vec![b'B'; 40 << 20]))
+            .send(),
+    )
+    .expect("replace");
+    let rest = reader.read_to_end(&mut got);
+    assert!(
+        rest.is_err() || got == big,
+        "a read mixed two objects: {} bytes, {rest:?}",
+        got.len()
+    );
+    drop(reader);
+    assert!(fs::read(m.join("big.bin")).expect("read new") == vec![b'B'; 40 << 20]);
     let mtime = fs::metadata(m.join("docs/a.txt")).expect("stat").mtime();
     mount.unmount();
     let again = Mount::start(&server, "shared/vol", &[]);

@@ -28,6 +28,9 @@ pub enum ClientError {
     BadCredentials(String),
     #[error("name too long")]
     NameTooLong,
+    /// The object is no longer the one a read began on (replaced since).
+    #[error("the object changed since it was opened")]
+    Changed,
     #[error("{0}")]
     Other(String),
 }
@@ -76,8 +79,17 @@ pub struct Usage {
 /// own threads.
 pub trait ObjectClient: Send + Sync + 'static {
     fn head(&self, key: &str) -> ClientResult<Head>;
-    /// Up to `len` bytes from `offset` (fewer at the end of the object).
-    fn get_range(&self, key: &str, offset: u64, len: u64) -> ClientResult<Vec<u8>>;
+    /// Up to `len` bytes from `offset` (fewer at the end of the object), and the ETag of
+    /// the object they came from. With `if_match`, only from the object with that ETag
+    /// ([`ClientError::Changed`] otherwise): the reads of one open file never mix two
+    /// versions of it.
+    fn get_range(
+        &self,
+        key: &str,
+        offset: u64,
+        len: u64,
+        if_match: Option<&str>,
+    ) -> ClientResult<(Vec<u8>, String)>;
     /// The whole object, streamed into `out`; returns its length.
     fn get_into(&self, key: &str, out: &mut dyn std::io::Write) -> ClientResult<u64>;
     fn put(
@@ -457,26 +469,43 @@ impl ObjectClient for S3Client {
         })
     }
 
-    fn get_range(&self, key: &str, offset: u64, len: u64) -> ClientResult<Vec<u8>> {
+    fn get_range(
+        &self,
+        key: &str,
+        offset: u64,
+        len: u64,
+        if_match: Option<&str>,
+    ) -> ClientResult<(Vec<u8>, String)> {
         if len == 0 {
-            return Ok(Vec::new());
+            return Ok((Vec::new(), if_match.unwrap_or_default().to_string()));
         }
-        let range = vec![(
+        let mut headers = vec![(
             "range".to_string(),
             format!("bytes={offset}-{}", offset + len - 1),
         )];
-        let resp = self.send("GET", &self.path(key), "", &range, None)?;
-        if resp.status().as_u16() == 416 {
-            return Ok(Vec::new());
+        if let Some(etag) = if_match {
+            headers.push(("if-match".to_string(), etag.to_string()));
+        }
+        let resp = self.send("GET", &self.path(key), "", &headers, None)?;
+        match resp.status().as_u16() {
+            416 => return Ok((Vec::new(), if_match.unwrap_or_default().to_string())),
+            412 => return Err(ClientError::Changed),
+            _ => {}
         }
         let mut resp = self.check(resp, "GET")?;
+        let etag = resp
+            .headers()
+            .get("etag")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
         let mut out = Vec::with_capacity(len as usize);
         resp.body_mut()
             .as_reader()
             .take(len)
             .read_to_end(&mut out)
             .map_err(|e| ClientError::Other(format!("GET body: {e}")))?;
-        Ok(out)
+        Ok((out, etag))
     }
 
     fn get_into(&self, key: &str, out: &mut dyn std::io::Write) -> ClientResult<u64> {

@@ -194,12 +194,14 @@ struct ReadAhead {
     next: u64,
     /// Windows being fetched ahead, in order (at most [`PREFETCH_DEPTH`]).
     prefetch: std::collections::VecDeque<Prefetch>,
+    /// The ETag of the object the first read came from: later reads ask for it.
+    etag: Option<String>,
 }
 
 struct Prefetch {
     start: u64,
     len: u64,
-    task: std::thread::JoinHandle<Result<Vec<u8>, ClientError>>,
+    task: std::thread::JoinHandle<Result<(Vec<u8>, String), ClientError>>,
     _charge: Charge,
 }
 
@@ -278,6 +280,10 @@ fn errno(e: ClientError) -> Errno {
             Errno::EACCES
         }
         ClientError::NameTooLong => Errno::ENAMETOOLONG,
+        ClientError::Changed => {
+            tracing::warn!("an open file's object was replaced in the store: its reads fail");
+            Errno::EIO
+        }
         ClientError::Other(m) => {
             tracing::error!("object store error: {m}");
             Errno::EIO

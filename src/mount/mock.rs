@@ -115,13 +115,23 @@ impl ObjectClient for MockClient {
         })
     }
 
-    fn get_range(&self, key: &str, offset: u64, len: u64) -> ClientResult<Vec<u8>> {
+    fn get_range(
+        &self,
+        key: &str,
+        offset: u64,
+        len: u64,
+        if_match: Option<&str>,
+    ) -> ClientResult<(Vec<u8>, String)> {
         self.enter("get")?;
         let o = self.objects.lock();
         let o = o.get(key).ok_or(ClientError::NotFound)?;
+        let etag = format!("\"{}\"", blake3::hash(&o.data).to_hex());
+        if if_match.is_some_and(|m| m != etag) {
+            return Err(ClientError::Changed);
+        }
         let start = (offset as usize).min(o.data.len());
         let end = (offset.saturating_add(len) as usize).min(o.data.len());
-        Ok(o.data[start..end].to_vec())
+        Ok((o.data[start..end].to_vec(), etag))
     }
 
     fn get_into(&self, key: &str, out: &mut dyn std::io::Write) -> ClientResult<u64> {

@@ -301,6 +301,66 @@ fn rewriting_a_file_near_the_quota_counts_its_old_bytes_as_freed() {
 }
 
 #[test]
+fn an_open_file_keeps_its_bytes_when_its_name_goes() {
+    let fs = fs();
+    // A temporary file: created, written, unlinked, then used through its descriptor.
+    let (a, fh) = fs.create(ROOT, "tmp", 0o600, 0, 0).expect("create");
+    fs.write(a.ino, 0, b"hello").expect("write");
+    fs.unlink(ROOT, "tmp").expect("unlink");
+    fs.write(a.ino, 5, b" world").expect("write after unlink");
+    assert_eq!(fs.read(a.ino, fh, 0, 100).expect("read"), b"hello world");
+    fs.release(a.ino, fh).expect("close");
+    assert_eq!(
+        fs.client().object("tmp"),
+        None,
+        "an unlinked file is never uploaded"
+    );
+    // A stored file open for reading, unlinked under its reader.
+    fs.client().insert("kept", b"persisted");
+    let k = fs.lookup(ROOT, "kept").expect("lookup");
+    let fh = fs.open(k.ino, false).expect("open");
+    fs.unlink(ROOT, "kept").expect("unlink");
+    assert_eq!(fs.client().object("kept"), None);
+    assert_eq!(fs.read(k.ino, fh, 0, 100).expect("read"), b"persisted");
+    fs.release(k.ino, fh).expect("close");
+    // Replaced by a rename: the open descriptor reads the file it opened.
+    fs.client().insert("t", b"OLD");
+    let t = fs.lookup(ROOT, "t").expect("lookup");
+    let fh = fs.open(t.ino, false).expect("open");
+    let (n, nfh) = fs.create(ROOT, "t.new", 0o644, 0, 0).expect("create");
+    fs.write(n.ino, 0, b"NEW!").expect("write");
+    fs.release(n.ino, nfh).expect("close");
+    fs.rename(ROOT, "t.new", ROOT, "t", false)
+        .expect("rename over");
+    assert_eq!(fs.read(t.ino, fh, 0, 100).expect("read"), b"OLD");
+    fs.release(t.ino, fh).expect("close");
+    assert_eq!(fs.client().object("t"), Some(b"NEW!".to_vec()));
+}
+
+#[test]
+fn reads_of_an_open_file_never_mix_two_versions_of_its_object() {
+    let fs = fs();
+    let old: Vec<u8> = (0..512 << 10).map(|i| i as u8).collect();
+    fs.client().insert("f", &old);
+    let a = fs.lookup(ROOT, "f").expect("lookup");
+    let fh = fs.open(a.ino, false).expect("open");
+    assert_eq!(fs.read(a.ino, fh, 0, 4096).expect("read"), &old[..4096]);
+    // Replaced in the store by another client: what the first read fetched still serves,
+    // a read past it fails instead of returning the other object's bytes.
+    fs.client().insert("f", &vec![9u8; 512 << 10]);
+    assert_eq!(
+        fs.read(a.ino, fh, 4096, 4096).expect("buffered"),
+        &old[4096..8192]
+    );
+    assert_eq!(fs.read(a.ino, fh, 300 << 10, 4096), Err(Errno::EIO));
+    fs.release(a.ino, fh).expect("close");
+    // Opened again: the new object.
+    let fh = fs.open(a.ino, false).expect("open");
+    assert_eq!(fs.read(a.ino, fh, 300 << 10, 4), Ok(vec![9u8; 4]));
+    fs.release(a.ino, fh).expect("close");
+}
+
+#[test]
 fn quota_gives_enospc_at_write_time() {
     let fs = fs();
     *fs.client().quota.lock() = 100;

@@ -70,7 +70,8 @@ impl<C: ObjectClient> Fs<C> {
         }
         let path = self.path_of(ino)?;
         self.client
-            .get_range(&path, 0, attr.size.max(1))
+            .get_range(&path, 0, attr.size.max(1), None)
+            .map(|(target, _)| target)
             .map_err(errno)
     }
 
@@ -96,7 +97,31 @@ impl<C: ObjectClient> Fs<C> {
         if let Some(ino) = t.by_path.remove(path) {
             if let Some(n) = t.nodes.get_mut(&ino) {
                 n.gone = true;
-                n.staged = None;
+                // Open descriptors keep the file's bytes until the last close.
+                if n.open == 0 {
+                    n.staged = None;
+                }
+            }
+        }
+    }
+
+    /// Before the object at `path` is deleted or replaced: if its file is open, copy its
+    /// bytes into its staging file (when not there already), so the open descriptors go on
+    /// reading and writing the file as it was until the last close (POSIX), as a local
+    /// filesystem keeps an unlinked inode. A copy that cannot be made is logged; the name
+    /// still goes, and those descriptors then fail.
+    fn keep_open_copy(&self, path: &str) {
+        let open = {
+            let t = self.table.lock();
+            t.by_path
+                .get(path)
+                .and_then(|i| t.nodes.get(i).map(|n| (*i, n)))
+                .filter(|(_, n)| n.open > 0 && n.attr.kind == Kind::File)
+                .map(|(i, _)| i)
+        };
+        if let Some(ino) = open {
+            if let Err(e) = self.stage(ino, false) {
+                tracing::warn!("{path}: open file's bytes not kept before it goes: {e}");
             }
         }
     }
@@ -120,6 +145,7 @@ impl<C: ObjectClient> Fs<C> {
             return Err(Errno::EISDIR);
         }
         if attr.is_some() {
+            self.keep_open_copy(&path);
             self.client.delete(&path).map_err(errno)?;
         }
         self.forget_path(&path);
@@ -181,7 +207,7 @@ impl<C: ObjectClient> Fs<C> {
                         }
                         self.client.delete(&format!("{to}/")).map_err(errno)?;
                     }
-                    (false, false) => {}
+                    (false, false) => self.keep_open_copy(&to),
                 }
             }
             Err(Errno::ENOENT) => {}
@@ -224,6 +250,7 @@ impl<C: ObjectClient> Fs<C> {
             .filter(|(p, _)| **p == from || p.starts_with(&below))
             .map(|(p, i)| (p.clone(), *i))
             .collect();
+        let moved_inos: std::collections::HashSet<u64> = moved.iter().map(|(_, i)| *i).collect();
         for (p, ino) in moved {
             t.by_path.remove(&p);
             let np = format!("{to}{}", &p[from.len()..]);
@@ -232,6 +259,17 @@ impl<C: ObjectClient> Fs<C> {
                 n.fetched = Instant::now() - self.opts.attr_ttl;
             }
             t.by_path.insert(np, ino);
+        }
+        drop(t);
+        // Reads of open files that moved follow them to their new objects (copies, whose
+        // ETags may differ), never taken for replaced ones.
+        let handles: Vec<_> = self.handles.lock().values().cloned().collect();
+        for h in handles {
+            if let super::Handle::File { ino, ra } = &*h {
+                if moved_inos.contains(ino) {
+                    ra.lock().etag = None;
+                }
+            }
         }
         Ok(())
     }

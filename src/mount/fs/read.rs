@@ -42,6 +42,7 @@ impl<C: ObjectClient> Fs<C> {
                 window: 128 << 10,
                 next: 0,
                 prefetch: std::collections::VecDeque::new(),
+                etag: None,
             }),
         }))
     }
@@ -142,14 +143,19 @@ impl<C: ObjectClient> Fs<C> {
                     128 << 10
                 };
                 let len = (size as u64).max(ra.window).min(file_size - offset);
-                ra.buf = self.client.get_range(&path, offset, len).map_err(errno)?;
+                let (buf, etag) = self
+                    .client
+                    .get_range(&path, offset, len, ra.etag.as_deref())
+                    .map_err(errno)?;
+                ra.etag.get_or_insert(etag);
+                ra.buf = buf;
                 ra.start = offset;
                 break;
             }
             let Some(p) = ra.prefetch.pop_front() else {
                 break;
             };
-            let next = p.task.join().map_err(|_| Errno::EIO)?.map_err(errno)?;
+            let (next, _) = p.task.join().map_err(|_| Errno::EIO)?.map_err(errno)?;
             if offset >= buf_end {
                 ra.buf = next;
                 ra.start = p.start;
@@ -182,10 +188,13 @@ impl<C: ObjectClient> Fs<C> {
                 ra.window = window;
                 let client = self.client.clone();
                 let key = path.clone();
+                let etag = ra.etag.clone();
                 ra.prefetch.push_back(Prefetch {
                     start: end,
                     len,
-                    task: std::thread::spawn(move || client.get_range(&key, end, len)),
+                    task: std::thread::spawn(move || {
+                        client.get_range(&key, end, len, etag.as_deref())
+                    }),
                     _charge: charge,
                 });
             }
