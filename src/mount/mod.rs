@@ -175,21 +175,61 @@ pub fn run_foreground(args: MountArgs) -> Result<(), MountError> {
             ) else {
                 return;
             };
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = int.recv() => {}
+            // Every signal tries again: an unmount refused while the mount is busy (a
+            // shell inside it) succeeds at a later signal once it is not.
+            let mut first = true;
+            loop {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = int.recv() => {}
+                }
+                tracing::info!("signalled: unmounting {}", mountpoint.display());
+                // The session's unmounter is spent by its first try (it gives its mount
+                // up even when refused): later tries unmount the path itself.
+                let tried = if first {
+                    first = false;
+                    unmounter.unmount()
+                } else {
+                    unmount_path(&mountpoint)
+                };
+                match tried {
+                    Ok(()) => return,
+                    Err(e) => tracing::warn!(
+                        "unmount {}: {e} (signal again to retry, or umount it)",
+                        mountpoint.display()
+                    ),
+                }
             }
         });
-        tracing::info!("signalled: unmounting {}", mountpoint.display());
-        if let Err(e) = unmounter.unmount() {
-            tracing::warn!("unmount {}: {e}", mountpoint.display());
-        }
     });
     session
         .run()
         .map_err(|e| MountError::Mount(args.mountpoint.clone(), e))?;
     tracing::info!("unmounted {}", args.mountpoint.display());
     Ok(())
+}
+
+/// Unmount the filesystem at `path` (as root directly, else through `fusermount3 -u` or
+/// `fusermount -u`, which let a user unmount their own FUSE mounts).
+fn unmount_path(path: &std::path::Path) -> std::io::Result<()> {
+    match nix::mount::umount2(path, nix::mount::MntFlags::empty()) {
+        Ok(()) => return Ok(()),
+        Err(nix::errno::Errno::EPERM) => {}
+        Err(e) => return Err(e.into()),
+    }
+    let mut last = std::io::Error::other("no fusermount found");
+    for tool in ["fusermount3", "fusermount"] {
+        match std::process::Command::new(tool)
+            .arg("-u")
+            .arg(path)
+            .status()
+        {
+            Ok(s) if s.success() => return Ok(()),
+            Ok(s) => last = std::io::Error::other(format!("{tool} -u: {s}")),
+            Err(e) => last = e,
+        }
+    }
+    Err(last)
 }
 
 /// Start `cairn mount ... --foreground` as a background process (its own process group)
