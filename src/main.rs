@@ -470,6 +470,22 @@ fn warn_secret_on_command_line() {
 /// keeps the freed memory of each arena, and peak RSS at 32 concurrent 64 MiB GETs was 395 MiB
 /// against 287 MiB with 2 arenas (same throughput). glibc reads `MALLOC_ARENA_MAX` only at
 /// start, so the server re-executes itself once with it set, unless the operator set it.
+/// A command printing into a pipe whose reader left (`cairn admin info --json | head`) ends
+/// as Unix tools do, by SIGPIPE, instead of panicking in `println!`. Only for commands that
+/// print and exit: servers keep the signal ignored (a peer closing a socket is an error to
+/// handle, not a reason to die).
+fn die_quietly_on_closed_output() {
+    // SAFETY: called first thing in `main`, before any other thread exists; SIG_DFL is
+    // async-signal-safe by definition (no handler runs).
+    #[allow(unsafe_code)]
+    let _ = unsafe {
+        nix::sys::signal::signal(
+            nix::sys::signal::Signal::SIGPIPE,
+            nix::sys::signal::SigHandler::SigDfl,
+        )
+    };
+}
+
 fn cap_malloc_arenas() {
     use std::os::unix::process::CommandExt;
     if std::env::var_os("MALLOC_ARENA_MAX").is_some() {
@@ -487,8 +503,10 @@ fn cap_malloc_arenas() {
 }
 
 fn main() -> anyhow::Result<()> {
-    if matches!(std::env::args().nth(1).as_deref(), Some("server" | "mount")) {
-        cap_malloc_arenas();
+    match std::env::args().nth(1).as_deref() {
+        Some("server" | "mount") => cap_malloc_arenas(),
+        Some("csi" | "bench") => {}
+        _ => die_quietly_on_closed_output(),
     }
     tracing_subscriber::fmt()
         .with_env_filter(

@@ -51,6 +51,9 @@ struct Claims {
     sub: String,
     /// `prometheus`.
     iss: String,
+    /// Not valid before, seconds since the epoch (RFC 7519; optional, never written here).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    nbf: Option<i64>,
 }
 
 const ISSUER: &str = "prometheus";
@@ -68,6 +71,7 @@ pub fn bearer_token(access_key: &str, secret_key: &str, valid_secs: u64) -> Stri
         exp: i64::try_from(now.saturating_add(valid_secs)).unwrap_or(i64::MAX),
         sub: access_key.to_string(),
         iss: ISSUER.to_string(),
+        nbf: None,
     };
     let header = b64().encode(br#"{"alg":"HS512","typ":"JWT"}"#);
     let payload = b64().encode(serde_json::to_vec(&claims).unwrap_or_default());
@@ -113,6 +117,9 @@ fn verify_token(token: &str, creds: &dyn Credentials, now: i64) -> Result<String
     }
     if claims.exp <= now {
         return Err("the bearer token has expired");
+    }
+    if claims.nbf.is_some_and(|nbf| nbf > now) {
+        return Err("the bearer token is not valid yet");
     }
     Ok(claims.sub)
 }
@@ -245,6 +252,28 @@ mod tests {
         let mut parts: Vec<String> = t.split('.').map(String::from).collect();
         parts[1] = b64().encode(br#"{"exp":99999999999,"sub":"prom","iss":"prometheus"}"#);
         assert!(verify_token(&parts.join("."), &One, now).is_err());
+        // Signed rightly, but not valid before a time still to come.
+        let signed = |claims: &str| {
+            let input = format!(
+                "{}.{}",
+                b64().encode(br#"{"alg":"HS512","typ":"JWT"}"#),
+                b64().encode(claims)
+            );
+            let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA512, b"prom-secret-123");
+            let sig = b64().encode(ring::hmac::sign(&key, input.as_bytes()).as_ref());
+            format!("{input}.{sig}")
+        };
+        let claims = |nbf: i64| {
+            format!(
+                r#"{{"exp":{},"sub":"prom","iss":"prometheus","nbf":{nbf}}}"#,
+                now + 3600
+            )
+        };
+        assert!(verify_token(&signed(&claims(now + 600)), &One, now).is_err());
+        assert_eq!(
+            verify_token(&signed(&claims(now - 1)), &One, now).as_deref(),
+            Ok("prom")
+        );
         for junk in ["", "a.b", "a.b.c.d", "!!.!!.!!"] {
             assert!(verify_token(junk, &One, now).is_err(), "{junk}");
         }
