@@ -15,6 +15,7 @@ use http::{Method, Request, Response, StatusCode};
 
 use crate::conn::{ClientAddr, Tls};
 use crate::heal::Healer;
+use crate::object::Quorum;
 use crate::rpc::RpcServer;
 use crate::s3::{self, S3State};
 
@@ -28,6 +29,7 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 const LIVE: [&str; 2] = ["/health/live", "/minio/health/live"];
 const READY: [&str; 2] = ["/health/ready", "/minio/health/ready"];
 const CLUSTER: [&str; 2] = ["/health/cluster", "/minio/health/cluster"];
+const CLUSTER_READ: [&str; 2] = ["/health/cluster/read", "/minio/health/cluster/read"];
 
 /// What the listener serves.
 pub struct App {
@@ -96,8 +98,24 @@ async fn route(app: Arc<App>, req: Request<Body>) -> Response<Body> {
     if probe {
         let status = if LIVE.contains(&path) {
             Some(StatusCode::OK)
+        } else if CLUSTER.contains(&path) && maintenance(&req) {
+            // May this node be taken down (a rolling restart) without the cluster losing
+            // write quorum? 412 says no, as MinIO answers `mc ready --maintenance`.
+            Some(if !state.store.has_write_quorum().await {
+                StatusCode::SERVICE_UNAVAILABLE
+            } else if state.store.has_quorum(Quorum::Write, true).await {
+                StatusCode::OK
+            } else {
+                StatusCode::PRECONDITION_FAILED
+            })
         } else if READY.contains(&path) || CLUSTER.contains(&path) {
             Some(if state.store.has_write_quorum().await {
+                StatusCode::OK
+            } else {
+                StatusCode::SERVICE_UNAVAILABLE
+            })
+        } else if CLUSTER_READ.contains(&path) {
+            Some(if state.store.has_quorum(Quorum::Read, false).await {
                 StatusCode::OK
             } else {
                 StatusCode::SERVICE_UNAVAILABLE
@@ -130,6 +148,14 @@ fn is_scrape(req: &Request<Body>) -> bool {
             .is_none_or(|q| !q.contains("X-Amz-Signature"))
 }
 
+/// `?maintenance=true` on the cluster probe.
+fn maintenance(req: &Request<Body>) -> bool {
+    req.uri().query().is_some_and(|q| {
+        q.split('&')
+            .any(|p| p.eq_ignore_ascii_case("maintenance=true"))
+    })
+}
+
 fn is_probe(req: &Request<Body>) -> bool {
     (req.method() == Method::GET || req.method() == Method::HEAD)
         && !req.headers().contains_key("authorization")
@@ -145,7 +171,9 @@ fn starting(req: Request<Body>) -> Response<Body> {
     let path = req.uri().path();
     let mut r = if is_probe(&req) && LIVE.contains(&path) {
         Response::new(Body::empty())
-    } else if is_probe(&req) && (READY.contains(&path) || CLUSTER.contains(&path)) {
+    } else if is_probe(&req)
+        && (READY.contains(&path) || CLUSTER.contains(&path) || CLUSTER_READ.contains(&path))
+    {
         let mut r = Response::new(Body::empty());
         *r.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
         r

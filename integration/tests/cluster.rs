@@ -190,8 +190,23 @@ async fn four_nodes_survive_node_loss_and_heal_on_return() {
         );
     }
 
+    // Health for a rolling restart (`?maintenance=true`): with every node up, any one may
+    // go down; with one down, taking another would lose write quorum (412, as MinIO).
+    let node0 = cl.endpoint(0);
+    let probe = |path: &str| -> u16 {
+        match ureq::get(&format!("{node0}{path}")).call() {
+            Ok(r) => r.status().as_u16(),
+            Err(ureq::Error::StatusCode(code)) => code,
+            Err(e) => panic!("{path}: {e}"),
+        }
+    };
+    assert_eq!(probe("/minio/health/cluster?maintenance=true"), 200);
+    assert_eq!(probe("/minio/health/cluster/read"), 200);
+
     // One node killed: reads and writes keep working through the others.
     cl.kill(3);
+    assert_eq!(probe("/minio/health/cluster"), 200);
+    assert_eq!(probe("/minio/health/cluster?maintenance=true"), 412);
     read_all(&c[1], "dist", &objects, "node 1 with node 3 down").await;
     let info = admin_info(&cl.endpoint(1));
     assert!(info.contains("6/8 drives online"), "{info}");
@@ -240,6 +255,8 @@ async fn four_nodes_survive_node_loss_and_heal_on_return() {
         matches!(health, Err(ureq::Error::StatusCode(503))),
         "cluster health without write quorum: {health:?}"
     );
+    // Reads still have their quorum (4 of 8 drives for EC 4+4).
+    assert_eq!(probe("/minio/health/cluster/read"), 200);
 
     // The killed nodes come back: what was written while they were down is healed onto
     // them without any command.

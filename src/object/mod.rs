@@ -694,13 +694,22 @@ impl Store {
 
     /// True when every set has write quorum of online drives (for readiness probes).
     pub async fn has_write_quorum(&self) -> bool {
+        self.has_quorum(Quorum::Write, false).await
+    }
+
+    /// True when every set has `quorum` of online drives; with `without_this_node`, not
+    /// counting this node's own drives (may the node be taken down for maintenance?).
+    pub async fn has_quorum(&self, quorum: Quorum, without_this_node: bool) -> bool {
         for set in &self.sets {
             let data = set.size() - set.parity;
-            let need = crate::placement::write_quorum(data, set.parity);
+            let need = match quorum {
+                Quorum::Write => crate::placement::write_quorum(data, set.parity),
+                Quorum::Read => data,
+            };
             let infos = futures::future::join_all(set.drives.iter().map(|d| async move {
                 match d {
-                    Some(d) => d.disk_info().await.is_ok(),
-                    None => false,
+                    Some(d) if !(without_this_node && d.is_local()) => d.disk_info().await.is_ok(),
+                    _ => false,
                 }
             }))
             .await;
@@ -710,6 +719,15 @@ impl Store {
         }
         true
     }
+}
+
+/// Which quorum a health check asks about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Quorum {
+    /// Enough drives to write (and read) every set.
+    Write,
+    /// Enough drives to read every set.
+    Read,
 }
 
 /// Nanoseconds since the Unix epoch, now.
