@@ -164,6 +164,19 @@ fn directories_markers_and_errors() {
     let c = fs.lookup(b.ino, "c.txt").expect("c");
     assert_eq!(read_all(&fs, c.ino), b"abc");
     assert_eq!(fs.lookup(ROOT, &"n".repeat(256)), Err(Errno::ENAMETOOLONG));
+    // Keys no file can be named (`dots/.`, `dots/..`) are not listed as entries.
+    for k in ["dots/.", "dots/..", "dots/x"] {
+        fs.client().insert(k, b"");
+    }
+    let dots = fs.lookup(ROOT, "dots").expect("dots");
+    let fh = fs.opendir(dots.ino).expect("opendir");
+    let listed: Vec<String> = fs
+        .readdir(dots.ino, fh, 0, 100)
+        .expect("readdir")
+        .into_iter()
+        .map(|e| e.name)
+        .collect();
+    assert_eq!(listed, [".", "..", "x"]);
 }
 
 #[test]

@@ -125,14 +125,16 @@ impl<C: ObjectClient> Fs<C> {
         let mut entries: Vec<(String, Kind)> = Vec::new();
         for o in &l.objects {
             let name = &o.key[prefix.len().min(o.key.len())..];
-            if name.is_empty() {
-                continue; // this directory's own marker
+            // Empty: this directory's own marker. `.` and `..`: keys no file can be named
+            // (`dir/.` put by an S3 client), never listed as a second `.` or `..`.
+            if matches!(name, "" | "." | "..") {
+                continue;
             }
             entries.push((name.to_string(), Kind::File));
         }
         for d in &l.prefixes {
             let name = d[prefix.len().min(d.len())..].trim_end_matches('/');
-            if name.is_empty() {
+            if matches!(name, "" | "." | "..") {
                 continue;
             }
             // A file and a directory of the same name: the file wins (as lookup does).
