@@ -465,11 +465,6 @@ fn warn_secret_on_command_line() {
     }
 }
 
-/// The server runs with glibc malloc capped at 2 arenas. Block buffers of a MiB are allocated
-/// on one thread and freed on another all the time; with the default 8 arenas per core glibc
-/// keeps the freed memory of each arena, and peak RSS at 32 concurrent 64 MiB GETs was 395 MiB
-/// against 287 MiB with 2 arenas (same throughput). glibc reads `MALLOC_ARENA_MAX` only at
-/// start, so the server re-executes itself once with it set, unless the operator set it.
 /// A command printing into a pipe whose reader left (`cairn admin info --json | head`) ends
 /// as Unix tools do, by SIGPIPE, instead of panicking in `println!`. Only for commands that
 /// print and exit: servers keep the signal ignored (a peer closing a socket is an error to
@@ -486,6 +481,11 @@ fn die_quietly_on_closed_output() {
     };
 }
 
+/// The server runs with glibc malloc capped at 2 arenas. Block buffers of a MiB are allocated
+/// on one thread and freed on another all the time; with the default 8 arenas per core glibc
+/// keeps the freed memory of each arena, and peak RSS at 32 concurrent 64 MiB GETs was 395 MiB
+/// against 287 MiB with 2 arenas (same throughput). glibc reads `MALLOC_ARENA_MAX` only at
+/// start, so the server re-executes itself once with it set, unless the operator set it.
 fn cap_malloc_arenas() {
     use std::os::unix::process::CommandExt;
     if std::env::var_os("MALLOC_ARENA_MAX").is_some() {
@@ -505,7 +505,7 @@ fn cap_malloc_arenas() {
 fn main() -> anyhow::Result<()> {
     match std::env::args().nth(1).as_deref() {
         Some("server" | "mount") => cap_malloc_arenas(),
-        Some("csi" | "bench") => {}
+        Some("csi" | "bench" | "null-server") => {}
         _ => die_quietly_on_closed_output(),
     }
     tracing_subscriber::fmt()

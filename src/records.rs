@@ -213,13 +213,23 @@ impl Records {
         Ok(out)
     }
 
-    /// [`Records::heal`] every record of the directory; returns the copies written.
+    /// [`Records::heal`] every record of the directory; returns the copies written. A
+    /// record that cannot be healed (no read quorum for it) does not stop the others: the
+    /// first such error is returned once all were tried.
     pub async fn heal_all(&self) -> Result<usize, RecordError> {
-        let mut written = 0;
+        let (mut written, mut first_error) = (0, None);
         for name in self.names().await? {
-            written += self.heal(&name).await?;
+            match self.heal(&name).await {
+                Ok(n) => written += n,
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
         }
-        Ok(written)
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok(written),
+        }
     }
 
     /// Copy the newest copy of `name` to every drive whose copy is older or missing (a

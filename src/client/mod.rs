@@ -41,9 +41,6 @@ pub struct Settings {
     pub connect_timeout: Duration,
     /// Whole request, body included (zero: none, for streams read until interrupted).
     pub timeout: Duration,
-    /// Longest wait for a response's headers once the request is sent (zero: none): a
-    /// server that stopped answering is an error after it, not a hang.
-    pub response_timeout: Duration,
     pub idle_connections_per_host: usize,
     /// Attempts of a request answered 503 (1 = no retry).
     pub attempts: u32,
@@ -55,7 +52,6 @@ impl Default for Settings {
             trust: Trust::system(),
             connect_timeout: Duration::from_secs(5),
             timeout: Duration::from_secs(30),
-            response_timeout: Duration::ZERO,
             idle_connections_per_host: 4,
             attempts: 4,
         }
@@ -110,9 +106,6 @@ impl HttpClient {
             .http_status_as_error(false)
             .timeout_connect(Some(settings.connect_timeout))
             .timeout_global((!settings.timeout.is_zero()).then_some(settings.timeout))
-            .timeout_recv_response(
-                (!settings.response_timeout.is_zero()).then_some(settings.response_timeout),
-            )
             .max_idle_connections_per_host(settings.idle_connections_per_host)
             .tls_config(settings.trust.ureq_config())
             .build()

@@ -463,9 +463,9 @@ impl Healer {
                     .save_decommission(pool, &progress, PoolState::Decommissioned)
                     .await
                 {
-                    // The records must live on where the pool is removed from.
-                    let _ = self.store.buckets().heal().await;
-                    let _ = self.store.pools_records().heal_all().await;
+                    // The records (buckets, pools, identities) must live on where the
+                    // pool is removed from.
+                    self.heal_system().await;
                     tracing::info!(
                         pool = pool + 1,
                         objects = progress.objects,

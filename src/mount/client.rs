@@ -230,9 +230,6 @@ impl S3Client {
         let settings = Settings {
             trust: cfg.trust.clone(),
             timeout: Duration::from_secs(300),
-            // A frozen server fails the call (EIO) instead of blocking the process that
-            // made it for as long as TCP takes to notice.
-            response_timeout: Duration::from_secs(30),
             idle_connections_per_host: 16,
             ..Settings::default()
         };

@@ -179,7 +179,7 @@ impl ObjectClient for MockClient {
 
     fn upload_part(
         &self,
-        key: &str,
+        _key: &str,
         upload_id: &str,
         number: u32,
         body: &mut dyn Read,
@@ -190,8 +190,11 @@ impl ObjectClient for MockClient {
         body.read_to_end(&mut data)
             .map_err(|e| ClientError::Other(e.to_string()))?;
         assert_eq!(data.len() as u64, len);
-        // As the store: the object the upload replaces is credited to its parts.
-        self.admit(key, len)?;
+        // As the store: parts count against the quota beside the object they will replace.
+        let quota = *self.quota.lock();
+        if quota > 0 && self.used() + len > quota {
+            return Err(ClientError::QuotaExceeded);
+        }
         self.uploads
             .lock()
             .get_mut(upload_id)

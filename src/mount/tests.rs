@@ -289,7 +289,12 @@ fn symlinks() {
 
 #[test]
 fn rewriting_a_file_near_the_quota_counts_its_old_bytes_as_freed() {
-    let fs = fs();
+    // Uploaded whole at close (smaller than a part).
+    let fs = fs_with(Options {
+        attr_ttl: Duration::ZERO,
+        part_size: 1024,
+        ..Options::default()
+    });
     *fs.client().quota.lock() = 100;
     let (a, fh) = fs.create(ROOT, "f", 0o644, 0, 0).expect("create");
     fs.write(a.ino, 0, &[1u8; 80]).expect("within quota");

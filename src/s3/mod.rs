@@ -469,7 +469,6 @@ pub(crate) fn version_ref(ctx: &Ctx) -> Result<crate::object::VersionRef, S3Erro
     }
 }
 
-/// `null` or a version id Cairn made; anything else is S3's "Invalid version id".
 /// `x-amz-copy-source`: `[/]bucket/key[?versionId=ID]`, URL-encoded.
 pub(crate) fn copy_source(
     ctx: &Ctx,
@@ -497,6 +496,7 @@ pub(crate) fn copy_source(
     }
 }
 
+/// `null` or a version id Cairn made; anything else is S3's "Invalid version id".
 pub(crate) fn parse_version(v: &str) -> Result<Option<uuid::Uuid>, S3Error> {
     if v == "null" {
         return Ok(None);

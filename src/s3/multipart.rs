@@ -167,11 +167,8 @@ async fn store_part(
     len: Option<u64>,
     mut opts: crate::object::PutOptions,
 ) -> Result<crate::object::UploadedPart, S3Error> {
-    // The object the upload will replace frees its bytes when it completes: a part is
-    // admitted against the quota as if it had (completing checks the quota again).
-    let replaces = super::object::replaced_size(state, bucket, key).await;
     let Some((env, object_key)) = sealing else {
-        let quota = state.quotas.reserve(bucket, key, len, replaces).await?;
+        let quota = state.quotas.reserve(bucket, key, len, None).await?;
         let part = state
             .store
             .put_part(bucket, key, id, number, body, len, opts)
@@ -182,7 +179,7 @@ async fn store_part(
     let (part_key, meta) = super::sse::salted_part_key(object_key, number)?;
     opts.part_meta = meta;
     let size = len.map(crate::sse::encrypted_size);
-    let quota = state.quotas.reserve(bucket, key, size, replaces).await?;
+    let quota = state.quotas.reserve(bucket, key, size, None).await?;
     let mut sealed = super::sse::EncryptingBody::for_write(body, part_key, env.kind, &mut opts)?;
     let part = state
         .store

@@ -8,6 +8,10 @@ use nix::errno::Errno;
 use super::{errno, parent_of, Attr, Fs, FsResult, Kind};
 use crate::mount::client::ObjectClient;
 
+/// The largest open file whose bytes an unlink (or a rename over it) copies locally so its
+/// descriptors keep it; larger ones are not held up for a download.
+const KEEP_OPEN_MAX: u64 = 64 << 20;
+
 impl<C: ObjectClient> Fs<C> {
     /// The path of a name about to be made in `parent`: writable mount, free name.
     fn new_name(&self, parent: u64, name: &str) -> FsResult<String> {
@@ -92,6 +96,19 @@ impl<C: ObjectClient> Fs<C> {
         }))
     }
 
+    /// Reads of these open files ask for whatever object their name holds next (after the
+    /// mount itself rewrote or moved it: a copy, whose ETag may differ).
+    pub(super) fn unpin(&self, inos: &std::collections::HashSet<u64>) {
+        let handles: Vec<_> = self.handles.lock().values().cloned().collect();
+        for h in handles {
+            if let super::Handle::File { ino, ra } = &*h {
+                if inos.contains(ino) {
+                    ra.lock().etag = None;
+                }
+            }
+        }
+    }
+
     fn forget_path(&self, path: &str) {
         let mut t = self.table.lock();
         if let Some(ino) = t.by_path.remove(path) {
@@ -119,10 +136,16 @@ impl<C: ObjectClient> Fs<C> {
                 .filter(|(_, n)| n.open > 0 && n.attr.kind == Kind::File)
                 .map(|(i, _)| i)
         };
-        if let Some(ino) = open {
-            if let Err(e) = self.stage(ino, false) {
-                tracing::warn!("{path}: open file's bytes not kept before it goes: {e}");
-            }
+        let Some(ino) = open else { return };
+        let size = self.table.lock().nodes.get(&ino).map_or(0, |n| n.attr.size);
+        if size > KEEP_OPEN_MAX {
+            // Not copied (it would hold up the unlink for the whole download): its
+            // descriptors fail once the object is gone.
+            tracing::warn!("{path}: open file of {size} bytes removed: its descriptors lose it");
+            return;
+        }
+        if let Err(e) = self.stage(ino, false) {
+            tracing::warn!("{path}: open file's bytes not kept before it goes: {e}");
         }
     }
 
@@ -263,14 +286,7 @@ impl<C: ObjectClient> Fs<C> {
         drop(t);
         // Reads of open files that moved follow them to their new objects (copies, whose
         // ETags may differ), never taken for replaced ones.
-        let handles: Vec<_> = self.handles.lock().values().cloned().collect();
-        for h in handles {
-            if let super::Handle::File { ino, ra } = &*h {
-                if moved_inos.contains(ino) {
-                    ra.lock().etag = None;
-                }
-            }
-        }
+        self.unpin(&moved_inos);
         Ok(())
     }
 }

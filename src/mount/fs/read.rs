@@ -147,7 +147,9 @@ impl<C: ObjectClient> Fs<C> {
                     .client
                     .get_range(&path, offset, len, ra.etag.as_deref())
                     .map_err(errno)?;
-                ra.etag.get_or_insert(etag);
+                if !etag.is_empty() {
+                    ra.etag.get_or_insert(etag);
+                }
                 ra.buf = buf;
                 ra.start = offset;
                 break;

@@ -327,6 +327,9 @@ impl<C: ObjectClient> Fs<C> {
                     _ => self.client.copy(&path, &path, Some(&meta)),
                 };
                 r.map_err(errno)?;
+                // The copy is a new object (a multipart object's ETag changes): this
+                // mount's own readers follow it.
+                self.unpin(&std::collections::HashSet::from([ino]));
             }
             None => return Ok(()),
         }
