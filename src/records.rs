@@ -217,19 +217,20 @@ impl Records {
     /// record that cannot be healed (no read quorum for it) does not stop the others: the
     /// first such error is returned once all were tried.
     pub async fn heal_all(&self) -> Result<usize, RecordError> {
-        let (mut written, mut first_error) = (0, None);
+        let mut results = Vec::new();
         for name in self.names().await? {
-            match self.heal(&name).await {
-                Ok(n) => written += n,
-                Err(e) => {
-                    first_error.get_or_insert(e);
-                }
-            }
+            results.push(self.heal(&name).await);
         }
-        match first_error {
-            Some(e) => Err(e),
-            None => Ok(written),
+        total(results)
+    }
+
+    /// [`Records::heal_all`] of each directory in turn, in the order given, past failures.
+    pub async fn heal_dirs(dirs: &[&Records]) -> Result<usize, RecordError> {
+        let mut results = Vec::new();
+        for d in dirs {
+            results.push(d.heal_all().await);
         }
+        total(results)
     }
 
     /// Copy the newest copy of `name` to every drive whose copy is older or missing (a
@@ -255,6 +256,15 @@ impl Records {
         }
         Ok(written)
     }
+}
+
+/// The copies written by heals that succeeded, or the first error once all were tried.
+fn total(results: Vec<Result<usize, RecordError>>) -> Result<usize, RecordError> {
+    let mut written = 0;
+    for r in results {
+        written += r?;
+    }
+    Ok(written)
 }
 
 /// Run `refresh` on `target` every `every` until `stop` (or until `target` is dropped):

@@ -484,11 +484,7 @@ impl BucketStore {
 
     /// Copy every record to drives that miss it or hold an older copy.
     pub async fn heal(&self) -> Result<usize, BucketError> {
-        let mut written = 0;
-        for name in self.records.names().await? {
-            written += self.records.heal(&name).await?;
-        }
-        Ok(written)
+        Ok(self.records.heal_all().await?)
     }
 }
 

@@ -389,27 +389,15 @@ impl Iam {
     /// Copy every identity record to drives that miss it or hold an older copy (drives of
     /// a pool just added, or after a pool was removed).
     pub async fn heal(&self) -> Result<usize, crate::records::RecordError> {
-        let (mut written, mut first_error) = (0, None);
-        // The seal key first: without it no sealed secret opens. A directory that fails
-        // does not keep the others from healing.
-        for r in [
+        // The seal key first: without it no sealed secret opens.
+        Records::heal_dirs(&[
             &self.system,
             &self.users,
             &self.groups,
             &self.policies,
             &self.keys,
-        ] {
-            match r.heal_all().await {
-                Ok(n) => written += n,
-                Err(e) => {
-                    first_error.get_or_insert(e);
-                }
-            }
-        }
-        match first_error {
-            Some(e) => Err(e),
-            None => Ok(written),
-        }
+        ])
+        .await
     }
 
     pub fn new(

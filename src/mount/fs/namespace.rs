@@ -98,7 +98,7 @@ impl<C: ObjectClient> Fs<C> {
 
     /// Reads of these open files ask for whatever object their name holds next (after the
     /// mount itself rewrote or moved it: a copy, whose ETag may differ).
-    pub(super) fn unpin(&self, inos: &std::collections::HashSet<u64>) {
+    pub(super) fn unpin(&self, inos: &[u64]) {
         let handles: Vec<_> = self.handles.lock().values().cloned().collect();
         for h in handles {
             if let super::Handle::File { ino, ra } = &*h {
@@ -273,7 +273,7 @@ impl<C: ObjectClient> Fs<C> {
             .filter(|(p, _)| **p == from || p.starts_with(&below))
             .map(|(p, i)| (p.clone(), *i))
             .collect();
-        let moved_inos: std::collections::HashSet<u64> = moved.iter().map(|(_, i)| *i).collect();
+        let moved_inos: Vec<u64> = moved.iter().map(|(_, i)| *i).collect();
         for (p, ino) in moved {
             t.by_path.remove(&p);
             let np = format!("{to}{}", &p[from.len()..]);

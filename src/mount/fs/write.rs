@@ -329,7 +329,7 @@ impl<C: ObjectClient> Fs<C> {
                 r.map_err(errno)?;
                 // The copy is a new object (a multipart object's ETag changes): this
                 // mount's own readers follow it.
-                self.unpin(&std::collections::HashSet::from([ino]));
+                self.unpin(&[ino]);
             }
             None => return Ok(()),
         }
