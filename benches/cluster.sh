@@ -31,6 +31,15 @@ wait_ready() {
   exit 1
 }
 
+# Both servers must report the layout the comparison is about: one set of 8 drives.
+same_layout() {
+  if ! grep -q "Layout: *1 set(s) x 8 drives, EC 4+4" "$1"; then
+    echo "unexpected layout in $1:" >&2
+    grep "Layout" "$1" >&2 || true
+    exit 1
+  fi
+}
+
 # op size -> "MiB/s ops/s p50ms p99ms"
 run() {
   "$BIN" bench --endpoint "$1" --op "$2" --size "$3" --concurrency 8 --duration "$DURATION" \
@@ -53,6 +62,7 @@ for round in $(seq 1 "$ROUNDS"); do
   "$BIN" server --address 127.0.0.1:9300 "$work/single/d{1...8}" >"$work/single.log" 2>&1 &
   pids+=($!)
   wait_ready http://127.0.0.1:9300
+  same_layout "$work/single.log"
   declare -A single=()
   for op in $OPS; do
     for size in 1MiB 4KiB; do
@@ -62,13 +72,19 @@ for round in $(seq 1 "$ROUNDS"); do
   stop_all
 
   # Four nodes, 2 folders each, the same 8 folders' worth.
+  # Every drive named on its own (no `{1...n}`): one pool, one set of 8. (An argument
+  # with an ellipsis is a server pool of its own, so `http://host:port/n1/d{1...2}` per node
+  # would make 4 pools of 2 drives, each on one node.)
   args=()
-  for n in 1 2 3 4; do args+=("http://127.0.0.1:93$((10 + n))$work/n$n/d{1...2}"); done
+  for n in 1 2 3 4; do
+    for d in 1 2; do args+=("http://127.0.0.1:93$((10 + n))$work/n$n/d$d"); done
+  done
   for n in 1 2 3 4; do
     "$BIN" server --address "127.0.0.1:93$((10 + n))" "${args[@]}" >"$work/node$n.log" 2>&1 &
     pids+=($!)
   done
   for n in 1 2 3 4; do wait_ready "http://127.0.0.1:93$((10 + n))"; done
+  same_layout "$work/node1.log"
   for op in $OPS; do
     for size in 1MiB 4KiB; do
       c=$(run http://127.0.0.1:9311 "$op" "$size")

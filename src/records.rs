@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::drive::fanout::fan_out;
 use crate::drive::{Drive, DriveError};
+use crate::lock::Locker;
 
 /// The on-disk format of a record's envelope.
 pub const FORMAT: u32 = 1;
@@ -29,6 +30,8 @@ pub enum RecordError {
     ReadQuorum { ok: usize, need: usize },
     #[error("record {0} has format {1}, newer than this server knows")]
     NewerFormat(String, u32),
+    #[error("record lock: {0}")]
+    Lock(String),
 }
 
 /// A record as stored: its value, or a tombstone.
@@ -44,6 +47,13 @@ pub struct Stamped<T> {
 fn none<T>() -> Option<T> {
     None
 }
+
+/// The locker and lock names a heal takes ([`Records::heal_all`]): `lock_of(dir, name)` is
+/// the lock the writers of record `name` in directory `dir` hold.
+pub type RecordLock<'a> = (&'a dyn Locker, fn(&str, &str) -> String);
+
+/// How long a heal waits for a record's lock (a writer holds it for one change).
+const HEAL_LOCK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// One directory of records on every drive.
 #[derive(Clone)]
@@ -216,25 +226,52 @@ impl Records {
     /// [`Records::heal`] every record of the directory; returns the copies written. A
     /// record that cannot be healed (no read quorum for it) does not stop the others: the
     /// first such error is returned once all were tried.
-    pub async fn heal_all(&self) -> Result<usize, RecordError> {
+    ///
+    /// With `lock`, each record is healed under the lock its writers hold (`lock_of(dir,
+    /// name)`, taken for writing): a heal reads every copy and then writes the newest to
+    /// the drives it found behind, so a change landing between the two would be overwritten
+    /// by the older copy on those drives — a removed key or a revoked policy back on some of
+    /// them. Without it, only records whose writers never race a heal (or whose older copy
+    /// is harmless) may be healed.
+    pub async fn heal_all(&self, lock: Option<RecordLock<'_>>) -> Result<usize, RecordError> {
         let mut results = Vec::new();
         for name in self.names().await? {
+            let guard = match &lock {
+                Some((locker, lock_of)) => {
+                    match locker
+                        .lock(&lock_of(self.dir, &name), true, HEAL_LOCK_TIMEOUT)
+                        .await
+                    {
+                        Ok(g) => Some(g),
+                        Err(e) => {
+                            results.push(Err(RecordError::Lock(e.to_string())));
+                            continue;
+                        }
+                    }
+                }
+                None => None,
+            };
             results.push(self.heal(&name).await);
+            drop(guard);
         }
         total(results)
     }
 
     /// [`Records::heal_all`] of each directory in turn, in the order given, past failures.
-    pub async fn heal_dirs(dirs: &[&Records]) -> Result<usize, RecordError> {
+    pub async fn heal_dirs(
+        dirs: &[&Records],
+        lock: Option<RecordLock<'_>>,
+    ) -> Result<usize, RecordError> {
         let mut results = Vec::new();
         for d in dirs {
-            results.push(d.heal_all().await);
+            results.push(d.heal_all(lock).await);
         }
         total(results)
     }
 
     /// Copy the newest copy of `name` to every drive whose copy is older or missing (a
-    /// replaced or returning drive). Returns how many drives were written.
+    /// replaced or returning drive). Returns how many drives were written. The caller holds
+    /// the lock the record's writers take (see [`Records::heal_all`]).
     pub async fn heal(&self, name: &str) -> Result<usize, RecordError> {
         let copies = self.read_all::<serde_json::Value>(name).await?;
         let Some(best) = copies.iter().flatten().flatten().max_by_key(|r| r.stamp) else {
@@ -397,5 +434,42 @@ mod tests {
             r.get::<String>("a/../b").await,
             Err(RecordError::ReadQuorum { ok: 1, need: 2 })
         ));
+    }
+
+    /// A heal reads every copy, then writes the newest to the drives behind: it waits for
+    /// the lock the record's writers hold, so a change made meanwhile is what it spreads,
+    /// never overwritten by the copy it read before.
+    #[tokio::test]
+    async fn a_heal_waits_for_the_writers_lock() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let ds = drives(tmp.path()).await;
+        let slots: Vec<Option<Arc<dyn Drive>>> = ds.iter().map(|(d, _)| Some(d.clone())).collect();
+        let r = Records::new(slots, "test");
+        let s1 = r.put("k", Some(&"one".to_string()), 0).await.expect("put");
+        // Drive 0 misses the record: the heal has something to write.
+        ds[0].0.delete_sys(&r.path("k")).await.expect("delete");
+        let locker: Arc<dyn Locker> = Arc::new(crate::lock::LocalLocker::default());
+        fn lock_of(dir: &str, name: &str) -> String {
+            format!("{dir}/{name}")
+        }
+        let writer = locker
+            .lock("test/k", true, std::time::Duration::from_secs(1))
+            .await
+            .expect("lock");
+        let heal = tokio::spawn({
+            let (r, locker) = (r.clone(), locker.clone());
+            async move { r.heal_all(Some((locker.as_ref(), lock_of))).await }
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        assert!(!heal.is_finished(), "the heal did not wait for the writer");
+        // The writer's change, made while the heal waits, then the lock goes.
+        r.put("k", Some(&"two".to_string()), s1).await.expect("put");
+        drop(writer);
+        heal.await.expect("join").expect("heal");
+        for (d, _) in &ds {
+            let raw = d.read_sys(&r.path("k")).await.expect("copy");
+            let copy: Stamped<String> = serde_json::from_slice(&raw).expect("decode");
+            assert_eq!(copy.value.as_deref(), Some("two"));
+        }
     }
 }

@@ -436,6 +436,7 @@ impl BucketStore {
 
     /// Write the record of a bucket just made (its directories exist on a quorum).
     pub async fn create(&self, config: BucketConfig) -> Result<Arc<Bucket>, BucketError> {
+        let _guard = self.config_lock(&config.name).await?;
         let prev = self.records.read::<BucketConfig>(&config.name).await?;
         let stamp = self
             .records
@@ -453,10 +454,7 @@ impl BucketStore {
     where
         F: FnOnce(&mut BucketConfig) -> Result<(), BucketError>,
     {
-        let locker = self.locker.read().clone();
-        let _guard = locker
-            .lock(&format!("bucket-config/{name}"), true, LOCK_TIMEOUT)
-            .await?;
+        let _guard = self.config_lock(name).await?;
         let Some(rec) = self.records.read::<BucketConfig>(name).await? else {
             return Err(BucketError::NoSuchBucket);
         };
@@ -473,6 +471,7 @@ impl BucketStore {
     /// The bucket is gone: tombstone its record, drop it from this node's cache and from
     /// every peer's before returning.
     pub async fn remove(&self, name: &str) -> Result<(), BucketError> {
+        let _guard = self.config_lock(name).await?;
         let prev = self.records.read::<BucketConfig>(name).await?;
         self.records
             .put::<BucketConfig>(name, None, prev.map_or(0, |p| p.stamp))
@@ -482,10 +481,28 @@ impl BucketStore {
         Ok(())
     }
 
-    /// Copy every record to drives that miss it or hold an older copy.
+    /// Copy every record to drives that miss it or hold an older copy, each under the
+    /// lock its writers take.
     pub async fn heal(&self) -> Result<usize, BucketError> {
-        Ok(self.records.heal_all().await?)
+        let locker = self.locker.read().clone();
+        Ok(self
+            .records
+            .heal_all(Some((locker.as_ref(), config_lock_name)))
+            .await?)
     }
+
+    /// The lock every writer of a bucket's record holds (create, update, remove, heal).
+    async fn config_lock(&self, name: &str) -> Result<crate::lock::LockGuard, BucketError> {
+        let locker = self.locker.read().clone();
+        Ok(locker
+            .lock(&config_lock_name("", name), true, LOCK_TIMEOUT)
+            .await?)
+    }
+}
+
+/// The name of the lock of bucket `name`'s record (any directory: buckets have one).
+fn config_lock_name(_dir: &str, name: &str) -> String {
+    format!("bucket-config/{name}")
 }
 
 /// Peers tell this node that a bucket changed: re-read its record.

@@ -228,7 +228,7 @@ impl Healer {
         if let Err(e) = self.store.heal_buckets().await {
             tracing::warn!(error = %e, "bucket heal failed");
         }
-        if let Err(e) = self.store.pools_records().heal_all().await {
+        if let Err(e) = self.store.pools_records().heal_all(None).await {
             tracing::warn!(error = %e, "pools record heal failed");
         }
         let hook = self.records_heal.lock().clone();

@@ -35,6 +35,21 @@ pub const REFRESH: Duration = Duration::from_secs(5);
 pub const MIN_STS: Duration = Duration::from_secs(15 * 60);
 pub const MAX_STS: Duration = Duration::from_secs(12 * 3600);
 const DEFAULT_STS: Duration = Duration::from_secs(3600);
+/// The lock every change of users, groups, policies and removals of keys holds.
+const CONFIG_LOCK: &str = "iam/config";
+/// The records directory of the IAM seal key.
+const SYSTEM_DIR: &str = "iam/system";
+/// The lock the IAM seal key is made under.
+const SEAL_LOCK: &str = "iam/seal";
+
+/// The lock the writers of record `name` in directory `dir` hold (a heal takes it too).
+fn record_lock(dir: &str, name: &str) -> String {
+    if dir == SYSTEM_DIR && name == "seal" {
+        SEAL_LOCK.to_string()
+    } else {
+        CONFIG_LOCK.to_string()
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum IamError {
@@ -389,14 +404,18 @@ impl Iam {
     /// Copy every identity record to drives that miss it or hold an older copy (drives of
     /// a pool just added, or after a pool was removed).
     pub async fn heal(&self) -> Result<usize, crate::records::RecordError> {
-        // The seal key first: without it no sealed secret opens.
-        Records::heal_dirs(&[
-            &self.system,
-            &self.users,
-            &self.groups,
-            &self.policies,
-            &self.keys,
-        ])
+        // The seal key first: without it no sealed secret opens. Each record under the
+        // lock its writers take, so a change made meanwhile is not overwritten.
+        Records::heal_dirs(
+            &[
+                &self.system,
+                &self.users,
+                &self.groups,
+                &self.policies,
+                &self.keys,
+            ],
+            Some((self.locker.as_ref(), record_lock)),
+        )
         .await
     }
 
@@ -415,7 +434,7 @@ impl Iam {
             groups: Records::new(drives.clone(), "iam/groups"),
             policies: Records::new(drives.clone(), "iam/policies"),
             keys: Records::new(drives.clone(), "iam/keys"),
-            system: Records::new(drives, "iam/system"),
+            system: Records::new(drives, SYSTEM_DIR),
             locker,
             sealer: RwLock::new(None),
             cache: RwLock::new(Cache::default()),
@@ -448,7 +467,7 @@ impl Iam {
             None => {
                 let _guard = self
                     .locker
-                    .lock("iam/seal", true, Duration::from_secs(10))
+                    .lock(SEAL_LOCK, true, Duration::from_secs(10))
                     .await?;
                 match self.system.get::<SealKey>("seal").await? {
                     Some(k) => k,
@@ -650,7 +669,7 @@ impl Iam {
     async fn lock(&self) -> IamResult<crate::lock::LockGuard> {
         Ok(self
             .locker
-            .lock("iam/config", true, Duration::from_secs(10))
+            .lock(CONFIG_LOCK, true, Duration::from_secs(10))
             .await?)
     }
 
@@ -1082,6 +1101,7 @@ impl Iam {
     }
 
     pub async fn remove_key(&self, access_key: &str) -> IamResult<()> {
+        let _g = self.lock().await?;
         let Some(r) = self.keys.read::<KeyRecord>(access_key).await? else {
             return Err(IamError::NotFound(format!("access key {access_key}")));
         };

@@ -152,7 +152,7 @@ impl From<crate::bucket::BucketError> for ObjectError {
             BucketError::Record(RecordError::ReadQuorum { ok, need }) => {
                 ObjectError::ReadQuorum { ok, need }
             }
-            BucketError::Record(e @ RecordError::NewerFormat(..)) => {
+            BucketError::Record(e @ (RecordError::NewerFormat(..) | RecordError::Lock(_))) => {
                 ObjectError::Internal(e.to_string())
             }
             BucketError::Lock(e) => e.into(),
