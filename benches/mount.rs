@@ -104,6 +104,7 @@ fn main() {
             bucket: bucket.into(),
             prefix: String::new(),
             trust: cairn::tls::Trust::system(),
+            io_timeout: cairn::mount::client::IO_TIMEOUT,
         })
         .expect("client")
     };

@@ -121,6 +121,7 @@ pub(crate) fn mount(mut m: MountCli) -> anyhow::Result<()> {
         options,
         allow_other: m.allow_other,
         trust: m.conn.tls.trust()?,
+        io_timeout: std::time::Duration::from_secs(m.io_timeout),
     })?;
     Ok(())
 }

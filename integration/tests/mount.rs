@@ -7,6 +7,7 @@ use std::fs::{self, OpenOptions};
 use std::io::{ErrorKind, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
+use std::process::Command;
 use std::time::Duration;
 
 use aws_sdk_s3::primitives::ByteStream;
@@ -443,6 +444,47 @@ fn two_mounts_see_each_other_after_close() {
     );
     open.sync_all().expect("fsync");
     assert_eq!(fs::read(b.path.join("g")).expect("read"), b"pending");
+}
+
+/// A server that stops answering (frozen, or cut off by the network, where TCP keeps the
+/// connection up) fails the mount's calls with EIO after `--io-timeout`, not after minutes;
+/// once it answers again the mount works on.
+#[test]
+fn a_frozen_server_fails_calls_after_the_io_timeout() {
+    let server = Server::start();
+    make_bucket(&server, "frozen");
+    let m = Mount::start(&server, "frozen", &["--io-timeout", "2"]);
+    fs::write(m.path.join("kept"), b"before").expect("write");
+    let pid = server.pid().to_string();
+    let signal = |sig: &str| {
+        let ok = Command::new("kill")
+            .args([sig, &pid])
+            .status()
+            .expect("kill")
+            .success();
+        assert!(ok, "kill {sig}");
+    };
+    signal("-STOP");
+    let (tx, rx) = std::sync::mpsc::channel();
+    let probe = m.path.join("never-seen");
+    let started = std::time::Instant::now();
+    std::thread::spawn(move || {
+        let _ = tx.send(fs::metadata(&probe).map(|_| ()));
+    });
+    let answer = rx.recv_timeout(Duration::from_secs(30));
+    let waited = started.elapsed();
+    signal("-CONT");
+    let answer = answer.expect("stat of a frozen server's mount still waiting after 30 s");
+    assert_eq!(
+        answer.map_err(|e| e.raw_os_error()),
+        Err(Some(5)),
+        "stat while the server is frozen: EIO"
+    );
+    assert!(waited < Duration::from_secs(20), "took {waited:?}");
+    // Answering again: the mount serves as before.
+    assert_eq!(fs::read(m.path.join("kept")).expect("read"), b"before");
+    fs::write(m.path.join("after"), b"after").expect("write after");
+    assert_eq!(fs::read(m.path.join("after")).expect("read"), b"after");
 }
 
 /// A directory of thousands of entries lists completely (the listing is paged, 1,000 keys

@@ -44,6 +44,22 @@ pub struct Settings {
     pub idle_connections_per_host: usize,
     /// Attempts of a request answered 503 (1 = no retry).
     pub attempts: u32,
+    /// Longest a read or write of a request may wait for a byte to move (`None`: no limit
+    /// beyond `timeout`): a server that stops answering — frozen, or cut off by the network,
+    /// where TCP may keep the connection up for many minutes — fails the call after this.
+    /// [`Wait::ServerWork`] requests are exempt.
+    pub idle: Option<Duration>,
+}
+
+/// Whether a request is held to [`Settings::idle`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wait {
+    /// Every read and write moves a byte within the idle limit.
+    Idle,
+    /// The server may work a long time before it reads the body or answers (a server-side
+    /// copy, completing a multipart upload, an upload held while a quota is counted): only
+    /// the whole-request timeout applies.
+    ServerWork,
 }
 
 impl Default for Settings {
@@ -54,6 +70,7 @@ impl Default for Settings {
             timeout: Duration::from_secs(30),
             idle_connections_per_host: 4,
             attempts: 4,
+            idle: None,
         }
     }
 }
@@ -106,6 +123,8 @@ impl HttpClient {
             .http_status_as_error(false)
             .timeout_connect(Some(settings.connect_timeout))
             .timeout_global((!settings.timeout.is_zero()).then_some(settings.timeout))
+            .timeout_per_read(settings.idle)
+            .timeout_per_write(settings.idle)
             .max_idle_connections_per_host(settings.idle_connections_per_host)
             .tls_config(settings.trust.ureq_config())
             .build()
@@ -151,7 +170,20 @@ impl HttpClient {
         path: &str,
         query: &str,
         headers: &[(String, String)],
+        payload: Payload<'_>,
+    ) -> Result<Response, HttpError> {
+        self.send_waiting(method, path, query, headers, payload, Wait::Idle)
+    }
+
+    /// [`HttpClient::send`], saying whether the request is held to the idle limit.
+    pub fn send_waiting(
+        &self,
+        method: &str,
+        path: &str,
+        query: &str,
+        headers: &[(String, String)],
         mut payload: Payload<'_>,
+        wait: Wait,
     ) -> Result<Response, HttpError> {
         let url = if query.is_empty() {
             format!("{}{path}", self.base)
@@ -191,14 +223,14 @@ impl HttpClient {
             }
             let bad = |e: http::Error| HttpError::Request(e.to_string());
             let sent = match &mut payload {
-                Payload::Empty => self.agent.run(b.body(()).map_err(bad)?),
-                Payload::Bytes(bytes) => self.agent.run(b.body(bytes.to_vec()).map_err(bad)?),
+                Payload::Empty => self.run(b.body(()).map_err(bad)?, wait),
+                Payload::Bytes(bytes) => self.run(b.body(bytes.to_vec()).map_err(bad)?, wait),
                 Payload::Stream(reader, len) => {
                     let req = b
                         .header("content-length", len.to_string())
                         .body(ureq::SendBody::from_reader(reader))
                         .map_err(bad)?;
-                    self.agent.run(req)
+                    self.run(req, wait)
                 }
             };
             let resp = sent.map_err(|e| HttpError::Transport {
@@ -221,6 +253,25 @@ impl HttpClient {
             backoff = (backoff * 2).min(Duration::from_secs(2));
             attempt += 1;
         }
+    }
+}
+
+impl HttpClient {
+    fn run<S: ureq::AsSendBody>(
+        &self,
+        req: http::Request<S>,
+        wait: Wait,
+    ) -> Result<Response, ureq::Error> {
+        let req = match wait {
+            Wait::Idle => req,
+            Wait::ServerWork => self
+                .agent
+                .configure_request(req)
+                .timeout_per_read(None)
+                .timeout_per_write(None)
+                .build(),
+        };
+        self.agent.run(req)
     }
 }
 

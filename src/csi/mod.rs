@@ -172,6 +172,7 @@ impl Access {
             bucket: bucket.to_string(),
             prefix: prefix.to_string(),
             trust: self.trust.clone(),
+            io_timeout: crate::mount::client::IO_TIMEOUT,
         })
         .map_err(|e| Status::invalid_argument(e.to_string()))
     }
@@ -248,6 +249,7 @@ impl csi::identity_server::Identity for Identity {
                         bucket: String::new(),
                         prefix: String::new(),
                         trust,
+                        io_timeout: crate::mount::client::IO_TIMEOUT,
                     })
                     .map_err(|e| Status::failed_precondition(e.to_string()))?;
                     Ok(c.healthy())

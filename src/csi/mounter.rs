@@ -167,6 +167,7 @@ mod debug_tests {
             bucket: "b".into(),
             prefix: String::new(),
             trust: crate::tls::Trust::system(),
+            io_timeout: crate::mount::client::IO_TIMEOUT,
         };
         assert!(!format!("{c:?}").contains("hunter2"));
     }

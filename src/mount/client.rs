@@ -12,7 +12,7 @@ use std::time::{Duration, SystemTime};
 use serde::Deserialize;
 
 use crate::auth::uri_encode_key;
-use crate::client::{HttpClient, Payload, Settings};
+use crate::client::{HttpClient, Payload, Settings, Wait};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ClientError {
@@ -149,7 +149,14 @@ pub struct S3Config {
     pub prefix: String,
     /// Which server certificates to believe (https endpoints).
     pub trust: crate::tls::Trust,
+    /// Longest a call may wait for a byte from a server that stopped answering (zero: no
+    /// limit but the whole-request one); calls the server works on before answering (copies,
+    /// completions, uploads) are exempt.
+    pub io_timeout: Duration,
 }
+
+/// [`S3Config::io_timeout`] unless told otherwise (`cairn mount --io-timeout`).
+pub const IO_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Secrets never reach `Debug` output.
 impl std::fmt::Debug for S3Config {
@@ -231,6 +238,7 @@ impl S3Client {
             trust: cfg.trust.clone(),
             timeout: Duration::from_secs(300),
             idle_connections_per_host: 16,
+            idle: (!cfg.io_timeout.is_zero()).then_some(cfg.io_timeout),
             ..Settings::default()
         };
         let http = HttpClient::new(
@@ -259,8 +267,35 @@ impl S3Client {
     }
 
     /// Send one signed request; `body`: (reader, length) streamed with UNSIGNED-PAYLOAD.
+    /// A server that moves no byte for [`S3Config::io_timeout`] fails it.
     fn send(
         &self,
+        method: &str,
+        path: &str,
+        query: &str,
+        headers: &[(String, String)],
+        body: Option<(&mut dyn Read, u64)>,
+    ) -> ClientResult<Resp> {
+        self.send_as(Wait::Idle, method, path, query, headers, body)
+    }
+
+    /// [`S3Client::send`] of a request the server may work on a long time before it reads
+    /// the body or answers (a copy, a completion, an upload or quota call held by a quota
+    /// count): only the whole-request timeout applies.
+    fn send_work(
+        &self,
+        method: &str,
+        path: &str,
+        query: &str,
+        headers: &[(String, String)],
+        body: Option<(&mut dyn Read, u64)>,
+    ) -> ClientResult<Resp> {
+        self.send_as(Wait::ServerWork, method, path, query, headers, body)
+    }
+
+    fn send_as(
+        &self,
+        wait: Wait,
         method: &str,
         path: &str,
         query: &str,
@@ -272,7 +307,7 @@ impl S3Client {
             None => Payload::Empty,
         };
         self.http
-            .send(method, path, query, headers, payload)
+            .send_waiting(method, path, query, headers, payload, wait)
             .map_err(|e| ClientError::Other(format!("{method} {path}: {e}")))
     }
 
@@ -360,7 +395,7 @@ impl S3Client {
             qenc(&self.cfg.prefix)
         );
         let path = format!("{}quota", crate::api::ADMIN_PREFIX);
-        let resp = self.send(method, &path, &query, &[], None)?;
+        let resp = self.send_work(method, &path, &query, &[], None)?;
         let mut resp = self.check(resp, "quota")?;
         let body = resp
             .body_mut()
@@ -523,7 +558,7 @@ impl ObjectClient for S3Client {
         meta: &BTreeMap<String, String>,
     ) -> ClientResult<()> {
         let headers = Self::meta_headers(meta);
-        let resp = self.send("PUT", &self.path(key), "", &headers, Some((body, len)))?;
+        let resp = self.send_work("PUT", &self.path(key), "", &headers, Some((body, len)))?;
         self.check(resp, "PUT").map(|_| ())
     }
 
@@ -549,7 +584,7 @@ impl ObjectClient for S3Client {
         len: u64,
     ) -> ClientResult<String> {
         let q = format!("partNumber={number}&uploadId={}", qenc(upload_id));
-        let resp = self.send("PUT", &self.path(key), &q, &[], Some((body, len)))?;
+        let resp = self.send_work("PUT", &self.path(key), &q, &[], Some((body, len)))?;
         let resp = self.check(resp, "UploadPart")?;
         resp.headers()
             .get("etag")
@@ -574,7 +609,7 @@ impl ObjectClient for S3Client {
         let q = format!("uploadId={}", qenc(upload_id));
         let len = xml.len() as u64;
         let mut body = xml.as_bytes();
-        let resp = self.send("POST", &self.path(key), &q, &[], Some((&mut body, len)))?;
+        let resp = self.send_work("POST", &self.path(key), &q, &[], Some((&mut body, len)))?;
         let mut resp = self.check(resp, "CompleteMultipartUpload")?;
         // Errors after a 200 arrive in the body.
         let text = resp.body_mut().read_to_string().unwrap_or_default();
@@ -608,7 +643,7 @@ impl ObjectClient for S3Client {
             headers.push(("x-amz-metadata-directive".into(), "REPLACE".into()));
             headers.extend(Self::meta_headers(m));
         }
-        let resp = self.send("PUT", &self.path(to), "", &headers, None)?;
+        let resp = self.send_work("PUT", &self.path(to), "", &headers, None)?;
         let mut resp = self.check(resp, "CopyObject")?;
         let text = resp.body_mut().read_to_string().unwrap_or_default();
         if text.contains("<Error>") {

@@ -74,6 +74,8 @@ pub struct MountArgs {
     pub options: fs::Options,
     pub allow_other: bool,
     pub trust: crate::tls::Trust,
+    /// See [`client::S3Config::io_timeout`].
+    pub io_timeout: std::time::Duration,
 }
 
 /// Split `BUCKET[/PREFIX]` into the bucket and a prefix ending with `/` (or empty).
@@ -122,6 +124,7 @@ pub fn run_foreground(args: MountArgs) -> Result<(), MountError> {
         bucket: bucket.clone(),
         prefix: prefix.clone(),
         trust: args.trust.clone(),
+        io_timeout: args.io_timeout,
     })?;
     // The bucket must exist (a prefix need not): fail now rather than with EIO later.
     use client::ObjectClient;
