@@ -611,6 +611,13 @@ async fn a_replaced_drive_is_rebuilt_by_its_node() {
         trackers.contains(&format!("{}/n3/d1", cl.dir.path().display())),
         "tracker of the replaced drive not reported through node 0:\n{json}"
     );
+    // So does `cairn admin heal --status` through node 0.
+    let (code, status) = cairn_integration::admin(&cl.endpoint(0), &["heal", "--status", "--json"]);
+    assert_eq!(code, 0, "heal --status: {status}");
+    assert!(
+        status.contains(&format!("{}/n3/d1", cl.dir.path().display())),
+        "tracker of the replaced drive not in node 0's heal status:\n{status}"
+    );
     // Nodes 0 and 1 gone: nodes 2 (with the rebuilt drive) and 3 hold exactly a read quorum.
     cl.kill(0);
     cl.kill(1);

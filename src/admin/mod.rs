@@ -141,10 +141,11 @@ fn node_of(endpoint: &str) -> String {
         .to_string()
 }
 
-pub async fn info(state: &S3State, healer: &Healer) -> Info {
+/// This node's heal state with every reachable peer's replaced-drive trackers (a replaced
+/// drive heals on the node that holds it) and the most recent lifecycle pass (it runs on the
+/// leading node). Workers, queue and speed stay this node's.
+async fn cluster_heal_state(state: &S3State, healer: &Healer) -> HealState {
     let mut heal = healer.state();
-    let pools = healer.pools_status().await.unwrap_or_default();
-    // Replaced drives heal on the node that holds them: gather every node's trackers.
     let remote = futures::future::join_all(
         state
             .peers
@@ -154,13 +155,18 @@ pub async fn info(state: &S3State, healer: &Healer) -> Info {
     .await;
     for h in remote.into_iter().flatten() {
         heal.replacements.extend(h.replacements);
-        // Lifecycle passes run on the leading node: show the most recent one.
         if (h.lifecycle.last_finished, h.lifecycle.running)
             > (heal.lifecycle.last_finished, heal.lifecycle.running)
         {
             heal.lifecycle = h.lifecycle;
         }
     }
+    heal
+}
+
+pub async fn info(state: &S3State, healer: &Healer) -> Info {
+    let heal = cluster_heal_state(state, healer).await;
+    let pools = healer.pools_status().await.unwrap_or_default();
     let healing: Vec<&str> = heal
         .replacements
         .iter()
@@ -636,7 +642,9 @@ async fn serve(
             let status: SequenceStatus = seq.status();
             json(StatusCode::OK, &status)
         }
-        (&Method::GET, "heal/status") => json(StatusCode::OK, &healer.state()),
+        (&Method::GET, "heal/status") => {
+            json(StatusCode::OK, &cluster_heal_state(state, healer).await)
+        }
         (&Method::GET, "pools") => pools_answer(healer.pools_status().await),
         (&Method::POST | &Method::DELETE, "pools/decommission") => {
             let Some(name) = q("pool").filter(|p| !p.is_empty()) else {
