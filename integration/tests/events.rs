@@ -790,3 +790,136 @@ async fn lifecycle_expiries_fire_events() {
         "only old/a (keys URL-encoded, as AWS sends them) expired, by the lifecycle: {got:?}"
     );
 }
+
+/// Two targets named with one queue folder (as MinIO configurations often do), one of them
+/// authenticated by the user info of its URL: both get every event of their own rule, once,
+/// the credentials as Basic authentication and never in the log; rules sending the same
+/// events on overlapping keys to one target are refused.
+#[tokio::test(flavor = "multi_thread")]
+async fn targets_sharing_a_queue_folder_each_get_their_events_once() {
+    let (l1, l2) = (
+        TcpListener::bind("127.0.0.1:0").expect("bind"),
+        TcpListener::bind("127.0.0.1:0").expect("bind"),
+    );
+    let url1 = format!(
+        "http://hookuser:hookP4ss@127.0.0.1:{}/one",
+        l1.local_addr().expect("addr").port()
+    );
+    let url2 = format!(
+        "http://127.0.0.1:{}/two",
+        l2.local_addr().expect("addr").port()
+    );
+    let (h1, h2) = (Hook::listen(l1), Hook::listen(l2));
+    let queues = tempfile::tempdir().expect("tempdir");
+    let shared = queues.path().display().to_string();
+    let env = [
+        ("CAIRN_NOTIFY_WEBHOOK_ENDPOINT_1", url1.as_str()),
+        ("CAIRN_NOTIFY_WEBHOOK_QUEUE_DIR_1", shared.as_str()),
+        ("MINIO_NOTIFY_WEBHOOK_ENDPOINT_2", url2.as_str()),
+        ("MINIO_NOTIFY_WEBHOOK_QUEUE_DIR_2", shared.as_str()),
+        ("MINIO_NOTIFY_WEBHOOK_ENDPOINT_3", url2.as_str()),
+        ("MINIO_NOTIFY_WEBHOOK_ENABLE_3", "OFF"),
+    ];
+    let server = Server::start_with(4, &env);
+    let c = client(&server);
+    c.create_bucket()
+        .bucket("shq")
+        .send()
+        .await
+        .expect("create");
+    let rule = |id: &str, target: &str, prefix: &str| {
+        QueueConfiguration::builder()
+            .id(id)
+            .queue_arn(format!("arn:cairn:sqs::{target}:webhook"))
+            .events(Event::from("s3:ObjectCreated:*"))
+            .filter(
+                NotificationConfigurationFilter::builder()
+                    .key(
+                        S3KeyFilter::builder()
+                            .filter_rules(
+                                FilterRule::builder()
+                                    .name(FilterRuleName::Prefix)
+                                    .value(prefix)
+                                    .build(),
+                            )
+                            .build(),
+                    )
+                    .build(),
+            )
+            .build()
+            .expect("rule")
+    };
+    let put_rules = |rules: Vec<QueueConfiguration>| {
+        let c = c.clone();
+        async move {
+            c.put_bucket_notification_configuration()
+                .bucket("shq")
+                .notification_configuration(
+                    NotificationConfiguration::builder()
+                        .set_queue_configurations(Some(rules))
+                        .build(),
+                )
+                .send()
+                .await
+        }
+    };
+    // Overlapping rules to one target: refused. The disabled target is no target.
+    let overlap = put_rules(vec![rule("a", "1", "one/"), rule("b", "1", "one/x")]).await;
+    assert!(
+        format!("{:?}", overlap.expect_err("overlap refused")).contains("overlap"),
+        "overlapping rules refused with the AWS message"
+    );
+    assert!(put_rules(vec![rule("c", "3", "")]).await.is_err());
+    put_rules(vec![rule("a", "1", "one/"), rule("b", "2", "two/")])
+        .await
+        .expect("rules");
+    for i in 0..10 {
+        for p in ["one", "two"] {
+            c.put_object()
+                .bucket("shq")
+                .key(format!("{p}/{i}"))
+                .body(ByteStream::from_static(b"x"))
+                .send()
+                .await
+                .expect("put");
+        }
+    }
+    let keys = |h: &Hook| -> Vec<String> {
+        h.deliveries()
+            .iter()
+            .filter_map(|d| serde_json::from_str::<Value>(&d.body).ok())
+            .filter_map(|v| v["Key"].as_str().map(String::from))
+            .collect()
+    };
+    wait_until(
+        "both targets got their 10 events",
+        Duration::from_secs(20),
+        || keys(&h1).len() >= 10 && keys(&h2).len() >= 10,
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    let (k1, k2) = (keys(&h1), keys(&h2));
+    let want = |p: &str| (0..10).map(|i| format!("shq/{p}/{i}")).collect::<Vec<_>>();
+    assert_eq!(
+        k1,
+        want("one"),
+        "target 1: each of its events once, in order"
+    );
+    assert_eq!(
+        k2,
+        want("two"),
+        "target 2: each of its events once, in order"
+    );
+    assert!(h1
+        .deliveries()
+        .iter()
+        .all(|d| d.authorization == "Basic aG9va3VzZXI6aG9va1A0c3M="));
+    assert!(h2.deliveries().iter().all(|d| d.authorization.is_empty()));
+    for id in ["1", "2"] {
+        assert!(
+            queues.path().join(format!("webhook-{id}")).is_dir(),
+            "target {id} queues in its own subfolder"
+        );
+    }
+    let log = server.log();
+    assert!(!log.contains("hookP4ss"), "endpoint password in the log");
+}

@@ -68,7 +68,54 @@ impl Notification {
                 ));
             }
         }
+        // Two rules sending the same event on the same key to the same target would send it
+        // twice: refused as AWS refuses overlapping configurations. Rules for different
+        // targets may overlap (MinIO allows it: one change, one event per target).
+        for (i, a) in self.rules.iter().enumerate() {
+            for b in &self.rules[i + 1..] {
+                if target_of(&a.arn) == target_of(&b.arn) && a.overlaps(b) {
+                    return Err(format!(
+                        "Configurations overlap. Configurations on the same bucket cannot share a common event type ({:?} and {:?} send the same events on the same keys to one target).",
+                        a.id, b.id
+                    ));
+                }
+            }
+        }
         Ok(())
+    }
+}
+
+/// The target an ARN names (`arn:<partition>:sqs:<region>:<ID>:<kind>` → `(ID, kind)`).
+fn target_of(arn: &str) -> (Option<&str>, Option<&str>) {
+    let mut fields = arn.split(':').skip(4);
+    (fields.next(), fields.next())
+}
+
+impl Rule {
+    /// Whether some event on some key fires both rules (AWS's test: a common event type,
+    /// prefixes one of which starts the other, suffixes one of which ends the other).
+    fn overlaps(&self, other: &Rule) -> bool {
+        let event = |a: &str, b: &str| match (a.strip_suffix('*'), b.strip_suffix('*')) {
+            (Some(x), Some(y)) => x.starts_with(y) || y.starts_with(x),
+            (Some(x), None) => b.starts_with(x),
+            (None, Some(y)) => a.starts_with(y),
+            (None, None) => a == b,
+        };
+        let common_event = self
+            .events
+            .iter()
+            .any(|a| other.events.iter().any(|b| event(a, b)));
+        let (p1, p2) = (
+            self.prefix.as_deref().unwrap_or(""),
+            other.prefix.as_deref().unwrap_or(""),
+        );
+        let (s1, s2) = (
+            self.suffix.as_deref().unwrap_or(""),
+            other.suffix.as_deref().unwrap_or(""),
+        );
+        common_event
+            && (p1.starts_with(p2) || p2.starts_with(p1))
+            && (s1.ends_with(s2) || s2.ends_with(s1))
     }
 }
 
@@ -98,6 +145,60 @@ mod tests {
             rules: vec![r.clone(), r.clone()],
         };
         assert!(n.validate().expect_err("test").contains("twice"));
+        // The same events on overlapping keys to one target: refused; to another: allowed.
+        let rule =
+            |id: &str, arn: &str, ev: &str, prefix: Option<&str>, suffix: Option<&str>| Rule {
+                id: id.into(),
+                arn: arn.into(),
+                events: vec![ev.into()],
+                prefix: prefix.map(String::from),
+                suffix: suffix.map(String::from),
+            };
+        let one = "arn:cairn:sqs::1:webhook";
+        let one_minio = "arn:minio:sqs::1:webhook";
+        let two = "arn:cairn:sqs::2:webhook";
+        let cases = [
+            (
+                rule("a", one, "s3:ObjectCreated:*", None, None),
+                rule("b", one_minio, "s3:ObjectCreated:Put", Some("img/"), None),
+                true,
+            ),
+            (
+                rule("a", one, "s3:ObjectCreated:Put", Some("img/"), None),
+                rule("b", one, "s3:ObjectCreated:Put", None, Some(".jpg")),
+                true,
+            ),
+            (
+                rule("a", one, "s3:ObjectCreated:Put", Some("img/"), None),
+                rule("b", one, "s3:ObjectCreated:Put", Some("doc/"), None),
+                false,
+            ),
+            (
+                rule("a", one, "s3:ObjectCreated:Put", None, Some(".jpg")),
+                rule("b", one, "s3:ObjectCreated:Put", None, Some(".png")),
+                false,
+            ),
+            (
+                rule("a", one, "s3:ObjectCreated:*", None, None),
+                rule("b", one, "s3:ObjectRemoved:*", None, None),
+                false,
+            ),
+            (
+                rule("a", one, "s3:ObjectCreated:*", None, None),
+                rule("b", two, "s3:ObjectCreated:*", None, None),
+                false,
+            ),
+        ];
+        for (a, b, refused) in cases {
+            let n = Notification {
+                rules: vec![a.clone(), b.clone()],
+            };
+            assert_eq!(
+                n.validate().is_err_and(|e| e.contains("overlap")),
+                refused,
+                "{a:?} / {b:?}"
+            );
+        }
         let mut bad = r;
         bad.events = vec!["s3:ObjectAccessed:Get".into()];
         let n = Notification { rules: vec![bad] };

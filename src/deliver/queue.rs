@@ -88,6 +88,11 @@ impl Queue {
         }))
     }
 
+    /// The folder holding the items.
+    pub fn dir(&self) -> PathBuf {
+        self.dir.clone()
+    }
+
     /// Items waiting.
     pub fn len(&self) -> usize {
         self.items.lock().0.len()

@@ -58,7 +58,6 @@ pub struct Origin {
     pub source_ip: String,
     pub user_agent: String,
     pub request_id: String,
-    pub time: Option<SystemTime>,
 }
 
 /// A webhook target as configured.
@@ -107,7 +106,7 @@ pub fn targets_from_env(
                 "{k}: the target id must be letters, digits, '-' or '_'"
             )));
         }
-        if setting("ENABLE", id).is_some_and(|v| matches!(v.as_str(), "off" | "false" | "0")) {
+        if setting("ENABLE", id).is_some_and(|v| is_off(&v)) {
             continue;
         }
         let queue_limit = match setting("QUEUE_LIMIT", id) {
@@ -127,6 +126,38 @@ pub fn targets_from_env(
         });
     }
     Ok(out)
+}
+
+/// Whether two configured folders are the same one (spelled alike once made absolute and
+/// cleaned of `.`, `..` and trailing slashes, or resolving to the same existing folder).
+fn same_dir(a: &Path, b: &Path) -> bool {
+    let clean = |p: &Path| -> PathBuf {
+        let abs = std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+        let mut out = PathBuf::new();
+        for c in abs.components() {
+            match c {
+                std::path::Component::CurDir => {}
+                std::path::Component::ParentDir => {
+                    out.pop();
+                }
+                other => out.push(other),
+            }
+        }
+        out
+    };
+    if clean(a) == clean(b) {
+        return true;
+    }
+    matches!((std::fs::canonicalize(a), std::fs::canonicalize(b)), (Ok(x), Ok(y)) if x == y)
+}
+
+/// Whether an `…_ENABLE_<ID>` value turns the target off: MinIO's spellings of false, in
+/// any case (`off`, `false`, `f`, `0`, `no`, `disable`, `disabled`).
+fn is_off(v: &str) -> bool {
+    matches!(
+        v.trim().to_ascii_lowercase().as_str(),
+        "off" | "false" | "f" | "0" | "no" | "disable" | "disabled"
+    )
 }
 
 /// The target id an ARN names: `arn:cairn:sqs:[region]:<ID>:webhook` (MinIO's
@@ -174,8 +205,19 @@ impl Notifier {
         stop: &CancellationToken,
     ) -> Result<Notifier, DeliverError> {
         let mut targets = BTreeMap::new();
+        // A folder named by several targets is shared: each keeps its queue in a subfolder
+        // of it (the queues number their items from 0, so one folder would mix and
+        // overwrite them). A folder named by one target is its queue, as before.
+        let shared = |d: &PathBuf| {
+            configs
+                .iter()
+                .filter(|o| o.queue_dir.as_ref().is_some_and(|od| same_dir(od, d)))
+                .count()
+                > 1
+        };
         for c in configs {
             let dir = match (&c.queue_dir, default_queue_dir) {
+                (Some(d), _) if shared(d) => d.join(format!("webhook-{}", c.id)),
                 (Some(d), _) => d.clone(),
                 (None, Some(d)) => d.join(format!("notify-{}", c.id)),
                 (None, None) => {
@@ -231,16 +273,26 @@ impl Notifier {
         origin: &Origin,
     ) {
         for change in &changes.0 {
+            // One event per target and change, however many rules fire for it (as MinIO;
+            // overlapping rules are refused when set, but older configurations may hold them).
+            let mut sent = std::collections::BTreeSet::new();
+            // When the change took effect, as far as this node knows: the request is done.
+            let (time, sequencer) = next_sequencer();
             for rule in rules
                 .rules
                 .iter()
                 .filter(|r| r.matches(change.event, &change.key))
             {
-                let Some(queue) = target_id(&rule.arn).and_then(|id| self.targets.get(id)) else {
+                let Some((id, queue)) =
+                    target_id(&rule.arn).and_then(|id| self.targets.get_key_value(id))
+                else {
                     tracing::warn!(arn = %rule.arn, bucket, "notification target is not configured on this node: event dropped");
                     continue;
                 };
-                let body = self.event(bucket, owner, &rule.id, change, origin);
+                if !sent.insert(id.as_str()) {
+                    continue;
+                }
+                let body = self.event(bucket, owner, &rule.id, change, origin, time, sequencer);
                 match serde_json::to_vec(&body) {
                     Ok(item) => {
                         if let Err(e) = queue.push(item, true).await {
@@ -253,6 +305,7 @@ impl Notifier {
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn event(
         &self,
         bucket: &str,
@@ -260,14 +313,12 @@ impl Notifier {
         config_id: &str,
         c: &Change,
         o: &Origin,
+        t: SystemTime,
+        sequencer: u64,
     ) -> serde_json::Value {
-        let t = o.time.unwrap_or_else(SystemTime::now);
-        let nanos = t
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos());
         let mut object = json!({
             "key": query_escape(&c.key),
-            "sequencer": format!("{:016X}", nanos as u64),
+            "sequencer": format!("{sequencer:016X}"),
         });
         if let Some(s) = c.size {
             object["size"] = json!(s);
@@ -319,6 +370,30 @@ impl Notifier {
     }
 }
 
+/// The time a change is published and its sequencer: nanoseconds since the epoch, raised
+/// past the last one this process gave, so the changes of a key (published in the order
+/// they took effect) get increasing sequencers, and no two events share one.
+fn next_sequencer() -> (SystemTime, u64) {
+    static LAST: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let now = SystemTime::now();
+    let nanos = now
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
+    let mut last = LAST.load(std::sync::atomic::Ordering::Relaxed);
+    loop {
+        let next = nanos.max(last.saturating_add(1));
+        match LAST.compare_exchange_weak(
+            last,
+            next,
+            std::sync::atomic::Ordering::Relaxed,
+            std::sync::atomic::Ordering::Relaxed,
+        ) {
+            Ok(_) => return (now, next),
+            Err(seen) => last = seen,
+        }
+    }
+}
+
 /// Go's `url.QueryEscape`, which S3 event records use for keys: unreserved characters
 /// stay, a space becomes `+`, everything else `%XX`.
 fn query_escape(s: &str) -> String {
@@ -353,6 +428,10 @@ mod tests {
             ("CAIRN_NOTIFY_WEBHOOK_AUTH_TOKEN_1", "secret"),
             ("MINIO_NOTIFY_WEBHOOK_ENDPOINT_old", "http://x/"),
             ("MINIO_NOTIFY_WEBHOOK_ENABLE_old", "off"),
+            ("MINIO_NOTIFY_WEBHOOK_ENDPOINT_caps", "http://x/"),
+            ("MINIO_NOTIFY_WEBHOOK_ENABLE_caps", "OFF"),
+            ("CAIRN_NOTIFY_WEBHOOK_ENDPOINT_false", "http://x/"),
+            ("CAIRN_NOTIFY_WEBHOOK_ENABLE_false", "False"),
             ("CAIRN_NOTIFY_WEBHOOK_ENDPOINT_2", "http://y/"),
             ("CAIRN_NOTIFY_WEBHOOK_QUEUE_LIMIT_2", "5"),
         ]
@@ -366,5 +445,51 @@ mod tests {
             .map(|(k, v)| (k.to_string(), v.to_string()));
         assert!(targets_from_env(bad).is_err());
         assert_eq!(query_escape("a b/c+d.txt"), "a+b%2Fc%2Bd.txt");
+        for on in ["on", "true", "ON", "1", "enable"] {
+            assert!(!is_off(on), "{on}");
+        }
+    }
+
+    /// Sequencers increase in the order events are published, never repeat.
+    #[test]
+    fn sequencers_increase() {
+        let mut last = 0;
+        for _ in 0..1000 {
+            let (_, s) = next_sequencer();
+            assert!(s > last);
+            last = s;
+        }
+    }
+
+    /// Targets naming one queue folder each keep their queue in a subfolder of it: their
+    /// items never mix.
+    #[tokio::test]
+    async fn targets_sharing_a_queue_folder_get_one_each() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let shared = tmp.path().join("q");
+        let own = tmp.path().join("own");
+        let target = |id: &str, dir: &Path| TargetConfig {
+            id: id.into(),
+            endpoint: "http://127.0.0.1:9/".into(),
+            token: None,
+            queue_dir: Some(dir.to_path_buf()),
+            queue_limit: 10,
+        };
+        let configs = [
+            target("1", &shared),
+            target("2", &tmp.path().join("x/../q/")),
+            target("3", &own),
+        ];
+        let tls = crate::tls::Trust::system().client_config().expect("tls");
+        let stop = CancellationToken::new();
+        let n = Notifier::start("us-east-1", &configs, None, tls, &stop).expect("start");
+        stop.cancel();
+        let dirs: BTreeMap<&str, PathBuf> = n.queues().map(|(id, q)| (id, q.dir())).collect();
+        assert_eq!(dirs["1"], shared.join("webhook-1"));
+        assert_eq!(dirs["2"], tmp.path().join("x/../q/").join("webhook-2"));
+        assert_eq!(
+            dirs["3"], own,
+            "a folder of its own is the queue itself, as before"
+        );
     }
 }

@@ -240,7 +240,6 @@ pub async fn handle(state: Arc<S3State>, req: Request<Body>) -> Response<Body> {
                     source_ip: client.map(|c| c.to_string()).unwrap_or_default(),
                     user_agent: ua(),
                     request_id: request_id.clone(),
-                    time: Some(arrived),
                 };
                 notify(&state, &seen.bucket, &changes, &origin).await;
             }
@@ -384,7 +383,6 @@ pub async fn lifecycle_expired(state: &S3State, e: crate::heal::Expired) {
     let origin = crate::notify::Origin {
         access_key: "cairn:lifecycle".into(),
         request_id: new_request_id(),
-        time: Some(SystemTime::now()),
         ..Default::default()
     };
     notify(
