@@ -557,6 +557,30 @@ async fn csi_volume_lifecycle() {
         .await
         .expect("publish is idempotent");
     assert!(is_mount_point(&target));
+    // A read-only publish keeps `nosuid,nodev` (a remount sets the flags anew): a setuid
+    // file written through S3 must not run as its owner in a pod.
+    let ro_target = dir.path().join("ro-target");
+    node.node_publish_volume(publish_req(&vol, &staging, &ro_target, true))
+        .await
+        .expect("read-only publish");
+    let options = fs::read_to_string("/proc/self/mounts")
+        .expect("mounts")
+        .lines()
+        .find(|l| l.split(' ').nth(1) == Some(&*ro_target.to_string_lossy()))
+        .and_then(|l| l.split(' ').nth(3).map(String::from))
+        .expect("read-only target mounted");
+    for flag in ["ro", "nosuid", "nodev"] {
+        assert!(
+            options.split(',').any(|o| o == flag),
+            "read-only target lacks {flag}: {options}"
+        );
+    }
+    node.node_unpublish_volume(csi::NodeUnpublishVolumeRequest {
+        volume_id: vol.volume_id.clone(),
+        target_path: ro_target.display().to_string(),
+    })
+    .await
+    .expect("unpublish read-only");
 
     // Files and directories through std::fs appear as objects; objects appear as files.
     let t = target.clone();
@@ -1057,14 +1081,22 @@ async fn volume_credentials_reach_only_their_volume() {
         assert_eq!(vol.volume_context, again.volume_context);
         made.push(vol);
     }
+    // The volume's secret is in the context only sealed with the provisioner's credentials
+    // (a PV's attributes are readable by anyone who may read PVs).
     let key_of = |v: &csi::Volume| {
         let c = &v.volume_context;
-        (
-            c["volumeAccessKeyID"].clone(),
-            c["volumeSecretAccessKey"].clone(),
-            c["bucket"].clone(),
-            c["prefix"].clone(),
-        )
+        assert!(
+            !c.contains_key("volumeSecretAccessKey"),
+            "plain secret in {c:?}"
+        );
+        let k = c["volumeAccessKeyID"].clone();
+        let s = cairn::csi::volume_sealer(SECRET_KEY)
+            .open(&c["volumeSecretAccessKeySealed"], &k)
+            .expect("sealed with the provisioner's secret");
+        assert!(cairn::csi::volume_sealer("another-secret")
+            .open(&c["volumeSecretAccessKeySealed"], &k)
+            .is_none());
+        (k, s, c["bucket"].clone(), c["prefix"].clone())
     };
     let clients: Vec<_> = made
         .iter()

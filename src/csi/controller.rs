@@ -365,15 +365,24 @@ impl csi::controller_server::Controller for ControllerService {
         ]);
         // The volume's own access key, allowed only its bucket or prefix: nodes mount
         // with it, never with the StorageClass's credentials. Made once per volume.
-        match existing.as_ref().and_then(|r| {
-            Some((
-                r.context.get(super::VOLUME_KEY)?.clone(),
-                r.context.get(super::VOLUME_SECRET)?.clone(),
-            ))
-        }) {
-            Some((k, sk)) => {
+        let sealer = super::volume_sealer(&access.secret_key);
+        let kept = existing.as_ref().and_then(|r| {
+            let k = r.context.get(super::VOLUME_KEY)?.clone();
+            let sealed = match (
+                r.context.get(super::VOLUME_SECRET_SEALED),
+                r.context.get(super::VOLUME_SECRET),
+            ) {
+                (Some(sealed), _) => sealed.clone(),
+                // Made by an older plugin: sealed now.
+                (None, Some(plain)) => sealer.seal(plain, &k),
+                (None, None) => return None,
+            };
+            Some((k, sealed))
+        });
+        match kept {
+            Some((k, sealed)) => {
                 context.insert(super::VOLUME_KEY.into(), k);
-                context.insert(super::VOLUME_SECRET.into(), sk);
+                context.insert(super::VOLUME_SECRET_SEALED.into(), sealed);
             }
             None => {
                 let client = access.client(&bucket, &prefix)?;
@@ -385,8 +394,8 @@ impl csi::controller_server::Controller for ControllerService {
                         .map_err(store_error)
                 })
                 .await?;
+                context.insert(super::VOLUME_SECRET_SEALED.into(), sealer.seal(&sk, &k));
                 context.insert(super::VOLUME_KEY.into(), k);
-                context.insert(super::VOLUME_SECRET.into(), sk);
             }
         }
         if let Some(o) = req.parameters.get("mountOptions") {

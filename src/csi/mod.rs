@@ -100,9 +100,19 @@ impl std::fmt::Debug for Defaults {
 }
 
 /// Credentials and endpoint resolved from a request's Secrets and parameters.
-/// Volume context keys of a volume's own access key (made by CreateVolume).
+/// Volume context keys of a volume's own access key (made by CreateVolume). The secret is
+/// kept sealed with the provisioner's credentials ([`volume_sealer`]): a volume context is
+/// stored in the PersistentVolume, which anyone allowed to read PVs can read. Volumes made
+/// by older plugins carry it plain (`VOLUME_SECRET`), still accepted.
 pub const VOLUME_KEY: &str = "volumeAccessKeyID";
 pub const VOLUME_SECRET: &str = "volumeSecretAccessKey";
+pub const VOLUME_SECRET_SEALED: &str = "volumeSecretAccessKeySealed";
+
+/// The sealer of volume keys' secrets, from the secret key of the credentials that made them
+/// (the StorageClass's Secret, or the plugin's own): the node stage Secret opens them.
+pub fn volume_sealer(secret_key: &str) -> crate::iam::seal::Sealer {
+    crate::iam::seal::Sealer::new(format!("cairn csi volume secret v1\n{secret_key}").as_bytes())
+}
 
 #[derive(Clone)]
 pub struct Access {

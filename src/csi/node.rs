@@ -99,7 +99,13 @@ fn bind(staging: &Path, target: &Target) -> Result<(), Status> {
     nix::mount::mount(Some(staging), &target.path, none, MsFlags::MS_BIND, none)
         .map_err(|e| Status::internal(format!("bind mount {}: {e}", target.path.display())))?;
     if target.readonly {
-        let flags = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY;
+        // A remount sets the bind's flags anew: it keeps `nosuid,nodev` only if asked (without
+        // them a setuid file written through S3 would run as its owner in the pod).
+        let flags = MsFlags::MS_BIND
+            | MsFlags::MS_REMOUNT
+            | MsFlags::MS_RDONLY
+            | MsFlags::MS_NOSUID
+            | MsFlags::MS_NODEV;
         nix::mount::mount(none, &target.path, none, flags, none).map_err(|e| {
             detach(&target.path);
             Status::internal(format!("read-only remount {}: {e}", target.path.display()))
@@ -396,15 +402,31 @@ impl csi::node_server::Node for NodeApi {
         }
         let group = mount_group(req.volume_capability.as_ref())?;
         split_volume_id(&req.volume_id)?;
-        // A volume with its own access key mounts with it, whatever the node's Secret says.
-        let secrets = match (
-            req.volume_context.get(super::VOLUME_KEY),
-            req.volume_context.get(super::VOLUME_SECRET),
+        // A volume with its own access key mounts with it, whatever the node's Secret says;
+        // its secret is opened with the node's credentials (those that made it).
+        let ctx = &req.volume_context;
+        let secret = match (
+            ctx.get(super::VOLUME_SECRET_SEALED),
+            ctx.get(super::VOLUME_SECRET),
+            ctx.get(super::VOLUME_KEY),
         ) {
+            (Some(sealed), _, Some(k)) => {
+                let own = Access::resolve(&req.secrets, ctx, &self.0.defaults)?;
+                let opened = super::volume_sealer(&own.secret_key).open(sealed, k);
+                Some(opened.ok_or_else(|| {
+                    Status::failed_precondition(
+                        "the volume's access key is sealed with other credentials: the node stage Secret must hold the provisioner's",
+                    )
+                })?)
+            }
+            (None, Some(plain), Some(_)) => Some(plain.clone()),
+            _ => None,
+        };
+        let secrets = match (ctx.get(super::VOLUME_KEY), secret) {
             (Some(k), Some(sk)) => {
                 let mut s = req.secrets.clone();
                 s.insert("accessKeyID".into(), k.clone());
-                s.insert("secretAccessKey".into(), sk.clone());
+                s.insert("secretAccessKey".into(), sk);
                 s
             }
             _ => req.secrets.clone(),

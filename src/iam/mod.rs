@@ -12,7 +12,7 @@
 pub mod acl;
 pub mod builtin;
 pub mod policy;
-mod seal;
+pub(crate) mod seal;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
