@@ -94,6 +94,18 @@ pub fn bucket_name_for(name: &str) -> String {
     }
 }
 
+/// A volume's bucket name that S3 keeps for its own endpoints (`sthree-…`, `…-s3alias`, see
+/// [`crate::api::reserved_bucket_name`]) gets a `vol-` prefix and the volume name's hash:
+/// creating it would be refused for good, and the provisioner would retry forever.
+fn unreserved(bucket: String, name: &str) -> String {
+    if !crate::api::reserved_bucket_name(&bucket) {
+        return bucket;
+    }
+    let hash = blake3::hash(name.as_bytes()).to_hex();
+    let keep: String = bucket.chars().take(63 - 4 - 9).collect();
+    format!("vol-{}-{}", keep.trim_end_matches('-'), &hash[..8])
+}
+
 /// The policy of a volume's access key: everything on its objects, listing under its
 /// prefix only, reading its quota.
 fn volume_policy(bucket: &str, prefix: &str) -> String {
@@ -314,14 +326,14 @@ impl csi::controller_server::Controller for ControllerService {
         let mapped = bucket_name_for(&req.name);
         let (bucket, prefix) = match req.parameters.get("bucket").filter(|b| !b.is_empty()) {
             Some(b) => {
-                if !crate::api::valid_bucket_name(b) {
+                if !crate::api::valid_bucket_name(b) || crate::api::reserved_bucket_name(b) {
                     return Err(Status::invalid_argument(format!(
                         "invalid bucket parameter {b:?}"
                     )));
                 }
                 (b.clone(), format!("{mapped}/"))
             }
-            None => (mapped, String::new()),
+            None => (unreserved(mapped, &req.name), String::new()),
         };
         let volume_id = if prefix.is_empty() {
             bucket.clone()
@@ -733,5 +745,11 @@ mod tests {
         assert_ne!(bucket_name_for("a_b"), bucket_name_for("a-b"));
         assert!(crate::api::valid_bucket_name(&bucket_name_for("__")));
         assert!(crate::api::valid_bucket_name(&bucket_name_for("x")));
+        for reserved in ["sthree-abc", "foo-s3alias", "amzn-s3-demo-x", "xn--abc"] {
+            let b = super::unreserved(bucket_name_for(reserved), reserved);
+            assert!(crate::api::valid_bucket_name(&b), "{b}");
+            assert!(!crate::api::reserved_bucket_name(&b), "{b}");
+        }
+        assert_eq!(super::unreserved("pvc-1".into(), "pvc-1"), "pvc-1");
     }
 }

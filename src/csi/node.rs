@@ -94,6 +94,17 @@ fn detach(path: &Path) {
     }
 }
 
+/// Whether process `pid` is a `cairn mount` serving `staging` (its command line names the
+/// `mount` subcommand and the path).
+fn is_mount_of(pid: u32, staging: &Path) -> bool {
+    let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+        return false;
+    };
+    let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+    let staging = staging.as_os_str().as_encoded_bytes();
+    args.contains(&&b"mount"[..]) && args.contains(&staging)
+}
+
 fn bind(staging: &Path, target: &Target) -> Result<(), Status> {
     let none: Option<&str> = None;
     nix::mount::mount(Some(staging), &target.path, none, MsFlags::MS_BIND, none)
@@ -255,13 +266,31 @@ impl NodeService {
             nix::unistd::Pid::from_raw(pid as i32),
             nix::sys::signal::Signal::SIGKILL,
         );
-        let tail = std::fs::read_to_string(&log_path).unwrap_or_default();
-        let tail: String = tail.lines().rev().take(3).collect::<Vec<_>>().join(" | ");
-        Err(Status::internal(format!(
+        let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+        // The last lines that say something (not backtrace frames).
+        let tail: String = log
+            .lines()
+            .rev()
+            .filter(|l| {
+                let t = l.trim_start();
+                !t.is_empty()
+                    && !t.starts_with("at ")
+                    && !t.chars().next().is_some_and(|c| c.is_ascii_digit())
+            })
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" | ");
+        let message = format!(
             "mounting {} at {} failed: {tail}",
             s.volume_id,
             s.staging.display()
-        )))
+        );
+        // The bucket is gone (deleted behind the volume's back): the volume is not found.
+        Err(if log.contains("does not exist at") {
+            Status::not_found(message)
+        } else {
+            Status::internal(message)
+        })
     }
 
     /// Whether a mount process has exited (reaping it if it is our child).
@@ -278,7 +307,9 @@ impl NodeService {
 
     /// Stop the mount process of `s` (SIGTERM: it unmounts cleanly) and detach leftovers.
     fn stop_mount(&self, s: &Staged) {
-        if let Some(pid) = s.pid {
+        // The pid was recorded when the mount started: after a reboot or a crash it may name
+        // another process now. Only a `cairn mount` of this staging path is signalled.
+        if let Some(pid) = s.pid.filter(|pid| is_mount_of(*pid, &s.staging)) {
             let p = nix::unistd::Pid::from_raw(pid as i32);
             if nix::sys::signal::kill(p, nix::sys::signal::Signal::SIGTERM).is_ok() {
                 let deadline = Instant::now() + Duration::from_secs(5);
@@ -686,5 +717,31 @@ impl csi::node_server::Node for NodeApi {
             max_volumes_per_node: 0,
             accessible_topology: None,
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A recorded pid is signalled only while it is a `cairn mount` of that staging path:
+    /// after a reboot the number may belong to anything.
+    #[test]
+    fn only_the_mount_of_the_staging_path_is_recognised() {
+        let mut child = std::process::Command::new("bash")
+            .args(["-c", "sleep 5; true", "mount", "/tmp/cairn-staging-x"])
+            .spawn()
+            .expect("spawn");
+        let pid = child.id();
+        std::thread::sleep(Duration::from_millis(100));
+        assert!(is_mount_of(pid, Path::new("/tmp/cairn-staging-x")));
+        assert!(!is_mount_of(pid, Path::new("/tmp/cairn-staging-y")));
+        assert!(!is_mount_of(
+            std::process::id(),
+            Path::new("/tmp/cairn-staging-x")
+        ));
+        let _ = child.kill();
+        let _ = child.wait();
+        assert!(!is_mount_of(pid, Path::new("/tmp/cairn-staging-x")));
     }
 }
