@@ -174,7 +174,7 @@ struct MountCli {
     /// Seconds a call may wait for a byte from a server that stopped answering (frozen, or
     /// cut off by the network) before it fails with EIO; 0: wait as long as TCP does. Copies,
     /// renames, uploads and completions the server works on before answering are exempt.
-    #[arg(long, default_value_t = 30)]
+    #[arg(long, default_value_t = 60)]
     io_timeout: u64,
     /// Stay in the foreground (default: return once mounted, serving in the background).
     #[arg(long)]

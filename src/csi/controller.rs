@@ -322,6 +322,15 @@ impl csi::controller_server::Controller for ControllerService {
             ));
         }
         let capacity = capacity_of(req.capacity_range.as_ref())?;
+        if req
+            .parameters
+            .get("mountOptions")
+            .is_some_and(|o| !o.trim().is_empty())
+        {
+            return Err(Status::invalid_argument(
+                "the mountOptions parameter is not supported: Cairn's mount takes no mount(8) options (a read-only volume: a ReadOnlyMany access mode, readOnly, or the PV mount option ro)",
+            ));
+        }
         let access = Access::resolve(&req.secrets, &req.parameters, &self.defaults)?;
         let mapped = bucket_name_for(&req.name);
         let (bucket, prefix) = match req.parameters.get("bucket").filter(|b| !b.is_empty()) {
@@ -409,9 +418,6 @@ impl csi::controller_server::Controller for ControllerService {
                 context.insert(super::VOLUME_SECRET_SEALED.into(), sealer.seal(&sk, &k));
                 context.insert(super::VOLUME_KEY.into(), k);
             }
-        }
-        if let Some(o) = req.parameters.get("mountOptions") {
-            context.insert("mountOptions".into(), o.clone());
         }
         if created || existing.as_ref().is_none_or(|r| r.context != context) {
             self.save(&Record {

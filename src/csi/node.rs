@@ -267,17 +267,16 @@ impl NodeService {
             nix::sys::signal::Signal::SIGKILL,
         );
         let log = std::fs::read_to_string(&log_path).unwrap_or_default();
-        // The last lines that say something (not backtrace frames).
-        let tail: String = log
+        // The last lines that say something: a backtrace (`RUST_BACKTRACE`) left out.
+        let said = log.split("stack backtrace:").next().unwrap_or_default();
+        let tail: String = said
             .lines()
             .rev()
-            .filter(|l| {
-                let t = l.trim_start();
-                !t.is_empty()
-                    && !t.starts_with("at ")
-                    && !t.chars().next().is_some_and(|c| c.is_ascii_digit())
-            })
+            .filter(|l| !l.trim().is_empty())
             .take(3)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
             .collect::<Vec<_>>()
             .join(" | ");
         let message = format!(
@@ -397,8 +396,30 @@ fn required<'a>(v: &'a str, what: &str) -> Result<&'a str, Status> {
     }
 }
 
+/// Mount flags (a PV's `mountOptions`) Cairn's mount honours: `ro` (a read-only mount),
+/// and what every mount already is (`rw` unless read-only, `nosuid`, `nodev`). Any other is
+/// refused rather than ignored.
+const MOUNT_FLAGS: [&str; 4] = ["ro", "rw", "nosuid", "nodev"];
+
+fn mount_flags(c: Option<&csi::VolumeCapability>) -> &[String] {
+    use csi::volume_capability::AccessType;
+    match c.and_then(|c| c.access_type.as_ref()) {
+        Some(AccessType::Mount(m)) => &m.mount_flags,
+        _ => &[],
+    }
+}
+
 fn mount_group(c: Option<&csi::VolumeCapability>) -> Result<Option<u32>, Status> {
     use csi::volume_capability::AccessType;
+    if let Some(f) = mount_flags(c)
+        .iter()
+        .find(|f| !MOUNT_FLAGS.contains(&f.as_str()))
+    {
+        return Err(Status::invalid_argument(format!(
+            "mount flag {f:?} is not supported (Cairn's mount honours {})",
+            MOUNT_FLAGS.join(", ")
+        )));
+    }
     match c.and_then(|c| c.access_type.as_ref()) {
         Some(AccessType::Mount(m)) if !m.volume_mount_group.is_empty() => m
             .volume_mount_group
@@ -416,7 +437,7 @@ fn read_only_mode(c: Option<&csi::VolumeCapability>) -> bool {
     use csi::volume_capability::access_mode::Mode as M;
     c.and_then(|c| c.access_mode.as_ref()).is_some_and(|m| {
         m.mode == M::SingleNodeReaderOnly as i32 || m.mode == M::MultiNodeReaderOnly as i32
-    })
+    }) || mount_flags(c).iter().any(|f| f == "ro")
 }
 
 #[tonic::async_trait]
@@ -442,11 +463,19 @@ impl csi::node_server::Node for NodeApi {
             ctx.get(super::VOLUME_KEY),
         ) {
             (Some(sealed), _, Some(k)) => {
-                let own = Access::resolve(&req.secrets, ctx, &self.0.defaults)?;
-                let opened = super::volume_sealer(&own.secret_key).open(sealed, k);
+                // Sealed with the provisioner's credentials: the node stage Secret's, or the
+                // plugin's own, open it.
+                let candidates = [
+                    req.secrets.get("secretAccessKey").cloned(),
+                    self.0.defaults.credentials.as_ref().map(|c| c.1.clone()),
+                ];
+                let opened = candidates
+                    .iter()
+                    .flatten()
+                    .find_map(|secret| super::volume_sealer(secret).open(sealed, k));
                 Some(opened.ok_or_else(|| {
                     Status::failed_precondition(
-                        "the volume's access key is sealed with other credentials: the node stage Secret must hold the provisioner's",
+                        "the volume's access key is sealed with the provisioner's credentials: give the node stage Secret (or the node plugin's own credentials) the same",
                     )
                 })?)
             }
@@ -723,6 +752,25 @@ impl csi::node_server::Node for NodeApi {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Mount flags Cairn's mount honours pass (`ro` makes the mount read-only); others are
+    /// refused, never ignored.
+    #[test]
+    fn unsupported_mount_flags_are_refused() {
+        use csi::volume_capability::{AccessType, MountVolume};
+        let cap = |flags: &[&str]| csi::VolumeCapability {
+            access_type: Some(AccessType::Mount(MountVolume {
+                mount_flags: flags.iter().map(|f| f.to_string()).collect(),
+                ..Default::default()
+            })),
+            ..Default::default()
+        };
+        assert!(mount_group(Some(&cap(&["nosuid", "nodev"]))).is_ok());
+        assert!(read_only_mode(Some(&cap(&["ro"]))));
+        assert!(!read_only_mode(Some(&cap(&["rw"]))));
+        let e = mount_group(Some(&cap(&["noexec"]))).expect_err("refused");
+        assert_eq!(e.code(), tonic::Code::InvalidArgument);
+    }
 
     /// A recorded pid is signalled only while it is a `cairn mount` of that staging path:
     /// after a reboot the number may belong to anything.

@@ -164,6 +164,9 @@ pub type LeaderCheck = Arc<dyn Fn() -> bool + Send + Sync>;
 
 pub use crate::units::parse_duration;
 
+/// The deployment-wide lock every change of the pools record holds (a heal of it too).
+pub(crate) const POOLS_RECORD_LOCK: &str = "cairn/pools-record";
+
 /// The RPC service name under which a node answers with its [`HealState`].
 pub const STATE_SERVICE: &str = "heal-state";
 
@@ -228,7 +231,10 @@ impl Healer {
         if let Err(e) = self.store.heal_buckets().await {
             tracing::warn!(error = %e, "bucket heal failed");
         }
-        if let Err(e) = self.store.pools_records().heal_all(None).await {
+        let locker = self.store.locker();
+        let pools_lock: crate::records::RecordLock<'_> =
+            (locker.as_ref(), |_, _| POOLS_RECORD_LOCK.to_string());
+        if let Err(e) = self.store.pools_records().heal_all(Some(pools_lock)).await {
             tracing::warn!(error = %e, "pools record heal failed");
         }
         let hook = self.records_heal.lock().clone();

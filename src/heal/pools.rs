@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 
-use super::{unix_now, Healer};
+use super::{unix_now, Healer, POOLS_RECORD_LOCK};
 use crate::object::{ObjectError, PoolSpace, PoolState, PoolsRecord, Progress, RebalanceStatus};
 
 /// How often a running move saves its position (and notices a cancellation).
@@ -154,7 +154,8 @@ impl Healer {
             .unwrap_or_default())
     }
 
-    /// Change the pools record under the deployment-wide lock on it, and apply its states.
+    /// Change the pools record under the deployment-wide lock on it ([`POOLS_RECORD_LOCK`]),
+    /// and apply its states.
     async fn change_record<T>(
         &self,
         f: impl FnOnce(&mut PoolsRecord) -> Result<T, PoolError>,
@@ -162,7 +163,7 @@ impl Healer {
         let _guard = self
             .store
             .locker()
-            .lock("cairn/pools-record", true, Duration::from_secs(30))
+            .lock(POOLS_RECORD_LOCK, true, Duration::from_secs(30))
             .await
             .map_err(ObjectError::from)?;
         let (mut rec, stamp) = self.store.pools_record().await?.unwrap_or_default();

@@ -1101,7 +1101,7 @@ impl Iam {
     }
 
     pub async fn remove_key(&self, access_key: &str) -> IamResult<()> {
-        let _g = self.lock().await?;
+        let g = self.lock().await?;
         let Some(r) = self.keys.read::<KeyRecord>(access_key).await? else {
             return Err(IamError::NotFound(format!("access key {access_key}")));
         };
@@ -1111,6 +1111,7 @@ impl Iam {
         self.keys
             .put::<KeyRecord>(access_key, None, r.stamp)
             .await?;
+        drop(g);
         self.commit().await
     }
 

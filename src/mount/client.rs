@@ -155,8 +155,9 @@ pub struct S3Config {
     pub io_timeout: Duration,
 }
 
-/// [`S3Config::io_timeout`] unless told otherwise (`cairn mount --io-timeout`).
-pub const IO_TIMEOUT: Duration = Duration::from_secs(30);
+/// [`S3Config::io_timeout`] unless told otherwise (`cairn mount --io-timeout`): longer than
+/// the server's 30 s lock wait, which it answers with a 503 the client retries.
+pub const IO_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Secrets never reach `Debug` output.
 impl std::fmt::Debug for S3Config {
