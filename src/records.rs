@@ -236,6 +236,15 @@ impl Records {
     pub async fn heal_all(&self, lock: Option<RecordLock<'_>>) -> Result<usize, RecordError> {
         let mut results = Vec::new();
         for name in self.names().await? {
+            // Most records are current on every drive: looked at without the lock, which is
+            // taken (and the copies read again under it) only for one some drive is behind on.
+            if lock.is_some() {
+                if let Ok(copies) = self.read_all::<serde_json::Value>(&name).await {
+                    if behind(&copies).is_none_or(|(_, b)| !b.contains(&true)) {
+                        continue;
+                    }
+                }
+            }
             let guard = match &lock {
                 Some((locker, lock_of)) => {
                     match locker
@@ -274,25 +283,38 @@ impl Records {
     /// the lock the record's writers take (see [`Records::heal_all`]).
     pub async fn heal(&self, name: &str) -> Result<usize, RecordError> {
         let copies = self.read_all::<serde_json::Value>(name).await?;
-        let Some(best) = copies.iter().flatten().flatten().max_by_key(|r| r.stamp) else {
+        let Some((best, stale)) = behind(&copies) else {
             return Ok(0);
         };
-        let newest = best.stamp;
         let body = Bytes::from(serde_json::to_vec(best).unwrap_or_default());
         let path = self.path(name);
         let mut written = 0;
-        for (d, copy) in self.drives.iter().zip(&copies) {
-            let (Some(d), Some(copy)) = (d, copy) else {
-                continue;
-            };
-            if copy.as_ref().is_none_or(|c| c.stamp < newest)
-                && d.write_sys(&path, body.clone()).await.is_ok()
-            {
-                written += 1;
+        for (d, stale) in self.drives.iter().zip(stale) {
+            if let Some(d) = d.as_ref().filter(|_| stale) {
+                if d.write_sys(&path, body.clone()).await.is_ok() {
+                    written += 1;
+                }
             }
         }
         Ok(written)
     }
+}
+
+/// Every drive position's copy of a record ([`Records::read_all`]).
+type Copies<T> = [Option<Option<Stamped<T>>>];
+
+/// The newest of a record's copies and, per drive position, whether that drive answered
+/// with an older copy or none (`None`: no drive has one).
+fn behind<T>(copies: &Copies<T>) -> Option<(&Stamped<T>, Vec<bool>)> {
+    let best = copies.iter().flatten().flatten().max_by_key(|r| r.stamp)?;
+    let stale = copies
+        .iter()
+        .map(|c| {
+            c.as_ref()
+                .is_some_and(|c| c.as_ref().is_none_or(|c| c.stamp < best.stamp))
+        })
+        .collect();
+    Some((best, stale))
 }
 
 /// The copies written by heals that succeeded, or the first error once all were tried.
