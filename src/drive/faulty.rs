@@ -100,6 +100,9 @@ impl Drive for FaultyDrive {
     fn is_local(&self) -> bool {
         self.inner.is_local()
     }
+    fn node(&self) -> Option<&str> {
+        self.inner.node()
+    }
     fn known_offline(&self) -> bool {
         matches!(*self.fault.lock(), Fault::Offline) || self.inner.known_offline()
     }

@@ -236,6 +236,11 @@ pub trait Drive: Send + Sync + std::fmt::Debug {
     fn is_local(&self) -> bool {
         true
     }
+    /// The node a drive of another node is on (`host:port`): calls to drives of one node
+    /// may share a request. `None` for a local drive.
+    fn node(&self) -> Option<&str> {
+        None
+    }
     /// Known to be offline without asking it: its last probe failed, its calls time out,
     /// its node is down. A write counts such drives before it starts, to raise its parity.
     fn known_offline(&self) -> bool {

@@ -352,6 +352,9 @@ impl Drive for TimedDrive {
     fn is_local(&self) -> bool {
         self.inner.is_local()
     }
+    fn node(&self) -> Option<&str> {
+        self.inner.node()
+    }
     fn known_offline(&self) -> bool {
         self.health.timing_out.load(Ordering::Acquire) || self.inner.known_offline()
     }

@@ -82,18 +82,63 @@ pub(crate) async fn agree_everywhere(
 /// hop; a parity shard among them is decoded, cheaper than moving a data shard between
 /// nodes), those holding data shards of `bucket/key` before others (no decoding). The rest
 /// are asked only when the first wave does not settle the read.
+///
+/// Other nodes are asked whole: every drive of a node the wave reaches is in it, as the
+/// heads asked of one node travel in one request (a node's further drives cost a file
+/// read there, not another request). Nodes holding more data shards come first.
 pub(crate) fn first_readers(set: &ErasureSet, bucket: &str, key: &str) -> Vec<bool> {
     let n = set.size();
-    let data = n.saturating_sub(set.parity);
     let order = crate::placement::distribution(bucket, key, n);
-    let local = |i: usize| set.drives[i].as_ref().is_some_and(|d| d.is_local());
+    let at: Vec<(bool, Option<&str>)> = set
+        .drives
+        .iter()
+        .map(|d| {
+            (
+                d.as_ref().is_some_and(|d| d.is_local()),
+                d.as_ref().and_then(|d| d.node()),
+            )
+        })
+        .collect();
+    first_wave(&order, set.parity, &at)
+}
+
+/// [`first_readers`] of drives whose shard numbers are `order` and which are each local or
+/// on a node (`at`).
+fn first_wave(order: &[u16], parity: usize, at: &[(bool, Option<&str>)]) -> Vec<bool> {
+    let n = order.len().min(at.len());
+    let data = n.saturating_sub(parity);
+    let node = |i: usize| at[i].1;
+    let local = |i: usize| at[i].0;
     let holds_data = |i: usize| usize::from(order[i]) <= data;
+    // Data shards each node holds, and where it first appears (a stable tie-break).
+    let mut nodes: Vec<(&str, usize, usize)> = Vec::new();
+    for i in 0..n {
+        let Some(name) = node(i) else { continue };
+        match nodes.iter_mut().find(|(m, _, _)| *m == name) {
+            Some((_, shards, _)) => *shards += usize::from(holds_data(i)),
+            None => nodes.push((name, usize::from(holds_data(i)), i)),
+        }
+    }
+    let node_rank = |i: usize| {
+        node(i).map_or((0, 0), |name| {
+            nodes
+                .iter()
+                .find(|(m, _, _)| *m == name)
+                .map_or((0, 0), |&(_, shards, at)| (usize::MAX - shards, at))
+        })
+    };
     let mut ranked: Vec<usize> = (0..n).collect();
-    ranked.sort_by_key(|&i| (!local(i), !holds_data(i)));
-    let want = data.max(set.parity + 1).min(n);
+    ranked.sort_by_key(|&i| (!local(i), node_rank(i), !holds_data(i)));
+    let want = data.max(parity + 1).min(n);
     let mut first = vec![false; n];
-    for i in ranked.into_iter().take(want) {
+    for &i in ranked.iter().take(want) {
         first[i] = true;
+    }
+    // The rest of each node already reached.
+    for &i in ranked.iter().skip(want) {
+        if node(i).is_some_and(|name| (0..n).any(|j| first[j] && node(j) == Some(name))) {
+            first[i] = true;
+        }
     }
     first
 }
@@ -410,4 +455,44 @@ pub(crate) fn agreed_versions(results: &[DriveResult<Bytes>]) -> Vec<Version> {
     let mut out: Vec<Version> = best.into_values().map(|(v, _)| v).collect();
     out.sort_by_key(|v| std::cmp::Reverse((v.mod_time, v.version_id)));
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::first_wave;
+
+    /// 8 drives, EC 4+4, 2 per node; this node has drives 0 and 1. Shards 1..=4 hold data.
+    #[test]
+    fn a_first_wave_asks_local_drives_then_whole_nodes_with_the_most_data() {
+        let at: Vec<(bool, Option<&str>)> = (0..8)
+            .map(|i| match i / 2 {
+                0 => (true, None),
+                1 => (false, Some("b")),
+                2 => (false, Some("c")),
+                _ => (false, Some("d")),
+            })
+            .collect();
+        // Node c (drives 4, 5) holds two data shards (1 and 3), b one, d one.
+        let order = [7, 8, 2, 5, 1, 3, 4, 6];
+        let first = first_wave(&order, 4, &at);
+        // 5 answers settle a read: both local drives, all of c, then all of b (b and d tie
+        // on data; b comes first in the list): 6 drives, two requests.
+        assert_eq!(first, [true, true, true, true, true, true, false, false]);
+        // One node (all local): exactly the wave, data shards first.
+        let local: Vec<(bool, Option<&str>)> = (0..8).map(|_| (true, None)).collect();
+        let first = first_wave(&order, 4, &local);
+        assert_eq!(first.iter().filter(|f| **f).count(), 5);
+        for (i, f) in first.iter().enumerate() {
+            if order[i] <= 4 {
+                assert!(f, "drive {i} holds a data shard");
+            }
+        }
+        // Remote drives only (a set on other nodes): whole nodes, most data first.
+        let remote: Vec<(bool, Option<&str>)> = (0..8)
+            .map(|i| (false, Some(["b", "c", "d", "e"][i / 2])))
+            .collect();
+        let first = first_wave(&order, 4, &remote);
+        // d (2 data), then c and e (1 each, in list order; b has none): 6 drives.
+        assert_eq!(first, [false, false, true, true, true, true, true, true]);
+    }
 }

@@ -7,10 +7,10 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use http_body_util::{BodyExt, StreamBody};
 use serde_bytes::ByteBuf;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
-use super::wire::{self, ChunkReply, DriveCall, DriveReply, WireError};
+use super::wire::{self, ChunkReply, DriveCall, DriveReply, HeadCall, WireError};
 use super::{Peer, LONG_TIMEOUT, PREFIX, SHORT_TIMEOUT};
 use crate::drive::{
     BucketEntry, DirPage, DirQuery, DiskInfo, Drive, DriveError, DriveResult, Entry, FileRef,
@@ -36,7 +36,88 @@ fn unexpected(call: &str) -> DriveError {
     io_err(format!("unexpected reply to {call}"))
 }
 
+/// One [`Drive::read_meta_head`] waiting for its peer's next batch.
+pub(super) struct HeadWant {
+    drive: RemoteDrive,
+    call: HeadCall,
+    tx: oneshot::Sender<DriveResult<Bytes>>,
+}
+
+/// Most heads one batched call asks for (a server refuses more).
+pub(super) const MAX_HEADS: usize = 64;
+
+/// Send every head queued for `peer`: one alone as the drive's own call, several in one
+/// `heads` call (a peer that does not know it answers each on its own).
+async fn send_heads(peer: &Arc<Peer>) {
+    let wants: Vec<HeadWant> = std::mem::take(&mut *peer.heads.lock());
+    let mut chunks = Vec::new();
+    let mut it = wants.into_iter().peekable();
+    while it.peek().is_some() {
+        chunks.push(it.by_ref().take(MAX_HEADS).collect::<Vec<_>>());
+    }
+    futures::future::join_all(chunks.into_iter().map(|c| send_head_chunk(peer, c))).await;
+}
+
+async fn send_head_chunk(peer: &Arc<Peer>, wants: Vec<HeadWant>) {
+    if wants.len() > 1 {
+        let calls: Vec<&HeadCall> = wants.iter().map(|w| &w.call).collect();
+        let path = format!("{PREFIX}heads");
+        let answer = peer
+            .call(&path, wire::encode(&calls), SHORT_TIMEOUT)
+            .await
+            .and_then(|b| {
+                wire::decode::<Vec<Result<ByteBuf, WireError>>>(&b)
+                    .map_err(io_err)
+                    .and_then(|r| {
+                        (r.len() == wants.len())
+                            .then_some(r)
+                            .ok_or_else(|| unexpected("heads"))
+                    })
+            });
+        match answer {
+            Ok(replies) => {
+                for (w, r) in wants.into_iter().zip(replies) {
+                    let r = r
+                        .map(|b| Bytes::from(b.into_vec()))
+                        .map_err(DriveError::from);
+                    let _ = w.tx.send(r);
+                }
+                return;
+            }
+            Err(e @ DriveError::Offline(_)) => {
+                let e = WireError::from(&e);
+                for w in wants {
+                    let _ = w.tx.send(Err(DriveError::from(e.clone())));
+                }
+                return;
+            }
+            // A node without `heads` (an older version during an upgrade): one by one.
+            Err(_) => {}
+        }
+    }
+    futures::future::join_all(wants.into_iter().map(|w| async move {
+        let r = w
+            .drive
+            .call(DriveCall::ReadMetaHead {
+                bucket: w.call.bucket,
+                key: w.call.key,
+            })
+            .await
+            .and_then(|r| bytes(r, "read_meta_head"));
+        let _ = w.tx.send(r);
+    }))
+    .await;
+}
+
 impl RemoteDrive {
+    fn clone_handle(&self) -> RemoteDrive {
+        RemoteDrive {
+            peer: self.peer.clone(),
+            index: self.index,
+            name: self.name.clone(),
+        }
+    }
+
     /// A framed chunk as the peer read it (a [`DriveCall::ReadChunk`], answered raw).
     async fn framed_chunk(&self, file: &FileRef, offset: u64, len: usize) -> DriveResult<Bytes> {
         let call = DriveCall::ReadChunk {
@@ -171,6 +252,10 @@ impl Drive for RemoteDrive {
 
     fn is_local(&self) -> bool {
         false
+    }
+
+    fn node(&self) -> Option<&str> {
+        Some(&self.peer.node)
     }
 
     fn known_offline(&self) -> bool {
@@ -341,14 +426,34 @@ impl Drive for RemoteDrive {
         bytes(r, "read_meta")
     }
 
+    /// Heads asked of one peer at about the same time (the first wave of a read asks every
+    /// drive of a node it picked) travel in one request: see [`send_heads`].
     async fn read_meta_head(&self, bucket: &str, key: &str) -> DriveResult<Bytes> {
-        let r = self
-            .call(DriveCall::ReadMetaHead {
-                bucket: bucket.to_string(),
-                key: key.to_string(),
-            })
-            .await?;
-        bytes(r, "read_meta_head")
+        let (tx, rx) = oneshot::channel();
+        let lead = {
+            let mut q = self.peer.heads.lock();
+            q.push(HeadWant {
+                drive: self.clone_handle(),
+                call: HeadCall {
+                    d: self.index,
+                    bucket: bucket.to_string(),
+                    key: key.to_string(),
+                },
+                tx,
+            });
+            q.len() == 1
+        };
+        if lead {
+            // A task of its own: the batch is sent even if this caller stops waiting.
+            let peer = self.peer.clone();
+            tokio::spawn(async move {
+                // Let the other calls of the caller's wave join first.
+                tokio::task::yield_now().await;
+                send_heads(&peer).await;
+            });
+        }
+        rx.await
+            .unwrap_or_else(|_| Err(io_err("read_meta_head: batch dropped")))
     }
 
     async fn read_entries(&self, bucket: &str, keys: &[String]) -> DriveResult<Vec<Entry>> {

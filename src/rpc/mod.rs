@@ -300,6 +300,8 @@ pub struct Peer {
     health: Mutex<Health>,
     me: std::sync::Weak<Peer>,
     stats: PeerStats,
+    /// Metadata heads waiting to be sent together ([`RemoteDrive`]'s `read_meta_head`).
+    heads: Mutex<Vec<drive::HeadWant>>,
 }
 
 /// Calls to one peer, for metrics: sent, failed (no answer, or refused), and the time to
@@ -369,6 +371,7 @@ impl Peer {
                 last_error: String::new(),
             }),
             me: me.clone(),
+            heads: Mutex::new(Vec::new()),
         })
     }
 

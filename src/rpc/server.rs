@@ -9,7 +9,9 @@ use http::{Method, Request, Response, StatusCode};
 use http_body_util::BodyExt;
 use serde_bytes::ByteBuf;
 
-use super::wire::{self, ChunkReply, DriveCall, DriveReply, Hello, LockCall, WireEntry, WireError};
+use super::wire::{
+    self, ChunkReply, DriveCall, DriveReply, HeadCall, Hello, LockCall, WireEntry, WireError,
+};
 use super::{RpcAuth, PREFIX};
 use crate::drive::{Drive, DriveError, DriveResult};
 use crate::lock::dist::LockTable;
@@ -180,6 +182,13 @@ impl RpcServer {
                 Ok(call) => ok(wire::encode(&self.locks.call(&call))),
                 Err(e) => reply(StatusCode::BAD_REQUEST, e),
             },
+            (Method::POST, "heads") => match wire::decode::<Vec<HeadCall>>(&b) {
+                Ok(calls) if calls.len() <= super::drive::MAX_HEADS => {
+                    ok(wire::encode(&self.heads(calls).await))
+                }
+                Ok(_) => reply(StatusCode::BAD_REQUEST, "too many heads in one call"),
+                Err(e) => reply(StatusCode::BAD_REQUEST, e),
+            },
             (Method::POST, "drive") => {
                 let drive = match self.drive(&query) {
                     Ok(d) => d,
@@ -234,6 +243,25 @@ impl RpcServer {
             );
             *r = (Some(std::time::Instant::now()), 0);
         }
+    }
+
+    /// The heads of a batched call, read at once, answered in order.
+    async fn heads(&self, calls: Vec<HeadCall>) -> Vec<Result<ByteBuf, WireError>> {
+        futures::future::join_all(calls.into_iter().map(|c| async move {
+            let drive = match self.drives.get(c.d) {
+                Some(Some(d)) => d.clone(),
+                _ => {
+                    let why = format!("drive {} is not available on this node", c.d);
+                    return Err(WireError::from(&DriveError::Offline(why)));
+                }
+            };
+            drive
+                .read_meta_head(&c.bucket, &c.key)
+                .await
+                .map(buf)
+                .map_err(|e| WireError::from(&e))
+        }))
+        .await
     }
 
     #[allow(clippy::result_large_err)]

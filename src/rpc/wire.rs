@@ -218,6 +218,16 @@ pub enum DriveReply {
     Probe(Probe),
 }
 
+/// One head of a batched `heads` call: drive `d` (its index in the endpoint list) reads
+/// the head of `bucket/key`'s metadata. The answer is one `Result<ByteBuf, WireError>` per
+/// call, in order.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct HeadCall {
+    pub d: usize,
+    pub bucket: String,
+    pub key: String,
+}
+
 /// A drive error as it crosses the wire.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub enum WireError {
