@@ -11,33 +11,35 @@ use cairn::object::{open_local, OpenOptions};
 use cairn::placement::Endpoint;
 use cairn::s3::{xml::Owner, S3State};
 
-fn credentials() -> anyhow::Result<(RootCredentials, &'static str)> {
-    let pick = |a: &str, b: &str| env(a).or_else(|| env(b));
+/// The root credentials and where they came from (the variables that gave each half).
+fn credentials() -> anyhow::Result<(RootCredentials, String)> {
+    let pick = |a: &'static str, b: &'static str| {
+        env(a).map(|v| (v, a)).or_else(|| env(b).map(|v| (v, b)))
+    };
     let user = pick("CAIRN_ROOT_USER", "MINIO_ROOT_USER");
     let password = match pick("CAIRN_ROOT_PASSWORD", "MINIO_ROOT_PASSWORD") {
         Some(p) => Some(p),
-        None => password_from_file()?,
-    };
-    let source = if env("CAIRN_ROOT_USER").is_some() {
-        "CAIRN_ROOT_USER / CAIRN_ROOT_PASSWORD"
-    } else if env("MINIO_ROOT_USER").is_some() {
-        "MINIO_ROOT_USER / MINIO_ROOT_PASSWORD"
-    } else {
-        DEFAULT_SOURCE
+        None => password_from_file()?.map(|p| (p, "a *_ROOT_PASSWORD_FILE")),
     };
     match (user, password) {
-        (Some(u), Some(p)) => {
+        (Some((u, from_u)), Some((p, from_p))) => {
             if p.len() < 8 {
                 bail!("the root password must be at least 8 characters");
             }
-            Ok((RootCredentials { access_key: u, secret_key: p }, source))
+            Ok((
+                RootCredentials {
+                    access_key: u,
+                    secret_key: p,
+                },
+                format!("{from_u} / {from_p}"),
+            ))
         }
         (None, None) => Ok((
             RootCredentials {
                 access_key: DEFAULT_CREDENTIAL.into(),
                 secret_key: DEFAULT_CREDENTIAL.into(),
             },
-            DEFAULT_SOURCE,
+            DEFAULT_SOURCE.to_string(),
         )),
         _ => bail!("set both the root user and the root password (CAIRN_ROOT_USER and CAIRN_ROOT_PASSWORD)"),
     }

@@ -109,6 +109,39 @@ def page_fetch(method, path, csrf_header):
         method, path, csrf_header)
 
 
+def page_call(method, path, body="", headers=None):
+    """A call from inside the page with its cookie and CSRF token: (status, text)."""
+    return d.execute_async_script(
+        """
+        const [method, path, body, extra, done] = arguments;
+        const headers = Object.assign({"X-CSRF-Token": state.csrf}, extra);
+        fetch(path, {method, headers, body: method === "GET" || method === "HEAD" ? undefined : body, credentials: "same-origin"})
+          .then(async r => done([r.status, await r.text()]), e => done([-1, String(e)]));
+        """,
+        method, path, body, headers or {})
+
+
+def put_many(bucket, keys):
+    """Empty objects, eight calls at a time, from inside the page."""
+    d.set_script_timeout(300)
+    bad = d.execute_async_script(
+        """
+        const [bucket, keys, done] = arguments;
+        let next = 0, bad = 0;
+        const one = async () => {
+          while (next < keys.length) {
+            const k = keys[next++];
+            const r = await fetch("/api/s3/" + bucket + "/" + k, {method: "PUT", headers: {"X-CSRF-Token": state.csrf}, body: ""});
+            if (r.status !== 200) bad++;
+          }
+        };
+        Promise.all(Array.from({length: 8}, one)).then(() => done(bad));
+        """,
+        bucket, keys)
+    d.set_script_timeout(30)
+    return bad
+
+
 def check(cond, why):
     if not cond:
         shot("failure")
@@ -174,6 +207,54 @@ try:
     click('tr.object-row[data-key="big.bin"] button.info-object')
     css("#objectDetails tr.version-row")
     shot("object-details")
+
+    # A key with ".." segments acts on itself, not on the object its path would resolve to.
+    check(page_call("PUT", "/api/s3/victim")[0] == 200, "bucket victim")
+    check(page_call("PUT", "/api/s3/victim/x.txt", "keep me")[0] == 200, "victim object")
+    # (A browser resolves ".." in a path even as %2E%2E: the console names keys in its query.)
+    decoy = "/api/s3/console-test?cairn-key=..%2Fvictim%2Fx.txt"
+    check(page_call("PUT", decoy, "decoy")[0] == 200, "decoy object")
+    check(page_call("GET", "/api/s3/victim/x.txt")[1] == "keep me", "the decoy went elsewhere")
+    d.get(URL + "#/browse/console-test/%2E%2E/victim/")
+    click_fresh('tr.object-row[data-key="../victim/x.txt"] button.delete-object')
+    wait.until(EC.alert_is_present()).accept()
+    text_in("#notice", "Deleted")
+    check(page_call("GET", "/api/s3/victim/x.txt")[0] == 200, "deleting ../victim/x.txt deleted victim/x.txt")
+    check(page_call("GET", decoy)[0] == 404, "the .. key was not deleted")
+
+    # Tags whose values hold "=", "+" and spaces survive a save from the details panel.
+    tagging = ('<Tagging><TagSet><Tag><Key>k</Key><Value>x=y+1 z</Value></Tag>'
+               '<Tag><Key>plain</Key><Value>a</Value></Tag></TagSet></Tagging>')
+    put_tags = page_call("PUT", "/api/s3/console-test/big.bin?tagging", tagging)
+    check(put_tags[0] == 200, f"tagging: {put_tags}")
+    d.get(URL + "#/browse/console-test/")
+    click_fresh('tr.object-row[data-key="big.bin"] button.info-object')
+    css("#objectDetails #saveTags")
+    click("#saveTags")
+    text_in("#notice", "Tags saved")
+    status, body = page_call("GET", "/api/s3/console-test/big.bin?tagging")
+    check("<Value>x=y+1 z</Value>" in body and "<Value>a</Value>" in body, f"tags after a save: {body}")
+
+    # An HTML object opened through the console does not run in its origin (a download).
+    check(page_call("PUT", "/api/s3/console-test/p.js", "document.title = 'PWNED';", {"Content-Type": "text/javascript"})[0] == 200, "p.js")
+    page = '<html><head><script src="/api/s3/console-test/p.js"></script></head><body>hi</body></html>'
+    check(page_call("PUT", "/api/s3/console-test/page.html", page, {"Content-Type": "text/html"})[0] == 200, "page.html")
+    for q in ("", "?response-content-type=text/html&response-content-disposition=inline"):
+        d.get(URL + "api/s3/console-test/page.html" + q)
+        time.sleep(1)
+        check("PWNED" not in d.title, f"an uploaded page ran script in the console's origin ({q})")
+
+    # A folder of more than 5,000 entries lists them all, the rest behind "Show more".
+    d.get(URL + "#/buckets")
+    visible("#newBucket")
+    check(page_call("PUT", "/api/s3/many")[0] == 200, "bucket many")
+    check(put_many("many", ["k%05d" % i for i in range(5001)]) == 0, "putting 5,001 objects")
+    d.get(URL + "#/browse/many/")
+    css("#showMore")
+    check(len(d.find_elements(By.CSS_SELECTOR, "tr.object-row")) == 5000, "first 5,000")
+    click("#showMore")
+    css('tr.object-row[data-key="k05000"]')
+    check(len(d.find_elements(By.CSS_SELECTOR, "tr.object-row")) == 5001, "after Show more")
 
     # Settings, identity and metrics pages render.
     d.get(URL + "#/settings/console-test")

@@ -153,6 +153,7 @@ fn console_in_a_real_browser() {
         &["policy", "attach", "readonly", "--user", "viewer"],
     );
     assert_eq!(code, 0, "{out}");
+    untrusted_pages_and_forged_sessions(&server, &agent, &url, &session);
 
     if !browser_ready() {
         return;
@@ -179,6 +180,184 @@ fn console_in_a_real_browser() {
         String::from_utf8_lossy(&out.stderr),
         server.log()
     );
+}
+
+/// What a page anyone may write (an object, a page of the S3 port) could use against a
+/// logged-in user: objects served by the console API never render in its origin; logins
+/// and changes from other origins, planted session cookies, changed secrets and temporary
+/// credentials are refused.
+fn untrusted_pages_and_forged_sessions(
+    server: &Server,
+    agent: &ureq::Agent,
+    url: &str,
+    session: &str,
+) {
+    let csrf = {
+        let mut r = agent
+            .get(format!("{url}api/session"))
+            .header("cookie", session)
+            .call()
+            .expect("session");
+        let v: serde_json::Value =
+            serde_json::from_str(&r.body_mut().read_to_string().expect("body")).expect("json");
+        v["csrf"].as_str().expect("csrf").to_string()
+    };
+    let send = |method: &str, path: &str, body: &str, headers: &[(&str, &str)]| {
+        let mut req = http::Request::builder()
+            .method(method)
+            .uri(format!("{url}{path}"))
+            .header("cookie", session)
+            .header("x-csrf-token", &csrf);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        agent
+            .run(req.body(body.to_string()).expect("request"))
+            .expect("call")
+    };
+    assert_eq!(send("PUT", "api/s3/pages", "", &[]).status(), 200);
+    let page = "<html><script src=\"/api/s3/pages/p.js\"></script></html>";
+    let put = send(
+        "PUT",
+        "api/s3/pages/page.html",
+        page,
+        &[("content-type", "text/html")],
+    );
+    assert_eq!(put.status(), 200);
+    for q in [
+        "",
+        "?response-content-type=text/html&response-content-disposition=inline",
+    ] {
+        let r = send("GET", &format!("api/s3/pages/page.html{q}"), "", &[]);
+        assert_eq!(r.status(), 200);
+        let h = |n: &str| {
+            r.headers()
+                .get(n)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_string()
+        };
+        assert!(
+            h("content-security-policy").starts_with("sandbox"),
+            "{q}: {}",
+            h("content-security-policy")
+        );
+        assert!(
+            h("content-disposition").starts_with("attachment"),
+            "{q}: {}",
+            h("content-disposition")
+        );
+    }
+    // Changes and logins only from the console's own origin, logins only as JSON.
+    let s3_origin = server.endpoint.trim_end_matches('/').to_string();
+    let foreign = send(
+        "PUT",
+        "api/s3/from-elsewhere",
+        "",
+        &[("origin", s3_origin.as_str())],
+    );
+    assert_eq!(foreign.status(), 403);
+    let same_site = send(
+        "PUT",
+        "api/s3/from-elsewhere",
+        "",
+        &[("sec-fetch-site", "same-site")],
+    );
+    assert_eq!(same_site.status(), 403);
+    let own = url.trim_end_matches('/');
+    let from_own = send(
+        "PUT",
+        "api/s3/from-here",
+        "",
+        &[("origin", own), ("sec-fetch-site", "same-origin")],
+    );
+    assert_eq!(from_own.status(), 200);
+    let login_body = r#"{"accessKey":"viewer","secretKey":"viewer-secret-1"}"#.to_string();
+    let login = |ct: &str, extra: &[(&str, &str)]| {
+        let mut req = http::Request::builder()
+            .method("POST")
+            .uri(format!("{url}api/login"))
+            .header("content-type", ct);
+        for (k, v) in extra {
+            req = req.header(*k, *v);
+        }
+        agent
+            .run(req.body(login_body.clone()).expect("request"))
+            .expect("login")
+    };
+    assert_eq!(login("text/plain", &[]).status(), 415);
+    assert_eq!(
+        login("application/json", &[("origin", s3_origin.as_str())]).status(),
+        403
+    );
+    let viewer = login("application/json", &[]);
+    assert_eq!(viewer.status(), 200);
+    let viewer_cookie = viewer
+        .headers()
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|c| c.split(';').next())
+        .unwrap_or("")
+        .to_string();
+    // A second session cookie (planted with a longer path) makes neither count.
+    let both = agent
+        .get(format!("{url}api/session"))
+        .header("cookie", format!("{viewer_cookie}; {session}"))
+        .call()
+        .expect("session");
+    assert_eq!(both.status(), 401);
+    let alone = |cookie: &str| {
+        agent
+            .get(format!("{url}api/s3/"))
+            .header("cookie", cookie)
+            .call()
+            .expect("list")
+            .status()
+    };
+    assert_eq!(alone(&viewer_cookie), 200);
+    // A new secret ends the sessions opened with the old one.
+    let (code, out) = admin(
+        &server.endpoint,
+        &["user", "add", "viewer", "viewer-secret-2"],
+    );
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(alone(&viewer_cookie), 401);
+    let (code, out) = admin(
+        &server.endpoint,
+        &["user", "add", "viewer", "viewer-secret-1"],
+    );
+    assert_eq!(code, 0, "{out}");
+    // Temporary credentials do not log in (their session token could not go along).
+    let script = r#"
+import sys, boto3
+sts = boto3.client("sts", endpoint_url=sys.argv[1], region_name="us-east-1",
+    aws_access_key_id="viewer", aws_secret_access_key="viewer-secret-1")
+c = sts.assume_role(RoleArn="arn:aws:iam::000000000000:role/any", RoleSessionName="console")["Credentials"]
+print("KEYS", c["AccessKeyId"], c["SecretAccessKey"])
+"#;
+    if let Some(out) = cairn_integration::boto3(script, &[&server.endpoint]) {
+        let keys: Vec<&str> = out
+            .lines()
+            .find_map(|l| l.strip_prefix("KEYS "))
+            .unwrap_or_else(|| panic!("{out}"))
+            .split(' ')
+            .collect();
+        let r = agent
+            .post(format!("{url}api/login"))
+            .content_type("application/json")
+            .send(format!(
+                r#"{{"accessKey":"{}","secretKey":"{}"}}"#,
+                keys[0], keys[1]
+            ))
+            .expect("login");
+        assert_eq!(r.status(), 400);
+        assert!(r.headers().get("set-cookie").is_none());
+    }
+    // The console's own files answer HEAD as GET.
+    for p in ["", "app.js", "style.css"] {
+        let r = agent.head(format!("{url}{p}")).call().expect("head");
+        assert_eq!(r.status(), 200, "HEAD /{p}");
+    }
 }
 
 /// Start `cairn server` with `console` as `--console-address` and return the banner's

@@ -46,6 +46,8 @@ struct Session {
     access_key: String,
     csrf: String,
     expires: Instant,
+    /// The key's secret at login ([`fingerprint`]).
+    secret: [u8; 32],
 }
 
 /// Where shared links point: the S3 listener.
@@ -102,18 +104,74 @@ pub fn router(console: Arc<Console>) -> Router {
 /// this origin's scripts.
 fn harden(r: &mut Response<Body>) {
     let h = r.headers_mut();
-    h.insert(
-        "content-security-policy",
-        HeaderValue::from_static(
+    h.entry("content-security-policy")
+        .or_insert(HeaderValue::from_static(
             "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; connect-src 'self'; frame-ancestors 'none'; form-action 'self'",
-        ),
-    );
+        ));
     h.insert("x-frame-options", HeaderValue::from_static("DENY"));
     h.insert(
         "x-content-type-options",
         HeaderValue::from_static("nosniff"),
     );
     h.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
+}
+
+/// An answer of the console's API (stored objects among them: anyone who may write to a
+/// bucket chooses their bytes and content type) never runs in the console's origin: it is
+/// a download, and a document opened anyway is sandboxed (a unique origin, no scripts).
+fn contain(r: &mut Response<Body>, get: bool) {
+    let h = r.headers_mut();
+    h.insert(
+        "content-security-policy",
+        HeaderValue::from_static("sandbox; default-src 'none'; frame-ancestors 'none'"),
+    );
+    if !get {
+        return;
+    }
+    let attachment = h
+        .get(header::CONTENT_DISPOSITION)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.trim_start()
+                .to_ascii_lowercase()
+                .starts_with("attachment")
+        });
+    if !attachment {
+        h.insert(
+            header::CONTENT_DISPOSITION,
+            HeaderValue::from_static("attachment"),
+        );
+    }
+}
+
+/// Whether a request comes from a page of the console's own origin, as far as the browser
+/// says (`Sec-Fetch-Site`, `Origin`): a form or script of another site, or of another port
+/// of this host (the S3 listener serves pages anyone who may write a bucket wrote), may
+/// not log in or change anything, even before the CSRF token is checked.
+fn same_origin(req: &Request<Body>, secure: bool) -> bool {
+    let h = req.headers();
+    if let Some(site) = h.get("sec-fetch-site").and_then(|v| v.to_str().ok()) {
+        if !matches!(site, "same-origin" | "none") {
+            return false;
+        }
+    }
+    match h.get(header::ORIGIN) {
+        None => true,
+        Some(origin) => {
+            let host = h.get(header::HOST).and_then(|v| v.to_str().ok());
+            let scheme = if secure { "https" } else { "http" };
+            host.is_some_and(|host| {
+                origin
+                    .to_str()
+                    .is_ok_and(|o| o.eq_ignore_ascii_case(&format!("{scheme}://{host}")))
+            })
+        }
+    }
+}
+
+/// A fingerprint of a secret, kept with a session: a changed secret ends the session.
+fn fingerprint(secret: &str) -> [u8; 32] {
+    *blake3::keyed_hash(b"cairn console session secret fp!", secret.as_bytes()).as_bytes()
 }
 
 fn json(status: StatusCode, v: &serde_json::Value) -> Response<Body> {
@@ -147,13 +205,35 @@ fn random_token() -> String {
     hex::encode(b)
 }
 
+/// The cookie `name`, when the request carries it once. Two of them mean one was planted
+/// (a page of another port of this host can set cookies this origin receives, with a
+/// longer path so that the browser sends it first): neither is trusted.
 fn cookie_value<'a>(req: &'a Request<Body>, name: &str) -> Option<&'a str> {
+    let mut found = req
+        .headers()
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|c| c.trim().strip_prefix(name)?.strip_prefix('='));
+    let first = found.next()?;
+    found.next().is_none().then_some(first)
+}
+
+/// Whether the request carries the cookie `name` more than once.
+fn cookie_twice(req: &Request<Body>, name: &str) -> bool {
     req.headers()
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
-        .find_map(|c| c.trim().strip_prefix(name)?.strip_prefix('='))
+        .filter(|c| {
+            c.trim()
+                .strip_prefix(name)
+                .is_some_and(|r| r.starts_with('='))
+        })
+        .count()
+        > 1
 }
 
 #[derive(Deserialize)]
@@ -183,15 +263,39 @@ struct Caller {
 impl Console {
     async fn route(self: &Arc<Self>, req: Request<Body>) -> Response<Body> {
         let path = req.uri().path().to_string();
-        match (req.method(), path.as_str()) {
-            (&Method::GET, "/" | "/index.html") => return asset(INDEX, "text/html; charset=utf-8"),
-            (&Method::GET, "/app.js") => return asset(APP_JS, "text/javascript; charset=utf-8"),
-            (&Method::GET, "/style.css") => return asset(STYLE, "text/css; charset=utf-8"),
-            (&Method::POST, "/api/login") => return self.login(req).await,
-            _ => {}
+        let reads = matches!(*req.method(), Method::GET | Method::HEAD);
+        if reads {
+            match path.as_str() {
+                "/" | "/index.html" => return asset(INDEX, "text/html; charset=utf-8"),
+                "/app.js" => return asset(APP_JS, "text/javascript; charset=utf-8"),
+                "/style.css" => return asset(STYLE, "text/css; charset=utf-8"),
+                _ => {}
+            }
         }
         if !path.starts_with("/api/") {
             return refuse(StatusCode::NOT_FOUND, "not found");
+        }
+        let get = req.method() == Method::GET;
+        let mut r = self.api(req, &path, reads).await;
+        contain(&mut r, get);
+        r
+    }
+
+    async fn api(self: &Arc<Self>, req: Request<Body>, path: &str, reads: bool) -> Response<Body> {
+        if !reads && !same_origin(&req, self.secure) {
+            return refuse(
+                StatusCode::FORBIDDEN,
+                "Changes are accepted only from the console's own pages.",
+            );
+        }
+        if (req.method(), path) == (&Method::POST, "/api/login") {
+            return self.login(req).await;
+        }
+        if cookie_twice(&req, COOKIE) {
+            return refuse(
+                StatusCode::UNAUTHORIZED,
+                "Two console session cookies were sent (a page on another port of this host may have set one): clear this site's cookies and log in again.",
+            );
         }
         let Some(caller) = self.caller(&req) else {
             return refuse(
@@ -199,23 +303,30 @@ impl Console {
                 "Not logged in (or the session expired).",
             );
         };
-        let reads = matches!(*req.method(), Method::GET | Method::HEAD);
         if !reads && !caller.csrf_ok {
             return refuse(StatusCode::FORBIDDEN, "Missing or wrong CSRF token.");
         }
-        match (req.method(), path.as_str()) {
+        match (req.method(), path) {
             (&Method::GET, "/api/session") => self.session_info(&req, &caller),
             (&Method::POST, "/api/logout") => self.logout(&req),
             (&Method::POST, "/api/share") => self.share(req, &caller).await,
             (_, p) if p.starts_with("/api/s3/") || p == "/api/s3" => {
                 let rest = p.strip_prefix("/api/s3").unwrap_or("/");
                 let rest = if rest.is_empty() { "/" } else { rest };
-                let req = forward(req, rest, &caller.access_key);
+                let target = match object_target(rest, req.uri().query()) {
+                    Ok(t) => t,
+                    Err(why) => return refuse(StatusCode::BAD_REQUEST, why),
+                };
+                let req = forward(req, &target, &caller.access_key);
                 crate::s3::handle(self.state.clone(), req).await
             }
             (_, p) if p.starts_with("/api/admin/") => {
                 let rest = format!("{}{}", crate::admin::PREFIX, &p["/api/admin/".len()..]);
-                let req = forward(req, &rest, &caller.access_key);
+                let target = match req.uri().query() {
+                    Some(q) => format!("{rest}?{q}"),
+                    None => rest,
+                };
+                let req = forward(req, &target, &caller.access_key);
                 let id = crate::s3::new_request_id();
                 let mut r =
                     crate::admin::handle(self.state.clone(), self.healer.clone(), req, &id).await;
@@ -234,8 +345,13 @@ impl Console {
             sessions.remove(id);
             return None;
         }
-        // A user disabled or removed since login loses the session.
-        if self.state.iam.identity(&s.access_key).is_err() {
+        // A user disabled or removed since login, or whose secret changed, loses the session.
+        let same_secret = self
+            .state
+            .iam
+            .secret_for(&s.access_key)
+            .is_some_and(|now| bool::from(fingerprint(&now).ct_eq(&s.secret)));
+        if !same_secret || self.state.iam.identity(&s.access_key).is_err() {
             sessions.remove(id);
             return None;
         }
@@ -268,6 +384,22 @@ impl Console {
             }
             return r;
         }
+        let json_body = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| {
+                v.split(';')
+                    .next()
+                    .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json"))
+            });
+        if !json_body {
+            // A form of another site cannot send JSON without the browser asking first.
+            return refuse(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "Send the login as application/json.",
+            );
+        }
         let login: Login = match read_json(req, "Send accessKey and secretKey.").await {
             Ok(l) => l,
             Err(r) => return r,
@@ -282,6 +414,21 @@ impl Console {
             return refuse(
                 StatusCode::UNAUTHORIZED,
                 "Invalid access key or secret key.",
+            );
+        }
+        let temporary = self.state.iam.identity(&login.access_key).is_ok_and(|i| {
+            matches!(
+                &*i,
+                crate::iam::Identity::Key {
+                    token_hash: Some(_),
+                    ..
+                }
+            )
+        });
+        if temporary {
+            return refuse(
+                StatusCode::BAD_REQUEST,
+                "Temporary (STS) credentials cannot log in to the console: use a user's or an access key's own credentials.",
             );
         }
         self.logins.succeeded(addr);
@@ -306,6 +453,7 @@ impl Console {
                     access_key: login.access_key.clone(),
                     csrf: csrf.clone(),
                     expires: now + SESSION_TTL,
+                    secret: fingerprint(&expected),
                 },
             );
         }
@@ -411,6 +559,9 @@ impl Console {
             crate::auth::uri_encode_key(&share.bucket),
             crate::auth::uri_encode_key(&share.key)
         );
+        // `.` and `..` segments of a key as a browser would send them (resolved, naming
+        // another object) no longer match the signature: escaped in the link.
+        let link_path = escape_dot_segments(&raw_path);
         let version = share
             .version_id
             .as_deref()
@@ -430,9 +581,22 @@ impl Console {
         );
         json(
             StatusCode::OK,
-            &serde_json::json!({ "url": format!("{base}{raw_path}?{query}"), "expirySecs": expiry }),
+            &serde_json::json!({ "url": format!("{base}{link_path}?{query}"), "expirySecs": expiry }),
         )
     }
+}
+
+/// `path` with each `.` or `..` segment percent-encoded (`%2E`): a browser or HTTP client
+/// resolves them before sending, so a key with them would address another object.
+fn escape_dot_segments(path: &str) -> String {
+    path.split('/')
+        .map(|seg| match seg {
+            "." => "%2E",
+            ".." => "%2E%2E",
+            s => s,
+        })
+        .collect::<Vec<_>>()
+        .join("/")
 }
 
 /// A small JSON body (16 KiB at most), or the answer refusing it (`what`: what to send).
@@ -448,15 +612,55 @@ async fn read_json<T: serde::de::DeserializeOwned>(
     serde_json::from_slice(&body).map_err(|_| refuse(StatusCode::BAD_REQUEST, what))
 }
 
-/// The browser's request as the S3 or admin API sees it: at `path` (with its query), as
-/// `access_key`, without the console's cookie, host or any credentials the page sent.
-fn forward(req: Request<Body>, path: &str, access_key: &str) -> Request<Body> {
-    let (mut parts, body) = req.into_parts();
-    let uri = match parts.uri.query() {
-        Some(q) => format!("{path}?{q}"),
-        None => path.to_string(),
+/// The query parameter the page names an object's key with: `/api/s3/<bucket>?cairn-key=…`.
+/// A key in the path would not survive the browser: it resolves `.` and `..` segments, even
+/// percent-encoded ones (`%2E%2E`), before sending, so such a key would name another
+/// object or bucket.
+const KEY_PARAM: &str = "cairn-key";
+
+/// The S3 path and query a console call at `/api/s3{rest}?{query}` stands for: the key of
+/// a `cairn-key` parameter joins the path (encoded, its dot segments kept as they are).
+fn object_target(rest: &str, query: Option<&str>) -> Result<String, &'static str> {
+    let query = query.unwrap_or("");
+    let mut key = None;
+    let mut others = Vec::new();
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        match pair.split_once('=') {
+            Some((KEY_PARAM, v)) => {
+                let v = percent_encoding::percent_decode_str(v)
+                    .decode_utf8()
+                    .map_err(|_| "The object key is not UTF-8.")?;
+                if key.replace(v.into_owned()).is_some() {
+                    return Err("Name one object key.");
+                }
+            }
+            None if pair == KEY_PARAM => return Err("The object key is empty."),
+            _ => others.push(pair),
+        }
+    }
+    let path = match key {
+        None => rest.to_string(),
+        Some(key) => {
+            let bucket = rest.trim_start_matches('/');
+            if bucket.is_empty() || bucket.contains('/') {
+                return Err("An object key goes with a bucket alone.");
+            }
+            format!("/{bucket}/{}", crate::auth::uri_encode_key(&key))
+        }
     };
-    parts.uri = uri.parse().unwrap_or_else(|_| http::Uri::from_static("/"));
+    Ok(match others.is_empty() {
+        true => path,
+        false => format!("{path}?{}", others.join("&")),
+    })
+}
+
+/// The browser's request as the S3 or admin API sees it: at `target` (path and query), as
+/// `access_key`, without the console's cookie, host or any credentials the page sent.
+fn forward(req: Request<Body>, target: &str, access_key: &str) -> Request<Body> {
+    let (mut parts, body) = req.into_parts();
+    parts.uri = target
+        .parse()
+        .unwrap_or_else(|_| http::Uri::from_static("/"));
     for h in [
         header::COOKIE,
         header::AUTHORIZATION,
@@ -470,4 +674,41 @@ fn forward(req: Request<Body>, path: &str, access_key: &str) -> Request<Body> {
     parts.headers.remove("x-csrf-token");
     parts.extensions.insert(OnBehalfOf(access_key.to_string()));
     Request::from_parts(parts, body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{escape_dot_segments, object_target};
+
+    #[test]
+    fn a_key_named_in_the_query_joins_the_path_with_its_dot_segments() {
+        assert_eq!(
+            object_target("/mal", Some("cairn-key=..%2Fbkt1%2Fx.txt&tagging")).as_deref(),
+            Ok("/mal/../bkt1/x.txt?tagging")
+        );
+        assert_eq!(
+            object_target("/b", Some("cairn-key=a%20b%3F%23&versionId=1")).as_deref(),
+            Ok("/b/a%20b%3F%23?versionId=1")
+        );
+        // Without one, the path and query go as they came.
+        assert_eq!(
+            object_target("/b", Some("list-type=2&prefix=a")).as_deref(),
+            Ok("/b?list-type=2&prefix=a")
+        );
+        assert_eq!(object_target("/", None).as_deref(), Ok("/"));
+        // A key with a key in the path, two keys, an empty one: refused.
+        assert!(object_target("/b/k", Some("cairn-key=x")).is_err());
+        assert!(object_target("/b", Some("cairn-key=x&cairn-key=y")).is_err());
+        assert!(object_target("/b", Some("cairn-key")).is_err());
+        assert!(object_target("/", Some("cairn-key=x")).is_err());
+        assert!(object_target("/b", Some("cairn-key=%FF")).is_err());
+    }
+
+    #[test]
+    fn dot_segments_of_a_shared_link_are_escaped() {
+        assert_eq!(
+            escape_dot_segments("/mal/../bkt1/./x..y/.z"),
+            "/mal/%2E%2E/bkt1/%2E/x..y/.z"
+        );
+    }
 }

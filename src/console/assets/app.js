@@ -51,11 +51,17 @@ function encKey(key) {
   return key.split("/").map(encodeURIComponent).join("/");
 }
 
-function s3path(bucket, key) {
+function s3path(bucket) {
   let p = "/api/s3/";
   if (bucket) p += encodeURIComponent(bucket);
-  if (key !== undefined && key !== null) p += "/" + encKey(key);
   return p;
+}
+
+// An object's URL with the query `params`. The key travels as a parameter: in the path the
+// browser would resolve "." and ".." segments (even encoded as %2E) before sending, and the
+// request would name another object or bucket.
+function objpath(bucket, key, params) {
+  return s3path(bucket) + qs(Object.assign({ "cairn-key": key }, params || {}));
 }
 
 function qs(params) {
@@ -182,7 +188,16 @@ function route() {
   for (const a of document.querySelectorAll("header nav a")) {
     a.classList.toggle("active", a.id === "nav-" + page || (page === "browse" || page === "settings") && a.id === "nav-buckets");
   }
-  const rest = parts.slice(1).map(decodeURIComponent);
+  let rest;
+  try {
+    rest = parts.slice(1).map(decodeURIComponent);
+  } catch (e) {
+    show();
+    notice("This address is not valid: " + e.message, true);
+    return;
+  }
+  // The page being left goes at once: a page that fails shows its error alone.
+  show(h("p", { class: "muted" }, "Loading…"));
   const pages = {
     buckets: bucketsPage,
     browse: () => browsePage(rest[0], rest.slice(1).join("/")),
@@ -289,9 +304,10 @@ async function browsePage(bucket, prefix) {
   await refresh();
 }
 
-async function listInto(bucket, prefix, tbody, details) {
+// Up to 5,000 entries at a time; past them a "Show more" row lists on from where it stopped.
+async function listInto(bucket, prefix, tbody, details, from) {
   const rows = [];
-  let token;
+  let token = from;
   do {
     const doc = await xml("GET", s3path(bucket) + qs({ "list-type": "2", delimiter: "/", prefix, "continuation-token": token, "max-keys": "1000" }));
     for (const p of all(doc, "CommonPrefixes")) {
@@ -306,11 +322,21 @@ async function listInto(bucket, prefix, tbody, details) {
     }
     token = tag(doc, "IsTruncated") === "true" ? tag(doc, "NextContinuationToken") : undefined;
   } while (token && rows.length < 5000);
-  tbody.replaceChildren(...(rows.length ? rows : [h("tr", {}, h("td", { colspan: 4, class: "muted" }, "Nothing here."))]));
+  if (token) {
+    const more = h("tr", { id: "moreRow" }, h("td", { colspan: 4 },
+      h("button", { id: "showMore", type: "button", onclick: () => { more.remove(); listInto(bucket, prefix, tbody, details, token).catch(failed); } },
+        "Show more (this folder has more than " + (tbody.querySelectorAll("tr.object-row, tr.prefix-row").length + rows.length) + " entries)")));
+    rows.push(more);
+  }
+  if (from) {
+    tbody.append(...rows);
+  } else {
+    tbody.replaceChildren(...(rows.length ? rows : [h("tr", {}, h("td", { colspan: 4, class: "muted" }, "Nothing here."))]));
+  }
 }
 
 function objectRow(bucket, key, size, modified, prefix, tbody, details) {
-  const href = s3path(bucket, key) + qs({ "response-content-disposition": "attachment" });
+  const href = objpath(bucket, key, { "response-content-disposition": "attachment" });
   return h("tr", { class: "object-row", dataset: { key } },
     h("td", {}, key.slice(prefix.lastIndexOf("/") + 1)),
     h("td", { class: "num" }, human(size)),
@@ -324,7 +350,7 @@ function objectRow(bucket, key, size, modified, prefix, tbody, details) {
 
 async function deleteObject(bucket, key, versionId, after) {
   if (!confirm("Delete " + key + (versionId ? " (version " + versionId + ")" : "") + "?")) return;
-  await call("DELETE", s3path(bucket, key) + qs({ versionId: versionId || undefined }));
+  await call("DELETE", objpath(bucket, key, { versionId: versionId || undefined }));
   notice("Deleted " + key + ".");
   await after();
 }
@@ -350,22 +376,24 @@ function shareDialog(bucket, key, versionId, details) {
 }
 
 async function objectDetails(bucket, key, details) {
-  const head = await call("HEAD", s3path(bucket, key));
+  const head = await call("HEAD", objpath(bucket, key));
   const meta = [];
   head.headers.forEach((v, k) => {
     if (["content-type", "content-length", "etag", "last-modified", "x-amz-version-id", "x-amz-server-side-encryption", "x-amz-storage-class", "x-amz-object-lock-mode", "x-amz-object-lock-retain-until-date", "x-amz-object-lock-legal-hold", "cache-control", "content-disposition", "content-encoding"].includes(k) || k.startsWith("x-amz-meta-")) {
       meta.push(h("tr", {}, h("th", {}, k), h("td", { class: "mono" }, v)));
     }
   });
-  const tagsDoc = await xml("GET", s3path(bucket, key) + "?tagging");
-  const tags = tagsDoc ? all(tagsDoc, "Tag").map((t) => tag(t, "Key") + "=" + tag(t, "Value")).join("&") : "";
-  const tagsInput = h("input", { id: "objectTags", value: tags, placeholder: "key=value&key2=value2", size: 50 });
+  const tagsDoc = await xml("GET", objpath(bucket, key, { tagging: "" }));
+  // Shown and read as S3's x-amz-tagging header writes tags: URL-encoded key=value pairs
+  // joined by "&" (a "=" or "&" in a key or value is encoded, never a separator).
+  const tags = tagsDoc ? new URLSearchParams(all(tagsDoc, "Tag").map((t) => [tag(t, "Key"), tag(t, "Value")])).toString() : "";
+  const tagsInput = h("input", { id: "objectTags", value: tags, placeholder: "key=value&key2=value2 (URL-encoded)", size: 50 });
   const saveTags = async () => {
-    const pairs = tagsInput.value.split("&").filter(Boolean).map((p) => p.split("="));
+    const pairs = Array.from(new URLSearchParams(tagsInput.value.trim()));
     const body = '<Tagging xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><TagSet>' +
       pairs.map(([k, v]) => "<Tag><Key>" + escapeXml(k || "") + "</Key><Value>" + escapeXml(v || "") + "</Value></Tag>").join("") +
       "</TagSet></Tagging>";
-    await call("PUT", s3path(bucket, key) + "?tagging", { body });
+    await call("PUT", objpath(bucket, key, { tagging: "" }), { body });
     notice("Tags saved.");
   };
   const versions = h("tbody", {});
@@ -378,7 +406,7 @@ async function objectDetails(bucket, key, details) {
       versions.append(h("tr", { class: "version-row" },
         h("td", { class: "mono" }, id), h("td", {}, marker ? "delete marker" : human(tag(v, "Size"))),
         h("td", {}, tag(v, "LastModified")), h("td", {}, tag(v, "IsLatest") === "true" ? "latest" : ""),
-        h("td", {}, marker ? "" : h("a", { href: s3path(bucket, key) + qs({ versionId: id, "response-content-disposition": "attachment" }) }, "Download"), " ",
+        h("td", {}, marker ? "" : h("a", { href: objpath(bucket, key, { versionId: id, "response-content-disposition": "attachment" }) }, "Download"), " ",
           marker ? "" : h("button", { type: "button", onclick: () => shareDialog(bucket, key, id, details) }, "Share"), " ",
           h("button", { class: "danger", type: "button", onclick: () => deleteObject(bucket, key, id, () => objectDetails(bucket, key, details)).catch(failed) }, "Delete"))));
     }
@@ -386,7 +414,7 @@ async function objectDetails(bucket, key, details) {
   details.replaceChildren(h("div", { class: "card", id: "objectDetails" },
     h("h3", {}, key),
     h("table", {}, h("tbody", {}, meta)),
-    h("div", { class: "row", style: "margin-top:10px" }, "Tags", tagsInput, h("button", { type: "button", onclick: () => saveTags().catch(failed) }, "Save tags")),
+    h("div", { class: "row", style: "margin-top:10px" }, "Tags", tagsInput, h("button", { id: "saveTags", type: "button", onclick: () => saveTags().catch(failed) }, "Save tags")),
     h("h3", {}, "Versions"),
     h("table", {}, h("thead", {}, h("tr", {}, h("th", {}, "Version"), h("th", {}, "Size"), h("th", {}, "Modified"), h("th", {}, ""), h("th", {}, ""))), versions)));
 }
@@ -409,7 +437,7 @@ async function upload(bucket, prefix, list, progress, text, after) {
   for (const f of list) {
     const key = prefix + (f.webkitRelativePath || f.name);
     if (f.size > MULTIPART_ABOVE) await multipart(bucket, key, f, tick, () => done);
-    else await send("PUT", s3path(bucket, key), f, f.type, (n) => tick(n));
+    else await send("PUT", objpath(bucket, key), f, f.type, (n) => tick(n));
     done += f.size;
     tick(0);
   }
@@ -436,20 +464,20 @@ function send(method, url, body, type, onProgress) {
 }
 
 async function multipart(bucket, key, file, tick, base) {
-  const start = await xml("POST", s3path(bucket, key) + "?uploads", { headers: file.type ? { "Content-Type": file.type } : {} });
+  const start = await xml("POST", objpath(bucket, key, { uploads: "" }), { headers: file.type ? { "Content-Type": file.type } : {} });
   const uploadId = tag(start, "UploadId");
   const parts = [];
   try {
     for (let n = 1, off = 0; off < file.size; n++, off += PART) {
-      const x = await send("PUT", s3path(bucket, key) + qs({ partNumber: String(n), uploadId }), file.slice(off, off + PART), null,
+      const x = await send("PUT", objpath(bucket, key, { partNumber: String(n), uploadId }), file.slice(off, off + PART), null,
         (loaded) => tick(off + loaded));
       parts.push("<Part><PartNumber>" + n + "</PartNumber><ETag>" + escapeXml(x.getResponseHeader("ETag") || "") + "</ETag></Part>");
     }
-    await call("POST", s3path(bucket, key) + qs({ uploadId }), {
+    await call("POST", objpath(bucket, key, { uploadId }), {
       body: '<CompleteMultipartUpload xmlns="http://s3.amazonaws.com/doc/2006-03-01/">' + parts.join("") + "</CompleteMultipartUpload>",
     });
   } catch (e) {
-    await call("DELETE", s3path(bucket, key) + qs({ uploadId })).catch(() => {});
+    await call("DELETE", objpath(bucket, key, { uploadId })).catch(() => {});
     throw e;
   }
   return base;
