@@ -34,6 +34,14 @@ fn sdk(s: &Server, access: &str, secret: &str, token: Option<&str>) -> aws_sdk_s
 }
 
 /// `cairn admin ...` that must succeed.
+/// The value after `name` on a line of `out` (`cairn admin accesskey create`'s output).
+fn field(out: &str, name: &str) -> String {
+    out.lines()
+        .find_map(|l| l.strip_prefix(name))
+        .map(|v| v.trim().to_string())
+        .unwrap_or_else(|| panic!("no {name} in {out}"))
+}
+
 fn ok(s: &Server, args: &[&str]) -> String {
     let (code, out) = admin(&s.endpoint, args);
     assert_eq!(code, 0, "cairn admin {args:?}: {out}");
@@ -330,12 +338,6 @@ fn users_groups_policies_and_keys_decide_what_each_identity_may_do() {
             &only_get,
         ],
     );
-    let field = |out: &str, name: &str| {
-        out.lines()
-            .find_map(|l| l.strip_prefix(name))
-            .map(|v| v.trim().to_string())
-            .unwrap_or_else(|| panic!("no {name} in {out}"))
-    };
     let (k, sk) = (field(&out, "AccessKey:"), field(&out, "SecretKey:"));
     let limited = sdk(&s, &k, &sk, None);
     rt.block_on(async {
@@ -482,6 +484,89 @@ fn identities_survive_a_restart() {
     assert_eq!(anon.status(), 200);
 }
 
+/// A session made with an access key goes with the key: it ends no later than the key
+/// expires, and at once when the key is removed (or disabled).
+#[test]
+fn sessions_made_with_an_access_key_end_with_the_key() {
+    if !require_tool("python3") {
+        return;
+    }
+    let s = Server::start_with(4, &[]);
+    ok(&s, &["user", "add", "keyowner", "keyowner-secret-1"]);
+    ok(&s, &["policy", "attach", "readwrite", "--user", "keyowner"]);
+    let out = ok(
+        &s,
+        &[
+            "accesskey",
+            "create",
+            "--user",
+            "keyowner",
+            "--expiry",
+            "1h",
+        ],
+    );
+    let (ak, sk) = (field(&out, "AccessKey:"), field(&out, "SecretKey:"));
+    let script = r#"
+import sys, time, datetime, subprocess, boto3, botocore
+ep, ak, sk, cairn = sys.argv[1:5]
+cfg = botocore.config.Config(retries={"max_attempts": 1})
+sts = boto3.client("sts", endpoint_url=ep, region_name="us-east-1",
+    aws_access_key_id=ak, aws_secret_access_key=sk, config=cfg)
+c = sts.assume_role(RoleArn="arn:aws:iam::000000000000:role/any", RoleSessionName="k1", DurationSeconds=43200)["Credentials"]
+left = (c["Expiration"] - datetime.datetime.now(datetime.timezone.utc)).total_seconds()
+assert left <= 3600 + 5, f"a session outlives its key: {left} s left"
+s3 = boto3.client("s3", endpoint_url=ep, region_name="us-east-1",
+    aws_access_key_id=c["AccessKeyId"], aws_secret_access_key=c["SecretAccessKey"],
+    aws_session_token=c["SessionToken"], config=cfg)
+s3.create_bucket(Bucket="keyed")
+s3.put_object(Bucket="keyed", Key="k", Body=b"x")
+print("REMOVE", flush=True)
+sys.stdin.readline()
+try:
+    s3.get_object(Bucket="keyed", Key="k")
+    print("STILL WORKS")
+except botocore.exceptions.ClientError as e:
+    print("REFUSED", e.response["Error"]["Code"])
+"#;
+    if !require_tool("python3") {
+        return;
+    }
+    let mut child = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .args([s.endpoint.as_str(), &ak, &sk, "x"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3");
+    let mut stdout = std::io::BufReader::new(child.stdout.take().expect("stdout"));
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut stdout, &mut line).expect("read");
+    if !line.starts_with("REMOVE") {
+        let out = child.wait_with_output().expect("wait");
+        let err = String::from_utf8_lossy(&out.stderr);
+        if err.contains("No module named 'boto3'") {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "boto3 is required under CI"
+            );
+            return;
+        }
+        panic!("{line}{err}");
+    }
+    ok(&s, &["accesskey", "remove", &ak]);
+    std::io::Write::write_all(&mut child.stdin.take().expect("stdin"), b"go\n").expect("write");
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stdout, &mut rest).expect("read");
+    let out = child.wait_with_output().expect("wait");
+    assert!(
+        rest.contains("REFUSED InvalidAccessKeyId"),
+        "{rest}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// boto3 against STS: AssumeRole with the user's own keys, the session's credentials and
 /// token, a session policy, an expired session (the server shortens the minimum for tests).
 #[test]
@@ -553,6 +638,21 @@ try:
 except urllib.error.HTTPError as e:
     body = e.read().decode()
     assert e.code == 403 and "<Code>MissingAuthenticationToken</Code>" in body, body
+# A signed call without the API version (or another one) is refused as AWS refuses it.
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
+for form in ("Action=AssumeRole", "Action=AssumeRole&Version=2020-01-01"):
+    r = AWSRequest(method="POST", url=ep + "/", data=form,
+        headers={"Content-Type": "application/x-www-form-urlencoded"})
+    SigV4Auth(Credentials("sess", "sess-secret-1"), "sts", "us-east-1").add_auth(r)
+    p = r.prepare()
+    try:
+        urllib.request.urlopen(urllib.request.Request(p.url, data=form.encode(), headers=dict(p.headers), method="POST"))
+        raise SystemExit(f"AssumeRole without its version was answered: {form}")
+    except urllib.error.HTTPError as e:
+        body = e.read().decode()
+        assert e.code == 400 and "<Code>InvalidAction</Code>" in body, body
 # Out-of-range durations are refused.
 assert code(lambda: sts.assume_role(RoleArn="arn:aws:iam::000000000000:role/any", RoleSessionName="s3", DurationSeconds=43201)) == "InvalidParameterValue"
 # An expired session is refused.

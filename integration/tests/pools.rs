@@ -478,6 +478,105 @@ async fn decommission_under_load_moves_everything_and_survives_a_kill() {
     assert!(!out.contains("Pool 2"), "one pool left:\n{out}");
 }
 
+/// A cancel lands while keys are moving (a walk keeps two moves going, so one is nearly
+/// always half-way): no key may be left in both pools, every version stays readable.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_canceled_decommission_leaves_each_key_in_one_pool() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let first = pool(dir.path(), "a");
+    let second = pool(dir.path(), "b");
+    let env = [("CAIRN_HEAL_SPEED", "slow")];
+    let server = Server::start_on(std::slice::from_ref(&first), &env);
+    let c = client(&server);
+    c.create_bucket()
+        .bucket("hist")
+        .send()
+        .await
+        .expect("bucket");
+    enable_versioning(&c, "hist").await;
+    const KEYS: u32 = 200;
+    let mut versions: BTreeMap<String, Vec<(String, Vec<u8>)>> = BTreeMap::new();
+    for i in 0..KEYS {
+        let key = format!("h/{i:03}");
+        for v in 0..3u32 {
+            let body = data(64 * 1024 + v as usize, i * 10 + v);
+            let out = c
+                .put_object()
+                .bucket("hist")
+                .key(&key)
+                .body(ByteStream::from(body.clone()))
+                .send()
+                .await
+                .expect("put version");
+            let id = out.version_id().expect("version id").to_string();
+            versions.entry(key.clone()).or_default().push((id, body));
+        }
+    }
+    drop(server);
+    let server = Server::start_on(&[first.clone(), second.clone()], &env);
+    let c = client(&server);
+    let (code, out) = admin(
+        &server.endpoint,
+        &["pool", "decommission", "start", "1", "--detach"],
+    );
+    assert_eq!(code, 0, "{out}");
+    let in_b = |key: &str| holds(dir.path(), "b", "hist", key);
+    wait_until("three keys moved", Duration::from_secs(60), || {
+        versions.keys().filter(|k| in_b(k)).count() >= 3
+    });
+    let (code, out) = admin(&server.endpoint, &["pool", "decommission", "cancel", "1"]);
+    assert_eq!(code, 0, "{out}");
+    wait_until("the pool active again", Duration::from_secs(30), || {
+        pool_status(&server, 1)["state"] == "active"
+    });
+    // The walk notices the cancel at its next save (every 2 s): wait until nothing moves.
+    let in_a = |key: &str| holds(dir.path(), "a", "hist", key);
+    let placed = || -> Vec<(bool, bool)> { versions.keys().map(|k| (in_a(k), in_b(k))).collect() };
+    let mut last = placed();
+    let mut still = std::time::Instant::now();
+    wait_until("the walk to stop", Duration::from_secs(60), || {
+        std::thread::sleep(Duration::from_millis(200));
+        let now = placed();
+        if now != last {
+            last = now;
+            still = std::time::Instant::now();
+        }
+        still.elapsed() > Duration::from_secs(5)
+    });
+    let moved = versions.keys().filter(|k| in_b(k)).count();
+    assert!(
+        moved < KEYS as usize,
+        "the cancel came too late to test anything"
+    );
+    for k in versions.keys() {
+        assert!(
+            !(in_a(k) && in_b(k)),
+            "{k} is in both pools after the cancel"
+        );
+    }
+    for (key, vs) in &versions {
+        assert!(in_a(key) || in_b(key), "{key} is in no pool");
+        for (id, body) in vs {
+            let got = c
+                .get_object()
+                .bucket("hist")
+                .key(key)
+                .version_id(id)
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("{key} {id}: {e:?}"))
+                .body
+                .collect()
+                .await
+                .expect("body")
+                .into_bytes();
+            assert!(got.as_ref() == body.as_slice(), "{key} {id}: other bytes");
+        }
+        // Still writable and deletable in one place.
+        put_bytes(&c, "hist", key, b"after").await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rebalance_starts_stops_survives_a_restart_and_evens_the_pools() {
     let dir = tempfile::tempdir().expect("tempdir");

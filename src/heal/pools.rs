@@ -589,11 +589,20 @@ impl Healer {
                     };
                     targets.push((key.clone(), to, *size));
                 }
-                let bucket_ref = &bucket;
                 let mut moves = futures::stream::iter(targets.into_iter().map(|(key, to, _)| {
-                    let me = self.clone();
+                    let store = self.store.clone();
+                    let (bucket, k) = (bucket.clone(), key.clone());
                     async move {
-                        let r = me.store.move_key(bucket_ref, &key, pool, to).await;
+                        // A move started runs to its end on a task of its own: a walk that
+                        // stops (a cancel, a lost leadership) drops this future, and a move
+                        // dropped half-way would leave the key in both pools.
+                        let r = tokio::spawn(
+                            async move { store.move_key(&bucket, &k, pool, to).await },
+                        )
+                        .await
+                        .unwrap_or_else(|e| {
+                            Err(crate::object::ObjectError::Internal(e.to_string()))
+                        });
                         (key, r)
                     }
                 }))

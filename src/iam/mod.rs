@@ -140,6 +140,10 @@ struct KeyRecord {
     /// blake3 of the session token (sessions only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     token_hash: Option<String>,
+    /// The access key a session was made with, when it was one (not the user's own): the
+    /// session lives no longer than that key, and no longer once it is removed or disabled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    source: Option<String>,
     created: i64,
 }
 
@@ -616,6 +620,14 @@ impl Iam {
                     None => continue,
                 }
             };
+            // A session made with an access key goes with that key.
+            let (source_enabled, source_expiry) = match &k.source {
+                None => (true, None),
+                Some(src) => match c.keys.get(src) {
+                    Some((s, _)) => (s.enabled, s.expiry),
+                    None => continue,
+                },
+            };
             let inline = k
                 .policy
                 .as_deref()
@@ -633,8 +645,11 @@ impl Iam {
                         inline,
                         token_hash: k.token_hash.clone(),
                     }),
-                    refusal_at: k.expiry,
-                    enabled: k.enabled && parent_enabled,
+                    refusal_at: match (k.expiry, source_expiry) {
+                        (Some(a), Some(b)) => Some(a.min(b)),
+                        (a, b) => a.or(b),
+                    },
+                    enabled: k.enabled && parent_enabled && source_enabled,
                 },
             );
         }
@@ -1062,10 +1077,19 @@ impl Iam {
         if expiry.is_some_and(|e| e <= now_secs()) {
             return Err(IamError::Invalid("the expiry is in the past".into()));
         }
-        self.store_key(KeyKind::ServiceAccount, parent, policy, expiry, name, None)
-            .await
+        self.store_key(
+            KeyKind::ServiceAccount,
+            parent,
+            policy,
+            expiry,
+            name,
+            None,
+            None,
+        )
+        .await
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn store_key(
         &self,
         kind: KeyKind,
@@ -1074,6 +1098,7 @@ impl Iam {
         expiry: Option<i64>,
         name: Option<&str>,
         token: Option<&str>,
+        source: Option<&str>,
     ) -> IamResult<NewKey> {
         let sealer = self.sealer().await?;
         let access_key = new_access_key();
@@ -1088,6 +1113,7 @@ impl Iam {
             name: name.map(String::from),
             enabled: true,
             token_hash: token.map(token_hash),
+            source: source.map(String::from),
             created: now_nanos(),
         };
         self.keys.put(&access_key, Some(&rec), 0).await?;
@@ -1202,7 +1228,16 @@ impl Iam {
             96,
             b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789",
         );
-        let expiry = now_secs() + duration.as_secs() as i64;
+        // A session made with an access key ends no later than the key (and with it: see
+        // `source` in `rebuild`).
+        let source = match identity {
+            Identity::Key { access_key, .. } => Some(access_key.as_str()),
+            _ => None,
+        };
+        let mut expiry = now_secs().saturating_add(duration.as_secs() as i64);
+        if let Some(key_expiry) = source.and_then(|k| self.key_expiry(k)) {
+            expiry = expiry.min(key_expiry);
+        }
         self.store_key(
             KeyKind::Session,
             identity.user_name(),
@@ -1210,6 +1245,7 @@ impl Iam {
             Some(expiry),
             None,
             Some(&token),
+            source,
         )
         .await
     }

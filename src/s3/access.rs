@@ -833,6 +833,19 @@ pub async fn assume_role(
         }
         None => return Err(sts_error("MissingAction", "Missing Action")),
     }
+    // Clients send the API version they speak; another would read our answer wrongly.
+    match params.get("Version").map(String::as_str) {
+        Some("2011-06-15") => {}
+        other => {
+            return Err(sts_error(
+                "InvalidAction",
+                format!(
+                    "Could not find operation AssumeRole for version {}",
+                    other.unwrap_or("NO_VERSION_SPECIFIED")
+                ),
+            ))
+        }
+    }
     let duration = match params.get("DurationSeconds") {
         Some(d) => Some(std::time::Duration::from_secs(d.parse::<u64>().map_err(
             |_| sts_error("InvalidParameterValue", "DurationSeconds must be a number"),
