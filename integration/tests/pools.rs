@@ -577,6 +577,107 @@ async fn a_canceled_decommission_leaves_each_key_in_one_pool() {
     }
 }
 
+/// What a move cut short by a crash (and a cancel before it resumed) leaves: the target
+/// pool with the key's oldest versions, the source with all. A write or delete of the key
+/// mends it (the partial copy goes) instead of refusing the key forever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_left_in_two_pools_by_a_cut_short_move_is_mended_by_its_next_change() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let first = pool(dir.path(), "a");
+    let second = pool(dir.path(), "b");
+    let both = [first.clone(), second.clone()];
+    let server = Server::start_on(std::slice::from_ref(&first), &[]);
+    let c = client(&server);
+    c.create_bucket()
+        .bucket("split")
+        .send()
+        .await
+        .expect("bucket");
+    enable_versioning(&c, "split").await;
+    for key in ["k", "d"] {
+        for v in 0..2u32 {
+            put_bytes(&c, "split", key, &data(3000, v)).await;
+        }
+    }
+    drop(server);
+    // The state after two versions, kept aside; then a third version in pool 1.
+    let aside = tempfile::tempdir().expect("tempdir");
+    for key in ["k", "d"] {
+        for i in 1..=4 {
+            let src = dir.path().join(format!("a{i}")).join("split").join(key);
+            let dst = aside.path().join(format!("s{i}")).join("split").join(key);
+            std::fs::create_dir_all(&dst).expect("mkdir");
+            for e in std::fs::read_dir(&src).expect("read_dir").flatten() {
+                std::fs::copy(e.path(), dst.join(e.file_name())).expect("copy");
+            }
+        }
+    }
+    let server = Server::start_on(std::slice::from_ref(&first), &[]);
+    let c = client(&server);
+    for key in ["k", "d"] {
+        put_bytes(&c, "split", key, &data(3000, 2)).await;
+    }
+    drop(server);
+    // Pool 2 formatted, then given the older copies.
+    drop(Server::start_on(&both, &[]));
+    for key in ["k", "d"] {
+        for i in 1..=4 {
+            let src = aside.path().join(format!("s{i}")).join("split").join(key);
+            let dst = dir.path().join(format!("b{i}")).join("split").join(key);
+            std::fs::create_dir_all(&dst).expect("mkdir");
+            for e in std::fs::read_dir(&src).expect("read_dir").flatten() {
+                std::fs::copy(e.path(), dst.join(e.file_name())).expect("copy");
+            }
+        }
+        assert!(holds(dir.path(), "a", "split", key) && holds(dir.path(), "b", "split", key));
+    }
+    let server = Server::start_on(&both, &[]);
+    let c = client(&server);
+    assert_eq!(get_bytes(&c, "split", "k").await, data(3000, 2));
+    // A new version of k: accepted, the partial copy gone, all four versions kept.
+    c.put_object()
+        .bucket("split")
+        .key("k")
+        .body(ByteStream::from(data(3000, 3)))
+        .send()
+        .await
+        .expect("a write to a key left in two pools");
+    assert!(
+        !holds(dir.path(), "b", "split", "k"),
+        "the partial copy stayed"
+    );
+    assert_eq!(get_bytes(&c, "split", "k").await, data(3000, 3));
+    // A delete of d: its marker is what reads see (not pool 2's older copy).
+    c.delete_object()
+        .bucket("split")
+        .key("d")
+        .send()
+        .await
+        .expect("delete");
+    assert!(
+        !holds(dir.path(), "b", "split", "d"),
+        "the partial copy stayed"
+    );
+    assert!(c
+        .get_object()
+        .bucket("split")
+        .key("d")
+        .send()
+        .await
+        .is_err());
+    for (key, n) in [("k", 4), ("d", 4)] {
+        let out = c
+            .list_object_versions()
+            .bucket("split")
+            .prefix(key)
+            .send()
+            .await
+            .expect("versions");
+        let count = out.versions().len() + out.delete_markers().len();
+        assert_eq!(count, n, "{key}: {out:?}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rebalance_starts_stops_survives_a_restart_and_evens_the_pools() {
     let dir = tempfile::tempdir().expect("tempdir");

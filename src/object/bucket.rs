@@ -329,12 +329,12 @@ impl Store {
     {
         check_bucket(bucket)?;
         check_key(key)?;
-        let _guard = self
+        let guard = self
             .locker
             .lock(&format!("{bucket}/{key}"), true, LOCK_TIMEOUT)
             .await?;
         // Under the lock the key cannot move between pools.
-        let set = self.write_home(bucket, key, None).await?;
+        let set = self.home_locked(bucket, key, &guard).await?;
         // The version a read quorum agrees on is the one to change.
         let current = self.head_held(bucket, key, which).await?;
         let changes = decide(&current)?;
@@ -447,13 +447,13 @@ impl Store {
         check_bucket(bucket)?;
         check_key(key)?;
         let versioning = self.versioning(bucket).await?;
-        let _guard = self
+        let guard = self
             .locker
             .lock(&format!("{bucket}/{key}"), true, LOCK_TIMEOUT)
             .await?;
         // Under the lock the key cannot move between pools; a key no pool holds gets its
         // delete marker where a new key would go.
-        let set = self.write_home(bucket, key, None).await?;
+        let set = self.home_locked(bucket, key, &guard).await?;
         self.check_bucket_on_set(set, bucket, key).await?;
         let current = fan_out(&set.drives, |_, d| d.read_meta(bucket, key)).await;
         if let Some(expect) = expect {

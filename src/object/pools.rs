@@ -354,20 +354,118 @@ impl Store {
 
     /// Under the key's write lock, before a commit to `set`: no other pool may hold the key
     /// (a concurrent first write or a move put it there).
+    ///
+    /// A key held both here and elsewhere is the leftover of a move cut short (a crash
+    /// mid-move): mended first ([`Store::mend_split`]).
     pub(crate) async fn check_home(
         &self,
         set: &ErasureSet,
         bucket: &str,
         key: &str,
+        guard: &LockGuard,
     ) -> ObjectResult<()> {
         if self.pools.len() == 1 {
             return Ok(());
         }
-        if self.holders(bucket, key, Some(set.pool)).await?.is_empty() {
-            Ok(())
-        } else {
-            Err(ObjectError::Moved)
+        let others = self.holders(bucket, key, Some(set.pool)).await?;
+        if others.is_empty() {
+            return Ok(());
         }
+        if self.versions_in(set.pool, bucket, key).await.is_empty() {
+            // A first write elsewhere won the race for a new key.
+            return Err(ObjectError::Moved);
+        }
+        for (from, _) in others {
+            self.mend_split(bucket, key, set.pool, from, guard).await?;
+        }
+        Ok(())
+    }
+
+    /// The versions of `bucket/key` a quorum of its set in `pool` agrees on.
+    async fn versions_in(&self, pool: usize, bucket: &str, key: &str) -> Vec<Version> {
+        let set = self.set_in_pool(pool, key);
+        let metas = fan_out(&set.drives, |_, d| d.read_meta(bucket, key)).await;
+        agreed_versions(&copies(&metas))
+    }
+
+    /// Under the key's write lock: `bucket/key` is held by pool `home` and by pool `other`,
+    /// the leftover of a move cut short (moves copy versions oldest first and remove the
+    /// source last, so one copy holds every version of the other). The copy whose versions
+    /// the other has too is removed — moved into `home` when `other`'s is the fuller one.
+    /// Two copies each with a version the other lacks are left alone (`Moved`, logged):
+    /// nothing is removed that only one of them holds.
+    pub(crate) async fn mend_split(
+        &self,
+        bucket: &str,
+        key: &str,
+        home: usize,
+        other: usize,
+        guard: &LockGuard,
+    ) -> ObjectResult<()> {
+        type Ident = (Option<Uuid>, i64, VersionKind, String);
+        let ident = |v: &Version| -> Ident { (v.version_id, v.mod_time, v.kind, v.etag.clone()) };
+        let (h, o) = futures::join!(
+            self.versions_in(home, bucket, key),
+            self.versions_in(other, bucket, key)
+        );
+        let h: std::collections::HashSet<Ident> = h.iter().map(ident).collect();
+        let o: std::collections::HashSet<Ident> = o.iter().map(ident).collect();
+        if h.is_empty() || o.is_empty() {
+            // One side's versions could not be read at quorum: nothing is decided on it.
+            return Err(ObjectError::Moved);
+        }
+        if o.is_subset(&h) {
+            tracing::warn!(
+                bucket,
+                key,
+                pool = other + 1,
+                kept = home + 1,
+                "removing a copy a cut-short move left"
+            );
+            purge(self.set_in_pool(other, key), bucket, key).await?;
+        } else if h.is_subset(&o) {
+            tracing::warn!(
+                bucket,
+                key,
+                from = other + 1,
+                to = home + 1,
+                "moving the fuller copy over one a cut-short move left"
+            );
+            self.move_locked(bucket, key, other, home, guard).await?;
+        } else {
+            tracing::error!(
+                bucket,
+                key,
+                pools = %format!("{} and {}", home + 1, other + 1),
+                "the key is in two pools with different versions: not changed"
+            );
+            return Err(ObjectError::Moved);
+        }
+        self.locations.forget(bucket, key);
+        Ok(())
+    }
+
+    /// Under the key's write lock: the set a change of an existing `bucket/key` goes to —
+    /// the pool holding it (a copy left in another by a cut-short move mended first), else
+    /// a pool chosen as for a new key.
+    pub(crate) async fn home_locked(
+        &self,
+        bucket: &str,
+        key: &str,
+        guard: &LockGuard,
+    ) -> ObjectResult<&ErasureSet> {
+        if self.pools.len() == 1 {
+            return Ok(self.set_in_pool(0, key));
+        }
+        let held = self.holders(bucket, key, None).await?;
+        let pool = match held.iter().max_by_key(|(p, t)| (*t, std::cmp::Reverse(*p))) {
+            Some((p, _)) => *p,
+            None => self.choose_pool(0).await,
+        };
+        for (other, _) in held.iter().filter(|(p, _)| *p != pool) {
+            self.mend_split(bucket, key, pool, *other, guard).await?;
+        }
+        Ok(self.set_in_pool(pool, key))
     }
 
     /// Under the key's write lock, before a commit to `set` that cannot go elsewhere (a
@@ -384,7 +482,16 @@ impl Store {
         if self.pools.len() == 1 {
             return Ok(());
         }
-        for (from, _) in self.holders(bucket, key, Some(set.pool)).await? {
+        let others = self.holders(bucket, key, Some(set.pool)).await?;
+        if !others.is_empty() && !self.versions_in(set.pool, bucket, key).await.is_empty() {
+            // Versions here too: not a move since the upload began but a cut-short one's
+            // leftover (moving the other copy in would first remove the versions here).
+            for (from, _) in others {
+                self.mend_split(bucket, key, set.pool, from, guard).await?;
+            }
+            return Ok(());
+        }
+        for (from, _) in others {
             tracing::info!(
                 bucket,
                 key,
@@ -512,7 +619,14 @@ impl Store {
         if !versions.is_empty() {
             purge(dst, bucket, key).await?;
             for v in versions.iter().rev() {
-                self.copy_version(src, dst, bucket, key, v, guard).await?;
+                if let Err(e) = self.copy_version(src, dst, bucket, key, v, guard).await {
+                    // The source keeps every version: the part copied goes, or the key
+                    // would be in two pools (reads and writes wedged on it).
+                    if let Err(p) = purge(dst, bucket, key).await {
+                        tracing::warn!(bucket, key, error = %p, "a failed move's copy not removed");
+                    }
+                    return Err(e);
+                }
                 out.versions += 1;
                 if v.kind == VersionKind::Object {
                     out.bytes += v.size;

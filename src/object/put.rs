@@ -334,7 +334,7 @@ pub(crate) async fn commit(
     // With several pools: the key may have been taken by another pool since the write
     // chose this one.
     match home {
-        Home::Chosen => store.check_home(set, bucket, key).await?,
+        Home::Chosen => store.check_home(set, bucket, key, &guard).await?,
         Home::Pinned => store.pull_home(set, bucket, key, &guard).await?,
     }
     commit_locked(store, set, bucket, key, new, cond, &guard).await
