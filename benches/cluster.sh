@@ -8,11 +8,13 @@
 #
 # ROUNDS alternates single and cluster that many times and prints each round's figures and
 # the median ratio per row (single rounds on this 2-core box scatter by ±10 %).
-# ONLY=get|put measures one operation.
+# ONLY=get|put measures one operation. CAIRN_BIN=PATH measures another build (a before/after).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build --release --bin cairn >/dev/null
-BIN="$PWD/target/release/cairn"
+if [ -z "${CAIRN_BIN:-}" ]; then
+  cargo build --release --bin cairn >/dev/null
+fi
+BIN="${CAIRN_BIN:-$PWD/target/release/cairn}"
 DURATION=${DURATION:-15s}
 ROUNDS=${ROUNDS:-1}
 OPS=${ONLY:-put get}

@@ -471,14 +471,18 @@ impl BucketStore {
     /// The bucket is gone: tombstone its record, drop it from this node's cache and from
     /// every peer's before returning.
     pub async fn remove(&self, name: &str) -> Result<(), BucketError> {
-        let _guard = self.config_lock(name).await?;
-        let prev = self.records.read::<BucketConfig>(name).await?;
-        self.records
-            .put::<BucketConfig>(name, None, prev.map_or(0, |p| p.stamp))
-            .await?;
-        self.cache.write().remove(name);
-        self.notify(name).await;
-        Ok(())
+        self.removal(name).await?.remove().await
+    }
+
+    /// The record's lock, taken before a bucket's folders go: a lock that cannot be had
+    /// then leaves folders and record as they were (taken after, a bucket whose folders
+    /// are gone would keep its record, and heal would make the folders again).
+    pub async fn removal(&self, name: &str) -> Result<Removal<'_>, BucketError> {
+        Ok(Removal {
+            store: self,
+            name: name.to_string(),
+            _guard: self.config_lock(name).await?,
+        })
     }
 
     /// Copy every record to drives that miss it or hold an older copy, each under the
@@ -497,6 +501,27 @@ impl BucketStore {
         Ok(locker
             .lock(&config_lock_name("", name), true, LOCK_TIMEOUT)
             .await?)
+    }
+}
+
+/// A bucket record's removal, its lock held ([`BucketStore::removal`]).
+pub struct Removal<'a> {
+    store: &'a BucketStore,
+    name: String,
+    _guard: crate::lock::LockGuard,
+}
+
+impl Removal<'_> {
+    pub async fn remove(self) -> Result<(), BucketError> {
+        let (store, name) = (self.store, self.name.as_str());
+        let prev = store.records.read::<BucketConfig>(name).await?;
+        store
+            .records
+            .put::<BucketConfig>(name, None, prev.map_or(0, |p| p.stamp))
+            .await?;
+        store.cache.write().remove(name);
+        store.notify(name).await;
+        Ok(())
     }
 }
 

@@ -268,9 +268,10 @@ impl Store {
             return Err(ObjectError::BucketNotEmpty);
         }
         self.abort_bucket_uploads(bucket).await?;
+        let removal = self.buckets.removal(bucket).await?;
         let drives: Vec<_> = self.all_drives().cloned().collect();
         let results = fan_out(&drives, |_, d| d.delete_bucket(bucket)).await;
-        let gone = self.buckets.remove(bucket).await;
+        let gone = removal.remove().await;
         if results
             .iter()
             .any(|r| matches!(r, Err(DriveError::BucketNotEmpty)))
