@@ -33,7 +33,6 @@ fn sdk(s: &Server, access: &str, secret: &str, token: Option<&str>) -> aws_sdk_s
     aws_sdk_s3::Client::from_conf(conf)
 }
 
-/// `cairn admin ...` that must succeed.
 /// The value after `name` on a line of `out` (`cairn admin accesskey create`'s output).
 fn field(out: &str, name: &str) -> String {
     out.lines()
@@ -42,6 +41,7 @@ fn field(out: &str, name: &str) -> String {
         .unwrap_or_else(|| panic!("no {name} in {out}"))
 }
 
+/// `cairn admin ...` that must succeed.
 fn ok(s: &Server, args: &[&str]) -> String {
     let (code, out) = admin(&s.endpoint, args);
     assert_eq!(code, 0, "cairn admin {args:?}: {out}");

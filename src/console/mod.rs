@@ -145,28 +145,30 @@ fn contain(r: &mut Response<Body>, get: bool) {
 }
 
 /// Whether a request comes from a page of the console's own origin, as far as the browser
-/// says (`Sec-Fetch-Site`, `Origin`): a form or script of another site, or of another port
-/// of this host (the S3 listener serves pages anyone who may write a bucket wrote), may
-/// not log in or change anything, even before the CSRF token is checked.
-fn same_origin(req: &Request<Body>, secure: bool) -> bool {
+/// says: a form or script of another site, or of another port of this host (the S3
+/// listener serves pages anyone who may write a bucket wrote), may not log in or change
+/// anything, even before the CSRF token is checked. `Sec-Fetch-Site` (every current browser
+/// sends it) decides alone; without it, an `Origin` must name this host and port (scheme
+/// aside: a proxy may end TLS in front). Calls with neither come from outside a browser.
+fn same_origin(req: &Request<Body>) -> bool {
     let h = req.headers();
-    if let Some(site) = h.get("sec-fetch-site").and_then(|v| v.to_str().ok()) {
-        if !matches!(site, "same-origin" | "none") {
-            return false;
-        }
+    if let Some(site) = h.get("sec-fetch-site") {
+        return matches!(site.to_str(), Ok("same-origin" | "none"));
     }
-    match h.get(header::ORIGIN) {
-        None => true,
-        Some(origin) => {
-            let host = h.get(header::HOST).and_then(|v| v.to_str().ok());
-            let scheme = if secure { "https" } else { "http" };
-            host.is_some_and(|host| {
-                origin
-                    .to_str()
-                    .is_ok_and(|o| o.eq_ignore_ascii_case(&format!("{scheme}://{host}")))
-            })
-        }
-    }
+    let Some(origin) = h.get(header::ORIGIN) else {
+        return true;
+    };
+    // HTTP/2 carries the host in the URI's authority, HTTP/1.1 in `Host`.
+    let host = h
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .or_else(|| req.uri().authority().map(|a| a.as_str()));
+    let origin_host = origin
+        .to_str()
+        .ok()
+        .and_then(|o| o.split_once("://"))
+        .map(|(_, rest)| rest);
+    matches!((host, origin_host), (Some(h), Some(o)) if h.eq_ignore_ascii_case(o))
 }
 
 /// A fingerprint of a secret, kept with a session: a changed secret ends the session.
@@ -282,7 +284,7 @@ impl Console {
     }
 
     async fn api(self: &Arc<Self>, req: Request<Body>, path: &str, reads: bool) -> Response<Body> {
-        if !reads && !same_origin(&req, self.secure) {
+        if !reads && !same_origin(&req) {
             return refuse(
                 StatusCode::FORBIDDEN,
                 "Changes are accepted only from the console's own pages.",
@@ -317,7 +319,9 @@ impl Console {
                     Ok(t) => t,
                     Err(why) => return refuse(StatusCode::BAD_REQUEST, why),
                 };
-                let req = forward(req, &target, &caller.access_key);
+                let Some(req) = forward(req, &target, &caller.access_key) else {
+                    return refuse(StatusCode::BAD_REQUEST, "Not a valid path.");
+                };
                 crate::s3::handle(self.state.clone(), req).await
             }
             (_, p) if p.starts_with("/api/admin/") => {
@@ -326,7 +330,9 @@ impl Console {
                     Some(q) => format!("{rest}?{q}"),
                     None => rest,
                 };
-                let req = forward(req, &target, &caller.access_key);
+                let Some(req) = forward(req, &target, &caller.access_key) else {
+                    return refuse(StatusCode::BAD_REQUEST, "Not a valid path.");
+                };
                 let id = crate::s3::new_request_id();
                 let mut r =
                     crate::admin::handle(self.state.clone(), self.healer.clone(), req, &id).await;
@@ -630,6 +636,9 @@ fn object_target(rest: &str, query: Option<&str>) -> Result<String, &'static str
                 let v = percent_encoding::percent_decode_str(v)
                     .decode_utf8()
                     .map_err(|_| "The object key is not UTF-8.")?;
+                if v.is_empty() {
+                    return Err("The object key is empty.");
+                }
                 if key.replace(v.into_owned()).is_some() {
                     return Err("Name one object key.");
                 }
@@ -642,8 +651,10 @@ fn object_target(rest: &str, query: Option<&str>) -> Result<String, &'static str
         None => rest.to_string(),
         Some(key) => {
             let bucket = rest.trim_start_matches('/');
-            if bucket.is_empty() || bucket.contains('/') {
-                return Err("An object key goes with a bucket alone.");
+            let name =
+                |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' || c == '-';
+            if bucket.is_empty() || !bucket.chars().all(name) {
+                return Err("An object key goes with a bucket name alone.");
             }
             format!("/{bucket}/{}", crate::auth::uri_encode_key(&key))
         }
@@ -656,11 +667,9 @@ fn object_target(rest: &str, query: Option<&str>) -> Result<String, &'static str
 
 /// The browser's request as the S3 or admin API sees it: at `target` (path and query), as
 /// `access_key`, without the console's cookie, host or any credentials the page sent.
-fn forward(req: Request<Body>, target: &str, access_key: &str) -> Request<Body> {
+fn forward(req: Request<Body>, target: &str, access_key: &str) -> Option<Request<Body>> {
     let (mut parts, body) = req.into_parts();
-    parts.uri = target
-        .parse()
-        .unwrap_or_else(|_| http::Uri::from_static("/"));
+    parts.uri = target.parse().ok()?;
     for h in [
         header::COOKIE,
         header::AUTHORIZATION,
@@ -673,7 +682,7 @@ fn forward(req: Request<Body>, target: &str, access_key: &str) -> Request<Body> 
     parts.headers.remove("x-amz-security-token");
     parts.headers.remove("x-csrf-token");
     parts.extensions.insert(OnBehalfOf(access_key.to_string()));
-    Request::from_parts(parts, body)
+    Some(Request::from_parts(parts, body))
 }
 
 #[cfg(test)]
@@ -700,6 +709,8 @@ mod tests {
         assert!(object_target("/b/k", Some("cairn-key=x")).is_err());
         assert!(object_target("/b", Some("cairn-key=x&cairn-key=y")).is_err());
         assert!(object_target("/b", Some("cairn-key")).is_err());
+        assert!(object_target("/b", Some("cairn-key=")).is_err());
+        assert!(object_target("/b%2Fx", Some("cairn-key=k")).is_err());
         assert!(object_target("/", Some("cairn-key=x")).is_err());
         assert!(object_target("/b", Some("cairn-key=%FF")).is_err());
     }

@@ -371,7 +371,7 @@ impl Store {
         if others.is_empty() {
             return Ok(());
         }
-        if self.versions_in(set.pool, bucket, key).await.is_empty() {
+        if self.versions_in(set.pool, bucket, key).await?.is_empty() {
             // A first write elsewhere won the race for a new key.
             return Err(ObjectError::Moved);
         }
@@ -381,11 +381,18 @@ impl Store {
         Ok(())
     }
 
-    /// The versions of `bucket/key` a quorum of its set in `pool` agrees on.
-    async fn versions_in(&self, pool: usize, bucket: &str, key: &str) -> Vec<Version> {
+    /// The versions of `bucket/key` a quorum of its set in `pool` agrees on; none only when
+    /// most drives say they have no copy (a read that decides nothing is an error, never
+    /// "none": callers remove copies on it).
+    async fn versions_in(
+        &self,
+        pool: usize,
+        bucket: &str,
+        key: &str,
+    ) -> ObjectResult<Vec<Version>> {
         let set = self.set_in_pool(pool, key);
         let metas = fan_out(&set.drives, |_, d| d.read_meta(bucket, key)).await;
-        agreed_versions(&copies(&metas))
+        versions_of(set, &metas)
     }
 
     /// Under the key's write lock: `bucket/key` is held by pool `home` and by pool `other`,
@@ -402,14 +409,12 @@ impl Store {
         other: usize,
         guard: &LockGuard,
     ) -> ObjectResult<()> {
-        type Ident = (Option<Uuid>, i64, VersionKind, String);
-        let ident = |v: &Version| -> Ident { (v.version_id, v.mod_time, v.kind, v.etag.clone()) };
         let (h, o) = futures::join!(
             self.versions_in(home, bucket, key),
             self.versions_in(other, bucket, key)
         );
-        let h: std::collections::HashSet<Ident> = h.iter().map(ident).collect();
-        let o: std::collections::HashSet<Ident> = o.iter().map(ident).collect();
+        let h: std::collections::HashSet<Ident> = h?.iter().map(ident).collect();
+        let o: std::collections::HashSet<Ident> = o?.iter().map(ident).collect();
         if h.is_empty() || o.is_empty() {
             // One side's versions could not be read at quorum: nothing is decided on it.
             return Err(ObjectError::Moved);
@@ -483,7 +488,7 @@ impl Store {
             return Ok(());
         }
         let others = self.holders(bucket, key, Some(set.pool)).await?;
-        if !others.is_empty() && !self.versions_in(set.pool, bucket, key).await.is_empty() {
+        if !others.is_empty() && !self.versions_in(set.pool, bucket, key).await?.is_empty() {
             // Versions here too: not a move since the upload began but a cut-short one's
             // leftover (moving the other copy in would first remove the versions here).
             for (from, _) in others {
@@ -617,6 +622,20 @@ impl Store {
         let versions = agreed_versions(&copies(&metas));
         let mut out = MoveOutcome::default();
         if !versions.is_empty() {
+            // The target's copy is replaced: only a leftover of an earlier move of these
+            // same versions may be there, never a version the source lacks.
+            let have: std::collections::HashSet<Ident> = versions.iter().map(ident).collect();
+            let there = self.versions_in(to, bucket, key).await?;
+            if there.iter().any(|v| !have.contains(&ident(v))) {
+                tracing::error!(
+                    bucket,
+                    key,
+                    from = from + 1,
+                    to = to + 1,
+                    "not moved: the target pool holds versions of the key the source does not"
+                );
+                return Err(ObjectError::Moved);
+            }
             purge(dst, bucket, key).await?;
             for v in versions.iter().rev() {
                 if let Err(e) = self.copy_version(src, dst, bucket, key, v, guard).await {
@@ -838,6 +857,54 @@ impl Store {
         })
         .await;
         Ok(made.into_iter().flatten().sum())
+    }
+}
+
+/// What tells two copies of a version apart, apart from where their data lies (a moved
+/// copy has its own data directory and geometry): id, time, kind, ETag, size and every
+/// stored header (tags, retention, legal hold, ACL, user metadata, checksums).
+type Ident = (
+    Option<Uuid>,
+    i64,
+    VersionKind,
+    String,
+    u64,
+    BTreeMap<String, String>,
+    BTreeMap<String, String>,
+    BTreeMap<String, String>,
+);
+
+fn ident(v: &Version) -> Ident {
+    (
+        v.version_id,
+        v.mod_time,
+        v.kind,
+        v.etag.clone(),
+        v.size,
+        v.headers.clone(),
+        v.user_meta.clone(),
+        v.checksums.clone(),
+    )
+}
+
+/// The versions a quorum of `set`'s answers `metas` agrees on; none only when a majority
+/// of its drives answered that they hold no copy.
+fn versions_of(
+    set: &ErasureSet,
+    metas: &[crate::drive::DriveResult<bytes::Bytes>],
+) -> ObjectResult<Vec<Version>> {
+    let versions = agreed_versions(&copies(metas));
+    if !versions.is_empty() {
+        return Ok(versions);
+    }
+    let none = metas
+        .iter()
+        .filter(|r| matches!(r, Err(DriveError::NotFound | DriveError::BucketNotFound)))
+        .count();
+    if none * 2 > set.size() {
+        Ok(Vec::new())
+    } else {
+        Err(ObjectError::Moved)
     }
 }
 

@@ -128,7 +128,9 @@ fn first_wave(order: &[u16], parity: usize, at: &[(bool, Option<&str>)]) -> Vec<
         })
     };
     let mut ranked: Vec<usize> = (0..n).collect();
-    ranked.sort_by_key(|&i| (!local(i), node_rank(i), !holds_data(i)));
+    // A position without a drive goes last: it only answers that it is missing.
+    let missing = |i: usize| !local(i) && node(i).is_none();
+    ranked.sort_by_key(|&i| (missing(i), !local(i), node_rank(i), !holds_data(i)));
     let want = data.max(parity + 1).min(n);
     let mut first = vec![false; n];
     for &i in ranked.iter().take(want) {
@@ -487,6 +489,12 @@ mod tests {
                 assert!(f, "drive {i} holds a data shard");
             }
         }
+        // A missing drive (no drive at a position) goes after every other.
+        let mut gap = at.clone();
+        gap[0] = (false, None);
+        let first = first_wave(&order, 4, &gap);
+        assert!(!first[0], "a missing drive took a place in the wave");
+        assert_eq!(first.iter().filter(|f| **f).count(), 5);
         // Remote drives only (a set on other nodes): whole nodes, most data first.
         let remote: Vec<(bool, Option<&str>)> = (0..8)
             .map(|i| (false, Some(["b", "c", "d", "e"][i / 2])))

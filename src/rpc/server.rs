@@ -18,6 +18,9 @@ use crate::lock::dist::LockTable;
 
 /// Largest call body (metadata and system files; shard data streams through `file`).
 const MAX_CALL_BODY: usize = 64 << 20;
+/// How long a head of a batched `heads` call may take before it answers `TimedOut` (well
+/// under the caller's 5 s call timeout).
+const HEAD_DEADLINE: std::time::Duration = std::time::Duration::from_secs(2);
 /// Largest range one `ReadFile` call reads (shard chunks are at most a few MiB).
 const MAX_READ_LEN: usize = 64 << 20;
 
@@ -255,11 +258,15 @@ impl RpcServer {
                     return Err(WireError::from(&DriveError::Offline(why)));
                 }
             };
-            drive
-                .read_meta_head(&c.bucket, &c.key)
-                .await
-                .map(buf)
-                .map_err(|e| WireError::from(&e))
+            // One slow drive must not hold its node-mates' answers past the caller's
+            // patience (nor get the whole node marked down by the caller's timeout).
+            match tokio::time::timeout(HEAD_DEADLINE, drive.read_meta_head(&c.bucket, &c.key)).await
+            {
+                Ok(r) => r.map(buf).map_err(|e| WireError::from(&e)),
+                Err(_) => Err(WireError::from(&DriveError::TimedOut(format!(
+                    "read_meta_head took over {HEAD_DEADLINE:?}"
+                )))),
+            }
         }))
         .await
     }
