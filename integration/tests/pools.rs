@@ -577,6 +577,23 @@ async fn a_canceled_decommission_leaves_each_key_in_one_pool() {
     }
 }
 
+/// Copy `bucket/key`'s files from drive folders `from1..4` to `to1..4` (same positions;
+/// `from` and `to` are folder paths without their number).
+fn copy_key(from: &Path, to: &Path, bucket: &str, key: &str) {
+    for i in 1..=4 {
+        let numbered = |p: &Path| {
+            let mut s = p.as_os_str().to_owned();
+            s.push(i.to_string());
+            PathBuf::from(s).join(bucket).join(key)
+        };
+        let (src, dst) = (numbered(from), numbered(to));
+        std::fs::create_dir_all(&dst).expect("mkdir");
+        for e in std::fs::read_dir(&src).expect("read_dir").flatten() {
+            std::fs::copy(e.path(), dst.join(e.file_name())).expect("copy");
+        }
+    }
+}
+
 /// What a move cut short by a crash (and a cancel before it resumed) leaves: the target
 /// pool with the key's oldest versions, the source with all. A write or delete of the key
 /// mends it (the partial copy goes) instead of refusing the key forever.
@@ -603,14 +620,7 @@ async fn a_key_left_in_two_pools_by_a_cut_short_move_is_mended_by_its_next_chang
     // The state after two versions, kept aside; then a third version in pool 1.
     let aside = tempfile::tempdir().expect("tempdir");
     for key in ["k", "d"] {
-        for i in 1..=4 {
-            let src = dir.path().join(format!("a{i}")).join("split").join(key);
-            let dst = aside.path().join(format!("s{i}")).join("split").join(key);
-            std::fs::create_dir_all(&dst).expect("mkdir");
-            for e in std::fs::read_dir(&src).expect("read_dir").flatten() {
-                std::fs::copy(e.path(), dst.join(e.file_name())).expect("copy");
-            }
-        }
+        copy_key(&dir.path().join("a"), &aside.path().join("s"), "split", key);
     }
     let server = Server::start_on(std::slice::from_ref(&first), &[]);
     let c = client(&server);
@@ -621,14 +631,7 @@ async fn a_key_left_in_two_pools_by_a_cut_short_move_is_mended_by_its_next_chang
     // Pool 2 formatted, then given the older copies.
     drop(Server::start_on(&both, &[]));
     for key in ["k", "d"] {
-        for i in 1..=4 {
-            let src = aside.path().join(format!("s{i}")).join("split").join(key);
-            let dst = dir.path().join(format!("b{i}")).join("split").join(key);
-            std::fs::create_dir_all(&dst).expect("mkdir");
-            for e in std::fs::read_dir(&src).expect("read_dir").flatten() {
-                std::fs::copy(e.path(), dst.join(e.file_name())).expect("copy");
-            }
-        }
+        copy_key(&aside.path().join("s"), &dir.path().join("b"), "split", key);
         assert!(holds(dir.path(), "a", "split", key) && holds(dir.path(), "b", "split", key));
     }
     let server = Server::start_on(&both, &[]);

@@ -345,8 +345,8 @@ impl Store {
             return Ok(self.set_in_pool(0, key));
         }
         let held = self.holders(bucket, key, None).await?;
-        let pool = match held.iter().max_by_key(|(p, t)| (*t, std::cmp::Reverse(*p))) {
-            Some((p, _)) => *p,
+        let pool = match newest_holder(&held) {
+            Some(p) => p,
             None => self.choose_pool(size.unwrap_or(0)).await,
         };
         Ok(self.set_in_pool(pool, key))
@@ -463,8 +463,8 @@ impl Store {
             return Ok(self.set_in_pool(0, key));
         }
         let held = self.holders(bucket, key, None).await?;
-        let pool = match held.iter().max_by_key(|(p, t)| (*t, std::cmp::Reverse(*p))) {
-            Some((p, _)) => *p,
+        let pool = match newest_holder(&held) {
+            Some(p) => p,
             None => self.choose_pool(0).await,
         };
         for (other, _) in held.iter().filter(|(p, _)| *p != pool) {
@@ -858,6 +858,14 @@ impl Store {
         .await;
         Ok(made.into_iter().flatten().sum())
     }
+}
+
+/// Of the pools holding a key (with their latest version's time), the one with the newest
+/// (the first such pool on a tie).
+fn newest_holder(held: &[(usize, i64)]) -> Option<usize> {
+    held.iter()
+        .max_by_key(|(p, t)| (*t, std::cmp::Reverse(*p)))
+        .map(|(p, _)| *p)
 }
 
 /// What tells two copies of a version apart, apart from where their data lies (a moved
