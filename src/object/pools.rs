@@ -341,15 +341,27 @@ impl Store {
         key: &str,
         size: Option<u64>,
     ) -> ObjectResult<&ErasureSet> {
+        let (pool, _) = self.home_pool(bucket, key, size.unwrap_or(0)).await?;
+        Ok(self.set_in_pool(pool, key))
+    }
+
+    /// The pool holding `bucket/key` (the newest holder, if a cut-short move left it in
+    /// several), else one chosen by free space for `size` bytes; with every holder.
+    async fn home_pool(
+        &self,
+        bucket: &str,
+        key: &str,
+        size: u64,
+    ) -> ObjectResult<(usize, Vec<(usize, i64)>)> {
         if self.pools.len() == 1 {
-            return Ok(self.set_in_pool(0, key));
+            return Ok((0, Vec::new()));
         }
         let held = self.holders(bucket, key, None).await?;
         let pool = match newest_holder(&held) {
             Some(p) => p,
-            None => self.choose_pool(size.unwrap_or(0)).await,
+            None => self.choose_pool(size).await,
         };
-        Ok(self.set_in_pool(pool, key))
+        Ok((pool, held))
     }
 
     /// Under the key's write lock, before a commit to `set`: no other pool may hold the key
@@ -459,14 +471,7 @@ impl Store {
         key: &str,
         guard: &LockGuard,
     ) -> ObjectResult<&ErasureSet> {
-        if self.pools.len() == 1 {
-            return Ok(self.set_in_pool(0, key));
-        }
-        let held = self.holders(bucket, key, None).await?;
-        let pool = match newest_holder(&held) {
-            Some(p) => p,
-            None => self.choose_pool(0).await,
-        };
+        let (pool, held) = self.home_pool(bucket, key, 0).await?;
         for (other, _) in held.iter().filter(|(p, _)| *p != pool) {
             self.mend_split(bucket, key, pool, *other, guard).await?;
         }
