@@ -66,8 +66,8 @@ fn print_rotation(r: &RotateStatus) {
             .unwrap_or_default()
     );
     println!(
-        "  scanned {}{total} objects, re-sealed {} object keys and {} uploads, {} failed",
-        r.scanned, r.resealed, r.uploads_resealed, r.failed
+        "  scanned {}{total} objects, re-sealed {} object keys and {} uploads, {} bucket defaults moved, {} failed",
+        r.scanned, r.resealed, r.uploads_resealed, r.buckets_updated, r.failed
     );
     if r.state == RotateState::Running && !r.bucket.is_empty() {
         println!("  at {}/{}", r.bucket, r.after);
@@ -93,6 +93,12 @@ pub fn kms(command: KmsCommand) -> anyhow::Result<()> {
                     ""
                 };
                 println!("  {k}{default}");
+            }
+            for b in &s.missing_defaults {
+                println!(
+                    "  warning: bucket {} encrypts uploads with key {:?}, which this KMS lacks: its uploads fail until the key is back or `cairn admin kms rotate --from {} --to <key>` moves it",
+                    b.bucket, b.key, b.key
+                );
             }
             if let Some(r) = &s.rotation {
                 print_rotation(r);

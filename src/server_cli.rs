@@ -155,6 +155,51 @@ fn drive_timeouts() -> anyhow::Result<cairn::drive::Timeouts> {
     Ok(t)
 }
 
+/// The built-in KMS from `CAIRN_KMS_SECRET_KEY` or `MINIO_KMS_SECRET_KEY`, its keys checked
+/// against the bytes their names stood for in this deployment (a key given with other
+/// bytes stops the start: it would seal objects the right key could not open).
+async fn static_kms(
+    store: &cairn::object::Store,
+    stop: &tokio_util::sync::CancellationToken,
+) -> anyhow::Result<Option<Arc<dyn cairn::kms::Kms>>> {
+    let Some(var) = cairn::kms::StaticKms::env_name(env) else {
+        return Ok(None);
+    };
+    if let (Some(a), Some(b)) = (env("CAIRN_KMS_SECRET_KEY"), env("MINIO_KMS_SECRET_KEY")) {
+        if a != b {
+            tracing::warn!("CAIRN_KMS_SECRET_KEY and MINIO_KMS_SECRET_KEY differ: CAIRN_KMS_SECRET_KEY is used");
+        }
+    }
+    let Some(keys) = cairn::kms::StaticKms::from_env(env).context(var)? else {
+        return Ok(None);
+    };
+    let checked = Arc::new(cairn::kms::Checked::new(Arc::new(keys)));
+    let found = checked
+        .check_at_start(
+            cairn::kms::registry::records(store.drive_slots()),
+            store.locker(),
+            std::time::Duration::from_secs(10),
+            stop.clone(),
+        )
+        .await;
+    if let Some(k) = found.mismatched.first() {
+        anyhow::bail!(
+            "KMS key {k:?} in {var} is not the key this deployment sealed objects with under that name \
+             (its bytes differ from those recorded when the name was first used): objects sealed \
+             under it now would not open once the right key is back. Start with the original key; \
+             a new key needs a new name"
+        );
+    }
+    for (k, why) in &found.pending {
+        tracing::warn!(
+            key = k,
+            error = why,
+            "KMS key not checked against the deployment's record yet: nothing is sealed under it until it is"
+        );
+    }
+    Ok(Some(checked as Arc<dyn cairn::kms::Kms>))
+}
+
 /// `~/.cairn/certs`, MinIO's `~/.minio/certs` in Cairn's name.
 fn default_certs_dir() -> PathBuf {
     env("HOME")
@@ -387,9 +432,7 @@ pub(crate) async fn server(
         })?),
         None => None,
     };
-    let kms: Option<Arc<dyn cairn::kms::Kms>> = cairn::kms::StaticKms::from_env(env)
-        .context("CAIRN_KMS_SECRET_KEY")?
-        .map(|k| Arc::new(k) as Arc<dyn cairn::kms::Kms>);
+    let kms = static_kms(&store, &stop).await?;
     let kms_line = kms
         .as_ref()
         .and_then(|k| k.default_key())
@@ -500,9 +543,15 @@ pub(crate) async fn server(
     }
     {
         let iam = state.iam.clone();
+        let kms_records = cairn::kms::registry::records(state.store.drive_slots());
+        let locker = state.store.locker();
         healer.set_records_heal(Arc::new(move || {
-            let iam = iam.clone();
-            Box::pin(async move { iam.heal().await.map_err(|e| e.to_string()) })
+            let (iam, kms_records, locker) = (iam.clone(), kms_records.clone(), locker.clone());
+            Box::pin(async move {
+                let n = iam.heal().await.map_err(|e| e.to_string())?;
+                let k = cairn::kms::registry::heal(&kms_records, locker.as_ref()).await?;
+                Ok(n + k)
+            })
         }));
     }
     let scanner = scanner_config()?;

@@ -567,6 +567,8 @@ for i in range({N}):
     s3.put_object(Bucket="rot", Key="obj/%04d" % i, Body=b"%d" % i * 100, ServerSideEncryption="AES256")
 s3.put_object(Bucket="rot", Key="kms.bin", Body=data, ServerSideEncryption="aws:kms", SSEKMSKeyId="old")
 s3.put_object(Bucket="rot", Key="plain.bin", Body=data)
+s3.create_bucket(Bucket="kdef")
+s3.put_bucket_encryption(Bucket="kdef", ServerSideEncryptionConfiguration={{"Rules": [{{"ApplyServerSideEncryptionByDefault": {{"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": "old"}}}}]}})
 s3.create_bucket(Bucket="ver")
 s3.put_bucket_versioning(Bucket="ver", VersioningConfiguration={{"Status": "Enabled"}})
 v1 = s3.put_object(Bucket="ver", Key="v", Body=b"first", ServerSideEncryption="AES256")["VersionId"]
@@ -625,6 +627,8 @@ print("UPLOAD", u, e, v1)
     assert_eq!(done["state"], "done", "{done}");
     assert_eq!(done["failed"], 0, "{done}");
     assert_eq!(done["uploads_resealed"], 1, "{done}");
+    // The bucket whose default encryption named the old key now names the new one.
+    assert_eq!(done["buckets_updated"], 1, "{done}");
     assert!(s.log().contains("KMS key rotation resumed"), "{}", s.log());
     let (code, out) = cairn_integration::admin(&s.endpoint, &["kms", "status"]);
     assert_eq!(code, 0, "{out}");
@@ -650,6 +654,9 @@ print("PLAIN", s3.get_object(Bucket="rot", Key="plain.bin")["Body"].read() == da
 print("VERSIONS", s3.get_object(Bucket="ver", Key="v", VersionId="{v1}")["Body"].read(), s3.get_object(Bucket="ver", Key="v")["Body"].read())
 s3.complete_multipart_upload(Bucket="rot", Key="mp", UploadId="{upload}", MultipartUpload={{"Parts": [{{"ETag": '{etag}', "PartNumber": 1}}]}})
 print("UPLOAD", s3.get_object(Bucket="rot", Key="mp")["Body"].read() == data)
+d = s3.get_bucket_encryption(Bucket="kdef")["ServerSideEncryptionConfiguration"]["Rules"][0]["ApplyServerSideEncryptionByDefault"]
+s3.put_object(Bucket="kdef", Key="after", Body=b"x")
+print("DEFAULT", d["KMSMasterKeyID"], s3.head_object(Bucket="kdef", Key="after")["SSEKMSKeyId"])
 "#
         ),
     )
@@ -659,6 +666,7 @@ print("UPLOAD", s3.get_object(Bucket="rot", Key="mp")["Body"].read() == data)
         "PLAIN True",
         "VERSIONS b'first' b'second'",
         "UPLOAD True",
+        "DEFAULT new new",
     ] {
         assert!(out.contains(want), "missing {want:?} in:\n{out}");
     }
@@ -666,5 +674,63 @@ print("UPLOAD", s3.get_object(Bucket="rot", Key="mp")["Body"].read() == data)
         data_fingerprint(&drives, "rot", "kms.bin"),
         before,
         "the rotation rewrote object data"
+    );
+}
+
+#[test]
+fn a_kms_key_given_with_other_bytes_than_its_name_sealed_with_stops_the_start() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let drives: Vec<std::path::PathBuf> =
+        (1..=4).map(|i| dir.path().join(format!("d{i}"))).collect();
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let right = format!("k1:{}", b64.encode([0x41u8; 32]));
+    let wrong = format!("k1:{}", b64.encode([0x42u8; 32]));
+    let s = Server::start_on(&drives, &[("MINIO_KMS_SECRET_KEY", &right)]);
+    let script = r#"
+s3.create_bucket(Bucket="mmm")
+s3.put_object(Bucket="mmm", Key="a", Body=data, ServerSideEncryption="AES256")
+print("PUT", s3.head_object(Bucket="mmm", Key="a")["ServerSideEncryption"])
+"#;
+    let Some(out) = boto(&s.endpoint, Path::new("-"), "00", script) else {
+        return;
+    };
+    assert!(out.contains("PUT AES256"), "{out}");
+    drop(s);
+
+    // The same name with other bytes: the server does not start (it would seal new objects
+    // that the right key could not open), and says why, naming the variable it read.
+    let (status, log) = cairn_integration::run_server_until_exit(
+        &drives,
+        &[("MINIO_KMS_SECRET_KEY", &wrong)],
+        Duration::from_secs(60),
+    );
+    assert!(!status.success(), "started with a wrong key:\n{log}");
+    assert!(
+        log.contains("KMS key \"k1\" in MINIO_KMS_SECRET_KEY is not the key this deployment sealed objects with"),
+        "{log}"
+    );
+    assert!(
+        !log.contains(&wrong[3..]) && !log.contains(&right[3..]),
+        "a key in the log:\n{log}"
+    );
+
+    // The right key again, and a new name beside it: what was sealed opens, new seals work.
+    let both = format!("k2:{},{right}", b64.encode([0x43u8; 32]));
+    let s = Server::start_on(&drives, &[("MINIO_KMS_SECRET_KEY", &both)]);
+    let out = boto(
+        &s.endpoint,
+        Path::new("-"),
+        "00",
+        r#"
+print("GET", s3.get_object(Bucket="mmm", Key="a")["Body"].read() == data)
+s3.put_object(Bucket="mmm", Key="b", Body=data, ServerSideEncryption="aws:kms", SSEKMSKeyId="k1")
+s3.put_object(Bucket="mmm", Key="c", Body=data, ServerSideEncryption="aws:kms")
+print("NEW", s3.head_object(Bucket="mmm", Key="c")["SSEKMSKeyId"], s3.get_object(Bucket="mmm", Key="b")["Body"].read() == data)
+"#,
+    )
+    .expect("boto3");
+    assert!(
+        out.contains("GET True") && out.contains("NEW k2 True"),
+        "{out}"
     );
 }

@@ -746,6 +746,16 @@ pub struct KmsStatus {
     pub default_key: Option<String>,
     /// The key rotation this node runs or last ran.
     pub rotation: Option<crate::heal::RotateStatus>,
+    /// Buckets whose default encryption names a key this KMS lacks.
+    #[serde(default)]
+    pub missing_defaults: Vec<BucketKey>,
+}
+
+/// A bucket and the KMS key its default encryption names.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BucketKey {
+    pub bucket: String,
+    pub key: String,
 }
 
 async fn kms(
@@ -770,6 +780,19 @@ async fn kms(
                 keys: kms.key_ids(),
                 default_key: kms.default_key().map(str::to_string),
                 rotation: healer.rotation(),
+                missing_defaults: state
+                    .store
+                    .buckets()
+                    .list()
+                    .iter()
+                    .filter_map(|b| {
+                        let key = b.config.encryption.as_ref()?.kms_key_id.as_deref()?;
+                        (!kms.has_key(key)).then(|| BucketKey {
+                            bucket: b.config.name.clone(),
+                            key: key.to_string(),
+                        })
+                    })
+                    .collect(),
             },
         ),
         ("GET", "kms/rotate") => match healer.rotation() {

@@ -52,6 +52,9 @@ pub struct RotateStatus {
     pub scanned: u64,
     pub resealed: u64,
     pub uploads_resealed: u64,
+    /// Buckets whose default encryption named a key moved off, now naming `to`.
+    #[serde(default)]
+    pub buckets_updated: u64,
     /// Re-seals that failed (logged with their key; a later rotation retries them).
     pub failed: u64,
     /// Objects in the deployment as the scanner last counted them (for progress).
@@ -254,6 +257,8 @@ impl Healer {
                 s.after = after.clone();
             });
             if after.is_empty() {
+                self.move_bucket_default(&bucket, from.as_deref(), &to)
+                    .await;
                 self.reseal_uploads(&*kms, &bucket, from.as_deref(), &to, &token)
                     .await;
             }
@@ -304,6 +309,51 @@ impl Healer {
                 "KMS key rotation stopped"
             );
             self.set_worker("kms-rotate", "idle", s.resealed, s.failed);
+        }
+    }
+
+    /// A bucket whose default encryption names a key being moved off names `to` instead
+    /// (else its uploads would fail once the old key is removed from the KMS).
+    async fn move_bucket_default(&self, bucket: &str, from: Option<&str>, to: &str) {
+        let moves = |k: &str| from.map_or(k != to, |f| k == f);
+        let named = |b: &crate::bucket::BucketConfig| {
+            b.encryption
+                .as_ref()
+                .and_then(|e| e.kms_key_id.as_deref())
+                .is_some_and(moves)
+        };
+        let cached = self.store.buckets().list();
+        if !cached
+            .iter()
+            .any(|b| b.config.name == bucket && named(&b.config))
+        {
+            return;
+        }
+        let r = self
+            .store
+            .buckets()
+            .update(bucket, |c| {
+                if named(c) {
+                    if let Some(e) = c.encryption.as_mut() {
+                        e.kms_key_id = Some(to.to_string());
+                    }
+                }
+                Ok(())
+            })
+            .await;
+        match r {
+            Ok(_) => {
+                tracing::info!(
+                    bucket,
+                    to,
+                    "the bucket's default encryption now names the rotation's key"
+                );
+                self.update_rotation(|s| s.buckets_updated += 1);
+            }
+            Err(e) => {
+                tracing::warn!(bucket, error = %e, "KMS rotation cannot change the bucket's default encryption");
+                self.update_rotation(|s| s.failed += 1);
+            }
         }
     }
 

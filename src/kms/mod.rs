@@ -9,8 +9,16 @@
 //! context (for objects: bucket and key) bound in as associated data: a sealed key moved to
 //! another object, or presented with another key name, does not open.
 //!
-//! Owns: master keys, sealing. Must not touch: objects, HTTP. Master keys never reach logs
-//! or `Debug` output.
+//! [`Checked`] wraps a KMS so that a key name seals only once the deployment agrees on the
+//! bytes it stands for ([`registry`]): a key given with other bytes than the name sealed
+//! with before is refused instead of sealing new objects under it.
+//!
+//! Owns: master keys, sealing, the `kms/keys` records. Must not touch: objects, HTTP.
+//! Master keys never reach logs or `Debug` output.
+
+pub mod registry;
+
+pub use registry::Checked;
 
 use std::collections::BTreeMap;
 
@@ -33,6 +41,13 @@ pub enum KmsError {
     /// The sealed key does not open under this key and context (wrong key, moved, damaged).
     #[error("the sealed key cannot be opened")]
     Unseal,
+    /// The key's bytes are not yet checked against the deployment's record of them (no read
+    /// quorum of the records yet): nothing is sealed under it meanwhile.
+    #[error("KMS key {0:?} is not checked against the deployment's record of it yet")]
+    Unverified(String),
+    /// The key's bytes differ from those its name stood for when it first sealed.
+    #[error("KMS key {0:?} differs from the key of that name this deployment sealed with")]
+    Mismatch(String),
     #[error("KMS failure: {0}")]
     Internal(String),
 }
@@ -72,11 +87,22 @@ pub trait Kms: Send + Sync {
     ) -> Result<Vec<u8>, KmsError>;
     /// Open a key sealed under `key_id` with the same `context`.
     fn decrypt(&self, key_id: &str, sealed: &[u8], context: &[u8]) -> Result<[u8; 32], KmsError>;
+    /// A value that tells `key_id`'s bytes from any other's without revealing them
+    /// ([`check_value`]); `None` when the KMS cannot say (the key is then never checked).
+    fn key_check(&self, key_id: &str) -> Option<[u8; 32]>;
+}
+
+/// A key's check value: a keyed hash of a fixed message under the key. Equal keys give equal
+/// values; the value says nothing of the key (blake3 in keyed mode is a PRF).
+pub fn check_value(key: &[u8; 32]) -> [u8; 32] {
+    *blake3::keyed_hash(key, b"cairn kms key check value v1").as_bytes()
 }
 
 /// Named static master keys.
 pub struct StaticKms {
     keys: BTreeMap<String, LessSafeKey>,
+    /// Per key, [`check_value`] of its bytes.
+    checks: BTreeMap<String, [u8; 32]>,
     default: String,
     rng: SystemRandom,
 }
@@ -94,6 +120,7 @@ impl StaticKms {
     /// Parse `name:base64,name:base64,...` (MinIO's single-key format, several allowed).
     pub fn parse(spec: &str) -> Result<StaticKms, KmsError> {
         let mut keys = BTreeMap::new();
+        let mut checks = BTreeMap::new();
         let mut default = None;
         for item in spec.split(',').map(str::trim).filter(|s| !s.is_empty()) {
             let (name, b64) = item.split_once(':').ok_or_else(|| {
@@ -120,6 +147,9 @@ impl StaticKms {
             }
             let key = UnboundKey::new(&AES_256_GCM, &bytes)
                 .map_err(|_| KmsError::Config(format!("key {name:?} was refused")))?;
+            let raw = <[u8; 32]>::try_from(&bytes[..])
+                .map_err(|_| KmsError::Config(format!("key {name:?} was refused")))?;
+            checks.insert(name.to_string(), check_value(&raw));
             if keys
                 .insert(name.to_string(), LessSafeKey::new(key))
                 .is_some()
@@ -131,6 +161,7 @@ impl StaticKms {
         let default = default.ok_or(KmsError::NotConfigured)?;
         Ok(StaticKms {
             keys,
+            checks,
             default,
             rng: SystemRandom::new(),
         })
@@ -138,10 +169,18 @@ impl StaticKms {
 
     /// From `CAIRN_KMS_SECRET_KEY`, else `MINIO_KMS_SECRET_KEY`; `Ok(None)` when neither is set.
     pub fn from_env(get: impl Fn(&str) -> Option<String>) -> Result<Option<StaticKms>, KmsError> {
-        match get("CAIRN_KMS_SECRET_KEY").or_else(|| get("MINIO_KMS_SECRET_KEY")) {
+        match Self::env_name(&get).and_then(&get) {
             Some(spec) => StaticKms::parse(&spec).map(Some),
             None => Ok(None),
         }
+    }
+
+    /// The variable [`StaticKms::from_env`] reads: `CAIRN_KMS_SECRET_KEY` when set, else
+    /// `MINIO_KMS_SECRET_KEY` when set.
+    pub fn env_name(get: impl Fn(&str) -> Option<String>) -> Option<&'static str> {
+        ["CAIRN_KMS_SECRET_KEY", "MINIO_KMS_SECRET_KEY"]
+            .into_iter()
+            .find(|n| get(n).is_some())
     }
 
     fn key(&self, key_id: &str) -> Result<&LessSafeKey, KmsError> {
@@ -230,6 +269,10 @@ impl Kms for StaticKms {
             )
             .map_err(|_| KmsError::Unseal)?;
         <[u8; 32]>::try_from(&plain[..]).map_err(|_| KmsError::Unseal)
+    }
+
+    fn key_check(&self, key_id: &str) -> Option<[u8; 32]> {
+        self.checks.get(key_id).copied()
     }
 }
 

@@ -100,6 +100,24 @@ fn kms_error(e: KmsError) -> S3Error {
             StatusCode::BAD_REQUEST,
             format!("Key '{k}' does not exist."),
         ),
+        KmsError::Unverified(k) => {
+            tracing::warn!(key = k, "a seal waits for the KMS key's check");
+            S3Error::new(
+                "ServiceUnavailable",
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("KMS key '{k}' is not checked against this deployment's record of it yet; retry shortly."),
+            )
+        }
+        KmsError::Mismatch(k) => S3Error::new(
+            "KMS.KMSInvalidStateException",
+            StatusCode::BAD_REQUEST,
+            format!("KMS key '{k}' is not the key this deployment sealed with under that name."),
+        ),
+        KmsError::Unseal => S3Error::new(
+            "KMS.InvalidCiphertextException",
+            StatusCode::BAD_REQUEST,
+            "The object's sealed key does not open under the KMS key it names: the key's bytes differ from those it was sealed with, or the object's metadata was changed.",
+        ),
         other => {
             tracing::error!(error = %other, "KMS call failed");
             S3Error::internal()
