@@ -10,6 +10,7 @@ use super::Conn;
 pub enum Scope {
     Cluster,
     Node,
+    Bucket,
 }
 
 #[derive(Subcommand)]
@@ -75,6 +76,7 @@ pub fn prometheus(command: PrometheusCommand) -> anyhow::Result<()> {
     let path = match scope {
         Scope::Cluster => "/cairn/v1/metrics/cluster",
         Scope::Node => "/cairn/v1/metrics/node",
+        Scope::Bucket => "/cairn/v1/metrics/bucket",
     };
     println!("scrape_configs:");
     println!("- job_name: cairn-job");

@@ -139,7 +139,12 @@ fn is_scrape(req: &Request<Body>) -> bool {
     let bearer_or_none = req
         .headers()
         .get(http::header::AUTHORIZATION)
-        .is_none_or(|v| v.as_bytes().starts_with(b"Bearer "));
+        .is_none_or(|v| {
+            v.to_str()
+                .ok()
+                .and_then(crate::metrics::http::bearer)
+                .is_some()
+        });
     (req.method() == Method::GET || req.method() == Method::HEAD)
         && bearer_or_none
         && req

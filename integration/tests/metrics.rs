@@ -278,7 +278,10 @@ async fn scrapes_parse_move_with_traffic_and_need_a_token() {
         moved("cairn_s3_requests_duration_seconds_count", &get_l),
         20.0
     );
-    assert_eq!(moved("cairn_s3_requests_ttfb_seconds_count", &get_l), 20.0);
+    assert_eq!(
+        moved("cairn_s3_requests_ttfb_seconds_distribution_count", &get_l),
+        20.0
+    );
     let le_inf = [("server", "local"), ("api", "GetObject"), ("le", "+Inf")];
     assert_eq!(
         moved("cairn_s3_requests_duration_seconds_bucket", &le_inf),
@@ -364,7 +367,7 @@ async fn scrapes_parse_move_with_traffic_and_need_a_token() {
             &[("server", "local")]
         ) > 0.0
     );
-    assert!(value(&node, "cairn_node_tasks_alive", &[("server", "local")]) >= 1.0);
+    assert!(value(&node, "cairn_node_go_routine_total", &[("server", "local")]) >= 1.0);
     assert_eq!(
         value(
             &node,
@@ -381,6 +384,40 @@ async fn scrapes_parse_move_with_traffic_and_need_a_token() {
     assert!(value(&minio, "minio_s3_requests_total", &get_l) >= 20.0);
     assert_eq!(value(&minio, "minio_cluster_drive_total", &[]), 4.0);
     assert!(!minio.keys().any(|k| k.starts_with("cairn_")));
+    // MinIO's erasure set health names: one set of 4 drives at EC 2+2, all online.
+    let set = [("pool", "1"), ("set", "0")];
+    for (name, want) in [
+        ("minio_cluster_health_erasure_set_online_drives", 4.0),
+        ("minio_cluster_health_erasure_set_healing_drives", 0.0),
+        ("minio_cluster_health_erasure_set_read_quorum", 2.0),
+        ("minio_cluster_health_erasure_set_write_quorum", 3.0),
+        ("minio_cluster_health_erasure_set_status", 1.0),
+    ] {
+        let key = format!("{name}{{pool=\"1\",set=\"0\"}}");
+        assert_eq!(minio.get(&key).copied(), Some(want), "{name} {set:?}");
+    }
+    assert!(minio.contains_key(
+        "minio_s3_requests_ttfb_seconds_distribution_count{api=\"GetObject\",server=\"local\"}"
+    ));
+    // The bucket path: only per-bucket samples; the resource path: refused, not faked.
+    let bucket = scrape(&ep, "/minio/v2/metrics/bucket", Some(&root_token), false).expect("parsed");
+    assert!(
+        bucket.keys().all(|k| k.starts_with("minio_bucket_")),
+        "{bucket:?}"
+    );
+    let (status, body) = get(&ep, "/minio/v2/metrics/resource", Some(&root_token), None);
+    assert_eq!(status, 501, "{body}");
+    assert!(body.contains("<Code>NotImplemented</Code>"), "{body}");
+    // The scheme of `Authorization: bearer` is case-insensitive (RFC 9110).
+    let lower = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .new_agent()
+        .get(format!("{ep}/minio/v2/metrics/cluster"))
+        .header("authorization", format!("bearer {root_token}"))
+        .call()
+        .expect("scrape");
+    assert_eq!(lower.status(), 200);
 
     // Signed S3 requests on the metrics paths stay S3's: a bucket named `minio`.
     s3.create_bucket()
@@ -540,23 +577,31 @@ async fn scanner_usage_counts_versions_and_delete_markers() {
                 parsed = false;
                 return true;
             };
+            let b = [("bucket", "usage")];
             let got = (
-                value(
-                    &s,
-                    "cairn_bucket_usage_version_total",
-                    &[("bucket", "usage")],
-                ),
-                value(
-                    &s,
-                    "cairn_bucket_usage_deletemarker_total",
-                    &[("bucket", "usage")],
-                ),
+                value(&s, "cairn_bucket_usage_version_total", &b),
+                value(&s, "cairn_bucket_usage_deletemarker_total", &b),
+                // Objects as a listing shows them: `k`'s latest is a delete marker.
+                value(&s, "cairn_bucket_usage_object_total", &b),
             );
             last = Some(got);
-            got == (4.0, 1.0)
+            got == (4.0, 1.0, 1.0)
         },
     );
     if parsed {
-        assert_eq!(last, Some((4.0, 1.0)));
+        assert_eq!(last, Some((4.0, 1.0, 1.0)));
+        // The bucket path carries the same per-bucket samples, and only those.
+        let b = scrape(&server.endpoint, "/minio/v2/metrics/bucket", None, false).expect("parsed");
+        assert_eq!(
+            value(
+                &b,
+                "minio_bucket_usage_object_total",
+                &[("bucket", "usage")]
+            ),
+            1.0
+        );
+        assert!(b.keys().all(|k| k.starts_with("minio_bucket_")), "{b:?}");
+        let c = scrape(&server.endpoint, "/minio/v2/metrics/cluster", None, false).expect("parsed");
+        assert!(value(&c, "minio_heal_objects_total", &[]) >= 2.0, "{c:?}");
     }
 }

@@ -67,6 +67,9 @@ pub struct LifecycleStatus {
     pub complete: bool,
     /// Versions expired since start.
     pub total_expired: u64,
+    /// Incomplete uploads aborted since start.
+    #[serde(default)]
+    pub total_uploads_aborted: u64,
 }
 
 /// Where a pass that ran out of budget stopped: a bucket and the last key done in it.
@@ -178,6 +181,9 @@ impl Healer {
         pass.status.complete = stopped.is_none();
         pass.status.passes = l.0.passes.saturating_add(1);
         pass.status.total_expired = total;
+        pass.status.total_uploads_aborted =
+            l.0.total_uploads_aborted
+                .saturating_add(pass.status.uploads_aborted);
         pass.status.running = false;
         pass.status.last_duration_ms = started.elapsed().as_millis() as u64;
         pass.status.last_finished = Some(unix_now());

@@ -26,6 +26,9 @@ pub struct ScannerStatus {
     pub objects_done: u64,
     /// The bucket it is in now (empty between cycles).
     pub bucket: String,
+    /// Objects every cycle went through since start.
+    #[serde(default)]
+    pub objects_total: u64,
 }
 
 /// Scanner settings.
@@ -108,11 +111,17 @@ impl Healer {
             for b in &buckets {
                 self.scanner.lock().bucket = b.clone();
                 let mut u = Usage::default();
+                let mut scanned = 0u64;
                 let counted = Arc::new((AtomicU64::new(0), AtomicU64::new(0)));
                 let r = self
                     .for_each_object(b, "", "", 1, |o| {
-                        u.objects += 1;
-                        u.bytes += o.size;
+                        scanned += 1;
+                        // Objects are keys whose latest version is not a delete marker
+                        // (as ListObjects shows them); every key is still healed.
+                        if !o.delete_marker {
+                            u.objects += 1;
+                            u.bytes += o.size;
+                        }
                         let me = self.clone();
                         let bucket = b.clone();
                         let counted = counted.clone();
@@ -141,7 +150,8 @@ impl Healer {
                 {
                     let mut st = self.scanner.lock();
                     st.buckets_done += 1;
-                    st.objects_done += u.objects;
+                    st.objects_done += scanned;
+                    st.objects_total = st.objects_total.saturating_add(scanned);
                 }
                 u.versions = counted.0.load(Ordering::Relaxed);
                 u.delete_markers = counted.1.load(Ordering::Relaxed);

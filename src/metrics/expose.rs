@@ -72,6 +72,12 @@ impl Exposition {
         self.push(def, labels, Value::Histogram(h.clone()));
     }
 
+    /// Only the per-bucket families (`bucket_*`).
+    pub fn buckets_only(mut self) -> Exposition {
+        self.families.retain(|(d, _)| d.name.starts_with("bucket_"));
+        self
+    }
+
     /// Encode with `prefix` (`cairn` or `minio`): OpenMetrics when `openmetrics`, else the
     /// Prometheus text format 0.0.4. Returns the body and its content type.
     pub fn encode(self, prefix: &str, openmetrics: bool) -> (String, &'static str) {
@@ -151,7 +157,11 @@ fn requests(e: &mut Exposition, server: &str, r: &RequestsSnapshot) {
     for a in r.apis.iter().filter(|a| a.total > 0) {
         let l = [server, a.api.as_str()];
         e.counter(names::S3_REQUESTS, &l, a.total);
-        e.counter(names::S3_ERRORS, &l, a.client_errors + a.server_errors);
+        e.counter(
+            names::S3_ERRORS,
+            &l,
+            a.client_errors + a.server_errors + a.not_implemented,
+        );
         e.counter(names::S3_4XX, &l, a.client_errors);
         e.counter(names::S3_5XX, &l, a.server_errors);
         e.counter(names::S3_NOT_IMPLEMENTED, &l, a.not_implemented);
@@ -371,12 +381,18 @@ pub async fn cluster(state: &S3State, healer: &Healer) -> Exposition {
         }
         drives += set.drives.len();
         online += up;
-        // Write quorum: data drives, one more when data == parity.
+        // Write quorum: data drives, one more when data == parity; reads need the data drives.
         let quorum = set.data + usize::from(set.data == set.parity);
         healthy &= up >= quorum;
-        let id = set.index.to_string();
-        e.gauge(names::SET_DRIVES_ONLINE, &[&id], up as f64);
-        e.gauge(names::SET_PARITY, &[&id], set.parity as f64);
+        let healing = set.drives.iter().filter(|d| d.state == "healing").count();
+        let (pool, id) = (set.pool.to_string(), set.index.to_string());
+        let l = [pool.as_str(), id.as_str()];
+        e.gauge(names::SET_DRIVES_ONLINE, &l, up as f64);
+        e.gauge(names::SET_HEALING_DRIVES, &l, healing as f64);
+        e.gauge(names::SET_READ_QUORUM, &l, set.data as f64);
+        e.gauge(names::SET_WRITE_QUORUM, &l, quorum as f64);
+        e.gauge(names::SET_STATUS, &l, f64::from(u8::from(up >= quorum)));
+        e.gauge(names::SET_PARITY, &l, set.parity as f64);
     }
     pools(&mut e, &info);
     e.gauge(names::RAW_TOTAL, &[], raw_total);
@@ -455,14 +471,15 @@ pub async fn cluster(state: &S3State, healer: &Healer) -> Exposition {
             if t.finished { 1.0 } else { 0.0 },
         );
     }
+    e.gauge(names::HEAL_OBJECTS, &[], info.scanner.objects_total as f64);
     e.gauge(names::HEAL_HEALED, &[], healed as f64);
     e.gauge(names::HEAL_ERRORS, &[], failed as f64);
     e.gauge(names::HEAL_BYTES, &[], rebuilt as f64);
     e.gauge(names::MRF_QUEUE, &[], heal.queued as f64);
     let l = &heal.lifecycle;
     e.gauge(names::ILM_PASSES, &[], l.passes as f64);
-    e.gauge(names::ILM_EXPIRED, &[], l.expired as f64);
-    e.gauge(names::ILM_ABORTED, &[], l.uploads_aborted as f64);
+    e.gauge(names::ILM_EXPIRED, &[], l.total_expired as f64);
+    e.gauge(names::ILM_ABORTED, &[], l.total_uploads_aborted as f64);
     e
 }
 

@@ -23,6 +23,10 @@ use crate::s3::S3State;
 pub enum Scope {
     Node,
     Cluster,
+    /// The per-bucket samples of the cluster scope (MinIO's `/minio/v2/metrics/bucket`).
+    Bucket,
+    /// MinIO's `/minio/v2/metrics/resource` (host CPU, memory, network): not offered.
+    Resource,
 }
 
 /// The metric name prefix and scope a path serves (`None`: not a metrics path).
@@ -38,6 +42,8 @@ pub fn route(path: &str) -> Option<(&'static str, Scope)> {
     match rest {
         "/cluster" | "" => Some((prefix, Scope::Cluster)),
         "/node" => Some((prefix, Scope::Node)),
+        "/bucket" => Some((prefix, Scope::Bucket)),
+        "/resource" => Some((prefix, Scope::Resource)),
         _ => None,
     }
 }
@@ -124,6 +130,13 @@ fn verify_token(token: &str, creds: &dyn Credentials, now: i64) -> Result<String
     Ok(claims.sub)
 }
 
+/// The token of an `Authorization: Bearer <token>` value (the scheme's case does not
+/// matter, RFC 9110 §11.1).
+pub fn bearer(value: &str) -> Option<&str> {
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then_some(token)
+}
+
 fn authorise(state: &S3State, req: &Request<Body>) -> Result<(), S3Error> {
     if state.prometheus_public {
         return Ok(());
@@ -139,7 +152,7 @@ fn authorise(state: &S3State, req: &Request<Body>) -> Result<(), S3Error> {
         .headers()
         .get(http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
+        .and_then(bearer)
         .ok_or_else(|| {
             denied("metrics need a bearer token (cairn admin prometheus token), or CAIRN_PROMETHEUS_AUTH_TYPE=public")
         })?;
@@ -198,10 +211,18 @@ pub async fn handle(
         .get(http::header::ACCEPT)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|a| a.contains("application/openmetrics-text"));
+    if scope == Scope::Resource {
+        return fail(S3Error::new(
+            "NotImplemented",
+            StatusCode::NOT_IMPLEMENTED,
+            "Resource metrics (host CPU, memory and network) are not offered; the node metrics have this server's process and drive figures.",
+        ));
+    }
     let gathered = tokio::time::timeout(super::expose::SCRAPE_TIMEOUT, async {
         match scope {
             Scope::Node => super::expose::node(&state, &healer).await,
-            Scope::Cluster => super::expose::cluster(&state, &healer).await,
+            Scope::Cluster | Scope::Resource => super::expose::cluster(&state, &healer).await,
+            Scope::Bucket => super::expose::cluster(&state, &healer).await.buckets_only(),
         }
     })
     .await;
@@ -290,7 +311,14 @@ mod tests {
             Some(("minio", Scope::Cluster))
         );
         assert_eq!(route("/minio/v2/metrics"), Some(("minio", Scope::Cluster)));
-        assert_eq!(route("/minio/v2/metrics/bucket"), None);
+        assert_eq!(
+            route("/minio/v2/metrics/bucket"),
+            Some(("minio", Scope::Bucket))
+        );
+        assert_eq!(route("/minio/v2/metrics/other"), None);
+        assert_eq!(bearer("bearer abc"), Some("abc"));
+        assert_eq!(bearer("Bearer abc"), Some("abc"));
+        assert_eq!(bearer("Basic abc"), None);
         assert_eq!(route("/minio/other"), None);
     }
 }

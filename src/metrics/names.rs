@@ -49,7 +49,7 @@ macro_rules! defs {
 defs! {
     // Node: this server's requests.
     S3_REQUESTS: Counter "s3_requests" ["server", "api"] "S3 requests answered, by API.";
-    S3_ERRORS: Counter "s3_requests_errors" ["server", "api"] "S3 requests answered with a 4xx or 5xx status, by API.";
+    S3_ERRORS: Counter "s3_requests_errors" ["server", "api"] "S3 requests answered with a 4xx or 5xx status (501 included), by API.";
     S3_4XX: Counter "s3_requests_4xx_errors" ["server", "api"] "S3 requests answered with a 4xx status, by API.";
     S3_5XX: Counter "s3_requests_5xx_errors" ["server", "api"] "S3 requests answered with a 5xx status other than 501, by API.";
     S3_NOT_IMPLEMENTED: Counter "s3_requests_not_implemented" ["server", "api"] "S3 requests refused with 501 NotImplemented (a feature Cairn does not offer), by API.";
@@ -57,7 +57,7 @@ defs! {
     S3_INFLIGHT: Gauge "s3_requests_inflight_total" ["server"] "S3 requests arrived and not yet finished.";
     S3_RECEIVED: Gauge "s3_traffic_received_bytes" ["server"] "Bytes of S3 request bodies received since start (as declared by Content-Length).";
     S3_SENT: Gauge "s3_traffic_sent_bytes" ["server"] "Bytes of S3 response bodies sent since start.";
-    S3_TTFB: Histogram "s3_requests_ttfb_seconds" ["server", "api"] "Time from a request's arrival to its status and headers, by API.";
+    S3_TTFB: Histogram "s3_requests_ttfb_seconds_distribution" ["server", "api"] "Time from a request's arrival to its status and headers, by API.";
     S3_DURATION: Histogram "s3_requests_duration_seconds" ["server", "api"] "Time from a request's arrival to the last byte of its answer, by API.";
     S3_ERROR_CODES: Counter "s3_errors" ["server", "code"] "S3 error answers, by S3 error code.";
     // Node: the process.
@@ -68,7 +68,7 @@ defs! {
     VIRTUAL: Gauge "node_process_virtual_memory_bytes" ["server"] "Virtual memory of the server process.";
     CPU: Gauge "node_process_cpu_total_seconds" ["server"] "CPU time (user and system) the server process used since start.";
     FDS: Gauge "node_file_descriptor_open_total" ["server"] "File descriptors the server process holds open.";
-    TASKS: Gauge "node_tasks_alive" ["server"] "Asynchronous tasks alive in the server's runtime (Go's goroutines for MinIO).";
+    TASKS: Gauge "node_go_routine_total" ["server"] "Asynchronous tasks alive in the server's runtime (where MinIO counts goroutines).";
     WORKERS: Gauge "node_runtime_workers" ["server"] "Worker threads of the server's runtime.";
     // Node: drives attached to this server.
     DRIVE_ONLINE: Gauge "node_drive_online" ["server", "drive"] "1 when the drive is online, 0 when it is offline.";
@@ -111,8 +111,12 @@ defs! {
     CLUSTER_NODES_ONLINE: Gauge "cluster_nodes_online_total" [] "Nodes reachable from the server that answered.";
     CLUSTER_NODES_OFFLINE: Gauge "cluster_nodes_offline_total" [] "Nodes not reachable from the server that answered.";
     HEALTH: Gauge "cluster_health_status" [] "1 when every erasure set has its write quorum, 0 when not.";
-    SET_DRIVES_ONLINE: Gauge "cluster_erasure_set_online_drives" ["set"] "Online drives of each erasure set.";
-    SET_PARITY: Gauge "cluster_erasure_set_parity" ["set"] "Parity drives of each erasure set.";
+    SET_DRIVES_ONLINE: Gauge "cluster_health_erasure_set_online_drives" ["pool", "set"] "Online drives of each erasure set (healing ones included).";
+    SET_HEALING_DRIVES: Gauge "cluster_health_erasure_set_healing_drives" ["pool", "set"] "Drives of each erasure set being healed (replaced drives filling up).";
+    SET_READ_QUORUM: Gauge "cluster_health_erasure_set_read_quorum" ["pool", "set"] "Drives each erasure set needs online to serve reads.";
+    SET_WRITE_QUORUM: Gauge "cluster_health_erasure_set_write_quorum" ["pool", "set"] "Drives each erasure set needs online to take writes.";
+    SET_STATUS: Gauge "cluster_health_erasure_set_status" ["pool", "set"] "1 when the erasure set has its write quorum, 0 when not.";
+    SET_PARITY: Gauge "cluster_erasure_set_parity" ["pool", "set"] "Parity drives of each erasure set.";
     // Cluster: server pools, decommission and rebalance.
     POOL_USABLE_TOTAL: Gauge "cluster_pool_capacity_usable_total_bytes" ["pool"] "Capacity of a server pool for object data, after parity (pool = its 1-based number, as cairn admin pool takes it).";
     POOL_USABLE_FREE: Gauge "cluster_pool_capacity_usable_free_bytes" ["pool"] "Free capacity of a server pool for object data, after parity.";
@@ -139,6 +143,7 @@ defs! {
     QUOTA_USED: Gauge "bucket_quota_used_bytes" ["bucket", "prefix"] "Bytes counted against the quota of a bucket or prefix.";
     QUOTA_HEADROOM: Gauge "bucket_quota_headroom_bytes" ["bucket", "prefix"] "Bytes a bucket or prefix may still take before its quota refuses writes.";
     // Cluster: heal, scanner, lifecycle.
+    HEAL_OBJECTS: Gauge "heal_objects_total" [] "Objects the scanner looked at since start (each checked on every drive and healed where one was behind).";
     HEAL_HEALED: Gauge "heal_objects_heal_total" [] "Objects healed since start: partial-write queue, heal sequences and replaced drives.";
     HEAL_ERRORS: Gauge "heal_objects_errors_total" [] "Objects heal could not fully repair since start.";
     HEAL_BYTES: Gauge "heal_bytes_rebuilt_total" [] "Bytes of shards heal sequences and replaced drives rebuilt.";
@@ -154,8 +159,8 @@ defs! {
     SCANNER_OBJECTS: Gauge "scanner_cycle_objects" ["server"] "Objects the running scanner cycle went through so far.";
     SCANNER_BUCKETS: Gauge "scanner_cycle_buckets" ["server"] "Buckets the running scanner cycle finished so far.";
     ILM_PASSES: Gauge "ilm_passes_total" [] "Lifecycle passes finished since start.";
-    ILM_EXPIRED: Gauge "ilm_expired_versions_total" [] "Versions and delete markers the last lifecycle pass expired.";
-    ILM_ABORTED: Gauge "ilm_uploads_aborted_total" [] "Incomplete multipart uploads the last lifecycle pass aborted.";
+    ILM_EXPIRED: Gauge "ilm_expired_versions_total" [] "Versions and delete markers lifecycle passes expired since start.";
+    ILM_ABORTED: Gauge "ilm_uploads_aborted_total" [] "Incomplete multipart uploads lifecycle passes aborted since start.";
 }
 
 #[cfg(test)]

@@ -48,6 +48,10 @@ pub const ERROR_CODES: &[(&str, &[u16])] = &[
     ("KeyTooLongError", &[400]),
     // AWS KMS's error for an unknown key id, as S3 passes it on.
     ("KMS.NotFoundException", &[400]),
+    // AWS KMS's Decrypt errors, as S3 passes them on: a sealed key that does not open, a
+    // key in a state that cannot seal (here: other bytes than its name stood for).
+    ("KMS.InvalidCiphertextException", &[400]),
+    ("KMS.KMSInvalidStateException", &[400]),
     ("MalformedPolicy", &[400]),
     // GetBucketOwnershipControls of a bucket whose controls were deleted.
     ("OwnershipControlsNotFoundError", &[404]),
