@@ -64,7 +64,7 @@ ts("S3 errors/s", [
 ], "reqps", x=12)
 y += 8
 ts("Time to first byte p99 by API",
-   [(p(0.99, "cairn_s3_requests_ttfb_seconds_bucket", "api, le"), "{{api}}")], "s", x=0)
+   [(p(0.99, "cairn_s3_requests_ttfb_seconds_distribution_bucket", "api, le"), "{{api}}")], "s", x=0)
 ts("Request duration p50 / p99", [
     (p(0.5, "cairn_s3_requests_duration_seconds_bucket", "le"), "p50"),
     (p(0.99, "cairn_s3_requests_duration_seconds_bucket", "le"), "p99"),

@@ -20,7 +20,7 @@ use crate::drive::{
 /// How long a streamed file write may sit idle between chunks.
 const STREAM_IDLE: Duration = Duration::from_secs(30);
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct RemoteDrive {
     peer: Arc<Peer>,
     /// Index of the drive in the cluster's endpoint list.
@@ -110,14 +110,6 @@ async fn send_head_chunk(peer: &Arc<Peer>, wants: Vec<HeadWant>) {
 }
 
 impl RemoteDrive {
-    fn clone_handle(&self) -> RemoteDrive {
-        RemoteDrive {
-            peer: self.peer.clone(),
-            index: self.index,
-            name: self.name.clone(),
-        }
-    }
-
     /// A framed chunk as the peer read it (a [`DriveCall::ReadChunk`], answered raw).
     async fn framed_chunk(&self, file: &FileRef, offset: u64, len: usize) -> DriveResult<Bytes> {
         let call = DriveCall::ReadChunk {
@@ -433,7 +425,7 @@ impl Drive for RemoteDrive {
         let lead = {
             let mut q = self.peer.heads.lock();
             q.push(HeadWant {
-                drive: self.clone_handle(),
+                drive: self.clone(),
                 call: HeadCall {
                     d: self.index,
                     bucket: bucket.to_string(),
