@@ -470,3 +470,100 @@ async fn past_the_memory_budget_data_requests_slow_down_until_buffers_free() {
         .await
         .expect("put after the budget was freed");
 }
+
+/// Drives that fill up: writes past the space answer `507 XMinioStorageFull` (which SDKs do
+/// not retry, as they would a 503), every write acknowledged before reads back whole, and
+/// once objects are deleted writes are taken again without a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn full_drives_refuse_writes_with_507_keep_what_was_acknowledged_and_recover() {
+    use aws_sdk_s3::error::ProvideErrorMetadata;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let paths: Vec<PathBuf> = (1..=4).map(|i| dir.path().join(format!("d{i}"))).collect();
+    let _mounts: Vec<Tmpfs> = paths
+        .iter()
+        .map(|p| {
+            std::fs::create_dir(p).expect("mount point");
+            Tmpfs::mount(p, 16)
+        })
+        .collect();
+    let s = Server::start_on(&paths, &[]);
+    let c = cairn_integration::client_for(
+        &s.endpoint,
+        cairn_integration::ACCESS_KEY,
+        cairn_integration::SECRET_KEY,
+        false,
+    );
+    c.create_bucket()
+        .bucket("fill")
+        .send()
+        .await
+        .expect("bucket");
+    let mut kept = Vec::new();
+    let mut refused = None;
+    // EC 2+2 over 4 x 16 MiB: ~32 objects of 1 MiB fit (512 KiB of shards per drive each).
+    for i in 0..80 {
+        let data = body(i, 1 << 20);
+        let key = format!("obj-{i:03}");
+        match c
+            .put_object()
+            .bucket("fill")
+            .key(&key)
+            .body(ByteStream::from(data.clone()))
+            .send()
+            .await
+        {
+            Ok(_) => kept.push((key, data)),
+            Err(e) => {
+                refused = Some(e);
+                break;
+            }
+        }
+    }
+    let e = refused.expect("80 MiB of objects fit on 4 x 16 MiB at EC 2+2");
+    assert!(kept.len() >= 10, "only {} objects fit", kept.len());
+    let status = e.raw_response().map(|r| r.status().as_u16());
+    assert_eq!(status, Some(507), "{e:?}");
+    assert_eq!(e.code(), Some("XMinioStorageFull"), "{e:?}");
+    // Small objects (inlined in metadata) are refused the same way once nothing fits.
+    let small = c
+        .put_object()
+        .bucket("fill")
+        .key("small")
+        .body(ByteStream::from(body(1, 3000)))
+        .send()
+        .await;
+    if let Err(e) = &small {
+        assert_eq!(e.code(), Some("XMinioStorageFull"), "{e:?}");
+    }
+    read_all(&c, "fill", &kept).await;
+    // The refused object is nowhere.
+    let listed = c
+        .list_objects_v2()
+        .bucket("fill")
+        .send()
+        .await
+        .expect("list");
+    let names: Vec<&str> = listed.contents().iter().filter_map(|o| o.key()).collect();
+    let refused_key = format!("obj-{:03}", kept.len());
+    assert!(!names.contains(&refused_key.as_str()), "{names:?}");
+
+    // Room again: writes are taken, without a restart.
+    for (key, _) in kept.drain(..8) {
+        c.delete_object()
+            .bucket("fill")
+            .key(&key)
+            .send()
+            .await
+            .expect("delete");
+    }
+    let data = body(99, 1 << 20);
+    c.put_object()
+        .bucket("fill")
+        .key("after")
+        .body(ByteStream::from(data.clone()))
+        .send()
+        .await
+        .expect("a write once space is back");
+    kept.push(("after".to_string(), data));
+    read_all(&c, "fill", &kept).await;
+}

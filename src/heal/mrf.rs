@@ -105,6 +105,7 @@ impl Healer {
                 | Err(
                     ObjectError::ReadQuorum { .. }
                     | ObjectError::WriteQuorum { .. }
+                    | ObjectError::StorageFull { .. }
                     | ObjectError::LockTimeout,
                 ) => {
                     if retry.len() < 10_000 {

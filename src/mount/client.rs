@@ -20,6 +20,9 @@ pub enum ClientError {
     NotFound,
     #[error("quota exceeded")]
     QuotaExceeded,
+    /// The store's drives are full (507).
+    #[error("the object store is full")]
+    StorageFull,
     #[error("access denied")]
     AccessDenied,
     /// The server does not accept the credentials themselves (unknown or disabled key,
@@ -331,6 +334,7 @@ impl S3Client {
             (_, "XMinioAdminBucketQuotaExceeded") | (_, "QuotaExceeded") => {
                 ClientError::QuotaExceeded
             }
+            (507, _) | (_, "XMinioStorageFull") => ClientError::StorageFull,
             (_, "KeyTooLongError") => ClientError::NameTooLong,
             (
                 _,
@@ -618,6 +622,7 @@ impl ObjectClient for S3Client {
             let e: Option<ErrorXml> = quick_xml::de::from_str(&text).ok();
             return Err(match e {
                 Some(e) if e.code.contains("Quota") => ClientError::QuotaExceeded,
+                Some(e) if e.code == "XMinioStorageFull" => ClientError::StorageFull,
                 e => ClientError::Other(format!(
                     "CompleteMultipartUpload: {}",
                     e.map(|e| e.message).unwrap_or(text)

@@ -273,7 +273,7 @@ pub struct Fs<C: ObjectClient> {
 fn errno(e: ClientError) -> Errno {
     match e {
         ClientError::NotFound => Errno::ENOENT,
-        ClientError::QuotaExceeded => Errno::ENOSPC,
+        ClientError::QuotaExceeded | ClientError::StorageFull => Errno::ENOSPC,
         ClientError::AccessDenied => Errno::EACCES,
         ClientError::BadCredentials(code) => {
             tracing::error!("the object store refused the mount's credentials ({code})");

@@ -112,6 +112,10 @@ pub enum ObjectError {
     InvalidRequest(String),
     #[error("not enough drives for a write ({ok} of {need})")]
     WriteQuorum { ok: usize, need: usize },
+    /// A write found too few drives with room: it would have had its quorum but for
+    /// drives that are full.
+    #[error("not enough drives with free space for a write ({ok} of {need}; {full} full)")]
+    StorageFull { ok: usize, need: usize, full: usize },
     #[error("not enough drives agree for a read ({ok} of {need})")]
     ReadQuorum { ok: usize, need: usize },
     #[error("timed out waiting for a lock")]

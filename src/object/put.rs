@@ -205,6 +205,7 @@ pub(crate) async fn encode_stream(
     check_size(size, expected)?;
     drop(senders);
     let mut ok = Vec::with_capacity(tasks.len());
+    let mut full = 0;
     for t in tasks {
         let r = match t {
             Some(t) => t
@@ -214,16 +215,12 @@ pub(crate) async fn encode_stream(
         };
         if let Err(e) = &r {
             tracing::warn!(error = %e, "shard write failed");
+            full += usize::from(matches!(e, DriveError::Full));
         }
         ok.push(r.is_ok());
     }
     let live = ok.iter().filter(|o| **o).count();
-    if live < quorum {
-        return Err(ObjectError::WriteQuorum {
-            ok: live,
-            need: quorum,
-        });
-    }
+    super::quorum::short_of(live, full, quorum)?;
     let md5 = match md5 {
         Etag::Lanes(stream) => stream.finish().await,
         Etag::Inline(h) => h.finalize().into(),

@@ -385,13 +385,25 @@ fn clone_err(e: &ObjectError) -> ObjectError {
     }
 }
 
-/// Count successes of a fan-out; fail with `WriteQuorum` below `need`.
+/// Count successes of a fan-out; fail with `WriteQuorum` below `need` (`StorageFull` when
+/// the full drives alone made the difference).
 pub(crate) fn write_ok<T>(results: &[DriveResult<T>], need: usize) -> ObjectResult<usize> {
     let ok = results.iter().filter(|r| r.is_ok()).count();
-    if ok < need {
-        Err(ObjectError::WriteQuorum { ok, need })
+    let full = results
+        .iter()
+        .filter(|r| matches!(r, Err(crate::drive::DriveError::Full)))
+        .count();
+    short_of(ok, full, need).map(|()| ok)
+}
+
+/// `ok` drives did a write that needs `need`, `full` failed for want of space.
+pub(crate) fn short_of(ok: usize, full: usize, need: usize) -> ObjectResult<()> {
+    if ok >= need {
+        Ok(())
+    } else if full > 0 && ok + full >= need {
+        Err(ObjectError::StorageFull { ok, need, full })
     } else {
-        Ok(ok)
+        Err(ObjectError::WriteQuorum { ok, need })
     }
 }
 

@@ -48,6 +48,9 @@ pub const ERROR_CODES: &[(&str, &[u16])] = &[
     ("KeyTooLongError", &[400]),
     // AWS KMS's error for an unknown key id, as S3 passes it on.
     ("KMS.NotFoundException", &[400]),
+    // MinIO's answer when the drives are full (not AWS's: S3 never fills); SDKs do not
+    // retry a 507, as they would a 503.
+    ("XMinioStorageFull", &[507]),
     // AWS KMS's Decrypt errors, as S3 passes them on: a sealed key that does not open, a
     // key in a state that cannot seal (here: other bytes than its name stood for).
     ("KMS.InvalidCiphertextException", &[400]),
@@ -352,6 +355,11 @@ impl From<ObjectError> for S3Error {
                 S::SERVICE_UNAVAILABLE,
                 "Storage resources are insufficient for the request; please retry.",
             ),
+            ObjectError::StorageFull { .. } => S3Error::new(
+                "XMinioStorageFull",
+                S::INSUFFICIENT_STORAGE,
+                "Storage backend has reached its minimum free drive threshold. Please delete a few objects to proceed.",
+            ),
             ObjectError::PreconditionFailed => S3Error::precondition_failed(),
             ObjectError::ConditionalConflict => S3Error::new(
                 "ConditionalRequestConflict",
@@ -406,6 +414,7 @@ mod code_table {
             "INTERNAL_SERVER_ERROR" => 500,
             "NOT_IMPLEMENTED" => 501,
             "SERVICE_UNAVAILABLE" => 503,
+            "INSUFFICIENT_STORAGE" => 507,
             _ => return None,
         })
     }
