@@ -96,8 +96,8 @@ pub fn kms(command: KmsCommand) -> anyhow::Result<()> {
             }
             for b in &s.missing_defaults {
                 println!(
-                    "  warning: bucket {} encrypts uploads with key {:?}, which this KMS lacks: its uploads fail until the key is back or `cairn admin kms rotate --from {} --to <key>` moves it",
-                    b.bucket, b.key, b.key
+                    "  warning: bucket {} encrypts uploads with key {:?}, which this KMS lacks: its uploads fail until the key is back, its default encryption is set again, or `cairn admin kms rotate --to <key>` (no --from) moves it",
+                    b.bucket, b.key
                 );
             }
             if let Some(r) = &s.rotation {

@@ -399,6 +399,11 @@ pub(crate) async fn server(
         if let Err(e) = iam.heal().await {
             tracing::warn!(error = %e, "identity records not healed onto every pool");
         }
+        // Before the KMS keys are checked: a new pool's drives must not read as "no record".
+        let kms_records = cairn::kms::registry::records(store.drive_slots());
+        if let Err(e) = cairn::kms::registry::heal(&kms_records, store.locker().as_ref()).await {
+            tracing::warn!(error = %e, "KMS key records not healed onto every pool");
+        }
     }
     if !peers.is_empty() {
         let notifier = Arc::new(cairn::records::PeerNotifier(
@@ -548,9 +553,14 @@ pub(crate) async fn server(
         healer.set_records_heal(Arc::new(move || {
             let (iam, kms_records, locker) = (iam.clone(), kms_records.clone(), locker.clone());
             Box::pin(async move {
-                let n = iam.heal().await.map_err(|e| e.to_string())?;
-                let k = cairn::kms::registry::heal(&kms_records, locker.as_ref()).await?;
-                Ok(n + k)
+                // Both, whatever the first does.
+                let n = iam.heal().await.map_err(|e| e.to_string());
+                let k = cairn::kms::registry::heal(&kms_records, locker.as_ref()).await;
+                match (n, k) {
+                    (Ok(n), Ok(k)) => Ok(n + k),
+                    (Err(e), Ok(_)) | (Ok(_), Err(e)) => Err(e),
+                    (Err(a), Err(b)) => Err(format!("{a}; {b}")),
+                }
             })
         }));
     }

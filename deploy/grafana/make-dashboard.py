@@ -107,7 +107,7 @@ ts("Quota headroom", [("min by (bucket, prefix) (cairn_bucket_quota_headroom_byt
                        "{{bucket}}/{{prefix}}")], "bytes", x=12)
 y += 8
 ts("Scanner cycle time", [("cairn_scanner_last_cycle_seconds%s" % sel(), "{{server}}")], "s", x=0)
-ts("Lifecycle (last pass)", [
+ts("Lifecycle (since start)", [
     ("max(cairn_ilm_expired_versions_total%s)" % sel(), "versions expired"),
     ("max(cairn_ilm_uploads_aborted_total%s)" % sel(), "uploads aborted"),
 ], x=12)

@@ -524,6 +524,16 @@ async fn full_drives_refuse_writes_with_507_keep_what_was_acknowledged_and_recov
     let status = e.raw_response().map(|r| r.status().as_u16());
     assert_eq!(status, Some(507), "{e:?}");
     assert_eq!(e.code(), Some("XMinioStorageFull"), "{e:?}");
+    // An object of several blocks is refused the same way (its writers stop mid-way).
+    let e = c
+        .put_object()
+        .bucket("fill")
+        .key("multi-block")
+        .body(ByteStream::from(body(2, 4 << 20)))
+        .send()
+        .await
+        .expect_err("4 MiB on full drives");
+    assert_eq!(e.code(), Some("XMinioStorageFull"), "{e:?}");
     // Small objects (inlined in metadata) are refused the same way once nothing fits.
     let small = c
         .put_object()

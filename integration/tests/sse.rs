@@ -691,10 +691,11 @@ s3.create_bucket(Bucket="mmm")
 s3.put_object(Bucket="mmm", Key="a", Body=data, ServerSideEncryption="AES256")
 print("PUT", s3.head_object(Bucket="mmm", Key="a")["ServerSideEncryption"])
 "#;
-    let Some(out) = boto(&s.endpoint, Path::new("-"), "00", script) else {
-        return;
-    };
-    assert!(out.contains("PUT AES256"), "{out}");
+    // The refusal below needs no client: the name is recorded at the first start.
+    let out = boto(&s.endpoint, Path::new("-"), "00", script);
+    if let Some(out) = &out {
+        assert!(out.contains("PUT AES256"), "{out}");
+    }
     drop(s);
 
     // The same name with other bytes: the server does not start (it would seal new objects
@@ -717,6 +718,9 @@ print("PUT", s3.head_object(Bucket="mmm", Key="a")["ServerSideEncryption"])
     // The right key again, and a new name beside it: what was sealed opens, new seals work.
     let both = format!("k2:{},{right}", b64.encode([0x43u8; 32]));
     let s = Server::start_on(&drives, &[("MINIO_KMS_SECRET_KEY", &both)]);
+    if out.is_none() {
+        return;
+    }
     let out = boto(
         &s.endpoint,
         Path::new("-"),

@@ -757,8 +757,17 @@ impl LocalDrive {
             }
             Err(e) => return Err(e.into()),
         };
-        f.write_all(data)?;
-        self.settle_file(&f)?;
+        // A file that could not be written whole (a full drive, an I/O error) goes at once:
+        // callers retry, and each try would leave one more behind until a restart.
+        let written = f
+            .write_all(data)
+            .map_err(DriveError::from)
+            .and_then(|()| self.settle_file(&f));
+        if let Err(e) = written {
+            drop(f);
+            let _ = fs::remove_file(&tmp);
+            return Err(e);
+        }
         Ok(tmp)
     }
 

@@ -86,6 +86,7 @@ impl DriveError {
         match self {
             DriveError::NotFound => DriveError::NotFound,
             DriveError::BucketNotFound => DriveError::BucketNotFound,
+            DriveError::Full => DriveError::Full,
             other => DriveError::Offline(other.to_string()),
         }
     }

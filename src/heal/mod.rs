@@ -226,7 +226,8 @@ impl Healer {
 
     /// Everything a drive holds besides objects onto drives that miss it or hold an older
     /// copy (a replaced drive, one that was away while it changed): bucket folders and
-    /// records, the pools record, identities and the IAM seal key.
+    /// records, the pools record, and through the wiring's hook identities, the IAM seal
+    /// key and the KMS key records.
     pub(crate) async fn heal_system(&self) {
         if let Err(e) = self.store.heal_buckets().await {
             tracing::warn!(error = %e, "bucket heal failed");

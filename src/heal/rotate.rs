@@ -70,6 +70,8 @@ pub enum RotateError {
     NoSuchKey(String),
     #[error("the source and target keys are the same")]
     SameKey,
+    #[error("KMS key {0:?} cannot seal: {1}")]
+    Unusable(String, String),
 }
 
 /// The running rotation's cancellation handle.
@@ -102,6 +104,12 @@ impl Healer {
         }
         if from == Some(to) {
             return Err(RotateError::SameKey);
+        }
+        // The target must be able to seal (a key not yet checked against the deployment's
+        // record of it, or given with other bytes, cannot): else bucket defaults would move
+        // to a key no upload can use.
+        if let Err(e) = kms.encrypt(to, &[0; 32], b"cairn rotation probe") {
+            return Err(RotateError::Unusable(to.to_string(), e.to_string()));
         }
         let status = {
             let mut r = self.rotation.lock();
@@ -329,6 +337,7 @@ impl Healer {
         {
             return;
         }
+        let mut changed = false;
         let r = self
             .store
             .buckets()
@@ -336,12 +345,14 @@ impl Healer {
                 if named(c) {
                     if let Some(e) = c.encryption.as_mut() {
                         e.kms_key_id = Some(to.to_string());
+                        changed = true;
                     }
                 }
                 Ok(())
             })
             .await;
         match r {
+            Ok(_) if !changed => {}
             Ok(_) => {
                 tracing::info!(
                     bucket,

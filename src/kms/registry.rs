@@ -27,8 +27,9 @@ use crate::records::{RecordLock, Records};
 
 /// The records directory of the key check values.
 pub const DIR: &str = "kms/keys";
-/// The lock a key's first record is made under (and healed under).
-const LOCK: &str = "kms/keys";
+/// The lock a key's first record is made under (and healed under): a name no object lock
+/// (`<bucket>/<key>`) can take, since bucket names never start with a dot.
+const LOCK: &str = ".cairn.sys/kms-keys";
 
 /// A key name's record.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]

@@ -369,9 +369,7 @@ impl Store {
         if ok < set.size() {
             self.heal_queue.push(bucket, key);
         }
-        if ok < need {
-            return Err(ObjectError::WriteQuorum { ok, need });
-        }
+        super::quorum::write_ok(&results, need)?;
         Ok(current)
     }
 
@@ -504,7 +502,7 @@ impl Store {
                 let mut meta = match meta {
                     Ok(m) => m,
                     Err(None) if marker.is_some() => ObjectMeta::default(),
-                    Err(None) => return Ok(false),
+                    Err(None) => return Ok((false, false, None)),
                     Err(Some(e)) => return Err(DriveError::Offline(e)),
                 };
                 let removed = match (remove, marker) {
@@ -516,31 +514,62 @@ impl Store {
                     .as_ref()
                     .is_some_and(|v| v.kind == VersionKind::DeleteMarker);
                 if removed.is_none() && remove.is_some() {
-                    return Ok(false);
+                    return Ok((false, false, None));
                 }
                 let new = (!meta.versions.is_empty()).then(|| bytes::Bytes::from(meta.encode()));
                 d.write_meta(bucket, key, new, None).await?;
-                if let Some(dir) = removed.and_then(|v| v.data_dir) {
-                    d.delete_data_dir(bucket, key, dir).await?;
-                }
-                Ok(was_marker)
+                // The removed version's data goes only once a quorum took the change.
+                Ok((was_marker, true, removed.and_then(|v| v.data_dir)))
             }
         })
         .await;
         let need = write_quorum(set.size() - set.parity, set.parity);
         let ok = results.iter().filter(|r| r.is_ok()).count();
         if ok < set.size() {
-            // Short of quorum too: the drives that did delete disagree with the rest until
-            // the heal settles the key by quorum (restoring it where a quorum still has it).
+            // The drives that missed the change disagree with the rest until the heal
+            // settles the key by quorum.
             self.heal_queue.push(bucket, key);
         }
-        if ok < need {
-            return Err(ObjectError::WriteQuorum { ok, need });
+        if let Err(e) = super::quorum::write_ok(&results, need) {
+            // Short of quorum: the drives that took the change get their metadata back, so
+            // an answer of "not done" leaves the key as it was (a marker left on a read
+            // quorum of drives would otherwise stand, and every retry would add another).
+            let rolled = fan_out(&set.drives, |i, d| {
+                let back = match (&results[i], &current[i]) {
+                    (Ok((_, true, _)), Ok(b)) => Some(Some(b.clone())),
+                    (Ok((_, true, _)), Err(DriveError::NotFound)) => Some(None),
+                    _ => None,
+                };
+                async move {
+                    match back {
+                        Some(back) => d.write_meta(bucket, key, back, None).await.map(|_| ()),
+                        None => Ok(()),
+                    }
+                }
+            })
+            .await;
+            for r in rolled.iter().filter_map(|r| r.as_ref().err()) {
+                tracing::warn!(bucket, key, error = %r, "a failed delete could not be rolled back on a drive (heal settles it)");
+            }
+            return Err(e);
+        }
+        let purged = fan_out(&set.drives, |i, d| {
+            let dir = results[i].as_ref().ok().and_then(|r| r.2);
+            async move {
+                match dir {
+                    Some(dir) => d.delete_data_dir(bucket, key, dir).await,
+                    None => Ok(()),
+                }
+            }
+        })
+        .await;
+        for r in purged.iter().filter_map(|r| r.as_ref().err()) {
+            tracing::warn!(bucket, key, error = %r, "a deleted version's data stays on a drive");
         }
         Ok(match (remove, marker) {
             (Some(id), _) => Deleted {
                 version_id: id,
-                delete_marker: results.iter().any(|r| matches!(r, Ok(true))),
+                delete_marker: results.iter().any(|r| matches!(r, Ok((true, _, _)))),
                 versioned: versioning.is_some() || id.is_some(),
             },
             (None, marker) => Deleted {

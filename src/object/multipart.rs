@@ -244,11 +244,10 @@ impl Store {
             }
         })
         .await;
-        let ok = results.iter().filter(|r| r.is_ok()).count();
-        let need = write_quorum(rec.data as usize, rec.parity as usize);
-        if ok < need {
-            return Err(ObjectError::WriteQuorum { ok, need });
-        }
+        super::quorum::write_ok(
+            &results,
+            write_quorum(rec.data as usize, rec.parity as usize),
+        )?;
         Ok(true)
     }
 
@@ -281,13 +280,9 @@ impl Store {
         let bytes = bytes::Bytes::from(serde_json::to_vec(&record).unwrap_or_default());
         let path = format!("{}/upload.json", upload_dir(&id));
         let results = fan_out(&set.drives, |_, d| d.write_sys(&path, bytes.clone())).await;
-        let need = write_quorum(data, parity);
-        if results.iter().filter(|r| r.is_ok()).count() < need {
+        if let Err(e) = super::quorum::write_ok(&results, write_quorum(data, parity)) {
             cleanup(&set.drives, &upload_dir(&id)).await;
-            return Err(ObjectError::WriteQuorum {
-                ok: results.iter().filter(|r| r.is_ok()).count(),
-                need,
-            });
+            return Err(e);
         }
         Ok(id.to_string())
     }
@@ -396,10 +391,7 @@ impl Store {
                 {
                     return Err(ObjectError::NoSuchUpload);
                 }
-                return Err(ObjectError::WriteQuorum {
-                    ok: done,
-                    need: quorum,
-                });
+                super::quorum::write_ok(&results, quorum)?;
             }
             Ok(UploadedPart {
                 number,

@@ -139,6 +139,9 @@ pub(crate) async fn encode_stream(
     let writers = fan_out(&set.drives, |_, d| d.create_sys_file(file)).await;
     let mut senders = Vec::with_capacity(writers.len());
     let mut tasks = Vec::with_capacity(writers.len());
+    // Drives that could not take a shard for want of space (a write short of its quorum
+    // only for them answers "full", not "retry").
+    let mut full = 0;
     for w in writers {
         match w {
             Ok(w) => {
@@ -148,6 +151,7 @@ pub(crate) async fn encode_stream(
             }
             Err(e) => {
                 tracing::warn!(error = %e, "shard writer could not start");
+                full += usize::from(matches!(e, DriveError::Full));
                 senders.push(None);
                 tasks.push(None);
             }
@@ -184,10 +188,13 @@ pub(crate) async fn encode_stream(
             }
             let live = senders.iter().filter(|s| s.is_some()).count();
             if live < quorum {
-                return Err(ObjectError::WriteQuorum {
-                    ok: live,
-                    need: quorum,
-                });
+                // Why the writers stopped decides the answer: wait for them to say.
+                drop(senders);
+                let (done, more_full) = join_writers(tasks).await;
+                let ok = done.iter().filter(|o| **o).count();
+                return Err(super::quorum::short_of(ok, full + more_full, quorum)
+                    .err()
+                    .unwrap_or(ObjectError::WriteQuorum { ok, need: quorum }));
             }
             if let Etag::Lanes(stream) = &md5 {
                 stream.drained().await;
@@ -204,23 +211,9 @@ pub(crate) async fn encode_stream(
     }
     check_size(size, expected)?;
     drop(senders);
-    let mut ok = Vec::with_capacity(tasks.len());
-    let mut full = 0;
-    for t in tasks {
-        let r = match t {
-            Some(t) => t
-                .await
-                .unwrap_or(Err(DriveError::NotDone("writer task panicked"))),
-            None => Err(DriveError::NotDone("no writer")),
-        };
-        if let Err(e) = &r {
-            tracing::warn!(error = %e, "shard write failed");
-            full += usize::from(matches!(e, DriveError::Full));
-        }
-        ok.push(r.is_ok());
-    }
+    let (ok, more_full) = join_writers(tasks).await;
     let live = ok.iter().filter(|o| **o).count();
-    super::quorum::short_of(live, full, quorum)?;
+    super::quorum::short_of(live, full + more_full, quorum)?;
     let md5 = match md5 {
         Etag::Lanes(stream) => stream.finish().await,
         Etag::Inline(h) => h.finalize().into(),
@@ -252,6 +245,28 @@ fn check_size(size: u64, expected: Option<u64>) -> ObjectResult<()> {
 
 /// A shard chunk on its way to a drive, and its share of the write budget.
 pub(super) type Chunk = (Bytes, Arc<Option<OwnedSemaphorePermit>>);
+
+/// Wait for the shard writers: which finished their shard, and how many failed for want
+/// of space.
+async fn join_writers(
+    tasks: Vec<Option<tokio::task::JoinHandle<DriveResult<()>>>>,
+) -> (Vec<bool>, usize) {
+    let (mut ok, mut full) = (Vec::with_capacity(tasks.len()), 0);
+    for t in tasks {
+        let r = match t {
+            Some(t) => t
+                .await
+                .unwrap_or(Err(DriveError::NotDone("writer task panicked"))),
+            None => Err(DriveError::NotDone("no writer")),
+        };
+        if let Err(e) = &r {
+            tracing::warn!(error = %e, "shard write failed");
+            full += usize::from(matches!(e, DriveError::Full));
+        }
+        ok.push(r.is_ok());
+    }
+    (ok, full)
+}
 
 /// Writes the chunks it receives to one shard file, then finishes the file.
 pub(super) async fn drive_writer(

@@ -2679,3 +2679,56 @@ async fn listings_read_a_quorum_first_and_the_others_when_it_disagrees() {
     }
     assert_eq!(listed.len(), 4 + pairs.len());
 }
+
+/// A delete short of its write quorum changes nothing: no delete marker left standing on
+/// the drives that took it (a read quorum of them would make it the latest), no version
+/// taken out, no data removed.
+#[tokio::test]
+async fn a_delete_below_quorum_leaves_the_key_as_it_was() {
+    use crate::bucket::Versioning;
+    let c = Cluster::new(4).await;
+    c.store.make_bucket("plain").await.expect("bucket");
+    c.store.make_bucket("bucket").await.expect("bucket");
+    enable_versioning(&c, "bucket", Versioning::Enabled).await;
+    let (small, big) = (bytes(100, 1), bytes(2 * BLOCK + 3, 2));
+    c.put("bucket", "k", &small).await.expect("put");
+    c.put("plain", "big", &big).await.expect("put");
+    let v = c.put("bucket", "v", &big).await.expect("put");
+    // 2+2 needs 3 drives for a write: fail two.
+    *c.faults[0].lock() = Fault::FailWrites;
+    *c.faults[1].lock() = Fault::FailWrites;
+    for (bucket, key, which) in [
+        ("bucket", "k", VersionRef::Latest),
+        ("plain", "big", VersionRef::Latest),
+        ("bucket", "v", VersionRef::Id(v.version_id)),
+    ] {
+        let r = c.store.delete_version(bucket, key, which, false).await;
+        assert!(
+            matches!(r, Err(ObjectError::WriteQuorum { .. })),
+            "{key}: {r:?}"
+        );
+    }
+    *c.faults[0].lock() = Fault::None;
+    *c.faults[1].lock() = Fault::None;
+    assert_eq!(
+        c.get("bucket", "k").await.expect("no marker in front"),
+        small
+    );
+    assert_eq!(c.get("plain", "big").await.expect("still there"), big);
+    assert_eq!(
+        get_version(&c, "v", v.version_id)
+            .await
+            .expect("version kept"),
+        big
+    );
+    // Every drive still has it whole: reads with either pair of drives gone.
+    for pair in [[0, 1], [2, 3]] {
+        for d in pair {
+            *c.faults[d].lock() = Fault::Offline;
+        }
+        assert_eq!(c.get("plain", "big").await.expect("read"), big, "{pair:?}");
+        for d in pair {
+            *c.faults[d].lock() = Fault::None;
+        }
+    }
+}

@@ -51,9 +51,8 @@ pub const ERROR_CODES: &[(&str, &[u16])] = &[
     // MinIO's answer when the drives are full (not AWS's: S3 never fills); SDKs do not
     // retry a 507, as they would a 503.
     ("XMinioStorageFull", &[507]),
-    // AWS KMS's Decrypt errors, as S3 passes them on: a sealed key that does not open, a
-    // key in a state that cannot seal (here: other bytes than its name stood for).
-    ("KMS.InvalidCiphertextException", &[400]),
+    // AWS KMS's error for a key in a state that cannot seal (here: other bytes than its
+    // name stood for), as S3 passes it on.
     ("KMS.KMSInvalidStateException", &[400]),
     ("MalformedPolicy", &[400]),
     // GetBucketOwnershipControls of a bucket whose controls were deleted.

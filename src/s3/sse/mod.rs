@@ -101,7 +101,7 @@ fn kms_error(e: KmsError) -> S3Error {
             format!("Key '{k}' does not exist."),
         ),
         KmsError::Unverified(k) => {
-            tracing::warn!(key = k, "a seal waits for the KMS key's check");
+            tracing::debug!(key = k, "a seal waits for the KMS key's check");
             S3Error::new(
                 "ServiceUnavailable",
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -114,9 +114,9 @@ fn kms_error(e: KmsError) -> S3Error {
             format!("KMS key '{k}' is not the key this deployment sealed with under that name."),
         ),
         KmsError::Unseal => S3Error::new(
-            "KMS.InvalidCiphertextException",
-            StatusCode::BAD_REQUEST,
-            "The object's sealed key does not open under the KMS key it names: the key's bytes differ from those it was sealed with, or the object's metadata was changed.",
+            "InternalError",
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "The object's sealed key does not open under the KMS key it names: the key's bytes differ from those it was sealed with, or the object's metadata was damaged.",
         ),
         other => {
             tracing::error!(error = %other, "KMS call failed");
