@@ -546,6 +546,11 @@ async fn full_drives_refuse_writes_with_507_keep_what_was_acknowledged_and_recov
         assert_eq!(e.code(), Some("XMinioStorageFull"), "{e:?}");
     }
     read_all(&c, "fill", &kept).await;
+    // Refused writes leave nothing staged behind (each retry would add to it).
+    for p in &paths {
+        let staged = contents(&p.join(".cairn.sys/tmp"));
+        assert!(staged.is_empty(), "left in staging: {staged:?}");
+    }
     // The refused object is nowhere.
     let listed = c
         .list_objects_v2()

@@ -1017,7 +1017,12 @@ impl LocalDrive {
             })();
             match r {
                 Err(DriveError::NotFound) if attempt < 3 => continue,
-                other => break other?,
+                Err(e) => {
+                    // Nothing points at the staged metadata yet: it goes with the attempt.
+                    let _ = fs::remove_file(&staged_meta);
+                    return Err(e);
+                }
+                Ok(()) => break,
             }
         }
         self.crash_point(crash::AFTER_META_STAGED)?;
@@ -1259,13 +1264,21 @@ impl Drive for LocalDrive {
         let p = self.sys_path(path)?;
         let this = self.clone();
         let tmp = blocking(&self.slots, move || this.stage_file(&data)).await?;
-        self.barrier().await?;
+        if let Err(e) = self.barrier().await {
+            let _ = fs::remove_file(&tmp);
+            return Err(e);
+        }
         let this = self.clone();
         blocking(&self.slots, move || {
             let parent = p.parent().ok_or(DriveError::InvalidName)?;
             let sys = this.root.join(SYS_DIR);
-            this.create_dirs_settled(&sys, parent.strip_prefix(&sys).unwrap_or(Path::new("")))?;
-            fs::rename(&tmp, &p)?;
+            let placed = this
+                .create_dirs_settled(&sys, parent.strip_prefix(&sys).unwrap_or(Path::new("")))
+                .and_then(|()| Ok(fs::rename(&tmp, &p)?));
+            if placed.is_err() {
+                let _ = fs::remove_file(&tmp);
+            }
+            placed?;
             this.settle_dir(parent)
         })
         .await?;
@@ -1346,9 +1359,21 @@ impl Drive for LocalDrive {
                 Err(e) => return Err(e.into()),
             }
             let meta = serde_json::to_vec(&BucketMeta { created }).unwrap_or_default();
-            let tmp = this.stage_file(&meta)?;
-            this.barrier_blocking()?;
-            fs::rename(tmp, b.join(BUCKET_META_FILE))?;
+            // A bucket folder whose record could not be placed goes again (else it would
+            // list as a bucket that is not there).
+            let placed = this.stage_file(&meta).and_then(|tmp| {
+                let r = this
+                    .barrier_blocking()
+                    .and_then(|()| Ok(fs::rename(&tmp, b.join(BUCKET_META_FILE))?));
+                if r.is_err() {
+                    let _ = fs::remove_file(&tmp);
+                }
+                r
+            });
+            if let Err(e) = placed {
+                let _ = fs::remove_dir(&b);
+                return Err(e);
+            }
             fsync_dir(&b)?;
             fsync_dir(&this.root)
         })

@@ -488,6 +488,9 @@ impl Store {
                 (None, Some(m))
             }
         };
+        if !guard.held() {
+            return Err(ObjectError::LockLost);
+        }
         let results = fan_out(&set.drives, |i, d| {
             let marker = marker.clone().map(|mut m| {
                 m.erasure.index = m.erasure.distribution[i];
@@ -531,6 +534,11 @@ impl Store {
             self.heal_queue.push(bucket, key);
         }
         if let Err(e) = super::quorum::write_ok(&results, need) {
+            if !guard.held() {
+                // Another writer may have the key now: what this delete left is heal's to
+                // settle, never overwritten blindly.
+                return Err(e);
+            }
             // Short of quorum: the drives that took the change get their metadata back, so
             // an answer of "not done" leaves the key as it was (a marker left on a read
             // quorum of drives would otherwise stand, and every retry would add another).
@@ -565,6 +573,9 @@ impl Store {
         .await;
         for r in purged.iter().filter_map(|r| r.as_ref().err()) {
             tracing::warn!(bucket, key, error = %r, "a deleted version's data stays on a drive");
+        }
+        if purged.iter().any(|r| r.is_err()) {
+            self.heal_queue.push(bucket, key);
         }
         Ok(match (remove, marker) {
             (Some(id), _) => Deleted {
