@@ -1,8 +1,8 @@
 //! What listings read of each key's directory, kept in memory while the directory is
 //! unchanged: the head of its metadata, and whether keys continue below it.
 //!
-//! A listing page reads, per key, the head of the metadata file from a read quorum of
-//! drives (an open, a read and a close each) and asks every drive whether keys continue
+//! A listing page reads, per key, the head of the metadata file from a read quorum (at least
+//! `parity + 1`) of drives (an open, a read and a close each) and asks every drive whether keys continue
 //! below the key — which, for a key with data directories (any object above the inline
 //! limit), the link count cannot tell, so the directory was read. Each drive keeps both
 //! answers with the stamp of the key's directory (which a listing `stat`s anyway, for its

@@ -340,11 +340,13 @@ impl<'a> SetWalker<'a> {
     /// directory, one call per drive.
     ///
     /// A version listing reads every drive. A listing of latest versions reads the heads
-    /// from a read quorum of the drives first ([`SetWalker::meta_drives`]) and asks the
-    /// others only whether keys continue below each key; a key whose asked drives do not
-    /// all agree on a version backed by its read quorum is then read from the others too.
-    /// The asked drives meet every write quorum (`read quorum + write quorum > drives`), so
-    /// an acknowledged change to a key is always among what they hold.
+    /// from a read quorum (at least `parity + 1`) of the drives first
+    /// ([`SetWalker::meta_drives`]) and asks the others only whether keys continue below
+    /// each key; a key whose asked drives do not all agree on a version backed by its read
+    /// quorum is then read from the others too. The asked drives meet every write quorum
+    /// (`read quorum + write quorum > drives`), so an acknowledged change to a key is always
+    /// among what they hold; and the others are fewer than a read quorum, so no version a
+    /// read would take (one a crash left on a read quorum only) is missing from them all.
     async fn prefetch(&mut self, key: &str) {
         let mut batch = vec![key.to_string()];
         if let Some(top) = self.stack.last() {
@@ -451,11 +453,14 @@ impl<'a> SetWalker<'a> {
         }
     }
 
-    /// The drives a listing of latest versions reads heads from first: a read quorum of the
-    /// set (`drives − parity`), this node's own drives before remote ones.
+    /// The drives a listing of latest versions reads heads from first, this node's own
+    /// drives before remote ones: a read quorum of the set (`drives − parity`), and at least
+    /// `parity + 1` — so that the drives not asked are fewer than a read quorum and cannot
+    /// hold a version a read would take (a write cut short on exactly a read quorum of a
+    /// 2+2 set is read as new; asking only the other two would list it as old).
     fn meta_drives(&self) -> Vec<bool> {
         let n = self.set.drives.len();
-        let want = crate::placement::read_quorum(n - self.set.parity);
+        let want = crate::placement::read_quorum(n - self.set.parity).max(self.set.parity + 1);
         let mut asked = vec![false; n];
         let mut order: Vec<usize> = (0..n).filter(|i| self.set.drives[*i].is_some()).collect();
         order.sort_by_key(|i| !self.set.drives[*i].as_ref().is_some_and(|d| d.is_local()));

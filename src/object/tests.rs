@@ -2650,6 +2650,24 @@ async fn listings_read_a_quorum_first_and_the_others_when_it_disagrees() {
             pairs.push(key);
         }
     }
+    // A newer version on exactly a read quorum and the older one on the others (a write
+    // cut short by a crash): a GET reads the newer one, so must a listing — whichever
+    // drives it asks first.
+    let mut newer = Vec::new();
+    for i in 0..4 {
+        for j in i + 1..4 {
+            let key = format!("newer{i}{j}");
+            c.put("bkt", &key, &bytes(40, 4)).await.expect("v1");
+            let old: Vec<Vec<u8>> = (0..4)
+                .map(|d| std::fs::read(meta_of(d, &key)).expect("old meta"))
+                .collect();
+            c.put("bkt", &key, &bytes(50, 5)).await.expect("v2");
+            for d in (0..4).filter(|d| *d != i && *d != j) {
+                std::fs::write(meta_of(d, &key), &old[d]).expect("older meta");
+            }
+            newer.push(key);
+        }
+    }
     let page = c
         .store
         .list_objects(
@@ -2677,7 +2695,11 @@ async fn listings_read_a_quorum_first_and_the_others_when_it_disagrees() {
         assert_eq!(listed.get(key.as_str()), Some(&30), "{key}");
         assert_eq!(c.get("bkt", key).await.expect("get"), bytes(30, 3), "{key}");
     }
-    assert_eq!(listed.len(), 4 + pairs.len());
+    for key in &newer {
+        assert_eq!(c.get("bkt", key).await.expect("get"), bytes(50, 5), "{key}");
+        assert_eq!(listed.get(key.as_str()), Some(&50), "{key}");
+    }
+    assert_eq!(listed.len(), 4 + pairs.len() + newer.len());
 }
 
 /// A delete short of its write quorum changes nothing: no delete marker left standing on
