@@ -1773,8 +1773,11 @@ impl LocalDrive {
                 Some(head) => Ok(head),
                 // Sized by the read itself: a short first read is the whole file.
                 None => {
+                    // Kept and sent without inline data, which a listing never shows and
+                    // which is most of a small object's head.
                     let head = open()
                         .and_then(|f| Ok(meta_head(&f, u64::MAX, false)?.unwrap_or_default()))
+                        .map(|h| crate::meta::listing_head(&h).unwrap_or(h))
                         .map(Bytes::from)
                         .map_err(DriveError::from);
                     fresh_head = head.as_ref().ok().cloned();

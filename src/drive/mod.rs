@@ -310,8 +310,10 @@ pub trait Drive: Send + Sync + std::fmt::Debug {
     /// continue below it (`key/...`), so a listing need not look into leaf objects.
     async fn read_entries(&self, bucket: &str, keys: &[String]) -> DriveResult<Vec<Entry>>;
     /// [`Drive::read_entries`] for listings of latest versions: each `meta` may be only the
-    /// file's head (as [`Drive::read_meta_head`]), `data_dirs` may be left empty, and
-    /// without `metas` the metadata need not be read at all (only `has_children` counts).
+    /// file's head (as [`Drive::read_meta_head`]) and may leave out the latest version's
+    /// inline data ([`crate::meta::listing_head`]: a listing shows no data), `data_dirs` may
+    /// be left empty, and without `metas` the metadata need not be read at all (only
+    /// `has_children` counts).
     async fn read_entry_heads(
         &self,
         bucket: &str,

@@ -285,6 +285,28 @@ impl ObjectMeta {
     }
 }
 
+/// A metadata file's head as a listing of latest versions needs it: the latest version
+/// without its inline data (a listing shows none, and on a small object this drive's shard
+/// is most of the head — its checksum, decoding, copies and, between nodes, its transfer
+/// were most of what a listed key cost). Itself a valid head ([`ObjectMeta::decode_head`]),
+/// never to be written back. `None` when there is nothing to leave out or the head does not
+/// decode (then it is served as read, for the reader to judge).
+pub fn listing_head(head: &[u8]) -> Option<Vec<u8>> {
+    if format_of(head).ok()? != META_VERSION {
+        return None;
+    }
+    let (Some(mut latest), _) = decode_head_v2(head).ok()? else {
+        return None;
+    };
+    latest.inline.take()?;
+    let mut out = ObjectMeta {
+        versions: vec![latest],
+    }
+    .encode();
+    out.truncate(head_len(&out)?);
+    Some(out)
+}
+
 /// The format version of a metadata file, once its magic is checked.
 fn format_of(bytes: &[u8]) -> Result<u16, MetaError> {
     if bytes.len() < MAGIC.len() + 2 + TRAILER {
@@ -443,6 +465,35 @@ mod tests {
         marker.mod_time += 1;
         m.upsert(marker);
         m
+    }
+
+    #[test]
+    fn a_listing_head_is_the_latest_version_without_its_inline_data() {
+        let mut m = two_versions();
+        m.versions[0] = version(2000, Some(vec![7u8; 2000]));
+        let bytes = m.encode();
+        let n = head_len(&bytes[..head_len_needs()]).expect("format 2");
+        let listed = listing_head(&bytes[..n]).expect("inline data to leave out");
+        assert!(listed.len() + 2000 <= n, "{} of {n} bytes", listed.len());
+        let head = ObjectMeta::decode_head(&listed)
+            .expect("a valid head")
+            .expect("latest");
+        let latest = m.latest().expect("latest");
+        assert_eq!(head.inline, None);
+        assert_eq!(head.signature(), latest.signature());
+        assert_eq!(
+            Version {
+                inline: latest.inline.clone(),
+                ..head
+            },
+            *latest
+        );
+        // Nothing to leave out, a damaged head, another format: served as read.
+        assert_eq!(listing_head(&listed), None);
+        let mut damaged = bytes[..n].to_vec();
+        damaged[PREFIX + 3] ^= 1;
+        assert_eq!(listing_head(&damaged), None);
+        assert_eq!(listing_head(b"not metadata at all"), None);
     }
 
     #[test]
