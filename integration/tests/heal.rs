@@ -309,12 +309,22 @@ async fn the_heal_queue_survives_a_restart() {
         .send()
         .await
         .expect("put");
-    // Graceful stop: the queue is saved on the drives that answer.
+    // The heal is tried (the drive is still away) and waits for its next try: still
+    // counted as queued.
+    std::thread::sleep(Duration::from_secs(3));
+    let (code, info) = admin(&s, &["info"]);
+    assert_eq!(code, 0, "{info}");
+    assert!(
+        info.contains("1 object(s) queued for repair"),
+        "a heal waiting to be tried again is queued: {info}"
+    );
+    // Graceful stop: the queue, waiting heals included, is saved on the drives that answer.
     let status = s.terminate();
     assert!(status.success());
+    let saved = std::fs::read_to_string(paths[0].join(".cairn.sys/mrf.json")).expect("queue");
     assert!(
-        paths[0].join(".cairn.sys/mrf.json").exists(),
-        "queue persisted"
+        saved.contains(r#""persist","k""#),
+        "queue persisted: {saved}"
     );
     std::fs::rename(&away, &paths[1]).expect("plug back");
     let s = Server::start_on(&paths, &[]);

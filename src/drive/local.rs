@@ -561,11 +561,10 @@ impl LocalDrive {
         crate::crash::point(crate::crash::FORMAT_DIRS);
         let sys = self.root.join(SYS_DIR);
         if let Some(marker) = healing {
-            let tmp = self.stage_file(marker)?;
-            fs::rename(&tmp, sys.join(super::HEALING_FILE))?;
+            self.stage_file(marker)?
+                .place(&sys.join(super::HEALING_FILE))?;
         }
-        let tmp = self.stage_file(format)?;
-        fs::rename(&tmp, sys.join(FORMAT_FILE))?;
+        self.stage_file(format)?.place(&sys.join(FORMAT_FILE))?;
         fsync_dir(&sys)?;
         crate::crash::point(crate::crash::FORMAT_WRITTEN);
         let status = self.probe_blocking().status;
@@ -743,9 +742,10 @@ impl LocalDrive {
         }
     }
 
-    /// Write `data` to a fresh temp file, settled, and return its path. A missing staging
-    /// directory is a drive that is gone (unmounted, say), never one to lay out again.
-    fn stage_file(&self, data: &[u8]) -> DriveResult<PathBuf> {
+    /// Write `data` to a fresh temp file, settled, and return it (removed unless placed). A
+    /// missing staging directory is a drive that is gone (unmounted, say), never one to lay
+    /// out again.
+    fn stage_file(&self, data: &[u8]) -> DriveResult<StagedFile> {
         let tmp = self.tmp_path();
         let mut f = match File::create(&tmp) {
             Ok(f) => f,
@@ -759,16 +759,10 @@ impl LocalDrive {
         };
         // A file that could not be written whole (a full drive, an I/O error) goes at once:
         // callers retry, and each try would leave one more behind until a restart.
-        let written = f
-            .write_all(data)
-            .map_err(DriveError::from)
-            .and_then(|()| self.settle_file(&f));
-        if let Err(e) = written {
-            drop(f);
-            let _ = fs::remove_file(&tmp);
-            return Err(e);
-        }
-        Ok(tmp)
+        let staged = StagedFile(Some(tmp));
+        f.write_all(data)?;
+        self.settle_file(&f)?;
+        Ok(staged)
     }
 
     /// Remove empty directories from `dir` up to (not including) `stop`.
@@ -1017,11 +1011,8 @@ impl LocalDrive {
             })();
             match r {
                 Err(DriveError::NotFound) if attempt < 3 => continue,
-                Err(e) => {
-                    // Nothing points at the staged metadata yet: it goes with the attempt.
-                    let _ = fs::remove_file(&staged_meta);
-                    return Err(e);
-                }
+                // Nothing points at the staged metadata yet: it goes with the attempt.
+                Err(e) => return Err(e),
                 Ok(()) => break,
             }
         }
@@ -1037,10 +1028,10 @@ impl LocalDrive {
     }
 
     /// The second half of a commit: the metadata takes its name (settled).
-    fn commit_publish(&self, p: &Staged) -> DriveResult<()> {
+    fn commit_publish(&self, p: &mut Staged) -> DriveResult<()> {
         let dir = p.bpath.join(&p.rel);
         let meta_path = dir.join(META_FILE);
-        let renamed = fs::rename(&p.staged_meta, &meta_path);
+        let renamed = p.staged_meta.place(&meta_path);
         self.heads.forget(&dir);
         match renamed {
             // A concurrent delete pruned the (empty) directory while we waited: make it
@@ -1049,7 +1040,7 @@ impl LocalDrive {
                 self.create_key_dirs(&p.bpath, &p.rel)?;
                 self.clear_ancestor_flags(&p.bpath, &p.rel)?;
                 self.barrier_blocking()?;
-                let renamed = fs::rename(&p.staged_meta, &meta_path);
+                let renamed = p.staged_meta.place(&meta_path);
                 self.heads.forget(&dir);
                 renamed?;
             }
@@ -1084,10 +1075,13 @@ impl LocalDrive {
             }
             Prepared::Staged(p) => p,
         };
+        // From here on, a way out before the metadata takes its name drops `p`, and with it
+        // the staged metadata.
         self.barrier().await?;
         let this = self.clone();
         let p = blocking(&self.slots, move || {
-            this.commit_publish(&p)?;
+            let mut p = p;
+            this.commit_publish(&mut p)?;
             Ok(p)
         })
         .await?;
@@ -1135,6 +1129,34 @@ enum Read {
     Nothing,
 }
 
+/// A file in the drive's staging folder ([`LocalDrive::stage_file`]), removed when dropped
+/// unless it was placed (renamed to its name) first: every way out of a write that staged
+/// it — an error, a barrier that failed, a retry's next try — leaves nothing behind (a full
+/// drive's retries used to leave one file each until a restart).
+#[derive(Debug)]
+struct StagedFile(Option<PathBuf>);
+
+impl StagedFile {
+    /// Rename the file to `to`; once that succeeds the file is no longer this guard's.
+    fn place(&mut self, to: &Path) -> std::io::Result<()> {
+        let from = self
+            .0
+            .as_deref()
+            .ok_or_else(|| std::io::Error::other("staged file already placed"))?;
+        fs::rename(from, to)?;
+        self.0 = None;
+        Ok(())
+    }
+}
+
+impl Drop for StagedFile {
+    fn drop(&mut self) {
+        if let Some(p) = self.0.take() {
+            let _ = fs::remove_file(p);
+        }
+    }
+}
+
 /// What [`LocalDrive::commit_prepare`] leaves for the rest of the commit.
 enum Prepared {
     /// The metadata was removed (settled); what it held.
@@ -1145,7 +1167,7 @@ enum Prepared {
 struct Staged {
     bpath: PathBuf,
     rel: PathBuf,
-    staged_meta: PathBuf,
+    staged_meta: StagedFile,
     previous: Option<Bytes>,
     marker: bool,
     /// For an [`Update::Latest`]: the replaced version's data directory and the new
@@ -1263,22 +1285,14 @@ impl Drive for LocalDrive {
         self.usable()?;
         let p = self.sys_path(path)?;
         let this = self.clone();
-        let tmp = blocking(&self.slots, move || this.stage_file(&data)).await?;
-        if let Err(e) = self.barrier().await {
-            let _ = fs::remove_file(&tmp);
-            return Err(e);
-        }
+        let mut tmp = blocking(&self.slots, move || this.stage_file(&data)).await?;
+        self.barrier().await?;
         let this = self.clone();
         blocking(&self.slots, move || {
             let parent = p.parent().ok_or(DriveError::InvalidName)?;
             let sys = this.root.join(SYS_DIR);
-            let placed = this
-                .create_dirs_settled(&sys, parent.strip_prefix(&sys).unwrap_or(Path::new("")))
-                .and_then(|()| Ok(fs::rename(&tmp, &p)?));
-            if placed.is_err() {
-                let _ = fs::remove_file(&tmp);
-            }
-            placed?;
+            this.create_dirs_settled(&sys, parent.strip_prefix(&sys).unwrap_or(Path::new("")))?;
+            tmp.place(&p)?;
             this.settle_dir(parent)
         })
         .await?;
@@ -1361,14 +1375,9 @@ impl Drive for LocalDrive {
             let meta = serde_json::to_vec(&BucketMeta { created }).unwrap_or_default();
             // A bucket folder whose record could not be placed goes again (else it would
             // list as a bucket that is not there).
-            let placed = this.stage_file(&meta).and_then(|tmp| {
-                let r = this
-                    .barrier_blocking()
-                    .and_then(|()| Ok(fs::rename(&tmp, b.join(BUCKET_META_FILE))?));
-                if r.is_err() {
-                    let _ = fs::remove_file(&tmp);
-                }
-                r
+            let placed = this.stage_file(&meta).and_then(|mut tmp| {
+                this.barrier_blocking()?;
+                Ok(tmp.place(&b.join(BUCKET_META_FILE))?)
             });
             if let Err(e) = placed {
                 let _ = fs::remove_dir(&b);

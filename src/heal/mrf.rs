@@ -1,9 +1,8 @@
 //! `mrf`: drains the partial-write queue ([`HealQueue`](crate::object::HealQueue)) of partial
 //! writes and degraded reads, persisted on the drives across restarts.
 
-use std::collections::VecDeque;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 
@@ -59,9 +58,9 @@ impl Healer {
     }
 
     /// Drain the partial-write queue; objects whose drives are still away are retried with
-    /// backoff (1 s doubling to 30 s).
+    /// backoff (1 s doubling to 30 s), waiting in the queue (counted as queued, saved at
+    /// shutdown).
     pub(super) async fn mrf_worker(self: Arc<Self>) {
-        let mut retry: VecDeque<(Instant, u32, String, String, bool)> = VecDeque::new();
         let (mut done, mut failed) = (0u64, 0u64);
         self.set_worker("mrf", "idle", 0, 0);
         loop {
@@ -69,17 +68,7 @@ impl Healer {
                 self.set_worker("mrf", "stopped", done, failed);
                 return;
             }
-            let now = Instant::now();
-            let due = retry.iter().position(|(t, ..)| *t <= now);
-            let item = match due {
-                Some(i) => retry.remove(i),
-                None => self
-                    .store
-                    .heal_queue
-                    .pop()
-                    .map(|(b, k, deep)| (now, 0, b, k, deep)),
-            };
-            let Some((_, attempt, bucket, key, deep)) = item else {
+            let Some(task) = self.store.heal_queue.take() else {
                 self.set_worker("mrf", "idle", done, failed);
                 tokio::select! {
                     _ = tokio::time::sleep(Duration::from_millis(200)) => {}
@@ -88,16 +77,13 @@ impl Healer {
                 continue;
             };
             self.set_worker("mrf", "healing", done, failed);
+            let options = HealOptions {
+                deep: task.deep,
+                dry_run: false,
+            };
             match self
                 .store
-                .heal_object(
-                    &bucket,
-                    &key,
-                    HealOptions {
-                        deep,
-                        dry_run: false,
-                    },
-                )
+                .heal_object(&task.bucket, &task.key, options)
                 .await
             {
                 Ok(r) if r.complete() => done += 1,
@@ -108,16 +94,14 @@ impl Healer {
                     | ObjectError::StorageFull { .. }
                     | ObjectError::LockTimeout,
                 ) => {
-                    if retry.len() < 10_000 {
-                        let backoff = Duration::from_secs((1u64 << attempt.min(5)).min(30));
-                        retry.push_back((Instant::now() + backoff, attempt + 1, bucket, key, deep));
-                    } else {
+                    let backoff = Duration::from_secs((1u64 << task.tries.min(5)).min(30));
+                    if !self.store.heal_queue.retry_later(task, backoff) {
                         failed += 1;
                     }
                 }
                 Err(ObjectError::NoSuchBucket | ObjectError::NoSuchKey) => done += 1,
                 Err(e) => {
-                    tracing::warn!(bucket, key, error = %e, "heal failed");
+                    tracing::warn!(bucket = task.bucket, key = task.key, error = %e, "heal failed");
                     failed += 1;
                 }
             }
@@ -159,5 +143,33 @@ mod tests {
         assert!(matches!(&old[..], [Saved::Plain(b, k)] if b == "b" && k == "k"));
         assert_eq!(q.pop(), Some(("b".into(), "partial".into(), false)));
         assert_eq!(q.pop(), Some(("b".into(), "rot".into(), true)));
+    }
+
+    /// A heal that could not finish waits in the queue for its next try: counted as queued,
+    /// saved at shutdown, not taken before its time, taken with its tries counted; queued
+    /// again meanwhile it is not doubled and keeps a deep mark.
+    #[test]
+    fn heals_waiting_for_another_try_stay_in_the_queue() {
+        use std::time::Duration;
+        let q = HealQueue::default();
+        q.push("b", "away");
+        let task = q.take().expect("queued");
+        assert_eq!(task.tries, 0);
+        assert!(q.is_empty());
+        assert!(q.retry_later(task, Duration::from_millis(200)));
+        assert_eq!(q.len(), 1, "a waiting heal counts as queued");
+        assert_eq!(q.snapshot(), [("b".into(), "away".into(), false)]);
+        assert_eq!(q.take(), None, "not before its time");
+        q.push_deep("b", "away");
+        assert_eq!(q.len(), 1, "not doubled");
+        q.push("b", "next");
+        assert_eq!(q.take().map(|t| t.key), Some("next".into()));
+        std::thread::sleep(Duration::from_millis(250));
+        let again = q.take().expect("due");
+        assert_eq!(
+            (again.key.as_str(), again.deep, again.tries),
+            ("away", true, 1)
+        );
+        assert!(q.is_empty());
     }
 }

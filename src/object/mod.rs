@@ -303,7 +303,9 @@ impl ErasureSet {
 }
 
 /// Objects that need healing: writes that reached quorum but missed drives, and reads that
-/// met missing or corrupt shards. Bounded and deduplicated; consumed by the heal workers.
+/// met missing or corrupt shards, and heals that could not finish yet (drives still away),
+/// waiting for their next try. Bounded and deduplicated; consumed by the heal workers, saved
+/// whole at shutdown.
 #[derive(Default)]
 pub struct HealQueue {
     inner: Mutex<HealQueueInner>,
@@ -314,8 +316,22 @@ type HealItem = (String, String);
 #[derive(Default)]
 struct HealQueueInner {
     order: VecDeque<HealItem>,
-    /// What is queued, and whether its heal must check every shard's bitrot hashes.
+    /// Heals tried and to be tried again: when, and how many tries they had.
+    waiting: Vec<(std::time::Instant, u32, HealItem)>,
+    /// What is queued or waiting, and whether its heal must check every shard's bitrot
+    /// hashes.
     members: HashMap<HealItem, bool>,
+}
+
+/// One heal taken from a [`HealQueue`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HealTask {
+    pub bucket: String,
+    pub key: String,
+    /// Check every shard's bitrot hashes.
+    pub deep: bool,
+    /// Tries it had before this one.
+    pub tries: u32,
 }
 
 impl HealQueue {
@@ -339,35 +355,80 @@ impl HealQueue {
             *queued |= deep;
             return;
         }
-        if q.order.len() >= Self::CAPACITY {
+        if q.members.len() >= Self::CAPACITY {
             return;
         }
         q.members.insert(item.clone(), deep);
         q.order.push_back(item);
     }
 
-    /// The next object to heal, and whether the heal must be deep.
-    pub fn pop(&self) -> Option<(String, String, bool)> {
+    /// Try `task` again `after` from now (its heal could not finish: drives away, no
+    /// quorum). Queued again meanwhile, it keeps its place in the queue instead. `false`
+    /// when the queue is full.
+    pub fn retry_later(&self, task: HealTask, after: std::time::Duration) -> bool {
         let mut q = self.inner.lock();
-        let item = q.order.pop_front()?;
-        let deep = q.members.remove(&item).unwrap_or(false);
-        Some((item.0, item.1, deep))
+        let item = (task.bucket, task.key);
+        if let Some(queued) = q.members.get_mut(&item) {
+            *queued |= task.deep;
+            return true;
+        }
+        if q.members.len() >= Self::CAPACITY {
+            return false;
+        }
+        q.members.insert(item.clone(), task.deep);
+        let when = std::time::Instant::now() + after;
+        q.waiting.push((when, task.tries.saturating_add(1), item));
+        true
     }
 
+    /// The next heal: one waiting whose time has come, else the first queued.
+    pub fn take(&self) -> Option<HealTask> {
+        let mut q = self.inner.lock();
+        let now = std::time::Instant::now();
+        let due = q
+            .waiting
+            .iter()
+            .enumerate()
+            .filter(|(_, (when, ..))| *when <= now)
+            .min_by_key(|(_, (when, ..))| *when)
+            .map(|(i, _)| i);
+        let (tries, item) = match due {
+            Some(i) => {
+                let (_, tries, item) = q.waiting.swap_remove(i);
+                (tries, item)
+            }
+            None => (0, q.order.pop_front()?),
+        };
+        let deep = q.members.remove(&item).unwrap_or(false);
+        Some(HealTask {
+            bucket: item.0,
+            key: item.1,
+            deep,
+            tries,
+        })
+    }
+
+    /// The next object to heal, and whether the heal must be deep ([`HealQueue::take`]).
+    pub fn pop(&self) -> Option<(String, String, bool)> {
+        self.take().map(|t| (t.bucket, t.key, t.deep))
+    }
+
+    /// Heals queued or waiting for another try.
     pub fn len(&self) -> usize {
-        self.inner.lock().order.len()
+        self.inner.lock().members.len()
     }
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
-    /// Everything queued, in order, and whether its heal must be deep (to persist at
-    /// shutdown).
+    /// Everything queued, in order, then everything waiting for another try, and whether
+    /// its heal must be deep (to persist at shutdown).
     pub fn snapshot(&self) -> Vec<(String, String, bool)> {
         let q = self.inner.lock();
         q.order
             .iter()
+            .chain(q.waiting.iter().map(|(_, _, item)| item))
             .map(|item| {
                 let deep = q.members.get(item).copied().unwrap_or(false);
                 (item.0.clone(), item.1.clone(), deep)
