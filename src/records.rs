@@ -136,6 +136,25 @@ impl Records {
             .max_by_key(|r| r.stamp))
     }
 
+    /// [`Records::read`] from the answers of at least a write quorum of drives: an absence
+    /// it reports then holds for every acknowledged write (one written at write quorum is on
+    /// one of them), so a first record may be made on it — where drives that answered for a
+    /// read quorum only could all be ones a write missed.
+    pub async fn read_confirmed<T: DeserializeOwned>(
+        &self,
+        name: &str,
+    ) -> Result<Option<Stamped<T>>, RecordError> {
+        let all = self.read_all(name).await?;
+        let ok = all.iter().filter(|a| a.is_some()).count();
+        if ok < self.write_quorum() {
+            return Err(RecordError::ReadQuorum {
+                ok,
+                need: self.write_quorum(),
+            });
+        }
+        Ok(all.into_iter().flatten().flatten().max_by_key(|r| r.stamp))
+    }
+
     /// The value of `name`, `None` if absent or removed.
     pub async fn get<T: DeserializeOwned>(&self, name: &str) -> Result<Option<T>, RecordError> {
         Ok(self.read(name).await?.and_then(|r| r.value))
@@ -451,11 +470,24 @@ mod tests {
             Err(RecordError::WriteQuorum { ok: 2, need: 3 })
         ));
         assert_eq!(r.get::<String>("a/../b").await.expect("read"), None);
+        // Nor can it confirm an absence: the two drives away could hold what the others
+        // miss.
+        assert!(matches!(
+            r.read_confirmed::<String>("never-written").await,
+            Err(RecordError::ReadQuorum { ok: 2, need: 3 })
+        ));
         set(1, Fault::Offline);
         assert!(matches!(
             r.get::<String>("a/../b").await,
             Err(RecordError::ReadQuorum { ok: 1, need: 2 })
         ));
+        set(1, Fault::None);
+        set(2, Fault::None);
+        assert!(r
+            .read_confirmed::<String>("never-written")
+            .await
+            .expect("three answers")
+            .is_none());
     }
 
     /// A heal reads every copy, then writes the newest to the drives behind: it waits for

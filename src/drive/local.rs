@@ -107,6 +107,12 @@ const PROGRESS_STEP: usize = 4096;
 /// threads of the blocking pool (calls past it wait for a slot, under their deadline).
 pub const MAX_IN_FLIGHT: usize = 32;
 
+thread_local! {
+    /// Set while a thread runs a drive call for [`blocking`]: file system calls that may
+    /// block on a hung drive belong there, never on the runtime's own threads.
+    static ON_DRIVE_THREAD: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
 /// Run `f` on the blocking pool holding one of the drive's in-flight slots until it returns
 /// (even when the caller gave up waiting on it).
 async fn blocking<T: Send + 'static>(
@@ -120,7 +126,10 @@ async fn blocking<T: Send + 'static>(
         .map_err(|_| DriveError::Offline("drive closed".into()))?;
     tokio::task::spawn_blocking(move || {
         let _slot = permit;
-        f()
+        ON_DRIVE_THREAD.set(true);
+        let r = f();
+        ON_DRIVE_THREAD.set(false);
+        r
     })
     .await
     .map_err(|e| DriveError::Io(std::io::Error::other(e.to_string())))?
@@ -1011,12 +1020,21 @@ impl LocalDrive {
             })();
             match r {
                 Err(DriveError::NotFound) if attempt < 3 => continue,
-                // Nothing points at the staged metadata yet: it goes with the attempt.
-                Err(e) => return Err(e),
+                Err(e) => {
+                    // Nothing points at the staged metadata yet: it goes with the attempt —
+                    // unless a test stands in for a crash here, which would leave it behind.
+                    if matches!(e, DriveError::Injected(_)) {
+                        staged_meta.leave();
+                    }
+                    return Err(e);
+                }
                 Ok(()) => break,
             }
         }
-        self.crash_point(crash::AFTER_META_STAGED)?;
+        if let Err(e) = self.crash_point(crash::AFTER_META_STAGED) {
+            staged_meta.leave();
+            return Err(e);
+        }
         Ok(Prepared::Staged(Staged {
             bpath,
             rel,
@@ -1147,12 +1165,35 @@ impl StagedFile {
         self.0 = None;
         Ok(())
     }
+
+    /// Leave the file where it is, as a crash would (tests that stand in for one): the
+    /// restart's sweep of staging removes it.
+    fn leave(mut self) {
+        self.0 = None;
+    }
 }
 
 impl Drop for StagedFile {
     fn drop(&mut self) {
-        if let Some(p) = self.0.take() {
+        let Some(p) = self.0.take() else {
+            return;
+        };
+        if ON_DRIVE_THREAD.get() {
             let _ = fs::remove_file(p);
+            return;
+        }
+        // Dropped on one of the runtime's threads (a drive call given up on after its
+        // timeout, say): a drive that hangs must not stall them, so the removal goes to the
+        // blocking pool.
+        match tokio::runtime::Handle::try_current() {
+            Ok(rt) => {
+                rt.spawn_blocking(move || {
+                    let _ = fs::remove_file(p);
+                });
+            }
+            Err(_) => {
+                let _ = fs::remove_file(p);
+            }
         }
     }
 }

@@ -86,7 +86,10 @@ impl Healer {
                 .heal_object(&task.bucket, &task.key, options)
                 .await
             {
-                Ok(r) if r.complete() => done += 1,
+                Ok(r) if r.complete() => {
+                    self.store.heal_queue.finish(&task);
+                    done += 1
+                }
                 Ok(_)
                 | Err(
                     ObjectError::ReadQuorum { .. }
@@ -99,8 +102,12 @@ impl Healer {
                         failed += 1;
                     }
                 }
-                Err(ObjectError::NoSuchBucket | ObjectError::NoSuchKey) => done += 1,
+                Err(ObjectError::NoSuchBucket | ObjectError::NoSuchKey) => {
+                    self.store.heal_queue.finish(&task);
+                    done += 1
+                }
                 Err(e) => {
+                    self.store.heal_queue.finish(&task);
                     tracing::warn!(bucket = task.bucket, key = task.key, error = %e, "heal failed");
                     failed += 1;
                 }
@@ -155,7 +162,8 @@ mod tests {
         q.push("b", "away");
         let task = q.take().expect("queued");
         assert_eq!(task.tries, 0);
-        assert!(q.is_empty());
+        assert_eq!(q.len(), 1, "a heal under way counts as queued");
+        assert_eq!(q.snapshot(), [("b".into(), "away".into(), false)]);
         assert!(q.retry_later(task, Duration::from_millis(200)));
         assert_eq!(q.len(), 1, "a waiting heal counts as queued");
         assert_eq!(q.snapshot(), [("b".into(), "away".into(), false)]);
@@ -163,13 +171,20 @@ mod tests {
         q.push_deep("b", "away");
         assert_eq!(q.len(), 1, "not doubled");
         q.push("b", "next");
-        assert_eq!(q.take().map(|t| t.key), Some("next".into()));
+        let next = q.take().expect("queued");
+        assert_eq!(next.key, "next");
+        q.finish(&next);
         std::thread::sleep(Duration::from_millis(250));
         let again = q.take().expect("due");
         assert_eq!(
             (again.key.as_str(), again.deep, again.tries),
             ("away", true, 1)
         );
+        // Queued again while its heal runs: healed again after it.
+        q.push("b", "away");
+        q.finish(&again);
+        assert_eq!(q.len(), 1);
+        assert_eq!(q.pop(), Some(("b".into(), "away".into(), false)));
         assert!(q.is_empty());
     }
 }

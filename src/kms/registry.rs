@@ -208,10 +208,14 @@ async fn check_one(
         .lock(LOCK, true, Duration::from_secs(10))
         .await
         .map_err(|e| e.to_string())?;
+    // A first record only on an absence a write quorum of drives confirms: drives that
+    // answered for a read quorum alone could all be ones the first record missed, and a
+    // second record would let other bytes seal under the name.
     if let Some(r) = records
-        .get::<KeyRecord>(key)
+        .read_confirmed::<KeyRecord>(key)
         .await
         .map_err(|e| e.to_string())?
+        .and_then(|r| r.value)
     {
         return Ok(constant_time_eq(&r.check, check));
     }

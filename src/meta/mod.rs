@@ -287,8 +287,8 @@ impl ObjectMeta {
 
 /// A metadata file's head as a listing of latest versions needs it: the latest version
 /// without its inline data (a listing shows none, and on a small object this drive's shard
-/// is most of the head — its checksum, decoding, copies and, between nodes, its transfer
-/// were most of what a listed key cost). Itself a valid head ([`ObjectMeta::decode_head`]),
+/// is most of the head — its checksum, decoding and copies were most of what a listed key
+/// cost). Itself a valid head ([`ObjectMeta::decode_head`]),
 /// never to be written back. `None` when there is nothing to leave out or the head does not
 /// decode (then it is served as read, for the reader to judge).
 pub fn listing_head(head: &[u8]) -> Option<Vec<u8>> {

@@ -299,8 +299,10 @@ impl<'a> SetWalker<'a> {
                 *flagged.entry(name.clone()).or_default() += 1;
             }
         }
+        // Counted against every drive, not those that answered: a drive that did not answer
+        // may hold a newer version too.
         let rq = crate::placement::read_quorum(n - self.set.parity);
-        let skip = rq.max((ok + 1).saturating_sub(rq));
+        let skip = rq.max((n + 1).saturating_sub(rq));
         for name in pages.into_iter().flat_map(|p| p.names) {
             if bound.as_ref().is_some_and(|b| name > *b) {
                 continue;

@@ -304,8 +304,9 @@ impl ErasureSet {
 
 /// Objects that need healing: writes that reached quorum but missed drives, and reads that
 /// met missing or corrupt shards, and heals that could not finish yet (drives still away),
-/// waiting for their next try. Bounded and deduplicated; consumed by the heal workers, saved
-/// whole at shutdown.
+/// waiting for their next try. Bounded and deduplicated; consumed by the heal workers, which
+/// [`HealQueue::finish`] what they [`HealQueue::take`] (a heal under way is still counted
+/// and saved); saved whole at shutdown.
 #[derive(Default)]
 pub struct HealQueue {
     inner: Mutex<HealQueueInner>,
@@ -321,6 +322,9 @@ struct HealQueueInner {
     /// What is queued or waiting, and whether its heal must check every shard's bitrot
     /// hashes.
     members: HashMap<HealItem, bool>,
+    /// Heals taken and not yet finished (and whether deep), apart from `members`: a key
+    /// queued again while its heal runs is healed again after it.
+    running: HashMap<HealItem, bool>,
 }
 
 /// One heal taken from a [`HealQueue`].
@@ -336,6 +340,9 @@ pub struct HealTask {
 
 impl HealQueue {
     pub const CAPACITY: usize = 100_000;
+    /// At most this many heals wait for another try (the rest of the queue stays for new
+    /// partial writes and reads that met rot).
+    pub const WAITING: usize = 10_000;
 
     /// Queue a heal that finds missing, stale or short copies (a write that missed drives).
     pub fn push(&self, bucket: &str, key: &str) {
@@ -362,17 +369,18 @@ impl HealQueue {
         q.order.push_back(item);
     }
 
-    /// Try `task` again `after` from now (its heal could not finish: drives away, no
-    /// quorum). Queued again meanwhile, it keeps its place in the queue instead. `false`
-    /// when the queue is full.
+    /// Finish `task` (taken with [`HealQueue::take`]) and try it again `after` from now (its
+    /// heal could not finish: drives away, no quorum). Queued again meanwhile, it keeps its
+    /// place in the queue instead. `false` when too many wait already.
     pub fn retry_later(&self, task: HealTask, after: std::time::Duration) -> bool {
         let mut q = self.inner.lock();
         let item = (task.bucket, task.key);
+        q.running.remove(&item);
         if let Some(queued) = q.members.get_mut(&item) {
             *queued |= task.deep;
             return true;
         }
-        if q.members.len() >= Self::CAPACITY {
+        if q.members.len() >= Self::CAPACITY || q.waiting.len() >= Self::WAITING {
             return false;
         }
         q.members.insert(item.clone(), task.deep);
@@ -400,6 +408,7 @@ impl HealQueue {
             None => (0, q.order.pop_front()?),
         };
         let deep = q.members.remove(&item).unwrap_or(false);
+        q.running.insert(item.clone(), deep);
         Some(HealTask {
             bucket: item.0,
             key: item.1,
@@ -408,31 +417,53 @@ impl HealQueue {
         })
     }
 
-    /// The next object to heal, and whether the heal must be deep ([`HealQueue::take`]).
-    pub fn pop(&self) -> Option<(String, String, bool)> {
-        self.take().map(|t| (t.bucket, t.key, t.deep))
+    /// A heal taken with [`HealQueue::take`] is over (done, or given up).
+    pub fn finish(&self, task: &HealTask) {
+        self.inner
+            .lock()
+            .running
+            .remove(&(task.bucket.clone(), task.key.clone()));
     }
 
-    /// Heals queued or waiting for another try.
+    /// The next object to heal, and whether the heal must be deep (taken and finished at
+    /// once: for callers that do not report back).
+    pub fn pop(&self) -> Option<(String, String, bool)> {
+        let t = self.take()?;
+        self.finish(&t);
+        Some((t.bucket, t.key, t.deep))
+    }
+
+    /// Heals queued, under way or waiting for another try.
     pub fn len(&self) -> usize {
-        self.inner.lock().members.len()
+        let q = self.inner.lock();
+        q.members.len()
+            + q.running
+                .keys()
+                .filter(|k| !q.members.contains_key(*k))
+                .count()
     }
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
-    /// Everything queued, in order, then everything waiting for another try, and whether
-    /// its heal must be deep (to persist at shutdown).
+    /// Everything queued, in order, then every heal under way or waiting for another try,
+    /// and whether its heal must be deep (to persist at shutdown).
     pub fn snapshot(&self) -> Vec<(String, String, bool)> {
         let q = self.inner.lock();
-        q.order
+        let queued = q
+            .order
             .iter()
             .chain(q.waiting.iter().map(|(_, _, item)| item))
-            .map(|item| {
-                let deep = q.members.get(item).copied().unwrap_or(false);
-                (item.0.clone(), item.1.clone(), deep)
-            })
+            .map(|item| (item, q.members.get(item).copied().unwrap_or(false)));
+        let running = q
+            .running
+            .iter()
+            .filter(|(item, _)| !q.members.contains_key(*item))
+            .map(|(item, deep)| (item, *deep));
+        queued
+            .chain(running)
+            .map(|(item, deep)| (item.0.clone(), item.1.clone(), deep))
             .collect()
     }
 
