@@ -145,6 +145,7 @@ impl RemoteDrive {
     async fn call(&self, call: DriveCall) -> DriveResult<DriveReply> {
         let timeout = match call {
             DriveCall::ReadEntries { .. }
+            | DriveCall::ReadEntryHeads { .. }
             | DriveCall::ListDir { .. }
             | DriveCall::ReadFile { .. }
             | DriveCall::WriteMeta { .. }
@@ -449,26 +450,27 @@ impl Drive for RemoteDrive {
     }
 
     async fn read_entries(&self, bucket: &str, keys: &[String]) -> DriveResult<Vec<Entry>> {
-        match self
-            .call(DriveCall::ReadEntries {
-                bucket: bucket.to_string(),
-                keys: keys.to_vec(),
-            })
-            .await?
-        {
-            DriveReply::Entries(e) => Ok(e
-                .into_iter()
-                .map(|e| Entry {
-                    meta: e
-                        .meta
-                        .map(|b| Bytes::from(b.into_vec()))
-                        .map_err(DriveError::from),
-                    has_children: e.has_children,
-                    data_dirs: e.data_dirs,
-                })
-                .collect()),
-            _ => Err(unexpected("read_entries")),
-        }
+        let call = DriveCall::ReadEntries {
+            bucket: bucket.to_string(),
+            keys: keys.to_vec(),
+        };
+        entries(self.call(call).await?, "read_entries")
+    }
+
+    /// Heads only, read on the peer (a local drive there leaves out inline data, and reads
+    /// nothing when `metas` is false): a listing moves a fraction of the whole files.
+    async fn read_entry_heads(
+        &self,
+        bucket: &str,
+        keys: &[String],
+        metas: bool,
+    ) -> DriveResult<Vec<Entry>> {
+        let call = DriveCall::ReadEntryHeads {
+            bucket: bucket.to_string(),
+            keys: keys.to_vec(),
+            metas,
+        };
+        entries(self.call(call).await?, "read_entry_heads")
     }
 
     async fn write_meta(
@@ -568,5 +570,23 @@ impl<T> futures::Stream for RxStream<T> {
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Option<T>> {
         self.0.poll_recv(cx)
+    }
+}
+
+/// Listing entries from a peer's answer to `what`.
+fn entries(reply: DriveReply, what: &'static str) -> DriveResult<Vec<Entry>> {
+    match reply {
+        DriveReply::Entries(e) => Ok(e
+            .into_iter()
+            .map(|e| Entry {
+                meta: e
+                    .meta
+                    .map(|b| Bytes::from(b.into_vec()))
+                    .map_err(DriveError::from),
+                has_children: e.has_children,
+                data_dirs: e.data_dirs,
+            })
+            .collect()),
+        _ => Err(unexpected(what)),
     }
 }

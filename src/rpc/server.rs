@@ -403,17 +403,16 @@ async fn serve_call(d: &dyn Drive, call: DriveCall) -> DriveResult<DriveReply> {
         DriveCall::ReadMetaHead { bucket, key } => {
             DriveReply::Bytes(buf(d.read_meta_head(&bucket, &key).await?))
         }
-        DriveCall::ReadEntries { bucket, keys } => DriveReply::Entries(
-            d.read_entries(&bucket, &keys)
-                .await?
-                .into_iter()
-                .map(|e| WireEntry {
-                    meta: e.meta.map(buf).map_err(|e| WireError::from(&e)),
-                    has_children: e.has_children,
-                    data_dirs: e.data_dirs,
-                })
-                .collect(),
-        ),
+        DriveCall::ReadEntries { bucket, keys } => {
+            DriveReply::Entries(wire_entries(d.read_entries(&bucket, &keys).await?))
+        }
+        DriveCall::ReadEntryHeads {
+            bucket,
+            keys,
+            metas,
+        } => DriveReply::Entries(wire_entries(
+            d.read_entry_heads(&bucket, &keys, metas).await?,
+        )),
         DriveCall::WriteMeta {
             bucket,
             key,
@@ -454,4 +453,16 @@ async fn serve_call(d: &dyn Drive, call: DriveCall) -> DriveResult<DriveReply> {
         // Answered raw by `read_chunk` before calls get here.
         DriveCall::ReadChunk { .. } => return Err(DriveError::InvalidName),
     })
+}
+
+/// A drive's listing entries as they travel.
+fn wire_entries(entries: Vec<crate::drive::Entry>) -> Vec<WireEntry> {
+    entries
+        .into_iter()
+        .map(|e| WireEntry {
+            meta: e.meta.map(buf).map_err(|e| WireError::from(&e)),
+            has_children: e.has_children,
+            data_dirs: e.data_dirs,
+        })
+        .collect()
 }

@@ -89,6 +89,14 @@ pub enum DriveCall {
         from: String,
         to: String,
     },
+    /// [`crate::drive::Drive::read_entry_heads`]: metadata heads as a listing needs them, or
+    /// (`metas` false) only whether keys continue below each key. (Last, so the variants
+    /// before it keep their numbers.)
+    ReadEntryHeads {
+        bucket: String,
+        keys: Vec<String>,
+        metas: bool,
+    },
 }
 
 impl DriveCall {
@@ -116,6 +124,7 @@ impl DriveCall {
             DriveCall::ListDir { .. } => "list_dir",
             DriveCall::ReadChunk { .. } => "read_chunk",
             DriveCall::LinkSys { .. } => "link_sys",
+            DriveCall::ReadEntryHeads { .. } => "read_entry_heads",
         }
     }
 }
