@@ -768,7 +768,10 @@ impl LocalDrive {
         };
         // A file that could not be written whole (a full drive, an I/O error) goes at once:
         // callers retry, and each try would leave one more behind until a restart.
-        let staged = StagedFile(Some(tmp));
+        let staged = StagedFile {
+            path: Some(tmp),
+            slots: self.slots.clone(),
+        };
         f.write_all(data)?;
         self.settle_file(&f)?;
         Ok(staged)
@@ -1152,30 +1155,35 @@ enum Read {
 /// it — an error, a barrier that failed, a retry's next try — leaves nothing behind (a full
 /// drive's retries used to leave one file each until a restart).
 #[derive(Debug)]
-struct StagedFile(Option<PathBuf>);
+struct StagedFile {
+    path: Option<PathBuf>,
+    /// The drive's in-flight slots: a removal left to the blocking pool takes one, as every
+    /// call of the drive does.
+    slots: Arc<tokio::sync::Semaphore>,
+}
 
 impl StagedFile {
     /// Rename the file to `to`; once that succeeds the file is no longer this guard's.
     fn place(&mut self, to: &Path) -> std::io::Result<()> {
         let from = self
-            .0
+            .path
             .as_deref()
             .ok_or_else(|| std::io::Error::other("staged file already placed"))?;
         fs::rename(from, to)?;
-        self.0 = None;
+        self.path = None;
         Ok(())
     }
 
     /// Leave the file where it is, as a crash would (tests that stand in for one): the
     /// restart's sweep of staging removes it.
     fn leave(mut self) {
-        self.0 = None;
+        self.path = None;
     }
 }
 
 impl Drop for StagedFile {
     fn drop(&mut self) {
-        let Some(p) = self.0.take() else {
+        let Some(p) = self.path.take() else {
             return;
         };
         if ON_DRIVE_THREAD.get() {
@@ -1184,11 +1192,13 @@ impl Drop for StagedFile {
         }
         // Dropped on one of the runtime's threads (a drive call given up on after its
         // timeout, say): a drive that hangs must not stall them, so the removal goes to the
-        // blocking pool.
+        // blocking pool under one of the drive's slots (on a hung drive, removals wait for a
+        // slot without holding threads).
         match tokio::runtime::Handle::try_current() {
             Ok(rt) => {
-                rt.spawn_blocking(move || {
-                    let _ = fs::remove_file(p);
+                let slots = self.slots.clone();
+                rt.spawn(async move {
+                    let _ = blocking(&slots, move || Ok(fs::remove_file(p)?)).await;
                 });
             }
             Err(_) => {

@@ -90,8 +90,8 @@ pub enum DriveCall {
         to: String,
     },
     /// [`crate::drive::Drive::read_entry_heads`]: metadata heads as a listing needs them, or
-    /// (`metas` false) only whether keys continue below each key. (Last, so the variants
-    /// before it keep their numbers.)
+    /// (`metas` false) only whether keys continue below each key. (Variants travel by name;
+    /// a node of an older release answers 400: nodes of a deployment run one release.)
     ReadEntryHeads {
         bucket: String,
         keys: Vec<String>,
