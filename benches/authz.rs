@@ -128,6 +128,7 @@ fn get_run(
         objects: 100,
         // What a run wrote stays: the next measurement must not follow a bulk delete.
         keep_data: true,
+        prefixes: 0,
         trust: cairn::tls::Trust::system(),
     };
     let cpu = cpu_seconds(pid);

@@ -37,6 +37,7 @@ fn one_run(
         duration: secs,
         objects: 64,
         keep_data: true,
+        prefixes: 0,
         trust: cairn::tls::Trust::system(),
     };
     let pid = srv.child.id();

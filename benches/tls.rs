@@ -66,6 +66,7 @@ fn one_run(
         objects: 64,
         // GET runs keep their objects; PUT runs remove theirs (after the measured window).
         keep_data: op == Op::Get,
+        prefixes: 0,
         trust: trust.clone(),
     };
     let pid = srv.child.id();

@@ -82,6 +82,11 @@ enum Command {
         /// removed when the measurement ends.
         #[arg(long)]
         keep_data: bool,
+        /// Spread the objects over this many prefixes (`cairn-bench/pN/…`, object i under
+        /// prefix i mod N); a list run then asks with delimiter `/` and is answered with
+        /// these prefixes. 0: every object directly under `cairn-bench/`.
+        #[arg(long, default_value_t = 0)]
+        prefixes: usize,
     },
     /// The benchmark ceiling: an S3-shaped server that stores nothing (PUT drains, GET serves
     /// zeros from memory) on the same HTTP stack.
@@ -616,6 +621,7 @@ fn main() -> anyhow::Result<()> {
             bucket,
             json,
             keep_data,
+            prefixes,
         } => {
             let conn = conn.with_alias(alias);
             let t = conn.target()?;
@@ -632,6 +638,7 @@ fn main() -> anyhow::Result<()> {
                     .with_context(|| format!("bad duration {duration:?}"))?,
                 objects,
                 keep_data,
+                prefixes,
                 trust: conn.tls.trust()?,
             };
             let report = runtime.block_on(cairn::bench::run(cfg, |secs, ops| {

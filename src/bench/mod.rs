@@ -98,6 +98,9 @@ pub struct Config {
     /// Leave what the run wrote (objects, and the bucket if it made it) in place; by
     /// default they are removed once the measurement ends, as warp does.
     pub keep_data: bool,
+    /// Objects spread over this many prefixes (`cairn-bench/p{i mod n}/`), listed with
+    /// delimiter `/`; 0 puts every object directly under `cairn-bench/`.
+    pub prefixes: usize,
     /// Which certificates an https endpoint may present.
     pub trust: crate::tls::Trust,
 }
@@ -344,7 +347,7 @@ impl Bench {
     }
 
     fn key(&self, i: usize) -> String {
-        object_path(&self.cfg.bucket, i)
+        object_path(&self.cfg.bucket, self.cfg.prefixes, i)
     }
 
     async fn put(
@@ -442,9 +445,13 @@ impl Bench {
     }
 }
 
-/// The path of the benchmark's `i`th object.
-fn object_path(bucket: &str, i: usize) -> String {
-    format!("/{bucket}/cairn-bench/obj-{i:08}")
+/// The path of the benchmark's `i`th object (under prefix `p{i mod prefixes}/` when the
+/// objects are spread).
+fn object_path(bucket: &str, prefixes: usize, i: usize) -> String {
+    match i.checked_rem(prefixes) {
+        Some(p) => format!("/{bucket}/cairn-bench/p{p}/obj-{i:08}"),
+        None => format!("/{bucket}/cairn-bench/obj-{i:08}"),
+    }
 }
 
 /// Run a benchmark; `progress` is called about once a second with (seconds, operations).
@@ -493,7 +500,7 @@ pub async fn run(cfg: Config, mut progress: impl FnMut(f64, u64)) -> Result<Repo
         _ => 0,
     };
     let keys = (0..prepared.max(1))
-        .map(|i| object_path(&cfg.bucket, i))
+        .map(|i| object_path(&cfg.bucket, cfg.prefixes, i))
         .collect();
     let bench = Arc::new(Bench {
         cfg: cfg.clone(),
@@ -652,7 +659,11 @@ pub async fn run(cfg: Config, mut progress: impl FnMut(f64, u64)) -> Result<Repo
                                     t,
                                     "GET",
                                     &format!("/{}", bench.cfg.bucket),
-                                    "list-type=2&max-keys=1000&prefix=cairn-bench%2F",
+                                    if bench.cfg.prefixes > 0 {
+                                        "list-type=2&max-keys=1000&prefix=cairn-bench%2F&delimiter=%2F"
+                                    } else {
+                                        "list-type=2&max-keys=1000&prefix=cairn-bench%2F"
+                                    },
                                     Bytes::new(),
                                 )
                                 .await,
