@@ -496,6 +496,14 @@ fn die_quietly_on_closed_output() {
 /// keeps the freed memory of each arena, and peak RSS at 32 concurrent 64 MiB GETs was 395 MiB
 /// against 287 MiB with 2 arenas (same throughput). glibc reads `MALLOC_ARENA_MAX` only at
 /// start, so the server re-executes itself once with it set, unless the operator set it.
+///
+/// The same re-execution keeps those buffers in the heap and the heap's free top in place:
+/// blocks up to 4 MiB come from the arenas (`MALLOC_MMAP_THRESHOLD_`), and a heap's top is
+/// given back only past 32 MiB (`MALLOC_TRIM_THRESHOLD_`). With glibc's defaults a shard
+/// buffer's pages were given back after each read and faulted in (and zeroed) again by the
+/// next: GET 1 MiB x8 +10-20 %, peak RSS of the 256 + 256 burst unchanged (docs/benchmarks.md,
+/// session 37). Either one alone is no gain: setting one turns off glibc's adaptive
+/// thresholds, and the trim threshold alone sends every shard buffer to `mmap`.
 fn cap_malloc_arenas() {
     use std::os::unix::process::CommandExt;
     if std::env::var_os("MALLOC_ARENA_MAX").is_some() {
@@ -504,10 +512,17 @@ fn cap_malloc_arenas() {
     let Ok(exe) = std::env::current_exe() else {
         return;
     };
-    let err = std::process::Command::new(exe)
-        .args(std::env::args_os().skip(1))
-        .env("MALLOC_ARENA_MAX", "2")
-        .exec();
+    let mut cmd = std::process::Command::new(exe);
+    cmd.args(std::env::args_os().skip(1))
+        .env("MALLOC_ARENA_MAX", "2");
+    // Both or neither: the operator's own setting of either is left as it is.
+    if std::env::var_os("MALLOC_MMAP_THRESHOLD_").is_none()
+        && std::env::var_os("MALLOC_TRIM_THRESHOLD_").is_none()
+    {
+        cmd.env("MALLOC_MMAP_THRESHOLD_", (4u32 << 20).to_string())
+            .env("MALLOC_TRIM_THRESHOLD_", (32u32 << 20).to_string());
+    }
+    let err = cmd.exec();
     // Only reached when exec failed: run as we are.
     eprintln!("note: could not re-execute with MALLOC_ARENA_MAX=2: {err}");
 }
