@@ -235,9 +235,9 @@ fn main() {
     // into write-quorum errors in the table, so say so up front.
     if let Ok(s) = nix::sys::statvfs::statvfs(&root) {
         let free_gib = (s.blocks_available() * s.fragment_size()) >> 30;
-        if free_gib < 30 {
+        if free_gib < 50 {
             eprintln!(
-                "warning: {} GiB free under {}; the 64 MiB runs need about 30 GiB",
+                "warning: {} GiB free under {}; the 64 MiB runs and the burst need about 50 GiB",
                 free_gib,
                 root.display()
             );
@@ -307,7 +307,7 @@ fn main() {
     let fsync4 = fsync_rate(&folders, 4, secs);
 
     // Cairn on 4 folders: a fresh server per size class; the 64 MiB class is removed after
-    // it, so the run needs about 30 GiB at most.
+    // it, so the run needs about 30 GiB at most for these (the burst: about 35 more).
     eprintln!("cairn: 4 folders, EC 2+2");
     let mut grid: Vec<(String, usize, OpStats, OpStats)> = Vec::new();
     let mut rss: f64 = 0.0;
@@ -838,6 +838,7 @@ fn wait_ready(endpoint: &str) -> bool {
                 s,
                 "GET /health/ready HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
             );
+            let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
             let mut answer = String::new();
             let _ = std::io::Read::read_to_string(&mut s, &mut answer);
             if answer.starts_with("HTTP/1.1 200") {
@@ -1086,8 +1087,8 @@ struct Issue21<'a> {
     peer_list10k: Option<&'a OpStats>,
 }
 
-/// PUT 1 MiB x1 p50 on this machine's disk before group commit (session 20, docs above):
-/// the issue's "no worse than today".
+/// PUT 1 MiB x1 p50 on this VM's disk before group commit (session 20, docs above): the
+/// issue's "no worse than today". Another machine needs its own figure.
 const PUT_1MIB_X1_P50_BEFORE_MS: f64 = 8.4;
 
 /// Issue #21's targets, each with what this run measured.
@@ -1126,24 +1127,24 @@ fn issue21(r: &Issue21) -> String {
     row(
         "PUT 1 MiB x1 p50",
         format!("{:.1} ms", r.put1m_x1.latency_ms.p50),
-        &format!("≤ {PUT_1MIB_X1_P50_BEFORE_MS} ms (before group commit)"),
-        Some(r.put1m_x1.latency_ms.p50 <= PUT_1MIB_X1_P50_BEFORE_MS),
+        &format!("≤ {PUT_1MIB_X1_P50_BEFORE_MS} ms (this VM before group commit)"),
+        Some(r.put1m_x1.count > 0 && r.put1m_x1.latency_ms.p50 <= PUT_1MIB_X1_P50_BEFORE_MS),
     );
     let mut pages: Vec<(u64, f64)> = r
         .list_x1
         .iter()
-        .map(|(k, s)| (*k, s.latency_ms.p50))
+        .map(|(k, s)| (*k, s.latency_ms.p50, s.count))
         .collect();
     if let Some(m) = r.million {
-        pages.push((1_000_000, m.page.latency_ms.p50));
+        pages.push((1_000_000, m.page.latency_ms.p50, m.page.count));
     }
-    for (keys, p50) in &pages {
+    for (keys, p50, count) in &pages {
         if *keys >= 10_000 {
             row(
                 &format!("LIST page p50, {keys}-key bucket"),
                 format!("{p50:.1} ms"),
                 "≤ 30 ms",
-                Some(*p50 <= 30.0),
+                Some(*count > 0 && *p50 <= 30.0),
             );
         }
     }
@@ -1159,6 +1160,7 @@ fn issue21(r: &Issue21) -> String {
         pages.iter().map(|p| p.1).fold(f64::INFINITY, f64::min),
         pages.iter().map(|p| p.1).fold(0.0, f64::max),
     );
+    let all_ran = pages.iter().all(|p| p.2 > 0);
     row(
         "LIST page cost independent of bucket size: slowest / fastest p50",
         format!(
@@ -1166,18 +1168,18 @@ fn issue21(r: &Issue21) -> String {
             big / small.max(0.001),
             pages
                 .iter()
-                .map(|(k, p)| format!("{k} keys {p:.1} ms"))
+                .map(|(k, p, _)| format!("{k} keys {p:.1} ms"))
                 .collect::<Vec<_>>()
                 .join(", ")
         ),
         "≤ 1.5 (our reading of 'independent')",
-        Some(big / small.max(0.001) <= 1.5),
+        Some(all_ran && big / small.max(0.001) <= 1.5),
     );
     row(
         "delimiter listing (10 prefixes over 10,000 keys) p50",
         format!("{:.1} ms", r.list_delimiter.latency_ms.p50),
         "≤ 10 ms",
-        Some(r.list_delimiter.latency_ms.p50 <= 10.0 && r.list_delimiter.objects_s > 0.0),
+        Some(r.list_delimiter.count > 0 && r.list_delimiter.latency_ms.p50 <= 10.0),
     );
     match r.million.map(|m| m.aws_ls) {
         Some(Some((wall, keys, client, server))) => row(
@@ -1197,6 +1199,7 @@ fn issue21(r: &Issue21) -> String {
     }
     for (size, one, many) in r.cluster {
         let v = many.objects_s / one.objects_s.max(1.0);
+        let ran = one.count > 0 && many.count > 0;
         row(
             &format!("GET {size} x8, one node of a 4-node cluster / one node, same 8 drives"),
             format!(
@@ -1204,7 +1207,7 @@ fn issue21(r: &Issue21) -> String {
                 many.objects_s, one.objects_s
             ),
             "≥ 0.7",
-            Some(v >= 0.7 && errors_but_slowdown(many) == 0),
+            ran.then_some(v >= 0.7 && errors_but_slowdown(many) + errors_but_slowdown(one) == 0),
         );
     }
     let v = r.g1m.throughput_mib_s / r.null_get.throughput_mib_s.max(1.0);
@@ -1232,7 +1235,7 @@ fn issue21(r: &Issue21) -> String {
                 slow(&b.get)
             ),
             "≤ 1,024 MiB; 0",
-            Some(b.peak_rss_mib <= 1024.0 && other == 0 && done(&b.put) > 0),
+            Some(b.peak_rss_mib <= 1024.0 && other == 0 && done(&b.put) > 0 && done(&b.get) > 0),
         );
     }
     // Against SeaweedFS, the rows whose targets name no peer.
@@ -1244,7 +1247,7 @@ fn issue21(r: &Issue21) -> String {
     };
     let mut versus =
         |name: &str, ours: f64, theirs: Option<f64>, goal: f64, latency: bool| match theirs
-            .filter(|t| *t > 0.0)
+            .filter(|t| *t > 0.0 && ours > 0.0)
         {
             Some(t) => {
                 let v = if latency {

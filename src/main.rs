@@ -501,8 +501,8 @@ fn die_quietly_on_closed_output() {
 /// blocks up to 4 MiB come from the arenas (`MALLOC_MMAP_THRESHOLD_`), and a heap's top is
 /// given back only past 32 MiB (`MALLOC_TRIM_THRESHOLD_`). With glibc's defaults a shard
 /// buffer's pages were given back after each read and faulted in (and zeroed) again by the
-/// next: GET 1 MiB x8 +10-20 %, peak RSS of the 256 + 256 burst unchanged (docs/benchmarks.md,
-/// session 37). Either one alone is no gain: setting one turns off glibc's adaptive
+/// next: GET 1 MiB x8 +16 %, peak RSS of the 256 + 256 burst unchanged (docs/benchmarks.md,
+/// session 37). `cairn mount` gets the same (its buffers are the same sizes). Either one alone is no gain: setting one turns off glibc's adaptive
 /// thresholds, and the trim threshold alone sends every shard buffer to `mmap`.
 fn cap_malloc_arenas() {
     use std::os::unix::process::CommandExt;

@@ -264,11 +264,29 @@ impl HttpLimits {
     }
 }
 
-/// A request body that fails when no bytes arrive for `idle`.
+/// A request body that fails when no bytes arrive for `idle` while the server waits for
+/// them. The clock runs only from the moment the server asks for the next bytes: time the
+/// server spends elsewhere between reads (a full write budget, slow drives, a lock) is not
+/// the client's idleness — hyper answers the first read after such a gap `Pending` while
+/// it fetches the bytes the client already sent, and a clock running since the last chunk
+/// failed that read at once.
 struct IdleBody {
     inner: Body,
     idle: Duration,
     timer: std::pin::Pin<Box<tokio::time::Sleep>>,
+    /// The timer runs for the read under way (the last poll returned `Pending`).
+    waiting: bool,
+}
+
+impl IdleBody {
+    fn new(inner: Body, idle: Duration) -> IdleBody {
+        IdleBody {
+            inner,
+            idle,
+            timer: Box::pin(tokio::time::sleep(idle)),
+            waiting: false,
+        }
+    }
 }
 
 impl http_body::Body for IdleBody {
@@ -283,17 +301,25 @@ impl http_body::Body for IdleBody {
         let this = &mut *self;
         match std::pin::Pin::new(&mut this.inner).poll_frame(cx) {
             Poll::Ready(r) => {
-                let deadline = tokio::time::Instant::now() + this.idle;
-                this.timer.as_mut().reset(deadline);
+                this.waiting = false;
                 Poll::Ready(r)
             }
-            Poll::Pending => match this.timer.as_mut().poll(cx) {
-                Poll::Ready(()) => Poll::Ready(Some(Err(axum::Error::new(std::io::Error::new(
-                    std::io::ErrorKind::TimedOut,
-                    format!("request body idle for {:?}", this.idle),
-                ))))),
-                Poll::Pending => Poll::Pending,
-            },
+            Poll::Pending => {
+                if !this.waiting {
+                    this.waiting = true;
+                    let deadline = tokio::time::Instant::now() + this.idle;
+                    this.timer.as_mut().reset(deadline);
+                }
+                match this.timer.as_mut().poll(cx) {
+                    Poll::Ready(()) => {
+                        Poll::Ready(Some(Err(axum::Error::new(std::io::Error::new(
+                            std::io::ErrorKind::TimedOut,
+                            format!("request body idle for {:?}", this.idle),
+                        )))))
+                    }
+                    Poll::Pending => Poll::Pending,
+                }
+            }
         }
     }
 
@@ -344,17 +370,12 @@ pub async fn serve_router(
 ) -> std::io::Result<()> {
     use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
     let idle = limits.body_idle_timeout;
-    let router = router.layer(axum::middleware::map_request(
-        move |req: Request<Body>| async move {
-            req.map(|inner| {
-                Body::new(IdleBody {
-                    inner,
-                    idle,
-                    timer: Box::pin(tokio::time::sleep(idle)),
-                })
-            })
-        },
-    ));
+    let router =
+        router.layer(axum::middleware::map_request(
+            move |req: Request<Body>| async move {
+                req.map(|inner| Body::new(IdleBody::new(inner, idle)))
+            },
+        ));
     let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
@@ -492,4 +513,90 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     serve_router(listener, router(app), limits, tls, shutdown).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::BodyExt;
+
+    /// A body whose every chunk is first answered `Pending`, as hyper's is while it reads
+    /// the socket for bytes the client already sent.
+    struct Fetching {
+        chunks: Vec<bytes::Bytes>,
+        fetched: bool,
+    }
+
+    impl http_body::Body for Fetching {
+        type Data = bytes::Bytes;
+        type Error = std::io::Error;
+
+        fn poll_frame(
+            mut self: std::pin::Pin<&mut Self>,
+            cx: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+            if self.chunks.is_empty() {
+                return std::task::Poll::Ready(None);
+            }
+            if !self.fetched {
+                self.fetched = true;
+                cx.waker().wake_by_ref();
+                return std::task::Poll::Pending;
+            }
+            self.fetched = false;
+            let chunk = self.chunks.remove(0);
+            std::task::Poll::Ready(Some(Ok(http_body::Frame::data(chunk))))
+        }
+    }
+
+    /// A body that never sends anything.
+    struct Silent;
+
+    impl http_body::Body for Silent {
+        type Data = bytes::Bytes;
+        type Error = std::io::Error;
+
+        fn poll_frame(
+            self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+            std::task::Poll::Pending
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn time_the_server_spends_between_reads_is_not_the_clients_idleness() {
+        let idle = Duration::from_secs(60);
+        let inner = Fetching {
+            chunks: vec![
+                bytes::Bytes::from_static(b"a"),
+                bytes::Bytes::from_static(b"b"),
+            ],
+            fetched: false,
+        };
+        let mut body = IdleBody::new(Body::new(inner), idle);
+        // The server is busy before its first read and between its reads for longer than
+        // the idle limit; the client sent everything at once.
+        tokio::time::sleep(idle * 2).await;
+        let first = body.frame().await.expect("a frame").expect("not idle");
+        assert_eq!(first.into_data().ok().as_deref(), Some(&b"a"[..]));
+        tokio::time::sleep(idle * 2).await;
+        let second = body.frame().await.expect("a frame").expect("not idle");
+        assert_eq!(second.into_data().ok().as_deref(), Some(&b"b"[..]));
+        assert!(body.frame().await.is_none());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_client_that_sends_nothing_times_out_after_the_idle_limit() {
+        let idle = Duration::from_secs(60);
+        let mut body = IdleBody::new(Body::new(Silent), idle);
+        let started = tokio::time::Instant::now();
+        let err = body.frame().await.expect("an answer").expect_err("idle");
+        assert!(err.to_string().contains("idle"), "{err}");
+        let waited = started.elapsed();
+        assert!(
+            waited >= idle && waited < idle + Duration::from_secs(1),
+            "{waited:?}"
+        );
+    }
 }

@@ -801,8 +801,10 @@ pub async fn run(cfg: Config, mut progress: impl FnMut(f64, u64)) -> Result<Repo
     } else {
         if cfg.op == Op::Delete {
             // Prepared objects the run did not get to.
+            // (Spread over prefixes, the keys are not in sorted order: a set, not a search.)
             let done = (delete_next.load(Ordering::Relaxed) as usize).min(prepared);
-            made.retain(|k| bench.keys[..done].binary_search(k).is_err());
+            let deleted: std::collections::HashSet<&String> = bench.keys[..done].iter().collect();
+            made.retain(|k| !deleted.contains(k));
         }
         remove(&bench, made, made_bucket).await
     };
