@@ -1130,7 +1130,7 @@ fn issue21(r: &Issue21) -> String {
         &format!("≤ {PUT_1MIB_X1_P50_BEFORE_MS} ms (this VM before group commit)"),
         Some(r.put1m_x1.count > 0 && r.put1m_x1.latency_ms.p50 <= PUT_1MIB_X1_P50_BEFORE_MS),
     );
-    let mut pages: Vec<(u64, f64)> = r
+    let mut pages: Vec<(u64, f64, u64)> = r
         .list_x1
         .iter()
         .map(|(k, s)| (*k, s.latency_ms.p50, s.count))
