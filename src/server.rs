@@ -269,7 +269,9 @@ impl HttpLimits {
 /// server spends elsewhere between reads (a full write budget, slow drives, a lock) is not
 /// the client's idleness — hyper answers the first read after such a gap `Pending` while
 /// it fetches the bytes the client already sent, and a clock running since the last chunk
-/// failed that read at once.
+/// failed that read at once. (A caller that stops polling after a `Pending` leaves the
+/// clock running; hyper has been told the body wants more and reads the socket meanwhile,
+/// so what arrived is `Ready` at the next poll.)
 struct IdleBody {
     inner: Body,
     idle: Duration,
@@ -525,6 +527,8 @@ mod tests {
     struct Fetching {
         chunks: Vec<bytes::Bytes>,
         fetched: bool,
+        /// After the chunks, nothing more and no end (a client gone silent).
+        then_silent: bool,
     }
 
     impl http_body::Body for Fetching {
@@ -536,7 +540,10 @@ mod tests {
             cx: &mut std::task::Context<'_>,
         ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
             if self.chunks.is_empty() {
-                return std::task::Poll::Ready(None);
+                return match self.then_silent {
+                    true => std::task::Poll::Pending,
+                    false => std::task::Poll::Ready(None),
+                };
             }
             if !self.fetched {
                 self.fetched = true;
@@ -573,6 +580,7 @@ mod tests {
                 bytes::Bytes::from_static(b"b"),
             ],
             fetched: false,
+            then_silent: false,
         };
         let mut body = IdleBody::new(Body::new(inner), idle);
         // The server is busy before its first read and between its reads for longer than
@@ -587,11 +595,41 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn a_client_that_goes_silent_times_out_counted_from_the_servers_next_read() {
+        let idle = Duration::from_secs(60);
+        let inner = Fetching {
+            chunks: vec![bytes::Bytes::from_static(b"a")],
+            fetched: false,
+            then_silent: true,
+        };
+        let mut body = IdleBody::new(Body::new(inner), idle);
+        assert!(body.frame().await.expect("a frame").is_ok());
+        // The server is busy for longer than the limit, then asks for more.
+        tokio::time::sleep(idle * 2).await;
+        let asked = tokio::time::Instant::now();
+        let err = tokio::time::timeout(idle * 3, body.frame())
+            .await
+            .expect("the idle limit ends the wait")
+            .expect("an answer")
+            .expect_err("idle");
+        assert!(err.to_string().contains("idle"), "{err}");
+        let waited = asked.elapsed();
+        assert!(
+            waited >= idle && waited < idle + Duration::from_secs(1),
+            "{waited:?}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn a_client_that_sends_nothing_times_out_after_the_idle_limit() {
         let idle = Duration::from_secs(60);
         let mut body = IdleBody::new(Body::new(Silent), idle);
         let started = tokio::time::Instant::now();
-        let err = body.frame().await.expect("an answer").expect_err("idle");
+        let err = tokio::time::timeout(idle * 3, body.frame())
+            .await
+            .expect("the idle limit ends the wait")
+            .expect("an answer")
+            .expect_err("idle");
         assert!(err.to_string().contains("idle"), "{err}");
         let waited = started.elapsed();
         assert!(
