@@ -97,16 +97,21 @@ fn measure(rt: &tokio::runtime::Runtime, cfg: Config) -> OpStats {
     } else {
         format!("{}-{} B", size.min, size.max)
     };
-    let stats = match rt.block_on(run(cfg, |_, _| {})) {
+    let what = format!("{op:?} {size} x{concurrency}");
+    let stats = stats_of(&what, rt.block_on(run(cfg, |_, _| {})));
+    print_stats(&what, &stats);
+    stats
+}
+
+/// A run's figures; a failed run leaves zeros in its row, not a missing report.
+fn stats_of(what: &str, r: Result<cairn::bench::Report, cairn::bench::BenchError>) -> OpStats {
+    match r {
         Ok(report) => report.ops.into_values().next().unwrap_or_default(),
         Err(e) => {
-            // One failed measurement leaves a zero in its row, not a missing report.
-            eprintln!("  {op:?} {size} x{concurrency}: FAILED: {e}");
+            eprintln!("  {what}: FAILED: {e}");
             OpStats::default()
         }
-    };
-    print_stats(&format!("{op:?} {size} x{concurrency}"), &stats);
-    stats
+    }
 }
 
 fn print_stats(what: &str, stats: &OpStats) {
@@ -971,14 +976,10 @@ fn burst(
     );
     let get = config(&srv.endpoint, "burst", Op::Get, "64MiB", 256, 16, secs * 2);
     let (put, get) = rt.block_on(async { tokio::join!(run(put, |_, _| {}), run(get, |_, _| {})) });
-    let stats = |r: Result<cairn::bench::Report, cairn::bench::BenchError>| match r {
-        Ok(r) => r.ops.into_values().next().unwrap_or_default(),
-        Err(e) => {
-            eprintln!("  FAILED: {e}");
-            OpStats::default()
-        }
-    };
-    let (put, get) = (stats(put), stats(get));
+    let (put, get) = (
+        stats_of("burst PUT 64 MiB x256", put),
+        stats_of("burst GET 64 MiB x256", get),
+    );
     print_stats("burst PUT 64 MiB x256", &put);
     print_stats("burst GET 64 MiB x256", &get);
     let peak_rss_mib = srv.peak_rss_mib();
