@@ -238,6 +238,75 @@ fn early_errors_reach_clients_still_sending_a_body() {
     }
 }
 
+/// The head of one HTTP/1.1 response read off `conn` (up to the blank line), lower-cased.
+fn response_head(conn: &mut std::net::TcpStream) -> String {
+    use std::io::Read;
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        match conn.read(&mut byte) {
+            Ok(1) => head.push(byte[0]),
+            other => panic!("response head cut short ({other:?}): {head:?}"),
+        }
+    }
+    String::from_utf8_lossy(&head).to_ascii_lowercase()
+}
+
+#[test]
+fn an_answer_that_leaves_the_body_unread_closes_its_connection() {
+    // Refused before its body is read, a request's rest is drained in the background; the
+    // connection must not carry the client's next request (a drain that gives up closes it,
+    // and the next request meets a reset), so the answer says `Connection: close` and the
+    // server closes once the body is read.
+    use std::io::{Read, Write};
+    let s = Server::start();
+    let addr = s.endpoint.trim_start_matches("http://").to_string();
+    let big = vec![7u8; 8 << 20];
+    let mut conn = std::net::TcpStream::connect(&addr).expect("connect");
+    conn.set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("timeout");
+    let head = format!(
+        "PUT /nobucket/k HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {}\r\n\r\n",
+        big.len()
+    );
+    conn.write_all(head.as_bytes()).expect("head");
+    conn.write_all(&big)
+        .expect("the body, drained by the server");
+    let answer = response_head(&mut conn);
+    assert!(answer.starts_with("http/1.1 403"), "{answer}");
+    assert!(answer.contains("\r\nconnection: close\r\n"), "{answer}");
+    let len: usize = answer
+        .split("\r\ncontent-length: ")
+        .nth(1)
+        .and_then(|r| r.split("\r\n").next())
+        .and_then(|n| n.parse().ok())
+        .expect("content-length");
+    let mut rest = Vec::new();
+    conn.read_to_end(&mut rest)
+        .expect("the server closes after the answer");
+    assert_eq!(rest.len(), len, "only the error's body follows");
+
+    // Answers that read their request's body whole (or had none) keep the connection.
+    let mut conn = std::net::TcpStream::connect(&addr).expect("connect");
+    conn.set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("timeout");
+    for _ in 0..2 {
+        let get = format!("GET /nobucket/k HTTP/1.1\r\nHost: {addr}\r\n\r\n");
+        conn.write_all(get.as_bytes()).expect("request");
+        let answer = response_head(&mut conn);
+        assert!(answer.starts_with("http/1.1 403"), "{answer}");
+        assert!(!answer.contains("connection: close"), "{answer}");
+        let len: usize = answer
+            .split("\r\ncontent-length: ")
+            .nth(1)
+            .and_then(|r| r.split("\r\n").next())
+            .and_then(|n| n.parse().ok())
+            .expect("content-length");
+        let mut body = vec![0u8; len];
+        conn.read_exact(&mut body).expect("error body");
+    }
+}
+
 #[test]
 fn virtual_hosted_style_requests() {
     let s = Server::start_with(4, &[("CAIRN_DOMAIN", "s3.test")]);

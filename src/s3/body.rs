@@ -40,10 +40,26 @@ pub struct Drained {
     inner: Option<Body>,
     polled: bool,
     expect_continue: bool,
+    left: Unread,
 }
 
-/// Wraps a request body so that it is drained if dropped before its end.
-pub fn drained(body: Body, headers: &http::HeaderMap) -> Body {
+/// Whether a request's body was dropped before its end ([`drained`]): its answer must then
+/// say `Connection: close`. The connection cannot carry another request until the rest of
+/// the body is read, and the drain may give up (its limits, or the client pausing) and close
+/// it — after the client, told nothing, had already sent its next request on it, which then
+/// meets a reset (seen under a burst of uploads answered `SlowDown`).
+#[derive(Debug, Clone, Default)]
+pub struct Unread(Arc<std::sync::atomic::AtomicBool>);
+
+impl Unread {
+    pub fn get(&self) -> bool {
+        self.0.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+/// Wraps a request body so that it is drained if dropped before its end; `left` is set when
+/// that happens.
+pub fn drained(body: Body, headers: &http::HeaderMap, left: Unread) -> Body {
     let expect_continue = headers
         .get(http::header::EXPECT)
         .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
@@ -51,6 +67,7 @@ pub fn drained(body: Body, headers: &http::HeaderMap) -> Body {
         inner: Some(body),
         polled: false,
         expect_continue,
+        left,
     })
 }
 
@@ -85,7 +102,13 @@ impl Drop for Drained {
         let Some(body) = self.inner.take() else {
             return;
         };
-        if http_body::Body::is_end_stream(&body) || (self.expect_continue && !self.polled) {
+        if http_body::Body::is_end_stream(&body) {
+            return;
+        }
+        self.left
+            .0
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        if self.expect_continue && !self.polled {
             return;
         }
         if let Ok(rt) = tokio::runtime::Handle::try_current() {

@@ -84,6 +84,8 @@ pub struct OnBehalfOf(pub String);
 /// event notifications.
 #[derive(Debug, Default)]
 struct Seen {
+    /// Set when the request's body was dropped before its end.
+    unread: body::Unread,
     op: Option<Op>,
     access_key: String,
     bucket: String,
@@ -189,6 +191,7 @@ pub async fn handle(state: Arc<S3State>, req: Request<Body>) -> Response<Body> {
     async move {
         let arrived = SystemTime::now();
         let is_head = req.method() == Method::HEAD;
+        let http1 = req.version() <= http::Version::HTTP_11;
         let resource = req.uri().path().to_string();
         let method = req.method().clone();
         let client = req
@@ -248,6 +251,14 @@ pub async fn handle(state: Arc<S3State>, req: Request<Body>) -> Response<Body> {
             cors::decorate(&state, bucket.as_deref(), &origin, &method, &mut resp);
         }
         stamp(&mut resp, &request_id);
+        if seen.unread.get() && http1 {
+            // The rest of the body is read in the background; no next request on this
+            // connection (HTTP/2 streams end on their own).
+            resp.headers_mut().insert(
+                http::header::CONNECTION,
+                http::HeaderValue::from_static("close"),
+            );
+        }
         tracing::debug!(status = resp.status().as_u16(), "done");
         let api = seen.op.map(Op::index);
         if let Some(inflight) = &inflight {
@@ -562,7 +573,7 @@ async fn dispatch(
     let (parts, body) = req.into_parts();
     let mut headers = header_pairs(&parts.headers);
     let body = sts_form_body(&parts, &mut headers, body).await?;
-    let body = body::drained(body, &parts.headers);
+    let body = body::drained(body, &parts.headers, seen.unread.clone());
     let raw_path = parts.uri.path().to_string();
     let raw_query = parts.uri.query().unwrap_or("").to_string();
     let host = headers
