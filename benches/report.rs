@@ -252,6 +252,29 @@ fn main() {
         .enable_io()
         .build()
         .expect("runtime");
+    // `CAIRN_REPORT_ONLY=burst`: the memory bursts alone, `CAIRN_REPORT_ROUNDS` times (1),
+    // printed and not written to docs/ — for chasing what one phase does.
+    if std::env::var("CAIRN_REPORT_ONLY").as_deref() == Ok("burst") {
+        let rounds = std::env::var("CAIRN_REPORT_ROUNDS")
+            .ok()
+            .and_then(|r| r.parse().ok())
+            .unwrap_or(1usize);
+        for round in 1..=rounds {
+            eprintln!("round {round} of {rounds}");
+            for budget in [None, Some("512MiB")] {
+                let b = burst(&rt, &root, secs, budget);
+                eprintln!(
+                    "  => budget {}: peak {:.0} MiB, errors but SlowDown: PUT {}, GET {}",
+                    b.budget,
+                    b.peak_rss_mib,
+                    errors_but_slowdown(&b.put),
+                    errors_but_slowdown(&b.get)
+                );
+            }
+        }
+        let _ = std::fs::remove_dir_all(&root);
+        return;
+    }
     let started = Instant::now();
     let mut md = String::new();
 

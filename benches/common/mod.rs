@@ -54,6 +54,27 @@ pub fn cpu_seconds(pid: u32) -> f64 {
     ticks / 100.0
 }
 
+/// Where a started server's log goes: a new file in `CAIRN_BENCH_LOGS` (a folder) when set,
+/// for reading what a server said during a run; nowhere otherwise.
+fn log_file() -> Stdio {
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let Some(dir) = std::env::var_os("CAIRN_BENCH_LOGS") else {
+        return Stdio::null();
+    };
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let path = Path::new(&dir).join(format!("server-{}-{n}.log", std::process::id()));
+    match std::fs::create_dir_all(&dir).and_then(|()| std::fs::File::create(&path)) {
+        Ok(f) => {
+            eprintln!("  server log: {}", path.display());
+            f.into()
+        }
+        Err(e) => {
+            eprintln!("  no server log ({}): {e}", path.display());
+            Stdio::null()
+        }
+    }
+}
+
 /// Start `cairn <args>` and wait for "(listening on host:port)" on its standard output.
 pub fn start(args: &[String]) -> Proc {
     start_env(args, &[])
@@ -70,7 +91,7 @@ pub fn start_env(args: &[String], env: &[(&str, &str)]) -> Proc {
         .env("CAIRN_ROOT_PASSWORD", SECRET)
         .env("CAIRN_SCANNER", "off")
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(log_file())
         .spawn()
         .expect("start cairn");
     let out = child.stdout.take().expect("stdout");
