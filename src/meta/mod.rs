@@ -228,21 +228,9 @@ impl ObjectMeta {
 
     pub fn encode(&self) -> Vec<u8> {
         // Serializing plain data into a Vec cannot fail.
-        let head = self
-            .versions
-            .first()
-            .map(|v| rmp_serde::to_vec_named(v).unwrap_or_default())
-            .unwrap_or_default();
         let rest =
             rmp_serde::to_vec_named(self.versions.get(1..).unwrap_or_default()).unwrap_or_default();
-        let mut out = Vec::with_capacity(PREFIX + head.len() + rest.len() + 2 * TRAILER);
-        out.extend_from_slice(MAGIC);
-        out.extend_from_slice(&META_VERSION.to_le_bytes());
-        // A head never nears 4 GiB (inline data is at most 128 KiB, headers are bounded).
-        out.extend_from_slice(&u32::try_from(head.len()).unwrap_or(u32::MAX).to_le_bytes());
-        out.extend_from_slice(&head);
-        let h = blake3::hash(&out);
-        out.extend_from_slice(&h.as_bytes()[..TRAILER]);
+        let mut out = encode_head(self.versions.first(), rest.len() + TRAILER);
         out.extend_from_slice(&rest);
         let h = blake3::hash(&out);
         out.extend_from_slice(&h.as_bytes()[..TRAILER]);
@@ -285,12 +273,34 @@ impl ObjectMeta {
     }
 }
 
+/// A format-2 file's first [`head_len`] bytes for this latest version (none: no versions):
+/// magic, format, the head's length, the head and its check; with room for `more` bytes.
+fn encode_head(latest: Option<&Version>, more: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(PREFIX + 512 + TRAILER + more);
+    out.extend_from_slice(MAGIC);
+    out.extend_from_slice(&META_VERSION.to_le_bytes());
+    out.extend_from_slice(&[0; 4]);
+    // Serializing plain data into a Vec cannot fail; were it to, the head would be empty.
+    if let Some(v) = latest {
+        if rmp_serde::encode::write_named(&mut out, v).is_err() {
+            out.truncate(PREFIX);
+        }
+    }
+    // A head never nears 4 GiB (inline data is at most 128 KiB, headers are bounded).
+    let len = u32::try_from(out.len() - PREFIX).unwrap_or(u32::MAX);
+    out[PREFIX - 4..PREFIX].copy_from_slice(&len.to_le_bytes());
+    let h = blake3::hash(&out);
+    out.extend_from_slice(&h.as_bytes()[..TRAILER]);
+    out
+}
+
 /// A metadata file's head as a listing of latest versions needs it: the latest version
 /// without its inline data (a listing shows none, and on a small object this drive's shard
 /// is most of the head — its checksum, decoding and copies were most of what a listed key
 /// cost). Itself a valid head ([`ObjectMeta::decode_head`]),
-/// never to be written back. `None` when there is nothing to leave out or the head does not
-/// decode (then it is served as read, for the reader to judge).
+/// never to be written back. `None` when there is nothing to leave out (no inline data, or
+/// an empty object's empty shard) or the head does not decode (then it is served as read,
+/// for the reader to judge).
 pub fn listing_head(head: &[u8]) -> Option<Vec<u8>> {
     if format_of(head).ok()? != META_VERSION {
         return None;
@@ -298,13 +308,11 @@ pub fn listing_head(head: &[u8]) -> Option<Vec<u8>> {
     let (Some(mut latest), _) = decode_head_v2(head).ok()? else {
         return None;
     };
-    latest.inline.take()?;
-    let mut out = ObjectMeta {
-        versions: vec![latest],
+    // An empty object's inline shard is empty: nothing worth the encoding.
+    if latest.inline.take().is_none_or(|d| d.is_empty()) {
+        return None;
     }
-    .encode();
-    out.truncate(head_len(&out)?);
-    Some(out)
+    Some(encode_head(Some(&latest), 0))
 }
 
 /// The format version of a metadata file, once its magic is checked.
@@ -490,6 +498,15 @@ mod tests {
         );
         // Nothing to leave out, a damaged head, another format: served as read.
         assert_eq!(listing_head(&listed), None);
+        let mut empty = m.clone();
+        empty.versions[0] = version(0, Some(Vec::new()));
+        let bytes = empty.encode();
+        let n = head_len(&bytes[..head_len_needs()]).expect("format 2");
+        assert_eq!(
+            listing_head(&bytes[..n]),
+            None,
+            "an empty shard is nothing to leave out"
+        );
         let mut damaged = bytes[..n].to_vec();
         damaged[PREFIX + 3] ^= 1;
         assert_eq!(listing_head(&damaged), None);
