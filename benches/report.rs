@@ -22,6 +22,9 @@
 //!
 //! and rewrites the report section of `docs/benchmarks.md` (between its markers) plus
 //! `docs/report-throughput.svg` and `docs/report-latency.svg`.
+//!
+//! `CAIRN_REPORT_ONLY=burst` runs the two bursts alone (`CAIRN_REPORT_ROUNDS` times) and
+//! writes nothing; `CAIRN_BENCH_LOGS=<folder>` keeps every server's log there.
 
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;

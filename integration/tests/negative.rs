@@ -286,10 +286,34 @@ fn an_answer_that_leaves_the_body_unread_closes_its_connection() {
         .expect("the server closes after the answer");
     assert_eq!(rest.len(), len, "only the error's body follows");
 
-    // Answers that read their request's body whole (or had none) keep the connection.
+    // Answers that read their request's body whole (or had none) keep the connection: a
+    // chunked upload of unknown length (whose end only its last chunk tells), then GETs.
+    let now = SystemTime::now();
+    let (status, _) = send(signed(&s, "PUT", "/unread", "", &sha_hex(b""), now), b"");
+    assert_eq!(status, 200);
     let mut conn = std::net::TcpStream::connect(&addr).expect("connect");
     conn.set_read_timeout(Some(Duration::from_secs(30)))
         .expect("timeout");
+    let put = signed(&s, "PUT", "/unread/chunked", "", "UNSIGNED-PAYLOAD", now)
+        .body(())
+        .expect("request");
+    let mut head = String::from("PUT /unread/chunked HTTP/1.1\r\n");
+    for (name, value) in put.headers() {
+        head.push_str(&format!("{name}: {}\r\n", value.to_str().expect("ascii")));
+    }
+    head.push_str("transfer-encoding: chunked\r\n\r\n");
+    conn.write_all(head.as_bytes()).expect("head");
+    for chunk in big.chunks(1 << 20) {
+        conn.write_all(format!("{:x}\r\n", chunk.len()).as_bytes())
+            .expect("chunk size");
+        conn.write_all(chunk).expect("chunk");
+        conn.write_all(b"\r\n").expect("chunk end");
+    }
+    conn.write_all(b"0\r\n\r\n").expect("last chunk");
+    let answer = response_head(&mut conn);
+    assert!(answer.starts_with("http/1.1 200"), "{answer}");
+    assert!(!answer.contains("connection: close"), "{answer}");
+    assert!(answer.contains("\r\ncontent-length: 0\r\n"), "{answer}");
     for _ in 0..2 {
         let get = format!("GET /nobucket/k HTTP/1.1\r\nHost: {addr}\r\n\r\n");
         conn.write_all(get.as_bytes()).expect("request");

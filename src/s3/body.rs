@@ -39,6 +39,9 @@ const DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(30);
 pub struct Drained {
     inner: Option<Body>,
     polled: bool,
+    /// The body answered its end. (`is_end_stream` cannot tell for a chunked body: hyper's
+    /// says `false` even after its last chunk.)
+    ended: bool,
     expect_continue: bool,
     left: Unread,
 }
@@ -66,6 +69,7 @@ pub fn drained(body: Body, headers: &http::HeaderMap, left: Unread) -> Body {
     Body::new(Drained {
         inner: Some(body),
         polled: false,
+        ended: false,
         expect_continue,
         left,
     })
@@ -80,14 +84,18 @@ impl http_body::Body for Drained {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<http_body::Frame<Bytes>, axum::Error>>> {
         self.polled = true;
-        match self.inner.as_mut() {
+        let frame = match self.inner.as_mut() {
             Some(b) => Pin::new(b).poll_frame(cx),
             None => Poll::Ready(None),
+        };
+        if matches!(frame, Poll::Ready(None)) {
+            self.ended = true;
         }
+        frame
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.as_ref().is_none_or(|b| b.is_end_stream())
+        self.ended || self.inner.as_ref().is_none_or(|b| b.is_end_stream())
     }
 
     fn size_hint(&self) -> http_body::SizeHint {
@@ -102,7 +110,7 @@ impl Drop for Drained {
         let Some(body) = self.inner.take() else {
             return;
         };
-        if http_body::Body::is_end_stream(&body) {
+        if self.ended || http_body::Body::is_end_stream(&body) {
             return;
         }
         self.left

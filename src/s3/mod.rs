@@ -572,8 +572,9 @@ async fn dispatch(
 ) -> Result<Response<Body>, S3Error> {
     let (parts, body) = req.into_parts();
     let mut headers = header_pairs(&parts.headers);
-    let body = sts_form_body(&parts, &mut headers, body).await?;
+    // Wrapped first: an STS form too large to read is left for the drain, like any body.
     let body = body::drained(body, &parts.headers, seen.unread.clone());
+    let body = sts_form_body(&parts, &mut headers, body).await?;
     let raw_path = parts.uri.path().to_string();
     let raw_query = parts.uri.query().unwrap_or("").to_string();
     let host = headers
