@@ -252,6 +252,15 @@ fn response_head(conn: &mut std::net::TcpStream) -> String {
     String::from_utf8_lossy(&head).to_ascii_lowercase()
 }
 
+/// The `content-length` of a lower-cased response head.
+fn content_length(head: &str) -> usize {
+    head.split("\r\ncontent-length: ")
+        .nth(1)
+        .and_then(|r| r.split("\r\n").next())
+        .and_then(|n| n.parse().ok())
+        .expect("content-length")
+}
+
 #[test]
 fn an_answer_that_leaves_the_body_unread_closes_its_connection() {
     // Refused before its body is read, a request's rest is drained in the background; the
@@ -275,12 +284,7 @@ fn an_answer_that_leaves_the_body_unread_closes_its_connection() {
     let answer = response_head(&mut conn);
     assert!(answer.starts_with("http/1.1 403"), "{answer}");
     assert!(answer.contains("\r\nconnection: close\r\n"), "{answer}");
-    let len: usize = answer
-        .split("\r\ncontent-length: ")
-        .nth(1)
-        .and_then(|r| r.split("\r\n").next())
-        .and_then(|n| n.parse().ok())
-        .expect("content-length");
+    let len = content_length(&answer);
     let mut rest = Vec::new();
     conn.read_to_end(&mut rest)
         .expect("the server closes after the answer");
@@ -320,13 +324,7 @@ fn an_answer_that_leaves_the_body_unread_closes_its_connection() {
         let answer = response_head(&mut conn);
         assert!(answer.starts_with("http/1.1 403"), "{answer}");
         assert!(!answer.contains("connection: close"), "{answer}");
-        let len: usize = answer
-            .split("\r\ncontent-length: ")
-            .nth(1)
-            .and_then(|r| r.split("\r\n").next())
-            .and_then(|n| n.parse().ok())
-            .expect("content-length");
-        let mut body = vec![0u8; len];
+        let mut body = vec![0u8; content_length(&answer)];
         conn.read_exact(&mut body).expect("error body");
     }
 }
