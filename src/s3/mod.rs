@@ -161,6 +161,26 @@ pub fn stamp(resp: &mut Response<Body>, request_id: &str) {
     h.insert("server", HeaderValue::from_static("Cairn"));
 }
 
+/// The rest of a request's body is read in the background ([`body::Unread`]): no next request
+/// on this HTTP/1.x connection (HTTP/2 streams end on their own).
+fn close_connection(resp: &mut Response<Body>) {
+    resp.headers_mut().insert(
+        http::header::CONNECTION,
+        http::HeaderValue::from_static("close"),
+    );
+}
+
+/// An answer given without reading the request's body (outside [`handle`]: the server still
+/// starting): the body is drained in the background, as `handle` does, and the answer
+/// closes the connection when any of it was left.
+pub fn answer_without_body(parts: &http::request::Parts, body: Body, resp: &mut Response<Body>) {
+    let unread = body::Unread::default();
+    drop(body::drained(body, &parts.headers, unread.clone()));
+    if unread.get() && parts.version <= http::Version::HTTP_11 {
+        close_connection(resp);
+    }
+}
+
 pub fn new_request_id() -> String {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
@@ -252,12 +272,7 @@ pub async fn handle(state: Arc<S3State>, req: Request<Body>) -> Response<Body> {
         }
         stamp(&mut resp, &request_id);
         if seen.unread.get() && http1 {
-            // The rest of the body is read in the background; no next request on this
-            // connection (HTTP/2 streams end on their own).
-            resp.headers_mut().insert(
-                http::header::CONNECTION,
-                http::HeaderValue::from_static("close"),
-            );
+            close_connection(&mut resp);
         }
         tracing::debug!(status = resp.status().as_u16(), "done");
         let api = seen.op.map(Op::index);
