@@ -329,12 +329,22 @@ fn an_answer_that_leaves_the_body_unread_closes_its_connection() {
     }
 }
 
+/// A server process killed and reaped when dropped (a failed assert leaves nothing running).
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 #[test]
 fn an_upload_refused_while_the_server_starts_reads_its_503() {
-    // One node of a two-node layout whose peer never comes: it answers 503 while it waits.
-    // An upload refused there is drained and told `Connection: close`, like any answer that
+    // A server whose second pool (another node) never comes answers 503 while it waits. An
+    // upload refused there is drained and told `Connection: close`, like any answer that
     // leaves a body unread, so a client that sends its whole body first still reads the 503.
-    use std::io::Write;
+    use std::io::{Read, Write};
     let dir = tempfile::tempdir().expect("tempdir");
     let ports: Vec<u16> = (0..2)
         .map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("bind"))
@@ -343,34 +353,47 @@ fn an_upload_refused_while_the_server_starts_reads_its_503() {
         .map(|l| l.local_addr().expect("addr").port())
         .collect();
     let addr = format!("127.0.0.1:{}", ports[0]);
-    let log = std::fs::File::create(dir.path().join("server.log")).expect("log");
-    let mut child = std::process::Command::new(cairn_integration::binary())
-        .arg("server")
-        .arg("--address")
-        .arg(&addr)
-        .args(ports.iter().enumerate().map(|(i, p)| {
-            format!(
-                "http://127.0.0.1:{p}{}/n{i}d{{1...2}}",
-                dir.path().display()
-            )
-        }))
-        .env("CAIRN_ROOT_USER", ACCESS_KEY)
-        .env("CAIRN_ROOT_PASSWORD", SECRET_KEY)
-        .env("CAIRN_CERTS_DIR", dir.path().join("no-certs"))
-        .env("CAIRN_CONSOLE_ADDRESS", "off")
-        .stdout(std::process::Stdio::null())
-        .stderr(log)
-        .spawn()
-        .expect("start cairn");
+    let log_path = dir.path().join("server.log");
+    let log = std::fs::File::create(&log_path).expect("log");
+    let mut server = Killed(
+        std::process::Command::new(cairn_integration::binary())
+            .arg("server")
+            .arg("--address")
+            .arg(&addr)
+            .args(ports.iter().enumerate().map(|(i, p)| {
+                format!(
+                    "http://127.0.0.1:{p}{}/n{i}d{{1...2}}",
+                    dir.path().display()
+                )
+            }))
+            .env("CAIRN_ROOT_USER", ACCESS_KEY)
+            .env("CAIRN_ROOT_PASSWORD", SECRET_KEY)
+            .env("CAIRN_CERTS_DIR", dir.path().join("no-certs"))
+            .env("CAIRN_CONSOLE_ADDRESS", "off")
+            .stdout(std::process::Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start cairn"),
+    );
+    let log = || std::fs::read_to_string(&log_path).unwrap_or_default();
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     let mut conn = loop {
+        if let Ok(Some(status)) = server.0.try_wait() {
+            panic!("cairn exited with {status}; log:\n{}", log());
+        }
         if let Ok(c) = std::net::TcpStream::connect(&addr) {
             break c;
         }
-        assert!(std::time::Instant::now() < deadline, "no listener");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no listener; log:\n{}",
+            log()
+        );
         std::thread::sleep(Duration::from_millis(50));
     };
     conn.set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("timeout");
+    conn.set_write_timeout(Some(Duration::from_secs(30)))
         .expect("timeout");
     let big = vec![7u8; 8 << 20];
     let head = format!(
@@ -378,14 +401,24 @@ fn an_upload_refused_while_the_server_starts_reads_its_503() {
         big.len()
     );
     conn.write_all(head.as_bytes()).expect("head");
-    let sent = conn.write_all(&big);
+    conn.write_all(&big)
+        .expect("the body, drained by the server");
     let answer = response_head(&mut conn);
-    let _ = child.kill();
-    let _ = child.wait();
-    sent.expect("the body, drained by the server");
-    assert!(answer.starts_with("http/1.1 503"), "{answer}");
+    assert!(
+        answer.starts_with("http/1.1 503"),
+        "{answer}\nlog:\n{}",
+        log()
+    );
     assert!(answer.contains("\r\nconnection: close\r\n"), "{answer}");
     assert!(answer.contains("\r\nretry-after: 1\r\n"), "{answer}");
+    let mut rest = Vec::new();
+    conn.read_to_end(&mut rest)
+        .expect("the server closes after the answer");
+    assert_eq!(
+        rest.len(),
+        content_length(&answer),
+        "only the error's body follows"
+    );
 }
 
 #[test]
