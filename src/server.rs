@@ -161,7 +161,7 @@ fn maintenance(req: &Request<Body>) -> bool {
     })
 }
 
-fn is_probe<B>(req: &Request<B>) -> bool {
+fn is_probe(req: &Request<Body>) -> bool {
     (req.method() == Method::GET || req.method() == Method::HEAD)
         && !req.headers().contains_key("authorization")
         && req
@@ -173,8 +173,6 @@ fn is_probe<B>(req: &Request<B>) -> bool {
 /// Before the store is open: alive, not ready, and S3 asks clients to retry.
 fn starting(req: Request<Body>) -> Response<Body> {
     let id = s3::new_request_id();
-    let (parts, body) = req.into_parts();
-    let req = Request::from_parts(parts.clone(), ());
     let path = req.uri().path();
     let mut r = if is_probe(&req) && LIVE.contains(&path) {
         Response::new(Body::empty())
@@ -197,6 +195,7 @@ fn starting(req: Request<Body>) -> Response<Body> {
     };
     s3::stamp(&mut r, &id);
     // An upload refused here reads its 503 rather than a reset.
+    let (parts, body) = req.into_parts();
     s3::answer_without_body(&parts, body, &mut r);
     r
 }

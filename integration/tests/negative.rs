@@ -252,6 +252,40 @@ fn response_head(conn: &mut std::net::TcpStream) -> String {
     String::from_utf8_lossy(&head).to_ascii_lowercase()
 }
 
+/// An unsigned `PUT` of `body` to `path` over a new connection to `addr`, sent whole before
+/// anything is read (as clients without `Expect: 100-continue` do): the connection and the
+/// answer's head.
+fn put_whole_body(addr: &str, path: &str, body: &[u8]) -> (std::net::TcpStream, String) {
+    use std::io::Write;
+    let mut conn = std::net::TcpStream::connect(addr).expect("connect");
+    conn.set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("timeout");
+    conn.set_write_timeout(Some(Duration::from_secs(30)))
+        .expect("timeout");
+    let head = format!(
+        "PUT {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    conn.write_all(head.as_bytes()).expect("head");
+    conn.write_all(body)
+        .expect("the body, drained by the server");
+    let answer = response_head(&mut conn);
+    (conn, answer)
+}
+
+/// The server closes `conn` after the answer whose head was `answer`: only its body follows.
+fn closes_after(mut conn: std::net::TcpStream, answer: &str) {
+    use std::io::Read;
+    let mut rest = Vec::new();
+    conn.read_to_end(&mut rest)
+        .expect("the server closes after the answer");
+    assert_eq!(
+        rest.len(),
+        content_length(answer),
+        "only the error's body follows"
+    );
+}
+
 /// The `content-length` of a lower-cased response head.
 fn content_length(head: &str) -> usize {
     head.split("\r\ncontent-length: ")
@@ -271,24 +305,10 @@ fn an_answer_that_leaves_the_body_unread_closes_its_connection() {
     let s = Server::start();
     let addr = s.endpoint.trim_start_matches("http://").to_string();
     let big = vec![7u8; 8 << 20];
-    let mut conn = std::net::TcpStream::connect(&addr).expect("connect");
-    conn.set_read_timeout(Some(Duration::from_secs(30)))
-        .expect("timeout");
-    let head = format!(
-        "PUT /nobucket/k HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {}\r\n\r\n",
-        big.len()
-    );
-    conn.write_all(head.as_bytes()).expect("head");
-    conn.write_all(&big)
-        .expect("the body, drained by the server");
-    let answer = response_head(&mut conn);
+    let (conn, answer) = put_whole_body(&addr, "/nobucket/k", &big);
     assert!(answer.starts_with("http/1.1 403"), "{answer}");
     assert!(answer.contains("\r\nconnection: close\r\n"), "{answer}");
-    let len = content_length(&answer);
-    let mut rest = Vec::new();
-    conn.read_to_end(&mut rest)
-        .expect("the server closes after the answer");
-    assert_eq!(rest.len(), len, "only the error's body follows");
+    closes_after(conn, &answer);
 
     // Answers that read their request's body whole (or had none) keep the connection: a
     // chunked upload of unknown length (whose end only its last chunk tells), then GETs.
@@ -344,7 +364,6 @@ fn an_upload_refused_while_the_server_starts_reads_its_503() {
     // A server whose second pool (another node) never comes answers 503 while it waits. An
     // upload refused there is drained and told `Connection: close`, like any answer that
     // leaves a body unread, so a client that sends its whole body first still reads the 503.
-    use std::io::{Read, Write};
     let dir = tempfile::tempdir().expect("tempdir");
     let ports: Vec<u16> = (0..2)
         .map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("bind"))
@@ -377,12 +396,12 @@ fn an_upload_refused_while_the_server_starts_reads_its_503() {
     );
     let log = || std::fs::read_to_string(&log_path).unwrap_or_default();
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    let mut conn = loop {
+    loop {
         if let Ok(Some(status)) = server.0.try_wait() {
             panic!("cairn exited with {status}; log:\n{}", log());
         }
-        if let Ok(c) = std::net::TcpStream::connect(&addr) {
-            break c;
+        if std::net::TcpStream::connect(&addr).is_ok() {
+            break;
         }
         assert!(
             std::time::Instant::now() < deadline,
@@ -390,20 +409,9 @@ fn an_upload_refused_while_the_server_starts_reads_its_503() {
             log()
         );
         std::thread::sleep(Duration::from_millis(50));
-    };
-    conn.set_read_timeout(Some(Duration::from_secs(30)))
-        .expect("timeout");
-    conn.set_write_timeout(Some(Duration::from_secs(30)))
-        .expect("timeout");
+    }
     let big = vec![7u8; 8 << 20];
-    let head = format!(
-        "PUT /b/k HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {}\r\n\r\n",
-        big.len()
-    );
-    conn.write_all(head.as_bytes()).expect("head");
-    conn.write_all(&big)
-        .expect("the body, drained by the server");
-    let answer = response_head(&mut conn);
+    let (conn, answer) = put_whole_body(&addr, "/b/k", &big);
     assert!(
         answer.starts_with("http/1.1 503"),
         "{answer}\nlog:\n{}",
@@ -411,14 +419,7 @@ fn an_upload_refused_while_the_server_starts_reads_its_503() {
     );
     assert!(answer.contains("\r\nconnection: close\r\n"), "{answer}");
     assert!(answer.contains("\r\nretry-after: 1\r\n"), "{answer}");
-    let mut rest = Vec::new();
-    conn.read_to_end(&mut rest)
-        .expect("the server closes after the answer");
-    assert_eq!(
-        rest.len(),
-        content_length(&answer),
-        "only the error's body follows"
-    );
+    closes_after(conn, &answer);
 }
 
 #[test]

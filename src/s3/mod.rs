@@ -161,13 +161,15 @@ pub fn stamp(resp: &mut Response<Body>, request_id: &str) {
     h.insert("server", HeaderValue::from_static("Cairn"));
 }
 
-/// The rest of a request's body is read in the background ([`body::Unread`]): no next request
-/// on this HTTP/1.x connection (HTTP/2 streams end on their own).
-fn close_connection(resp: &mut Response<Body>) {
-    resp.headers_mut().insert(
-        http::header::CONNECTION,
-        http::HeaderValue::from_static("close"),
-    );
+/// When the rest of a request's body is read in the background ([`body::Unread`]): no next
+/// request on this HTTP/1.x connection (HTTP/2 streams end on their own).
+fn close_if_unread(unread: &body::Unread, version: http::Version, resp: &mut Response<Body>) {
+    if unread.get() && version <= http::Version::HTTP_11 {
+        resp.headers_mut().insert(
+            http::header::CONNECTION,
+            http::HeaderValue::from_static("close"),
+        );
+    }
 }
 
 /// An answer given without reading the request's body (outside [`handle`]: the server still
@@ -176,9 +178,7 @@ fn close_connection(resp: &mut Response<Body>) {
 pub fn answer_without_body(parts: &http::request::Parts, body: Body, resp: &mut Response<Body>) {
     let unread = body::Unread::default();
     drop(body::drained(body, &parts.headers, unread.clone()));
-    if unread.get() && parts.version <= http::Version::HTTP_11 {
-        close_connection(resp);
-    }
+    close_if_unread(&unread, parts.version, resp);
 }
 
 pub fn new_request_id() -> String {
@@ -211,7 +211,7 @@ pub async fn handle(state: Arc<S3State>, req: Request<Body>) -> Response<Body> {
     async move {
         let arrived = SystemTime::now();
         let is_head = req.method() == Method::HEAD;
-        let http1 = req.version() <= http::Version::HTTP_11;
+        let version = req.version();
         let resource = req.uri().path().to_string();
         let method = req.method().clone();
         let client = req
@@ -271,9 +271,7 @@ pub async fn handle(state: Arc<S3State>, req: Request<Body>) -> Response<Body> {
             cors::decorate(&state, bucket.as_deref(), &origin, &method, &mut resp);
         }
         stamp(&mut resp, &request_id);
-        if seen.unread.get() && http1 {
-            close_connection(&mut resp);
-        }
+        close_if_unread(&seen.unread, version, &mut resp);
         tracing::debug!(status = resp.status().as_u16(), "done");
         let api = seen.op.map(Op::index);
         if let Some(inflight) = &inflight {
