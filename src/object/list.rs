@@ -343,12 +343,13 @@ impl<'a> SetWalker<'a> {
     ///
     /// A version listing reads every drive. A listing of latest versions reads the heads
     /// from a read quorum (at least `parity + 1`) of the drives first
-    /// ([`SetWalker::meta_drives`]) and asks the others only whether keys continue below
-    /// each key; a key whose asked drives do not all agree on a version backed by its read
-    /// quorum is then read from the others too. The asked drives meet every write quorum
-    /// (`read quorum + write quorum > drives`), so an acknowledged change to a key is always
-    /// among what they hold; and the others are fewer than a read quorum, so no version a
-    /// read would take (one a crash left on a read quorum only) is missing from them all.
+    /// ([`SetWalker::meta_drives`]), and whether keys continue below each key from those
+    /// drives too; the others are not asked unless a key's asked drives do not all agree on
+    /// a version backed by its read quorum, which is then read from the others too. The
+    /// asked drives meet every write quorum (`read quorum + write quorum > drives`), so an
+    /// acknowledged change to a key is always among what they hold; and the others are
+    /// fewer than a read quorum, so no version a read would take (one a crash left on a
+    /// read quorum only) and no key below that a read would find is missing from them all.
     async fn prefetch(&mut self, key: &str) {
         let mut batch = vec![key.to_string()];
         if let Some(top) = self.stack.last() {
@@ -371,21 +372,34 @@ impl<'a> SetWalker<'a> {
         let results = if self.versions {
             fan_out(&self.set.drives, |_, d| d.read_entries(self.bucket, &batch)).await
         } else {
+            let (batch, bucket) = (&batch, self.bucket);
             fan_out(&self.set.drives, |i, d| {
-                d.read_entry_heads(self.bucket, &batch, asked[i])
+                let asked = asked[i];
+                async move {
+                    match asked {
+                        true => d.read_entry_heads(bucket, batch, true).await,
+                        false => Err(not_asked()),
+                    }
+                }
             })
             .await
         };
         let mut per_key: Vec<Vec<DriveResult<Bytes>>> =
             (0..batch.len()).map(|_| Vec::with_capacity(n)).collect();
-        // A key is a leaf only if every drive answered and none has keys below it.
+        // A key is a leaf only if every drive asked answered and none has keys below it.
+        // The drives not asked are fewer than a read quorum, so a key below that a read
+        // would find (on a read quorum) is on at least one drive asked.
         let mut leaf = vec![true; batch.len()];
         for (r, asked) in results.into_iter().zip(&asked) {
+            if !*asked {
+                per_key.iter_mut().for_each(|s| s.push(Err(not_asked())));
+                continue;
+            }
             match r {
                 Ok(v) if v.len() == batch.len() => {
                     for ((slot, e), l) in per_key.iter_mut().zip(v).zip(leaf.iter_mut()) {
                         *l &= !e.has_children;
-                        slot.push(if *asked { e.meta } else { Err(not_asked()) });
+                        slot.push(e.meta);
                     }
                 }
                 Ok(_) => {
@@ -426,9 +440,15 @@ impl<'a> SetWalker<'a> {
             return;
         }
         let keys: Vec<String> = unsettled.iter().map(|(k, _)| k.clone()).collect();
+        let (keys, bucket) = (&keys, self.bucket);
         let rest = fan_out(&self.set.drives, |i, d| {
-            let keys = if asked[i] { &[][..] } else { &keys[..] };
-            d.read_entry_heads(self.bucket, keys, true)
+            let asked = asked[i];
+            async move {
+                match asked {
+                    true => Ok(Vec::new()),
+                    false => d.read_entry_heads(bucket, keys, true).await,
+                }
+            }
         })
         .await;
         for (i, r) in rest.into_iter().enumerate() {

@@ -2668,6 +2668,22 @@ async fn listings_read_a_quorum_first_and_the_others_when_it_disagrees() {
             newer.push(key);
         }
     }
+    // A key below another on exactly a read quorum, for every pair of drives: whether keys
+    // continue below is asked of the drives a listing reads heads from, and whichever
+    // those are, one of them holds it.
+    let mut below = Vec::new();
+    for i in 0..4 {
+        for j in i + 1..4 {
+            let (up, key) = (format!("up{i}{j}"), format!("up{i}{j}/below"));
+            c.put("bkt", &up, &bytes(60, 6)).await.expect("put");
+            c.put("bkt", &key, &bytes(70, 7)).await.expect("put");
+            for d in (0..4).filter(|d| *d != i && *d != j) {
+                std::fs::remove_dir_all(c.paths[d].join("bkt").join(&up).join("below"))
+                    .expect("remove");
+            }
+            below.push((up, key));
+        }
+    }
     let page = c
         .store
         .list_objects(
@@ -2699,7 +2715,15 @@ async fn listings_read_a_quorum_first_and_the_others_when_it_disagrees() {
         assert_eq!(c.get("bkt", key).await.expect("get"), bytes(50, 5), "{key}");
         assert_eq!(listed.get(key.as_str()), Some(&50), "{key}");
     }
-    assert_eq!(listed.len(), 4 + pairs.len() + newer.len());
+    for (up, key) in &below {
+        assert_eq!(listed.get(up.as_str()), Some(&60), "{up}");
+        assert_eq!(listed.get(key.as_str()), Some(&70), "{key}");
+        assert_eq!(c.get("bkt", key).await.expect("get"), bytes(70, 7), "{key}");
+    }
+    assert_eq!(
+        listed.len(),
+        4 + pairs.len() + newer.len() + 2 * below.len()
+    );
 }
 
 /// A delete short of its write quorum changes nothing: no delete marker left standing on
