@@ -8,16 +8,24 @@ use crate::drive::{DriveError, DriveResult};
 use crate::meta::{ObjectMeta, Version, VersionKind};
 use crate::placement::read_quorum;
 
+/// A drive's metadata answer, decoded as it arrives (once: a read judges every answer so
+/// far each time one comes in).
+type Decoded = Result<ObjectMeta, crate::meta::MetaError>;
+
 /// Do the metadata answers so far decide a read? Only a success is decided early: some
 /// version is backed by a read quorum, and neither another version seen nor one not yet
 /// seen could overtake it with the answers still missing.
-fn read_settled(answers: &[Option<DriveResult<Bytes>>]) -> bool {
+fn read_settled(answers: &[Option<DriveResult<Decoded>>]) -> bool {
     let missing = answers.iter().filter(|a| a.is_none()).count();
-    // (mod_time, members, read quorum) of each distinct latest version answered.
-    let mut groups: Vec<(Version, usize)> = Vec::new();
+    // Each distinct latest version answered, and how many drives hold it.
+    let mut groups: Vec<(&Version, usize)> = Vec::new();
     for a in answers.iter().flatten() {
-        let Ok(b) = a else { continue };
-        let Some(v) = ObjectMeta::decode_head(b).ok().flatten() else {
+        let Some(v) = a
+            .as_ref()
+            .ok()
+            .and_then(|m| m.as_ref().ok())
+            .and_then(|m| m.latest())
+        else {
             continue;
         };
         match groups
@@ -42,6 +50,17 @@ fn read_settled(answers: &[Option<DriveResult<Bytes>>]) -> bool {
         })
 }
 
+/// The latest version of the head `bucket/key` has on drive `d`, decoded as it arrives.
+async fn head_of(
+    d: &std::sync::Arc<dyn crate::drive::Drive>,
+    bucket: &str,
+    key: &str,
+) -> DriveResult<Decoded> {
+    d.read_meta_head(bucket, key)
+        .await
+        .map(|b| decode_latest(&b))
+}
+
 /// Agreement on the latest version (a delete marker included) for reads: done as soon as
 /// the answers decide it, without waiting for a slow drive. Drives that had not answered
 /// are not counted as disagreeing.
@@ -53,11 +72,11 @@ pub(crate) async fn agree_fast(set: &ErasureSet, bucket: &str, key: &str) -> Obj
     let results = fan_out_preferring(
         &set.drives,
         &first_readers(set, bucket, key),
-        |_, d| d.read_meta_head(bucket, key),
+        |_, d| head_of(d, bucket, key),
         read_settled,
     )
     .await;
-    agree_decoded(set, results, VersionRef::Latest, decode_latest)
+    agree_decoded(set, results, VersionRef::Latest)
 }
 
 /// [`agree_fast`] asking every drive at once (a read whose first wave ran out of good
@@ -67,13 +86,8 @@ pub(crate) async fn agree_everywhere(
     bucket: &str,
     key: &str,
 ) -> ObjectResult<Agreed> {
-    let results = fan_out_until(
-        &set.drives,
-        |_, d| d.read_meta_head(bucket, key),
-        read_settled,
-    )
-    .await;
-    agree_decoded(set, results, VersionRef::Latest, decode_latest)
+    let results = fan_out_until(&set.drives, |_, d| head_of(d, bucket, key), read_settled).await;
+    agree_decoded(set, results, VersionRef::Latest)
 }
 
 /// The drive positions a read asks first, until the first wave alone can settle a read
@@ -196,8 +210,8 @@ impl Agreed {
 /// version that a read quorum agrees on (the metas returned hold that version only). A
 /// delete marker as the agreed version is `NoSuchKey`.
 pub(crate) async fn agree(set: &ErasureSet, bucket: &str, key: &str) -> ObjectResult<Agreed> {
-    let results = fan_out(&set.drives, |_, d| d.read_meta_head(bucket, key)).await;
-    let agreed = agree_decoded(set, results, VersionRef::Latest, decode_latest)?;
+    let results = fan_out(&set.drives, |_, d| head_of(d, bucket, key)).await;
+    let agreed = agree_decoded(set, results, VersionRef::Latest)?;
     if agreed.latest.kind == VersionKind::DeleteMarker {
         return Err(ObjectError::NoSuchKey);
     }
@@ -220,7 +234,7 @@ pub(crate) fn agree_heads(
     set: &ErasureSet,
     results: Vec<DriveResult<Bytes>>,
 ) -> ObjectResult<Agreed> {
-    agree_decoded(set, results, VersionRef::Latest, decode_latest)
+    agree_decoded(set, decode_all(results, decode_latest), VersionRef::Latest)
 }
 
 /// Agreement on the version `which` (a delete marker included) over metadata already read
@@ -230,15 +244,22 @@ pub(crate) fn agree_ref(
     results: Vec<DriveResult<Bytes>>,
     which: VersionRef,
 ) -> ObjectResult<Agreed> {
-    agree_decoded(set, results, which, ObjectMeta::decode)
+    agree_decoded(set, decode_all(results, ObjectMeta::decode), which)
 }
 
-/// [`agree_ref`] with the answers decoded by `decode` (whole files, or heads only).
+/// Each answer decoded by `decode` (whole files, or heads only).
+fn decode_all(
+    results: Vec<DriveResult<Bytes>>,
+    decode: fn(&[u8]) -> Decoded,
+) -> Vec<DriveResult<Decoded>> {
+    results.into_iter().map(|r| r.map(|b| decode(&b))).collect()
+}
+
+/// [`agree_ref`] over answers already decoded.
 fn agree_decoded(
     set: &ErasureSet,
-    results: Vec<DriveResult<Bytes>>,
+    results: Vec<DriveResult<Decoded>>,
     which: VersionRef,
-    decode: fn(&[u8]) -> Result<ObjectMeta, crate::meta::MetaError>,
 ) -> ObjectResult<Agreed> {
     let n = results.len();
     let mut metas: Vec<Option<ObjectMeta>> = Vec::with_capacity(n);
@@ -248,7 +269,7 @@ fn agree_decoded(
         .filter(|r| matches!(r, Err(DriveError::NotDone(s)) if *s == STILL_RUNNING))
         .count();
     for r in results {
-        match r.map(|b| decode(&b)) {
+        match r {
             Ok(Ok(m)) if m.latest().is_some() => metas.push(Some(m)),
             Ok(_) => {
                 // Corrupt or empty metadata: treat like a missing copy that needs healing.
