@@ -303,10 +303,15 @@ impl<'a> SetWalker<'a> {
         // may hold a newer version too.
         let rq = crate::placement::read_quorum(n - self.set.parity);
         let skip = rq.max((n + 1).saturating_sub(rq));
-        for name in pages.into_iter().flat_map(|p| p.names) {
-            if bound.as_ref().is_some_and(|b| name > *b) {
-                continue;
-            }
+        // Mostly the same names from every drive: each is made a candidate once.
+        let mut names: Vec<String> = pages
+            .into_iter()
+            .flat_map(|p| p.names)
+            .filter(|name| bound.as_ref().is_none_or(|b| name <= b))
+            .collect();
+        names.sort_unstable();
+        names.dedup();
+        for name in names {
             if flagged.get(&name).is_some_and(|c| *c >= skip) {
                 continue;
             }
