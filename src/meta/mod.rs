@@ -148,9 +148,58 @@ pub struct PartInfo {
     pub meta: BTreeMap<String, String>,
 }
 
+/// What tells copies of a version on different drives apart ([`Version::signature`]).
+pub type Signature<'a> = (Option<Uuid>, i64, Option<Uuid>, VersionKind, &'a str);
+
 impl Version {
     /// Identity of a version across drives: two drives agree when these match.
-    pub fn signature(&self) -> (Option<Uuid>, i64, Option<Uuid>, VersionKind, &str) {
+    pub fn signature(&self) -> Signature<'_> {
+        (
+            self.version_id,
+            self.mod_time,
+            self.data_dir,
+            self.kind,
+            &self.etag,
+        )
+    }
+}
+
+/// Of a head's latest version, only what agreement on it compares
+/// ([`Version::signature`]) and the data shard count its read quorum follows
+/// ([`ObjectMeta::decode_head_sig`]): decoded without the version's headers, metadata,
+/// parts or inline data, which agreement never looks at.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct HeadSig {
+    pub kind: VersionKind,
+    pub version_id: Option<Uuid>,
+    pub mod_time: i64,
+    pub etag: String,
+    pub data_dir: Option<Uuid>,
+    pub erasure: SigErasure,
+}
+
+/// [`HeadSig`]'s part of [`ErasureInfo`].
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct SigErasure {
+    pub data: u16,
+}
+
+impl HeadSig {
+    pub fn of(v: &Version) -> Self {
+        HeadSig {
+            kind: v.kind,
+            version_id: v.version_id,
+            mod_time: v.mod_time,
+            etag: v.etag.clone(),
+            data_dir: v.data_dir,
+            erasure: SigErasure {
+                data: v.erasure.data,
+            },
+        }
+    }
+
+    /// As [`Version::signature`].
+    pub fn signature(&self) -> Signature<'_> {
         (
             self.version_id,
             self.mod_time,
@@ -271,6 +320,24 @@ impl ObjectMeta {
             _ => Ok(decode_head_v2(bytes)?.0),
         }
     }
+
+    /// [`ObjectMeta::decode_head`] down to the latest version's [`HeadSig`], checked the
+    /// same way (a head that does not decode whole may still yield one: only its checksum,
+    /// format and these fields are judged).
+    pub fn decode_head_sig(bytes: &[u8]) -> Result<Option<HeadSig>, MetaError> {
+        match format_of(bytes)? {
+            META_V1 => Ok(decode_v1(bytes)?.versions.first().map(HeadSig::of)),
+            _ => {
+                let (head, _) = checked_head_v2(bytes)?;
+                if head.is_empty() {
+                    return Ok(None);
+                }
+                rmp_serde::from_slice(head)
+                    .map(Some)
+                    .map_err(|e| MetaError::Decode(e.to_string()))
+            }
+        }
+    }
 }
 
 /// A format-2 file's first [`head_len`] bytes for this latest version (none: no versions):
@@ -340,6 +407,17 @@ fn decode_v1(bytes: &[u8]) -> Result<ObjectMeta, MetaError> {
 
 /// The checked head of a format-2 file, and where the older versions start.
 fn decode_head_v2(bytes: &[u8]) -> Result<(Option<Version>, usize), MetaError> {
+    let (head, end) = checked_head_v2(bytes)?;
+    if head.is_empty() {
+        return Ok((None, end));
+    }
+    let v = rmp_serde::from_slice(head).map_err(|e| MetaError::Decode(e.to_string()))?;
+    Ok((Some(v), end))
+}
+
+/// A format-2 file's head (its MessagePack bytes, empty for no version) once its checksum
+/// holds, and where the older versions start.
+fn checked_head_v2(bytes: &[u8]) -> Result<(&[u8], usize), MetaError> {
     let end = head_len(bytes).ok_or(MetaError::Truncated)?;
     if bytes.len() < end {
         return Err(MetaError::Truncated);
@@ -348,12 +426,7 @@ fn decode_head_v2(bytes: &[u8]) -> Result<(Option<Version>, usize), MetaError> {
     if &blake3::hash(content).as_bytes()[..TRAILER] != trailer {
         return Err(MetaError::Checksum);
     }
-    let head = &content[PREFIX..];
-    if head.is_empty() {
-        return Ok((None, end));
-    }
-    let v = rmp_serde::from_slice(head).map_err(|e| MetaError::Decode(e.to_string()))?;
-    Ok((Some(v), end))
+    Ok((&content[PREFIX..], end))
 }
 
 #[cfg(test)]
@@ -583,6 +656,48 @@ mod tests {
             two_versions().encode() == fixture,
             "format 2 is written byte for byte as the fixture"
         );
+    }
+
+    /// A head's signature decodes as the signature of its whole latest version, from both
+    /// formats, with or without inline data, and is refused wherever the whole decode finds
+    /// the head damaged.
+    #[test]
+    fn head_signatures_match_whole_heads() {
+        let v1 = include_bytes!("testdata/v1.meta");
+        let v2 = include_bytes!("testdata/v2.meta");
+        let mut deleted = ObjectMeta::default();
+        let mut marker = version(0, None);
+        marker.kind = VersionKind::DeleteMarker;
+        marker.version_id = Some(Uuid::from_u128(7));
+        deleted.upsert(marker);
+        let files = [
+            v1.to_vec(),
+            v2.to_vec(),
+            deleted.encode(),
+            ObjectMeta::default().encode(),
+        ];
+        for bytes in &files {
+            let whole = ObjectMeta::decode_head(bytes).expect("head");
+            let sig = ObjectMeta::decode_head_sig(bytes).expect("signature");
+            assert_eq!(sig, whole.as_ref().map(HeadSig::of));
+            if let (Some(s), Some(w)) = (&sig, &whole) {
+                assert_eq!(s.signature(), w.signature());
+            }
+        }
+        let mut m = ObjectMeta::default();
+        m.upsert(version(5, Some(vec![1, 2, 3])));
+        let bytes = m.encode();
+        let n = head_len(&bytes).expect("format 2");
+        for i in 0..n {
+            let mut b = bytes.clone();
+            b[i] ^= 0x10;
+            if ObjectMeta::decode_head(&b).is_err() {
+                assert!(
+                    ObjectMeta::decode_head_sig(&b).is_err(),
+                    "flip at {i} went unnoticed"
+                );
+            }
+        }
     }
 
     /// Regenerates `testdata/v2.meta`; run only when deliberately creating a new fixture.

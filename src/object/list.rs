@@ -11,12 +11,10 @@ use std::future::Future;
 use std::pin::Pin;
 
 use super::put::info_of;
-use super::quorum::{
-    agree_heads, agree_on, agreed_versions, copies, fan_out, Agreed, STILL_RUNNING,
-};
+use super::quorum::{agree_listed, agree_on, agreed_versions, fan_out, STILL_RUNNING};
 use super::{check_bucket, ErasureSet, ObjectError, ObjectInfo, ObjectResult, Store};
 use crate::drive::{DirQuery, DriveError, DriveResult};
-use crate::meta::VersionKind;
+use crate::meta::{Version, VersionKind};
 
 #[derive(Debug, Clone, Default)]
 pub struct ListOptions {
@@ -188,7 +186,7 @@ struct SetWalker<'a> {
     /// Metadata read ahead for the next object candidates: key → one result per drive.
     prefetched: HashMap<String, Vec<DriveResult<Bytes>>>,
     /// Listings of latest versions: each prefetched key's agreed latest version.
-    agreed: HashMap<String, ObjectResult<Agreed>>,
+    agreed: HashMap<String, ObjectResult<Version>>,
     /// Keys known to have nothing below them on any drive: their `key/` is not descended.
     leaves: HashSet<String>,
     /// Yield every version of each key (a version listing), not only the latest.
@@ -434,9 +432,9 @@ impl<'a> SetWalker<'a> {
         let asked_count = asked.iter().filter(|a| **a).count();
         let mut unsettled = Vec::new();
         for (k, metas) in batch.into_iter().zip(per_key) {
-            match agree_heads(self.set, copies(&metas)) {
-                Ok(a) if a.metas.iter().flatten().count() == asked_count => {
-                    self.agreed.insert(k, Ok(a));
+            match agree_listed(self.set, &metas) {
+                Ok((v, members)) if members == asked_count => {
+                    self.agreed.insert(k, Ok(v));
                 }
                 _ => unsettled.push((k, metas)),
             }
@@ -475,7 +473,7 @@ impl<'a> SetWalker<'a> {
             }
         }
         for (k, metas) in unsettled {
-            let agreed = agree_heads(self.set, metas);
+            let agreed = agree_listed(self.set, &metas).map(|(v, _)| v);
             self.agreed.insert(k, agreed);
         }
     }
@@ -528,12 +526,12 @@ impl<'a> SetWalker<'a> {
                                     }
                                 };
                             match agreed {
-                                Ok(a) if a.latest.kind == VersionKind::DeleteMarker => continue,
-                                Ok(a) => {
+                                Ok(v) if v.kind == VersionKind::DeleteMarker => continue,
+                                Ok(v) => {
                                     return Ok(Some(Item::Object(Box::new(info_of(
                                         self.bucket,
                                         &key,
-                                        &a.latest,
+                                        &v,
                                     )))))
                                 }
                                 Err(ObjectError::NoSuchKey) => continue,

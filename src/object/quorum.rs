@@ -5,7 +5,7 @@ use bytes::Bytes;
 
 pub(crate) use crate::drive::fanout::{fan_out, fan_out_preferring, fan_out_until, STILL_RUNNING};
 use crate::drive::{DriveError, DriveResult};
-use crate::meta::{ObjectMeta, Version, VersionKind};
+use crate::meta::{HeadSig, ObjectMeta, Signature, Version, VersionKind};
 use crate::placement::read_quorum;
 
 /// A drive's metadata answer, decoded as it arrives (once: a read judges every answer so
@@ -228,13 +228,50 @@ pub(crate) fn agree_on(set: &ErasureSet, results: Vec<DriveResult<Bytes>>) -> Ob
     Ok(agreed)
 }
 
-/// Agreement on the latest version (a delete marker included) over heads
-/// ([`crate::drive::Drive::read_entry_heads`]): the metas returned hold that version only.
-pub(crate) fn agree_heads(
+/// A listing's agreement on a key's latest version (a delete marker included) over heads
+/// ([`crate::drive::Drive::read_entry_heads`]), and how many drive positions hold it: judged
+/// on each copy's [`HeadSig`] as [`agree_ref`] judges whole versions, with only the agreed
+/// version decoded whole (a listing shows one copy; decoding every copy whole was most of
+/// what agreement cost it). Should the agreed copy not decode whole, every copy is.
+pub(crate) fn agree_listed(
     set: &ErasureSet,
-    results: Vec<DriveResult<Bytes>>,
-) -> ObjectResult<Agreed> {
-    agree_decoded(set, decode_all(results, decode_latest), VersionRef::Latest)
+    results: &[DriveResult<Bytes>],
+) -> ObjectResult<(Version, usize)> {
+    let mut missing = Missing::default();
+    let sigs: Vec<Option<HeadSig>> = results
+        .iter()
+        .map(|r| match r {
+            Ok(b) => ObjectMeta::decode_head_sig(b).ok().flatten().or_else(|| {
+                missing.failed += 1;
+                None
+            }),
+            Err(e) => {
+                missing.count(e);
+                None
+            }
+        })
+        .collect();
+    let copies: Vec<Option<&HeadSig>> = sigs.iter().map(Option::as_ref).collect();
+    let members = best_group(set, &copies, &missing, VersionRef::Latest)?;
+    let whole = members.first().and_then(|&i| {
+        let b = results[i].as_ref().ok()?;
+        let v = ObjectMeta::decode_head(b).ok().flatten()?;
+        copies[i]
+            .is_some_and(|s| s.signature() == v.signature())
+            .then_some(v)
+    });
+    match whole {
+        Some(v) => Ok((v, members.len())),
+        None => agree_decoded(
+            set,
+            decode_all(self::copies(results), decode_latest),
+            VersionRef::Latest,
+        )
+        .map(|a| {
+            let n = a.metas.iter().flatten().count();
+            (a.latest, n)
+        }),
+    }
 }
 
 /// Agreement on the version `which` (a delete marker included) over metadata already read
@@ -255,6 +292,99 @@ fn decode_all(
     results.into_iter().map(|r| r.map(|b| decode(&b))).collect()
 }
 
+/// What agreement needs of a drive's copy of a version: a whole [`Version`] or its
+/// [`HeadSig`].
+trait VersionCopy {
+    fn signature(&self) -> Signature<'_>;
+    fn mod_time(&self) -> i64;
+    /// The read quorum of its geometry.
+    fn quorum(&self) -> usize;
+}
+
+impl VersionCopy for Version {
+    fn signature(&self) -> Signature<'_> {
+        Version::signature(self)
+    }
+    fn mod_time(&self) -> i64 {
+        self.mod_time
+    }
+    fn quorum(&self) -> usize {
+        read_quorum(self.erasure.data as usize)
+    }
+}
+
+impl VersionCopy for HeadSig {
+    fn signature(&self) -> Signature<'_> {
+        HeadSig::signature(self)
+    }
+    fn mod_time(&self) -> i64 {
+        self.mod_time
+    }
+    fn quorum(&self) -> usize {
+        read_quorum(self.erasure.data as usize)
+    }
+}
+
+/// How the drive positions that did not answer with a copy answered.
+#[derive(Default)]
+struct Missing {
+    no_bucket: usize,
+    /// Errors other than "no such key", and copies that do not decode.
+    failed: usize,
+}
+
+impl Missing {
+    /// Counts an answer that holds no copy.
+    fn count(&mut self, e: &DriveError) {
+        match e {
+            DriveError::NotFound => {}
+            DriveError::BucketNotFound => self.no_bucket += 1,
+            _ => self.failed += 1,
+        }
+    }
+}
+
+/// The positions holding the latest version a read quorum agrees on (`copies` per drive
+/// position), or why there is none.
+fn best_group<V: VersionCopy>(
+    set: &ErasureSet,
+    copies: &[Option<&V>],
+    missing: &Missing,
+    which: VersionRef,
+) -> ObjectResult<Vec<usize>> {
+    // Group drives by the identity of their copy of the version.
+    let mut groups: Vec<(&V, Vec<usize>)> = Vec::new();
+    for (i, v) in copies.iter().enumerate() {
+        let Some(v) = v else { continue };
+        match groups
+            .iter_mut()
+            .find(|(rep, _)| rep.signature() == v.signature())
+        {
+            Some((_, members)) => members.push(i),
+            None => groups.push((v, vec![i])),
+        }
+    }
+    let best = groups
+        .iter()
+        .filter(|(rep, members)| members.len() >= rep.quorum())
+        .max_by_key(|(rep, members)| (rep.mod_time(), members.len()));
+    if let Some((_, members)) = best {
+        return Ok(members.clone());
+    }
+    if missing.no_bucket * 2 > copies.len() {
+        return Err(ObjectError::NoSuchBucket);
+    }
+    let most = groups.iter().map(|(_, m)| m.len()).max().unwrap_or(0);
+    let need = read_quorum(set.size() - set.parity);
+    if most + missing.failed >= need && missing.failed > 0 {
+        Err(ObjectError::ReadQuorum { ok: most, need })
+    } else if matches!(which, VersionRef::Id(_)) {
+        Err(ObjectError::NoSuchVersion)
+    } else {
+        Err(ObjectError::NoSuchKey)
+    }
+}
+
 /// [`agree_ref`] over answers already decoded.
 fn agree_decoded(
     set: &ErasureSet,
@@ -263,7 +393,7 @@ fn agree_decoded(
 ) -> ObjectResult<Agreed> {
     let n = results.len();
     let mut metas: Vec<Option<ObjectMeta>> = Vec::with_capacity(n);
-    let (mut not_found, mut no_bucket, mut failed) = (0usize, 0usize, 0usize);
+    let mut missing = Missing::default();
     let still_running = results
         .iter()
         .filter(|r| matches!(r, Err(DriveError::NotDone(s)) if *s == STILL_RUNNING))
@@ -271,69 +401,29 @@ fn agree_decoded(
     for r in results {
         match r {
             Ok(Ok(m)) if m.latest().is_some() => metas.push(Some(m)),
+            // Corrupt or empty metadata: treat like a missing copy that needs healing.
             Ok(_) => {
-                // Corrupt or empty metadata: treat like a missing copy that needs healing.
-                failed += 1;
+                missing.failed += 1;
                 metas.push(None);
             }
-            Err(DriveError::NotFound) => {
-                not_found += 1;
-                metas.push(None);
-            }
-            Err(DriveError::BucketNotFound) => {
-                no_bucket += 1;
-                metas.push(None);
-            }
-            Err(_) => {
-                failed += 1;
+            Err(e) => {
+                missing.count(&e);
                 metas.push(None);
             }
         }
     }
-    // Group drives by the identity of their copy of the version.
-    let mut groups: Vec<(usize, Vec<usize>)> = Vec::new(); // (representative, members)
-    for (i, m) in metas.iter().enumerate() {
-        let Some(v) = m.as_ref().and_then(|m| which.of(m)) else {
-            continue;
-        };
-        match groups.iter_mut().find(|(rep, _)| {
-            metas[*rep]
-                .as_ref()
-                .and_then(|m| which.of(m))
-                .is_some_and(|r| r.signature() == v.signature())
-        }) {
-            Some((_, members)) => members.push(i),
-            None => groups.push((i, vec![i])),
-        }
-    }
-    let version_of = |rep: usize| metas[rep].as_ref().and_then(|m| which.of(m));
-    let best = groups
+    let copies: Vec<Option<&Version>> = metas
         .iter()
-        .filter(|(rep, members)| {
-            version_of(*rep).is_some_and(|v| members.len() >= read_quorum(v.erasure.data as usize))
-        })
-        .max_by_key(|(rep, members)| (version_of(*rep).map_or(0, |v| v.mod_time), members.len()));
-    let Some((rep, members)) = best else {
-        if no_bucket * 2 > n {
-            return Err(ObjectError::NoSuchBucket);
-        }
-        let most = groups.iter().map(|(_, m)| m.len()).max().unwrap_or(0);
-        let need = read_quorum(set.size() - set.parity);
-        return if most + failed >= need && failed > 0 {
-            Err(ObjectError::ReadQuorum { ok: most, need })
-        } else if matches!(which, VersionRef::Id(_)) {
-            Err(ObjectError::NoSuchVersion)
-        } else {
-            let _ = not_found;
-            Err(ObjectError::NoSuchKey)
-        };
-    };
-    let latest = version_of(*rep)
+        .map(|m| m.as_ref().and_then(|m| which.of(m)))
+        .collect();
+    let members = best_group(set, &copies, &missing, which)?;
+    let latest = members
+        .first()
+        .and_then(|i| copies[*i])
         .cloned()
         .ok_or_else(|| ObjectError::Internal("agreed version vanished".into()))?;
     // A drive that merely had not answered yet is no sign of damage.
     let degraded = members.len() + still_running < n;
-    let members = members.clone();
     let metas = metas
         .into_iter()
         .enumerate()
