@@ -63,7 +63,7 @@ impl App {
 pub fn router(app: Arc<App>) -> Router {
     Router::new().fallback(move |req: Request<Body>| {
         let app = app.clone();
-        async move { route(app, req).await }
+        s3::draining(req, move |req| route(app, req))
     })
 }
 
@@ -194,9 +194,6 @@ fn starting(req: Request<Body>) -> Response<Body> {
         r
     };
     s3::stamp(&mut r, &id);
-    // An upload refused here reads its 503 rather than a reset.
-    let (parts, body) = req.into_parts();
-    s3::answer_without_body(&parts, body, &mut r);
     r
 }
 

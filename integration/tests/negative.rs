@@ -256,6 +256,16 @@ fn response_head(conn: &mut std::net::TcpStream) -> String {
 /// anything is read (as clients without `Expect: 100-continue` do): the connection and the
 /// answer's head.
 fn put_whole_body(addr: &str, path: &str, body: &[u8]) -> (std::net::TcpStream, String) {
+    send_whole_body(addr, "PUT", path, body)
+}
+
+/// [`put_whole_body`] with another method.
+fn send_whole_body(
+    addr: &str,
+    method: &str,
+    path: &str,
+    body: &[u8],
+) -> (std::net::TcpStream, String) {
     use std::io::Write;
     let mut conn = std::net::TcpStream::connect(addr).expect("connect");
     conn.set_read_timeout(Some(Duration::from_secs(30)))
@@ -263,7 +273,7 @@ fn put_whole_body(addr: &str, path: &str, body: &[u8]) -> (std::net::TcpStream, 
     conn.set_write_timeout(Some(Duration::from_secs(30)))
         .expect("timeout");
     let head = format!(
-        "PUT {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {}\r\n\r\n",
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {}\r\n\r\n",
         body.len()
     );
     conn.write_all(head.as_bytes()).expect("head");
@@ -346,6 +356,25 @@ fn an_answer_that_leaves_the_body_unread_closes_its_connection() {
         assert!(!answer.contains("connection: close"), "{answer}");
         let mut body = vec![0u8; content_length(&answer)];
         conn.read_exact(&mut body).expect("error body");
+    }
+
+    // The same for what S3 does not answer: the admin API, internode calls (refused: not a
+    // distributed deployment), a health probe, each sent a body it does not read.
+    for (method, path, status) in [
+        ("PUT", "/cairn/admin/v1/config", "403"),
+        ("POST", "/cairn/rpc/v1/drive", "404"),
+        ("GET", "/minio/health/live", "200"),
+    ] {
+        let (conn, answer) = send_whole_body(&addr, method, path, &big);
+        assert!(
+            answer.starts_with(&format!("http/1.1 {status}")),
+            "{method} {path}: {answer}"
+        );
+        assert!(
+            answer.contains("\r\nconnection: close\r\n"),
+            "{method} {path}: {answer}"
+        );
+        closes_after(conn, &answer);
     }
 }
 

@@ -92,11 +92,11 @@ impl Console {
 pub fn router(console: Arc<Console>) -> Router {
     Router::new().fallback(move |req: Request<Body>| {
         let console = console.clone();
-        async move {
+        crate::s3::draining(req, |req| async move {
             let mut r = console.route(req).await;
             harden(&mut r);
             r
-        }
+        })
     })
 }
 

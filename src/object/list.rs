@@ -187,7 +187,8 @@ struct SetWalker<'a> {
     prefetched: HashMap<String, Vec<DriveResult<Bytes>>>,
     /// Listings of latest versions: each prefetched key's agreed latest version.
     agreed: HashMap<String, ObjectResult<Version>>,
-    /// Keys known to have nothing below them on any drive: their `key/` is not descended.
+    /// Keys known to have nothing below them on any drive asked (so nothing a read would
+    /// find): their `key/` is not descended.
     leaves: HashSet<String>,
     /// Yield every version of each key (a version listing), not only the latest.
     versions: bool,
@@ -392,7 +393,7 @@ impl<'a> SetWalker<'a> {
         // A key is a leaf only if every drive asked answered and none has keys below it.
         // The drives not asked are fewer than a read quorum, so a key below that a read
         // would find (on a read quorum) is on at least one drive asked.
-        let mut leaf = vec![true; batch.len()];
+        let mut leaf = vec![asked.contains(&true); batch.len()];
         for (r, asked) in results.into_iter().zip(&asked) {
             if !*asked {
                 per_key.iter_mut().for_each(|s| s.push(Err(not_asked())));

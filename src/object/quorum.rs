@@ -232,7 +232,8 @@ pub(crate) fn agree_on(set: &ErasureSet, results: Vec<DriveResult<Bytes>>) -> Ob
 /// ([`crate::drive::Drive::read_entry_heads`]), and how many drive positions hold it: judged
 /// on each copy's [`HeadSig`] as [`agree_ref`] judges whole versions, with only the agreed
 /// version decoded whole (a listing shows one copy; decoding every copy whole was most of
-/// what agreement cost it). Should the agreed copy not decode whole, every copy is.
+/// what agreement cost it). Should the agreed copy not decode whole, or the version hold
+/// no more than its read quorum, every copy is.
 pub(crate) fn agree_listed(
     set: &ErasureSet,
     results: &[DriveResult<Bytes>],
@@ -253,7 +254,13 @@ pub(crate) fn agree_listed(
         .collect();
     let copies: Vec<Option<&HeadSig>> = sigs.iter().map(Option::as_ref).collect();
     let members = best_group(set, &copies, &missing, VersionRef::Latest)?;
-    let whole = members.first().and_then(|&i| {
+    // With no member to spare, one whose head does not decode whole (which the signature
+    // alone cannot tell) would leave the version short of its quorum: judge them all whole.
+    let spare = members
+        .first()
+        .and_then(|&i| copies[i])
+        .is_some_and(|s| members.len() > s.quorum());
+    let whole = members.first().filter(|_| spare).and_then(|&i| {
         let b = results[i].as_ref().ok()?;
         let v = ObjectMeta::decode_head(b).ok().flatten()?;
         copies[i]

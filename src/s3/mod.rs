@@ -84,8 +84,6 @@ pub struct OnBehalfOf(pub String);
 /// event notifications.
 #[derive(Debug, Default)]
 struct Seen {
-    /// Set when the request's body was dropped before its end.
-    unread: body::Unread,
     op: Option<Op>,
     access_key: String,
     bucket: String,
@@ -161,24 +159,28 @@ pub fn stamp(resp: &mut Response<Body>, request_id: &str) {
     h.insert("server", HeaderValue::from_static("Cairn"));
 }
 
-/// When the rest of a request's body is read in the background ([`body::Unread`]): no next
-/// request on this HTTP/1.x connection (HTTP/2 streams end on their own).
-fn close_if_unread(unread: &body::Unread, version: http::Version, resp: &mut Response<Body>) {
+/// Answers `req` with `answer`, its body drained in the background when the answer leaves
+/// any of it unread ([`body::drained`]: the client, still sending, then reads the answer
+/// rather than a reset) — and then with `Connection: close` on HTTP/1.x (HTTP/2 streams end
+/// on their own): the connection cannot carry another request before the rest is read, and
+/// a drain that gives up closes it under whatever the client sent next. Every request the
+/// server answers goes through here, whoever answers it.
+pub async fn draining<F, Fut>(req: Request<Body>, answer: F) -> Response<Body>
+where
+    F: FnOnce(Request<Body>) -> Fut,
+    Fut: std::future::Future<Output = Response<Body>>,
+{
+    let (parts, body) = req.into_parts();
+    let (version, unread) = (parts.version, body::Unread::default());
+    let body = body::drained(body, &parts.headers, unread.clone());
+    let mut resp = answer(Request::from_parts(parts, body)).await;
     if unread.get() && version <= http::Version::HTTP_11 {
         resp.headers_mut().insert(
             http::header::CONNECTION,
             http::HeaderValue::from_static("close"),
         );
     }
-}
-
-/// An answer given without reading the request's body (outside [`handle`]: the server still
-/// starting): the body is drained in the background, as `handle` does, and the answer
-/// closes the connection when any of it was left.
-pub fn answer_without_body(parts: &http::request::Parts, body: Body, resp: &mut Response<Body>) {
-    let unread = body::Unread::default();
-    drop(body::drained(body, &parts.headers, unread.clone()));
-    close_if_unread(&unread, parts.version, resp);
+    resp
 }
 
 pub fn new_request_id() -> String {
@@ -211,7 +213,6 @@ pub async fn handle(state: Arc<S3State>, req: Request<Body>) -> Response<Body> {
     async move {
         let arrived = SystemTime::now();
         let is_head = req.method() == Method::HEAD;
-        let version = req.version();
         let resource = req.uri().path().to_string();
         let method = req.method().clone();
         let client = req
@@ -271,7 +272,6 @@ pub async fn handle(state: Arc<S3State>, req: Request<Body>) -> Response<Body> {
             cors::decorate(&state, bucket.as_deref(), &origin, &method, &mut resp);
         }
         stamp(&mut resp, &request_id);
-        close_if_unread(&seen.unread, version, &mut resp);
         tracing::debug!(status = resp.status().as_u16(), "done");
         let api = seen.op.map(Op::index);
         if let Some(inflight) = &inflight {
@@ -585,8 +585,7 @@ async fn dispatch(
 ) -> Result<Response<Body>, S3Error> {
     let (parts, body) = req.into_parts();
     let mut headers = header_pairs(&parts.headers);
-    // Wrapped first: an STS form too large to read is left for the drain, like any body.
-    let body = body::drained(body, &parts.headers, seen.unread.clone());
+    // An STS form too large to read is left for the drain ([`draining`]), like any body.
     let body = sts_form_body(&parts, &mut headers, body).await?;
     let raw_path = parts.uri.path().to_string();
     let raw_query = parts.uri.query().unwrap_or("").to_string();
