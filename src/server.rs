@@ -63,7 +63,15 @@ impl App {
 pub fn router(app: Arc<App>) -> Router {
     Router::new().fallback(move |req: Request<Body>| {
         let app = app.clone();
-        s3::draining(req, move |req| route(app, req))
+        async move {
+            // Internode calls are left out: a node writing a shard to a drive here learns
+            // of an early refusal (drive offline, write failed) from the connection closing
+            // under its next send, and stops sending; drained, it would send it all.
+            if req.uri().path().starts_with(crate::rpc::PREFIX) {
+                return route(app, req).await;
+            }
+            s3::draining(req, move |req| route(app, req)).await
+        }
     })
 }
 

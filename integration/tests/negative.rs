@@ -358,11 +358,10 @@ fn an_answer_that_leaves_the_body_unread_closes_its_connection() {
         conn.read_exact(&mut body).expect("error body");
     }
 
-    // The same for what S3 does not answer: the admin API, internode calls (refused: not a
-    // distributed deployment), a health probe, each sent a body it does not read.
+    // The same for what S3 does not answer: the admin API and a health probe, each sent a
+    // body it does not read.
     for (method, path, status) in [
         ("PUT", "/cairn/admin/v1/config", "403"),
-        ("POST", "/cairn/rpc/v1/drive", "404"),
         ("GET", "/minio/health/live", "200"),
     ] {
         let (conn, answer) = send_whole_body(&addr, method, path, &big);
