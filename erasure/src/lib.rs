@@ -16,6 +16,9 @@
 //!
 //! No tokio, no filesystem: callers feed buffers or `std::io` streams.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+
 pub mod bitrot;
 mod codec;
 mod error;
@@ -36,6 +39,30 @@ pub fn best_codec(data: usize, parity: usize) -> Result<Box<dyn Codec>, Error> {
     }
     Ok(Box::new(ReedSolomonCodec::new(data, parity)?))
 }
+
+/// Most geometries [`shared_codec`] keeps; past it codecs are built for each caller.
+const SHARED_CODECS: usize = 64;
+
+/// [`best_codec`] for a geometry, built once per process and shared: building one derives
+/// its encoding matrix (and for `reed-solomon-erasure`, its cache of inverted decoding
+/// matrices starts empty), which a read of a small object would otherwise pay every time.
+pub fn shared_codec(data: usize, parity: usize) -> Result<Arc<dyn Codec>, Error> {
+    type Codecs = HashMap<(usize, usize), Arc<dyn Codec>>;
+    static CODECS: OnceLock<Mutex<Codecs>> = OnceLock::new();
+    let codecs = CODECS.get_or_init(Default::default);
+    // A poisoned lock only means another thread panicked while holding it: the map is
+    // still whole (an insert either happened or did not).
+    let lock = || codecs.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(c) = lock().get(&(data, parity)) {
+        return Ok(c.clone());
+    }
+    let codec: Arc<dyn Codec> = Arc::from(best_codec(data, parity)?);
+    let mut all = lock();
+    if all.len() < SHARED_CODECS {
+        return Ok(all.entry((data, parity)).or_insert(codec).clone());
+    }
+    Ok(codec)
+}
 pub use error::Error;
 
 /// Largest number of shards (data + parity) of one erasure set: GF(2^8) allows 256.
@@ -48,7 +75,7 @@ pub struct Erasure {
     data: usize,
     parity: usize,
     block_size: usize,
-    codec: Box<dyn Codec>,
+    codec: Arc<dyn Codec>,
 }
 
 impl std::fmt::Debug for Erasure {
@@ -63,14 +90,14 @@ impl std::fmt::Debug for Erasure {
 
 impl Erasure {
     /// A geometry of `data` + `parity` shards cutting blocks of `block_size` bytes, with
-    /// the fastest codec this CPU runs ([`best_codec`]).
+    /// the fastest codec this CPU runs ([`best_codec`], shared: [`shared_codec`]).
     pub fn new(data: usize, parity: usize, block_size: usize) -> Result<Self, Error> {
         Self::check(data, parity, block_size)?;
         Ok(Erasure {
             data,
             parity,
             block_size,
-            codec: best_codec(data, parity)?,
+            codec: shared_codec(data, parity)?,
         })
     }
 
@@ -86,7 +113,7 @@ impl Erasure {
             data,
             parity,
             block_size,
-            codec,
+            codec: Arc::from(codec),
         })
     }
 

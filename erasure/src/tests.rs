@@ -196,6 +196,37 @@ fn geometries_up_to_256_shards() {
 }
 
 #[test]
+fn codecs_are_shared_per_geometry_and_decode_alike() {
+    let a = crate::shared_codec(4, 4).expect("codec");
+    assert!(std::sync::Arc::ptr_eq(
+        &a,
+        &crate::shared_codec(4, 4).expect("again")
+    ));
+    assert!(!std::sync::Arc::ptr_eq(
+        &a,
+        &crate::shared_codec(4, 2).expect("other")
+    ));
+    assert!(crate::shared_codec(0, 2).is_err());
+    // Two reads of the same block through erasures sharing a codec rebuild the same lost
+    // shards: the shared decoding state serves both.
+    let data: Vec<u8> = (0..100_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    let e = Erasure::new(4, 4, 1 << 20).expect("geometry");
+    let shards = e.encode_block(&data).expect("encode");
+    let chunk = shards[0].len();
+    let mut present: Vec<Option<&[u8]>> = shards.iter().map(|s| Some(s.as_slice())).collect();
+    present[0] = None;
+    present[2] = None;
+    for _ in 0..2 {
+        let other = Erasure::new(4, 4, 1 << 20).expect("geometry");
+        let rebuilt = other.rebuild_data(&present, chunk).expect("rebuild");
+        assert_eq!(rebuilt.len(), 2);
+        for (i, b) in rebuilt {
+            assert_eq!(b, shards[i], "shard {i}");
+        }
+    }
+}
+
+#[test]
 fn bitrot_reader_names_the_shard_and_chunk() {
     let mut w = BitrotWriter::new(Vec::new());
     w.write_chunk(b"hello").expect("vec");

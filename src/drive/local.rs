@@ -91,6 +91,9 @@ pub struct Inner {
     barrier: parking_lot::Mutex<Option<Arc<Barrier>>>,
     #[cfg(test)]
     crash_at: parking_lot::Mutex<Option<&'static str>>,
+    /// Tests: sync epochs waited for ([`LocalDrive::barrier`]).
+    #[cfg(test)]
+    barriers: std::sync::atomic::AtomicU64,
 }
 
 impl std::ops::Deref for LocalDrive {
@@ -311,6 +314,15 @@ fn read_head_cached(file: &Path) -> Option<Vec<u8>> {
     meta_head(&f, size, true).ok().flatten()
 }
 
+/// A metadata file's bytes as the drive answers them: a file a power loss left without its
+/// content is no file ([`crate::meta::never_written`]).
+fn written_meta(bytes: Vec<u8>) -> DriveResult<Bytes> {
+    if crate::meta::never_written(&bytes) {
+        return Err(DriveError::NotFound);
+    }
+    Ok(Bytes::from(bytes))
+}
+
 fn fsync_dir(dir: &Path) -> DriveResult<()> {
     File::open(dir)?.sync_all()?;
     Ok(())
@@ -401,6 +413,8 @@ impl LocalDrive {
                 barrier: parking_lot::Mutex::new(None),
                 #[cfg(test)]
                 crash_at: parking_lot::Mutex::new(None),
+                #[cfg(test)]
+                barriers: std::sync::atomic::AtomicU64::new(0),
             }),
         };
         let probe = drive.probe_blocking();
@@ -627,6 +641,12 @@ impl LocalDrive {
         Ok(())
     }
 
+    /// Tests: how many sync epochs this drive's writes have waited for.
+    #[cfg(test)]
+    pub fn barriers_waited(&self) -> u64 {
+        self.barriers.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// Arm a crash point: the next commit stops there with an error, leaving the drive as a
     /// crash would.
     #[cfg(test)]
@@ -737,6 +757,9 @@ impl LocalDrive {
     /// Every write settled before this call is durable when it returns: a `syncfs` epoch
     /// of the root's filesystem in group mode, nothing to wait for otherwise.
     async fn barrier(&self) -> DriveResult<()> {
+        #[cfg(test)]
+        self.barriers
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         match self.group_barrier()? {
             Some(b) => b.wait().await.map_err(|e| self.barrier_failed(e)),
             None => Ok(()),
@@ -865,7 +888,8 @@ impl LocalDrive {
     }
 
     /// Remove a flag, settled when there was one. `Ok` when there was none.
-    fn clear_flag(&self, flag: &Path) -> DriveResult<()> {
+    /// Returns whether there was one.
+    fn clear_flag(&self, flag: &Path) -> DriveResult<bool> {
         let remove = || match fs::remove_file(flag) {
             Ok(()) => Ok(true),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
@@ -877,14 +901,15 @@ impl LocalDrive {
         };
         // Most commits find no flag: nothing to change then.
         if fs::symlink_metadata(flag).is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound) {
-            return Ok(());
+            return Ok(false);
         }
-        if self.flag_change(flag, false, remove)? {
+        let removed = self.flag_change(flag, false, remove)?;
+        if removed {
             if let Some(parent) = flag.parent() {
                 self.settle_dir(parent)?;
             }
         }
-        Ok(())
+        Ok(removed)
     }
 
     /// Set (`on`) or remove the delete-marker flag `flag` with `op`, told to the listing
@@ -909,7 +934,8 @@ impl LocalDrive {
     /// A key is about to be committed in `dir` (`rel` below the bucket at `bpath`): the
     /// objects above it now have a key below them, so their flags go first. Called once the
     /// key's directories exist, so a flag set concurrently either saw them or is cleared here.
-    fn clear_ancestor_flags(&self, bpath: &Path, rel: &Path) -> DriveResult<()> {
+    /// Returns whether any flag was there.
+    fn clear_ancestor_flags(&self, bpath: &Path, rel: &Path) -> DriveResult<bool> {
         let mut ancestors: Vec<PathBuf> = Vec::new();
         let mut at = bpath.to_path_buf();
         let mut components = rel.components().peekable();
@@ -920,13 +946,14 @@ impl LocalDrive {
             }
         }
         if ancestors.is_empty() {
-            return Ok(());
+            return Ok(false);
         }
         let _g = self.flags.lock();
+        let mut cleared = false;
         for flag in ancestors {
-            self.clear_flag(&flag)?;
+            cleared |= self.clear_flag(&flag)?;
         }
-        Ok(())
+        Ok(cleared)
     }
 
     /// After a commit that left a delete marker as the latest version in `dir`: flag it
@@ -963,16 +990,33 @@ impl LocalDrive {
         Self::bucket_must_exist(&bpath)?;
         let dir = bpath.join(&rel);
         let meta_path = dir.join(META_FILE);
-        let previous = match fs::read(&meta_path) {
+        let on_disk = match fs::read(&meta_path) {
             Ok(b) => Some(Bytes::from(b)),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
             Err(e) => return Err(e.into()),
         };
-        let (meta, merged) = match update {
-            Update::Replace(meta) => (meta, None),
+        // A file a power loss left without its content holds no version (it is removed
+        // below when the update removes the metadata).
+        let file_exists = on_disk.is_some();
+        let previous = on_disk.filter(|b| !crate::meta::never_written(b));
+        // Whether every version of the new metadata has its data inline (no shard files it
+        // must not outrun, whoever wrote them).
+        let (meta, merged, all_inline) = match update {
+            Update::Replace(meta) => {
+                let all_inline = meta.as_deref().is_some_and(|m| {
+                    crate::meta::ObjectMeta::decode(m)
+                        .is_ok_and(|m| m.versions.iter().all(|v| v.data_dir.is_none()))
+                });
+                (meta, None, all_inline)
+            }
             Update::Latest(v) => {
+                let all_inline = previous.is_none() && v.data_dir.is_none();
                 let m = crate::meta::ObjectMeta::put_latest(previous.as_deref(), *v);
-                (Some(Bytes::from(m.meta)), Some((m.replaced, m.mod_time)))
+                (
+                    Some(Bytes::from(m.meta)),
+                    Some((m.replaced, m.mod_time)),
+                    all_inline,
+                )
             }
         };
         // Unless the new latest version is a delete marker, the key's flag goes, durably,
@@ -983,13 +1027,14 @@ impl LocalDrive {
                 .flatten()
                 .is_some_and(|v| v.kind == crate::meta::VersionKind::DeleteMarker)
         });
+        let mut flag_cleared = false;
         if !marker {
             if let Some(flag) = Self::marker_flag(&dir) {
-                self.clear_flag(&flag)?;
+                flag_cleared = self.clear_flag(&flag)?;
             }
         }
         let Some(meta) = meta else {
-            if previous.is_some() {
+            if file_exists {
                 let removed = fs::remove_file(&meta_path);
                 self.heads.forget(&dir);
                 removed?;
@@ -1007,7 +1052,7 @@ impl LocalDrive {
             attempt += 1;
             let r = (|| {
                 self.create_key_dirs(&bpath, &rel)?;
-                self.clear_ancestor_flags(&bpath, &rel)?;
+                let cleared = self.clear_ancestor_flags(&bpath, &rel)?;
                 self.crash_point(crash::AFTER_DIRS)?;
                 if let Some(s) = &staged {
                     let from = self.sys_path(&s.from)?;
@@ -1019,7 +1064,7 @@ impl LocalDrive {
                     self.settle_dir(&dir)?;
                 }
                 self.crash_point(crash::AFTER_DATA_RENAME)?;
-                Ok(())
+                Ok(cleared)
             })();
             match r {
                 Err(DriveError::NotFound) if attempt < 3 => continue,
@@ -1031,13 +1076,23 @@ impl LocalDrive {
                     }
                     return Err(e);
                 }
-                Ok(()) => break,
+                Ok(cleared) => {
+                    flag_cleared |= cleared;
+                    break;
+                }
             }
         }
         if let Err(e) = self.crash_point(crash::AFTER_META_STAGED) {
             staged_meta.leave();
             return Err(e);
         }
+        // Nothing on this drive to lose if the name lands before the content (see
+        // `Staged::fresh`): no version here before, no shard files the metadata must not
+        // outrun, no delete marker, and no flag (the key's or an ancestor's) whose removal
+        // must be durable first — a flag that outlived a power loss would hide the key
+        // from listings.
+        let fresh =
+            previous.is_none() && staged.is_none() && all_inline && !marker && !flag_cleared;
         Ok(Prepared::Staged(Staged {
             bpath,
             rel,
@@ -1045,6 +1100,7 @@ impl LocalDrive {
             previous,
             marker,
             merged,
+            fresh,
         }))
     }
 
@@ -1073,7 +1129,9 @@ impl LocalDrive {
 
     /// Commit new metadata (or remove it) for a key, returning what it replaced. Two
     /// barriers order the commit: after the first, everything the metadata points at is
-    /// durable; the metadata then takes its name, durable after the second.
+    /// durable; the metadata then takes its name, durable after the second. A fresh commit
+    /// ([`Staged::fresh`]: the first metadata of a key on this drive, data inline) needs
+    /// only the second.
     async fn commit(
         &self,
         bucket: String,
@@ -1098,7 +1156,9 @@ impl LocalDrive {
         };
         // From here on, a way out before the metadata takes its name drops `p`, and with it
         // the staged metadata.
-        self.barrier().await?;
+        if !p.fresh {
+            self.barrier().await?;
+        }
         let this = self.clone();
         let p = blocking(&self.slots, move || {
             let mut p = p;
@@ -1123,13 +1183,20 @@ impl LocalDrive {
         })
     }
 
-    /// Does this directory tree hold an object (a metadata file)?
+    /// Does this directory tree hold an object (a metadata file that was written)?
     fn holds_object(dir: &Path) -> DriveResult<bool> {
         for entry in fs::read_dir(dir)? {
             let entry = entry?;
             let name = entry.file_name();
             if name == META_FILE {
-                return Ok(true);
+                let mut magic = [0u8; crate::meta::MAGIC.len()];
+                let read = File::open(entry.path())
+                    .and_then(|f| pread_into(&f, 0, &mut magic, false))?
+                    .unwrap_or(0);
+                if !crate::meta::never_written(&magic[..read]) {
+                    return Ok(true);
+                }
+                continue;
             }
             if entry.file_type()?.is_dir()
                 && !name.to_string_lossy().starts_with(DATA_DIR_PREFIX)
@@ -1224,6 +1291,12 @@ struct Staged {
     /// For an [`Update::Latest`]: the replaced version's data directory and the new
     /// version's modification time as stored.
     merged: Option<(Option<Uuid>, i64)>,
+    /// The key held no metadata on this drive and the new metadata points at no data
+    /// directory: its name may become durable in the same epoch as its content. A power
+    /// loss inside that epoch leaves the old state (no file), or a file whose content never
+    /// reached the disk — which journaled filesystems show empty or zero-filled, and which
+    /// reads as no file ([`crate::meta::never_written`]) — or the new metadata.
+    fresh: bool,
 }
 
 /// What a commit makes of a key's metadata.
@@ -1486,10 +1559,10 @@ impl Drive for LocalDrive {
         let (b, rel) = self.object_path(bucket, key)?;
         let file = b.join(rel).join(META_FILE);
         if let Some(v) = read_cached(&file) {
-            return Ok(Bytes::from(v));
+            return written_meta(v);
         }
         blocking(&self.slots, move || match fs::read(&file) {
-            Ok(v) => Ok(Bytes::from(v)),
+            Ok(v) => written_meta(v),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 Self::bucket_must_exist(&b)?;
                 Err(DriveError::NotFound)
@@ -1504,7 +1577,7 @@ impl Drive for LocalDrive {
         let (b, rel) = self.object_path(bucket, key)?;
         let file = b.join(rel).join(META_FILE);
         if let Some(v) = read_head_cached(&file) {
-            return Ok(Bytes::from(v));
+            return written_meta(v);
         }
         blocking(&self.slots, move || {
             let f = match File::open(&file) {
@@ -1516,7 +1589,7 @@ impl Drive for LocalDrive {
                 Err(e) => return Err(e.into()),
             };
             let size = f.metadata()?.len();
-            Ok(Bytes::from(meta_head(&f, size, false)?.unwrap_or_default()))
+            written_meta(meta_head(&f, size, false)?.unwrap_or_default())
         })
         .await
     }
@@ -1801,8 +1874,8 @@ impl LocalDrive {
                     std::io::Read::read_to_end(&mut f, &mut buf)?;
                     Ok(buf)
                 })
-                .map(Bytes::from)
-                .map_err(DriveError::from);
+                .map_err(DriveError::from)
+                .and_then(written_meta);
             let (has_children, data_dirs) = Self::scan_key_dir(&base.join(dir), true);
             return Entry {
                 meta,
@@ -1837,9 +1910,12 @@ impl LocalDrive {
                     // which is most of a small object's head.
                     let head = open()
                         .and_then(|f| Ok(meta_head(&f, u64::MAX, false)?.unwrap_or_default()))
-                        .map(|h| crate::meta::listing_head(&h).unwrap_or(h))
-                        .map(Bytes::from)
-                        .map_err(DriveError::from);
+                        .map_err(DriveError::from)
+                        .and_then(written_meta)
+                        .map(|h| match crate::meta::listing_head(&h) {
+                            Some(head) => Bytes::from(head),
+                            None => h,
+                        });
                     fresh_head = head.as_ref().ok().cloned();
                     head
                 }

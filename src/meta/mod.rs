@@ -384,6 +384,16 @@ pub fn listing_head(head: &[u8]) -> Option<Vec<u8>> {
 }
 
 /// The format version of a metadata file, once its magic is checked.
+/// Whether a metadata file's bytes are what a power loss leaves of a file whose name
+/// reached the disk before its content: nothing, or zeros where the magic goes (journaled
+/// ext4 and XFS show such a file empty, or zero-filled up to its size). No write of
+/// Cairn's leaves that — a file only takes its name once written whole — so it holds no
+/// version: drives read it as no file. (A first commit of a key on a drive may name its
+/// file in the same sync epoch as its content; see `docs/format.md`.)
+pub fn never_written(bytes: &[u8]) -> bool {
+    bytes.iter().take(MAGIC.len()).all(|&b| b == 0)
+}
+
 fn format_of(bytes: &[u8]) -> Result<u16, MetaError> {
     if bytes.len() < MAGIC.len() + 2 + TRAILER {
         return Err(MetaError::Truncated);

@@ -663,6 +663,137 @@ async fn crash_at_every_commit_step_leaves_old_or_new() {
     }
 }
 
+/// A key's first metadata on a drive, data inline, takes its name in the same sync epoch as
+/// its content: one epoch per drive instead of two. Anything else keeps both.
+#[tokio::test]
+async fn a_first_inline_commit_waits_one_epoch_and_others_two() {
+    let c = Cluster::new(4).await;
+    c.store.make_bucket("bucket").await.expect("bucket");
+    let waited =
+        |c: &Cluster| -> Vec<u64> { c.locals.iter().map(|d| d.barriers_waited()).collect() };
+    let epochs = |before: &[u64], c: &Cluster| -> Vec<u64> {
+        waited(c).iter().zip(before).map(|(a, b)| a - b).collect()
+    };
+    let small = bytes(1000, 3);
+    let before = waited(&c);
+    c.put("bucket", "k", &small).await.expect("first put");
+    assert_eq!(epochs(&before, &c), [1, 1, 1, 1], "a new inline key");
+    let before = waited(&c);
+    c.put("bucket", "k", &bytes(900, 4))
+        .await
+        .expect("overwrite");
+    assert_eq!(
+        epochs(&before, &c),
+        [2, 2, 2, 2],
+        "an overwrite keeps the old version safe"
+    );
+    let before = waited(&c);
+    c.put("bucket", "big", &bytes(2 * BLOCK, 5))
+        .await
+        .expect("big");
+    assert!(
+        epochs(&before, &c).iter().all(|&e| e >= 2),
+        "shard files are durable before the metadata that points at them"
+    );
+    c.store.delete_object("bucket", "k").await.expect("delete");
+    let before = waited(&c);
+    c.put("bucket", "k", &small).await.expect("after delete");
+    assert_eq!(
+        epochs(&before, &c),
+        [1, 1, 1, 1],
+        "a deleted key is new again"
+    );
+    assert_eq!(c.get("bucket", "k").await.expect("get"), small);
+}
+
+/// What a power loss inside a first commit's single epoch can leave of the metadata file —
+/// its name without its content, which journaled filesystems show empty or zero-filled —
+/// is no copy: the key reads as it was before (absent), lists as absent, can be written and
+/// deleted, and does not keep its bucket from being removed; beside good copies it is a
+/// missing copy that heal replaces.
+#[tokio::test]
+async fn metadata_a_power_loss_left_without_content_is_no_copy() {
+    let mut c = Cluster::new(4).await;
+    c.store.make_bucket("bucket").await.expect("bucket");
+    let meta_files = |c: &Cluster, i: usize| -> Vec<PathBuf> {
+        files_under(&c.paths[i].join("bucket"))
+            .into_iter()
+            .filter(|p| {
+                p.file_name()
+                    .is_some_and(|n| n == crate::drive::path::META_FILE)
+            })
+            .collect()
+    };
+    let unwritten = |c: &Cluster, drives: &[usize], empty: bool| {
+        for &i in drives {
+            let files = meta_files(c, i);
+            assert_eq!(files.len(), 1, "one key in the bucket");
+            let len = std::fs::metadata(&files[0]).expect("meta").len() as usize;
+            let zeros = if empty { Vec::new() } else { vec![0u8; len] };
+            std::fs::write(&files[0], zeros).expect("overwrite");
+        }
+    };
+    async fn list(c: &Cluster) -> Vec<String> {
+        let opts = ListOptions {
+            max_keys: 100,
+            ..Default::default()
+        };
+        let page = c.store.list_objects("bucket", &opts).await.expect("list");
+        page.objects.into_iter().map(|o| o.key).collect()
+    }
+    // Every drive: empty on two, zero-filled on two.
+    c.put("bucket", "k", &bytes(1000, 1)).await.expect("put");
+    unwritten(&c, &[0, 1], true);
+    unwritten(&c, &[2, 3], false);
+    c.restart().await;
+    assert!(matches!(
+        c.get("bucket", "k").await,
+        Err(ObjectError::NoSuchKey)
+    ));
+    assert!(matches!(
+        c.store.head_object("bucket", "k").await,
+        Err(ObjectError::NoSuchKey)
+    ));
+    assert!(list(&c).await.is_empty());
+    let report = c
+        .store
+        .heal_object("bucket", "k", HealOptions::default())
+        .await;
+    assert!(report.is_ok(), "heal of a key with no copy: {report:?}");
+    // The bucket counts as empty; a new write over the leftovers reads back.
+    let again = bytes(700, 2);
+    c.put("bucket", "k", &again)
+        .await
+        .expect("put over leftovers");
+    assert_eq!(c.get("bucket", "k").await.expect("get"), again);
+    assert_eq!(list(&c).await, ["k"]);
+    // Beside two good copies (2+2: a read quorum), two left without content are missing
+    // copies: the object reads, and heal writes them again.
+    unwritten(&c, &[0, 3], false);
+    c.restart().await;
+    assert_eq!(
+        c.get("bucket", "k").await.expect("read with two copies"),
+        again
+    );
+    c.store
+        .heal_object("bucket", "k", HealOptions::default())
+        .await
+        .expect("heal");
+    for i in 0..4 {
+        let files = meta_files(&c, i);
+        let head = std::fs::read(&files[0]).expect("meta");
+        assert!(!crate::meta::never_written(&head), "drive {i} healed");
+    }
+    // A delete removes leftovers too, and the bucket can go.
+    unwritten(&c, &[0, 1, 2, 3], false);
+    c.restart().await;
+    c.store.delete_object("bucket", "k").await.expect("delete");
+    c.store
+        .delete_bucket("bucket")
+        .await
+        .expect("bucket with leftovers only is empty");
+}
+
 #[tokio::test]
 async fn write_below_quorum_leaves_previous_version() {
     let c = Cluster::new(4).await;
