@@ -40,15 +40,27 @@ pub fn best_codec(data: usize, parity: usize) -> Result<Box<dyn Codec>, Error> {
     Ok(Box::new(ReedSolomonCodec::new(data, parity)?))
 }
 
-/// Most geometries [`shared_codec`] keeps; past it codecs are built for each caller.
-const SHARED_CODECS: usize = 64;
+/// Largest geometry (data + parity shards) [`shared_codec`] keeps: erasure sets are at most
+/// this wide, so the codecs kept are bounded by the geometries a deployment uses.
+const SHARED_MAX_SHARDS: usize = 64;
 
 /// [`best_codec`] for a geometry, built once per process and shared: building one derives
 /// its encoding matrix (and for `reed-solomon-erasure`, its cache of inverted decoding
 /// matrices starts empty), which a read of a small object would otherwise pay every time.
+/// Geometries wider than [`SHARED_MAX_SHARDS`] get a codec of their own.
 pub fn shared_codec(data: usize, parity: usize) -> Result<Arc<dyn Codec>, Error> {
     type Codecs = HashMap<(usize, usize), Arc<dyn Codec>>;
     static CODECS: OnceLock<Mutex<Codecs>> = OnceLock::new();
+    if data == 0 || data.saturating_add(parity) > MAX_SHARDS {
+        return Err(Error::InvalidGeometry {
+            data,
+            parity,
+            block_size: 0,
+        });
+    }
+    if data + parity > SHARED_MAX_SHARDS {
+        return Ok(Arc::from(best_codec(data, parity)?));
+    }
     let codecs = CODECS.get_or_init(Default::default);
     // A poisoned lock only means another thread panicked while holding it: the map is
     // still whole (an insert either happened or did not).
@@ -57,11 +69,7 @@ pub fn shared_codec(data: usize, parity: usize) -> Result<Arc<dyn Codec>, Error>
         return Ok(c.clone());
     }
     let codec: Arc<dyn Codec> = Arc::from(best_codec(data, parity)?);
-    let mut all = lock();
-    if all.len() < SHARED_CODECS {
-        return Ok(all.entry((data, parity)).or_insert(codec).clone());
-    }
-    Ok(codec)
+    Ok(lock().entry((data, parity)).or_insert(codec).clone())
 }
 pub use error::Error;
 

@@ -207,6 +207,7 @@ fn codecs_are_shared_per_geometry_and_decode_alike() {
         &crate::shared_codec(4, 2).expect("other")
     ));
     assert!(crate::shared_codec(0, 2).is_err());
+    assert!(crate::shared_codec(200, 57).is_err());
     // Two reads of the same block through erasures sharing a codec rebuild the same lost
     // shards: the shared decoding state serves both.
     let data: Vec<u8> = (0..100_000u32).map(|i| (i * 7 % 251) as u8).collect();

@@ -314,6 +314,11 @@ fn read_head_cached(file: &Path) -> Option<Vec<u8>> {
     meta_head(&f, size, true).ok().flatten()
 }
 
+/// Largest metadata file a fresh commit names in the epoch that writes it ([`Staged::fresh`]):
+/// one block of the usual filesystems, written whole or not at all (a file of several
+/// blocks could keep some and not others: neither old nor new).
+const FRESH_META_MAX: usize = 4096;
+
 /// A metadata file's bytes as the drive answers them: a file a power loss left without its
 /// content is no file ([`crate::meta::never_written`]).
 fn written_meta(bytes: Vec<u8>) -> DriveResult<Bytes> {
@@ -1003,10 +1008,12 @@ impl LocalDrive {
         // must not outrun, whoever wrote them).
         let (meta, merged, all_inline) = match update {
             Update::Replace(meta) => {
-                let all_inline = meta.as_deref().is_some_and(|m| {
-                    crate::meta::ObjectMeta::decode(m)
-                        .is_ok_and(|m| m.versions.iter().all(|v| v.data_dir.is_none()))
-                });
+                let all_inline = previous.is_none()
+                    && meta.as_deref().is_some_and(|m| {
+                        m.len() <= FRESH_META_MAX
+                            && crate::meta::ObjectMeta::decode(m)
+                                .is_ok_and(|m| m.versions.iter().all(|v| v.data_dir.is_none()))
+                    });
                 (meta, None, all_inline)
             }
             Update::Latest(v) => {
@@ -1091,8 +1098,12 @@ impl LocalDrive {
         // outrun, no delete marker, and no flag (the key's or an ancestor's) whose removal
         // must be durable first — a flag that outlived a power loss would hide the key
         // from listings.
-        let fresh =
-            previous.is_none() && staged.is_none() && all_inline && !marker && !flag_cleared;
+        let fresh = previous.is_none()
+            && staged.is_none()
+            && all_inline
+            && meta.len() <= FRESH_META_MAX
+            && !marker
+            && !flag_cleared;
         Ok(Prepared::Staged(Staged {
             bpath,
             rel,
@@ -1156,7 +1167,8 @@ impl LocalDrive {
         };
         // From here on, a way out before the metadata takes its name drops `p`, and with it
         // the staged metadata.
-        if !p.fresh {
+        let one_epoch = p.fresh && self.group_barrier()?.is_some_and(|b| b.orders_data());
+        if !one_epoch {
             self.barrier().await?;
         }
         let this = self.clone();
@@ -1190,9 +1202,12 @@ impl LocalDrive {
             let name = entry.file_name();
             if name == META_FILE {
                 let mut magic = [0u8; crate::meta::MAGIC.len()];
-                let read = File::open(entry.path())
-                    .and_then(|f| pread_into(&f, 0, &mut magic, false))?
-                    .unwrap_or(0);
+                let read = match File::open(entry.path()) {
+                    Ok(f) => pread_into(&f, 0, &mut magic, false)?.unwrap_or(0),
+                    // Removed since the directory was read.
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                    Err(e) => return Err(e.into()),
+                };
                 if !crate::meta::never_written(&magic[..read]) {
                     return Ok(true);
                 }
@@ -1291,11 +1306,14 @@ struct Staged {
     /// For an [`Update::Latest`]: the replaced version's data directory and the new
     /// version's modification time as stored.
     merged: Option<(Option<Uuid>, i64)>,
-    /// The key held no metadata on this drive and the new metadata points at no data
-    /// directory: its name may become durable in the same epoch as its content. A power
-    /// loss inside that epoch leaves the old state (no file), or a file whose content never
-    /// reached the disk — which journaled filesystems show empty or zero-filled, and which
-    /// reads as no file ([`crate::meta::never_written`]) — or the new metadata.
+    /// The key held no metadata on this drive, the new metadata points at no data
+    /// directory and fits in one filesystem block ([`FRESH_META_MAX`]): on a filesystem that
+    /// orders data ([`Barrier::orders_data`]) its name may become durable in the same epoch
+    /// as its content. A power loss inside that epoch leaves the old state (no file), the
+    /// new metadata, or a file whose content never reached the disk, shown empty or
+    /// zero-filled, which reads as no file ([`crate::meta::never_written`]). Metadata
+    /// operations on such filesystems reach the disk in order, so a flag another commit
+    /// removed before this one took its name is gone whenever the name is there.
     fresh: bool,
 }
 

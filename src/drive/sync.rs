@@ -65,6 +65,9 @@ struct State {
 /// The sync epochs of one filesystem, run by a thread of their own.
 pub struct Barrier {
     dev: u64,
+    /// Whether the filesystem never shows a file's new name over stale blocks after a power
+    /// loss ([`orders_data`]).
+    orders_data: bool,
     /// Drive roots on this filesystem: an epoch opens the first that still is on it (a root
     /// whose filesystem was unmounted now resolves elsewhere and is skipped).
     roots: Mutex<Vec<PathBuf>>,
@@ -90,6 +93,7 @@ impl Barrier {
             None => {
                 let b = Arc::new(Barrier {
                     dev,
+                    orders_data: orders_data(root, dev),
                     roots: Mutex::new(Vec::new()),
                     state: Mutex::new(State::default()),
                     changed: Condvar::new(),
@@ -115,6 +119,13 @@ impl Barrier {
     /// The filesystem this barrier syncs.
     pub fn dev(&self) -> u64 {
         self.dev
+    }
+
+    /// Whether, after a power loss, a file written and renamed without a sync between shows
+    /// either its content or nothing (empty, or zeros up to its size) — never blocks of
+    /// other files (see [`orders_data`]).
+    pub fn orders_data(&self) -> bool {
+        self.orders_data
     }
 
     /// Ask for an epoch that starts after now; returns its number.
@@ -201,9 +212,67 @@ impl Barrier {
     }
 }
 
+/// Whether the filesystem holding `root` (device `dev`) orders a new file's data before the
+/// metadata that exposes it, so that a power loss never leaves its name over stale blocks:
+/// XFS (unwritten extents, on-disk size moved only as data lands), btrfs (copy on write),
+/// tmpfs (nothing survives), and ext4 with a journal in `data=ordered` or `data=journal`
+/// mode (`/proc/fs/ext4/<device>/options`). Anything else — ext4 without a journal or in
+/// `data=writeback`, unknown filesystems — is taken not to.
+fn orders_data(root: &Path, dev: u64) -> bool {
+    let Ok(fs) = rustix::fs::statfs(root) else {
+        return false;
+    };
+    // `f_type`'s integer type differs between targets.
+    #[allow(clippy::unnecessary_cast)]
+    let kind = fs.f_type as u64;
+    let ext4_options = || {
+        let (major, minor) = (rustix::fs::major(dev), rustix::fs::minor(dev));
+        let name = std::fs::read_link(format!("/sys/dev/block/{major}:{minor}")).ok()?;
+        let name = name.file_name()?.to_str()?.to_owned();
+        std::fs::read_to_string(format!("/proc/fs/ext4/{name}/options")).ok()
+    };
+    filesystem_orders_data(kind, || ext4_options().unwrap_or_default())
+}
+
+/// [`orders_data`] from the filesystem's magic number and, for ext4, its mount options.
+fn filesystem_orders_data(kind: u64, ext4_options: impl FnOnce() -> String) -> bool {
+    const XFS: u64 = 0x5846_5342;
+    const BTRFS: u64 = 0x9123_683e;
+    const TMPFS: u64 = 0x0102_1994;
+    const EXT4: u64 = 0xef53;
+    match kind {
+        XFS | BTRFS | TMPFS => true,
+        EXT4 => ext4_options()
+            .split(['\n', ','])
+            .any(|o| o.trim() == "data=ordered" || o.trim() == "data=journal"),
+        _ => false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_filesystems_that_order_data_are_trusted_to() {
+        let never = || -> String { unreachable!("options read for ext4 only") };
+        assert!(filesystem_orders_data(0x5846_5342, never));
+        assert!(filesystem_orders_data(0x9123_683e, never));
+        assert!(filesystem_orders_data(0x0102_1994, never));
+        assert!(!filesystem_orders_data(0x6969, never), "nfs");
+        // What /proc/fs/ext4/<dev>/options shows, one option per line.
+        let journaled = "rw\nbsddf\ndelalloc\nbarrier\ndata=ordered\ncommit=5\n";
+        let no_journal = "rw\nbsddf\ndelalloc\nnojournal_checksum\nbarrier\n";
+        let writeback = "rw\ndelalloc\ndata=writeback\n";
+        assert!(filesystem_orders_data(0xef53, || journaled.into()));
+        assert!(filesystem_orders_data(0xef53, || "rw,data=journal".into()));
+        assert!(!filesystem_orders_data(0xef53, || no_journal.into()));
+        assert!(!filesystem_orders_data(0xef53, || writeback.into()));
+        assert!(
+            !filesystem_orders_data(0xef53, String::new),
+            "options unreadable"
+        );
+    }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn waiters_share_epochs_and_each_waits_for_one_that_started_after_it() {

@@ -383,17 +383,17 @@ pub fn listing_head(head: &[u8]) -> Option<Vec<u8>> {
     Some(encode_head(Some(&latest), 0))
 }
 
-/// The format version of a metadata file, once its magic is checked.
 /// Whether a metadata file's bytes are what a power loss leaves of a file whose name
 /// reached the disk before its content: nothing, or zeros where the magic goes (journaled
-/// ext4 and XFS show such a file empty, or zero-filled up to its size). No write of
-/// Cairn's leaves that — a file only takes its name once written whole — so it holds no
-/// version: drives read it as no file. (A first commit of a key on a drive may name its
-/// file in the same sync epoch as its content; see `docs/format.md`.)
+/// ext4 and XFS show such a file empty, or zero-filled up to its size). A key's first
+/// metadata on a drive may take its name in the same sync epoch as its content
+/// (`docs/format.md`); every written file starts with the magic, so such a file holds no
+/// version: drives read it as no file.
 pub fn never_written(bytes: &[u8]) -> bool {
     bytes.iter().take(MAGIC.len()).all(|&b| b == 0)
 }
 
+/// The format version of a metadata file, once its magic is checked.
 fn format_of(bytes: &[u8]) -> Result<u16, MetaError> {
     if bytes.len() < MAGIC.len() + 2 + TRAILER {
         return Err(MetaError::Truncated);

@@ -41,7 +41,11 @@ struct Cluster {
 
 impl Cluster {
     async fn new(n: usize) -> Cluster {
-        let tmp = tempfile::tempdir().expect("tempdir");
+        Self::new_in(n, tempfile::tempdir().expect("tempdir")).await
+    }
+
+    /// Drives in `tmp` (a filesystem a test needs, e.g. one that orders data).
+    async fn new_in(n: usize, tmp: tempfile::TempDir) -> Cluster {
         let paths: Vec<PathBuf> = (1..=n).map(|i| tmp.path().join(format!("d{i}"))).collect();
         let args: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
         let layout = Layout::from_args(&args, None, None).expect("layout");
@@ -663,11 +667,12 @@ async fn crash_at_every_commit_step_leaves_old_or_new() {
     }
 }
 
-/// A key's first metadata on a drive, data inline, takes its name in the same sync epoch as
-/// its content: one epoch per drive instead of two. Anything else keeps both.
+/// A key's first metadata on a drive, data inline and one block long, takes its name in the
+/// same sync epoch as its content on a filesystem that orders data (tmpfs here): one epoch
+/// per drive instead of two. Anything else keeps both.
 #[tokio::test]
 async fn a_first_inline_commit_waits_one_epoch_and_others_two() {
-    let c = Cluster::new(4).await;
+    let c = Cluster::new_in(4, tempfile::tempdir_in("/dev/shm").expect("tmpfs")).await;
     c.store.make_bucket("bucket").await.expect("bucket");
     let waited =
         |c: &Cluster| -> Vec<u64> { c.locals.iter().map(|d| d.barriers_waited()).collect() };
@@ -686,6 +691,15 @@ async fn a_first_inline_commit_waits_one_epoch_and_others_two() {
         epochs(&before, &c),
         [2, 2, 2, 2],
         "an overwrite keeps the old version safe"
+    );
+    let before = waited(&c);
+    c.put("bucket", "longer", &bytes(20_000, 6))
+        .await
+        .expect("longer");
+    assert_eq!(
+        epochs(&before, &c),
+        [2, 2, 2, 2],
+        "metadata of several blocks could land in part"
     );
     let before = waited(&c);
     c.put("bucket", "big", &bytes(2 * BLOCK, 5))
@@ -708,9 +722,9 @@ async fn a_first_inline_commit_waits_one_epoch_and_others_two() {
 
 /// What a power loss inside a first commit's single epoch can leave of the metadata file —
 /// its name without its content, which journaled filesystems show empty or zero-filled —
-/// is no copy: the key reads as it was before (absent), lists as absent, can be written and
-/// deleted, and does not keep its bucket from being removed; beside good copies it is a
-/// missing copy that heal replaces.
+/// is no copy: the key reads as it was before (absent), lists as absent, can be written,
+/// and does not keep its bucket from being removed; beside good copies it is a missing copy
+/// that heal replaces.
 #[tokio::test]
 async fn metadata_a_power_loss_left_without_content_is_no_copy() {
     let mut c = Cluster::new(4).await;
@@ -784,7 +798,8 @@ async fn metadata_a_power_loss_left_without_content_is_no_copy() {
         let head = std::fs::read(&files[0]).expect("meta");
         assert!(!crate::meta::never_written(&head), "drive {i} healed");
     }
-    // A delete removes leftovers too, and the bucket can go.
+    // No drive holds the key now: a delete answers as for an absent key, and the bucket,
+    // holding only leftovers, can go.
     unwritten(&c, &[0, 1, 2, 3], false);
     c.restart().await;
     c.store.delete_object("bucket", "k").await.expect("delete");
