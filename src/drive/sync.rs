@@ -18,6 +18,7 @@ use std::fs::File;
 use std::io;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use parking_lot::{Condvar, Mutex};
@@ -66,8 +67,9 @@ struct State {
 pub struct Barrier {
     dev: u64,
     /// Whether the filesystem never shows a file's new name over stale blocks after a power
-    /// loss ([`orders_data`]).
-    orders_data: bool,
+    /// loss ([`orders_data`]), as found by the last [`Barrier::of`] (a device number can
+    /// come back with another filesystem on it: a drive that comes online asks again).
+    orders_data: AtomicBool,
     /// Drive roots on this filesystem: an epoch opens the first that still is on it (a root
     /// whose filesystem was unmounted now resolves elsewhere and is skipped).
     roots: Mutex<Vec<PathBuf>>,
@@ -87,13 +89,15 @@ impl Barrier {
     pub fn of(root: &Path) -> io::Result<Arc<Barrier>> {
         static ALL: OnceLock<Mutex<HashMap<u64, Arc<Barrier>>>> = OnceLock::new();
         let dev = std::fs::metadata(root)?.dev();
+        // Looked at outside the lock: a slow filesystem stalls only its own drives.
+        let orders = orders_data(root, dev);
         let mut all = ALL.get_or_init(Default::default).lock();
         let barrier = match all.get(&dev) {
             Some(b) => b.clone(),
             None => {
                 let b = Arc::new(Barrier {
                     dev,
-                    orders_data: orders_data(root, dev),
+                    orders_data: AtomicBool::new(orders),
                     roots: Mutex::new(Vec::new()),
                     state: Mutex::new(State::default()),
                     changed: Condvar::new(),
@@ -108,6 +112,7 @@ impl Barrier {
             }
         };
         drop(all);
+        barrier.orders_data.store(orders, Ordering::Relaxed);
         let mut roots = barrier.roots.lock();
         if !roots.iter().any(|r| r == root) {
             roots.push(root.to_path_buf());
@@ -125,7 +130,7 @@ impl Barrier {
     /// either its content or nothing (empty, or zeros up to its size) — never blocks of
     /// other files (see [`orders_data`]).
     pub fn orders_data(&self) -> bool {
-        self.orders_data
+        self.orders_data.load(Ordering::Relaxed)
     }
 
     /// Ask for an epoch that starts after now; returns its number.

@@ -672,6 +672,11 @@ async fn crash_at_every_commit_step_leaves_old_or_new() {
 /// per drive instead of two. Anything else keeps both.
 #[tokio::test]
 async fn a_first_inline_commit_waits_one_epoch_and_others_two() {
+    use crate::drive::sync::SyncMode;
+    if SyncMode::current() != SyncMode::Group {
+        eprintln!("CAIRN_COMMIT_SYNC=fsync: commits wait for no epoch; nothing to count");
+        return;
+    }
     let c = Cluster::new_in(4, tempfile::tempdir_in("/dev/shm").expect("tmpfs")).await;
     c.store.make_bucket("bucket").await.expect("bucket");
     let waited =
@@ -718,6 +723,37 @@ async fn a_first_inline_commit_waits_one_epoch_and_others_two() {
         "a deleted key is new again"
     );
     assert_eq!(c.get("bucket", "k").await.expect("get"), small);
+    // A delete marker, even on a key no drive holds, and a key whose commit clears a
+    // marker's flag (here an ancestor's) keep both: a flag must never outlive its marker,
+    // nor hide a key below it.
+    c.store.make_bucket("versioned").await.expect("bucket");
+    enable_versioning(&c, "versioned", crate::bucket::Versioning::Enabled).await;
+    let before = waited(&c);
+    let d = c
+        .store
+        .delete_object("versioned", "m")
+        .await
+        .expect("marker");
+    assert!(d.delete_marker);
+    assert_eq!(epochs(&before, &c), [2, 2, 2, 2], "a delete marker");
+    let before = waited(&c);
+    c.put("versioned", "m/below", &small)
+        .await
+        .expect("below a marker");
+    assert_eq!(
+        epochs(&before, &c),
+        [2, 2, 2, 2],
+        "an ancestor's flag cleared"
+    );
+    let before = waited(&c);
+    c.put("versioned", "n", &small)
+        .await
+        .expect("first version");
+    assert_eq!(
+        epochs(&before, &c),
+        [1, 1, 1, 1],
+        "a versioned key's first version"
+    );
 }
 
 /// What a power loss inside a first commit's single epoch can leave of the metadata file —
