@@ -40,6 +40,10 @@ pub fn best_codec(data: usize, parity: usize) -> Result<Box<dyn Codec>, Error> {
     Ok(Box::new(ReedSolomonCodec::new(data, parity)?))
 }
 
+/// What [`Erasure::encode_framed_parity`] gives: a block's data shards (slices of the block,
+/// or of the pad for a short block's tail) and its parity shards, framed.
+pub type FramedParity<'a> = (Vec<&'a [u8]>, Vec<Vec<u8>>);
+
 /// Largest geometry (data + parity shards) [`shared_codec`] keeps: erasure sets are at most
 /// this wide, so the codecs kept are bounded by the geometries a deployment uses.
 const SHARED_MAX_SHARDS: usize = 64;
@@ -207,6 +211,36 @@ impl Erasure {
         pad: &'a mut Vec<u8>,
         parity: &mut Vec<Vec<u8>>,
     ) -> Result<Vec<&'a [u8]>, Error> {
+        self.encode_with_room(block, pad, parity, 0)
+    }
+
+    /// [`Erasure::encode_into`] with the parity shards returned framed for a shard file
+    /// (`[blake3(chunk)][chunk]`, as [`bitrot::frame`] lays them out), each in a buffer of
+    /// its own: the parity is encoded in place after the hash's room, so it is neither
+    /// copied into a frame nor kept in buffers between blocks.
+    pub fn encode_framed_parity<'a>(
+        &self,
+        block: &'a [u8],
+        pad: &'a mut Vec<u8>,
+    ) -> Result<FramedParity<'a>, Error> {
+        let mut parity = Vec::new();
+        let data = self.encode_with_room(block, pad, &mut parity, bitrot::HASH_LEN)?;
+        for p in &mut parity {
+            let (hash, chunk) = p.split_at_mut(bitrot::HASH_LEN);
+            hash.copy_from_slice(&bitrot::hash(chunk));
+        }
+        Ok((data, parity))
+    }
+
+    /// Encode one block, each parity shard written after `room` bytes of its buffer (left
+    /// zero for the caller).
+    fn encode_with_room<'a>(
+        &self,
+        block: &'a [u8],
+        pad: &'a mut Vec<u8>,
+        parity: &mut Vec<Vec<u8>>,
+        room: usize,
+    ) -> Result<Vec<&'a [u8]>, Error> {
         if block.len() > self.block_size {
             return Err(Error::BlockTooLarge {
                 len: block.len(),
@@ -217,7 +251,7 @@ impl Erasure {
         parity.resize_with(self.parity, Vec::new);
         for p in parity.iter_mut() {
             p.clear();
-            p.resize(chunk, 0);
+            p.resize(room + chunk, 0);
         }
         if chunk == 0 {
             return Ok(vec![&[][..]; self.data]);
@@ -229,7 +263,7 @@ impl Erasure {
         pad.resize((self.data - whole) * chunk, 0);
         let mut data: Vec<&'a [u8]> = head.chunks(chunk).collect();
         data.extend(pad.chunks(chunk));
-        let mut parity_refs: Vec<&mut [u8]> = parity.iter_mut().map(|p| p.as_mut_slice()).collect();
+        let mut parity_refs: Vec<&mut [u8]> = parity.iter_mut().map(|p| &mut p[room..]).collect();
         self.codec.encode_sep(&data, &mut parity_refs)?;
         Ok(data)
     }

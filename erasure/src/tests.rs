@@ -196,6 +196,35 @@ fn geometries_up_to_256_shards() {
 }
 
 #[test]
+fn parity_framed_in_place_is_the_framed_parity() {
+    for (data_n, parity_n) in [(1, 0), (1, 1), (2, 2), (4, 4), (5, 3), (12, 4)] {
+        let e = Erasure::new(data_n, parity_n, BLOCK).expect("geometry");
+        for len in [0, 1, 7, BLOCK / 3, BLOCK - 1, BLOCK] {
+            let block: Vec<u8> = (0..len).map(|i| (i * 31 + len) as u8).collect();
+            let (mut pad, mut parity) = (Vec::new(), Vec::new());
+            let data = e
+                .encode_into(&block, &mut pad, &mut parity)
+                .expect("encode");
+            let want_data: Vec<Vec<u8>> = data.iter().map(|d| d.to_vec()).collect();
+            let mut pad2 = Vec::new();
+            let (data2, framed) = e.encode_framed_parity(&block, &mut pad2).expect("encode");
+            assert_eq!(
+                data2, want_data,
+                "{data_n}+{parity_n}, {len} bytes: data shards"
+            );
+            let want: Vec<Vec<u8>> = parity.iter().map(|p| bitrot::frame(p)).collect();
+            assert_eq!(
+                framed, want,
+                "{data_n}+{parity_n}, {len} bytes: framed parity"
+            );
+            for (i, f) in framed.iter().enumerate() {
+                bitrot::verify_framed(f, data_n + i, 0).expect("a frame that verifies");
+            }
+        }
+    }
+}
+
+#[test]
 fn codecs_are_shared_per_geometry_and_decode_alike() {
     let a = crate::shared_codec(4, 4).expect("codec");
     assert!(std::sync::Arc::ptr_eq(

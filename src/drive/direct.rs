@@ -11,25 +11,72 @@ use std::io;
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::Path;
+use std::sync::Mutex;
 
 use nix::fcntl::{fcntl, FcntlArg, OFlag};
 
 /// Alignment of buffers, lengths and offsets for direct I/O.
 const ALIGN: usize = 4096;
-/// Bytes gathered for one direct write: the memory an open shard file holds. Direct
-/// writes of this size ran as fast here as 1 MiB ones (64 MiB x32 PUT, within run-to-run
-/// noise), and 32 uploads x 4 drives keep 96 MiB less than with a 1 MiB buffer.
+/// Bytes gathered for one direct write: the most an open shard file holds in memory.
+/// Direct writes of this size ran as fast here as 1 MiB ones (64 MiB x32 PUT, within
+/// run-to-run noise), and 32 uploads x 4 drives keep 96 MiB less than with a 1 MiB buffer.
 pub const STEADY: usize = 256 << 10;
+/// Idle aligned buffers kept for the next write (16 MiB); more are freed.
+const POOL_MAX: usize = 64;
 
+/// Aligned buffers no file is using.
+static POOL: Mutex<Vec<Aligned>> = Mutex::new(Vec::new());
+
+/// A buffer of [`STEADY`] bytes aligned for direct I/O.
+struct Aligned {
+    backing: Vec<u8>,
+    /// Offset of the aligned region in `backing` (the allocation does not move with the
+    /// `Vec`).
+    start: usize,
+}
+
+impl Aligned {
+    /// One from the pool, else a new one.
+    fn take() -> Aligned {
+        let pooled = POOL.lock().ok().and_then(|mut p| p.pop());
+        pooled.unwrap_or_else(|| {
+            let backing = vec![0u8; STEADY + ALIGN];
+            let start = backing.as_ptr().align_offset(ALIGN);
+            Aligned { backing, start }
+        })
+    }
+
+    /// Back to the pool (or freed when it is full).
+    fn give(self) {
+        if let Ok(mut p) = POOL.lock() {
+            if p.len() < POOL_MAX {
+                p.push(self);
+            }
+        }
+    }
+
+    fn region(&self) -> &[u8] {
+        &self.backing[self.start..self.start + STEADY]
+    }
+
+    fn region_mut(&mut self) -> &mut [u8] {
+        &mut self.backing[self.start..self.start + STEADY]
+    }
+}
+
+/// A shard file being written. It holds an aligned buffer only while one of its writes is
+/// gathering or flushing: between writes, the less than [`ALIGN`] bytes left over wait in a
+/// small buffer and the aligned one goes back to a shared pool, so an upload waiting for
+/// its client's next bytes holds a few KiB per drive, not [`STEADY`].
 pub struct DirectFile {
     file: File,
     /// `O_DIRECT` is on for the open file.
     direct: bool,
-    /// The aligned buffer (empty while the file is buffered).
-    backing: Vec<u8>,
-    /// Offset of the aligned region in `backing`.
-    start: usize,
-    /// Bytes buffered in the aligned region.
+    /// The aligned buffer, while a write is in progress (or bytes past [`ALIGN`] wait).
+    buf: Option<Aligned>,
+    /// The gathered bytes while `buf` is away (fewer than [`ALIGN`]).
+    spare: Vec<u8>,
+    /// Bytes gathered (in `buf`'s region, or in `spare` while `buf` is away).
     len: usize,
     /// File offset of the next write.
     pos: u64,
@@ -48,20 +95,38 @@ impl DirectFile {
             Err(e) if e.raw_os_error() == Some(nix::libc::EINVAL) => (File::create(path)?, false),
             Err(e) => return Err(e),
         };
-        let mut f = DirectFile {
+        Ok(DirectFile {
             file,
             direct,
-            backing: Vec::new(),
-            start: 0,
+            buf: None,
+            spare: Vec::new(),
             len: 0,
             pos: 0,
-        };
-        if direct {
-            let backing = vec![0u8; STEADY + ALIGN];
-            f.start = backing.as_ptr().align_offset(ALIGN);
-            f.backing = backing;
+        })
+    }
+
+    /// The aligned buffer, taken from the pool with the spare bytes moved in when away.
+    fn buffer(&mut self) -> &mut Aligned {
+        let (spare, len) = (&mut self.spare, self.len);
+        self.buf.get_or_insert_with(|| {
+            let mut b = Aligned::take();
+            debug_assert_eq!(spare.len(), len);
+            b.region_mut()[..spare.len()].copy_from_slice(spare);
+            spare.clear();
+            b
+        })
+    }
+
+    /// Give the aligned buffer back when what it holds fits the spare one.
+    fn release(&mut self) {
+        if self.len >= ALIGN {
+            return;
         }
-        Ok(f)
+        if let Some(b) = self.buf.take() {
+            self.spare.clear();
+            self.spare.extend_from_slice(&b.region()[..self.len]);
+            b.give();
+        }
     }
 
     pub fn write(&mut self, mut data: &[u8]) -> io::Result<()> {
@@ -69,59 +134,45 @@ impl DirectFile {
             if !self.direct {
                 self.file.write_all_at(data, self.pos)?;
                 self.pos += data.len() as u64;
-                return Ok(());
+                break;
             }
             let n = (STEADY - self.len).min(data.len());
-            let at = self.start + self.len;
-            self.backing[at..at + n].copy_from_slice(&data[..n]);
+            let at = self.len;
+            self.buffer().region_mut()[at..at + n].copy_from_slice(&data[..n]);
             self.len += n;
             data = &data[n..];
             if self.len == STEADY {
                 self.flush(STEADY)?;
             }
         }
+        self.release();
         Ok(())
     }
 
-    /// Write the first `n` gathered bytes (a multiple of [`ALIGN`]) and keep the rest. A
-    /// filesystem that refuses the direct write gets it buffered, and the file stays
-    /// buffered.
+    /// Write the first `n` gathered bytes (a multiple of [`ALIGN`], at most what the
+    /// aligned buffer holds) and keep the rest. A filesystem that refuses the direct write
+    /// gets it buffered, and the file stays buffered.
     fn flush(&mut self, n: usize) -> io::Result<()> {
-        let region = self.start..self.start + n;
-        match self
-            .file
-            .write_all_at(&self.backing[region.clone()], self.pos)
-        {
+        let Some(buf) = self.buf.as_mut() else {
+            return Err(io::Error::other("direct write without its buffer"));
+        };
+        match self.file.write_all_at(&buf.region()[..n], self.pos) {
             Ok(()) => {}
             Err(e) if e.raw_os_error() == Some(nix::libc::EINVAL) => {
-                self.set_buffered()?;
-                self.file.write_all_at(&self.backing[region], self.pos)?;
+                set_buffered(&self.file, &mut self.direct)?;
+                self.file.write_all_at(&buf.region()[..n], self.pos)?;
             }
             Err(e) => return Err(e),
         }
         self.pos += n as u64;
-        self.backing
-            .copy_within(self.start + n..self.start + self.len, self.start);
+        buf.region_mut().copy_within(n..self.len, 0);
         self.len -= n;
         if !self.direct && self.len > 0 {
-            let rest = self.start..self.start + self.len;
-            self.file.write_all_at(&self.backing[rest], self.pos)?;
+            self.file
+                .write_all_at(&buf.region()[..self.len], self.pos)?;
             self.pos += self.len as u64;
             self.len = 0;
         }
-        Ok(())
-    }
-
-    /// Turn `O_DIRECT` off for the open file.
-    fn set_buffered(&mut self) -> io::Result<()> {
-        if !self.direct {
-            return Ok(());
-        }
-        let fd = self.file.as_raw_fd();
-        let flags =
-            OFlag::from_bits_truncate(fcntl(fd, FcntlArg::F_GETFL).map_err(io::Error::from)?);
-        fcntl(fd, FcntlArg::F_SETFL(flags - OFlag::O_DIRECT)).map_err(io::Error::from)?;
-        self.direct = false;
         Ok(())
     }
 
@@ -133,15 +184,38 @@ impl DirectFile {
             self.flush(aligned)?;
         }
         if self.len > 0 {
-            self.set_buffered()?;
-            let tail = self.start..self.start + self.len;
-            self.file.write_all_at(&self.backing[tail], self.pos)?;
+            set_buffered(&self.file, &mut self.direct)?;
+            let tail = match &self.buf {
+                Some(b) => &b.region()[..self.len],
+                None => &self.spare[..self.len],
+            };
+            self.file.write_all_at(tail, self.pos)?;
         }
         if sync {
             self.file.sync_all()?;
         }
         Ok(())
     }
+}
+
+impl Drop for DirectFile {
+    fn drop(&mut self) {
+        if let Some(b) = self.buf.take() {
+            b.give();
+        }
+    }
+}
+
+/// Turn `O_DIRECT` off for an open file (`direct` says whether it is on).
+fn set_buffered(file: &File, direct: &mut bool) -> io::Result<()> {
+    if !*direct {
+        return Ok(());
+    }
+    let fd = file.as_raw_fd();
+    let flags = OFlag::from_bits_truncate(fcntl(fd, FcntlArg::F_GETFL).map_err(io::Error::from)?);
+    fcntl(fd, FcntlArg::F_SETFL(flags - OFlag::O_DIRECT)).map_err(io::Error::from)?;
+    *direct = false;
+    Ok(())
 }
 
 #[cfg(test)]
@@ -175,6 +249,38 @@ mod tests {
             }
             f.finish(true).expect("finish");
             assert_eq!(std::fs::read(&path).expect("read"), data, "case {i}");
+        }
+    }
+
+    /// Files written in turn share the pooled buffers without mixing their bytes, and a
+    /// file holds no aligned buffer between writes that leave less than one block over.
+    #[test]
+    fn files_written_in_turn_share_buffers_and_hold_none_between_writes() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let piece = 524_288 + 32;
+        let datas: Vec<Vec<u8>> = (0..5)
+            .map(|f| (0..piece * 9 + f).map(|j| (j * 7 + f * 13) as u8).collect())
+            .collect();
+        let mut files: Vec<DirectFile> = (0..datas.len())
+            .map(|f| DirectFile::create(&dir.path().join(format!("f{f}"))).expect("create"))
+            .collect();
+        let direct = files[0].direct;
+        for at in (0..piece * 10).step_by(piece) {
+            for (f, data) in files.iter_mut().zip(&datas) {
+                let end = (at + piece).min(data.len());
+                if at < end {
+                    f.write(&data[at..end]).expect("write");
+                    if direct {
+                        assert!(f.len < ALIGN, "{} bytes left over", f.len);
+                        assert!(f.buf.is_none(), "an aligned buffer held between writes");
+                    }
+                }
+            }
+        }
+        for (i, (f, data)) in files.into_iter().zip(&datas).enumerate() {
+            f.finish(false).expect("finish");
+            let back = std::fs::read(dir.path().join(format!("f{i}"))).expect("read");
+            assert!(back == *data, "file {i} differs");
         }
     }
 }

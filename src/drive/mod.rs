@@ -6,7 +6,8 @@
 //! a remote drive over RPC will implement the same trait.
 
 mod direct;
-/// What each shard file being written holds in memory (its O_DIRECT buffer).
+/// The most a shard file being written holds in memory (its O_DIRECT buffer, taken from a
+/// shared pool only while one of its writes is in progress).
 pub const SHARD_WRITE_BUFFER: usize = direct::STEADY;
 pub mod fanout;
 pub mod faulty;

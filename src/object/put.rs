@@ -99,23 +99,26 @@ pub(crate) async fn encode_stream(
     let mut size: u64 = 0;
     let mut n = read_full(body, &mut buf).await?;
     let mut pad = Vec::new();
-    let mut parity = Vec::new();
+    // Each block's shards framed for their files, in drive order: the data shards copied
+    // into their frames, the parity encoded straight into its own (so an upload keeps no
+    // parity buffers between blocks, while it waits for its client's next bytes).
     let mut frame_all = |block: &[u8]| -> ObjectResult<Vec<Bytes>> {
-        let data = erasure
-            .encode_into(block, &mut pad, &mut parity)
+        let (data, parity) = erasure
+            .encode_framed_parity(block, &mut pad)
             .map_err(|e| ObjectError::Internal(e.to_string()))?;
-        Ok(dist
+        let framed: Vec<Bytes> = data
             .iter()
+            .map(|d| Bytes::from(bitrot::frame(d)))
+            .chain(parity.into_iter().map(Bytes::from))
+            .collect();
+        dist.iter()
             .map(|&s| {
-                let s = s as usize - 1;
-                let shard = if s < data.len() {
-                    data[s]
-                } else {
-                    &parity[s - data.len()]
-                };
-                Bytes::from(bitrot::frame(shard))
+                (s as usize)
+                    .checked_sub(1)
+                    .and_then(|s| framed.get(s).cloned())
+                    .ok_or_else(|| ObjectError::Internal(format!("no shard {s} in the layout")))
             })
-            .collect())
+            .collect()
     };
     if n < block_size && allow_inline && erasure.chunk_len(n) <= INLINE_LIMIT {
         // Small enough to hash here: a trip to the MD5 thread would cost more.
