@@ -618,7 +618,7 @@ fn main() -> anyhow::Result<()> {
                 },
                 None => None,
             };
-            let listener = tokio::net::TcpListener::bind(&address)
+            let listener = cairn::conn::listen(&address)
                 .await
                 .with_context(|| format!("cannot listen on {address}"))?;
             println!("null server (listening on {})", listener.local_addr()?);

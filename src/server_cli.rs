@@ -282,7 +282,7 @@ pub(crate) async fn server(
             })
             .collect(),
     };
-    let listener = tokio::net::TcpListener::bind(&address)
+    let listener = cairn::conn::listen(&address)
         .await
         .with_context(|| format!("cannot listen on {address}"))?;
     let local = listener.local_addr()?;
@@ -599,7 +599,7 @@ pub(crate) async fn server(
                 Some(port) => format!("0.0.0.0:{port}"),
                 None => addr.to_string(),
             };
-            match tokio::net::TcpListener::bind(&addr).await {
+            match cairn::conn::listen(&addr).await {
                 Ok(l) => {
                     let bound = l.local_addr()?;
                     let console = cairn::console::Console::new(
