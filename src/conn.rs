@@ -24,13 +24,15 @@ pub async fn listen(address: &str) -> std::io::Result<tokio::net::TcpListener> {
         let socket = if addr.is_ipv4() {
             tokio::net::TcpSocket::new_v4()
         } else {
+            // A host without IPv6 refuses the socket: the next address may be IPv4.
             tokio::net::TcpSocket::new_v6()
-        }?;
-        socket.set_reuseaddr(true)?;
-        match socket
-            .bind(addr)
-            .and_then(|()| socket.listen(LISTEN_BACKLOG))
-        {
+        };
+        let listener = socket.and_then(|socket| {
+            socket.set_reuseaddr(true)?;
+            socket.bind(addr)?;
+            socket.listen(LISTEN_BACKLOG)
+        });
+        match listener {
             Ok(l) => return Ok(l),
             Err(e) => last = Some(e),
         }

@@ -65,14 +65,15 @@ impl Aligned {
 }
 
 /// A shard file being written. It holds an aligned buffer only while one of its writes is
-/// gathering or flushing: between writes, the less than [`ALIGN`] bytes left over wait in a
-/// small buffer and the aligned one goes back to a shared pool, so an upload waiting for
-/// its client's next bytes holds a few KiB per drive, not [`STEADY`].
+/// gathering or flushing: each write ends by writing what it gathered up to the last
+/// [`ALIGN`] boundary, the less than [`ALIGN`] bytes left over wait in a small buffer and
+/// the aligned one goes back to a shared pool, so an upload waiting for its client's next
+/// bytes holds a few KiB per drive, not [`STEADY`].
 pub struct DirectFile {
     file: File,
     /// `O_DIRECT` is on for the open file.
     direct: bool,
-    /// The aligned buffer, while a write is in progress (or bytes past [`ALIGN`] wait).
+    /// The aligned buffer, while a write is in progress.
     buf: Option<Aligned>,
     /// The gathered bytes while `buf` is away (fewer than [`ALIGN`]).
     spare: Vec<u8>,
@@ -144,6 +145,12 @@ impl DirectFile {
             if self.len == STEADY {
                 self.flush(STEADY)?;
             }
+        }
+        // What lies before the last alignment boundary goes now (a shorter direct write),
+        // so that less than ALIGN waits for the next write and the buffer can go back.
+        let aligned = self.len / ALIGN * ALIGN;
+        if self.direct && aligned > 0 {
+            self.flush(aligned)?;
         }
         self.release();
         Ok(())
@@ -257,19 +264,37 @@ mod tests {
     #[test]
     fn files_written_in_turn_share_buffers_and_hold_none_between_writes() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let piece = 524_288 + 32;
-        let datas: Vec<Vec<u8>> = (0..5)
-            .map(|f| (0..piece * 9 + f).map(|j| (j * 7 + f * 13) as u8).collect())
+        // Framed chunks of 1 MiB blocks over 2, 3 and 8 data shards, one of a small block
+        // (its 32 bytes of hash pile up past a boundary), and odd sizes.
+        let pieces = [
+            524_288 + 32,
+            349_526 + 32,
+            131_072 + 32,
+            4096 + 32,
+            100_003,
+            7,
+        ];
+        let datas: Vec<Vec<u8>> = pieces
+            .iter()
+            .enumerate()
+            .map(|(f, &piece)| {
+                let writes = if piece < 8192 { 140 } else { 9 };
+                (0..piece * writes + f)
+                    .map(|j| (j * 7 + f * 13) as u8)
+                    .collect()
+            })
             .collect();
         let mut files: Vec<DirectFile> = (0..datas.len())
             .map(|f| DirectFile::create(&dir.path().join(format!("f{f}"))).expect("create"))
             .collect();
         let direct = files[0].direct;
-        for at in (0..piece * 10).step_by(piece) {
-            for (f, data) in files.iter_mut().zip(&datas) {
-                let end = (at + piece).min(data.len());
-                if at < end {
-                    f.write(&data[at..end]).expect("write");
+        let mut at = vec![0; files.len()];
+        while at.iter().zip(&datas).any(|(a, d)| a < &d.len()) {
+            for (i, (f, data)) in files.iter_mut().zip(&datas).enumerate() {
+                let end = (at[i] + pieces[i]).min(data.len());
+                if at[i] < end {
+                    f.write(&data[at[i]..end]).expect("write");
+                    at[i] = end;
                     if direct {
                         assert!(f.len < ALIGN, "{} bytes left over", f.len);
                         assert!(f.buf.is_none(), "an aligned buffer held between writes");
