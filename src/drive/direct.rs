@@ -118,11 +118,10 @@ impl DirectFile {
         })
     }
 
-    /// Give the aligned buffer back when what it holds fits the spare one.
+    /// Give the aligned buffer back, what it still holds (less than [`ALIGN`] once a write
+    /// wrote up to its last boundary) moved to the spare one.
     fn release(&mut self) {
-        if self.len >= ALIGN {
-            return;
-        }
+        debug_assert!(self.len < ALIGN);
         if let Some(b) = self.buf.take() {
             self.spare.clear();
             self.spare.extend_from_slice(&b.region()[..self.len]);
@@ -183,13 +182,11 @@ impl DirectFile {
         Ok(())
     }
 
-    /// Write what is gathered (the unaligned tail buffered), and make the file durable
-    /// when `sync` (group commit leaves that to the barrier of whatever publishes it).
+    /// Write what is gathered (the unaligned tail, buffered: every write already wrote up
+    /// to its last [`ALIGN`] boundary), and make the file durable when `sync` (group commit
+    /// leaves that to the barrier of whatever publishes it).
     pub fn finish(mut self, sync: bool) -> io::Result<()> {
-        let aligned = self.len / ALIGN * ALIGN;
-        if self.direct && aligned > 0 {
-            self.flush(aligned)?;
-        }
+        debug_assert!(self.len < ALIGN || !self.direct);
         if self.len > 0 {
             set_buffered(&self.file, &mut self.direct)?;
             let tail = match &self.buf {
@@ -260,7 +257,7 @@ mod tests {
     }
 
     /// Files written in turn share the pooled buffers without mixing their bytes, and a
-    /// file holds no aligned buffer between writes that leave less than one block over.
+    /// file holds no aligned buffer between writes, whatever the sizes of its chunks.
     #[test]
     fn files_written_in_turn_share_buffers_and_hold_none_between_writes() {
         let dir = tempfile::tempdir().expect("tempdir");
