@@ -78,6 +78,8 @@ pub struct Inner {
     dir_cache: DirCache,
     /// Heads of keys' metadata read by listings, kept while their directories are unchanged.
     heads: HeadCache,
+    /// Recent wall time per key of listing entry reads, in nanoseconds ([`entry_ways`]).
+    entry_cost: std::sync::atomic::AtomicU64,
     /// Moves every [`PROGRESS_STEP`] entries of a directory read ([`Drive::progress`]).
     progress: Arc<std::sync::atomic::AtomicU64>,
     /// Serialises the checks and changes of delete-marker flags ([`MARKER_FLAG`]) against
@@ -155,6 +157,28 @@ fn read_exact_at(p: &Path, offset: u64, len: usize) -> DriveResult<Vec<u8>> {
     }
     buf.truncate(len);
     Ok(buf)
+}
+
+/// Blocking calls a listing's entry reads of one page are split among while the drive's
+/// reads wait for the device: the VM disk these were measured on served ~20,000 random
+/// 4 KiB reads a second one at a time, ~40,000 four at a time, ~50,000 at sixteen; keys
+/// read cold from three folders on it, one thread per folder against eight: 218 against 99
+/// µs per key (docs/benchmarks.md, session 42).
+pub const ENTRY_WAYS: usize = 8;
+/// Keys read one after another cost less than this each (ns) when the drive answers from
+/// memory (a warm key: a few µs; its metadata file read from the page cache: ~10–20 µs);
+/// above it the reads are taken to wait for the device.
+const ENTRY_COLD_NS: u64 = 50_000;
+/// Fewest keys worth a call of their own.
+const ENTRY_MIN_PER_CALL: usize = 16;
+
+/// How many blocking calls `n` keys' entries are read with, given the drive's recent cost
+/// per key (ns).
+pub(crate) fn entry_ways(n: usize, cost: u64) -> usize {
+    if cost < ENTRY_COLD_NS {
+        return 1;
+    }
+    (n / ENTRY_MIN_PER_CALL).clamp(1, ENTRY_WAYS)
 }
 
 /// Largest file [`read_cached`] reads on the caller's thread (metadata is usually a few KiB).
@@ -412,6 +436,7 @@ impl LocalDrive {
                 slots: Arc::new(tokio::sync::Semaphore::new(MAX_IN_FLIGHT)),
                 dir_cache: DirCache::default(),
                 heads: HeadCache::default(),
+                entry_cost: std::sync::atomic::AtomicU64::new(0),
                 progress: Arc::default(),
                 flags: parking_lot::Mutex::new(()),
                 sync: SyncMode::current(),
@@ -1785,6 +1810,13 @@ impl LocalDrive {
         self.heads.set_coarse(on);
     }
 
+    /// Tests: the drive's recent cost per key of listing entry reads, as if measured (ns).
+    #[cfg(test)]
+    pub fn set_entry_cost(&self, ns: u64) {
+        self.entry_cost
+            .store(ns, std::sync::atomic::Ordering::Relaxed);
+    }
+
     /// Tests: how many listing lookups found what the drive kept of a key's directory.
     #[cfg(test)]
     pub fn head_hits(&self) -> u64 {
@@ -1812,64 +1844,112 @@ impl LocalDrive {
     }
 
     /// [`Drive::read_entries`] and [`Drive::read_entry_heads`].
+    ///
+    /// A page's keys are read one after another on one blocking thread while the drive
+    /// answers from memory; once its reads wait for the device (a listing of keys not
+    /// looked at since the page cache dropped them: a stat, an open and a read of a few KiB
+    /// each, at the device's latency), the keys are split among [`ENTRY_WAYS`] blocking
+    /// calls, so that the device has that many reads in flight instead of one.
     async fn entries(&self, bucket: &str, keys: &[String], read: Read) -> DriveResult<Vec<Entry>> {
         self.usable()?;
-        let b = self.bucket_path(bucket)?;
+        let b = Arc::new(self.bucket_path(bucket)?);
         let rels: Vec<Option<PathBuf>> = keys.iter().map(|k| path::object_dir(k)).collect();
-        let this = self.clone();
-        blocking(&self.slots, move || {
-            let heads = &this.heads;
-            Self::bucket_must_exist(&b)?;
-            // A page's keys mostly share their parent directory: it is opened once and
-            // each key looked up from it, so the kernel walks one or two names per lookup
-            // instead of the drive's whole path.
-            let mut parent: Option<(PathBuf, PathBuf, Option<OwnedFd>)> = None;
-            Ok(rels
-                .into_iter()
-                .map(|rel| {
-                    let Some(rel) = rel else {
-                        return Entry {
-                            meta: Err(DriveError::InvalidName),
-                            has_children: false,
-                            data_dirs: Vec::new(),
-                        };
+        let ways = entry_ways(
+            rels.len(),
+            self.entry_cost.load(std::sync::atomic::Ordering::Relaxed),
+        );
+        let per_call = rels.len().div_ceil(ways.max(1)).max(1);
+        let mut chunks = Vec::with_capacity(ways);
+        let mut rels = rels.into_iter().peekable();
+        // (At least one call, which says whether the bucket exists.)
+        while chunks.is_empty() || rels.peek().is_some() {
+            chunks.push(rels.by_ref().take(per_call).collect::<Vec<_>>());
+        }
+        let calls = chunks.into_iter().map(|chunk| {
+            let (this, b) = (self.clone(), b.clone());
+            blocking(&self.slots, move || {
+                let started = std::time::Instant::now();
+                let n = chunk.len();
+                let entries = Self::entries_of(&b, chunk, read, &this.heads)?;
+                this.entry_took(started.elapsed(), n);
+                Ok(entries)
+            })
+        });
+        let mut out = Vec::with_capacity(keys.len());
+        for part in futures::future::join_all(calls).await {
+            out.extend(part?);
+        }
+        Ok(out)
+    }
+
+    /// Fold the time one call of [`LocalDrive::entries`] took for `n` keys into the
+    /// drive's running cost per key (a moving average).
+    fn entry_took(&self, took: std::time::Duration, n: usize) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let Some(per_key) = u64::try_from(took.as_nanos())
+            .ok()
+            .and_then(|t| t.checked_div(n as u64))
+        else {
+            return;
+        };
+        let old = self.entry_cost.load(Relaxed);
+        self.entry_cost
+            .store(old.saturating_mul(3).saturating_add(per_key) / 4, Relaxed);
+    }
+
+    /// The entries of the keys at `rels` (relative to the bucket's directory `b`), one
+    /// after another.
+    fn entries_of(
+        b: &Path,
+        rels: Vec<Option<PathBuf>>,
+        read: Read,
+        heads: &HeadCache,
+    ) -> DriveResult<Vec<Entry>> {
+        Self::bucket_must_exist(b)?;
+        // A page's keys mostly share their parent directory: it is opened once and
+        // each key looked up from it, so the kernel walks one or two names per lookup
+        // instead of the drive's whole path.
+        let mut parent: Option<(PathBuf, PathBuf, Option<OwnedFd>)> = None;
+        Ok(rels
+            .into_iter()
+            .map(|rel| {
+                let Some(rel) = rel else {
+                    return Entry {
+                        meta: Err(DriveError::InvalidName),
+                        has_children: false,
+                        data_dirs: Vec::new(),
                     };
-                    let (up, name) = match (rel.parent(), rel.file_name()) {
-                        (Some(up), Some(name)) => (up, Path::new(name)),
-                        _ => {
-                            return Self::entry(
-                                rustix::fs::CWD,
-                                &b.join(&rel),
-                                Path::new(""),
-                                read,
-                                heads,
-                            )
-                        }
-                    };
-                    if parent.as_ref().is_none_or(|(p, _, _)| p != up) {
-                        let full = b.join(up);
-                        let fd = rustix::fs::open(
-                            &full,
-                            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
-                            Mode::empty(),
+                };
+                let (up, name) = match (rel.parent(), rel.file_name()) {
+                    (Some(up), Some(name)) => (up, Path::new(name)),
+                    _ => {
+                        return Self::entry(
+                            rustix::fs::CWD,
+                            &b.join(&rel),
+                            Path::new(""),
+                            read,
+                            heads,
                         )
-                        .ok();
-                        parent = Some((up.to_path_buf(), full, fd));
                     }
-                    match parent.as_ref() {
-                        Some((_, full, Some(fd))) => {
-                            Self::entry(fd.as_fd(), name, full, read, heads)
-                        }
-                        // No such directory (or it could not be opened): the full path
-                        // gives the same answer the slow way.
-                        _ => {
-                            Self::entry(rustix::fs::CWD, &b.join(&rel), Path::new(""), read, heads)
-                        }
-                    }
-                })
-                .collect())
-        })
-        .await
+                };
+                if parent.as_ref().is_none_or(|(p, _, _)| p != up) {
+                    let full = b.join(up);
+                    let fd = rustix::fs::open(
+                        &full,
+                        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+                        Mode::empty(),
+                    )
+                    .ok();
+                    parent = Some((up.to_path_buf(), full, fd));
+                }
+                match parent.as_ref() {
+                    Some((_, full, Some(fd))) => Self::entry(fd.as_fd(), name, full, read, heads),
+                    // No such directory (or it could not be opened): the full path
+                    // gives the same answer the slow way.
+                    _ => Self::entry(rustix::fs::CWD, &b.join(&rel), Path::new(""), read, heads),
+                }
+            })
+            .collect())
     }
 
     /// One key's listing entry: `dir` is the key's directory relative to `at` (or the whole

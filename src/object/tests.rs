@@ -1819,6 +1819,82 @@ async fn heal_sweeps_orphan_data_directories() {
     assert_eq!(c.get("bucket", "k").await.expect("old version"), old);
 }
 
+/// A page's entries read by several blocking calls at once (a drive whose reads wait for
+/// the device) are the entries read one after another, in the keys' order: keys in several
+/// directories, keys below others, a key with data directories, missing keys and a name no
+/// file can hold, on every drive, before and after the drive kept their heads.
+#[tokio::test]
+async fn entries_read_in_several_calls_are_those_read_in_one() {
+    use crate::drive::local::{entry_ways, ENTRY_WAYS};
+    let c = Cluster::new(4).await;
+    c.store.make_bucket("split").await.expect("bucket");
+    let mut keys = Vec::new();
+    for i in 0..150 {
+        let key = match i % 5 {
+            0 => format!("a/{i:03}"),
+            1 => format!("b/c/{i:03}"),
+            2 => format!("top-{i:03}"),
+            3 => format!("a/{i:03}/below"),
+            _ => format!("missing-{i:03}"),
+        };
+        if i % 5 != 4 {
+            c.put("split", &key, &bytes(i, i as u64))
+                .await
+                .expect("put");
+        }
+        keys.push(key);
+    }
+    c.put("split", "a/000", &bytes(300 * 1024, 9))
+        .await
+        .expect("put");
+    c.put("split", "a/003", b"x").await.expect("put");
+    keys.push("a/003".into());
+    keys.insert(40, "a/../..".into());
+    keys.sort();
+    assert!(entry_ways(keys.len(), u64::MAX) == ENTRY_WAYS);
+    let shown = |entries: Vec<crate::drive::Entry>| -> Vec<String> {
+        entries
+            .into_iter()
+            .map(|e| format!("{:?} {} {:?}", e.meta, e.has_children, e.data_dirs))
+            .collect()
+    };
+    for (i, d) in c.locals.iter().enumerate() {
+        let mut answers = Vec::new();
+        for (cost, metas) in [
+            (u64::MAX, true),
+            (0, true),
+            (u64::MAX, true),
+            (u64::MAX, false),
+            (0, false),
+        ] {
+            d.set_entry_cost(cost);
+            let entries = if metas {
+                crate::drive::Drive::read_entry_heads(d.as_ref(), "split", &keys, true).await
+            } else {
+                crate::drive::Drive::read_entries(d.as_ref(), "split", &keys).await
+            }
+            .expect("entries");
+            assert_eq!(entries.len(), keys.len(), "drive {i}");
+            answers.push((metas, shown(entries)));
+        }
+        let found = answers[0].1.iter().filter(|a| a.starts_with("Ok")).count();
+        assert!(found >= 100, "drive {i}: {found} heads found");
+        for (metas, a) in &answers[1..] {
+            let want = if *metas { &answers[0].1 } else { &answers[4].1 };
+            assert_eq!(a, want, "drive {i}");
+        }
+        // A bucket that is not there: an error from one call or from several.
+        for cost in [0, u64::MAX] {
+            d.set_entry_cost(cost);
+            let none = crate::drive::Drive::read_entry_heads(d.as_ref(), "nope", &keys, true).await;
+            assert!(
+                matches!(none, Err(crate::drive::DriveError::BucketNotFound)),
+                "drive {i}"
+            );
+        }
+    }
+}
+
 /// Listings served from the heads the drives keep ([`crate::drive::heads`]) follow every
 /// change at once: overwrites (new size and ETag), keys made and removed below a key with
 /// data directories, deletes, many times over in quick succession (changes within one tick
