@@ -78,8 +78,12 @@ pub struct Inner {
     dir_cache: DirCache,
     /// Heads of keys' metadata read by listings, kept while their directories are unchanged.
     heads: HeadCache,
-    /// Recent wall time per key of listing entry reads, in nanoseconds ([`entry_ways`]).
-    entry_cost: std::sync::atomic::AtomicU64,
+    /// Sectors the kernel read per key for recent listing entry reads, a moving average in
+    /// 1/1024ths ([`entry_ways`]).
+    entry_sectors: std::sync::atomic::AtomicU64,
+    /// Tests: blocking calls made by listing entry reads.
+    #[cfg(test)]
+    entry_calls: std::sync::atomic::AtomicU64,
     /// Moves every [`PROGRESS_STEP`] entries of a directory read ([`Drive::progress`]).
     progress: Arc<std::sync::atomic::AtomicU64>,
     /// Serialises the checks and changes of delete-marker flags ([`MARKER_FLAG`]) against
@@ -159,26 +163,42 @@ fn read_exact_at(p: &Path, offset: u64, len: usize) -> DriveResult<Vec<u8>> {
     Ok(buf)
 }
 
-/// Blocking calls a listing's entry reads of one page are split among while the drive's
-/// reads wait for the device: the VM disk these were measured on served ~20,000 random
-/// 4 KiB reads a second one at a time, ~40,000 four at a time, ~50,000 at sixteen; keys
-/// read cold from three folders on it, one thread per folder against eight: 218 against 99
-/// µs per key (docs/benchmarks.md, session 42).
+/// Blocking calls a listing's entry reads of one batch are split among while the drive's
+/// reads go to the device: the VM disk these were measured on served ~20,000 random 4 KiB
+/// reads a second one at a time, ~40,000 four at a time, ~50,000 at sixteen; keys read cold
+/// from three folders on it, one thread per folder against eight: 218 against 99 µs per key
+/// (docs/benchmarks.md, session 42).
 pub const ENTRY_WAYS: usize = 8;
-/// Keys read one after another cost less than this each (ns) when the drive answers from
-/// memory (a warm key: a few µs; its metadata file read from the page cache: ~10–20 µs);
-/// above it the reads are taken to wait for the device.
-const ENTRY_COLD_NS: u64 = 50_000;
 /// Fewest keys worth a call of their own.
 const ENTRY_MIN_PER_CALL: usize = 16;
+/// The drive's reads are taken to go to the device while its listing entry reads made the
+/// kernel read at least this many 512-byte sectors per key, on a moving average kept in
+/// 1/1024ths (a key read from memory reads none; one whose inode or metadata file left the
+/// page cache, 8 or more). Counted per thread by the kernel (`getrusage(RUSAGE_THREAD)`),
+/// so neither a busy CPU nor another thread's reads are mistaken for it; a kernel that
+/// does not count leaves every batch one call, as before.
+const ENTRY_COLD_SECTORS: u64 = 2 << 10;
 
-/// How many blocking calls `n` keys' entries are read with, given the drive's recent cost
-/// per key (ns).
-pub(crate) fn entry_ways(n: usize, cost: u64) -> usize {
-    if cost < ENTRY_COLD_NS {
+/// How many blocking calls `n` keys' entries are read with, given the drive's recent
+/// sectors read per key (in 1/1024ths) and its free in-flight slots (at most half of them,
+/// so that a cold listing leaves room for the drive's other calls).
+pub(crate) fn entry_ways(n: usize, sectors: u64, free_slots: usize) -> usize {
+    if sectors < ENTRY_COLD_SECTORS {
         return 1;
     }
-    (n / ENTRY_MIN_PER_CALL).clamp(1, ENTRY_WAYS)
+    (n / ENTRY_MIN_PER_CALL)
+        .min(ENTRY_WAYS)
+        .min(free_slots / 2)
+        .max(1)
+}
+
+/// Sectors (512 bytes) the kernel read from a device for the calling thread so far.
+fn thread_sectors_read() -> u64 {
+    use nix::sys::resource::{getrusage, UsageWho};
+    getrusage(UsageWho::RUSAGE_THREAD)
+        .ok()
+        .and_then(|u| u64::try_from(u.block_reads()).ok())
+        .unwrap_or(0)
 }
 
 /// Largest file [`read_cached`] reads on the caller's thread (metadata is usually a few KiB).
@@ -436,7 +456,9 @@ impl LocalDrive {
                 slots: Arc::new(tokio::sync::Semaphore::new(MAX_IN_FLIGHT)),
                 dir_cache: DirCache::default(),
                 heads: HeadCache::default(),
-                entry_cost: std::sync::atomic::AtomicU64::new(0),
+                entry_sectors: std::sync::atomic::AtomicU64::new(0),
+                #[cfg(test)]
+                entry_calls: std::sync::atomic::AtomicU64::new(0),
                 progress: Arc::default(),
                 flags: parking_lot::Mutex::new(()),
                 sync: SyncMode::current(),
@@ -1810,11 +1832,18 @@ impl LocalDrive {
         self.heads.set_coarse(on);
     }
 
-    /// Tests: the drive's recent cost per key of listing entry reads, as if measured (ns).
+    /// Tests: the drive's recent sectors read per key by listings (1/1024ths), as if
+    /// measured.
     #[cfg(test)]
-    pub fn set_entry_cost(&self, ns: u64) {
-        self.entry_cost
-            .store(ns, std::sync::atomic::Ordering::Relaxed);
+    pub fn set_entry_sectors(&self, sectors: u64) {
+        self.entry_sectors
+            .store(sectors, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Tests: blocking calls made by listing entry reads so far.
+    #[cfg(test)]
+    pub fn entry_calls(&self) -> u64 {
+        self.entry_calls.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Tests: how many listing lookups found what the drive kept of a key's directory.
@@ -1845,56 +1874,61 @@ impl LocalDrive {
 
     /// [`Drive::read_entries`] and [`Drive::read_entry_heads`].
     ///
-    /// A page's keys are read one after another on one blocking thread while the drive
-    /// answers from memory; once its reads wait for the device (a listing of keys not
-    /// looked at since the page cache dropped them: a stat, an open and a read of a few KiB
-    /// each, at the device's latency), the keys are split among [`ENTRY_WAYS`] blocking
+    /// A batch's keys are read one after another on one blocking thread while the drive
+    /// answers from memory; while its reads go to the device (a listing of keys not looked
+    /// at since the page cache dropped them: a stat, an open and a read of a few KiB each,
+    /// at the device's latency), the keys are split among up to [`ENTRY_WAYS`] blocking
     /// calls, so that the device has that many reads in flight instead of one.
     async fn entries(&self, bucket: &str, keys: &[String], read: Read) -> DriveResult<Vec<Entry>> {
         self.usable()?;
         let b = Arc::new(self.bucket_path(bucket)?);
         let rels: Vec<Option<PathBuf>> = keys.iter().map(|k| path::object_dir(k)).collect();
+        let n = rels.len();
         let ways = entry_ways(
-            rels.len(),
-            self.entry_cost.load(std::sync::atomic::Ordering::Relaxed),
+            n,
+            self.entry_sectors
+                .load(std::sync::atomic::Ordering::Relaxed),
+            self.slots.available_permits(),
         );
-        let per_call = rels.len().div_ceil(ways.max(1)).max(1);
-        let mut chunks = Vec::with_capacity(ways);
-        let mut rels = rels.into_iter().peekable();
-        // (At least one call, which says whether the bucket exists.)
-        while chunks.is_empty() || rels.peek().is_some() {
-            chunks.push(rels.by_ref().take(per_call).collect::<Vec<_>>());
-        }
+        // Contiguous runs of the keys, as even as can be (at least one call, which says
+        // whether the bucket exists).
+        let mut rels = rels.into_iter();
+        let chunks: Vec<Vec<Option<PathBuf>>> = (0..ways)
+            .map(|i| {
+                let len = (i + 1) * n / ways - i * n / ways;
+                rels.by_ref().take(len).collect()
+            })
+            .collect();
         let calls = chunks.into_iter().map(|chunk| {
             let (this, b) = (self.clone(), b.clone());
             blocking(&self.slots, move || {
-                let started = std::time::Instant::now();
+                #[cfg(test)]
+                this.entry_calls
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let before = thread_sectors_read();
                 let n = chunk.len();
                 let entries = Self::entries_of(&b, chunk, read, &this.heads)?;
-                this.entry_took(started.elapsed(), n);
+                this.entry_read(thread_sectors_read().saturating_sub(before), n);
                 Ok(entries)
             })
         });
-        let mut out = Vec::with_capacity(keys.len());
-        for part in futures::future::join_all(calls).await {
-            out.extend(part?);
+        let mut out = Vec::with_capacity(n);
+        for part in futures::future::try_join_all(calls).await? {
+            out.extend(part);
         }
         Ok(out)
     }
 
-    /// Fold the time one call of [`LocalDrive::entries`] took for `n` keys into the
-    /// drive's running cost per key (a moving average).
-    fn entry_took(&self, took: std::time::Duration, n: usize) {
+    /// Fold the sectors one call of [`LocalDrive::entries`] made the kernel read for `n`
+    /// keys into the drive's moving average per key.
+    fn entry_read(&self, sectors: u64, n: usize) {
         use std::sync::atomic::Ordering::Relaxed;
-        let Some(per_key) = u64::try_from(took.as_nanos())
-            .ok()
-            .and_then(|t| t.checked_div(n as u64))
-        else {
+        let Some(per_key) = sectors.saturating_mul(1 << 10).checked_div(n as u64) else {
             return;
         };
-        let old = self.entry_cost.load(Relaxed);
-        self.entry_cost
-            .store(old.saturating_mul(3).saturating_add(per_key) / 4, Relaxed);
+        let _ = self.entry_sectors.fetch_update(Relaxed, Relaxed, |old| {
+            Some(old.saturating_mul(3).saturating_add(per_key) / 4)
+        });
     }
 
     /// The entries of the keys at `rels` (relative to the bucket's directory `b`), one

@@ -194,8 +194,9 @@ struct SetWalker<'a> {
     versions: bool,
 }
 
-/// Object metadata is read at most this many keys at a time (one blocking call per drive),
-/// and no more than a page's worth of names.
+/// Object metadata is read at most this many keys at a time (one call per drive, which a
+/// local drive whose reads go to the device splits among a few blocking calls), and no more
+/// than a page's worth of names.
 const PREFETCH: usize = 256;
 /// Names fetched per drive call when a walk only asks whether a directory holds anything.
 /// (Tiny in tests, so that small listings cross batch boundaries.)

@@ -1851,7 +1851,7 @@ async fn entries_read_in_several_calls_are_those_read_in_one() {
     keys.push("a/003".into());
     keys.insert(40, "a/../..".into());
     keys.sort();
-    assert!(entry_ways(keys.len(), u64::MAX) == ENTRY_WAYS);
+    assert_eq!(entry_ways(keys.len(), u64::MAX, 32), ENTRY_WAYS);
     let shown = |entries: Vec<crate::drive::Entry>| -> Vec<String> {
         entries
             .into_iter()
@@ -1860,14 +1860,15 @@ async fn entries_read_in_several_calls_are_those_read_in_one() {
     };
     for (i, d) in c.locals.iter().enumerate() {
         let mut answers = Vec::new();
-        for (cost, metas) in [
-            (u64::MAX, true),
-            (0, true),
-            (u64::MAX, true),
-            (u64::MAX, false),
-            (0, false),
+        for (cold, metas) in [
+            (true, true),
+            (false, true),
+            (true, true),
+            (true, false),
+            (false, false),
         ] {
-            d.set_entry_cost(cost);
+            d.set_entry_sectors(if cold { u64::MAX } else { 0 });
+            let calls = d.entry_calls();
             let entries = if metas {
                 crate::drive::Drive::read_entry_heads(d.as_ref(), "split", &keys, true).await
             } else {
@@ -1875,6 +1876,8 @@ async fn entries_read_in_several_calls_are_those_read_in_one() {
             }
             .expect("entries");
             assert_eq!(entries.len(), keys.len(), "drive {i}");
+            let want = if cold { ENTRY_WAYS as u64 } else { 1 };
+            assert_eq!(d.entry_calls() - calls, want, "drive {i}: calls");
             answers.push((metas, shown(entries)));
         }
         let found = answers[0].1.iter().filter(|a| a.starts_with("Ok")).count();
@@ -1884,8 +1887,8 @@ async fn entries_read_in_several_calls_are_those_read_in_one() {
             assert_eq!(a, want, "drive {i}");
         }
         // A bucket that is not there: an error from one call or from several.
-        for cost in [0, u64::MAX] {
-            d.set_entry_cost(cost);
+        for sectors in [0, u64::MAX] {
+            d.set_entry_sectors(sectors);
             let none = crate::drive::Drive::read_entry_heads(d.as_ref(), "nope", &keys, true).await;
             assert!(
                 matches!(none, Err(crate::drive::DriveError::BucketNotFound)),
