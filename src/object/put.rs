@@ -177,11 +177,13 @@ pub(crate) async fn encode_stream(
                 Etag::Inline(h) => h.update(&block),
                 Etag::Skip => {}
             }
-            let framed = frame_all(&block)?;
-            // The block's shards count against the server-wide budget until every drive
-            // has written its own.
-            let cost = framed.iter().map(|c| c.len()).sum();
+            // The block's frames count against the server-wide budget from before they are
+            // made until every drive has written its own: uploads waiting for room hold
+            // their block only, not its frames too.
+            let cost = dist.len() * (bitrot::HASH_LEN + erasure.chunk_len(block.len()));
             let permit = Arc::new(write_budget(cost).await);
+            let framed = frame_all(&block)?;
+            debug_assert_eq!(cost, framed.iter().map(|c| c.len()).sum::<usize>());
             for (tx, chunk) in senders.iter_mut().zip(framed) {
                 if let Some(s) = tx {
                     if s.send((chunk, permit.clone())).await.is_err() {
