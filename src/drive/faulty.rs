@@ -1,5 +1,6 @@
 //! A drive wrapper that injects faults, for tests of quorum, healing and crash safety.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -34,6 +35,8 @@ pub enum Fault {
 pub struct FaultyDrive {
     inner: Arc<dyn Drive>,
     fault: Arc<Mutex<Fault>>,
+    /// File writers of this drive that reached `finish`.
+    finished: Arc<AtomicUsize>,
 }
 
 impl FaultyDrive {
@@ -44,9 +47,15 @@ impl FaultyDrive {
             FaultyDrive {
                 inner,
                 fault: fault.clone(),
+                finished: Arc::default(),
             },
             fault,
         )
+    }
+
+    /// How many of this drive's file writers reached `finish` so far.
+    pub fn finished(&self) -> Arc<AtomicUsize> {
+        self.finished.clone()
     }
 
     async fn check(&self, write: bool) -> DriveResult<()> {
@@ -66,6 +75,7 @@ impl FaultyDrive {
 struct TornWriter {
     inner: Box<dyn FileWriter>,
     fault: Arc<Mutex<Fault>>,
+    finished: Arc<AtomicUsize>,
 }
 
 #[async_trait]
@@ -84,6 +94,7 @@ impl FileWriter for TornWriter {
     }
 
     async fn finish(self: Box<Self>) -> DriveResult<()> {
+        self.finished.fetch_add(1, Ordering::Relaxed);
         let fault = *self.fault.lock();
         if matches!(fault, Fault::Offline | Fault::FailWrites) {
             return Err(DriveError::Injected("write failure"));
@@ -137,6 +148,7 @@ impl Drive for FaultyDrive {
         Ok(Box::new(TornWriter {
             inner,
             fault: self.fault.clone(),
+            finished: self.finished.clone(),
         }))
     }
     async fn rename_sys(&self, from: &str, to: &str) -> DriveResult<()> {

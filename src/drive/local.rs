@@ -1890,6 +1890,14 @@ impl LocalDrive {
                 .load(std::sync::atomic::Ordering::Relaxed),
             self.slots.available_permits(),
         );
+        if ways > 1 {
+            tracing::debug!(
+                drive = self.name(),
+                keys = n,
+                ways,
+                "listing batch read in several calls"
+            );
+        }
         // Contiguous runs of the keys, as even as can be (at least one call, which says
         // whether the bucket exists).
         let mut rels = rels.into_iter();

@@ -141,7 +141,7 @@ pub(crate) async fn encode_stream(
     // One writer task per drive, fed through a short queue so encoding overlaps the writes.
     let writers = fan_out(&set.drives, |_, d| d.create_sys_file(file)).await;
     let mut senders = Vec::with_capacity(writers.len());
-    let mut tasks = Vec::with_capacity(writers.len());
+    let mut tasks = ShardWriters(Vec::with_capacity(writers.len()));
     // Drives that could not take a shard for want of space (a write short of its quorum
     // only for them answers "full", not "retry").
     let mut full = 0;
@@ -150,13 +150,13 @@ pub(crate) async fn encode_stream(
             Ok(w) => {
                 let (tx, rx) = tokio::sync::mpsc::channel::<Chunk>(1);
                 senders.push(Some(tx));
-                tasks.push(Some(tokio::spawn(drive_writer(w, rx))));
+                tasks.0.push(Some(tokio::spawn(drive_writer(w, rx))));
             }
             Err(e) => {
                 tracing::warn!(error = %e, "shard writer could not start");
                 full += usize::from(matches!(e, DriveError::Full));
                 senders.push(None);
-                tasks.push(None);
+                tasks.0.push(None);
             }
         }
     }
@@ -195,7 +195,7 @@ pub(crate) async fn encode_stream(
             if live < quorum {
                 // Why the writers stopped decides the answer: wait for them to say.
                 drop(senders);
-                let (done, more_full) = join_writers(tasks).await;
+                let (done, more_full) = tasks.join().await;
                 let ok = done.iter().filter(|o| **o).count();
                 return Err(super::quorum::short_of(ok, full + more_full, quorum)
                     .err()
@@ -216,7 +216,7 @@ pub(crate) async fn encode_stream(
     }
     check_size(size, expected)?;
     drop(senders);
-    let (ok, more_full) = join_writers(tasks).await;
+    let (ok, more_full) = tasks.join().await;
     let live = ok.iter().filter(|o| **o).count();
     super::quorum::short_of(live, full + more_full, quorum)?;
     let md5 = match md5 {
@@ -251,26 +251,41 @@ fn check_size(size: u64, expected: Option<u64>) -> ObjectResult<()> {
 /// A shard chunk on its way to a drive, and its share of the write budget.
 pub(super) type Chunk = (Bytes, Arc<Option<OwnedSemaphorePermit>>);
 
-/// Wait for the shard writers: which finished their shard, and how many failed for want
-/// of space.
-async fn join_writers(
-    tasks: Vec<Option<tokio::task::JoinHandle<DriveResult<()>>>>,
-) -> (Vec<bool>, usize) {
-    let (mut ok, mut full) = (Vec::with_capacity(tasks.len()), 0);
-    for t in tasks {
-        let r = match t {
-            Some(t) => t
-                .await
-                .unwrap_or(Err(DriveError::NotDone("writer task panicked"))),
-            None => Err(DriveError::NotDone("no writer")),
-        };
-        if let Err(e) = &r {
-            tracing::warn!(error = %e, "shard write failed");
-            full += usize::from(matches!(e, DriveError::Full));
+/// The shard writer tasks of one upload (`None`: a drive that took no writer). Those not
+/// joined when it is dropped — an upload that failed part way or was dropped with its
+/// request — are aborted: a writer whose chunks stopped would otherwise finish (and sync) a
+/// shard file that is about to be deleted.
+struct ShardWriters(Vec<Option<tokio::task::JoinHandle<DriveResult<()>>>>);
+
+impl Drop for ShardWriters {
+    fn drop(&mut self) {
+        for t in self.0.iter().flatten() {
+            t.abort();
         }
-        ok.push(r.is_ok());
     }
-    (ok, full)
+}
+
+impl ShardWriters {
+    /// Wait for the writers: which finished their shard, and how many failed for want of
+    /// space.
+    async fn join(&mut self) -> (Vec<bool>, usize) {
+        let (mut ok, mut full) = (Vec::with_capacity(self.0.len()), 0);
+        for slot in &mut self.0 {
+            let r = match slot.as_mut() {
+                Some(t) => t
+                    .await
+                    .unwrap_or(Err(DriveError::NotDone("writer task panicked"))),
+                None => Err(DriveError::NotDone("no writer")),
+            };
+            *slot = None;
+            if let Err(e) = &r {
+                tracing::warn!(error = %e, "shard write failed");
+                full += usize::from(matches!(e, DriveError::Full));
+            }
+            ok.push(r.is_ok());
+        }
+        (ok, full)
+    }
 }
 
 /// Writes the chunks it receives to one shard file, then finishes the file.

@@ -2297,6 +2297,68 @@ fn faulty_set(c: &Cluster, key: &str) -> (ErasureSet, Vec<Arc<Mutex<Fault>>>) {
     (set, faults)
 }
 
+/// An upload whose body fails part way stops its shard writers: none of them goes on to
+/// finish (and sync) a shard file that is about to be deleted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_cut_short_finishes_no_shard_file() {
+    struct Gone;
+    impl tokio::io::AsyncRead for Gone {
+        fn poll_read(
+            self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+            _: &mut tokio::io::ReadBuf<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            std::task::Poll::Ready(Err(std::io::Error::other("the client went away")))
+        }
+    }
+    let c = Cluster::new(4).await;
+    c.store.make_bucket("bucket").await.expect("bucket");
+    let mut finished = Vec::new();
+    let drives: Vec<Option<Arc<dyn crate::drive::Drive>>> = c
+        .set_drives("k")
+        .into_iter()
+        .map(|i| {
+            let (d, _) = FaultyDrive::new(c.locals[i].clone());
+            finished.push(d.finished());
+            Some(Arc::new(d) as Arc<dyn crate::drive::Drive>)
+        })
+        .collect();
+    let set = ErasureSet {
+        pool: 0,
+        index: 0,
+        drives,
+        parity: c.parity(),
+    };
+    let erasure = cairn_erasure::Erasure::new(4 - c.parity(), c.parity(), BLOCK).expect("erasure");
+    let dist = crate::placement::distribution("bucket", "k", 4);
+    let data = bytes(2 * BLOCK + 5, 1);
+    let mut body = tokio::io::AsyncReadExt::chain(&data[..], Gone);
+    let r = super::put::encode_stream(
+        &set,
+        &dist,
+        &erasure,
+        &mut body,
+        None,
+        "tmp/cut-short/part.1",
+        true,
+        true,
+        3,
+    )
+    .await;
+    assert!(r.is_err(), "a body that fails is no upload");
+    // Writers left running would see their queue close and finish their files now.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let done: Vec<usize> = finished
+        .iter()
+        .map(|f| f.load(std::sync::atomic::Ordering::Relaxed))
+        .collect();
+    assert_eq!(
+        done,
+        vec![0; 4],
+        "shard files finished after the upload failed"
+    );
+}
+
 /// A drive that takes forever to answer does not hold up a read's agreement once the others
 /// decide it (here, without any deadline to fall back on).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
