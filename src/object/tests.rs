@@ -2278,13 +2278,23 @@ async fn a_delete_short_of_quorum_is_queued_for_heal() {
 
 /// The set holding `key`, its drives wrapped anew to take faults of their own.
 fn faulty_set(c: &Cluster, key: &str) -> (ErasureSet, Vec<Arc<Mutex<Fault>>>) {
-    let mut faults = Vec::new();
+    let (set, faults, _) = faulty_set_counted(c, key);
+    (set, faults)
+}
+
+/// Per drive: a count of its file writers that reached `finish`.
+type Finished = Vec<Arc<std::sync::atomic::AtomicUsize>>;
+
+/// [`faulty_set`], with each drive's count of file writers that reached `finish`.
+fn faulty_set_counted(c: &Cluster, key: &str) -> (ErasureSet, Vec<Arc<Mutex<Fault>>>, Finished) {
+    let (mut faults, mut finished) = (Vec::new(), Vec::new());
     let drives: Vec<Option<Arc<dyn crate::drive::Drive>>> = c
         .set_drives(key)
         .into_iter()
         .map(|i| {
             let (d, f) = FaultyDrive::new(c.locals[i].clone());
             faults.push(f);
+            finished.push(d.finished());
             Some(Arc::new(d) as Arc<dyn crate::drive::Drive>)
         })
         .collect();
@@ -2294,7 +2304,7 @@ fn faulty_set(c: &Cluster, key: &str) -> (ErasureSet, Vec<Arc<Mutex<Fault>>>) {
         drives,
         parity: c.parity(),
     };
-    (set, faults)
+    (set, faults, finished)
 }
 
 /// An upload whose body fails part way stops its shard writers: none of them goes on to
@@ -2313,22 +2323,7 @@ async fn an_upload_cut_short_finishes_no_shard_file() {
     }
     let c = Cluster::new(4).await;
     c.store.make_bucket("bucket").await.expect("bucket");
-    let mut finished = Vec::new();
-    let drives: Vec<Option<Arc<dyn crate::drive::Drive>>> = c
-        .set_drives("k")
-        .into_iter()
-        .map(|i| {
-            let (d, _) = FaultyDrive::new(c.locals[i].clone());
-            finished.push(d.finished());
-            Some(Arc::new(d) as Arc<dyn crate::drive::Drive>)
-        })
-        .collect();
-    let set = ErasureSet {
-        pool: 0,
-        index: 0,
-        drives,
-        parity: c.parity(),
-    };
+    let (set, _, finished) = faulty_set_counted(&c, "k");
     let erasure = cairn_erasure::Erasure::new(4 - c.parity(), c.parity(), BLOCK).expect("erasure");
     let dist = crate::placement::distribution("bucket", "k", 4);
     let data = bytes(2 * BLOCK + 5, 1);
