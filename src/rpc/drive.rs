@@ -1,5 +1,6 @@
 //! A drive on another node, behind the same [`Drive`] trait as a local one.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -184,6 +185,8 @@ fn names(r: DriveReply, call: &str) -> DriveResult<Vec<String>> {
 /// Streams a file to the peer as the body of one request; the peer answers after fsync.
 struct RemoteWriter {
     tx: mpsc::Sender<Result<hyper::body::Frame<Bytes>, std::io::Error>>,
+    /// Set by `finish`: the body then ends cleanly; dropped without it, with an error.
+    finished: Arc<AtomicBool>,
     /// Cancelled when the peer is marked down.
     gone: tokio_util::sync::CancellationToken,
     reply: Option<tokio::task::JoinHandle<DriveResult<()>>>,
@@ -224,6 +227,7 @@ impl FileWriter for RemoteWriter {
             return Err(io_err("remote file write already failed"));
         };
         let gone = self.gone.clone();
+        self.finished.store(true, Ordering::Release);
         drop(self);
         let done = tokio::select! {
             r = tokio::time::timeout(LONG_TIMEOUT, reply) => r,
@@ -310,7 +314,12 @@ impl Drive for RemoteDrive {
 
     async fn create_sys_file(&self, path: &str) -> DriveResult<Box<dyn FileWriter>> {
         let (tx, rx) = mpsc::channel(4);
-        let body = BodyExt::boxed(StreamBody::new(RxStream(rx)));
+        let finished = Arc::new(AtomicBool::new(false));
+        let body = BodyExt::boxed(StreamBody::new(FileBody {
+            rx,
+            finished: finished.clone(),
+            ended: false,
+        }));
         let url = format!(
             "{PREFIX}file?d={}&path={}",
             self.index,
@@ -338,6 +347,7 @@ impl Drive for RemoteDrive {
         Ok(Box::new(RemoteWriter {
             gone: self.peer.gone(),
             tx,
+            finished,
             reply: Some(reply),
         }))
     }
@@ -561,15 +571,34 @@ impl Drive for RemoteDrive {
 }
 
 /// An mpsc receiver as a stream of body frames.
-struct RxStream<T>(mpsc::Receiver<T>);
+/// The body of a remote file write: the writer's frames, then — unless the writer finished —
+/// an error, so that a writer dropped part way (an upload that failed) ends its request in a
+/// way the peer sees as broken, not as a whole file it would finish and sync.
+struct FileBody {
+    rx: mpsc::Receiver<Result<hyper::body::Frame<Bytes>, std::io::Error>>,
+    finished: Arc<AtomicBool>,
+    ended: bool,
+}
 
-impl<T> futures::Stream for RxStream<T> {
-    type Item = T;
+impl futures::Stream for FileBody {
+    type Item = Result<hyper::body::Frame<Bytes>, std::io::Error>;
     fn poll_next(
         mut self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<T>> {
-        self.0.poll_recv(cx)
+    ) -> std::task::Poll<Option<Self::Item>> {
+        if self.ended {
+            return std::task::Poll::Ready(None);
+        }
+        match std::task::ready!(self.rx.poll_recv(cx)) {
+            Some(frame) => std::task::Poll::Ready(Some(frame)),
+            None => {
+                self.ended = true;
+                std::task::Poll::Ready(match self.finished.load(Ordering::Acquire) {
+                    true => None,
+                    false => Some(Err(std::io::Error::other("the file write was abandoned"))),
+                })
+            }
+        }
     }
 }
 
@@ -588,5 +617,54 @@ fn entries(reply: DriveReply, what: &'static str) -> DriveResult<Vec<Entry>> {
             })
             .collect()),
         _ => Err(unexpected(what)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures::StreamExt;
+
+    type Frames = mpsc::Sender<Result<hyper::body::Frame<Bytes>, std::io::Error>>;
+
+    fn body() -> (Frames, Arc<AtomicBool>, FileBody) {
+        let (tx, rx) = mpsc::channel(4);
+        let finished = Arc::new(AtomicBool::new(false));
+        let body = FileBody {
+            rx,
+            finished: finished.clone(),
+            ended: false,
+        };
+        (tx, finished, body)
+    }
+
+    fn data(item: Option<Result<hyper::body::Frame<Bytes>, std::io::Error>>) -> Option<Bytes> {
+        item.and_then(|f| f.ok()).and_then(|f| f.into_data().ok())
+    }
+
+    /// A remote file's body ends cleanly only when its writer finished: one dropped part way
+    /// ends it with an error, which the peer takes as a broken request (no file finished).
+    #[tokio::test]
+    async fn a_remote_file_body_ends_with_an_error_unless_its_writer_finished() {
+        let (tx, finished, mut b) = body();
+        tx.send(Ok(hyper::body::Frame::data(Bytes::from_static(b"shard"))))
+            .await
+            .expect("send");
+        finished.store(true, Ordering::Release);
+        drop(tx);
+        assert_eq!(data(b.next().await).as_deref(), Some(&b"shard"[..]));
+        assert!(b.next().await.is_none(), "a finished write ends cleanly");
+
+        let (tx, _, mut b) = body();
+        tx.send(Ok(hyper::body::Frame::data(Bytes::from_static(b"shard"))))
+            .await
+            .expect("send");
+        drop(tx);
+        assert_eq!(data(b.next().await).as_deref(), Some(&b"shard"[..]));
+        assert!(
+            matches!(b.next().await, Some(Err(_))),
+            "an abandoned write ends with an error"
+        );
+        assert!(b.next().await.is_none());
     }
 }
