@@ -8,6 +8,7 @@ use cairn_erasure::{bitrot, Erasure};
 use md5::{Digest, Md5};
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio_util::task::AbortOnDropHandle;
 use uuid::Uuid;
 
 use super::quorum::{fan_out, judge, judge_on, write_ok};
@@ -150,7 +151,11 @@ pub(crate) async fn encode_stream(
             Ok(w) => {
                 let (tx, rx) = tokio::sync::mpsc::channel::<Chunk>(1);
                 senders.push(Some(tx));
-                tasks.0.push(Some(tokio::spawn(drive_writer(w, rx))));
+                tasks
+                    .0
+                    .push(Some(AbortOnDropHandle::new(tokio::spawn(drive_writer(
+                        w, rx,
+                    )))));
             }
             Err(e) => {
                 tracing::warn!(error = %e, "shard writer could not start");
@@ -255,15 +260,7 @@ pub(super) type Chunk = (Bytes, Arc<Option<OwnedSemaphorePermit>>);
 /// joined when it is dropped — an upload that failed part way or was dropped with its
 /// request — are aborted: a writer whose chunks stopped would otherwise finish (and sync) a
 /// shard file that is about to be deleted.
-struct ShardWriters(Vec<Option<tokio::task::JoinHandle<DriveResult<()>>>>);
-
-impl Drop for ShardWriters {
-    fn drop(&mut self) {
-        for t in self.0.iter().flatten() {
-            t.abort();
-        }
-    }
-}
+struct ShardWriters(Vec<Option<AbortOnDropHandle<DriveResult<()>>>>);
 
 impl ShardWriters {
     /// Wait for the writers: which finished their shard, and how many failed for want of
@@ -277,7 +274,6 @@ impl ShardWriters {
                     .unwrap_or(Err(DriveError::NotDone("writer task panicked"))),
                 None => Err(DriveError::NotDone("no writer")),
             };
-            *slot = None;
             if let Err(e) = &r {
                 tracing::warn!(error = %e, "shard write failed");
                 full += usize::from(matches!(e, DriveError::Full));
