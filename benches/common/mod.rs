@@ -11,6 +11,8 @@ pub const SECRET: &str = "report-secret-123";
 pub struct Proc {
     pub child: Child,
     pub endpoint: String,
+    /// What the process printed on stdout (a `cairn` start-up banner), as it printed it.
+    stdout: std::sync::Arc<std::sync::Mutex<String>>,
 }
 
 impl Drop for Proc {
@@ -23,6 +25,21 @@ impl Drop for Proc {
 impl Proc {
     pub fn peak_rss_mib(&self) -> f64 {
         peak_rss_mib(self.child.id())
+    }
+
+    /// Whether a line of the process's stdout holds `text` within `wait` (a distributed
+    /// node prints its banner once its peers answer).
+    pub fn printed(&self, text: &str, wait: std::time::Duration) -> bool {
+        let t = std::time::Instant::now();
+        loop {
+            if self.stdout.lock().is_ok_and(|s| s.contains(text)) {
+                return true;
+            }
+            if t.elapsed() >= wait {
+                return false;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
     }
 }
 
@@ -110,10 +127,20 @@ pub fn start_env(args: &[String], env: &[(&str, &str)]) -> Proc {
             break (scheme, rest.trim_end_matches(')').to_string());
         }
     };
-    std::thread::spawn(move || for _ in lines.by_ref() {});
+    let stdout = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let printed = stdout.clone();
+    std::thread::spawn(move || {
+        for line in lines.map_while(Result::ok) {
+            if let Ok(mut s) = printed.lock() {
+                s.push_str(&line);
+                s.push('\n');
+            }
+        }
+    });
     Proc {
         child,
         endpoint: format!("{scheme}://{addr}"),
+        stdout,
     }
 }
 
@@ -273,6 +300,7 @@ pub fn seaweedfs(dir: &Path) -> Option<Proc> {
     let proc = Proc {
         child,
         endpoint: format!("http://127.0.0.1:{s3}"),
+        stdout: Default::default(),
     };
     // Up when the S3 gateway answers a request (any status) and a bucket can be made.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);

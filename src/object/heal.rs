@@ -7,7 +7,7 @@ use bytes::Bytes;
 use cairn_erasure::{bitrot, Erasure};
 use uuid::Uuid;
 
-use super::put::cleanup;
+use super::put::{cleanup, ShardWriter};
 use super::quorum::{agree_on, agreed_versions, agreement_on, copies, fan_out};
 use super::{check_bucket, check_key, ObjectError, ObjectResult, Store, LOCK_TIMEOUT};
 use crate::drive::{DriveError, FileRef, StagedData};
@@ -57,20 +57,14 @@ impl HealReport {
     }
 }
 
-/// Is this drive's copy of `v` intact? Checks every part file's size, and with `deep` every
-/// chunk's bitrot hash (inline shards are always verified: they are at hand).
-/// A rebuilt shard file's queue to its writer task, and the task.
-type ShardWriter = (
-    tokio::sync::mpsc::Sender<super::put::Chunk>,
-    tokio::task::JoinHandle<crate::drive::DriveResult<()>>,
-);
-
 /// Rebuilt chunks queued per target drive while it writes the one before.
 const WRITE_QUEUE: usize = 2;
 
 /// Bytes of one source shard read at once when rebuilding (a span of blocks).
 const SPAN_BYTES: usize = 4 << 20;
 
+/// Is this drive's copy of `v` intact? Checks every part file's size, and with `deep` every
+/// chunk's bitrot hash (inline shards are always verified: they are at hand).
 async fn copy_is_intact(
     drive: &dyn crate::drive::Drive,
     bucket: &str,
@@ -414,10 +408,7 @@ impl Store {
                     let Some(d) = &set.drives[t] else { continue };
                     let path = format!("{txn}/part.{number}");
                     match d.create_sys_file(&path).await {
-                        Ok(w) => {
-                            let (tx, rx) = tokio::sync::mpsc::channel(WRITE_QUEUE);
-                            writers[t] = Some((tx, tokio::spawn(super::put::drive_writer(w, rx))));
-                        }
+                        Ok(w) => writers[t] = Some(ShardWriter::spawn(w, WRITE_QUEUE)),
                         Err(_) => alive[t] = false,
                     }
                 }
@@ -548,11 +539,10 @@ impl Store {
                             bytes += framed.len() as u64;
                             if v.inline.is_some() {
                                 inline_out[t].extend_from_slice(&framed);
-                            } else if let Some((tx, _)) = writers[t].as_ref() {
-                                if tx
+                            } else if let Some(w) = writers[t].as_mut() {
+                                if !w
                                     .send((Bytes::from(framed), std::sync::Arc::new(None)))
                                     .await
-                                    .is_err()
                                 {
                                     writers[t] = None;
                                     alive[t] = false;
@@ -567,9 +557,8 @@ impl Store {
                 spans = next;
             }
             for (t, w) in writers.into_iter().enumerate() {
-                if let Some((tx, task)) = w {
-                    drop(tx);
-                    if !matches!(task.await, Ok(Ok(()))) {
+                if let Some(w) = w {
+                    if w.finish().await.is_err() {
                         alive[t] = false;
                     }
                 }

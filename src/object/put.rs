@@ -140,28 +140,18 @@ pub(crate) async fn encode_stream(
         });
     }
     // One writer task per drive, fed through a short queue so encoding overlaps the writes.
-    let writers = fan_out(&set.drives, |_, d| d.create_sys_file(file)).await;
-    let mut senders = Vec::with_capacity(writers.len());
-    let mut tasks = ShardWriters(Vec::with_capacity(writers.len()));
+    let started = fan_out(&set.drives, |_, d| d.create_sys_file(file)).await;
+    let mut writers = Vec::with_capacity(started.len());
     // Drives that could not take a shard for want of space (a write short of its quorum
     // only for them answers "full", not "retry").
     let mut full = 0;
-    for w in writers {
+    for w in started {
         match w {
-            Ok(w) => {
-                let (tx, rx) = tokio::sync::mpsc::channel::<Chunk>(1);
-                senders.push(Some(tx));
-                tasks
-                    .0
-                    .push(Some(AbortOnDropHandle::new(tokio::spawn(drive_writer(
-                        w, rx,
-                    )))));
-            }
+            Ok(w) => writers.push(Some(ShardWriter::spawn(w, 1))),
             Err(e) => {
                 tracing::warn!(error = %e, "shard writer could not start");
                 full += usize::from(matches!(e, DriveError::Full));
-                senders.push(None);
-                tasks.0.push(None);
+                writers.push(None);
             }
         }
     }
@@ -189,19 +179,25 @@ pub(crate) async fn encode_stream(
             let permit = Arc::new(write_budget(cost).await);
             let framed = frame_all(&block)?;
             debug_assert_eq!(cost, framed.iter().map(|c| c.len()).sum::<usize>());
-            for (tx, chunk) in senders.iter_mut().zip(framed) {
-                if let Some(s) = tx {
-                    if s.send((chunk, permit.clone())).await.is_err() {
-                        *tx = None;
-                    }
+            for (w, chunk) in writers.iter_mut().zip(framed) {
+                if let Some(w) = w {
+                    w.send((chunk, permit.clone())).await;
                 }
             }
-            let live = senders.iter().filter(|s| s.is_some()).count();
+            let live = writers.iter().flatten().filter(|w| w.open()).count();
             if live < quorum {
-                // Why the writers stopped decides the answer: wait for them to say.
-                drop(senders);
-                let (done, more_full) = tasks.join().await;
-                let ok = done.iter().filter(|o| **o).count();
+                // Why the stopped writers stopped decides the answer ("full" or "retry"):
+                // they say. The live ones are dropped, which stops them before they finish
+                // files about to be deleted; they count as the drives that took the shard.
+                let (mut ok, mut more_full) = (0, 0);
+                for w in writers.iter_mut().filter_map(Option::take) {
+                    if w.running() {
+                        ok += 1;
+                    } else if let Err(e) = w.finish().await {
+                        tracing::warn!(error = %e, "shard write failed");
+                        more_full += usize::from(matches!(e, DriveError::Full));
+                    }
+                }
                 return Err(super::quorum::short_of(ok, full + more_full, quorum)
                     .err()
                     .unwrap_or(ObjectError::WriteQuorum { ok, need: quorum }));
@@ -220,8 +216,7 @@ pub(crate) async fn encode_stream(
         n = read_full(body, &mut buf).await?;
     }
     check_size(size, expected)?;
-    drop(senders);
-    let (ok, more_full) = tasks.join().await;
+    let (ok, more_full) = join_writers(&mut writers).await;
     let live = ok.iter().filter(|o| **o).count();
     super::quorum::short_of(live, full + more_full, quorum)?;
     let md5 = match md5 {
@@ -256,43 +251,83 @@ fn check_size(size: u64, expected: Option<u64>) -> ObjectResult<()> {
 /// A shard chunk on its way to a drive, and its share of the write budget.
 pub(super) type Chunk = (Bytes, Arc<Option<OwnedSemaphorePermit>>);
 
-/// The shard writer tasks of one upload (`None`: a drive that took no writer). Those not
-/// joined when it is dropped — an upload that failed part way or was dropped with its
-/// request — are aborted: a writer whose chunks stopped would otherwise finish (and sync) a
-/// shard file that is about to be deleted.
-struct ShardWriters(Vec<Option<AbortOnDropHandle<DriveResult<()>>>>);
+/// One shard file written by a task of its own, fed through a short queue so that encoding
+/// (or rebuilding) the next chunk overlaps the drive's write of this one.
+///
+/// Dropped before `finish` (an upload that failed part way, a request dropped with its
+/// upload, a heal whose rebuild failed), the task is aborted: seeing its queue close, it
+/// would otherwise finish (and sync) a shard file that is about to be deleted. The fields
+/// drop in order, so the abort comes before the queue closes.
+pub(super) struct ShardWriter {
+    task: AbortOnDropHandle<DriveResult<()>>,
+    /// `None` once closed: `finish` called, or the task stopped taking chunks (it failed).
+    queue: Option<tokio::sync::mpsc::Sender<Chunk>>,
+}
 
-impl ShardWriters {
-    /// Wait for the writers: which finished their shard, and how many failed for want of
-    /// space.
-    async fn join(&mut self) -> (Vec<bool>, usize) {
-        let (mut ok, mut full) = (Vec::with_capacity(self.0.len()), 0);
-        for slot in &mut self.0 {
-            let r = match slot.as_mut() {
-                Some(t) => t
-                    .await
-                    .unwrap_or(Err(DriveError::NotDone("writer task panicked"))),
-                None => Err(DriveError::NotDone("no writer")),
-            };
-            if let Err(e) = &r {
-                tracing::warn!(error = %e, "shard write failed");
-                full += usize::from(matches!(e, DriveError::Full));
+impl ShardWriter {
+    /// Start writing `w` with `queue` chunks waiting at most.
+    pub(super) fn spawn(mut w: Box<dyn FileWriter>, queue: usize) -> ShardWriter {
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Chunk>(queue.max(1));
+        let task = tokio::spawn(async move {
+            while let Some((chunk, _budget)) = rx.recv().await {
+                w.write(chunk).await?;
             }
-            ok.push(r.is_ok());
+            w.finish().await
+        });
+        ShardWriter {
+            task: AbortOnDropHandle::new(task),
+            queue: Some(tx),
         }
-        (ok, full)
+    }
+
+    /// Still taking chunks?
+    pub(super) fn open(&self) -> bool {
+        self.queue.is_some()
+    }
+
+    /// Taking chunks, and its task has not stopped on an error not seen yet.
+    fn running(&self) -> bool {
+        self.open() && !self.task.is_finished()
+    }
+
+    /// Queue one chunk; `false` (and closed from now on) if the task no longer takes any,
+    /// which `finish` then explains.
+    pub(super) async fn send(&mut self, chunk: Chunk) -> bool {
+        let Some(tx) = &self.queue else {
+            return false;
+        };
+        if tx.send(chunk).await.is_err() {
+            self.queue = None;
+            return false;
+        }
+        true
+    }
+
+    /// Close the queue and wait for the file to be finished (or for why it was not).
+    pub(super) async fn finish(self) -> DriveResult<()> {
+        let ShardWriter { task, queue } = self;
+        drop(queue);
+        task.await
+            .unwrap_or(Err(DriveError::NotDone("writer task panicked")))
     }
 }
 
-/// Writes the chunks it receives to one shard file, then finishes the file.
-pub(super) async fn drive_writer(
-    mut w: Box<dyn FileWriter>,
-    mut rx: tokio::sync::mpsc::Receiver<Chunk>,
-) -> DriveResult<()> {
-    while let Some((chunk, _budget)) = rx.recv().await {
-        w.write(chunk).await?;
+/// Finish every writer of an upload (`None`: a drive that took no writer): which finished
+/// their shard, and how many failed for want of space.
+async fn join_writers(writers: &mut [Option<ShardWriter>]) -> (Vec<bool>, usize) {
+    let (mut ok, mut full) = (Vec::with_capacity(writers.len()), 0);
+    for slot in writers.iter_mut() {
+        let r = match slot.take() {
+            Some(w) => w.finish().await,
+            None => Err(DriveError::NotDone("no writer")),
+        };
+        if let Err(e) = &r {
+            tracing::warn!(error = %e, "shard write failed");
+            full += usize::from(matches!(e, DriveError::Full));
+        }
+        ok.push(r.is_ok());
     }
-    w.finish().await
+    (ok, full)
 }
 
 /// Bytes of encoded shard chunks that all uploads together may have on their way to the

@@ -35,8 +35,19 @@ struct Cluster {
     paths: Vec<PathBuf>,
     locals: Vec<Arc<LocalDrive>>,
     faults: Vec<Arc<Mutex<Fault>>>,
+    finished: Finished,
     store: Store,
     layout: Layout,
+}
+
+/// Per drive: a count of its file writers that reached `finish`.
+type Finished = Vec<Arc<std::sync::atomic::AtomicUsize>>;
+
+fn finish_counts(finished: &Finished) -> Vec<usize> {
+    finished
+        .iter()
+        .map(|f| f.load(std::sync::atomic::Ordering::Relaxed))
+        .collect()
 }
 
 impl Cluster {
@@ -49,12 +60,13 @@ impl Cluster {
         let paths: Vec<PathBuf> = (1..=n).map(|i| tmp.path().join(format!("d{i}"))).collect();
         let args: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
         let layout = Layout::from_args(&args, None, None).expect("layout");
-        let (locals, faults, store) = Self::open(&paths, &layout).await;
+        let (locals, faults, finished, store) = Self::open(&paths, &layout).await;
         Cluster {
             _tmp: tmp,
             paths,
             locals,
             faults,
+            finished,
             store,
             layout,
         }
@@ -63,15 +75,22 @@ impl Cluster {
     async fn open(
         paths: &[PathBuf],
         layout: &Layout,
-    ) -> (Vec<Arc<LocalDrive>>, Vec<Arc<Mutex<Fault>>>, Store) {
+    ) -> (
+        Vec<Arc<LocalDrive>>,
+        Vec<Arc<Mutex<Fault>>>,
+        Finished,
+        Store,
+    ) {
         let mut locals = Vec::new();
         let mut faults = Vec::new();
+        let mut finished = Vec::new();
         let mut drives: Vec<Option<Arc<dyn crate::drive::Drive>>> = Vec::new();
         for p in paths {
             let local = Arc::new(LocalDrive::open(p.clone()));
             let (faulty, fault) = FaultyDrive::new(local.clone());
             locals.push(local);
             faults.push(fault);
+            finished.push(faulty.finished());
             // As the server runs them: every call under a deadline (short here).
             let timed = crate::drive::TimedDrive::with_timeouts(Arc::new(faulty), TEST_TIMEOUTS);
             drives.push(Some(Arc::new(timed)));
@@ -87,14 +106,15 @@ impl Cluster {
             .expect("open store")
             .with_block_size(BLOCK)
             .with_min_part_size(BLOCK as u64);
-        (locals, faults, store)
+        (locals, faults, finished, store)
     }
 
     /// Simulate a restart: reopen the same directories.
     async fn restart(&mut self) {
-        let (locals, faults, store) = Self::open(&self.paths, &self.layout).await;
+        let (locals, faults, finished, store) = Self::open(&self.paths, &self.layout).await;
         self.locals = locals;
         self.faults = faults;
+        self.finished = finished;
         self.store = store;
     }
 
@@ -2282,9 +2302,6 @@ fn faulty_set(c: &Cluster, key: &str) -> (ErasureSet, Vec<Arc<Mutex<Fault>>>) {
     (set, faults)
 }
 
-/// Per drive: a count of its file writers that reached `finish`.
-type Finished = Vec<Arc<std::sync::atomic::AtomicUsize>>;
-
 /// [`faulty_set`], with each drive's count of file writers that reached `finish`.
 fn faulty_set_counted(c: &Cluster, key: &str) -> (ErasureSet, Vec<Arc<Mutex<Fault>>>, Finished) {
     let (mut faults, mut finished) = (Vec::new(), Vec::new());
@@ -2343,15 +2360,92 @@ async fn an_upload_cut_short_finishes_no_shard_file() {
     assert!(r.is_err(), "a body that fails is no upload");
     // Writers left running would see their queue close and finish their files now.
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    let done: Vec<usize> = finished
-        .iter()
-        .map(|f| f.load(std::sync::atomic::Ordering::Relaxed))
-        .collect();
     assert_eq!(
-        done,
+        finish_counts(&finished),
         vec![0; 4],
         "shard files finished after the upload failed"
     );
+}
+
+/// An upload that loses its write quorum part way (two of four drives tear their writes)
+/// fails without letting the two healthy drives finish (and sync) their shard files.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_short_of_its_quorum_finishes_no_shard_file() {
+    let c = Cluster::new(4).await;
+    c.store.make_bucket("bucket").await.expect("bucket");
+    let (set, faults, finished) = faulty_set_counted(&c, "k");
+    for f in &faults[..2] {
+        *f.lock() = Fault::TornWrites;
+    }
+    let erasure = cairn_erasure::Erasure::new(4 - c.parity(), c.parity(), BLOCK).expect("erasure");
+    let dist = crate::placement::distribution("bucket", "k", 4);
+    // Enough blocks that the torn writers' queues close while the upload still sends: a
+    // writer fails on its first chunk, and the third send to it finds it gone.
+    let data = bytes(4 * BLOCK + 5, 2);
+    let mut body = &data[..];
+    let r = super::put::encode_stream(
+        &set,
+        &dist,
+        &erasure,
+        &mut body,
+        Some(data.len() as u64),
+        "tmp/short-of-quorum/part.1",
+        true,
+        true,
+        3,
+    )
+    .await;
+    assert!(
+        matches!(r, Err(ObjectError::WriteQuorum { ok: 2, need: 3 })),
+        "two drives of four are short of a quorum of three: {:?}",
+        r.err()
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(
+        finish_counts(&finished),
+        vec![0; 4],
+        "shard files finished after the upload failed"
+    );
+}
+
+/// A heal whose rebuild fails part way (its sources turn out rotten) stops its shard
+/// writers: the drive being healed gets no shard file finished (and synced) only to be
+/// deleted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_heal_that_fails_finishes_no_shard_file() {
+    let c = Cluster::new(4).await;
+    c.store.make_bucket("bucket").await.expect("bucket");
+    let data = bytes(3 * BLOCK + 11, 23);
+    c.put("bucket", "k", &data).await.expect("put");
+    let drives = c.set_drives("k");
+    let victim = drives[1];
+    let part = files_under(&c.paths[victim].join("bucket/k"))
+        .into_iter()
+        .find(|f| f.file_name().is_some_and(|n| n == "part.1"))
+        .expect("shard file");
+    std::fs::remove_file(&part).expect("delete shard");
+    // Two of the three sources rot: one readable shard is short of the blocks' data shards.
+    assert_eq!(c.parity(), 2, "EC 2+2");
+    for &i in &[drives[0], drives[2]] {
+        *c.faults[i].lock() = Fault::CorruptReads;
+    }
+    let before = finish_counts(&c.finished);
+    let r = c
+        .store
+        .heal_object("bucket", "k", HealOptions::default())
+        .await;
+    assert!(
+        matches!(r, Err(ObjectError::ReadQuorum { .. })),
+        "a rebuild without enough good shards: {r:?}"
+    );
+    // A writer left running would see its queue close and finish its file now.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(
+        finish_counts(&c.finished),
+        before,
+        "a shard file finished after the heal failed"
+    );
+    assert!(!part.exists(), "nothing committed");
 }
 
 /// A drive that takes forever to answer does not hold up a read's agreement once the others
