@@ -29,7 +29,7 @@ use super::heads::HeadCache;
 use super::listing::{Change, DirCache, DirStamp, Gathered, Listed, MARKER_FLAG};
 use super::mount::{self, MountRecord};
 use super::path::{self, BUCKET_META_FILE, DATA_DIR_PREFIX, META_FILE};
-use super::sync::{Barrier, SyncMode};
+use super::sync::{Barrier, Coming, SyncMode};
 use super::{
     BucketEntry, DirPage, DirQuery, DiskInfo, Drive, DriveError, DriveResult, DriveStatus, Entry,
     FileRef, FileWriter, OfflineReason, Probe, PutVersion, StagedData, FORMAT_FILE, SYS_DIR,
@@ -818,6 +818,24 @@ impl LocalDrive {
         }
     }
 
+    /// Announce a barrier this drive will ask for once the filesystem work at hand is done
+    /// ([`Barrier::expect`]): the epoch waits for it, so the drives of one upload on a
+    /// filesystem share their epochs. `None` outside group mode.
+    fn expect_barrier(&self) -> DriveResult<Option<Coming>> {
+        Ok(self.group_barrier()?.map(|b| b.expect()))
+    }
+
+    /// [`LocalDrive::barrier`] for a commit that announced it ([`LocalDrive::expect_barrier`]).
+    async fn barrier_after(&self, coming: Option<Coming>) -> DriveResult<()> {
+        let Some(coming) = coming else {
+            return self.barrier().await;
+        };
+        #[cfg(test)]
+        self.barriers
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        coming.wait().await.map_err(|e| self.barrier_failed(e))
+    }
+
     /// [`LocalDrive::barrier`] on a blocking thread.
     fn barrier_blocking(&self) -> DriveResult<()> {
         match self.group_barrier()? {
@@ -1197,6 +1215,7 @@ impl LocalDrive {
         update: Update,
         staged: Option<StagedData>,
     ) -> DriveResult<Committed> {
+        let coming = self.expect_barrier()?;
         let this = self.clone();
         let prepared = blocking(&self.slots, move || {
             this.commit_prepare(&bucket, &key, update, staged)
@@ -1204,7 +1223,7 @@ impl LocalDrive {
         .await?;
         let p = match prepared {
             Prepared::Removed(previous) => {
-                self.barrier().await?;
+                self.barrier_after(coming).await?;
                 return Ok(Committed {
                     previous,
                     merged: None,
@@ -1215,9 +1234,12 @@ impl LocalDrive {
         // From here on, a way out before the metadata takes its name drops `p`, and with it
         // the staged metadata.
         let one_epoch = p.fresh && self.group_barrier()?.is_some_and(|b| b.orders_data());
-        if !one_epoch {
-            self.barrier().await?;
+        if one_epoch {
+            drop(coming);
+        } else {
+            self.barrier_after(coming).await?;
         }
+        let coming = self.expect_barrier()?;
         let this = self.clone();
         let p = blocking(&self.slots, move || {
             let mut p = p;
@@ -1225,7 +1247,7 @@ impl LocalDrive {
             Ok(p)
         })
         .await?;
-        self.barrier().await?;
+        self.barrier_after(coming).await?;
         if p.marker {
             // Only once the marker's metadata is durable: a flag must never outlive it.
             let this = self.clone();
@@ -1723,7 +1745,11 @@ impl Drive for LocalDrive {
         self.usable()?;
         let (b, rel) = self.object_path(bucket, key)?;
         let this = self.clone();
-        let removed = blocking(&self.slots, move || {
+        // In group mode the removal waits for no epoch: the metadata that named the
+        // directory no longer does, durably, before anyone removes it, so a power loss that
+        // brings it back leaves an unreferenced directory (heal's sweep removes it), and the
+        // drive's next epoch makes the removal durable with everything else.
+        blocking(&self.slots, move || {
             let dir = b.join(&rel);
             let removed = fs::remove_dir_all(dir.join(format!("{DATA_DIR_PREFIX}{data_dir}")));
             this.heads.forget(&dir);
@@ -1731,17 +1757,13 @@ impl Drive for LocalDrive {
                 Ok(()) => {
                     this.settle_dir(&dir)?;
                     this.prune_empty(&dir, &b);
-                    Ok(true)
+                    Ok(())
                 }
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
                 Err(e) => Err(e.into()),
             }
         })
-        .await?;
-        if removed {
-            self.barrier().await?;
-        }
-        Ok(())
+        .await
     }
 
     async fn file_size(&self, file: &FileRef) -> DriveResult<u64> {

@@ -10,6 +10,15 @@
 //! on a filesystem (every drive of it) share each flush. An epoch starts as soon as the
 //! previous one ends and someone waits.
 //!
+//! The drives of one upload commit side by side, and each asks for an epoch a few hundred
+//! microseconds after the first: an epoch that started on the first request would cover
+//! only that drive, the others would wait for the next one, and a lone upload would pay
+//! four epochs in a row instead of two. So a commit announces itself before its
+//! filesystem work ([`Barrier::expect`], a [`Coming`]) and asks when it is done
+//! ([`Coming::wait`]); an epoch about to start first waits for the commits announced
+//! before it was asked for to ask too — never longer than [`GATHER`] after each one's
+//! announcement, so a slow or hung drive delays no epoch by more than that.
+//!
 //! `syncfs` reports writeback errors of the filesystem since the last call (Linux ≥ 5.8), so
 //! a failed epoch fails every commit that waited for it, as a failed fsync would.
 
@@ -20,6 +29,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
 
@@ -61,7 +71,17 @@ struct State {
     /// The last epoch that failed, and why.
     failed: u64,
     error: Option<String>,
+    /// Commits announced and not yet asking ([`Coming`]), by announcement number: when
+    /// each was announced.
+    coming: std::collections::BTreeMap<u64, Instant>,
+    /// Announcements so far (the next one's number).
+    announced: u64,
+    /// The epoch thread waits for announced commits ([`Barrier::gather`]).
+    gathering: bool,
 }
+
+/// How long after its announcement an epoch waits for a commit to ask ([`Coming`]).
+pub const GATHER: Duration = Duration::from_millis(1);
 
 /// The sync epochs of one filesystem, run by a thread of their own.
 pub struct Barrier {
@@ -75,7 +95,46 @@ pub struct Barrier {
     roots: Mutex<Vec<PathBuf>>,
     state: Mutex<State>,
     changed: Condvar,
+    /// How long after its announcement an epoch waits for a commit ([`GATHER`]).
+    gather: Duration,
+    /// Signalled when an announced commit asks or gives up while the epoch thread gathers.
+    arrived: Condvar,
     done: tokio::sync::watch::Sender<u64>,
+}
+
+/// A commit that will ask its filesystem's [`Barrier`] for an epoch once its writes are
+/// made ([`Barrier::expect`]); dropping it without asking withdraws the announcement.
+pub struct Coming {
+    barrier: Arc<Barrier>,
+    number: u64,
+}
+
+impl std::fmt::Debug for Coming {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Coming")
+            .field("number", &self.number)
+            .finish()
+    }
+}
+
+impl Coming {
+    /// Ask for an epoch that starts after now and wait for it, as [`Barrier::wait`].
+    pub async fn wait(self) -> io::Result<()> {
+        let barrier = self.barrier.clone();
+        let ticket = barrier.ask();
+        drop(self);
+        barrier.wait_for(ticket).await
+    }
+}
+
+impl Drop for Coming {
+    fn drop(&mut self) {
+        let mut st = self.barrier.state.lock();
+        st.coming.remove(&self.number);
+        if st.gathering {
+            self.barrier.arrived.notify_all();
+        }
+    }
 }
 
 impl std::fmt::Debug for Barrier {
@@ -101,6 +160,8 @@ impl Barrier {
                     roots: Mutex::new(Vec::new()),
                     state: Mutex::new(State::default()),
                     changed: Condvar::new(),
+                    gather: GATHER,
+                    arrived: Condvar::new(),
                     done: tokio::sync::watch::channel(0).0,
                 });
                 let runner = b.clone();
@@ -121,6 +182,25 @@ impl Barrier {
         Ok(barrier)
     }
 
+    /// A barrier of `root`'s filesystem that no drive shares, waiting `gather` for announced
+    /// commits (tests).
+    #[cfg(test)]
+    fn standalone(root: &Path, gather: Duration) -> Arc<Barrier> {
+        let b = Arc::new(Barrier {
+            dev: std::fs::metadata(root).expect("root").dev(),
+            orders_data: AtomicBool::new(false),
+            roots: Mutex::new(vec![root.to_path_buf()]),
+            state: Mutex::new(State::default()),
+            changed: Condvar::new(),
+            gather,
+            arrived: Condvar::new(),
+            done: tokio::sync::watch::channel(0).0,
+        });
+        let runner = b.clone();
+        std::thread::spawn(move || runner.run());
+        b
+    }
+
     /// The filesystem this barrier syncs.
     pub fn dev(&self) -> u64 {
         self.dev
@@ -131,6 +211,39 @@ impl Barrier {
     /// other files (see [`orders_data`]).
     pub fn orders_data(&self) -> bool {
         self.orders_data.load(Ordering::Relaxed)
+    }
+
+    /// Announce a commit that will ask for an epoch soon ([`Coming::wait`]).
+    pub fn expect(self: &Arc<Self>) -> Coming {
+        let mut st = self.state.lock();
+        let number = st.announced;
+        st.announced += 1;
+        st.coming.insert(number, Instant::now());
+        Coming {
+            barrier: self.clone(),
+            number,
+        }
+    }
+
+    /// Before an epoch starts: wait until every commit announced before now has asked (or
+    /// withdrawn), or was announced more than [`GATHER`] ago.
+    fn gather(&self, st: &mut parking_lot::MutexGuard<'_, State>) {
+        let before = st.announced;
+        loop {
+            let now = Instant::now();
+            let until = st
+                .coming
+                .range(..before)
+                .map(|(_, at)| *at + self.gather)
+                .filter(|d| *d > now)
+                .max();
+            let Some(until) = until else {
+                break;
+            };
+            st.gathering = true;
+            self.arrived.wait_until(st, until);
+        }
+        st.gathering = false;
     }
 
     /// Ask for an epoch that starts after now; returns its number.
@@ -183,6 +296,7 @@ impl Barrier {
             while st.requested <= st.done {
                 self.changed.wait(&mut st);
             }
+            self.gather(&mut st);
             let epoch = st.done + 1;
             st.running = epoch;
             drop(st);
@@ -335,5 +449,67 @@ mod tests {
             .expect("join")
             .expect("sync");
         assert_eq!(b.state.lock().done, running + 2);
+    }
+
+    /// Waits for the barrier's epochs to stop running, then returns the last one done.
+    async fn settled(b: &Barrier) -> u64 {
+        loop {
+            let (requested, running, done) = {
+                let st = b.state.lock();
+                (st.requested, st.running, st.done)
+            };
+            if requested <= done && running <= done {
+                return done;
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_epoch_waits_for_the_commits_announced_before_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        // A gather long enough that no scheduling delay of a busy machine outlasts it.
+        let b = Barrier::standalone(dir.path(), Duration::from_secs(60));
+        // Four drives of one upload announce their commits; the first asks at once, the
+        // others a little later (their filesystem work took longer).
+        let comings: Vec<Coming> = (0..4).map(|_| b.expect()).collect();
+        let mut waits = Vec::new();
+        for (i, c) in comings.into_iter().enumerate() {
+            waits.push(tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(20 * i as u64)).await;
+                c.wait().await
+            }));
+        }
+        for w in waits {
+            w.await.expect("join").expect("sync");
+        }
+        assert_eq!(settled(&b).await, 1, "one epoch for the four");
+        // Without announcements, each ask that comes once an epoch runs needs another.
+        b.wait().await.expect("sync");
+        assert_eq!(settled(&b).await, 2);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_commit_that_never_asks_holds_an_epoch_back_no_longer_than_the_gather() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        // Long against any syncfs of a busy machine, so the two waits below cannot be mistaken.
+        let gather = Duration::from_secs(3);
+        let b = Barrier::standalone(dir.path(), gather);
+        // A drive announced its commit and hung.
+        let hung = b.expect();
+        let began = std::time::Instant::now();
+        b.wait().await.expect("sync");
+        let took = began.elapsed();
+        assert!(
+            took >= gather,
+            "the epoch gave the announced commit its time: {took:?}"
+        );
+        assert!(took < 4 * gather, "not held by it: {took:?}");
+        // Its announcement is old now: the next epoch does not wait for it at all.
+        let began = std::time::Instant::now();
+        b.wait().await.expect("sync");
+        assert!(began.elapsed() < gather, "{:?}", began.elapsed());
+        drop(hung);
+        assert!(b.state.lock().coming.is_empty(), "withdrawn when dropped");
     }
 }
