@@ -827,7 +827,9 @@ impl LocalDrive {
 
     /// [`LocalDrive::barrier`] for a commit that announced it ([`LocalDrive::expect_barrier`]).
     async fn barrier_after(&self, coming: Option<Coming>) -> DriveResult<()> {
-        let Some(coming) = coming else {
+        // The drive came back on another filesystem meanwhile: sync the one it is on now.
+        let current = self.group_barrier()?;
+        let Some(coming) = coming.filter(|c| current.is_some_and(|b| c.barrier_is(&b))) else {
             return self.barrier().await;
         };
         #[cfg(test)]
@@ -1745,11 +1747,13 @@ impl Drive for LocalDrive {
         self.usable()?;
         let (b, rel) = self.object_path(bucket, key)?;
         let this = self.clone();
-        // In group mode the removal waits for no epoch: the metadata that named the
-        // directory no longer does, durably, before anyone removes it, so a power loss that
-        // brings it back leaves an unreferenced directory (heal's sweep removes it), and the
-        // drive's next epoch makes the removal durable with everything else.
-        blocking(&self.slots, move || {
+        // The metadata that named the directory no longer does, durably, before anyone
+        // removes it. While the key keeps metadata, a power loss that brings the directory
+        // back leaves an orphan of a listed key, which heal's sweep of the key removes (the
+        // scanner looks at every listed key): the removal waits for no epoch, the drive's
+        // next one makes it durable with everything else. A key left without metadata is
+        // listed by no one, so its removal is made durable before the answer.
+        let settle = blocking(&self.slots, move || {
             let dir = b.join(&rel);
             let removed = fs::remove_dir_all(dir.join(format!("{DATA_DIR_PREFIX}{data_dir}")));
             this.heads.forget(&dir);
@@ -1757,13 +1761,17 @@ impl Drive for LocalDrive {
                 Ok(()) => {
                     this.settle_dir(&dir)?;
                     this.prune_empty(&dir, &b);
-                    Ok(())
+                    Ok(!dir.join(META_FILE).try_exists().unwrap_or(false))
                 }
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
                 Err(e) => Err(e.into()),
             }
         })
-        .await
+        .await?;
+        if settle {
+            self.barrier().await?;
+        }
+        Ok(())
     }
 
     async fn file_size(&self, file: &FileRef) -> DriveResult<u64> {

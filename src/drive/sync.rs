@@ -16,7 +16,7 @@
 //! four epochs in a row instead of two. So a commit announces itself before its
 //! filesystem work ([`Barrier::expect`], a [`Coming`]) and asks when it is done
 //! ([`Coming::wait`]); an epoch about to start first waits for the commits announced
-//! before it was asked for to ask too — never longer than [`GATHER`] after each one's
+//! before it starts to ask too — never longer than [`GATHER`] after each one's
 //! announcement, so a slow or hung drive delays no epoch by more than that.
 //!
 //! `syncfs` reports writeback errors of the filesystem since the last call (Linux ≥ 5.8), so
@@ -118,6 +118,11 @@ impl std::fmt::Debug for Coming {
 }
 
 impl Coming {
+    /// Whether this announcement was made to `barrier`.
+    pub fn barrier_is(&self, barrier: &Arc<Barrier>) -> bool {
+        Arc::ptr_eq(&self.barrier, barrier)
+    }
+
     /// Ask for an epoch that starts after now and wait for it, as [`Barrier::wait`].
     pub async fn wait(self) -> io::Result<()> {
         let barrier = self.barrier.clone();
@@ -496,8 +501,8 @@ mod tests {
         let gather = Duration::from_secs(3);
         let b = Barrier::standalone(dir.path(), gather);
         // A drive announced its commit and hung.
-        let hung = b.expect();
         let began = std::time::Instant::now();
+        let hung = b.expect();
         b.wait().await.expect("sync");
         let took = began.elapsed();
         assert!(

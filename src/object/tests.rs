@@ -43,7 +43,7 @@ struct Cluster {
 /// Per drive: a count of its file writers that reached `finish`.
 type Finished = Vec<Arc<std::sync::atomic::AtomicUsize>>;
 
-fn finish_counts(finished: &Finished) -> Vec<usize> {
+fn finish_counts(finished: &[Arc<std::sync::atomic::AtomicUsize>]) -> Vec<usize> {
     finished
         .iter()
         .map(|f| f.load(std::sync::atomic::Ordering::Relaxed))
@@ -685,6 +685,61 @@ async fn crash_at_every_commit_step_leaves_old_or_new() {
             }
         }
     }
+}
+
+/// Removing a replaced version's data directory waits for no epoch while the key keeps
+/// metadata (a power loss would leave an orphan of a listed key, which heal sweeps); a
+/// removal that leaves the key without metadata, which nobody would list, waits for one.
+#[tokio::test]
+async fn a_replaced_data_directory_goes_without_an_epoch_unless_its_key_goes_too() {
+    use crate::drive::sync::SyncMode;
+    if SyncMode::current() != SyncMode::Group {
+        eprintln!("CAIRN_COMMIT_SYNC=fsync: commits wait for no epoch; nothing to count");
+        return;
+    }
+    let c = Cluster::new(4).await;
+    c.store.make_bucket("bucket").await.expect("bucket");
+    let waited =
+        |c: &Cluster| -> Vec<u64> { c.locals.iter().map(|d| d.barriers_waited()).collect() };
+    let big = bytes(2 * BLOCK, 7);
+    c.put("bucket", "big", &big).await.expect("put");
+    let before = waited(&c);
+    let newer = bytes(2 * BLOCK, 8);
+    c.put("bucket", "big", &newer).await.expect("overwrite");
+    let after = waited(&c);
+    let epochs: Vec<u64> = after.iter().zip(&before).map(|(a, b)| a - b).collect();
+    assert_eq!(
+        epochs,
+        [2, 2, 2, 2],
+        "the commit's two, none for the removal"
+    );
+    assert_eq!(c.get("bucket", "big").await.expect("get"), newer);
+    let old_dirs = |c: &Cluster| -> usize {
+        c.locals
+            .iter()
+            .map(|d| {
+                std::fs::read_dir(d.root().join("bucket").join("big"))
+                    .map(|r| r.count())
+                    .unwrap_or(0)
+            })
+            .sum()
+    };
+    assert_eq!(
+        old_dirs(&c),
+        8,
+        "each drive holds its @meta and one data directory"
+    );
+    c.store
+        .delete_object("bucket", "big")
+        .await
+        .expect("delete");
+    let epochs: Vec<u64> = waited(&c).iter().zip(&after).map(|(a, b)| a - b).collect();
+    assert_eq!(
+        epochs,
+        [2, 2, 2, 2],
+        "the metadata's removal, then the data's"
+    );
+    assert_eq!(old_dirs(&c), 0, "nothing of the key is left");
 }
 
 /// A key's first metadata on a drive, data inline and one block long, takes its name in the
@@ -2341,27 +2396,32 @@ async fn an_upload_cut_short_finishes_no_shard_file() {
     let c = Cluster::new(4).await;
     c.store.make_bucket("bucket").await.expect("bucket");
     let (set, _, finished) = faulty_set_counted(&c, "k");
-    let erasure = cairn_erasure::Erasure::new(4 - c.parity(), c.parity(), BLOCK).expect("erasure");
-    let dist = crate::placement::distribution("bucket", "k", 4);
     let data = bytes(2 * BLOCK + 5, 1);
     let mut body = tokio::io::AsyncReadExt::chain(&data[..], Gone);
-    let r = super::put::encode_stream(
-        &set,
-        &dist,
-        &erasure,
-        &mut body,
-        None,
-        "tmp/cut-short/part.1",
-        true,
-        true,
-        3,
-    )
-    .await;
+    let r = upload_shards(&c, &set, &mut body, None, "tmp/cut-short/part.1").await;
     assert!(r.is_err(), "a body that fails is no upload");
-    // Writers left running would see their queue close and finish their files now.
+    no_shard_file_finishes(&finished).await;
+}
+
+/// `encode_stream` of `body` as key `bucket/k` on `set` (write quorum 3 of 4).
+async fn upload_shards(
+    c: &Cluster,
+    set: &super::ErasureSet,
+    body: super::put::Body<'_>,
+    expected: Option<u64>,
+    file: &str,
+) -> ObjectResult<super::put::Encoded> {
+    let erasure = cairn_erasure::Erasure::new(4 - c.parity(), c.parity(), BLOCK).expect("erasure");
+    let dist = crate::placement::distribution("bucket", "k", 4);
+    super::put::encode_stream(set, &dist, &erasure, body, expected, file, true, true, 3).await
+}
+
+/// After a failed upload: writers left running would see their queues close and finish
+/// their files in the next moments; none may.
+async fn no_shard_file_finishes(finished: &Finished) {
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     assert_eq!(
-        finish_counts(&finished),
+        finish_counts(finished),
         vec![0; 4],
         "shard files finished after the upload failed"
     );
@@ -2377,35 +2437,18 @@ async fn an_upload_short_of_its_quorum_finishes_no_shard_file() {
     for f in &faults[..2] {
         *f.lock() = Fault::TornWrites;
     }
-    let erasure = cairn_erasure::Erasure::new(4 - c.parity(), c.parity(), BLOCK).expect("erasure");
-    let dist = crate::placement::distribution("bucket", "k", 4);
     // Enough blocks that the torn writers' queues close while the upload still sends: a
     // writer fails on its first chunk, and the third send to it finds it gone.
     let data = bytes(4 * BLOCK + 5, 2);
     let mut body = &data[..];
-    let r = super::put::encode_stream(
-        &set,
-        &dist,
-        &erasure,
-        &mut body,
-        Some(data.len() as u64),
-        "tmp/short-of-quorum/part.1",
-        true,
-        true,
-        3,
-    )
-    .await;
+    let size = Some(data.len() as u64);
+    let r = upload_shards(&c, &set, &mut body, size, "tmp/short-of-quorum/part.1").await;
     assert!(
         matches!(r, Err(ObjectError::WriteQuorum { ok: 2, need: 3 })),
         "two drives of four are short of a quorum of three: {:?}",
         r.err()
     );
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    assert_eq!(
-        finish_counts(&finished),
-        vec![0; 4],
-        "shard files finished after the upload failed"
-    );
+    no_shard_file_finishes(&finished).await;
 }
 
 /// A heal whose rebuild fails part way (its sources turn out rotten) stops its shard
