@@ -809,13 +809,7 @@ impl LocalDrive {
     /// Every write settled before this call is durable when it returns: a `syncfs` epoch
     /// of the root's filesystem in group mode, nothing to wait for otherwise.
     async fn barrier(&self) -> DriveResult<()> {
-        #[cfg(test)]
-        self.barriers
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        match self.group_barrier()? {
-            Some(b) => b.wait().await.map_err(|e| self.barrier_failed(e)),
-            None => Ok(()),
-        }
+        self.barrier_after(None).await
     }
 
     /// Announce a barrier this drive will ask for once the filesystem work at hand is done
@@ -827,15 +821,19 @@ impl LocalDrive {
 
     /// [`LocalDrive::barrier`] for a commit that announced it ([`LocalDrive::expect_barrier`]).
     async fn barrier_after(&self, coming: Option<Coming>) -> DriveResult<()> {
-        // The drive came back on another filesystem meanwhile: sync the one it is on now.
-        let current = self.group_barrier()?;
-        let Some(coming) = coming.filter(|c| current.is_some_and(|b| c.barrier_is(&b))) else {
-            return self.barrier().await;
-        };
         #[cfg(test)]
         self.barriers
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        coming.wait().await.map_err(|e| self.barrier_failed(e))
+        let Some(b) = self.group_barrier()? else {
+            return Ok(());
+        };
+        // An announcement made to another filesystem (the drive came back on another one
+        // meanwhile) does not count: sync the one it is on now.
+        match coming.filter(|c| c.barrier_is(&b)) {
+            Some(c) => c.wait().await,
+            None => b.wait().await,
+        }
+        .map_err(|e| self.barrier_failed(e))
     }
 
     /// [`LocalDrive::barrier`] on a blocking thread.

@@ -76,8 +76,6 @@ struct State {
     coming: std::collections::BTreeMap<u64, Instant>,
     /// Announcements so far (the next one's number).
     announced: u64,
-    /// The epoch thread waits for announced commits ([`Barrier::gather`]).
-    gathering: bool,
 }
 
 /// How long after its announcement an epoch waits for a commit to ask ([`Coming`]).
@@ -97,24 +95,17 @@ pub struct Barrier {
     changed: Condvar,
     /// How long after its announcement an epoch waits for a commit ([`GATHER`]).
     gather: Duration,
-    /// Signalled when an announced commit asks or gives up while the epoch thread gathers.
+    /// Signalled when an announced commit asks or gives up ([`Barrier::gather`] waits on it).
     arrived: Condvar,
     done: tokio::sync::watch::Sender<u64>,
 }
 
 /// A commit that will ask its filesystem's [`Barrier`] for an epoch once its writes are
 /// made ([`Barrier::expect`]); dropping it without asking withdraws the announcement.
+#[derive(Debug)]
 pub struct Coming {
     barrier: Arc<Barrier>,
     number: u64,
-}
-
-impl std::fmt::Debug for Coming {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Coming")
-            .field("number", &self.number)
-            .finish()
-    }
 }
 
 impl Coming {
@@ -134,11 +125,8 @@ impl Coming {
 
 impl Drop for Coming {
     fn drop(&mut self) {
-        let mut st = self.barrier.state.lock();
-        st.coming.remove(&self.number);
-        if st.gathering {
-            self.barrier.arrived.notify_all();
-        }
+        self.barrier.state.lock().coming.remove(&self.number);
+        self.barrier.arrived.notify_all();
     }
 }
 
@@ -159,20 +147,7 @@ impl Barrier {
         let barrier = match all.get(&dev) {
             Some(b) => b.clone(),
             None => {
-                let b = Arc::new(Barrier {
-                    dev,
-                    orders_data: AtomicBool::new(orders),
-                    roots: Mutex::new(Vec::new()),
-                    state: Mutex::new(State::default()),
-                    changed: Condvar::new(),
-                    gather: GATHER,
-                    arrived: Condvar::new(),
-                    done: tokio::sync::watch::channel(0).0,
-                });
-                let runner = b.clone();
-                std::thread::Builder::new()
-                    .name("cairn-syncfs".into())
-                    .spawn(move || runner.run())?;
+                let b = Barrier::start(dev, orders, Vec::new(), GATHER)?;
                 all.insert(dev, b.clone());
                 b
             }
@@ -187,14 +162,17 @@ impl Barrier {
         Ok(barrier)
     }
 
-    /// A barrier of `root`'s filesystem that no drive shares, waiting `gather` for announced
-    /// commits (tests).
-    #[cfg(test)]
-    fn standalone(root: &Path, gather: Duration) -> Arc<Barrier> {
+    /// A barrier of device `dev` and its epoch thread.
+    fn start(
+        dev: u64,
+        orders: bool,
+        roots: Vec<PathBuf>,
+        gather: Duration,
+    ) -> io::Result<Arc<Barrier>> {
         let b = Arc::new(Barrier {
-            dev: std::fs::metadata(root).expect("root").dev(),
-            orders_data: AtomicBool::new(false),
-            roots: Mutex::new(vec![root.to_path_buf()]),
+            dev,
+            orders_data: AtomicBool::new(orders),
+            roots: Mutex::new(roots),
             state: Mutex::new(State::default()),
             changed: Condvar::new(),
             gather,
@@ -202,8 +180,18 @@ impl Barrier {
             done: tokio::sync::watch::channel(0).0,
         });
         let runner = b.clone();
-        std::thread::spawn(move || runner.run());
-        b
+        std::thread::Builder::new()
+            .name("cairn-syncfs".into())
+            .spawn(move || runner.run())?;
+        Ok(b)
+    }
+
+    /// A barrier of `root`'s filesystem that no drive shares, waiting `gather` for announced
+    /// commits (tests).
+    #[cfg(test)]
+    fn standalone(root: &Path, gather: Duration) -> Arc<Barrier> {
+        let dev = std::fs::metadata(root).expect("root").dev();
+        Barrier::start(dev, false, vec![root.to_path_buf()], gather).expect("epoch thread")
     }
 
     /// The filesystem this barrier syncs.
@@ -245,10 +233,8 @@ impl Barrier {
             let Some(until) = until else {
                 break;
             };
-            st.gathering = true;
             self.arrived.wait_until(st, until);
         }
-        st.gathering = false;
     }
 
     /// Ask for an epoch that starts after now; returns its number.

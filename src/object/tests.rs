@@ -687,6 +687,20 @@ async fn crash_at_every_commit_step_leaves_old_or_new() {
     }
 }
 
+/// Sync epochs each local drive of the cluster has waited for so far.
+fn barriers_waited(c: &Cluster) -> Vec<u64> {
+    c.locals.iter().map(|d| d.barriers_waited()).collect()
+}
+
+/// Epochs each drive waited for since `before` ([`barriers_waited`]).
+fn epochs_since(before: &[u64], c: &Cluster) -> Vec<u64> {
+    barriers_waited(c)
+        .iter()
+        .zip(before)
+        .map(|(a, b)| a - b)
+        .collect()
+}
+
 /// Removing a replaced version's data directory waits for no epoch while the key keeps
 /// metadata (a power loss would leave an orphan of a listed key, which heal sweeps); a
 /// removal that leaves the key without metadata, which nobody would list, waits for one.
@@ -699,15 +713,13 @@ async fn a_replaced_data_directory_goes_without_an_epoch_unless_its_key_goes_too
     }
     let c = Cluster::new(4).await;
     c.store.make_bucket("bucket").await.expect("bucket");
-    let waited =
-        |c: &Cluster| -> Vec<u64> { c.locals.iter().map(|d| d.barriers_waited()).collect() };
     let big = bytes(2 * BLOCK, 7);
     c.put("bucket", "big", &big).await.expect("put");
-    let before = waited(&c);
+    let before = barriers_waited(&c);
     let newer = bytes(2 * BLOCK, 8);
     c.put("bucket", "big", &newer).await.expect("overwrite");
-    let after = waited(&c);
-    let epochs: Vec<u64> = after.iter().zip(&before).map(|(a, b)| a - b).collect();
+    let after = barriers_waited(&c);
+    let epochs = epochs_since(&before, &c);
     assert_eq!(
         epochs,
         [2, 2, 2, 2],
@@ -733,7 +745,7 @@ async fn a_replaced_data_directory_goes_without_an_epoch_unless_its_key_goes_too
         .delete_object("bucket", "big")
         .await
         .expect("delete");
-    let epochs: Vec<u64> = waited(&c).iter().zip(&after).map(|(a, b)| a - b).collect();
+    let epochs = epochs_since(&after, &c);
     assert_eq!(
         epochs,
         [2, 2, 2, 2],
@@ -754,46 +766,41 @@ async fn a_first_inline_commit_waits_one_epoch_and_others_two() {
     }
     let c = Cluster::new_in(4, tempfile::tempdir_in("/dev/shm").expect("tmpfs")).await;
     c.store.make_bucket("bucket").await.expect("bucket");
-    let waited =
-        |c: &Cluster| -> Vec<u64> { c.locals.iter().map(|d| d.barriers_waited()).collect() };
-    let epochs = |before: &[u64], c: &Cluster| -> Vec<u64> {
-        waited(c).iter().zip(before).map(|(a, b)| a - b).collect()
-    };
     let small = bytes(1000, 3);
-    let before = waited(&c);
+    let before = barriers_waited(&c);
     c.put("bucket", "k", &small).await.expect("first put");
-    assert_eq!(epochs(&before, &c), [1, 1, 1, 1], "a new inline key");
-    let before = waited(&c);
+    assert_eq!(epochs_since(&before, &c), [1, 1, 1, 1], "a new inline key");
+    let before = barriers_waited(&c);
     c.put("bucket", "k", &bytes(900, 4))
         .await
         .expect("overwrite");
     assert_eq!(
-        epochs(&before, &c),
+        epochs_since(&before, &c),
         [2, 2, 2, 2],
         "an overwrite keeps the old version safe"
     );
-    let before = waited(&c);
+    let before = barriers_waited(&c);
     c.put("bucket", "longer", &bytes(20_000, 6))
         .await
         .expect("longer");
     assert_eq!(
-        epochs(&before, &c),
+        epochs_since(&before, &c),
         [2, 2, 2, 2],
         "metadata of several blocks could land in part"
     );
-    let before = waited(&c);
+    let before = barriers_waited(&c);
     c.put("bucket", "big", &bytes(2 * BLOCK, 5))
         .await
         .expect("big");
     assert!(
-        epochs(&before, &c).iter().all(|&e| e >= 2),
+        epochs_since(&before, &c).iter().all(|&e| e >= 2),
         "shard files are durable before the metadata that points at them"
     );
     c.store.delete_object("bucket", "k").await.expect("delete");
-    let before = waited(&c);
+    let before = barriers_waited(&c);
     c.put("bucket", "k", &small).await.expect("after delete");
     assert_eq!(
-        epochs(&before, &c),
+        epochs_since(&before, &c),
         [1, 1, 1, 1],
         "a deleted key is new again"
     );
@@ -803,29 +810,29 @@ async fn a_first_inline_commit_waits_one_epoch_and_others_two() {
     // nor hide a key below it.
     c.store.make_bucket("versioned").await.expect("bucket");
     enable_versioning(&c, "versioned", crate::bucket::Versioning::Enabled).await;
-    let before = waited(&c);
+    let before = barriers_waited(&c);
     let d = c
         .store
         .delete_object("versioned", "m")
         .await
         .expect("marker");
     assert!(d.delete_marker);
-    assert_eq!(epochs(&before, &c), [2, 2, 2, 2], "a delete marker");
-    let before = waited(&c);
+    assert_eq!(epochs_since(&before, &c), [2, 2, 2, 2], "a delete marker");
+    let before = barriers_waited(&c);
     c.put("versioned", "m/below", &small)
         .await
         .expect("below a marker");
     assert_eq!(
-        epochs(&before, &c),
+        epochs_since(&before, &c),
         [2, 2, 2, 2],
         "an ancestor's flag cleared"
     );
-    let before = waited(&c);
+    let before = barriers_waited(&c);
     c.put("versioned", "n", &small)
         .await
         .expect("first version");
     assert_eq!(
-        epochs(&before, &c),
+        epochs_since(&before, &c),
         [1, 1, 1, 1],
         "a versioned key's first version"
     );
@@ -2400,7 +2407,7 @@ async fn an_upload_cut_short_finishes_no_shard_file() {
     let mut body = tokio::io::AsyncReadExt::chain(&data[..], Gone);
     let r = upload_shards(&c, &set, &mut body, None, "tmp/cut-short/part.1").await;
     assert!(r.is_err(), "a body that fails is no upload");
-    no_shard_file_finishes(&finished).await;
+    no_shard_file_finishes(&finished, &[0; 4]).await;
 }
 
 /// `encode_stream` of `body` as key `bucket/k` on `set` (write quorum 3 of 4).
@@ -2416,14 +2423,14 @@ async fn upload_shards(
     super::put::encode_stream(set, &dist, &erasure, body, expected, file, true, true, 3).await
 }
 
-/// After a failed upload: writers left running would see their queues close and finish
-/// their files in the next moments; none may.
-async fn no_shard_file_finishes(finished: &Finished) {
+/// After a failed upload or heal: writers left running would see their queues close and
+/// finish their files in the next moments; none may (the counts stay at `before`).
+async fn no_shard_file_finishes(finished: &Finished, before: &[usize]) {
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     assert_eq!(
         finish_counts(finished),
-        vec![0; 4],
-        "shard files finished after the upload failed"
+        before,
+        "shard files finished after the operation failed"
     );
 }
 
@@ -2448,7 +2455,7 @@ async fn an_upload_short_of_its_quorum_finishes_no_shard_file() {
         "two drives of four are short of a quorum of three: {:?}",
         r.err()
     );
-    no_shard_file_finishes(&finished).await;
+    no_shard_file_finishes(&finished, &[0; 4]).await;
 }
 
 /// A heal whose rebuild fails part way (its sources turn out rotten) stops its shard
@@ -2481,13 +2488,7 @@ async fn a_heal_that_fails_finishes_no_shard_file() {
         matches!(r, Err(ObjectError::ReadQuorum { .. })),
         "a rebuild without enough good shards: {r:?}"
     );
-    // A writer left running would see its queue close and finish its file now.
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    assert_eq!(
-        finish_counts(&c.finished),
-        before,
-        "a shard file finished after the heal failed"
-    );
+    no_shard_file_finishes(&c.finished, &before).await;
     assert!(!part.exists(), "nothing committed");
 }
 
