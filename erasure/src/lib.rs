@@ -40,10 +40,6 @@ pub fn best_codec(data: usize, parity: usize) -> Result<Box<dyn Codec>, Error> {
     Ok(Box::new(ReedSolomonCodec::new(data, parity)?))
 }
 
-/// What [`Erasure::encode_framed_parity`] gives: a block's data shards (slices of the block,
-/// or of the pad for a short block's tail) and its parity shards, framed.
-pub type FramedParity<'a> = (Vec<&'a [u8]>, Vec<Vec<u8>>);
-
 /// Largest geometry (data + parity shards) [`shared_codec`] keeps: erasure sets are at most
 /// this wide, so the codecs kept are bounded by the geometries a deployment uses.
 const SHARED_MAX_SHARDS: usize = 64;
@@ -211,36 +207,6 @@ impl Erasure {
         pad: &'a mut Vec<u8>,
         parity: &mut Vec<Vec<u8>>,
     ) -> Result<Vec<&'a [u8]>, Error> {
-        self.encode_with_room(block, pad, parity, 0)
-    }
-
-    /// [`Erasure::encode_into`] with the parity shards returned framed for a shard file
-    /// (`[blake3(chunk)][chunk]`, as [`bitrot::frame`] lays them out), each in a buffer of
-    /// its own: the parity is encoded in place after the hash's room, so it is neither
-    /// copied into a frame nor kept in buffers between blocks.
-    pub fn encode_framed_parity<'a>(
-        &self,
-        block: &'a [u8],
-        pad: &'a mut Vec<u8>,
-    ) -> Result<FramedParity<'a>, Error> {
-        let mut parity = Vec::new();
-        let data = self.encode_with_room(block, pad, &mut parity, bitrot::HASH_LEN)?;
-        for p in &mut parity {
-            let (hash, chunk) = p.split_at_mut(bitrot::HASH_LEN);
-            hash.copy_from_slice(&bitrot::hash(chunk));
-        }
-        Ok((data, parity))
-    }
-
-    /// Encode one block, each parity shard written after `room` bytes of its buffer (left
-    /// zero for the caller).
-    fn encode_with_room<'a>(
-        &self,
-        block: &'a [u8],
-        pad: &'a mut Vec<u8>,
-        parity: &mut Vec<Vec<u8>>,
-        room: usize,
-    ) -> Result<Vec<&'a [u8]>, Error> {
         if block.len() > self.block_size {
             return Err(Error::BlockTooLarge {
                 len: block.len(),
@@ -251,7 +217,7 @@ impl Erasure {
         parity.resize_with(self.parity, Vec::new);
         for p in parity.iter_mut() {
             p.clear();
-            p.resize(room + chunk, 0);
+            p.resize(chunk, 0);
         }
         if chunk == 0 {
             return Ok(vec![&[][..]; self.data]);
@@ -263,9 +229,67 @@ impl Erasure {
         pad.resize((self.data - whole) * chunk, 0);
         let mut data: Vec<&'a [u8]> = head.chunks(chunk).collect();
         data.extend(pad.chunks(chunk));
-        let mut parity_refs: Vec<&mut [u8]> = parity.iter_mut().map(|p| &mut p[room..]).collect();
+        let mut parity_refs: Vec<&mut [u8]> = parity.iter_mut().map(Vec::as_mut_slice).collect();
         self.codec.encode_sep(&data, &mut parity_refs)?;
         Ok(data)
+    }
+
+    /// Encode one block given as consecutive `pieces` (at most `block_size` bytes in all)
+    /// into every shard's frame for a shard file (`[blake3(chunk)][chunk]`, as
+    /// [`bitrot::frame`] lays them out): data shards first, then parity, each in a buffer of
+    /// its own. The data is copied from the pieces straight into its frames (zero-padded at
+    /// a short block's tail), so a block need not be contiguous in memory, and the parity
+    /// is encoded in place after its hash's room.
+    pub fn encode_framed<P: AsRef<[u8]>>(&self, pieces: &[P]) -> Result<Vec<Vec<u8>>, Error> {
+        let len = pieces
+            .iter()
+            .try_fold(0usize, |n, p| n.checked_add(p.as_ref().len()))
+            .filter(|&n| n <= self.block_size)
+            .ok_or(Error::BlockTooLarge {
+                len: pieces
+                    .iter()
+                    .map(|p| p.as_ref().len())
+                    .fold(0, usize::saturating_add),
+                block_size: self.block_size,
+            })?;
+        let chunk = self.chunk_len(len);
+        let framed = bitrot::HASH_LEN + chunk;
+        let mut frames = Vec::with_capacity(self.total_shards());
+        let mut bytes = pieces.iter().map(AsRef::as_ref).filter(|p| !p.is_empty());
+        let mut piece: &[u8] = &[];
+        for _ in 0..self.data {
+            let mut frame = Vec::with_capacity(framed);
+            frame.resize(bitrot::HASH_LEN, 0);
+            while frame.len() < framed {
+                if piece.is_empty() {
+                    match bytes.next() {
+                        Some(p) => piece = p,
+                        None => break,
+                    }
+                }
+                let take = (framed - frame.len()).min(piece.len());
+                let (now, rest) = piece.split_at(take);
+                frame.extend_from_slice(now);
+                piece = rest;
+            }
+            frame.resize(framed, 0);
+            frames.push(frame);
+        }
+        frames.resize_with(self.total_shards(), || vec![0; framed]);
+        if chunk > 0 {
+            let (data, parity) = frames.split_at_mut(self.data);
+            let data: Vec<&[u8]> = data.iter().map(|f| &f[bitrot::HASH_LEN..]).collect();
+            let mut parity: Vec<&mut [u8]> = parity
+                .iter_mut()
+                .map(|f| &mut f[bitrot::HASH_LEN..])
+                .collect();
+            self.codec.encode_sep(&data, &mut parity)?;
+        }
+        for f in &mut frames {
+            let (hash, chunk) = f.split_at_mut(bitrot::HASH_LEN);
+            hash.copy_from_slice(&bitrot::hash(chunk));
+        }
+        Ok(frames)
     }
 
     /// Append the `block_len` bytes of one block to `out`, rebuilding missing data shards

@@ -196,32 +196,50 @@ fn geometries_up_to_256_shards() {
 }
 
 #[test]
-fn parity_framed_in_place_is_the_framed_parity() {
+fn a_block_framed_from_pieces_is_its_shards_framed() {
     for (data_n, parity_n) in [(1, 0), (1, 1), (2, 2), (4, 4), (5, 3), (12, 4)] {
         let e = Erasure::new(data_n, parity_n, BLOCK).expect("geometry");
         for len in [0, 1, 7, BLOCK / 3, BLOCK - 1, BLOCK] {
             let block: Vec<u8> = (0..len).map(|i| (i * 31 + len) as u8).collect();
-            let (mut pad, mut parity) = (Vec::new(), Vec::new());
-            let data = e
-                .encode_into(&block, &mut pad, &mut parity)
-                .expect("encode");
-            let want_data: Vec<Vec<u8>> = data.iter().map(|d| d.to_vec()).collect();
-            let mut pad2 = Vec::new();
-            let (data2, framed) = e.encode_framed_parity(&block, &mut pad2).expect("encode");
-            assert_eq!(
-                data2, want_data,
-                "{data_n}+{parity_n}, {len} bytes: data shards"
-            );
-            let want: Vec<Vec<u8>> = parity.iter().map(|p| bitrot::frame(p)).collect();
-            assert_eq!(
-                framed, want,
-                "{data_n}+{parity_n}, {len} bytes: framed parity"
-            );
-            for (i, f) in framed.iter().enumerate() {
-                bitrot::verify_framed(f, data_n + i, 0).expect("a frame that verifies");
+            let want: Vec<Vec<u8>> = e
+                .encode_block(&block)
+                .expect("encode")
+                .iter()
+                .map(|s| bitrot::frame(s))
+                .collect();
+            // Whole, cut at odd places (empty pieces among them), and byte by byte.
+            let cuts = [len / 3, len / 3, len / 2 + 1, len.saturating_sub(1)];
+            let mut at = 0;
+            let mut pieces: Vec<&[u8]> = Vec::new();
+            for c in cuts.into_iter().filter(|&c| c <= len) {
+                pieces.push(&block[at.min(c)..c]);
+                at = at.max(c);
+            }
+            pieces.push(&block[at..]);
+            let bytes: Vec<&[u8]> = block.chunks(1).collect();
+            let small = len <= 4096;
+            for (how, pieces) in [
+                ("whole", vec![&block[..]]),
+                ("cut", pieces),
+                ("bytes", bytes),
+            ] {
+                if how == "bytes" && !small {
+                    continue;
+                }
+                let framed = e.encode_framed(&pieces).expect("encode");
+                assert_eq!(framed, want, "{data_n}+{parity_n}, {len} bytes, {how}");
+                for (i, f) in framed.iter().enumerate() {
+                    bitrot::verify_framed(f, i, 0).expect("a frame that verifies");
+                }
             }
         }
     }
+    let e = Erasure::new(2, 2, BLOCK).expect("geometry");
+    let over = vec![0u8; BLOCK / 2 + 1];
+    assert!(matches!(
+        e.encode_framed(&[&over[..], &over[..]]),
+        Err(Error::BlockTooLarge { .. })
+    ));
 }
 
 #[test]

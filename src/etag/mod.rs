@@ -127,12 +127,6 @@ impl Md5Stream {
         self.wait_until(|s| s.queued <= s.window).await;
     }
 
-    /// Returns once every byte given to `update` is hashed (and the engine holds none of
-    /// them any more).
-    pub async fn drained(&self) {
-        self.wait_until(|s| s.queued == 0).await;
-    }
-
     /// The digest of everything given to `update`.
     pub async fn finish(self) -> [u8; 16] {
         {

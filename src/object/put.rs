@@ -58,6 +58,50 @@ async fn read_full(body: Body<'_>, buf: &mut [u8]) -> ObjectResult<usize> {
     Ok(n)
 }
 
+/// Bytes of a block read into one buffer: each is handed to the MD5 engine as soon as it is
+/// full, so the ETag is hashed while the rest of the block arrives instead of after it.
+const PIECE: usize = 128 << 10;
+
+/// One erasure block of a body as read: its bytes in order, in pieces of at most [`PIECE`]
+/// bytes with buffers of their own. Framing copies them into the shards' frames, so the
+/// block need not be contiguous, and each piece's memory goes as soon as the MD5 engine
+/// (which shares it) is done with it.
+struct Block {
+    pieces: Vec<Bytes>,
+    len: usize,
+}
+
+/// Read up to `block_size` bytes of `body` (fewer only where it ends), handing each piece
+/// to `md5` as it fills, when given.
+async fn read_block(
+    body: Body<'_>,
+    block_size: usize,
+    mut md5: Option<&mut Etag>,
+) -> ObjectResult<Block> {
+    let mut block = Block {
+        pieces: Vec::with_capacity(block_size.div_ceil(PIECE)),
+        len: 0,
+    };
+    while block.len < block_size {
+        let want = PIECE.min(block_size - block.len);
+        let mut piece = BytesMut::zeroed(want);
+        let n = read_full(body, &mut piece).await?;
+        if n > 0 {
+            piece.truncate(n);
+            let piece = piece.freeze();
+            if let Some(md5) = md5.as_deref_mut() {
+                md5.update(&piece).await;
+            }
+            block.len += n;
+            block.pieces.push(piece);
+        }
+        if n < want {
+            break;
+        }
+    }
+    Ok(block)
+}
+
 /// Where an upload's MD5 is computed (see `crate::etag`), if anyone needs it.
 enum Etag {
     Lanes(Md5Stream),
@@ -78,6 +122,15 @@ impl Etag {
             etag::Mode::Inline => Etag::Inline(Box::default()),
         }
     }
+
+    /// Hash `bytes` next (on the MD5 thread: queued, sharing the buffer).
+    async fn update(&mut self, bytes: &Bytes) {
+        match self {
+            Etag::Lanes(stream) => stream.update(bytes.clone()).await,
+            Etag::Inline(h) => h.update(bytes),
+            Etag::Skip => {}
+        }
+    }
 }
 
 /// Erasure-code `body` onto the set. `file` is the sys path of the shard file every drive
@@ -96,51 +149,68 @@ pub(crate) async fn encode_stream(
     quorum: usize,
 ) -> ObjectResult<Encoded> {
     let block_size = erasure.block_size();
-    let mut buf = BytesMut::zeroed(block_size);
     let mut size: u64 = 0;
-    let mut n = read_full(body, &mut buf).await?;
-    let mut pad = Vec::new();
-    // Each block's shards framed for their files, in drive order: the data shards copied
-    // into their frames, the parity encoded straight into its own (so an upload keeps no
-    // parity buffers between blocks, while it waits for its client's next bytes).
-    let mut frame_all = |block: &[u8]| -> ObjectResult<Vec<Bytes>> {
-        let (data, parity) = erasure
-            .encode_framed_parity(block, &mut pad)
-            .map_err(|e| ObjectError::Internal(e.to_string()))?;
-        let framed: Vec<Bytes> = data
-            .iter()
-            .map(|d| Bytes::from(bitrot::frame(d)))
-            .chain(parity.into_iter().map(Bytes::from))
+    // Each block's shards framed for their files, in drive order (see
+    // `Erasure::encode_framed`: the data copied from the pieces into its frames, the parity
+    // encoded straight into its own, so an upload keeps no parity buffers between blocks).
+    let frame_all = |pieces: &[Bytes]| -> ObjectResult<Vec<Vec<u8>>> {
+        let mut framed: Vec<Option<Vec<u8>>> = erasure
+            .encode_framed(pieces)
+            .map_err(|e| ObjectError::Internal(e.to_string()))?
+            .into_iter()
+            .map(Some)
             .collect();
         dist.iter()
             .map(|&s| {
                 (s as usize)
                     .checked_sub(1)
-                    .and_then(|s| framed.get(s).cloned())
+                    .and_then(|s| framed.get_mut(s))
+                    .and_then(Option::take)
                     .ok_or_else(|| ObjectError::Internal(format!("no shard {s} in the layout")))
             })
             .collect()
     };
-    if n < block_size && allow_inline && erasure.chunk_len(n) <= INLINE_LIMIT {
-        // Small enough to hash here: a trip to the MD5 thread would cost more.
-        let md5 = Md5::digest(&buf[..n]);
-        check_size(n as u64, expected)?;
-        let framed = if n == 0 {
-            vec![Vec::new(); dist.len()]
-        } else {
-            frame_all(&buf[..n])?
-                .into_iter()
-                .map(|b| b.to_vec())
-                .collect()
-        };
-        return Ok(Encoded {
-            size: n as u64,
-            md5: md5.into(),
-            shards: Shards::Inline(framed),
-        });
-    }
+    // The ETag is hashed on the MD5 thread while this task reads, encodes and hands the
+    // shards to the drives: each piece of a block goes to it as soon as it is read.
+    let mut md5 = Etag::new(block_size, hash);
+    // A body whose declared length rules out inline shards has its shard files made while
+    // its first block arrives, and its first bytes hashed as they come. One that may fit
+    // inline is read first: if it does, it is hashed here (a trip to the MD5 thread would
+    // cost more) and no drive is asked for a file.
+    let may_inline = allow_inline
+        && expected
+            .is_none_or(|e| e < block_size as u64 && erasure.chunk_len(e as usize) <= INLINE_LIMIT);
+    let (mut block, started) = if may_inline {
+        let block = read_block(body, block_size, None).await?;
+        let n = block.len;
+        if n < block_size && erasure.chunk_len(n) <= INLINE_LIMIT {
+            let bytes = block.pieces.concat();
+            let md5 = Md5::digest(&bytes);
+            check_size(n as u64, expected)?;
+            let framed = if n == 0 {
+                vec![Vec::new(); dist.len()]
+            } else {
+                frame_all(&[Bytes::from(bytes)])?
+            };
+            return Ok(Encoded {
+                size: n as u64,
+                md5: md5.into(),
+                shards: Shards::Inline(framed),
+            });
+        }
+        for piece in &block.pieces {
+            md5.update(piece).await;
+        }
+        let started = fan_out(&set.drives, |_, d| d.create_sys_file(file)).await;
+        (block, started)
+    } else {
+        let (block, started) = tokio::join!(
+            read_block(body, block_size, Some(&mut md5)),
+            fan_out(&set.drives, |_, d| d.create_sys_file(file)),
+        );
+        (block?, started)
+    };
     // One writer task per drive, fed through a short queue so encoding overlaps the writes.
-    let started = fan_out(&set.drives, |_, d| d.create_sys_file(file)).await;
     let mut writers = Vec::with_capacity(started.len());
     // Drives that could not take a shard for want of space (a write short of its quorum
     // only for them answers "full", not "retry").
@@ -155,33 +225,25 @@ pub(crate) async fn encode_stream(
             }
         }
     }
-    // The ETag is hashed on the MD5 thread while this task encodes the same block and hands
-    // its shards to the drives; the buffer is reused once the thread is done with it (one
-    // block buffer per upload, as with inline hashing).
-    let mut md5 = Etag::new(block_size, hash);
     loop {
+        let n = block.len;
         if n > 0 {
             size += n as u64;
             if size > MAX_OBJECT_SIZE || expected.is_some_and(|e| size > e) {
                 return Err(size_error(size, expected));
             }
-            buf.truncate(n);
-            let block = buf.freeze();
-            match &mut md5 {
-                Etag::Lanes(stream) => stream.update(block.clone()).await,
-                Etag::Inline(h) => h.update(&block),
-                Etag::Skip => {}
-            }
             // The block's frames count against the server-wide budget from before they are
             // made until every drive has written its own: uploads waiting for room hold
             // their block only, not its frames too.
-            let cost = dist.len() * (bitrot::HASH_LEN + erasure.chunk_len(block.len()));
+            let cost = dist.len() * (bitrot::HASH_LEN + erasure.chunk_len(n));
             let permit = Arc::new(write_budget(cost).await);
-            let framed = frame_all(&block)?;
-            debug_assert_eq!(cost, framed.iter().map(|c| c.len()).sum::<usize>());
+            let framed = frame_all(&block.pieces)?;
+            // The MD5 engine holds what it has yet to hash; the rest goes now.
+            block.pieces.clear();
+            debug_assert_eq!(cost, framed.iter().map(Vec::len).sum::<usize>());
             for (w, chunk) in writers.iter_mut().zip(framed) {
                 if let Some(w) = w {
-                    w.send((chunk, permit.clone())).await;
+                    w.send((Bytes::from(chunk), permit.clone())).await;
                 }
             }
             let live = writers.iter().flatten().filter(|w| w.open()).count();
@@ -202,18 +264,11 @@ pub(crate) async fn encode_stream(
                     .err()
                     .unwrap_or(ObjectError::WriteQuorum { ok, need: quorum }));
             }
-            if let Etag::Lanes(stream) = &md5 {
-                stream.drained().await;
-            }
-            buf = block
-                .try_into_mut()
-                .unwrap_or_else(|_| BytesMut::zeroed(block_size));
-            buf.resize(block_size, 0);
         }
         if n < block_size {
             break;
         }
-        n = read_full(body, &mut buf).await?;
+        block = read_block(body, block_size, Some(&mut md5)).await?;
     }
     check_size(size, expected)?;
     let (ok, more_full) = join_writers(&mut writers).await;
@@ -315,12 +370,20 @@ impl ShardWriter {
 /// Finish every writer of an upload (`None`: a drive that took no writer): which finished
 /// their shard, and how many failed for want of space.
 async fn join_writers(writers: &mut [Option<ShardWriter>]) -> (Vec<bool>, usize) {
-    let (mut ok, mut full) = (Vec::with_capacity(writers.len()), 0);
-    for slot in writers.iter_mut() {
-        let r = match slot.take() {
-            Some(w) => w.finish().await,
-            None => Err(DriveError::NotDone("no writer")),
-        };
+    // Every queue is closed on the first poll, so the drives finish their files together
+    // rather than one after another.
+    let results = futures::future::join_all(writers.iter_mut().map(|slot| {
+        let w = slot.take();
+        async move {
+            match w {
+                Some(w) => w.finish().await,
+                None => Err(DriveError::NotDone("no writer")),
+            }
+        }
+    }))
+    .await;
+    let (mut ok, mut full) = (Vec::with_capacity(results.len()), 0);
+    for r in results {
         if let Err(e) = &r {
             tracing::warn!(error = %e, "shard write failed");
             full += usize::from(matches!(e, DriveError::Full));

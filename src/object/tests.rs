@@ -3234,3 +3234,122 @@ async fn a_delete_below_quorum_leaves_the_key_as_it_was() {
         }
     }
 }
+
+/// A body that answers reads `step` bytes at a time, as a client's packets do.
+struct Dribble<'a> {
+    data: &'a [u8],
+    step: usize,
+}
+
+impl tokio::io::AsyncRead for Dribble<'_> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let n = self.step.min(self.data.len()).min(buf.remaining());
+        let (now, rest) = self.data.split_at(n);
+        buf.put_slice(now);
+        self.data = rest;
+        std::task::Poll::Ready(Ok(()))
+    }
+}
+
+/// Blocks larger than a read buffer's piece (1 MiB blocks, read 128 KiB at a time and
+/// hashed as they come, in reads of odd sizes) stage exactly the frames of their shards, and
+/// the ETag is the MD5 of the whole body: with the length declared (files made while the
+/// first block arrives) and without it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blocks_read_in_pieces_stage_their_shards_and_hash_the_whole_body() {
+    use md5::Digest;
+    let c = Cluster::new(4).await;
+    c.store.make_bucket("bucket").await.expect("bucket");
+    let (set, _, _) = faulty_set_counted(&c, "k");
+    let block = 1 << 20;
+    let erasure = cairn_erasure::Erasure::new(2, 2, block).expect("erasure");
+    let dist = crate::placement::distribution("bucket", "k", 4);
+    let data = bytes(2 * block + 3 * 1000 + 77, 41);
+    for (declared, file) in [(true, "tmp/pieces-declared"), (false, "tmp/pieces-unknown")] {
+        let part = format!("{file}/part.1");
+        let mut body = Dribble {
+            data: &data,
+            step: 1000,
+        };
+        let expected = declared.then_some(data.len() as u64);
+        let enc = super::put::encode_stream(
+            &set, &dist, &erasure, &mut body, expected, &part, true, true, 3,
+        )
+        .await
+        .expect("upload");
+        assert_eq!(enc.size, data.len() as u64);
+        assert_eq!(enc.md5, <[u8; 16]>::from(md5::Md5::digest(&data)), "ETag");
+        assert!(matches!(enc.shards, super::put::Shards::Staged(ref ok) if ok.iter().all(|o| *o)));
+        let mut want = vec![Vec::new(); 4];
+        for b in data.chunks(block) {
+            for (s, shard) in erasure.encode_block(b).expect("encode").iter().enumerate() {
+                want[s].extend_from_slice(&cairn_erasure::bitrot::frame(shard));
+            }
+        }
+        for (i, &drive) in c.set_drives("k").iter().enumerate() {
+            let staged = std::fs::read(c.paths[drive].join(".cairn.sys").join(&part))
+                .expect("staged shard file");
+            let shard = usize::from(dist[i]) - 1;
+            assert!(
+                staged == want[shard],
+                "drive {i}: shard {shard}, declared {declared}"
+            );
+        }
+    }
+}
+
+/// A body whose declared length rules out inline shards has its shard files made while its
+/// first block is still arriving; one that may fit inline makes none (and is inline).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shard_files_are_made_while_the_first_block_arrives_unless_it_may_be_inline() {
+    use tokio::io::AsyncWriteExt;
+    let c = Cluster::new(4).await;
+    c.store.make_bucket("bucket").await.expect("bucket");
+    let (set, _, _) = faulty_set_counted(&c, "k");
+    let drives = c.set_drives("k");
+    let staged_on = |part: &str| {
+        drives
+            .iter()
+            .filter(|&&d| c.paths[d].join(".cairn.sys").join(part).exists())
+            .count()
+    };
+    for (len, part) in [
+        (3 * BLOCK + 5, "tmp/early/part.1"),
+        (100, "tmp/small/part.1"),
+    ] {
+        let data = bytes(len, 43);
+        let (mut client, mut body) = tokio::io::duplex(4096);
+        let upload = upload_shards(&c, &set, &mut body, Some(len as u64), part);
+        let send = async {
+            client.write_all(&data[..10]).await.expect("send");
+            // The first bytes are in; the rest waits until the files are seen (or not).
+            let mut seen = 0;
+            for _ in 0..50 {
+                seen = staged_on(part);
+                if seen == 4 {
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+            client.write_all(&data[10..]).await.expect("send");
+            drop(client);
+            seen
+        };
+        let (enc, seen) = tokio::join!(upload, send);
+        let enc = enc.expect("upload");
+        if len > BLOCK {
+            assert_eq!(
+                seen, 4,
+                "every drive's shard file made before the body ended"
+            );
+            assert!(matches!(enc.shards, super::put::Shards::Staged(_)));
+        } else {
+            assert_eq!(seen, 0, "no file for a body that may be inline");
+            assert!(matches!(enc.shards, super::put::Shards::Inline(_)));
+        }
+    }
+}
