@@ -245,7 +245,7 @@ impl Erasure {
             .iter()
             .try_fold(0usize, |n, p| n.checked_add(p.as_ref().len()))
             .filter(|&n| n <= self.block_size)
-            .ok_or(Error::BlockTooLarge {
+            .ok_or_else(|| Error::BlockTooLarge {
                 len: pieces
                     .iter()
                     .map(|p| p.as_ref().len())

@@ -3,13 +3,14 @@
 //! MD5 is the slowest thing a PUT does to its bytes (≈0.65 GB/s per core, against ≈10 GB/s
 //! for blake3 and ≈14 GB/s for erasure coding), and one stream of it cannot go faster: every
 //! step depends on the one before. So an upload does not hash its own bytes. It hands each
-//! block to [`Md5Stream::update`] and goes on encoding and writing it while one engine thread
-//! hashes, for every upload in flight at once, sixteen streams per pass ([`lanes`]). With
-//! fewer than [`MIN_LANES`] streams waiting, the engine hashes them one by one (a lone
-//! stream gains nothing from the lanes), still on its own thread, overlapped with the upload.
+//! piece of a block to [`Md5Stream::update`] as it arrives and goes on reading, encoding and
+//! writing while one engine thread hashes, for every upload in flight at once, sixteen
+//! streams per pass ([`lanes`]). With fewer than [`MIN_LANES`] streams waiting, the engine
+//! hashes them one by one (a lone stream gains nothing from the lanes), still on its own
+//! thread, overlapped with the upload.
 //!
 //! Memory: a stream's unhashed bytes are bounded by the window it is created with; `update`
-//! waits while more than that is queued. Blocks are `Bytes` shared with the encoder, never
+//! waits while more than that is queued. Pieces are `Bytes` shared with the encoder, never
 //! copied (except a trailing partial 64-byte block, at most 63 bytes per update).
 
 pub mod lanes;

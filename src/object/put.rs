@@ -64,8 +64,8 @@ const PIECE: usize = 128 << 10;
 
 /// One erasure block of a body as read: its bytes in order, in pieces of at most [`PIECE`]
 /// bytes with buffers of their own. Framing copies them into the shards' frames, so the
-/// block need not be contiguous, and each piece's memory goes as soon as the MD5 engine
-/// (which shares it) is done with it.
+/// block need not be contiguous; a piece's memory goes once the block is framed and the
+/// MD5 engine (which shares it) has hashed it.
 struct Block {
     pieces: Vec<Bytes>,
     len: usize,
@@ -175,8 +175,9 @@ pub(crate) async fn encode_stream(
     let mut md5 = Etag::new(block_size, hash);
     // A body whose declared length rules out inline shards has its shard files made while
     // its first block arrives, and its first bytes hashed as they come. One that may fit
-    // inline is read first: if it does, it is hashed here (a trip to the MD5 thread would
-    // cost more) and no drive is asked for a file.
+    // inline (its length undeclared, or small enough) is read first: if it does fit, it is
+    // hashed here (a trip to the MD5 thread would cost more) and no drive is asked for a
+    // file.
     let may_inline = allow_inline
         && expected
             .is_none_or(|e| e < block_size as u64 && erasure.chunk_len(e as usize) <= INLINE_LIMIT);
@@ -184,13 +185,16 @@ pub(crate) async fn encode_stream(
         let block = read_block(body, block_size, None).await?;
         let n = block.len;
         if n < block_size && erasure.chunk_len(n) <= INLINE_LIMIT {
-            let bytes = block.pieces.concat();
-            let md5 = Md5::digest(&bytes);
+            let mut md5 = Md5::new();
+            for piece in &block.pieces {
+                md5.update(piece);
+            }
+            let md5 = md5.finalize();
             check_size(n as u64, expected)?;
             let framed = if n == 0 {
                 vec![Vec::new(); dist.len()]
             } else {
-                frame_all(&[Bytes::from(bytes)])?
+                frame_all(&block.pieces)?
             };
             return Ok(Encoded {
                 size: n as u64,

@@ -3326,9 +3326,10 @@ async fn shard_files_are_made_while_the_first_block_arrives_unless_it_may_be_inl
         let upload = upload_shards(&c, &set, &mut body, Some(len as u64), part);
         let send = async {
             client.write_all(&data[..10]).await.expect("send");
-            // The first bytes are in; the rest waits until the files are seen (or not).
+            // The first bytes are in; the rest waits until the files are seen (or, where
+            // none should come, a while).
             let mut seen = 0;
-            for _ in 0..50 {
+            for _ in 0..if len > BLOCK { 250 } else { 15 } {
                 seen = staged_on(part);
                 if seen == 4 {
                     break;
