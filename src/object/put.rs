@@ -1,6 +1,7 @@
 //! Writes: erasure-code a body into staged shard files (or inline shards), then commit the
 //! new version on every drive under the key's write lock, with quorum and rollback.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use bytes::{Bytes, BytesMut};
@@ -314,28 +315,40 @@ pub(super) type Chunk = (Bytes, Arc<Option<OwnedSemaphorePermit>>);
 /// (or rebuilding) the next chunk overlaps the drive's write of this one.
 ///
 /// Dropped before `finish` (an upload that failed part way, a request dropped with its
-/// upload, a heal whose rebuild failed), the task is aborted: seeing its queue close, it
-/// would otherwise finish (and sync) a shard file that is about to be deleted. The fields
-/// drop in order, so the abort comes before the queue closes.
+/// upload, a heal whose rebuild failed), the writer is abandoned: seeing its queue close, it
+/// would otherwise finish (and sync) a shard file that is about to be deleted. Its task is
+/// aborted, and since an abort does not stop a poll already running on another thread, the
+/// task is also told, before its queue closes, to leave the file unfinished.
 pub(super) struct ShardWriter {
-    task: AbortOnDropHandle<DriveResult<()>>,
+    /// `None` once `finish` took it.
+    task: Option<AbortOnDropHandle<DriveResult<()>>>,
     /// `None` once closed: `finish` called, or the task stopped taking chunks (it failed).
     queue: Option<tokio::sync::mpsc::Sender<Chunk>>,
+    /// Set when dropped unfinished, before the queue closes.
+    abandoned: Arc<AtomicBool>,
 }
 
 impl ShardWriter {
     /// Start writing `w` with `queue` chunks waiting at most.
     pub(super) fn spawn(mut w: Box<dyn FileWriter>, queue: usize) -> ShardWriter {
         let (tx, mut rx) = tokio::sync::mpsc::channel::<Chunk>(queue.max(1));
+        let abandoned = Arc::new(AtomicBool::new(false));
+        let left = abandoned.clone();
         let task = tokio::spawn(async move {
             while let Some((chunk, _budget)) = rx.recv().await {
                 w.write(chunk).await?;
             }
+            // The queue closed after `left` was set if the writer was dropped unfinished
+            // (the channel's close orders the two).
+            if left.load(Ordering::SeqCst) {
+                return Err(DriveError::NotDone("shard writer abandoned"));
+            }
             w.finish().await
         });
         ShardWriter {
-            task: AbortOnDropHandle::new(task),
+            task: Some(AbortOnDropHandle::new(task)),
             queue: Some(tx),
+            abandoned,
         }
     }
 
@@ -346,7 +359,7 @@ impl ShardWriter {
 
     /// Taking chunks, and its task has not stopped on an error not seen yet.
     fn running(&self) -> bool {
-        self.open() && !self.task.is_finished()
+        self.open() && self.task.as_ref().is_some_and(|t| !t.is_finished())
     }
 
     /// Queue one chunk; `false` (and closed from now on) if the task no longer takes any,
@@ -363,11 +376,23 @@ impl ShardWriter {
     }
 
     /// Close the queue and wait for the file to be finished (or for why it was not).
-    pub(super) async fn finish(self) -> DriveResult<()> {
-        let ShardWriter { task, queue } = self;
-        drop(queue);
+    pub(super) async fn finish(mut self) -> DriveResult<()> {
+        self.queue = None;
+        let Some(task) = self.task.take() else {
+            return Err(DriveError::NotDone("writer task gone"));
+        };
         task.await
             .unwrap_or(Err(DriveError::NotDone("writer task panicked")))
+    }
+}
+
+impl Drop for ShardWriter {
+    fn drop(&mut self) {
+        // Told first, then aborted, then its queue closed: whichever the task sees, it
+        // leaves the file unfinished. (After `finish`, the task is done or gone already.)
+        self.abandoned.store(true, Ordering::SeqCst);
+        self.task = None;
+        self.queue = None;
     }
 }
 
